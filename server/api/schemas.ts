@@ -1,0 +1,61 @@
+/** Input schemas, with messages a person can act on. */
+import { z } from "zod";
+
+export const vmName = z
+  .string()
+  .regex(
+    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
+  );
+
+export const id = z.string().min(1, "An id is required.").max(64, "That id is too long.").regex(/^[a-z0-9]+$/, "Ids are lowercase letters and digits.");
+
+const port = (what: string) =>
+  z.number().int(`${what} must be a whole number.`).min(0, `${what} must be 0 to 65535.`).max(65535, `${what} must be 0 to 65535.`);
+
+export const portForward = z.object({
+  hostPort: port("hostPort").refine((p) => p === 0 || p >= 1024, "hostPort must be 0 (any free port) or 1024 and above."),
+  guestPort: port("guestPort").min(1, "guestPort must be 1 to 65535.").refine((p) => p !== 22, "guestPort 22 is SSH, which is always forwarded."),
+});
+
+export const createVmInput = z.object({
+  name: vmName,
+  imageId: id,
+  cpus: z.number().int("cpus must be a whole number.").min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),
+  memoryMiB: z
+    .number()
+    .int("memoryMiB must be a whole number.")
+    .min(64, "A VM needs at least 64 MiB of memory.")
+    .max(65536, "At most 65536 MiB of memory per VM."),
+  userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
+  ports: z
+    .array(portForward)
+    .max(16, "At most 16 port forwards per VM.")
+    .refine((ports) => new Set(ports.map((p) => p.guestPort)).size === ports.length, "Each guest port may be forwarded once.")
+    .refine(
+      (ports) => {
+        const fixed = ports.filter((p) => p.hostPort !== 0).map((p) => p.hostPort);
+        return new Set(fixed).size === fixed.length;
+      },
+      "Each host port may be used once.",
+    )
+    .optional(),
+});
+
+const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hexadecimal digits.");
+
+export const importImageInput = z
+  .object({
+    name: vmName,
+    path: z.string().min(1).max(4096).optional(),
+    url: z
+      .string()
+      .url("url must be a full http(s) URL.")
+      .refine((u) => /^https?:\/\//i.test(u), "Only http and https URLs can be imported.")
+      .optional(),
+    sha256: sha256.optional(),
+    kernel: z.string().min(1).max(4096).optional(),
+    initrd: z.string().min(1).max(4096).optional(),
+    cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
+  })
+  .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.");

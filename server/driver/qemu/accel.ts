@@ -1,0 +1,62 @@
+/**
+ * Which accelerator to use. /dev/kvm can exist and open and still hang every guest (seen
+ * on paravirtualised hosts), so KVM is used only when a probe boots a kernel with it: the
+ * kernel alone, watching the serial port for "Linux version" for a few seconds. The result
+ * is kept per host boot in the state directory. HANGAR_ACCEL=kvm|tcg overrides.
+ */
+import { constants } from "node:fs";
+import { access, mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { execa } from "execa";
+import type { Accel } from "./args.ts";
+
+const PROBE_TIMEOUT_MS = 6000;
+
+export interface AccelDecision {
+  accel: Accel;
+  reason: string;
+}
+
+export async function chooseAccel(stateDir: string, probeKernel: string | undefined): Promise<AccelDecision> {
+  const forced = process.env.HANGAR_ACCEL;
+  if (forced === "kvm" || forced === "tcg") return { accel: forced, reason: "HANGAR_ACCEL" };
+  if (forced) throw new Error(`HANGAR_ACCEL must be "kvm" or "tcg", got "${forced}"`);
+  try {
+    await access("/dev/kvm", constants.R_OK | constants.W_OK);
+  } catch {
+    return { accel: "tcg", reason: "/dev/kvm is not usable" };
+  }
+  if (!probeKernel) return { accel: "tcg", reason: "no kernel to probe KVM with" };
+
+  const cacheFile = path.join(stateDir, "accel-probe.json");
+  const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+  const cached = await readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as { bootId: string; decision: AccelDecision }, () => undefined);
+  if (cached && cached.bootId === bootId) return cached.decision;
+
+  const decision = (await kvmBootsKernel(probeKernel))
+    ? { accel: "kvm" as const, reason: "a probe booted a kernel with KVM" }
+    : { accel: "tcg" as const, reason: "a probe with KVM printed nothing: /dev/kvm hangs guests here" };
+  await mkdir(stateDir, { recursive: true });
+  await writeFile(cacheFile, JSON.stringify({ bootId, decision }));
+  return decision;
+}
+
+async function kvmBootsKernel(kernel: string): Promise<boolean> {
+  const child = execa(
+    "qemu-system-x86_64",
+    ["-accel", "kvm", "-cpu", "host", "-m", "128M", "-nodefaults", "-no-user-config", "-display", "none",
+     "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-append", "console=ttyS0 panic=-1"],
+    { reject: false, stdin: "ignore", timeout: PROBE_TIMEOUT_MS },
+  );
+  let seen = false;
+  let tail = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    tail = (tail + chunk.toString("latin1")).slice(-4096);
+    if (!seen && tail.includes("Linux version")) {
+      seen = true;
+      child.kill("SIGKILL");
+    }
+  });
+  await child;
+  return seen;
+}

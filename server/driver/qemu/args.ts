@@ -1,0 +1,125 @@
+/**
+ * The qemu command line, built from a config by a pure function (Lima's Cmdline, libvirt's
+ * qemuxml2argv): no I/O here, golden tests in args.test.ts. `-daemonize` changes directory
+ * to `/`, so every path must be absolute.
+ */
+import type { DirectBootOptions, PortForward } from "../manager.ts";
+import type { VmFiles } from "./paths.ts";
+
+export type Accel = "kvm" | "tcg";
+
+export interface QemuConfig {
+  id: string;
+  files: VmFiles;
+  accel: Accel;
+  /** Pinned machine type: saved VM state only loads into the same one. */
+  machine: string;
+  cpus: number;
+  memoryMiB: number;
+  diskFormat: "qcow2";
+  boot?: DirectBootOptions;
+  sshHostPort: number;
+  ports: PortForward[];
+  monitor: boolean;
+}
+
+export class QemuConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "QemuConfigError";
+  }
+}
+
+const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** A path that goes inside a qemu option value: absolute, one line, commas doubled. */
+function pathValue(what: string, value: string): string {
+  return optionValue(what, absolutePath(what, value));
+}
+
+/** A path passed as a whole argv element (-kernel, -pidfile): absolute and one line. */
+function absolutePath(what: string, value: string): string {
+  if (!value.startsWith("/")) throw new QemuConfigError(`${what} must be an absolute path, got "${value}"`);
+  if (/[\n\r\0]/.test(value)) throw new QemuConfigError(`${what} must not contain line breaks or NUL`);
+  return value;
+}
+
+/** qemu's option parser splits on commas; a literal comma is written twice. */
+function optionValue(what: string, value: string): string {
+  if (/[\n\r\0]/.test(value)) throw new QemuConfigError(`${what} must not contain line breaks or NUL`);
+  return value.replaceAll(",", ",,");
+}
+
+function port(what: string, value: number, allowZero: boolean): number {
+  const min = allowZero ? 0 : 1;
+  if (!Number.isInteger(value) || value < min || value > 65535) {
+    throw new QemuConfigError(`${what} must be an integer from ${min} to 65535, got ${value}`);
+  }
+  return value;
+}
+
+/** The argv for qemu-system-x86_64 (without the program itself). */
+export function buildQemuArgs(config: QemuConfig): string[] {
+  const { files } = config;
+  if (!ID_PATTERN.test(config.id)) throw new QemuConfigError(`VM id "${config.id}" is not a lowercase DNS label`);
+  if (!/^[a-z0-9][a-z0-9._-]*$/.test(config.machine)) throw new QemuConfigError(`machine type "${config.machine}" is not valid`);
+  if (!Number.isInteger(config.cpus) || config.cpus < 1 || config.cpus > 64) throw new QemuConfigError("cpus must be from 1 to 64");
+  if (!Number.isInteger(config.memoryMiB) || config.memoryMiB < 64) throw new QemuConfigError("memory must be at least 64 MiB");
+
+  const forwards = [
+    `hostfwd=tcp:127.0.0.1:${port("SSH host port", config.sshHostPort, true)}-:22`,
+    ...config.ports.map(
+      (p) => `hostfwd=tcp:127.0.0.1:${port("host port", p.hostPort, true)}-:${port("guest port", p.guestPort, false)}`,
+    ),
+  ];
+
+  const args: string[] = [
+    "-name", `hangar-${config.id}`,
+    "-machine", `${config.machine},accel=${config.accel}`,
+    "-cpu", config.accel === "kvm" ? "host" : "max",
+    "-smp", String(config.cpus),
+    "-m", `${config.memoryMiB}M`,
+    "-nodefaults",
+    "-no-user-config",
+    "-display", "none",
+    "-daemonize",
+    "-pidfile", absolutePath("pid file", files.pidFile),
+    "-D", absolutePath("qemu log", files.qemuLog),
+    "-qmp", `unix:${pathValue("QMP socket", files.qmpSocket)},server=on,wait=off`,
+    "-chardev", `socket,id=serial0,path=${pathValue("serial socket", files.serialSocket)},server=on,wait=off,logfile=${pathValue("serial log", files.serialLog)},logappend=on`,
+    "-serial", "chardev:serial0",
+    "-drive", `file=${pathValue("disk", files.disk)},format=${config.diskFormat},if=virtio,discard=unmap`,
+    "-drive", `file=${pathValue("cidata", files.cidata)},format=raw,if=virtio,readonly=on`,
+    "-netdev", ["user", "id=net0", "restrict=on", ...forwards].join(","),
+    "-device", "virtio-net-pci,netdev=net0",
+    "-device", "virtio-rng-pci",
+  ];
+  if (config.monitor) {
+    args.push("-monitor", `unix:${pathValue("monitor socket", files.monitorSocket)},server=on,wait=off`);
+  }
+  if (config.boot) {
+    args.push("-kernel", absolutePath("kernel", config.boot.kernel));
+    if (config.boot.initrd) args.push("-initrd", absolutePath("initrd", config.boot.initrd));
+    if (config.boot.cmdline) {
+      if (/[\n\r\0]/.test(config.boot.cmdline)) throw new QemuConfigError("kernel command line must be one line");
+      args.push("-append", config.boot.cmdline);
+    }
+  }
+  return args;
+}
+
+/** The argv as golden files show it: the program, then one option (and its value) a line. */
+export function formatArgs(program: string, args: string[]): string {
+  const lines = [program];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? "";
+    const next = args[i + 1];
+    if (arg.startsWith("-") && next !== undefined && !next.startsWith("-")) {
+      lines.push(`${arg} ${next}`);
+      i++;
+    } else {
+      lines.push(arg);
+    }
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,314 @@
+/**
+ * The qemu implementation of the Manager (seed 000): overlays, cidata, a daemonized qemu
+ * with QMP and a serial socket, pid checks through /proc, ACPI stop with a forced fallback.
+ * Every process is started with execa and an argv array.
+ */
+import { chmod, mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Writable } from "node:stream";
+import { execa } from "execa";
+import {
+  AlreadyRunningError,
+  NotRunningError,
+  type Manager,
+  type PortForward,
+  type ShellOptions,
+  type ShellResult,
+  type StartOptions,
+  type StartResult,
+} from "../manager.ts";
+import { buildQemuArgs, type Accel } from "./args.ts";
+import { writeCidataIso } from "./cidata.ts";
+import { vmFiles, type VmFiles } from "./paths.ts";
+import { parseUsernetForwards } from "./ports.ts";
+import { withQmp } from "./qmp.ts";
+import { generateSshKeyPair } from "./sshkey.ts";
+
+/** The qemu machine type, pinned so a saved state keeps loading after a qemu upgrade. */
+export const MACHINE_TYPE = "q35";
+const QEMU = "qemu-system-x86_64";
+const GUEST_SEES_HOST_AS = "10.0.2.2";
+
+export interface QemuManagerOptions {
+  stateDir: string;
+  /** Decides kvm or tcg; called at each start (the decision is cached by its owner). */
+  accel: () => Promise<Accel>;
+}
+
+export class QemuManager implements Manager {
+  readonly files: VmFiles;
+  private output: Writable | undefined;
+
+  constructor(
+    readonly id: string,
+    private readonly options: QemuManagerOptions,
+  ) {
+    this.files = vmFiles(options.stateDir, id);
+  }
+
+  addr(): string {
+    return GUEST_SEES_HOST_AS;
+  }
+
+  setOutput(output: Writable): void {
+    this.output = output;
+  }
+
+  private log(message: string): void {
+    this.output?.write(`[hangar ${this.id}] ${message}\n`);
+  }
+
+  async create(baseImage: string, baseFormat = "qcow2"): Promise<void> {
+    if (await this.exists()) throw new Error(`VM ${this.id} already has a disk at ${this.files.disk}`);
+    await mkdir(this.files.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.files.dir, 0o700);
+    try {
+      await execa("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseImage, "-F", baseFormat, "--", this.files.disk]);
+      const keys = generateSshKeyPair(`hangar-${this.id}`);
+      await writeFile(this.files.sshKey, keys.privateKey, { mode: 0o600 });
+      await writeFile(this.files.sshPublicKey, `${keys.publicKey}\n`, { mode: 0o600 });
+      this.log(`created disk on ${baseImage}`);
+    } catch (error) {
+      await rm(this.files.dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async exists(): Promise<boolean> {
+    return stat(this.files.disk).then(() => true, () => false);
+  }
+
+  async start(options: StartOptions): Promise<StartResult> {
+    if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is already running (pid ${await this.pid()})`);
+    await mkdir(this.files.socketDir, { recursive: true, mode: 0o700 });
+    await this.removeRuntimeFiles();
+
+    await writeCidataIso(this.files.cidata, {
+      instanceId: options.instanceId,
+      hostname: options.hostname,
+      sshAuthorizedKeys: [options.sshAuthorizedKey],
+      userData: options.userData,
+    });
+    const accel = await this.options.accel();
+    const args = buildQemuArgs({
+      id: this.id,
+      files: this.files,
+      accel,
+      machine: MACHINE_TYPE,
+      cpus: options.cpus,
+      memoryMiB: options.memoryMiB,
+      diskFormat: "qcow2",
+      boot: options.boot,
+      sshHostPort: options.sshHostPort,
+      ports: options.ports,
+      monitor: options.monitor,
+    });
+    this.log(`starting qemu (${accel})`);
+    const launch = await execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
+    await writeFile(this.files.launchLog, launch.all ?? "");
+    if (launch.exitCode !== 0) {
+      await this.forceStop();
+      throw new Error(`qemu failed to start: ${firstLines(launch.all || launch.message || "")}`);
+    }
+    try {
+      const pid = await this.pid();
+      if (pid === 0) throw new Error("qemu daemonized but left no live process");
+      const forwards = await withQmp(this.files.qmpSocket, async (qmp) => {
+        const status = (await qmp.execute("query-status")) as { status?: string };
+        if (status.status !== "running") throw new Error(`qemu is ${status.status ?? "in an unknown state"}, not running`);
+        return parseUsernetForwards(await qmp.human("info usernet"));
+      });
+      const bound = (guestPort: number) => forwards.find((f) => f.guestPort === guestPort)?.hostPort;
+      const sshPort = bound(22);
+      if (sshPort === undefined) throw new Error("qemu did not bind a host port for SSH");
+      const ports = new Map<number, number>();
+      for (const forward of options.ports) {
+        const hostPort = bound(forward.guestPort);
+        if (hostPort !== undefined) ports.set(forward.guestPort, hostPort);
+      }
+      this.log(`running as pid ${pid}, SSH on 127.0.0.1:${sshPort}`);
+      return { pid, sshPort, ports };
+    } catch (error) {
+      await this.forceStop();
+      throw error;
+    }
+  }
+
+  async running(): Promise<boolean> {
+    return (await this.pid()) !== 0;
+  }
+
+  /** The pid in the pid file when that process is alive and is this VM's qemu (not a reused pid). */
+  async pid(): Promise<number> {
+    const text = await readFile(this.files.pidFile, "utf8").catch(() => "");
+    const pid = Number.parseInt(text.trim(), 10);
+    if (!Number.isInteger(pid) || pid <= 0) return 0;
+    return (await isOurQemu(pid, this.id)) ? pid : 0;
+  }
+
+  async shell(command: string[], sshPort: number, identityFile: string, options: ShellOptions = {}): Promise<ShellResult> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const max = options.maxOutputBytes ?? 1024 * 1024;
+    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", "root@127.0.0.1", command.map(shellQuote).join(" ")], {
+      reject: false,
+      input: options.input ?? "",
+      timeout: options.timeoutMs ?? 60_000,
+      maxBuffer: max,
+      encoding: "utf8",
+    });
+    const truncated = Boolean(result.isMaxBuffer);
+    if (result.exitCode === 255 && !truncated) throw new Error(`ssh to the VM failed: ${firstLines(result.stderr)}`);
+    if (result.timedOut) throw new Error(`the command did not finish within ${(options.timeoutMs ?? 60_000) / 1000} s`);
+    return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? -1, truncated };
+  }
+
+  async console(): Promise<net.Socket> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(this.files.serialSocket);
+      socket.once("connect", () => resolve(socket));
+      socket.once("error", reject);
+    });
+  }
+
+  async sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const remoteShell = ["ssh", ...sshOptions(sshPort, identityFile)].map(rsyncQuote).join(" ");
+    await execa("rsync", [
+      "-a",
+      "-e", remoteShell,
+      ...(chown ? [`--chown=${chown}`] : []),
+      ...excludes.map((pattern) => `--exclude=${pattern}`),
+      "--",
+      from,
+      `root@127.0.0.1:${to}`,
+    ]);
+  }
+
+  async stop(timeoutMs: number): Promise<void> {
+    const pid = await this.pid();
+    if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
+    try {
+      await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("system_powerdown"));
+      this.log("sent the ACPI power button");
+      if (await waitForExit(pid, timeoutMs)) return this.afterExit("powered off");
+      this.log(`no power-off within ${timeoutMs} ms, quitting`);
+      await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
+      if (await waitForExit(pid, 3000)) return this.afterExit("quit");
+    } catch (error) {
+      this.log(`QMP failed (${String(error)}), killing`);
+    }
+    await this.forceStop();
+  }
+
+  async delete(): Promise<void> {
+    if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before deleting`);
+    await rm(this.files.dir, { recursive: true, force: true });
+    if (this.files.socketDir !== this.files.dir) await rm(this.files.socketDir, { recursive: true, force: true });
+  }
+
+  async identity(): Promise<{ privateKeyFile: string; publicKey: string }> {
+    const publicKey = (await readFile(this.files.sshPublicKey, "utf8")).trim();
+    return { privateKeyFile: this.files.sshKey, publicKey };
+  }
+
+  async forwards(): Promise<PortForward[]> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const text = await withQmp(this.files.qmpSocket, (qmp) => qmp.human("info usernet"));
+    return parseUsernetForwards(text);
+  }
+
+  async kill(): Promise<void> {
+    await this.forceStop();
+  }
+
+  async serialTail(maxBytes: number): Promise<string> {
+    const handle = await open(this.files.serialLog, "r").catch(() => undefined);
+    if (!handle) return "";
+    try {
+      const { size } = await handle.stat();
+      const length = Math.min(size, maxBytes);
+      const buffer = Buffer.alloc(length);
+      await handle.read(buffer, 0, length, size - length);
+      return buffer.toString("utf8");
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** SIGKILL whatever runs, wait for it to go, and clear the runtime files. */
+  private async forceStop(): Promise<void> {
+    const pid = await this.pid();
+    if (pid !== 0) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await waitForExit(pid, 5000);
+    }
+    await this.afterExit("killed");
+  }
+
+  private async afterExit(how: string): Promise<void> {
+    this.log(`qemu ${how}`);
+    await this.removeRuntimeFiles();
+  }
+
+  private async removeRuntimeFiles(): Promise<void> {
+    for (const file of [this.files.pidFile, this.files.qmpSocket, this.files.serialSocket, this.files.monitorSocket]) {
+      await unlink(file).catch(() => undefined);
+    }
+  }
+}
+
+async function isOurQemu(pid: number, id: string): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "latin1").catch(() => "");
+  if (!cmdline.split("\0").includes(`hangar-${id}`)) return false;
+  // A zombie still has its cmdline only briefly; a dead pid has none.
+  const status = await readFile(`/proc/${pid}/stat`, "latin1").catch(() => "");
+  return !/\) Z /.test(status);
+}
+
+async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await processAlive(pid))) return true;
+    await sleep(100);
+  }
+  return !(await processAlive(pid));
+}
+
+async function processAlive(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/stat`, "latin1").catch(() => "");
+  return status !== "" && !/\) Z /.test(status);
+}
+
+export function sshOptions(port: number, identityFile: string): string[] {
+  return [
+    "-p", String(port),
+    "-i", identityFile,
+    "-o", "IdentitiesOnly=yes",
+    "-o", "BatchMode=yes",
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "LogLevel=ERROR",
+    "-o", "ConnectTimeout=5",
+  ];
+}
+
+/** One word for the guest's POSIX shell. */
+export function shellQuote(word: string): string {
+  if (/^[A-Za-z0-9_./=:@%+-]+$/.test(word)) return word;
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** rsync splits -e on spaces and honours double quotes. */
+function rsyncQuote(word: string): string {
+  return /[\s"']/.test(word) ? `"${word.replaceAll('"', '\\"')}"` : word;
+}
+
+function firstLines(text: string): string {
+  return text.trim().split("\n").slice(0, 5).join(" | ").slice(0, 600);
+}

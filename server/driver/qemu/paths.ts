@@ -1,0 +1,74 @@
+/**
+ * Every per-VM file on the host, in one place (Lima's `filenames`). A VM's directory is
+ * `<stateDir>/vms/<id>/`, mode 0700: its sockets are the keys to the VM.
+ */
+import { createHash } from "node:crypto";
+import os from "node:os";
+import path from "node:path";
+
+/** A unix socket path holds at most 107 bytes (sun_path is 108 with the NUL). */
+export const UNIX_PATH_MAX = 107;
+
+export interface VmFiles {
+  dir: string;
+  /** qcow2 overlay on the base image. */
+  disk: string;
+  /** NoCloud seed: user-data, meta-data, network-config. */
+  cidata: string;
+  /** Written by qemu -pidfile. */
+  pidFile: string;
+  /** qemu -D: qemu's own diagnostics. */
+  qemuLog: string;
+  /** Everything the serial console printed (chardev logfile=). */
+  serialLog: string;
+  /** stdout/stderr of the qemu launch (before it daemonizes). */
+  launchLog: string;
+  /** QMP control socket. */
+  qmpSocket: string;
+  /** Serial console socket; qemu serves one client at a time. */
+  serialSocket: string;
+  /** Human monitor (HMP) socket, only when started with the monitor on. */
+  monitorSocket: string;
+  /** The VM's own SSH key pair (0600). */
+  sshKey: string;
+  sshPublicKey: string;
+  /** Directory holding the sockets: `dir`, or a short runtime directory for deep paths. */
+  socketDir: string;
+}
+
+export function vmDir(stateDir: string, id: string): string {
+  return path.join(stateDir, "vms", id);
+}
+
+/**
+ * The files of VM `id`. Sockets move to a short runtime directory when the longest one
+ * would not fit in UNIX_PATH_MAX bytes (a deep checkout), decided here and nowhere else.
+ */
+export function vmFiles(stateDir: string, id: string): VmFiles {
+  const dir = vmDir(path.resolve(stateDir), id);
+  const longest = path.join(dir, "monitor.sock");
+  const socketDir =
+    Buffer.byteLength(longest) <= UNIX_PATH_MAX
+      ? dir
+      : path.join(runtimeDir(), createHash("sha256").update(dir).digest("hex").slice(0, 16));
+  return {
+    dir,
+    disk: path.join(dir, "disk.qcow2"),
+    cidata: path.join(dir, "cidata.iso"),
+    pidFile: path.join(dir, "qemu.pid"),
+    qemuLog: path.join(dir, "qemu.log"),
+    serialLog: path.join(dir, "serial.log"),
+    launchLog: path.join(dir, "launch.log"),
+    qmpSocket: path.join(socketDir, "qmp.sock"),
+    serialSocket: path.join(socketDir, "serial.sock"),
+    monitorSocket: path.join(socketDir, "monitor.sock"),
+    sshKey: path.join(dir, "id_ed25519"),
+    sshPublicKey: path.join(dir, "id_ed25519.pub"),
+    socketDir,
+  };
+}
+
+function runtimeDir(): string {
+  const base = process.env.XDG_RUNTIME_DIR ?? os.tmpdir();
+  return path.join(base, `hangar-${process.getuid?.() ?? 0}`);
+}

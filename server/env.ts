@@ -1,0 +1,28 @@
+/** The environment, validated once at start-up (host paths absolute). */
+import path from "node:path";
+import { z } from "zod";
+import { databaseUrl, stateDir } from "./database-url.ts";
+
+const schema = z.object({
+  HOST: z.string().default("127.0.0.1"),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  HANGAR_RECONCILE_MS: z.coerce.number().int().min(200).default(2000),
+  HANGAR_ACCEL: z.enum(["kvm", "tcg"]).optional(),
+});
+
+export interface Env extends z.infer<typeof schema> {
+  stateDir: string;
+  databaseUrl: string;
+  imagesDir: string;
+}
+
+export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`).join("; ");
+    throw new Error(`Invalid environment: ${problems}`);
+  }
+  const dir = stateDir();
+  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir: path.join(dir, "images") };
+}

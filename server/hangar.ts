@@ -1,0 +1,47 @@
+/**
+ * The wiring: one set of services per process (database, bus, driver, lifecycle,
+ * reconciler, images). main.ts builds it once; tests build their own.
+ */
+import path from "node:path";
+import { createDb, type Db } from "./db.ts";
+import type { Manager } from "./driver/manager.ts";
+import type { Accel } from "./driver/qemu/args.ts";
+import { chooseAccel } from "./driver/qemu/accel.ts";
+import { QemuManager } from "./driver/qemu/manager.ts";
+import type { Env } from "./env.ts";
+import { BUILTIN_IMAGE, createImages } from "./images/images.ts";
+import { VmBus } from "./vms/bus.ts";
+import { createLifecycle } from "./vms/lifecycle.ts";
+import { createReconciler } from "./vms/reconcile.ts";
+
+export interface HangarOptions {
+  env: Env;
+  db?: Db;
+  /** Replaces the qemu driver (unit tests of the layers above it). */
+  driverFor?: (vmId: string) => Manager;
+  log?: (message: string) => void;
+}
+
+export type Hangar = ReturnType<typeof createHangar>;
+
+/** Where setup builds the tiny guest: the built-in image's files. */
+export function builtinImageDir(env: Pick<Env, "imagesDir">): string {
+  return path.join(env.imagesDir, BUILTIN_IMAGE);
+}
+
+export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined }: HangarOptions) {
+  const bus = new VmBus();
+  let accel: Promise<Accel> | undefined;
+  const decideAccel = () => {
+    accel ??= chooseAccel(env.stateDir, path.join(builtinImageDir(env), "vmlinuz")).then((decision) => {
+      log(`accelerator: ${decision.accel} (${decision.reason})`);
+      return decision.accel;
+    });
+    return accel;
+  };
+  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel }));
+  const lifecycle = createLifecycle({ db, bus, driverFor: driver });
+  const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
+  const images = createImages({ db, imagesDir: env.imagesDir, log });
+  return { env, db, bus, lifecycle, reconciler, images, driverFor: driver, accel: decideAccel };
+}

@@ -1,0 +1,74 @@
+/** Reading and creating VM rows: what the routers call besides lifecycle actions. */
+import { HangarError } from "../errors.ts";
+import type { Hangar } from "../hangar.ts";
+import { isState, validActions, type Action, type State } from "./state.ts";
+
+export interface CreateVmInput {
+  name: string;
+  imageId: string;
+  cpus: number;
+  memoryMiB: number;
+  userData?: string;
+  ports?: { hostPort: number; guestPort: number }[];
+}
+
+const vmInclude = { image: { select: { id: true, name: true } }, ports: true } as const;
+
+function withActions<T extends { state: string }>(vm: T): T & { state: State; actions: Exclude<Action, "None">[] } {
+  const state: State = isState(vm.state) ? vm.state : "ErrorUnknown";
+  const actions = validActions(state).filter((a): a is Exclude<Action, "None"> => a !== "None");
+  return { ...vm, state, actions };
+}
+
+export async function listVms(hangar: Hangar) {
+  const vms = await hangar.db.vm.findMany({ include: vmInclude, orderBy: { createdAt: "asc" } });
+  return vms.map(withActions);
+}
+
+export async function getVm(hangar: Hangar, id: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  const serialTail = await hangar.driverFor(id).serialTail(16 * 1024);
+  return { ...withActions(vm), serialTail };
+}
+
+/** A row in Initial (with its port forwards), then the Clone action makes its disk. */
+export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string) {
+  const { db } = hangar;
+  const image = await db.image.findUnique({ where: { id: input.imageId } });
+  if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
+  if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
+  if (await db.vm.findUnique({ where: { name: input.name } })) {
+    throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
+  }
+  const ports = input.ports ?? [];
+  const taken = ports.filter((p) => p.hostPort !== 0).map((p) => p.hostPort);
+  if (taken.length > 0) {
+    const clash = await db.portForward.findFirst({ where: { hostPort: { in: taken } }, include: { vm: { select: { name: true } } } });
+    if (clash) throw new HangarError("PORT_IN_USE", `Host port ${clash.hostPort} is already forwarded to VM "${clash.vm.name}".`);
+  }
+  const vm = await db.vm.create({
+    data: {
+      name: input.name,
+      imageId: image.id,
+      cpus: input.cpus,
+      memoryMiB: input.memoryMiB,
+      userData: input.userData ?? null,
+      ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
+    },
+  });
+  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Created from image ${image.name}`);
+  await hangar.lifecycle.cloneVm(vm.id, actor);
+  return getVm(hangar, vm.id);
+}
+
+export async function listEvents(hangar: Hangar, input: { vmId?: string; limit: number; cursor?: string }) {
+  const events = await hangar.db.event.findMany({
+    where: input.vmId ? { vmId: input.vmId } : {},
+    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+    take: input.limit + 1,
+    ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
+  });
+  const page = events.slice(0, input.limit);
+  return { events: page, nextCursor: events.length > input.limit ? page[page.length - 1]?.id : undefined };
+}
