@@ -9,12 +9,15 @@ const schema = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   HANGAR_RECONCILE_MS: z.coerce.number().int().min(200).default(2000),
   HANGAR_ACCEL: z.enum(["kvm", "tcg"]).optional(),
+  /** Where the tiny guest was built (default: <state>/images/hangar-tiny). */
+  HANGAR_GUEST_DIR: z.string().optional(),
 });
 
 export interface Env extends z.infer<typeof schema> {
   stateDir: string;
   databaseUrl: string;
   imagesDir: string;
+  guestDir: string;
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -24,5 +27,7 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
     throw new Error(`Invalid environment: ${problems}`);
   }
   const dir = stateDir();
-  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir: path.join(dir, "images") };
+  const imagesDir = path.join(dir, "images");
+  const guestDir = path.resolve(parsed.data.HANGAR_GUEST_DIR ?? path.join(imagesDir, "hangar-tiny"));
+  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir };
 }

@@ -9,7 +9,7 @@ import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
-import { BUILTIN_IMAGE, createImages } from "./images/images.ts";
+import { createImages } from "./images/images.ts";
 import { VmBus } from "./vms/bus.ts";
 import { createLifecycle } from "./vms/lifecycle.ts";
 import { createReconciler } from "./vms/reconcile.ts";
@@ -24,16 +24,11 @@ export interface HangarOptions {
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-/** Where setup builds the tiny guest: the built-in image's files. */
-export function builtinImageDir(env: Pick<Env, "imagesDir">): string {
-  return path.join(env.imagesDir, BUILTIN_IMAGE);
-}
-
 export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   const decideAccel = () => {
-    accel ??= chooseAccel(env.stateDir, path.join(builtinImageDir(env), "vmlinuz")).then((decision) => {
+    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz")).then((decision) => {
       log(`accelerator: ${decision.accel} (${decision.reason})`);
       return decision.accel;
     });

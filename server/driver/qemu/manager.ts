@@ -156,6 +156,7 @@ export class QemuManager implements Manager {
       timeout: options.timeoutMs ?? 60_000,
       maxBuffer: max,
       encoding: "utf8",
+      stripFinalNewline: false,
     });
     const truncated = Boolean(result.isMaxBuffer);
     if (result.exitCode === 255 && !truncated) throw new Error(`ssh to the VM failed: ${firstLines(result.stderr)}`);

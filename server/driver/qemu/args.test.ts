@@ -1,0 +1,91 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { QemuConfigError, buildQemuArgs, formatArgs, type QemuConfig } from "./args.ts";
+import { vmFiles } from "./paths.ts";
+
+const testdata = path.join(path.dirname(fileURLToPath(import.meta.url)), "testdata");
+
+function config(overrides: Partial<QemuConfig> = {}, stateDir = "/var/lib/hangar"): QemuConfig {
+  return {
+    id: "cm3vm0001",
+    files: vmFiles(stateDir, "cm3vm0001"),
+    accel: "tcg",
+    machine: "q35",
+    cpus: 1,
+    memoryMiB: 256,
+    diskFormat: "qcow2",
+    sshHostPort: 0,
+    ports: [],
+    monitor: false,
+    ...overrides,
+  };
+}
+
+/** Compares with testdata/<name>.argv; UPDATE_GOLDEN=1 rewrites it. */
+function golden(name: string, cfg: QemuConfig) {
+  const actual = formatArgs("qemu-system-x86_64", buildQemuArgs(cfg));
+  const file = path.join(testdata, `${name}.argv`);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
+  expect(actual).toBe(readFileSync(file, "utf8"));
+}
+
+describe("buildQemuArgs golden files", () => {
+  it("firmware boot, TCG, no forwards", () => golden("firmware-tcg", config()));
+
+  it("direct kernel boot, KVM, forwards and monitor", () =>
+    golden(
+      "kernel-kvm-ports",
+      config({
+        accel: "kvm",
+        cpus: 2,
+        memoryMiB: 1024,
+        monitor: true,
+        sshHostPort: 2222,
+        ports: [
+          { hostPort: 8080, guestPort: 80 },
+          { hostPort: 0, guestPort: 443 },
+        ],
+        boot: { kernel: "/images/tiny/vmlinuz", initrd: "/images/tiny/initrd.img", cmdline: "console=ttyS0 quiet" },
+      }),
+    ));
+
+  it("doubles commas and keeps spaces in paths inside option values", () =>
+    golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
+});
+
+describe("buildQemuArgs rejects what qemu would misread", () => {
+  const cases: [string, Partial<QemuConfig>][] = [
+    ["a relative state path", { files: { ...vmFiles("/x", "cm3vm0001"), disk: "disk.qcow2" } }],
+    ["a path starting with a dash", { files: { ...vmFiles("/x", "cm3vm0001"), pidFile: "-daemonize" } }],
+    ["a newline in a path", { files: { ...vmFiles("/x", "cm3vm0001"), qmpSocket: "/x/q\nmp.sock" } }],
+    ["an id with a comma", { id: "vm,if=none" }],
+    ["an id with a leading dash", { id: "-vm" }],
+    ["a relative kernel", { boot: { kernel: "vmlinuz" } }],
+    ["a kernel command line with a newline", { boot: { kernel: "/k", cmdline: "console=ttyS0\n-monitor stdio" } }],
+    ["a guest port of 0", { ports: [{ hostPort: 0, guestPort: 0 }] }],
+    ["a host port above 65535", { ports: [{ hostPort: 70000, guestPort: 80 }] }],
+    ["zero CPUs", { cpus: 0 }],
+    ["a machine type with a comma", { machine: "q35,accel=kvm" }],
+  ];
+  it.each(cases)("rejects %s", (_label, overrides) => {
+    expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);
+  });
+
+  it("passes a kernel command line as one argv element, commas untouched", () => {
+    const args = buildQemuArgs(config({ boot: { kernel: "/k", cmdline: "a=1,b=2 c" } }));
+    expect(args[args.indexOf("-append") + 1]).toBe("a=1,b=2 c");
+  });
+});
+
+describe("vmFiles", () => {
+  it("moves sockets to a short runtime directory when the path would not fit a unix socket", () => {
+    const deep = `/${"d".repeat(120)}`;
+    const files = vmFiles(deep, "cm3vm0001");
+    expect(files.dir.startsWith(deep)).toBe(true);
+    expect(files.socketDir.startsWith(deep)).toBe(false);
+    expect(Buffer.byteLength(files.monitorSocket)).toBeLessThanOrEqual(107);
+    expect(vmFiles("/var/lib/hangar", "cm3vm0001").socketDir).toBe("/var/lib/hangar/vms/cm3vm0001");
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * An in-memory Manager for unit tests of the layers above the driver: it records calls,
+ * can be told to fail, and can hold a start open to let a race happen.
+ */
+import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AlreadyRunningError, NotRunningError, type Manager, type PortForward, type ShellResult, type StartOptions, type StartResult } from "../driver/manager.ts";
+
+export interface FakeVm {
+  exists: boolean;
+  running: boolean;
+  pid: number;
+  calls: string[];
+  lastStart?: StartOptions;
+}
+
+export class FakeDriver {
+  readonly vms = new Map<string, FakeVm>();
+  /** Method name -> error to throw once. */
+  readonly failNext = new Map<string, Error>();
+  startDelayMs = 0;
+  private nextPid = 1000;
+
+  vm(id: string): FakeVm {
+    let vm = this.vms.get(id);
+    if (!vm) {
+      vm = { exists: false, running: false, pid: 0, calls: [] };
+      this.vms.set(id, vm);
+    }
+    return vm;
+  }
+
+  private maybeFail(method: string): void {
+    const error = this.failNext.get(method);
+    if (error) {
+      this.failNext.delete(method);
+      throw error;
+    }
+  }
+
+  managerFor = (id: string): Manager => {
+    const vm = this.vm(id);
+    const requireRunning = () => {
+      if (!vm.running) throw new NotRunningError();
+    };
+    return {
+      addr: () => "10.0.2.2",
+      setOutput: () => undefined,
+      create: async () => {
+        vm.calls.push("create");
+        this.maybeFail("create");
+        vm.exists = true;
+      },
+      exists: async () => vm.exists,
+      start: async (options): Promise<StartResult> => {
+        vm.calls.push("start");
+        if (vm.running) throw new AlreadyRunningError();
+        if (this.startDelayMs) await sleep(this.startDelayMs);
+        this.maybeFail("start");
+        vm.running = true;
+        vm.pid = this.nextPid++;
+        vm.lastStart = options;
+        return { pid: vm.pid, sshPort: 40000 + vm.pid, ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])) };
+      },
+      running: async () => vm.running,
+      pid: async () => (vm.running ? vm.pid : 0),
+      shell: async (command): Promise<ShellResult> => {
+        requireRunning();
+        return { stdout: command.join(" "), stderr: "", exitCode: 0, truncated: false };
+      },
+      console: async () => {
+        requireRunning();
+        return new net.Socket();
+      },
+      sync: async () => requireRunning(),
+      stop: async () => {
+        vm.calls.push("stop");
+        requireRunning();
+        this.maybeFail("stop");
+        vm.running = false;
+        vm.pid = 0;
+      },
+      delete: async () => {
+        vm.calls.push("delete");
+        this.maybeFail("delete");
+        vm.exists = false;
+      },
+      identity: async () => ({ privateKeyFile: `/fake/${id}/id_ed25519`, publicKey: `ssh-ed25519 AAAA fake-${id}` }),
+      forwards: async (): Promise<PortForward[]> => {
+        requireRunning();
+        return [{ hostPort: 40000 + vm.pid, guestPort: 22 }];
+      },
+      kill: async () => {
+        vm.calls.push("kill");
+        vm.running = false;
+        vm.pid = 0;
+      },
+      serialTail: async () => "",
+    };
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * Test fixtures: a fresh state directory with its own copy of the migrated template
+ * database, and Hangar services on it (real qemu driver, or a given fake).
+ */
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { inject } from "vitest";
+import { createDb } from "../db.ts";
+import type { Manager } from "../driver/manager.ts";
+import type { Env } from "../env.ts";
+import { createHangar, type Hangar } from "../hangar.ts";
+
+export interface TestHangar {
+  hangar: Hangar;
+  env: Env;
+  cleanup: () => Promise<void>;
+}
+
+export function testEnv(stateDir: string): Env {
+  return {
+    HOST: "127.0.0.1",
+    PORT: 0,
+    NODE_ENV: "test",
+    HANGAR_RECONCILE_MS: 500,
+    HANGAR_ACCEL: undefined,
+    stateDir,
+    databaseUrl: `file:${path.join(stateDir, "hangar.db")}`,
+    imagesDir: path.join(stateDir, "images"),
+    guestDir: inject("guestDir"),
+  };
+}
+
+export async function createTestHangar(options: { driverFor?: (vmId: string) => Manager } = {}): Promise<TestHangar> {
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
+  const env = testEnv(stateDir);
+  copyFileSync(inject("templateDb"), path.join(stateDir, "hangar.db"));
+  const db = createDb(env.databaseUrl);
+  const hangar = createHangar({ env, db, driverFor: options.driverFor });
+  return {
+    hangar,
+    env,
+    cleanup: async () => {
+      await db.$disconnect();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The built-in tiny guest as an image row. */
+export async function tinyImage(hangar: Hangar) {
+  const image = await hangar.images.ensureBuiltinImage(hangar.env.guestDir);
+  if (!image) throw new Error(`the tiny guest is not built at ${hangar.env.guestDir}`);
+  return image;
+}

@@ -1,0 +1,147 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HangarError } from "../errors.ts";
+import type { Hangar } from "../hangar.ts";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { createVm } from "./inventory.ts";
+
+let t: TestHangar;
+let hangar: Hangar;
+let fake: FakeDriver;
+
+beforeEach(async () => {
+  fake = new FakeDriver();
+  t = await createTestHangar({ driverFor: fake.managerFor });
+  hangar = t.hangar;
+});
+afterEach(() => t.cleanup());
+
+async function image() {
+  return hangar.db.image.create({ data: { name: "base", path: "/images/base.qcow2", status: "ready" } });
+}
+
+async function newVm(name = "vm-1") {
+  return createVm(hangar, { name, imageId: (await image()).id, cpus: 1, memoryMiB: 256 }, "tester");
+}
+
+async function stateOf(id: string) {
+  return (await hangar.db.vm.findUniqueOrThrow({ where: { id } })).state;
+}
+
+async function codeOf(promise: Promise<unknown>) {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  return error instanceof HangarError ? error.code : String(error);
+}
+
+describe("lifecycle", () => {
+  it("clones a new VM to Stopped and records create and clone events", async () => {
+    const vm = await newVm();
+    expect(vm.state).toBe("Stopped");
+    expect(fake.vm(vm.id).calls).toEqual(["create"]);
+    const events = await hangar.db.event.findMany({ where: { vmId: vm.id }, orderBy: { createdAt: "asc" } });
+    expect(events.map((e) => [e.action, e.fromState, e.toState, e.ok, e.actor])).toEqual([
+      ["create", null, "Initial", true, "tester"],
+      ["clone", "Initial", "Stopped", true, "tester"],
+    ]);
+  });
+
+  it("leaves a failed clone in Initial with the error, and can clone again or delete it", async () => {
+    fake.failNext.set("create", new Error("qemu-img: disk full"));
+    const error = await newVm().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(HangarError);
+    const row = await hangar.db.vm.findFirstOrThrow({ where: { name: "vm-1" } });
+    expect(row.state).toBe("Initial");
+    expect(row.error).toContain("disk full");
+    await hangar.lifecycle.cloneVm(row.id, "tester");
+    expect(await stateOf(row.id)).toBe("Stopped");
+  });
+
+  it("starts, stops and deletes, writing each transition", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "tester");
+    let row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.sshPort, row.pid]).toEqual(["Running", 40000 + fake.vm(vm.id).pid, fake.vm(vm.id).pid]);
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ hostname: "vm-1", instanceId: vm.id, cpus: 1, memoryMiB: 256 });
+
+    await hangar.lifecycle.stopVm(vm.id, 1000, "tester");
+    row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.pid]).toEqual(["Stopped", null]);
+
+    await hangar.lifecycle.deleteVm(vm.id, "tester");
+    expect(await hangar.db.vm.findUnique({ where: { id: vm.id } })).toBeNull();
+    const last = await hangar.db.event.findFirstOrThrow({ where: { vmName: "vm-1", action: "delete" } });
+    expect([last.fromState, last.toState, last.ok, last.vmId]).toEqual(["Stopped", "Deleted", true, null]);
+  });
+
+  it("lets exactly one of two concurrent starts win; the other gets VM_BUSY", async () => {
+    const vm = await newVm();
+    fake.startDelayMs = 50;
+    const results = await Promise.allSettled([hangar.lifecycle.startVm(vm.id, "a"), hangar.lifecycle.startVm(vm.id, "b")]);
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+    expect(ok).toHaveLength(1);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]?.reason).toBeInstanceOf(HangarError);
+    expect((failed[0]?.reason as HangarError).code).toBe("VM_BUSY");
+    expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(1);
+    expect(await stateOf(vm.id)).toBe("Running");
+  });
+
+  it("of ten concurrent starts, one transition happens", async () => {
+    const vm = await newVm();
+    fake.startDelayMs = 20;
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => hangar.lifecycle.startVm(vm.id, `c${i}`)));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const starts = await hangar.db.event.count({ where: { vmId: vm.id, action: "start" } });
+    expect(starts).toBe(1);
+  });
+
+  it("refuses actions the state table does not allow, saying what is allowed", async () => {
+    const other = await newVm("vm-2");
+    await hangar.lifecycle.startVm(other.id, "t");
+    const refused = await hangar.lifecycle.startVm(other.id, "t").then(() => undefined, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(HangarError);
+    expect((refused as HangarError).code).toBe("VM_INVALID_TRANSITION");
+    expect((refused as HangarError).message).toBe('Cannot start VM "vm-2" while it is Running. Allowed now: Stop, Suspend.');
+    expect(await codeOf(hangar.lifecycle.deleteVm(other.id, "t"))).toBe("VM_INVALID_TRANSITION");
+    expect(await codeOf(hangar.lifecycle.startVm("nosuchvm", "t"))).toBe("NOT_FOUND");
+  });
+
+  it("leaves a VM whose start failed Stopped, with the error text", async () => {
+    const vm = await newVm();
+    fake.failNext.set("start", new Error("qemu: could not open disk"));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect(row.state).toBe("Stopped");
+    expect(row.error).toContain("could not open disk");
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "start" } });
+    expect([event.ok, event.toState]).toEqual([false, "Stopped"]);
+  });
+
+  it("marks a VM ErrorUnknown when a stop fails and qemu still runs; delete then cleans up", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    fake.failNext.set("stop", new Error("QMP hung"));
+    expect(await codeOf(hangar.lifecycle.stopVm(vm.id, 100, "t"))).toBe("DRIVER_FAILED");
+    expect(await stateOf(vm.id)).toBe("ErrorUnknown");
+    await hangar.lifecycle.deleteVm(vm.id, "t");
+    expect(fake.vm(vm.id)).toMatchObject({ running: false, exists: false });
+  });
+
+  it("treats Stop on a Stopped VM as done", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.stopVm(vm.id, 100, "t");
+    expect(await stateOf(vm.id)).toBe("Stopped");
+    expect(fake.vm(vm.id).calls).not.toContain("stop");
+  });
+
+  it("publishes every state change on the bus", async () => {
+    const seen: string[] = [];
+    hangar.bus.subscribe((change) => seen.push(change.state));
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    await hangar.lifecycle.stopVm(vm.id, 100, "t");
+    await hangar.lifecycle.deleteVm(vm.id, "t");
+    expect(seen).toEqual(["Initial", "Cloning", "Stopped", "Starting", "Running", "Stopping", "Stopped", "Deleting", "Deleted", "Gone"]);
+  });
+});
