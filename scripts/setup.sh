@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# setup.sh [--test] — everything Hangar needs on a fresh Debian or Ubuntu host, idempotent:
+# host packages (apt, only the missing ones), npm dependencies, the Prisma clients, the
+# built-in tiny guest image and the production build of the dashboard. With --test, also
+# what the test suite needs (Chromium for Playwright, PostgreSQL running if installed).
+set -euo pipefail
+cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+with_tests=false
+[ "${1:-}" = "--test" ] && with_tests=true
+
+# 1. Host packages: qemu, qemu-img, the cidata ISO tool, ssh + rsync (exec and sync), and
+#    what scripts/build-guest.sh unpacks the guest with.
+packages=(qemu-system-x86 qemu-utils genisoimage openssh-client rsync cpio binutils lz4 ca-certificates)
+$with_tests && packages+=(chromium)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing host packages: ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# 2. npm dependencies, reinstalled only when the lock file changed. postinstall generates
+#    the Prisma clients (SQLite and PostgreSQL).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.hangar-lock 2>/dev/null)" != "$lock_sum" ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.hangar-lock
+else
+  npm run --silent generate
+fi
+
+# 3. The built-in guest (kernel + initramfs + disk), registered at start-up as hangar-tiny.
+state_dir=${HANGAR_STATE_DIR:-data}
+bash scripts/build-guest.sh "${HANGAR_GUEST_DIR:-$state_dir/images/hangar-tiny}"
+
+# 4. PostgreSQL for the test suite's second database run, where the machine has it.
+if $with_tests && command -v pg_ctlcluster >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || log "PostgreSQL did not start; its tests will be skipped"
+fi
+
+# 5. The dashboard's production build.
+log "next build"
+npx next build >/dev/null
+log "ready"
