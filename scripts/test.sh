@@ -12,8 +12,14 @@ HANGAR_GUEST_DIR=$(readlink -f -- "${HANGAR_GUEST_DIR:-${HANGAR_STATE_DIR:-data}
 
 echo "== typecheck"
 npx tsc --noEmit -p .
-echo "== vitest"
+echo "== vitest (SQLite)"
 npx vitest run
+if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  echo "== vitest (PostgreSQL)"
+  HANGAR_TEST_DB=postgres npx vitest run
+else
+  echo "== vitest (PostgreSQL): no server on 127.0.0.1:5432, not run"
+fi
 echo "== playwright"
 npx playwright test
 

@@ -1,6 +1,10 @@
 // Bad input gets BAD_REQUEST (or the domain's code) with a sentence, and changes nothing.
 import { TRPCError } from "@trpc/server";
+import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -81,7 +85,8 @@ describe("image.import input", () => {
 
   it("refuses ../ escapes, missing files, both path and url, and non-http URLs", async () => {
     mkdirSync(t.env.imagesDir, { recursive: true });
-    expect((await refusal(api.image.import({ name: "up", path: "../hangar.db" }))).message).toMatch(/must be a file under/);
+    writeFileSync(path.join(t.env.stateDir, "outside.qcow2"), "not an image");
+    expect((await refusal(api.image.import({ name: "up", path: "../outside.qcow2" }))).message).toMatch(/must be a file under/);
     expect((await refusal(api.image.import({ name: "none", path: "missing.qcow2" }))).message).toMatch(/does not exist/);
     expect((await refusal(api.image.import({ name: "both", path: "a", url: "https://example.invalid/a" }))).code).toBe("BAD_REQUEST");
     expect((await refusal(api.image.import({ name: "ftp", url: "ftp://example.invalid/a.qcow2" }))).message).toMatch(/http and https/);
@@ -97,5 +102,37 @@ describe("image.import input", () => {
     expect(image).toMatchObject({ format: "raw", status: "ready", sizeBytes: 1024n * 1024n });
     expect(image.sha256).toBe("30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58");
     expect(image.path).toBe(path.join(t.env.imagesDir, `${image.sha256}.raw`));
+  });
+});
+
+describe("image.import from a URL", () => {
+  it("streams the file to disk, hashes it and becomes ready; a wrong sum fails the import", async () => {
+    const body = Buffer.alloc(6 * 1024 * 1024, 7);
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-length": body.length });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/disk.img`;
+    try {
+      const started = await api.image.import({ name: "from-url", url });
+      expect(started.status).toBe("importing");
+      const bad = await api.image.import({ name: "from-url-bad", url, sha256: "f".repeat(64) });
+      const settle = async (id: string) => {
+        for (let i = 0; i < 200; i++) {
+          const image = await t.hangar.db.image.findUniqueOrThrow({ where: { id } });
+          if (image.status !== "importing") return image;
+          await sleep(50);
+        }
+        throw new Error("import did not finish");
+      };
+      const done = await settle(started.id);
+      expect(done).toMatchObject({ status: "ready", format: "raw", progress: BigInt(body.length), sha256: createHash("sha256").update(body).digest("hex") });
+      const failed = await settle(bad.id);
+      expect(failed.status).toBe("failed");
+      expect(failed.error).toMatch(/expected f{64}/);
+    } finally {
+      server.close();
+    }
   });
 });

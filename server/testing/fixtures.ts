@@ -2,7 +2,7 @@
  * Test fixtures: a fresh state directory with its own copy of the migrated template
  * database, and Hangar services on it (real qemu driver, or a given fake).
  */
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { inject } from "vitest";
@@ -10,6 +10,7 @@ import { createDb } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import type { Env } from "../env.ts";
 import { createHangar, type Hangar } from "../hangar.ts";
+import { createTestDatabase } from "./databases.ts";
 
 export interface TestHangar {
   hangar: Hangar;
@@ -17,7 +18,7 @@ export interface TestHangar {
   cleanup: () => Promise<void>;
 }
 
-export function testEnv(stateDir: string): Env {
+export function testEnv(stateDir: string, databaseUrl: string): Env {
   return {
     HOST: "127.0.0.1",
     PORT: 0,
@@ -25,7 +26,7 @@ export function testEnv(stateDir: string): Env {
     HANGAR_RECONCILE_MS: 500,
     HANGAR_ACCEL: undefined,
     stateDir,
-    databaseUrl: `file:${path.join(stateDir, "hangar.db")}`,
+    databaseUrl,
     imagesDir: path.join(stateDir, "images"),
     guestDir: inject("guestDir"),
   };
@@ -33,8 +34,8 @@ export function testEnv(stateDir: string): Env {
 
 export async function createTestHangar(options: { driverFor?: (vmId: string) => Manager } = {}): Promise<TestHangar> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
-  const env = testEnv(stateDir);
-  copyFileSync(inject("templateDb"), path.join(stateDir, "hangar.db"));
+  const database = await createTestDatabase(inject("templateDb"), stateDir);
+  const env = testEnv(stateDir, database.url);
   const db = createDb(env.databaseUrl);
   const hangar = createHangar({ env, db, driverFor: options.driverFor });
   return {
@@ -42,6 +43,7 @@ export async function createTestHangar(options: { driverFor?: (vmId: string) => 
     env,
     cleanup: async () => {
       await db.$disconnect();
+      await database.drop();
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
