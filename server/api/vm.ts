@@ -1,7 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { createVm, getVm, listEvents, listVms } from "../vms/inventory.ts";
-import { createVmInput, id } from "./schemas.ts";
+import { cloneExistingVm, createVm, getVm, listEvents, listVms } from "../vms/inventory.ts";
+import { createVmInput, id, vmName } from "./schemas.ts";
 import { publicProcedure, router } from "./trpc.ts";
 
 export const vmRouter = router({
@@ -18,6 +18,15 @@ export const vmRouter = router({
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
       return getVm(ctx.hangar, input.id);
     }),
+  /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
+  suspend: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+    await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
+    return getVm(ctx.hangar, input.id);
+  }),
+  /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
+  clone: publicProcedure
+    .input(z.object({ id, name: vmName }))
+    .mutation(({ ctx, input }) => cloneExistingVm(ctx.hangar, input, ctx.actor)),
   delete: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };

@@ -21,6 +21,14 @@ export class NotRunningError extends Error {
   }
 }
 
+/** A snapshot operation named a snapshot the VM does not have. */
+export class SnapshotNotFoundError extends Error {
+  constructor(name: string) {
+    super(`no snapshot named "${name}"`);
+    this.name = "SnapshotNotFoundError";
+  }
+}
+
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
   kernel: string;
@@ -51,14 +59,27 @@ export interface StartOptions {
   hostname: string;
   /** cloud-init instance-id; a new one makes cloud-init treat the VM as new (clones). */
   instanceId: string;
+  /** Restore the state saved by suspend() instead of booting. */
+  resume?: boolean;
+  /** The machine type to run; a resume MUST use the one the VM was suspended with. */
+  machine?: string;
 }
 
 /** What a successful start reports: the host ports actually bound. */
 export interface StartResult {
+  /** The concrete machine type qemu runs (never an alias such as "q35"). */
+  machine: string;
   pid: number;
   sshPort: number;
   /** guestPort -> bound host port, for every forward in StartOptions.ports. */
   ports: Map<number, number>;
+}
+
+export interface Snapshot {
+  name: string;
+  /** Bytes of VM state saved with it (0 for a disk-only snapshot). */
+  vmStateBytes: number;
+  createdAt: Date;
 }
 
 export interface ShellOptions {
@@ -115,6 +136,24 @@ export interface Manager {
   stop(timeoutMs: number): Promise<void>;
   /** Removes everything the VM has on the host. MUST NOT be called while it runs. */
   delete(): Promise<void>;
+
+  /**
+   * Saves the running VM's whole state into its disk and ends the process; start() with
+   * `resume` carries on from there. On failure the VM keeps running. Seed: Suspend.
+   */
+  suspend(): Promise<void>;
+  /** Drops the state a suspend saved (a suspended VM is then simply stopped). */
+  discardSuspendedState(): Promise<void>;
+  /**
+   * Creates this VM's disk as a copy of VM `sourceVmId`'s disk (same base image, its own
+   * file) and a new SSH key. The source MUST NOT be running.
+   */
+  cloneFrom(sourceVmId: string): Promise<void>;
+  /** Disk snapshots (not the suspend state): qemu-img when stopped, savevm & co when running. */
+  listSnapshots(): Promise<Snapshot[]>;
+  createSnapshot(name: string): Promise<void>;
+  revertSnapshot(name: string): Promise<void>;
+  deleteSnapshot(name: string): Promise<void>;
 
   // Beyond seed 000: what the lifecycle and the reconciler need to see.
 

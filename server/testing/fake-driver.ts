@@ -9,6 +9,10 @@ import { AlreadyRunningError, NotRunningError, type Manager, type PortForward, t
 export interface FakeVm {
   exists: boolean;
   running: boolean;
+  /** A suspend saved state that start({resume}) restores. */
+  saved: boolean;
+  snapshots: string[];
+  clonedFrom?: string;
   pid: number;
   calls: string[];
   lastStart?: StartOptions;
@@ -19,12 +23,13 @@ export class FakeDriver {
   /** Method name -> error to throw once. */
   readonly failNext = new Map<string, Error>();
   startDelayMs = 0;
+  suspendDelayMs = 0;
   private nextPid = 1000;
 
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, pid: 0, calls: [] };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [] };
       this.vms.set(id, vm);
     }
     return vm;
@@ -53,14 +58,16 @@ export class FakeDriver {
       },
       exists: async () => vm.exists,
       start: async (options): Promise<StartResult> => {
-        vm.calls.push("start");
+        vm.calls.push(options.resume ? "resume" : "start");
         if (vm.running) throw new AlreadyRunningError();
         if (this.startDelayMs) await sleep(this.startDelayMs);
         this.maybeFail("start");
+        if (options.resume && !vm.saved) throw new Error("no saved state to resume from");
+        vm.saved = false;
         vm.running = true;
         vm.pid = this.nextPid++;
         vm.lastStart = options;
-        return { pid: vm.pid, sshPort: 40000 + vm.pid, ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])) };
+        return { machine: options.machine ?? "pc-q35-fake", pid: vm.pid, sshPort: 40000 + vm.pid, ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])) };
       },
       running: async () => vm.running,
       pid: async () => (vm.running ? vm.pid : 0),
@@ -96,6 +103,38 @@ export class FakeDriver {
         vm.pid = 0;
       },
       serialTail: async () => "",
+      suspend: async () => {
+        vm.calls.push("suspend");
+        requireRunning();
+        if (this.suspendDelayMs) await sleep(this.suspendDelayMs);
+        this.maybeFail("suspend");
+        vm.saved = true;
+        vm.running = false;
+        vm.pid = 0;
+      },
+      discardSuspendedState: async () => {
+        vm.calls.push("discard");
+        vm.saved = false;
+      },
+      cloneFrom: async (sourceVmId) => {
+        vm.calls.push("cloneFrom");
+        this.maybeFail("create");
+        if (this.vm(sourceVmId).running) throw new AlreadyRunningError();
+        vm.exists = true;
+        vm.clonedFrom = sourceVmId;
+        vm.snapshots = [...this.vm(sourceVmId).snapshots];
+      },
+      listSnapshots: async () => vm.snapshots.map((name) => ({ name, vmStateBytes: vm.running ? 1 : 0, createdAt: new Date(0) })),
+      createSnapshot: async (name) => {
+        vm.snapshots.push(name);
+      },
+      revertSnapshot: async (name) => {
+        if (!vm.snapshots.includes(name)) throw new Error(`no snapshot named "${name}"`);
+        vm.calls.push(`revert:${name}`);
+      },
+      deleteSnapshot: async (name) => {
+        vm.snapshots = vm.snapshots.filter((n) => n !== name);
+      },
     };
   };
 }

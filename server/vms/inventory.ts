@@ -1,6 +1,7 @@
 /** Reading and creating VM rows: what the routers call besides lifecycle actions. */
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import type { CloneInfo } from "./lifecycle.ts";
 import { isState, validActions, type Action, type State } from "./state.ts";
 
 export interface CreateVmInput {
@@ -71,4 +72,36 @@ export async function listEvents(hangar: Hangar, input: { vmId?: string; limit: 
   });
   const page = events.slice(0, input.limit);
   return { events: page, nextCursor: events.length > input.limit ? page[page.length - 1]?.id : undefined };
+}
+
+/**
+ * Clone a Stopped VM into a new one: same image and spec, a copy of its disk, a fresh
+ * SSH key and cloud-init instance-id (so it boots as a new machine with its own hostname),
+ * cloneInfo naming the source. Port forwards come along with host ports picked anew.
+ */
+export async function cloneExistingVm(hangar: Hangar, input: { id: string; name: string }, actor: string) {
+  const { db } = hangar;
+  const source = await db.vm.findUnique({ where: { id: input.id }, include: { ports: true } });
+  if (!source) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  if (source.state !== "Stopped") {
+    throw new HangarError("VM_INVALID_TRANSITION", `VM "${source.name}" is ${source.state}; stop it before cloning it.`);
+  }
+  if (await db.vm.findUnique({ where: { name: input.name } })) {
+    throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
+  }
+  const cloneInfo: CloneInfo = { sourceVmId: source.id, sourceName: source.name };
+  const vm = await db.vm.create({
+    data: {
+      name: input.name,
+      imageId: source.imageId,
+      cpus: source.cpus,
+      memoryMiB: source.memoryMiB,
+      userData: source.userData,
+      cloneInfo: JSON.stringify(cloneInfo),
+      ports: { create: source.ports.map((p) => ({ hostPort: 0, guestPort: p.guestPort })) },
+    },
+  });
+  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Clone of VM ${source.name}`);
+  await hangar.lifecycle.cloneVm(vm.id, actor);
+  return getVm(hangar, vm.id);
 }

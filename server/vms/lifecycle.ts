@@ -45,6 +45,18 @@ export interface Instance {
 
 const GUEST_IP = "10.0.2.15";
 
+/** What Vm.cloneInfo records for a VM cloned from another. */
+export interface CloneInfo {
+  sourceVmId: string;
+  sourceName: string;
+}
+
+function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
+  if (!cloneInfo) return undefined;
+  const parsed = JSON.parse(cloneInfo) as Partial<CloneInfo>;
+  return parsed.sourceVmId && parsed.sourceName ? { sourceVmId: parsed.sourceVmId, sourceName: parsed.sourceName } : undefined;
+}
+
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
 export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
@@ -141,23 +153,29 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
         throw new HangarError("IMAGE_NOT_READY", `Image "${vm.image.name}" is ${vm.image.status}; wait for it to be ready.`);
       }
       const driver = driverFor(vmId);
+      const source = cloneSource(vm.cloneInfo);
       try {
-        await driver.create(vm.image.path, vm.image.format);
+        if (source) await driver.cloneFrom(source.sourceVmId);
+        else await driver.create(vm.image.path, vm.image.format);
       } catch (error) {
         await driver.delete().catch(() => undefined);
         await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${errorMessage(error)}`);
         throw new HangarError("DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
-      await finish(vm, actor, "clone", from, "Stopped", true, `Disk created on image ${vm.image.name}`);
+      const made = source ? `Disk copied from VM ${source.sourceName}` : `Disk created on image ${vm.image.name}`;
+      await finish(vm, actor, "clone", from, "Stopped", true, made);
     });
   }
 
   /**
    * Start: [Stopped, Suspended] -> Starting -> Running; on error -> Stopped (nothing runs)
-   * or ErrorUnknown (something may run), with the error on the VM.
+   * or ErrorUnknown (something may run), with the error on the VM. A Suspended VM resumes
+   * from its saved state, on the machine type it was suspended with; a saved state that
+   * does not load is dropped and the VM is left Stopped with the reason.
    */
   async function startVm(vmId: string, actor: Actor): Promise<void> {
     const { vm, from } = await begin(vmId, "Start");
+    const resume = from === "Suspended";
     await guarded(vmId, async () => {
       const driver = driverFor(vmId);
       try {
@@ -175,13 +193,17 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
           sshHostPort: 0,
           hostname: vm.name,
           instanceId: vm.id,
+          resume,
+          machine: resume ? (vm.machine ?? undefined) : undefined,
         });
         for (const port of vm.ports) {
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });
         }
-        await finish(vm, actor, "start", from, "Running", true, `Running as pid ${result.pid}, SSH on port ${result.sshPort}`, {
+        const how = resume ? "Resumed" : "Running";
+        await finish(vm, actor, "start", from, "Running", true, `${how} as pid ${result.pid}, SSH on port ${result.sshPort}`, {
           pid: result.pid,
           sshPort: result.sshPort,
+          machine: result.machine,
         });
       } catch (error) {
         if (error instanceof AlreadyRunningError) {
@@ -190,7 +212,12 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        await finish(vm, actor, "start", from, to, false, `Start failed: ${errorMessage(error)}`, { pid: null });
+        let message = `Start failed: ${errorMessage(error)}`;
+        if (resume && !stillRuns) {
+          await driver.discardSuspendedState().catch(() => undefined);
+          message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
+        }
+        await finish(vm, actor, "start", from, to, false, message, { pid: null });
         throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
     });
@@ -244,10 +271,25 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
     });
   }
 
-  /** Suspend needs a driver that saves the VM's state; the qemu driver does not yet. */
-  async function suspendVm(vmId: string, _actor: Actor): Promise<void> {
-    const vm = await load(vmId);
-    throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" cannot be suspended: this driver does not support suspend yet.`);
+  /**
+   * Suspend: [Running] -> Suspending -> Suspended; [Suspended] -> Suspended. The whole state
+   * goes into the VM's disk and qemu ends (memory freed; it survives a server restart).
+   * On error -> ErrorUnknown (the reconciler adopts a qemu that kept running).
+   */
+  async function suspendVm(vmId: string, actor: Actor): Promise<void> {
+    const { vm, from, next } = await begin(vmId, "Suspend");
+    if (next === from) return;
+    await guarded(vmId, async () => {
+      const driver = driverFor(vmId);
+      const started = Date.now();
+      try {
+        await driver.suspend();
+      } catch (error) {
+        await finish(vm, actor, "suspend", from, "ErrorUnknown", false, `Suspend failed: ${errorMessage(error)}`);
+        throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+      }
+      await finish(vm, actor, "suspend", from, "Suspended", true, `State saved in ${Date.now() - started} ms`, { pid: null });
+    });
   }
 
   /**
@@ -275,7 +317,7 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
           return [undefined, error instanceof Error ? error : new Error(String(error))];
         }
       },
-      suspendable: () => false,
+      suspendable: () => true,
       suspend: () => suspendVm(vmId, actor),
       delete: () => deleteVm(vmId, actor),
       state: async () => {

@@ -21,6 +21,8 @@ export interface QemuConfig {
   sshHostPort: number;
   ports: PortForward[];
   monitor: boolean;
+  /** Resume from this internal snapshot of the disk (a suspended VM's saved state). */
+  loadvm?: string;
 }
 
 export class QemuConfigError extends Error {
@@ -31,6 +33,8 @@ export class QemuConfigError extends Error {
 }
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Snapshot tags: letters, digits, dot, dash, underscore; not starting with a dash. */
+export const SNAPSHOT_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/;
 
 /** A path that goes inside a qemu option value: absolute, one line, commas doubled. */
 function pathValue(what: string, value: string): string {
@@ -96,6 +100,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   ];
   if (config.monitor) {
     args.push("-monitor", `unix:${pathValue("monitor socket", files.monitorSocket)},server=on,wait=off`);
+  }
+  if (config.loadvm !== undefined) {
+    if (!SNAPSHOT_TAG.test(config.loadvm)) throw new QemuConfigError(`snapshot tag "${config.loadvm}" is not valid`);
+    args.push("-loadvm", config.loadvm);
   }
   if (config.boot) {
     args.push("-kernel", absolutePath("kernel", config.boot.kernel));

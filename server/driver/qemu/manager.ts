@@ -3,7 +3,7 @@
  * with QMP and a serial socket, pid checks through /proc, ACPI stop with a forced fallback.
  * Every process is started with execa and an argv array.
  */
-import { chmod, mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Writable } from "node:stream";
@@ -11,22 +11,26 @@ import { execa } from "execa";
 import {
   AlreadyRunningError,
   NotRunningError,
+  SnapshotNotFoundError,
   type Manager,
   type PortForward,
   type ShellOptions,
+  type Snapshot,
   type ShellResult,
   type StartOptions,
   type StartResult,
 } from "../manager.ts";
-import { buildQemuArgs, type Accel } from "./args.ts";
+import { SNAPSHOT_TAG, buildQemuArgs, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
 import { parseUsernetForwards } from "./ports.ts";
-import { withQmp } from "./qmp.ts";
+import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
 
-/** The qemu machine type, pinned so a saved state keeps loading after a qemu upgrade. */
-export const MACHINE_TYPE = "q35";
+/** The machine family; each start pins the concrete type it resolves to (pc-q35-7.2…). */
+export const MACHINE_FAMILY = "q35";
+/** The internal snapshot that holds a suspended VM's state. */
+export const SUSPEND_TAG = "hangar-suspend";
 const QEMU = "qemu-system-x86_64";
 const GUEST_SEES_HOST_AS = "10.0.2.2";
 
@@ -65,9 +69,7 @@ export class QemuManager implements Manager {
     await chmod(this.files.dir, 0o700);
     try {
       await execa("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseImage, "-F", baseFormat, "--", this.files.disk]);
-      const keys = generateSshKeyPair(`hangar-${this.id}`);
-      await writeFile(this.files.sshKey, keys.privateKey, { mode: 0o600 });
-      await writeFile(this.files.sshPublicKey, `${keys.publicKey}\n`, { mode: 0o600 });
+      await this.writeNewKeyPair();
       this.log(`created disk on ${baseImage}`);
     } catch (error) {
       await rm(this.files.dir, { recursive: true, force: true });
@@ -91,11 +93,16 @@ export class QemuManager implements Manager {
       userData: options.userData,
     });
     const accel = await this.options.accel();
+    const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
+    if (options.resume && !(await this.hasSnapshot(SUSPEND_TAG))) {
+      throw new Error(`VM ${this.id} has no saved state to resume from`);
+    }
     const args = buildQemuArgs({
       id: this.id,
       files: this.files,
       accel,
-      machine: MACHINE_TYPE,
+      machine,
+      loadvm: options.resume ? SUSPEND_TAG : undefined,
       cpus: options.cpus,
       memoryMiB: options.memoryMiB,
       diskFormat: "qcow2",
@@ -127,8 +134,9 @@ export class QemuManager implements Manager {
         const hostPort = bound(forward.guestPort);
         if (hostPort !== undefined) ports.set(forward.guestPort, hostPort);
       }
-      this.log(`running as pid ${pid}, SSH on 127.0.0.1:${sshPort}`);
-      return { pid, sshPort, ports };
+      if (options.resume) await withQmp(this.files.qmpSocket, (qmp) => hmp(qmp, `delvm ${SUSPEND_TAG}`));
+      this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on 127.0.0.1:${sshPort}`);
+      return { machine, pid, sshPort, ports };
     } catch (error) {
       await this.forceStop();
       throw error;
@@ -141,9 +149,7 @@ export class QemuManager implements Manager {
 
   /** The pid in the pid file when that process is alive and is this VM's qemu (not a reused pid). */
   async pid(): Promise<number> {
-    const text = await readFile(this.files.pidFile, "utf8").catch(() => "");
-    const pid = Number.parseInt(text.trim(), 10);
-    if (!Number.isInteger(pid) || pid <= 0) return 0;
+    const pid = await readPid(this.files.pidFile);
     return (await isOurQemu(pid, this.id)) ? pid : 0;
   }
 
@@ -209,6 +215,98 @@ export class QemuManager implements Manager {
     if (this.files.socketDir !== this.files.dir) await rm(this.files.socketDir, { recursive: true, force: true });
   }
 
+  async suspend(): Promise<void> {
+    const pid = await this.pid();
+    if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
+    await withQmp(this.files.qmpSocket, async (qmp) => {
+      await qmp.execute("stop");
+      try {
+        await hmp(qmp, `savevm ${SUSPEND_TAG}`, 300_000);
+      } catch (error) {
+        await qmp.execute("cont").catch(() => undefined);
+        throw error;
+      }
+      await qmp.execute("quit").catch(() => undefined);
+    });
+    if (!(await waitForExit(pid, 10_000))) await this.forceStop();
+    await this.afterExit("suspended");
+  }
+
+  async discardSuspendedState(): Promise<void> {
+    if (await this.hasSnapshot(SUSPEND_TAG)) await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.disk]);
+  }
+
+  async cloneFrom(sourceVmId: string): Promise<void> {
+    const source = vmFiles(this.options.stateDir, sourceVmId);
+    if (await isOurQemu(await readPid(source.pidFile), sourceVmId)) throw new AlreadyRunningError(`VM ${sourceVmId} is running; stop it before cloning`);
+    if (await this.exists()) throw new Error(`VM ${this.id} already has a disk at ${this.files.disk}`);
+    await mkdir(this.files.dir, { recursive: true, mode: 0o700 });
+    await chmod(this.files.dir, 0o700);
+    try {
+      // A copy of the source's overlay: same base image, its own file. The source's
+      // internal snapshots come along; the suspend state never does (clones boot fresh).
+      await copyFile(source.disk, this.files.disk);
+      await this.discardSuspendedState();
+      await this.writeNewKeyPair();
+      this.log(`cloned disk of VM ${sourceVmId}`);
+    } catch (error) {
+      await rm(this.files.dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async listSnapshots(): Promise<Snapshot[]> {
+    return (await this.readSnapshots()).filter((s) => s.name !== SUSPEND_TAG);
+  }
+
+  async createSnapshot(name: string): Promise<void> {
+    await this.onDiskOrLive(name, ["-c"], (qmp) => hmp(qmp, `savevm ${name}`, 300_000));
+  }
+
+  async revertSnapshot(name: string): Promise<void> {
+    const snapshot = (await this.listSnapshots()).find((s) => s.name === name);
+    if (!snapshot) throw new SnapshotNotFoundError(name);
+    await this.onDiskOrLive(name, ["-a"], async (qmp) => {
+      if (snapshot.vmStateBytes === 0) {
+        throw new Error(`snapshot "${name}" was taken while the VM was stopped; stop the VM to revert to it`);
+      }
+      await hmp(qmp, `loadvm ${name}`, 300_000);
+    });
+  }
+
+  async deleteSnapshot(name: string): Promise<void> {
+    if (!(await this.listSnapshots()).some((s) => s.name === name)) throw new SnapshotNotFoundError(name);
+    await this.onDiskOrLive(name, ["-d"], (qmp) => hmp(qmp, `delvm ${name}`));
+  }
+
+  /** qemu-img on the file when stopped; the running qemu (which holds the disk) otherwise. */
+  private async onDiskOrLive(name: string, qemuImgFlag: string[], live: (qmp: QmpClient) => Promise<unknown>): Promise<void> {
+    if (!SNAPSHOT_TAG.test(name) || name.startsWith("hangar-")) throw new Error(`"${name}" is not a valid snapshot name`);
+    if (await this.running()) {
+      await withQmp(this.files.qmpSocket, live);
+      return;
+    }
+    await execa("qemu-img", ["snapshot", ...qemuImgFlag, name, "--", this.files.disk]);
+  }
+
+  private async readSnapshots(): Promise<Snapshot[]> {
+    if (!(await this.exists())) return [];
+    // -U: read the snapshot table even while the running qemu holds the disk's lock.
+    const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
+    const info = JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number; "date-sec": number }[] };
+    return (info.snapshots ?? []).map((s) => ({ name: s.name, vmStateBytes: s["vm-state-size"], createdAt: new Date(s["date-sec"] * 1000) }));
+  }
+
+  private async hasSnapshot(name: string): Promise<boolean> {
+    return (await this.readSnapshots()).some((s) => s.name === name);
+  }
+
+  private async writeNewKeyPair(): Promise<void> {
+    const keys = generateSshKeyPair(`hangar-${this.id}`);
+    await writeFile(this.files.sshKey, keys.privateKey, { mode: 0o600 });
+    await writeFile(this.files.sshPublicKey, `${keys.publicKey}\n`, { mode: 0o600 });
+  }
+
   async identity(): Promise<{ privateKeyFile: string; publicKey: string }> {
     const publicKey = (await readFile(this.files.sshPublicKey, "utf8")).trim();
     return { privateKeyFile: this.files.sshKey, publicKey };
@@ -264,7 +362,33 @@ export class QemuManager implements Manager {
   }
 }
 
+/** An HMP command whose output is empty on success and the error text otherwise. */
+async function hmp(qmp: QmpClient, command: string, timeoutMs = 30_000): Promise<void> {
+  const output = (await qmp.human(command, timeoutMs)).trim();
+  if (output) throw new Error(`${command.split(" ")[0]} failed: ${output}`);
+}
+
+let machineTypes: Promise<Map<string, string>> | undefined;
+
+/** The concrete machine type an alias stands for on this qemu ("q35" -> "pc-q35-7.2"). */
+export async function resolveMachineType(alias: string): Promise<string> {
+  machineTypes ??= execa(QEMU, ["-machine", "help"]).then(({ stdout }) => {
+    const aliases = new Map<string, string>();
+    for (const match of stdout.matchAll(/^(\S+)\s+.*\(alias of (\S+)\)\s*$/gm)) {
+      if (match[1] && match[2]) aliases.set(match[1], match[2]);
+    }
+    return aliases;
+  });
+  return (await machineTypes).get(alias) ?? alias;
+}
+
+async function readPid(pidFile: string): Promise<number> {
+  const pid = Number.parseInt((await readFile(pidFile, "utf8").catch(() => "")).trim(), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : 0;
+}
+
 async function isOurQemu(pid: number, id: string): Promise<boolean> {
+  if (pid === 0) return false;
   const cmdline = await readFile(`/proc/${pid}/cmdline`, "latin1").catch(() => "");
   if (!cmdline.split("\0").includes(`hangar-${id}`)) return false;
   // A zombie still has its cmdline only briefly; a dead pid has none.

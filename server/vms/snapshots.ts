@@ -1,0 +1,51 @@
+/**
+ * Disk snapshots of a VM: create, list, revert, delete. They do not change the VM's
+ * lifecycle state; each is recorded as an event. Allowed while Stopped (qemu-img on the
+ * file) or Running (savevm/loadvm/delvm in the running qemu, with the VM's memory).
+ */
+import { SnapshotNotFoundError } from "../driver/manager.ts";
+import { HangarError, errorMessage } from "../errors.ts";
+import type { Hangar } from "../hangar.ts";
+
+type SnapshotAction = "create" | "revert" | "delete";
+
+async function settledVm(hangar: Hangar, id: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  if (vm.state !== "Stopped" && vm.state !== "Running") {
+    throw new HangarError("VM_BUSY", `VM "${vm.name}" is ${vm.state}; snapshots need it Stopped or Running.`);
+  }
+  if (hangar.lifecycle.isBusy(id)) throw new HangarError("VM_BUSY", `VM "${vm.name}" has an action under way; try again once it settles.`);
+  return vm;
+}
+
+export async function listSnapshots(hangar: Hangar, id: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  return hangar.driverFor(id).listSnapshots();
+}
+
+export async function changeSnapshot(hangar: Hangar, input: { id: string; name: string; action: SnapshotAction }, actor: string) {
+  const vm = await settledVm(hangar, input.id);
+  const driver = hangar.driverFor(vm.id);
+  const started = Date.now();
+  try {
+    if (input.action === "create") {
+      if ((await driver.listSnapshots()).some((s) => s.name === input.name)) {
+        throw new HangarError("ALREADY_EXISTS", `VM "${vm.name}" already has a snapshot named "${input.name}".`);
+      }
+      await driver.createSnapshot(input.name);
+    } else if (input.action === "revert") {
+      await driver.revertSnapshot(input.name);
+    } else {
+      await driver.deleteSnapshot(input.name);
+    }
+  } catch (error) {
+    if (error instanceof HangarError) throw error;
+    if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
+    await hangar.lifecycle.record(vm.id, vm.name, actor, `snapshot-${input.action}`, null, null, false, `Snapshot ${input.name}: ${errorMessage(error)}`);
+    throw new HangarError("DRIVER_FAILED", `Snapshot ${input.action} of "${input.name}" on VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+  }
+  await hangar.lifecycle.record(vm.id, vm.name, actor, `snapshot-${input.action}`, null, null, true, `Snapshot ${input.name} (${Date.now() - started} ms)`);
+  return listSnapshots(hangar, vm.id);
+}
