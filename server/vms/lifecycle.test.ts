@@ -3,7 +3,7 @@ import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
-import { createVm } from "./inventory.ts";
+import { cloneExistingVm, createVm } from "./inventory.ts";
 
 let t: TestHangar;
 let hangar: Hangar;
@@ -143,5 +143,51 @@ describe("lifecycle", () => {
     await hangar.lifecycle.stopVm(vm.id, 100, "t");
     await hangar.lifecycle.deleteVm(vm.id, "t");
     expect(seen).toEqual(["Initial", "Cloning", "Stopped", "Starting", "Running", "Stopping", "Stopped", "Deleting", "Deleted", "Gone"]);
+  });
+
+  it("suspends a Running VM and resumes it on the machine type it ran with", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    expect(await stateOf(vm.id)).toBe("Suspended");
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    expect(fake.vm(vm.id).calls.filter((c) => c === "suspend")).toHaveLength(1);
+    await hangar.lifecycle.startVm(vm.id, "t");
+    expect(await stateOf(vm.id)).toBe("Running");
+    expect(fake.vm(vm.id).calls).toEqual(["create", "start", "suspend", "resume"]);
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true, machine: "pc-q35-fake" });
+  });
+
+  it("leaves a VM whose saved state fails to load Stopped, and drops that state", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    fake.failNext.set("start", new Error("qemu: Missing section footer"));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect(row.state).toBe("Stopped");
+    expect(row.error).toMatch(/saved state did not load.*Missing section footer/);
+    expect(fake.vm(vm.id)).toMatchObject({ running: false, saved: false });
+  });
+
+  it("marks a failed suspend ErrorUnknown, which the reconciler turns back to Running while qemu lives", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    fake.failNext.set("suspend", new Error("savevm failed: disk full"));
+    expect(await codeOf(hangar.lifecycle.suspendVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    expect(await stateOf(vm.id)).toBe("ErrorUnknown");
+    await hangar.reconciler.reconcileAll();
+    expect(await stateOf(vm.id)).toBe("Running");
+  });
+
+  it("clones a Stopped VM into a new one with cloneInfo, and refuses a Running source", async () => {
+    const source = await newVm("src");
+    const clone = await cloneExistingVm(hangar, { id: source.id, name: "copy" }, "t");
+    expect(clone.state).toBe("Stopped");
+    expect(fake.vm(clone.id).clonedFrom).toBe(source.id);
+    expect(JSON.parse(clone.cloneInfo ?? "")).toEqual({ sourceVmId: source.id, sourceName: "src" });
+    expect(await hangar.lifecycle.instance(clone.id, "t").properties()).toMatchObject({ cloneInfo: { sourceVmId: source.id } });
+    await hangar.lifecycle.startVm(source.id, "t");
+    expect(await codeOf(cloneExistingVm(hangar, { id: source.id, name: "copy-2" }, "t"))).toBe("VM_INVALID_TRANSITION");
   });
 });
