@@ -1,6 +1,6 @@
 /**
  * The wiring: one set of services per process (database, bus, driver, lifecycle,
- * reconciler, images). main.ts builds it once; tests build their own.
+ * reconciler, images, pools). main.ts builds it once; tests build their own.
  */
 import path from "node:path";
 import { createDb, type Db } from "./db.ts";
@@ -10,6 +10,7 @@ import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
 import { createImages } from "./images/images.ts";
+import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
 import { createLifecycle } from "./vms/lifecycle.ts";
 import { createReconciler } from "./vms/reconcile.ts";
@@ -20,11 +21,13 @@ export interface HangarOptions {
   /** Replaces the qemu driver (unit tests of the layers above it). */
   driverFor?: (vmId: string) => Manager;
   log?: (message: string) => void;
+  /** Pool keeper timings (tests shorten them). */
+  pool?: Pick<PoolDeps, "backoffMs" | "readyTimeoutMs">;
 }
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined }: HangarOptions) {
+export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   const decideAccel = () => {
@@ -38,5 +41,6 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const lifecycle = createLifecycle({ db, bus, driverFor: driver });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
   const images = createImages({ db, imagesDir: env.imagesDir, log });
-  return { env, db, bus, lifecycle, reconciler, images, driverFor: driver, accel: decideAccel };
+  const pools = createPools({ db, lifecycle, driverFor: driver, log, ...pool });
+  return { env, db, bus, lifecycle, reconciler, images, pools, driverFor: driver, accel: decideAccel };
 }

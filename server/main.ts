@@ -25,6 +25,7 @@ async function main(): Promise<void> {
   if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
   void hangar.accel();
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
+  void hangar.pools.start();
 
   const dev = env.NODE_ENV !== "production";
   const app = next({ dev, dir: root, hostname: env.HOST, port: env.PORT });
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   const shutdown = () => {
     log("shutting down; VMs keep running");
     stopReconciler();
+    void hangar.pools.close();
     server.close();
     void app.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 3000).unref();

@@ -1,4 +1,5 @@
 import { imageRouter } from "./image.ts";
+import { poolRouter } from "./pool.ts";
 import { snapshotRouter } from "./snapshot.ts";
 import { createCallerFactory, router } from "./trpc.ts";
 import { vmRouter } from "./vm.ts";
@@ -7,6 +8,7 @@ export const appRouter = router({
   vm: vmRouter,
   image: imageRouter,
   snapshot: snapshotRouter,
+  pool: poolRouter,
 });
 
 export type AppRouter = typeof appRouter;

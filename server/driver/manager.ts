@@ -82,6 +82,13 @@ export interface Snapshot {
   createdAt: Date;
 }
 
+export interface SshIdentity {
+  privateKeyFile: string;
+  /** OpenSSH private key text. */
+  privateKey: string;
+  publicKey: string;
+}
+
 export interface ShellOptions {
   /** Bytes written to the command's standard input. */
   input?: string;
@@ -157,8 +164,8 @@ export interface Manager {
 
   // Beyond seed 000: what the lifecycle and the reconciler need to see.
 
-  /** The VM's own SSH key: the private key's path and the public key line. */
-  identity(): Promise<{ privateKeyFile: string; publicKey: string }>;
+  /** The VM's own SSH key: the private key (its file and text) and the public key line. */
+  identity(): Promise<SshIdentity>;
   /** The forwards qemu has bound now (reads them back from the running VM). */
   forwards(): Promise<PortForward[]>;
   /** Ends the VM's process at once, without asking the guest. No-op when not running. */

@@ -22,6 +22,8 @@ export class FakeDriver {
   readonly vms = new Map<string, FakeVm>();
   /** Method name -> error to throw once. */
   readonly failNext = new Map<string, Error>();
+  /** Method name -> error to throw every time, until removed. */
+  readonly failAlways = new Map<string, Error>();
   startDelayMs = 0;
   suspendDelayMs = 0;
   private nextPid = 1000;
@@ -36,6 +38,8 @@ export class FakeDriver {
   }
 
   private maybeFail(method: string): void {
+    const always = this.failAlways.get(method);
+    if (always) throw always;
     const error = this.failNext.get(method);
     if (error) {
       this.failNext.delete(method);
@@ -92,7 +96,11 @@ export class FakeDriver {
         this.maybeFail("delete");
         vm.exists = false;
       },
-      identity: async () => ({ privateKeyFile: `/fake/${id}/id_ed25519`, publicKey: `ssh-ed25519 AAAA fake-${id}` }),
+      identity: async () => ({
+        privateKeyFile: `/fake/${id}/id_ed25519`,
+        privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\nfake-${id}\n-----END OPENSSH PRIVATE KEY-----\n`,
+        publicKey: `ssh-ed25519 AAAA fake-${id}`,
+      }),
       forwards: async (): Promise<PortForward[]> => {
         requireRunning();
         return [{ hostPort: 40000 + vm.pid, guestPort: 22 }];

@@ -7,9 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { inject } from "vitest";
 import { createDb } from "../db.ts";
-import type { Manager } from "../driver/manager.ts";
 import type { Env } from "../env.ts";
-import { createHangar, type Hangar } from "../hangar.ts";
+import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { createTestDatabase } from "./databases.ts";
 
 export interface TestHangar {
@@ -32,12 +31,12 @@ export function testEnv(stateDir: string, databaseUrl: string): Env {
   };
 }
 
-export async function createTestHangar(options: { driverFor?: (vmId: string) => Manager } = {}): Promise<TestHangar> {
+export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> = {}): Promise<TestHangar> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
   const database = await createTestDatabase(inject("templateDb"), stateDir);
   const env = testEnv(stateDir, database.url);
   const db = createDb(env.databaseUrl);
-  const hangar = createHangar({ env, db, driverFor: options.driverFor });
+  const hangar = createHangar({ env, db, ...options });
   return {
     hangar,
     env,

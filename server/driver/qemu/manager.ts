@@ -16,6 +16,7 @@ import {
   type PortForward,
   type ShellOptions,
   type Snapshot,
+  type SshIdentity,
   type ShellResult,
   type StartOptions,
   type StartResult,
@@ -307,9 +308,9 @@ export class QemuManager implements Manager {
     await writeFile(this.files.sshPublicKey, `${keys.publicKey}\n`, { mode: 0o600 });
   }
 
-  async identity(): Promise<{ privateKeyFile: string; publicKey: string }> {
-    const publicKey = (await readFile(this.files.sshPublicKey, "utf8")).trim();
-    return { privateKeyFile: this.files.sshKey, publicKey };
+  async identity(): Promise<SshIdentity> {
+    const [privateKey, publicKey] = await Promise.all([readFile(this.files.sshKey, "utf8"), readFile(this.files.sshPublicKey, "utf8")]);
+    return { privateKeyFile: this.files.sshKey, privateKey, publicKey: publicKey.trim() };
   }
 
   async forwards(): Promise<PortForward[]> {

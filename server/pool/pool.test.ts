@@ -1,0 +1,133 @@
+// Pool semantics on a fake driver: sizes, concurrent acquires, release, close, failures.
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HangarError } from "../errors.ts";
+import type { Hangar } from "../hangar.ts";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import type { StagingState } from "./pool.ts";
+
+let t: TestHangar;
+let hangar: Hangar;
+let fake: FakeDriver;
+
+beforeEach(async () => {
+  fake = new FakeDriver();
+  t = await createTestHangar({ driverFor: fake.managerFor, pool: { backoffMs: { first: 10, max: 40 }, readyTimeoutMs: 1000 } });
+  hangar = t.hangar;
+});
+afterEach(async () => {
+  await hangar.pools.close();
+  await t.cleanup();
+});
+
+async function newPool(size: number, staging: StagingState = "Suspended") {
+  const image = await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+  const pool = await hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size, staging }, "tester");
+  await hangar.pools.kick(pool.id);
+  return pool;
+}
+
+const members = (poolId: string) => hangar.db.vm.findMany({ where: { poolId } });
+
+describe("pools", () => {
+  it.each(["Running", "Suspended", "Stopped"] as const)("fills to its size with members %s", async (staging) => {
+    const pool = await newPool(3, staging);
+    const vms = await members(pool.id);
+    expect(vms.map((vm) => vm.state)).toEqual([staging, staging, staging]);
+    expect(vms.every((vm) => vm.name.startsWith("warm-"))).toBe(true);
+    const [listed] = await hangar.pools.listPools();
+    expect(listed).toMatchObject({ name: "warm", ready: 3, size: 3 });
+  });
+
+  it("gives 10 concurrent callers 10 different VMs from a pool of 3, and refills it", async () => {
+    const pool = await newPool(3);
+    fake.startDelayMs = 5;
+    const acquired = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => hangar.pools.acquire(pool.id, { actor: `caller-${i}`, timeoutMs: 20_000 })),
+    );
+    const ids = acquired.map((a) => a.vmId);
+    expect(new Set(ids).size).toBe(10);
+    for (const a of acquired) {
+      expect(a.sshPort).toBeGreaterThan(0);
+      expect(fake.vm(a.vmId).running).toBe(true);
+    }
+    const rows = await hangar.db.vm.findMany({ where: { id: { in: ids } } });
+    expect(new Set(rows.map((r) => r.acquiredBy)).size).toBe(10);
+    // The first three came from the warm members, resumed rather than booted.
+    const resumed = ids.filter((id) => fake.vm(id).calls.includes("resume"));
+    expect(resumed.length).toBeGreaterThanOrEqual(3);
+    await hangar.pools.kick(pool.id);
+    const idle = await hangar.db.vm.findMany({ where: { poolId: pool.id, acquiredAt: null } });
+    expect(idle.map((vm) => vm.state)).toEqual(["Suspended", "Suspended", "Suspended"]);
+  });
+
+  it("releases an acquired VM by stopping and deleting it; it never returns to the pool", async () => {
+    const pool = await newPool(1);
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    expect(got.privateKey).toContain("PRIVATE KEY");
+    await hangar.pools.release(got.vmId, "svc");
+    expect(await hangar.db.vm.findUnique({ where: { id: got.vmId } })).toBeNull();
+    expect(fake.vm(got.vmId)).toMatchObject({ running: false, exists: false });
+    await hangar.pools.kick(pool.id);
+    const after = await members(pool.id);
+    expect(after).toHaveLength(1);
+    expect(after[0]?.id).not.toBe(got.vmId);
+    const actions = (await hangar.db.event.findMany({ where: { action: { startsWith: "pool-" } } })).map((e) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(["pool-created", "pool-replenished", "pool-acquired", "pool-released"]));
+    await expect(hangar.pools.release(after[0]?.id ?? "", "svc")).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
+  it("installs the caller's public key instead of handing out the VM's own", async () => {
+    const pool = await newPool(1, "Running");
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000, publicKey: "ssh-ed25519 AAAAC3Nz caller" });
+    expect(got.privateKey).toBeUndefined();
+  });
+
+  it("deletes every member, handed out or not, when the pool is deleted", async () => {
+    const pool = await newPool(2);
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    await hangar.pools.deletePool(pool.id, "tester");
+    expect(await hangar.db.vm.count()).toBe(0);
+    expect(await hangar.db.pool.count()).toBe(0);
+    expect(fake.vm(got.vmId).exists).toBe(false);
+    expect([...fake.vms.values()].every((vm) => !vm.running && !vm.exists)).toBe(true);
+  });
+
+  it("shrinks and grows when resized", async () => {
+    const pool = await newPool(3, "Stopped");
+    await hangar.pools.resizePool(pool.id, 1);
+    expect(await members(pool.id)).toHaveLength(1);
+    await hangar.pools.resizePool(pool.id, 2);
+    await hangar.pools.kick(pool.id);
+    expect(await members(pool.id)).toHaveLength(2);
+  });
+
+  it("retries a failing create with backoff, leaves no half-made VM, and an acquire times out cleanly", async () => {
+    fake.failAlways.set("create", new Error("qemu-img: No space left on device"));
+    const image = await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const pool = await hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size: 2, staging: "Suspended" }, "t");
+    const error = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HangarError);
+    expect((error as HangarError).code).toBe("WAIT_FAILED");
+    const failures = await hangar.db.event.count({ where: { action: "pool-failed" } });
+    expect(failures).toBeGreaterThanOrEqual(2);
+    expect(await hangar.db.vm.count({ where: { state: { not: "Deleted" } } })).toBe(0);
+
+    fake.failAlways.delete("create");
+    await sleep(60);
+    await hangar.pools.kick(pool.id);
+    expect((await members(pool.id)).map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+  });
+
+  it("sweeps half-made members at start-up and refills", async () => {
+    const pool = await newPool(2);
+    const [first] = await members(pool.id);
+    await hangar.db.vm.update({ where: { id: first?.id ?? "" }, data: { state: "ErrorUnknown" } });
+    await hangar.pools.start();
+    await hangar.pools.kick(pool.id);
+    const after = await members(pool.id);
+    expect(after.map((vm) => vm.id)).not.toContain(first?.id);
+    expect(after.map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+  });
+});

@@ -1,0 +1,283 @@
+/**
+ * Warm pools (seed vmspool): each pool keeps `size` VMs of one spec ready in its staging
+ * state (Running, Suspended or Stopped). acquire hands one out (resuming or starting it) and
+ * the keeper replaces it at once; release stops and deletes it: VMs never go back to a pool.
+ *
+ * Every member is a VM row (poolId set) before its clone starts, so a crash leaves nothing
+ * the sweep at start-up cannot find. All state changes go through the lifecycle.
+ */
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Db } from "../db.ts";
+import type { Manager } from "../driver/manager.ts";
+import { HangarError, errorMessage } from "../errors.ts";
+import type { Lifecycle } from "../vms/lifecycle.ts";
+import { cleanupVm } from "../vms/wait.ts";
+
+export const STAGING_STATES = ["Running", "Suspended", "Stopped"] as const;
+export type StagingState = (typeof STAGING_STATES)[number];
+
+export interface PoolSpec {
+  name: string;
+  imageId: string;
+  cpus: number;
+  memoryMiB: number;
+  userData?: string;
+  size: number;
+  staging: StagingState;
+}
+
+export interface Acquired {
+  vmId: string;
+  name: string;
+  host: string;
+  sshPort: number;
+  user: string;
+  /** The VM's own private key (OpenSSH format), unless the caller registered its own. */
+  privateKey?: string;
+}
+
+export interface PoolDeps {
+  db: Db;
+  lifecycle: Lifecycle;
+  driverFor: (vmId: string) => Manager;
+  log?: (message: string) => void;
+  /** Backoff after a failed member: first delay, doubling up to the max. */
+  backoffMs?: { first: number; max: number };
+  /** How long a member may take to answer SSH before it counts as failed. */
+  readyTimeoutMs?: number;
+}
+
+const KEEPER = "pool-keeper";
+/** States a member passes through on its way to staging: it counts towards the size. */
+const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Stopping", "Suspending", "Suspended"];
+
+export type Pools = ReturnType<typeof createPools>;
+
+export function createPools({ db, lifecycle, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000 }: PoolDeps) {
+  /** Says "a member became ready" to waiting acquirers. */
+  const ready = new EventEmitter();
+  ready.setMaxListeners(0);
+  const filling = new Map<string, Promise<void>>();
+  const failures = new Map<string, number>();
+  let closed = false;
+
+  /** A pool event; `vm` names the member (its id only while the row exists). */
+  async function record(poolName: string, action: string, ok: boolean, message: string, vm?: { id: string | null; name: string }) {
+    await lifecycle.record(vm?.id ?? null, vm?.name ?? poolName, KEEPER, `pool-${action}`, null, null, ok, `Pool ${poolName}: ${message}`);
+  }
+
+  async function loadPool(poolId: string) {
+    const pool = await db.pool.findUnique({ where: { id: poolId } });
+    if (!pool) throw new HangarError("NOT_FOUND", `No pool with id "${poolId}".`);
+    return pool;
+  }
+
+  /** Waits until SSH in the VM answers; throws after `timeoutMs`. */
+  async function waitForSsh(vmId: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const driver = driverFor(vmId);
+    const { privateKeyFile } = await driver.identity();
+    for (;;) {
+      const vm = await db.vm.findUnique({ where: { id: vmId } });
+      if (!vm || vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM ${vmId} is not running.`);
+      const result = await driver.shell(["true"], vm.sshPort, privateKeyFile, { timeoutMs: 10_000 }).catch(() => undefined);
+      if (result?.exitCode === 0) return;
+      if (Date.now() >= deadline) throw new HangarError("WAIT_FAILED", `VM ${vm.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s.`);
+      await sleep(200);
+    }
+  }
+
+  /** Creates one member and brings it to the staging state. */
+  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string }) {
+    const vm = await db.vm.create({
+      data: {
+        name: `${pool.name}-${randomBytes(3).toString("hex")}`,
+        imageId: pool.imageId,
+        cpus: pool.cpus,
+        memoryMiB: pool.memoryMiB,
+        userData: pool.userData,
+        poolId: pool.id,
+      },
+    });
+    try {
+      await lifecycle.cloneVm(vm.id, KEEPER);
+      if (pool.staging !== "Stopped") {
+        await lifecycle.startVm(vm.id, KEEPER);
+        // Suspend only a guest that has booted, so an acquired one answers at once.
+        await waitForSsh(vm.id, readyTimeoutMs);
+        if (pool.staging === "Suspended") await lifecycle.suspendVm(vm.id, KEEPER);
+      }
+    } catch (error) {
+      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
+      throw error;
+    }
+    await record(pool.name, "replenished", true, `${vm.name} is ready (${pool.staging})`, vm);
+    ready.emit(pool.id);
+  }
+
+  /** Fills `poolId` up to its size; one filler per pool at a time. */
+  function kick(poolId: string): Promise<void> {
+    const running = filling.get(poolId);
+    if (running || closed) return running ?? Promise.resolve();
+    const run = (async () => {
+      for (;;) {
+        if (closed) return;
+        const pool = await db.pool.findUnique({ where: { id: poolId } });
+        if (!pool) return;
+        const members = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
+        if (members >= pool.size) {
+          failures.delete(poolId);
+          return;
+        }
+        try {
+          await addMember(pool);
+          failures.delete(poolId);
+        } catch (error) {
+          const count = (failures.get(poolId) ?? 0) + 1;
+          failures.set(poolId, count);
+          const delay = Math.min(backoffMs.first * 2 ** (count - 1), backoffMs.max);
+          log(`pool ${pool.name}: a member failed (${errorMessage(error)}); retrying in ${delay} ms`);
+          await record(pool.name, "failed", false, `a new member failed: ${errorMessage(error)}; retry in ${Math.round(delay / 1000)} s`);
+          await sleep(delay);
+        }
+      }
+    })().finally(() => filling.delete(poolId));
+    filling.set(poolId, run);
+    return run;
+  }
+
+  /** Claims a ready member: exactly one caller gets each VM. */
+  async function claim(poolId: string, staging: string, actor: string) {
+    const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging }, orderBy: { createdAt: "asc" } });
+    for (const candidate of candidates) {
+      if (lifecycle.isBusy(candidate.id)) continue;
+      const won = await db.vm.updateMany({ where: { id: candidate.id, acquiredAt: null, state: staging }, data: { acquiredAt: new Date(), acquiredBy: actor } });
+      if (won.count === 1) return candidate;
+    }
+    return undefined;
+  }
+
+  /**
+   * Hands out a ready VM of the pool, resuming or starting it, once SSH answers. Waits for
+   * a replacement when none is ready, up to `timeoutMs`.
+   */
+  async function acquire(poolId: string, options: { actor: string; timeoutMs: number; publicKey?: string }): Promise<Acquired> {
+    const pool = await loadPool(poolId);
+    const deadline = Date.now() + options.timeoutMs;
+    let vm = await claim(pool.id, pool.staging, options.actor);
+    while (!vm) {
+      void kick(pool.id);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new HangarError("WAIT_FAILED", `No VM of pool "${pool.name}" became ready within ${Math.round(options.timeoutMs / 1000)} s; try again or grow the pool.`);
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          ready.off(pool.id, done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(left, 1000));
+        ready.on(pool.id, done);
+      });
+      vm = await claim(pool.id, pool.staging, options.actor);
+    }
+    void kick(pool.id);
+    try {
+      if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
+      await waitForSsh(vm.id, Math.max(deadline - Date.now(), 30_000));
+      const driver = driverFor(vm.id);
+      const running = await db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+      const identity = await driver.identity();
+      let privateKey: string | undefined = identity.privateKey;
+      if (options.publicKey) {
+        const install = ["sh", "-c", "umask 077; mkdir -p /root/.ssh; cat >> /root/.ssh/authorized_keys"];
+        const added = await driver.shell(install, running.sshPort ?? 0, identity.privateKeyFile, { input: `${options.publicKey.trim()}\n` });
+        if (added.exitCode !== 0) throw new Error(`could not install the key: ${added.stderr}`);
+        privateKey = undefined;
+      }
+      await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
+      return { vmId: vm.id, name: vm.name, host: "127.0.0.1", sshPort: running.sshPort ?? 0, user: "root", privateKey };
+    } catch (error) {
+      await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${errorMessage(error)}`, vm);
+      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
+      throw error instanceof HangarError ? error : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  /** Stops and deletes an acquired VM; the pool already made its replacement. */
+  async function release(vmId: string, actor: string): Promise<void> {
+    const vm = await db.vm.findUnique({ where: { id: vmId }, include: { pool: true } });
+    if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}"; it may have been released already.`);
+    if (!vm.acquiredAt) throw new HangarError("INVALID_INPUT", `VM "${vm.name}" was not acquired from a pool; delete it instead.`);
+    await cleanupVm(lifecycle.instance(vmId, actor), 30_000);
+    await record(vm.pool?.name ?? "(deleted)", "released", true, `${vm.name} released by ${actor}`, { id: null, name: vm.name });
+    if (vm.poolId) void kick(vm.poolId);
+  }
+
+  async function createPool(spec: PoolSpec, actor: string) {
+    if (await db.pool.findUnique({ where: { name: spec.name } })) {
+      throw new HangarError("ALREADY_EXISTS", `A pool named "${spec.name}" already exists; pick another name.`);
+    }
+    const image = await db.image.findUnique({ where: { id: spec.imageId } });
+    if (!image) throw new HangarError("NOT_FOUND", `No image with id "${spec.imageId}"; pick one from the Images page.`);
+    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null } });
+    await record(pool.name, "created", true, `size ${pool.size}, staging ${pool.staging}, by ${actor}`);
+    void kick(pool.id);
+    return pool;
+  }
+
+  /** Changes the size: grows at once, or deletes surplus members that are not handed out. */
+  async function resizePool(poolId: string, size: number) {
+    const pool = await db.pool.update({ where: { id: (await loadPool(poolId)).id }, data: { size } });
+    const idle = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: pool.staging }, orderBy: { createdAt: "desc" } });
+    const total = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
+    for (const vm of idle.slice(0, Math.max(0, total - size))) {
+      if (lifecycle.isBusy(vm.id)) continue;
+      const taken = await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } });
+      if (taken.count === 1) await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000);
+    }
+    void kick(poolId);
+    return pool;
+  }
+
+  /** Deletes the pool and every VM in it, handed out or not. Seed: Close. */
+  async function deletePool(poolId: string, actor: string) {
+    const pool = await loadPool(poolId);
+    await db.pool.update({ where: { id: poolId }, data: { size: 0 } });
+    await filling.get(poolId);
+    for (const vm of await db.vm.findMany({ where: { poolId } })) {
+      await cleanupVm(lifecycle.instance(vm.id, actor), 30_000).catch((error: unknown) => log(`pool ${pool.name}: ${vm.name}: ${errorMessage(error)}`));
+    }
+    await db.pool.delete({ where: { id: poolId } });
+    await record(pool.name, "deleted", true, `deleted by ${actor}`);
+  }
+
+  /**
+   * At start-up: members that a crash left half-made (Initial, Cloning, ErrorUnknown) are
+   * deleted, then every pool is filled.
+   */
+  async function start() {
+    const orphans = await db.vm.findMany({ where: { poolId: { not: null }, acquiredAt: null, state: { in: ["Initial", "ErrorUnknown"] } } });
+    for (const vm of orphans) {
+      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
+    }
+    for (const pool of await db.pool.findMany()) void kick(pool.id);
+  }
+
+  async function close() {
+    closed = true;
+    await Promise.allSettled(filling.values());
+  }
+
+  async function listPools() {
+    const pools = await db.pool.findMany({ orderBy: { createdAt: "asc" }, include: { image: { select: { name: true } }, vms: { orderBy: { createdAt: "asc" } } } });
+    return pools.map((pool) => ({
+      ...pool,
+      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging).length,
+      filling: filling.has(pool.id),
+    }));
+  }
+
+  return { createPool, resizePool, deletePool, acquire, release, start, close, kick, listPools };
+}
