@@ -1,0 +1,34 @@
+import type { Metadata } from "next";
+import Link from "next/link";
+import type { ReactNode } from "react";
+import { LiveUpdates } from "@/components/live-updates.tsx";
+import { NavLinks } from "@/components/nav-links.tsx";
+import { TrpcProvider } from "@/components/trpc-provider.tsx";
+import "./globals.css";
+
+export const metadata: Metadata = {
+  title: { default: "Hangar", template: "%s · Hangar" },
+  description: "QEMU virtual machines on this host",
+  icons: { icon: "/favicon.svg" },
+};
+
+export default function RootLayout({ children }: { children: ReactNode }) {
+  return (
+    <html lang="en">
+      <body>
+        <TrpcProvider>
+          <header className="topbar">
+            <div className="topbar-inner">
+              <Link href="/" className="brand">
+                Hangar
+              </Link>
+              <NavLinks />
+              <LiveUpdates />
+            </div>
+          </header>
+          <main className="container">{children}</main>
+        </TrpcProvider>
+      </body>
+    </html>
+  );
+}

@@ -1,0 +1,197 @@
+"use client";
+/**
+ * Create a VM: name, image (hangar-tiny by default), CPUs, memory, optional cloud-init
+ * user-data and port forwards. The server validates; its sentence is shown as an alert.
+ */
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useId, useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC } from "./trpc.ts";
+
+const DEFAULT_IMAGE = "hangar-tiny";
+
+interface PortRow {
+  key: number;
+  hostPort: string;
+  guestPort: string;
+}
+
+export function CreateVmForm() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const images = useQuery(trpc.image.list.queryOptions());
+  const id = useId();
+  const [name, setName] = useState("");
+  const [imageId, setImageId] = useState("");
+  const [cpus, setCpus] = useState("1");
+  const [memory, setMemory] = useState("256");
+  const [userData, setUserData] = useState("");
+  const [ports, setPorts] = useState<PortRow[]>([]);
+  const [nextKey, setNextKey] = useState(1);
+  const [error, setError] = useState<string>();
+  const [created, setCreated] = useState<string>();
+
+  const ready = images.data?.filter((image) => image.status === "ready") ?? [];
+  const fallback = ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0];
+  const selected = imageId || fallback?.id || "";
+
+  const create = useMutation(
+    trpc.vm.create.mutationOptions({
+      onMutate: () => {
+        setError(undefined);
+        setCreated(undefined);
+      },
+      onError: (e) => setError(errorText(e)),
+      onSuccess: (vm) => {
+        setCreated(vm.name);
+        // Clear the name only if nobody has typed the next one meanwhile.
+        setName((current) => (current.trim() === vm.name ? "" : current));
+      },
+      onSettled: () => queryClient.invalidateQueries(trpc.vm.pathFilter()),
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    create.mutate({
+      name: name.trim(),
+      imageId: selected,
+      cpus: Number(cpus),
+      memoryMiB: Number(memory),
+      ...(userData.trim() ? { userData } : {}),
+      ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
+    });
+  }
+
+  function updatePort(key: number, change: Partial<PortRow>) {
+    setPorts((rows) => rows.map((row) => (row.key === key ? { ...row, ...change } : row)));
+  }
+
+  return (
+    <form className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
+      <h2 id={`${id}-title`}>New VM</h2>
+      <div className="grid">
+        <div className="field">
+          <label htmlFor={`${id}-name`}>Name</label>
+          <input
+            id={`${id}-name`}
+            name="name"
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            required
+            autoComplete="off"
+            spellCheck={false}
+            placeholder="web-1"
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-image`}>Image</label>
+          <select id={`${id}-image`} name="image" value={selected} onChange={(e) => setImageId(e.target.value)} required>
+            {images.isPending ? <option value="">Loading…</option> : null}
+            {!images.isPending && ready.length === 0 ? <option value="">No ready image</option> : null}
+            {ready.map((image) => (
+              <option key={image.id} value={image.id}>
+                {image.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-cpus`}>CPUs</label>
+          <input
+            id={`${id}-cpus`}
+            name="cpus"
+            type="number"
+            min={1}
+            max={16}
+            step={1}
+            value={cpus}
+            onChange={(e) => setCpus(e.target.value)}
+            required
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-memory`}>Memory (MiB)</label>
+          <input
+            id={`${id}-memory`}
+            name="memoryMiB"
+            type="number"
+            min={64}
+            max={65536}
+            step={1}
+            value={memory}
+            onChange={(e) => setMemory(e.target.value)}
+            required
+          />
+        </div>
+      </div>
+      <div className="field">
+        <label htmlFor={`${id}-userdata`}>User data</label>
+        <textarea
+          id={`${id}-userdata`}
+          name="userData"
+          rows={3}
+          value={userData}
+          onChange={(e) => setUserData(e.target.value)}
+          placeholder={"#cloud-config (optional)"}
+          spellCheck={false}
+        />
+      </div>
+      <fieldset className="ports">
+        <legend>Port forwards</legend>
+        {ports.length === 0 ? <p className="muted small">SSH (guest port 22) is always forwarded.</p> : null}
+        {ports.map((row, index) => (
+          <div className="port-row" key={row.key}>
+            <label className="field inline">
+              <span>Host port {index + 1}</span>
+              <input
+                type="number"
+                min={0}
+                max={65535}
+                value={row.hostPort}
+                placeholder="0 = any"
+                onChange={(e) => updatePort(row.key, { hostPort: e.target.value })}
+              />
+            </label>
+            <span aria-hidden="true">→</span>
+            <label className="field inline">
+              <span>Guest port {index + 1}</span>
+              <input
+                type="number"
+                min={1}
+                max={65535}
+                required
+                value={row.guestPort}
+                onChange={(e) => updatePort(row.key, { guestPort: e.target.value })}
+              />
+            </label>
+            <button type="button" className="link-button" onClick={() => setPorts((rows) => rows.filter((r) => r.key !== row.key))}>
+              Remove
+            </button>
+          </div>
+        ))}
+        <button
+          type="button"
+          className="secondary small"
+          onClick={() => {
+            setPorts((rows) => [...rows, { key: nextKey, hostPort: "", guestPort: "" }]);
+            setNextKey((k) => k + 1);
+          }}
+        >
+          Add port forward
+        </button>
+      </fieldset>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      {created ? (
+        <p className="notice" role="status">
+          Created VM {created}.
+        </p>
+      ) : null}
+      <div className="buttons">
+        <button type="submit" className="primary" disabled={create.isPending || !selected}>
+          {create.isPending ? "Creating…" : "Create VM"}
+        </button>
+      </div>
+    </form>
+  );
+}

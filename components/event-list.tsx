@@ -1,0 +1,44 @@
+"use client";
+/** A VM's event history, newest first: time, actor, action, from → to, ok, message. */
+import { useQuery } from "@tanstack/react-query";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { formatTime } from "./format.ts";
+import { useTRPC } from "./trpc.ts";
+
+export function EventList({ vmId, limit = 50 }: { vmId: string; limit?: number }) {
+  const trpc = useTRPC();
+  const events = useQuery(trpc.vm.events.queryOptions({ vmId, limit }));
+
+  if (events.isPending) return <p className="muted">Loading events…</p>;
+  if (events.isError) return <ErrorAlert message={errorText(events.error)} />;
+  if (events.data.events.length === 0) return <p className="empty">No events yet.</p>;
+
+  return (
+    <table className="table compact" data-testid="event-list">
+      <thead>
+        <tr>
+          <th>Time</th>
+          <th>Actor</th>
+          <th>Action</th>
+          <th>State</th>
+          <th>OK</th>
+          <th>Message</th>
+        </tr>
+      </thead>
+      <tbody>
+        {events.data.events.map((event) => (
+          <tr key={event.id} data-testid="event-row" className={event.ok ? undefined : "failed"}>
+            <td className="nowrap">{formatTime(event.createdAt)}</td>
+            <td>{event.actor}</td>
+            <td data-testid="event-action">{event.action}</td>
+            <td className="nowrap">
+              {event.fromState ?? "—"} → {event.toState ?? "—"}
+            </td>
+            <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
+            <td className="message">{event.message}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

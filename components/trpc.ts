@@ -1,0 +1,14 @@
+/** The typed tRPC hooks for the dashboard: `useTRPC()` inside `<TRPCProvider>`. */
+import { createTRPCContext } from "@trpc/tanstack-react-query";
+import type { inferRouterOutputs } from "@trpc/server";
+import type { AppRouter } from "@/server/api/root.ts";
+
+export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
+
+export type RouterOutputs = inferRouterOutputs<AppRouter>;
+export type VmRow = RouterOutputs["vm"]["list"][number];
+export type VmDetail = RouterOutputs["vm"]["get"];
+export type VmEvent = RouterOutputs["vm"]["events"]["events"][number];
+export type ImageRow = RouterOutputs["image"]["list"][number];
+/** The actions this dashboard offers a button for (Suspend and Clone come later). */
+export type ButtonAction = "Start" | "Stop" | "Delete";

@@ -1,0 +1,61 @@
+"use client";
+/**
+ * The buttons for the actions the VM's state allows (Start, Stop, Delete; Suspend and
+ * Clone come later), with the server's sentence in an inline alert when one fails.
+ */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
+
+const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Delete"];
+
+export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions">; onDeleted?: () => void }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const settle = {
+    onMutate: () => setError(undefined),
+    onError: (e: unknown) => setError(errorText(e)),
+    onSettled: () => queryClient.invalidateQueries(trpc.vm.pathFilter()),
+  };
+  const start = useMutation(trpc.vm.start.mutationOptions(settle));
+  const stop = useMutation(trpc.vm.stop.mutationOptions(settle));
+  const remove = useMutation(
+    trpc.vm.delete.mutationOptions({
+      ...settle,
+      onSuccess: () => {
+        queryClient.removeQueries(trpc.vm.get.queryFilter({ id: vm.id }));
+        onDeleted?.();
+      },
+    }),
+  );
+  const busy = start.isPending || stop.isPending || remove.isPending;
+
+  function run(action: ButtonAction) {
+    if (action === "Start") start.mutate({ id: vm.id });
+    else if (action === "Stop") stop.mutate({ id: vm.id });
+    else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate({ id: vm.id });
+  }
+
+  const actions = SHOWN.filter((action) => vm.actions.includes(action));
+  return (
+    <div className="vm-actions">
+      <div className="buttons">
+        {actions.map((action) => (
+          <button
+            key={action}
+            type="button"
+            className={action === "Delete" ? "danger" : action === "Start" ? "primary" : undefined}
+            disabled={busy}
+            onClick={() => run(action)}
+          >
+            {action}
+          </button>
+        ))}
+        {busy ? <span className="muted">working…</span> : null}
+      </div>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+    </div>
+  );
+}

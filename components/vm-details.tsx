@@ -1,0 +1,104 @@
+"use client";
+/**
+ * The VM page: properties, actions, port forwards, event history and the serial tail.
+ * Kept fresh by the live stream (LiveUpdates); after Delete it goes back to the list.
+ */
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { useQuery } from "@tanstack/react-query";
+import { CopyCommand } from "./copy-command.tsx";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { EventList } from "./event-list.tsx";
+import { formatMemory, formatTime } from "./format.ts";
+import { PortForwardsTable } from "./port-forwards-table.tsx";
+import { SerialTail } from "./serial-tail.tsx";
+import { StateBadge } from "./state-badge.tsx";
+import { useTRPC } from "./trpc.ts";
+import { VmActions } from "./vm-actions.tsx";
+
+export function VmDetails({ id, stateDir }: { id: string; stateDir: string }) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const query = useQuery(trpc.vm.get.queryOptions({ id }));
+
+  if (query.isPending) return <p className="muted">Loading VM…</p>;
+  if (query.isError) {
+    return (
+      <>
+        <ErrorAlert message={errorText(query.error)} />
+        <p>
+          <Link href="/">Back to all VMs</Link>
+        </p>
+      </>
+    );
+  }
+  const vm = query.data;
+  const keyPath = `${stateDir.replace(/\/+$/, "")}/vms/${vm.id}/id_ed25519`;
+
+  return (
+    <div className="stack">
+      <div className="page-head">
+        <div>
+          <p className="crumbs">
+            <Link href="/">VMs</Link> /
+          </p>
+          <h1>
+            {vm.name} <StateBadge state={vm.state} />
+          </h1>
+        </div>
+        <VmActions vm={vm} onDeleted={() => router.push("/")} />
+      </div>
+
+      <section className="card">
+        <h2>Properties</h2>
+        <dl className="props">
+          <dt>State</dt>
+          <dd>{vm.state}</dd>
+          <dt>Image</dt>
+          <dd>{vm.image.name}</dd>
+          <dt>CPUs</dt>
+          <dd>{vm.cpus}</dd>
+          <dt>Memory</dt>
+          <dd>{formatMemory(vm.memoryMiB)}</dd>
+          <dt>SSH port</dt>
+          <dd data-testid="vm-ssh-port">{vm.sshPort ?? "—"}</dd>
+          <dt>PID</dt>
+          <dd>{vm.pid ?? "—"}</dd>
+          <dt>Created</dt>
+          <dd>{formatTime(vm.createdAt)}</dd>
+          <dt>ID</dt>
+          <dd>
+            <code>{vm.id}</code>
+          </dd>
+          {vm.error ? (
+            <>
+              <dt>Error</dt>
+              <dd className="bad">{vm.error}</dd>
+            </>
+          ) : null}
+        </dl>
+        {vm.sshPort ? <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${keyPath} root@127.0.0.1`} /> : null}
+      </section>
+
+      <section className="card">
+        <h2>Port forwards</h2>
+        <PortForwardsTable ports={vm.ports} sshPort={vm.sshPort} />
+      </section>
+
+      <section className="card">
+        <h2>Events</h2>
+        <EventList vmId={vm.id} />
+      </section>
+
+      <section className="card">
+        <div className="section-head">
+          <h2>Serial console (last lines)</h2>
+          <button type="button" className="secondary small" onClick={() => void query.refetch()} disabled={query.isFetching}>
+            Refresh
+          </button>
+        </div>
+        <SerialTail text={vm.serialTail} />
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,103 @@
+/**
+ * A person manages a VM from the dashboard: create from hangar-tiny, start, look at its
+ * page, stop, delete. Real server, real qemu. Nothing may be left running afterwards.
+ */
+import path from "node:path";
+import { expect, test, type Page } from "@playwright/test";
+import { api, attachSerialLog, expectNoQemu, qemuPids, removeVm, uniqueName } from "./hangar.ts";
+
+const STATE_CHANGE = { timeout: 60_000 };
+const screenshots = process.env.HANGAR_E2E_SCREENSHOTS;
+
+/** VMs created by the current test, by id: cleaned up whatever happens. */
+let created: string[] = [];
+
+test.beforeEach(() => {
+  created = [];
+});
+
+test.afterEach(async ({}, testInfo) => {
+  if (testInfo.status !== testInfo.expectedStatus) {
+    for (const id of created) await attachSerialLog(testInfo, id);
+  }
+  for (const id of created) {
+    await removeVm(id);
+    await expectNoQemu(id);
+  }
+});
+
+function vmRow(page: Page, name: string) {
+  return page.locator(`[data-testid="vm-row"][data-vm-name="${name}"]`);
+}
+
+async function shot(page: Page, name: string) {
+  if (screenshots) await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
+}
+
+test("create, start, inspect, stop and delete a VM", async ({ page }) => {
+  const name = uniqueName();
+  await page.goto("/");
+  await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
+
+  // Create from the built-in image, which the form picks by default.
+  await page.getByLabel("Name", { exact: true }).fill(name);
+  const tiny = (await api.image.list.query()).find((image) => image.name === "hangar-tiny");
+  expect(tiny?.status, "the built-in image hangar-tiny is registered").toBe("ready");
+  await expect(page.getByLabel("Image", { exact: true })).toHaveValue(tiny!.id);
+  await expect(page.getByLabel("CPUs", { exact: true })).toHaveValue("1");
+  await expect(page.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("256");
+  await page.getByRole("button", { name: "Create VM" }).click();
+
+  const row = vmRow(page, name);
+  await expect(row).toHaveCount(1, STATE_CHANGE);
+  const id = await row.getAttribute("data-vm-id");
+  expect(id).toBeTruthy();
+  created.push(id!);
+  await expect(row.getByTestId("vm-state")).toHaveText("Stopped", STATE_CHANGE);
+  await expect(row.getByRole("button", { name: "Delete", exact: true })).toBeVisible();
+
+  // Start: the row turns Running (pushed by the live stream) with an SSH port.
+  await row.getByRole("button", { name: "Start", exact: true }).click();
+  await expect(row.getByTestId("vm-state")).toHaveText("Running", STATE_CHANGE);
+  await expect(row.getByTestId("vm-ssh-port")).toHaveText(/^\d{2,5}$/);
+  await expect(row.getByRole("button", { name: "Start", exact: true })).toHaveCount(0);
+  expect(qemuPids(id!).length).toBeGreaterThan(0);
+  await shot(page, "dashboard");
+
+  // Its page: properties, the SSH hint and the event history with the start.
+  await row.getByRole("link", { name }).click();
+  await expect(page).toHaveURL(new RegExp(`/vms/${id}$`));
+  await expect(page.getByRole("heading", { name })).toBeVisible();
+  await expect(page.getByTestId("vm-state")).toHaveText("Running");
+  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 root@127.0.0.1`);
+  await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
+  await shot(page, "vm-page");
+
+  // Back to the list: stop, then delete.
+  await page.goBack();
+  const again = vmRow(page, name);
+  await expect(again.getByTestId("vm-state")).toHaveText("Running");
+  await again.getByRole("button", { name: "Stop", exact: true }).click();
+  await expect(again.getByTestId("vm-state")).toHaveText("Stopped", STATE_CHANGE);
+  await expectNoQemu(id!);
+
+  page.once("dialog", (dialog) => void dialog.accept());
+  await again.getByRole("button", { name: "Delete", exact: true }).click();
+  await expect(again).toHaveCount(0, STATE_CHANGE);
+  await expect(api.vm.get.query({ id: id! })).rejects.toThrow(/No VM with id/);
+});
+
+test("an invalid name shows the server's sentence and creates nothing", async ({ page }) => {
+  const before = await api.vm.list.query();
+  await page.goto("/");
+  await page.getByLabel("Name", { exact: true }).fill("Bad_Name");
+  await page.getByRole("button", { name: "Create VM" }).click();
+
+  const alert = page.getByRole("form", { name: "New VM" }).getByRole("alert");
+  await expect(alert).toContainText("DNS label");
+  await expect(vmRow(page, "Bad_Name")).toHaveCount(0);
+  const after = await api.vm.list.query();
+  expect(after.map((vm) => vm.name)).not.toContain("Bad_Name");
+  expect(after).toHaveLength(before.length);
+  created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));
+});

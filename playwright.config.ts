@@ -1,0 +1,67 @@
+/**
+ * End-to-end tests: Debian's Chromium against the real server (production build) booting
+ * real guests under a fresh state directory per run. Build first: `npx next build`.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "@playwright/test";
+
+const root = path.dirname(fileURLToPath(import.meta.url));
+const port = 3100;
+const baseURL = `http://127.0.0.1:${port}`;
+
+// The config is evaluated in the runner and again in each worker; the workers inherit the
+// runner's environment, so the directory made here is the one the tests read.
+process.env.HANGAR_E2E_STATE_DIR ??= fs.mkdtempSync(path.join(os.tmpdir(), "hangar-e2e-"));
+const stateDir = process.env.HANGAR_E2E_STATE_DIR;
+const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(root, "data", "images", "hangar-tiny");
+
+export default defineConfig({
+  testDir: "e2e",
+  workers: 1,
+  fullyParallel: false,
+  retries: 0,
+  forbidOnly: Boolean(process.env.CI),
+  timeout: 240_000,
+  expect: { timeout: 15_000 },
+  reporter: [["list"]],
+  use: {
+    baseURL,
+    actionTimeout: 30_000,
+    navigationTimeout: 60_000,
+    trace: "retain-on-failure",
+    screenshot: "only-on-failure",
+    launchOptions: {
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+  projects: [{ name: "chromium", use: { browserName: "chromium" } }],
+  webServer: {
+    command: "npx tsx server/main.ts",
+    cwd: root,
+    url: baseURL,
+    reuseExistingServer: false,
+    timeout: 180_000,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      NODE_ENV: "production",
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      HANGAR_STATE_DIR: stateDir,
+      HANGAR_GUEST_DIR: guestDir,
+    },
+  },
+});
