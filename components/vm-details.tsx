@@ -16,7 +16,7 @@ import { StateBadge } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
 
-export function VmDetails({ id, stateDir }: { id: string; stateDir: string }) {
+export function VmDetails({ id }: { id: string }) {
   const trpc = useTRPC();
   const router = useRouter();
   const query = useQuery(trpc.vm.get.queryOptions({ id }));
@@ -33,7 +33,6 @@ export function VmDetails({ id, stateDir }: { id: string; stateDir: string }) {
     );
   }
   const vm = query.data;
-  const keyPath = `${stateDir.replace(/\/+$/, "")}/vms/${vm.id}/id_ed25519`;
 
   return (
     <div className="stack">
@@ -77,7 +76,9 @@ export function VmDetails({ id, stateDir }: { id: string; stateDir: string }) {
             </>
           ) : null}
         </dl>
-        {vm.sshPort ? <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${keyPath} root@127.0.0.1`} /> : null}
+        {vm.sshPort && vm.sshKeyPath ? (
+          <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} root@127.0.0.1`} />
+        ) : null}
       </section>
 
       <section className="card">

@@ -166,6 +166,8 @@ export interface Manager {
 
   /** The VM's own SSH key: the private key (its file and text) and the public key line. */
   identity(): Promise<SshIdentity>;
+  /** True when the guest's SSH server greets on host port `sshPort` (no login). */
+  sshAnswers(sshPort: number): Promise<boolean>;
   /** The forwards qemu has bound now (reads them back from the running VM). */
   forwards(): Promise<PortForward[]>;
   /** Ends the VM's process at once, without asking the guest. No-op when not running. */

@@ -156,6 +156,7 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
       initrd: path.join(dir, "initrd.img"),
       cmdline,
       status: "ready",
+      sha256: await sha256Of(disk),
       sizeBytes: BigInt((await stat(disk)).size),
     };
     return db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });

@@ -55,6 +55,7 @@ const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Sto
 
 export type Pools = ReturnType<typeof createPools>;
 
+
 export function createPools({ db, lifecycle, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000 }: PoolDeps) {
   /** Says "a member became ready" to waiting acquirers. */
   const ready = new EventEmitter();
@@ -86,6 +87,16 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
       if (result?.exitCode === 0) return;
       if (Date.now() >= deadline) throw new HangarError("WAIT_FAILED", `VM ${vm.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s.`);
       await sleep(200);
+    }
+  }
+
+  /** Waits until the VM's SSH server greets (cheaper than a login); throws after `timeoutMs`. */
+  async function waitForSshBanner(vmId: string, sshPort: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const driver = driverFor(vmId);
+    while (!(await driver.sshAnswers(sshPort))) {
+      if (Date.now() >= deadline) throw new HangarError("WAIT_FAILED", `VM ${vmId} did not answer SSH within ${Math.round(timeoutMs / 1000)} s.`);
+      await sleep(50);
     }
   }
 
@@ -185,19 +196,22 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
     void kick(pool.id);
     try {
       if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
-      await waitForSsh(vm.id, Math.max(deadline - Date.now(), 30_000));
+      const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+      // Members were SSH-ready when staged; the banner shows sshd answers again, without
+      // paying for a whole SSH handshake under emulation. A Stopped member has to boot.
+      if (pool.staging === "Stopped") await waitForSsh(vm.id, Math.max(deadline - Date.now(), 30_000));
+      else await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
       const driver = driverFor(vm.id);
-      const running = await db.vm.findUniqueOrThrow({ where: { id: vm.id } });
       const identity = await driver.identity();
       let privateKey: string | undefined = identity.privateKey;
       if (options.publicKey) {
         const install = ["sh", "-c", "umask 077; mkdir -p /root/.ssh; cat >> /root/.ssh/authorized_keys"];
-        const added = await driver.shell(install, running.sshPort ?? 0, identity.privateKeyFile, { input: `${options.publicKey.trim()}\n` });
+        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { input: `${options.publicKey.trim()}\n` });
         if (added.exitCode !== 0) throw new Error(`could not install the key: ${added.stderr}`);
         privateKey = undefined;
       }
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
-      return { vmId: vm.id, name: vm.name, host: "127.0.0.1", sshPort: running.sshPort ?? 0, user: "root", privateKey };
+      return { vmId: vm.id, name: vm.name, host: "127.0.0.1", sshPort: started.sshPort ?? 0, user: "root", privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${errorMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);

@@ -101,6 +101,7 @@ export class FakeDriver {
         privateKey: `-----BEGIN OPENSSH PRIVATE KEY-----\nfake-${id}\n-----END OPENSSH PRIVATE KEY-----\n`,
         publicKey: `ssh-ed25519 AAAA fake-${id}`,
       }),
+      sshAnswers: async () => vm.running,
       forwards: async (): Promise<PortForward[]> => {
         requireRunning();
         return [{ hostPort: 40000 + vm.pid, guestPort: 22 }];

@@ -2,7 +2,7 @@
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import type { CloneInfo } from "./lifecycle.ts";
-import { isState, validActions, type Action, type State } from "./state.ts";
+import { isState, transition, validActions, type Action, type State } from "./state.ts";
 
 export interface CreateVmInput {
   name: string;
@@ -15,9 +15,13 @@ export interface CreateVmInput {
 
 const vmInclude = { image: { select: { id: true, name: true } }, ports: true } as const;
 
+/**
+ * The row with its state typed and the actions a person can take now: the valid ones that
+ * change the state (Stop on a Stopped VM is valid but does nothing, so it is not offered).
+ */
 function withActions<T extends { state: string }>(vm: T): T & { state: State; actions: Exclude<Action, "None">[] } {
   const state: State = isState(vm.state) ? vm.state : "ErrorUnknown";
-  const actions = validActions(state).filter((a): a is Exclude<Action, "None"> => a !== "None");
+  const actions = validActions(state).filter((a): a is Exclude<Action, "None"> => a !== "None" && transition(state, a) !== state);
   return { ...vm, state, actions };
 }
 
@@ -29,8 +33,10 @@ export async function listVms(hangar: Hangar) {
 export async function getVm(hangar: Hangar, id: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
-  const serialTail = await hangar.driverFor(id).serialTail(16 * 1024);
-  return { ...withActions(vm), serialTail };
+  const driver = hangar.driverFor(id);
+  const serialTail = await driver.serialTail(16 * 1024);
+  const sshKeyPath = await driver.identity().then((identity) => identity.privateKeyFile, () => null);
+  return { ...withActions(vm), serialTail, sshKeyPath };
 }
 
 /** A row in Initial (with its port forwards), then the Clone action makes its disk. */

@@ -41,7 +41,7 @@ describe("suspend and resume", () => {
 
     const suspended = await api.vm.suspend({ id: vm.id });
     expect(suspended.state).toBe("Suspended");
-    expect(suspended.actions).toEqual(["Start", "Suspend", "Delete"]);
+    expect(suspended.actions).toEqual(["Start", "Delete"]);
     expect(await t.hangar.driverFor(vm.id).running()).toBe(false);
     const machine = (await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).machine;
     expect(machine).toMatch(/^pc-q35-/);

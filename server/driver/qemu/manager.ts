@@ -24,7 +24,7 @@ import {
 import { SNAPSHOT_TAG, buildQemuArgs, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
-import { parseUsernetForwards } from "./ports.ts";
+import { greetsWithSshBanner, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
 
@@ -198,9 +198,17 @@ export class QemuManager implements Manager {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
     try {
+      // A guest still booting has no ACPI button handler yet and misses a single press:
+      // press again every second until it powers off or the time is up.
+      const deadline = Date.now() + timeoutMs;
       await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("system_powerdown"));
       this.log("sent the ACPI power button");
-      if (await waitForExit(pid, timeoutMs)) return this.afterExit("powered off");
+      while (!(await waitForExit(pid, Math.min(1000, Math.max(0, deadline - Date.now()))))) {
+        if (Date.now() >= deadline) break;
+        // Fails only as qemu exits, which the next wait sees.
+        await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("system_powerdown")).catch(() => undefined);
+      }
+      if (!(await processAlive(pid))) return this.afterExit("powered off");
       this.log(`no power-off within ${timeoutMs} ms, quitting`);
       await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
       if (await waitForExit(pid, 3000)) return this.afterExit("quit");
@@ -311,6 +319,10 @@ export class QemuManager implements Manager {
   async identity(): Promise<SshIdentity> {
     const [privateKey, publicKey] = await Promise.all([readFile(this.files.sshKey, "utf8"), readFile(this.files.sshPublicKey, "utf8")]);
     return { privateKeyFile: this.files.sshKey, privateKey, publicKey: publicKey.trim() };
+  }
+
+  async sshAnswers(sshPort: number): Promise<boolean> {
+    return greetsWithSshBanner(sshPort);
   }
 
   async forwards(): Promise<PortForward[]> {

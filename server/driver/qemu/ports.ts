@@ -33,3 +33,22 @@ export function isPortFree(port: number): Promise<boolean> {
     server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
+
+/** True when something on 127.0.0.1:`port` greets with an SSH banner ("SSH-2.0-…"). */
+export function greetsWithSshBanner(port: number, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.createConnection({ host: "127.0.0.1", port });
+    let text = "";
+    const done = () => {
+      socket.destroy();
+      resolve(text.startsWith("SSH-"));
+    };
+    socket.setTimeout(timeoutMs, done);
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+      if (text.includes("\n")) done();
+    });
+    socket.on("error", done);
+    socket.on("close", done);
+  });
+}
