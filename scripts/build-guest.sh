@@ -27,7 +27,7 @@ OUTPUTS=(vmlinuz initrd.img cmdline disk.qcow2 build-info.txt)
 DISK_SIZE=256M
 # Kernel command line. console=ttyS0: serial console; quiet: printing to the emulated UART is
 # slow under TCG; the rest skip probes that cost time under emulation and that we do not need.
-CMDLINE="console=ttyS0 quiet loglevel=1 panic=-1 i8042.noaux i8042.nomux i8042.dumbkbd tsc=reliable no_timer_check random.trust_cpu=on mitigations=off"
+CMDLINE="console=ttyS0 quiet loglevel=1 panic=-1 cryptomgr.notests i8042.noaux i8042.nomux i8042.dumbkbd tsc=reliable no_timer_check random.trust_cpu=on mitigations=off"
 
 # --- 0. Idempotence: skip everything when the outputs match this script + guest files. ---
 # The stamp is a hash of this script and every file in scripts/guest/ (names and content).
@@ -68,7 +68,17 @@ apt_update_once() {
   apt-get update -qq >&2 || die "apt-get update failed"
   APT_UPDATED=1
 }
+# Candidate versions, looked up in batches (each apt-cache run costs ~0.5 s of list parsing).
+declare -A CAND=()
+prime_candidates() {
+  local name ver
+  while read -r name ver; do CAND[$name]=$ver; done < <(
+    apt-cache policy -- "$@" 2>/dev/null |
+      awk '/^[^ ].*:$/ { n = substr($0, 1, length($0) - 1) }
+           /^  Candidate:/ { if ($2 != "(none)") print n, $2 }')
+}
 candidate_version() {
+  if [ -n "${CAND[$1]:-}" ]; then echo "${CAND[$1]}"; return 0; fi
   apt-cache policy -- "$1" 2>/dev/null | awk '/^  Candidate:/ { if ($2 != "(none)") print $2 }'
 }
 deb_for() {
@@ -105,34 +115,46 @@ deb_depends() {
 
 declare -A SEEN=()
 PKG_LIST=()   # "name version" of every package used, for build-info.txt
-# fetch_unpack PKG [recurse]: download + dpkg -x PKG; with recurse, also every library
-# package it depends on (lib*, zlib1g), which is where the shared objects come from.
+# fetch_unpack PKG: download + dpkg -x PKG; sets DEB to its .deb.
 fetch_unpack() {
-  local pkg=$1 recurse=${2:-} deb dep
-  [ -n "${SEEN[$pkg]:-}" ] && return 0
-  SEEN[$pkg]=1
-  deb=$(deb_for "$pkg")
-  dpkg -x "$deb" "$PKGROOT"
-  PKG_LIST+=("$pkg $(dpkg-deb -f -- "$deb" Version)")
-  [ -n "$recurse" ] || return 0
-  for dep in $(deb_depends "$deb"); do
-    case $dep in lib*|zlib1g) fetch_unpack "$dep" recurse ;; esac
+  DEB=$(deb_for "$1")
+  dpkg -x "$DEB" "$PKGROOT"
+  PKG_LIST+=("$1 $(dpkg-deb -f -- "$DEB" Version)")
+}
+# fetch_closure PKG...: fetch PKGs and, level by level, every library package they depend on
+# (lib*, zlib1g), which is where the shared objects come from.
+fetch_closure() {
+  local queue=("$@") next p dep
+  while [ ${#queue[@]} -gt 0 ]; do
+    prime_candidates "${queue[@]}"
+    next=()
+    for p in "${queue[@]}"; do
+      [ -n "${SEEN[$p]:-}" ] && continue
+      SEEN[$p]=1
+      fetch_unpack "$p"
+      for dep in $(deb_depends "$DEB"); do
+        case $dep in lib*|zlib1g) [ -n "${SEEN[$dep]:-}" ] || next+=("$dep") ;; esac
+      done
+    done
+    queue=(${next[@]+"${next[@]}"})
   done
 }
 
 # --- 2. Kernel: resolve linux-image-cloud-amd64 to its versioned image package. ---
 # The meta package only Depends on e.g. linux-image-6.1.0-XX-cloud-amd64; read that from the
 # meta .deb itself so a cached build needs no apt metadata.
+prime_candidates linux-image-cloud-amd64 busybox-static dropbear-bin rsync
 META_DEB=$(deb_for linux-image-cloud-amd64)
 KPKG=$(deb_depends "$META_DEB" | grep -m1 '^linux-image-.*-cloud-amd64$') || die "cannot resolve kernel package"
 PKG_LIST+=("linux-image-cloud-amd64 $(dpkg-deb -f -- "$META_DEB" Version)")
+prime_candidates "$KPKG"
 fetch_unpack "$KPKG"
 KVER=${KPKG#linux-image-}
 [ -f "$PKGROOT/boot/vmlinuz-$KVER" ] || die "kernel image missing in $KPKG"
 MODSRC=$PKGROOT/lib/modules/$KVER
 
 # --- 3. Userland packages (+ their library dependencies). ---
-for p in busybox-static dropbear-bin rsync; do fetch_unpack "$p" recurse; done
+fetch_closure busybox-static dropbear-bin rsync
 BUSYBOX=$PKGROOT/bin/busybox
 [ -x "$BUSYBOX" ] || die "busybox-static did not provide /bin/busybox"
 
@@ -145,8 +167,8 @@ ln -s /run/resolv.conf etc/resolv.conf
 chmod 0700 root
 chmod 1777 tmp
 # /dev/console must exist before devtmpfs is mounted, for init's stdio.
-mknod -m 600 dev/console c 5 1
-mknod -m 666 dev/null c 1 3
+mknod -m 600 dev/console c 5 1 && mknod -m 666 dev/null c 1 3 ||
+  die "mknod failed: build-guest.sh must run as root"
 install -m 0755 -- "$BUSYBOX" bin/busybox
 # `busybox --list-full` gives the canonical path of each applet (bin/ls, sbin/init, ...).
 "$BUSYBOX" --list-full | while read -r applet; do
@@ -227,7 +249,7 @@ for bin in usr/sbin/dropbear usr/bin/dropbearkey usr/bin/rsync; do resolve_elf "
 # depends= from its .modinfo section. Built-in drivers (modules.builtin) need no file.
 declare -A MODPATH=() MODDONE=()
 while IFS= read -r -d '' ko; do
-  name=$(basename -- "$ko" .ko); MODPATH[${name//-/_}]=${ko#"$MODSRC"/}
+  name=${ko##*/}; name=${name%.ko}; MODPATH[${name//-/_}]=${ko#"$MODSRC"/}
 done < <(find "$MODSRC/kernel" -name '*.ko' -print0)
 mod_is_builtin() { grep -q -E "/${1//_/[-_]}\.ko\$" -- "$MODSRC/modules.builtin"; }
 mod_deps() {
