@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import { createCaller } from "../server/api/root.ts";
+import { adminCaller } from "./caller.ts";
 import { createDb } from "../server/db.ts";
 import { chooseAccel } from "../server/driver/qemu/accel.ts";
 import { writeCidataIso } from "../server/driver/qemu/cidata.ts";
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const decision = await chooseAccel(stateDir, kernel);
   const image = await hangar.images.ensureBuiltinImage(guestDir);
   if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
-  const api = createCaller({ hangar, actor: "bench" });
+  const api = await adminCaller(hangar);
   console.log(`accelerator: ${decision.accel} (${decision.reason}); ${runs} runs each, ${os.cpus().length} cores`);
 
   const hangarTimes: number[] = [];

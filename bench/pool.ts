@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import { createCaller } from "../server/api/root.ts";
+import { adminCaller } from "./caller.ts";
 import { createDb } from "../server/db.ts";
 import { sshOptions } from "../server/driver/qemu/manager.ts";
 import type { Env } from "../server/env.ts";
@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     stateDir, databaseUrl, imagesDir: path.join(stateDir, "images"), guestDir,
   };
   const hangar = createHangar({ env, db: createDb(databaseUrl) });
-  const api = createCaller({ hangar, actor: "bench" });
+  const api = await adminCaller(hangar);
   const image = await hangar.images.ensureBuiltinImage(guestDir);
   if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
   console.log(`accelerator: ${await hangar.accel()}; ${runs} runs each`);

@@ -11,6 +11,11 @@ const schema = z.object({
   HANGAR_ACCEL: z.enum(["kvm", "tcg"]).optional(),
   /** Where the tiny guest was built (default: <state>/images/hangar-tiny). */
   HANGAR_GUEST_DIR: z.string().optional(),
+  /** The first admin, created at start-up when no user exists yet. */
+  HANGAR_ADMIN_EMAIL: z.string().email("HANGAR_ADMIN_EMAIL must be an email address").optional(),
+  HANGAR_ADMIN_PASSWORD: z.string().min(8, "HANGAR_ADMIN_PASSWORD needs at least 8 characters").optional(),
+  /** This host's name in the Host table (default: the machine's hostname). */
+  HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
 
 export interface Env extends z.infer<typeof schema> {

@@ -29,6 +29,12 @@ export const ERROR_CODES = {
   DRIVER_FAILED: "INTERNAL_SERVER_ERROR",
   /** waitForState gave up, or saw a state it did not expect on the way. */
   WAIT_FAILED: "TIMEOUT",
+  /** No session cookie or API token came with the request, or it is no longer valid. */
+  UNAUTHENTICATED: "UNAUTHORIZED",
+  /** Signed in, but the role or ownership does not allow this. */
+  FORBIDDEN: "FORBIDDEN",
+  /** The VM runs on another host; act on it through that host's Hangar. */
+  HOST_MISMATCH: "PRECONDITION_FAILED",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

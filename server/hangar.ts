@@ -1,6 +1,6 @@
 /**
  * The wiring: one set of services per process (database, bus, driver, lifecycle,
- * reconciler, images, pools). main.ts builds it once; tests build their own.
+ * reconciler, images, pools, hosts, auth). main.ts builds it once; tests build their own.
  */
 import path from "node:path";
 import { createDb, type Db } from "./db.ts";
@@ -9,6 +9,8 @@ import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
+import { createAuth } from "./auth/better-auth.ts";
+import { createHosts } from "./hosts.ts";
 import { createImages } from "./images/images.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
@@ -30,17 +32,30 @@ export type Hangar = ReturnType<typeof createHangar>;
 export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
+  let accelDecided: Accel | undefined;
   const decideAccel = () => {
     accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz")).then((decision) => {
       log(`accelerator: ${decision.accel} (${decision.reason})`);
+      accelDecided = decision.accel;
       return decision.accel;
     });
     return accel;
   };
   const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel }));
-  const lifecycle = createLifecycle({ db, bus, driverFor: driver });
+  const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
+  const lifecycle = createLifecycle({ db, bus, driverFor: driver, hostId: hosts.selfId });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
   const images = createImages({ db, imagesDir: env.imagesDir, log });
   const pools = createPools({ db, lifecycle, driverFor: driver, log, ...pool });
-  return { env, db, bus, lifecycle, reconciler, images, pools, driverFor: driver, accel: decideAccel };
+  const auth = createAuth({
+    db,
+    databaseUrl: env.databaseUrl,
+    stateDir: env.stateDir,
+    baseURL: `http://${env.HOST}:${env.PORT}`,
+    trustedOrigins: [`http://${env.HOST}:${env.PORT}`, `http://localhost:${env.PORT}`, `http://127.0.0.1:${env.PORT}`],
+    onSignIn: async (user) => {
+      await lifecycle.record(null, "", user.email, "sign-in", null, null, true, `${user.email} signed in`, { target: user.email, userId: user.id });
+    },
+  });
+  return { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, driverFor: driver, accel: decideAccel };
 }

@@ -1,6 +1,7 @@
 /**
  * The Hangar process: one HTTP server on one port for the Next dashboard, the tRPC API
- * (/api/trpc) and WebSocket upgrades, plus the reconciler. tRPC is served here rather
+ * (/api/trpc), sign-in (/api/auth) and WebSocket upgrades, plus the reconciler, the pool
+ * keeper and this host's heartbeat. tRPC is served here rather
  * than from a Next route handler so that it shares this process's module graph (the bus,
  * the in-flight set) instead of a second copy bundled by Next.
  */
@@ -8,8 +9,12 @@ import { createServer } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { toNodeHandler } from "better-auth/node";
 import next from "next";
 import { appRouter } from "./api/root.ts";
+import { actorLabel } from "./auth/permissions.ts";
+import { authenticate } from "./auth/principal.ts";
+import { bootstrapAdmin } from "./auth/users.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { migrateDatabase } from "./migrate.ts";
@@ -24,6 +29,9 @@ async function main(): Promise<void> {
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
   if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
   void hangar.accel();
+  await hangar.hosts.selfId();
+  const stopHeartbeat = hangar.hosts.startHeartbeat(5000);
+  const needsFirstAdmin = await bootstrapAdmin(hangar.db, hangar.auth, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
   void hangar.pools.start();
 
@@ -35,12 +43,20 @@ async function main(): Promise<void> {
   const handleTrpc = createHTTPHandler({
     router: appRouter,
     basePath: "/api/trpc/",
-    createContext: () => ({ hangar, actor: "local-user" }),
+    createContext: async ({ req }) => {
+      const principal = await authenticate(hangar.db, hangar.auth, req.headers);
+      return { hangar, principal, actor: principal ? actorLabel(principal) : "anonymous" };
+    },
   });
+  const handleAuth = toNodeHandler(hangar.auth);
 
   const server = createServer((req, res) => {
     if (req.url?.startsWith("/api/trpc/")) {
       handleTrpc(req, res);
+      return;
+    }
+    if (req.url?.startsWith("/api/auth/")) {
+      void handleAuth(req, res);
       return;
     }
     void handleNext(req, res);
@@ -52,11 +68,13 @@ async function main(): Promise<void> {
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : env.PORT;
     log(`dashboard on http://${env.HOST}:${port} (state in ${env.stateDir})`);
+    if (needsFirstAdmin) log(`no user yet: create the first admin at http://${env.HOST}:${port}/setup (or set HANGAR_ADMIN_EMAIL and HANGAR_ADMIN_PASSWORD)`);
   });
 
   const shutdown = () => {
     log("shutting down; VMs keep running");
     stopReconciler();
+    stopHeartbeat();
     void hangar.pools.close();
     server.close();
     void app.close().finally(() => process.exit(0));

@@ -8,18 +8,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../testing/fake-driver.ts";
-import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
-import { createCaller } from "./root.ts";
+import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 
 let t: TestHangar;
 let fake: FakeDriver;
-let api: ReturnType<typeof createCaller>;
+let api: Awaited<ReturnType<typeof callerFor>>;
 let imageId: string;
 
 beforeAll(async () => {
   fake = new FakeDriver();
   t = await createTestHangar({ driverFor: fake.managerFor });
-  api = createCaller({ hangar: t.hangar, actor: "tester" });
+  api = await callerFor(t.hangar);
   imageId = (await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
 });
 afterAll(() => t.cleanup());

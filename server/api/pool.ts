@@ -1,13 +1,14 @@
 import { z } from "zod";
 import { STAGING_STATES } from "../pool/pool.ts";
 import { id, vmName } from "./schemas.ts";
-import { publicProcedure, router } from "./trpc.ts";
+import { procedure, router } from "./trpc.ts";
 
 const size = z.number().int("size must be a whole number.").min(0, "size must be 0 or more.").max(32, "A pool holds at most 32 VMs.");
 
 export const poolRouter = router({
-  list: publicProcedure.query(({ ctx }) => ctx.hangar.pools.listPools()),
-  create: publicProcedure
+  list: procedure.meta({ permission: "read" }).query(({ ctx }) => ctx.hangar.pools.listPools()),
+  create: procedure
+    .meta({ permission: "pool.manage" })
     .input(
       z.object({
         name: vmName,
@@ -20,13 +21,14 @@ export const poolRouter = router({
       }),
     )
     .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
-  resize: publicProcedure.input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
-  delete: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  resize: procedure.meta({ permission: "pool.manage" }).input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
+  delete: procedure.meta({ permission: "pool.manage" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.pools.deletePool(input.id, ctx.actor);
     return { id: input.id };
   }),
   /** A ready VM: its id, where to SSH and the key (or yours, installed for root). */
-  acquire: publicProcedure
+  acquire: procedure
+    .meta({ permission: "pool.use" })
     .input(
       z.object({
         poolId: id,
@@ -38,8 +40,8 @@ export const poolRouter = router({
           .optional(),
       }),
     )
-    .mutation(({ ctx, input }) => ctx.hangar.pools.acquire(input.poolId, { actor: ctx.actor, timeoutMs: input.timeoutSec * 1000, publicKey: input.publicKey })),
-  release: publicProcedure.input(z.object({ vmId: id })).mutation(async ({ ctx, input }) => {
+    .mutation(({ ctx, input }) => ctx.hangar.pools.acquire(input.poolId, { actor: ctx.actor, ownerId: ctx.principal?.userId, timeoutMs: input.timeoutSec * 1000, publicKey: input.publicKey })),
+  release: procedure.meta({ permission: "vm.control", vmInput: "vmId" }).input(z.object({ vmId: id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.pools.release(input.vmId, ctx.actor);
     return { vmId: input.vmId };
   }),

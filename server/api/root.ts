@@ -1,7 +1,11 @@
+import { accountRouter } from "./account.ts";
+import { auditRouter, hostRouter } from "./audit.ts";
 import { imageRouter } from "./image.ts";
 import { poolRouter } from "./pool.ts";
 import { snapshotRouter } from "./snapshot.ts";
+import { tokenRouter } from "./token.ts";
 import { createCallerFactory, router } from "./trpc.ts";
+import { userRouter } from "./user.ts";
 import { vmRouter } from "./vm.ts";
 
 export const appRouter = router({
@@ -9,6 +13,11 @@ export const appRouter = router({
   image: imageRouter,
   snapshot: snapshotRouter,
   pool: poolRouter,
+  account: accountRouter,
+  user: userRouter,
+  token: tokenRouter,
+  audit: auditRouter,
+  host: hostRouter,
 });
 
 export type AppRouter = typeof appRouter;

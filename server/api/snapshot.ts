@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { changeSnapshot, listSnapshots } from "../vms/snapshots.ts";
 import { id } from "./schemas.ts";
-import { publicProcedure, router } from "./trpc.ts";
+import { procedure, router } from "./trpc.ts";
 
 const snapshotName = z
   .string()
@@ -11,8 +11,8 @@ const snapshotName = z
 const target = z.object({ id, name: snapshotName });
 
 export const snapshotRouter = router({
-  list: publicProcedure.input(z.object({ id })).query(({ ctx, input }) => listSnapshots(ctx.hangar, input.id)),
-  create: publicProcedure.input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "create" }, ctx.actor)),
-  revert: publicProcedure.input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "revert" }, ctx.actor)),
-  delete: publicProcedure.input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "delete" }, ctx.actor)),
+  list: procedure.meta({ permission: "read" }).input(z.object({ id })).query(({ ctx, input }) => listSnapshots(ctx.hangar, input.id)),
+  create: procedure.meta({ permission: "vm.control" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "create" }, ctx.actor)),
+  revert: procedure.meta({ permission: "vm.control" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "revert" }, ctx.actor)),
+  delete: procedure.meta({ permission: "vm.control" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "delete" }, ctx.actor)),
 });

@@ -2,23 +2,34 @@
  * tRPC plumbing, in three parts. Edit it when you add a kind of procedure or change how
  * errors reach clients; routers live beside it, one per domain.
  *
- * 1. Context: the services and who is asking.
+ * 1. Context: the services and who is asking (a session cookie or an API token).
  * 2. Initialisation: superjson, and the one errorFormatter that turns domain errors and
  *    input validation errors into a tRPC code and a sentence a person can act on.
- * 3. Procedures: publicProcedure (authenticated tiers come with accounts).
+ * 3. Procedures: one `procedure`; each declares the permission it needs in its meta
+ *    (server/auth/permissions.ts), which one middleware enforces. A procedure without
+ *    one is refused, and a test walks the router to keep it so.
  */
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError } from "zod";
-import { ERROR_CODES, isHangarError, type ErrorCode } from "../errors.ts";
+import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
+import { ERROR_CODES, HangarError, isHangarError, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
 // 1. Context
 
 export interface Context {
   hangar: Hangar;
+  /** Who is asking; null when nobody signed in and no token came. */
+  principal: Principal | null;
   /** Who is asking, as written into events. */
   actor: string;
+}
+
+export interface Meta {
+  permission: Permission;
+  /** For "vm.control": the input field that holds the VM's id (default "id"). */
+  vmInput?: "id" | "vmId";
 }
 
 // 2. Initialisation
@@ -30,7 +41,7 @@ function describeZodError(error: ZodError): string {
     .join("; ");
 }
 
-const t = initTRPC.context<Context>().create({
+const t = initTRPC.context<Context>().meta<Meta>().create({
   transformer: superjson,
   errorFormatter({ shape, error }) {
     const zod = error.cause instanceof ZodError ? error.cause : undefined;
@@ -55,6 +66,38 @@ const domainErrors = t.middleware(async ({ next }) => {
 
 // 3. Procedures
 
+const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
+  if (!meta) throw new HangarError("FORBIDDEN", "This procedure declares no permission, so nobody may call it.");
+  if (meta.permission === "public") return next();
+  const principal = ctx.principal;
+  if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first, or send an API token as Authorization: Bearer <token>.");
+  const allowed = await (async () => {
+    switch (meta.permission) {
+      case "read":
+      case "tokens.own":
+        return true;
+      case "vm.create":
+      case "pool.use":
+        return atLeast(principal, "operator");
+      case "pool.manage":
+      case "admin":
+        return principal.role === "admin";
+      case "vm.control": {
+        if (!atLeast(principal, "operator")) return false;
+        const raw = (await getRawInput()) as Record<string, unknown> | undefined;
+        const vmId = raw?.[meta.vmInput ?? "id"];
+        if (typeof vmId !== "string") return true;
+        const vm = await ctx.hangar.db.vm.findUnique({ where: { id: vmId }, select: { ownerId: true } });
+        // A missing VM is the procedure's NOT_FOUND to report.
+        return !vm || canControlVm(principal, vm);
+      }
+    }
+  })();
+  if (!allowed) throw new HangarError("FORBIDDEN", refusal(meta.permission));
+  return next({ ctx: { principal } });
+});
+
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure.use(domainErrors);
+/** Every procedure starts here and sets `.meta({ permission })`. */
+export const procedure = t.procedure.use(domainErrors).use(enforcePermission);

@@ -2,40 +2,46 @@ import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { cloneExistingVm, createVm, getVm, listEvents, listVms } from "../vms/inventory.ts";
 import { createVmInput, id, vmName } from "./schemas.ts";
-import { publicProcedure, router } from "./trpc.ts";
+import { procedure, router } from "./trpc.ts";
 
 export const vmRouter = router({
-  list: publicProcedure.query(({ ctx }) => listVms(ctx.hangar)),
-  get: publicProcedure.input(z.object({ id })).query(({ ctx, input }) => getVm(ctx.hangar, input.id)),
-  create: publicProcedure.input(createVmInput).mutation(({ ctx, input }) => createVm(ctx.hangar, input, ctx.actor)),
-  start: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  list: procedure.meta({ permission: "read" }).query(({ ctx }) => listVms(ctx.hangar)),
+  get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(({ ctx, input }) => getVm(ctx.hangar, input.id)),
+  create: procedure
+    .meta({ permission: "vm.create" })
+    .input(createVmInput)
+    .mutation(({ ctx, input }) => createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
+  start: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.startVm(input.id, ctx.actor);
     return getVm(ctx.hangar, input.id);
   }),
-  stop: publicProcedure
+  stop: procedure
+    .meta({ permission: "vm.control" })
     .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
       return getVm(ctx.hangar, input.id);
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
-  suspend: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  suspend: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
     return getVm(ctx.hangar, input.id);
   }),
   /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
-  clone: publicProcedure
+  clone: procedure
+    .meta({ permission: "vm.control" })
     .input(z.object({ id, name: vmName }))
-    .mutation(({ ctx, input }) => cloneExistingVm(ctx.hangar, input, ctx.actor)),
-  delete: publicProcedure.input(z.object({ id })).mutation(async ({ ctx, input }) => {
+    .mutation(({ ctx, input }) => cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
+  delete: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };
   }),
-  events: publicProcedure
+  events: procedure
+    .meta({ permission: "read" })
     .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: z.string().optional() }))
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
   /** Live state changes (SSE). Each message carries the event id, so a reconnect resumes. */
-  onChange: publicProcedure.subscription(async function* ({ ctx, signal }) {
+  onChange: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {
     for await (const change of ctx.hangar.bus.changes(signal)) {
       yield tracked(change.eventId || `${change.vmId}:${change.state}:${Date.now()}`, change);
     }

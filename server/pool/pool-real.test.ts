@@ -4,9 +4,8 @@ import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCaller } from "../api/root.ts";
 import { sshOptions } from "../driver/qemu/manager.ts";
-import { createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
+import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 
 let t: TestHangar;
 const keys = mkdtempSync(path.join(os.tmpdir(), "hangar-pool-key-"));
@@ -23,7 +22,7 @@ afterAll(async () => {
 
 describe("a pool of the tiny guest", () => {
   it("keeps two suspended VMs and hands one out that answers SSH with the returned key", async () => {
-    const api = createCaller({ hangar: t.hangar, actor: "service" });
+    const api = await callerFor(t.hangar);
     const image = await tinyImage(t.hangar);
     const pool = await api.pool.create({ name: "tiny", imageId: image.id, cpus: 1, memoryMiB: 256, size: 2, staging: "Suspended" });
     await t.hangar.pools.kick(pool.id);

@@ -101,9 +101,10 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
   }
 
   /** Creates one member and brings it to the staging state. */
-  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string }) {
+  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string; hostId: string | null }) {
     const vm = await db.vm.create({
       data: {
+        hostId: pool.hostId ?? (await lifecycle.hostId()),
         name: `${pool.name}-${randomBytes(3).toString("hex")}`,
         imageId: pool.imageId,
         cpus: pool.cpus,
@@ -159,12 +160,12 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
     return run;
   }
 
-  /** Claims a ready member: exactly one caller gets each VM. */
-  async function claim(poolId: string, staging: string, actor: string) {
+  /** Claims a ready member for the caller: exactly one caller gets each VM, and owns it. */
+  async function claim(poolId: string, staging: string, { actor, ownerId }: { actor: string; ownerId?: string }) {
     const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging }, orderBy: { createdAt: "asc" } });
     for (const candidate of candidates) {
       if (lifecycle.isBusy(candidate.id)) continue;
-      const won = await db.vm.updateMany({ where: { id: candidate.id, acquiredAt: null, state: staging }, data: { acquiredAt: new Date(), acquiredBy: actor } });
+      const won = await db.vm.updateMany({ where: { id: candidate.id, acquiredAt: null, state: staging }, data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null } });
       if (won.count === 1) return candidate;
     }
     return undefined;
@@ -174,10 +175,10 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
    * Hands out a ready VM of the pool, resuming or starting it, once SSH answers. Waits for
    * a replacement when none is ready, up to `timeoutMs`.
    */
-  async function acquire(poolId: string, options: { actor: string; timeoutMs: number; publicKey?: string }): Promise<Acquired> {
+  async function acquire(poolId: string, options: { actor: string; ownerId?: string; timeoutMs: number; publicKey?: string }): Promise<Acquired> {
     const pool = await loadPool(poolId);
     const deadline = Date.now() + options.timeoutMs;
-    let vm = await claim(pool.id, pool.staging, options.actor);
+    let vm = await claim(pool.id, pool.staging, options);
     while (!vm) {
       void kick(pool.id);
       const left = deadline - Date.now();
@@ -191,7 +192,7 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
         const timer = setTimeout(done, Math.min(left, 1000));
         ready.on(pool.id, done);
       });
-      vm = await claim(pool.id, pool.staging, options.actor);
+      vm = await claim(pool.id, pool.staging, options);
     }
     void kick(pool.id);
     try {
@@ -235,7 +236,7 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
     }
     const image = await db.image.findUnique({ where: { id: spec.imageId } });
     if (!image) throw new HangarError("NOT_FOUND", `No image with id "${spec.imageId}"; pick one from the Images page.`);
-    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null } });
+    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null, hostId: await lifecycle.hostId() } });
     await record(pool.name, "created", true, `size ${pool.size}, staging ${pool.staging}, by ${actor}`);
     void kick(pool.id);
     return pool;
@@ -272,11 +273,12 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
    * deleted, then every pool is filled.
    */
   async function start() {
-    const orphans = await db.vm.findMany({ where: { poolId: { not: null }, acquiredAt: null, state: { in: ["Initial", "ErrorUnknown"] } } });
+    const self = await lifecycle.hostId();
+    const orphans = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: { in: ["Initial", "ErrorUnknown"] } } });
     for (const vm of orphans) {
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
     }
-    for (const pool of await db.pool.findMany()) void kick(pool.id);
+    for (const pool of await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } })) void kick(pool.id);
   }
 
   async function close() {

@@ -2,10 +2,13 @@
  * Test fixtures: a fresh state directory with its own copy of the migrated template
  * database, and Hangar services on it (real qemu driver, or a given fake).
  */
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { inject } from "vitest";
+import { createCaller } from "../api/root.ts";
+import type { Role } from "../auth/permissions.ts";
 import { createDb } from "../db.ts";
 import type { Env } from "../env.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
@@ -53,4 +56,10 @@ export async function tinyImage(hangar: Hangar) {
   const image = await hangar.images.ensureBuiltinImage(hangar.env.guestDir);
   if (!image) throw new Error(`the tiny guest is not built at ${hangar.env.guestDir}`);
   return image;
+}
+
+/** A tRPC caller acting as a real user row of `role` (created on first use). */
+export async function callerFor(hangar: Hangar, role: Role = "admin", email = `${role}@test.hangar`) {
+  const user = await hangar.db.user.upsert({ where: { email }, create: { id: randomUUID(), email, name: role, role }, update: {} });
+  return createCaller({ hangar, principal: { userId: user.id, email, role, via: "session" }, actor: email });
 }

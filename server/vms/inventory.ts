@@ -1,5 +1,6 @@
 /** Reading and creating VM rows: what the routers call besides lifecycle actions. */
 import { HangarError } from "../errors.ts";
+import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import type { CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
@@ -13,7 +14,12 @@ export interface CreateVmInput {
   ports?: { hostPort: number; guestPort: number }[];
 }
 
-const vmInclude = { image: { select: { id: true, name: true } }, ports: true } as const;
+const vmInclude = {
+  image: { select: { id: true, name: true } },
+  ports: true,
+  owner: { select: { id: true, email: true } },
+  host: { select: { id: true, name: true } },
+} as const;
 
 /**
  * The row with its state typed and the actions a person can take now: the valid ones that
@@ -39,9 +45,13 @@ export async function getVm(hangar: Hangar, id: string) {
   return { ...withActions(vm), serialTail, sshKeyPath };
 }
 
-/** A row in Initial (with its port forwards), then the Clone action makes its disk. */
-export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string) {
+/**
+ * A row in Initial (with its port forwards), then the Clone action makes its disk. The VM
+ * belongs to `ownerId` (within their quota) and to this host.
+ */
+export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string, ownerId?: string) {
   const { db } = hangar;
+  if (ownerId) await assertWithinQuota(db, ownerId, input.cpus, input.memoryMiB);
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
   if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
@@ -61,10 +71,12 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       cpus: input.cpus,
       memoryMiB: input.memoryMiB,
       userData: input.userData ?? null,
+      ownerId: ownerId ?? null,
+      hostId: await hangar.lifecycle.hostId(),
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
     },
   });
-  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Created from image ${image.name}`);
+  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Created from image ${image.name}`, { userId: ownerId });
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
 }
@@ -85,7 +97,7 @@ export async function listEvents(hangar: Hangar, input: { vmId?: string; limit: 
  * SSH key and cloud-init instance-id (so it boots as a new machine with its own hostname),
  * cloneInfo naming the source. Port forwards come along with host ports picked anew.
  */
-export async function cloneExistingVm(hangar: Hangar, input: { id: string; name: string }, actor: string) {
+export async function cloneExistingVm(hangar: Hangar, input: { id: string; name: string }, actor: string, ownerId?: string) {
   const { db } = hangar;
   const source = await db.vm.findUnique({ where: { id: input.id }, include: { ports: true } });
   if (!source) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
@@ -95,6 +107,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
   if (await db.vm.findUnique({ where: { name: input.name } })) {
     throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
   }
+  if (ownerId) await assertWithinQuota(db, ownerId, source.cpus, source.memoryMiB);
   const cloneInfo: CloneInfo = { sourceVmId: source.id, sourceName: source.name };
   const vm = await db.vm.create({
     data: {
@@ -104,6 +117,8 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       memoryMiB: source.memoryMiB,
       userData: source.userData,
       cloneInfo: JSON.stringify(cloneInfo),
+      ownerId: ownerId ?? null,
+      hostId: source.hostId ?? (await hangar.lifecycle.hostId()),
       ports: { create: source.ports.map((p) => ({ hostPort: 0, guestPort: p.guestPort })) },
     },
   });

@@ -18,6 +18,8 @@ export interface LifecycleDeps {
   bus: VmBus;
   /** The driver's Manager for one VM. */
   driverFor: (vmId: string) => Manager;
+  /** This host's id: actions on a VM of another host are refused. */
+  hostId: () => Promise<string>;
 }
 
 export interface Properties {
@@ -59,7 +61,7 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
+export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
   /** VMs with an action under way in this process; the reconciler leaves them alone. */
   const inFlight = new Set<string>();
 
@@ -74,9 +76,19 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
     return vm.state;
   }
 
-  async function record(vmId: string | null, vmName: string, actor: Actor, action: string, from: State | null, to: State | "Gone" | null, ok: boolean, message: string) {
+  async function record(
+    vmId: string | null,
+    vmName: string,
+    actor: Actor,
+    action: string,
+    from: State | null,
+    to: State | "Gone" | null,
+    ok: boolean,
+    message: string,
+    extra: { target?: string; userId?: string } = {},
+  ) {
     const event = await db.event.create({
-      data: { vmId, vmName, actor, action, fromState: from, toState: to, ok, message },
+      data: { vmId, vmName, actor, action, fromState: from, toState: to, ok, message, ...extra },
     });
     if (to) bus.publish({ vmId: vmId ?? "", vmName, state: to, eventId: event.id });
     return event;
@@ -94,6 +106,11 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
   /** Validates `action` from the VM's state and takes the row into the next state. */
   async function begin(vmId: string, action: Exclude<Action, "None">) {
     const vm = await load(vmId);
+    const self = await hostId();
+    if (vm.hostId && vm.hostId !== self) {
+      const host = await db.host.findUnique({ where: { id: vm.hostId }, select: { name: true } });
+      throw new HangarError("HOST_MISMATCH", `VM "${vm.name}" runs on host ${host?.name ?? vm.hostId}; use that host's Hangar for it.`);
+    }
     const from = stateOf(vm);
     const next = transition(from, action);
     if (next === undefined) {
@@ -339,5 +356,5 @@ export function createLifecycle({ db, bus, driverFor }: LifecycleDeps) {
     };
   }
 
-  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), record };
+  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), record, hostId };
 }

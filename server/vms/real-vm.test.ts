@@ -1,9 +1,8 @@
 // Lifecycle, reconciler and API together on the real qemu driver and the tiny guest.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCaller } from "../api/root.ts";
 import { sshWhenReady } from "../testing/guest.ts";
-import { createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
+import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { waitForState } from "./wait.ts";
 
 let t: TestHangar;
@@ -20,7 +19,7 @@ afterAll(async () => {
 
 describe("a real VM through the API", () => {
   it("is created, started, reached over SSH, stopped and deleted", async () => {
-    const api = createCaller({ hangar: t.hangar, actor: "tester" });
+    const api = await callerFor(t.hangar);
     const image = await tinyImage(t.hangar);
     const vm = await api.vm.create({ name: "real-one", imageId: image.id, cpus: 1, memoryMiB: 256, ports: [{ hostPort: 0, guestPort: 8080 }] });
     expect(vm.state).toBe("Stopped");
@@ -54,7 +53,7 @@ describe("a real VM through the API", () => {
   });
 
   it("shows a VM whose qemu was killed with SIGKILL as Stopped, through the reconciler", async () => {
-    const api = createCaller({ hangar: t.hangar, actor: "tester" });
+    const api = await callerFor(t.hangar);
     const image = await tinyImage(t.hangar);
     const vm = await api.vm.create({ name: "killed", imageId: image.id, cpus: 1, memoryMiB: 128 });
     const running = await api.vm.start({ id: vm.id });
@@ -75,7 +74,7 @@ describe("a real VM through the API", () => {
   });
 
   it("adopts a qemu that outlived a server restart instead of starting it twice", async () => {
-    const api = createCaller({ hangar: t.hangar, actor: "tester" });
+    const api = await callerFor(t.hangar);
     const image = await tinyImage(t.hangar);
     const vm = await api.vm.create({ name: "survivor", imageId: image.id, cpus: 1, memoryMiB: 128 });
     const running = await api.vm.start({ id: vm.id });

@@ -87,7 +87,10 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
   async function reconcileAll(): Promise<void> {
     if (running) return running;
     running = (async () => {
-      const vms = await db.vm.findMany({ select: { id: true, name: true, state: true } });
+      const self = await lifecycle.hostId();
+      // Only this host's VMs: another host's qemu is not ours to judge (rows from before
+      // hosts existed have none and belong to whoever runs them).
+      const vms = await db.vm.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] }, select: { id: true, name: true, state: true } });
       for (const vm of vms) {
         try {
           await reconcileVm(vm);

@@ -2,17 +2,16 @@
 import { randomBytes } from "node:crypto";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCaller } from "../api/root.ts";
 import { vmFiles } from "../driver/qemu/paths.ts";
 import { sshWhenReady } from "../testing/guest.ts";
-import { createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
+import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 
 let t: TestHangar;
-let api: ReturnType<typeof createCaller>;
+let api: Awaited<ReturnType<typeof callerFor>>;
 
 beforeAll(async () => {
   t = await createTestHangar();
-  api = createCaller({ hangar: t.hangar, actor: "tester" });
+  api = await callerFor(t.hangar);
 });
 afterAll(async () => {
   for (const vm of await t.hangar.db.vm.findMany()) await t.hangar.driverFor(vm.id).kill();

@@ -1,0 +1,24 @@
+import { z } from "zod";
+import { actorLabel } from "../auth/permissions.ts";
+import { createFirstAdmin } from "../auth/users.ts";
+import { procedure, router } from "./trpc.ts";
+
+export const password = z.string().min(8, "Passwords need at least 8 characters.").max(256, "That password is too long.");
+export const email = z.email("That is not an email address.").max(254);
+
+export const accountRouter = router({
+  /** Who you are, and whether Hangar still needs its first admin. */
+  me: procedure.meta({ permission: "public" }).query(async ({ ctx }) => ({
+    user: ctx.principal ? { ...ctx.principal, label: actorLabel(ctx.principal) } : null,
+    needsFirstAdmin: (await ctx.hangar.db.user.count()) === 0,
+  })),
+  /** First run only: while no user exists, anyone on the dashboard may create the first admin. */
+  createFirstAdmin: procedure
+    .meta({ permission: "public" })
+    .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password }))
+    .mutation(async ({ ctx, input }) => {
+      const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, input);
+      await ctx.hangar.lifecycle.record(null, "", user.email, "user-create", null, null, true, `First admin ${user.email}`, { target: user.email, userId: user.id });
+      return user;
+    }),
+});

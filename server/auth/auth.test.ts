@@ -1,0 +1,197 @@
+// Accounts, roles, ownership, tokens, quotas and hosts, through the real router.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { TRPCError } from "@trpc/server";
+import { execa } from "execa";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { appRouter, createCaller } from "../api/root.ts";
+import type { Meta } from "../api/trpc.ts";
+import type { Hangar } from "../hangar.ts";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { REPO_ROOT } from "../testing/paths.ts";
+import { PERMISSIONS } from "./permissions.ts";
+import { authenticate } from "./principal.ts";
+import { addUser } from "./users.ts";
+
+let t: TestHangar;
+let hangar: Hangar;
+let fake: FakeDriver;
+let imageId: string;
+
+beforeEach(async () => {
+  fake = new FakeDriver();
+  t = await createTestHangar({ driverFor: fake.managerFor });
+  hangar = t.hangar;
+  imageId = (await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
+});
+afterEach(() => t.cleanup());
+
+async function refusal(promise: Promise<unknown>) {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof TRPCError)) throw new Error(`expected a refusal, got ${String(error)}`);
+  return error.code;
+}
+
+const spec = { cpus: 1, memoryMiB: 128 };
+
+describe("every procedure declares its permission", () => {
+  it("walks the router", () => {
+    const procedures = Object.entries(appRouter._def.procedures as unknown as Record<string, { _def: { meta?: Meta } }>);
+    expect(procedures.length).toBeGreaterThan(20);
+    const missing = procedures.filter(([, p]) => !p._def.meta?.permission || !(p._def.meta.permission in PERMISSIONS)).map(([name]) => name);
+    expect(missing).toEqual([]);
+  });
+});
+
+describe("roles", () => {
+  it("refuses everything but public procedures without a session or token", async () => {
+    const anonymous = createCaller({ hangar, principal: null, actor: "anonymous" });
+    expect(await refusal(anonymous.vm.list())).toBe("UNAUTHORIZED");
+    expect(await anonymous.account.me()).toMatchObject({ user: null });
+  });
+
+  it("lets a viewer read but not start, create or see users", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const vm = await admin.vm.create({ name: "v1", imageId, ...spec });
+    const viewer = await callerFor(hangar, "viewer");
+    expect((await viewer.vm.list()).map((v) => v.name)).toEqual(["v1"]);
+    expect(await refusal(viewer.vm.start({ id: vm.id }))).toBe("FORBIDDEN");
+    expect(await refusal(viewer.vm.create({ name: "v2", imageId, ...spec }))).toBe("FORBIDDEN");
+    expect(await refusal(viewer.user.list())).toBe("FORBIDDEN");
+    expect(await refusal(viewer.audit.list({}))).toBe("FORBIDDEN");
+    expect(fake.vm(vm.id).calls).toEqual(["create"]);
+  });
+
+  it("keeps operator B off operator A's VM and tokens, procedure by procedure", async () => {
+    const a = await callerFor(hangar, "operator", "a@test.hangar");
+    const b = await callerFor(hangar, "operator", "b@test.hangar");
+    const vm = await a.vm.create({ name: "owned-by-a", imageId, ...spec });
+    const token = await a.token.create({ name: "ci" });
+    const attempts: [string, Promise<unknown>][] = [
+      ["vm.start", b.vm.start({ id: vm.id })],
+      ["vm.stop", b.vm.stop({ id: vm.id })],
+      ["vm.suspend", b.vm.suspend({ id: vm.id })],
+      ["vm.delete", b.vm.delete({ id: vm.id })],
+      ["vm.clone", b.vm.clone({ id: vm.id, name: "stolen" })],
+      ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
+      ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
+      ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],
+      ["pool.release", b.pool.release({ vmId: vm.id })],
+      ["user.list", b.user.list()],
+      ["audit.list", b.audit.list({})],
+    ];
+    for (const [name, attempt] of attempts) expect([name, await refusal(attempt)]).toEqual([name, "FORBIDDEN"]);
+    expect(await refusal(b.token.revoke({ id: token.id }))).toBe("NOT_FOUND");
+    expect(await b.token.list()).toEqual([]);
+    expect(fake.vm(vm.id).calls).toEqual(["create"]);
+    // A's own calls work, and an admin may act on A's VM.
+    await a.vm.start({ id: vm.id });
+    await (await callerFor(hangar, "admin")).vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("enforces quotas on create with QUOTA_EXCEEDED", async () => {
+    const op = await callerFor(hangar, "operator", "q@test.hangar");
+    const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "q@test.hangar" } });
+    await (await callerFor(hangar, "admin")).user.update({ id: user.id, maxVms: 1, maxCpus: 2 });
+    await op.vm.create({ name: "q1", imageId, ...spec });
+    const error = await op.vm.create({ name: "q2", imageId, ...spec }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VMs and you have 1; delete one first." });
+    expect(await hangar.db.vm.count()).toBe(1);
+  });
+});
+
+describe("API tokens", () => {
+  it("act with the owner's role, record their last use, and stop working once revoked", async () => {
+    const op = await callerFor(hangar, "operator", "svc@test.hangar");
+    const created = await op.token.create({ name: "deploy" });
+    expect(created.token).toMatch(/^hgr_/);
+    const principal = await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${created.token}` });
+    expect(principal).toMatchObject({ email: "svc@test.hangar", role: "operator", via: "token", tokenName: "deploy" });
+    const [listed] = await op.token.list();
+    expect(listed?.lastUsedAt).not.toBeNull();
+    expect(JSON.stringify(listed)).not.toContain(created.token);
+    await op.token.revoke({ id: created.id });
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${created.token}` })).toBeNull();
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: "Bearer hgr_not-a-token" })).toBeNull();
+  });
+
+  it("expire, and die with a disabled owner", async () => {
+    const op = await callerFor(hangar, "operator", "exp@test.hangar");
+    const created = await op.token.create({ name: "short", expiresInDays: 1 });
+    await hangar.db.apiToken.update({ where: { id: created.id }, data: { expiresAt: new Date(Date.now() - 1000) } });
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${created.token}` })).toBeNull();
+    const other = await op.token.create({ name: "long" });
+    const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "exp@test.hangar" } });
+    await (await callerFor(hangar, "admin")).user.update({ id: user.id, disabled: true });
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${other.token}` })).toBeNull();
+  });
+});
+
+describe("sessions (better-auth)", () => {
+  it("signs in with email and password, refuses a wrong password and a disabled user", async () => {
+    await addUser(hangar.db, hangar.auth, { email: "ana@test.hangar", name: "Ana", password: "correct horse", role: "operator" });
+    const response = await hangar.auth.api.signInEmail({ body: { email: "ana@test.hangar", password: "correct horse" }, asResponse: true });
+    expect(response.status).toBe(200);
+    const cookie = response.headers.get("set-cookie") ?? "";
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Lax/i);
+    const principal = await authenticate(hangar.db, hangar.auth, { cookie: cookie.split(";")[0] ?? "" });
+    expect(principal).toMatchObject({ email: "ana@test.hangar", role: "operator", via: "session" });
+    expect(await hangar.db.event.count({ where: { action: "sign-in", target: "ana@test.hangar" } })).toBe(1);
+
+    const wrong = await hangar.auth.api.signInEmail({ body: { email: "ana@test.hangar", password: "wrong horse" }, asResponse: true });
+    expect(wrong.status).toBe(401);
+
+    const ana = await hangar.db.user.findUniqueOrThrow({ where: { email: "ana@test.hangar" } });
+    await (await callerFor(hangar, "admin")).user.update({ id: ana.id, disabled: true });
+    expect(await authenticate(hangar.db, hangar.auth, { cookie: cookie.split(";")[0] ?? "" })).toBeNull();
+    const disabled = await hangar.auth.api.signInEmail({ body: { email: "ana@test.hangar", password: "correct horse" }, asResponse: true });
+    expect(disabled.status).toBe(403);
+  });
+
+  it("creates the first admin only while no user exists", async () => {
+    const anonymous = createCaller({ hangar, principal: null, actor: "anonymous" });
+    expect((await anonymous.account.me()).needsFirstAdmin).toBe(true);
+    await anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password" });
+    expect((await anonymous.account.me()).needsFirstAdmin).toBe(false);
+    expect(await refusal(anonymous.account.createFirstAdmin({ email: "x@test.hangar", name: "X", password: "a long password" }))).toBe("BAD_REQUEST");
+    expect((await hangar.db.user.findUniqueOrThrow({ where: { email: "root@test.hangar" } })).role).toBe("admin");
+  });
+
+  it("never leaves Hangar without an enabled admin", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const me = await hangar.db.user.findUniqueOrThrow({ where: { email: "admin@test.hangar" } });
+    expect(await refusal(admin.user.update({ id: me.id, role: "viewer" }))).toBe("BAD_REQUEST");
+    expect(await refusal(admin.user.remove({ id: me.id }))).toBe("BAD_REQUEST");
+  });
+});
+
+describe("hosts", () => {
+  it("refuses a lifecycle call for a VM of another host with HOST_MISMATCH", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const vm = await admin.vm.create({ name: "elsewhere", imageId, ...spec });
+    const other = await hangar.db.host.create({ data: { name: "host-b", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(), accelerator: "kvm", freeMemoryMiB: 1 } });
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { hostId: other.id } });
+    const error = await admin.vm.start({ id: vm.id }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: "PRECONDITION_FAILED", message: 'VM "elsewhere" runs on host host-b; use that host\'s Hangar for it.' });
+    expect((await admin.host.list()).map((h) => h.name)).toEqual(expect.arrayContaining(["host-b", hangar.hosts.name]));
+  });
+
+  it("holds the compare-and-set across two Hangar processes on one database: 20 starts, one transition", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const vm = await admin.vm.create({ name: "contended", imageId, ...spec });
+    const go = path.join(t.env.stateDir, "go");
+    // The other process: its own connection, its own fake driver, the same database.
+    const second = execa("npx", ["tsx", path.join(REPO_ROOT, "server", "testing", "contend.ts"), t.env.databaseUrl, vm.id, "10", go, t.env.stateDir], { cwd: REPO_ROOT });
+    await new Promise<void>((resolve) => second.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve()));
+    fake.startDelayMs = 30;
+    writeFileSync(go, "");
+    const ours = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => hangar.lifecycle.startVm(vm.id, `first-${i}`)));
+    const theirs = JSON.parse((await second).stdout.split("\n").pop() ?? "{}") as { won: number };
+    expect(ours.filter((r) => r.status === "fulfilled").length + theirs.won).toBe(1);
+    expect(await hangar.db.event.count({ where: { vmId: vm.id, action: "start" } })).toBe(1);
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Running");
+  });
+
+});

@@ -1,0 +1,75 @@
+/**
+ * Sign-in, sign-out and sessions: better-auth with its Prisma adapter on our database.
+ * Email + password only; nobody signs themselves up (admins add users). Sessions live in
+ * HttpOnly SameSite cookies. A disabled user cannot start a session.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { prismaAdapter } from "better-auth/adapters/prisma";
+import { APIError } from "better-auth/api";
+import { betterAuth } from "better-auth";
+import { databaseProvider } from "../database-url.ts";
+import type { Db } from "../db.ts";
+
+export interface AuthOptions {
+  db: Db;
+  databaseUrl: string;
+  stateDir: string;
+  /** Origins allowed to post sign-in forms (the dashboard's own). */
+  trustedOrigins: string[];
+  baseURL: string;
+  /** Called after each sign-in, for the audit log. */
+  onSignIn?: (user: { id: string; email: string }) => Promise<void>;
+}
+
+/** The signing secret: HANGAR_AUTH_SECRET, or one generated once and kept in the state dir. */
+function authSecret(stateDir: string): string {
+  if (process.env.HANGAR_AUTH_SECRET) return process.env.HANGAR_AUTH_SECRET;
+  const file = path.join(stateDir, "auth-secret");
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch {
+    mkdirSync(stateDir, { recursive: true });
+    const secret = randomBytes(32).toString("base64url");
+    writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: "wx" });
+    return readFileSync(file, "utf8").trim();
+  }
+}
+
+export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL, onSignIn }: AuthOptions) {
+  return betterAuth({
+    appName: "Hangar",
+    baseURL,
+    basePath: "/api/auth",
+    secret: authSecret(stateDir),
+    trustedOrigins,
+    database: prismaAdapter(db, { provider: databaseProvider(databaseUrl) === "sqlite" ? "sqlite" : "postgresql" }),
+    emailAndPassword: { enabled: true, disableSignUp: true, minPasswordLength: 8 },
+    user: {
+      additionalFields: {
+        role: { type: "string", required: false, defaultValue: "viewer", input: false },
+        disabled: { type: "boolean", required: false, defaultValue: false, input: false },
+      },
+    },
+    session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },
+    advanced: { defaultCookieAttributes: { httpOnly: true, sameSite: "lax" } },
+    telemetry: { enabled: false },
+    databaseHooks: {
+      session: {
+        create: {
+          before: async (session) => {
+            const user = await db.user.findUnique({ where: { id: session.userId }, select: { disabled: true } });
+            if (!user || user.disabled) throw new APIError("FORBIDDEN", { message: "This account is disabled; ask an admin." });
+          },
+          after: async (session) => {
+            const user = await db.user.findUnique({ where: { id: session.userId }, select: { id: true, email: true } });
+            if (user) await onSignIn?.(user);
+          },
+        },
+      },
+    },
+  });
+}
+
+export type Auth = ReturnType<typeof createAuth>;

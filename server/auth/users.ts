@@ -1,0 +1,113 @@
+/** Users, managed by admins: add (with a password), change role and quotas, disable, remove. */
+import type { Db } from "../db.ts";
+import { HangarError } from "../errors.ts";
+import type { Auth } from "./better-auth.ts";
+import type { Role } from "./permissions.ts";
+
+export interface NewUser {
+  email: string;
+  name: string;
+  password: string;
+  role: Role;
+}
+
+export interface Quotas {
+  maxVms: number | null;
+  maxCpus: number | null;
+  maxMemoryMiB: number | null;
+}
+
+export async function addUser(db: Db, auth: Auth, input: NewUser) {
+  const email = input.email.toLowerCase();
+  if (await db.user.findUnique({ where: { email } })) {
+    throw new HangarError("ALREADY_EXISTS", `A user with the email ${email} already exists.`);
+  }
+  const context = await auth.$context;
+  const user = await context.internalAdapter.createUser({ email, name: input.name, emailVerified: true, role: input.role }, { method: "admin" });
+  await context.internalAdapter.linkAccount({
+    userId: user.id,
+    providerId: "credential",
+    accountId: user.id,
+    password: await context.password.hash(input.password),
+  });
+  return db.user.findUniqueOrThrow({ where: { id: user.id }, select: userFields });
+}
+
+export const userFields = {
+  id: true,
+  email: true,
+  name: true,
+  role: true,
+  disabled: true,
+  maxVms: true,
+  maxCpus: true,
+  maxMemoryMiB: true,
+  createdAt: true,
+} as const;
+
+export function listUsers(db: Db) {
+  return db.user.findMany({ select: userFields, orderBy: { createdAt: "asc" } });
+}
+
+async function existing(db: Db, userId: string) {
+  const user = await db.user.findUnique({ where: { id: userId } });
+  if (!user) throw new HangarError("NOT_FOUND", `No user with id "${userId}".`);
+  return user;
+}
+
+/** Refuses a change that would leave no enabled admin. */
+async function keepAnAdmin(db: Db, userId: string) {
+  const admins = await db.user.count({ where: { role: "admin", disabled: false, id: { not: userId } } });
+  if (admins === 0) throw new HangarError("INVALID_INPUT", "This is the last enabled admin; make someone else admin first.");
+}
+
+export async function updateUser(db: Db, userId: string, change: { role?: Role; disabled?: boolean } & Partial<Quotas>) {
+  const user = await existing(db, userId);
+  if (user.role === "admin" && ((change.role && change.role !== "admin") || change.disabled)) await keepAnAdmin(db, userId);
+  const updated = await db.user.update({ where: { id: userId }, data: change, select: userFields });
+  if (change.disabled) await db.session.deleteMany({ where: { userId } });
+  return updated;
+}
+
+/** Removes a user, their sessions and tokens. Their VMs stay, without an owner. */
+export async function removeUser(db: Db, userId: string) {
+  const user = await existing(db, userId);
+  if (user.role === "admin") await keepAnAdmin(db, userId);
+  await db.user.delete({ where: { id: userId } });
+  return user;
+}
+
+/**
+ * First run: with no user at all, HANGAR_ADMIN_EMAIL / HANGAR_ADMIN_PASSWORD become the
+ * first admin. Returns whether a first admin is still missing.
+ */
+export async function bootstrapAdmin(db: Db, auth: Auth, email: string | undefined, password: string | undefined): Promise<boolean> {
+  if ((await db.user.count()) > 0) return false;
+  if (!email || !password) return true;
+  await addUser(db, auth, { email, password, name: email.split("@")[0] ?? "admin", role: "admin" });
+  return false;
+}
+
+/** The first admin, through the dashboard's first-run page: only while no user exists. */
+export async function createFirstAdmin(db: Db, auth: Auth, input: Omit<NewUser, "role">) {
+  if ((await db.user.count()) > 0) throw new HangarError("INVALID_INPUT", "Hangar already has users; sign in instead.");
+  return addUser(db, auth, { ...input, role: "admin" });
+}
+
+/** Quota check for a new VM of `cpus` and `memoryMiB` owned by `userId`. */
+export async function assertWithinQuota(db: Db, userId: string, cpus: number, memoryMiB: number) {
+  const user = await db.user.findUnique({ where: { id: userId } });
+  if (!user) return;
+  const owned = await db.vm.findMany({ where: { ownerId: userId, state: { not: "Deleted" } }, select: { cpus: true, memoryMiB: true } });
+  const usedCpus = owned.reduce((sum, vm) => sum + vm.cpus, 0);
+  const usedMemory = owned.reduce((sum, vm) => sum + vm.memoryMiB, 0);
+  if (user.maxVms !== null && owned.length + 1 > user.maxVms) {
+    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxVms} VMs and you have ${owned.length}; delete one first.`);
+  }
+  if (user.maxCpus !== null && usedCpus + cpus > user.maxCpus) {
+    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxCpus} vCPUs; you use ${usedCpus} and asked for ${cpus} more.`);
+  }
+  if (user.maxMemoryMiB !== null && usedMemory + memoryMiB > user.maxMemoryMiB) {
+    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxMemoryMiB} MiB of memory; you use ${usedMemory} MiB and asked for ${memoryMiB} MiB more.`);
+  }
+}
