@@ -8,12 +8,9 @@
 import { createServer } from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { toNodeHandler } from "better-auth/node";
 import next from "next";
-import { appRouter } from "./api/root.ts";
-import { actorLabel } from "./auth/permissions.ts";
-import { authenticate } from "./auth/principal.ts";
+import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
 import { bootstrapAdmin } from "./auth/users.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
@@ -40,18 +37,11 @@ async function main(): Promise<void> {
   await app.prepare();
   const handleNext = app.getRequestHandler();
   const handleNextUpgrade = app.getUpgradeHandler();
-  const handleTrpc = createHTTPHandler({
-    router: appRouter,
-    basePath: "/api/trpc/",
-    createContext: async ({ req }) => {
-      const principal = await authenticate(hangar.db, hangar.auth, req.headers);
-      return { hangar, principal, actor: principal ? actorLabel(principal) : "anonymous" };
-    },
-  });
+  const handleTrpc = createTrpcHandler(hangar);
   const handleAuth = toNodeHandler(hangar.auth);
 
   const server = createServer((req, res) => {
-    if (req.url?.startsWith("/api/trpc/")) {
+    if (req.url?.startsWith(TRPC_BASE_PATH)) {
       handleTrpc(req, res);
       return;
     }

@@ -31,9 +31,47 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
   return { ...vm, state, actions };
 }
 
-export async function listVms(hangar: Hangar) {
-  const vms = await hangar.db.vm.findMany({ include: vmInclude, orderBy: { createdAt: "asc" } });
-  return vms.map(withActions);
+/** The inventory: every VM with its image, ports, owner and host. */
+export function listVms(hangar: Hangar) {
+  // Callers asking at the same moment share one read: under load, the list is read once
+  // per round instead of once per caller, and nobody sees older data than they asked for.
+  let pending = inventoryReads.get(hangar);
+  if (!pending) {
+    pending = readInventory(hangar).finally(() => inventoryReads.delete(hangar));
+    inventoryReads.set(hangar, pending);
+  }
+  return pending;
+}
+
+const inventoryReads = new WeakMap<Hangar, ReturnType<typeof readInventory>>();
+
+/**
+ * The relations are few rows (images, users, hosts) looked up in maps: much cheaper than
+ * Prisma's per-row relation joins on a thousand VMs.
+ */
+async function readInventory({ db }: Hangar) {
+  const [vms, images, owners, hosts, ports] = await Promise.all([
+    db.vm.findMany({ orderBy: { createdAt: "asc" } }),
+    db.image.findMany({ select: { id: true, name: true } }),
+    db.user.findMany({ select: { id: true, email: true } }),
+    db.host.findMany({ select: { id: true, name: true } }),
+    db.portForward.findMany(),
+  ]);
+  const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((row) => [row.id, row]));
+  const imageById = byId(images);
+  const ownerById = byId(owners);
+  const hostById = byId(hosts);
+  const portsByVm = new Map<string, typeof ports>();
+  for (const port of ports) portsByVm.set(port.vmId, [...(portsByVm.get(port.vmId) ?? []), port]);
+  return vms.map((vm) =>
+    withActions({
+      ...vm,
+      image: imageById.get(vm.imageId) ?? { id: vm.imageId, name: "(deleted)" },
+      ports: portsByVm.get(vm.id) ?? [],
+      owner: vm.ownerId ? (ownerById.get(vm.ownerId) ?? null) : null,
+      host: vm.hostId ? (hostById.get(vm.hostId) ?? null) : null,
+    }),
+  );
 }
 
 export async function getVm(hangar: Hangar, id: string) {
