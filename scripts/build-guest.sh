@@ -26,8 +26,9 @@ CACHE=$(readlink -f -- "$CACHE")
 OUTPUTS=(vmlinuz initrd.img cmdline disk.qcow2 build-info.txt)
 DISK_SIZE=256M
 # Kernel command line. console=ttyS0: serial console; quiet: printing to the emulated UART is
-# slow under TCG; the rest skip probes that cost time under emulation and that we do not need.
-CMDLINE="console=ttyS0 quiet loglevel=1 panic=-1 cryptomgr.notests i8042.noaux i8042.nomux i8042.dumbkbd tsc=reliable no_timer_check random.trust_cpu=on mitigations=off"
+# slow under TCG; init_on_free=1: freed pages are zero, so a suspend (savevm) stores and a
+# resume loads less; the rest skip probes that cost time under emulation and that we do not need.
+CMDLINE="console=ttyS0 quiet loglevel=1 panic=-1 init_on_free=1 cryptomgr.notests i8042.noaux i8042.nomux i8042.dumbkbd tsc=reliable no_timer_check random.trust_cpu=on mitigations=off"
 
 # --- 0. Idempotence: skip everything when the outputs match this script + guest files. ---
 # The stamp is a hash of this script and every file in scripts/guest/ (names and content).

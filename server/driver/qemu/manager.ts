@@ -87,17 +87,17 @@ export class QemuManager implements Manager {
     await mkdir(this.files.socketDir, { recursive: true, mode: 0o700 });
     await this.removeRuntimeFiles();
 
-    await writeCidataIso(this.files.cidata, {
-      instanceId: options.instanceId,
-      hostname: options.hostname,
-      sshAuthorizedKeys: [options.sshAuthorizedKey],
-      userData: options.userData,
-    });
+    // A resumed guest booted long ago and reads its seed no more: the ISO it has stays.
+    if (!options.resume) {
+      await writeCidataIso(this.files.cidata, {
+        instanceId: options.instanceId,
+        hostname: options.hostname,
+        sshAuthorizedKeys: [options.sshAuthorizedKey],
+        userData: options.userData,
+      });
+    }
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
-    if (options.resume && !(await this.hasSnapshot(SUSPEND_TAG))) {
-      throw new Error(`VM ${this.id} has no saved state to resume from`);
-    }
     const args = buildQemuArgs({
       id: this.id,
       files: this.files,
