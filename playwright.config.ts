@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "@playwright/test";
+import { ADMIN, STORAGE_STATE } from "./e2e/hangar.ts";
 
 const root = path.dirname(fileURLToPath(import.meta.url));
 const port = 3100;
@@ -20,6 +21,7 @@ const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(root, "data", "images
 
 export default defineConfig({
   testDir: "e2e",
+  globalSetup: "./e2e/global-setup.ts",
   workers: 1,
   fullyParallel: false,
   retries: 0,
@@ -29,6 +31,7 @@ export default defineConfig({
   reporter: [["list"]],
   use: {
     baseURL,
+    storageState: STORAGE_STATE,
     actionTimeout: 30_000,
     navigationTimeout: 60_000,
     trace: "retain-on-failure",
@@ -62,6 +65,8 @@ export default defineConfig({
       HOST: "127.0.0.1",
       HANGAR_STATE_DIR: stateDir,
       HANGAR_GUEST_DIR: guestDir,
+      HANGAR_ADMIN_EMAIL: ADMIN.email,
+      HANGAR_ADMIN_PASSWORD: ADMIN.password,
     },
   },
 });

@@ -3,6 +3,7 @@ import Link from "next/link";
 import type { ReactNode } from "react";
 import { LiveUpdates } from "@/components/live-updates.tsx";
 import { NavLinks } from "@/components/nav-links.tsx";
+import { SessionGate, UserMenu } from "@/components/session.tsx";
 import { TrpcProvider } from "@/components/trpc-provider.tsx";
 import "./globals.css";
 
@@ -24,9 +25,12 @@ export default function RootLayout({ children }: { children: ReactNode }) {
               </Link>
               <NavLinks />
               <LiveUpdates />
+              <UserMenu />
             </div>
           </header>
-          <main className="container">{children}</main>
+          <main className="container">
+            <SessionGate>{children}</SessionGate>
+          </main>
         </TrpcProvider>
       </body>
     </html>

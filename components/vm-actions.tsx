@@ -6,12 +6,14 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { canControl, useMe } from "./session.tsx";
 import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
 
 const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Delete"];
 
-export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions">; onDeleted?: () => void }) {
+export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId">; onDeleted?: () => void }) {
   const trpc = useTRPC();
+  const me = useMe();
   const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
   const settle = {
@@ -38,7 +40,8 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
     else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate({ id: vm.id });
   }
 
-  const actions = SHOWN.filter((action) => vm.actions.includes(action));
+  // Viewers, and operators on VMs they do not own, get no buttons: the server would refuse.
+  const actions = canControl(me, vm) ? SHOWN.filter((action) => vm.actions.includes(action)) : [];
   return (
     <div className="vm-actions">
       <div className="buttons">

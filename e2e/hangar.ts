@@ -18,8 +18,19 @@ export function stateDir(): string {
   return dir;
 }
 
+/** The admin the server creates at start-up (playwright.config.ts passes these to it). */
+export const ADMIN = { email: "admin@e2e.hangar", password: "e2e admin password" };
+
+/** The admin's session, saved by global-setup.ts, used by the browser and by `api`. */
+export const STORAGE_STATE = path.join(path.dirname(new URL(import.meta.url).pathname), ".auth", "admin.json");
+
+function sessionCookie(): string {
+  const state = JSON.parse(fs.readFileSync(STORAGE_STATE, "utf8")) as { cookies: { name: string; value: string }[] };
+  return state.cookies.map((c) => `${c.name}=${c.value}`).join("; ");
+}
+
 export const api = createTRPCClient<AppRouter>({
-  links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson })],
+  links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: () => ({ cookie: sessionCookie() }) })],
 });
 
 export function uniqueName(prefix = "e2e"): string {

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { toNodeHandler } from "better-auth/node";
 import next from "next";
 import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
+import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
 import { bootstrapAdmin } from "./auth/users.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
       return;
     }
     if (req.url?.startsWith("/api/auth/")) {
+      req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
       void handleAuth(req, res);
       return;
     }

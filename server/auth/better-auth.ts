@@ -12,6 +12,9 @@ import { betterAuth } from "better-auth";
 import { databaseProvider } from "../database-url.ts";
 import type { Db } from "../db.ts";
 
+/** The header main.ts fills with the peer's address before better-auth sees a request. */
+export const CLIENT_IP_HEADER = "x-hangar-client-ip";
+
 export interface AuthOptions {
   db: Db;
   databaseUrl: string;
@@ -53,7 +56,12 @@ export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL,
       },
     },
     session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },
-    advanced: { defaultCookieAttributes: { httpOnly: true, sameSite: "lax" } },
+    advanced: {
+      defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },
+      // main.ts sets this header from the socket on every request, so it cannot be forged:
+      // sign-in attempts are rate-limited per client address.
+      ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },
+    },
     telemetry: { enabled: false },
     databaseHooks: {
       session: {

@@ -1,0 +1,62 @@
+"use client";
+/**
+ * Who is signed in (account.me), the gate that sends everyone else to sign in (or, on a
+ * fresh install, to create the first admin), and the menu with Sign out.
+ */
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { usePathname, useRouter } from "next/navigation";
+import { useEffect, type ReactNode } from "react";
+import { useTRPC, type RouterOutputs } from "./trpc.ts";
+
+export type Me = NonNullable<RouterOutputs["account"]["me"]["user"]>;
+
+const OPEN_PAGES = ["/sign-in", "/setup"];
+
+export function useMe(): Me | null | undefined {
+  const trpc = useTRPC();
+  const me = useQuery(trpc.account.me.queryOptions(undefined, { staleTime: 60_000 }));
+  return me.data ? me.data.user : undefined;
+}
+
+/** May this user change this VM? Mirrors the server's rule; the server decides. */
+export function canControl(me: Me | null | undefined, vm: { ownerId: string | null }): boolean {
+  if (!me) return false;
+  return me.role === "admin" || (me.role === "operator" && vm.ownerId === me.userId);
+}
+
+export function SessionGate({ children }: { children: ReactNode }) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const pathname = usePathname() ?? "/";
+  const me = useQuery(trpc.account.me.queryOptions(undefined, { staleTime: 60_000 }));
+  const open = OPEN_PAGES.includes(pathname);
+  const target = me.data && !me.data.user && !open ? (me.data.needsFirstAdmin ? "/setup" : "/sign-in") : undefined;
+  useEffect(() => {
+    if (target) router.replace(target);
+  }, [target, router]);
+  if (open) return <>{children}</>;
+  if (!me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
+  return <>{children}</>;
+}
+
+export function UserMenu() {
+  const me = useMe();
+  const router = useRouter();
+  const queryClient = useQueryClient();
+  if (!me) return null;
+  async function signOut() {
+    await fetch("/api/auth/sign-out", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    queryClient.clear();
+    router.replace("/sign-in");
+  }
+  return (
+    <div className="user-menu">
+      <span className="muted">
+        {me.email} · {me.role}
+      </span>
+      <button type="button" className="link-button" onClick={() => void signOut()}>
+        Sign out
+      </button>
+    </div>
+  );
+}

@@ -1,0 +1,53 @@
+"use client";
+/** Email + password sign-in through better-auth; on success, back to the dashboard. */
+import { useQueryClient } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { useState, type FormEvent } from "react";
+import { ErrorAlert } from "./error-alert.tsx";
+
+export async function signIn(email: string, password: string): Promise<string | undefined> {
+  const response = await fetch("/api/auth/sign-in/email", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  if (response.ok) return undefined;
+  const body = (await response.json().catch(() => ({}))) as { message?: string };
+  return body.message ?? `Sign-in failed (${response.status}).`;
+}
+
+export function SignInForm() {
+  const router = useRouter();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    setBusy(true);
+    const problem = await signIn(String(form.get("email") ?? ""), String(form.get("password") ?? ""));
+    setBusy(false);
+    if (problem) return setError(problem);
+    queryClient.clear();
+    router.replace("/");
+  }
+
+  return (
+    <form className="card form narrow" onSubmit={(e) => void submit(e)}>
+      <h1>Sign in</h1>
+      <label className="field">
+        <span>Email</span>
+        <input name="email" type="email" autoComplete="username" required />
+      </label>
+      <label className="field">
+        <span>Password</span>
+        <input name="password" type="password" autoComplete="current-password" required />
+      </label>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <button type="submit" className="primary" disabled={busy}>
+        Sign in
+      </button>
+    </form>
+  );
+}
