@@ -1,5 +1,6 @@
 import type { Metadata } from "next";
 import { CreateVmForm } from "@/components/create-vm-form.tsx";
+import { OperatorOnly } from "@/components/operator-only.tsx";
 import { VmTable } from "@/components/vm-table.tsx";
 
 export const metadata: Metadata = { title: "VMs" };
@@ -11,7 +12,9 @@ export default function InventoryPage() {
       <section className="card flush">
         <VmTable />
       </section>
-      <CreateVmForm />
+      <OperatorOnly>
+        <CreateVmForm />
+      </OperatorOnly>
     </div>
   );
 }

@@ -15,7 +15,7 @@ import path from "node:path";
 import { createTrpcHandler } from "../server/api/http.ts";
 import { createToken } from "../server/auth/tokens.ts";
 import { createDb } from "../server/db.ts";
-import type { Env } from "../server/env.ts";
+import { envFor } from "../server/env.ts";
 import { createHangar } from "../server/hangar.ts";
 import { migrateDatabase } from "../server/migrate.ts";
 
@@ -58,10 +58,7 @@ async function main(): Promise<void> {
   const stateDir = path.join(work, "state");
   const databaseUrl = process.env.DATABASE_URL ?? `file:${path.join(stateDir, "hangar.db")}`;
   await migrateDatabase(databaseUrl);
-  const env: Env = {
-    HOST: "127.0.0.1", PORT: 0, NODE_ENV: "production", HANGAR_RECONCILE_MS: 2000, HANGAR_ACCEL: "tcg",
-    stateDir, databaseUrl, imagesDir: path.join(stateDir, "images"), guestDir: path.join(stateDir, "guest"),
-  };
+  const env = envFor({ stateDir, databaseUrl, guestDir: path.join(stateDir, "guest") }, { NODE_ENV: "production", HANGAR_ACCEL: "tcg" });
   const db = createDb(databaseUrl);
   const hangar = createHangar({ env, db });
   const hostId = await hangar.lifecycle.hostId();

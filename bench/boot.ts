@@ -17,7 +17,7 @@ import { writeCidataIso } from "../server/driver/qemu/cidata.ts";
 import { sshOptions } from "../server/driver/qemu/manager.ts";
 import { isPortFree } from "../server/driver/qemu/ports.ts";
 import { generateSshKeyPair } from "../server/driver/qemu/sshkey.ts";
-import type { Env } from "../server/env.ts";
+import { envFor } from "../server/env.ts";
 import { createHangar } from "../server/hangar.ts";
 import { migrateDatabase } from "../server/migrate.ts";
 
@@ -77,10 +77,7 @@ async function main(): Promise<void> {
   const stateDir = path.join(work, "state");
   const databaseUrl = `file:${path.join(stateDir, "hangar.db")}`;
   await migrateDatabase(databaseUrl);
-  const env: Env = {
-    HOST: "127.0.0.1", PORT: 0, NODE_ENV: "production", HANGAR_RECONCILE_MS: 2000, HANGAR_ACCEL: undefined,
-    stateDir, databaseUrl, imagesDir: path.join(stateDir, "images"), guestDir,
-  };
+  const env = envFor({ stateDir, databaseUrl, guestDir }, { NODE_ENV: "production" });
   const hangar = createHangar({ env, db: createDb(databaseUrl) });
   const decision = await chooseAccel(stateDir, kernel);
   const image = await hangar.images.ensureBuiltinImage(guestDir);

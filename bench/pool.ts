@@ -12,7 +12,7 @@ import { execa } from "execa";
 import { adminCaller } from "./caller.ts";
 import { createDb } from "../server/db.ts";
 import { sshOptions } from "../server/driver/qemu/manager.ts";
-import type { Env } from "../server/env.ts";
+import { envFor } from "../server/env.ts";
 import { createHangar } from "../server/hangar.ts";
 import { migrateDatabase } from "../server/migrate.ts";
 
@@ -34,10 +34,7 @@ async function main(): Promise<void> {
   const stateDir = path.join(work, "state");
   const databaseUrl = `file:${path.join(stateDir, "hangar.db")}`;
   await migrateDatabase(databaseUrl);
-  const env: Env = {
-    HOST: "127.0.0.1", PORT: 0, NODE_ENV: "production", HANGAR_RECONCILE_MS: 2000, HANGAR_ACCEL: undefined,
-    stateDir, databaseUrl, imagesDir: path.join(stateDir, "images"), guestDir,
-  };
+  const env = envFor({ stateDir, databaseUrl, guestDir }, { NODE_ENV: "production" });
   const hangar = createHangar({ env, db: createDb(databaseUrl) });
   const api = await adminCaller(hangar);
   const image = await hangar.images.ensureBuiltinImage(guestDir);

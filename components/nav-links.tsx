@@ -2,17 +2,23 @@
 /** The top navigation, marking the current section. */
 import Link from "next/link";
 import { usePathname } from "next/navigation";
+import { useMe } from "./session.tsx";
 
 const LINKS = [
-  { href: "/", label: "VMs", match: (p: string) => p === "/" || p.startsWith("/vms") },
-  { href: "/images", label: "Images", match: (p: string) => p.startsWith("/images") },
+  { href: "/", label: "VMs", match: (p: string) => p === "/" || p.startsWith("/vms"), admin: false },
+  { href: "/images", label: "Images", match: (p: string) => p.startsWith("/images"), admin: false },
+  { href: "/tokens", label: "Tokens", match: (p: string) => p.startsWith("/tokens"), admin: false },
+  { href: "/users", label: "Users", match: (p: string) => p.startsWith("/users"), admin: true },
+  { href: "/audit", label: "Audit", match: (p: string) => p.startsWith("/audit"), admin: true },
 ];
 
 export function NavLinks() {
   const pathname = usePathname() ?? "/";
+  const me = useMe();
+  if (!me) return null;
   return (
     <nav aria-label="Main">
-      {LINKS.map((link) => (
+      {LINKS.filter((link) => !link.admin || me.role === "admin").map((link) => (
         <Link key={link.href} href={link.href} aria-current={link.match(pathname) ? "page" : undefined}>
           {link.label}
         </Link>

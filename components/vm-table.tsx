@@ -25,6 +25,8 @@ export function VmTable() {
           <th>Name</th>
           <th>State</th>
           <th>Image</th>
+          <th>Owner</th>
+          <th>Host</th>
           <th className="num">CPUs</th>
           <th className="num">Memory</th>
           <th className="num">SSH port</th>
@@ -50,6 +52,8 @@ export function VmTable() {
               ) : null}
             </td>
             <td>{vm.image.name}</td>
+            <td>{vm.owner?.email ?? "—"}</td>
+            <td>{vm.host?.name ?? "—"}</td>
             <td className="num">{vm.cpus}</td>
             <td className="num">{formatMemory(vm.memoryMiB)}</td>
             <td className="num" data-testid="vm-ssh-port">

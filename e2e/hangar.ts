@@ -110,3 +110,29 @@ export async function expectNoQemu(vmId: string, timeoutMs = 15_000): Promise<vo
   }
   if (pids.length > 0) throw new Error(`qemu for VM ${vmId} still runs: pid ${pids.join(", ")}`);
 }
+
+/** A tRPC client signed in as `email` (its own session), or acting with an API token. */
+export async function clientFor(credentials: { email: string; password: string } | { token: string }) {
+  if ("token" in credentials) {
+    return createTRPCClient<AppRouter>({
+      links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: { authorization: `Bearer ${credentials.token}` } })],
+    });
+  }
+  const response = await fetch(`${baseURL}/api/auth/sign-in/email`, {
+    method: "POST",
+    headers: { "content-type": "application/json", origin: baseURL },
+    body: JSON.stringify(credentials),
+  });
+  if (!response.ok) throw new Error(`sign-in as ${credentials.email} failed: ${response.status}`);
+  const cookie = response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  return createTRPCClient<AppRouter>({
+    links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: { cookie } })],
+  });
+}
+
+/** The tRPC error code of a refused call ("FORBIDDEN", "NOT_FOUND"…). */
+export async function refusalCode(call: Promise<unknown>): Promise<string> {
+  const error = await call.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof TRPCClientError)) throw new Error("the call was not refused");
+  return String((error.data as { code?: string } | undefined)?.code);
+}

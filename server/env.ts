@@ -14,6 +14,8 @@ const schema = z.object({
   /** The first admin, created at start-up when no user exists yet. */
   HANGAR_ADMIN_EMAIL: z.string().email("HANGAR_ADMIN_EMAIL must be an email address").optional(),
   HANGAR_ADMIN_PASSWORD: z.string().min(8, "HANGAR_ADMIN_PASSWORD needs at least 8 characters").optional(),
+  /** Sign-in attempts allowed per client address per minute (guessing passwords is slow). */
+  HANGAR_SIGNIN_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
@@ -35,4 +37,9 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const imagesDir = path.join(dir, "images");
   const guestDir = path.resolve(parsed.data.HANGAR_GUEST_DIR ?? path.join(imagesDir, "hangar-tiny"));
   return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir };
+}
+
+/** An Env with every setting at its default, for tests and benchmarks on their own state dir. */
+export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<z.infer<typeof schema>> = {}): Env {
+  return { ...schema.parse({}), ...settings, ...paths, imagesDir: path.join(paths.stateDir, "images") };
 }

@@ -53,6 +53,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     stateDir: env.stateDir,
     baseURL: `http://${env.HOST}:${env.PORT}`,
     trustedOrigins: [`http://${env.HOST}:${env.PORT}`, `http://localhost:${env.PORT}`, `http://127.0.0.1:${env.PORT}`],
+    signInsPerMinute: env.HANGAR_SIGNIN_PER_MINUTE ?? 10,
     onSignIn: async (user) => {
       await lifecycle.record(null, "", user.email, "sign-in", null, null, true, `${user.email} signed in`, { target: user.email, userId: user.id });
     },

@@ -22,6 +22,8 @@ export interface AuthOptions {
   /** Origins allowed to post sign-in forms (the dashboard's own). */
   trustedOrigins: string[];
   baseURL: string;
+  /** Sign-in attempts allowed per client address per minute. */
+  signInsPerMinute: number;
   /** Called after each sign-in, for the audit log. */
   onSignIn?: (user: { id: string; email: string }) => Promise<void>;
 }
@@ -40,7 +42,7 @@ function authSecret(stateDir: string): string {
   }
 }
 
-export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL, onSignIn }: AuthOptions) {
+export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL, signInsPerMinute, onSignIn }: AuthOptions) {
   return betterAuth({
     appName: "Hangar",
     baseURL,
@@ -55,6 +57,7 @@ export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL,
         disabled: { type: "boolean", required: false, defaultValue: false, input: false },
       },
     },
+    rateLimit: { enabled: true, customRules: { "/sign-in/email": { window: 60, max: signInsPerMinute } } },
     session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },
     advanced: {
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },

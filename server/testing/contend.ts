@@ -6,15 +6,12 @@
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createDb } from "../db.ts";
-import type { Env } from "../env.ts";
+import { envFor } from "../env.ts";
 import { createHangar } from "../hangar.ts";
 import { FakeDriver } from "./fake-driver.ts";
 
 const [databaseUrl = "", vmId = "", count = "10", goFile = "", stateDir = ""] = process.argv.slice(2);
-const env: Env = {
-  HOST: "127.0.0.1", PORT: 0, NODE_ENV: "test", HANGAR_RECONCILE_MS: 1000, HANGAR_ACCEL: "tcg",
-  stateDir, databaseUrl, imagesDir: `${stateDir}/images`, guestDir: `${stateDir}/guest`,
-};
+const env = envFor({ stateDir, databaseUrl, guestDir: `${stateDir}/guest` }, { NODE_ENV: "test", HANGAR_ACCEL: "tcg" });
 const fake = new FakeDriver();
 fake.startDelayMs = 30;
 const hangar = createHangar({ env, db: createDb(databaseUrl), driverFor: fake.managerFor });

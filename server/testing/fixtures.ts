@@ -10,7 +10,7 @@ import { inject } from "vitest";
 import { createCaller } from "../api/root.ts";
 import type { Role } from "../auth/permissions.ts";
 import { createDb } from "../db.ts";
-import type { Env } from "../env.ts";
+import { envFor, type Env } from "../env.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { createTestDatabase } from "./databases.ts";
 
@@ -21,17 +21,7 @@ export interface TestHangar {
 }
 
 export function testEnv(stateDir: string, databaseUrl: string): Env {
-  return {
-    HOST: "127.0.0.1",
-    PORT: 0,
-    NODE_ENV: "test",
-    HANGAR_RECONCILE_MS: 500,
-    HANGAR_ACCEL: undefined,
-    stateDir,
-    databaseUrl,
-    imagesDir: path.join(stateDir, "images"),
-    guestDir: inject("guestDir"),
-  };
+  return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500 });
 }
 
 export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> = {}): Promise<TestHangar> {

@@ -1,0 +1,85 @@
+"use client";
+/** The audit log: every event, filtered by VM, user or action, newest first, in pages. */
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
+import { useState } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { formatTime } from "./format.ts";
+import { useTRPC } from "./trpc.ts";
+
+export function AuditLog() {
+  const trpc = useTRPC();
+  const [filter, setFilter] = useState<{ vmId?: string; userId?: string; action?: string }>({});
+  const users = useQuery(trpc.user.list.queryOptions());
+  const vms = useQuery(trpc.vm.list.queryOptions());
+  const events = useInfiniteQuery(
+    trpc.audit.list.infiniteQueryOptions({ ...filter, limit: 50 }, { getNextPageParam: (page) => page.nextCursor }),
+  );
+  const set = (key: keyof typeof filter, value: string) => setFilter((f) => ({ ...f, [key]: value || undefined }));
+
+  return (
+    <div className="stack">
+      <div className="card grid">
+        <label className="field">
+          <span>VM</span>
+          <select value={filter.vmId ?? ""} onChange={(e) => set("vmId", e.target.value)}>
+            <option value="">all</option>
+            {vms.data?.map((vm) => (
+              <option key={vm.id} value={vm.id}>
+                {vm.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          <span>User</span>
+          <select value={filter.userId ?? ""} onChange={(e) => set("userId", e.target.value)}>
+            <option value="">all</option>
+            {users.data?.map((user) => (
+              <option key={user.id} value={user.id}>
+                {user.email}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="field">
+          <span>Action</span>
+          <input value={filter.action ?? ""} onChange={(e) => set("action", e.target.value)} placeholder="start, sign-in, token-create…" />
+        </label>
+      </div>
+      {events.isError ? <ErrorAlert message={errorText(events.error)} /> : null}
+      <table className="table compact" data-testid="audit-log">
+        <thead>
+          <tr>
+            <th>Time</th>
+            <th>Actor</th>
+            <th>Action</th>
+            <th>Target</th>
+            <th>State</th>
+            <th>OK</th>
+            <th>Message</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.data?.pages.flatMap((page) =>
+            page.events.map((event) => (
+              <tr key={event.id} className={event.ok ? undefined : "failed"}>
+                <td className="nowrap">{formatTime(event.createdAt)}</td>
+                <td>{event.actor}</td>
+                <td>{event.action}</td>
+                <td>{event.vmName || event.target || "—"}</td>
+                <td className="nowrap">{event.fromState || event.toState ? `${event.fromState ?? "—"} → ${event.toState ?? "—"}` : ""}</td>
+                <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
+                <td className="message">{event.message}</td>
+              </tr>
+            )),
+          )}
+        </tbody>
+      </table>
+      {events.hasNextPage ? (
+        <button type="button" onClick={() => void events.fetchNextPage()} disabled={events.isFetchingNextPage}>
+          Older events
+        </button>
+      ) : null}
+    </div>
+  );
+}

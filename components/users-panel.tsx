@@ -1,0 +1,137 @@
+"use client";
+/** Admins: add users with a role, change roles and quotas, disable or remove users. */
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC, type RouterOutputs } from "./trpc.ts";
+
+type User = RouterOutputs["user"]["list"][number];
+const ROLES = ["admin", "operator", "viewer"] as const;
+
+function quota(value: FormDataEntryValue | null): number | null {
+  const text = String(value ?? "").trim();
+  return text === "" ? null : Number(text);
+}
+
+export function UsersPanel() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const users = useQuery(trpc.user.list.queryOptions());
+  const [error, setError] = useState<string>();
+  const settle = { onSettled: () => queryClient.invalidateQueries(trpc.user.pathFilter()), onError: (e: unknown) => setError(errorText(e)) };
+  const add = useMutation(trpc.user.add.mutationOptions(settle));
+  const update = useMutation(trpc.user.update.mutationOptions(settle));
+  const remove = useMutation(trpc.user.remove.mutationOptions(settle));
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const formElement = event.currentTarget;
+    const form = new FormData(formElement);
+    setError(undefined);
+    add.mutate(
+      {
+        email: String(form.get("email") ?? ""),
+        name: String(form.get("name") ?? ""),
+        password: String(form.get("password") ?? ""),
+        role: String(form.get("role") ?? "viewer") as User["role"] & (typeof ROLES)[number],
+      },
+      { onSuccess: () => formElement.reset() },
+    );
+  }
+
+  function saveQuotas(user: User, event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    update.mutate({ id: user.id, maxVms: quota(form.get("maxVms")), maxCpus: quota(form.get("maxCpus")), maxMemoryMiB: quota(form.get("maxMemoryMiB")) });
+  }
+
+  return (
+    <div className="stack">
+      <form className="card form" onSubmit={submit}>
+        <h2>Add a user</h2>
+        <div className="grid">
+          <label className="field">
+            <span>Name</span>
+            <input name="name" required />
+          </label>
+          <label className="field">
+            <span>Email</span>
+            <input name="email" type="email" required />
+          </label>
+          <label className="field">
+            <span>Password</span>
+            <input name="password" type="password" minLength={8} required />
+          </label>
+          <label className="field">
+            <span>Role</span>
+            <select name="role" defaultValue="operator">
+              {ROLES.map((role) => (
+                <option key={role}>{role}</option>
+              ))}
+            </select>
+          </label>
+        </div>
+        <div className="buttons">
+          <button type="submit" className="primary" disabled={add.isPending}>
+            Add user
+          </button>
+        </div>
+      </form>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <section className="card">
+        <h2>Users</h2>
+        <table className="table compact">
+          <thead>
+            <tr>
+              <th>Email</th>
+              <th>Role</th>
+              <th>Quotas (VMs, vCPUs, MiB; empty: no limit)</th>
+              <th>Status</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {users.data?.map((user) => (
+              <tr key={user.id} data-testid="user-row" data-email={user.email}>
+                <td>
+                  {user.email}
+                  <div className="muted">{user.name}</div>
+                </td>
+                <td>
+                  <select aria-label={`Role of ${user.email}`} value={user.role} onChange={(e) => update.mutate({ id: user.id, role: e.target.value as (typeof ROLES)[number] })}>
+                    {ROLES.map((role) => (
+                      <option key={role}>{role}</option>
+                    ))}
+                  </select>
+                </td>
+                <td>
+                  <form className="buttons" onSubmit={(e) => saveQuotas(user, e)}>
+                    <input name="maxVms" type="number" min={0} defaultValue={user.maxVms ?? ""} aria-label="Max VMs" className="tiny" />
+                    <input name="maxCpus" type="number" min={0} defaultValue={user.maxCpus ?? ""} aria-label="Max vCPUs" className="tiny" />
+                    <input name="maxMemoryMiB" type="number" min={0} defaultValue={user.maxMemoryMiB ?? ""} aria-label="Max memory MiB" className="tiny" />
+                    <button type="submit" className="small">
+                      Save
+                    </button>
+                  </form>
+                </td>
+                <td>{user.disabled ? <span className="bad">disabled</span> : <span className="ok">active</span>}</td>
+                <td className="buttons">
+                  <button type="button" className="small" onClick={() => update.mutate({ id: user.id, disabled: !user.disabled })}>
+                    {user.disabled ? "Enable" : "Disable"}
+                  </button>
+                  <button
+                    type="button"
+                    className="danger small"
+                    onClick={() => window.confirm(`Remove ${user.email}? Their VMs stay, without an owner.`) && remove.mutate({ id: user.id })}
+                  >
+                    Remove
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </section>
+    </div>
+  );
+}

@@ -1,0 +1,99 @@
+import { expect, test } from "@playwright/test";
+import { ADMIN, api, clientFor, removeVm, refusalCode, uniqueName } from "./hangar.ts";
+
+const created: string[] = [];
+test.afterEach(async () => {
+  for (const id of created.splice(0)) await removeVm(id);
+});
+
+async function addUser(role: "operator" | "viewer") {
+  const email = `${uniqueName(role)}@e2e.hangar`;
+  const password = "a good long password";
+  await api.user.add.mutate({ email, name: role, password, role });
+  return { email, password };
+}
+
+async function tinyImageId(): Promise<string> {
+  const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
+  if (!image) throw new Error("the built-in image is missing");
+  return image.id;
+}
+
+test.describe("without a session", () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("a person signs in with email and password, and signs out", async ({ page }) => {
+    await page.goto("/");
+    await expect(page).toHaveURL(/\/sign-in$/);
+    await page.getByLabel("Email").fill(ADMIN.email);
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert")).toBeVisible();
+    await page.getByLabel("Password").fill(ADMIN.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByText(`${ADMIN.email} · admin`)).toBeVisible();
+    await expect(page.getByRole("link", { name: "Users" })).toBeVisible();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expect(page).toHaveURL(/\/sign-in$/);
+  });
+
+  test("a viewer sees no action buttons, and the API refuses their start with FORBIDDEN", async ({ page }) => {
+    const vm = await api.vm.create.mutate({ name: uniqueName("e2e-v"), imageId: await tinyImageId(), cpus: 1, memoryMiB: 128 });
+    created.push(vm.id);
+    const viewer = await addUser("viewer");
+    await page.goto("/sign-in");
+    await page.getByLabel("Email").fill(viewer.email);
+    await page.getByLabel("Password").fill(viewer.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    const row = page.locator(`[data-testid="vm-row"][data-vm-id="${vm.id}"]`);
+    await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
+    await expect(row.getByRole("button")).toHaveCount(0);
+    await expect(page.getByRole("button", { name: "Create VM" })).toHaveCount(0);
+    const asViewer = await clientFor(viewer);
+    expect(await refusalCode(asViewer.vm.start.mutate({ id: vm.id }))).toBe("FORBIDDEN");
+    expect((await api.vm.get.query({ id: vm.id })).state).toBe("Stopped");
+  });
+});
+
+test("operator B can neither change operator A's VM nor see A's tokens", async () => {
+  const a = await clientFor(await addUser("operator"));
+  const b = await clientFor(await addUser("operator"));
+  const vm = await a.vm.create.mutate({ name: uniqueName("e2e-a"), imageId: await tinyImageId(), cpus: 1, memoryMiB: 128 });
+  created.push(vm.id);
+  const token = await a.token.create.mutate({ name: "mine" });
+  const attempts = {
+    "vm.start": b.vm.start.mutate({ id: vm.id }),
+    "vm.stop": b.vm.stop.mutate({ id: vm.id }),
+    "vm.suspend": b.vm.suspend.mutate({ id: vm.id }),
+    "vm.delete": b.vm.delete.mutate({ id: vm.id }),
+    "vm.clone": b.vm.clone.mutate({ id: vm.id, name: uniqueName("e2e-x") }),
+    "snapshot.create": b.snapshot.create.mutate({ id: vm.id, name: "s" }),
+    "snapshot.revert": b.snapshot.revert.mutate({ id: vm.id, name: "s" }),
+    "snapshot.delete": b.snapshot.delete.mutate({ id: vm.id, name: "s" }),
+    "pool.release": b.pool.release.mutate({ vmId: vm.id }),
+    "user.list": b.user.list.query(),
+    "audit.list": b.audit.list.query({}),
+  };
+  const codes = await Promise.all(Object.entries(attempts).map(async ([name, call]) => [name, await refusalCode(call)]));
+  expect(codes).toEqual(Object.keys(attempts).map((name) => [name, "FORBIDDEN"]));
+  expect(await refusalCode(b.token.revoke.mutate({ id: token.id }))).toBe("NOT_FOUND");
+  expect(await b.token.list.query()).toEqual([]);
+});
+
+test("a change made through the API with a token shows up in an open dashboard without reload", async ({ page }) => {
+  await page.goto("/");
+  await expect(page.getByText("live", { exact: true })).toBeVisible();
+  const { token } = await api.token.create.mutate({ name: uniqueName("svc") });
+  const service = await clientFor({ token });
+  const name = uniqueName("e2e-t");
+  const vm = await service.vm.create.mutate({ name, imageId: await tinyImageId(), cpus: 1, memoryMiB: 128 });
+  created.push(vm.id);
+  const row = page.locator(`[data-testid="vm-row"][data-vm-id="${vm.id}"]`);
+  await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
+  await service.vm.start.mutate({ id: vm.id });
+  await expect(row.getByTestId("vm-state")).toHaveText("Running");
+  await service.vm.stop.mutate({ id: vm.id, timeoutSec: 0 });
+  await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
+  const events = await api.audit.list.query({ vmId: vm.id });
+  expect(events.events.some((e) => e.action === "start" && e.actor.startsWith("token "))).toBe(true);
+});
