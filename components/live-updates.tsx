@@ -15,6 +15,7 @@ export function LiveUpdates() {
   const me = useMe();
   const refresh = useCallback(() => {
     void queryClient.invalidateQueries(trpc.vm.pathFilter());
+    void queryClient.invalidateQueries(trpc.pool.pathFilter());
   }, [queryClient, trpc]);
   const subscription = useSubscription(
     trpc.vm.onChange.subscriptionOptions(undefined, {

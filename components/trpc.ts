@@ -10,5 +10,7 @@ export type VmRow = RouterOutputs["vm"]["list"][number];
 export type VmDetail = RouterOutputs["vm"]["get"];
 export type VmEvent = RouterOutputs["vm"]["events"]["events"][number];
 export type ImageRow = RouterOutputs["image"]["list"][number];
-/** The actions this dashboard offers a button for (Suspend and Clone come later). */
-export type ButtonAction = "Start" | "Stop" | "Delete";
+/** The lifecycle actions this dashboard offers a button for (Clone has its own form). */
+export type ButtonAction = "Start" | "Stop" | "Suspend" | "Delete";
+export type SnapshotRow = RouterOutputs["snapshot"]["list"][number];
+export type PoolRow = RouterOutputs["pool"]["list"][number];

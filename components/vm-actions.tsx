@@ -1,7 +1,7 @@
 "use client";
 /**
- * The buttons for the actions the VM's state allows (Start, Stop, Delete; Suspend and
- * Clone come later), with the server's sentence in an inline alert when one fails.
+ * The buttons for the actions the VM's state allows (Start, or Resume for a Suspended VM;
+ * Stop, Suspend, Delete), with the server's sentence in an inline alert when one fails.
  */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
@@ -9,9 +9,9 @@ import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { canControl, useMe } from "./session.tsx";
 import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
 
-const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Delete"];
+const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Suspend", "Delete"];
 
-export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId">; onDeleted?: () => void }) {
+export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId" | "state">; onDeleted?: () => void }) {
   const trpc = useTRPC();
   const me = useMe();
   const queryClient = useQueryClient();
@@ -23,6 +23,7 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
   };
   const start = useMutation(trpc.vm.start.mutationOptions(settle));
   const stop = useMutation(trpc.vm.stop.mutationOptions(settle));
+  const suspend = useMutation(trpc.vm.suspend.mutationOptions(settle));
   const remove = useMutation(
     trpc.vm.delete.mutationOptions({
       ...settle,
@@ -32,11 +33,12 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
       },
     }),
   );
-  const busy = start.isPending || stop.isPending || remove.isPending;
+  const busy = start.isPending || stop.isPending || suspend.isPending || remove.isPending;
 
   function run(action: ButtonAction) {
     if (action === "Start") start.mutate({ id: vm.id });
     else if (action === "Stop") stop.mutate({ id: vm.id });
+    else if (action === "Suspend") suspend.mutate({ id: vm.id });
     else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate({ id: vm.id });
   }
 
@@ -53,7 +55,7 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
             disabled={busy}
             onClick={() => run(action)}
           >
-            {action}
+            {action === "Start" && vm.state === "Suspended" ? "Resume" : action}
           </button>
         ))}
         {busy ? <span className="muted">working…</span> : null}

@@ -6,12 +6,15 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useQuery } from "@tanstack/react-query";
+import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
 import { formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
 import { SerialTail } from "./serial-tail.tsx";
+import { canControl, useMe } from "./session.tsx";
+import { SnapshotList } from "./snapshot-list.tsx";
 import { StateBadge } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
@@ -20,6 +23,7 @@ export function VmDetails({ id }: { id: string }) {
   const trpc = useTRPC();
   const router = useRouter();
   const query = useQuery(trpc.vm.get.queryOptions({ id }));
+  const me = useMe();
 
   if (query.isPending) return <p className="muted">Loading VM…</p>;
   if (query.isError) {
@@ -79,6 +83,18 @@ export function VmDetails({ id }: { id: string }) {
         {vm.sshPort && vm.sshKeyPath ? (
           <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} root@127.0.0.1`} />
         ) : null}
+      </section>
+
+      {canControl(me, vm) && vm.state === "Stopped" ? (
+        <section className="card">
+          <h2>Clone</h2>
+          <CloneForm vmId={vm.id} vmName={vm.name} />
+        </section>
+      ) : null}
+
+      <section className="card">
+        <h2>Snapshots</h2>
+        <SnapshotList vmId={vm.id} state={vm.state} canChange={canControl(me, vm)} />
       </section>
 
       <section className="card">

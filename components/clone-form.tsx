@@ -1,0 +1,44 @@
+"use client";
+/** Clone a Stopped VM: a new VM with a copy of its disk, its own key and hostname. */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useRouter } from "next/navigation";
+import { useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC } from "./trpc.ts";
+
+export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
+  const trpc = useTRPC();
+  const router = useRouter();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const clone = useMutation(
+    trpc.vm.clone.mutationOptions({
+      onError: (e) => setError(errorText(e)),
+      onSuccess: async (vm) => {
+        await queryClient.invalidateQueries(trpc.vm.pathFilter());
+        router.push(`/vms/${vm.id}`);
+      },
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    setError(undefined);
+    clone.mutate({ id: vmId, name: String(new FormData(event.currentTarget).get("name") ?? "") });
+  }
+
+  return (
+    <form className="form" onSubmit={submit}>
+      <div className="port-row">
+        <label className="field">
+          <span>Clone name</span>
+          <input name="name" required defaultValue={`${vmName}-clone`.slice(0, 63)} />
+        </label>
+        <button type="submit" disabled={clone.isPending}>
+          {clone.isPending ? "Cloning…" : "Clone"}
+        </button>
+      </div>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+    </form>
+  );
+}
