@@ -16,6 +16,14 @@ const schema = z.object({
   HANGAR_ADMIN_PASSWORD: z.string().min(8, "HANGAR_ADMIN_PASSWORD needs at least 8 characters").optional(),
   /** Sign-in attempts allowed per client address per minute (guessing passwords is slow). */
   HANGAR_SIGNIN_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  /** Origins besides the server's own allowed to open terminals, comma-separated. */
+  HANGAR_ALLOWED_ORIGINS: z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
+    .pipe(z.array(z.url("HANGAR_ALLOWED_ORIGINS must be full origins such as https://hangar.example.com"))),
+  /** The host directory vm.sync may copy from (default <state>/sync). */
+  HANGAR_SYNC_ROOT: z.string().optional(),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
@@ -25,6 +33,7 @@ export interface Env extends z.infer<typeof schema> {
   databaseUrl: string;
   imagesDir: string;
   guestDir: string;
+  syncRoot: string;
 }
 
 export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
@@ -36,10 +45,11 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const dir = stateDir();
   const imagesDir = path.join(dir, "images");
   const guestDir = path.resolve(parsed.data.HANGAR_GUEST_DIR ?? path.join(imagesDir, "hangar-tiny"));
-  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir };
+  const syncRoot = path.resolve(parsed.data.HANGAR_SYNC_ROOT ?? path.join(dir, "sync"));
+  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir, syncRoot };
 }
 
 /** An Env with every setting at its default, for tests and benchmarks on their own state dir. */
 export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<z.infer<typeof schema>> = {}): Env {
-  return { ...schema.parse({}), ...settings, ...paths, imagesDir: path.join(paths.stateDir, "images") };
+  return { ...schema.parse({}), ...settings, ...paths, imagesDir: path.join(paths.stateDir, "images"), syncRoot: path.join(paths.stateDir, "sync") };
 }

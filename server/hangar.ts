@@ -11,6 +11,8 @@ import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
 import { createAuth } from "./auth/better-auth.ts";
 import { createHosts } from "./hosts.ts";
+import { createConsoleHub } from "./terminal/console-hub.ts";
+import { createTicketStore } from "./terminal/tickets.ts";
 import { createImages } from "./images/images.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
@@ -58,5 +60,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
       await lifecycle.record(null, "", user.email, "sign-in", null, null, true, `${user.email} signed in`, { target: user.email, userId: user.id });
     },
   });
-  return { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, driverFor: driver, accel: decideAccel };
+  const consoles = createConsoleHub({ bus, driverFor: driver });
+  const tickets = createTicketStore();
+  return { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
 }

@@ -16,6 +16,7 @@ import { bootstrapAdmin } from "./auth/users.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { migrateDatabase } from "./migrate.ts";
+import { TERMINAL_PATH, createTerminalBridge } from "./terminal/bridge.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const log = (message: string) => console.log(`[hangar] ${message}`);
@@ -53,8 +54,11 @@ async function main(): Promise<void> {
     }
     void handleNext(req, res);
   });
+  const terminals = createTerminalBridge({ hangar, hub: hangar.consoles, tickets: hangar.tickets, allowedOrigins: env.HANGAR_ALLOWED_ORIGINS });
   server.on("upgrade", (req, socket, head) => {
-    void handleNextUpgrade(req, socket, head);
+    if (req.url?.startsWith(TERMINAL_PATH)) terminals.handleUpgrade(req, socket, head);
+    // Everything else is Next's (its dev server reloads pages over a WebSocket).
+    else void handleNextUpgrade(req, socket, head);
   });
   server.listen(env.PORT, env.HOST, () => {
     const address = server.address();
@@ -67,6 +71,7 @@ async function main(): Promise<void> {
     log("shutting down; VMs keep running");
     stopReconciler();
     stopHeartbeat();
+    terminals.close();
     void hangar.pools.close();
     server.close();
     void app.close().finally(() => process.exit(0));

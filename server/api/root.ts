@@ -3,6 +3,7 @@ import { auditRouter, hostRouter } from "./audit.ts";
 import { imageRouter } from "./image.ts";
 import { poolRouter } from "./pool.ts";
 import { snapshotRouter } from "./snapshot.ts";
+import { terminalRouter } from "./terminal.ts";
 import { tokenRouter } from "./token.ts";
 import { createCallerFactory, router } from "./trpc.ts";
 import { userRouter } from "./user.ts";
@@ -18,6 +19,7 @@ export const appRouter = router({
   token: tokenRouter,
   audit: auditRouter,
   host: hostRouter,
+  terminal: terminalRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -38,6 +38,8 @@ export interface Principal {
   via: "session" | "token";
   /** The token's name when via is "token". */
   tokenName?: string;
+  /** The browser session when via is "session" (terminals end with it). */
+  sessionId?: string;
 }
 
 /** How a principal shows in events: "alice@example.com" or "token ci (alice@example.com)". */

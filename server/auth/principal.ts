@@ -16,5 +16,5 @@ export async function authenticate(db: Db, auth: Auth, headers: IncomingHttpHead
   // The row, not the cookie cache: a role change or a disabling takes effect at once.
   const user = await db.user.findUnique({ where: { id: session.user.id } });
   if (!user || user.disabled || !isRole(user.role)) return null;
-  return { userId: user.id, email: user.email, role: user.role, via: "session" };
+  return { userId: user.id, email: user.email, role: user.role, via: "session", sessionId: session.session.id };
 }

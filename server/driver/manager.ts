@@ -133,6 +133,8 @@ export interface Manager {
   shell(command: string[], sshPort: number, identityFile: string, options?: ShellOptions): Promise<ShellResult>;
   /** Connects to the VM's serial console. MUST throw NotRunningError when not running. */
   console(): Promise<Socket>;
+  /** Connects to the VM's human monitor (HMP). MUST throw NotRunningError when not running. */
+  monitor(): Promise<Socket>;
   /** rsync `from` (a host path) to `to` in the guest, over SSH. */
   sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string): Promise<void>;
   /**

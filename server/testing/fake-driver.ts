@@ -83,6 +83,10 @@ export class FakeDriver {
         requireRunning();
         return new net.Socket();
       },
+      monitor: async () => {
+        requireRunning();
+        return new net.Socket();
+      },
       sync: async () => requireRunning(),
       stop: async () => {
         vm.calls.push("stop");

@@ -1,5 +1,7 @@
 /** Reading and creating VM rows: what the routers call besides lifecycle actions. */
-import { HangarError } from "../errors.ts";
+import { realpath } from "node:fs/promises";
+import path from "node:path";
+import { HangarError, errorMessage } from "../errors.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import type { CloneInfo } from "./lifecycle.ts";
@@ -163,4 +165,45 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
   await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Clone of VM ${source.name}`);
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
+}
+
+/** The VM row, or NOT_RUNNING unless it runs with SSH forwarded. */
+async function runningVm(hangar: Hangar, id: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  if (vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
+  return { ...vm, sshPort: vm.sshPort };
+}
+
+/** Runs a command in the VM over SSH (seed: Exec); output capped at 1 MiB each, flagged when cut. */
+export async function execInVm(hangar: Hangar, input: { id: string; command: string[]; timeoutSec: number }) {
+  const vm = await runningVm(hangar, input.id);
+  const driver = hangar.driverFor(vm.id);
+  const { privateKeyFile } = await driver.identity();
+  try {
+    return await driver.shell(input.command, vm.sshPort, privateKeyFile, { timeoutMs: input.timeoutSec * 1000, maxOutputBytes: 1024 * 1024 });
+  } catch (error) {
+    throw new HangarError("DRIVER_FAILED", `Running the command in VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+/** Copies a host directory or file, from under the sync root, into the VM with rsync (seed: Sync). */
+export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string }) {
+  const root = await realpath(hangar.env.syncRoot).catch(() => undefined);
+  if (!root) throw new HangarError("INVALID_INPUT", `The sync root ${hangar.env.syncRoot} does not exist; create it and put the files there.`);
+  const from = await realpath(path.resolve(root, input.from)).catch(() => undefined);
+  if (!from || (from !== root && !from.startsWith(`${root}${path.sep}`))) {
+    throw new HangarError("INVALID_INPUT", `"${input.from}" is not a file or directory under ${root}.`);
+  }
+  const vm = await runningVm(hangar, input.id);
+  const driver = hangar.driverFor(vm.id);
+  const { privateKeyFile } = await driver.identity();
+  try {
+    // A trailing slash keeps rsync's meaning: the directory's contents, not the directory.
+    const source = input.from.endsWith("/") ? `${from}/` : from;
+    await driver.sync(source, input.to, input.chown, input.excludes ?? [], vm.sshPort, privateKeyFile);
+  } catch (error) {
+    throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+  }
+  return { from, to: input.to };
 }

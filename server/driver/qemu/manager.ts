@@ -172,9 +172,17 @@ export class QemuManager implements Manager {
   }
 
   async console(): Promise<net.Socket> {
+    return this.connectUnix(this.files.serialSocket);
+  }
+
+  async monitor(): Promise<net.Socket> {
+    return this.connectUnix(this.files.monitorSocket);
+  }
+
+  private async connectUnix(socketPath: string): Promise<net.Socket> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     return new Promise((resolve, reject) => {
-      const socket = net.createConnection(this.files.serialSocket);
+      const socket = net.createConnection(socketPath);
       socket.once("connect", () => resolve(socket));
       socket.once("error", reject);
     });

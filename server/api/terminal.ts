@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { atLeast, canControlVm } from "../auth/permissions.ts";
+import { HangarError } from "../errors.ts";
+import { TERMINAL_PATH } from "../terminal/bridge.ts";
+import { TERMINAL_KINDS } from "../terminal/tickets.ts";
+import { id } from "./schemas.ts";
+import { procedure, router } from "./trpc.ts";
+
+export const terminalRouter = router({
+  /**
+   * A single-use ticket (30 s) for /ws/terminal. Console: anyone who may read, typing only
+   * on VMs they may control. Shell: the VM's controllers, while it runs. Monitor: admins.
+   */
+  ticket: procedure
+    .meta({ permission: "read" })
+    .input(z.object({ vmId: id, kind: z.enum(TERMINAL_KINDS, "kind must be console, shell or monitor.") }))
+    .mutation(async ({ ctx, input }) => {
+      const principal = ctx.principal;
+      if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first.");
+      const vm = await ctx.hangar.db.vm.findUnique({ where: { id: input.vmId } });
+      if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.vmId}".`);
+      const controls = canControlVm(principal, vm);
+      if (input.kind === "monitor" && principal.role !== "admin") throw new HangarError("FORBIDDEN", "Only admins may open the qemu monitor.");
+      if (input.kind === "shell" && !controls) {
+        throw new HangarError("FORBIDDEN", atLeast(principal, "operator") ? "You can only open shells on VMs you own." : "Viewers cannot open shells.");
+      }
+      if (input.kind !== "console" && vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
+      const ticket = ctx.hangar.tickets.issue({
+        userId: principal.userId,
+        actor: ctx.actor,
+        sessionId: principal.sessionId,
+        vmId: vm.id,
+        kind: input.kind,
+        readOnly: input.kind === "console" && !controls,
+      });
+      return { ticket, path: `${TERMINAL_PATH}?ticket=${encodeURIComponent(ticket)}`, readOnly: input.kind === "console" && !controls };
+    }),
+});

@@ -1,0 +1,189 @@
+/**
+ * The WebSocket terminal bridge at /ws/terminal. An upgrade is refused with 403, before
+ * anything is attached, unless its Origin is this server's own (or configured) and it
+ * carries a valid ticket. Then the socket is joined to the VM's serial console hub, an
+ * SSH shell, or the qemu monitor. Heartbeats find dead peers; a terminal ends with the
+ * session it was opened from, and after a long time without input.
+ */
+import type { IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { Hangar } from "../hangar.ts";
+import type { ConsoleHub } from "./console-hub.ts";
+import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
+import { openShell } from "./ssh-session.ts";
+import type { TicketGrant, TicketStore } from "./tickets.ts";
+
+export const TERMINAL_PATH = "/ws/terminal";
+/** Larger frames are refused: keystrokes and pastes are small. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+
+export interface BridgeOptions {
+  hangar: Hangar;
+  hub: ConsoleHub;
+  tickets: TicketStore;
+  /** Origins allowed besides the server's own (http://<Host header>). */
+  allowedOrigins: string[];
+  heartbeatMs?: number;
+  idleMs?: number;
+}
+
+/** Same origin as the request's Host (plain http, which this server speaks), or listed. */
+export function originAllowed(origin: string | undefined, host: string | undefined, allowed: string[]): boolean {
+  if (!origin || !host) return false;
+  return origin === `http://${host}` || allowed.includes(origin);
+}
+
+interface Terminal {
+  ws: WebSocket;
+  grant: TicketGrant;
+  alive: boolean;
+  lastInput: number;
+  close: (message?: string) => void;
+}
+
+export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, heartbeatMs = 15_000, idleMs = 30 * 60_000 }: BridgeOptions) {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  const terminals = new Set<Terminal>();
+
+  function refuse(socket: Duplex, reason: string): void {
+    socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
+  }
+
+  function send(ws: WebSocket, message: ControlMessage): void {
+    if (ws.readyState === ws.OPEN) ws.send(encodeControl(message));
+  }
+
+  function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (!originAllowed(req.headers.origin, req.headers.host, allowedOrigins)) return refuse(socket, "Origin not allowed.");
+    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "");
+    if (!grant) return refuse(socket, "No valid ticket: ask terminal.ticket for a new one.");
+    wss.handleUpgrade(req, socket, head, (ws) => void attach(ws, grant));
+  }
+
+  async function attach(ws: WebSocket, grant: TicketGrant): Promise<void> {
+    const cleanups: (() => void)[] = [];
+    const terminal: Terminal = {
+      ws,
+      grant,
+      alive: true,
+      lastInput: Date.now(),
+      close: (message) => {
+        if (message) send(ws, { type: "error", message });
+        ws.close(1000);
+      },
+    };
+    terminals.add(terminal);
+    ws.on("pong", () => (terminal.alive = true));
+    ws.on("close", () => {
+      terminals.delete(terminal);
+      for (const cleanup of cleanups) cleanup();
+    });
+    // Frames that arrive while the terminal is being set up wait for its handler.
+    const early: [Buffer, boolean][] = [];
+    let handler: ((data: Buffer, binary: boolean) => void) | undefined;
+    ws.on("message", (data: RawData, binary: boolean) => {
+      terminal.lastInput = Date.now();
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      if (handler) handler(bytes, binary);
+      else if (early.length < 256) early.push([bytes, binary]);
+    });
+    const onMessage = (next: (data: Buffer, binary: boolean) => void) => {
+      handler = next;
+      for (const [bytes, binary] of early.splice(0)) next(bytes, binary);
+    };
+
+    const vm = await hangar.db.vm.findUnique({ where: { id: grant.vmId } });
+    if (!vm) return terminal.close("The VM no longer exists.");
+
+    if (grant.kind === "console") {
+      const viewer = {
+        sendBytes: (bytes: Buffer) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }),
+        sendStatus: (state: string) => send(ws, { type: "status", state }),
+        bufferedAmount: () => ws.bufferedAmount,
+      };
+      send(ws, { type: "status", state: vm.state });
+      const attached = await hub.attach(vm.id, viewer);
+      cleanups.push(attached.detach);
+      if (ws.readyState !== ws.OPEN) return attached.detach();
+      onMessage((data, binary) => {
+        if (binary && !grant.readOnly) attached.write(data);
+      });
+      return;
+    }
+
+    if (vm.state !== "Running" || !vm.sshPort) return terminal.close(`VM "${vm.name}" is ${vm.state}; start it first.`);
+    const driver = hangar.driverFor(vm.id);
+
+    if (grant.kind === "monitor") {
+      const monitor = await driver.monitor().catch(() => undefined);
+      if (!monitor) return terminal.close("The qemu monitor does not answer.");
+      cleanups.push(() => monitor.destroy());
+      monitor.on("data", (bytes: Buffer) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }));
+      monitor.on("close", () => terminal.close());
+      onMessage((data, binary) => binary && monitor.write(data));
+      return;
+    }
+
+    const identity = await driver.identity();
+    const shell = openShell(
+      { sshPort: vm.sshPort, privateKey: identity.privateKey, cols: 80, rows: 24 },
+      {
+        onData: (bytes) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }),
+        onExit: (code) => {
+          send(ws, { type: "exit", code });
+          ws.close(1000);
+        },
+        onError: (message) => terminal.close(message),
+      },
+    );
+    cleanups.push(shell.close);
+    onMessage((data, binary) => {
+      if (binary) return shell.write(data);
+      const control = decodeControl(data.toString("utf8"));
+      if (control?.type === "resize") shell.resize(control.cols, control.rows);
+    });
+  }
+
+  // Heartbeats: dead peers go; so do terminals whose session ended or that sat idle.
+  const timer = setInterval(() => {
+    for (const terminal of terminals) {
+      if (!terminal.alive) {
+        terminal.ws.terminate();
+        continue;
+      }
+      terminal.alive = false;
+      terminal.ws.ping();
+      if (Date.now() - terminal.lastInput > idleMs) terminal.close(`Closed after ${Math.round(idleMs / 60_000)} minutes without input.`);
+      const sessionId = terminal.grant.sessionId;
+      if (sessionId) {
+        void hangar.db.session.findUnique({ where: { id: sessionId }, select: { id: true } }).then((session) => {
+          if (!session) terminal.close("You signed out.");
+        });
+      }
+    }
+  }, heartbeatMs);
+  timer.unref();
+
+  return {
+    handleUpgrade,
+    /** Open terminals by kind, for tests and the status page. */
+    counts(): Record<string, number> {
+      const counts: Record<string, number> = { console: 0, shell: 0, monitor: 0 };
+      for (const terminal of terminals) counts[terminal.grant.kind] = (counts[terminal.grant.kind] ?? 0) + 1;
+      return counts;
+    },
+    /** Ends the terminals of one user (sign-out) right away. */
+    closeForSession(sessionId: string): void {
+      for (const terminal of terminals) if (terminal.grant.sessionId === sessionId) terminal.close("You signed out.");
+    },
+    close(): void {
+      clearInterval(timer);
+      for (const terminal of terminals) terminal.ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+export type TerminalBridge = ReturnType<typeof createTerminalBridge>;

@@ -1,0 +1,63 @@
+/**
+ * Terminal tickets: opaque, random, single use, valid 30 s, bound to the caller, the VM and
+ * the kind of terminal. Only a hash is kept; a redeemed or expired ticket is gone.
+ */
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+
+export const TERMINAL_KINDS = ["console", "shell", "monitor"] as const;
+export type TerminalKind = (typeof TERMINAL_KINDS)[number];
+
+export interface TicketGrant {
+  /** The user it was issued to (events name them; sign-out ends their terminals). */
+  userId: string;
+  actor: string;
+  /** The browser session it came from; the terminal ends when that session does. */
+  sessionId?: string;
+  vmId: string;
+  kind: TerminalKind;
+  /** Console viewers who may watch but not type. */
+  readOnly: boolean;
+}
+
+interface Entry extends TicketGrant {
+  hash: Buffer;
+  expiresAt: number;
+}
+
+const hashOf = (ticket: string) => createHash("sha256").update(ticket).digest();
+
+export function createTicketStore({ ttlMs = 30_000, now = () => Date.now() } = {}) {
+  const entries = new Map<string, Entry>();
+
+  function sweep(): void {
+    for (const [key, entry] of entries) if (entry.expiresAt <= now()) entries.delete(key);
+  }
+
+  return {
+    issue(grant: TicketGrant): string {
+      sweep();
+      const ticket = randomBytes(32).toString("base64url");
+      const hash = hashOf(ticket);
+      entries.set(hash.toString("hex"), { ...grant, hash, expiresAt: now() + ttlMs });
+      return ticket;
+    },
+    /** The grant, once; undefined for an unknown, used or expired ticket, or another VM or kind. */
+    redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind } = {}): TicketGrant | undefined {
+      const hash = hashOf(ticket);
+      const entry = entries.get(hash.toString("hex"));
+      if (!entry || !timingSafeEqual(entry.hash, hash)) return undefined;
+      entries.delete(hash.toString("hex"));
+      if (entry.expiresAt <= now()) return undefined;
+      if (expected.vmId !== undefined && expected.vmId !== entry.vmId) return undefined;
+      if (expected.kind !== undefined && expected.kind !== entry.kind) return undefined;
+      const { hash: _hash, expiresAt: _expiresAt, ...grant } = entry;
+      return grant;
+    },
+    get size(): number {
+      sweep();
+      return entries.size;
+    },
+  };
+}
+
+export type TicketStore = ReturnType<typeof createTicketStore>;
