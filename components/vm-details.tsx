@@ -15,6 +15,7 @@ import { PortForwardsTable } from "./port-forwards-table.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl, useMe } from "./session.tsx";
 import { SnapshotList } from "./snapshot-list.tsx";
+import { TerminalTabs } from "./terminal/terminal-tabs.tsx";
 import { StateBadge } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
@@ -83,6 +84,11 @@ export function VmDetails({ id }: { id: string }) {
         {vm.sshPort && vm.sshKeyPath ? (
           <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} root@127.0.0.1`} />
         ) : null}
+      </section>
+
+      <section className="card">
+        <h2>Terminal</h2>
+        <TerminalTabs vm={vm} />
       </section>
 
       {canControl(me, vm) && vm.state === "Stopped" ? (

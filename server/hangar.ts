@@ -11,6 +11,7 @@ import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
 import { createAuth } from "./auth/better-auth.ts";
 import { createHosts } from "./hosts.ts";
+import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
 import { createImages } from "./images/images.ts";
@@ -62,5 +63,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore();
-  return { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const services = { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.HANGAR_ALLOWED_ORIGINS });
+  return { ...services, terminals };
 }

@@ -12,11 +12,12 @@ import { toNodeHandler } from "better-auth/node";
 import next from "next";
 import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
+import { authenticate } from "./auth/principal.ts";
 import { bootstrapAdmin } from "./auth/users.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { migrateDatabase } from "./migrate.ts";
-import { TERMINAL_PATH, createTerminalBridge } from "./terminal/bridge.ts";
+import { TERMINAL_PATH } from "./terminal/bridge.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const log = (message: string) => console.log(`[hangar] ${message}`);
@@ -49,14 +50,21 @@ async function main(): Promise<void> {
     }
     if (req.url?.startsWith("/api/auth/")) {
       req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
+      // Signing out ends the terminals opened from that session at once.
+      if (req.url.startsWith("/api/auth/sign-out")) {
+        void authenticate(hangar.db, hangar.auth, req.headers).then((principal) => {
+          if (principal?.sessionId) res.once("finish", () => hangar.terminals.closeForSession(principal.sessionId ?? ""));
+          void handleAuth(req, res);
+        });
+        return;
+      }
       void handleAuth(req, res);
       return;
     }
     void handleNext(req, res);
   });
-  const terminals = createTerminalBridge({ hangar, hub: hangar.consoles, tickets: hangar.tickets, allowedOrigins: env.HANGAR_ALLOWED_ORIGINS });
   server.on("upgrade", (req, socket, head) => {
-    if (req.url?.startsWith(TERMINAL_PATH)) terminals.handleUpgrade(req, socket, head);
+    if (req.url?.startsWith(TERMINAL_PATH)) hangar.terminals.handleUpgrade(req, socket, head);
     // Everything else is Next's (its dev server reloads pages over a WebSocket).
     else void handleNextUpgrade(req, socket, head);
   });
@@ -71,7 +79,7 @@ async function main(): Promise<void> {
     log("shutting down; VMs keep running");
     stopReconciler();
     stopHeartbeat();
-    terminals.close();
+    hangar.terminals.close();
     void hangar.pools.close();
     server.close();
     void app.close().finally(() => process.exit(0));

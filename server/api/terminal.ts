@@ -2,11 +2,14 @@ import { z } from "zod";
 import { atLeast, canControlVm } from "../auth/permissions.ts";
 import { HangarError } from "../errors.ts";
 import { TERMINAL_PATH } from "../terminal/bridge.ts";
+import { openSshSessions } from "../terminal/ssh-session.ts";
 import { TERMINAL_KINDS } from "../terminal/tickets.ts";
 import { id } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 export const terminalRouter = router({
+  /** Open terminals by kind and live SSH connections: what is left when nobody watches. */
+  sessions: procedure.meta({ permission: "admin" }).query(({ ctx }) => ({ ...ctx.hangar.terminals.counts(), ssh: openSshSessions() })),
   /**
    * A single-use ticket (30 s) for /ws/terminal. Console: anyone who may read, typing only
    * on VMs they may control. Shell: the VM's controllers, while it runs. Monitor: admins.

@@ -23,6 +23,7 @@ beforeAll(async () => {
   t = await createTestHangar();
   api = await callerFor(t.hangar);
   bridge = createTerminalBridge({ hangar: t.hangar, hub: t.hangar.consoles, tickets: t.hangar.tickets, allowedOrigins: [], heartbeatMs: 500 });
+  t.hangar.terminals.close();
   server = http.createServer((_req, res) => res.writeHead(404).end());
   server.on("upgrade", (req, socket, head) => bridge.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -8,18 +8,19 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import type { Hangar } from "../hangar.ts";
+import type { Db } from "../db.ts";
+import type { Manager } from "../driver/manager.ts";
 import type { ConsoleHub } from "./console-hub.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { openShell } from "./ssh-session.ts";
-import type { TicketGrant, TicketStore } from "./tickets.ts";
+import type { TerminalKind, TicketGrant, TicketStore } from "./tickets.ts";
 
 export const TERMINAL_PATH = "/ws/terminal";
 /** Larger frames are refused: keystrokes and pastes are small. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 
 export interface BridgeOptions {
-  hangar: Hangar;
+  hangar: { db: Db; driverFor: (vmId: string) => Manager };
   hub: ConsoleHub;
   tickets: TicketStore;
   /** Origins allowed besides the server's own (http://<Host header>). */
@@ -169,9 +170,9 @@ export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, hea
   return {
     handleUpgrade,
     /** Open terminals by kind, for tests and the status page. */
-    counts(): Record<string, number> {
-      const counts: Record<string, number> = { console: 0, shell: 0, monitor: 0 };
-      for (const terminal of terminals) counts[terminal.grant.kind] = (counts[terminal.grant.kind] ?? 0) + 1;
+    counts(): Record<TerminalKind, number> {
+      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0 };
+      for (const terminal of terminals) counts[terminal.grant.kind] += 1;
       return counts;
     },
     /** Ends the terminals of one user (sign-out) right away. */
