@@ -9,20 +9,13 @@
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { createTrpcHandler } from "../server/api/http.ts";
 import { createToken } from "../server/auth/tokens.ts";
-import { createDb } from "../server/db.ts";
-import { envFor } from "../server/env.ts";
-import { createHangar } from "../server/hangar.ts";
-import { migrateDatabase } from "../server/migrate.ts";
+import { runBench } from "./setup.ts";
 
 const seconds = Number(process.argv[2] ?? 5);
 const CLIENTS = 50;
 const VMS = 1000;
-const work = mkdtempSync(path.join(os.tmpdir(), "hangar-bench-api-"));
 
 interface Run {
   latencies: number[];
@@ -54,19 +47,13 @@ function summary(name: string, run: Run) {
   return { p50: at(0.5), rps };
 }
 
-async function main(): Promise<void> {
-  const stateDir = path.join(work, "state");
-  const databaseUrl = process.env.DATABASE_URL ?? `file:${path.join(stateDir, "hangar.db")}`;
-  await migrateDatabase(databaseUrl);
-  const env = envFor({ stateDir, databaseUrl, guestDir: path.join(stateDir, "guest") }, { NODE_ENV: "production", HANGAR_ACCEL: "tcg" });
-  const db = createDb(databaseUrl);
-  const hangar = createHangar({ env, db });
+runBench("api", async ({ hangar, imageId }) => {
+  const { db } = hangar;
   const hostId = await hangar.lifecycle.hostId();
   const user = await db.user.create({ data: { id: randomUUID(), email: `bench-${Date.now()}@hangar.local`, name: "bench", role: "admin" } });
-  const image = await db.image.create({ data: { name: `bench-${Date.now()}`, path: "/images/bench.qcow2" } });
   await db.vm.createMany({
     data: Array.from({ length: VMS }, (_, i) => ({
-      name: `bench-${i}-${Date.now()}`, imageId: image.id, cpus: 1, memoryMiB: 256, state: i % 3 ? "Stopped" : "Running", sshPort: 20000 + i, ownerId: user.id, hostId,
+      name: `bench-${i}-${Date.now()}`, imageId, cpus: 1, memoryMiB: 256, state: i % 3 ? "Stopped" : "Running", sshPort: 20000 + i, ownerId: user.id, hostId,
     })),
   });
   const { token } = await createToken(db, user.id, { name: "bench" });
@@ -91,19 +78,12 @@ async function main(): Promise<void> {
   };
 
   await callApi();
-  console.log(`${VMS} VMs, ${CLIENTS} concurrent clients, ${seconds} s a side, ${databaseUrl.split(":")[0]}`);
+  console.log(`${VMS} VMs, ${CLIENTS} concurrent clients, ${seconds} s a side, ${hangar.env.databaseUrl.split(":")[0]}`);
   const direct = summary("prisma direct", await load(callPrisma));
   const api = summary("tRPC vm.list", await load(callApi));
   console.log(`overhead p50 ${(api.p50 / direct.p50).toFixed(2)}x, throughput ${(direct.rps / api.rps).toFixed(2)}x (goal <= 2x; p50 goal < 20 ms)`);
   server.close();
   agent.destroy();
-  await db.vm.deleteMany({ where: { imageId: image.id } });
-  await db.$disconnect();
-}
+  await db.vm.deleteMany({ where: { name: { startsWith: "bench-" } } });
+});
 
-main()
-  .catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));

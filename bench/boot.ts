@@ -5,36 +5,20 @@
  *
  *   npx tsx bench/boot.ts [runs]      (HANGAR_ACCEL=kvm|tcg to force an accelerator)
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
-import { adminCaller } from "./caller.ts";
-import { createDb } from "../server/db.ts";
 import { chooseAccel } from "../server/driver/qemu/accel.ts";
 import { writeCidataIso } from "../server/driver/qemu/cidata.ts";
-import { sshOptions } from "../server/driver/qemu/manager.ts";
 import { isPortFree } from "../server/driver/qemu/ports.ts";
 import { generateSshKeyPair } from "../server/driver/qemu/sshkey.ts";
-import { envFor } from "../server/env.ts";
-import { createHangar } from "../server/hangar.ts";
-import { migrateDatabase } from "../server/migrate.ts";
+import { guestDir, median, runBench, waitForSsh } from "./setup.ts";
 
 const runs = Number(process.argv[2] ?? 5);
-const guestDir = path.resolve(process.env.HANGAR_GUEST_DIR ?? "data/images/hangar-tiny");
-const work = mkdtempSync(path.join(os.tmpdir(), "hangar-bench-"));
 const kernel = path.join(guestDir, "vmlinuz");
 const initrd = path.join(guestDir, "initrd.img");
 const cmdline = readFileSync(path.join(guestDir, "cmdline"), "utf8").trim();
-
-async function waitForSsh(port: number, key: string): Promise<void> {
-  for (;;) {
-    const r = await execa("ssh", [...sshOptions(port, key), "--", "root@127.0.0.1", "true"], { reject: false });
-    if (r.exitCode === 0) return;
-    await sleep(50);
-  }
-}
 
 async function freePort(): Promise<number> {
   for (;;) {
@@ -43,12 +27,7 @@ async function freePort(): Promise<number> {
   }
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-};
-
-async function bareQemu(accel: string, run: number): Promise<number> {
+async function bareQemu(work: string, accel: string, run: number): Promise<number> {
   const dir = path.join(work, `bare-${run}`);
   await execa("mkdir", ["-p", "--", dir]);
   const keys = generateSshKeyPair("bench");
@@ -73,24 +52,16 @@ async function bareQemu(accel: string, run: number): Promise<number> {
   return elapsed;
 }
 
-async function main(): Promise<void> {
-  const stateDir = path.join(work, "state");
-  const databaseUrl = `file:${path.join(stateDir, "hangar.db")}`;
-  await migrateDatabase(databaseUrl);
-  const env = envFor({ stateDir, databaseUrl, guestDir }, { NODE_ENV: "production" });
-  const hangar = createHangar({ env, db: createDb(databaseUrl) });
-  const decision = await chooseAccel(stateDir, kernel);
-  const image = await hangar.images.ensureBuiltinImage(guestDir);
-  if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
-  const api = await adminCaller(hangar);
+runBench("boot", async ({ work, hangar, api, imageId }) => {
+  const decision = await chooseAccel(hangar.env.stateDir, kernel);
   console.log(`accelerator: ${decision.accel} (${decision.reason}); ${runs} runs each, ${os.cpus().length} cores`);
 
   const hangarTimes: number[] = [];
   const bareTimes: number[] = [];
   for (let run = 0; run < runs; run++) {
     // Alternate to spread any drift in machine load over both.
-    bareTimes.push(await bareQemu(decision.accel, run));
-    const vm = await api.vm.create({ name: `bench-${run}`, imageId: image.id, cpus: 1, memoryMiB: 256 });
+    bareTimes.push(await bareQemu(work, decision.accel, run));
+    const vm = await api.vm.create({ name: `bench-${run}`, imageId, cpus: 1, memoryMiB: 256 });
     const { privateKeyFile } = await hangar.driverFor(vm.id).identity();
     const started = performance.now();
     const running = await api.vm.start({ id: vm.id });
@@ -104,13 +75,5 @@ async function main(): Promise<void> {
   const ours = median(hangarTimes);
   console.log(`start-to-SSH median: bare qemu ${Math.round(bare)} ms, hangar ${Math.round(ours)} ms`);
   console.log(`ratio hangar/bare: ${(ours / bare).toFixed(3)} (goal <= 1.10)`);
-  await hangar.db.$disconnect();
-}
-
-main()
-  .catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));
+});
 

@@ -9,20 +9,11 @@
 import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import WebSocket from "ws";
-import { createDb } from "../server/db.ts";
 import { vmFiles } from "../server/driver/qemu/paths.ts";
-import { envFor } from "../server/env.ts";
-import { createHangar } from "../server/hangar.ts";
-import { migrateDatabase } from "../server/migrate.ts";
-import { adminCaller } from "./caller.ts";
+import { runBench } from "./setup.ts";
 
-const guestDir = path.resolve(process.env.HANGAR_GUEST_DIR ?? "data/images/hangar-tiny");
-const work = mkdtempSync(path.join(os.tmpdir(), "hangar-bench-term-"));
 const KEYSTROKES = 60;
 const FILE_BYTES = 1_000_000;
 
@@ -85,15 +76,8 @@ async function measure(pipe: Pipe) {
   return { echoMs: times[Math.floor(times.length / 2)] ?? NaN, bytesPerSecond: (pipe.received() - before) / seconds };
 }
 
-async function main(): Promise<void> {
-  const stateDir = path.join(work, "state");
-  const databaseUrl = `file:${path.join(stateDir, "hangar.db")}`;
-  await migrateDatabase(databaseUrl);
-  const hangar = createHangar({ env: envFor({ stateDir, databaseUrl, guestDir }, { NODE_ENV: "production" }), db: createDb(databaseUrl) });
-  const api = await adminCaller(hangar);
-  const image = await hangar.images.ensureBuiltinImage(guestDir);
-  if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
-  const vm = await api.vm.create({ name: "bench-term", imageId: image.id, cpus: 1, memoryMiB: 256 });
+runBench("terminal", async ({ hangar, api, imageId }) => {
+  const vm = await api.vm.create({ name: "bench-term", imageId, cpus: 1, memoryMiB: 256 });
   await api.vm.start({ id: vm.id });
   for (;;) {
     const ok = await api.vm.exec({ id: vm.id, command: ["sh", "-c", `head -c ${FILE_BYTES} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big`] }).catch(() => undefined);
@@ -102,7 +86,7 @@ async function main(): Promise<void> {
   }
 
   // Direct: nobody else holds the serial socket.
-  const serial = net.createConnection(vmFiles(stateDir, vm.id).serialSocket);
+  const serial = net.createConnection(vmFiles(hangar.env.stateDir, vm.id).serialSocket);
   await new Promise<void>((resolve) => serial.once("connect", () => resolve()));
   const directPipe = pipeOver((t) => serial.write(t), (on) => serial.on("data", on), () => serial.destroy());
   directPipe.write("\n");
@@ -132,16 +116,7 @@ async function main(): Promise<void> {
   console.log(`echo round trip median: direct ${direct.echoMs.toFixed(2)} ms, bridge ${through.echoMs.toFixed(2)} ms`);
   console.log(`throughput (cat 1 MB): direct ${(direct.bytesPerSecond / 1e6).toFixed(2)} MB/s, bridge ${(through.bytesPerSecond / 1e6).toFixed(2)} MB/s`);
   console.log(`ratios: echo ${(through.echoMs / direct.echoMs).toFixed(2)}x (goal <= 1.3), throughput ${(through.bytesPerSecond / direct.bytesPerSecond).toFixed(2)}x (goal >= 0.8)`);
-  hangar.terminals.close();
-  hangar.consoles.closeAll();
   await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   await api.vm.delete({ id: vm.id });
-  await hangar.db.$disconnect();
-}
+});
 
-main()
-  .catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  })
-  .finally(() => rmSync(work, { recursive: true, force: true }));

@@ -3,7 +3,7 @@
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { formatTime } from "./format.ts";
+import { EventRow } from "./event-list.tsx";
 import { useTRPC } from "./trpc.ts";
 
 export function AuditLog() {
@@ -61,17 +61,7 @@ export function AuditLog() {
         </thead>
         <tbody>
           {events.data?.pages.flatMap((page) =>
-            page.events.map((event) => (
-              <tr key={event.id} className={event.ok ? undefined : "failed"}>
-                <td className="nowrap">{formatTime(event.createdAt)}</td>
-                <td>{event.actor}</td>
-                <td>{event.action}</td>
-                <td>{event.vmName || event.target || "—"}</td>
-                <td className="nowrap">{event.fromState || event.toState ? `${event.fromState ?? "—"} → ${event.toState ?? "—"}` : ""}</td>
-                <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
-                <td className="message">{event.message}</td>
-              </tr>
-            )),
+            page.events.map((event) => <EventRow key={event.id} event={event} target />),
           )}
         </tbody>
       </table>

@@ -3,7 +3,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatTime } from "./format.ts";
-import { useTRPC } from "./trpc.ts";
+import { useTRPC, type VmEvent } from "./trpc.ts";
 
 export function EventList({ vmId, limit = 50 }: { vmId: string; limit?: number }) {
   const trpc = useTRPC();
@@ -27,18 +27,26 @@ export function EventList({ vmId, limit = 50 }: { vmId: string; limit?: number }
       </thead>
       <tbody>
         {events.data.events.map((event) => (
-          <tr key={event.id} data-testid="event-row" className={event.ok ? undefined : "failed"}>
-            <td className="nowrap">{formatTime(event.createdAt)}</td>
-            <td>{event.actor}</td>
-            <td data-testid="event-action">{event.action}</td>
-            <td className="nowrap">
-              {event.fromState ?? "—"} → {event.toState ?? "—"}
-            </td>
-            <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
-            <td className="message">{event.message}</td>
-          </tr>
+          <EventRow key={event.id} event={event} />
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** One event as a table row; `target` adds the column the audit log shows. */
+export function EventRow({ event, target = false }: { event: VmEvent; target?: boolean }) {
+  return (
+    <tr data-testid="event-row" className={event.ok ? undefined : "failed"}>
+      <td className="nowrap">{formatTime(event.createdAt)}</td>
+      <td>{event.actor}</td>
+      <td data-testid="event-action">{event.action}</td>
+      {target ? <td>{event.vmName || event.target || "—"}</td> : null}
+      <td className="nowrap">
+        {event.fromState ?? "—"} → {event.toState ?? "—"}
+      </td>
+      <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
+      <td className="message">{event.message}</td>
+    </tr>
   );
 }

@@ -1,0 +1,71 @@
+/**
+ * What every benchmark needs: a scratch directory, Hangar on its own database there with
+ * the tiny guest registered, an admin caller, SSH readiness, and medians.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
+import { createCaller } from "../server/api/root.ts";
+import { createDb } from "../server/db.ts";
+import { sshOptions } from "../server/driver/qemu/manager.ts";
+import { envFor, type Env } from "../server/env.ts";
+import { createHangar, type Hangar } from "../server/hangar.ts";
+import { migrateDatabase } from "../server/migrate.ts";
+
+export const guestDir = path.resolve(process.env.HANGAR_GUEST_DIR ?? "data/images/hangar-tiny");
+
+export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
+
+/** Polls `ssh … true` until the guest answers. */
+export async function waitForSsh(port: number, keyFile: string): Promise<void> {
+  for (;;) {
+    const result = await execa("ssh", [...sshOptions(port, keyFile), "--", "root@127.0.0.1", "true"], { reject: false });
+    if (result.exitCode === 0) return;
+    await sleep(50);
+  }
+}
+
+export async function adminCaller(hangar: Hangar) {
+  const email = "bench@hangar.local";
+  const user = await hangar.db.user.upsert({ where: { email }, create: { id: randomUUID(), email, name: "bench", role: "admin" }, update: {} });
+  return createCaller({ hangar, principal: { userId: user.id, email, role: "admin", via: "session" }, actor: email });
+}
+
+export interface Bench {
+  work: string;
+  hangar: Hangar;
+  api: Awaited<ReturnType<typeof adminCaller>>;
+  imageId: string;
+}
+
+/**
+ * Runs `body` with Hangar on a scratch state directory (DATABASE_URL, if set, picks the
+ * database) and removes everything afterwards; a failure sets the exit code.
+ */
+export function runBench(name: string, body: (bench: Bench) => Promise<void>, settings: Partial<Env> = {}): void {
+  const work = mkdtempSync(path.join(os.tmpdir(), `hangar-bench-${name}-`));
+  void (async () => {
+    const stateDir = path.join(work, "state");
+    const databaseUrl = process.env.DATABASE_URL ?? `file:${path.join(stateDir, "hangar.db")}`;
+    await migrateDatabase(databaseUrl);
+    const hangar = createHangar({ env: envFor({ stateDir, databaseUrl, guestDir }, { NODE_ENV: "production", ...settings }), db: createDb(databaseUrl) });
+    try {
+      const image = await hangar.images.ensureBuiltinImage(guestDir);
+      if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
+      await body({ work, hangar, api: await adminCaller(hangar), imageId: image.id });
+    } finally {
+      hangar.terminals.close();
+      hangar.consoles.closeAll();
+      await hangar.pools.close();
+      await hangar.db.$disconnect();
+    }
+  })()
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    .finally(() => rmSync(work, { recursive: true, force: true }));
+}
