@@ -53,7 +53,7 @@ export function atLeast(principal: Principal, role: Role): boolean {
   return RANK[principal.role] >= RANK[role];
 }
 
-/** May `principal` change this VM? Admins: any; operators: their own; viewers: none. */
+/** May `principal` change this VM? Admins: every VM; operators: their own; viewers: none. */
 export function canControlVm(principal: Principal, vm: { ownerId: string | null }): boolean {
   if (principal.role === "admin") return true;
   return principal.role === "operator" && vm.ownerId === principal.userId;
