@@ -19,10 +19,14 @@ export const guestDir = path.resolve(process.env.HANGAR_GUEST_DIR ?? "data/image
 
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? NaN;
 
-/** Polls `ssh … true` until the guest answers. */
+/**
+ * Polls `ssh … true` until the guest answers. A 1 s connect timeout (ssh keeps the first
+ * value of an option): before the guest has its address, qemu's user network holds a
+ * connection open, and a longer wait would measure the poll instead of the boot.
+ */
 export async function waitForSsh(port: number, keyFile: string): Promise<void> {
   for (;;) {
-    const result = await execa("ssh", [...sshOptions(port, keyFile), "--", "root@127.0.0.1", "true"], { reject: false });
+    const result = await execa("ssh", ["-o", "ConnectTimeout=1", ...sshOptions(port, keyFile), "--", "root@127.0.0.1", "true"], { reject: false });
     if (result.exitCode === 0) return;
     await sleep(50);
   }
