@@ -22,6 +22,7 @@ const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(root, "data", "images
 export default defineConfig({
   testDir: "e2e",
   globalSetup: "./e2e/global-setup.ts",
+  globalTeardown: "./e2e/global-teardown.ts",
   workers: 1,
   fullyParallel: false,
   retries: 0,
