@@ -98,8 +98,7 @@ describe("terminal bridge", () => {
     await second.until(/Linux term /);
     first.ws.close();
     second.ws.close();
-    await sleep(200);
-    expect(t.hangar.consoles.viewerCounts()).toEqual({});
+    await expect.poll(() => t.hangar.consoles.viewerCounts()).toEqual({});
     // A new viewer after everyone left sees the earlier output again (from serial.log).
     const later = await open("console");
     await later.until(/Linux term /);
@@ -118,9 +117,8 @@ describe("terminal bridge", () => {
     const another = await open("shell");
     await another.until("#");
     another.ws.close();
-    await sleep(300);
-    expect(openSshSessions()).toBe(0);
-    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
+    await expect.poll(() => openSshSessions()).toBe(0);
+    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
   });
 
   it("runs commands and syncs files for services, and refuses a VM that is not running", async () => {

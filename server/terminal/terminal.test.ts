@@ -111,15 +111,14 @@ describe("console hub", () => {
     const a = viewer();
     const b = viewer();
     const first = await hub.attach("vm1", a.v);
-    await sleep(20);
+    await expect.poll(() => serial.clients.length).toBe(1);
     serial.clients[0]?.write("live one\r\n");
-    await sleep(20);
+    await expect.poll(() => a.text()).toBe("earlier output\r\nlive one\r\n");
     const second = await hub.attach("vm1", b.v);
     serial.clients[0]?.write("live two\r\n");
-    await sleep(20);
+    await expect.poll(() => a.text()).toBe("earlier output\r\nlive one\r\nlive two\r\n");
+    await expect.poll(() => b.text()).toBe("earlier output\r\nlive one\r\nlive two\r\n");
     expect(serial.clients).toHaveLength(1);
-    expect(a.text()).toBe("earlier output\r\nlive one\r\nlive two\r\n");
-    expect(b.text()).toBe("earlier output\r\nlive one\r\nlive two\r\n");
     first.write(Buffer.from("root\n"));
     const typed = await new Promise<string>((resolve) => serial.clients[0]?.once("data", (d: Buffer) => resolve(d.toString())));
     expect(typed).toBe("root\n");
@@ -127,8 +126,7 @@ describe("console hub", () => {
     expect(a.statuses).toEqual(["Stopping"]);
     first.detach();
     second.detach();
-    await sleep(20);
-    expect(serial.clients[0]?.destroyed || serial.clients[0]?.readableEnded).toBe(true);
+    await expect.poll(() => serial.clients[0]?.destroyed || serial.clients[0]?.readableEnded).toBe(true);
     expect(hub.viewerCounts()).toEqual({});
   });
 
@@ -138,7 +136,7 @@ describe("console hub", () => {
     const slow = viewer(() => backlog);
     const hub = createConsoleHub({ bus: new VmBus(), driverFor: serial.driverFor, drainCheckMs: 5 });
     const attached = await hub.attach("vm1", slow.v);
-    await sleep(20);
+    await expect.poll(() => serial.clients.length).toBe(1);
     const source = serial.clients[0];
     if (!source) throw new Error("no serial client");
     const chunk = Buffer.alloc(64 * 1024, 120);
@@ -152,8 +150,7 @@ describe("console hub", () => {
     expect(slow.text().length).toBe(receivedWhilePaused);
     expect(receivedWhilePaused).toBeLessThan(16 * 1024 * 1024);
     backlog = 0;
-    await sleep(200);
-    expect(slow.text().length).toBeGreaterThan(receivedWhilePaused);
+    await expect.poll(() => slow.text().length).toBeGreaterThan(receivedWhilePaused);
     attached.detach();
   });
 });
