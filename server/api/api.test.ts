@@ -118,7 +118,7 @@ describe("image.import from a URL", () => {
       expect(started.status).toBe("importing");
       const bad = await api.image.import({ name: "from-url-bad", url, sha256: "f".repeat(64) });
       const settle = async (id: string) => {
-        for (let i = 0; i < 200; i++) {
+        for (let i = 0; i < 600; i++) {
           const image = await t.hangar.db.image.findUniqueOrThrow({ where: { id } });
           if (image.status !== "importing") return image;
           await sleep(50);

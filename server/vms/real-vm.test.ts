@@ -1,5 +1,4 @@
 // Lifecycle, reconciler and API together on the real qemu driver and the tiny guest.
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sshWhenReady } from "../testing/guest.ts";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
@@ -85,7 +84,6 @@ describe("a real VM through the API", () => {
     await restarted.reconciler.reconcileAll();
     const row = await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect([row.state, row.pid, row.sshPort]).toEqual(["Running", running.pid, running.sshPort]);
-    await sleep(10);
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
     await api.vm.delete({ id: vm.id });
   });
