@@ -30,7 +30,7 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   return (
     <form className="form" onSubmit={submit}>
       <div className="port-row">
-        <label className="field">
+        <label className="field grow">
           <span>Clone name</span>
           <input name="name" required defaultValue={`${vmName}-clone`.slice(0, 63)} />
         </label>

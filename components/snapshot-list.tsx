@@ -1,5 +1,8 @@
 "use client";
-/** A VM's disk snapshots: take one, revert to one, delete one. */
+/**
+ * A VM's snapshots: take one, revert to one, delete one. Allowed while the VM is Stopped
+ * (on the disk file) or Running (in qemu, with the VM's memory); the server decides.
+ */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -14,73 +17,91 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
   const settle = {
     onMutate: () => setError(undefined),
     onError: (e: unknown) => setError(errorText(e)),
-    onSettled: () => queryClient.invalidateQueries(trpc.snapshot.list.queryFilter({ id: vmId })),
+    onSettled: () => Promise.all([queryClient.invalidateQueries(trpc.snapshot.list.queryFilter({ id: vmId })), queryClient.invalidateQueries(trpc.vm.events.pathFilter())]),
   };
   const create = useMutation(trpc.snapshot.create.mutationOptions(settle));
   const revert = useMutation(trpc.snapshot.revert.mutationOptions(settle));
   const remove = useMutation(trpc.snapshot.delete.mutationOptions(settle));
   const settled = state === "Stopped" || state === "Running";
   const busy = create.isPending || revert.isPending || remove.isPending;
+  const disabled = !settled || busy;
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const formElement = event.currentTarget;
-    create.mutate({ id: vmId, name: String(new FormData(formElement).get("name") ?? "") }, { onSuccess: () => formElement.reset() });
+    create.mutate({ id: vmId, name: String(new FormData(formElement).get("name") ?? "").trim() }, { onSuccess: () => formElement.reset() });
   }
 
   return (
     <div className="stack">
       <p className="muted">
-        A snapshot taken while the VM runs includes its memory; one taken while it is stopped holds the disk only and can be
-        reverted to only while the VM is stopped.
+        A snapshot taken while the VM is running includes its memory, and reverting to it brings the running VM back to that
+        moment. One taken while the VM is stopped holds the disk only: reverting to it needs the VM stopped.
+        {settled ? "" : ` Snapshots are available when the VM is Stopped or Running; it is ${state} now.`}
       </p>
-      {snapshots.data && snapshots.data.length > 0 ? (
+      {snapshots.isPending ? (
+        <p className="muted">Loading snapshots…</p>
+      ) : snapshots.isError ? (
+        <ErrorAlert message={errorText(snapshots.error)} />
+      ) : snapshots.data.length === 0 ? (
+        <p className="empty">No snapshots.</p>
+      ) : (
         <table className="table compact" data-testid="snapshot-list">
           <thead>
             <tr>
               <th>Name</th>
               <th>Memory</th>
+              <th className="num">VM state</th>
               <th>Taken</th>
-              <th />
+              {canChange ? <th /> : null}
             </tr>
           </thead>
           <tbody>
-            {snapshots.data.map((snapshot) => (
-              <tr key={snapshot.name} data-testid="snapshot-row">
-                <td>{snapshot.name}</td>
-                <td>{snapshot.vmStateBytes > 0 ? `yes (${formatBytes(snapshot.vmStateBytes)})` : "no"}</td>
-                <td>{formatTime(snapshot.createdAt)}</td>
-                <td className="buttons">
+            {snapshots.data.map((snapshot) => {
+              const withMemory = snapshot.vmStateBytes > 0;
+              const needsStop = !withMemory && state === "Running";
+              return (
+                <tr key={snapshot.name} data-testid="snapshot-row" data-snapshot-name={snapshot.name}>
+                  <td>{snapshot.name}</td>
+                  <td>{withMemory ? "yes" : "no"}</td>
+                  <td className="num">{withMemory ? formatBytes(snapshot.vmStateBytes) : "—"}</td>
+                  <td className="nowrap">{formatTime(snapshot.createdAt)}</td>
                   {canChange ? (
-                    <>
-                      <button type="button" className="small" disabled={!settled || busy} onClick={() => revert.mutate({ id: vmId, name: snapshot.name })}>
-                        Revert
-                      </button>
-                      <button
-                        type="button"
-                        className="danger small"
-                        disabled={!settled || busy}
-                        onClick={() => window.confirm(`Delete snapshot "${snapshot.name}"?`) && remove.mutate({ id: vmId, name: snapshot.name })}
-                      >
-                        Delete
-                      </button>
-                    </>
+                    <td>
+                      <div className="buttons">
+                        <button
+                          type="button"
+                          className="small"
+                          disabled={disabled || needsStop}
+                          title={needsStop ? "Taken while stopped: stop the VM to revert to it" : undefined}
+                          onClick={() => revert.mutate({ id: vmId, name: snapshot.name })}
+                        >
+                          Revert
+                        </button>
+                        <button
+                          type="button"
+                          className="danger small"
+                          disabled={disabled}
+                          onClick={() => window.confirm(`Delete snapshot "${snapshot.name}"?`) && remove.mutate({ id: vmId, name: snapshot.name })}
+                        >
+                          Delete
+                        </button>
+                      </div>
+                    </td>
                   ) : null}
-                </td>
-              </tr>
-            ))}
+                </tr>
+              );
+            })}
           </tbody>
         </table>
-      ) : (
-        <p className="empty">No snapshots.</p>
       )}
       {canChange ? (
-        <form className="port-row" onSubmit={submit}>
-          <label className="field">
+        <form className="port-row" onSubmit={submit} aria-label="New snapshot">
+          <label className="field grow">
             <span>Snapshot name</span>
-            <input name="name" required pattern="[A-Za-z0-9_][A-Za-z0-9._\-]{0,62}" />
+            <input name="name" required maxLength={63} pattern="[A-Za-z0-9_][A-Za-z0-9._\-]*" title="Letters, digits, dots, dashes and underscores" />
           </label>
-          <button type="submit" disabled={!settled || busy}>
+          <button type="submit" disabled={disabled}>
             Take snapshot
           </button>
         </form>

@@ -92,14 +92,14 @@ export function VmDetails({ id }: { id: string }) {
       </section>
 
       {canControl(me, vm) && vm.state === "Stopped" ? (
-        <section className="card">
-          <h2>Clone</h2>
+        <section className="card" aria-labelledby="vm-clone-title">
+          <h2 id="vm-clone-title">Clone</h2>
           <CloneForm vmId={vm.id} vmName={vm.name} />
         </section>
       ) : null}
 
-      <section className="card">
-        <h2>Snapshots</h2>
+      <section className="card" aria-labelledby="vm-snapshots-title">
+        <h2 id="vm-snapshots-title">Snapshots</h2>
         <SnapshotList vmId={vm.id} state={vm.state} canChange={canControl(me, vm)} />
       </section>
 

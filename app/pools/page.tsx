@@ -5,9 +5,15 @@ export const metadata: Metadata = { title: "Pools" };
 
 export default function PoolsPage() {
   return (
-    <>
-      <h1>Warm pools</h1>
+    <div className="stack">
+      <div>
+        <h1>Warm pools</h1>
+        <p className="muted lead">
+          Each pool keeps VMs of one spec ready in its staging state. Acquire hands one out and the pool makes its
+          replacement; Release stops and deletes the VM.
+        </p>
+      </div>
       <PoolsPanel />
-    </>
+    </div>
   );
 }

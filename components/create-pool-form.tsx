@@ -1,0 +1,98 @@
+"use client";
+/**
+ * Create a warm pool (admins): name, image (hangar-tiny by default), CPUs, memory, size
+ * and the staging state its members wait in. The server validates; its sentence is shown.
+ */
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useId, useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC } from "./trpc.ts";
+
+const DEFAULT_IMAGE = "hangar-tiny";
+/** The states a member may wait in (server/pool/pool.ts STAGING_STATES). */
+const STAGING = ["Running", "Suspended", "Stopped"] as const;
+type Staging = (typeof STAGING)[number];
+
+export function CreatePoolForm() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const id = useId();
+  const images = useQuery(trpc.image.list.queryOptions());
+  const [name, setName] = useState("");
+  const [imageId, setImageId] = useState("");
+  const [cpus, setCpus] = useState("1");
+  const [memory, setMemory] = useState("256");
+  const [size, setSize] = useState("2");
+  const [staging, setStaging] = useState<Staging>("Suspended");
+  const [error, setError] = useState<string>();
+
+  const ready = images.data?.filter((image) => image.status === "ready") ?? [];
+  const selected = imageId || (ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0])?.id || "";
+
+  const create = useMutation(
+    trpc.pool.create.mutationOptions({
+      onMutate: () => setError(undefined),
+      onError: (e) => setError(errorText(e)),
+      onSuccess: (pool) => setName((current) => (current.trim() === pool.name ? "" : current)),
+      onSettled: () => queryClient.invalidateQueries(trpc.pool.pathFilter()),
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    create.mutate({ name: name.trim(), imageId: selected, cpus: Number(cpus), memoryMiB: Number(memory), size: Number(size), staging });
+  }
+
+  return (
+    <form className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
+      <h2 id={`${id}-title`}>New pool</h2>
+      <div className="grid">
+        <label className="field">
+          <span>Pool name</span>
+          <input name="name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="ci-runners" />
+        </label>
+        <div className="field">
+          <label htmlFor={`${id}-image`}>Image</label>
+          <select id={`${id}-image`} name="imageId" value={selected} onChange={(e) => setImageId(e.target.value)} required>
+            {ready.length === 0 ? <option value="">{images.isPending ? "Loading…" : "No ready image"}</option> : null}
+            {ready.map((image) => (
+              <option key={image.id} value={image.id}>
+                {image.name}
+              </option>
+            ))}
+          </select>
+        </div>
+        <label className="field">
+          <span>CPUs</span>
+          <input name="cpus" type="number" min={1} max={16} required value={cpus} onChange={(e) => setCpus(e.target.value)} />
+        </label>
+        <label className="field">
+          <span>Memory (MiB)</span>
+          <input name="memoryMiB" type="number" min={64} max={65536} required value={memory} onChange={(e) => setMemory(e.target.value)} />
+        </label>
+        <label className="field">
+          <span>Pool size</span>
+          <input name="size" type="number" min={0} max={32} required value={size} onChange={(e) => setSize(e.target.value)} />
+        </label>
+        <div className="field">
+          <label htmlFor={`${id}-staging`}>Staging state</label>
+          <select id={`${id}-staging`} name="staging" value={staging} onChange={(e) => setStaging(STAGING.find((state) => state === e.target.value) ?? "Suspended")}>
+            {STAGING.map((state) => (
+              <option key={state}>{state}</option>
+            ))}
+          </select>
+        </div>
+      </div>
+      <p className="muted small">
+        Suspended members resume quickly; Stopped ones cost nothing while they wait but boot on Acquire; Running
+        ones are instant but use their memory all the time.
+      </p>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <div className="buttons">
+        <button type="submit" className="primary" disabled={create.isPending}>
+          Create pool
+        </button>
+      </div>
+    </form>
+  );
+}
