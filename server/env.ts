@@ -21,9 +21,17 @@ const schema = z.object({
     .string()
     .default("")
     .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
-    .pipe(z.array(z.url("HANGAR_ALLOWED_ORIGINS must be full origins such as https://hangar.example.com"))),
+    .pipe(
+      z.array(
+        z
+          .url({ protocol: /^https?$/, error: "HANGAR_ALLOWED_ORIGINS must be full origins such as https://hangar.example.com" })
+          // Browsers send the bare origin; a path here would never match one.
+          .refine((url) => !URL.canParse(url) || new URL(url).origin === url.replace(/\/$/, ""), "HANGAR_ALLOWED_ORIGINS entries are scheme, host and port only, without a path")
+          .transform((url) => new URL(url).origin),
+      ),
+    ),
   /** The host directory vm.sync may copy from (default <state>/sync). */
-  HANGAR_SYNC_ROOT: z.string().optional(),
+  HANGAR_SYNC_ROOT: z.string().refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path").optional(),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });

@@ -59,3 +59,51 @@ export const importImageInput = z
     cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
   })
   .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.");
+
+/** No NUL or line break: the value ends up as one argv word or one rsync argument. */
+const oneLine = (value: string) => !/[\n\r\0]/.test(value);
+
+export const execInput = z.object({
+  id,
+  command: z
+    .array(
+      z
+        .string()
+        .max(8192, "Each word of command is at most 8192 characters.")
+        .refine((word) => !word.includes("\0"), "command words must not contain NUL bytes."),
+      "command is a list of words: the program, then its arguments.",
+    )
+    .min(1, "command needs at least the program.")
+    .max(256, "command has at most 256 words.")
+    .refine((command) => (command[0] ?? "") !== "", "The first word of command is the program; it cannot be empty."),
+  timeoutSec: z
+    .number()
+    .int("timeoutSec must be a whole number.")
+    .min(1, "timeoutSec must be at least 1.")
+    .max(3600, "timeoutSec is at most 3600.")
+    .default(60),
+});
+
+export const syncInput = z.object({
+  id,
+  from: z
+    .string()
+    .min(1, "from names a file or directory under the sync root.")
+    .max(4096, "from is at most 4096 characters.")
+    .refine(oneLine, "from must be one line without NUL bytes."),
+  to: z
+    .string()
+    .max(4096, "to is at most 4096 characters.")
+    .regex(/^\/[A-Za-z0-9._/+@%=,:~ -]*$/, "to must be an absolute path in the VM made of letters, digits, spaces and ._-+@%=,:~/ ."),
+  excludes: z
+    .array(
+      z
+        .string()
+        .min(1, "An exclude pattern cannot be empty.")
+        .max(256, "An exclude pattern is at most 256 characters.")
+        .refine(oneLine, "exclude patterns must be one line without NUL bytes."),
+    )
+    .max(64, "At most 64 exclude patterns.")
+    .optional(),
+  chown: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$/, "chown is user or user:group (lowercase names).").optional(),
+});

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { atLeast, canControlVm } from "../auth/permissions.ts";
 import { HangarError } from "../errors.ts";
-import { TERMINAL_PATH } from "../terminal/bridge.ts";
+import { terminalPath } from "../terminal/bridge.ts";
 import { openSshSessions } from "../terminal/ssh-session.ts";
 import { TERMINAL_KINDS } from "../terminal/tickets.ts";
 import { id } from "./schemas.ts";
@@ -36,6 +36,6 @@ export const terminalRouter = router({
         kind: input.kind,
         readOnly: input.kind === "console" && !controls,
       });
-      return { ticket, path: `${TERMINAL_PATH}?ticket=${encodeURIComponent(ticket)}`, readOnly: input.kind === "console" && !controls };
+      return { ticket, path: terminalPath(ticket, vm.id, input.kind), readOnly: input.kind === "console" && !controls };
     }),
 });

@@ -1,7 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm } from "../vms/inventory.ts";
-import { createVmInput, id, vmName } from "./schemas.ts";
+import { createVmInput, execInput, id, syncInput, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 export const vmRouter = router({
@@ -37,29 +37,9 @@ export const vmRouter = router({
     return { id: input.id };
   }),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
-  exec: procedure
-    .meta({ permission: "vm.control" })
-    .input(
-      z.object({
-        id,
-        command: z.array(z.string().max(8192)).min(1, "command needs at least the program.").max(256),
-        timeoutSec: z.number().int().min(1).max(3600, "timeoutSec is at most 3600.").default(60),
-      }),
-    )
-    .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
+  exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the host's sync root into the VM. */
-  sync: procedure
-    .meta({ permission: "vm.control" })
-    .input(
-      z.object({
-        id,
-        from: z.string().min(1).max(4096),
-        to: z.string().regex(/^\/[^\n\r\0]*$/, "to must be an absolute path in the VM."),
-        excludes: z.array(z.string().min(1).max(256).regex(/^[^\n\r\0]*$/)).max(64).optional(),
-        chown: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$/, "chown is user or user:group.").optional(),
-      }),
-    )
-    .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+  sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   events: procedure
     .meta({ permission: "read" })
     .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: z.string().optional() }))

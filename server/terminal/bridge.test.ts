@@ -4,13 +4,16 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { sshWhenReady } from "../testing/guest.ts";
-import { TERMINAL_PATH, createTerminalBridge, type TerminalBridge } from "./bridge.ts";
+import { TERMINAL_PATH, createTerminalBridge, terminalPath, type TerminalBridge } from "./bridge.ts";
+import { STOPPED_NOTICE } from "./console-hub.ts";
 import { decodeControl } from "./protocol.ts";
 import { openSshSessions } from "./ssh-session.ts";
+import type { TerminalKind } from "./tickets.ts";
 
 let t: TestHangar;
 let server: http.Server;
@@ -43,8 +46,15 @@ afterAll(async () => {
   await t.cleanup();
 });
 
+/** Established TCP connections from this host to the VM's SSH port (host-side truth, from ss). */
+async function sshConnections(): Promise<number> {
+  const vm = await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vmId } });
+  const { stdout } = await execa("ss", ["-tnH", "state", "established", "dport", "=", `:${vm.sshPort ?? 0}`]);
+  return stdout.split("\n").filter((line) => line.trim()).length;
+}
+
 /** A terminal socket with what it received, as text and control messages. */
-async function open(kind: "console" | "shell", headers: Record<string, string> = { origin: "" }) {
+async function open(kind: TerminalKind, headers: Record<string, string> = { origin: "" }) {
   const { path: wsPath } = await api.terminal.ticket({ vmId, kind });
   const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: { origin: headers.origin || origin } });
   let text = "";
@@ -70,20 +80,37 @@ async function open(kind: "console" | "shell", headers: Record<string, string> =
 }
 
 describe("terminal bridge", () => {
-  it("refuses an upgrade without a ticket, with a used ticket, or from another origin (403)", async () => {
-    const status = (url: string, upgradeOrigin?: string) =>
+  it("refuses an upgrade (403, before anything is attached) for a bad origin or ticket", async () => {
+    const status = (wsPath: string, upgradeOrigin?: string) =>
       new Promise<number>((resolve) => {
-        const ws = new WebSocket(url, { headers: upgradeOrigin ? { origin: upgradeOrigin } : {} });
+        const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: upgradeOrigin ? { origin: upgradeOrigin } : {} });
         ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-        ws.on("open", () => resolve(101));
+        ws.on("open", () => {
+          ws.close();
+          resolve(101);
+        });
         ws.on("error", () => undefined);
       });
-    const base = `${origin.replace("http", "ws")}${TERMINAL_PATH}`;
-    expect(await status(base, origin)).toBe(403);
-    const { ticket } = await api.terminal.ticket({ vmId, kind: "console" });
-    expect(await status(`${base}?ticket=${ticket}`, "http://evil.example")).toBe(403);
-    expect(await status(`${base}?ticket=${ticket}`)).toBe(403);
+    const ticket = async (kind: TerminalKind = "console") => (await api.terminal.ticket({ vmId, kind })).ticket;
+    const host = new URL(origin).host;
+    const good = await ticket();
+
+    // Origins: missing, another host, another port, another scheme. None burns the ticket.
+    for (const bad of [undefined, "http://evil.example", `http://${host.replace(/:\d+$/, ":1")}`, `https://${host}`, "null"]) {
+      expect(await status(terminalPath(good, vmId, "console"), bad), `origin ${String(bad)}`).toBe(403);
+    }
+    // Tickets: none, made up, for another VM, for another kind, used once already, expired.
+    expect(await status(`${TERMINAL_PATH}?vm=${vmId}&kind=console`, origin)).toBe(403);
+    expect(await status(terminalPath("made-up", vmId, "console"), origin)).toBe(403);
+    expect(await status(terminalPath(await ticket(), "someothervm", "console"), origin)).toBe(403);
+    expect(await status(terminalPath(await ticket("console"), vmId, "shell"), origin)).toBe(403);
+    expect(await status(terminalPath(await ticket("shell"), vmId, "console"), origin)).toBe(403);
+    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
     expect(t.hangar.consoles.viewerCounts()).toEqual({});
+    expect(openSshSessions()).toBe(0);
+
+    expect(await status(terminalPath(good, vmId, "console"), origin)).toBe(101);
+    expect(await status(terminalPath(good, vmId, "console"), origin)).toBe(403);
   });
 
   it("shows the serial console to two viewers, scrollback first, and takes a console login", async () => {
@@ -105,6 +132,20 @@ describe("terminal bridge", () => {
     later.ws.close();
   });
 
+  it("opens the qemu monitor for an admin, one terminal at a time", async () => {
+    const monitor = await open("monitor");
+    await monitor.until("(qemu)");
+    monitor.type("info status\n");
+    await monitor.until("VM status: running");
+    const second = await open("monitor");
+    await new Promise<void>((resolve) => second.ws.once("close", () => resolve()));
+    expect(second.controls).toContainEqual({ type: "error", message: 'The qemu monitor of VM "term" is open in another terminal; close that one first.' });
+    monitor.ws.close();
+    await expect.poll(() => bridge.counts().monitor).toBe(0);
+    const viewer = await callerFor(t.hangar, "viewer");
+    await expect(viewer.terminal.ticket({ vmId, kind: "monitor" })).rejects.toMatchObject({ code: "FORBIDDEN" });
+  });
+
   it("opens an SSH shell with a PTY, reports the exit code, and leaves no session behind", async () => {
     const shell = await open("shell");
     shell.ws.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
@@ -116,9 +157,14 @@ describe("terminal bridge", () => {
     expect(shell.controls).toContainEqual({ type: "exit", code: 7 });
     const another = await open("shell");
     await another.until("#");
+    expect(await sshConnections()).toBe(1);
     another.ws.close();
     await expect.poll(() => openSshSessions()).toBe(0);
+    await expect.poll(() => sshConnections()).toBe(0);
     await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
+    // The guest's side agrees: no dropbear session process is left but the one running this.
+    const sessions = await api.vm.exec({ id: vmId, command: ["sh", "-c", "cat /proc/[0-9]*/comm | grep -cx dropbear"] });
+    expect(Number(sessions.stdout.trim())).toBe(2);
   });
 
   it("runs commands and syncs files for services, and refuses a VM that is not running", async () => {
@@ -132,8 +178,33 @@ describe("terminal bridge", () => {
     await api.vm.sync({ id: vmId, from: "site/", to: "/tmp/site" });
     expect((await api.vm.exec({ id: vmId, command: ["cat", "/tmp/site/index.html"] })).stdout).toBe("hello from the host\n");
     await expect(api.vm.sync({ id: vmId, from: "../hangar.db", to: "/tmp/x" })).rejects.toMatchObject({ code: "BAD_REQUEST" });
+    const refusals: [Promise<unknown>, RegExp][] = [
+      [api.vm.exec({ id: vmId, command: [] }), /at least the program/],
+      [api.vm.exec({ id: vmId, command: ["echo", "a\0b"] }), /NUL/],
+      [api.vm.exec({ id: vmId, command: ["true"], timeoutSec: 0 }), /at least 1/],
+      [api.vm.sync({ id: vmId, from: "site/", to: "tmp/relative" }), /absolute path/],
+      [api.vm.sync({ id: vmId, from: "site/", to: "/tmp/$(reboot)" }), /absolute path/],
+      [api.vm.sync({ id: vmId, from: "site\n/", to: "/tmp/x" }), /one line/],
+      [api.vm.sync({ id: vmId, from: "site/", to: "/tmp/x", chown: "Root;" }), /user:group/],
+    ];
+    for (const [refused, message] of refusals) await expect(refused).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(message) });
+    expect((await api.vm.exec({ id: vmId, command: ["ls", "/tmp"] })).stdout).not.toMatch(/relative|reboot|^x$/m);
     await api.vm.stop({ id: vmId, timeoutSec: 0 });
     await expect(api.vm.exec({ id: vmId, command: ["true"] })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
     await expect(api.terminal.ticket({ vmId, kind: "shell" })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
+  });
+
+  it("keeps a console viewer across a start and a stop of the VM, saying when it is not running", async () => {
+    const viewer = await open("console");
+    await viewer.until(STOPPED_NOTICE);
+    const before = viewer.text().length;
+    await api.vm.start({ id: vmId });
+    await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Running" });
+    await expect.poll(() => viewer.text().slice(before), { timeout: 60_000 }).toMatch(/hangar-guest: ssh ready[^]*login:/);
+    await api.vm.stop({ id: vmId, timeoutSec: 0 });
+    await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Stopped" });
+    await expect.poll(() => viewer.text().slice(before)).toContain(STOPPED_NOTICE);
+    viewer.ws.close();
+    await expect.poll(() => t.hangar.consoles.viewerCounts()).toEqual({});
   });
 });

@@ -10,10 +10,11 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
-import type { ConsoleHub } from "./console-hub.ts";
+import { errorMessage } from "../errors.ts";
+import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
-import { openShell } from "./ssh-session.ts";
-import type { TerminalKind, TicketGrant, TicketStore } from "./tickets.ts";
+import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
+import { isTerminalKind, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
 
 export const TERMINAL_PATH = "/ws/terminal";
 /** Larger frames are refused: keystrokes and pastes are small. */
@@ -27,6 +28,8 @@ export interface BridgeOptions {
   allowedOrigins: string[];
   heartbeatMs?: number;
   idleMs?: number;
+  /** How long a shell waits for a booting VM's SSH before it gives up. */
+  shellBootWaitMs?: number;
 }
 
 /** Same origin as the request's Host (plain http, which this server speaks), or listed. */
@@ -43,28 +46,64 @@ interface Terminal {
   close: (message?: string) => void;
 }
 
-export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, heartbeatMs = 15_000, idleMs = 30 * 60_000 }: BridgeOptions) {
+/** The URL path that opens a `kind` terminal on VM `vmId` with `ticket`. */
+export function terminalPath(ticket: string, vmId: string, kind: TerminalKind): string {
+  const query = new URLSearchParams({ ticket, vm: vmId, kind });
+  return `${TERMINAL_PATH}?${query.toString()}`;
+}
+
+export function createTerminalBridge({
+  hangar,
+  hub,
+  tickets,
+  allowedOrigins,
+  heartbeatMs = 15_000,
+  idleMs = 30 * 60_000,
+  shellBootWaitMs = 60_000,
+}: BridgeOptions) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const terminals = new Set<Terminal>();
+  /** VMs whose qemu monitor a terminal holds. */
+  const monitors = new Set<string>();
 
-  function refuse(socket: Duplex, reason: string): void {
-    socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
+  function refuse(socket: Duplex, reason: string, status = "403 Forbidden"): void {
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
   }
 
   function send(ws: WebSocket, message: ControlMessage): void {
     if (ws.readyState === ws.OPEN) ws.send(encodeControl(message));
   }
 
+  /**
+   * Checks, in this order and before anything is attached: the Origin (so a cross-site
+   * page cannot even burn a ticket), then the ticket, which must name the VM and kind the
+   * URL asks for. Any failure is a plain 403.
+   */
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname !== TERMINAL_PATH) return refuse(socket, "No such WebSocket endpoint.", "404 Not Found");
     if (!originAllowed(req.headers.origin, req.headers.host, allowedOrigins)) return refuse(socket, "Origin not allowed.");
-    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "");
-    if (!grant) return refuse(socket, "No valid ticket: ask terminal.ticket for a new one.");
-    wss.handleUpgrade(req, socket, head, (ws) => void attach(ws, grant));
+    const vmId = url.searchParams.get("vm") ?? "";
+    const kind = url.searchParams.get("kind") ?? "";
+    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell or monitor).");
+    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
+    if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      attach(ws, grant).catch((error: unknown) => {
+        send(ws, { type: "error", message: `The terminal could not be opened: ${errorMessage(error)}` });
+        ws.close(1011);
+      });
+    });
   }
 
   async function attach(ws: WebSocket, grant: TicketGrant): Promise<void> {
     const cleanups: (() => void)[] = [];
+    let ended = false;
+    /** Runs `cleanup` when the socket closes, or at once if it already has. */
+    const onEnd = (cleanup: () => void) => {
+      if (ended) cleanup();
+      else cleanups.push(cleanup);
+    };
     const terminal: Terminal = {
       ws,
       grant,
@@ -78,8 +117,9 @@ export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, hea
     terminals.add(terminal);
     ws.on("pong", () => (terminal.alive = true));
     ws.on("close", () => {
+      ended = true;
       terminals.delete(terminal);
-      for (const cleanup of cleanups) cleanup();
+      for (const cleanup of cleanups.splice(0)) cleanup();
     });
     // Frames that arrive while the terminal is being set up wait for its handler.
     const early: [Buffer, boolean][] = [];
@@ -98,16 +138,20 @@ export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, hea
     const vm = await hangar.db.vm.findUnique({ where: { id: grant.vmId } });
     if (!vm) return terminal.close("The VM no longer exists.");
 
+    const sendBytes = (bytes: Buffer) => {
+      if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true });
+    };
+
     if (grant.kind === "console") {
-      const viewer = {
-        sendBytes: (bytes: Buffer) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }),
-        sendStatus: (state: string) => send(ws, { type: "status", state }),
+      const viewer: Viewer = {
+        sendBytes,
+        sendStatus: (state) => send(ws, { type: "status", state }),
         bufferedAmount: () => ws.bufferedAmount,
+        close: (message) => terminal.close(message),
       };
       send(ws, { type: "status", state: vm.state });
       const attached = await hub.attach(vm.id, viewer);
-      cleanups.push(attached.detach);
-      if (ws.readyState !== ws.OPEN) return attached.detach();
+      onEnd(attached.detach);
       onMessage((data, binary) => {
         if (binary && !grant.readOnly) attached.write(data);
       });
@@ -115,31 +159,41 @@ export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, hea
     }
 
     if (vm.state !== "Running" || !vm.sshPort) return terminal.close(`VM "${vm.name}" is ${vm.state}; start it first.`);
+    const sshPort = vm.sshPort;
     const driver = hangar.driverFor(vm.id);
 
     if (grant.kind === "monitor") {
+      // qemu serves one monitor client; a second would connect and hear nothing.
+      if (monitors.has(vm.id)) return terminal.close(`The qemu monitor of VM "${vm.name}" is open in another terminal; close that one first.`);
+      monitors.add(vm.id);
+      onEnd(() => monitors.delete(vm.id));
       const monitor = await driver.monitor().catch(() => undefined);
       if (!monitor) return terminal.close("The qemu monitor does not answer.");
-      cleanups.push(() => monitor.destroy());
-      monitor.on("data", (bytes: Buffer) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }));
+      onEnd(() => monitor.destroy());
+      monitor.on("data", sendBytes);
+      monitor.on("error", () => undefined);
       monitor.on("close", () => terminal.close());
       onMessage((data, binary) => binary && monitor.write(data));
       return;
     }
 
     const identity = await driver.identity();
+    if (ended) return;
     const shell = openShell(
-      { sshPort: vm.sshPort, privateKey: identity.privateKey, cols: 80, rows: 24 },
+      { sshPort, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
       {
-        onData: (bytes) => ws.readyState === ws.OPEN && ws.send(bytes, { binary: true }),
-        onExit: (code) => {
-          send(ws, { type: "exit", code });
-          ws.close(1000);
+        onData: sendBytes,
+        onBooting: () => {
+          send(ws, { type: "status", state: "Booting" });
+          sendBytes(Buffer.from(`\x1b[2m[hangar] ${BOOTING_MESSAGE} Waiting for it…\x1b[0m\r\n`));
         },
-        onError: (message) => terminal.close(message),
+        onReady: () => send(ws, { type: "status", state: "Running" }),
+        onExit: (code) => send(ws, { type: "exit", code }),
+        onError: (message) => send(ws, { type: "error", message }),
+        onClose: () => ws.close(1000),
       },
     );
-    cleanups.push(shell.close);
+    onEnd(shell.close);
     onMessage((data, binary) => {
       if (binary) return shell.write(data);
       const control = decodeControl(data.toString("utf8"));
@@ -159,9 +213,12 @@ export function createTerminalBridge({ hangar, hub, tickets, allowedOrigins, hea
       if (Date.now() - terminal.lastInput > idleMs) terminal.close(`Closed after ${Math.round(idleMs / 60_000)} minutes without input.`);
       const sessionId = terminal.grant.sessionId;
       if (sessionId) {
-        void hangar.db.session.findUnique({ where: { id: sessionId }, select: { id: true } }).then((session) => {
-          if (!session) terminal.close("You signed out.");
-        });
+        void hangar.db.session
+          .findUnique({ where: { id: sessionId }, select: { id: true } })
+          .then((session) => {
+            if (!session) terminal.close("You signed out.");
+          })
+          .catch(() => undefined);
       }
     }
   }, heartbeatMs);

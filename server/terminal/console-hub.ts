@@ -1,10 +1,12 @@
 /**
  * The serial console hub. qemu's serial socket takes one client, so the server holds one
- * connection per running VM and fans its bytes out to every viewer. A new viewer first
- * gets the scrollback (the last 1 MiB: from serial.log when the hub starts, then kept in
- * memory), then live bytes. A viewer whose socket falls behind pauses the source (back-
- * pressure) instead of being buffered without bound. Viewers stay attached across a VM
- * stop and start: they get a status message and the stream resumes by itself.
+ * connection per running VM that someone watches, and fans its bytes out to every viewer.
+ * A new viewer first gets the scrollback (the last 1 MiB: read from serial.log at each
+ * connect, so it survives a server restart and includes what the VM printed before the hub
+ * attached; then kept in memory), then live bytes. A viewer whose socket falls behind
+ * pauses the source (back-pressure) instead of being buffered without bound; one that stays
+ * behind too long is let go so the others carry on. Viewers stay attached across a VM stop
+ * and start: they are told, and the stream resumes by itself.
  */
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -16,12 +18,18 @@ export const SCROLLBACK_BYTES = 1024 * 1024;
 export const HIGH_WATER = 256 * 1024;
 export const LOW_WATER = 64 * 1024;
 
+/** Printed into the terminals (not the scrollback) when the serial connection ends. */
+export const STOPPED_NOTICE = "\r\n\x1b[2m[hangar] The VM is not running; this console reconnects when it starts.\x1b[0m\r\n";
+export const TOO_SLOW_MESSAGE = "Your connection could not keep up with the console, so it was closed; reconnect to carry on.";
+
 /** One watcher of a console: a WebSocket in production, a fake in tests. */
 export interface Viewer {
   sendBytes(bytes: Buffer): void;
   sendStatus(state: string): void;
   /** Bytes queued for this viewer and not yet sent (ws.bufferedAmount). */
   bufferedAmount(): number;
+  /** Ends the viewer with a sentence for the person (VM deleted, connection too slow). */
+  close(message: string): void;
 }
 
 /** The last `max` bytes written to it. */
@@ -46,6 +54,12 @@ export class Scrollback {
     }
   }
 
+  replace(bytes: Buffer): void {
+    this.chunks = [];
+    this.size = 0;
+    this.append(bytes);
+  }
+
   contents(): Buffer {
     return Buffer.concat(this.chunks);
   }
@@ -58,8 +72,10 @@ export class Scrollback {
 export interface ConsoleHubDeps {
   bus: VmBus;
   driverFor: (vmId: string) => Manager;
-  /** How long to wait between checks of a slow viewer's queue. */
+  /** How often a paused source checks whether its viewers have drained. */
   drainCheckMs?: number;
+  /** How long a viewer may keep the source paused before it is let go. */
+  stallMs?: number;
 }
 
 class VmConsole {
@@ -67,8 +83,9 @@ class VmConsole {
   readonly scrollback = new Scrollback();
   private socket: Socket | undefined;
   private connecting: Promise<void> | undefined;
-  private loaded = false;
   private paused = false;
+  /** Set once the hub let go of this console; a connect that finishes later is undone. */
+  closed = false;
 
   constructor(
     private readonly vmId: string,
@@ -77,28 +94,47 @@ class VmConsole {
 
   /** Connects to the serial socket if the VM runs and nobody holds it yet. */
   connect(): Promise<void> {
-    if (this.socket || this.connecting) return this.connecting ?? Promise.resolve();
-    this.connecting = (async () => {
-      const driver = this.deps.driverFor(this.vmId);
-      if (!this.loaded) {
-        // After a server restart the history is in serial.log, not in memory.
-        this.scrollback.append(Buffer.from(await driver.serialTail(SCROLLBACK_BYTES).catch(() => ""), "utf8"));
-        this.loaded = true;
-      }
-      const socket = await driver.console().catch(() => undefined);
-      if (!socket) return;
-      this.socket = socket;
-      socket.on("data", (bytes: Buffer) => this.broadcast(bytes));
-      socket.on("close", () => {
-        this.socket = undefined;
-        this.paused = false;
-        for (const viewer of this.viewers) viewer.sendStatus("Stopped");
-      });
-      socket.on("error", () => undefined);
-    })().finally(() => {
+    if (this.closed || this.socket) return Promise.resolve();
+    this.connecting ??= this.open().finally(() => {
       this.connecting = undefined;
     });
     return this.connecting;
+  }
+
+  private async open(): Promise<void> {
+    const driver = this.deps.driverFor(this.vmId);
+    // Read before connecting: what the VM prints in between is only in the log (qemu drops
+    // it while no client is connected), so nothing is shown twice.
+    const history = Buffer.from(await driver.serialTail(SCROLLBACK_BYTES).catch(() => ""), "utf8");
+    const socket = await driver.console().catch(() => undefined);
+    if (this.closed) {
+      socket?.destroy();
+      return;
+    }
+    this.scrollback.replace(history);
+    if (!socket) return;
+    this.socket = socket;
+    socket.on("data", (bytes: Buffer) => this.broadcast(bytes));
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.paused = false;
+      if (this.closed) return;
+      // qemu exited (or dropped us): take the slot again if it still runs, else say so.
+      void this.connect().then(() => {
+        if (this.socket || this.closed) return;
+        for (const viewer of this.viewers) {
+          viewer.sendStatus("Stopped");
+          viewer.sendBytes(Buffer.from(STOPPED_NOTICE));
+        }
+      });
+    });
+  }
+
+  /** True while the hub holds the VM's serial connection. */
+  get live(): boolean {
+    return this.socket !== undefined;
   }
 
   write(bytes: Buffer): void {
@@ -106,6 +142,7 @@ class VmConsole {
   }
 
   close(): void {
+    this.closed = true;
     this.socket?.destroy();
     this.socket = undefined;
   }
@@ -122,7 +159,16 @@ class VmConsole {
     if (!socket) return;
     this.paused = true;
     socket.pause();
+    const stallDeadline = Date.now() + (this.deps.stallMs ?? 15_000);
     while (this.socket === socket && [...this.viewers].some((v) => v.bufferedAmount() > LOW_WATER)) {
+      if (Date.now() > stallDeadline) {
+        for (const viewer of this.viewers) {
+          if (viewer.bufferedAmount() <= LOW_WATER) continue;
+          this.viewers.delete(viewer);
+          viewer.close(TOO_SLOW_MESSAGE);
+        }
+        break;
+      }
       await sleep(this.deps.drainCheckMs ?? 20);
     }
     this.paused = false;
@@ -133,49 +179,57 @@ class VmConsole {
 export function createConsoleHub(deps: ConsoleHubDeps) {
   const consoles = new Map<string, VmConsole>();
 
+  function release(vmId: string, vmConsole: VmConsole): void {
+    vmConsole.close();
+    if (consoles.get(vmId) === vmConsole) consoles.delete(vmId);
+  }
+
   // Viewers stay attached across a stop and start: tell them, and reconnect once it runs.
-  deps.bus.subscribe((change) => {
+  const unsubscribe = deps.bus.subscribe((change) => {
     const vmConsole = consoles.get(change.vmId);
     if (!vmConsole) return;
     if (change.state === "Gone") {
-      vmConsole.close();
-      consoles.delete(change.vmId);
+      release(change.vmId, vmConsole);
+      for (const viewer of vmConsole.viewers) viewer.close(`VM "${change.vmName}" was deleted.`);
       return;
     }
     for (const viewer of vmConsole.viewers) viewer.sendStatus(change.state);
     if (change.state === "Running") void vmConsole.connect();
   });
 
+  /** Attaches a viewer: scrollback first, then live bytes. Returns the detach function. */
+  async function attach(vmId: string, viewer: Viewer): Promise<{ write: (bytes: Buffer) => void; detach: () => void }> {
+    let vmConsole = consoles.get(vmId);
+    if (!vmConsole) {
+      vmConsole = new VmConsole(vmId, deps);
+      consoles.set(vmId, vmConsole);
+    }
+    await vmConsole.connect();
+    // The last viewer left while this one waited: start over on a fresh console.
+    if (vmConsole.closed) return attach(vmId, viewer);
+    const scrollback = vmConsole.scrollback.contents();
+    if (scrollback.length > 0) viewer.sendBytes(scrollback);
+    if (!vmConsole.live) viewer.sendBytes(Buffer.from(STOPPED_NOTICE));
+    vmConsole.viewers.add(viewer);
+    const held = vmConsole;
+    return {
+      write: (bytes) => held.write(bytes),
+      detach: () => {
+        held.viewers.delete(viewer);
+        // Nobody watches: let go of qemu's one serial client slot (serial.log keeps the rest).
+        if (held.viewers.size === 0) release(vmId, held);
+      },
+    };
+  }
+
   return {
-    /** Attaches a viewer: scrollback first, then live bytes. Returns the detach function. */
-    async attach(vmId: string, viewer: Viewer): Promise<{ write: (bytes: Buffer) => void; detach: () => void }> {
-      let vmConsole = consoles.get(vmId);
-      if (!vmConsole) {
-        vmConsole = new VmConsole(vmId, deps);
-        consoles.set(vmId, vmConsole);
-      }
-      await vmConsole.connect();
-      const scrollback = vmConsole.scrollback.contents();
-      if (scrollback.length > 0) viewer.sendBytes(scrollback);
-      vmConsole.viewers.add(viewer);
-      const held = vmConsole;
-      return {
-        write: (bytes) => held.write(bytes),
-        detach: () => {
-          held.viewers.delete(viewer);
-          // Nobody watches: let go of qemu's one serial client slot.
-          if (held.viewers.size === 0) {
-            held.close();
-            consoles.delete(vmId);
-          }
-        },
-      };
-    },
+    attach,
     /** Viewers attached per VM, for tests and the status page. */
     viewerCounts(): Record<string, number> {
       return Object.fromEntries([...consoles].map(([id, c]) => [id, c.viewers.size]));
     },
     closeAll(): void {
+      unsubscribe();
       for (const vmConsole of consoles.values()) vmConsole.close();
       consoles.clear();
     },

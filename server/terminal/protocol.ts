@@ -1,13 +1,33 @@
 /**
- * The WebSocket terminal protocol (/ws/terminal?ticket=…).
+ * The WebSocket terminal protocol.
  *
- * - Binary frames, both ways: terminal bytes (keystrokes in, output out).
- * - Text frames: one JSON control message each.
- *     browser -> server: {"type":"resize","cols":120,"rows":40}   (clamped to 1..500 x 1..200)
- *     server -> browser: {"type":"exit","code":0}                 (a shell ended; the socket closes)
- *                        {"type":"error","message":"…"}           (a sentence for the person)
- *                        {"type":"status","state":"Running"}      (the VM's state changed)
- * - A new console viewer first receives the scrollback, then live bytes.
+ * Opening: `terminal.ticket({vmId, kind})` returns `path`, `/ws/terminal?ticket=…&vm=…&kind=…`.
+ * The upgrade is refused with HTTP 403, before anything is attached, when `Origin` is
+ * missing or is neither the server's own (http://<Host>) nor listed in
+ * HANGAR_ALLOWED_ORIGINS, or when the ticket is unknown, used, older than 30 s, or was
+ * issued for another VM or kind. Frames larger than 64 KiB close the socket.
+ *
+ * Frames:
+ * - Binary, both ways: terminal bytes (keystrokes in, output out).
+ * - Text: one JSON control message each.
+ *     browser -> server: {"type":"resize","cols":120,"rows":40}   (clamped to 1..500 x 1..200;
+ *                                                                   shells only, a serial line has no size)
+ *     server -> browser: {"type":"status","state":"Running"}      (the VM's state; "Booting" while a
+ *                                                                   shell waits for SSH to answer)
+ *                        {"type":"exit","code":0}                 (a shell ended, 128+n for signal n;
+ *                                                                   the socket closes next)
+ *                        {"type":"error","message":"…"}           (a sentence for the person; the
+ *                                                                   socket closes next)
+ *
+ * Kinds:
+ * - console: the VM's serial line, shared by every viewer. A new viewer first receives the
+ *   scrollback, then live bytes. It stays open across a stop and start of the VM: the hub
+ *   prints a notice and sends status, and the bytes flow again once the VM runs.
+ * - shell: an SSH login shell with a PTY; ends with exit.
+ * - monitor: qemu's human monitor (HMP); admins only, one terminal per VM at a time.
+ *
+ * The server pings every 15 s and drops a peer that did not answer the previous ping, and
+ * closes a terminal that received no input for 30 minutes or whose sign-in session ended.
  */
 
 export type ControlMessage =

@@ -5,11 +5,13 @@ import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { Manager } from "../driver/manager.ts";
+import { NotRunningError, type Manager } from "../driver/manager.ts";
+import { greetsWithSshBanner } from "../driver/qemu/ports.ts";
 import { VmBus } from "../vms/bus.ts";
 import { originAllowed } from "./bridge.ts";
-import { HIGH_WATER, Scrollback, createConsoleHub, type Viewer } from "./console-hub.ts";
+import { HIGH_WATER, STOPPED_NOTICE, Scrollback, TOO_SLOW_MESSAGE, createConsoleHub, type Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl } from "./protocol.ts";
+import { openShell, openSshSessions } from "./ssh-session.ts";
 import { createTicketStore } from "./tickets.ts";
 
 const grant = { userId: "u1", actor: "a@x", vmId: "vm1", kind: "console" as const, readOnly: false };
@@ -64,6 +66,11 @@ describe("protocol", () => {
     expect(decodeControl(encodeControl({ type: "status", state: "Stopped" }))).toEqual({ type: "status", state: "Stopped" });
     expect(decodeControl('{"type":"resize","cols":100000,"rows":-5}')).toEqual({ type: "resize", cols: 500, rows: 1 });
     expect(decodeControl('{"type":"resize","cols":"80","rows":24}')).toBeUndefined();
+    expect(decodeControl(encodeControl({ type: "error", message: "VM \"a\" was deleted." }))).toEqual({ type: "error", message: 'VM "a" was deleted.' });
+    expect(decodeControl('{"type":"resize","cols":80.6,"rows":24}')).toEqual({ type: "resize", cols: 81, rows: 24 });
+    expect(decodeControl('{"type":"resize","cols":1e999,"rows":24}')).toBeUndefined();
+    expect(decodeControl("[1,2]")).toBeUndefined();
+    expect(decodeControl("null")).toBeUndefined();
     expect(decodeControl("not json")).toBeUndefined();
     expect(decodeControl('{"type":"rm -rf"}')).toBeUndefined();
   });
@@ -82,26 +89,61 @@ describe("console hub", () => {
   afterEach(() => server?.close());
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-  /** A fake qemu serial socket; `clients` holds the hub's one connection. */
+  /**
+   * A fake qemu serial socket (a net.Server on a unix socket): `clients` holds the hub's
+   * connections; stop() ends it like a qemu that exits, start() listens again.
+   */
   async function fakeSerial(name: string) {
     const socketPath = path.join(work, `${name}.sock`);
     const clients: net.Socket[] = [];
-    server = net.createServer((client) => clients.push(client));
-    await new Promise<void>((resolve) => server?.listen(socketPath, resolve));
+    let log = "earlier output\r\n";
+    const listen = async () => {
+      server = net.createServer((client) => {
+        clients.push(client);
+        client.on("error", () => undefined);
+      });
+      await new Promise<void>((resolve) => server?.listen(socketPath, resolve));
+    };
+    await listen();
+    const timing = { connectDelayMs: 0 };
     const driver = {
-      console: () => new Promise<net.Socket>((resolve) => {
-        const socket = net.createConnection(socketPath, () => resolve(socket));
-      }),
-      serialTail: async () => "earlier output\r\n",
+      console: () =>
+        new Promise<net.Socket>((resolve, reject) => {
+          const connected = (socket: net.Socket) => setTimeout(() => resolve(socket), timing.connectDelayMs);
+          const socket = net.createConnection(socketPath, () => connected(socket));
+          socket.once("error", () => reject(new NotRunningError()));
+        }),
+      serialTail: async () => log,
     } as unknown as Manager;
-    return { clients, driverFor: () => driver };
+    return {
+      clients,
+      timing,
+      driverFor: () => driver,
+      /** What the guest prints: to the connected client, if any, and always to serial.log. */
+      print: (text: string) => {
+        clients.filter((c) => !c.destroyed).at(-1)?.write(text);
+        log += text;
+      },
+      stop: async () => {
+        const stopping = server;
+        for (const client of clients) client.destroy();
+        await new Promise<void>((resolve) => (stopping ? stopping.close(() => resolve()) : resolve()));
+      },
+      start: listen,
+    };
   }
 
   function viewer(buffered = () => 0) {
     const received: Buffer[] = [];
     const statuses: string[] = [];
-    const v: Viewer = { sendBytes: (b) => received.push(b), sendStatus: (s) => statuses.push(s), bufferedAmount: buffered };
-    return { v, text: () => Buffer.concat(received).toString(), statuses };
+    const closed: string[] = [];
+    const v: Viewer = {
+      sendBytes: (b) => received.push(b),
+      sendStatus: (s) => statuses.push(s),
+      bufferedAmount: buffered,
+      close: (message) => closed.push(message),
+    };
+    return { v, text: () => Buffer.concat(received).toString(), statuses, closed };
   }
 
   it("holds one serial connection, sends scrollback first and fans live bytes out to every viewer", async () => {
@@ -152,5 +194,111 @@ describe("console hub", () => {
     backlog = 0;
     await expect.poll(() => slow.text().length).toBeGreaterThan(receivedWhilePaused);
     attached.detach();
+  });
+
+  it("lets go of a viewer that stays behind, so the others carry on", async () => {
+    const serial = await fakeSerial("stall");
+    const hub = createConsoleHub({ bus: new VmBus(), driverFor: serial.driverFor, drainCheckMs: 5, stallMs: 200 });
+    const stuck = viewer(() => HIGH_WATER + 1);
+    const fine = viewer();
+    await hub.attach("vm1", stuck.v);
+    await hub.attach("vm1", fine.v);
+    await expect.poll(() => serial.clients.length).toBe(1);
+    serial.clients[0]?.write(Buffer.alloc(1024, 97));
+    await expect.poll(() => stuck.closed).toEqual([TOO_SLOW_MESSAGE]);
+    serial.clients[0]?.write("still flowing");
+    await expect.poll(() => fine.text().endsWith("still flowing")).toBe(true);
+    expect(hub.viewerCounts()).toEqual({ vm1: 1 });
+    hub.closeAll();
+  });
+
+  it("tells viewers when the VM stops and reconnects them by itself when it starts again", async () => {
+    const serial = await fakeSerial("restart");
+    const bus = new VmBus();
+    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
+    const watcher = viewer();
+    const attached = await hub.attach("vm1", watcher.v);
+    await expect.poll(() => serial.clients.length).toBe(1);
+    serial.print("first boot\r\n");
+    await expect.poll(() => watcher.text()).toContain("first boot");
+
+    await serial.stop();
+    await expect.poll(() => watcher.statuses).toContain("Stopped");
+    expect(watcher.text()).toContain(STOPPED_NOTICE);
+    // A viewer who comes now sees the history and the same notice.
+    const late = viewer();
+    const lateAttached = await hub.attach("vm1", late.v);
+    expect(late.text()).toBe(`earlier output\r\nfirst boot\r\n${STOPPED_NOTICE}`);
+
+    await serial.start();
+    serial.print("second boot, before the hub attached\r\n");
+    bus.publish({ vmId: "vm1", vmName: "v", state: "Running", eventId: "" });
+    await expect.poll(() => serial.clients.length).toBe(2);
+    serial.print("second boot\r\n");
+    await expect.poll(() => watcher.text().endsWith("second boot\r\n")).toBe(true);
+    expect(watcher.statuses).toEqual(["Stopped", "Running"]);
+    // Newcomers get the log as it is now, which holds what was printed before the hub attached.
+    const third = viewer();
+    const thirdAttached = await hub.attach("vm1", third.v);
+    expect(third.text()).toBe("earlier output\r\nfirst boot\r\nsecond boot, before the hub attached\r\nsecond boot\r\n");
+    for (const a of [attached, lateAttached, thirdAttached]) a.detach();
+    expect(hub.viewerCounts()).toEqual({});
+  });
+
+  it("closes viewers when the VM is deleted, and undoes a connect that finishes after everyone left", async () => {
+    const serial = await fakeSerial("gone");
+    const bus = new VmBus();
+    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
+    const watcher = viewer();
+    await hub.attach("vm1", watcher.v);
+    await expect.poll(() => serial.clients.length).toBe(1);
+    bus.publish({ vmId: "vm1", vmName: "doomed", state: "Gone", eventId: "" });
+    expect(watcher.closed).toEqual(['VM "doomed" was deleted.']);
+    expect(hub.viewerCounts()).toEqual({});
+    await expect.poll(() => serial.clients[0]?.readableEnded || serial.clients[0]?.destroyed).toBe(true);
+
+    // The VM starts again, and its only viewer leaves while the hub is still connecting.
+    const again = await hub.attach("vm1", viewer().v);
+    await expect.poll(() => serial.clients.length).toBe(2);
+    again.detach();
+    serial.timing.connectDelayMs = 100;
+    const last = await hub.attach("vm1", viewer().v);
+    await serial.stop();
+    await serial.start();
+    bus.publish({ vmId: "vm1", vmName: "doomed", state: "Running", eventId: "" });
+    await sleep(20);
+    last.detach();
+    await expect.poll(() => serial.clients.length).toBe(4);
+    await expect.poll(() => serial.clients[3]?.readableEnded || serial.clients[3]?.destroyed).toBe(true);
+    expect(hub.viewerCounts()).toEqual({});
+    hub.closeAll();
+  });
+});
+
+describe("ssh session", () => {
+  it("says the VM is still booting while SSH does not answer, then gives up instead of hanging", async () => {
+    // What qemu's forward does before the guest listens: accept, then hang up.
+    const forward = net.createServer((client) => client.destroy());
+    await new Promise<void>((resolve) => forward.listen(0, "127.0.0.1", resolve));
+    const port = (forward.address() as net.AddressInfo).port;
+    const events: string[] = [];
+    const started = Date.now();
+    await new Promise<void>((resolve) => {
+      openShell(
+        { sshPort: port, privateKey: "unused", cols: 80, rows: 24, sshAnswers: () => greetsWithSshBanner(port, 200), bootWaitMs: 1000 },
+        {
+          onData: () => events.push("data"),
+          onBooting: () => events.push("booting"),
+          onReady: () => events.push("ready"),
+          onExit: () => events.push("exit"),
+          onError: (message) => events.push(message),
+          onClose: () => resolve(),
+        },
+      );
+    });
+    forward.close();
+    expect(events).toEqual(["booting", expect.stringMatching(/^The VM is still booting: .*Gave up after 1 s/)]);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(openSshSessions()).toBe(0);
   });
 });

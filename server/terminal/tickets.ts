@@ -7,6 +7,10 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 export const TERMINAL_KINDS = ["console", "shell", "monitor"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 
+export function isTerminalKind(value: string): value is TerminalKind {
+  return (TERMINAL_KINDS as readonly string[]).includes(value);
+}
+
 export interface TicketGrant {
   /** The user it was issued to (events name them; sign-out ends their terminals). */
   userId: string;
