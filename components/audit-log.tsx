@@ -3,7 +3,7 @@
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { EventRow } from "./event-list.tsx";
+import { EventRow, EventTableHead } from "./event-list.tsx";
 import { useTRPC } from "./trpc.ts";
 
 export function AuditLog() {
@@ -48,17 +48,7 @@ export function AuditLog() {
       </div>
       {events.isError ? <ErrorAlert message={errorText(events.error)} /> : null}
       <table className="table compact" data-testid="audit-log">
-        <thead>
-          <tr>
-            <th>Time</th>
-            <th>Actor</th>
-            <th>Action</th>
-            <th>Target</th>
-            <th>State</th>
-            <th>OK</th>
-            <th>Message</th>
-          </tr>
-        </thead>
+        <EventTableHead target />
         <tbody>
           {events.data?.pages.flatMap((page) =>
             page.events.map((event) => <EventRow key={event.id} event={event} target />),

@@ -15,16 +15,7 @@ export function EventList({ vmId, limit = 50 }: { vmId: string; limit?: number }
 
   return (
     <table className="table compact" data-testid="event-list">
-      <thead>
-        <tr>
-          <th>Time</th>
-          <th>Actor</th>
-          <th>Action</th>
-          <th>State</th>
-          <th>OK</th>
-          <th>Message</th>
-        </tr>
-      </thead>
+      <EventTableHead />
       <tbody>
         {events.data.events.map((event) => (
           <EventRow key={event.id} event={event} />
@@ -48,5 +39,22 @@ export function EventRow({ event, target = false }: { event: VmEvent; target?: b
       <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
       <td className="message">{event.message}</td>
     </tr>
+  );
+}
+
+/** The header matching EventRow; `target` adds the audit log's column. */
+export function EventTableHead({ target = false }: { target?: boolean }) {
+  return (
+    <thead>
+      <tr>
+        <th>Time</th>
+        <th>Actor</th>
+        <th>Action</th>
+        {target ? <th>Target</th> : null}
+        <th>State</th>
+        <th>OK</th>
+        <th>Message</th>
+      </tr>
+    </thead>
   );
 }
