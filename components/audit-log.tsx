@@ -1,5 +1,5 @@
 "use client";
-/** The audit log: every event, filtered by VM, user or action, newest first, in pages. */
+/** The audit log: VM events and audit entries, filtered by stream, VM, user or action, newest first, in pages. */
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -8,7 +8,7 @@ import { useTRPC } from "./trpc.ts";
 
 export function AuditLog() {
   const trpc = useTRPC();
-  const [filter, setFilter] = useState<{ vmId?: string; userId?: string; action?: string }>({});
+  const [filter, setFilter] = useState<{ stream?: "vm" | "audit"; vmId?: string; userId?: string; action?: string }>({});
   const users = useQuery(trpc.user.list.queryOptions());
   const vms = useQuery(trpc.vm.list.queryOptions());
   const events = useInfiniteQuery(
@@ -19,6 +19,14 @@ export function AuditLog() {
   return (
     <div className="stack">
       <div className="card grid">
+        <label className="field">
+          <span>Stream</span>
+          <select value={filter.stream ?? ""} onChange={(e) => setFilter((f) => ({ ...f, stream: e.target.value === "vm" || e.target.value === "audit" ? e.target.value : undefined }))}>
+            <option value="">all</option>
+            <option value="vm">VM events</option>
+            <option value="audit">sign-ins, users and tokens</option>
+          </select>
+        </label>
         <label className="field">
           <span>VM</span>
           <select value={filter.vmId ?? ""} onChange={(e) => set("vmId", e.target.value)}>

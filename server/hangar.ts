@@ -9,6 +9,7 @@ import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
 import type { Env } from "./env.ts";
+import { createRecorder } from "./audit/recorder.ts";
 import { createAuth } from "./auth/better-auth.ts";
 import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
@@ -46,10 +47,11 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   };
   const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
-  const lifecycle = createLifecycle({ db, bus, driverFor: driver, hostId: hosts.selfId });
+  const recorder = createRecorder({ db, bus });
+  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
   const images = createImages({ db, imagesDir: env.imagesDir, log });
-  const pools = createPools({ db, lifecycle, driverFor: driver, log, ...pool });
+  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
   const auth = createAuth({
     db,
     databaseUrl: env.databaseUrl,
@@ -58,12 +60,12 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     trustedOrigins: [`http://${env.HOST}:${env.PORT}`, `http://localhost:${env.PORT}`, `http://127.0.0.1:${env.PORT}`],
     signInsPerMinute: env.HANGAR_SIGNIN_PER_MINUTE ?? 10,
     onSignIn: async (user) => {
-      await lifecycle.record(null, "", user.email, "sign-in", null, null, true, `${user.email} signed in`, { target: user.email, userId: user.id });
+      await recorder.record({ stream: "audit", actor: user.email, action: "sign-in", ok: true, message: `${user.email} signed in`, target: user.email, userId: user.id });
     },
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore();
-  const services = { env, db, bus, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.HANGAR_ALLOWED_ORIGINS });
   return { ...services, terminals };
 }

@@ -18,7 +18,7 @@ export const accountRouter = router({
     .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password }))
     .mutation(async ({ ctx, input }) => {
       const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, input);
-      await ctx.hangar.lifecycle.record(null, "", user.email, "user-create", null, null, true, `First admin ${user.email}`, { target: user.email, userId: user.id });
+      await ctx.hangar.recorder.record({ stream: "audit", actor: user.email, action: "user-create", ok: true, message: `First admin ${user.email}`, target: user.email, userId: user.id });
       return user;
     }),
 });

@@ -1,22 +1,34 @@
 import { z } from "zod";
+import { STREAMS } from "../audit/recorder.ts";
+import { id } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
-/** The audit log: every event, filtered by VM, user or action, newest first, in pages. */
+/**
+ * The audit log: every event of both streams (VM events and audit entries), filtered by
+ * stream, VM, user or action, newest first, in pages.
+ */
 export const auditRouter = router({
   list: procedure
     .meta({ permission: "admin" })
     .input(
       z.object({
-        vmId: z.string().max(64).optional(),
-        userId: z.string().max(64).optional(),
-        action: z.string().max(64).optional(),
+        stream: z.enum(STREAMS, "stream must be vm or audit.").optional(),
+        vmId: id.optional(),
+        userId: z.string().max(64).regex(/^[A-Za-z0-9_-]*$/, "userId is letters, digits, dashes and underscores.").optional(),
+        action: z
+          .string()
+          .max(64)
+          .regex(/^[A-Za-z-]*$/, "action is letters and dashes, e.g. sign-in.")
+          .transform((action) => action.toLowerCase())
+          .optional(),
         limit: z.number().int().min(1).max(200).default(50),
-        cursor: z.string().max(64).optional(),
+        cursor: id.optional(),
       }),
     )
     .query(async ({ ctx, input }) => {
       const events = await ctx.hangar.db.event.findMany({
         where: {
+          ...(input.stream ? { stream: input.stream } : {}),
           ...(input.vmId ? { vmId: input.vmId } : {}),
           ...(input.userId ? { userId: input.userId } : {}),
           ...(input.action ? { action: input.action } : {}),

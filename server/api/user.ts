@@ -16,7 +16,7 @@ export const userRouter = router({
     .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password, role }))
     .mutation(async ({ ctx, input }) => {
       const user = await addUser(ctx.hangar.db, ctx.hangar.auth, input);
-      await ctx.hangar.lifecycle.record(null, "", ctx.actor, "user-create", null, null, true, `Added ${user.email} as ${user.role}`, { target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-create", ok: true, message: `Added ${user.email} as ${user.role}`, target: user.email, userId: ctx.principal?.userId });
       return user;
     }),
   update: procedure
@@ -25,7 +25,7 @@ export const userRouter = router({
     .mutation(async ({ ctx, input }) => {
       const { id, ...change } = input;
       const user = await updateUser(ctx.hangar.db, id, change);
-      await ctx.hangar.lifecycle.record(null, "", ctx.actor, "user-update", null, null, true, `Changed ${user.email}: ${JSON.stringify(change)}`, { target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-update", ok: true, message: `Changed ${user.email}: ${JSON.stringify(change)}`, target: user.email, userId: ctx.principal?.userId });
       return user;
     }),
   remove: procedure
@@ -33,7 +33,7 @@ export const userRouter = router({
     .input(z.object({ id: userId }))
     .mutation(async ({ ctx, input }) => {
       const user = await removeUser(ctx.hangar.db, input.id);
-      await ctx.hangar.lifecycle.record(null, "", ctx.actor, "user-remove", null, null, true, `Removed ${user.email}`, { target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-remove", ok: true, message: `Removed ${user.email}`, target: user.email, userId: ctx.principal?.userId });
       return { id: input.id };
     }),
 });

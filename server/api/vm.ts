@@ -42,7 +42,7 @@ export const vmRouter = router({
   sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   events: procedure
     .meta({ permission: "read" })
-    .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: z.string().optional() }))
+    .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: id.optional() }))
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
   /** Live state changes (SSE). Each message carries the event id, so a reconnect resumes. */
   onChange: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {

@@ -91,6 +91,27 @@ describe("roles", () => {
     await (await callerFor(hangar, "admin")).vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("shows a viewer VM events but none of the audit log (sign-ins, users, tokens)", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const vm = await admin.vm.create({ name: "watched", imageId, ...spec });
+    await admin.user.add({ email: "new-op@test.hangar", name: "op", password: "a long password", role: "operator" });
+    const token = await admin.token.create({ name: "secret-ci" });
+    await hangar.recorder.record({ stream: "audit", actor: "someone@test.hangar", action: "sign-in", ok: true, message: "someone signed in", target: "someone@test.hangar" });
+
+    const viewer = await callerFor(hangar, "viewer");
+    const everything = JSON.stringify(await viewer.vm.events({ limit: 200 }));
+    const ofTheVm = await viewer.vm.events({ vmId: vm.id, limit: 200 });
+    expect(ofTheVm.events.map((e) => e.action)).toEqual(["clone", "create"]);
+    for (const secret of ["sign-in", "user-create", "token-create", "new-op@test.hangar", token.prefix, "secret-ci"]) {
+      expect(everything).not.toContain(secret);
+    }
+    expect(everything).toContain("watched");
+    // The admin's audit log has both streams, and each alone.
+    const audit = await admin.audit.list({ stream: "audit", limit: 200 });
+    expect(audit.events.map((e) => e.action).sort()).toEqual(["sign-in", "token-create", "user-create"]);
+    expect((await admin.audit.list({ stream: "vm", limit: 200 })).events.every((e) => e.stream === "vm")).toBe(true);
+  });
+
   it("enforces quotas on create with QUOTA_EXCEEDED", async () => {
     const op = await callerFor(hangar, "operator", "q@test.hangar");
     const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "q@test.hangar" } });

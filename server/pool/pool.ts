@@ -9,6 +9,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Recorder } from "../audit/recorder.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { HangarError, errorMessage } from "../errors.ts";
@@ -41,6 +42,7 @@ export interface Acquired {
 export interface PoolDeps {
   db: Db;
   lifecycle: Lifecycle;
+  recorder: Recorder;
   driverFor: (vmId: string) => Manager;
   log?: (message: string) => void;
   /** Backoff after a failed member: first delay, doubling up to the max. */
@@ -56,7 +58,7 @@ const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Sto
 export type Pools = ReturnType<typeof createPools>;
 
 
-export function createPools({ db, lifecycle, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000 }: PoolDeps) {
+export function createPools({ db, lifecycle, recorder, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000 }: PoolDeps) {
   /** Says "a member became ready" to waiting acquirers. */
   const ready = new EventEmitter();
   ready.setMaxListeners(0);
@@ -66,7 +68,7 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
 
   /** A pool event; `vm` names the member (its id only while the row exists). */
   async function record(poolName: string, action: string, ok: boolean, message: string, vm?: { id: string | null; name: string }) {
-    await lifecycle.record(vm?.id ?? null, vm?.name ?? poolName, KEEPER, `pool-${action}`, null, null, ok, `Pool ${poolName}: ${message}`);
+    await recorder.record({ stream: "vm", vm: { id: vm?.id ?? null, name: vm?.name ?? poolName }, actor: KEEPER, action: `pool-${action}`, ok, message: `Pool ${poolName}: ${message}` });
   }
 
   async function loadPool(poolId: string) {

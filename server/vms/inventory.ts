@@ -116,14 +116,18 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
     },
   });
-  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Created from image ${image.name}`, { userId: ownerId });
+  await hangar.recorder.record({ stream: "vm", vm, actor, action: "create", to: "Initial", ok: true, message: `Created from image ${image.name}`, userId: ownerId });
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
 }
 
+/**
+ * VM events (the "vm" stream: lifecycle, reconciler, snapshots, pools), of one VM or all,
+ * newest first. Sign-ins and account, user and token changes are the audit log's.
+ */
 export async function listEvents(hangar: Hangar, input: { vmId?: string; limit: number; cursor?: string }) {
   const events = await hangar.db.event.findMany({
-    where: input.vmId ? { vmId: input.vmId } : {},
+    where: { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}) },
     orderBy: [{ createdAt: "desc" }, { id: "desc" }],
     take: input.limit + 1,
     ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
@@ -162,7 +166,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       ports: { create: source.ports.map((p) => ({ hostPort: 0, guestPort: p.guestPort })) },
     },
   });
-  await hangar.lifecycle.record(vm.id, vm.name, actor, "create", null, "Initial", true, `Clone of VM ${source.name}`);
+  await hangar.recorder.record({ stream: "vm", vm, actor, action: "create", to: "Initial", ok: true, message: `Clone of VM ${source.name}`, userId: ownerId });
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
 }

@@ -6,21 +6,22 @@
  */
 import type { Db } from "../db.ts";
 import { AlreadyRunningError, NotRunningError, type Manager } from "../driver/manager.ts";
+import type { Actor, Recorder } from "../audit/recorder.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
 
-/** Who asked: a user, a token, "system" or "reconciler". */
-export type Actor = string;
-
 export interface LifecycleDeps {
   db: Db;
   bus: VmBus;
+  recorder: Recorder;
   /** The driver's Manager for one VM. */
   driverFor: (vmId: string) => Manager;
   /** This host's id: actions on a VM of another host are refused. */
   hostId: () => Promise<string>;
 }
+
+export type { Actor };
 
 export interface Properties {
   /** The guest's address on its user-mode network. */
@@ -61,7 +62,7 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
+export function createLifecycle({ db, bus, recorder, driverFor, hostId }: LifecycleDeps) {
   /** VMs with an action under way in this process; the reconciler leaves them alone. */
   const inFlight = new Set<string>();
 
@@ -74,24 +75,6 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
   function stateOf(vm: { name: string; state: string }): State {
     if (!isState(vm.state)) throw new HangarError("DRIVER_FAILED", `VM "${vm.name}" has an unknown state "${vm.state}".`);
     return vm.state;
-  }
-
-  async function record(
-    vmId: string | null,
-    vmName: string,
-    actor: Actor,
-    action: string,
-    from: State | null,
-    to: State | "Gone" | null,
-    ok: boolean,
-    message: string,
-    extra: { target?: string; userId?: string } = {},
-  ) {
-    const event = await db.event.create({
-      data: { vmId, vmName, actor, action, fromState: from, toState: to, ok, message, ...extra },
-    });
-    if (to) bus.publish({ vmId: vmId ?? "", vmName, state: to, eventId: event.id });
-    return event;
   }
 
   /**
@@ -146,7 +129,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     data: Record<string, unknown> = {},
   ) {
     await db.vm.update({ where: { id: vm.id }, data: { ...data, state: to, error: ok ? null : message } });
-    await record(vm.id, vm.name, actor, action, from, to, ok, message);
+    await recorder.record({ stream: "vm", vm, actor, action, from, to, ok, message });
   }
 
   async function guarded<T>(vmId: string, work: () => Promise<T>): Promise<T> {
@@ -282,7 +265,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
         throw new HangarError("DRIVER_FAILED", `Deleting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
       await db.vm.update({ where: { id: vmId }, data: { state: "Deleted", pid: null } });
-      await record(vmId, vm.name, actor, "delete", from, "Deleted", true, "Deleted");
+      await recorder.record({ stream: "vm", vm: { id: vmId, name: vm.name }, actor, action: "delete", from, to: "Deleted", ok: true, message: "Deleted" });
       await db.vm.delete({ where: { id: vmId } });
       bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
     });
@@ -317,7 +300,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     if (inFlight.has(vmId)) return false;
     const vm = await db.vm.findUnique({ where: { id: vmId }, select: { name: true } });
     if (!vm || !(await compareAndSet(vmId, from, to, data))) return false;
-    await record(vmId, vm.name, "reconciler", "reconcile", from, to, true, message);
+    await recorder.record({ stream: "vm", vm: { id: vmId, name: vm.name }, actor: "reconciler", action: "reconcile", from, to, ok: true, message });
     return true;
   }
 
@@ -356,5 +339,5 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     };
   }
 
-  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), record, hostId };
+  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), hostId };
 }

@@ -43,9 +43,9 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   } catch (error) {
     if (error instanceof HangarError) throw error;
     if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
-    await hangar.lifecycle.record(vm.id, vm.name, actor, `snapshot-${input.action}`, null, null, false, `Snapshot ${input.name}: ${errorMessage(error)}`);
+    await hangar.recorder.record({ stream: "vm", vm, actor, action: `snapshot-${input.action}`, ok: false, message: `Snapshot ${input.name}: ${errorMessage(error)}` });
     throw new HangarError("DRIVER_FAILED", `Snapshot ${input.action} of "${input.name}" on VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
   }
-  await hangar.lifecycle.record(vm.id, vm.name, actor, `snapshot-${input.action}`, null, null, true, `Snapshot ${input.name} (${Date.now() - started} ms)`);
+  await hangar.recorder.record({ stream: "vm", vm, actor, action: `snapshot-${input.action}`, ok: true, message: `Snapshot ${input.name} (${Date.now() - started} ms)` });
   return listSnapshots(hangar, vm.id);
 }

@@ -1,0 +1,83 @@
+/**
+ * The one recorder of what happened. Two streams in one table, told apart by `stream`:
+ * - "vm": lifecycle actions, reconciliations, snapshots and pool events. Readable by
+ *   whoever may read the VM (vm.events).
+ * - "audit": sign-ins and changes to users, tokens and accounts. Admins only (audit.list).
+ * A VM event that moves a VM's state is also published on the bus, once it is stored.
+ */
+import type { Db } from "../db.ts";
+import type { VmBus } from "../vms/bus.ts";
+import type { State } from "../vms/state.ts";
+
+export const STREAMS = ["vm", "audit"] as const;
+export type Stream = (typeof STREAMS)[number];
+
+/** Who asked: a user's email, "token NAME (email)", "system", "reconciler", "pool-keeper". */
+export type Actor = string;
+
+export interface VmEvent {
+  stream: "vm";
+  /** The VM it is about; id null once the VM is gone or for a pool-wide event. */
+  vm: { id: string | null; name: string };
+  actor: Actor;
+  action: string;
+  ok: boolean;
+  message: string;
+  from?: State | null;
+  /** The state it reached ("Gone": the row was removed); set when the state moved. */
+  to?: State | "Gone" | null;
+  /** The user behind the actor, for filtering. */
+  userId?: string | null;
+}
+
+export interface AuditEntry {
+  stream: "audit";
+  actor: Actor;
+  /** "sign-in", "user-create", "token-revoke"… */
+  action: string;
+  ok: boolean;
+  message: string;
+  /** What it was about: a user's email, a token's name. */
+  target: string;
+  userId?: string | null;
+}
+
+export type Entry = VmEvent | AuditEntry;
+
+export type Recorder = ReturnType<typeof createRecorder>;
+
+export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
+  async function record(entry: Entry) {
+    if (entry.stream === "audit") {
+      return db.event.create({
+        data: {
+          stream: "audit",
+          actor: entry.actor,
+          action: entry.action,
+          ok: entry.ok,
+          message: entry.message,
+          target: entry.target,
+          userId: entry.userId ?? null,
+        },
+      });
+    }
+    const event = await db.event.create({
+      data: {
+        stream: "vm",
+        vmId: entry.vm.id,
+        vmName: entry.vm.name,
+        actor: entry.actor,
+        action: entry.action,
+        fromState: entry.from ?? null,
+        toState: entry.to ?? null,
+        ok: entry.ok,
+        message: entry.message,
+        userId: entry.userId ?? null,
+      },
+    });
+    if (entry.to) bus.publish({ vmId: entry.vm.id ?? "", vmName: entry.vm.name, state: entry.to, eventId: event.id });
+    return event;
+  }
+
+  return { record };
+}
