@@ -7,6 +7,12 @@ import { SessionGate, UserMenu } from "@/components/session.tsx";
 import { TrpcProvider } from "@/components/trpc-provider.tsx";
 import "./globals.css";
 
+/**
+ * Every page is rendered per request: server/http-server.ts sends a Content-Security-Policy
+ * with a fresh nonce, and Next can stamp its inline scripts with it only while rendering.
+ */
+export const dynamic = "force-dynamic";
+
 export const metadata: Metadata = {
   title: { default: "Hangar", template: "%s · Hangar" },
   description: "QEMU virtual machines on this host",

@@ -9,6 +9,7 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { createCaller } from "../server/api/root.ts";
+import { IN_PROCESS } from "../server/api/trpc.ts";
 import { createDb } from "../server/db.ts";
 import { sshOptions } from "../server/driver/qemu/manager.ts";
 import { envFor, type Env } from "../server/env.ts";
@@ -35,7 +36,7 @@ export async function waitForSsh(port: number, keyFile: string): Promise<void> {
 export async function adminCaller(hangar: Hangar) {
   const email = "bench@hangar.local";
   const user = await hangar.db.user.upsert({ where: { email }, create: { id: randomUUID(), email, name: "bench", role: "admin" }, update: {} });
-  return createCaller({ hangar, principal: { userId: user.id, email, role: "admin", via: "session" }, actor: email });
+  return createCaller({ hangar, transport: IN_PROCESS, principal: { userId: user.id, email, role: "admin", via: "session" }, actor: email });
 }
 
 export interface Bench {

@@ -19,7 +19,7 @@ export function FirstAdminForm() {
     const form = new FormData(event.currentTarget);
     const input = { email: String(form.get("email") ?? ""), name: String(form.get("name") ?? ""), password: String(form.get("password") ?? "") };
     try {
-      await create.mutateAsync(input);
+      await create.mutateAsync({ ...input, setupCode: String(form.get("setupCode") ?? "") });
     } catch (e) {
       return setError(errorText(e));
     }
@@ -33,6 +33,13 @@ export function FirstAdminForm() {
     <form className="card form narrow" onSubmit={(e) => void submit(e)}>
       <h1>Create the first admin</h1>
       <p className="muted">Hangar has no users yet. The first one is an admin, who then adds everyone else.</p>
+      <label className="field">
+        <span>Setup code</span>
+        <input name="setupCode" autoComplete="off" spellCheck={false} required />
+        <small className="muted">
+          Hangar printed it in its log at start-up; it is also in the file <code>setup-code</code> in its state directory.
+        </small>
+      </label>
       <label className="field">
         <span>Name</span>
         <input name="name" required />

@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test, type Page } from "@playwright/test";
 import { ADMIN, api, clientFor, removeVm, refusalCode, uniqueName } from "./hangar.ts";
 
 const created: string[] = [];
@@ -19,8 +19,43 @@ async function tinyImageId(): Promise<string> {
   return image.id;
 }
 
+/** Collects what the browser reports about blocked scripts, styles or connections. */
+function cspViolations(page: Page): string[] {
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  return violations;
+}
+
+test("the dashboard works under Hangar's security headers, with no policy violation", async ({ page }) => {
+  const violations = cspViolations(page);
+  const response = await page.goto("/");
+  const headers = response?.headers() ?? {};
+  expect(headers["content-security-policy"]).toMatch(/script-src 'self' 'nonce-[^']+'/);
+  expect(headers["content-security-policy"]).toContain("frame-ancestors 'none'");
+  expect(headers).toMatchObject({ "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "same-origin" });
+  // Rendered from tRPC data and interactive: the scripts ran.
+  await expect(page.getByText(`${ADMIN.email} · admin`)).toBeVisible();
+  await page.getByRole("link", { name: "Images" }).click();
+  await expect(page).toHaveURL(/\/images$/);
+  await expect(page.getByText("hangar-tiny").first()).toBeVisible();
+  expect(violations).toEqual([]);
+});
+
 test.describe("without a session", () => {
   test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("the sign-in page works under Hangar's security headers, with no policy violation", async ({ page }) => {
+    const violations = cspViolations(page);
+    const response = await page.goto("/sign-in");
+    expect(response?.headers()["content-security-policy"]).toMatch(/script-src 'self' 'nonce-[^']+'/);
+    await page.getByLabel("Email").fill(ADMIN.email);
+    await page.getByLabel("Password").fill(ADMIN.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByText(`${ADMIN.email} · admin`)).toBeVisible();
+    expect(violations).toEqual([]);
+  });
 
   test("a person signs in with email and password, and signs out", async ({ page }) => {
     await page.goto("/");

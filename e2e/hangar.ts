@@ -30,7 +30,8 @@ function sessionCookie(): string {
 }
 
 export const api = createTRPCClient<AppRouter>({
-  links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: () => ({ cookie: sessionCookie() }) })],
+  // A change sent with a session cookie must name Hangar's origin, as a browser does.
+  links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: () => ({ cookie: sessionCookie(), origin: baseURL }) })],
 });
 
 export function uniqueName(prefix = "e2e"): string {
@@ -126,7 +127,7 @@ export async function clientFor(credentials: { email: string; password: string }
   if (!response.ok) throw new Error(`sign-in as ${credentials.email} failed: ${response.status}`);
   const cookie = response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
   return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: { cookie } })],
+    links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: { cookie, origin: baseURL } })],
   });
 }
 

@@ -29,6 +29,11 @@ async function typeInto(page: Page, kind: string, text: string) {
 }
 
 test("a person logs in on the serial console and runs uname; a reload shows it again", async ({ page }) => {
+  // The terminal (xterm, the WebSocket) runs under Hangar's Content-Security-Policy.
+  const violations: string[] = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
   await openConsole(page);
   await typeInto(page, "console", "\n");
   await expect(screen(page, "console")).toContainText("login:", LONG);
@@ -38,6 +43,7 @@ test("a person logs in on the serial console and runs uname; a reload shows it a
   await page.reload();
   await expect(page.getByTestId("terminal-console")).toHaveAttribute("data-phase", "connected", LONG);
   await expect(screen(page, "console")).toContainText("Linux", LONG);
+  expect(violations).toEqual([]);
 });
 
 test("two people watching the console see the same output", async ({ page, browser }) => {

@@ -2,6 +2,28 @@
 import path from "node:path";
 import { z } from "zod";
 import { databaseUrl, stateDir } from "./database-url.ts";
+import { defaultPublicOrigins } from "./origins.ts";
+
+function isBareOrigin(url: URL): boolean {
+  return url.pathname === "/" && !url.search && !url.hash && !url.username && !url.password;
+}
+
+/** A comma-separated list of full origins (scheme, host, port), normalised as browsers send them. */
+function originList(name: string) {
+  return z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
+    .pipe(
+      z.array(
+        z
+          .url({ protocol: /^https?$/, error: `${name} must be full origins such as https://hangar.example.com` })
+          // Browsers send the bare origin; a path here would never match one.
+          .refine((url) => !URL.canParse(url) || isBareOrigin(new URL(url)), `${name} entries are scheme, host and port only, without a path`)
+          .transform((url) => new URL(url).origin),
+      ),
+    );
+}
 
 const schema = z.object({
   HOST: z.string().default("127.0.0.1"),
@@ -16,27 +38,27 @@ const schema = z.object({
   HANGAR_ADMIN_PASSWORD: z.string().min(8, "HANGAR_ADMIN_PASSWORD needs at least 8 characters").optional(),
   /** Sign-in attempts allowed per client address per minute (guessing passwords is slow). */
   HANGAR_SIGNIN_PER_MINUTE: z.coerce.number().int().min(1).default(10),
-  /** Origins besides the server's own allowed to open terminals, comma-separated. */
-  HANGAR_ALLOWED_ORIGINS: z
-    .string()
-    .default("")
-    .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
-    .pipe(
-      z.array(
-        z
-          .url({ protocol: /^https?$/, error: "HANGAR_ALLOWED_ORIGINS must be full origins such as https://hangar.example.com" })
-          // Browsers send the bare origin; a path here would never match one.
-          .refine((url) => !URL.canParse(url) || new URL(url).origin === url.replace(/\/$/, ""), "HANGAR_ALLOWED_ORIGINS entries are scheme, host and port only, without a path")
-          .transform((url) => new URL(url).origin),
-      ),
-    ),
+  /**
+   * Where people and services reach Hangar, comma-separated full origins (the first is the
+   * canonical one). Requests naming another Host are refused. Default: what it listens on.
+   */
+  HANGAR_PUBLIC_ORIGIN: originList("HANGAR_PUBLIC_ORIGIN"),
+  /** Origins besides Hangar's own allowed to call in (sign in, mutate, open terminals), comma-separated. */
+  HANGAR_ALLOWED_ORIGINS: originList("HANGAR_ALLOWED_ORIGINS"),
   /** The host directory vm.sync may copy from (default <state>/sync). */
   HANGAR_SYNC_ROOT: z.string().refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path").optional(),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
 
-export interface Env extends z.infer<typeof schema> {
+/** The settings as parsed from the environment. */
+export type Settings = z.infer<typeof schema>;
+
+export interface Env extends Settings {
+  /** HANGAR_PUBLIC_ORIGIN, or what Hangar listens on; the first is the canonical origin. */
+  publicOrigins: string[];
+  /** The public origins and HANGAR_ALLOWED_ORIGINS: every Origin a request may carry. */
+  allowedOrigins: string[];
   stateDir: string;
   databaseUrl: string;
   imagesDir: string;
@@ -54,10 +76,16 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
   const imagesDir = path.join(dir, "images");
   const guestDir = path.resolve(parsed.data.HANGAR_GUEST_DIR ?? path.join(imagesDir, "hangar-tiny"));
   const syncRoot = path.resolve(parsed.data.HANGAR_SYNC_ROOT ?? path.join(dir, "sync"));
-  return { ...parsed.data, stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir, syncRoot };
+  return { ...parsed.data, ...origins(parsed.data), stateDir: dir, databaseUrl: databaseUrl(), imagesDir, guestDir, syncRoot };
+}
+
+function origins(settings: Pick<Settings, "HOST" | "PORT" | "HANGAR_PUBLIC_ORIGIN" | "HANGAR_ALLOWED_ORIGINS">) {
+  const publicOrigins = settings.HANGAR_PUBLIC_ORIGIN.length > 0 ? settings.HANGAR_PUBLIC_ORIGIN : defaultPublicOrigins(settings.HOST, settings.PORT);
+  return { publicOrigins, allowedOrigins: [...new Set([...publicOrigins, ...settings.HANGAR_ALLOWED_ORIGINS])] };
 }
 
 /** An Env with every setting at its default, for tests and benchmarks on their own state dir. */
-export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<z.infer<typeof schema>> = {}): Env {
-  return { ...schema.parse({}), ...settings, ...paths, imagesDir: path.join(paths.stateDir, "images"), syncRoot: path.join(paths.stateDir, "sync") };
+export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<Settings> = {}): Env {
+  const merged = { ...schema.parse({}), ...settings };
+  return { ...merged, ...origins(merged), ...paths, imagesDir: path.join(paths.stateDir, "images"), syncRoot: path.join(paths.stateDir, "sync") };
 }

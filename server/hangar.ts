@@ -56,8 +56,8 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     db,
     databaseUrl: env.databaseUrl,
     stateDir: env.stateDir,
-    baseURL: `http://${env.HOST}:${env.PORT}`,
-    trustedOrigins: [`http://${env.HOST}:${env.PORT}`, `http://localhost:${env.PORT}`, `http://127.0.0.1:${env.PORT}`],
+    baseURL: env.publicOrigins[0] ?? `http://${env.HOST}:${env.PORT}`,
+    trustedOrigins: env.allowedOrigins,
     signInsPerMinute: env.HANGAR_SIGNIN_PER_MINUTE ?? 10,
     onSignIn: async (user) => {
       await recorder.record({ stream: "audit", actor: user.email, action: "sign-in", ok: true, message: `${user.email} signed in`, target: user.email, userId: user.id });
@@ -66,6 +66,6 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore();
   const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
-  const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.HANGAR_ALLOWED_ORIGINS });
+  const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

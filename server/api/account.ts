@@ -12,12 +12,15 @@ export const accountRouter = router({
     user: ctx.principal ? { ...ctx.principal, label: actorLabel(ctx.principal) } : null,
     needsFirstAdmin: (await ctx.hangar.db.user.count()) === 0,
   })),
-  /** First run only: while no user exists, anyone on the dashboard may create the first admin. */
+  /**
+   * First run only: while no user exists, whoever has the setup code (printed in the server
+   * log, kept in <state>/setup-code) may create the first admin.
+   */
   createFirstAdmin: procedure
     .meta({ permission: "public" })
-    .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password }))
+    .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password, setupCode: z.string().max(200, "That is not a setup code.").default("") }))
     .mutation(async ({ ctx, input }) => {
-      const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, input);
+      const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, ctx.hangar.env.stateDir, input);
       await ctx.hangar.recorder.record({ stream: "audit", actor: user.email, action: "user-create", ok: true, message: `First admin ${user.email}`, target: user.email, userId: user.id });
       return user;
     }),

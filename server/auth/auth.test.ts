@@ -5,14 +5,14 @@ import { TRPCError } from "@trpc/server";
 import { execa } from "execa";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { appRouter, createCaller } from "../api/root.ts";
-import type { Meta } from "../api/trpc.ts";
+import { IN_PROCESS, type Meta } from "../api/trpc.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { REPO_ROOT } from "../testing/paths.ts";
 import { PERMISSIONS } from "./permissions.ts";
 import { authenticate } from "./principal.ts";
-import { addUser } from "./users.ts";
+import { addUser, bootstrapAdmin } from "./users.ts";
 
 let t: TestHangar;
 let hangar: Hangar;
@@ -46,7 +46,7 @@ describe("every procedure declares its permission", () => {
 
 describe("roles", () => {
   it("refuses everything but public procedures without a session or token", async () => {
-    const anonymous = createCaller({ hangar, principal: null, actor: "anonymous" });
+    const anonymous = createCaller({ hangar, transport: IN_PROCESS, principal: null, actor: "anonymous" });
     expect(await refusal(anonymous.vm.list())).toBe("UNAUTHORIZED");
     expect(await anonymous.account.me()).toMatchObject({ user: null });
   });
@@ -172,12 +172,14 @@ describe("sessions (better-auth)", () => {
     expect(disabled.status).toBe(403);
   });
 
-  it("creates the first admin only while no user exists", async () => {
-    const anonymous = createCaller({ hangar, principal: null, actor: "anonymous" });
+  it("creates the first admin only while no user exists, with the setup code", async () => {
+    const anonymous = createCaller({ hangar, transport: IN_PROCESS, principal: null, actor: "anonymous" });
     expect((await anonymous.account.me()).needsFirstAdmin).toBe(true);
-    await anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password" });
+    const setupCode = (await bootstrapAdmin(hangar.db, hangar.auth, t.env.stateDir, undefined, undefined)) ?? "";
+    expect(await refusal(anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password" }))).toBe("FORBIDDEN");
+    await anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password", setupCode });
     expect((await anonymous.account.me()).needsFirstAdmin).toBe(false);
-    expect(await refusal(anonymous.account.createFirstAdmin({ email: "x@test.hangar", name: "X", password: "a long password" }))).toBe("BAD_REQUEST");
+    expect(await refusal(anonymous.account.createFirstAdmin({ email: "x@test.hangar", name: "X", password: "a long password", setupCode }))).toBe("BAD_REQUEST");
     expect((await hangar.db.user.findUniqueOrThrow({ where: { email: "root@test.hangar" } })).role).toBe("admin");
   });
 

@@ -1,7 +1,8 @@
 /**
  * Sign-in, sign-out and sessions: better-auth with its Prisma adapter on our database.
  * Email + password only; nobody signs themselves up (admins add users). Sessions live in
- * HttpOnly SameSite cookies. A disabled user cannot start a session.
+ * HttpOnly SameSite cookies, Secure when Hangar's public origin is https. A disabled user
+ * cannot start a session.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -19,8 +20,9 @@ export interface AuthOptions {
   db: Db;
   databaseUrl: string;
   stateDir: string;
-  /** Origins allowed to post sign-in forms (the dashboard's own). */
+  /** Origins allowed to post sign-in forms: Hangar's public origins and HANGAR_ALLOWED_ORIGINS. */
   trustedOrigins: string[];
+  /** Hangar's canonical public origin; https there makes every cookie Secure. */
   baseURL: string;
   /** Sign-in attempts allowed per client address per minute. */
   signInsPerMinute: number;
@@ -61,6 +63,7 @@ export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL,
     session: { expiresIn: 60 * 60 * 24 * 7, updateAge: 60 * 60 * 24 },
     advanced: {
       defaultCookieAttributes: { httpOnly: true, sameSite: "lax" },
+      useSecureCookies: new URL(baseURL).protocol === "https:",
       // main.ts sets this header from the socket on every request, so it cannot be forged:
       // sign-in attempts are rate-limited per client address.
       ipAddress: { ipAddressHeaders: [CLIENT_IP_HEADER] },

@@ -3,6 +3,7 @@ import type { Db } from "../db.ts";
 import { HangarError } from "../errors.ts";
 import type { Auth } from "./better-auth.ts";
 import type { Role } from "./permissions.ts";
+import { claimSetupCode, discardSetupCode, issueSetupCode, restoreSetupCode, setupCodeMatches } from "./setup-code.ts";
 
 export interface NewUser {
   email: string;
@@ -79,19 +80,34 @@ export async function removeUser(db: Db, userId: string) {
 
 /**
  * First run: with no user at all, HANGAR_ADMIN_EMAIL / HANGAR_ADMIN_PASSWORD become the
- * first admin. Returns whether a first admin is still missing.
+ * first admin. Otherwise, while no user exists, a fresh setup code is issued for the
+ * /setup page. Returns that code, or null when Hangar has an admin (and no code).
  */
-export async function bootstrapAdmin(db: Db, auth: Auth, email: string | undefined, password: string | undefined): Promise<boolean> {
-  if ((await db.user.count()) > 0) return false;
-  if (!email || !password) return true;
-  await addUser(db, auth, { email, password, name: email.split("@")[0] ?? "admin", role: "admin" });
-  return false;
+export async function bootstrapAdmin(db: Db, auth: Auth, stateDir: string, email: string | undefined, password: string | undefined): Promise<string | null> {
+  if ((await db.user.count()) === 0) {
+    if (!email || !password) return issueSetupCode(stateDir);
+    await addUser(db, auth, { email, password, name: email.split("@")[0] ?? "admin", role: "admin" });
+  }
+  discardSetupCode(stateDir);
+  return null;
 }
 
-/** The first admin, through the dashboard's first-run page: only while no user exists. */
-export async function createFirstAdmin(db: Db, auth: Auth, input: Omit<NewUser, "role">) {
+export const SETUP_CODE_REFUSAL =
+  "Enter the setup code Hangar printed in its log at start-up; it is also in the file setup-code in Hangar's state directory (HANGAR_STATE_DIR).";
+
+/**
+ * The first admin, through the dashboard's first-run page: only while no user exists, and
+ * only with the setup code (a page on another site that reaches this server cannot know it).
+ */
+export async function createFirstAdmin(db: Db, auth: Auth, stateDir: string, input: Omit<NewUser, "role"> & { setupCode: string }) {
   if ((await db.user.count()) > 0) throw new HangarError("INVALID_INPUT", "Hangar already has users; sign in instead.");
-  return addUser(db, auth, { ...input, role: "admin" });
+  if (!setupCodeMatches(stateDir, input.setupCode) || !claimSetupCode(stateDir)) throw new HangarError("FORBIDDEN", SETUP_CODE_REFUSAL);
+  try {
+    return await addUser(db, auth, { email: input.email, name: input.name, password: input.password, role: "admin" });
+  } catch (error) {
+    restoreSetupCode(stateDir, input.setupCode.trim());
+    throw error;
+  }
 }
 
 /** Quota check for a new VM of `cpus` and `memoryMiB` owned by `userId`. */

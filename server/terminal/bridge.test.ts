@@ -25,12 +25,12 @@ let vmId: string;
 beforeAll(async () => {
   t = await createTestHangar();
   api = await callerFor(t.hangar);
-  bridge = createTerminalBridge({ hangar: t.hangar, hub: t.hangar.consoles, tickets: t.hangar.tickets, allowedOrigins: [], heartbeatMs: 500 });
   t.hangar.terminals.close();
   server = http.createServer((_req, res) => res.writeHead(404).end());
-  server.on("upgrade", (req, socket, head) => bridge.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  bridge = createTerminalBridge({ hangar: t.hangar, hub: t.hangar.consoles, tickets: t.hangar.tickets, allowedOrigins: [origin], heartbeatMs: 500 });
+  server.on("upgrade", (req, socket, head) => bridge.handleUpgrade(req, socket, head));
   const image = await tinyImage(t.hangar);
   const vm = await api.vm.create({ name: "term", imageId: image.id, cpus: 1, memoryMiB: 256 });
   vmId = vm.id;
@@ -81,9 +81,10 @@ async function open(kind: TerminalKind, headers: Record<string, string> = { orig
 
 describe("terminal bridge", () => {
   it("refuses an upgrade (403, before anything is attached) for a bad origin or ticket", async () => {
-    const status = (wsPath: string, upgradeOrigin?: string) =>
+    const status = (wsPath: string, upgradeOrigin?: string, host?: string) =>
       new Promise<number>((resolve) => {
-        const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: upgradeOrigin ? { origin: upgradeOrigin } : {} });
+        const headers = { ...(upgradeOrigin ? { origin: upgradeOrigin } : {}), ...(host ? { host } : {}) };
+        const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers });
         ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
         ws.on("open", () => {
           ws.close();
@@ -99,6 +100,9 @@ describe("terminal bridge", () => {
     for (const bad of [undefined, "http://evil.example", `http://${host.replace(/:\d+$/, ":1")}`, `https://${host}`, "null"]) {
       expect(await status(terminalPath(good, vmId, "console"), bad), `origin ${String(bad)}`).toBe(403);
     }
+    // A DNS-rebinding page: Origin and Host agree, but name the attacker's host, not Hangar's.
+    const port = new URL(origin).port;
+    expect(await status(terminalPath(good, vmId, "console"), `http://evil.example:${port}`, `evil.example:${port}`)).toBe(403);
     // Tickets: none, made up, for another VM, for another kind, used once already, expired.
     expect(await status(`${TERMINAL_PATH}?vm=${vmId}&kind=console`, origin)).toBe(403);
     expect(await status(terminalPath("made-up", vmId, "console"), origin)).toBe(403);

@@ -1,7 +1,8 @@
 /**
  * The WebSocket terminal bridge at /ws/terminal. An upgrade is refused with 403, before
- * anything is attached, unless its Origin is this server's own (or configured) and it
- * carries a valid ticket. Then the socket is joined to the VM's serial console hub, an
+ * anything is attached, unless its Origin is one of Hangar's public or allowed origins
+ * (never compared with the request's Host, which the client chooses) and it carries a
+ * valid ticket. Then the socket is joined to the VM's serial console hub, an
  * SSH shell, or the qemu monitor. Heartbeats find dead peers; a terminal ends with the
  * session it was opened from, and after a long time without input.
  */
@@ -11,6 +12,7 @@ import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
+import { originAllowed } from "../origins.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
@@ -24,18 +26,12 @@ export interface BridgeOptions {
   hangar: { db: Db; driverFor: (vmId: string) => Manager };
   hub: ConsoleHub;
   tickets: TicketStore;
-  /** Origins allowed besides the server's own (http://<Host header>). */
+  /** Every origin allowed to open terminals: Hangar's public origins and HANGAR_ALLOWED_ORIGINS. */
   allowedOrigins: string[];
   heartbeatMs?: number;
   idleMs?: number;
   /** How long a shell waits for a booting VM's SSH before it gives up. */
   shellBootWaitMs?: number;
-}
-
-/** Same origin as the request's Host (plain http, which this server speaks), or listed. */
-export function originAllowed(origin: string | undefined, host: string | undefined, allowed: string[]): boolean {
-  if (!origin || !host) return false;
-  return origin === `http://${host}` || allowed.includes(origin);
 }
 
 interface Terminal {
@@ -82,7 +78,7 @@ export function createTerminalBridge({
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== TERMINAL_PATH) return refuse(socket, "No such WebSocket endpoint.", "404 Not Found");
-    if (!originAllowed(req.headers.origin, req.headers.host, allowedOrigins)) return refuse(socket, "Origin not allowed.");
+    if (!originAllowed(req.headers.origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
     if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell or monitor).");

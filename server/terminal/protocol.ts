@@ -3,8 +3,8 @@
  *
  * Opening: `terminal.ticket({vmId, kind})` returns `path`, `/ws/terminal?ticket=…&vm=…&kind=…`.
  * The upgrade is refused with HTTP 403, before anything is attached, when `Origin` is
- * missing or is neither the server's own (http://<Host>) nor listed in
- * HANGAR_ALLOWED_ORIGINS, or when the ticket is unknown, used, older than 30 s, or was
+ * missing or is none of Hangar's public origins (HANGAR_PUBLIC_ORIGIN) and not listed in
+ * HANGAR_ALLOWED_ORIGINS (never compared with the client's Host), or when the ticket is unknown, used, older than 30 s, or was
  * issued for another VM or kind. Frames larger than 64 KiB close the socket.
  *
  * Frames:

@@ -1,4 +1,4 @@
-// Tickets, origins, the protocol codec, and the console hub with a fake serial socket.
+// Tickets, the protocol codec, and the console hub with a fake serial socket.
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -8,7 +8,6 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { NotRunningError, type Manager } from "../driver/manager.ts";
 import { greetsWithSshBanner } from "../driver/qemu/ports.ts";
 import { VmBus } from "../vms/bus.ts";
-import { originAllowed } from "./bridge.ts";
 import { HIGH_WATER, STOPPED_NOTICE, Scrollback, TOO_SLOW_MESSAGE, createConsoleHub, type Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl } from "./protocol.ts";
 import { openShell, openSshSessions } from "./ssh-session.ts";
@@ -42,21 +41,6 @@ describe("tickets", () => {
     const c = store.issue(grant);
     expect(store.redeem(c, { vmId: "vm1", kind: "console" })).toEqual(grant);
     expect(store.redeem("made-up")).toBeUndefined();
-  });
-});
-
-describe("origin check", () => {
-  const cases: [string | undefined, string | undefined, boolean][] = [
-    ["http://127.0.0.1:3000", "127.0.0.1:3000", true],
-    [undefined, "127.0.0.1:3000", false],
-    ["http://evil.example", "127.0.0.1:3000", false],
-    ["https://127.0.0.1:3000", "127.0.0.1:3000", false],
-    ["http://127.0.0.1:3001", "127.0.0.1:3000", false],
-    ["null", "127.0.0.1:3000", false],
-    ["https://hangar.example.com", "127.0.0.1:3000", true],
-  ];
-  it.each(cases)("origin %s for host %s: %s", (origin, host, allowed) => {
-    expect(originAllowed(origin, host, ["https://hangar.example.com"])).toBe(allowed);
   });
 });
 

@@ -8,9 +8,10 @@ import os from "node:os";
 import path from "node:path";
 import { inject } from "vitest";
 import { createCaller } from "../api/root.ts";
+import { IN_PROCESS } from "../api/trpc.ts";
 import type { Role } from "../auth/permissions.ts";
 import { createDb } from "../db.ts";
-import { envFor, type Env } from "../env.ts";
+import { envFor, type Env, type Settings } from "../env.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { createTestDatabase } from "./databases.ts";
 
@@ -20,16 +21,16 @@ export interface TestHangar {
   cleanup: () => Promise<void>;
 }
 
-export function testEnv(stateDir: string, databaseUrl: string): Env {
-  return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500 });
+export function testEnv(stateDir: string, databaseUrl: string, settings: Partial<Settings> = {}): Env {
+  return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500, ...settings });
 }
 
-export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> = {}): Promise<TestHangar> {
+export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> & { settings?: Partial<Settings> } = {}): Promise<TestHangar> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
   const database = await createTestDatabase(inject("templateDb"), stateDir);
-  const env = testEnv(stateDir, database.url);
+  const env = testEnv(stateDir, database.url, options.settings);
   const db = createDb(env.databaseUrl);
-  const hangar = createHangar({ env, db, ...options });
+  const hangar = createHangar({ env, db, driverFor: options.driverFor, pool: options.pool });
   return {
     hangar,
     env,
@@ -51,5 +52,5 @@ export async function tinyImage(hangar: Hangar) {
 /** A tRPC caller acting as a real user row of `role` (created on first use). */
 export async function callerFor(hangar: Hangar, role: Role = "admin", email = `${role}@test.hangar`) {
   const user = await hangar.db.user.upsert({ where: { email }, create: { id: randomUUID(), email, name: role, role }, update: {} });
-  return createCaller({ hangar, principal: { userId: user.id, email, role, via: "session" }, actor: email });
+  return createCaller({ hangar, transport: IN_PROCESS, principal: { userId: user.id, email, role, via: "session" }, actor: email });
 }

@@ -1,0 +1,267 @@
+// Hangar's HTTP server over real HTTP: the Host check on every path, the setup code, the
+// cross-site check of mutations, security headers and Secure cookies. Pages are a stand-in
+// for Next (which the e2e specs run); everything else is the real handler.
+import { statSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
+import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
+import type { Settings } from "./env.ts";
+import { WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
+import { FakeDriver } from "./testing/fake-driver.ts";
+import { createTestHangar, type TestHangar } from "./testing/fixtures.ts";
+
+interface Served {
+  t: TestHangar;
+  port: number;
+  /** Host header values that name this server. */
+  host: string;
+  origin: string;
+  /** The policy Next would have read from each page request. */
+  pageRequests: (string | undefined)[];
+}
+
+const running: { server: http.Server; t: TestHangar }[] = [];
+
+afterEach(async () => {
+  for (const { server, t } of running.splice(0)) {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    t.hangar.terminals.close();
+    await t.cleanup();
+  }
+});
+
+/** The real request handler on port 0, with settings that may name the port it got. */
+async function serve(settings: (port: number) => Partial<Settings> = () => ({})): Promise<Served> {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port, ...settings(port) } });
+  running.push({ server, t });
+  const pageRequests: (string | undefined)[] = [];
+  createHttpServer(
+    {
+      hangar: t.hangar,
+      dev: false,
+      pages: {
+        handle: async (req, res) => {
+          pageRequests.push(req.headers["content-security-policy"] as string | undefined);
+          res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>page</title>");
+        },
+        handleUpgrade: async (_req, socket) => {
+          socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        },
+      },
+    },
+    server,
+  );
+  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests };
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function send(port: number, method: string, urlPath: string, headers: Record<string, string>, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path: urlPath, headers: { ...headers, ...(body ? { "content-type": "application/json" } : {}) } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The status of a WebSocket upgrade (101 when it was accepted). */
+function upgradeStatus(port: number, urlPath: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port,
+      path: urlPath,
+      headers: { connection: "Upgrade", upgrade: "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", ...headers },
+    });
+    req.on("upgrade", (res, socket) => {
+      socket.destroy();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("response", (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** A tRPC mutation over HTTP: its status, and the tRPC error code and message if refused. */
+async function mutate(port: number, procedure: string, input: unknown, headers: Record<string, string>) {
+  const reply = await send(port, "POST", `/api/trpc/${procedure}`, headers, JSON.stringify({ json: input }));
+  const parsed = JSON.parse(reply.body) as { error?: { json?: { message?: string; data?: { code?: string } } }; result?: { data?: { json?: unknown } } };
+  return { status: reply.status, code: parsed.error?.json?.data?.code, message: parsed.error?.json?.message, data: parsed.result?.data?.json, headers: reply.headers };
+}
+
+async function signIn(served: Served, email: string, password: string, headers: Record<string, string> = { host: served.host, origin: served.origin }) {
+  const reply = await send(served.port, "POST", "/api/auth/sign-in/email", headers, JSON.stringify({ email, password }));
+  expect(reply.status, reply.body).toBe(200);
+  const cookies = reply.headers["set-cookie"] ?? [];
+  return { cookies, cookie: cookies.map((c) => c.split(";")[0]).join("; ") };
+}
+
+describe("Host check", () => {
+  it("refuses a forged Host with 421 on a page, the API, sign-in and a WebSocket upgrade, before anything runs", async () => {
+    const served = await serve();
+    const forged = { host: `evil.example:${served.port}`, origin: `http://evil.example:${served.port}` };
+    for (const [method, urlPath] of [["GET", "/"], ["GET", "/setup"], ["GET", "/api/trpc/account.me"], ["POST", "/api/auth/sign-in/email"]] as const) {
+      const reply = await send(served.port, method, urlPath, forged, method === "POST" ? "{}" : undefined);
+      expect(reply.status, `${method} ${urlPath}`).toBe(421);
+      expect(reply.body).toBe(WRONG_HOST_MESSAGE);
+    }
+    expect(served.pageRequests).toEqual([]);
+    expect(await upgradeStatus(served.port, "/ws/terminal?ticket=x&vm=y&kind=console", forged)).toBe(421);
+
+    // Its own names answer.
+    for (const host of [served.host, `localhost:${served.port}`, `[::1]:${served.port}`]) {
+      expect((await send(served.port, "GET", "/", { host })).status, host).toBe(200);
+    }
+    expect((await send(served.port, "GET", "/api/trpc/account.me", { host: served.host })).status).toBe(200);
+    // The terminal bridge itself answers (and refuses a made-up ticket).
+    expect(await upgradeStatus(served.port, "/ws/terminal?ticket=x&vm=y&kind=console", { host: served.host, origin: served.origin })).toBe(403);
+  });
+
+  it("answers only to HANGAR_PUBLIC_ORIGIN when it is set", async () => {
+    const served = await serve(() => ({ HANGAR_PUBLIC_ORIGIN: ["https://hangar.test"] }));
+    expect((await send(served.port, "GET", "/", { host: "hangar.test" })).status).toBe(200);
+    expect((await send(served.port, "GET", "/", { host: "hangar.test:443" })).status).toBe(200);
+    expect((await send(served.port, "GET", "/", { host: served.host })).status).toBe(421);
+  });
+});
+
+describe("first admin", () => {
+  it("needs the setup code from the log and the state directory, and takes it only once", async () => {
+    const served = await serve();
+    const { t } = served;
+    const code = await bootstrapAdmin(t.hangar.db, t.hangar.auth, t.env.stateDir, undefined, undefined);
+    if (!code) throw new Error("no setup code was issued on a fresh install");
+    const file = path.join(t.env.stateDir, SETUP_CODE_FILE);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const admin = { email: "root@test.hangar", name: "Root", password: "a long password" };
+    const own = { host: served.host, origin: served.origin };
+
+    // A DNS-rebinding page: its Host and Origin agree, and even the right code does not help.
+    const rebinding = await send(served.port, "POST", "/api/trpc/account.createFirstAdmin", { host: `evil.example:${served.port}`, origin: `http://evil.example:${served.port}` }, JSON.stringify({ json: { ...admin, setupCode: code } }));
+    expect(rebinding.status).toBe(421);
+
+    for (const setupCode of [undefined, "", "0".repeat(code.length), `${code}x`]) {
+      const refused = await mutate(served.port, "account.createFirstAdmin", { ...admin, setupCode }, own);
+      expect(refused, `setup code ${String(setupCode)}`).toMatchObject({ status: 403, code: "FORBIDDEN", message: SETUP_CODE_REFUSAL });
+    }
+    expect(await t.hangar.db.user.count()).toBe(0);
+
+    const created = await mutate(served.port, "account.createFirstAdmin", { ...admin, setupCode: code }, own);
+    expect(created).toMatchObject({ status: 200, data: { email: admin.email, role: "admin" } });
+    expect(() => statSync(file)).toThrow();
+    const again = await mutate(served.port, "account.createFirstAdmin", { ...admin, email: "second@test.hangar", setupCode: code }, own);
+    expect(again).toMatchObject({ status: 400, code: "BAD_REQUEST" });
+    expect(await t.hangar.db.user.count()).toBe(1);
+    // Once an admin exists, a restart issues no code.
+    expect(await bootstrapAdmin(t.hangar.db, t.hangar.auth, t.env.stateDir, undefined, undefined)).toBeNull();
+  });
+
+  it("is created from HANGAR_ADMIN_EMAIL and _PASSWORD without a code, and no code is left behind", async () => {
+    const served = await serve();
+    const { t } = served;
+    await bootstrapAdmin(t.hangar.db, t.hangar.auth, t.env.stateDir, undefined, undefined);
+    expect(await bootstrapAdmin(t.hangar.db, t.hangar.auth, t.env.stateDir, "boot@test.hangar", "a long password")).toBeNull();
+    expect((await t.hangar.db.user.findUniqueOrThrow({ where: { email: "boot@test.hangar" } })).role).toBe("admin");
+    expect(() => statSync(path.join(t.env.stateDir, SETUP_CODE_FILE))).toThrow();
+  });
+});
+
+describe("cross-site mutations", () => {
+  it("refuse the admin's cookie from another origin; own origin, same-origin fetches and Bearer tokens work", async () => {
+    const served = await serve();
+    const { t } = served;
+    await addUser(t.hangar.db, t.hangar.auth, { email: "admin@test.hangar", name: "Admin", password: "a long password", role: "admin" });
+    const { cookie } = await signIn(served, "admin@test.hangar", "a long password");
+    const asAdmin = (headers: Record<string, string>) => ({ host: served.host, cookie, ...headers });
+
+    const foreign = await mutate(served.port, "token.create", { name: "stolen" }, asAdmin({ origin: "http://evil.example" }));
+    expect(foreign).toMatchObject({ status: 403, code: "FORBIDDEN" });
+    expect(foreign.message).toMatch(/another site/);
+    const crossSite: Record<string, string>[] = [{}, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }, { origin: "null" }, { origin: `https://127.0.0.1:${served.port}` }];
+    for (const headers of crossSite) {
+      expect(await mutate(served.port, "token.create", { name: "stolen" }, asAdmin(headers)), JSON.stringify(headers)).toMatchObject({ status: 403, code: "FORBIDDEN" });
+    }
+    expect(await t.hangar.db.apiToken.count()).toBe(0);
+    // Reads are not mutations: a page elsewhere cannot read the answer anyway.
+    expect((await send(served.port, "GET", "/api/trpc/token.list", asAdmin({ origin: "http://evil.example" }))).status).toBe(200);
+
+    const own = await mutate(served.port, "token.create", { name: "own" }, asAdmin({ origin: served.origin }));
+    expect(own.status).toBe(200);
+    const sameOrigin = await mutate(served.port, "token.create", { name: "fetch" }, asAdmin({ "sec-fetch-site": "same-origin" }));
+    expect(sameOrigin.status).toBe(200);
+    const token = (own.data as { token: string }).token;
+    const bearer = await mutate(served.port, "token.create", { name: "service" }, { host: served.host, authorization: `Bearer ${token}`, origin: "http://evil.example" });
+    expect(bearer.status).toBe(200);
+    expect(await t.hangar.db.apiToken.count()).toBe(3);
+  });
+
+  it("allow an origin listed in HANGAR_ALLOWED_ORIGINS", async () => {
+    const served = await serve(() => ({ HANGAR_ALLOWED_ORIGINS: ["https://ci.example.com"] }));
+    await addUser(served.t.hangar.db, served.t.hangar.auth, { email: "admin@test.hangar", name: "Admin", password: "a long password", role: "admin" });
+    const { cookie } = await signIn(served, "admin@test.hangar", "a long password");
+    expect((await mutate(served.port, "token.create", { name: "ci" }, { host: served.host, cookie, origin: "https://ci.example.com" })).status).toBe(200);
+  });
+});
+
+describe("security headers", () => {
+  it("are on pages (with a fresh nonce Next reads from the request) and on API responses", async () => {
+    const served = await serve();
+    const first = await send(served.port, "GET", "/", { host: served.host });
+    const second = await send(served.port, "GET", "/vms/abc", { host: served.host });
+    const api = await send(served.port, "GET", "/api/trpc/account.me", { host: served.host });
+    const refused = await send(served.port, "GET", "/", { host: "evil.example" });
+    for (const reply of [first, second, api, refused]) {
+      expect(reply.headers).toMatchObject({ "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "same-origin" });
+      const policy = reply.headers["content-security-policy"] ?? "";
+      for (const directive of ["default-src 'self'", "style-src 'self' 'unsafe-inline'", "connect-src 'self'", "img-src 'self' data: blob:", "frame-ancestors 'none'", "base-uri 'self'", "form-action 'self'", "object-src 'none'"]) {
+        expect(policy).toContain(directive);
+      }
+      expect(policy).not.toContain("unsafe-eval");
+    }
+    const nonce = (policy: string | string[] | undefined) => /script-src 'self' 'nonce-([A-Za-z0-9+/=]+)'/.exec(String(policy))?.[1];
+    expect(nonce(first.headers["content-security-policy"])).toBeDefined();
+    expect(nonce(first.headers["content-security-policy"])).not.toBe(nonce(second.headers["content-security-policy"]));
+    expect(served.pageRequests).toEqual([first.headers["content-security-policy"], second.headers["content-security-policy"]]);
+    expect(api.headers["content-security-policy"]).toContain("script-src 'self';");
+  });
+});
+
+describe("cookies", () => {
+  it("are Secure when the public origin is https, and not on plain http", async () => {
+    const secure = await serve(() => ({ HANGAR_PUBLIC_ORIGIN: ["https://hangar.test"] }));
+    await addUser(secure.t.hangar.db, secure.t.hangar.auth, { email: "ana@test.hangar", name: "Ana", password: "a long password", role: "operator" });
+    const signedIn = await signIn(secure, "ana@test.hangar", "a long password", { host: "hangar.test", origin: "https://hangar.test" });
+    const session = signedIn.cookies.find((c) => c.includes("session_token"));
+    expect(session).toMatch(/^__Secure-/);
+    expect(session).toMatch(/;\s*Secure/i);
+    expect(session).toMatch(/HttpOnly/i);
+    // The session works on the next request.
+    const me = await send(secure.port, "GET", "/api/trpc/account.me", { host: "hangar.test", cookie: signedIn.cookie });
+    expect(me.body).toContain("ana@test.hangar");
+
+    const plain = await serve();
+    await addUser(plain.t.hangar.db, plain.t.hangar.auth, { email: "ana@test.hangar", name: "Ana", password: "a long password", role: "operator" });
+    const plainCookies = (await signIn(plain, "ana@test.hangar", "a long password")).cookies;
+    expect(plainCookies.find((c) => c.includes("session_token"))).not.toMatch(/;\s*Secure/i);
+  });
+});

@@ -1,0 +1,117 @@
+/**
+ * Hangar's one HTTP server: pages (Next), the tRPC API (/api/trpc), sign-in (/api/auth) and
+ * WebSocket upgrades (/ws/terminal, Next's own). Every request and upgrade, whatever its
+ * path, is first checked for a Host that names Hangar (a DNS-rebinding page's requests name
+ * the attacker's host), and every response carries the security headers.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
+import { toNodeHandler } from "better-auth/node";
+import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
+import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
+import { authenticate } from "./auth/principal.ts";
+import type { Hangar } from "./hangar.ts";
+import { acceptedHosts, hostAllowed } from "./origins.ts";
+import { TERMINAL_PATH } from "./terminal/bridge.ts";
+
+/** The dashboard: Next's request and upgrade handlers (main.ts), or a stand-in in tests. */
+export interface Pages {
+  /** Reads the CSP nonce from the request's Content-Security-Policy header and puts it on its scripts. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Next's dev server reloads pages over a WebSocket. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
+}
+
+export interface HttpServerOptions {
+  hangar: Hangar;
+  pages: Pages;
+  /** Next's dev server needs eval (React rebuilds server error stacks with it). */
+  dev: boolean;
+}
+
+export const WRONG_HOST_MESSAGE = "This server does not answer to that host name; open Hangar at one of its public origins (HANGAR_PUBLIC_ORIGIN).";
+
+/**
+ * The policy for every response. Pages get a fresh nonce per request: Next's App Router
+ * bootstraps with inline scripts, and it stamps each of them with the nonce it finds in
+ * the request's policy. Styles stay 'unsafe-inline' for Next's and xterm's style
+ * attributes. 'self' covers ws: and wss: to this host for the terminal.
+ */
+export function contentSecurityPolicy({ nonce, dev }: { nonce?: string; dev: boolean }): string {
+  const scripts = ["'self'", ...(nonce ? [`'nonce-${nonce}'`] : []), ...(dev ? ["'unsafe-eval'"] : [])];
+  return [
+    "default-src 'self'",
+    `script-src ${scripts.join(" ")}`,
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    "font-src 'self' data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+  ].join("; ");
+}
+
+function setSecurityHeaders(res: ServerResponse, policy: string): void {
+  res.setHeader("Content-Security-Policy", policy);
+  res.setHeader("X-Frame-Options", "DENY");
+  res.setHeader("X-Content-Type-Options", "nosniff");
+  res.setHeader("Referrer-Policy", "same-origin");
+}
+
+/** Hangar's request and upgrade handling, on `server` (a new one unless given). */
+export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, server: Server = createServer()): Server {
+  const hosts = acceptedHosts(hangar.env.publicOrigins);
+  const handleTrpc = createTrpcHandler(hangar);
+  const handleAuth = toNodeHandler(hangar.auth);
+
+  function handleAuthRequest(req: IncomingMessage, res: ServerResponse): void {
+    req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
+    // Signing out ends the terminals opened from that session at once.
+    if (req.url?.startsWith("/api/auth/sign-out")) {
+      void authenticate(hangar.db, hangar.auth, req.headers).then((principal) => {
+        if (principal?.sessionId) res.once("finish", () => hangar.terminals.closeForSession(principal.sessionId ?? ""));
+        void handleAuth(req, res);
+      });
+      return;
+    }
+    void handleAuth(req, res);
+  }
+
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const isPage = !req.url?.startsWith(TRPC_BASE_PATH) && !req.url?.startsWith("/api/auth/");
+    const nonce = isPage ? randomBytes(16).toString("base64") : undefined;
+    const policy = contentSecurityPolicy({ nonce, dev });
+    setSecurityHeaders(res, policy);
+    if (!hostAllowed(req.headers.host, hosts)) {
+      res.writeHead(421, { "Content-Type": "text/plain; charset=utf-8" }).end(WRONG_HOST_MESSAGE);
+      return;
+    }
+    if (req.url?.startsWith(TRPC_BASE_PATH)) {
+      handleTrpc(req, res);
+      return;
+    }
+    if (req.url?.startsWith("/api/auth/")) {
+      handleAuthRequest(req, res);
+      return;
+    }
+    // Next takes the nonce from the request's policy; a client's own policy header is replaced.
+    req.headers["content-security-policy"] = policy;
+    delete req.headers["content-security-policy-report-only"];
+    void pages.handle(req, res);
+  });
+
+  server.on("upgrade", (req, socket, head) => {
+    if (!hostAllowed(req.headers.host, hosts)) {
+      socket.on("error", () => undefined);
+      const body = WRONG_HOST_MESSAGE;
+      socket.end(`HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return;
+    }
+    if (req.url?.startsWith(TERMINAL_PATH)) hangar.terminals.handleUpgrade(req, socket, head);
+    else void pages.handleUpgrade(req, socket, head);
+  });
+  return server;
+}
