@@ -29,6 +29,8 @@ async function refusal(promise: Promise<unknown>) {
   return { code: error.code, message: error.message };
 }
 
+const goodSpec = { cpus: 1, memoryMiB: 256 };
+
 describe("vm.create input", () => {
   const good = { name: "ok-name", cpus: 1, memoryMiB: 256 };
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -133,5 +135,60 @@ describe("image.import from a URL", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("network modes and port forwards", () => {
+  it("creates VMs in nat by default, refuses a bridge nobody opened, and keeps SSH's port across starts", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "netted", imageId });
+    expect(vm.network).toBe("nat");
+    const bridged = await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "bridge", bridge: "br0" }));
+    expect(bridged).toEqual({ code: "BAD_REQUEST", message: "No host bridge is open to VMs on this host; an admin lists them in HANGAR_BRIDGES." });
+    expect((await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "isolated", bridge: "br0" }))).code).toBe("BAD_REQUEST");
+
+    const first = await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.network).toEqual({ mode: "nat" });
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.sshPreferredPort).toBe(first.sshPort);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("adds and removes forwards on a stopped and on a running VM", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "forwarded", imageId });
+    const onStopped = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });
+    expect(onStopped.boundPort).toBeNull();
+    expect(fake.vm(vm.id).calls).not.toContain("forward+80");
+
+    await api.vm.start({ id: vm.id });
+    const bound = (await api.vm.get({ id: vm.id })).ports.find((p) => p.guestPort === 80)?.boundPort;
+    expect(bound).toBeTypeOf("number");
+    const live = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 8443 });
+    expect(live.boundPort).toBe(58443);
+    expect(fake.vm(vm.id).calls).toContain("forward+8443");
+    const again = await refusal(api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 8443 }));
+    expect(again).toEqual({ code: "CONFLICT", message: 'Guest port 8443 of VM "forwarded" is already forwarded; remove that forward first.' });
+    expect((await refusal(api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 22 }))).code).toBe("BAD_REQUEST");
+
+    await api.vm.removeForward({ id: vm.id, guestPort: 8443 });
+    expect(fake.vm(vm.id).calls).toContain("forward-58443");
+    expect((await api.vm.get({ id: vm.id })).ports.map((p) => p.guestPort)).toEqual([80]);
+    expect((await refusal(api.vm.removeForward({ id: vm.id, guestPort: 8443 }))).code).toBe("NOT_FOUND");
+
+    // The next start takes the port the forward had, while it is free.
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.ports).toEqual([{ hostPort: 0, guestPort: 80, preferred: bound }]);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("refuses a fixed host port another VM forwards", async () => {
+    const a = await api.vm.create({ ...goodSpec, name: "holder", imageId, ports: [{ hostPort: 18080, guestPort: 80 }] });
+    const b = await api.vm.create({ ...goodSpec, name: "wanter", imageId });
+    expect(await refusal(api.vm.addForward({ id: b.id, hostPort: 18080, guestPort: 80 }))).toEqual({
+      code: "CONFLICT",
+      message: 'Host port 18080 is already forwarded to VM "holder".',
+    });
+    expect(a.ports).toHaveLength(1);
   });
 });

@@ -1,5 +1,6 @@
 /** Input schemas, with messages a person can act on. */
 import { z } from "zod";
+import { NETWORK_MODES } from "../vms/forwards.ts";
 
 export const vmName = z
   .string()
@@ -28,6 +29,8 @@ export const createVmInput = z.object({
     .min(64, "A VM needs at least 64 MiB of memory.")
     .max(65536, "At most 65536 MiB of memory per VM."),
   userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
+  network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
+  bridge: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "bridge is a host interface name such as br0.").optional(),
   ports: z
     .array(portForward)
     .max(16, "At most 16 port forwards per VM.")

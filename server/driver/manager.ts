@@ -36,6 +36,16 @@ export interface DirectBootOptions {
   cmdline?: string;
 }
 
+/**
+ * How the guest reaches the network. The host reaches the guest's SSH and forwards through
+ * the hypervisor's user network in every mode.
+ * - nat: outbound through the user network, with a default route and DNS.
+ * - isolated: no route out; only the forwards in.
+ * - bridge: an isolated user network for SSH and forwards, plus a NIC on an existing host
+ *   bridge (the guest gets an address on that network).
+ */
+export type NetworkConfig = { mode: "nat" } | { mode: "isolated" } | { mode: "bridge"; bridge: string };
+
 /** One host-to-guest TCP forward. hostPort 0 lets the hypervisor pick a free port. */
 export interface PortForward {
   hostPort: number;
@@ -53,9 +63,13 @@ export interface StartOptions {
   monitor: boolean;
   boot?: DirectBootOptions;
   /** Forwards besides SSH (SSH's own is always set up; see sshHostPort). */
-  ports: PortForward[];
+  ports: StartForward[];
   /** Host port for the guest's SSH; 0 picks a free one. */
   sshHostPort: number;
+  /** With sshHostPort 0: the port SSH had before, taken again while it is free. */
+  sshPreferredPort?: number;
+  /** How the guest reaches the network (nat, isolated, or a host bridge). */
+  network: NetworkConfig;
   hostname: string;
   /** cloud-init instance-id; a new one makes cloud-init treat the VM as new (clones). */
   instanceId: string;
@@ -63,6 +77,11 @@ export interface StartOptions {
   resume?: boolean;
   /** The machine type to run; a resume MUST use the one the VM was suspended with. */
   machine?: string;
+}
+
+/** A forward to set up at start: hostPort 0 takes `preferred` while it is free, else any port. */
+export interface StartForward extends PortForward {
+  preferred?: number;
 }
 
 /** What a successful start reports: the host ports actually bound. */
@@ -105,8 +124,10 @@ export interface ShellResult {
 }
 
 export interface Manager {
-  /** The address of the host as seen from the guest. */
+  /** The address of the host as seen from the guest (reachable in nat mode only). */
   addr(): string;
+  /** Where the host reaches the guest's forwarded ports (its SSH among them). */
+  sshHost(): string;
   /** Where user-facing lifecycle messages and child process output are written. */
   setOutput(output: Writable): void;
   /**
@@ -172,6 +193,13 @@ export interface Manager {
   sshAnswers(sshPort: number): Promise<boolean>;
   /** The forwards qemu has bound now (reads them back from the running VM). */
   forwards(): Promise<PortForward[]>;
+  /**
+   * Adds a forward to the running VM and returns the host port bound (hostPort 0: a free
+   * one). MUST throw NotRunningError when not running, and fail when the port is taken.
+   */
+  addForward(forward: PortForward): Promise<number>;
+  /** Removes the running VM's forward listening on host port `hostPort`. */
+  removeForward(hostPort: number): Promise<void>;
   /** Ends the VM's process at once, without asking the guest. No-op when not running. */
   kill(): Promise<void>;
   /** The last `maxBytes` of what the serial console printed. */

@@ -16,6 +16,8 @@ export interface FakeVm {
   pid: number;
   calls: string[];
   lastStart?: StartOptions;
+  /** Forwards added while running, beyond those of the start. */
+  added: PortForward[];
 }
 
 export class FakeDriver {
@@ -31,7 +33,7 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [] };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [] };
       this.vms.set(id, vm);
     }
     return vm;
@@ -54,6 +56,7 @@ export class FakeDriver {
     };
     return {
       addr: () => "10.0.2.2",
+      sshHost: () => "127.0.0.1",
       setOutput: () => undefined,
       create: async () => {
         vm.calls.push("create");
@@ -94,6 +97,7 @@ export class FakeDriver {
         this.maybeFail("stop");
         vm.running = false;
         vm.pid = 0;
+        vm.added = [];
       },
       delete: async () => {
         vm.calls.push("delete");
@@ -108,7 +112,20 @@ export class FakeDriver {
       sshAnswers: async () => vm.running,
       forwards: async (): Promise<PortForward[]> => {
         requireRunning();
-        return [{ hostPort: 40000 + vm.pid, guestPort: 22 }];
+        return [{ hostPort: 40000 + vm.pid, guestPort: 22 }, ...vm.added];
+      },
+      addForward: async (forward) => {
+        vm.calls.push(`forward+${forward.guestPort}`);
+        requireRunning();
+        this.maybeFail("addForward");
+        const hostPort = forward.hostPort || 50000 + forward.guestPort;
+        vm.added.push({ hostPort, guestPort: forward.guestPort });
+        return hostPort;
+      },
+      removeForward: async (hostPort) => {
+        vm.calls.push(`forward-${hostPort}`);
+        requireRunning();
+        vm.added = vm.added.filter((f) => f.hostPort !== hostPort);
       },
       kill: async () => {
         vm.calls.push("kill");

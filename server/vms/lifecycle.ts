@@ -5,7 +5,7 @@
  * and the reconciler all come through here.
  */
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, NotRunningError, type Manager } from "../driver/manager.ts";
+import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
@@ -58,6 +58,13 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
   if (!cloneInfo) return undefined;
   const parsed = JSON.parse(cloneInfo) as Partial<CloneInfo>;
   return parsed.sourceVmId && parsed.sourceName ? { sourceVmId: parsed.sourceVmId, sourceName: parsed.sourceName } : undefined;
+}
+
+/** The VM row's network mode as the driver takes it. */
+export function networkOf(vm: { name: string; network: string; bridge: string | null }): NetworkConfig {
+  if (vm.network === "nat" || vm.network === "isolated") return { mode: vm.network };
+  if (vm.network === "bridge" && vm.bridge) return { mode: "bridge", bridge: vm.bridge };
+  throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has an unknown network mode "${vm.network}".`);
 }
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
@@ -189,8 +196,10 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           boot: vm.image.kernel
             ? { kernel: vm.image.kernel, initrd: vm.image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined }
             : undefined,
-          ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, preferred: p.boundPort ?? undefined })),
           sshHostPort: 0,
+          sshPreferredPort: vm.sshPort ?? undefined,
+          network: networkOf(vm),
           hostname: vm.name,
           instanceId: vm.id,
           resume,

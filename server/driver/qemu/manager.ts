@@ -21,10 +21,10 @@ import {
   type StartOptions,
   type StartResult,
 } from "../manager.ts";
-import { SNAPSHOT_TAG, buildQemuArgs, type Accel } from "./args.ts";
+import { SNAPSHOT_TAG, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
-import { greetsWithSshBanner, parseUsernetForwards } from "./ports.ts";
+import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
 
@@ -33,12 +33,15 @@ export const MACHINE_FAMILY = "q35";
 /** The internal snapshot that holds a suspended VM's state. */
 export const SUSPEND_TAG = "hangar-suspend";
 const QEMU = "qemu-system-x86_64";
+/** The user network's gateway; it reaches the host (its loopback) only in nat mode. */
 const GUEST_SEES_HOST_AS = "10.0.2.2";
 
 export interface QemuManagerOptions {
   stateDir: string;
   /** Decides kvm or tcg; called at each start (the decision is cached by its owner). */
   accel: () => Promise<Accel>;
+  /** The host address forwards listen on (default 127.0.0.1). */
+  forwardAddress?: string;
 }
 
 export class QemuManager implements Manager {
@@ -52,8 +55,16 @@ export class QemuManager implements Manager {
     this.files = vmFiles(options.stateDir, id);
   }
 
+  private get forwardAddress(): string {
+    return this.options.forwardAddress ?? "127.0.0.1";
+  }
+
   addr(): string {
     return GUEST_SEES_HOST_AS;
+  }
+
+  sshHost(): string {
+    return connectAddress(this.forwardAddress);
   }
 
   setOutput(output: Writable): void {
@@ -108,8 +119,10 @@ export class QemuManager implements Manager {
       memoryMiB: options.memoryMiB,
       diskFormat: "qcow2",
       boot: options.boot,
-      sshHostPort: options.sshHostPort,
-      ports: options.ports,
+      sshHostPort: await this.hostPortFor(options.sshHostPort, options.sshPreferredPort),
+      ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, p.preferred), guestPort: p.guestPort }))),
+      forwardAddress: this.forwardAddress,
+      network: options.network,
       monitor: options.monitor,
     });
     this.log(`starting qemu (${accel})`);
@@ -136,12 +149,18 @@ export class QemuManager implements Manager {
         if (hostPort !== undefined) ports.set(forward.guestPort, hostPort);
       }
       if (options.resume) await withQmp(this.files.qmpSocket, (qmp) => hmp(qmp, `delvm ${SUSPEND_TAG}`));
-      this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on 127.0.0.1:${sshPort}`);
+      this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on ${this.forwardAddress}:${sshPort}`);
       return { machine, pid, sshPort, ports };
     } catch (error) {
       await this.forceStop();
       throw error;
     }
+  }
+
+  /** A fixed port as asked; with 0, the port it had before while nothing else holds it. */
+  private async hostPortFor(hostPort: number, preferred: number | undefined): Promise<number> {
+    if (hostPort !== 0 || !preferred) return hostPort;
+    return (await isPortFree(preferred, this.forwardAddress)) ? preferred : 0;
   }
 
   async running(): Promise<boolean> {
@@ -157,7 +176,7 @@ export class QemuManager implements Manager {
   async shell(command: string[], sshPort: number, identityFile: string, options: ShellOptions = {}): Promise<ShellResult> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const max = options.maxOutputBytes ?? 1024 * 1024;
-    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", "root@127.0.0.1", command.map(shellQuote).join(" ")], {
+    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", `root@${this.sshHost()}`, command.map(shellQuote).join(" ")], {
       reject: false,
       input: options.input ?? "",
       timeout: options.timeoutMs ?? 60_000,
@@ -198,7 +217,7 @@ export class QemuManager implements Manager {
       ...excludes.map((pattern) => `--exclude=${pattern}`),
       "--",
       from,
-      `root@127.0.0.1:${to}`,
+      `root@${this.sshHost()}:${to}`,
     ]);
   }
 
@@ -330,13 +349,35 @@ export class QemuManager implements Manager {
   }
 
   async sshAnswers(sshPort: number): Promise<boolean> {
-    return greetsWithSshBanner(sshPort);
+    return greetsWithSshBanner(sshPort, this.sshHost());
   }
 
   async forwards(): Promise<PortForward[]> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const text = await withQmp(this.files.qmpSocket, (qmp) => qmp.human("info usernet"));
     return parseUsernetForwards(text);
+  }
+
+  async addForward(forward: PortForward): Promise<number> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const rule = `tcp:${forwardAddress(this.forwardAddress)}:${forward.hostPort}-:${forward.guestPort}`;
+    return withQmp(this.files.qmpSocket, async (qmp) => {
+      // hostfwd_add prints nothing on success and the reason otherwise.
+      const output = (await qmp.human(`hostfwd_add ${USER_NETDEV} ${rule}`)).trim();
+      if (output) throw new Error(`host port ${forward.hostPort} could not be forwarded: ${output}`);
+      const bound = parseUsernetForwards(await qmp.human("info usernet")).filter((f) => f.guestPort === forward.guestPort);
+      const hostPort = forward.hostPort !== 0 ? forward.hostPort : bound[bound.length - 1]?.hostPort;
+      if (hostPort === undefined) throw new Error(`qemu did not bind a host port for guest port ${forward.guestPort}`);
+      return hostPort;
+    });
+  }
+
+  async removeForward(hostPort: number): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    await withQmp(this.files.qmpSocket, async (qmp) => {
+      const output = (await qmp.human(`hostfwd_remove ${USER_NETDEV} tcp:${forwardAddress(this.forwardAddress)}:${hostPort}`)).trim();
+      if (output && !/removed/i.test(output)) throw new Error(`the forward of host port ${hostPort} could not be removed: ${output}`);
+    });
   }
 
   async kill(): Promise<void> {
