@@ -26,6 +26,8 @@ export function CreateVmForm() {
   const [cpus, setCpus] = useState("1");
   const [memory, setMemory] = useState("256");
   const [userData, setUserData] = useState("");
+  const [network, setNetwork] = useState<"nat" | "isolated" | "bridge">("nat");
+  const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
@@ -59,6 +61,8 @@ export function CreateVmForm() {
       cpus: Number(cpus),
       memoryMiB: Number(memory),
       ...(userData.trim() ? { userData } : {}),
+      network,
+      ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
       ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
     });
   }
@@ -124,6 +128,27 @@ export function CreateVmForm() {
             required
           />
         </div>
+      </div>
+      <div className="grid">
+        <div className="field">
+          <label htmlFor={`${id}-network`}>Network</label>
+          <select
+            id={`${id}-network`}
+            name="network"
+            value={network}
+            onChange={(e) => setNetwork(e.target.value === "isolated" || e.target.value === "bridge" ? e.target.value : "nat")}
+          >
+            <option value="nat">nat: outbound with DNS</option>
+            <option value="isolated">isolated: no way out</option>
+            <option value="bridge">bridge: on a host bridge</option>
+          </select>
+        </div>
+        {network === "bridge" ? (
+          <div className="field">
+            <label htmlFor={`${id}-bridge`}>Host bridge</label>
+            <input id={`${id}-bridge`} name="bridge" value={bridge} onChange={(e) => setBridge(e.target.value)} required placeholder="br0" spellCheck={false} />
+          </div>
+        ) : null}
       </div>
       <div className="field">
         <label htmlFor={`${id}-userdata`}>User data</label>

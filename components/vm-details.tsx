@@ -64,6 +64,8 @@ export function VmDetails({ id }: { id: string }) {
           <dd>{vm.cpus}</dd>
           <dt>Memory</dt>
           <dd>{formatMemory(vm.memoryMiB)}</dd>
+          <dt>Network</dt>
+          <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
           <dt>SSH port</dt>
           <dd data-testid="vm-ssh-port">{vm.sshPort ?? "—"}</dd>
           <dt>PID</dt>
@@ -105,7 +107,7 @@ export function VmDetails({ id }: { id: string }) {
 
       <section className="card">
         <h2>Port forwards</h2>
-        <PortForwardsTable ports={vm.ports} sshPort={vm.sshPort} />
+        <PortForwardsTable vm={vm} canChange={canControl(me, vm)} />
       </section>
 
       <section className="card">
