@@ -192,3 +192,39 @@ describe("network modes and port forwards", () => {
     expect(a.ports).toHaveLength(1);
   });
 });
+
+describe("disks and stops", () => {
+  it("creates a disk of the asked size, grows it while stopped, and says why it will not", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "roomy", imageId, diskGiB: 8 });
+    expect(vm.diskGiB).toBe(8);
+    expect(vm.disk?.virtualBytes).toBe(8 * 1024 ** 3);
+    expect((await api.vm.resizeDisk({ id: vm.id, diskGiB: 10 }))?.virtualBytes).toBe(10 * 1024 ** 3);
+    expect(await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 4 }))).toEqual({
+      code: "BAD_REQUEST",
+      message: 'The disk of VM "roomy" is 10 GiB; disks only grow, so ask for more.',
+    });
+    await api.snapshot.create({ id: vm.id, name: "s1" });
+    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toMatch(/has snapshots.*delete them first/);
+    await api.snapshot.delete({ id: vm.id, name: "s1" });
+    await api.vm.start({ id: vm.id });
+    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toBe('VM "roomy" is Running; stop it before growing its disk.');
+    expect((await api.vm.get({ id: vm.id })).diskGiB).toBe(10);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("records how a stop ended, a forced one as forced", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "stubborn", imageId });
+    await api.vm.start({ id: vm.id });
+    await api.vm.stop({ id: vm.id, timeoutSec: 5 });
+    expect((await api.vm.get({ id: vm.id })).lastStop?.message).toBe("Powered off after 0.0 s");
+    fake.stopHow = "killed";
+    try {
+      await api.vm.start({ id: vm.id });
+      await api.vm.stop({ id: vm.id, timeoutSec: 5 });
+    } finally {
+      fake.stopHow = "powered-off";
+    }
+    const lastStop = (await api.vm.get({ id: vm.id })).lastStop;
+    expect(lastStop?.message).toBe("Forced: the guest did not power off within 5.0 s and qemu did not quit, so it was killed");
+  });
+});

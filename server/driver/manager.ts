@@ -29,6 +29,22 @@ export class SnapshotNotFoundError extends Error {
   }
 }
 
+/** A disk resize asked for less than the disk has: disks only grow. */
+export class DiskShrinkError extends Error {
+  constructor(readonly currentBytes: number) {
+    super(`the disk is ${currentBytes} bytes and can only grow`);
+    this.name = "DiskShrinkError";
+  }
+}
+
+/** qcow2 cannot resize a disk that has internal snapshots. */
+export class DiskHasSnapshotsError extends Error {
+  constructor() {
+    super("the disk has snapshots");
+    this.name = "DiskHasSnapshotsError";
+  }
+}
+
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
   kernel: string;
@@ -94,6 +110,17 @@ export interface StartResult {
   ports: Map<number, number>;
 }
 
+/** How a stop ended: the guest powered off, or it did not in time and qemu was ended. */
+export interface StopOutcome {
+  how: "powered-off" | "quit" | "killed";
+  afterMs: number;
+}
+
+export interface DiskInfo {
+  virtualBytes: number;
+  actualBytes: number;
+}
+
 export interface Snapshot {
   name: string;
   /** Bytes of VM state saved with it (0 for a disk-only snapshot). */
@@ -132,9 +159,10 @@ export interface Manager {
   setOutput(output: Writable): void;
   /**
    * Creates the VM's disk from `baseImage` (an overlay; the base is never written) and the
-   * VM's own SSH key pair. MUST fail if the VM already exists; on failure nothing is left.
+   * VM's own SSH key pair, `sizeBytes` large (never smaller than the base). MUST fail if the
+   * VM already exists; on failure nothing is left.
    */
-  create(baseImage: string, baseFormat?: string): Promise<void>;
+  create(baseImage: string, baseFormat?: string, sizeBytes?: number): Promise<void>;
   /** True when the VM's directory and disk exist. */
   exists(): Promise<boolean>;
   /**
@@ -163,7 +191,7 @@ export interface Manager {
    * then a forced quit. Returns once no process is left. MUST throw NotRunningError when
    * it was not running.
    */
-  stop(timeoutMs: number): Promise<void>;
+  stop(timeoutMs: number): Promise<StopOutcome>;
   /** Removes everything the VM has on the host. MUST NOT be called while it runs. */
   delete(): Promise<void>;
 
@@ -176,7 +204,8 @@ export interface Manager {
   discardSuspendedState(): Promise<void>;
   /**
    * Creates this VM's disk as a copy of VM `sourceVmId`'s disk (same base image, its own
-   * file) and a new SSH key. The source MUST NOT be running.
+   * file) and a new SSH key, without the source's snapshots or saved state. The source
+   * MUST NOT be running.
    */
   cloneFrom(sourceVmId: string): Promise<void>;
   /** Disk snapshots (not the suspend state): qemu-img when stopped, savevm & co when running. */
@@ -200,6 +229,15 @@ export interface Manager {
   addForward(forward: PortForward): Promise<number>;
   /** Removes the running VM's forward listening on host port `hostPort`. */
   removeForward(hostPort: number): Promise<void>;
+  /** The disk's size as the guest sees it and the bytes it takes on the host. */
+  diskInfo(): Promise<DiskInfo>;
+  /** Grows the disk of a VM that is not running to `sizeBytes`. MUST refuse to shrink it. */
+  resizeDisk(sizeBytes: number): Promise<void>;
+  /**
+   * Sets the guest's clock to the host's through its guest agent (after a resume, the
+   * guest's clock is behind by the time it was suspended). False when no agent answered.
+   */
+  syncGuestClock(): Promise<boolean>;
   /** Ends the VM's process at once, without asking the guest. No-op when not running. */
   kill(): Promise<void>;
   /** The last `maxBytes` of what the serial console printed. */

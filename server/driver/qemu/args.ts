@@ -119,6 +119,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-netdev", ["user", `id=${USER_NETDEV}`, ...(restricted ? ["restrict=on"] : []), ...forwards].join(","),
     "-device", `virtio-net-pci,netdev=${USER_NETDEV}`,
     "-device", "virtio-rng-pci",
+    // The guest agent's channel: a guest that runs qemu-guest-agent answers on it.
+    "-device", "virtio-serial-pci,id=vser0",
+    "-chardev", `socket,id=qga0,path=${pathValue("guest agent socket", files.guestAgentSocket)},server=on,wait=off`,
+    "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
   ];
   if (config.network.mode === "bridge") {
     args.push("-netdev", `bridge,id=lan0,br=${bridgeName(config.network.bridge)}`, "-device", "virtio-net-pci,netdev=lan0");

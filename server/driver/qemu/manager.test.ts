@@ -8,7 +8,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady } from "../../testing/guest.ts";
-import { AlreadyRunningError, NotRunningError } from "../manager.ts";
+import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
 import { QemuManager } from "./manager.ts";
 import { chooseAccel } from "./accel.ts";
 
@@ -165,5 +165,37 @@ describe("QemuManager with the tiny guest", () => {
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv3")).toBe(0);
     await m.delete();
+  });
+});
+
+describe("QemuManager disks (qemu-img, no boot)", () => {
+  const GIB = 1024 ** 3;
+
+  it("creates a disk of the asked size, never smaller than the image, grows it, and refuses to shrink", async () => {
+    const plain = manager("dsk0");
+    await plain.create(path.join(guestDir, "disk.qcow2"));
+    const base = await plain.diskInfo();
+    const small = manager("dsk1");
+    await small.create(path.join(guestDir, "disk.qcow2"), "qcow2", 1024 * 1024);
+    expect((await small.diskInfo()).virtualBytes).toBe(base.virtualBytes);
+
+    const big = manager("dsk2");
+    await big.create(path.join(guestDir, "disk.qcow2"), "qcow2", 2 * GIB);
+    expect((await big.diskInfo()).virtualBytes).toBe(2 * GIB);
+    await big.resizeDisk(3 * GIB);
+    expect((await big.diskInfo()).virtualBytes).toBe(3 * GIB);
+    await expect(big.resizeDisk(GIB)).rejects.toBeInstanceOf(DiskShrinkError);
+    await big.createSnapshot("before");
+    await expect(big.resizeDisk(4 * GIB)).rejects.toBeInstanceOf(DiskHasSnapshotsError);
+  });
+
+  it("clones without the source's snapshots", async () => {
+    const source = manager("dsk3");
+    await source.create(path.join(guestDir, "disk.qcow2"));
+    await source.createSnapshot("kept-on-the-source");
+    const clone = manager("dsk4");
+    await clone.cloneFrom("dsk3");
+    expect((await source.listSnapshots()).map((s) => s.name)).toEqual(["kept-on-the-source"]);
+    expect(await clone.listSnapshots()).toEqual([]);
   });
 });
