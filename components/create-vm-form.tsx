@@ -27,6 +27,7 @@ export function CreateVmForm() {
   const [memory, setMemory] = useState("256");
   const [userData, setUserData] = useState("");
   const [network, setNetwork] = useState<"nat" | "isolated" | "bridge">("nat");
+  const [diskGiB, setDiskGiB] = useState("");
   const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [nextKey, setNextKey] = useState(1);
@@ -63,6 +64,7 @@ export function CreateVmForm() {
       ...(userData.trim() ? { userData } : {}),
       network,
       ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
+      ...(diskGiB.trim() ? { diskGiB: Number(diskGiB) } : {}),
       ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
     });
   }
@@ -142,6 +144,20 @@ export function CreateVmForm() {
             <option value="isolated">isolated: no way out</option>
             <option value="bridge">bridge: on a host bridge</option>
           </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-disk`}>Disk (GiB)</label>
+          <input
+            id={`${id}-disk`}
+            name="diskGiB"
+            type="number"
+            min={1}
+            max={4096}
+            step={1}
+            value={diskGiB}
+            onChange={(e) => setDiskGiB(e.target.value)}
+            placeholder="the image's size"
+          />
         </div>
         {network === "bridge" ? (
           <div className="field">

@@ -10,7 +10,8 @@ import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
-import { formatMemory, formatTime } from "./format.ts";
+import { DiskResizeForm } from "./disk-resize-form.tsx";
+import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl, useMe } from "./session.tsx";
@@ -64,6 +65,18 @@ export function VmDetails({ id }: { id: string }) {
           <dd>{vm.cpus}</dd>
           <dt>Memory</dt>
           <dd>{formatMemory(vm.memoryMiB)}</dd>
+          <dt>Disk</dt>
+          <dd data-testid="vm-disk">
+            {vm.disk ? `${formatBytes(vm.disk.virtualBytes)} (${formatBytes(vm.disk.actualBytes)} used on the host)` : "—"}
+          </dd>
+          {vm.lastStop ? (
+            <>
+              <dt>Last stop</dt>
+              <dd data-testid="vm-last-stop" className={vm.lastStop.message.startsWith("Forced") ? "warn" : undefined}>
+                {vm.lastStop.message} ({formatTime(vm.lastStop.createdAt)})
+              </dd>
+            </>
+          ) : null}
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
           <dt>SSH port</dt>
@@ -92,6 +105,13 @@ export function VmDetails({ id }: { id: string }) {
         <h2>Terminal</h2>
         <TerminalTabs vm={vm} />
       </section>
+
+      {canControl(me, vm) && vm.state === "Stopped" && vm.disk ? (
+        <section className="card" aria-labelledby="vm-disk-title">
+          <h2 id="vm-disk-title">Disk</h2>
+          <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} />
+        </section>
+      ) : null}
 
       {canControl(me, vm) && vm.state === "Stopped" ? (
         <section className="card" aria-labelledby="vm-clone-title">
