@@ -26,6 +26,9 @@ export function CreateVmForm() {
   const [cpus, setCpus] = useState("1");
   const [memory, setMemory] = useState("256");
   const [userData, setUserData] = useState("");
+  const [network, setNetwork] = useState<"nat" | "isolated" | "bridge">("nat");
+  const [diskGiB, setDiskGiB] = useState("");
+  const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
@@ -59,6 +62,9 @@ export function CreateVmForm() {
       cpus: Number(cpus),
       memoryMiB: Number(memory),
       ...(userData.trim() ? { userData } : {}),
+      network,
+      ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
+      ...(diskGiB.trim() ? { diskGiB: Number(diskGiB) } : {}),
       ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
     });
   }
@@ -124,6 +130,41 @@ export function CreateVmForm() {
             required
           />
         </div>
+      </div>
+      <div className="grid">
+        <div className="field">
+          <label htmlFor={`${id}-network`}>Network</label>
+          <select
+            id={`${id}-network`}
+            name="network"
+            value={network}
+            onChange={(e) => setNetwork(e.target.value === "isolated" || e.target.value === "bridge" ? e.target.value : "nat")}
+          >
+            <option value="nat">nat: outbound with DNS</option>
+            <option value="isolated">isolated: no way out</option>
+            <option value="bridge">bridge: on a host bridge</option>
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={`${id}-disk`}>Disk (GiB)</label>
+          <input
+            id={`${id}-disk`}
+            name="diskGiB"
+            type="number"
+            min={1}
+            max={4096}
+            step={1}
+            value={diskGiB}
+            onChange={(e) => setDiskGiB(e.target.value)}
+            placeholder="the image's size"
+          />
+        </div>
+        {network === "bridge" ? (
+          <div className="field">
+            <label htmlFor={`${id}-bridge`}>Host bridge</label>
+            <input id={`${id}-bridge`} name="bridge" value={bridge} onChange={(e) => setBridge(e.target.value)} required placeholder="br0" spellCheck={false} />
+          </div>
+        ) : null}
       </div>
       <div className="field">
         <label htmlFor={`${id}-userdata`}>User data</label>

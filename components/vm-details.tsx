@@ -10,7 +10,8 @@ import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
-import { formatMemory, formatTime } from "./format.ts";
+import { DiskResizeForm } from "./disk-resize-form.tsx";
+import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl, useMe } from "./session.tsx";
@@ -64,6 +65,20 @@ export function VmDetails({ id }: { id: string }) {
           <dd>{vm.cpus}</dd>
           <dt>Memory</dt>
           <dd>{formatMemory(vm.memoryMiB)}</dd>
+          <dt>Disk</dt>
+          <dd data-testid="vm-disk">
+            {vm.disk ? `${formatBytes(vm.disk.virtualBytes)} (${formatBytes(vm.disk.actualBytes)} used on the host)` : "—"}
+          </dd>
+          {vm.lastStop ? (
+            <>
+              <dt>Last stop</dt>
+              <dd data-testid="vm-last-stop" className={vm.lastStop.message.startsWith("Forced") ? "warn" : undefined}>
+                {vm.lastStop.message} ({formatTime(vm.lastStop.createdAt)})
+              </dd>
+            </>
+          ) : null}
+          <dt>Network</dt>
+          <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
           <dt>SSH port</dt>
           <dd data-testid="vm-ssh-port">{vm.sshPort ?? "—"}</dd>
           <dt>PID</dt>
@@ -91,6 +106,13 @@ export function VmDetails({ id }: { id: string }) {
         <TerminalTabs vm={vm} />
       </section>
 
+      {canControl(me, vm) && vm.state === "Stopped" && vm.disk ? (
+        <section className="card" aria-labelledby="vm-disk-title">
+          <h2 id="vm-disk-title">Disk</h2>
+          <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} />
+        </section>
+      ) : null}
+
       {canControl(me, vm) && vm.state === "Stopped" ? (
         <section className="card" aria-labelledby="vm-clone-title">
           <h2 id="vm-clone-title">Clone</h2>
@@ -105,7 +127,7 @@ export function VmDetails({ id }: { id: string }) {
 
       <section className="card">
         <h2>Port forwards</h2>
-        <PortForwardsTable ports={vm.ports} sshPort={vm.sshPort} />
+        <PortForwardsTable vm={vm} canChange={canControl(me, vm)} />
       </section>
 
       <section className="card">

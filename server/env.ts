@@ -47,6 +47,17 @@ const schema = z.object({
   HANGAR_ALLOWED_ORIGINS: originList("HANGAR_ALLOWED_ORIGINS"),
   /** The host directory vm.sync may copy from (default <state>/sync). */
   HANGAR_SYNC_ROOT: z.string().refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path").optional(),
+  /** The host address VM port forwards (SSH among them) listen on. */
+  HANGAR_FORWARD_ADDRESS: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}$/, "HANGAR_FORWARD_ADDRESS must be an IPv4 address such as 127.0.0.1 or 0.0.0.0")
+    .default("127.0.0.1"),
+  /** Host bridges VMs may join (network "bridge"), comma-separated; none by default. */
+  HANGAR_BRIDGES: z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((b) => b.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "HANGAR_BRIDGES entries must be interface names such as br0"))),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });

@@ -45,7 +45,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     });
     return accel;
   };
-  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel }));
+  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const recorder = createRecorder({ db, bus });
   const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });

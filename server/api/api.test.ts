@@ -29,6 +29,8 @@ async function refusal(promise: Promise<unknown>) {
   return { code: error.code, message: error.message };
 }
 
+const goodSpec = { cpus: 1, memoryMiB: 256 };
+
 describe("vm.create input", () => {
   const good = { name: "ok-name", cpus: 1, memoryMiB: 256 };
   const cases: [string, Record<string, unknown>, RegExp][] = [
@@ -133,5 +135,96 @@ describe("image.import from a URL", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("network modes and port forwards", () => {
+  it("creates VMs in nat by default, refuses a bridge nobody opened, and keeps SSH's port across starts", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "netted", imageId });
+    expect(vm.network).toBe("nat");
+    const bridged = await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "bridge", bridge: "br0" }));
+    expect(bridged).toEqual({ code: "BAD_REQUEST", message: "No host bridge is open to VMs on this host; an admin lists them in HANGAR_BRIDGES." });
+    expect((await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "isolated", bridge: "br0" }))).code).toBe("BAD_REQUEST");
+
+    const first = await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.network).toEqual({ mode: "nat" });
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.sshPreferredPort).toBe(first.sshPort);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("adds and removes forwards on a stopped and on a running VM", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "forwarded", imageId });
+    const onStopped = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });
+    expect(onStopped.boundPort).toBeNull();
+    expect(fake.vm(vm.id).calls).not.toContain("forward+80");
+
+    await api.vm.start({ id: vm.id });
+    const bound = (await api.vm.get({ id: vm.id })).ports.find((p) => p.guestPort === 80)?.boundPort;
+    expect(bound).toBeTypeOf("number");
+    const live = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 8443 });
+    expect(live.boundPort).toBe(58443);
+    expect(fake.vm(vm.id).calls).toContain("forward+8443");
+    const again = await refusal(api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 8443 }));
+    expect(again).toEqual({ code: "CONFLICT", message: 'Guest port 8443 of VM "forwarded" is already forwarded; remove that forward first.' });
+    expect((await refusal(api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 22 }))).code).toBe("BAD_REQUEST");
+
+    await api.vm.removeForward({ id: vm.id, guestPort: 8443 });
+    expect(fake.vm(vm.id).calls).toContain("forward-58443");
+    expect((await api.vm.get({ id: vm.id })).ports.map((p) => p.guestPort)).toEqual([80]);
+    expect((await refusal(api.vm.removeForward({ id: vm.id, guestPort: 8443 }))).code).toBe("NOT_FOUND");
+
+    // The next start takes the port the forward had, while it is free.
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.ports).toEqual([{ hostPort: 0, guestPort: 80, preferred: bound }]);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("refuses a fixed host port another VM forwards", async () => {
+    const a = await api.vm.create({ ...goodSpec, name: "holder", imageId, ports: [{ hostPort: 18080, guestPort: 80 }] });
+    const b = await api.vm.create({ ...goodSpec, name: "wanter", imageId });
+    expect(await refusal(api.vm.addForward({ id: b.id, hostPort: 18080, guestPort: 80 }))).toEqual({
+      code: "CONFLICT",
+      message: 'Host port 18080 is already forwarded to VM "holder".',
+    });
+    expect(a.ports).toHaveLength(1);
+  });
+});
+
+describe("disks and stops", () => {
+  it("creates a disk of the asked size, grows it while stopped, and says why it will not", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "roomy", imageId, diskGiB: 8 });
+    expect(vm.diskGiB).toBe(8);
+    expect(vm.disk?.virtualBytes).toBe(8 * 1024 ** 3);
+    expect((await api.vm.resizeDisk({ id: vm.id, diskGiB: 10 }))?.virtualBytes).toBe(10 * 1024 ** 3);
+    expect(await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 4 }))).toEqual({
+      code: "BAD_REQUEST",
+      message: 'The disk of VM "roomy" is 10 GiB; disks only grow, so ask for more.',
+    });
+    await api.snapshot.create({ id: vm.id, name: "s1" });
+    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toMatch(/has snapshots.*delete them first/);
+    await api.snapshot.delete({ id: vm.id, name: "s1" });
+    await api.vm.start({ id: vm.id });
+    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toBe('VM "roomy" is Running; stop it before growing its disk.');
+    expect((await api.vm.get({ id: vm.id })).diskGiB).toBe(10);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("records how a stop ended, a forced one as forced", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "stubborn", imageId });
+    await api.vm.start({ id: vm.id });
+    await api.vm.stop({ id: vm.id, timeoutSec: 5 });
+    expect((await api.vm.get({ id: vm.id })).lastStop?.message).toBe("Powered off after 0.0 s");
+    fake.stopHow = "killed";
+    try {
+      await api.vm.start({ id: vm.id });
+      await api.vm.stop({ id: vm.id, timeoutSec: 5 });
+    } finally {
+      fake.stopHow = "powered-off";
+    }
+    const lastStop = (await api.vm.get({ id: vm.id })).lastStop;
+    expect(lastStop?.message).toBe("Forced: the guest did not power off within 5.0 s and qemu did not quit, so it was killed");
   });
 });

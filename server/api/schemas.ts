@@ -1,5 +1,6 @@
 /** Input schemas, with messages a person can act on. */
 import { z } from "zod";
+import { NETWORK_MODES } from "../vms/forwards.ts";
 
 export const vmName = z
   .string()
@@ -18,6 +19,9 @@ export const portForward = z.object({
   guestPort: port("guestPort").min(1, "guestPort must be 1 to 65535.").refine((p) => p !== 22, "guestPort 22 is SSH, which is always forwarded."),
 });
 
+/** A disk size in GiB: at least the image's (smaller asks are taken as the image's size). */
+export const diskGiB = z.number().int("diskGiB must be a whole number.").min(1, "diskGiB must be at least 1.").max(4096, "diskGiB is at most 4096.");
+
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
@@ -28,6 +32,9 @@ export const createVmInput = z.object({
     .min(64, "A VM needs at least 64 MiB of memory.")
     .max(65536, "At most 65536 MiB of memory per VM."),
   userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
+  diskGiB: diskGiB.optional(),
+  network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
+  bridge: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "bridge is a host interface name such as br0.").optional(),
   ports: z
     .array(portForward)
     .max(16, "At most 16 port forwards per VM.")

@@ -1,7 +1,9 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm } from "../vms/inventory.ts";
-import { createVmInput, execInput, id, syncInput, vmName } from "./schemas.ts";
+import { addForward, removeForward } from "../vms/forwards.ts";
+import { resizeDisk } from "../vms/disks.ts";
+import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 export const vmRouter = router({
@@ -40,6 +42,20 @@ export const vmRouter = router({
   exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the host's sync root into the VM. */
   sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+  /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
+  resizeDisk: procedure
+    .meta({ permission: "vm.control" })
+    .input(z.object({ id, diskGiB }))
+    .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
+  /** Forwards a host port (0: any free one) to a guest port, at once if the VM runs and at every start. */
+  addForward: procedure
+    .meta({ permission: "vm.control" })
+    .input(portForward.extend({ id }))
+    .mutation(({ ctx, input }) => addForward(ctx.hangar, input, ctx.actor)),
+  removeForward: procedure
+    .meta({ permission: "vm.control" })
+    .input(z.object({ id, guestPort: portForward.shape.guestPort }))
+    .mutation(({ ctx, input }) => removeForward(ctx.hangar, input, ctx.actor)),
   events: procedure
     .meta({ permission: "read" })
     .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: id.optional() }))

@@ -29,12 +29,38 @@ export class SnapshotNotFoundError extends Error {
   }
 }
 
+/** A disk resize asked for less than the disk has: disks only grow. */
+export class DiskShrinkError extends Error {
+  constructor(readonly currentBytes: number) {
+    super(`the disk is ${currentBytes} bytes and can only grow`);
+    this.name = "DiskShrinkError";
+  }
+}
+
+/** qcow2 cannot resize a disk that has internal snapshots. */
+export class DiskHasSnapshotsError extends Error {
+  constructor() {
+    super("the disk has snapshots");
+    this.name = "DiskHasSnapshotsError";
+  }
+}
+
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
   kernel: string;
   initrd?: string;
   cmdline?: string;
 }
+
+/**
+ * How the guest reaches the network. The host reaches the guest's SSH and forwards through
+ * the hypervisor's user network in every mode.
+ * - nat: outbound through the user network, with a default route and DNS.
+ * - isolated: no route out; only the forwards in.
+ * - bridge: an isolated user network for SSH and forwards, plus a NIC on an existing host
+ *   bridge (the guest gets an address on that network).
+ */
+export type NetworkConfig = { mode: "nat" } | { mode: "isolated" } | { mode: "bridge"; bridge: string };
 
 /** One host-to-guest TCP forward. hostPort 0 lets the hypervisor pick a free port. */
 export interface PortForward {
@@ -53,9 +79,13 @@ export interface StartOptions {
   monitor: boolean;
   boot?: DirectBootOptions;
   /** Forwards besides SSH (SSH's own is always set up; see sshHostPort). */
-  ports: PortForward[];
+  ports: StartForward[];
   /** Host port for the guest's SSH; 0 picks a free one. */
   sshHostPort: number;
+  /** With sshHostPort 0: the port SSH had before, taken again while it is free. */
+  sshPreferredPort?: number;
+  /** How the guest reaches the network (nat, isolated, or a host bridge). */
+  network: NetworkConfig;
   hostname: string;
   /** cloud-init instance-id; a new one makes cloud-init treat the VM as new (clones). */
   instanceId: string;
@@ -63,6 +93,11 @@ export interface StartOptions {
   resume?: boolean;
   /** The machine type to run; a resume MUST use the one the VM was suspended with. */
   machine?: string;
+}
+
+/** A forward to set up at start: hostPort 0 takes `preferred` while it is free, else any port. */
+export interface StartForward extends PortForward {
+  preferred?: number;
 }
 
 /** What a successful start reports: the host ports actually bound. */
@@ -73,6 +108,17 @@ export interface StartResult {
   sshPort: number;
   /** guestPort -> bound host port, for every forward in StartOptions.ports. */
   ports: Map<number, number>;
+}
+
+/** How a stop ended: the guest powered off, or it did not in time and qemu was ended. */
+export interface StopOutcome {
+  how: "powered-off" | "quit" | "killed";
+  afterMs: number;
+}
+
+export interface DiskInfo {
+  virtualBytes: number;
+  actualBytes: number;
 }
 
 export interface Snapshot {
@@ -105,15 +151,18 @@ export interface ShellResult {
 }
 
 export interface Manager {
-  /** The address of the host as seen from the guest. */
+  /** The address of the host as seen from the guest (reachable in nat mode only). */
   addr(): string;
+  /** Where the host reaches the guest's forwarded ports (its SSH among them). */
+  sshHost(): string;
   /** Where user-facing lifecycle messages and child process output are written. */
   setOutput(output: Writable): void;
   /**
    * Creates the VM's disk from `baseImage` (an overlay; the base is never written) and the
-   * VM's own SSH key pair. MUST fail if the VM already exists; on failure nothing is left.
+   * VM's own SSH key pair, `sizeBytes` large (never smaller than the base). MUST fail if the
+   * VM already exists; on failure nothing is left.
    */
-  create(baseImage: string, baseFormat?: string): Promise<void>;
+  create(baseImage: string, baseFormat?: string, sizeBytes?: number): Promise<void>;
   /** True when the VM's directory and disk exist. */
   exists(): Promise<boolean>;
   /**
@@ -142,7 +191,7 @@ export interface Manager {
    * then a forced quit. Returns once no process is left. MUST throw NotRunningError when
    * it was not running.
    */
-  stop(timeoutMs: number): Promise<void>;
+  stop(timeoutMs: number): Promise<StopOutcome>;
   /** Removes everything the VM has on the host. MUST NOT be called while it runs. */
   delete(): Promise<void>;
 
@@ -155,7 +204,8 @@ export interface Manager {
   discardSuspendedState(): Promise<void>;
   /**
    * Creates this VM's disk as a copy of VM `sourceVmId`'s disk (same base image, its own
-   * file) and a new SSH key. The source MUST NOT be running.
+   * file) and a new SSH key, without the source's snapshots or saved state. The source
+   * MUST NOT be running.
    */
   cloneFrom(sourceVmId: string): Promise<void>;
   /** Disk snapshots (not the suspend state): qemu-img when stopped, savevm & co when running. */
@@ -172,6 +222,22 @@ export interface Manager {
   sshAnswers(sshPort: number): Promise<boolean>;
   /** The forwards qemu has bound now (reads them back from the running VM). */
   forwards(): Promise<PortForward[]>;
+  /**
+   * Adds a forward to the running VM and returns the host port bound (hostPort 0: a free
+   * one). MUST throw NotRunningError when not running, and fail when the port is taken.
+   */
+  addForward(forward: PortForward): Promise<number>;
+  /** Removes the running VM's forward listening on host port `hostPort`. */
+  removeForward(hostPort: number): Promise<void>;
+  /** The disk's size as the guest sees it and the bytes it takes on the host. */
+  diskInfo(): Promise<DiskInfo>;
+  /** Grows the disk of a VM that is not running to `sizeBytes`. MUST refuse to shrink it. */
+  resizeDisk(sizeBytes: number): Promise<void>;
+  /**
+   * Sets the guest's clock to the host's through its guest agent (after a resume, the
+   * guest's clock is behind by the time it was suspended). False when no agent answered.
+   */
+  syncGuestClock(): Promise<boolean>;
   /** Ends the VM's process at once, without asking the guest. No-op when not running. */
   kill(): Promise<void>;
   /** The last `maxBytes` of what the serial console printed. */

@@ -214,7 +214,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
         privateKey = undefined;
       }
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
-      return { vmId: vm.id, name: vm.name, host: "127.0.0.1", sshPort: started.sshPort ?? 0, user: "root", privateKey };
+      return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user: "root", privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${errorMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);

@@ -176,7 +176,7 @@ export function createTerminalBridge({
     const identity = await driver.identity();
     if (ended) return;
     const shell = openShell(
-      { sshPort, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
+      { host: driver.sshHost(), sshPort, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
       {
         onData: sendBytes,
         onBooting: () => {

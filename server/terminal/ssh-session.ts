@@ -9,6 +9,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Client, type ClientChannel } from "ssh2";
 
 export interface ShellEndpoint {
+  /** Where the VM's forwarded SSH port listens (127.0.0.1 unless forwards bind elsewhere). */
+  host?: string;
   sshPort: number;
   privateKey: string;
   cols: number;
@@ -119,7 +121,7 @@ export function openShell(endpoint: ShellEndpoint, callbacks: ShellCallbacks): S
       finish();
     });
     ssh.connect({
-      host: "127.0.0.1",
+      host: endpoint.host ?? "127.0.0.1",
       port: endpoint.sshPort,
       username: "root",
       privateKey: endpoint.privateKey,

@@ -4,7 +4,21 @@
  */
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyRunningError, NotRunningError, type Manager, type PortForward, type ShellResult, type StartOptions, type StartResult } from "../driver/manager.ts";
+import {
+  AlreadyRunningError,
+  DiskHasSnapshotsError,
+  DiskShrinkError,
+  NotRunningError,
+  type Manager,
+  type PortForward,
+  type ShellResult,
+  type StartOptions,
+  type StartResult,
+  type StopOutcome,
+} from "../driver/manager.ts";
+
+/** The virtual size of every fake base image. */
+export const FAKE_IMAGE_BYTES = 1024 ** 3;
 
 export interface FakeVm {
   exists: boolean;
@@ -16,6 +30,9 @@ export interface FakeVm {
   pid: number;
   calls: string[];
   lastStart?: StartOptions;
+  /** Forwards added while running, beyond those of the start. */
+  added: PortForward[];
+  diskBytes: number;
 }
 
 export class FakeDriver {
@@ -25,13 +42,15 @@ export class FakeDriver {
   /** Method name -> error to throw every time, until removed. */
   readonly failAlways = new Map<string, Error>();
   startDelayMs = 0;
+  /** How the next stops end (a guest that ignores the power button: "killed"). */
+  stopHow: StopOutcome["how"] = "powered-off";
   suspendDelayMs = 0;
   private nextPid = 1000;
 
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [] };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0 };
       this.vms.set(id, vm);
     }
     return vm;
@@ -54,11 +73,25 @@ export class FakeDriver {
     };
     return {
       addr: () => "10.0.2.2",
+      sshHost: () => "127.0.0.1",
       setOutput: () => undefined,
-      create: async () => {
+      create: async (_base, _format, sizeBytes) => {
         vm.calls.push("create");
         this.maybeFail("create");
         vm.exists = true;
+        vm.diskBytes = Math.max(sizeBytes ?? 0, FAKE_IMAGE_BYTES);
+      },
+      diskInfo: async () => ({ virtualBytes: vm.diskBytes, actualBytes: 1024 * 1024 }),
+      resizeDisk: async (sizeBytes) => {
+        vm.calls.push("resize");
+        if (vm.running) throw new AlreadyRunningError();
+        if (sizeBytes < vm.diskBytes) throw new DiskShrinkError(vm.diskBytes);
+        if (vm.snapshots.length > 0) throw new DiskHasSnapshotsError();
+        vm.diskBytes = sizeBytes;
+      },
+      syncGuestClock: async () => {
+        vm.calls.push("clock");
+        return false;
       },
       exists: async () => vm.exists,
       start: async (options): Promise<StartResult> => {
@@ -94,6 +127,8 @@ export class FakeDriver {
         this.maybeFail("stop");
         vm.running = false;
         vm.pid = 0;
+        vm.added = [];
+        return { how: this.stopHow, afterMs: 0 };
       },
       delete: async () => {
         vm.calls.push("delete");
@@ -108,7 +143,20 @@ export class FakeDriver {
       sshAnswers: async () => vm.running,
       forwards: async (): Promise<PortForward[]> => {
         requireRunning();
-        return [{ hostPort: 40000 + vm.pid, guestPort: 22 }];
+        return [{ hostPort: 40000 + vm.pid, guestPort: 22 }, ...vm.added];
+      },
+      addForward: async (forward) => {
+        vm.calls.push(`forward+${forward.guestPort}`);
+        requireRunning();
+        this.maybeFail("addForward");
+        const hostPort = forward.hostPort || 50000 + forward.guestPort;
+        vm.added.push({ hostPort, guestPort: forward.guestPort });
+        return hostPort;
+      },
+      removeForward: async (hostPort) => {
+        vm.calls.push(`forward-${hostPort}`);
+        requireRunning();
+        vm.added = vm.added.filter((f) => f.hostPort !== hostPort);
       },
       kill: async () => {
         vm.calls.push("kill");
@@ -135,7 +183,7 @@ export class FakeDriver {
         if (this.vm(sourceVmId).running) throw new AlreadyRunningError();
         vm.exists = true;
         vm.clonedFrom = sourceVmId;
-        vm.snapshots = [...this.vm(sourceVmId).snapshots];
+        vm.diskBytes = this.vm(sourceVmId).diskBytes;
       },
       listSnapshots: async () => vm.snapshots.map((name) => ({ name, vmStateBytes: vm.running ? 1 : 0, createdAt: new Date(0) })),
       createSnapshot: async (name) => {

@@ -4,6 +4,8 @@ import path from "node:path";
 import { HangarError, errorMessage } from "../errors.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
+import { diskOf } from "./disks.ts";
+import { checkNetwork, type NetworkMode } from "./forwards.ts";
 import type { CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
 
@@ -13,6 +15,11 @@ export interface CreateVmInput {
   cpus: number;
   memoryMiB: number;
   userData?: string;
+  /** The disk's size; the image's when absent or smaller. */
+  diskGiB?: number;
+  /** Default nat. */
+  network?: NetworkMode;
+  bridge?: string;
   ports?: { hostPort: number; guestPort: number }[];
 }
 
@@ -82,7 +89,11 @@ export async function getVm(hangar: Hangar, id: string) {
   const driver = hangar.driverFor(id);
   const serialTail = await driver.serialTail(16 * 1024);
   const sshKeyPath = await driver.identity().then((identity) => identity.privateKeyFile, () => null);
-  return { ...withActions(vm), serialTail, sshKeyPath };
+  const [disk, lastStop] = await Promise.all([
+    diskOf(hangar, id),
+    hangar.db.event.findFirst({ where: { vmId: id, action: "stop" }, orderBy: [{ createdAt: "desc" }, { id: "desc" }], select: { message: true, ok: true, createdAt: true } }),
+  ]);
+  return { ...withActions(vm), serialTail, sshKeyPath, disk, lastStop };
 }
 
 /**
@@ -91,6 +102,7 @@ export async function getVm(hangar: Hangar, id: string) {
  */
 export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string, ownerId?: string) {
   const { db } = hangar;
+  const bridge = checkNetwork(hangar, input);
   if (ownerId) await assertWithinQuota(db, ownerId, input.cpus, input.memoryMiB);
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
@@ -111,6 +123,9 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       cpus: input.cpus,
       memoryMiB: input.memoryMiB,
       userData: input.userData ?? null,
+      network: input.network ?? "nat",
+      bridge,
+      diskGiB: input.diskGiB ?? null,
       ownerId: ownerId ?? null,
       hostId: await hangar.lifecycle.hostId(),
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
@@ -160,6 +175,9 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       cpus: source.cpus,
       memoryMiB: source.memoryMiB,
       userData: source.userData,
+      network: source.network,
+      bridge: source.bridge,
+      diskGiB: source.diskGiB,
       cloneInfo: JSON.stringify(cloneInfo),
       ownerId: ownerId ?? null,
       hostId: source.hostId ?? (await hangar.lifecycle.hostId()),

@@ -5,7 +5,7 @@
  * and the reconciler all come through here.
  */
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, NotRunningError, type Manager } from "../driver/manager.ts";
+import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
@@ -58,6 +58,28 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
   if (!cloneInfo) return undefined;
   const parsed = JSON.parse(cloneInfo) as Partial<CloneInfo>;
   return parsed.sourceVmId && parsed.sourceName ? { sourceVmId: parsed.sourceVmId, sourceName: parsed.sourceName } : undefined;
+}
+
+/** The VM row's network mode as the driver takes it. */
+export function networkOf(vm: { name: string; network: string; bridge: string | null }): NetworkConfig {
+  if (vm.network === "nat" || vm.network === "isolated") return { mode: vm.network };
+  if (vm.network === "bridge" && vm.bridge) return { mode: "bridge", bridge: vm.bridge };
+  throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has an unknown network mode "${vm.network}".`);
+}
+
+const GIB = 1024 ** 3;
+
+/** How a stop ended, for its event: a forced stop is said to be one. */
+export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
+  const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  switch (outcome.how) {
+    case "powered-off":
+      return `Powered off after ${seconds(outcome.afterMs)}`;
+    case "quit":
+      return `Forced: the guest did not power off within ${seconds(timeoutMs)}, so qemu was told to quit`;
+    case "killed":
+      return `Forced: the guest did not power off within ${seconds(timeoutMs)} and qemu did not quit, so it was killed`;
+  }
 }
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
@@ -132,6 +154,22 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     await recorder.record({ stream: "vm", vm, actor, action, from, to, ok, message });
   }
 
+  async function setGuestClock(vm: { id: string; name: string }, driver: Manager): Promise<void> {
+    const set = await driver.syncGuestClock().catch(() => false);
+    await recorder
+      .record({
+        stream: "vm",
+        vm,
+        actor: "system",
+        action: "clock",
+        ok: set,
+        message: set
+          ? "Guest clock set to the host's through the guest agent"
+          : "No guest agent answered: the guest's clock is behind by the time it was suspended until it syncs itself (NTP)",
+      })
+      .catch(() => undefined);
+  }
+
   async function guarded<T>(vmId: string, work: () => Promise<T>): Promise<T> {
     inFlight.add(vmId);
     try {
@@ -156,7 +194,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
       const source = cloneSource(vm.cloneInfo);
       try {
         if (source) await driver.cloneFrom(source.sourceVmId);
-        else await driver.create(vm.image.path, vm.image.format);
+        else await driver.create(vm.image.path, vm.image.format, vm.diskGiB ? vm.diskGiB * GIB : undefined);
       } catch (error) {
         await driver.delete().catch(() => undefined);
         await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${errorMessage(error)}`);
@@ -189,8 +227,10 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           boot: vm.image.kernel
             ? { kernel: vm.image.kernel, initrd: vm.image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined }
             : undefined,
-          ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
+          ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, preferred: p.boundPort ?? undefined })),
           sshHostPort: 0,
+          sshPreferredPort: vm.sshPort ?? undefined,
+          network: networkOf(vm),
           hostname: vm.name,
           instanceId: vm.id,
           resume,
@@ -205,6 +245,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           sshPort: result.sshPort,
           machine: result.machine,
         });
+        // A resumed guest's clock is behind by the time it was suspended. Its agent, where
+        // the image has one, sets it; this must not hold up the resume itself.
+        if (resume) void setGuestClock(vm, driver);
       } catch (error) {
         if (error instanceof AlreadyRunningError) {
           await finish(vm, actor, "start", from, "Running", true, "qemu was already running; adopted it");
@@ -233,8 +276,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     await guarded(vmId, async () => {
       const driver = driverFor(vmId);
       try {
-        await driver.stop(timeoutMs);
-        await finish(vm, actor, "stop", from, "Stopped", true, "Stopped", { pid: null });
+        const outcome = await driver.stop(timeoutMs);
+        await finish(vm, actor, "stop", from, "Stopped", true, describeStop(outcome, timeoutMs), { pid: null });
       } catch (error) {
         if (error instanceof NotRunningError) {
           await finish(vm, actor, "stop", from, "Stopped", true, "qemu was not running", { pid: null });

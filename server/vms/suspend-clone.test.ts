@@ -99,6 +99,9 @@ describe("snapshots and clones", () => {
     const clone = await api.vm.clone({ id: vm.id, name: "snap-clone" });
     expect(clone.state).toBe("Stopped");
     expect(JSON.parse(clone.cloneInfo ?? "{}")).toEqual({ sourceVmId: vm.id, sourceName: "snap-src" });
+    // The source's snapshots hold its disk and memory: a clone starts with none.
+    expect((await api.snapshot.list({ id: vm.id })).map((s) => s.name)).toEqual(["disk-1"]);
+    expect(await api.snapshot.list({ id: clone.id })).toEqual([]);
     await api.vm.start({ id: clone.id });
     expect(await sh(clone.id, "hostname; cat /run/instance-id /data/file")).toBe(`snap-clone\n${clone.id}\none`);
     const [sourceKey, cloneKey] = await Promise.all([t.hangar.driverFor(vm.id).identity(), t.hangar.driverFor(clone.id).identity()]);

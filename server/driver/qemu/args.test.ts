@@ -18,6 +18,8 @@ function config(overrides: Partial<QemuConfig> = {}, stateDir = "/var/lib/hangar
     diskFormat: "qcow2",
     sshHostPort: 0,
     ports: [],
+    forwardAddress: "127.0.0.1",
+    network: { mode: "isolated" },
     monitor: false,
     ...overrides,
   };
@@ -51,6 +53,12 @@ describe("buildQemuArgs golden files", () => {
       }),
     ));
 
+  it("nat: a route and DNS out, forwards on a chosen address", () =>
+    golden("network-nat", config({ network: { mode: "nat" }, forwardAddress: "0.0.0.0", sshHostPort: 2222, ports: [{ hostPort: 8080, guestPort: 80 }] })));
+
+  it("bridge: an isolated user network for SSH plus a NIC on the host bridge", () =>
+    golden("network-bridge", config({ network: { mode: "bridge", bridge: "br0" } })));
+
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
 });
@@ -68,6 +76,10 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a host port above 65535", { ports: [{ hostPort: 70000, guestPort: 80 }] }],
     ["zero CPUs", { cpus: 0 }],
     ["a machine type with a comma", { machine: "q35,accel=kvm" }],
+    ["a forward address that is a host name", { forwardAddress: "localhost" }],
+    ["a forward address with an option", { forwardAddress: "127.0.0.1,restrict=off" }],
+    ["a bridge name with a comma", { network: { mode: "bridge", bridge: "br0,helper=/bin/sh" } }],
+    ["a bridge name starting with a dash", { network: { mode: "bridge", bridge: "-br" } }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);

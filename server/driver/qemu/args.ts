@@ -3,10 +3,13 @@
  * qemuxml2argv): no I/O here, golden tests in args.test.ts. `-daemonize` changes directory
  * to `/`, so every path must be absolute.
  */
-import type { DirectBootOptions, PortForward } from "../manager.ts";
+import type { DirectBootOptions, NetworkConfig, PortForward } from "../manager.ts";
 import type { VmFiles } from "./paths.ts";
 
 export type Accel = "kvm" | "tcg";
+
+/** The netdev id of the user network that carries SSH and the forwards (hostfwd_add names it). */
+export const USER_NETDEV = "net0";
 
 export interface QemuConfig {
   id: string;
@@ -20,6 +23,9 @@ export interface QemuConfig {
   boot?: DirectBootOptions;
   sshHostPort: number;
   ports: PortForward[];
+  /** The host address forwards listen on. */
+  forwardAddress: string;
+  network: NetworkConfig;
   monitor: boolean;
   /** Resume from this internal snapshot of the disk (a suspended VM's saved state). */
   loadvm?: string;
@@ -62,6 +68,20 @@ function port(what: string, value: number, allowZero: boolean): number {
   return value;
 }
 
+/** An IPv4 address (forwards listen on it; IPv6 hostfwd is not supported by user networking). */
+export function forwardAddress(value: string): string {
+  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(value) || value.split(".").some((octet) => Number(octet) > 255)) {
+    throw new QemuConfigError(`forward address "${value}" is not an IPv4 address`);
+  }
+  return value;
+}
+
+/** A Linux interface name: up to 15 characters, no separators qemu or the helper would misread. */
+export function bridgeName(value: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(value) || value.startsWith("-")) throw new QemuConfigError(`bridge "${value}" is not an interface name`);
+  return value;
+}
+
 /** The argv for qemu-system-x86_64 (without the program itself). */
 export function buildQemuArgs(config: QemuConfig): string[] {
   const { files } = config;
@@ -70,12 +90,14 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   if (!Number.isInteger(config.cpus) || config.cpus < 1 || config.cpus > 64) throw new QemuConfigError("cpus must be from 1 to 64");
   if (!Number.isInteger(config.memoryMiB) || config.memoryMiB < 64) throw new QemuConfigError("memory must be at least 64 MiB");
 
+  const address = forwardAddress(config.forwardAddress);
   const forwards = [
-    `hostfwd=tcp:127.0.0.1:${port("SSH host port", config.sshHostPort, true)}-:22`,
+    `hostfwd=tcp:${address}:${port("SSH host port", config.sshHostPort, true)}-:22`,
     ...config.ports.map(
-      (p) => `hostfwd=tcp:127.0.0.1:${port("host port", p.hostPort, true)}-:${port("guest port", p.guestPort, false)}`,
+      (p) => `hostfwd=tcp:${address}:${port("host port", p.hostPort, true)}-:${port("guest port", p.guestPort, false)}`,
     ),
   ];
+  const restricted = config.network.mode !== "nat";
 
   const args: string[] = [
     "-name", `hangar-${config.id}`,
@@ -94,10 +116,17 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-serial", "chardev:serial0",
     "-drive", `file=${pathValue("disk", files.disk)},format=${config.diskFormat},if=virtio,discard=unmap`,
     "-drive", `file=${pathValue("cidata", files.cidata)},format=raw,if=virtio,readonly=on`,
-    "-netdev", ["user", "id=net0", "restrict=on", ...forwards].join(","),
-    "-device", "virtio-net-pci,netdev=net0",
+    "-netdev", ["user", `id=${USER_NETDEV}`, ...(restricted ? ["restrict=on"] : []), ...forwards].join(","),
+    "-device", `virtio-net-pci,netdev=${USER_NETDEV}`,
     "-device", "virtio-rng-pci",
+    // The guest agent's channel: a guest that runs qemu-guest-agent answers on it.
+    "-device", "virtio-serial-pci,id=vser0",
+    "-chardev", `socket,id=qga0,path=${pathValue("guest agent socket", files.guestAgentSocket)},server=on,wait=off`,
+    "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
   ];
+  if (config.network.mode === "bridge") {
+    args.push("-netdev", `bridge,id=lan0,br=${bridgeName(config.network.bridge)}`, "-device", "virtio-net-pci,netdev=lan0");
+  }
   if (config.monitor) {
     args.push("-monitor", `unix:${pathValue("monitor socket", files.monitorSocket)},server=on,wait=off`);
   }

@@ -1,12 +1,14 @@
 // The real qemu driver booting the real tiny guest.
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import { readdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady } from "../../testing/guest.ts";
-import { AlreadyRunningError, NotRunningError } from "../manager.ts";
+import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
 import { QemuManager } from "./manager.ts";
 import { chooseAccel } from "./accel.ts";
 
@@ -65,6 +67,7 @@ describe("QemuManager with the tiny guest", () => {
       boot,
       ports: [{ hostPort: 0, guestPort: 8080 }],
       sshHostPort: 0,
+      network: { mode: "isolated" },
       hostname: "drv-one",
       instanceId: "drv1",
     });
@@ -83,7 +86,7 @@ describe("QemuManager with the tiny guest", () => {
     expect(failing.exitCode).toBe(3);
 
     await expect(
-      m.start({ userData: "", cpus: 1, memoryMiB: 256, sshAuthorizedKey: publicKey, monitor: false, boot, ports: [], sshHostPort: 0, hostname: "x", instanceId: "x" }),
+      m.start({ userData: "", cpus: 1, memoryMiB: 256, sshAuthorizedKey: publicKey, monitor: false, boot, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "x", instanceId: "x" }),
     ).rejects.toBeInstanceOf(AlreadyRunningError);
 
     await m.stop(30_000);
@@ -98,12 +101,54 @@ describe("QemuManager with the tiny guest", () => {
     expect(await m.exists()).toBe(false);
   });
 
+  it("nat reaches out, isolated does not; forwards come and go while it runs; SSH keeps its port", async () => {
+    // Something outside the guest to reach: a web server on the host's loopback, which the
+    // user network's gateway (10.0.2.2) stands for in nat mode.
+    const outside = http.createServer((_req, res) => res.end("hello from outside\n"));
+    await new Promise<void>((resolve) => outside.listen(0, "127.0.0.1", resolve));
+    const outsidePort = (outside.address() as net.AddressInfo).port;
+    const m = manager("drv4");
+    try {
+      await m.create(path.join(guestDir, "disk.qcow2"));
+      const { publicKey, privateKeyFile } = await m.identity();
+      const options = { userData: "", cpus: 1, memoryMiB: 192, sshAuthorizedKey: publicKey, monitor: false, boot, ports: [], sshHostPort: 0, hostname: "drv-four", instanceId: "drv4" };
+      const first = await m.start({ ...options, network: { mode: "nat" } });
+      await sshWhenReady(m, first.sshPort, ["true"]);
+      const run = async (script: string) => (await m.shell(["sh", "-c", script], first.sshPort, privateKeyFile)).stdout;
+      expect(await run("ip route show default")).toContain("via 10.0.2.2");
+      expect(await run("cat /etc/resolv.conf")).toContain("nameserver 10.0.2.3");
+      // busybox's static wget crashes on name service lookups; nc speaks plain HTTP/1.0.
+      const request = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.0.2.2 ${outsidePort}`;
+      expect(await run(request)).toContain("hello from outside");
+
+      // A forward added while it runs answers, and is gone once removed.
+      await run("mkdir -p /tmp/www && echo served by the guest > /tmp/www/index.html && httpd -p 8080 -h /tmp/www");
+      const hostPort = await m.addForward({ hostPort: 0, guestPort: 8080 });
+      expect((await m.forwards()).map((f) => f.guestPort).sort()).toEqual([22, 8080]);
+      expect(await (await fetch(`http://127.0.0.1:${hostPort}/`)).text()).toBe("served by the guest\n");
+      await m.removeForward(hostPort);
+      expect((await m.forwards()).map((f) => f.guestPort)).toEqual([22]);
+      await expect(fetch(`http://127.0.0.1:${hostPort}/`)).rejects.toThrow();
+
+      // Started again, isolated: the same SSH port while it is free, and no way out.
+      await m.stop(30_000);
+      const second = await m.start({ ...options, network: { mode: "isolated" }, sshPreferredPort: first.sshPort });
+      expect(second.sshPort).toBe(first.sshPort);
+      await sshWhenReady(m, second.sshPort, ["true"]);
+      const reached = await m.shell(["sh", "-c", request], second.sshPort, privateKeyFile);
+      expect(reached.stdout).not.toContain("hello from outside");
+      await m.stop(30_000);
+    } finally {
+      outside.close();
+    }
+  });
+
   it("kills a guest that ignores the power button once the timeout passes", async () => {
     const m = manager("drv2");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     // Stopped before the guest has loaded its ACPI button driver: the press is lost.
-    await m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` }, ports: [], sshHostPort: 0, hostname: "drv-two", instanceId: "drv2" });
+    await m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` }, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "drv-two", instanceId: "drv2" });
     await m.stop(500);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv2")).toBe(0);
@@ -115,10 +160,42 @@ describe("QemuManager with the tiny guest", () => {
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     await expect(
-      m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { kernel: path.join(stateDir, "no-such-kernel") }, ports: [], sshHostPort: 0, hostname: "x", instanceId: "x" }),
+      m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { kernel: path.join(stateDir, "no-such-kernel") }, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "x", instanceId: "x" }),
     ).rejects.toThrow(/qemu failed to start/);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv3")).toBe(0);
     await m.delete();
+  });
+});
+
+describe("QemuManager disks (qemu-img, no boot)", () => {
+  const GIB = 1024 ** 3;
+
+  it("creates a disk of the asked size, never smaller than the image, grows it, and refuses to shrink", async () => {
+    const plain = manager("dsk0");
+    await plain.create(path.join(guestDir, "disk.qcow2"));
+    const base = await plain.diskInfo();
+    const small = manager("dsk1");
+    await small.create(path.join(guestDir, "disk.qcow2"), "qcow2", 1024 * 1024);
+    expect((await small.diskInfo()).virtualBytes).toBe(base.virtualBytes);
+
+    const big = manager("dsk2");
+    await big.create(path.join(guestDir, "disk.qcow2"), "qcow2", 2 * GIB);
+    expect((await big.diskInfo()).virtualBytes).toBe(2 * GIB);
+    await big.resizeDisk(3 * GIB);
+    expect((await big.diskInfo()).virtualBytes).toBe(3 * GIB);
+    await expect(big.resizeDisk(GIB)).rejects.toBeInstanceOf(DiskShrinkError);
+    await big.createSnapshot("before");
+    await expect(big.resizeDisk(4 * GIB)).rejects.toBeInstanceOf(DiskHasSnapshotsError);
+  });
+
+  it("clones without the source's snapshots", async () => {
+    const source = manager("dsk3");
+    await source.create(path.join(guestDir, "disk.qcow2"));
+    await source.createSnapshot("kept-on-the-source");
+    const clone = manager("dsk4");
+    await clone.cloneFrom("dsk3");
+    expect((await source.listSnapshots()).map((s) => s.name)).toEqual(["kept-on-the-source"]);
+    expect(await clone.listSnapshots()).toEqual([]);
   });
 });

@@ -8,10 +8,14 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Writable } from "node:stream";
 import { execa } from "execa";
+import { z } from "zod";
 import {
   AlreadyRunningError,
   NotRunningError,
+  DiskHasSnapshotsError,
+  DiskShrinkError,
   SnapshotNotFoundError,
+  type DiskInfo,
   type Manager,
   type PortForward,
   type ShellOptions,
@@ -20,25 +24,32 @@ import {
   type ShellResult,
   type StartOptions,
   type StartResult,
+  type StopOutcome,
 } from "../manager.ts";
-import { SNAPSHOT_TAG, buildQemuArgs, type Accel } from "./args.ts";
+import { SNAPSHOT_TAG, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
-import { greetsWithSshBanner, parseUsernetForwards } from "./ports.ts";
+import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
+import { guestAgent } from "./guest-agent.ts";
+
+const diskInfoJson = z.object({ "virtual-size": z.number(), "actual-size": z.number().optional() });
 
 /** The machine family; each start pins the concrete type it resolves to (pc-q35-7.2…). */
 export const MACHINE_FAMILY = "q35";
 /** The internal snapshot that holds a suspended VM's state. */
 export const SUSPEND_TAG = "hangar-suspend";
 const QEMU = "qemu-system-x86_64";
+/** The user network's gateway; it reaches the host (its loopback) only in nat mode. */
 const GUEST_SEES_HOST_AS = "10.0.2.2";
 
 export interface QemuManagerOptions {
   stateDir: string;
   /** Decides kvm or tcg; called at each start (the decision is cached by its owner). */
   accel: () => Promise<Accel>;
+  /** The host address forwards listen on (default 127.0.0.1). */
+  forwardAddress?: string;
 }
 
 export class QemuManager implements Manager {
@@ -52,8 +63,16 @@ export class QemuManager implements Manager {
     this.files = vmFiles(options.stateDir, id);
   }
 
+  private get forwardAddress(): string {
+    return this.options.forwardAddress ?? "127.0.0.1";
+  }
+
   addr(): string {
     return GUEST_SEES_HOST_AS;
+  }
+
+  sshHost(): string {
+    return connectAddress(this.forwardAddress);
   }
 
   setOutput(output: Writable): void {
@@ -64,12 +83,16 @@ export class QemuManager implements Manager {
     this.output?.write(`[hangar ${this.id}] ${message}\n`);
   }
 
-  async create(baseImage: string, baseFormat = "qcow2"): Promise<void> {
+  async create(baseImage: string, baseFormat = "qcow2", sizeBytes?: number): Promise<void> {
     if (await this.exists()) throw new Error(`VM ${this.id} already has a disk at ${this.files.disk}`);
     await mkdir(this.files.dir, { recursive: true, mode: 0o700 });
     await chmod(this.files.dir, 0o700);
     try {
       await execa("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseImage, "-F", baseFormat, "--", this.files.disk]);
+      // Grown, never shrunk: an overlay smaller than its base would cut the guest's disk.
+      if (sizeBytes !== undefined && sizeBytes > (await this.diskInfo()).virtualBytes) {
+        await execa("qemu-img", ["resize", "-q", "-f", "qcow2", "--", this.files.disk, String(sizeBytes)]);
+      }
       await this.writeNewKeyPair();
       this.log(`created disk on ${baseImage}`);
     } catch (error) {
@@ -108,8 +131,10 @@ export class QemuManager implements Manager {
       memoryMiB: options.memoryMiB,
       diskFormat: "qcow2",
       boot: options.boot,
-      sshHostPort: options.sshHostPort,
-      ports: options.ports,
+      sshHostPort: await this.hostPortFor(options.sshHostPort, options.sshPreferredPort),
+      ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, p.preferred), guestPort: p.guestPort }))),
+      forwardAddress: this.forwardAddress,
+      network: options.network,
       monitor: options.monitor,
     });
     this.log(`starting qemu (${accel})`);
@@ -136,12 +161,18 @@ export class QemuManager implements Manager {
         if (hostPort !== undefined) ports.set(forward.guestPort, hostPort);
       }
       if (options.resume) await withQmp(this.files.qmpSocket, (qmp) => hmp(qmp, `delvm ${SUSPEND_TAG}`));
-      this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on 127.0.0.1:${sshPort}`);
+      this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on ${this.forwardAddress}:${sshPort}`);
       return { machine, pid, sshPort, ports };
     } catch (error) {
       await this.forceStop();
       throw error;
     }
+  }
+
+  /** A fixed port as asked; with 0, the port it had before while nothing else holds it. */
+  private async hostPortFor(hostPort: number, preferred: number | undefined): Promise<number> {
+    if (hostPort !== 0 || !preferred) return hostPort;
+    return (await isPortFree(preferred, this.forwardAddress)) ? preferred : 0;
   }
 
   async running(): Promise<boolean> {
@@ -157,7 +188,7 @@ export class QemuManager implements Manager {
   async shell(command: string[], sshPort: number, identityFile: string, options: ShellOptions = {}): Promise<ShellResult> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const max = options.maxOutputBytes ?? 1024 * 1024;
-    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", "root@127.0.0.1", command.map(shellQuote).join(" ")], {
+    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", `root@${this.sshHost()}`, command.map(shellQuote).join(" ")], {
       reject: false,
       input: options.input ?? "",
       timeout: options.timeoutMs ?? 60_000,
@@ -198,13 +229,18 @@ export class QemuManager implements Manager {
       ...excludes.map((pattern) => `--exclude=${pattern}`),
       "--",
       from,
-      `root@127.0.0.1:${to}`,
+      `root@${this.sshHost()}:${to}`,
     ]);
   }
 
-  async stop(timeoutMs: number): Promise<void> {
+  async stop(timeoutMs: number): Promise<StopOutcome> {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
+    const started = Date.now();
+    const outcome = async (how: StopOutcome["how"], logged: string): Promise<StopOutcome> => {
+      await this.afterExit(logged);
+      return { how, afterMs: Date.now() - started };
+    };
     try {
       // A guest still booting has no ACPI button handler yet and misses a single press:
       // press again every second until it powers off or the time is up.
@@ -216,14 +252,15 @@ export class QemuManager implements Manager {
         // Fails only as qemu exits, which the next wait sees.
         await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("system_powerdown")).catch(() => undefined);
       }
-      if (!(await processAlive(pid))) return this.afterExit("powered off");
+      if (!(await processAlive(pid))) return outcome("powered-off", "powered off");
       this.log(`no power-off within ${timeoutMs} ms, quitting`);
       await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
-      if (await waitForExit(pid, 3000)) return this.afterExit("quit");
+      if (await waitForExit(pid, 3000)) return outcome("quit", "quit");
     } catch (error) {
       this.log(`QMP failed (${String(error)}), killing`);
     }
     await this.forceStop();
+    return { how: "killed", afterMs: Date.now() - started };
   }
 
   async delete(): Promise<void> {
@@ -260,10 +297,13 @@ export class QemuManager implements Manager {
     await mkdir(this.files.dir, { recursive: true, mode: 0o700 });
     await chmod(this.files.dir, 0o700);
     try {
-      // A copy of the source's overlay: same base image, its own file. The source's
-      // internal snapshots come along; the suspend state never does (clones boot fresh).
+      // A copy of the source's overlay: same base image, its own file. Neither the source's
+      // snapshots nor its saved state come along (they hold the source's memory): clones
+      // start with none and boot fresh.
       await copyFile(source.disk, this.files.disk);
-      await this.discardSuspendedState();
+      for (const snapshot of await this.readSnapshots()) {
+        await execa("qemu-img", ["snapshot", "-d", snapshot.name, "--", this.files.disk]);
+      }
       await this.writeNewKeyPair();
       this.log(`cloned disk of VM ${sourceVmId}`);
     } catch (error) {
@@ -330,13 +370,62 @@ export class QemuManager implements Manager {
   }
 
   async sshAnswers(sshPort: number): Promise<boolean> {
-    return greetsWithSshBanner(sshPort);
+    return greetsWithSshBanner(sshPort, this.sshHost());
   }
 
   async forwards(): Promise<PortForward[]> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const text = await withQmp(this.files.qmpSocket, (qmp) => qmp.human("info usernet"));
     return parseUsernetForwards(text);
+  }
+
+  async addForward(forward: PortForward): Promise<number> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const rule = `tcp:${forwardAddress(this.forwardAddress)}:${forward.hostPort}-:${forward.guestPort}`;
+    return withQmp(this.files.qmpSocket, async (qmp) => {
+      // hostfwd_add prints nothing on success and the reason otherwise.
+      const output = (await qmp.human(`hostfwd_add ${USER_NETDEV} ${rule}`)).trim();
+      if (output) throw new Error(`host port ${forward.hostPort} could not be forwarded: ${output}`);
+      const bound = parseUsernetForwards(await qmp.human("info usernet")).filter((f) => f.guestPort === forward.guestPort);
+      const hostPort = forward.hostPort !== 0 ? forward.hostPort : bound[bound.length - 1]?.hostPort;
+      if (hostPort === undefined) throw new Error(`qemu did not bind a host port for guest port ${forward.guestPort}`);
+      return hostPort;
+    });
+  }
+
+  async removeForward(hostPort: number): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    await withQmp(this.files.qmpSocket, async (qmp) => {
+      const output = (await qmp.human(`hostfwd_remove ${USER_NETDEV} tcp:${forwardAddress(this.forwardAddress)}:${hostPort}`)).trim();
+      if (output && !/removed/i.test(output)) throw new Error(`the forward of host port ${hostPort} could not be removed: ${output}`);
+    });
+  }
+
+  async diskInfo(): Promise<DiskInfo> {
+    // -U: read the sizes even while the running qemu holds the disk's lock.
+    const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
+    const info = diskInfoJson.parse(JSON.parse(stdout));
+    return { virtualBytes: info["virtual-size"], actualBytes: info["actual-size"] ?? 0 };
+  }
+
+  async resizeDisk(sizeBytes: number): Promise<void> {
+    if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before resizing its disk`);
+    const { virtualBytes } = await this.diskInfo();
+    if (sizeBytes < virtualBytes) throw new DiskShrinkError(virtualBytes);
+    if ((await this.readSnapshots()).length > 0) throw new DiskHasSnapshotsError();
+    if (sizeBytes > virtualBytes) await execa("qemu-img", ["resize", "-q", "-f", "qcow2", "--", this.files.disk, String(sizeBytes)]);
+  }
+
+  async syncGuestClock(): Promise<boolean> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    try {
+      // guest-set-time with a time sets the guest's clock (and its RTC) to it, in nanoseconds.
+      await guestAgent(this.files.guestAgentSocket, [{ execute: "guest-set-time", arguments: { time: Date.now() * 1_000_000 } }]);
+      this.log("guest clock set through the guest agent");
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async kill(): Promise<void> {

@@ -25,19 +25,24 @@ export function parseUsernetForwards(text: string): HostForward[] {
   return forwards;
 }
 
-/** True when nothing listens on 127.0.0.1:`port`, so qemu can bind it. */
-export function isPortFree(port: number): Promise<boolean> {
+/** Where the host connects to a forward listening on `forwardAddress` (0.0.0.0: loopback). */
+export function connectAddress(forwardAddress: string): string {
+  return forwardAddress === "0.0.0.0" ? "127.0.0.1" : forwardAddress;
+}
+
+/** True when nothing listens on `address`:`port`, so qemu can bind it. */
+export function isPortFree(port: number, address = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once("error", () => resolve(false));
-    server.listen({ host: "127.0.0.1", port, exclusive: true }, () => server.close(() => resolve(true)));
+    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
 
-/** True when something on 127.0.0.1:`port` greets with an SSH banner ("SSH-2.0-…"). */
-export function greetsWithSshBanner(port: number, timeoutMs = 2000): Promise<boolean> {
+/** True when something on `host`:`port` greets with an SSH banner ("SSH-2.0-…"). */
+export function greetsWithSshBanner(port: number, host = "127.0.0.1", timeoutMs = 2000): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.createConnection({ host: "127.0.0.1", port });
+    const socket = net.createConnection({ host, port });
     let text = "";
     const done = () => {
       socket.destroy();
