@@ -8,7 +8,15 @@ export const vmName = z
     "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
   );
 
+/** Ids Hangar makes (cuid): VMs, images, pools, events, tokens. */
 export const id = z.string().min(1, "An id is required.").max(64, "That id is too long.").regex(/^[a-z0-9]+$/, "Ids are lowercase letters and digits.");
+
+/** User ids come from the sign-in library (and UUIDs in tests): letters, digits, - and _. */
+export const userId = z
+  .string()
+  .min(1, "A user id is required.")
+  .max(64, "That user id is too long.")
+  .regex(/^[A-Za-z0-9_-]+$/, "User ids are letters, digits, dashes and underscores.");
 
 const port = (what: string) =>
   z.number().int(`${what} must be a whole number.`).min(0, `${what} must be 0 to 65535.`).max(65535, `${what} must be 0 to 65535.`);

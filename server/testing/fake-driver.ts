@@ -87,7 +87,10 @@ export class FakeDriver {
         requireRunning();
         return new net.Socket();
       },
-      sync: async () => requireRunning(),
+      sync: async () => {
+        requireRunning();
+        this.maybeFail("sync");
+      },
       stop: async () => {
         vm.calls.push("stop");
         requireRunning();
