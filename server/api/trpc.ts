@@ -40,11 +40,15 @@ export interface Meta {
 
 // 2. Initialisation
 
-/** "name: Names are DNS labels…" for each problem of a zod error. */
+/** "name: Names are DNS labels…" for each problem of a zod error (the first few of many). */
 function describeZodError(error: ZodError): string {
-  return error.issues
+  const shown = 5;
+  const problems = error.issues
+    .slice(0, shown)
     .map((issue) => (issue.path.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
     .join("; ");
+  const more = error.issues.length - shown;
+  return more > 0 ? `${problems}; and ${more} more problem${more === 1 ? "" : "s"}` : problems;
 }
 
 /** Errors already made safe for callers (and logged when they needed to be). */

@@ -4,7 +4,7 @@
  */
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyRunningError, NotRunningError, type Manager, type PortForward, type ShellResult, type StartOptions, type StartResult } from "../driver/manager.ts";
+import { AlreadyRunningError, NotRunningError, SnapshotNotFoundError, type Manager, type PortForward, type ShellResult, type StartOptions, type StartResult } from "../driver/manager.ts";
 
 export interface FakeVm {
   exists: boolean;
@@ -145,10 +145,11 @@ export class FakeDriver {
         vm.snapshots.push(name);
       },
       revertSnapshot: async (name) => {
-        if (!vm.snapshots.includes(name)) throw new Error(`no snapshot named "${name}"`);
+        if (!vm.snapshots.includes(name)) throw new SnapshotNotFoundError(name);
         vm.calls.push(`revert:${name}`);
       },
       deleteSnapshot: async (name) => {
+        if (!vm.snapshots.includes(name)) throw new SnapshotNotFoundError(name);
         vm.snapshots = vm.snapshots.filter((n) => n !== name);
       },
     };
