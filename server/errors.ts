@@ -52,9 +52,15 @@ export function isHangarError(error: unknown): error is HangarError {
   return error instanceof HangarError;
 }
 
-/** The message of anything thrown, for error columns and events. */
+/** The message of anything thrown, for the server log (userMessage is what people see). */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The message with the chain of causes under it: everything the server log should keep. */
+export function errorDetail(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause === undefined ? errorMessage(error) : `${errorMessage(error)} (cause: ${errorDetail(cause)})`;
 }
 
 /**

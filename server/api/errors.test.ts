@@ -5,7 +5,7 @@ import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { userMessage } from "../errors.ts";
+import { userMessage, withoutHostPaths } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
@@ -138,6 +138,16 @@ describe("messages", () => {
     }
   });
 
+  it.each([
+    ["Could not open '/var/lib/hangar/vms/a/disk.qcow2': No such file", "Could not open '…/disk.qcow2': No such file"],
+    ["-drive file=/srv/x/disk.qcow2,format=qcow2", "-drive file=…/disk.qcow2,format=qcow2"],
+    ["key at /root/.ssh/id_ed25519 (0600)", "key at …/id_ed25519 (0600)"],
+    ["fetching https://example.com/a/b.qcow2 failed", "fetching https://example.com/a/b.qcow2 failed"],
+    ["read 1/2 of it, and/or more; cwd /", "read 1/2 of it, and/or more; cwd /"],
+  ])("shorten host paths: %s", (text, shown) => {
+    expect(withoutHostPaths(text)).toBe(shown);
+  });
+
   it("say which tool failed and how, never its command line or host paths", async () => {
     const disk = path.join(t.env.stateDir, "vms", "nosuchvm", "disk.qcow2");
     const failed = await execa("qemu-img", ["info", "--", disk]).catch((error: unknown) => error);
@@ -147,6 +157,8 @@ describe("messages", () => {
     expect(message).not.toContain("info");
     const missing = await execa("no-such-hangar-tool", ["--", disk]).catch((error: unknown) => error);
     expect(userMessage(missing)).toBe("no-such-hangar-tool is not installed on this host");
+    const database = await t.hangar.db.vm.create({ data: { name: "target", imageId: "nosuchimage", cpus: 1, memoryMiB: 64 } }).catch((error: unknown) => error);
+    expect(userMessage(database)).toBe("a database operation failed");
   });
 
   it("of a failed vm.sync name rsync's reason, not its command, the key or the sync root; the log has them", async () => {

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Recorder } from "../audit/recorder.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
-import { HangarError, errorMessage, userMessage } from "../errors.ts";
+import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { cleanupVm } from "../vms/wait.ts";
 
@@ -152,7 +152,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
           const count = (failures.get(poolId) ?? 0) + 1;
           failures.set(poolId, count);
           const delay = Math.min(backoffMs.first * 2 ** (count - 1), backoffMs.max);
-          log(`pool ${pool.name}: a member failed (${errorMessage(error)}); retrying in ${delay} ms`);
+          log(`pool ${pool.name}: a member failed (${errorDetail(error)}); retrying in ${delay} ms`);
           await record(pool.name, "failed", false, `a new member failed: ${userMessage(error)}; retry in ${Math.round(delay / 1000)} s`);
           await sleep(delay);
         }
