@@ -49,18 +49,19 @@ describe("input that is not well-formed text", () => {
 
   it("is refused with BAD_REQUEST and a sentence, before any database access", async () => {
     const { caller, queries } = await countingOperator();
+    // Called one at a time, so no refusal waits unobserved.
     const attempts = [
-      caller.vm.start({ id: lone }),
-      caller.vm.events({ vmId: lone, limit: 10 }),
-      caller.vm.events({ cursor: `abc${lone}`, limit: 10 }),
-      caller.token.revoke({ id: lone }),
-      caller.pool.release({ vmId: lone }),
-      caller.vm.exec({ id: "abc", command: ["echo", lone] }),
-      caller.vm.create({ name: "ok", imageId: "abc", cpus: 1, memoryMiB: 128, userData: `#cloud-config\n${lone}` }),
-      caller.vm.sync({ id: "abc", from: "a\0b", to: "/tmp" }),
+      () => caller.vm.start({ id: lone }),
+      () => caller.vm.events({ vmId: lone, limit: 10 }),
+      () => caller.vm.events({ cursor: `abc${lone}`, limit: 10 }),
+      () => caller.token.revoke({ id: lone }),
+      () => caller.pool.release({ vmId: lone }),
+      () => caller.vm.exec({ id: "abc", command: ["echo", lone] }),
+      () => caller.vm.create({ name: "ok", imageId: "abc", cpus: 1, memoryMiB: 128, userData: `#cloud-config\n${lone}` }),
+      () => caller.vm.sync({ id: "abc", from: "a\0b", to: "/tmp" }),
     ];
     for (const attempt of attempts) {
-      const { code, message } = await refusal(attempt);
+      const { code, message } = await refusal(attempt());
       expect(code).toBe("BAD_REQUEST");
       expect(message).toMatch(/^(id|vmId|cursor|command\.1|userData|from) (is not well-formed Unicode text|contains a NUL character)/);
     }
@@ -84,8 +85,9 @@ describe("input that is not well-formed text", () => {
 
 describe("ids", () => {
   it("are checked with the id schema by the ownership check, the token and user procedures", async () => {
-    for (const attempt of [operator.vm.start({ id: "../etc" }), operator.token.revoke({ id: "A B" }), admin.user.remove({ id: "a/b" }), admin.audit.list({ cursor: "X" })]) {
-      expect((await refusal(attempt)).code).toBe("BAD_REQUEST");
+    const attempts = [() => operator.vm.start({ id: "../etc" }), () => operator.token.revoke({ id: "A B" }), () => admin.user.remove({ id: "a/b" }), () => admin.audit.list({ cursor: "X" })];
+    for (const attempt of attempts) {
+      expect((await refusal(attempt())).code).toBe("BAD_REQUEST");
     }
   });
 });
