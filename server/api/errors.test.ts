@@ -10,6 +10,7 @@ import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { createCaller } from "./root.ts";
+import { malformedText } from "./schemas.ts";
 
 let t: TestHangar;
 let fake: FakeDriver;
@@ -74,7 +75,20 @@ describe("input that is not well-formed text", () => {
     expect(await refusal(admin.user.update({ id: lone, role: "viewer" }))).toMatchObject({ code: "BAD_REQUEST" });
     expect(await refusal(admin.audit.list({ userId: lone }))).toMatchObject({ code: "BAD_REQUEST" });
     const hidden = { id: "abc", [`key${lone}`]: 1 } as unknown as { id: string };
-    expect(await refusal(admin.vm.get(hidden))).toEqual({ code: "BAD_REQUEST", message: "A key of the input is not well-formed Unicode text (it has a lone surrogate)." });
+    expect(await refusal(admin.vm.get(hidden))).toEqual({ code: "BAD_REQUEST", message: "A key in the input is not well-formed Unicode text (it has a lone surrogate)." });
+  });
+
+  it.each<[string, unknown, string | undefined]>([
+    ["plain text, emoji and numbers", { name: "ok", note: "🚀 é", n: 1, list: ["a", 2, null] }, undefined],
+    ["a lone high surrogate", { id: "\ud800" }, "id is not well-formed Unicode text (it has a lone surrogate)."],
+    ["a lone low surrogate deep in a list", { a: { b: ["x", "\udc00"] } }, "a.b.1 is not well-formed Unicode text (it has a lone surrogate)."],
+    ["swapped surrogates", "\udc00\ud800", "The input is not well-formed Unicode text (it has a lone surrogate)."],
+    ["a NUL", { command: ["echo", "a\0b"] }, "command.1 contains a NUL character, which no field accepts."],
+    ["a bad key", { ["k\ud800"]: 1 }, "A key in the input is not well-formed Unicode text (it has a lone surrogate)."],
+    ["a Map value", new Map([["id", "\ud800"]]), "id is not well-formed Unicode text (it has a lone surrogate)."],
+    ["more values than any procedure takes", { list: Array.from({ length: 10_001 }, () => 0) }, "The input has more than 10000 values; no procedure takes that many."],
+  ])("malformedText: %s", (_label, input, problem) => {
+    expect(malformedText(input)).toBe(problem);
   });
 
   it("accepts surrogate pairs (emoji) where text is free", async () => {

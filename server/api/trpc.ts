@@ -20,7 +20,7 @@ import { ZodError } from "zod";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
-import { id } from "./schemas.ts";
+import { id, malformedText } from "./schemas.ts";
 
 // 1. Context
 
@@ -102,44 +102,6 @@ const domainErrors = t.middleware(async ({ path, next }) => {
   if (!result.ok) throw publicError(result.error, path);
   return result;
 });
-
-/** More values than any procedure takes: refused without looking further. */
-const MAX_INPUT_VALUES = 10_000;
-
-/**
- * Why the raw input holds text no field accepts, or undefined. A lone surrogate is not
- * Unicode text (databases refuse it); a NUL ends strings in C, in argv and in PostgreSQL.
- */
-function malformedText(input: unknown): string | undefined {
-  const pending: [unknown, string][] = [[input, ""]];
-  let seen = 0;
-  const problem = (text: string, where: string) => {
-    const what = where ? where : "The input";
-    if (!text.isWellFormed()) return `${what} is not well-formed Unicode text (it has a lone surrogate).`;
-    if (text.includes("\0")) return `${what} contains a NUL character, which no field accepts.`;
-    return undefined;
-  };
-  for (let next = pending.pop(); next; next = pending.pop()) {
-    if (++seen > MAX_INPUT_VALUES) return `The input has more than ${MAX_INPUT_VALUES} values; no procedure takes that many.`;
-    const [value, where] = next;
-    const at = (key: string) => (where ? `${where}.${key}` : key);
-    if (typeof value === "string") {
-      const found = problem(value, where);
-      if (found) return found;
-    } else if (Array.isArray(value) || value instanceof Set) {
-      [...value].forEach((item, index) => pending.push([item, at(String(index))]));
-    } else if (value instanceof Map) {
-      for (const [key, item] of value) pending.push([key, where], [item, at(String(key))]);
-    } else if (value !== null && typeof value === "object") {
-      for (const [key, item] of Object.entries(value)) {
-        const found = problem(key, `A key of ${where || "the input"}`);
-        if (found) return found;
-        pending.push([item, at(key)]);
-      }
-    }
-  }
-  return undefined;
-}
 
 // 3. Procedures
 
