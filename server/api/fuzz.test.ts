@@ -3,8 +3,10 @@
 // injection, numbers past their limits, and one corrupted field of a valid input. Nothing is
 // ever an INTERNAL_SERVER_ERROR; every refusal is a sentence without host paths or database
 // text; refused input reaches neither a process nor the driver. Then the same over real HTTP.
+import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { TRPCError } from "@trpc/server";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -225,8 +227,8 @@ function leaks(message: string): string[] {
 /** Codes that refuse the input itself: nothing may have been run for it. */
 const INPUT_REFUSALS = new Set(["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "PARSE_ERROR"]);
 
-async function call(caller: Caller, path: string, input: unknown): Promise<unknown> {
-  const procedure = path.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (input: unknown) => Promise<unknown>;
+async function call(caller: Caller, procedurePath: string, input: unknown): Promise<unknown> {
+  const procedure = procedurePath.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (input: unknown) => Promise<unknown>;
   const result = await procedure(input);
   // A subscription that was allowed: stop it before it waits for changes.
   if (result && typeof result === "object" && Symbol.asyncIterator in result) await (result as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
@@ -240,21 +242,29 @@ describe("fuzzing every procedure through createCaller", () => {
     expect(Object.keys(examples).sort()).toEqual([...procedures].sort());
   });
 
-  it.each(procedures.map((path, index) => [path, index] as const))("%s: no internal error, a clean sentence, nothing run for refused input", async (path, index) => {
+  it("counts the processes Hangar starts (so an empty count means something)", async () => {
+    mkdirSync(t.env.imagesDir, { recursive: true });
+    writeFileSync(path.join(t.env.imagesDir, "probe.img"), Buffer.alloc(64 * 1024));
+    const before = spawned.length;
+    await callers.admin.image.import({ name: "probe", path: "probe.img" });
+    await expect.poll(() => spawned.slice(before)).toContain("qemu-img");
+  });
+
+  it.each(procedures.map((name, index) => [name, index] as const))("%s: no internal error, a clean sentence, nothing run for refused input", async (name, index) => {
     const roles = fc.constantFrom<Role>("admin", "operator", "viewer", "anonymous");
     await fc.assert(
-      fc.asyncProperty(roles, inputFor(examples[path]), async (role, input) => {
+      fc.asyncProperty(roles, inputFor(examples[name]), async (role, input) => {
         const before = { spawned: spawned.length, driverCalls: driverCalls.length };
-        const error = await call(callers[role], path, input).then(() => undefined, (e: unknown) => e);
+        const error = await call(callers[role], name, input).then(() => undefined, (e: unknown) => e);
         if (error === undefined) return;
-        if (!(error instanceof TRPCError)) throw new Error(`${path} threw ${String(error)}, not a TRPCError`);
-        expect(error.code, `${path} as ${role}: ${error.message}`).not.toBe("INTERNAL_SERVER_ERROR");
-        expect(error.message.trim(), `${path} as ${role}`).not.toBe("");
-        expect(leaks(error.message), `${path} as ${role}: ${error.message}`).toEqual([]);
-        expect(spawned.slice(before.spawned), `${path} as ${role} was refused (${error.code}) but started processes`).toEqual([]);
-        if (INPUT_REFUSALS.has(error.code)) expect(driverCalls.slice(before.driverCalls), `${path} as ${role} was refused (${error.code}) but called the driver`).toEqual([]);
+        if (!(error instanceof TRPCError)) throw new Error(`${name} threw ${String(error)}, not a TRPCError`);
+        expect(error.code, `${name} as ${role}: ${error.message}`).not.toBe("INTERNAL_SERVER_ERROR");
+        expect(error.message.trim(), `${name} as ${role}`).not.toBe("");
+        expect(leaks(error.message), `${name} as ${role}: ${error.message}`).toEqual([]);
+        expect(spawned.slice(before.spawned), `${name} as ${role} was refused (${error.code}) but started processes`).toEqual([]);
+        if (INPUT_REFUSALS.has(error.code)) expect(driverCalls.slice(before.driverCalls), `${name} as ${role} was refused (${error.code}) but called the driver`).toEqual([]);
       }),
-      { seed: SEED + index, numRuns: RUNS_PER_PROCEDURE, examples: textCases(examples[path]) },
+      { seed: SEED + index, numRuns: RUNS_PER_PROCEDURE, examples: textCases(examples[name]) },
     );
   });
 });
