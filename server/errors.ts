@@ -52,7 +52,104 @@ export function isHangarError(error: unknown): error is HangarError {
   return error instanceof HangarError;
 }
 
-/** The message of anything thrown, for error columns and events. */
+/** The message of anything thrown, for the server log (userMessage is what people see). */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** The message with the chain of causes under it: everything the server log should keep. */
+export function errorDetail(error: unknown): string {
+  const cause = error instanceof Error ? error.cause : undefined;
+  return cause === undefined ? errorMessage(error) : `${errorMessage(error)} (cause: ${errorDetail(cause)})`;
+}
+
+/**
+ * Replaces each absolute path in `text` with "…/" and its last part: what a person needs to
+ * recognise the file, without the host's layout. URLs are left alone.
+ */
+export function withoutHostPaths(text: string): string {
+  return text.replace(/(^|[\s'"`=(\[,<])(\/[^\s'"`)\],>]*)/g, (_match, before: string, file: string) => {
+    const last = file.split("/").filter(Boolean).pop();
+    return `${before}${last ? `…/${last}` : file}`;
+  });
+}
+
+/** What execa's errors carry that a safe sentence can use (duck-typed: this module is shared). */
+interface ProcessFailure {
+  command: string;
+  exitCode?: number;
+  signal?: string;
+  timedOut?: boolean;
+  stderr?: unknown;
+  code?: string;
+}
+
+function isProcessFailure(error: unknown): error is ProcessFailure & Error {
+  return error instanceof Error && error.name === "ExecaError" && typeof (error as Partial<ProcessFailure>).command === "string";
+}
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split("\n")
+      .map((line) => line.trim())
+      .find(Boolean) ?? ""
+  );
+}
+
+/**
+ * A sentence about a thrown error that is safe to show to whoever may see the VM: its Vm.error,
+ * its events and DRIVER_FAILED messages. A failed process says which tool failed and how (its
+ * first line of stderr, paths shortened), never its command line; database errors say only that.
+ * The full error belongs in the server log.
+ */
+export function userMessage(error: unknown): string {
+  if (isHangarError(error)) return withoutHostPaths(error.message);
+  if (isProcessFailure(error)) {
+    const tool = (error.command.split(" ")[0] ?? "").split("/").pop() || "a host tool";
+    if (error.timedOut) return `${tool} did not finish in time`;
+    if (error.code === "ENOENT") return `${tool} is not installed on this host`;
+    const stderr = typeof error.stderr === "string" ? withoutHostPaths(firstLine(error.stderr)).slice(0, 300) : "";
+    const how = error.signal ? `was killed by ${error.signal}` : error.exitCode !== undefined ? `exited with code ${error.exitCode}` : "could not be run";
+    return stderr ? `${tool} ${how}: ${stderr}` : `${tool} ${how}`;
+  }
+  if (error instanceof Error && /^(PrismaClient|DriverAdapterError)/.test(error.name)) return "a database operation failed";
+  return withoutHostPaths(firstLine(errorMessage(error))).slice(0, 300) || "an unknown error";
+}
+
+/** Prisma's error for a unique constraint (P2002) or a vanished row (P2025), from either driver adapter. */
+interface DatabaseRequestError {
+  code: string;
+  meta?: { modelName?: unknown; target?: unknown; driverAdapterError?: { cause?: { constraint?: { fields?: unknown } } } };
+}
+
+function isDatabaseRequestError(error: unknown): error is DatabaseRequestError & Error {
+  return error instanceof Error && error.name === "PrismaClientKnownRequestError" && typeof (error as Partial<DatabaseRequestError>).code === "string";
+}
+
+/** What people call each model in a sentence. */
+const MODEL_NOUNS: Record<string, string> = { Vm: "VM", Image: "image", Pool: "pool", User: "user", ApiToken: "token", Host: "host", PortForward: "port forward" };
+
+/** "hostPort" -> "host port". */
+const words = (field: string) => field.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+
+/**
+ * The domain error a database refusal means, or undefined when it means a bug. A unique
+ * constraint lost in a race (two creates with one name) is ALREADY_EXISTS, naming what is
+ * taken; a row deleted under an update is NOT_FOUND.
+ */
+export function fromDatabaseError(error: unknown): HangarError | undefined {
+  if (!isDatabaseRequestError(error)) return undefined;
+  const model = typeof error.meta?.modelName === "string" ? error.meta.modelName : "";
+  const noun = MODEL_NOUNS[model] ?? (model ? words(model).trim() : "record");
+  if (error.code === "P2002") {
+    const reported = error.meta?.driverAdapterError?.cause?.constraint?.fields ?? error.meta?.target;
+    const fields = (Array.isArray(reported) ? reported : [reported])
+      .filter((field): field is string => typeof field === "string" && field !== "userId" && field !== "id")
+      .map(words);
+    const what = fields.length ? `that ${fields.join(" and ")}` : "those details";
+    return new HangarError("ALREADY_EXISTS", `A ${noun} with ${what} already exists; pick another.`, { cause: error });
+  }
+  if (error.code === "P2025") return new HangarError("NOT_FOUND", `That ${noun} no longer exists; it may have just been deleted.`, { cause: error });
+  return undefined;
 }

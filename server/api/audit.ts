@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { STREAMS } from "../audit/recorder.ts";
-import { id } from "./schemas.ts";
+import { id, userId } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 /**
@@ -14,7 +14,7 @@ export const auditRouter = router({
       z.object({
         stream: z.enum(STREAMS, "stream must be vm or audit.").optional(),
         vmId: id.optional(),
-        userId: z.string().max(64).regex(/^[A-Za-z0-9_-]*$/, "userId is letters, digits, dashes and underscores.").optional(),
+        userId: userId.optional(),
         action: z
           .string()
           .max(64)

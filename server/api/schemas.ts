@@ -2,6 +2,44 @@
 import { z } from "zod";
 import { NETWORK_MODES } from "../vms/forwards.ts";
 
+/** More values than any procedure takes: refused without looking further. */
+const MAX_INPUT_VALUES = 10_000;
+
+/**
+ * Why the raw input holds text no field accepts, or undefined. A lone surrogate is not
+ * Unicode text (databases refuse it); a NUL ends strings in C, in argv and in PostgreSQL.
+ */
+export function malformedText(input: unknown): string | undefined {
+  const pending: [unknown, string][] = [[input, ""]];
+  let seen = 1;
+  const tooMany = `The input has more than ${MAX_INPUT_VALUES} values; no procedure takes that many.`;
+  const problem = (text: string, what: string) => {
+    if (!text.isWellFormed()) return `${what} is not well-formed Unicode text (it has a lone surrogate).`;
+    if (text.includes("\0")) return `${what} contains a NUL character, which no field accepts.`;
+    return undefined;
+  };
+  for (let next = pending.pop(); next; next = pending.pop()) {
+    const [value, where] = next;
+    const at = (key: string) => (where ? `${where}.${key}` : key);
+    if (typeof value === "string") {
+      const found = problem(value, where || "The input");
+      if (found) return found;
+      continue;
+    }
+    if (value === null || typeof value !== "object") continue;
+    const entries: [string, unknown][] =
+      value instanceof Map ? [...value].map(([key, item]) => [typeof key === "string" ? key : String(key), item]) : Array.isArray(value) || value instanceof Set ? [...value].map((item, index) => [String(index), item]) : Object.entries(value);
+    seen += entries.length;
+    if (seen > MAX_INPUT_VALUES) return tooMany;
+    for (const [key, item] of entries) {
+      const found = problem(key, `A key in ${where || "the input"}`);
+      if (found) return found;
+      pending.push([item, at(key)]);
+    }
+  }
+  return undefined;
+}
+
 export const vmName = z
   .string()
   .regex(
@@ -9,7 +47,15 @@ export const vmName = z
     "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
   );
 
+/** Ids Hangar makes (cuid): VMs, images, pools, events, tokens. */
 export const id = z.string().min(1, "An id is required.").max(64, "That id is too long.").regex(/^[a-z0-9]+$/, "Ids are lowercase letters and digits.");
+
+/** User ids come from the sign-in library (and UUIDs in tests): letters, digits, - and _. */
+export const userId = z
+  .string()
+  .min(1, "A user id is required.")
+  .max(64, "That user id is too long.")
+  .regex(/^[A-Za-z0-9_-]+$/, "User ids are letters, digits, dashes and underscores.");
 
 const port = (what: string) =>
   z.number().int(`${what} must be a whole number.`).min(0, `${what} must be 0 to 65535.`).max(65535, `${what} must be 0 to 65535.`);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { createToken, listTokens, revokeToken } from "../auth/tokens.ts";
+import { id } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 const tokenName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "Token names are 1 to 63 letters, digits, spaces, dots, dashes and underscores.");
@@ -17,7 +18,7 @@ export const tokenRouter = router({
     }),
   revoke: procedure
     .meta({ permission: "tokens.own" })
-    .input(z.object({ id: z.string().min(1).max(64) }))
+    .input(z.object({ id }))
     .mutation(async ({ ctx, input }) => {
       const token = await revokeToken(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
       await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "token-revoke", ok: true, message: `Revoked token ${token.name}`, target: token.name, userId: ctx.principal?.userId });

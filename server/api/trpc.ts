@@ -4,20 +4,26 @@
  *
  * 1. Context: the services, who is asking (a session cookie or an API token), and how the
  *    call arrived (an HTTP request, or code in this process).
- * 2. Initialisation: superjson, and the one errorFormatter that turns domain errors and
- *    input validation errors into a tRPC code and a sentence a person can act on.
- * 3. Procedures: one `procedure`; each declares the permission it needs in its meta
- *    (server/auth/permissions.ts), which one middleware enforces. A procedure without
- *    one is refused, and a test walks the router to keep it so. Before that, a mutation
- *    sent over HTTP without a Bearer token must come from an allowed origin (CSRF).
+ * 2. Initialisation: superjson, and the one place (publicError, used by the first middleware
+ *    and, for errors raised outside procedures, the errorFormatter) that turns domain errors,
+ *    input validation errors and lost unique races into a tRPC code and a sentence a person
+ *    can act on. Anything else is "internal error <id>" to the caller and the whole error,
+ *    with that id, in the server log. No message carries a host path, argv or SQL.
+ * 3. Procedures: one `procedure`. Before anything else runs, its raw input must be text a
+ *    database can hold (well-formed Unicode, no NUL), and a mutation sent over HTTP without
+ *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
+ *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
+ *    procedure without one is refused, and a test walks the router to keep it so.
  */
+import { randomBytes } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError } from "zod";
 import { originAllowed } from "../origins.ts";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
-import { ERROR_CODES, HangarError, isHangarError, type ErrorCode } from "../errors.ts";
+import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { id, malformedText } from "./schemas.ts";
 
 // 1. Context
 
@@ -50,37 +56,77 @@ export interface Meta {
 
 // 2. Initialisation
 
-/** "name: Names are DNS labels…" for each problem of a zod error. */
+/** "name: Names are DNS labels…" for each problem of a zod error (the first few of many). */
 function describeZodError(error: ZodError): string {
-  return error.issues
+  const shown = 5;
+  const problems = error.issues
+    .slice(0, shown)
     .map((issue) => (issue.path.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
     .join("; ");
+  const more = error.issues.length - shown;
+  return more > 0 ? `${problems}; and ${more} more problem${more === 1 ? "" : "s"}` : problems;
+}
+
+/** Errors already made safe for callers (and logged when they needed to be). */
+const published = new WeakSet<TRPCError>();
+
+/**
+ * The error a caller sees. Domain errors get their code's tRPC code and their sentence; input
+ * errors the schema's sentences; a unique constraint lost in a race is CONFLICT. Anything else
+ * unexpected becomes "internal error <id>", and the log gets the id, the procedure and the
+ * whole error. A driver failure keeps its sentence for the caller; its cause goes to the log.
+ */
+function publicError(error: TRPCError, path: string | undefined): TRPCError {
+  if (published.has(error)) return error;
+  const where = path ?? "(no procedure)";
+  const cause = error.cause;
+  const domain = isHangarError(cause) ? cause : fromDatabaseError(cause);
+  let safe: TRPCError;
+  if (domain) {
+    if (domain.code === "DRIVER_FAILED") console.error(`${where}: ${domain.message}`, domain.cause ?? domain);
+    safe = new TRPCError({ code: ERROR_CODES[domain.code as ErrorCode], message: withoutHostPaths(domain.message), cause: domain });
+  } else if (cause instanceof ZodError) {
+    safe = new TRPCError({ code: "BAD_REQUEST", message: describeZodError(cause), cause });
+  } else if (error.code !== "INTERNAL_SERVER_ERROR") {
+    safe = new TRPCError({ code: error.code, message: withoutHostPaths(error.message) || "The request was refused.", cause });
+  } else {
+    const incident = randomBytes(4).toString("hex");
+    console.error(`internal error ${incident} in ${where}:`, cause ?? error);
+    safe = new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `internal error ${incident}` });
+  }
+  published.add(safe);
+  return safe;
 }
 
 const t = initTRPC.context<Context>().meta<Meta>().create({
   transformer: superjson,
-  errorFormatter({ shape, error }) {
-    const zod = error.cause instanceof ZodError ? error.cause : undefined;
-    const domain = isHangarError(error.cause) ? error.cause.code : undefined;
+  errorFormatter({ shape, error, path }) {
+    // Errors from procedures arrive here already public; this catches the rest (bad JSON, context).
+    const safe = publicError(error, path);
+    const domain = isHangarError(safe.cause) ? safe.cause.code : undefined;
     return {
       ...shape,
-      message: zod ? describeZodError(zod) : shape.message,
+      message: safe.message,
       data: { ...shape.data, domainCode: domain ?? null, stack: undefined },
     };
   },
 });
 
-/** Domain errors become the tRPC code their enum names, keeping the message. */
-const domainErrors = t.middleware(async ({ next }) => {
+/** Every error leaves a procedure through publicError. */
+const domainErrors = t.middleware(async ({ path, next }) => {
   const result = await next();
-  if (!result.ok && isHangarError(result.error.cause)) {
-    const cause = result.error.cause;
-    throw new TRPCError({ code: ERROR_CODES[cause.code as ErrorCode], message: cause.message, cause });
-  }
+  if (!result.ok) throw publicError(result.error, path);
   return result;
 });
 
 // 3. Procedures
+
+/** Before any middleware reads the database with it, the raw input must be text it can hold. */
+const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {
+  const problem = malformedText(await getRawInput());
+  if (problem) throw new HangarError("INVALID_INPUT", problem);
+  return next();
+});
 
 /**
  * A browser attaches the session cookie to requests that other sites make it send, so a
@@ -119,9 +165,10 @@ const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) 
       case "vm.control": {
         if (!atLeast(principal, "operator")) return false;
         const raw = (await getRawInput()) as Record<string, unknown> | undefined;
-        const vmId = raw?.[meta.vmInput ?? "id"];
-        if (typeof vmId !== "string") return true;
-        const vm = await ctx.hangar.db.vm.findUnique({ where: { id: vmId }, select: { ownerId: true } });
+        // Input that is not an id is the procedure's BAD_REQUEST to report, before any query.
+        const vmId = id.safeParse(raw?.[meta.vmInput ?? "id"]);
+        if (!vmId.success) return true;
+        const vm = await ctx.hangar.db.vm.findUnique({ where: { id: vmId.data }, select: { ownerId: true } });
         // A missing VM is the procedure's NOT_FOUND to report.
         return !vm || canControlVm(principal, vm);
       }
@@ -134,4 +181,4 @@ const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */
-export const procedure = t.procedure.use(domainErrors).use(sameOriginMutations).use(enforcePermission);
+export const procedure = t.procedure.use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission);

@@ -2,9 +2,9 @@ import { z } from "zod";
 import { ROLES } from "../auth/permissions.ts";
 import { addUser, listUsers, removeUser, updateUser } from "../auth/users.ts";
 import { email, password } from "./account.ts";
+import { userId } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
-const userId = z.string().min(1).max(64);
 const role = z.enum(ROLES, "role must be admin, operator or viewer.");
 const quota = (what: string) => z.number().int(`${what} must be a whole number.`).min(0, `${what} must be 0 or more.`).nullable().optional();
 

@@ -4,36 +4,41 @@ import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncTo
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
 import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { procedure, router, type Context } from "./trpc.ts";
+
+/** Host paths (the VM's key file) are for admins; everyone else gets null. */
+function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "principal">, vm: T): T {
+  return ctx.principal?.role === "admin" ? vm : { ...vm, sshKeyPath: null };
+}
 
 export const vmRouter = router({
   list: procedure.meta({ permission: "read" }).query(({ ctx }) => listVms(ctx.hangar)),
-  get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(({ ctx, input }) => getVm(ctx.hangar, input.id)),
+  get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
   create: procedure
     .meta({ permission: "vm.create" })
     .input(createVmInput)
-    .mutation(({ ctx, input }) => createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
+    .mutation(async ({ ctx, input }) => forCaller(ctx, await createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
   start: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.startVm(input.id, ctx.actor);
-    return getVm(ctx.hangar, input.id);
+    return forCaller(ctx, await getVm(ctx.hangar, input.id));
   }),
   stop: procedure
     .meta({ permission: "vm.control" })
     .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
-      return getVm(ctx.hangar, input.id);
+      return forCaller(ctx, await getVm(ctx.hangar, input.id));
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
   suspend: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
-    return getVm(ctx.hangar, input.id);
+    return forCaller(ctx, await getVm(ctx.hangar, input.id));
   }),
   /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
   clone: procedure
     .meta({ permission: "vm.control" })
     .input(z.object({ id, name: vmName }))
-    .mutation(({ ctx, input }) => cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
+    .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
   delete: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Recorder } from "../audit/recorder.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { cleanupVm } from "../vms/wait.ts";
 
@@ -152,8 +152,8 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
           const count = (failures.get(poolId) ?? 0) + 1;
           failures.set(poolId, count);
           const delay = Math.min(backoffMs.first * 2 ** (count - 1), backoffMs.max);
-          log(`pool ${pool.name}: a member failed (${errorMessage(error)}); retrying in ${delay} ms`);
-          await record(pool.name, "failed", false, `a new member failed: ${errorMessage(error)}; retry in ${Math.round(delay / 1000)} s`);
+          log(`pool ${pool.name}: a member failed (${errorDetail(error)}); retrying in ${delay} ms`);
+          await record(pool.name, "failed", false, `a new member failed: ${userMessage(error)}; retry in ${Math.round(delay / 1000)} s`);
           await sleep(delay);
         }
       }
@@ -216,9 +216,9 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
       return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user: "root", privateKey };
     } catch (error) {
-      await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${errorMessage(error)}`, vm);
+      await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
-      throw error instanceof HangarError ? error : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${errorMessage(error)}`, { cause: error });
+      throw error instanceof HangarError ? error : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
 

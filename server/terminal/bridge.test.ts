@@ -182,16 +182,17 @@ describe("terminal bridge", () => {
     await api.vm.sync({ id: vmId, from: "site/", to: "/tmp/site" });
     expect((await api.vm.exec({ id: vmId, command: ["cat", "/tmp/site/index.html"] })).stdout).toBe("hello from the host\n");
     await expect(api.vm.sync({ id: vmId, from: "../hangar.db", to: "/tmp/x" })).rejects.toMatchObject({ code: "BAD_REQUEST" });
-    const refusals: [Promise<unknown>, RegExp][] = [
-      [api.vm.exec({ id: vmId, command: [] }), /at least the program/],
-      [api.vm.exec({ id: vmId, command: ["echo", "a\0b"] }), /NUL/],
-      [api.vm.exec({ id: vmId, command: ["true"], timeoutSec: 0 }), /at least 1/],
-      [api.vm.sync({ id: vmId, from: "site/", to: "tmp/relative" }), /absolute path/],
-      [api.vm.sync({ id: vmId, from: "site/", to: "/tmp/$(reboot)" }), /absolute path/],
-      [api.vm.sync({ id: vmId, from: "site\n/", to: "/tmp/x" }), /one line/],
-      [api.vm.sync({ id: vmId, from: "site/", to: "/tmp/x", chown: "Root;" }), /user:group/],
+    // Called one at a time: a refusal made early would reject before anything awaits it.
+    const refusals: [() => Promise<unknown>, RegExp][] = [
+      [() => api.vm.exec({ id: vmId, command: [] }), /at least the program/],
+      [() => api.vm.exec({ id: vmId, command: ["echo", "a\0b"] }), /NUL/],
+      [() => api.vm.exec({ id: vmId, command: ["true"], timeoutSec: 0 }), /at least 1/],
+      [() => api.vm.sync({ id: vmId, from: "site/", to: "tmp/relative" }), /absolute path/],
+      [() => api.vm.sync({ id: vmId, from: "site/", to: "/tmp/$(reboot)" }), /absolute path/],
+      [() => api.vm.sync({ id: vmId, from: "site\n/", to: "/tmp/x" }), /one line/],
+      [() => api.vm.sync({ id: vmId, from: "site/", to: "/tmp/x", chown: "Root;" }), /user:group/],
     ];
-    for (const [refused, message] of refusals) await expect(refused).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(message) });
+    for (const [refused, message] of refusals) await expect(refused()).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(message) });
     expect((await api.vm.exec({ id: vmId, command: ["ls", "/tmp"] })).stdout).not.toMatch(/relative|reboot|^x$/m);
     await api.vm.stop({ id: vmId, timeoutSec: 0 });
     await expect(api.vm.exec({ id: vmId, command: ["true"] })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });

@@ -11,7 +11,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
-import { errorMessage } from "../errors.ts";
+import { userMessage } from "../errors.ts";
 import { originAllowed } from "../origins.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
@@ -76,6 +76,9 @@ export function createTerminalBridge({
    * URL asks for. Any failure is a plain 403.
    */
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Node's HTTP server stops watching an upgraded socket's errors: a peer that resets
+    // during the handshake (or while refused) would otherwise be an uncaught exception.
+    socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname !== TERMINAL_PATH) return refuse(socket, "No such WebSocket endpoint.", "404 Not Found");
     if (!originAllowed(req.headers.origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
@@ -85,8 +88,12 @@ export function createTerminalBridge({
     const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
     if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
     wss.handleUpgrade(req, socket, head, (ws) => {
+      // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
+      // ws has already closed with the matching code (1002, 1007, 1009), and nothing is logged
+      // so a client cannot flood the log. Without this listener it would crash the process.
+      ws.on("error", () => undefined);
       attach(ws, grant).catch((error: unknown) => {
-        send(ws, { type: "error", message: `The terminal could not be opened: ${errorMessage(error)}` });
+        send(ws, { type: "error", message: `The terminal could not be opened: ${userMessage(error)}` });
         ws.close(1011);
       });
     });

@@ -9,6 +9,7 @@ import {
   DiskHasSnapshotsError,
   DiskShrinkError,
   NotRunningError,
+  SnapshotNotFoundError,
   type Manager,
   type PortForward,
   type ShellResult,
@@ -120,7 +121,10 @@ export class FakeDriver {
         requireRunning();
         return new net.Socket();
       },
-      sync: async () => requireRunning(),
+      sync: async () => {
+        requireRunning();
+        this.maybeFail("sync");
+      },
       stop: async () => {
         vm.calls.push("stop");
         requireRunning();
@@ -190,10 +194,11 @@ export class FakeDriver {
         vm.snapshots.push(name);
       },
       revertSnapshot: async (name) => {
-        if (!vm.snapshots.includes(name)) throw new Error(`no snapshot named "${name}"`);
+        if (!vm.snapshots.includes(name)) throw new SnapshotNotFoundError(name);
         vm.calls.push(`revert:${name}`);
       },
       deleteSnapshot: async (name) => {
+        if (!vm.snapshots.includes(name)) throw new SnapshotNotFoundError(name);
         vm.snapshots = vm.snapshots.filter((n) => n !== name);
       },
     };

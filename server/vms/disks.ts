@@ -3,7 +3,7 @@
  * partition at the next boot), and its size and use on the host.
  */
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError } from "../driver/manager.ts";
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
 const GIB = 1024 ** 3;
@@ -25,7 +25,7 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has snapshots, and a disk with snapshots cannot be resized; delete them first.`);
     }
     if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; stop it first.`);
-    throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+    throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });
   await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message: `Disk grown to ${input.diskGiB} GiB` });

@@ -3,7 +3,7 @@
  * start sets them up again, on the same host port while it is free) and, while the VM runs,
  * applied to its running qemu at once. They do not change the VM's state.
  */
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
 /** How a VM reaches the network; see NetworkConfig in server/driver/manager.ts. */
@@ -54,7 +54,7 @@ export async function addForward(hangar: Hangar, input: { id: string; hostPort: 
     } catch (error) {
       await db.portForward.delete({ where: { id: row.id } });
       if (input.hostPort !== 0) throw new HangarError("PORT_IN_USE", `Host port ${input.hostPort} is taken on this host; pick another or 0 for any free port.`, { cause: error });
-      throw new HangarError("DRIVER_FAILED", `Forwarding guest port ${input.guestPort} of VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+      throw new HangarError("DRIVER_FAILED", `Forwarding guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
   const forward = await db.portForward.update({ where: { id: row.id }, data: { boundPort } });
@@ -72,7 +72,7 @@ export async function removeForward(hangar: Hangar, input: { id: string; guestPo
     try {
       await hangar.driverFor(vm.id).removeForward(forward.boundPort);
     } catch (error) {
-      throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+      throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
   await hangar.db.portForward.delete({ where: { id: forward.id } });

@@ -1,7 +1,7 @@
 /** Reading and creating VM rows: what the routers call besides lifecycle actions. */
 import { realpath } from "node:fs/promises";
 import path from "node:path";
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, errorMessage, userMessage } from "../errors.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import { diskOf } from "./disks.ts";
@@ -212,10 +212,11 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
 /** Copies a host directory or file, from under the sync root, into the VM with rsync (seed: Sync). */
 export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string }) {
   const root = await realpath(hangar.env.syncRoot).catch(() => undefined);
-  if (!root) throw new HangarError("INVALID_INPUT", `The sync root ${hangar.env.syncRoot} does not exist; create it and put the files there.`);
+  // Host paths are the admin's to know: messages name the setting, not the directory.
+  if (!root) throw new HangarError("INVALID_INPUT", "The sync root (HANGAR_SYNC_ROOT) does not exist on this host; an admin must create it and put the files there.");
   const from = await realpath(path.resolve(root, input.from)).catch(() => undefined);
   if (!from || (from !== root && !from.startsWith(`${root}${path.sep}`))) {
-    throw new HangarError("INVALID_INPUT", `"${input.from}" is not a file or directory under ${root}.`);
+    throw new HangarError("INVALID_INPUT", "from must name an existing file or directory under the sync root.");
   }
   const vm = await runningVm(hangar, input.id);
   const driver = hangar.driverFor(vm.id);
@@ -225,7 +226,7 @@ export async function syncToVm(hangar: Hangar, input: { id: string; from: string
     const source = input.from.endsWith("/") ? `${from}/` : from;
     await driver.sync(source, input.to, input.chown, input.excludes ?? [], vm.sshPort, privateKeyFile);
   } catch (error) {
-    throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+    throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
-  return { from, to: input.to };
+  return { from: input.from, to: input.to };
 }

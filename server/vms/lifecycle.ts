@@ -7,7 +7,7 @@
 import type { Db } from "../db.ts";
 import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, userMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
 
@@ -197,8 +197,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
         else await driver.create(vm.image.path, vm.image.format, vm.diskGiB ? vm.diskGiB * GIB : undefined);
       } catch (error) {
         await driver.delete().catch(() => undefined);
-        await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${errorMessage(error)}`);
-        throw new HangarError("DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${userMessage(error)}`);
+        throw new HangarError("DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
       const made = source ? `Disk copied from VM ${source.sourceName}` : `Disk created on image ${vm.image.name}`;
       await finish(vm, actor, "clone", from, "Stopped", true, made);
@@ -255,13 +255,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        let message = `Start failed: ${errorMessage(error)}`;
+        let message = `Start failed: ${userMessage(error)}`;
         if (resume && !stillRuns) {
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
         await finish(vm, actor, "start", from, to, false, message, { pid: null });
-        throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
   }
@@ -285,8 +285,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${errorMessage(error)}`, stillRuns ? {} : { pid: null });
-        throw new HangarError("DRIVER_FAILED", `Stopping VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${userMessage(error)}`, stillRuns ? {} : { pid: null });
+        throw new HangarError("DRIVER_FAILED", `Stopping VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
   }
@@ -304,8 +304,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
         await driver.kill();
         await driver.delete();
       } catch (error) {
-        await finish(vm, actor, "delete", from, "ErrorUnknown", false, `Delete failed: ${errorMessage(error)}`);
-        throw new HangarError("DRIVER_FAILED", `Deleting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        await finish(vm, actor, "delete", from, "ErrorUnknown", false, `Delete failed: ${userMessage(error)}`);
+        throw new HangarError("DRIVER_FAILED", `Deleting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
       await db.vm.update({ where: { id: vmId }, data: { state: "Deleted", pid: null } });
       await recorder.record({ stream: "vm", vm: { id: vmId, name: vm.name }, actor, action: "delete", from, to: "Deleted", ok: true, message: "Deleted" });
@@ -328,8 +328,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
       try {
         await driver.suspend();
       } catch (error) {
-        await finish(vm, actor, "suspend", from, "ErrorUnknown", false, `Suspend failed: ${errorMessage(error)}`);
-        throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        await finish(vm, actor, "suspend", from, "ErrorUnknown", false, `Suspend failed: ${userMessage(error)}`);
+        throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
       await finish(vm, actor, "suspend", from, "Suspended", true, `State saved in ${Date.now() - started} ms`, { pid: null });
     });
