@@ -129,6 +129,15 @@ export class FakeDriver {
         vm.calls.push("discard");
         vm.saved = false;
       },
+      suspendedStateSavedAt: async () => (vm.saved ? new Date() : undefined),
+      settleSuspend: async () => {
+        vm.calls.push("settle-suspend");
+        requireRunning();
+        if (!vm.saved) return "resumed";
+        vm.running = false;
+        vm.pid = 0;
+        return "suspended";
+      },
       cloneFrom: async (sourceVmId) => {
         vm.calls.push("cloneFrom");
         this.maybeFail("create");
