@@ -70,8 +70,12 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
 export function createLifecycle({ db, bus, recorder, driverFor, hostId }: LifecycleDeps) {
-  /** VMs with an action under way in this process; the reconciler leaves them alone. */
-  const inFlight = new Set<string>();
+  /**
+   * VMs with an action under way in this process (how many hold each); the reconciler
+   * leaves them alone. An action holds its VM from before its compare-and-set, so the row
+   * is never in a transient state this process owns without the VM being here.
+   */
+  const inFlight = new Map<string, number>();
 
   async function load(vmId: string) {
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, ports: true } });
@@ -140,11 +144,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
   }
 
   async function guarded<T>(vmId: string, work: () => Promise<T>): Promise<T> {
-    inFlight.add(vmId);
+    inFlight.set(vmId, (inFlight.get(vmId) ?? 0) + 1);
     try {
       return await work();
     } finally {
-      inFlight.delete(vmId);
+      const left = (inFlight.get(vmId) ?? 1) - 1;
+      if (left > 0) inFlight.set(vmId, left);
+      else inFlight.delete(vmId);
     }
   }
 
@@ -153,8 +159,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * Makes the VM's disk (an overlay on its image) and its SSH key.
    */
   async function cloneVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Clone");
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Clone");
       if (vm.image.status !== "ready") {
         await finish(vm, actor, "clone", from, "Initial", false, `Image "${vm.image.name}" is ${vm.image.status}, not ready.`);
         throw new HangarError("IMAGE_NOT_READY", `Image "${vm.image.name}" is ${vm.image.status}; wait for it to be ready.`);
@@ -181,9 +187,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * does not load is dropped and the VM is left Stopped with the reason.
    */
   async function startVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Start");
-    const resume = from === "Suspended";
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Start");
+      const resume = from === "Suspended";
       const driver = driverFor(vmId);
       try {
         const identity = await driver.identity();
@@ -235,9 +241,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * press, `timeoutMs` for the guest, then forced. On error -> Stopped or ErrorUnknown.
    */
   async function stopVm(vmId: string, timeoutMs: number, actor: Actor): Promise<void> {
-    const { vm, from, next } = await begin(vmId, "Stop");
-    if (next === from) return;
     await guarded(vmId, async () => {
+      const { vm, from, next } = await begin(vmId, "Stop");
+      if (next === from) return;
       const driver = driverFor(vmId);
       try {
         await driver.stop(timeoutMs);
@@ -261,8 +267,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * On error -> ErrorUnknown.
    */
   async function deleteVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Delete");
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Delete");
       const driver = driverFor(vmId);
       try {
         await driver.kill();
@@ -284,9 +290,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * On error -> ErrorUnknown (the reconciler adopts a qemu that kept running).
    */
   async function suspendVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from, next } = await begin(vmId, "Suspend");
-    if (next === from) return;
     await guarded(vmId, async () => {
+      const { vm, from, next } = await begin(vmId, "Suspend");
+      if (next === from) return;
       const driver = driverFor(vmId);
       const started = Date.now();
       try {
@@ -325,14 +331,11 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    */
   async function takeOver(vmId: string, from: State, work: (vm: { id: string; name: string; updatedAt: Date }) => Promise<State | undefined>): Promise<State | undefined> {
     if (inFlight.has(vmId)) return undefined;
-    inFlight.add(vmId);
-    try {
+    return guarded(vmId, async () => {
       const vm = await db.vm.findUnique({ where: { id: vmId }, select: { id: true, name: true, state: true, updatedAt: true } });
       if (!vm || vm.state !== from) return undefined;
-      return await work(vm);
-    } finally {
-      inFlight.delete(vmId);
-    }
+      return work(vm);
+    });
   }
 
   /** After a driver call failed: ErrorUnknown when something may still run, else `quiet`. */
