@@ -46,6 +46,8 @@ interface Case {
   alive: boolean;
   /** Suspending: the suspend's saved state is complete in the disk. */
   saved?: boolean;
+  /** The saved state in the disk is older than the suspend (an earlier one's, left behind). */
+  stale?: boolean;
   to: State | "Gone";
   message: RegExp;
   error: RegExp | null;
@@ -62,6 +64,8 @@ const cases: Case[] = [
   { state: "Suspending", alive: true, saved: false, to: "Running", message: /suspend interrupted by a restart was rolled back: its state was not saved/, error: /Suspend it again/ },
   { state: "Suspending", alive: false, saved: true, to: "Suspended", message: /suspend interrupted by a restart was carried out: qemu had ended after saving/, error: null },
   { state: "Suspending", alive: false, saved: false, to: "Stopped", message: /suspend interrupted by a restart was rolled back: qemu ended before the state was saved/, error: /memory is lost/ },
+  { state: "Suspending", alive: true, saved: true, stale: true, to: "Running", message: /rolled back: its state was not saved/, error: /Suspend it again/ },
+  { state: "Suspending", alive: false, saved: true, stale: true, to: "Stopped", message: /rolled back: qemu ended before the state was saved/, error: /memory is lost/ },
   { state: "Deleting", alive: true, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
   { state: "Deleting", alive: false, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
 ];
@@ -88,6 +92,7 @@ describe("crash matrix on the fake driver", () => {
     } else {
       if (c.alive || c.state === "Stopping" || c.state === "Suspending") await hangar.lifecycle.startVm(vm.id, "t");
       host.saved = c.saved ?? false;
+      if (c.stale) host.savedAt = new Date(Date.now() - 60_000);
       if (!c.alive) Object.assign(host, { running: false, pid: 0 });
     }
     const lost = c.state === "Starting" ? { pid: null, sshPort: null } : {};
@@ -96,7 +101,7 @@ describe("crash matrix on the fake driver", () => {
   }
 
   const named = cases.map((c) => {
-    const saved = c.saved === undefined ? "" : c.saved ? ", state saved" : ", nothing saved";
+    const saved = c.saved === undefined ? "" : c.stale ? ", only an older state saved" : c.saved ? ", state saved" : ", nothing saved";
     return { ...c, name: `${c.state}, qemu ${c.alive ? "alive" : "dead"}${saved} -> ${c.to}` };
   });
 
