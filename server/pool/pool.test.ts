@@ -200,6 +200,20 @@ describe("pools", () => {
     expect((await members(pool.id)).map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
   });
 
+  it("sweeps at start-up a member a crash left off its staging state (a suspend rolled back), and refills", async () => {
+    const pool = await newPool(2);
+    const [first, second] = await members(pool.id);
+    // The keeper's suspend was cut short; the reconciler rolled it back to Running.
+    await hangar.lifecycle.startVm(first?.id ?? "", "t");
+    await hangar.pools.start();
+    await hangar.pools.kick(pool.id);
+    const after = await members(pool.id);
+    expect(after.map((vm) => vm.id)).not.toContain(first?.id);
+    expect(after.map((vm) => vm.id)).toContain(second?.id);
+    expect(after.map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+    expect(fake.vm(first?.id ?? "")).toMatchObject({ running: false, exists: false });
+  });
+
   it("sweeps half-made members at start-up and refills", async () => {
     const pool = await newPool(2);
     const [first] = await members(pool.id);

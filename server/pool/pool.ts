@@ -338,7 +338,8 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
 
   /**
    * At start-up: pool deletes a restart cut short are finished; members that a crash left
-   * half-made (Initial, ErrorUnknown) are deleted; then every pool is filled.
+   * off their staging state (half-made, or resolved by the reconciler to another state)
+   * are deleted; then every pool is filled.
    */
   async function start() {
     const self = await lifecycle.hostId();
@@ -346,11 +347,14 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     for (const pool of pools.filter((p) => p.deletingAt)) {
       void deletePool(pool.id, KEEPER).catch((error: unknown) => log(`pool ${pool.name}: finishing its delete failed: ${errorMessage(error)}`));
     }
-    const orphans = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: { in: ["Initial", "ErrorUnknown"] }, pool: { deletingAt: null } } });
-    for (const vm of orphans) {
-      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
+    const open = pools.filter((p) => !p.deletingAt);
+    for (const pool of open.filter((p) => !filling.has(p.id))) {
+      const leftovers = await db.vm.findMany({ where: { poolId: pool.id, hostId: self, acquiredAt: null, state: { not: pool.staging } } });
+      for (const vm of leftovers.filter((v) => !lifecycle.isBusy(v.id))) {
+        await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
+      }
     }
-    for (const pool of pools.filter((p) => !p.deletingAt)) void kick(pool.id);
+    for (const pool of open) void kick(pool.id);
   }
 
   async function close() {
