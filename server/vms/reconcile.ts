@@ -27,7 +27,8 @@ export type Decision =
   /** Deleting: kill, remove the files, drop the row (carried out). */
   | { kind: "finish-delete" };
 
-export const QEMU_DIED = "qemu exited unexpectedly (it was killed or crashed); see the serial log";
+/** What the reconciler can tell of a qemu that ended on its own: not why (it is not our child). */
+export const QEMU_DIED = "qemu exited unexpectedly (the guest powered off, or qemu was killed or crashed); see the serial log";
 
 /** Pure: the reconciliation table. */
 export function decide(state: State, alive: boolean): Decision {
