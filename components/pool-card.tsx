@@ -14,8 +14,8 @@ import { useMe } from "./session.tsx";
 import { useTRPC, type PoolRow } from "./trpc.ts";
 
 /** Still making members: the keeper is at work, or fewer are ready than the size asks. */
-export function isFilling(pool: Pick<PoolRow, "filling" | "ready" | "size">): boolean {
-  return pool.filling || pool.ready < pool.size;
+export function isFilling(pool: Pick<PoolRow, "filling" | "ready" | "size" | "deleting">): boolean {
+  return !pool.deleting && (pool.filling || pool.ready < pool.size);
 }
 
 export function PoolCard({ pool }: { pool: PoolRow }) {
@@ -39,7 +39,7 @@ export function PoolCard({ pool }: { pool: PoolRow }) {
   const shown = acquired && pool.vms.some((vm) => vm.id === acquired.vmId) ? acquired : undefined;
 
   function deletePool() {
-    if (window.confirm(`Delete pool "${pool.name}" and all its ${pool.vms.length} VMs, handed out or not?`)) remove.mutate({ id: pool.id });
+    if (window.confirm(`Delete pool "${pool.name}" and its VMs not handed out? VMs handed out stay with their holders.`)) remove.mutate({ id: pool.id });
   }
 
   return (
@@ -51,19 +51,19 @@ export function PoolCard({ pool }: { pool: PoolRow }) {
             <button
               type="button"
               className="primary"
-              disabled={acquire.isPending || remove.isPending}
+              disabled={acquire.isPending || remove.isPending || pool.deleting}
               onClick={() => acquire.mutate({ poolId: pool.id, timeoutSec: 120 })}
             >
               Acquire
             </button>
           ) : null}
           {admin ? (
-            <button type="button" className="danger" disabled={remove.isPending} onClick={deletePool}>
+            <button type="button" className="danger" disabled={remove.isPending || pool.deleting} onClick={deletePool}>
               Delete pool
             </button>
           ) : null}
           {acquire.isPending ? <span className="muted">acquiring…</span> : null}
-          {remove.isPending ? <span className="muted">deleting…</span> : null}
+          {remove.isPending || pool.deleting ? <span className="muted" data-testid="pool-deleting">being deleted…</span> : null}
         </div>
       </div>
       <dl className="props">

@@ -1,8 +1,8 @@
 "use client";
 /**
  * Warm pools: one card per pool, and the create form for admins. Members are VMs, so the
- * live stream (LiveUpdates) refreshes this list; while a pool fills, it is also refetched
- * every 2 s to move the progress bar through states the stream does not announce.
+ * live stream (LiveUpdates) refreshes this list; while a pool fills or is being deleted, it
+ * is also refetched every 2 s to move the progress bar through states the stream does not announce.
  */
 import { useQuery } from "@tanstack/react-query";
 import { CreatePoolForm } from "./create-pool-form.tsx";
@@ -11,12 +11,12 @@ import { PoolCard, isFilling } from "./pool-card.tsx";
 import { useMe } from "./session.tsx";
 import { useTRPC, type PoolRow } from "./trpc.ts";
 
-const anyFilling = (pools: PoolRow[] | undefined) => pools?.some(isFilling) ?? false;
+const anyChanging = (pools: PoolRow[] | undefined) => pools?.some((pool) => isFilling(pool) || pool.deleting) ?? false;
 
 export function PoolsPanel() {
   const trpc = useTRPC();
   const me = useMe();
-  const pools = useQuery(trpc.pool.list.queryOptions(undefined, { refetchInterval: (query) => (anyFilling(query.state.data) ? 2000 : false) }));
+  const pools = useQuery(trpc.pool.list.queryOptions(undefined, { refetchInterval: (query) => (anyChanging(query.state.data) ? 2000 : false) }));
 
   return (
     <div className="stack">

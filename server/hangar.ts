@@ -19,7 +19,7 @@ import { createImages } from "./images/images.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
 import { createLifecycle } from "./vms/lifecycle.ts";
-import { createReconciler } from "./vms/reconcile.ts";
+import { createReconciler, type ReconcilerDeps } from "./vms/reconcile.ts";
 
 export interface HangarOptions {
   env: Env;
@@ -29,11 +29,13 @@ export interface HangarOptions {
   log?: (message: string) => void;
   /** Pool keeper timings (tests shorten them). */
   pool?: Pick<PoolDeps, "backoffMs" | "readyTimeoutMs">;
+  /** How long the reconciler gives the guest of an interrupted stop (tests shorten it). */
+  reconciler?: Pick<ReconcilerDeps, "stopTimeoutMs">;
 }
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool }: HangarOptions) {
+export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
@@ -49,7 +51,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const recorder = createRecorder({ db, bus });
   const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
-  const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
+  const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log });
   const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
   const auth = createAuth({

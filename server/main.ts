@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   const stopHeartbeat = hangar.hosts.startHeartbeat(5000);
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
-  void hangar.pools.start();
+  // After the loop's first pass (it logs its own failures): members a crash left mid-clone
+  // are Initial by then, for the pool's sweep.
+  void hangar.reconciler.reconcileAll().catch(() => undefined).then(() => hangar.pools.start());
 
   const dev = env.NODE_ENV !== "production";
   const app = next({ dev, dir: root, hostname: env.HOST, port: env.PORT });

@@ -202,6 +202,15 @@ export interface Manager {
   suspend(): Promise<void>;
   /** Drops the state a suspend saved (a suspended VM is then simply stopped). */
   discardSuspendedState(): Promise<void>;
+  /** When the state a suspend saved was written into the disk; undefined when there is none. */
+  suspendedStateSavedAt(): Promise<Date | undefined>;
+  /**
+   * Settles a suspend that was interrupted (a server crash) while this VM's process still
+   * runs: waits for a save still under way, then, when a complete saved state written at or
+   * after `since` is in the disk, ends the process ("suspended"); otherwise the guest runs on
+   * ("resumed"). MUST throw NotRunningError when not running.
+   */
+  settleSuspend(since: Date): Promise<"suspended" | "resumed">;
   /**
    * Creates this VM's disk as a copy of VM `sourceVmId`'s disk (same base image, its own
    * file) and a new SSH key, without the source's snapshots or saved state. The source

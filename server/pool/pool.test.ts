@@ -83,14 +83,94 @@ describe("pools", () => {
     expect(got.privateKey).toBeUndefined();
   });
 
-  it("deletes every member, handed out or not, when the pool is deleted", async () => {
+  it("deletes the members not handed out when the pool is deleted, and leaves handed-out ones with their holders", async () => {
     const pool = await newPool(2);
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    await hangar.pools.kick(pool.id);
     await hangar.pools.deletePool(pool.id, "tester");
-    expect(await hangar.db.vm.count()).toBe(0);
     expect(await hangar.db.pool.count()).toBe(0);
-    expect(fake.vm(got.vmId).exists).toBe(false);
+    const left = await hangar.db.vm.findMany();
+    expect(left.map((vm) => [vm.id, vm.poolId, vm.acquiredBy, vm.state])).toEqual([[got.vmId, null, "svc", "Running"]]);
+    expect(fake.vm(got.vmId)).toMatchObject({ running: true, exists: true });
+    expect([...fake.vms].filter(([id]) => id !== got.vmId).every(([, vm]) => !vm.running && !vm.exists)).toBe(true);
+    const deleted = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-deleted" } });
+    expect(deleted.message).toBe("Pool warm: deleted by tester; 1 VM handed out stay with their holders");
+    // Still the holder's VM: released (or deleted) like any acquired one.
+    await hangar.pools.release(got.vmId, "svc");
+    expect(await hangar.db.vm.count()).toBe(0);
+  });
+
+  it("while a delete runs: the pool shows as being deleted, acquires and resizes get the reason, the keeper stops", async () => {
+    const pool = await newPool(1, "Running");
+    fake.startDelayMs = 300;
+    await hangar.pools.resizePool(pool.id, 2);
+    await expect.poll(() => hangar.db.vm.count({ where: { poolId: pool.id, state: "Starting" } })).toBe(1);
+    const deleting = hangar.pools.deletePool(pool.id, "tester");
+    await expect.poll(async () => (await hangar.db.pool.findUniqueOrThrow({ where: { id: pool.id } })).deletingAt).not.toBeNull();
+
+    const [listed] = await hangar.pools.listPools();
+    expect(listed).toMatchObject({ name: "warm", deleting: true });
+    await expect(hangar.pools.acquire(pool.id, { actor: "late", timeoutMs: 5000 })).rejects.toMatchObject({ code: "NOT_FOUND", message: 'Pool "warm" is being deleted; it hands out no more VMs.' });
+    await expect(hangar.pools.resizePool(pool.id, 5)).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await hangar.pools.kick(pool.id);
+
+    await deleting;
+    expect(await hangar.db.vm.count()).toBe(0);
     expect([...fake.vms.values()].every((vm) => !vm.running && !vm.exists)).toBe(true);
+    expect(fake.vms.size).toBe(2);
+    await expect(hangar.pools.acquire(pool.id, { actor: "later", timeoutMs: 5000 })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
+  it("races a delete with 10 acquires: each gets a VM that stays its own, or a clear error; nothing is made after the mark", async () => {
+    const pool = await newPool(3);
+    fake.startDelayMs = 20;
+    const users = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => hangar.db.user.create({ data: { id: `user-${i}`, email: `u${i}@test.hangar`, name: `u${i}` } })),
+    );
+    const acquires = users.map((user, i) =>
+      hangar.pools.acquire(pool.id, { actor: `caller-${i}`, ownerId: user.id, timeoutMs: 20_000 }).then(
+        (got) => ({ i, got }),
+        (error: unknown) => ({ i, error }),
+      ),
+    );
+    // Some are handed out, others wait for the keeper's refills, when the delete comes.
+    await expect.poll(() => hangar.db.vm.count({ where: { acquiredAt: { not: null } } }), { interval: 1 }).toBeGreaterThan(0);
+    const deleting = hangar.pools.deletePool(pool.id, "tester");
+    await expect.poll(async () => (await hangar.db.pool.findUnique({ where: { id: pool.id } }))?.deletingAt ?? "gone", { interval: 1 }).not.toBeNull();
+    const rowsAtMark = new Set((await hangar.db.vm.findMany({ select: { id: true } })).map((vm) => vm.id));
+
+    const outcomes = await Promise.all(acquires);
+    await deleting;
+    const held = new Set<string>();
+    for (const outcome of outcomes) {
+      if ("got" in outcome) {
+        const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: outcome.got.vmId } });
+        expect([row.acquiredBy, row.ownerId, row.poolId, row.state]).toEqual([`caller-${outcome.i}`, `user-${outcome.i}`, null, "Running"]);
+        expect(fake.vm(row.id)).toMatchObject({ running: true, exists: true });
+        held.add(row.id);
+      } else {
+        expect(outcome.error).toBeInstanceOf(HangarError);
+        expect(outcome.error).toMatchObject({ code: "NOT_FOUND", message: expect.stringMatching(/is being deleted|No pool with id/) });
+      }
+    }
+    expect(held.size).toBeGreaterThan(0);
+    expect(held.size).toBeLessThan(10);
+    expect(await hangar.db.pool.count()).toBe(0);
+    expect((await hangar.db.vm.findMany()).map((vm) => vm.id).sort()).toEqual([...held].sort());
+    for (const [id, vm] of fake.vms) {
+      if (!held.has(id)) expect([id, vm.running, vm.exists]).toEqual([id, false, false]);
+      // Every VM the keeper cloned had its row before the pool was marked.
+      if (vm.calls.includes("create")) expect(rowsAtMark.has(id)).toBe(true);
+    }
+  });
+
+  it("finishes at start-up a pool delete that a restart cut short, without refilling the pool", async () => {
+    const pool = await newPool(2);
+    await hangar.db.pool.update({ where: { id: pool.id }, data: { deletingAt: new Date() } });
+    await hangar.pools.start();
+    await expect.poll(() => hangar.db.pool.count()).toBe(0);
+    expect(await hangar.db.vm.count()).toBe(0);
+    expect(fake.vms.size).toBe(2);
   });
 
   it("shrinks and grows when resized", async () => {
@@ -118,6 +198,20 @@ describe("pools", () => {
     // The running filler finishes once the pool is full.
     await hangar.pools.kick(pool.id);
     expect((await members(pool.id)).map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+  });
+
+  it("sweeps at start-up a member a crash left off its staging state (a suspend rolled back), and refills", async () => {
+    const pool = await newPool(2);
+    const [first, second] = await members(pool.id);
+    // The keeper's suspend was cut short; the reconciler rolled it back to Running.
+    await hangar.lifecycle.startVm(first?.id ?? "", "t");
+    await hangar.pools.start();
+    await hangar.pools.kick(pool.id);
+    const after = await members(pool.id);
+    expect(after.map((vm) => vm.id)).not.toContain(first?.id);
+    expect(after.map((vm) => vm.id)).toContain(second?.id);
+    expect(after.map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+    expect(fake.vm(first?.id ?? "")).toMatchObject({ running: false, exists: false });
   });
 
   it("sweeps half-made members at start-up and refills", async () => {

@@ -5,6 +5,11 @@
  *
  * Every member is a VM row (poolId set) before its clone starts, so a crash leaves nothing
  * the sweep at start-up cannot find. All state changes go through the lifecycle.
+ *
+ * A delete marks the pool first (Pool.deletingAt): from then on it makes and hands out no
+ * members. Each member goes to exactly one side through a compare-and-set on acquiredAt:
+ * an acquire that claimed it keeps it (it is detached from the pool, not deleted), and the
+ * delete takes and removes the rest.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -63,6 +68,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
   const ready = new EventEmitter();
   ready.setMaxListeners(0);
   const filling = new Map<string, Promise<void>>();
+  const deleting = new Map<string, Promise<void>>();
   const failures = new Map<string, number>();
   let closed = false;
 
@@ -71,10 +77,17 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     await recorder.record({ stream: "vm", vm: { id: vm?.id ?? null, name: vm?.name ?? poolName }, actor: KEEPER, action: `pool-${action}`, ok, message: `Pool ${poolName}: ${message}` });
   }
 
+  /** The pool, unless it is gone or being deleted. */
   async function loadPool(poolId: string) {
     const pool = await db.pool.findUnique({ where: { id: poolId } });
     if (!pool) throw new HangarError("NOT_FOUND", `No pool with id "${poolId}".`);
+    if (pool.deletingAt) throw new HangarError("NOT_FOUND", `Pool "${pool.name}" is being deleted; it hands out no more VMs.`);
     return pool;
+  }
+
+  async function beingDeleted(poolId: string): Promise<boolean> {
+    const pool = await db.pool.findUnique({ where: { id: poolId }, select: { deletingAt: true } });
+    return !pool || pool.deletingAt !== null;
   }
 
   /** Waits until SSH in the VM answers; throws after `timeoutMs`. */
@@ -102,33 +115,47 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     }
   }
 
-  /** Creates one member and brings it to the staging state. */
-  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string; hostId: string | null }) {
-    const vm = await db.vm.create({
-      data: {
-        hostId: pool.hostId ?? (await lifecycle.hostId()),
-        name: `${pool.name}-${randomBytes(3).toString("hex")}`,
-        imageId: pool.imageId,
-        cpus: pool.cpus,
-        memoryMiB: pool.memoryMiB,
-        userData: pool.userData,
-        poolId: pool.id,
-      },
+  /**
+   * Creates one member and brings it to the staging state. Returns false, making nothing,
+   * once the pool is being deleted; a member begun before stops at its next step.
+   */
+  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string; hostId: string | null }): Promise<boolean> {
+    const hostId = pool.hostId ?? (await lifecycle.hostId());
+    const vm = await db.$transaction(async (tx) => {
+      // Writing the pool row locks it: a delete mark either came first (no member is made)
+      // or waits until this member exists, so the delete finds it.
+      const open = await tx.pool.updateMany({ where: { id: pool.id, deletingAt: null }, data: { deletingAt: null } });
+      if (open.count === 0) return undefined;
+      return tx.vm.create({
+        data: {
+          hostId,
+          name: `${pool.name}-${randomBytes(3).toString("hex")}`,
+          imageId: pool.imageId,
+          cpus: pool.cpus,
+          memoryMiB: pool.memoryMiB,
+          userData: pool.userData,
+          poolId: pool.id,
+        },
+      });
     });
+    if (!vm) return false;
     try {
       await lifecycle.cloneVm(vm.id, KEEPER);
-      if (pool.staging !== "Stopped") {
+      if (pool.staging !== "Stopped" && !(await beingDeleted(pool.id))) {
         await lifecycle.startVm(vm.id, KEEPER);
         // Suspend only a guest that has booted, so an acquired one answers at once.
         await waitForSsh(vm.id, readyTimeoutMs);
-        if (pool.staging === "Suspended") await lifecycle.suspendVm(vm.id, KEEPER);
+        if (pool.staging === "Suspended" && !(await beingDeleted(pool.id))) await lifecycle.suspendVm(vm.id, KEEPER);
       }
     } catch (error) {
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
       throw error;
     }
+    // Being deleted: the delete waits for this filler, then removes the member.
+    if (await beingDeleted(pool.id)) return false;
     await record(pool.name, "replenished", true, `${vm.name} is ready (${pool.staging})`, vm);
     ready.emit(pool.id);
+    return true;
   }
 
   /** Fills `poolId` up to its size; one filler per pool at a time. */
@@ -139,16 +166,17 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       for (;;) {
         if (closed) return;
         const pool = await db.pool.findUnique({ where: { id: poolId } });
-        if (!pool) return;
+        if (!pool || pool.deletingAt) return;
         const members = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
         if (members >= pool.size) {
           failures.delete(poolId);
           return;
         }
         try {
-          await addMember(pool);
+          if (!(await addMember(pool))) return;
           failures.delete(poolId);
         } catch (error) {
+          if (await beingDeleted(poolId)) return;
           const count = (failures.get(poolId) ?? 0) + 1;
           failures.set(poolId, count);
           const delay = Math.min(backoffMs.first * 2 ** (count - 1), backoffMs.max);
@@ -162,12 +190,19 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     return run;
   }
 
-  /** Claims a ready member for the caller: exactly one caller gets each VM, and owns it. */
+  /**
+   * Claims a ready member for the caller: exactly one caller gets each VM, and owns it. A
+   * claim racing a delete keeps what it won: the delete takes members with the same
+   * compare-and-set on acquiredAt and detaches the ones it lost.
+   */
   async function claim(poolId: string, staging: string, { actor, ownerId }: { actor: string; ownerId?: string }) {
     const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging }, orderBy: { createdAt: "asc" } });
     for (const candidate of candidates) {
       if (lifecycle.isBusy(candidate.id)) continue;
-      const won = await db.vm.updateMany({ where: { id: candidate.id, acquiredAt: null, state: staging }, data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null } });
+      const won = await db.vm.updateMany({
+        where: { id: candidate.id, acquiredAt: null, state: staging, pool: { deletingAt: null } },
+        data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null },
+      });
       if (won.count === 1) return candidate;
     }
     return undefined;
@@ -194,6 +229,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
         const timer = setTimeout(done, Math.min(left, 1000));
         ready.on(pool.id, done);
       });
+      await loadPool(pool.id);
       vm = await claim(pool.id, pool.staging, options);
     }
     void kick(pool.id);
@@ -246,7 +282,10 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
 
   /** Changes the size: grows at once, or deletes surplus members that are not handed out. */
   async function resizePool(poolId: string, size: number) {
-    const pool = await db.pool.update({ where: { id: (await loadPool(poolId)).id }, data: { size } });
+    const { name } = await loadPool(poolId);
+    const resized = await db.pool.updateMany({ where: { id: poolId, deletingAt: null }, data: { size } });
+    if (resized.count === 0) throw new HangarError("NOT_FOUND", `Pool "${name}" is being deleted; it cannot be resized.`);
+    const pool = await db.pool.findUniqueOrThrow({ where: { id: poolId } });
     const idle = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: pool.staging }, orderBy: { createdAt: "desc" } });
     const total = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
     for (const vm of idle.slice(0, Math.max(0, total - size))) {
@@ -258,34 +297,69 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     return pool;
   }
 
-  /** Deletes the pool and every VM in it, handed out or not. Seed: Close. */
-  async function deletePool(poolId: string, actor: string) {
-    const pool = await loadPool(poolId);
-    await db.pool.update({ where: { id: poolId }, data: { size: 0 } });
-    await filling.get(poolId);
-    for (const vm of await db.vm.findMany({ where: { poolId } })) {
+  /**
+   * Deletes the pool. Seed: Close. It is marked first, so it makes and hands out no more
+   * members; then the members not handed out are deleted, and the ones handed out are
+   * detached (they stay their holders' VMs). A delete cut short by a restart is finished
+   * at start-up; a second call while one runs waits for it.
+   */
+  async function deletePool(poolId: string, actor: string): Promise<void> {
+    const pool = await db.pool.findUnique({ where: { id: poolId } });
+    if (!pool) throw new HangarError("NOT_FOUND", `No pool with id "${poolId}".`);
+    const marked = await db.pool.updateMany({ where: { id: poolId, deletingAt: null }, data: { deletingAt: new Date() } });
+    if (marked.count === 1) await record(pool.name, "deleting", true, `being deleted by ${actor}; it hands out no more VMs`);
+    // Waiting acquirers look again now and fail with the reason.
+    ready.emit(poolId);
+    let run = deleting.get(poolId);
+    if (!run) {
+      run = removePool(pool, actor).finally(() => deleting.delete(poolId));
+      deleting.set(poolId, run);
+    }
+    return run;
+  }
+
+  async function removePool(pool: { id: string; name: string }, actor: string): Promise<void> {
+    // The keeper stops at its next step; after it, no member is on the way.
+    await filling.get(pool.id);
+    let kept = 0;
+    for (const vm of await db.vm.findMany({ where: { poolId: pool.id }, orderBy: { createdAt: "asc" } })) {
+      const taken = await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } });
+      if (taken.count === 0) {
+        kept += 1;
+        continue;
+      }
       await cleanupVm(lifecycle.instance(vm.id, actor), 30_000).catch((error: unknown) => log(`pool ${pool.name}: ${vm.name}: ${errorMessage(error)}`));
     }
-    await db.pool.delete({ where: { id: poolId } });
-    await record(pool.name, "deleted", true, `deleted by ${actor}`);
+    await db.vm.updateMany({ where: { poolId: pool.id }, data: { poolId: null } });
+    await db.pool.delete({ where: { id: pool.id } });
+    const detached = kept === 0 ? "" : `; ${kept} VM${kept === 1 ? "" : "s"} handed out stay with their holders`;
+    await record(pool.name, "deleted", true, `deleted by ${actor}${detached}`);
   }
 
   /**
-   * At start-up: members that a crash left half-made (Initial, Cloning, ErrorUnknown) are
-   * deleted, then every pool is filled.
+   * At start-up: pool deletes a restart cut short are finished; members that a crash left
+   * off their staging state (half-made, or resolved by the reconciler to another state)
+   * are deleted; then every pool is filled.
    */
   async function start() {
     const self = await lifecycle.hostId();
-    const orphans = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: { in: ["Initial", "ErrorUnknown"] } } });
-    for (const vm of orphans) {
-      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
+    const pools = await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } });
+    for (const pool of pools.filter((p) => p.deletingAt)) {
+      void deletePool(pool.id, KEEPER).catch((error: unknown) => log(`pool ${pool.name}: finishing its delete failed: ${errorMessage(error)}`));
     }
-    for (const pool of await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } })) void kick(pool.id);
+    const open = pools.filter((p) => !p.deletingAt);
+    for (const pool of open.filter((p) => !filling.has(p.id))) {
+      const leftovers = await db.vm.findMany({ where: { poolId: pool.id, hostId: self, acquiredAt: null, state: { not: pool.staging } } });
+      for (const vm of leftovers.filter((v) => !lifecycle.isBusy(v.id))) {
+        await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
+      }
+    }
+    for (const pool of open) void kick(pool.id);
   }
 
   async function close() {
     closed = true;
-    await Promise.allSettled(filling.values());
+    await Promise.allSettled([...filling.values(), ...deleting.values()]);
   }
 
   async function listPools() {
@@ -294,6 +368,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       ...pool,
       ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging).length,
       filling: filling.has(pool.id),
+      deleting: pool.deletingAt !== null,
     }));
   }
 

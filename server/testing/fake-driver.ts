@@ -26,6 +26,8 @@ export interface FakeVm {
   running: boolean;
   /** A suspend saved state that start({resume}) restores. */
   saved: boolean;
+  /** When it was saved; absent: just now. */
+  savedAt?: Date;
   snapshots: string[];
   clonedFrom?: string;
   pid: number;
@@ -174,12 +176,22 @@ export class FakeDriver {
         if (this.suspendDelayMs) await sleep(this.suspendDelayMs);
         this.maybeFail("suspend");
         vm.saved = true;
+        vm.savedAt = new Date();
         vm.running = false;
         vm.pid = 0;
       },
       discardSuspendedState: async () => {
         vm.calls.push("discard");
         vm.saved = false;
+      },
+      suspendedStateSavedAt: async () => (vm.saved ? (vm.savedAt ?? new Date()) : undefined),
+      settleSuspend: async (since) => {
+        vm.calls.push("settle-suspend");
+        requireRunning();
+        if (!vm.saved || (vm.savedAt ?? new Date()) < since) return "resumed";
+        vm.running = false;
+        vm.pid = 0;
+        return "suspended";
       },
       cloneFrom: async (sourceVmId) => {
         vm.calls.push("cloneFrom");

@@ -154,8 +154,10 @@ describe("lifecycle", () => {
     expect(fake.vm(vm.id).calls.filter((c) => c === "suspend")).toHaveLength(1);
     await hangar.lifecycle.startVm(vm.id, "t");
     expect(await stateOf(vm.id)).toBe("Running");
-    expect(fake.vm(vm.id).calls).toEqual(["create", "start", "suspend", "resume"]);
     expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true, machine: "pc-q35-fake" });
+    // After a resume the guest's clock is set (in the background) through its agent, if any.
+    await expect.poll(() => fake.vm(vm.id).calls).toEqual(["create", "start", "suspend", "resume", "clock"]);
+    await expect.poll(async () => (await hangar.db.event.findFirst({ where: { vmId: vm.id, action: "clock" } }))?.message).toMatch(/No guest agent answered/);
   });
 
   it("leaves a VM whose saved state fails to load Stopped, and drops that state", async () => {

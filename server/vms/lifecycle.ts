@@ -47,6 +47,13 @@ export interface Instance {
 }
 
 const GUEST_IP = "10.0.2.15";
+const RECONCILER = "reconciler";
+
+/** What the reconciler records: the event's message, and the VM's error when something went wrong. */
+export interface Note {
+  message: string;
+  error?: string;
+}
 
 /** What Vm.cloneInfo records for a VM cloned from another. */
 export interface CloneInfo {
@@ -85,8 +92,12 @@ export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
 export function createLifecycle({ db, bus, recorder, driverFor, hostId }: LifecycleDeps) {
-  /** VMs with an action under way in this process; the reconciler leaves them alone. */
-  const inFlight = new Set<string>();
+  /**
+   * VMs with an action under way in this process (how many hold each); the reconciler
+   * leaves them alone. An action holds its VM from before its compare-and-set, so the row
+   * is never in a transient state this process owns without the VM being here.
+   */
+  const inFlight = new Map<string, number>();
 
   async function load(vmId: string) {
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, ports: true } });
@@ -171,11 +182,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
   }
 
   async function guarded<T>(vmId: string, work: () => Promise<T>): Promise<T> {
-    inFlight.add(vmId);
+    inFlight.set(vmId, (inFlight.get(vmId) ?? 0) + 1);
     try {
       return await work();
     } finally {
-      inFlight.delete(vmId);
+      const left = (inFlight.get(vmId) ?? 1) - 1;
+      if (left > 0) inFlight.set(vmId, left);
+      else inFlight.delete(vmId);
     }
   }
 
@@ -184,8 +197,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * Makes the VM's disk (an overlay on its image) and its SSH key.
    */
   async function cloneVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Clone");
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Clone");
       if (vm.image.status !== "ready") {
         await finish(vm, actor, "clone", from, "Initial", false, `Image "${vm.image.name}" is ${vm.image.status}, not ready.`);
         throw new HangarError("IMAGE_NOT_READY", `Image "${vm.image.name}" is ${vm.image.status}; wait for it to be ready.`);
@@ -212,9 +225,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * does not load is dropped and the VM is left Stopped with the reason.
    */
   async function startVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Start");
-    const resume = from === "Suspended";
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Start");
+      const resume = from === "Suspended";
       const driver = driverFor(vmId);
       try {
         const identity = await driver.identity();
@@ -271,9 +284,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * press, `timeoutMs` for the guest, then forced. On error -> Stopped or ErrorUnknown.
    */
   async function stopVm(vmId: string, timeoutMs: number, actor: Actor): Promise<void> {
-    const { vm, from, next } = await begin(vmId, "Stop");
-    if (next === from) return;
     await guarded(vmId, async () => {
+      const { vm, from, next } = await begin(vmId, "Stop");
+      if (next === from) return;
       const driver = driverFor(vmId);
       try {
         const outcome = await driver.stop(timeoutMs);
@@ -297,8 +310,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * On error -> ErrorUnknown.
    */
   async function deleteVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from } = await begin(vmId, "Delete");
     await guarded(vmId, async () => {
+      const { vm, from } = await begin(vmId, "Delete");
       const driver = driverFor(vmId);
       try {
         await driver.kill();
@@ -320,9 +333,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
    * On error -> ErrorUnknown (the reconciler adopts a qemu that kept running).
    */
   async function suspendVm(vmId: string, actor: Actor): Promise<void> {
-    const { vm, from, next } = await begin(vmId, "Suspend");
-    if (next === from) return;
     await guarded(vmId, async () => {
+      const { vm, from, next } = await begin(vmId, "Suspend");
+      if (next === from) return;
       const driver = driverFor(vmId);
       const started = Date.now();
       try {
@@ -337,14 +350,134 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
 
   /**
    * What the reconciler saw: moves the row from `from` to `to` (only if still in `from` and
-   * no action of this process holds it) with an event saying why. Returns whether it moved.
+   * no action of this process holds it) with an event saying why. `error`, when given, goes
+   * on the VM (and the event is not ok); without it the VM's error is cleared. Returns
+   * whether it moved.
    */
-  async function observe(vmId: string, from: State, to: State, message: string, data: Record<string, unknown> = {}): Promise<boolean> {
+  async function observe(vmId: string, from: State, to: State, note: Note, data: Record<string, unknown> = {}): Promise<boolean> {
     if (inFlight.has(vmId)) return false;
-    const vm = await db.vm.findUnique({ where: { id: vmId }, select: { name: true } });
-    if (!vm || !(await compareAndSet(vmId, from, to, data))) return false;
-    await recorder.record({ stream: "vm", vm: { id: vmId, name: vm.name }, actor: "reconciler", action: "reconcile", from, to, ok: true, message });
+    const vm = await db.vm.findUnique({ where: { id: vmId }, select: { id: true, name: true } });
+    return vm ? settle(vm, from, to, note, data) : false;
+  }
+
+  /** Compare-and-set from a transient state, with the reconciler's event. */
+  async function settle(vm: { id: string; name: string }, from: State, to: State, note: Note, data: Record<string, unknown> = {}): Promise<boolean> {
+    if (!(await compareAndSet(vm.id, from, to, { ...data, error: note.error ?? null }))) return false;
+    await recorder.record({ stream: "vm", vm, actor: RECONCILER, action: "reconcile", from, to, ok: note.error === undefined, message: note.message });
     return true;
+  }
+
+  /**
+   * Takes over a VM that a crash left in the transient state `from`: holds it in the
+   * in-flight set (so nothing else of this process acts on it) while `work` runs, and does
+   * nothing when another action holds it or it has left `from`.
+   */
+  async function takeOver(vmId: string, from: State, work: (vm: { id: string; name: string; updatedAt: Date }) => Promise<State | undefined>): Promise<State | undefined> {
+    if (inFlight.has(vmId)) return undefined;
+    return guarded(vmId, async () => {
+      const vm = await db.vm.findUnique({ where: { id: vmId }, select: { id: true, name: true, state: true, updatedAt: true } });
+      if (!vm || vm.state !== from) return undefined;
+      return work(vm);
+    });
+  }
+
+  /** After a driver call failed: ErrorUnknown when something may still run, else `quiet`. */
+  async function settleFailure(vm: { id: string; name: string }, from: State, quiet: State, what: string, error: unknown): Promise<State | undefined> {
+    const stillRuns = await driverFor(vm.id).running().catch(() => true);
+    const to = stillRuns ? "ErrorUnknown" : quiet;
+    const message = `${what} failed: ${userMessage(error)}`;
+    return (await settle(vm, from, to, { message, error: message }, stillRuns ? {} : { pid: null })) ? to : undefined;
+  }
+
+  /**
+   * Reconciler: carries out a stop a crash interrupted. [Stopping] -> Stopped: a qemu that
+   * still runs gets the ACPI power button, `timeoutMs`, then is forced. Returns the state
+   * reached, or undefined when the VM was not (or no longer) in Stopping.
+   */
+  async function resumeStop(vmId: string, timeoutMs: number): Promise<State | undefined> {
+    return takeOver(vmId, "Stopping", async (vm) => {
+      const driver = driverFor(vmId);
+      let message: string;
+      try {
+        const outcome = await driver.stop(timeoutMs);
+        message = `A stop interrupted by a restart was carried out: qemu still ran, so it was stopped (${describeStop(outcome, timeoutMs)})`;
+      } catch (error) {
+        if (!(error instanceof NotRunningError)) return settleFailure(vm, "Stopping", "Stopped", "Carrying out an interrupted stop", error);
+        message = "A stop interrupted by a restart was carried out: qemu had already exited";
+      }
+      return (await settle(vm, "Stopping", "Stopped", { message }, { pid: null })) ? "Stopped" : undefined;
+    });
+  }
+
+  /**
+   * Reconciler: carries out or rolls back a suspend a crash interrupted. [Suspending] ->
+   * Suspended when the state the suspend saved is complete in the disk (a qemu still alive
+   * is ended); -> Running when qemu is alive without it (the guest continues); -> Stopped
+   * when qemu is gone without it (the guest's memory is lost).
+   */
+  async function resumeSuspend(vmId: string): Promise<State | undefined> {
+    return takeOver(vmId, "Suspending", async (vm) => {
+      const driver = driverFor(vmId);
+      // The row moved to Suspending just before the save began: an older saved state is not this one's.
+      const since = vm.updatedAt;
+      try {
+        if (await driver.running()) {
+          if ((await driver.settleSuspend(since)) === "suspended") {
+            const message = "A suspend interrupted by a restart was carried out: its saved state was complete, so qemu was ended";
+            return (await settle(vm, "Suspending", "Suspended", { message }, { pid: null })) ? "Suspended" : undefined;
+          }
+          const pid = await driver.pid();
+          const ssh = (await driver.forwards().catch(() => [])).find((f) => f.guestPort === 22);
+          const message = "A suspend interrupted by a restart was rolled back: its state was not saved, so the guest runs on";
+          const error = "The suspend was interrupted by a restart of Hangar and rolled back; the VM runs on. Suspend it again.";
+          return (await settle(vm, "Suspending", "Running", { message, error }, { pid, sshPort: ssh?.hostPort ?? null })) ? "Running" : undefined;
+        }
+        const savedAt = await driver.suspendedStateSavedAt();
+        if (savedAt && savedAt >= since) {
+          const message = "A suspend interrupted by a restart was carried out: qemu had ended after saving the state";
+          return (await settle(vm, "Suspending", "Suspended", { message }, { pid: null })) ? "Suspended" : undefined;
+        }
+        const message = "A suspend interrupted by a restart was rolled back: qemu ended before the state was saved, so the VM is stopped";
+        const error = "The suspend was interrupted by a restart of Hangar before the state was saved; the VM is stopped and its memory is lost.";
+        return (await settle(vm, "Suspending", "Stopped", { message, error }, { pid: null })) ? "Stopped" : undefined;
+      } catch (error) {
+        return settleFailure(vm, "Suspending", "Stopped", "Settling an interrupted suspend", error);
+      }
+    });
+  }
+
+  /** Reconciler: rolls back a clone a crash interrupted. [Cloning] -> Initial, the half-made disk removed. */
+  async function undoClone(vmId: string): Promise<State | undefined> {
+    return takeOver(vmId, "Cloning", async (vm) => {
+      const driver = driverFor(vmId);
+      try {
+        await driver.kill();
+        await driver.delete();
+      } catch (error) {
+        return settleFailure(vm, "Cloning", "ErrorUnknown", "Removing the disk of an interrupted clone", error);
+      }
+      const message = "A clone interrupted by a restart was rolled back: the half-made disk was removed";
+      const error = "The clone was interrupted by a restart of Hangar; delete the VM and create it again.";
+      return (await settle(vm, "Cloning", "Initial", { message, error }, { pid: null })) ? "Initial" : undefined;
+    });
+  }
+
+  /** Reconciler: carries out a delete a crash interrupted. [Deleting] -> Deleted, then the row goes (its events stay). */
+  async function resumeDelete(vmId: string): Promise<State | undefined> {
+    return takeOver(vmId, "Deleting", async (vm) => {
+      const driver = driverFor(vmId);
+      try {
+        await driver.kill();
+        await driver.delete();
+      } catch (error) {
+        return settleFailure(vm, "Deleting", "ErrorUnknown", "Carrying out an interrupted delete", error);
+      }
+      const message = "A delete interrupted by a restart was carried out";
+      if (!(await settle(vm, "Deleting", "Deleted", { message }, { pid: null }))) return undefined;
+      await db.vm.delete({ where: { id: vmId } });
+      bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
+      return "Deleted";
+    });
   }
 
   function instance(vmId: string, actor: Actor): Instance {
@@ -382,5 +515,19 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     };
   }
 
-  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), hostId };
+  return {
+    cloneVm,
+    startVm,
+    stopVm,
+    deleteVm,
+    suspendVm,
+    observe,
+    resumeStop,
+    resumeSuspend,
+    undoClone,
+    resumeDelete,
+    instance,
+    isBusy: (vmId: string) => inFlight.has(vmId),
+    hostId,
+  };
 }

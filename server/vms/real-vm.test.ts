@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sshWhenReady } from "../testing/guest.ts";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
+import { QEMU_DIED } from "./reconcile.ts";
 import { waitForState } from "./wait.ts";
 
 let t: TestHangar;
@@ -64,10 +65,12 @@ describe("a real VM through the API", () => {
     expect(Date.now() - killedAt).toBeLessThan(10_000);
     const event = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, actor: "reconciler" } });
     expect([event.fromState, event.toState]).toEqual(["Running", "Stopped"]);
+    expect((await api.vm.get({ id: vm.id })).error).toBe(`The VM stopped: ${QEMU_DIED}.`);
 
-    // Started again after the crash: a fresh qemu, not an adopted corpse.
+    // Started again after the crash: a fresh qemu, not an adopted corpse; the reason is cleared.
     const again = await api.vm.start({ id: vm.id });
     expect(again.pid).not.toBe(running.pid);
+    expect(again.error).toBeNull();
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
     await api.vm.delete({ id: vm.id });
   });

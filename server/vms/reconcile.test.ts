@@ -3,22 +3,51 @@ import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { createVm } from "./inventory.ts";
-import { decide } from "./reconcile.ts";
-import { STATES } from "./state.ts";
+import { QEMU_DIED, decide, type Decision } from "./reconcile.ts";
+import { STATES, isTransient, type State } from "./state.ts";
 
 describe("decide", () => {
-  it.each(STATES.flatMap((s) => [[s, true] as const, [s, false] as const]))("%s with qemu alive=%s", (state, alive) => {
-    const decision = decide(state, alive);
-    // A live qemu is never marked Stopped (it would be started twice); a dead one never Running.
-    if (alive) expect(decision.kind === "mark" && decision.to === "Stopped").toBe(false);
-    if (!alive) expect(decision.kind).not.toBe("adopt");
+  // Every state × qemu alive: what the reconciler does. No transient state is left as it is.
+  const table: [State, boolean, Decision["kind"], State?][] = [
+    ["Initial", true, "none"],
+    ["Initial", false, "none"],
+    ["Cloning", true, "undo-clone"],
+    ["Cloning", false, "undo-clone"],
+    ["Starting", true, "adopt"],
+    ["Starting", false, "mark", "Stopped"],
+    ["Running", true, "none"],
+    ["Running", false, "mark", "Stopped"],
+    ["Stopping", true, "finish-stop"],
+    ["Stopping", false, "mark", "Stopped"],
+    ["Stopped", true, "adopt"],
+    ["Stopped", false, "none"],
+    ["Suspending", true, "finish-suspend"],
+    ["Suspending", false, "finish-suspend"],
+    ["Suspended", true, "adopt"],
+    ["Suspended", false, "none"],
+    ["Deleting", true, "finish-delete"],
+    ["Deleting", false, "finish-delete"],
+    ["Deleted", true, "none"],
+    ["Deleted", false, "none"],
+    ["ErrorUnknown", true, "adopt"],
+    ["ErrorUnknown", false, "none"],
+  ];
+
+  it("covers every state with qemu alive and dead", () => {
+    expect(table.map(([state, alive]) => `${state}:${alive}`)).toEqual(STATES.flatMap((s) => [`${s}:true`, `${s}:false`]));
   });
 
-  it("marks a Running VM without qemu Stopped and adopts a live one left Starting", () => {
-    expect(decide("Running", false)).toMatchObject({ kind: "mark", to: "Stopped" });
-    expect(decide("Starting", true)).toMatchObject({ kind: "adopt" });
-    expect(decide("Starting", false)).toMatchObject({ kind: "mark", to: "Stopped" });
-    expect(decide("Cloning", false)).toMatchObject({ kind: "mark", to: "Initial" });
+  it.each(table)("%s with qemu alive=%s: %s %s", (state, alive, kind, to) => {
+    const decision = decide(state, alive);
+    expect(decision.kind).toBe(kind);
+    if (decision.kind === "mark") expect(decision.to).toBe(to);
+    if (isTransient(state)) expect(decision.kind).not.toBe("none");
+  });
+
+  it("puts the reason on the VM when qemu died or a start was cut short, not when a stop completed", () => {
+    expect(decide("Running", false)).toMatchObject({ message: QEMU_DIED, error: expect.stringContaining(QEMU_DIED) });
+    expect(decide("Starting", false)).toMatchObject({ error: expect.stringMatching(/start the VM again/) });
+    expect(decide("Stopping", false)).not.toHaveProperty("error");
   });
 });
 
@@ -41,14 +70,19 @@ describe("reconciler", () => {
     return vm;
   }
 
-  it("marks a VM whose qemu died Stopped, with an event saying so", async () => {
+  it("marks a VM whose qemu died Stopped, with the reason on the VM and an event saying so", async () => {
     const vm = await runningVm();
     fake.vm(vm.id).running = false;
     await hangar.reconciler.reconcileAll();
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect([row.state, row.pid]).toEqual(["Stopped", null]);
+    expect(row.error).toBe(`The VM stopped: ${QEMU_DIED}.`);
     const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, actor: "reconciler" } });
-    expect([event.fromState, event.toState, event.message]).toEqual(["Running", "Stopped", "qemu is gone (it exited or was killed)"]);
+    expect([event.fromState, event.toState, event.message, event.ok]).toEqual(["Running", "Stopped", QEMU_DIED, false]);
+
+    // The next successful action clears it.
+    await hangar.lifecycle.startVm(vm.id, "t");
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).error).toBeNull();
   });
 
   it("adopts a live qemu found for a VM left Starting, without starting it again", async () => {
@@ -71,5 +105,17 @@ describe("reconciler", () => {
     await starting;
     expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Running");
     expect(await hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(0);
+  });
+
+  it("does not take a suspend under way in this process for one a crash interrupted", async () => {
+    const vm = await runningVm();
+    fake.suspendDelayMs = 100;
+    const suspending = hangar.lifecycle.suspendVm(vm.id, "t");
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Suspending");
+    await hangar.reconciler.reconcileAll();
+    await suspending;
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Suspended");
+    expect(await hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(0);
+    expect(fake.vm(vm.id).calls).not.toContain("settle-suspend");
   });
 });

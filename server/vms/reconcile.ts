@@ -1,44 +1,64 @@
 /**
  * Makes each VM row agree with the processes on this host, at start-up and every few
- * seconds: a Running VM whose qemu died becomes Stopped; a VM a crash left in Starting,
- * Stopping, Cloning or Deleting is resolved; a live qemu is adopted, never started twice.
+ * seconds: a Running VM whose qemu died becomes Stopped with the reason on it; every
+ * transient state a crash left (Cloning, Starting, Stopping, Suspending, Deleting) is
+ * carried out or rolled back, never left for good; a live qemu is adopted, never started
+ * twice. An action under way in this process is not a crash: its VM is left alone.
  */
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
-import type { Lifecycle } from "./lifecycle.ts";
+import type { Lifecycle, Note } from "./lifecycle.ts";
 import { isState, type State } from "./state.ts";
 
 /** What the reconciler does for a row in `state` whose qemu is (or is not) `alive`. */
 export type Decision =
   | { kind: "none" }
-  | { kind: "mark"; to: State; message: string }
+  /** Only the row is behind: move it to `to` (the note's error goes on the VM). */
+  | ({ kind: "mark"; to: State } & Note)
+  /** A live qemu the row does not show as running: take it as Running. */
   | { kind: "adopt"; message: string }
+  /** Stopping, qemu alive: carry the stop out (ACPI, then forced) -> Stopped. */
+  | { kind: "finish-stop" }
+  /** Suspending: saved state complete -> Suspended (carried out); else -> Running or Stopped (rolled back). */
+  | { kind: "finish-suspend" }
+  /** Cloning: remove the half-made disk -> Initial (rolled back). */
+  | { kind: "undo-clone" }
+  /** Deleting: kill, remove the files, drop the row (carried out). */
   | { kind: "finish-delete" };
+
+/** What the reconciler can tell of a qemu that ended on its own: not why (it is not our child). */
+export const QEMU_DIED = "qemu exited unexpectedly (the guest powered off, or qemu was killed or crashed); see the serial log";
 
 /** Pure: the reconciliation table. */
 export function decide(state: State, alive: boolean): Decision {
   switch (state) {
     case "Running":
-      return alive ? { kind: "none" } : { kind: "mark", to: "Stopped", message: "qemu is gone (it exited or was killed)" };
+      return alive ? { kind: "none" } : { kind: "mark", to: "Stopped", message: QEMU_DIED, error: `The VM stopped: ${QEMU_DIED}.` };
     case "Starting":
       return alive
-        ? { kind: "adopt", message: "qemu was started before a restart; adopted it" }
-        : { kind: "mark", to: "Stopped", message: "a start was interrupted and no qemu runs" };
+        ? { kind: "adopt", message: "A start interrupted by a restart was carried out: qemu runs, so it was adopted" }
+        : {
+            kind: "mark",
+            to: "Stopped",
+            message: "A start interrupted by a restart was rolled back: no qemu runs",
+            error: "The start was interrupted by a restart of Hangar; start the VM again.",
+          };
     case "Stopping":
       return alive
-        ? { kind: "adopt", message: "a stop was interrupted and qemu still runs; adopted it" }
-        : { kind: "mark", to: "Stopped", message: "a stop was interrupted; qemu is gone" };
+        ? { kind: "finish-stop" }
+        : { kind: "mark", to: "Stopped", message: "A stop interrupted by a restart was carried out: qemu had already exited" };
+    case "Suspending":
+      return { kind: "finish-suspend" };
+    case "Cloning":
+      return { kind: "undo-clone" };
+    case "Deleting":
+      return { kind: "finish-delete" };
     case "Stopped":
     case "Suspended":
     case "ErrorUnknown":
       return alive ? { kind: "adopt", message: "a qemu for this VM is running; adopted it" } : { kind: "none" };
-    case "Cloning":
-      return { kind: "mark", to: "Initial", message: "a clone was interrupted; clone again or delete" };
-    case "Deleting":
-      return { kind: "finish-delete" };
     case "Initial":
-    case "Suspending":
     case "Deleted":
       return { kind: "none" };
   }
@@ -49,9 +69,11 @@ export interface ReconcilerDeps {
   lifecycle: Lifecycle;
   driverFor: (vmId: string) => Manager;
   log?: (message: string) => void;
+  /** How long the guest of an interrupted stop gets to power off before it is forced. */
+  stopTimeoutMs?: number;
 }
 
-export function createReconciler({ db, lifecycle, driverFor, log = () => undefined }: ReconcilerDeps) {
+export function createReconciler({ db, lifecycle, driverFor, log = () => undefined, stopTimeoutMs = 30_000 }: ReconcilerDeps) {
   let running: Promise<void> | undefined;
 
   async function reconcileVm(vm: { id: string; name: string; state: string }): Promise<void> {
@@ -59,28 +81,35 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
     const driver = driverFor(vm.id);
     const alive = await driver.running();
     const decision = decide(vm.state, alive);
+    let reached: State | undefined;
     switch (decision.kind) {
       case "none":
         return;
       case "mark":
-        if (await lifecycle.observe(vm.id, vm.state, decision.to, decision.message, { pid: null })) {
-          log(`${vm.name}: ${vm.state} -> ${decision.to}: ${decision.message}`);
-        }
-        return;
+        if (await lifecycle.observe(vm.id, vm.state, decision.to, decision, { pid: null })) reached = decision.to;
+        break;
       case "adopt": {
         const pid = await driver.pid();
         const ssh = (await driver.forwards().catch(() => [])).find((f) => f.guestPort === 22);
-        if (await lifecycle.observe(vm.id, vm.state, "Running", decision.message, { pid, sshPort: ssh?.hostPort ?? null })) {
-          log(`${vm.name}: ${vm.state} -> Running: ${decision.message}`);
+        if (await lifecycle.observe(vm.id, vm.state, "Running", { message: decision.message }, { pid, sshPort: ssh?.hostPort ?? null })) {
+          reached = "Running";
         }
-        return;
+        break;
       }
+      case "finish-stop":
+        reached = await lifecycle.resumeStop(vm.id, stopTimeoutMs);
+        break;
+      case "finish-suspend":
+        reached = await lifecycle.resumeSuspend(vm.id);
+        break;
+      case "undo-clone":
+        reached = await lifecycle.undoClone(vm.id);
+        break;
       case "finish-delete":
-        if (await lifecycle.observe(vm.id, "Deleting", "ErrorUnknown", "a delete was interrupted; delete it again")) {
-          log(`${vm.name}: Deleting -> ErrorUnknown`);
-        }
-        return;
+        reached = await lifecycle.resumeDelete(vm.id);
+        break;
     }
+    if (reached) log(`${vm.name}: ${vm.state} -> ${reached} (${decision.kind})`);
   }
 
   /** One pass over every VM row. Passes never overlap. */

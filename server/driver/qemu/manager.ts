@@ -41,6 +41,8 @@ export const MACHINE_FAMILY = "q35";
 /** The internal snapshot that holds a suspended VM's state. */
 export const SUSPEND_TAG = "hangar-suspend";
 const QEMU = "qemu-system-x86_64";
+/** How long saving a suspended VM's state may take (all its memory goes into the disk). */
+const SAVE_TIMEOUT_MS = 300_000;
 /** The user network's gateway; it reaches the host (its loopback) only in nat mode. */
 const GUEST_SEES_HOST_AS = "10.0.2.2";
 
@@ -275,7 +277,7 @@ export class QemuManager implements Manager {
     await withQmp(this.files.qmpSocket, async (qmp) => {
       await qmp.execute("stop");
       try {
-        await hmp(qmp, `savevm ${SUSPEND_TAG}`, 300_000);
+        await hmp(qmp, `savevm ${SUSPEND_TAG}`, SAVE_TIMEOUT_MS);
       } catch (error) {
         await qmp.execute("cont").catch(() => undefined);
         throw error;
@@ -288,6 +290,33 @@ export class QemuManager implements Manager {
 
   async discardSuspendedState(): Promise<void> {
     if (await this.hasSnapshot(SUSPEND_TAG)) await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.disk]);
+  }
+
+  async suspendedStateSavedAt(): Promise<Date | undefined> {
+    return (await this.readSnapshots()).find((s) => s.name === SUSPEND_TAG && s.vmStateBytes > 0)?.createdAt;
+  }
+
+  async settleSuspend(since: Date): Promise<"suspended" | "resumed"> {
+    const pid = await this.pid();
+    if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
+    // A savevm still under way holds qemu's main loop: QMP answers once it is done.
+    const status = await withQmp(
+      this.files.qmpSocket,
+      async (qmp) => ((await qmp.execute("query-status", undefined, SAVE_TIMEOUT_MS)) as { status?: string }).status,
+      SAVE_TIMEOUT_MS,
+    );
+    // suspend() pauses the guest before it saves: a running guest never got that far, and
+    // a saved state older than the interrupted suspend is not this suspend's.
+    const savedAt = status === "running" ? undefined : await this.suspendedStateSavedAt();
+    if (savedAt && savedAt >= since) {
+      await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
+      if (!(await waitForExit(pid, 10_000))) await this.forceStop();
+      await this.afterExit("suspended (an interrupted suspend carried out)");
+      return "suspended";
+    }
+    if (status !== "running") await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("cont"));
+    this.log("an interrupted suspend rolled back: the guest runs on");
+    return "resumed";
   }
 
   async cloneFrom(sourceVmId: string): Promise<void> {
@@ -350,8 +379,12 @@ export class QemuManager implements Manager {
     if (!(await this.exists())) return [];
     // -U: read the snapshot table even while the running qemu holds the disk's lock.
     const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
-    const info = JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number; "date-sec": number }[] };
-    return (info.snapshots ?? []).map((s) => ({ name: s.name, vmStateBytes: s["vm-state-size"], createdAt: new Date(s["date-sec"] * 1000) }));
+    const info = JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number; "date-sec": number; "date-nsec"?: number }[] };
+    return (info.snapshots ?? []).map((s) => ({
+      name: s.name,
+      vmStateBytes: s["vm-state-size"],
+      createdAt: new Date(s["date-sec"] * 1000 + Math.floor((s["date-nsec"] ?? 0) / 1e6)),
+    }));
   }
 
   private async hasSnapshot(name: string): Promise<boolean> {
