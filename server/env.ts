@@ -2,6 +2,8 @@
 import path from "node:path";
 import { z } from "zod";
 import { databaseUrl, stateDir } from "./database-url.ts";
+import { parseAllowList } from "./images/address-policy.ts";
+import type { ImportSettings } from "./images/images.ts";
 
 const schema = z.object({
   HOST: z.string().default("127.0.0.1"),
@@ -32,6 +34,25 @@ const schema = z.object({
     ),
   /** The host directory vm.sync may copy from (default <state>/sync). */
   HANGAR_SYNC_ROOT: z.string().refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path").optional(),
+  /** Internal hosts and networks URL imports may reach: host names, addresses, CIDRs, comma-separated. */
+  HANGAR_IMPORT_ALLOW: z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((entry) => entry.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      try {
+        parseAllowList(entries);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `HANGAR_IMPORT_ALLOW: ${error instanceof Error ? error.message : String(error)}` });
+      }
+    }),
+  /** Seconds a URL import may take to connect, and may go without receiving a byte. */
+  HANGAR_IMPORT_CONNECT_TIMEOUT_SEC: z.coerce.number().positive().default(30),
+  HANGAR_IMPORT_IDLE_TIMEOUT_SEC: z.coerce.number().positive().default(60),
+  /** The largest image a URL import may download, in bytes (default 64 GiB). */
+  HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+  /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
+  HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
@@ -60,4 +81,14 @@ export function loadEnv(source: NodeJS.ProcessEnv = process.env): Env {
 /** An Env with every setting at its default, for tests and benchmarks on their own state dir. */
 export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<z.infer<typeof schema>> = {}): Env {
   return { ...schema.parse({}), ...settings, ...paths, imagesDir: path.join(paths.stateDir, "images"), syncRoot: path.join(paths.stateDir, "sync") };
+}
+
+/** The URL import limits the environment sets. */
+export function importSettings(env: Env): ImportSettings {
+  return {
+    allow: env.HANGAR_IMPORT_ALLOW,
+    connectTimeoutMs: env.HANGAR_IMPORT_CONNECT_TIMEOUT_SEC * 1000,
+    idleTimeoutMs: env.HANGAR_IMPORT_IDLE_TIMEOUT_SEC * 1000,
+    maxBytes: env.HANGAR_IMPORT_MAX_BYTES,
+  };
 }

@@ -8,7 +8,7 @@ import type { Manager } from "./driver/manager.ts";
 import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
-import type { Env } from "./env.ts";
+import { importSettings, type Env } from "./env.ts";
 import { createAuth } from "./auth/better-auth.ts";
 import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
@@ -48,7 +48,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const lifecycle = createLifecycle({ db, bus, driverFor: driver, hostId: hosts.selfId });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });
-  const images = createImages({ db, imagesDir: env.imagesDir, log });
+  const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
   const pools = createPools({ db, lifecycle, driverFor: driver, log, ...pool });
   const auth = createAuth({
     db,

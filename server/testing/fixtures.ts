@@ -20,16 +20,19 @@ export interface TestHangar {
   cleanup: () => Promise<void>;
 }
 
-export function testEnv(stateDir: string, databaseUrl: string): Env {
-  return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500 });
+type Settings = Parameters<typeof envFor>[1];
+
+export function testEnv(stateDir: string, databaseUrl: string, settings: Settings = {}): Env {
+  return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500, ...settings });
 }
 
-export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> = {}): Promise<TestHangar> {
+export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> & { settings?: Settings } = {}): Promise<TestHangar> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
   const database = await createTestDatabase(inject("templateDb"), stateDir);
-  const env = testEnv(stateDir, database.url);
+  const { settings, ...hangarOptions } = options;
+  const env = testEnv(stateDir, database.url, settings);
   const db = createDb(env.databaseUrl);
-  const hangar = createHangar({ env, db, ...options });
+  const hangar = createHangar({ env, db, ...hangarOptions });
   return {
     hangar,
     env,
