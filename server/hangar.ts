@@ -37,14 +37,14 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
   const decideAccel = () => {
-    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz")).then((decision) => {
+    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz"), env.HANGAR_QEMU_USER).then((decision) => {
       log(`accelerator: ${decision.accel} (${decision.reason})`);
       accelDecided = decision.accel;
       return decision.accel;
     });
     return accel;
   };
-  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel }));
+  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const lifecycle = createLifecycle({ db, bus, driverFor: driver, hostId: hosts.selfId });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log });

@@ -51,6 +51,9 @@ describe("buildQemuArgs golden files", () => {
       }),
     ));
 
+  it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
+    golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
+
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
 });
@@ -68,6 +71,8 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a host port above 65535", { ports: [{ hostPort: 70000, guestPort: 80 }] }],
     ["zero CPUs", { cpus: 0 }],
     ["a machine type with a comma", { machine: "q35,accel=kvm" }],
+    ["a user name with a comma", { runAs: "qemu,x" }],
+    ["a user name starting with a dash", { runAs: "-daemonize" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);

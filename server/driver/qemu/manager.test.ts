@@ -26,7 +26,8 @@ afterAll(async () => {
 });
 
 function manager(id: string) {
-  const m = new QemuManager(id, { stateDir, accel });
+  // The built guest's directory stands in for the image store here.
+  const m = new QemuManager(id, { stateDir, imagesDir: guestDir, accel });
   managers.push(m);
   return m;
 }
