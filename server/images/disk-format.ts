@@ -104,11 +104,17 @@ export async function inspectDisk(file: string): Promise<DiskInfo> {
   if (typeof sniffed !== "string") {
     throw new HangarError("INVALID_INPUT", `The image is in ${sniffed.refused} format; Hangar imports qcow2 and raw disks only. Convert it to qcow2 first.`);
   }
-  const { stdout } = await execa("qemu-img", ["info", "-f", sniffed, "--output=json", "--", file], { timeout: 60_000 });
-  const parsed = qemuImgInfo.safeParse(JSON.parse(stdout));
-  if (!parsed.success || parsed.data.format !== sniffed) {
-    throw new HangarError("INVALID_INPUT", "qemu-img could not read the image's header; it is not a valid qcow2 or raw disk.");
+  const unreadable = new HangarError("INVALID_INPUT", `qemu-img could not read the image's header; it is not a valid ${sniffed} disk.`);
+  const result = await execa("qemu-img", ["info", "-f", sniffed, "--output=json", "--", file], { timeout: 60_000, reject: false });
+  if (result.exitCode !== 0) throw unreadable;
+  let json: unknown;
+  try {
+    json = JSON.parse(result.stdout);
+  } catch {
+    throw unreadable;
   }
+  const parsed = qemuImgInfo.safeParse(json);
+  if (!parsed.success || parsed.data.format !== sniffed) throw unreadable;
   const info = parsed.data;
   if (info["backing-filename"] !== undefined || info["full-backing-filename"] !== undefined) {
     throw new HangarError("INVALID_INPUT", "The image names a backing file; Hangar imports only self-contained disks. Flatten it first (qemu-img convert -O qcow2).");

@@ -154,6 +154,15 @@ describe("path imports", () => {
     expect(result.message).toContain(`in ${format} format`);
   });
 
+  it("refuses a qcow2 whose header is damaged, with a sentence rather than an internal error", async () => {
+    const api = await callerFor(t.hangar);
+    writeFileSync(path.join(t.env.imagesDir, "damaged.qcow2"), Buffer.concat([qcow2Bytes.subarray(0, 8), Buffer.alloc(4096, 0xff)]));
+    expect(await refusal(api.image.import({ name: "damaged", path: "damaged.qcow2" }))).toEqual({
+      code: "BAD_REQUEST",
+      message: "qemu-img could not read the image's header; it is not a valid qcow2 disk.",
+    });
+  });
+
   it("refuses a vmdk descriptor whose extent is a host file", async () => {
     const api = await callerFor(t.hangar);
     writeFileSync(
