@@ -112,7 +112,7 @@ function get(url: URL, address: { address: string; family: 4 | 6 }, limits: Fetc
 }
 
 /** GETs `url`, following up to maxRedirects redirects, each target checked like the first. */
-export async function open(url: URL, limits: FetchLimits): Promise<Opened> {
+export async function openFollowingRedirects(url: URL, limits: FetchLimits): Promise<Opened> {
   let current = url;
   for (let hop = 0; ; hop++) {
     const address = await checkedAddress(current, limits.policy);
@@ -135,7 +135,7 @@ export async function download(
   limits: FetchLimits,
   hooks: { onLength: (bytes: number) => Promise<void>; onChunk: (chunk: Buffer, received: number) => void },
 ): Promise<number> {
-  const { response, url: final } = await open(url, limits);
+  const { response, url: final } = await openFollowingRedirects(url, limits);
   try {
     const status = response.statusCode ?? 0;
     if (status < 200 || status > 299) throw new ImportFailure(`${final.host} answered ${status} ${response.statusMessage ?? ""}`.trim());

@@ -52,13 +52,14 @@ function isUniqueViolation(error: unknown): boolean {
   return typeof error === "object" && error !== null && "code" in error && error.code === "P2002";
 }
 
+/** Network and TLS failures, named by their code: they say what went wrong and name no file. */
+const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|ENOTFOUND|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/;
+
 /** A message for the caller and the image row: ours as they are, anything else by reference. */
 function callerMessage(error: unknown, log: (m: string) => void): string {
   if (isHangarError(error) || error instanceof ImportFailure) return error.message;
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
-  if (/^(E[A-Z]+|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/.test(code)) {
-    if (!/^E(NOENT|ACCES|PERM|NOSPC|ROFS|EXIST|ISDIR|NOTDIR)$/.test(code)) return `the connection failed (${code})`;
-  }
+  if (CONNECTION_CODES.test(code)) return `the connection failed (${code})`;
   const reference = randomBytes(4).toString("hex");
   log(`internal error ${reference} during an image import: ${errorMessage(error)}`);
   return `internal error ${reference}; the server log has the details`;
@@ -197,9 +198,13 @@ export function createImages({
     }
   }
 
-  async function removePartials(imageId: string): Promise<void> {
+  /** Removes the partial files of `imageId`, or of every import this process is not running. */
+  async function removePartials(imageId?: string): Promise<void> {
     const names = await readdir(imagesDir).catch(() => [] as string[]);
-    await Promise.all(names.filter((n) => n.startsWith(partialPrefix(imageId))).map((n) => rm(path.join(imagesDir, n), { force: true })));
+    const doomed = names.filter((n) =>
+      imageId ? n.startsWith(partialPrefix(imageId)) : n.startsWith(".import-") && ![...active].some((id) => n.startsWith(partialPrefix(id))),
+    );
+    await Promise.all(doomed.map((n) => rm(path.join(imagesDir, n), { force: true })));
   }
 
   async function importImage(input: ImportInput) {
@@ -211,10 +216,11 @@ export function createImages({
     await mkdir(imagesDir, { recursive: true });
     const kernelSource = input.kernel ? await fileUnderImagesDir("kernel", input.kernel) : undefined;
     const initrdSource = input.initrd ? await fileUnderImagesDir("initrd", input.initrd) : undefined;
-    const diskSource = input.path ? await fileUnderImagesDir("image", input.path) : undefined;
-    const url = input.url ? new URL(input.url) : undefined;
+    const source: { kind: "file"; file: string } | { kind: "url"; url: URL } = input.path
+      ? { kind: "file", file: await fileUnderImagesDir("image", input.path) }
+      : { kind: "url", url: new URL(input.url ?? "") };
     // Refused at once rather than as a failed row: the first hop is known now.
-    if (url) await checkedAddress(url, policy);
+    if (source.kind === "url") await checkedAddress(source.url, policy);
 
     const image = await reserve(input.name);
     active.add(image.id);
@@ -222,9 +228,9 @@ export function createImages({
       const kernel = kernelSource ? await storeBootFile(image.id, kernelSource, "vmlinuz") : null;
       const initrd = initrdSource ? await storeBootFile(image.id, initrdSource, "initrd") : null;
       const boot = { kernel, initrd, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
-      if (url) {
+      if (source.kind === "url") {
         const started = await db.image.update({ where: { id: image.id }, data: boot });
-        const task = fetchInto(image.id, url, input.sha256?.toLowerCase()).finally(() => {
+        const task = fetchInto(image.id, source.url, input.sha256?.toLowerCase()).finally(() => {
           running.delete(image.id);
           active.delete(image.id);
         });
@@ -232,12 +238,8 @@ export function createImages({
         return started;
       }
       const copy = partial(image.id, "disk");
-      const sha256 = await copyHashing(diskSource ?? "", copy).catch(async (error: unknown) => {
-        await rm(copy, { force: true });
-        throw error;
-      });
+      const sha256 = await copyHashing(source.file, copy);
       if (input.sha256 && input.sha256.toLowerCase() !== sha256) {
-        await rm(copy, { force: true });
         throw new HangarError("INVALID_INPUT", `The file's sha256 is ${sha256}, not ${input.sha256}; check the file or the sum.`);
       }
       const { size } = await stat(copy);
@@ -296,14 +298,14 @@ export function createImages({
 
   /**
    * At start-up: an import that was running when the process ended cannot continue. Its row
-   * becomes failed with the reason, its partial files go.
+   * becomes failed with the reason; partial files of imports no longer running go.
    */
   async function failInterruptedImports(): Promise<number> {
     const stale = await db.image.findMany({ where: { status: "importing", id: { notIn: [...active] } }, select: { id: true } });
     for (const { id } of stale) {
       await db.image.updateMany({ where: { id, status: "importing" }, data: { status: "failed", error: INTERRUPTED } });
-      await removePartials(id);
     }
+    await removePartials();
     return stale.length;
   }
 
