@@ -81,6 +81,7 @@ export async function readHead(file: string): Promise<{ head: Buffer; size: numb
 const qemuImgInfo = z.object({
   format: z.string(),
   "virtual-size": z.number(),
+  encrypted: z.boolean().optional(),
   "backing-filename": z.string().optional(),
   "full-backing-filename": z.string().optional(),
   "format-specific": z
@@ -122,5 +123,6 @@ export async function inspectDisk(file: string): Promise<DiskInfo> {
   if (info["format-specific"]?.data?.["data-file"] !== undefined) {
     throw new HangarError("INVALID_INPUT", "The image keeps its data in an external data file; Hangar imports only self-contained disks. Convert it first (qemu-img convert -O qcow2).");
   }
+  if (info.encrypted) throw new HangarError("INVALID_INPUT", "The image is encrypted; import an unencrypted disk.");
   return { format: sniffed, virtualSize: info["virtual-size"] };
 }
