@@ -7,11 +7,12 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, readFile, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
+import { z } from "zod";
 import type { Db } from "../db.ts";
 import { HangarError, errorMessage, isHangarError } from "../errors.ts";
 import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
@@ -65,8 +66,9 @@ function callerMessage(error: unknown, log: (m: string) => void): string {
   return `internal error ${reference}; the server log has the details`;
 }
 
-/** The sha256 of a file, remembered per path, size and mtime: start-up hashes the built-in guest once. */
-const knownHashes = new Map<string, string>();
+/** Remembered sha256 sums, by file identity (path, inode, size, mtime), kept in the images dir. */
+const hashCache = z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/));
+const HASH_CACHE = ".sha256-cache.json";
 
 export function createImages({
   db,
@@ -115,15 +117,36 @@ export function createImages({
     return hash.digest("hex");
   }
 
+  let knownHashes: Promise<Record<string, string>> | undefined;
+
+  /**
+   * The sha256 of a file Hangar did not receive through an import (the built-in guest), hashed
+   * once per content: start-up reads the remembered sum while the file is unchanged.
+   */
   async function sha256Of(file: string): Promise<string> {
-    const { size, mtimeMs } = await stat(file);
-    const key = `${file}\0${size}\0${mtimeMs}`;
-    const known = knownHashes.get(key);
-    if (known) return known;
+    const { dev, ino, size, mtimeMs } = await stat(file);
+    const key = `${file}:${dev}:${ino}:${size}:${mtimeMs}`;
+    knownHashes ??= readFile(path.join(imagesDir, HASH_CACHE), "utf8").then(
+      (text) => {
+        try {
+          const parsed = hashCache.safeParse(JSON.parse(text));
+          return parsed.success ? parsed.data : {};
+        } catch {
+          return {};
+        }
+      },
+      () => ({}),
+    );
+    const known = await knownHashes;
+    const remembered = known[key];
+    if (remembered) return remembered;
     const hash = createHash("sha256");
     await pipeline(createReadStream(file), hash);
     const sha = hash.digest("hex");
-    knownHashes.set(key, sha);
+    known[key] = sha;
+    const temporary = path.join(imagesDir, `${HASH_CACHE}.${randomBytes(4).toString("hex")}`);
+    await writeFile(temporary, JSON.stringify(known), { mode: 0o600 });
+    await rename(temporary, path.join(imagesDir, HASH_CACHE));
     return sha;
   }
 
