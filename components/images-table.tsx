@@ -64,7 +64,7 @@ export function ImagesTable() {
             <td>{image.format}</td>
             <td className="num">{image.sizeBytes > 0n ? formatBytes(image.sizeBytes) : "—"}</td>
             <td>{image.sha256 ? <code title={image.sha256}>{image.sha256.slice(0, 12)}</code> : <span className="muted">—</span>}</td>
-            <td>{image.kernel ? "yes" : "no"}</td>
+            <td>{image.directBoot ? "yes" : "no"}</td>
             <td>
               <ImageStatus image={image} />
             </td>

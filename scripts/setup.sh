@@ -26,6 +26,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# 1b. The unprivileged user qemu runs as when Hangar runs as root (qemu -runas).
+qemu_user=${HANGAR_QEMU_USER:-hangar-qemu}
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! getent passwd "$qemu_user" >/dev/null; then
+  log "creating the system user $qemu_user (qemu runs as it when Hangar runs as root)"
+  as_root useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin -- "$qemu_user"
+fi
+if getent group kvm >/dev/null && ! id -nG -- "$qemu_user" | tr ' ' '\n' | grep -qx kvm; then
+  as_root usermod -a -G kvm -- "$qemu_user"
+fi
+
 # 2. npm dependencies, reinstalled only when the lock file changed. postinstall generates
 #    the Prisma clients (SQLite and PostgreSQL).
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)

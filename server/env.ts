@@ -24,6 +24,8 @@ function originList(name: string) {
       ),
     );
 }
+import { parseAllowList } from "./images/address-policy.ts";
+import type { ImportSettings } from "./images/images.ts";
 
 const schema = z.object({
   HOST: z.string().default("127.0.0.1"),
@@ -58,6 +60,25 @@ const schema = z.object({
     .default("")
     .transform((text) => text.split(",").map((b) => b.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "HANGAR_BRIDGES entries must be interface names such as br0"))),
+  /** Internal hosts and networks URL imports may reach: host names, addresses, CIDRs, comma-separated. */
+  HANGAR_IMPORT_ALLOW: z
+    .string()
+    .default("")
+    .transform((text) => text.split(",").map((entry) => entry.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      try {
+        parseAllowList(entries);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `HANGAR_IMPORT_ALLOW: ${error instanceof Error ? error.message : String(error)}` });
+      }
+    }),
+  /** Seconds a URL import may take to connect, and may go without receiving a byte. */
+  HANGAR_IMPORT_CONNECT_TIMEOUT_SEC: z.coerce.number().positive().default(30),
+  HANGAR_IMPORT_IDLE_TIMEOUT_SEC: z.coerce.number().positive().default(60),
+  /** The largest image a URL import may download, in bytes (default 64 GiB). */
+  HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+  /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
+  HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });
@@ -99,4 +120,14 @@ function origins(settings: Pick<Settings, "HOST" | "PORT" | "HANGAR_PUBLIC_ORIGI
 export function envFor(paths: { stateDir: string; databaseUrl: string; guestDir: string }, settings: Partial<Settings> = {}): Env {
   const merged = { ...schema.parse({}), ...settings };
   return { ...merged, ...origins(merged), ...paths, imagesDir: path.join(paths.stateDir, "images"), syncRoot: path.join(paths.stateDir, "sync") };
+}
+
+/** The URL import limits the environment sets. */
+export function importSettings(env: Env): ImportSettings {
+  return {
+    allow: env.HANGAR_IMPORT_ALLOW,
+    connectTimeoutMs: env.HANGAR_IMPORT_CONNECT_TIMEOUT_SEC * 1000,
+    idleTimeoutMs: env.HANGAR_IMPORT_IDLE_TIMEOUT_SEC * 1000,
+    maxBytes: env.HANGAR_IMPORT_MAX_BYTES,
+  };
 }

@@ -8,7 +8,7 @@ import type { Manager } from "./driver/manager.ts";
 import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
-import type { Env } from "./env.ts";
+import { importSettings, type Env } from "./env.ts";
 import { createRecorder } from "./audit/recorder.ts";
 import { createAuth } from "./auth/better-auth.ts";
 import { createHosts } from "./hosts.ts";
@@ -40,19 +40,22 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
   const decideAccel = () => {
-    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz")).then((decision) => {
+    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz"), env.HANGAR_QEMU_USER).then((decision) => {
       log(`accelerator: ${decision.accel} (${decision.reason})`);
       accelDecided = decision.accel;
       return decision.accel;
     });
     return accel;
   };
-  const driver = driverFor ?? ((vmId: string) => new QemuManager(vmId, { stateDir: env.stateDir, accel: decideAccel, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
+  const driver =
+    driverFor ??
+    ((vmId: string) =>
+      new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const recorder = createRecorder({ db, bus });
   const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
-  const images = createImages({ db, imagesDir: env.imagesDir, log });
+  const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
   const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
   const auth = createAuth({
     db,

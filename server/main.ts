@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const hangar = createHangar({ env, log });
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
   if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
+  const interrupted = await hangar.images.failInterruptedImports();
+  if (interrupted > 0) log(`${interrupted} image import(s) interrupted by the restart marked failed`);
   void hangar.accel();
   await hangar.hosts.selfId();
   const stopHeartbeat = hangar.hosts.startHeartbeat(5000);

@@ -1,7 +1,27 @@
+import type { Db } from "../db.ts";
 import { importImageInput } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
+type Image = Awaited<ReturnType<Db["image"]["findMany"]>>[number];
+
+/** Absolute host paths inside a sentence (not the path part of a URL). */
+const HOST_PATH = /(?<![\w:/.])\/[^\s"'`,;)]+/g;
+
+/**
+ * An image as a caller may see it: admins get the host paths of the disk, kernel and initrd;
+ * everyone else gets whether it boots a kernel directly, and errors without paths.
+ */
+function imageView(image: Image, isAdmin: boolean) {
+  const directBoot = image.kernel !== null;
+  if (isAdmin) return { ...image, directBoot };
+  return { ...image, path: null, kernel: null, initrd: null, error: image.error?.replace(HOST_PATH, "…") ?? null, directBoot };
+}
+
 export const imageRouter = router({
-  list: procedure.meta({ permission: "read" }).query(({ ctx }) => ctx.hangar.db.image.findMany({ orderBy: { createdAt: "asc" } })),
+  list: procedure.meta({ permission: "read" }).query(async ({ ctx }) => {
+    const images = await ctx.hangar.db.image.findMany({ orderBy: { createdAt: "asc" } });
+    const isAdmin = ctx.principal?.role === "admin";
+    return images.map((image) => imageView(image, isAdmin));
+  }),
   import: procedure.meta({ permission: "admin" }).input(importImageInput).mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
 });

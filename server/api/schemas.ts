@@ -111,7 +111,12 @@ export const importImageInput = z
     initrd: z.string().min(1).max(4096).optional(),
     cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
   })
-  .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.");
+  .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.")
+  .refine((input) => input.cmdline === undefined || input.kernel !== undefined, {
+    message: "A kernel command line needs a kernel; give the kernel too, or leave the command line out.",
+    path: ["cmdline"],
+  })
+  .refine((input) => input.initrd === undefined || input.kernel !== undefined, { message: "An initrd needs a kernel too.", path: ["initrd"] });
 
 /** No NUL or line break: the value ends up as one argv word or one rsync argument. */
 const oneLine = (value: string) => !/[\n\r\0]/.test(value);

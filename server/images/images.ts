@@ -1,17 +1,23 @@
 /**
- * The base-image cache (the seed's "deps cache"): images imported from a file under the
- * images directory or streamed from an http(s) URL, hashed (sha256), kept read-only.
+ * The base-image cache (the seed's "deps cache"): disks imported from a file under the images
+ * directory or streamed from an http(s) URL, kernels and initrds beside them. Everything
+ * enters the store as a copy keyed by the sha256 of what was given, read-only; a disk only
+ * through `qemu-img convert` to qcow2, so no header field of the given file (a backing file,
+ * a data file) survives. The given file is only ever read.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, copyFile, link, mkdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { execa } from "execa";
+import { z } from "zod";
 import type { Db } from "../db.ts";
-import { HangarError, errorMessage } from "../errors.ts";
+import { HangarError, errorMessage, isHangarError } from "../errors.ts";
+import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
+import { inspectDisk, plausibleRawDisk, readHead } from "./disk-format.ts";
+import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fetch.ts";
 
 export interface ImportInput {
   name: string;
@@ -25,142 +31,332 @@ export interface ImportInput {
 
 export const BUILTIN_IMAGE = "hangar-tiny";
 
-export function createImages({ db, imagesDir, log = () => undefined }: { db: Db; imagesDir: string; log?: (m: string) => void }) {
+export interface ImportSettings {
+  /** Host names and CIDRs URL imports may reach although they are internal (HANGAR_IMPORT_ALLOW). */
+  allow: string[];
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxBytes: number;
+}
+
+export const DEFAULT_IMPORT_SETTINGS: ImportSettings = {
+  allow: [],
+  connectTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxBytes: 64 * 1024 ** 3,
+};
+
+const INTERRUPTED = "Import failed: Hangar restarted while it ran; import the image again.";
+
+/** Prisma's unique-constraint violation, on either provider. */
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "code" in error && error.code === "P2002";
+}
+
+/** Network and TLS failures, named by their code: they say what went wrong and name no file. */
+const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|ENOTFOUND|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/;
+
+/** A message for the caller and the image row: ours as they are, anything else by reference. */
+function callerMessage(error: unknown, log: (m: string) => void): string {
+  if (isHangarError(error) || error instanceof ImportFailure) return error.message;
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "";
+  if (CONNECTION_CODES.test(code)) return `the connection failed (${code})`;
+  const reference = randomBytes(4).toString("hex");
+  log(`internal error ${reference} during an image import: ${errorMessage(error)}`);
+  return `internal error ${reference}; the server log has the details`;
+}
+
+/** Remembered sha256 sums, by file identity (path, inode, size, mtime), kept in the images dir. */
+const hashCache = z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/));
+const HASH_CACHE = ".sha256-cache.json";
+
+export function createImages({
+  db,
+  imagesDir,
+  log = () => undefined,
+  settings = DEFAULT_IMPORT_SETTINGS,
+}: {
+  db: Db;
+  imagesDir: string;
+  log?: (m: string) => void;
+  settings?: ImportSettings;
+}) {
+  const policy: AddressPolicy = parseAllowList(settings.allow);
+  const limits: FetchLimits = { policy, connectTimeoutMs: settings.connectTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, maxBytes: settings.maxBytes, maxRedirects: 5 };
+  /** Background URL imports, by image id: tests and shutdown wait for them. */
+  const running = new Map<string, Promise<void>>();
+  /** Every import this process is running, path imports included. */
+  const active = new Set<string>();
+
   /** `candidate`, resolved through symlinks, must be a regular file under the images dir. */
   async function fileUnderImagesDir(what: string, candidate: string): Promise<string> {
     const root = await realpath(imagesDir).catch(() => path.resolve(imagesDir));
     const resolved = await realpath(path.resolve(root, candidate)).catch(() => undefined);
-    if (!resolved) throw new HangarError("INVALID_INPUT", `The ${what} "${candidate}" does not exist under ${root}.`);
+    if (!resolved) throw new HangarError("INVALID_INPUT", `The ${what} "${candidate}" does not exist under the images directory.`);
     if (!resolved.startsWith(`${root}${path.sep}`)) {
-      throw new HangarError("INVALID_INPUT", `The ${what} must be a file under ${root}; put it there first.`);
+      throw new HangarError("INVALID_INPUT", `The ${what} must be a file under the images directory; put it there first.`);
     }
     if (!(await stat(resolved)).isFile()) throw new HangarError("INVALID_INPUT", `The ${what} "${candidate}" is not a regular file.`);
     return resolved;
   }
 
-  async function diskFormat(file: string): Promise<"qcow2" | "raw"> {
-    const { stdout } = await execa("qemu-img", ["info", "--output=json", "--", file]);
-    const format = (JSON.parse(stdout) as { format?: string }).format;
-    if (format !== "qcow2" && format !== "raw") {
-      throw new HangarError("INVALID_INPUT", `Image format "${format ?? "unknown"}" is not supported; use qcow2 or raw.`);
-    }
-    return format;
-  }
+  const partialPrefix = (imageId: string) => `.import-${imageId}.`;
+  const partial = (imageId: string, what: string) => path.join(imagesDir, `${partialPrefix(imageId)}${what}.part`);
+  const exists = (file: string) => stat(file).then(() => true, () => false);
 
-  async function sha256Of(file: string): Promise<string> {
+  /** Reads `source` into `target` (0600) and returns its sha256; the source is only opened for reading. */
+  async function copyHashing(source: string, target: string): Promise<string> {
     const hash = createHash("sha256");
-    await pipeline(createReadStream(file), hash);
+    const tee = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        callback(null, chunk);
+      },
+    });
+    await pipeline(createReadStream(source), tee, createWriteStream(target, { mode: 0o600 }));
     return hash.digest("hex");
   }
 
-  /** Moves (or links) a verified file to images/<sha256>.<format>, read-only. */
-  async function store(source: string, sha256: string, format: string, move: boolean): Promise<string> {
-    const target = path.join(imagesDir, `${sha256}.${format}`);
-    if (await stat(target).then(() => true, () => false)) {
-      if (move) await rm(source, { force: true });
+  let knownHashes: Promise<Record<string, string>> | undefined;
+
+  /**
+   * The sha256 of a file Hangar did not receive through an import (the built-in guest), hashed
+   * once per content: start-up reads the remembered sum while the file is unchanged.
+   */
+  async function sha256Of(file: string): Promise<string> {
+    const { dev, ino, size, mtimeMs } = await stat(file);
+    const key = `${file}:${dev}:${ino}:${size}:${mtimeMs}`;
+    knownHashes ??= readFile(path.join(imagesDir, HASH_CACHE), "utf8").then(
+      (text) => {
+        try {
+          const parsed = hashCache.safeParse(JSON.parse(text));
+          return parsed.success ? parsed.data : {};
+        } catch {
+          return {};
+        }
+      },
+      () => ({}),
+    );
+    const known = await knownHashes;
+    const remembered = known[key];
+    if (remembered) return remembered;
+    const hash = createHash("sha256");
+    await pipeline(createReadStream(file), hash);
+    const sha = hash.digest("hex");
+    known[key] = sha;
+    const temporary = path.join(imagesDir, `${HASH_CACHE}.${randomBytes(4).toString("hex")}`);
+    await writeFile(temporary, JSON.stringify(known), { mode: 0o600 });
+    await rename(temporary, path.join(imagesDir, HASH_CACHE));
+    return sha;
+  }
+
+  /** Moves a private copy to images/<sha256>.<ext>, read-only, unless that is there already. */
+  async function settle(copy: string, sha256: string, ext: string): Promise<string> {
+    const target = path.join(imagesDir, `${sha256}.${ext}`);
+    if (await exists(target)) {
+      await rm(copy, { force: true });
       return target;
     }
-    if (move) await rename(source, target);
-    else await link(source, target).catch(() => copyFile(source, target));
-    await chmod(target, 0o444);
+    await chmod(copy, 0o444);
+    await rename(copy, target);
     return target;
   }
 
-  async function assertNameFree(name: string): Promise<void> {
-    if (await db.image.findUnique({ where: { name } })) {
-      throw new HangarError("ALREADY_EXISTS", `An image named "${name}" already exists; pick another name.`);
+  /**
+   * Checks a private copy of a disk and converts it into images/<sha256>.qcow2; `raw` must look
+   * like a disk when `requireDisk` (URL imports: a web page is not one).
+   */
+  async function storeDisk(copy: string, sha256: string, requireDisk: boolean): Promise<{ path: string; sizeBytes: bigint }> {
+    const target = path.join(imagesDir, `${sha256}.qcow2`);
+    try {
+      const info = await inspectDisk(copy);
+      if (info.format === "raw" && requireDisk) {
+        const { head, size } = await readHead(copy);
+        if (!plausibleRawDisk(head, size)) {
+          throw new HangarError("INVALID_INPUT", "The download is not a disk image: neither qcow2 nor a raw disk with a partition table or file system.");
+        }
+      }
+      if (!(await exists(target))) {
+        const converting = `${copy}.qcow2`;
+        try {
+          await execa("qemu-img", ["convert", "-q", "-f", info.format, "-O", "qcow2", "--", copy, converting], { timeout: 6 * 3600_000 });
+          await settle(converting, sha256, "qcow2");
+        } finally {
+          await rm(converting, { force: true });
+        }
+      }
+    } finally {
+      await rm(copy, { force: true });
     }
+    return { path: target, sizeBytes: BigInt((await stat(target)).size) };
+  }
+
+  /** Copies a kernel or initrd into images/<sha256>.<ext>. */
+  async function storeBootFile(imageId: string, source: string, ext: "vmlinuz" | "initrd", knownSha?: string): Promise<string> {
+    if (knownSha && (await exists(path.join(imagesDir, `${knownSha}.${ext}`)))) return path.join(imagesDir, `${knownSha}.${ext}`);
+    const copy = partial(imageId, ext);
+    try {
+      return await settle(copy, await copyHashing(source, copy), ext);
+    } finally {
+      await rm(copy, { force: true });
+    }
+  }
+
+  /** The image row, in "importing", holding the name: the unique index decides concurrent imports. */
+  async function reserve(name: string) {
+    const create = () => db.image.create({ data: { name, path: "", status: "importing" } });
+    try {
+      return await create();
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+      // A failed import leaves its row to show why; importing again under its name replaces it.
+      const { count } = await db.image.deleteMany({ where: { name, status: "failed" } });
+      if (count === 0) throw new HangarError("ALREADY_EXISTS", `An image named "${name}" already exists; pick another name.`);
+      try {
+        return await create();
+      } catch (again) {
+        if (isUniqueViolation(again)) throw new HangarError("ALREADY_EXISTS", `An image named "${name}" already exists; pick another name.`);
+        throw again;
+      }
+    }
+  }
+
+  /** Removes the partial files of `imageId`, or of every import this process is not running. */
+  async function removePartials(imageId?: string): Promise<void> {
+    const names = await readdir(imagesDir).catch(() => [] as string[]);
+    const doomed = names.filter((n) =>
+      imageId ? n.startsWith(partialPrefix(imageId)) : n.startsWith(".import-") && ![...active].some((id) => n.startsWith(partialPrefix(id))),
+    );
+    await Promise.all(doomed.map((n) => rm(path.join(imagesDir, n), { force: true })));
   }
 
   async function importImage(input: ImportInput) {
     if (Boolean(input.path) === Boolean(input.url)) throw new HangarError("INVALID_INPUT", "Give either a path or a url, not both.");
-    await assertNameFree(input.name);
-    await mkdir(imagesDir, { recursive: true });
-    const kernel = input.kernel ? await fileUnderImagesDir("kernel", input.kernel) : undefined;
-    const initrd = input.initrd ? await fileUnderImagesDir("initrd", input.initrd) : undefined;
     if (input.initrd && !input.kernel) throw new HangarError("INVALID_INPUT", "An initrd needs a kernel too.");
-    const boot = { kernel: kernel ?? null, initrd: initrd ?? null, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
+    if (input.cmdline !== undefined && !input.kernel) {
+      throw new HangarError("INVALID_INPUT", "A kernel command line needs a kernel; give the kernel too, or leave the command line out.");
+    }
+    await mkdir(imagesDir, { recursive: true });
+    const kernelSource = input.kernel ? await fileUnderImagesDir("kernel", input.kernel) : undefined;
+    const initrdSource = input.initrd ? await fileUnderImagesDir("initrd", input.initrd) : undefined;
+    const source: { kind: "file"; file: string } | { kind: "url"; url: URL } = input.path
+      ? { kind: "file", file: await fileUnderImagesDir("image", input.path) }
+      : { kind: "url", url: new URL(input.url ?? "") };
+    // Refused at once rather than as a failed row: the first hop is known now.
+    if (source.kind === "url") await checkedAddress(source.url, policy);
 
-    if (input.path) {
-      const file = await fileUnderImagesDir("image", input.path);
-      const format = await diskFormat(file);
-      const sha256 = await sha256Of(file);
+    const image = await reserve(input.name);
+    active.add(image.id);
+    try {
+      const kernel = kernelSource ? await storeBootFile(image.id, kernelSource, "vmlinuz") : null;
+      const initrd = initrdSource ? await storeBootFile(image.id, initrdSource, "initrd") : null;
+      const boot = { kernel, initrd, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
+      if (source.kind === "url") {
+        const started = await db.image.update({ where: { id: image.id }, data: boot });
+        const task = fetchInto(image.id, source.url, input.sha256?.toLowerCase()).finally(() => {
+          running.delete(image.id);
+          active.delete(image.id);
+        });
+        running.set(image.id, task);
+        return started;
+      }
+      const copy = partial(image.id, "disk");
+      const sha256 = await copyHashing(source.file, copy);
       if (input.sha256 && input.sha256.toLowerCase() !== sha256) {
         throw new HangarError("INVALID_INPUT", `The file's sha256 is ${sha256}, not ${input.sha256}; check the file or the sum.`);
       }
-      const stored = await store(file, sha256, format, false);
-      const { size } = await stat(stored);
-      return db.image.create({
-        data: { name: input.name, path: stored, format, sha256, sizeBytes: BigInt(size), progress: BigInt(size), status: "ready", ...boot },
+      const { size } = await stat(copy);
+      const stored = await storeDisk(copy, sha256, false);
+      return await db.image.update({
+        where: { id: image.id },
+        data: { ...boot, path: stored.path, format: "qcow2", sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready" },
       });
+    } catch (error) {
+      await removePartials(image.id);
+      await db.image.delete({ where: { id: image.id } }).catch(() => undefined);
+      if (isHangarError(error)) throw error;
+      throw new HangarError("DRIVER_FAILED", `Import failed: ${callerMessage(error, log)}`, { cause: error });
+    } finally {
+      if (!running.has(image.id)) active.delete(image.id);
     }
-
-    const url = new URL(input.url ?? "");
-    const image = await db.image.create({
-      data: { name: input.name, path: "", status: "importing", ...boot },
-    });
-    void download(image.id, url, input.sha256?.toLowerCase());
-    return image;
   }
 
-  async function download(imageId: string, url: URL, expected: string | undefined): Promise<void> {
-    const partial = path.join(imagesDir, `.import-${imageId}.part`);
+  async function fetchInto(imageId: string, url: URL, expected: string | undefined): Promise<void> {
+    const copy = partial(imageId, "disk");
     try {
-      const response = await fetch(url, { redirect: "follow" });
-      if (!response.ok || !response.body) throw new Error(`the server answered ${response.status} ${response.statusText}`);
-      const total = Number(response.headers.get("content-length") ?? 0);
-      await db.image.update({ where: { id: imageId }, data: { sizeBytes: BigInt(total) } });
       const hash = createHash("sha256");
-      let received = 0;
       let reported = 0;
-      const meter = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
+      const received = await download(url, copy, limits, {
+        onLength: async (bytes) => {
+          await db.image.update({ where: { id: imageId }, data: { sizeBytes: BigInt(bytes) } });
+        },
+        onChunk: (chunk, total) => {
           hash.update(chunk);
-          received += chunk.length;
-          if (received - reported > 4 * 1024 * 1024) {
-            reported = received;
-            void db.image.update({ where: { id: imageId }, data: { progress: BigInt(received) } }).catch(() => undefined);
+          if (total - reported > 4 * 1024 * 1024) {
+            reported = total;
+            void db.image.update({ where: { id: imageId }, data: { progress: BigInt(total) } }).catch(() => undefined);
           }
-          callback(null, chunk);
         },
       });
-      await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), meter, createWriteStream(partial, { mode: 0o600 }));
       const sha256 = hash.digest("hex");
-      if (expected && expected !== sha256) throw new Error(`sha256 is ${sha256}, expected ${expected}`);
-      const format = await diskFormat(partial);
-      const stored = await store(partial, sha256, format, true);
+      if (expected && expected !== sha256) throw new ImportFailure(`sha256 is ${sha256}, expected ${expected}`);
+      const stored = await storeDisk(copy, sha256, true);
       await db.image.update({
         where: { id: imageId },
-        data: { path: stored, format, sha256, status: "ready", progress: BigInt(received), sizeBytes: BigInt(received) },
+        data: { path: stored.path, format: "qcow2", sha256, status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
       });
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
     } catch (error) {
-      await rm(partial, { force: true });
-      await db.image.update({ where: { id: imageId }, data: { status: "failed", error: `Import failed: ${errorMessage(error)}` } }).catch(() => undefined);
-      log(`image ${imageId} import failed: ${errorMessage(error)}`);
+      await removePartials(imageId);
+      const message = callerMessage(error, log);
+      await db.image.update({ where: { id: imageId }, data: { status: "failed", error: `Import failed: ${message}` } }).catch(() => undefined);
+      log(`image ${imageId} import failed: ${message}`);
     }
   }
 
+  /** Resolves when the URL import of `imageId` has ended (ready or failed), at once if none runs. */
+  async function importSettled(imageId: string): Promise<void> {
+    await running.get(imageId);
+  }
+
   /**
-   * Registers the tiny guest built by scripts/build-guest.sh (disk, kernel, initrd,
-   * cmdline in `dir`) as the built-in image, or updates its paths.
+   * At start-up: an import that was running when the process ended cannot continue. Its row
+   * becomes failed with the reason; partial files of imports no longer running go.
+   */
+  async function failInterruptedImports(): Promise<number> {
+    const stale = await db.image.findMany({ where: { status: "importing", id: { notIn: [...active] } }, select: { id: true } });
+    for (const { id } of stale) {
+      await db.image.updateMany({ where: { id, status: "importing" }, data: { status: "failed", error: INTERRUPTED } });
+    }
+    await removePartials();
+    return stale.length;
+  }
+
+  /**
+   * Registers the tiny guest built by scripts/build-guest.sh (disk, kernel, initrd, cmdline in
+   * `dir`) as the built-in image, its files copied into the store once per content.
    */
   async function ensureBuiltinImage(dir: string) {
     const disk = path.join(dir, "disk.qcow2");
-    if (!(await stat(disk).then(() => true, () => false))) return undefined;
+    if (!(await exists(disk))) return undefined;
+    await mkdir(imagesDir, { recursive: true });
     const cmdline = (await readFile(path.join(dir, "cmdline"), "utf8")).trim();
-    const data = {
-      path: disk,
-      format: "qcow2",
-      kernel: path.join(dir, "vmlinuz"),
-      initrd: path.join(dir, "initrd.img"),
-      cmdline,
-      status: "ready",
-      sha256: await sha256Of(disk),
-      sizeBytes: BigInt((await stat(disk)).size),
-    };
+    const sha256 = await sha256Of(disk);
+    const key = `builtin-${randomBytes(6).toString("hex")}`;
+    let stored = path.join(imagesDir, `${sha256}.qcow2`);
+    if (!(await exists(stored))) {
+      const copy = partial(key, "disk");
+      if ((await copyHashing(disk, copy)) !== sha256) {
+        await rm(copy, { force: true });
+        throw new Error(`the built-in guest's disk changed while it was being stored; run scripts/setup.sh again`);
+      }
+      stored = (await storeDisk(copy, sha256, false)).path;
+    }
+    const kernel = await storeBootFile(key, path.join(dir, "vmlinuz"), "vmlinuz", await sha256Of(path.join(dir, "vmlinuz")));
+    const initrd = await storeBootFile(key, path.join(dir, "initrd.img"), "initrd", await sha256Of(path.join(dir, "initrd.img")));
+    const data = { path: stored, format: "qcow2", kernel, initrd, cmdline, status: "ready", error: null, sha256, sizeBytes: BigInt((await stat(stored)).size) };
     return db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
   }
 
-  return { importImage, ensureBuiltinImage, fileUnderImagesDir };
+  return { importImage, importSettled, failInterruptedImports, ensureBuiltinImage, fileUnderImagesDir };
 }

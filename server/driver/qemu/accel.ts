@@ -9,6 +9,7 @@ import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { execa } from "execa";
 import type { Accel } from "./args.ts";
+import { qemuRunAs } from "./manager.ts";
 
 const PROBE_TIMEOUT_MS = 6000;
 
@@ -17,7 +18,7 @@ export interface AccelDecision {
   reason: string;
 }
 
-export async function chooseAccel(stateDir: string, probeKernel: string | undefined): Promise<AccelDecision> {
+export async function chooseAccel(stateDir: string, probeKernel: string | undefined, qemuUser?: string): Promise<AccelDecision> {
   const forced = process.env.HANGAR_ACCEL;
   if (forced === "kvm" || forced === "tcg") return { accel: forced, reason: "HANGAR_ACCEL" };
   if (forced) throw new Error(`HANGAR_ACCEL must be "kvm" or "tcg", got "${forced}"`);
@@ -33,7 +34,10 @@ export async function chooseAccel(stateDir: string, probeKernel: string | undefi
   const cached = await readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as { bootId: string; decision: AccelDecision }, () => undefined);
   if (cached && cached.bootId === bootId) return cached.decision;
 
-  const decision = (await kvmBootsKernel(probeKernel))
+  // Without the unprivileged user the probe does not run: qemu never runs as root.
+  const runAs = await qemuRunAs(qemuUser).catch(() => null);
+  if (runAs === null) return { accel: "tcg", reason: "no unprivileged user to run the KVM probe as" };
+  const decision = (await kvmBootsKernel(probeKernel, runAs))
     ? { accel: "kvm" as const, reason: "a probe booted a kernel with KVM" }
     : { accel: "tcg" as const, reason: "a probe with KVM printed nothing: /dev/kvm hangs guests here" };
   await mkdir(stateDir, { recursive: true });
@@ -41,11 +45,12 @@ export async function chooseAccel(stateDir: string, probeKernel: string | undefi
   return decision;
 }
 
-async function kvmBootsKernel(kernel: string): Promise<boolean> {
+async function kvmBootsKernel(kernel: string, runAs: string | undefined): Promise<boolean> {
   const child = execa(
     "qemu-system-x86_64",
     ["-accel", "kvm", "-cpu", "host", "-m", "128M", "-nodefaults", "-no-user-config", "-display", "none",
-     "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-append", "console=ttyS0 panic=-1"],
+     "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-append", "console=ttyS0 panic=-1",
+     ...(runAs ? ["-runas", runAs] : [])],
     { reject: false, stdin: "ignore", timeout: PROBE_TIMEOUT_MS },
   );
   let seen = false;

@@ -58,6 +58,8 @@ describe("buildQemuArgs golden files", () => {
 
   it("bridge: an isolated user network for SSH plus a NIC on the host bridge", () =>
     golden("network-bridge", config({ network: { mode: "bridge", bridge: "br0" } })));
+  it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
+    golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
 
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
@@ -80,6 +82,8 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a forward address with an option", { forwardAddress: "127.0.0.1,restrict=off" }],
     ["a bridge name with a comma", { network: { mode: "bridge", bridge: "br0,helper=/bin/sh" } }],
     ["a bridge name starting with a dash", { network: { mode: "bridge", bridge: "-br" } }],
+    ["a user name with a comma", { runAs: "qemu,x" }],
+    ["a user name starting with a dash", { runAs: "-daemonize" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);

@@ -29,6 +29,11 @@ export interface QemuConfig {
   monitor: boolean;
   /** Resume from this internal snapshot of the disk (a suspended VM's saved state). */
   loadvm?: string;
+  /**
+   * The unprivileged user qemu switches to once it has opened its files and before the guest
+   * runs; set when Hangar runs as root, so qemu never does.
+   */
+  runAs?: string;
 }
 
 export class QemuConfigError extends Error {
@@ -39,6 +44,8 @@ export class QemuConfigError extends Error {
 }
 
 const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** A POSIX user name as useradd accepts it. */
+export const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 /** Snapshot tags: letters, digits, dot, dash, underscore; not starting with a dash. */
 export const SNAPSHOT_TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,62}$/;
 
@@ -129,6 +136,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   }
   if (config.monitor) {
     args.push("-monitor", `unix:${pathValue("monitor socket", files.monitorSocket)},server=on,wait=off`);
+  }
+  if (config.runAs !== undefined) {
+    if (!USER_NAME.test(config.runAs)) throw new QemuConfigError(`"${config.runAs}" is not a user name`);
+    args.push("-runas", config.runAs);
   }
   if (config.loadvm !== undefined) {
     if (!SNAPSHOT_TAG.test(config.loadvm)) throw new QemuConfigError(`snapshot tag "${config.loadvm}" is not valid`);

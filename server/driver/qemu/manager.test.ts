@@ -1,11 +1,12 @@
 // The real qemu driver booting the real tiny guest.
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import { readdir } from "node:fs/promises";
+import { readdir, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
+import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady } from "../../testing/guest.ts";
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
@@ -28,7 +29,8 @@ afterAll(async () => {
 });
 
 function manager(id: string) {
-  const m = new QemuManager(id, { stateDir, accel });
+  // The built guest's directory stands in for the image store here.
+  const m = new QemuManager(id, { stateDir, imagesDir: guestDir, accel });
   managers.push(m);
   return m;
 }
@@ -152,6 +154,23 @@ describe("QemuManager with the tiny guest", () => {
     await m.stop(500);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv2")).toBe(0);
+    await m.delete();
+  });
+
+  it("backs an overlay only onto a file of the image store", async () => {
+    const outside = path.join(stateDir, "outside.qcow2");
+    await execa("qemu-img", ["create", "-q", "-f", "qcow2", outside, "1M"]);
+    const link = path.join(stateDir, "store");
+    await symlink(guestDir, link);
+    for (const base of [outside, "/etc/passwd", "disk.qcow2"]) {
+      const m = manager("drv-out");
+      await expect(m.create(base)).rejects.toThrow(/not a file in Hangar's image store/);
+      expect(await m.exists()).toBe(false);
+    }
+    const m = manager("drv-store");
+    await m.create(path.join(link, "disk.qcow2"));
+    const info = JSON.parse((await execa("qemu-img", ["info", "--output=json", "--", m.files.disk])).stdout) as Record<string, unknown>;
+    expect(info["backing-filename"]).toBe(path.join(realpathSync(guestDir), "disk.qcow2"));
     await m.delete();
   });
 

@@ -3,8 +3,9 @@
  * with QMP and a serial socket, pid checks through /proc, ACPI stop with a forced fallback.
  * Every process is started with execa and an argv array.
  */
-import { chmod, copyFile, mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readFile, realpath, rm, stat, unlink, writeFile } from "node:fs/promises";
 import net from "node:net";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Writable } from "node:stream";
 import { execa } from "execa";
@@ -26,7 +27,7 @@ import {
   type StartResult,
   type StopOutcome,
 } from "../manager.ts";
-import { SNAPSHOT_TAG, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
+import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
 import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
@@ -48,10 +49,40 @@ const GUEST_SEES_HOST_AS = "10.0.2.2";
 
 export interface QemuManagerOptions {
   stateDir: string;
+  /** Hangar's image store: the only place an overlay's backing file may be. */
+  imagesDir: string;
   /** Decides kvm or tcg; called at each start (the decision is cached by its owner). */
   accel: () => Promise<Accel>;
   /** The host address forwards listen on (default 127.0.0.1). */
   forwardAddress?: string;
+  /** The user qemu runs as when Hangar runs as root (default hangar-qemu). */
+  qemuUser?: string;
+}
+
+export const DEFAULT_QEMU_USER = "hangar-qemu";
+
+const knownUsers = new Map<string, Promise<boolean>>();
+
+/**
+ * Whom qemu should switch to with -runas: nobody when Hangar is not root (qemu then runs as
+ * Hangar's own user), else `user`, which must exist. qemu opens its disks, sockets, logs and
+ * pid file first (as root, inside the VM's root-owned 0700 directory), then drops to `user`
+ * before the guest runs. Throws when Hangar is root and the user is missing: qemu never runs
+ * as root.
+ */
+export async function qemuRunAs(user = DEFAULT_QEMU_USER): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return undefined;
+  if (!USER_NAME.test(user)) throw new Error(`"${user}" is not a user name`);
+  let exists = knownUsers.get(user);
+  if (!exists) {
+    exists = execa("getent", ["passwd", "--", user], { reject: false }).then((r) => r.exitCode === 0 && r.stdout.startsWith(`${user}:`));
+    knownUsers.set(user, exists);
+  }
+  if (!(await exists)) {
+    knownUsers.delete(user);
+    throw new Error(`Hangar runs as root and will not run qemu as root, but the user ${user} does not exist; scripts/setup.sh creates it`);
+  }
+  return user;
 }
 
 export class QemuManager implements Manager {
@@ -87,10 +118,11 @@ export class QemuManager implements Manager {
 
   async create(baseImage: string, baseFormat = "qcow2", sizeBytes?: number): Promise<void> {
     if (await this.exists()) throw new Error(`VM ${this.id} already has a disk at ${this.files.disk}`);
+    const backing = await this.storePath(baseImage, baseFormat);
     await mkdir(this.files.dir, { recursive: true, mode: 0o700 });
     await chmod(this.files.dir, 0o700);
     try {
-      await execa("qemu-img", ["create", "-q", "-f", "qcow2", "-b", baseImage, "-F", baseFormat, "--", this.files.disk]);
+      await execa("qemu-img", ["create", "-q", "-f", "qcow2", "-b", backing, "-F", baseFormat, "--", this.files.disk]);
       // Grown, never shrunk: an overlay smaller than its base would cut the guest's disk.
       if (sizeBytes !== undefined && sizeBytes > (await this.diskInfo()).virtualBytes) {
         await execa("qemu-img", ["resize", "-q", "-f", "qcow2", "--", this.files.disk, String(sizeBytes)]);
@@ -101,6 +133,20 @@ export class QemuManager implements Manager {
       await rm(this.files.dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /**
+   * The backing file an overlay may name: a file of Hangar's image store, by its resolved
+   * absolute path (no link in between that could later point elsewhere), and nothing else.
+   */
+  private async storePath(baseImage: string, baseFormat: string): Promise<string> {
+    if (baseFormat !== "qcow2" && baseFormat !== "raw") throw new Error(`base image format ${baseFormat} is not qcow2 or raw`);
+    const store = await realpath(this.options.imagesDir).catch(() => undefined);
+    const resolved = path.isAbsolute(baseImage) ? await realpath(baseImage).catch(() => undefined) : undefined;
+    if (!store || !resolved || path.dirname(resolved) !== store || !(await stat(resolved)).isFile()) {
+      throw new Error("the base image is not a file in Hangar's image store; import it again");
+    }
+    return resolved;
   }
 
   async exists(): Promise<boolean> {
@@ -121,6 +167,7 @@ export class QemuManager implements Manager {
         userData: options.userData,
       });
     }
+    const runAs = await qemuRunAs(this.options.qemuUser);
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
     const args = buildQemuArgs({
@@ -138,8 +185,9 @@ export class QemuManager implements Manager {
       forwardAddress: this.forwardAddress,
       network: options.network,
       monitor: options.monitor,
+      runAs,
     });
-    this.log(`starting qemu (${accel})`);
+    this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
     const launch = await execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
     await writeFile(this.files.launchLog, launch.all ?? "");
     if (launch.exitCode !== 0) {
