@@ -87,6 +87,10 @@ export class FakeDriver {
         requireRunning();
         return new net.Socket();
       },
+      display: async () => {
+        requireRunning();
+        return new net.Socket();
+      },
       sync: async () => requireRunning(),
       stop: async () => {
         vm.calls.push("stop");

@@ -53,6 +53,9 @@ describe("buildQemuArgs golden files", () => {
 
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
+
+  it("an installer ISO in the CD-ROM drive, firmware boot", () =>
+    golden("cdrom-installer", config({ cdrom: "/srv/hangar/images/debian 12,netinst.raw" })));
 });
 
 describe("buildQemuArgs rejects what qemu would misread", () => {
@@ -68,9 +71,18 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a host port above 65535", { ports: [{ hostPort: 70000, guestPort: 80 }] }],
     ["zero CPUs", { cpus: 0 }],
     ["a machine type with a comma", { machine: "q35,accel=kvm" }],
+    ["a relative CD-ROM image", { cdrom: "debian.iso" }],
+    ["a newline in the CD-ROM image", { cdrom: "/x/a.iso\n-device VGA" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);
+  });
+
+  it("serves the display on the VM's own unix socket only, never on a TCP port", () => {
+    const args = buildQemuArgs(config());
+    expect(args.filter((arg) => arg === "-vnc")).toHaveLength(1);
+    expect(args[args.indexOf("-vnc") + 1]).toBe("unix:/var/lib/hangar/vms/cm3vm0001/vnc.sock,share=force-shared");
+    expect(args[args.indexOf("-display") + 1]).toBe("none");
   });
 
   it("passes a kernel command line as one argv element, commas untouched", () => {
@@ -86,6 +98,7 @@ describe("vmFiles", () => {
     expect(files.dir.startsWith(deep)).toBe(true);
     expect(files.socketDir.startsWith(deep)).toBe(false);
     expect(Buffer.byteLength(files.monitorSocket)).toBeLessThanOrEqual(107);
+    expect(Buffer.byteLength(files.vncSocket)).toBeLessThanOrEqual(107);
     expect(vmFiles("/var/lib/hangar", "cm3vm0001").socketDir).toBe("/var/lib/hangar/vms/cm3vm0001");
   });
 });

@@ -111,6 +111,7 @@ export class QemuManager implements Manager {
       sshHostPort: options.sshHostPort,
       ports: options.ports,
       monitor: options.monitor,
+      cdrom: options.cdrom,
     });
     this.log(`starting qemu (${accel})`);
     const launch = await execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
@@ -177,6 +178,10 @@ export class QemuManager implements Manager {
 
   async monitor(): Promise<net.Socket> {
     return this.connectUnix(this.files.monitorSocket);
+  }
+
+  async display(): Promise<net.Socket> {
+    return this.connectUnix(this.files.vncSocket);
   }
 
   private async connectUnix(socketPath: string): Promise<net.Socket> {
@@ -377,7 +382,7 @@ export class QemuManager implements Manager {
   }
 
   private async removeRuntimeFiles(): Promise<void> {
-    for (const file of [this.files.pidFile, this.files.qmpSocket, this.files.serialSocket, this.files.monitorSocket]) {
+    for (const file of [this.files.pidFile, this.files.qmpSocket, this.files.serialSocket, this.files.monitorSocket, this.files.vncSocket]) {
       await unlink(file).catch(() => undefined);
     }
   }

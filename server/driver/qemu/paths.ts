@@ -29,6 +29,8 @@ export interface VmFiles {
   serialSocket: string;
   /** Human monitor (HMP) socket, only when started with the monitor on. */
   monitorSocket: string;
+  /** The VGA screen over VNC (no auth: the 0700 directory is the lock); many clients share it. */
+  vncSocket: string;
   /** The VM's own SSH key pair (0600). */
   sshKey: string;
   sshPublicKey: string;
@@ -62,6 +64,7 @@ export function vmFiles(stateDir: string, id: string): VmFiles {
     qmpSocket: path.join(socketDir, "qmp.sock"),
     serialSocket: path.join(socketDir, "serial.sock"),
     monitorSocket: path.join(socketDir, "monitor.sock"),
+    vncSocket: path.join(socketDir, "vnc.sock"),
     sshKey: path.join(dir, "id_ed25519"),
     sshPublicKey: path.join(dir, "id_ed25519.pub"),
     socketDir,
