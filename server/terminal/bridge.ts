@@ -12,6 +12,7 @@ import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
+import { pipeDisplay } from "./display-pipe.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
 import { isTerminalKind, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
@@ -85,7 +86,7 @@ export function createTerminalBridge({
     if (!originAllowed(req.headers.origin, req.headers.host, allowedOrigins)) return refuse(socket, "Origin not allowed.");
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
-    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell or monitor).");
+    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor or display).");
     const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
     if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -177,6 +178,15 @@ export function createTerminalBridge({
       return;
     }
 
+    if (grant.kind === "display") {
+      const screen = await driver.display().catch(() => undefined);
+      if (!screen) return terminal.close("The VM's display does not answer.");
+      const display = pipeDisplay(screen, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: grant.readOnly });
+      onEnd(display.close);
+      onMessage((data, binary) => binary && display.write(data));
+      return;
+    }
+
     const identity = await driver.identity();
     if (ended) return;
     const shell = openShell(
@@ -228,7 +238,7 @@ export function createTerminalBridge({
     handleUpgrade,
     /** Open terminals by kind, for tests and the status page. */
     counts(): Record<TerminalKind, number> {
-      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0 };
+      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0, display: 0 };
       for (const terminal of terminals) counts[terminal.grant.kind] += 1;
       return counts;
     },
