@@ -21,6 +21,8 @@ export const portForward = z.object({
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
+  /** An imported ISO image to put in the CD-ROM drive, e.g. an installer. */
+  cdromImageId: id.optional(),
   cpus: z.number().int("cpus must be a whole number.").min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),
   memoryMiB: z
     .number()
