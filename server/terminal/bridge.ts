@@ -180,7 +180,7 @@ export function createTerminalBridge({
 
     if (grant.kind === "display") {
       const screen = await driver.display().catch(() => undefined);
-      if (!screen) return terminal.close("The VM's display does not answer.");
+      if (!screen) return terminal.close("The VM's display does not answer; a VM started before Hangar had displays gets one when it next starts.");
       const display = pipeDisplay(screen, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: grant.readOnly });
       onEnd(display.close);
       onMessage((data, binary) => binary && display.write(data));
