@@ -135,7 +135,7 @@ export function Display({ vmId, vmState, onStart }: { vmId: string; vmState: str
         </div>
       </div>
       {message ? <ErrorAlert message={message} /> : null}
-      <div className="terminal-screen display-screen" ref={screen} />
+      <div className="terminal-screen" ref={screen} />
     </div>
   );
 }
