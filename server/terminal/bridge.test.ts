@@ -304,7 +304,12 @@ describe("terminal bridge", () => {
     await api.vm.start({ id: vmId });
     await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Running" });
     await expect.poll(() => viewer.text().slice(before), { timeout: 60_000 }).toMatch(/hangar-guest: ssh ready[^]*login:/);
+    // A display, unlike the console, ends with the VM and says so.
+    const display = await openDisplay();
+    await handshakeAndFrame(display);
     await api.vm.stop({ id: vmId, timeoutSec: 0 });
+    await expect.poll(() => display.closed()).toBe(true);
+    expect(display.controls).toContainEqual({ type: "error", message: expect.stringMatching(/^The VM's display closed/) });
     await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Stopped" });
     await expect.poll(() => viewer.text().slice(before)).toContain(STOPPED_NOTICE);
     viewer.ws.close();
