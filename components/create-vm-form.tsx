@@ -1,7 +1,7 @@
 "use client";
 /**
- * Create a VM: name, image (hangar-tiny by default), CPUs, memory, optional cloud-init
- * user-data and port forwards. The server validates; its sentence is shown as an alert.
+ * Create a VM: name, image (hangar-tiny by default), an optional ISO in the CD-ROM drive,
+ * CPUs, memory, optional cloud-init user-data and port forwards. The server validates; its sentence is shown as an alert.
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
@@ -23,6 +23,7 @@ export function CreateVmForm() {
   const id = useId();
   const [name, setName] = useState("");
   const [imageId, setImageId] = useState("");
+  const [cdromImageId, setCdromImageId] = useState("");
   const [cpus, setCpus] = useState("1");
   const [memory, setMemory] = useState("256");
   const [userData, setUserData] = useState("");
@@ -37,6 +38,8 @@ export function CreateVmForm() {
   const ready = images.data?.filter((image) => image.status === "ready") ?? [];
   const fallback = ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0];
   const selected = imageId || fallback?.id || "";
+  // ISOs import as raw images; the server checks the rest.
+  const isos = ready.filter((image) => image.format === "raw");
 
   const create = useMutation(
     trpc.vm.create.mutationOptions({
@@ -59,6 +62,7 @@ export function CreateVmForm() {
     create.mutate({
       name: name.trim(),
       imageId: selected,
+      ...(cdromImageId ? { cdromImageId } : {}),
       cpus: Number(cpus),
       memoryMiB: Number(memory),
       ...(userData.trim() ? { userData } : {}),
@@ -102,6 +106,19 @@ export function CreateVmForm() {
             ))}
           </select>
         </div>
+        {isos.length > 0 ? (
+          <div className="field">
+            <label htmlFor={`${id}-cdrom`}>CD-ROM</label>
+            <select id={`${id}-cdrom`} name="cdrom" value={cdromImageId} onChange={(e) => setCdromImageId(e.target.value)}>
+              <option value="">None</option>
+              {isos.map((image) => (
+                <option key={image.id} value={image.id}>
+                  {image.name}
+                </option>
+              ))}
+            </select>
+          </div>
+        ) : null}
         <div className="field">
           <label htmlFor={`${id}-cpus`}>CPUs</label>
           <input

@@ -61,6 +61,12 @@ export function VmDetails({ id }: { id: string }) {
           <dd>{vm.state}</dd>
           <dt>Image</dt>
           <dd>{vm.image.name}</dd>
+          {vm.cdromImage ? (
+            <>
+              <dt>CD-ROM</dt>
+              <dd>{vm.cdromImage.name}</dd>
+            </>
+          ) : null}
           <dt>CPUs</dt>
           <dd>{vm.cpus}</dd>
           <dt>Memory</dt>

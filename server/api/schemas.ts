@@ -71,6 +71,8 @@ export const diskGiB = z.number().int("diskGiB must be a whole number.").min(1, 
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
+  /** An imported ISO image to put in the CD-ROM drive, e.g. an installer. */
+  cdromImageId: id.optional(),
   cpus: z.number().int("cpus must be a whole number.").min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),
   memoryMiB: z
     .number()

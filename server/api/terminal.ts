@@ -12,11 +12,12 @@ export const terminalRouter = router({
   sessions: procedure.meta({ permission: "admin" }).query(({ ctx }) => ({ ...ctx.hangar.terminals.counts(), ssh: openSshSessions() })),
   /**
    * A single-use ticket (30 s) for /ws/terminal. Console: anyone who may read, typing only
-   * on VMs they may control. Shell: the VM's controllers, while it runs. Monitor: admins.
+   * on VMs they may control. Display: the same, while it runs (view-only for readers, held
+   * by the bridge). Shell: the VM's controllers, while it runs. Monitor: admins.
    */
   ticket: procedure
     .meta({ permission: "read" })
-    .input(z.object({ vmId: id, kind: z.enum(TERMINAL_KINDS, "kind must be console, shell or monitor.") }))
+    .input(z.object({ vmId: id, kind: z.enum(TERMINAL_KINDS, "kind must be console, shell, monitor or display.") }))
     .mutation(async ({ ctx, input }) => {
       const principal = ctx.principal;
       if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first.");
@@ -28,14 +29,15 @@ export const terminalRouter = router({
         throw new HangarError("FORBIDDEN", atLeast(principal, "operator") ? "You can only open shells on VMs you own." : "Viewers cannot open shells.");
       }
       if (input.kind !== "console" && vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
+      const readOnly = (input.kind === "console" || input.kind === "display") && !controls;
       const ticket = ctx.hangar.tickets.issue({
         userId: principal.userId,
         actor: ctx.actor,
         sessionId: principal.sessionId,
         vmId: vm.id,
         kind: input.kind,
-        readOnly: input.kind === "console" && !controls,
+        readOnly,
       });
-      return { ticket, path: terminalPath(ticket, vm.id, input.kind), readOnly: input.kind === "console" && !controls };
+      return { ticket, path: terminalPath(ticket, vm.id, input.kind), readOnly };
     }),
 });

@@ -93,6 +93,8 @@ export interface StartOptions {
   resume?: boolean;
   /** The machine type to run; a resume MUST use the one the VM was suspended with. */
   machine?: string;
+  /** Host path of an ISO image to put in the CD-ROM drive (an installer). */
+  cdrom?: string;
 }
 
 /** A forward to set up at start: hostPort 0 takes `preferred` while it is free, else any port. */
@@ -184,6 +186,11 @@ export interface Manager {
   console(): Promise<Socket>;
   /** Connects to the VM's human monitor (HMP). MUST throw NotRunningError when not running. */
   monitor(): Promise<Socket>;
+  /**
+   * Connects to the VM's screen: an RFB (VNC) server, one connection per viewer, no auth.
+   * MUST throw NotRunningError when not running.
+   */
+  display(): Promise<Socket>;
   /** rsync `from` (a host path) to `to` in the guest, over SSH. */
   sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string): Promise<void>;
   /**

@@ -79,6 +79,67 @@ async function open(kind: TerminalKind, headers: Record<string, string> = { orig
   return { ws, text: () => text, controls, until, type: (s: string) => ws.send(Buffer.from(s), { binary: true }) };
 }
 
+/**
+ * An RFB client over a display terminal: the greeting, a no-auth handshake, then one full
+ * framebuffer update in raw encoding. Returns the screen's size and how many colours it shows.
+ */
+async function openDisplay(caller: typeof api = api) {
+  const { path: wsPath, readOnly } = await caller.terminal.ticket({ vmId, kind: "display" });
+  const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: { origin } });
+  let received = Buffer.alloc(0);
+  const controls: unknown[] = [];
+  let closed = false;
+  ws.on("message", (data: Buffer, binary: boolean) => {
+    if (binary) received = Buffer.concat([received, data]);
+    else controls.push(decodeControl(data.toString("utf8")));
+  });
+  ws.on("close", () => (closed = true));
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  const read = async (length: number) => {
+    await expect.poll(() => received.length >= length || closed, { timeout: 30_000 }).toBe(true);
+    if (received.length < length) throw new Error(`the display closed after ${received.length} of ${length} bytes: ${JSON.stringify(controls)}`);
+    const bytes = received.subarray(0, length);
+    received = received.subarray(length);
+    return bytes;
+  };
+  const send = (bytes: number[] | Buffer) => ws.send(Buffer.from(bytes), { binary: true });
+  return { ws, readOnly, controls, read, send, closed: () => closed };
+}
+
+async function handshakeAndFrame(display: Awaited<ReturnType<typeof openDisplay>>) {
+  expect((await display.read(12)).toString("latin1")).toBe("RFB 003.008\n");
+  display.send(Buffer.from("RFB 003.008\n"));
+  const types = await display.read(1);
+  expect([...(await display.read(types[0] ?? 0))]).toContain(1);
+  display.send([1]);
+  expect((await display.read(4)).readUInt32BE(0)).toBe(0);
+  display.send([1]);
+  const init = await display.read(24);
+  const width = init.readUInt16BE(0);
+  const height = init.readUInt16BE(2);
+  expect(init[4]).toBe(32);
+  await display.read(init.readUInt32BE(20));
+  // SetEncodings: raw only. FramebufferUpdateRequest: the whole screen, not incremental.
+  display.send([2, 0, 0, 1, 0, 0, 0, 0]);
+  display.send([3, 0, 0, 0, 0, 0, width >> 8, width & 0xff, height >> 8, height & 0xff]);
+  const header = await display.read(4);
+  expect(header[0]).toBe(0);
+  const colours = new Set<number>();
+  let pixels = 0;
+  for (let rect = 0; rect < header.readUInt16BE(2); rect++) {
+    const r = await display.read(12);
+    const encoding = r.readInt32BE(8);
+    if (encoding !== 0) continue;
+    const data = await display.read(r.readUInt16BE(4) * r.readUInt16BE(6) * 4);
+    for (let offset = 0; offset < data.length; offset += 4) colours.add(data.readUInt32LE(offset) & 0xffffff);
+    pixels += data.length / 4;
+  }
+  return { width, height, pixels, colours: colours.size };
+}
+
 describe("terminal bridge", () => {
   it("refuses an upgrade (403, before anything is attached) for a bad origin or ticket", async () => {
     const status = (wsPath: string, upgradeOrigin?: string, host?: string) =>
@@ -109,7 +170,7 @@ describe("terminal bridge", () => {
     expect(await status(terminalPath(await ticket(), "someothervm", "console"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("console"), vmId, "shell"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("shell"), vmId, "console"), origin)).toBe(403);
-    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
+    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
     expect(t.hangar.consoles.viewerCounts()).toEqual({});
     expect(openSshSessions()).toBe(0);
 
@@ -150,6 +211,47 @@ describe("terminal bridge", () => {
     await expect(viewer.terminal.ticket({ vmId, kind: "monitor" })).rejects.toMatchObject({ code: "FORBIDDEN" });
   });
 
+  it("shows the VM's screen over RFB to several viewers at once, view-only for readers", async () => {
+    const first = await openDisplay();
+    expect(first.readOnly).toBe(false);
+    const second = await openDisplay(await callerFor(t.hangar, "viewer"));
+    expect(second.readOnly).toBe(true);
+    expect(bridge.counts().display).toBe(2);
+    for (const display of [first, second]) {
+      const frame = await handshakeAndFrame(display);
+      expect(frame.pixels).toBe(frame.width * frame.height);
+      // The firmware's text is on the screen: more than one colour.
+      expect(frame.colours).toBeGreaterThan(1);
+    }
+    // A reader's keys never reach qemu; a message the filter cannot size ends the display.
+    second.send([4, 1, 0, 0, 0, 0, 0, 0x61]);
+    second.send([77, 0, 0, 0]);
+    await expect.poll(() => second.closed()).toBe(true);
+    expect(second.controls).toContainEqual({ type: "error", message: "A view-only display does not accept RFB message type 77." });
+    first.ws.close();
+    await expect.poll(() => bridge.counts().display).toBe(0);
+  });
+
+  it("refuses a display upgrade for a wrong kind, ticket or origin", async () => {
+    const status = (wsPath: string, upgradeOrigin: string) =>
+      new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: { origin: upgradeOrigin } });
+        ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on("open", () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on("error", () => undefined);
+      });
+    const ticket = async (kind: TerminalKind) => (await api.terminal.ticket({ vmId, kind })).ticket;
+    expect(await status(terminalPath(await ticket("display"), vmId, "display"), "http://evil.example")).toBe(403);
+    expect(await status(terminalPath(await ticket("console"), vmId, "display"), origin)).toBe(403);
+    expect(await status(terminalPath(await ticket("display"), vmId, "console"), origin)).toBe(403);
+    expect(await status(terminalPath(await ticket("display"), "someothervm", "display"), origin)).toBe(403);
+    expect(await status(terminalPath("made-up", vmId, "display"), origin)).toBe(403);
+    expect(bridge.counts().display).toBe(0);
+  });
+
   it("opens an SSH shell with a PTY, reports the exit code, and leaves no session behind", async () => {
     const shell = await open("shell");
     shell.ws.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
@@ -165,7 +267,7 @@ describe("terminal bridge", () => {
     another.ws.close();
     await expect.poll(() => openSshSessions()).toBe(0);
     await expect.poll(() => sshConnections()).toBe(0);
-    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0 });
+    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
     // The guest's side agrees: no dropbear session process is left but the one running this.
     const sessions = await api.vm.exec({ id: vmId, command: ["sh", "-c", "cat /proc/[0-9]*/comm | grep -cx dropbear"] });
     expect(Number(sessions.stdout.trim())).toBe(2);
@@ -197,6 +299,7 @@ describe("terminal bridge", () => {
     await api.vm.stop({ id: vmId, timeoutSec: 0 });
     await expect(api.vm.exec({ id: vmId, command: ["true"] })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
     await expect(api.terminal.ticket({ vmId, kind: "shell" })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
+    await expect(api.terminal.ticket({ vmId, kind: "display" })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
   });
 
   it("keeps a console viewer across a start and a stop of the VM, saying when it is not running", async () => {
@@ -206,7 +309,12 @@ describe("terminal bridge", () => {
     await api.vm.start({ id: vmId });
     await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Running" });
     await expect.poll(() => viewer.text().slice(before), { timeout: 60_000 }).toMatch(/hangar-guest: ssh ready[^]*login:/);
+    // A display, unlike the console, ends with the VM and says so.
+    const display = await openDisplay();
+    await handshakeAndFrame(display);
     await api.vm.stop({ id: vmId, timeoutSec: 0 });
+    await expect.poll(() => display.closed()).toBe(true);
+    expect(display.controls).toContainEqual({ type: "error", message: expect.stringMatching(/^The VM's display closed/) });
     await expect.poll(() => viewer.controls).toContainEqual({ type: "status", state: "Stopped" });
     await expect.poll(() => viewer.text().slice(before)).toContain(STOPPED_NOTICE);
     viewer.ws.close();

@@ -14,6 +14,7 @@ import type { Manager } from "../driver/manager.ts";
 import { userMessage } from "../errors.ts";
 import { originAllowed } from "../origins.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
+import { pipeDisplay } from "./display-pipe.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
 import { isTerminalKind, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
@@ -84,7 +85,7 @@ export function createTerminalBridge({
     if (!originAllowed(req.headers.origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
-    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell or monitor).");
+    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor or display).");
     const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
     if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
     wss.handleUpgrade(req, socket, head, (ws) => {
@@ -180,6 +181,15 @@ export function createTerminalBridge({
       return;
     }
 
+    if (grant.kind === "display") {
+      const screen = await driver.display().catch(() => undefined);
+      if (!screen) return terminal.close("The VM's display does not answer; a VM started before Hangar had displays gets one when it next starts.");
+      const display = pipeDisplay(screen, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: grant.readOnly });
+      onEnd(display.close);
+      onMessage((data, binary) => binary && display.write(data));
+      return;
+    }
+
     const identity = await driver.identity();
     if (ended) return;
     const shell = openShell(
@@ -231,7 +241,7 @@ export function createTerminalBridge({
     handleUpgrade,
     /** Open terminals by kind, for tests and the status page. */
     counts(): Record<TerminalKind, number> {
-      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0 };
+      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0, display: 0 };
       for (const terminal of terminals) counts[terminal.grant.kind] += 1;
       return counts;
     },

@@ -25,6 +25,12 @@
  *   prints a notice and sends status, and the bytes flow again once the VM runs.
  * - shell: an SSH login shell with a PTY; ends with exit.
  * - monitor: qemu's human monitor (HMP); admins only, one terminal per VM at a time.
+ * - display: the VM's VGA screen. Binary frames carry RFB (VNC) both ways, unchanged: the
+ *   browser speaks RFB 3.8 (noVNC) with the VM's own VNC server, no VNC password (the
+ *   ticket is the key). Each viewer has its own connection, all sharing the one screen.
+ *   Readers' displays are view-only, enforced on the server: their keys, pointer and
+ *   clipboard never reach the VM (server/terminal/rfb-view-only.ts). Only while the VM runs;
+ *   the socket closes with an error message when it stops.
  *
  * The server pings every 15 s and drops a peer that did not answer the previous ping, and
  * closes a terminal that received no input for 30 minutes or whose sign-in session ended.

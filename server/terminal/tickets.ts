@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
-export const TERMINAL_KINDS = ["console", "shell", "monitor"] as const;
+export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 
 export function isTerminalKind(value: string): value is TerminalKind {
@@ -19,7 +19,7 @@ export interface TicketGrant {
   sessionId?: string;
   vmId: string;
   kind: TerminalKind;
-  /** Console viewers who may watch but not type. */
+  /** Console and display viewers who may watch but not type. */
   readOnly: boolean;
 }
 

@@ -123,6 +123,10 @@ export class FakeDriver {
         requireRunning();
         return new net.Socket();
       },
+      display: async () => {
+        requireRunning();
+        return new net.Socket();
+      },
       sync: async () => {
         requireRunning();
         this.maybeFail("sync");

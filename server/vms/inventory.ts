@@ -2,6 +2,7 @@
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 import { HangarError, errorMessage, userMessage } from "../errors.ts";
+import { isIso9660 } from "../images/iso.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import { diskOf } from "./disks.ts";
@@ -12,6 +13,8 @@ import { isState, transition, validActions, type Action, type State } from "./st
 export interface CreateVmInput {
   name: string;
   imageId: string;
+  /** An imported ISO image for the CD-ROM drive. */
+  cdromImageId?: string;
   cpus: number;
   memoryMiB: number;
   userData?: string;
@@ -25,6 +28,7 @@ export interface CreateVmInput {
 
 const vmInclude = {
   image: { select: { id: true, name: true } },
+  cdromImage: { select: { id: true, name: true } },
   ports: true,
   owner: { select: { id: true, email: true } },
   host: { select: { id: true, name: true } },
@@ -107,6 +111,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
   if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
+  const cdrom = input.cdromImageId ? await cdromImage(hangar, input.cdromImageId) : undefined;
   if (await db.vm.findUnique({ where: { name: input.name } })) {
     throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
   }
@@ -120,6 +125,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
     data: {
       name: input.name,
       imageId: image.id,
+      cdromImageId: cdrom?.id ?? null,
       cpus: input.cpus,
       memoryMiB: input.memoryMiB,
       userData: input.userData ?? null,
@@ -131,9 +137,20 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
     },
   });
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "create", to: "Initial", ok: true, message: `Created from image ${image.name}`, userId: ownerId });
+  await hangar.recorder.record({ stream: "vm", vm, actor, action: "create", to: "Initial", ok: true, message: `Created from image ${image.name}${cdrom ? `, CD-ROM ${cdrom.name}` : ""}`, userId: ownerId });
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
+}
+
+/** The image named for a CD-ROM drive: imported, ready, and an ISO9660 image. */
+async function cdromImage({ db }: Hangar, imageId: string) {
+  const image = await db.image.findUnique({ where: { id: imageId } });
+  if (!image) throw new HangarError("NOT_FOUND", `No image with id "${imageId}" for the CD-ROM; import the ISO on the Images page first.`);
+  if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
+  if (image.format !== "raw" || !(await isIso9660(image.path))) {
+    throw new HangarError("INVALID_INPUT", `Image "${image.name}" is not an ISO image, so it cannot go in the CD-ROM drive.`);
+  }
+  return image;
 }
 
 /**
@@ -172,6 +189,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
     data: {
       name: input.name,
       imageId: source.imageId,
+      cdromImageId: source.cdromImageId,
       cpus: source.cpus,
       memoryMiB: source.memoryMiB,
       userData: source.userData,

@@ -100,7 +100,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
   const inFlight = new Map<string, number>();
 
   async function load(vmId: string) {
-    const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, ports: true } });
+    const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, cdromImage: true, ports: true } });
     if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}".`);
     return vm;
   }
@@ -248,6 +248,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           instanceId: vm.id,
           resume,
           machine: resume ? (vm.machine ?? undefined) : undefined,
+          cdrom: vm.cdromImage?.path,
         });
         for (const port of vm.ports) {
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });

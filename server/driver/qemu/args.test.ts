@@ -63,6 +63,9 @@ describe("buildQemuArgs golden files", () => {
 
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
+
+  it("an installer ISO in the CD-ROM drive, firmware boot", () =>
+    golden("cdrom-installer", config({ cdrom: "/srv/hangar/images/debian 12,netinst.raw" })));
 });
 
 describe("buildQemuArgs rejects what qemu would misread", () => {
@@ -84,9 +87,18 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a bridge name starting with a dash", { network: { mode: "bridge", bridge: "-br" } }],
     ["a user name with a comma", { runAs: "qemu,x" }],
     ["a user name starting with a dash", { runAs: "-daemonize" }],
+    ["a relative CD-ROM image", { cdrom: "debian.iso" }],
+    ["a newline in the CD-ROM image", { cdrom: "/x/a.iso\n-device VGA" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);
+  });
+
+  it("serves the display on the VM's own unix socket only, never on a TCP port", () => {
+    const args = buildQemuArgs(config());
+    expect(args.filter((arg) => arg === "-vnc")).toHaveLength(1);
+    expect(args[args.indexOf("-vnc") + 1]).toBe("unix:/var/lib/hangar/vms/cm3vm0001/vnc.sock,share=force-shared");
+    expect(args[args.indexOf("-display") + 1]).toBe("none");
   });
 
   it("passes a kernel command line as one argv element, commas untouched", () => {
@@ -102,6 +114,7 @@ describe("vmFiles", () => {
     expect(files.dir.startsWith(deep)).toBe(true);
     expect(files.socketDir.startsWith(deep)).toBe(false);
     expect(Buffer.byteLength(files.monitorSocket)).toBeLessThanOrEqual(107);
+    expect(Buffer.byteLength(files.vncSocket)).toBeLessThanOrEqual(107);
     expect(vmFiles("/var/lib/hangar", "cm3vm0001").socketDir).toBe("/var/lib/hangar/vms/cm3vm0001");
   });
 });

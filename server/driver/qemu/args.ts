@@ -34,6 +34,8 @@ export interface QemuConfig {
    * runs; set when Hangar runs as root, so qemu never does.
    */
   runAs?: string;
+  /** An ISO image in the CD-ROM drive (read-only), e.g. an installer. */
+  cdrom?: string;
 }
 
 export class QemuConfigError extends Error {
@@ -140,6 +142,18 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   if (config.runAs !== undefined) {
     if (!USER_NAME.test(config.runAs)) throw new QemuConfigError(`"${config.runAs}" is not a user name`);
     args.push("-runas", config.runAs);
+  }
+  // The graphical console: a VGA card whose screen qemu serves over VNC on a unix socket
+  // (never TCP), every client sharing it. The card sits at a fixed slot, after the others,
+  // so their PCI addresses stay put: a VM suspended before it had a display still resumes.
+  args.push("-vnc", `unix:${pathValue("VNC socket", files.vncSocket)},share=force-shared`, "-device", "VGA,addr=0x1e");
+  // q35's built-in AHCI controller carries the CD-ROM: no new PCI device. Firmware boots the
+  // disk first and falls through to the CD while the disk has no boot sector (an installer).
+  if (config.cdrom !== undefined) {
+    args.push(
+      "-drive", `if=none,id=cdrom0,media=cdrom,readonly=on,format=raw,file=${pathValue("CD-ROM image", config.cdrom)}`,
+      "-device", "ide-cd,bus=ide.1,drive=cdrom0",
+    );
   }
   if (config.loadvm !== undefined) {
     if (!SNAPSHOT_TAG.test(config.loadvm)) throw new QemuConfigError(`snapshot tag "${config.loadvm}" is not valid`);

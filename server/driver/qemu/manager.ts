@@ -186,6 +186,7 @@ export class QemuManager implements Manager {
       network: options.network,
       monitor: options.monitor,
       runAs,
+      cdrom: options.cdrom,
     });
     this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
     const launch = await execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
@@ -258,6 +259,10 @@ export class QemuManager implements Manager {
 
   async monitor(): Promise<net.Socket> {
     return this.connectUnix(this.files.monitorSocket);
+  }
+
+  async display(): Promise<net.Socket> {
+    return this.connectUnix(this.files.vncSocket);
   }
 
   private async connectUnix(socketPath: string): Promise<net.Socket> {
@@ -547,7 +552,7 @@ export class QemuManager implements Manager {
   }
 
   private async removeRuntimeFiles(): Promise<void> {
-    for (const file of [this.files.pidFile, this.files.qmpSocket, this.files.serialSocket, this.files.monitorSocket]) {
+    for (const file of [this.files.pidFile, this.files.qmpSocket, this.files.serialSocket, this.files.monitorSocket, this.files.vncSocket]) {
       await unlink(file).catch(() => undefined);
     }
   }

@@ -31,6 +31,8 @@ export interface VmFiles {
   monitorSocket: string;
   /** The guest agent's channel (answers where the image runs qemu-guest-agent). */
   guestAgentSocket: string;
+  /** The VGA screen over VNC (no auth: the 0700 directory is the lock); many clients share it. */
+  vncSocket: string;
   /** The VM's own SSH key pair (0600). */
   sshKey: string;
   sshPublicKey: string;
@@ -65,6 +67,7 @@ export function vmFiles(stateDir: string, id: string): VmFiles {
     serialSocket: path.join(socketDir, "serial.sock"),
     monitorSocket: path.join(socketDir, "monitor.sock"),
     guestAgentSocket: path.join(socketDir, "qga.sock"),
+    vncSocket: path.join(socketDir, "vnc.sock"),
     sshKey: path.join(dir, "id_ed25519"),
     sshPublicKey: path.join(dir, "id_ed25519.pub"),
     socketDir,
