@@ -1,28 +1,48 @@
 "use client";
 /**
- * The one live stream per tab: vm.onChange (SSE). Each change invalidates the VM queries
- * (list, get, events), so React Query refetches what is on screen. No polling.
+ * The one live stream per tab: vm.onChange over the tab's WebSocket. Each change carries
+ * the VM's list row, patched into the cached list in place; only what is on screen for that
+ * VM (its page, its events, the pools) is asked for again. No polling, no whole-list fetch
+ * per change. After a (re)connect the list is read once, since changes may have been missed.
  */
 import { useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
 import { useMe } from "./session.tsx";
+import type { inferRouterOutputs } from "@trpc/server";
+import type { LiveChange } from "@/server/vms/changes.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function LiveUpdates() {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const me = useMe();
-  const refresh = useCallback(() => {
+  const catchUp = useCallback(() => {
     void queryClient.invalidateQueries(trpc.vm.pathFilter());
     void queryClient.invalidateQueries(trpc.pool.pathFilter());
   }, [queryClient, trpc]);
+  const apply = useCallback(
+    (change: LiveChange) => {
+      queryClient.setQueryData(trpc.vm.list.queryKey(), (rows) => {
+        if (!rows) return rows;
+        const index = rows.findIndex((row) => row.id === change.vmId);
+        if (!change.row) return index < 0 ? rows : rows.filter((row) => row.id !== change.vmId);
+        const next = rows.slice();
+        if (index < 0) next.push(change.row);
+        else next[index] = change.row;
+        return next;
+      });
+      void queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: change.vmId }));
+      void queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId: change.vmId }));
+      void queryClient.invalidateQueries(trpc.pool.pathFilter());
+    },
+    [queryClient, trpc],
+  );
   const subscription = useSubscription(
     trpc.vm.onChange.subscriptionOptions(undefined, {
       enabled: Boolean(me),
-      // After a (re)connect we may have missed changes: catch up once.
-      onStarted: refresh,
-      onData: refresh,
+      onStarted: catchUp,
+      onData: (tracked) => apply(tracked.data),
     }),
   );
   if (!me) return null;

@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from "node:stream";
 import { toNodeHandler } from "better-auth/node";
 import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
+import { TRPC_WS_PATH, createTrpcWebSocket } from "./api/ws.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
 import { authenticate } from "./auth/principal.ts";
 import type { Hangar } from "./hangar.ts";
@@ -66,6 +67,8 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   const hosts = acceptedHosts(hangar.env.publicOrigins);
   const handleTrpc = createTrpcHandler(hangar);
   const handleAuth = toNodeHandler(hangar.auth);
+  const trpcWebSocket = createTrpcWebSocket(hangar);
+  server.on("close", () => trpcWebSocket.close());
 
   function handleAuthRequest(req: IncomingMessage, res: ServerResponse): void {
     req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
@@ -111,6 +114,7 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
       return;
     }
     if (req.url?.startsWith(TERMINAL_PATH)) hangar.terminals.handleUpgrade(req, socket, head);
+    else if (req.url?.startsWith(TRPC_WS_PATH)) trpcWebSocket.handleUpgrade(req, socket, head);
     else void pages.handleUpgrade(req, socket, head);
   });
   return server;

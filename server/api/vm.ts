@@ -1,6 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm } from "../vms/inventory.ts";
+import { liveChanges } from "../vms/changes.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
 import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName } from "./schemas.ts";
@@ -65,10 +66,20 @@ export const vmRouter = router({
     .meta({ permission: "read" })
     .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: id.optional() }))
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
-  /** Live state changes (SSE). Each message carries the event id, so a reconnect resumes. */
-  onChange: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {
-    for await (const change of ctx.hangar.bus.changes(signal)) {
-      yield tracked(change.eventId || `${change.vmId}:${change.state}:${Date.now()}`, change);
-    }
-  }),
+  /**
+   * Live changes, each with the VM's list row (null once gone). The dashboard takes them
+   * over its one WebSocket; a reconnect passes the last event id and first gets what it missed.
+   */
+  onChange: procedure
+    .meta({ permission: "read" })
+    .input(z.object({ lastEventId: id.nullish() }).optional())
+    .subscription(async function* ({ ctx, input, signal }) {
+      // A change to a state in progress is no recorded event: it carries the last event id
+      // seen, so a reconnect resumes from there.
+      let resumeFrom = input?.lastEventId ?? `live${Date.now()}`;
+      for await (const change of liveChanges(ctx.hangar, input?.lastEventId, signal)) {
+        if (change.eventId) resumeFrom = change.eventId;
+        yield tracked(resumeFrom, change);
+      }
+    }),
 });

@@ -24,15 +24,26 @@ export class VmBus {
     this.emitter.emit("change", change);
   }
 
+  /** How many listen now (live streams, the console hub). */
+  listeners(): number {
+    return this.emitter.listenerCount("change");
+  }
+
   subscribe(listener: (change: VmChange) => void): () => void {
     this.emitter.on("change", listener);
     return () => this.emitter.off("change", listener);
   }
 
-  /** The changes as an async iterable, ended by `signal`. */
-  async *changes(signal?: AbortSignal): AsyncGenerator<VmChange> {
-    for await (const [change] of on(this.emitter, "change", { signal })) {
-      yield change as VmChange;
-    }
+  /**
+   * The changes as an async iterable, ended by `signal`. It listens from this call on, not
+   * from the first read, so a caller can look something up first without missing a change.
+   */
+  changes(signal?: AbortSignal): AsyncIterable<VmChange> {
+    const events = on(this.emitter, "change", { signal });
+    return {
+      async *[Symbol.asyncIterator]() {
+        for await (const [change] of events) yield change as VmChange;
+      },
+    };
   }
 }

@@ -58,13 +58,16 @@ export function listVms(hangar: Hangar) {
 
 const inventoryReads = new WeakMap<Hangar, ReturnType<typeof readInventory>>();
 
+/** What a list row leaves out: user-data can be long and is only on vm.get. */
+const slim = { omit: { userData: true } } as const;
+
 /**
  * The relations are few rows (images, users, hosts) looked up in maps: much cheaper than
  * Prisma's per-row relation joins on a thousand VMs.
  */
 async function readInventory({ db }: Hangar) {
   const [vms, images, owners, hosts, ports] = await Promise.all([
-    db.vm.findMany({ orderBy: { createdAt: "asc" } }),
+    db.vm.findMany({ orderBy: { createdAt: "asc" }, ...slim }),
     db.image.findMany({ select: { id: true, name: true } }),
     db.user.findMany({ select: { id: true, email: true } }),
     db.host.findMany({ select: { id: true, name: true } }),
@@ -85,6 +88,12 @@ async function readInventory({ db }: Hangar) {
       host: vm.hostId ? (hostById.get(vm.hostId) ?? null) : null,
     }),
   );
+}
+
+/** One VM as vm.list shows it (what a live change carries), or null once it is gone. */
+export async function listRow({ db }: Hangar, id: string) {
+  const vm = await db.vm.findUnique({ where: { id }, ...slim, include: vmInclude });
+  return vm ? withActions(vm) : null;
 }
 
 export async function getVm(hangar: Hangar, id: string) {

@@ -1,0 +1,114 @@
+// Live changes over the dashboard's one WebSocket (/api/trpc-ws): each change carries the
+// VM's list row, a reconnect with the last event id gets what it missed, and the upgrade
+// is refused to foreign origins. Real HTTP server, real tRPC WebSocket client.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from "@trpc/client";
+import superjson from "superjson";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { createHttpServer } from "../http-server.ts";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import type { LiveChange } from "../vms/changes.ts";
+import type { AppRouter } from "./root.ts";
+import { TRPC_WS_PATH } from "./ws.ts";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function serve() {
+  const server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port } });
+  createHttpServer({ hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } }, server);
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    t.hangar.terminals.close();
+    await t.cleanup();
+  });
+  const admin = await callerFor(t.hangar, "admin");
+  const token = await admin.token.create({ name: "live" });
+  return { t, port, admin, token: token.token, origin: `http://127.0.0.1:${port}` };
+}
+
+/** A tRPC client over the WebSocket, as the dashboard has one, authenticated with a token. */
+function wsClient(port: number, token: string, origin?: string): TRPCClient<AppRouter> {
+  class WithHeaders extends WebSocket {
+    constructor(url: string | URL) {
+      super(url, { headers: { authorization: `Bearer ${token}`, ...(origin ? { origin } : {}) } });
+    }
+  }
+  const client = createWSClient({ url: `ws://127.0.0.1:${port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket, retryDelayMs: () => 100 });
+  cleanups.push(() => client.close());
+  return createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] });
+}
+
+/** Collects the changes of one subscription until `done` says enough. */
+function collect(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (changes: LiveChange[]) => boolean) {
+  const changes: LiveChange[] = [];
+  return new Promise<LiveChange[]>((resolve, reject) => {
+    const subscription = client.vm.onChange.subscribe(input, {
+      onData: (tracked) => {
+        changes.push(tracked.data);
+        if (done(changes)) {
+          subscription.unsubscribe();
+          resolve(changes);
+        }
+      },
+      onError: reject,
+    });
+    cleanups.push(() => subscription.unsubscribe());
+  });
+}
+
+describe("vm.onChange over /api/trpc-ws", () => {
+  it("carries each change with the VM's list row (no user-data) to every listening tab", async () => {
+    const { t, port, admin, token, origin } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "watched", imageId: image.id, cpus: 1, memoryMiB: 128, userData: "#cloud-config\n# long\n" });
+    const started = (changes: LiveChange[]) => changes.some((c) => c.state === "Running");
+    const listening = t.hangar.bus.listeners();
+    const tabs = [wsClient(port, token, origin), wsClient(port, token, origin), wsClient(port, token)];
+    const seen = Promise.all(tabs.map((tab) => collect(tab, undefined, started)));
+    // Subscriptions start asynchronously: start once all three listen.
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 3);
+    await admin.vm.start({ id: vm.id });
+    for (const changes of await seen) {
+      const running = changes.find((c) => c.state === "Running");
+      expect(running?.row).toMatchObject({ id: vm.id, name: "watched", state: "Running", actions: ["Stop", "Suspend"] });
+      expect(running?.row).not.toHaveProperty("userData");
+      expect(changes.map((c) => c.state)).toEqual(["Starting", "Running"]);
+    }
+  });
+
+  it("resumes from the last event id: a reconnect first gets the changes it missed", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "resumed", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const last = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id }, orderBy: { createdAt: "desc" } });
+    await admin.vm.start({ id: vm.id });
+    await admin.vm.stop({ id: vm.id, timeoutSec: 0 });
+    const missed = await collect(wsClient(port, token), { lastEventId: last.id }, (changes) => changes.length >= 2);
+    expect(missed.map((c) => [c.state, c.row?.state])).toEqual([
+      ["Running", "Stopped"],
+      ["Stopped", "Stopped"],
+    ]);
+  });
+
+  it("refuses the upgrade from a foreign origin, and calls without a principal", async () => {
+    const { port } = await serve();
+    const status = await new Promise<number>((resolve) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}${TRPC_WS_PATH}`, { headers: { origin: "http://evil.example" } });
+      socket.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      socket.on("open", () => resolve(101));
+    });
+    expect(status).toBe(403);
+    const anonymous = wsClient(port, "hgr_not-a-token");
+    await expect(collect(anonymous, undefined, () => true)).rejects.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+  });
+});
