@@ -12,7 +12,7 @@ with_tests=false
 
 # 1. Host packages: qemu, qemu-img, the cidata ISO tool, ssh + rsync (exec and sync), and
 #    what scripts/build-guest.sh unpacks the guest with.
-packages=(qemu-system-x86 qemu-utils genisoimage openssh-client rsync cpio binutils lz4 ca-certificates)
+packages=(qemu-system-x86 qemu-utils genisoimage openssh-client rsync cpio binutils lz4 ca-certificates nftables iproute2)
 $with_tests && packages+=(chromium)
 missing=()
 for pkg in "${packages[@]}"; do

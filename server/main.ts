@@ -9,6 +9,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
 import { bootstrapAdmin } from "./auth/users.ts";
+import { applyGuestFirewall } from "./driver/qemu/guest-firewall.ts";
+import { qemuRunAs } from "./driver/qemu/manager.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { createHttpServer } from "./http-server.ts";
@@ -16,6 +18,22 @@ import { migrateDatabase } from "./migrate.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const log = (message: string) => console.log(`[hangar] ${message}`);
+
+/**
+ * When qemu runs as its own user, nat guests are kept off this host's own addresses
+ * (server/driver/qemu/guest-firewall.ts). Without it, say so: they could reach services that
+ * listen only on this host.
+ */
+async function confineGuests(qemuUser: string): Promise<void> {
+  const user = await qemuRunAs(qemuUser).catch(() => undefined);
+  if (!user) {
+    log("qemu runs as Hangar's own user: nat guests can reach services listening on this host's addresses (run Hangar as root to confine them)");
+    return;
+  }
+  const firewall = await applyGuestFirewall(user);
+  if (firewall.applied) log(`guest firewall: ${user} may not open connections to this host's addresses (DNS aside)`);
+  else log(`guest firewall not loaded (${firewall.reason}): nat guests can reach services listening on this host's addresses`);
+}
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -25,6 +43,7 @@ async function main(): Promise<void> {
   if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
   const interrupted = await hangar.images.failInterruptedImports();
   if (interrupted > 0) log(`${interrupted} image import(s) interrupted by the restart marked failed`);
+  await confineGuests(env.HANGAR_QEMU_USER);
   void hangar.accel();
   await hangar.hosts.selfId();
   const stopHeartbeat = hangar.hosts.startHeartbeat(5000);

@@ -10,7 +10,9 @@ import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady } from "../../testing/guest.ts";
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
-import { QemuManager } from "./manager.ts";
+import { startOutsideHost } from "../../testing/outside-host.ts";
+import { applyGuestFirewall } from "./guest-firewall.ts";
+import { QemuManager, qemuRunAs } from "./manager.ts";
 import { chooseAccel } from "./accel.ts";
 
 const guestDir = inject("guestDir");
@@ -103,12 +105,17 @@ describe("QemuManager with the tiny guest", () => {
     expect(await m.exists()).toBe(false);
   });
 
-  it("nat reaches out, isolated does not; forwards come and go while it runs; SSH keeps its port", async () => {
-    // Something outside the guest to reach: a web server on the host's loopback, which the
-    // user network's gateway (10.0.2.2) stands for in nat mode.
-    const outside = http.createServer((_req, res) => res.end("hello from outside\n"));
-    await new Promise<void>((resolve) => outside.listen(0, "127.0.0.1", resolve));
-    const outsidePort = (outside.address() as net.AddressInfo).port;
+  it("nat reaches out but not into this host, isolated does not reach out; forwards come and go while it runs; SSH keeps its port", async () => {
+    // Somewhere outside to reach (a host in its own network namespace), and a service that
+    // listens only on this host's loopback, which 10.0.2.2 stands for in user networking:
+    // the guest firewall keeps guests out of it.
+    const outside = await startOutsideHost();
+    const local = http.createServer((_req, res) => res.end("a host-only service\n"));
+    await new Promise<void>((resolve) => local.listen(0, "127.0.0.1", resolve));
+    const localPort = (local.address() as net.AddressInfo).port;
+    const qemuUser = await qemuRunAs();
+    expect(qemuUser, "the tests run as root, as CI does: qemu runs as its own user").toBe("hangar-qemu");
+    expect(await applyGuestFirewall(qemuUser ?? "")).toEqual({ applied: true });
     const m = manager("drv4");
     try {
       await m.create(path.join(guestDir, "disk.qcow2"));
@@ -120,8 +127,9 @@ describe("QemuManager with the tiny guest", () => {
       expect(await run("ip route show default")).toContain("via 10.0.2.2");
       expect(await run("cat /etc/resolv.conf")).toContain("nameserver 10.0.2.3");
       // busybox's static wget crashes on name service lookups; nc speaks plain HTTP/1.0.
-      const request = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.0.2.2 ${outsidePort}`;
-      expect(await run(request)).toContain("hello from outside");
+      const get = (address: string, port: number) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${address} ${port}`;
+      expect(await run(get(outside.address, outside.port))).toContain(outside.greeting);
+      expect(await run(get("10.0.2.2", localPort))).not.toContain("a host-only service");
 
       // A forward added while it runs answers, and is gone once removed.
       await run("mkdir -p /tmp/www && echo served by the guest > /tmp/www/index.html && httpd -p 8080 -h /tmp/www");
@@ -137,11 +145,12 @@ describe("QemuManager with the tiny guest", () => {
       const second = await m.start({ ...options, network: { mode: "isolated" }, sshPreferredPort: first.sshPort });
       expect(second.sshPort).toBe(first.sshPort);
       await sshWhenReady(m, second.sshPort, ["true"]);
-      const reached = await m.shell(["sh", "-c", request], second.sshPort, privateKeyFile);
-      expect(reached.stdout).not.toContain("hello from outside");
+      const reached = await m.shell(["sh", "-c", get(outside.address, outside.port)], second.sshPort, privateKeyFile);
+      expect(reached.stdout).not.toContain(outside.greeting);
       await m.stop(30_000);
     } finally {
-      outside.close();
+      local.close();
+      await outside.close();
     }
   });
 
