@@ -3,6 +3,7 @@
  * The base images. While an import runs the list is refetched every second for its
  * progress bar; otherwise it is fetched once.
  */
+import Link from "next/link";
 import { useQuery } from "@tanstack/react-query";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatBytes } from "./format.ts";
@@ -60,7 +61,11 @@ export function ImagesTable() {
       <tbody>
         {images.data.map((image) => (
           <tr key={image.id} data-testid="image-row" data-image-name={image.name}>
-            <td>{image.name}</td>
+            <td>
+              <Link href={`/images/${image.id}`} prefetch={false}>
+                {image.name}
+              </Link>
+            </td>
             <td>{image.format}</td>
             <td className="num">{image.sizeBytes > 0n ? formatBytes(image.sizeBytes) : "—"}</td>
             <td>{image.sha256 ? <code title={image.sha256}>{image.sha256.slice(0, 12)}</code> : <span className="muted">—</span>}</td>

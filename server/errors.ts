@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   QUOTA_EXCEEDED: "FORBIDDEN",
   /** An image is still importing or its import failed. */
   IMAGE_NOT_READY: "PRECONDITION_FAILED",
+  /** An image that VMs or pools still use cannot be deleted. */
+  IMAGE_IN_USE: "CONFLICT",
   /** The hypervisor or a host tool failed; the message says how. */
   DRIVER_FAILED: "INTERNAL_SERVER_ERROR",
   /** waitForState gave up, or saw a state it did not expect on the way. */

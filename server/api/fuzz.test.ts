@@ -91,6 +91,8 @@ beforeAll(async () => {
     "vm.onChange": undefined,
     "image.list": undefined,
     "image.import": { name: "imported", path: "missing.qcow2" },
+    "image.get": { id: image.id },
+    "image.delete": { id: image.id },
     "snapshot.list": { id: target.id },
     "snapshot.create": { id: target.id, name: "snap1" },
     "snapshot.revert": { id: target.id, name: "snap1" },

@@ -1,5 +1,7 @@
 import type { Db } from "../db.ts";
-import { importImageInput } from "./schemas.ts";
+import { z } from "zod";
+import { HangarError } from "../errors.ts";
+import { id, importImageInput } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 type Image = Awaited<ReturnType<Db["image"]["findMany"]>>[number];
@@ -23,5 +25,16 @@ export const imageRouter = router({
     const isAdmin = ctx.principal?.role === "admin";
     return images.map((image) => imageView(image, isAdmin));
   }),
+  /** One image, and what uses it (VMs, pools). */
+  get: procedure
+    .meta({ permission: "read" })
+    .input(z.object({ id }))
+    .query(async ({ ctx, input }) => {
+      const image = await ctx.hangar.db.image.findUnique({ where: { id: input.id } });
+      if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.id}".`);
+      return { ...imageView(image, ctx.principal?.role === "admin"), ...(await ctx.hangar.images.usersOf(image.id)) };
+    }),
+  /** Refused while VMs or pools use it. */
+  delete: procedure.meta({ permission: "admin" }).input(z.object({ id })).mutation(({ ctx, input }) => ctx.hangar.images.deleteImage(input.id)),
   import: procedure.meta({ permission: "admin" }).input(importImageInput).mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
 });

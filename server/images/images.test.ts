@@ -330,3 +330,25 @@ describe("URL imports", () => {
     expect(again.status).toBe("ready");
   });
 });
+
+describe("image.get and image.delete", () => {
+  it("shows what uses an image, refuses to delete it while used, then deletes the row and its stored file", async () => {
+    const api = await callerFor(t.hangar);
+    await qemuImg("create", "-q", "-f", "qcow2", path.join(t.env.imagesDir, "doomed.qcow2"), "6M");
+    const image = await api.image.import({ name: "doomed", path: "doomed.qcow2" });
+    const vm = await api.vm.create({ name: "on-doomed", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    expect(await api.image.get({ id: image.id })).toMatchObject({ name: "doomed", vms: [{ id: vm.id, name: "on-doomed" }], pools: [] });
+
+    expect(await refusal(api.image.delete({ id: image.id }))).toEqual({ code: "CONFLICT", message: 'Image "doomed" is used by VM on-doomed; delete those first.' });
+    const viewer = await callerFor(t.hangar, "viewer");
+    expect((await refusal(viewer.image.delete({ id: image.id }))).code).toBe("FORBIDDEN");
+    expect((await viewer.image.get({ id: image.id })).path).toBeNull();
+
+    await api.vm.delete({ id: vm.id });
+    await api.image.delete({ id: image.id });
+    expect(existsSync(image.path ?? "")).toBe(false);
+    expect((await refusal(api.image.get({ id: image.id }))).code).toBe("NOT_FOUND");
+    const builtin = await tinyImage(t.hangar);
+    expect((await refusal(api.image.delete({ id: builtin.id }))).message).toMatch(/built in/);
+  });
+});

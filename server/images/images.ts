@@ -358,5 +358,44 @@ export function createImages({
     return db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
   }
 
-  return { importImage, importSettled, failInterruptedImports, ensureBuiltinImage, fileUnderImagesDir };
+  /** What uses an image: VMs on it (or with it in their CD-ROM drive) and pools. */
+  async function usersOf(imageId: string) {
+    const [vms, pools] = await Promise.all([
+      db.vm.findMany({ where: { OR: [{ imageId }, { cdromImageId: imageId }] }, select: { id: true, name: true, state: true }, orderBy: { name: "asc" } }),
+      db.pool.findMany({ where: { imageId }, select: { id: true, name: true }, orderBy: { name: "asc" } }),
+    ]);
+    return { vms, pools };
+  }
+
+  /**
+   * Deletes an image nothing uses, and its files in the store unless another image row has
+   * the same content. The built-in image comes back at the next start, so it stays.
+   */
+  async function deleteImage(imageId: string) {
+    const image = await db.image.findUnique({ where: { id: imageId } });
+    if (!image) throw new HangarError("NOT_FOUND", `No image with id "${imageId}".`);
+    if (image.name === BUILTIN_IMAGE) throw new HangarError("INVALID_INPUT", `${BUILTIN_IMAGE} is built in; it comes back at every start, so it cannot be deleted.`);
+    if (image.status === "importing") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is still importing; wait until it is ready or failed.`);
+    const users = await usersOf(imageId);
+    const inUse = [...users.vms.map((vm) => `VM ${vm.name}`), ...users.pools.map((pool) => `pool ${pool.name}`)];
+    if (inUse.length > 0) {
+      const shown = inUse.slice(0, 5).join(", ") + (inUse.length > 5 ? ` and ${inUse.length - 5} more` : "");
+      throw new HangarError("IMAGE_IN_USE", `Image "${image.name}" is used by ${shown}; delete those first.`);
+    }
+    try {
+      await db.image.delete({ where: { id: imageId } });
+    } catch (error) {
+      // A VM or pool made on it since the check above: the database's foreign keys refuse.
+      throw new HangarError("IMAGE_IN_USE", `Image "${image.name}" came into use meanwhile; delete what uses it first.`, { cause: error });
+    }
+    for (const file of [image.path, image.kernel, image.initrd]) {
+      if (!file || path.dirname(file) !== path.resolve(imagesDir)) continue;
+      const shared = await db.image.count({ where: { OR: [{ path: file }, { kernel: file }, { initrd: file }] } });
+      if (shared === 0) await rm(file, { force: true });
+    }
+    log(`image ${image.name} deleted`);
+    return { id: imageId };
+  }
+
+  return { importImage, importSettled, failInterruptedImports, ensureBuiltinImage, fileUnderImagesDir, deleteImage, usersOf };
 }
