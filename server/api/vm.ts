@@ -1,7 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm } from "../vms/inventory.ts";
-import { createVmInput, execInput, id, syncInput, vmName } from "./schemas.ts";
+import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { createVmInput, execInput, id, syncInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 export const vmRouter = router({
@@ -36,6 +36,12 @@ export const vmRouter = router({
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };
   }),
+  /**
+   * Waits until the VM is ready (cloud-init finished: readyState "ready", or "error" with
+   * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
+   * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
+   */
+  wait: procedure.meta({ permission: "read" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
   exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the host's sync root into the VM. */

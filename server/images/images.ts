@@ -21,6 +21,8 @@ export interface ImportInput {
   kernel?: string;
   initrd?: string;
   cmdline?: string;
+  /** The account Hangar logs in as; default "hangar". */
+  loginUser?: string;
 }
 
 export const BUILTIN_IMAGE = "hangar-tiny";
@@ -80,6 +82,8 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
     const initrd = input.initrd ? await fileUnderImagesDir("initrd", input.initrd) : undefined;
     if (input.initrd && !input.kernel) throw new HangarError("INVALID_INPUT", "An initrd needs a kernel too.");
     const boot = { kernel: kernel ?? null, initrd: initrd ?? null, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
+    // Default "hangar" (the schema's): the account Hangar's cloud-init user-data creates.
+    const login = input.loginUser ? { loginUser: input.loginUser } : {};
 
     if (input.path) {
       const file = await fileUnderImagesDir("image", input.path);
@@ -91,13 +95,13 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
       const stored = await store(file, sha256, format, false);
       const { size } = await stat(stored);
       return db.image.create({
-        data: { name: input.name, path: stored, format, sha256, sizeBytes: BigInt(size), progress: BigInt(size), status: "ready", ...boot },
+        data: { name: input.name, path: stored, format, sha256, sizeBytes: BigInt(size), progress: BigInt(size), status: "ready", ...boot, ...login },
       });
     }
 
     const url = new URL(input.url ?? "");
     const image = await db.image.create({
-      data: { name: input.name, path: "", status: "importing", ...boot },
+      data: { name: input.name, path: "", status: "importing", ...boot, ...login },
     });
     void download(image.id, url, input.sha256?.toLowerCase());
     return image;

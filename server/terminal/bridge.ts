@@ -9,7 +9,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Db } from "../db.ts";
-import type { Manager } from "../driver/manager.ts";
+import { HANGAR_LOGIN_USER, type Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
@@ -178,9 +178,10 @@ export function createTerminalBridge({
     }
 
     const identity = await driver.identity();
+    const image = await hangar.db.image.findUnique({ where: { id: vm.imageId }, select: { loginUser: true } });
     if (ended) return;
     const shell = openShell(
-      { sshPort, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
+      { sshPort, user: image?.loginUser ?? HANGAR_LOGIN_USER, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
       {
         onData: sendBytes,
         onBooting: () => {

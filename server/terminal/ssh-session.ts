@@ -10,6 +10,8 @@ import { Client, type ClientChannel } from "ssh2";
 
 export interface ShellEndpoint {
   sshPort: number;
+  /** The account to log in as: the image's login user. */
+  user: string;
   privateKey: string;
   cols: number;
   rows: number;
@@ -121,7 +123,7 @@ export function openShell(endpoint: ShellEndpoint, callbacks: ShellCallbacks): S
     ssh.connect({
       host: "127.0.0.1",
       port: endpoint.sshPort,
-      username: "root",
+      username: endpoint.user,
       privateKey: endpoint.privateKey,
       // The guest makes a new host key at every boot, and the port is our own qemu's
       // forward on loopback: there is no earlier key to compare with.

@@ -4,7 +4,17 @@
  */
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyRunningError, NotRunningError, type Manager, type PortForward, type ShellResult, type StartOptions, type StartResult } from "../driver/manager.ts";
+import {
+  AlreadyRunningError,
+  NotRunningError,
+  type Manager,
+  type PortForward,
+  type ShellOptions,
+  type ShellResult,
+  type StartOptions,
+  type StartResult,
+} from "../driver/manager.ts";
+import { READY_PROBE } from "../vms/readiness.ts";
 
 export interface FakeVm {
   exists: boolean;
@@ -16,7 +26,13 @@ export interface FakeVm {
   pid: number;
   calls: string[];
   lastStart?: StartOptions;
+  /** Every command run through shell(), with its options. */
+  shells: { command: string[]; options: ShellOptions }[];
+  /** What the guest answers to the readiness probe (READY_PROBE). */
+  cloudInitStatus: string;
 }
+
+export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
 
 export class FakeDriver {
   readonly vms = new Map<string, FakeVm>();
@@ -31,7 +47,7 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [] };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], shells: [], cloudInitStatus: CLOUD_INIT_DONE };
       this.vms.set(id, vm);
     }
     return vm;
@@ -75,9 +91,11 @@ export class FakeDriver {
       },
       running: async () => vm.running,
       pid: async () => (vm.running ? vm.pid : 0),
-      shell: async (command): Promise<ShellResult> => {
+      shell: async (command, _port, _identity, options = {}): Promise<ShellResult> => {
         requireRunning();
-        return { stdout: command.join(" "), stderr: "", exitCode: 0, truncated: false };
+        vm.shells.push({ command, options });
+        const stdout = command.join(" ") === READY_PROBE.join(" ") ? vm.cloudInitStatus : command.join(" ");
+        return { stdout, stderr: "", exitCode: 0, truncated: false };
       },
       console: async () => {
         requireRunning();

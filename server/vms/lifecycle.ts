@@ -8,6 +8,7 @@ import type { Db } from "../db.ts";
 import { AlreadyRunningError, NotRunningError, type Manager } from "../driver/manager.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
+import { BOOTING, NOT_RUNNING, createReadiness, isSettled, type ReadinessDeps } from "./readiness.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
 
 /** Who asked: a user, a token, "system" or "reconciler". */
@@ -20,6 +21,8 @@ export interface LifecycleDeps {
   driverFor: (vmId: string) => Manager;
   /** This host's id: actions on a VM of another host are refused. */
   hostId: () => Promise<string>;
+  /** Readiness watch timings (tests shorten them). */
+  readiness?: Pick<ReadinessDeps, "watchLimitMs" | "backoffMs">;
 }
 
 export interface Properties {
@@ -61,7 +64,7 @@ function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
+export function createLifecycle({ db, bus, driverFor, hostId, readiness: readinessTimings }: LifecycleDeps) {
   /** VMs with an action under way in this process; the reconciler leaves them alone. */
   const inFlight = new Set<string>();
 
@@ -93,6 +96,16 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     if (to) bus.publish({ vmId: vmId ?? "", vmName, state: to, eventId: event.id });
     return event;
   }
+
+  /** The ready condition of running VMs; the lifecycle starts and ends its watches. */
+  const readiness = createReadiness({
+    db,
+    driverFor,
+    ...readinessTimings,
+    settled: async (vm, { state, detail }) => {
+      await record(vm.id, vm.name, "system", "ready", "Running", "Running", state === "ready", state === "ready" ? `Ready: ${detail}` : `Not ready: ${detail}`);
+    },
+  });
 
   /**
    * Moves the row from `from` to `to` only if it is still in `from`. Returns false when
@@ -217,14 +230,21 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });
         }
         const how = resume ? "Resumed" : "Running";
+        // A resumed guest carries on the boot it was suspended in: cloud-init does not run
+        // again, so a condition that had settled stays; a fresh boot starts over.
+        const keepsReadiness = resume && isSettled(vm.readyState);
         await finish(vm, actor, "start", from, "Running", true, `${how} as pid ${result.pid}, SSH on port ${result.sshPort}`, {
           pid: result.pid,
           sshPort: result.sshPort,
           machine: result.machine,
+          ...(keepsReadiness ? {} : BOOTING),
         });
+        if (!keepsReadiness) readiness.watch(vmId, result.pid);
       } catch (error) {
         if (error instanceof AlreadyRunningError) {
-          await finish(vm, actor, "start", from, "Running", true, "qemu was already running; adopted it");
+          const pid = await driver.pid().catch(() => 0);
+          await finish(vm, actor, "start", from, "Running", true, "qemu was already running; adopted it", { ...BOOTING, ...(pid ? { pid } : {}) });
+          if (pid) readiness.watch(vmId, pid);
           return;
         }
         const stillRuns = await driver.running().catch(() => true);
@@ -234,7 +254,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
-        await finish(vm, actor, "start", from, to, false, message, { pid: null });
+        await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
         throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
     });
@@ -249,17 +269,18 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     if (next === from) return;
     await guarded(vmId, async () => {
       const driver = driverFor(vmId);
+      readiness.forget(vmId);
       try {
         await driver.stop(timeoutMs);
-        await finish(vm, actor, "stop", from, "Stopped", true, "Stopped", { pid: null });
+        await finish(vm, actor, "stop", from, "Stopped", true, "Stopped", { pid: null, ...NOT_RUNNING });
       } catch (error) {
         if (error instanceof NotRunningError) {
-          await finish(vm, actor, "stop", from, "Stopped", true, "qemu was not running", { pid: null });
+          await finish(vm, actor, "stop", from, "Stopped", true, "qemu was not running", { pid: null, ...NOT_RUNNING });
           return;
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${errorMessage(error)}`, stillRuns ? {} : { pid: null });
+        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${errorMessage(error)}`, stillRuns ? {} : { pid: null, ...NOT_RUNNING });
         throw new HangarError("DRIVER_FAILED", `Stopping VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
     });
@@ -272,6 +293,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
    */
   async function deleteVm(vmId: string, actor: Actor): Promise<void> {
     const { vm, from } = await begin(vmId, "Delete");
+    readiness.forget(vmId);
     await guarded(vmId, async () => {
       const driver = driverFor(vmId);
       try {
@@ -298,6 +320,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     if (next === from) return;
     await guarded(vmId, async () => {
       const driver = driverFor(vmId);
+      readiness.forget(vmId);
       const started = Date.now();
       try {
         await driver.suspend();
@@ -316,7 +339,11 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
   async function observe(vmId: string, from: State, to: State, message: string, data: Record<string, unknown> = {}): Promise<boolean> {
     if (inFlight.has(vmId)) return false;
     const vm = await db.vm.findUnique({ where: { id: vmId }, select: { name: true } });
-    if (!vm || !(await compareAndSet(vmId, from, to, data))) return false;
+    // A VM found dead is no longer ready; one adopted as Running keeps what its boot reached.
+    const ready = to === "Stopped" || to === "ErrorUnknown" ? NOT_RUNNING : {};
+    if (!vm || !(await compareAndSet(vmId, from, to, { ...data, ...ready }))) return false;
+    if (to === "Running" && typeof data.pid === "number") readiness.watch(vmId, data.pid);
+    else readiness.forget(vmId);
     await record(vmId, vm.name, "reconciler", "reconcile", from, to, true, message);
     return true;
   }
@@ -347,7 +374,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
         if (vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is not running.`);
         const driver = driverFor(vmId);
         const { privateKeyFile } = await driver.identity();
-        return driver.shell([command, ...args], vm.sshPort, privateKeyFile);
+        return driver.shell([command, ...args], vm.sshPort, privateKeyFile, { user: vm.image.loginUser });
       },
       properties: async () => {
         const vm = await load(vmId);
@@ -356,5 +383,20 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
     };
   }
 
-  return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), record, hostId };
+  return {
+    cloneVm,
+    startVm,
+    stopVm,
+    deleteVm,
+    suspendVm,
+    observe,
+    instance,
+    isBusy: (vmId: string) => inFlight.has(vmId),
+    record,
+    hostId,
+    /** Waits for the running VM's ready condition to settle (readiness.ts). */
+    waitForReady: readiness.waitForReady,
+    /** Ends the readiness watches (process shutdown). */
+    close: readiness.close,
+  };
 }
