@@ -69,7 +69,7 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page).toHaveURL(new RegExp(`/vms/${id}$`));
   await expect(page.getByRole("heading", { name })).toBeVisible();
   await expect(page.getByTestId("vm-state")).toHaveText("Running");
-  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 root@127.0.0.1`);
+  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 hangar@127.0.0.1`);
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
   await shot(page, "vm-page");
 
