@@ -40,6 +40,8 @@ export class FakeDriver {
   readonly failNext = new Map<string, Error>();
   /** Method name -> error to throw every time, until removed. */
   readonly failAlways = new Map<string, Error>();
+  /** What a new VM's guest answers to the readiness probe. */
+  cloudInitStatus = CLOUD_INIT_DONE;
   startDelayMs = 0;
   suspendDelayMs = 0;
   private nextPid = 1000;
@@ -47,7 +49,7 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], shells: [], cloudInitStatus: CLOUD_INIT_DONE };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], shells: [], cloudInitStatus: this.cloudInitStatus };
       this.vms.set(id, vm);
     }
     return vm;
