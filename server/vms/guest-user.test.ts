@@ -14,7 +14,6 @@ beforeAll(async () => {
   imageId = (await tinyImage(t.hangar)).id;
 });
 afterAll(async () => {
-  await t.hangar.lifecycle.close();
   for (const vm of await t.hangar.db.vm.findMany()) await t.hangar.driverFor(vm.id).kill();
   await t.cleanup();
 });

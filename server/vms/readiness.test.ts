@@ -48,7 +48,6 @@ describe("the ready condition of a VM (fake driver)", () => {
     imageId = (await t.hangar.db.image.create({ data: { name: "fake", path: "/x.qcow2", loginUser: "debian" } })).id;
   });
   afterAll(async () => {
-    await t.hangar.lifecycle.close();
     await t.cleanup();
   });
 
