@@ -267,7 +267,7 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
 
   /**
    * At start-up: members that a crash left half-made (Initial, Cloning, ErrorUnknown) are
-   * deleted, then every pool is filled.
+   * deleted, Running members not yet ready are watched again, then every pool is filled.
    */
   async function start() {
     const self = await lifecycle.hostId();
@@ -275,6 +275,9 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
     for (const vm of orphans) {
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
     }
+    // Running members whose boot a previous process was still watching: watch them again.
+    const booting = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", NOT: { readyState: { in: ["ready", "error"] } } } });
+    for (const vm of booting) void lifecycle.waitForReady(vm.id, readyTimeoutMs).catch(() => undefined);
     for (const pool of await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } })) void kick(pool.id);
   }
 

@@ -112,7 +112,7 @@ export function isSettled(readyState: string | null): readyState is "ready" | "e
 
 export type ReadinessWatcher = ReturnType<typeof createReadiness>;
 
-export function createReadiness({ db, driverFor, settled, watchLimitMs = 15 * 60_000, backoffMs = { first: 250, max: 2000 } }: ReadinessDeps) {
+export function createReadiness({ db, driverFor, settled, watchLimitMs = 15 * 60_000, backoffMs = { first: 250, max: 1000 } }: ReadinessDeps) {
   /** vmId -> the watch of the boot with that pid. */
   const watches = new Map<string, { pid: number; stop: AbortController; done: Promise<void> }>();
 
