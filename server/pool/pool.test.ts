@@ -139,6 +139,16 @@ describe("pools", () => {
     expect((await members(pool.id)).map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
   });
 
+  it("watches Running members that were not ready yet again at start-up", async () => {
+    const pool = await newPool(1, "Running");
+    const [member] = await members(pool.id);
+    // As a restart leaves it: Running, its boot's watch gone with the old process.
+    await hangar.db.vm.update({ where: { id: member?.id ?? "" }, data: { readyState: "booting", readyAt: null, readyDetail: null } });
+    await hangar.pools.start();
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: member?.id ?? "" } })).readyState, { timeout: 10_000 }).toBe("ready");
+    expect((await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 })).vmId).toBe(member?.id);
+  });
+
   it("sweeps half-made members at start-up and refills", async () => {
     const pool = await newPool(2);
     const [first] = await members(pool.id);

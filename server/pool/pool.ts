@@ -276,7 +276,7 @@ export function createPools({ db, lifecycle, driverFor, log = () => undefined, b
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
     }
     // Running members whose boot a previous process was still watching: watch them again.
-    const booting = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", NOT: { readyState: { in: ["ready", "error"] } } } });
+    const booting = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", OR: [{ readyState: null }, { readyState: "booting" }] } });
     for (const vm of booting) void lifecycle.waitForReady(vm.id, readyTimeoutMs).catch(() => undefined);
     for (const pool of await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } })) void kick(pool.id);
   }
