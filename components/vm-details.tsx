@@ -85,6 +85,10 @@ export function VmDetails({ id }: { id: string }) {
           ) : null}
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
+          <dt>Ready</dt>
+          <dd data-testid="vm-ready">
+            <ReadyCondition state={vm.readyState} detail={vm.readyDetail} at={vm.readyAt} />
+          </dd>
           <dt>SSH port</dt>
           <dd data-testid="vm-ssh-port">{vm.sshPort ?? "—"}</dd>
           <dt>PID</dt>
@@ -103,7 +107,7 @@ export function VmDetails({ id }: { id: string }) {
           ) : null}
         </dl>
         {vm.sshPort && vm.sshKeyPath ? (
-          <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} root@127.0.0.1`} />
+          <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} ${vm.image.loginUser}@127.0.0.1`} />
         ) : null}
       </section>
 
@@ -152,4 +156,23 @@ export function VmDetails({ id }: { id: string }) {
       </section>
     </div>
   );
+}
+
+/** The ready condition: cloud-init's result once it finished, "booting" until then. */
+function ReadyCondition({ state, detail, at }: { state: string | null; detail: string | null; at: Date | null }) {
+  switch (state) {
+    case "ready":
+      return (
+        <span className="ok">
+          Ready{detail ? ` — ${detail}` : ""}
+          {at ? <span className="muted"> (since {formatTime(at)})</span> : null}
+        </span>
+      );
+    case "error":
+      return <span className="bad">Not ready — {detail ?? "cloud-init failed"}</span>;
+    case "booting":
+      return <span className="muted">Booting — {detail ?? "waiting for SSH and cloud-init"}</span>;
+    default:
+      return <span className="muted">— (not running)</span>;
+  }
 }

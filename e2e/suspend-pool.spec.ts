@@ -156,10 +156,10 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   };
   await remember();
 
-  // Acquire boots the Stopped member and hands it out once SSH answers.
+  // Acquire boots the Stopped member and hands it out once it is ready again.
   await pool.getByRole("button", { name: "Acquire" }).click();
   const acquired = pool.getByTestId("acquired");
-  await expect(acquired.getByLabel("SSH command")).toContainText(/^ssh -p \d+ -i \S+ root@127\.0\.0\.1$/, ACQUIRE);
+  await expect(acquired.getByLabel("SSH command")).toContainText(/^ssh -p \d+ -i \S+ hangar@127\.0\.0\.1$/, ACQUIRE);
   await expect(acquired.locator("details summary")).toHaveText("Private key");
   const href = (await acquired.getByRole("link").getAttribute("href")) ?? "";
   const acquiredId = href.replace(/^\/vms\//, "");

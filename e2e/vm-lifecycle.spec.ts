@@ -64,12 +64,14 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   expect(qemuPids(id!).length).toBeGreaterThan(0);
   await shot(page, "dashboard");
 
-  // Its page: properties, the SSH hint and the event history with the start.
+  // Its page: properties, the ready condition, the SSH hint and the event history with the start.
   await row.getByRole("link", { name }).click();
   await expect(page).toHaveURL(new RegExp(`/vms/${id}$`));
   await expect(page.getByRole("heading", { name })).toBeVisible();
   await expect(page.getByTestId("vm-state")).toHaveText("Running");
-  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 root@127.0.0.1`);
+  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 hangar@127.0.0.1`);
+  // The ready condition: cloud-init's result (the tiny guest's stand-in), pushed live.
+  await expect(page.getByTestId("vm-ready")).toContainText("Ready — cloud-init done", STATE_CHANGE);
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
   await shot(page, "vm-page");
 

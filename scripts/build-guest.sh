@@ -3,7 +3,7 @@
 #
 # Nothing is installed on the host: packages are fetched with `apt-get download` into a
 # cache and unpacked with `dpkg -x` into a scratch tree, from which the kernel, an
-# initramfs (busybox-static + dropbear + rsync + kernel modules) and a pre-formatted
+# initramfs (busybox-static + dropbear + rsync + sudo + kernel modules) and a pre-formatted
 # data disk are assembled. Guest-side files live in scripts/guest/ (see README.md there).
 #
 # Outputs in OUTDIR: vmlinuz initrd.img cmdline disk.qcow2 build-info.txt (+ .stamp)
@@ -144,7 +144,7 @@ fetch_closure() {
 # --- 2. Kernel: resolve linux-image-cloud-amd64 to its versioned image package. ---
 # The meta package only Depends on e.g. linux-image-6.1.0-XX-cloud-amd64; read that from the
 # meta .deb itself so a cached build needs no apt metadata.
-prime_candidates linux-image-cloud-amd64 busybox-static dropbear-bin rsync
+prime_candidates linux-image-cloud-amd64 busybox-static dropbear-bin rsync sudo
 META_DEB=$(deb_for linux-image-cloud-amd64)
 KPKG=$(deb_depends "$META_DEB" | grep -m1 '^linux-image-.*-cloud-amd64$') || die "cannot resolve kernel package"
 PKG_LIST+=("linux-image-cloud-amd64 $(dpkg-deb -f -- "$META_DEB" Version)")
@@ -155,14 +155,15 @@ KVER=${KPKG#linux-image-}
 MODSRC=$PKGROOT/lib/modules/$KVER
 
 # --- 3. Userland packages (+ their library dependencies). ---
-fetch_closure busybox-static dropbear-bin rsync
+fetch_closure busybox-static dropbear-bin rsync sudo
 BUSYBOX=$PKGROOT/bin/busybox
 [ -x "$BUSYBOX" ] || die "busybox-static did not provide /bin/busybox"
 
 # --- 4. Initramfs skeleton + busybox applet symlinks. ---
 cd -- "$INITRD"
 mkdir -p bin sbin usr/bin usr/sbin lib lib64 etc/dropbear dev proc sys tmp run root \
-  var/log mnt data usr/share/udhcpc usr/lib/hangar etc/acpi/PWRF etc/hangar
+  var/log mnt data usr/share/udhcpc usr/lib/hangar etc/acpi/PWRF etc/hangar home \
+  usr/libexec/sudo etc/sudoers.d etc/pam.d lib/x86_64-linux-gnu/security
 ln -s /run var/run
 ln -s /run/resolv.conf etc/resolv.conf
 chmod 0700 root
@@ -179,12 +180,20 @@ done
 # PID 1 is busybox init (so `poweroff` works); the kernel runs /init from an initramfs.
 ln -s /bin/busybox init
 
-# --- 5. dropbear + rsync, and the ELF closure of their shared libraries. ---
+# --- 5. dropbear + rsync + sudo, and the ELF closure of their shared libraries. ---
 install -m 0755 -- "$PKGROOT/usr/sbin/dropbear" usr/sbin/dropbear
 install -m 0755 -- "$PKGROOT/usr/bin/dropbearkey" usr/bin/dropbearkey
 install -m 0755 -- "$PKGROOT/usr/bin/rsync" usr/bin/rsync
+# sudo (setuid root) gives the users that cloud-config `users:` creates (Hangar's own
+# `hangar`) root through their `sudo:` rule; its policy plugin and two PAM modules are
+# loaded at run time, so they are listed here rather than found through NEEDED.
+install -m 4755 -- "$PKGROOT/usr/bin/sudo" usr/bin/sudo
+install -m 0644 -- "$PKGROOT/usr/libexec/sudo/sudoers.so" usr/libexec/sudo/sudoers.so
+for m in pam_permit pam_deny; do
+  install -m 0644 -- "$PKGROOT/lib/x86_64-linux-gnu/security/$m.so" "lib/x86_64-linux-gnu/security/$m.so"
+done
 
-LIBDIRS=(lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib usr/lib lib64)
+LIBDIRS=(lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu lib usr/lib lib64 usr/libexec/sudo)
 elf_needed() {   # NEEDED sonames of an ELF file (read from the file itself, not via ldd)
   readelf -d -- "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*Shared library: \[\(.*\)\]/\1/p'
 }
@@ -243,7 +252,10 @@ resolve_elf() {   # copy every library (and the loader) an ELF needs, recursivel
     resolve_elf "$PKGROOT/$(pkg_realpath "$found")"
   done
 }
-for bin in usr/sbin/dropbear usr/bin/dropbearkey usr/bin/rsync; do resolve_elf "$INITRD/$bin"; done
+for bin in usr/sbin/dropbear usr/bin/dropbearkey usr/bin/rsync usr/bin/sudo usr/libexec/sudo/sudoers.so \
+  lib/x86_64-linux-gnu/security/pam_permit.so lib/x86_64-linux-gnu/security/pam_deny.so; do
+  resolve_elf "$INITRD/$bin"
+done
 
 # --- 6. Kernel modules: needed ones + their dependencies, in load order. ---
 # The .deb has no modules.dep (depmod runs at install time), so read each module's
@@ -287,13 +299,22 @@ install -m 0755 -- "$GUEST_SRC/rcS" etc/hangar/rcS
 install -m 0755 -- "$GUEST_SRC/late.sh" etc/hangar/late.sh
 install -m 0755 -- "$GUEST_SRC/cidata.sh" usr/lib/hangar/cidata.sh
 install -m 0644 -- "$GUEST_SRC/yaml.awk" usr/lib/hangar/yaml.awk
+install -m 0644 -- "$GUEST_SRC/mime.awk" usr/lib/hangar/mime.awk
+install -m 0755 -- "$GUEST_SRC/cloud-init" usr/bin/cloud-init
+install -m 0440 -- "$GUEST_SRC/sudoers" etc/sudoers
+install -m 0644 -- "$GUEST_SRC/pam-sudo" etc/pam.d/sudo
+chmod 0750 etc/sudoers.d
 install -m 0755 -- "$GUEST_SRC/shutdown.sh" usr/lib/hangar/shutdown.sh
 install -m 0755 -- "$GUEST_SRC/udhcpc.script" usr/share/udhcpc/default.script
 install -m 0755 -- "$GUEST_SRC/acpi-power" etc/acpi/PWRF/00000080
 install -m 0644 -- "$GUEST_SRC/inittab" etc/inittab
 install -m 0644 -- "$GUEST_SRC/profile" etc/profile
-# Accounts: root with an EMPTY password (serial login needs no password; SSH is key-only).
-printf 'root::0:0:root:/root:/bin/sh\nsshd:x:74:74:dropbear:/var/empty:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > etc/passwd
+# Accounts: root with an EMPTY password in /etc/shadow (serial login needs no password; SSH
+# is key-only). The empty field stays out of /etc/passwd, where busybox's getpwuid() would
+# not find root (whoami: unknown uid 0). cidata.sh adds the users of cloud-config `users:`.
+printf 'root:x:0:0:root:/root:/bin/sh\nsshd:x:74:74:dropbear:/var/empty:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > etc/passwd
+printf 'root::19000:0:99999:7:::\n' > etc/shadow
+chmod 0600 etc/shadow
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > etc/group
 printf '/bin/sh\n/bin/ash\n' > etc/shells
 printf 'passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n' > etc/nsswitch.conf

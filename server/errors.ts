@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   DRIVER_FAILED: "INTERNAL_SERVER_ERROR",
   /** waitForState gave up, or saw a state it did not expect on the way. */
   WAIT_FAILED: "TIMEOUT",
+  /** A command in a VM ran past the time the caller gave it and was ended. */
+  TIMEOUT: "TIMEOUT",
   /** No session cookie or API token came with the request, or it is no longer valid. */
   UNAUTHENTICATED: "UNAUTHORIZED",
   /** Signed in, but the role or ownership does not allow this. */

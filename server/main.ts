@@ -73,6 +73,7 @@ async function main(): Promise<void> {
     stopHeartbeat();
     hangar.terminals.close();
     void hangar.pools.close();
+    void hangar.lifecycle.close();
     server.close();
     void app.close().finally(() => process.exit(0));
     setTimeout(() => process.exit(0), 3000).unref();

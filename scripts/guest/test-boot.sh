@@ -43,6 +43,13 @@ cat > "$T/seed/user-data" <<EOF
 hostname: tiny-test
 ssh_authorized_keys:
   - $(cat "$T/key.pub")
+users:
+  - default
+  - name: hangar
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    lock_passwd: true
+    ssh_authorized_keys:
+      - $(cat "$T/key.pub")
 runcmd:
   - echo runcmd-string > /tmp/runcmd-string
   - [ sh, -c, "echo runcmd-flow > /tmp/runcmd-flow" ]
@@ -145,6 +152,11 @@ done
 [ -n "$ok" ] && pass "runcmd created /tmp/runcmd-ok" || fail "/tmp/runcmd-ok missing"
 rs=$("${SSH[@]}" 'cat /tmp/runcmd-string /tmp/runcmd-flow' 2>/dev/null | tr '\n' ' ')
 [ "$rs" = "runcmd-string runcmd-flow " ] && pass "runcmd string + flow-list items" || fail "runcmd outputs: '$rs'"
+HSSH=("${SSH[@]/root@127.0.0.1/hangar@127.0.0.1}")
+w=$("${HSSH[@]}" 'whoami; sudo -n whoami' 2>&1 | tr '\n' ' ')
+[ "$w" = "hangar root " ] && pass "users: hangar logs in and has root through sudo -n" || fail "hangar/sudo gave '$w'"
+st=$("${HSSH[@]}" 'cloud-init status --format json' 2>&1 | tr -d ' \n')
+case $st in *'"status":"done"'*) pass "cloud-init status: done" ;; *) fail "cloud-init status gave '$st'" ;; esac
 
 mkdir -p "$T/rs/sub"
 echo hello > "$T/rs/a.txt"; head -c 100000 /dev/urandom > "$T/rs/sub/b.bin"

@@ -4,7 +4,11 @@
 #   awk -v mode=scalar -v key=K -f yaml.awk FILE  -> value of the top-level "K: value"
 #   awk -v mode=list   -v key=K -f yaml.awk FILE  -> items of list "K:" (any depth), 1 per line
 #   awk -v mode=runcmd -v key=K -f yaml.awk FILE  -> a shell script, one command per item
+#   awk -v mode=users  -f yaml.awk FILE           -> the top-level users: list, one record a line:
+#       "user NAME", "shell NAME SHELL", "sudo NAME RULE", "key NAME KEY" (NAME "default" for
+#       the "- default" item)
 #
+# mode=list with top=1 only reads a top-level "K:" list (not one nested under users:).
 # Keys match with '-' and '_' treated alike. Supported values: plain, 'single' and "double"
 # quoted scalars; block lists ("- item") and flow lists ("[a, 'b', "c"]"); "- |" / "- >"
 # block scalars as list items; "# comments". In runcmd mode a string item is a shell command
@@ -131,6 +135,7 @@ function handle(line,    ind, s, item, k, v, n, arr, i) {
     return
   }
   if (k != want) return
+  if (top && ind > 0) return
   if (v == "") { inlist = 1; list_ind = ind; item_ind = -1; return }
   if (v ~ /^\[/) {
     n = parse_flow(v, arr)
@@ -140,7 +145,83 @@ function handle(line,    ind, s, item, k, v, n, arr, i) {
   print unquote(v)
 }
 
-BEGIN { want = norm(key); inlist = 0; blk = 0; found = 0 }
+# --- users mode: a small state machine over the top-level users: list. ---
+function u_flush(    i) {
+  if (u_open && u_name != "") {
+    print "user " u_name
+    if (u_shell != "") print "shell " u_name " " u_shell
+    for (i = 1; i <= u_nsudo; i++) print "sudo " u_name " " u_sudo[i]
+    for (i = 1; i <= u_nkeys; i++) print "key " u_name " " u_keys[i]
+  }
+  u_open = 0; u_name = ""; u_shell = ""; u_nsudo = 0; u_nkeys = 0; u_sub = ""
+}
+# One "key: value" of the current user mapping (value "" opens a nested list).
+function u_field(k, v,    n, arr, i) {
+  k = norm(k)
+  u_sub = ""
+  if (v == "") { if (k == "ssh_authorized_keys" || k == "sudo") u_sub = k; return }
+  if (v ~ /^\[/) {
+    n = parse_flow(v, arr)
+    for (i = 1; i <= n; i++) u_add(k, arr[i])
+    return
+  }
+  v = unquote(v)
+  if (k == "name") u_name = v
+  else if (k == "shell") u_shell = v
+  else u_add(k, v)
+}
+function u_add(k, v) {
+  if (k == "ssh_authorized_keys") u_keys[++u_nkeys] = v
+  else if (k == "sudo" && v != "false" && v != "False") u_sudo[++u_nsudo] = v
+}
+function users_line(line,    ind, s, item, k, v) {
+  ind = indent_of(line)
+  s = rtrim(strip_comment(substr(line, ind + 1)))
+  if (s == "") return
+  if (ind == 0 && s !~ /^-([ \t]|$)/) {         # a top-level key: users: starts or ends here
+    u_flush()
+    k = s; sub(/[ \t]*:.*/, "", k)
+    v = s; sub(/^[^:]*:/, "", v); v = trim(v)
+    u_in = (norm(k) == "users" && v == "")
+    return
+  }
+  if (!u_in) return
+  if (s ~ /^-([ \t]|$)/) {
+    item = trim(substr(s, 2))
+    if (u_item_ind < 0) u_item_ind = ind
+    if (ind == u_item_ind) {                      # a new user
+      u_flush()
+      u_open = 1
+      if (item ~ /^[A-Za-z0-9_.-]+[ \t]*:([ \t]|$)/) {
+        u_map_ind = ind + 2
+        k = item; sub(/[ \t]*:.*/, "", k)
+        v = item; sub(/^[^:]*:/, "", v)
+        u_field(k, trim(v))
+      } else {
+        u_name = unquote(item)
+        u_map_ind = -1
+      }
+      return
+    }
+    if (u_open && u_sub != "") u_add(u_sub, unquote(item))   # an item of a nested list
+    return
+  }
+  if (u_open && s ~ /^[A-Za-z0-9_.-]+[ \t]*:([ \t]|$)/ && ind > u_item_ind) {
+    k = s; sub(/[ \t]*:.*/, "", k)
+    v = s; sub(/^[^:]*:/, "", v)
+    u_field(k, trim(v))
+  }
+}
+
+BEGIN { want = norm(key); inlist = 0; blk = 0; found = 0; u_in = 0; u_open = 0; u_item_ind = -1 }
+mode == "users" {
+  sub(/\r$/, "")
+  line = $0
+  gsub(/\t/, "    ", line)
+  if (line ~ /^[ ]*(#.*)?$/ || line ~ /^(---|\.\.\.)([ ]|$)/) next
+  users_line(line)
+  next
+}
 {
   sub(/\r$/, "")
   line = $0
@@ -164,6 +245,7 @@ BEGIN { want = norm(key); inlist = 0; blk = 0; found = 0 }
   handle(line)
 }
 END {
+  if (mode == "users") { u_flush(); exit }
   if (blk) end_block()
   if (mode == "scalar" && found) print value
 }

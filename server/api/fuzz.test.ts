@@ -89,6 +89,7 @@ beforeAll(async () => {
     "vm.removeForward": { id: target.id, guestPort: 8080 },
     "vm.resizeDisk": { id: target.id, diskGiB: 20 },
     "vm.onChange": undefined,
+    "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,
     "image.import": { name: "imported", path: "missing.qcow2" },
     "image.get": { id: image.id },

@@ -39,6 +39,7 @@ export function malformedText(input: unknown): string | undefined {
   }
   return undefined;
 }
+import { STATES } from "../vms/state.ts";
 
 export const vmName = z
   .string()
@@ -97,6 +98,11 @@ export const createVmInput = z.object({
     .optional(),
 });
 
+/** A login name as useradd takes it. */
+export const loginUser = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "loginUser is a user name in the guest: lowercase letters, digits, _ and -, at most 32.");
+
 const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hexadecimal digits.");
 
 export const importImageInput = z
@@ -112,6 +118,8 @@ export const importImageInput = z
     kernel: z.string().min(1).max(4096).optional(),
     initrd: z.string().min(1).max(4096).optional(),
     cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
+    /** The account Hangar logs in as; default "hangar" (made by cloud-init). For images without cloud-init, e.g. "root". */
+    loginUser: loginUser.optional(),
   })
   .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.")
   .refine((input) => input.cmdline === undefined || input.kernel !== undefined, {
@@ -142,6 +150,8 @@ export const execInput = z.object({
     .min(1, "timeoutSec must be at least 1.")
     .max(3600, "timeoutSec is at most 3600.")
     .default(60),
+  /** Run as root (through `sudo -n` in the guest) instead of the image's login user. */
+  asRoot: z.boolean().default(false),
 });
 
 export const syncInput = z.object({
@@ -166,4 +176,18 @@ export const syncInput = z.object({
     .max(64, "At most 64 exclude patterns.")
     .optional(),
   chown: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$/, "chown is user or user:group (lowercase names).").optional(),
+  /** Write as root (the guest's rsync through `sudo -n`), e.g. into /etc; chown implies it. */
+  asRoot: z.boolean().default(false),
+});
+
+
+export const waitInput = z.object({
+  id,
+  for: z.union([z.literal("ready"), z.enum(STATES)], 'for is "ready" or a VM state such as "Running" or "Stopped".'),
+  timeoutSec: z
+    .number()
+    .int("timeoutSec must be a whole number.")
+    .min(1, "timeoutSec must be at least 1.")
+    .max(600, "timeoutSec is at most 600.")
+    .default(120),
 });

@@ -1,10 +1,10 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
-import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName } from "./schemas.ts";
+import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -44,6 +44,12 @@ export const vmRouter = router({
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };
   }),
+  /**
+   * Waits until the VM is ready (cloud-init finished: readyState "ready", or "error" with
+   * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
+   * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
+   */
+  wait: procedure.meta({ permission: "read" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
   exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the host's sync root into the VM. */

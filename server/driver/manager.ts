@@ -21,6 +21,14 @@ export class NotRunningError extends Error {
   }
 }
 
+/** A command in the guest ran past its time limit and was ended. */
+export class CommandTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`the command did not finish within ${Math.round(timeoutMs / 1000)} s`);
+    this.name = "CommandTimeoutError";
+  }
+}
+
 /** A snapshot operation named a snapshot the VM does not have. */
 export class SnapshotNotFoundError extends Error {
   constructor(name: string) {
@@ -44,6 +52,11 @@ export class DiskHasSnapshotsError extends Error {
     this.name = "DiskHasSnapshotsError";
   }
 }
+/**
+ * The account Hangar logs in as unless an image names another: the cidata creates it (with
+ * the VM's key and passwordless sudo), because cloud images refuse root logins.
+ */
+export const HANGAR_LOGIN_USER = "hangar";
 
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
@@ -73,7 +86,11 @@ export interface StartOptions {
   userData: string;
   cpus: number;
   memoryMiB: number;
-  /** Public key installed for root through meta-data `public-keys`. */
+  /**
+   * The VM's public key: for Hangar's own account (HANGAR_LOGIN_USER, created by the
+   * cidata with passwordless sudo) and, through meta-data `public-keys`, for the image's
+   * default user (cloud-init) or root (images that read only meta-data, hangar-tiny).
+   */
   sshAuthorizedKey: string;
   /** Attach the hypervisor's human monitor (HMP) on its own socket. */
   monitor: boolean;
@@ -137,7 +154,15 @@ export interface SshIdentity {
   publicKey: string;
 }
 
-export interface ShellOptions {
+/** Who a command or a sync runs as in the guest. */
+export interface LoginOptions {
+  /** The account to log in as over SSH; default HANGAR_LOGIN_USER. */
+  user?: string;
+  /** Run as root: through `sudo -n` unless the login user is root already. */
+  asRoot?: boolean;
+}
+
+export interface ShellOptions extends LoginOptions {
   /** Bytes written to the command's standard input. */
   input?: string;
   timeoutMs?: number;
@@ -178,8 +203,9 @@ export interface Manager {
   /** The hypervisor's pid, or 0 when not running. */
   pid(): Promise<number>;
   /**
-   * Runs `command` in the guest over SSH (argv joined for the remote shell, each word
-   * quoted). MUST throw NotRunningError when the VM is not running.
+   * Runs `command` in the guest over SSH as `options.user` (argv joined for the remote
+   * shell, each word quoted). MUST throw NotRunningError when the VM is not running and
+   * CommandTimeoutError when the command runs past `options.timeoutMs`.
    */
   shell(command: string[], sshPort: number, identityFile: string, options?: ShellOptions): Promise<ShellResult>;
   /** Connects to the VM's serial console. MUST throw NotRunningError when not running. */
@@ -191,8 +217,12 @@ export interface Manager {
    * MUST throw NotRunningError when not running.
    */
   display(): Promise<Socket>;
-  /** rsync `from` (a host path) to `to` in the guest, over SSH. */
-  sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string): Promise<void>;
+  /**
+   * rsync `from` (a host path) to `to` in the guest, over SSH as `options.user`: files are
+   * written as that user. With `asRoot` or `chown` (which only root may do) the guest's
+   * rsync runs through `sudo -n`.
+   */
+  sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string, options?: LoginOptions): Promise<void>;
   /**
    * Stops the VM: an ACPI power-button press, up to `timeoutMs` for the guest to power off,
    * then a forced quit. Returns once no process is left. MUST throw NotRunningError when

@@ -27,6 +27,8 @@ export interface ImportInput {
   kernel?: string;
   initrd?: string;
   cmdline?: string;
+  /** The account Hangar logs in as; default "hangar". */
+  loginUser?: string;
 }
 
 export const BUILTIN_IMAGE = "hangar-tiny";
@@ -244,6 +246,8 @@ export function createImages({
       : { kind: "url", url: new URL(input.url ?? "") };
     // Refused at once rather than as a failed row: the first hop is known now.
     if (source.kind === "url") await checkedAddress(source.url, policy);
+    // Default "hangar" (the schema's): the account Hangar's cloud-init user-data creates.
+    const login = input.loginUser ? { loginUser: input.loginUser } : {};
 
     const image = await reserve(input.name);
     active.add(image.id);
@@ -252,7 +256,7 @@ export function createImages({
       const initrd = initrdSource ? await storeBootFile(image.id, initrdSource, "initrd") : null;
       const boot = { kernel, initrd, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
       if (source.kind === "url") {
-        const started = await db.image.update({ where: { id: image.id }, data: boot });
+        const started = await db.image.update({ where: { id: image.id }, data: { ...boot, ...login } });
         const task = fetchInto(image.id, source.url, input.sha256?.toLowerCase()).finally(() => {
           running.delete(image.id);
           active.delete(image.id);
@@ -269,7 +273,7 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, false);
       return await db.image.update({
         where: { id: image.id },
-        data: { ...boot, path: stored.path, format: "qcow2", sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready" },
+        data: { ...boot, path: stored.path, format: "qcow2", sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", ...login },
       });
     } catch (error) {
       await removePartials(image.id);

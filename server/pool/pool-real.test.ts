@@ -1,4 +1,4 @@
-// A pool of the real tiny guest hands out a VM that answers SSH at once.
+// A pool of the real tiny guest hands out a VM that is ready and answers SSH at once.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe("a pool of the tiny guest", () => {
-  it("keeps two suspended VMs and hands one out that answers SSH with the returned key", async () => {
+  it("keeps two suspended VMs and hands one out, ready, that answers SSH as hangar with the returned key", async () => {
     const api = await callerFor(t.hangar);
     const image = await tinyImage(t.hangar);
     const pool = await api.pool.create({ name: "tiny", imageId: image.id, cpus: 1, memoryMiB: 256, size: 2, staging: "Suspended" });
@@ -32,8 +32,11 @@ describe("a pool of the tiny guest", () => {
     const got = await api.pool.acquire({ poolId: pool.id, timeoutSec: 120 });
     const keyFile = path.join(keys, "id");
     writeFileSync(keyFile, got.privateKey ?? "", { mode: 0o600 });
-    const uname = await execa("ssh", [...sshOptions(got.sshPort, keyFile), "--", `${got.user}@${got.host}`, "uname -n"]);
-    expect(uname.stdout.trim()).toBe(got.name);
+    expect(got.user).toBe("hangar");
+    const uname = await execa("ssh", [...sshOptions(got.sshPort, keyFile), "--", `${got.user}@${got.host}`, "uname -n; whoami"]);
+    expect(uname.stdout.trim()).toBe(`${got.name}\nhangar`);
+    // Handed out ready: cloud-init (here the tiny guest's stand-in) had finished.
+    expect(await api.vm.get({ id: got.vmId })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
     expect(got.name.startsWith("tiny-")).toBe(true);
 
     await api.pool.release({ vmId: got.vmId });

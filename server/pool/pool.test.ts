@@ -2,7 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
-import { FakeDriver } from "../testing/fake-driver.ts";
+import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import type { StagingState } from "./pool.ts";
 
@@ -81,6 +81,25 @@ describe("pools", () => {
     const pool = await newPool(1, "Running");
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000, publicKey: "ssh-ed25519 AAAAC3Nz caller" });
     expect(got.privateKey).toBeUndefined();
+    // For the account the caller logs in as: Hangar's own, not root.
+    expect(got.user).toBe("hangar");
+    const install = fake.vm(got.vmId).shells.find((s) => s.options.input === "ssh-ed25519 AAAAC3Nz caller\n");
+    expect(install?.options).toMatchObject({ user: "hangar" });
+    expect(install?.options.asRoot).toBeFalsy();
+    expect(install?.command.join(" ")).toContain('"$HOME/.ssh/authorized_keys"');
+  });
+
+  it("hands out only ready members: one whose cloud-init does not finish is replaced, never handed out", async () => {
+    fake.cloudInitStatus = '{"status": "running"}';
+    const image = await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const pool = await hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size: 1, staging: "Running" }, "tester");
+    await expect(hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 1500 })).rejects.toMatchObject({ code: "WAIT_FAILED" });
+    await expect
+      .poll(() => hangar.db.event.count({ where: { action: "pool-failed", message: { contains: "was not ready within 1 s (cloud-init running)" } } }), { timeout: 30_000 })
+      .toBeGreaterThan(0);
+    fake.cloudInitStatus = CLOUD_INIT_DONE;
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 30_000 });
+    expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: got.vmId } })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
   });
 
   it("deletes the members not handed out when the pool is deleted, and leaves handed-out ones with their holders", async () => {
@@ -212,6 +231,16 @@ describe("pools", () => {
     expect(after.map((vm) => vm.id)).toContain(second?.id);
     expect(after.map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
     expect(fake.vm(first?.id ?? "")).toMatchObject({ running: false, exists: false });
+  });
+
+  it("watches Running members that were not ready yet again at start-up", async () => {
+    const pool = await newPool(1, "Running");
+    const [member] = await members(pool.id);
+    // As a restart leaves it: Running, its boot's watch gone with the old process.
+    await hangar.db.vm.update({ where: { id: member?.id ?? "" }, data: { readyState: "booting", readyAt: null, readyDetail: null } });
+    await hangar.pools.start();
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: member?.id ?? "" } })).readyState, { timeout: 10_000 }).toBe("ready");
+    expect((await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 })).vmId).toBe(member?.id);
   });
 
   it("sweeps half-made members at start-up and refills", async () => {

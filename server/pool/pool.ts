@@ -1,6 +1,7 @@
 /**
  * Warm pools (seed vmspool): each pool keeps `size` VMs of one spec ready in its staging
- * state (Running, Suspended or Stopped). acquire hands one out (resuming or starting it) and
+ * state (Running, Suspended or Stopped). Ready means the VM's ready condition (cloud-init
+ * finished, readiness.ts), not merely SSH answering. acquire hands one out (resuming or starting it) and
  * the keeper replaces it at once; release stops and deletes it: VMs never go back to a pool.
  *
  * Every member is a VM row (poolId set) before its clone starts, so a crash leaves nothing
@@ -52,7 +53,7 @@ export interface PoolDeps {
   log?: (message: string) => void;
   /** Backoff after a failed member: first delay, doubling up to the max. */
   backoffMs?: { first: number; max: number };
-  /** How long a member may take to answer SSH before it counts as failed. */
+  /** How long a member may take to be ready before it counts as failed. */
   readyTimeoutMs?: number;
 }
 
@@ -90,19 +91,10 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     return !pool || pool.deletingAt !== null;
   }
 
-  /** Waits until SSH in the VM answers; throws after `timeoutMs`. */
-  async function waitForSsh(vmId: string, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const driver = driverFor(vmId);
-    const { privateKeyFile } = await driver.identity();
-    for (;;) {
-      const vm = await db.vm.findUnique({ where: { id: vmId } });
-      if (!vm || vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM ${vmId} is not running.`);
-      const result = await driver.shell(["true"], vm.sshPort, privateKeyFile, { timeoutMs: 10_000 }).catch(() => undefined);
-      if (result?.exitCode === 0) return;
-      if (Date.now() >= deadline) throw new HangarError("WAIT_FAILED", `VM ${vm.name} did not answer SSH within ${Math.round(timeoutMs / 1000)} s.`);
-      await sleep(200);
-    }
+  /** Waits until the VM is ready; a member whose cloud-init failed is no member to hand out. */
+  async function waitForReady(vmId: string, timeoutMs: number): Promise<void> {
+    const readiness = await lifecycle.waitForReady(vmId, timeoutMs);
+    if (readiness.state !== "ready") throw new HangarError("DRIVER_FAILED", `The VM is not ready: ${readiness.detail}.`);
   }
 
   /** Waits until the VM's SSH server greets (cheaper than a login); throws after `timeoutMs`. */
@@ -143,8 +135,8 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       await lifecycle.cloneVm(vm.id, KEEPER);
       if (pool.staging !== "Stopped" && !(await beingDeleted(pool.id))) {
         await lifecycle.startVm(vm.id, KEEPER);
-        // Suspend only a guest that has booted, so an acquired one answers at once.
-        await waitForSsh(vm.id, readyTimeoutMs);
+        // Suspend only a guest that is ready, so an acquired one is ready at once.
+        await waitForReady(vm.id, readyTimeoutMs);
         if (pool.staging === "Suspended" && !(await beingDeleted(pool.id))) await lifecycle.suspendVm(vm.id, KEEPER);
       }
     } catch (error) {
@@ -196,11 +188,13 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
    * compare-and-set on acquiredAt and detaches the ones it lost.
    */
   async function claim(poolId: string, staging: string, { actor, ownerId }: { actor: string; ownerId?: string }) {
-    const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging }, orderBy: { createdAt: "asc" } });
+    // A Running member counts once it is ready; Suspended ones were ready when saved.
+    const ready = staging === "Running" ? { readyState: "ready" } : {};
+    const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging, ...ready }, orderBy: { createdAt: "asc" } });
     for (const candidate of candidates) {
       if (lifecycle.isBusy(candidate.id)) continue;
       const won = await db.vm.updateMany({
-        where: { id: candidate.id, acquiredAt: null, state: staging, pool: { deletingAt: null } },
+        where: { id: candidate.id, acquiredAt: null, state: staging, ...ready, pool: { deletingAt: null } },
         data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null },
       });
       if (won.count === 1) return candidate;
@@ -209,8 +203,9 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
   }
 
   /**
-   * Hands out a ready VM of the pool, resuming or starting it, once SSH answers. Waits for
-   * a replacement when none is ready, up to `timeoutMs`.
+   * Hands out a ready VM of the pool, resuming or starting it: a Stopped member is handed
+   * out once it is ready again, a Suspended one (it resumes the boot it was ready in) once
+   * its SSH answers. Waits for a replacement when none is ready, up to `timeoutMs`.
    */
   async function acquire(poolId: string, options: { actor: string; ownerId?: string; timeoutMs: number; publicKey?: string }): Promise<Acquired> {
     const pool = await loadPool(poolId);
@@ -235,22 +230,24 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     void kick(pool.id);
     try {
       if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
-      const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id } });
-      // Members were SSH-ready when staged; the banner shows sshd answers again, without
-      // paying for a whole SSH handshake under emulation. A Stopped member has to boot.
-      if (pool.staging === "Stopped") await waitForSsh(vm.id, Math.max(deadline - Date.now(), 30_000));
-      else await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
+      // Members were ready when staged; a resumed one carries on that boot, and the banner
+      // shows sshd answers again without paying for a whole SSH handshake under emulation.
+      // A Stopped member boots afresh and has to be ready again.
+      if (pool.staging === "Stopped") await waitForReady(vm.id, Math.max(deadline - Date.now(), 30_000));
+      const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id }, include: { image: { select: { loginUser: true } } } });
+      if (pool.staging !== "Stopped") await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
+      const user = started.image.loginUser;
       const driver = driverFor(vm.id);
       const identity = await driver.identity();
       let privateKey: string | undefined = identity.privateKey;
       if (options.publicKey) {
-        const install = ["sh", "-c", "umask 077; mkdir -p /root/.ssh; cat >> /root/.ssh/authorized_keys"];
-        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { input: `${options.publicKey.trim()}\n` });
+        const install = ["sh", "-c", 'umask 077; mkdir -p "$HOME/.ssh"; cat >> "$HOME/.ssh/authorized_keys"'];
+        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${options.publicKey.trim()}\n` });
         if (added.exitCode !== 0) throw new Error(`could not install the key: ${added.stderr}`);
         privateKey = undefined;
       }
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
-      return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user: "root", privateKey };
+      return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
@@ -339,7 +336,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
   /**
    * At start-up: pool deletes a restart cut short are finished; members that a crash left
    * off their staging state (half-made, or resolved by the reconciler to another state)
-   * are deleted; then every pool is filled.
+   * are deleted; Running members not yet ready are watched again; then every pool is filled.
    */
   async function start() {
     const self = await lifecycle.hostId();
@@ -354,6 +351,9 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
         await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
       }
     }
+    // Running members whose boot a previous process was still watching: watch them again.
+    const booting = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", OR: [{ readyState: null }, { readyState: "booting" }] } });
+    for (const vm of booting) void lifecycle.waitForReady(vm.id, readyTimeoutMs).catch(() => undefined);
     for (const pool of open) void kick(pool.id);
   }
 
@@ -366,7 +366,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     const pools = await db.pool.findMany({ orderBy: { createdAt: "asc" }, include: { image: { select: { name: true } }, vms: { orderBy: { createdAt: "asc" } } } });
     return pools.map((pool) => ({
       ...pool,
-      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging).length,
+      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging && (pool.staging !== "Running" || vm.readyState === "ready")).length,
       filling: filling.has(pool.id),
       deleting: pool.deletingAt !== null,
     }));

@@ -255,14 +255,15 @@ describe("terminal bridge", () => {
   it("opens an SSH shell with a PTY, reports the exit code, and leaves no session behind", async () => {
     const shell = await open("shell");
     shell.ws.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
-    await shell.until("# ");
-    shell.type("echo $((6*7)); stty size\n");
-    await shell.until(/42\r\n30 100/);
+    // Hangar's own account, not root (cloud images refuse root logins).
+    await shell.until(/hangar@term:\S*\$ /);
+    shell.type("whoami; echo $((6*7)); stty size\n");
+    await shell.until(/hangar\r\n42\r\n30 100/);
     shell.type("exit 7\n");
     await new Promise<void>((resolve) => shell.ws.once("close", () => resolve()));
     expect(shell.controls).toContainEqual({ type: "exit", code: 7 });
     const another = await open("shell");
-    await another.until("#");
+    await another.until("$ ");
     expect(await sshConnections()).toBe(1);
     another.ws.close();
     await expect.poll(() => openSshSessions()).toBe(0);

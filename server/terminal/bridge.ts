@@ -10,7 +10,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Db } from "../db.ts";
-import type { Manager } from "../driver/manager.ts";
+import { HANGAR_LOGIN_USER, type Manager } from "../driver/manager.ts";
 import { userMessage } from "../errors.ts";
 import { originAllowed } from "../origins.ts";
 import type { ConsoleHub, Viewer } from "./console-hub.ts";
@@ -191,9 +191,10 @@ export function createTerminalBridge({
     }
 
     const identity = await driver.identity();
+    const image = await hangar.db.image.findUnique({ where: { id: vm.imageId }, select: { loginUser: true } });
     if (ended) return;
     const shell = openShell(
-      { host: driver.sshHost(), sshPort, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
+      { host: driver.sshHost(), sshPort, user: image?.loginUser ?? HANGAR_LOGIN_USER, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
       {
         onData: sendBytes,
         onBooting: () => {

@@ -12,6 +12,8 @@ export interface ShellEndpoint {
   /** Where the VM's forwarded SSH port listens (127.0.0.1 unless forwards bind elsewhere). */
   host?: string;
   sshPort: number;
+  /** The account to log in as: the image's login user. */
+  user: string;
   privateKey: string;
   cols: number;
   rows: number;
@@ -123,7 +125,7 @@ export function openShell(endpoint: ShellEndpoint, callbacks: ShellCallbacks): S
     ssh.connect({
       host: endpoint.host ?? "127.0.0.1",
       port: endpoint.sshPort,
-      username: "root",
+      username: endpoint.user,
       privateKey: endpoint.privateKey,
       // The guest makes a new host key at every boot, and the port is our own qemu's
       // forward on loopback: there is no earlier key to compare with.

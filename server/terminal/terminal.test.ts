@@ -269,7 +269,7 @@ describe("ssh session", () => {
     const started = Date.now();
     await new Promise<void>((resolve) => {
       openShell(
-        { sshPort: port, privateKey: "unused", cols: 80, rows: 24, sshAnswers: () => greetsWithSshBanner(port, "127.0.0.1", 200), bootWaitMs: 1000 },
+        { sshPort: port, user: "hangar", privateKey: "unused", cols: 80, rows: 24, sshAnswers: () => greetsWithSshBanner(port, "127.0.0.1", 200), bootWaitMs: 1000 },
         {
           onData: () => events.push("data"),
           onBooting: () => events.push("booting"),

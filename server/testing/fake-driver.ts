@@ -12,11 +12,13 @@ import {
   SnapshotNotFoundError,
   type Manager,
   type PortForward,
+  type ShellOptions,
   type ShellResult,
   type StartOptions,
   type StartResult,
   type StopOutcome,
 } from "../driver/manager.ts";
+import { READY_PROBE } from "../vms/readiness.ts";
 
 /** The virtual size of every fake base image. */
 export const FAKE_IMAGE_BYTES = 1024 ** 3;
@@ -36,7 +38,13 @@ export interface FakeVm {
   /** Forwards added while running, beyond those of the start. */
   added: PortForward[];
   diskBytes: number;
+  /** Every command run through shell(), with its options. */
+  shells: { command: string[]; options: ShellOptions }[];
+  /** What the guest answers to the readiness probe (READY_PROBE). */
+  cloudInitStatus: string;
 }
+
+export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
 
 export class FakeDriver {
   readonly vms = new Map<string, FakeVm>();
@@ -44,6 +52,8 @@ export class FakeDriver {
   readonly failNext = new Map<string, Error>();
   /** Method name -> error to throw every time, until removed. */
   readonly failAlways = new Map<string, Error>();
+  /** What a new VM's guest answers to the readiness probe. */
+  cloudInitStatus = CLOUD_INIT_DONE;
   startDelayMs = 0;
   /** How the next stops end (a guest that ignores the power button: "killed"). */
   stopHow: StopOutcome["how"] = "powered-off";
@@ -53,7 +63,7 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0 };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0, shells: [], cloudInitStatus: this.cloudInitStatus };
       this.vms.set(id, vm);
     }
     return vm;
@@ -111,9 +121,11 @@ export class FakeDriver {
       },
       running: async () => vm.running,
       pid: async () => (vm.running ? vm.pid : 0),
-      shell: async (command): Promise<ShellResult> => {
+      shell: async (command, _port, _identity, options = {}): Promise<ShellResult> => {
         requireRunning();
-        return { stdout: command.join(" "), stderr: "", exitCode: 0, truncated: false };
+        vm.shells.push({ command, options });
+        const stdout = command.join(" ") === READY_PROBE.join(" ") ? vm.cloudInitStatus : command.join(" ");
+        return { stdout, stderr: "", exitCode: 0, truncated: false };
       },
       console: async () => {
         requireRunning();

@@ -35,6 +35,7 @@ export async function createTestHangar(options: Pick<HangarOptions, "driverFor" 
     hangar,
     env,
     cleanup: async () => {
+      await hangar.lifecycle.close();
       await db.$disconnect();
       await database.drop();
       rmSync(stateDir, { recursive: true, force: true });

@@ -1,15 +1,18 @@
 /** Helpers for tests that boot the real tiny guest. */
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Manager, ShellResult } from "../driver/manager.ts";
+import type { LoginOptions, Manager, ShellResult } from "../driver/manager.ts";
 
-/** Runs `command` over SSH until the guest answers (it boots in a few seconds under TCG). */
-export async function sshWhenReady(driver: Manager, sshPort: number, command: string[], timeoutMs = 90_000): Promise<ShellResult> {
+/**
+ * Runs `command` over SSH (as Hangar's own account unless `login` says otherwise) until the
+ * guest answers (it boots in a few seconds under TCG).
+ */
+export async function sshWhenReady(driver: Manager, sshPort: number, command: string[], timeoutMs = 90_000, login: LoginOptions = {}): Promise<ShellResult> {
   const { privateKeyFile } = await driver.identity();
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
-      return await driver.shell(command, sshPort, privateKeyFile, { timeoutMs: 15_000 });
+      return await driver.shell(command, sshPort, privateKeyFile, { ...login, timeoutMs: 15_000 });
     } catch (error) {
       last = error;
       await sleep(250);

@@ -138,7 +138,8 @@ describe("crash matrix on the fake driver", () => {
       await hangar.lifecycle.startVm(vm.id, "t");
       const after = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
       expect([after.state, after.error, host.running]).toEqual(["Running", null, true]);
-      if (c.to === "Suspended") expect(host.calls.at(-1)).toBe("resume");
+      // A resume (then, in the background, the guest's clock set through its agent).
+      if (c.to === "Suspended") expect(host.calls.filter((call) => call !== "clock").at(-1)).toBe("resume");
     } finally {
       await close();
     }

@@ -1,6 +1,7 @@
 /** Reading and creating VM rows: what the routers call besides lifecycle actions. */
 import { realpath } from "node:fs/promises";
 import path from "node:path";
+import { CommandTimeoutError } from "../driver/manager.ts";
 import { HangarError, errorMessage, userMessage } from "../errors.ts";
 import { isIso9660 } from "../images/iso.ts";
 import { assertWithinQuota } from "../auth/users.ts";
@@ -9,6 +10,7 @@ import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
 import type { CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
+import { waitForState } from "./wait.ts";
 
 export interface CreateVmInput {
   name: string;
@@ -27,7 +29,7 @@ export interface CreateVmInput {
 }
 
 const vmInclude = {
-  image: { select: { id: true, name: true } },
+  image: { select: { id: true, name: true, loginUser: true } },
   cdromImage: { select: { id: true, name: true } },
   ports: true,
   owner: { select: { id: true, email: true } },
@@ -163,6 +165,26 @@ async function cdromImage({ db }: Hangar, imageId: string) {
 }
 
 /**
+ * vm.wait: until the VM is ready (its condition settled, see readiness.ts) or in `for`;
+ * returns the VM as getVm does. TIMEOUT when it does not happen in time.
+ */
+export async function waitForVm(hangar: Hangar, input: { id: string; for: "ready" | State; timeoutSec: number }, actor: string, signal?: AbortSignal) {
+  if (!(await hangar.db.vm.findUnique({ where: { id: input.id }, select: { id: true } }))) {
+    throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  }
+  const timeoutMs = input.timeoutSec * 1000;
+  if (input.for === "ready") await hangar.lifecycle.waitForReady(input.id, timeoutMs, signal);
+  else {
+    await waitForState(hangar.lifecycle.instance(input.id, actor), input.for, { timeoutMs, signal });
+  }
+  if (input.for === "Deleted") return null;
+  return getVm(hangar, input.id);
+}
+
+/** How long a sync waits for a booting VM to be ready. */
+const SYNC_READY_WAIT_MS = 120_000;
+
+/**
  * VM events (the "vm" stream: lifecycle, reconciler, snapshots, pools), of one VM or all,
  * newest first. Sign-ins and account, user and token changes are the audit log's.
  */
@@ -216,28 +238,54 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
   return getVm(hangar, vm.id);
 }
 
-/** The VM row, or NOT_RUNNING unless it runs with SSH forwarded. */
-async function runningVm(hangar: Hangar, id: string) {
-  const vm = await hangar.db.vm.findUnique({ where: { id } });
-  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+/**
+ * The VM row once it runs and is ready (or cloud-init ended with an error: the guest is
+ * then as ready as it gets), waiting up to `timeoutMs` for that; NOT_RUNNING when it does
+ * not run, TIMEOUT when it is not ready in time.
+ */
+async function readyVm(hangar: Hangar, id: string, timeoutMs: number) {
+  const found = await hangar.db.vm.findUnique({ where: { id }, include: { image: { select: { loginUser: true } } } });
+  if (!found) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  if (found.state !== "Running" && found.state !== "Starting") throw new HangarError("NOT_RUNNING", `VM "${found.name}" is ${found.state}; start it first.`);
+  if (found.state !== "Running" || (found.readyState !== "ready" && found.readyState !== "error")) {
+    await hangar.lifecycle.waitForReady(id, timeoutMs);
+  }
+  const vm = await hangar.db.vm.findUniqueOrThrow({ where: { id }, include: { image: { select: { loginUser: true } } } });
   if (vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
-  return { ...vm, sshPort: vm.sshPort };
+  return { ...vm, sshPort: vm.sshPort, loginUser: vm.image.loginUser };
 }
 
-/** Runs a command in the VM over SSH (seed: Exec); output capped at 1 MiB each, flagged when cut. */
-export async function execInVm(hangar: Hangar, input: { id: string; command: string[]; timeoutSec: number }) {
-  const vm = await runningVm(hangar, input.id);
+/**
+ * Runs a command in the VM over SSH (seed: Exec) as the image's login user, or as root
+ * through `sudo -n` with asRoot; output capped at 1 MiB each, flagged when cut. A VM that is
+ * still booting is waited for within the same timeoutSec.
+ */
+export async function execInVm(hangar: Hangar, input: { id: string; command: string[]; timeoutSec: number; asRoot?: boolean }) {
+  const deadline = Date.now() + input.timeoutSec * 1000;
+  const vm = await readyVm(hangar, input.id, input.timeoutSec * 1000);
   const driver = hangar.driverFor(vm.id);
   const { privateKeyFile } = await driver.identity();
   try {
-    return await driver.shell(input.command, vm.sshPort, privateKeyFile, { timeoutMs: input.timeoutSec * 1000, maxOutputBytes: 1024 * 1024 });
+    return await driver.shell(input.command, vm.sshPort, privateKeyFile, {
+      user: vm.loginUser,
+      asRoot: input.asRoot,
+      timeoutMs: Math.max(deadline - Date.now(), 1000),
+      maxOutputBytes: 1024 * 1024,
+    });
   } catch (error) {
+    if (error instanceof CommandTimeoutError) {
+      throw new HangarError("TIMEOUT", `The command in VM "${vm.name}" did not finish within ${input.timeoutSec} s and was ended; give it a larger timeoutSec.`, { cause: error });
+    }
     throw new HangarError("DRIVER_FAILED", `Running the command in VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
   }
 }
 
-/** Copies a host directory or file, from under the sync root, into the VM with rsync (seed: Sync). */
-export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string }) {
+/**
+ * Copies a host directory or file, from under the sync root, into the VM with rsync (seed:
+ * Sync). Files are written as the image's login user; with asRoot, or a chown (which only root
+ * may do), the guest's rsync runs through `sudo -n` (root-owned targets such as /etc or /opt).
+ */
+export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string; asRoot?: boolean }) {
   const root = await realpath(hangar.env.syncRoot).catch(() => undefined);
   // Host paths are the admin's to know: messages name the setting, not the directory.
   if (!root) throw new HangarError("INVALID_INPUT", "The sync root (HANGAR_SYNC_ROOT) does not exist on this host; an admin must create it and put the files there.");
@@ -245,13 +293,13 @@ export async function syncToVm(hangar: Hangar, input: { id: string; from: string
   if (!from || (from !== root && !from.startsWith(`${root}${path.sep}`))) {
     throw new HangarError("INVALID_INPUT", "from must name an existing file or directory under the sync root.");
   }
-  const vm = await runningVm(hangar, input.id);
+  const vm = await readyVm(hangar, input.id, SYNC_READY_WAIT_MS);
   const driver = hangar.driverFor(vm.id);
   const { privateKeyFile } = await driver.identity();
   try {
     // A trailing slash keeps rsync's meaning: the directory's contents, not the directory.
     const source = input.from.endsWith("/") ? `${from}/` : from;
-    await driver.sync(source, input.to, input.chown, input.excludes ?? [], vm.sshPort, privateKeyFile);
+    await driver.sync(source, input.to, input.chown, input.excludes ?? [], vm.sshPort, privateKeyFile, { user: vm.loginUser, asRoot: input.asRoot });
   } catch (error) {
     throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }

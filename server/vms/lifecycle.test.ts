@@ -138,6 +138,8 @@ describe("lifecycle", () => {
   it("publishes every state change on the bus", async () => {
     const seen: string[] = [];
     hangar.bus.subscribe((change) => seen.push(change.state));
+    // The guest stays booting: the ready event, published too, is readiness.test.ts's.
+    fake.cloudInitStatus = '{"status": "running"}';
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "t");
     await hangar.lifecycle.stopVm(vm.id, 100, "t");

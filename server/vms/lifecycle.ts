@@ -9,6 +9,7 @@ import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig,
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { HangarError, userMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
+import { BOOTING, NOT_RUNNING, createReadiness, isSettled, type ReadinessDeps } from "./readiness.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
 
 export interface LifecycleDeps {
@@ -19,6 +20,8 @@ export interface LifecycleDeps {
   driverFor: (vmId: string) => Manager;
   /** This host's id: actions on a VM of another host are refused. */
   hostId: () => Promise<string>;
+  /** Readiness watch timings (tests shorten them). */
+  readiness?: Pick<ReadinessDeps, "watchLimitMs" | "backoffMs">;
 }
 
 export type { Actor };
@@ -91,7 +94,7 @@ export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, recorder, driverFor, hostId }: LifecycleDeps) {
+export function createLifecycle({ db, bus, recorder, driverFor, hostId, readiness: readinessTimings }: LifecycleDeps) {
   /**
    * VMs with an action under way in this process (how many hold each); the reconciler
    * leaves them alone. An action holds its VM from before its compare-and-set, so the row
@@ -109,6 +112,17 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     if (!isState(vm.state)) throw new HangarError("DRIVER_FAILED", `VM "${vm.name}" has an unknown state "${vm.state}".`);
     return vm.state;
   }
+
+  /** The ready condition of running VMs; the lifecycle starts and ends its watches. */
+  const readiness = createReadiness({
+    db,
+    driverFor,
+    ...readinessTimings,
+    settled: async (vm, { state, detail }) => {
+      const ok = state === "ready";
+      await recorder.record({ stream: "vm", vm, actor: "system", action: "ready", from: "Running", to: "Running", ok, message: ok ? `Ready: ${detail}` : `Not ready: ${detail}` });
+    },
+  });
 
   /**
    * Moves the row from `from` to `to` only if it is still in `from`. Returns false when
@@ -254,17 +268,24 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });
         }
         const how = resume ? "Resumed" : "Running";
+        // A resumed guest carries on the boot it was suspended in: cloud-init does not run
+        // again, so a condition that had settled stays; a fresh boot starts over.
+        const keepsReadiness = resume && isSettled(vm.readyState);
         await finish(vm, actor, "start", from, "Running", true, `${how} as pid ${result.pid}, SSH on port ${result.sshPort}`, {
           pid: result.pid,
           sshPort: result.sshPort,
           machine: result.machine,
+          ...(keepsReadiness ? {} : BOOTING),
         });
+        if (!keepsReadiness) readiness.watch(vmId, result.pid);
         // A resumed guest's clock is behind by the time it was suspended. Its agent, where
         // the image has one, sets it; this must not hold up the resume itself.
         if (resume) void setGuestClock(vm, driver);
       } catch (error) {
         if (error instanceof AlreadyRunningError) {
-          await finish(vm, actor, "start", from, "Running", true, "qemu was already running; adopted it");
+          const pid = await driver.pid().catch(() => 0);
+          await finish(vm, actor, "start", from, "Running", true, "qemu was already running; adopted it", { ...BOOTING, ...(pid ? { pid } : {}) });
+          if (pid) readiness.watch(vmId, pid);
           return;
         }
         const stillRuns = await driver.running().catch(() => true);
@@ -274,7 +295,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
-        await finish(vm, actor, "start", from, to, false, message, { pid: null });
+        await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
         throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
@@ -289,17 +310,18 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
       const { vm, from, next } = await begin(vmId, "Stop");
       if (next === from) return;
       const driver = driverFor(vmId);
+      readiness.forget(vmId);
       try {
         const outcome = await driver.stop(timeoutMs);
-        await finish(vm, actor, "stop", from, "Stopped", true, describeStop(outcome, timeoutMs), { pid: null });
+        await finish(vm, actor, "stop", from, "Stopped", true, describeStop(outcome, timeoutMs), { pid: null, ...NOT_RUNNING });
       } catch (error) {
         if (error instanceof NotRunningError) {
-          await finish(vm, actor, "stop", from, "Stopped", true, "qemu was not running", { pid: null });
+          await finish(vm, actor, "stop", from, "Stopped", true, "qemu was not running", { pid: null, ...NOT_RUNNING });
           return;
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${userMessage(error)}`, stillRuns ? {} : { pid: null });
+        await finish(vm, actor, "stop", from, to, false, `Stop failed: ${userMessage(error)}`, stillRuns ? {} : { pid: null, ...NOT_RUNNING });
         throw new HangarError("DRIVER_FAILED", `Stopping VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
@@ -313,6 +335,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
   async function deleteVm(vmId: string, actor: Actor): Promise<void> {
     await guarded(vmId, async () => {
       const { vm, from } = await begin(vmId, "Delete");
+      readiness.forget(vmId);
       const driver = driverFor(vmId);
       try {
         await driver.kill();
@@ -338,6 +361,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
       const { vm, from, next } = await begin(vmId, "Suspend");
       if (next === from) return;
       const driver = driverFor(vmId);
+      readiness.forget(vmId);
       const started = Date.now();
       try {
         await driver.suspend();
@@ -361,9 +385,16 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     return vm ? settle(vm, from, to, note, data) : false;
   }
 
-  /** Compare-and-set from a transient state, with the reconciler's event. */
+  /**
+   * Compare-and-set from a transient state, with the reconciler's event. A VM that stops
+   * running is no longer ready (a suspended one keeps what its boot reached, as a suspend
+   * does); a qemu adopted as Running has its boot watched again.
+   */
   async function settle(vm: { id: string; name: string }, from: State, to: State, note: Note, data: Record<string, unknown> = {}): Promise<boolean> {
-    if (!(await compareAndSet(vm.id, from, to, { ...data, error: note.error ?? null }))) return false;
+    const ready = to === "Stopped" || to === "ErrorUnknown" || to === "Initial" ? NOT_RUNNING : {};
+    if (!(await compareAndSet(vm.id, from, to, { ...data, ...ready, error: note.error ?? null }))) return false;
+    if (to === "Running" && typeof data.pid === "number") readiness.watch(vm.id, data.pid);
+    else if (to !== "Running") readiness.forget(vm.id);
     await recorder.record({ stream: "vm", vm, actor: RECONCILER, action: "reconcile", from, to, ok: note.error === undefined, message: note.message });
     return true;
   }
@@ -507,7 +538,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
         if (vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is not running.`);
         const driver = driverFor(vmId);
         const { privateKeyFile } = await driver.identity();
-        return driver.shell([command, ...args], vm.sshPort, privateKeyFile);
+        return driver.shell([command, ...args], vm.sshPort, privateKeyFile, { user: vm.image.loginUser });
       },
       properties: async () => {
         const vm = await load(vmId);
@@ -530,5 +561,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId }: Lifecy
     instance,
     isBusy: (vmId: string) => inFlight.has(vmId),
     hostId,
+    /** Waits for the running VM's ready condition to settle (readiness.ts). */
+    waitForReady: readiness.waitForReady,
+    /** Ends the readiness watches (process shutdown). */
+    close: readiness.close,
   };
 }

@@ -35,6 +35,7 @@ describe("a real VM through the API", () => {
     expect(hostname.stdout.trim()).toBe("real-one");
     const exec = await t.hangar.lifecycle.instance(vm.id, "tester").exec("cat", "/run/instance-id");
     expect(exec.stdout.trim()).toBe(vm.id);
+    expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 120 })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
 
     const stopped = await api.vm.stop({ id: vm.id, timeoutSec: 30 });
     expect(stopped.state).toBe("Stopped");
@@ -47,6 +48,7 @@ describe("a real VM through the API", () => {
       "create:Initial:true",
       "clone:Stopped:true",
       "start:Running:true",
+      "ready:Running:true",
       "stop:Stopped:true",
       "delete:Deleted:true",
     ]);

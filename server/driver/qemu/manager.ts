@@ -12,11 +12,14 @@ import { execa } from "execa";
 import { z } from "zod";
 import {
   AlreadyRunningError,
+  CommandTimeoutError,
+  HANGAR_LOGIN_USER,
   NotRunningError,
   DiskHasSnapshotsError,
   DiskShrinkError,
   SnapshotNotFoundError,
   type DiskInfo,
+  type LoginOptions,
   type Manager,
   type PortForward,
   type ShellOptions,
@@ -239,17 +242,21 @@ export class QemuManager implements Manager {
   async shell(command: string[], sshPort: number, identityFile: string, options: ShellOptions = {}): Promise<ShellResult> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const max = options.maxOutputBytes ?? 1024 * 1024;
-    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", `root@${this.sshHost()}`, command.map(shellQuote).join(" ")], {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const user = options.user ?? HANGAR_LOGIN_USER;
+    const argv = options.asRoot && user !== "root" ? ["sudo", "-n", "--", ...command] : command;
+    const result = await execa("ssh", [...sshOptions(sshPort, identityFile), "--", `${user}@${this.sshHost()}`, argv.map(shellQuote).join(" ")], {
       reject: false,
       input: options.input ?? "",
-      timeout: options.timeoutMs ?? 60_000,
+      timeout: timeoutMs,
       maxBuffer: max,
       encoding: "utf8",
       stripFinalNewline: false,
     });
     const truncated = Boolean(result.isMaxBuffer);
-    if (result.exitCode === 255 && !truncated) throw new Error(`ssh to the VM failed: ${firstLines(result.stderr)}`);
-    if (result.timedOut) throw new Error(`the command did not finish within ${(options.timeoutMs ?? 60_000) / 1000} s`);
+    // ssh ends with 255 when it is killed too, so the time limit is checked first.
+    if (result.timedOut) throw new CommandTimeoutError(timeoutMs);
+    if (result.exitCode === 255 && !truncated) throw new Error(`ssh to the VM failed: ${firstLines(result.stderr) || "no reason given"}`);
     return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? -1, truncated };
   }
 
@@ -274,18 +281,31 @@ export class QemuManager implements Manager {
     });
   }
 
-  async sync(from: string, to: string, chown: string | undefined, excludes: string[], sshPort: number, identityFile: string): Promise<void> {
+  async sync(
+    from: string,
+    to: string,
+    chown: string | undefined,
+    excludes: string[],
+    sshPort: number,
+    identityFile: string,
+    options: LoginOptions = {},
+  ): Promise<void> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const user = options.user ?? HANGAR_LOGIN_USER;
     const remoteShell = ["ssh", ...sshOptions(sshPort, identityFile)].map(rsyncQuote).join(" ");
-    await execa("rsync", [
+    const viaSudo = (options.asRoot || chown !== undefined) && user !== "root";
+    // The error says what rsync said, never its command line (which names host paths).
+    const result = await execa("rsync", [
       "-a",
       "-e", remoteShell,
+      ...(viaSudo ? ["--rsync-path=sudo -n rsync"] : []),
       ...(chown ? [`--chown=${chown}`] : []),
       ...excludes.map((pattern) => `--exclude=${pattern}`),
       "--",
       from,
-      `root@${this.sshHost()}:${to}`,
-    ]);
+      `${user}@${this.sshHost()}:${to}`,
+    ], { reject: false, stdin: "ignore" });
+    if (result.exitCode !== 0) throw new Error(`rsync failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
   }
 
   async stop(timeoutMs: number): Promise<StopOutcome> {
