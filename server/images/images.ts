@@ -18,6 +18,7 @@ import { HangarError, errorMessage, isHangarError } from "../errors.ts";
 import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
 import { inspectDisk, plausibleRawDisk, readHead } from "./disk-format.ts";
 import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fetch.ts";
+import { isIso9660 } from "./iso.ts";
 
 export interface ImportInput {
   name: string;
@@ -166,18 +167,24 @@ export function createImages({
 
   /**
    * Checks a private copy of a disk and converts it into images/<sha256>.qcow2; `raw` must look
-   * like a disk when `requireDisk` (URL imports: a web page is not one).
+   * like a disk when `requireDisk` (URL imports: a web page is not one). An ISO9660 image (an
+   * installer for a CD-ROM drive) stays raw, as images/<sha256>.iso: it has no header that
+   * could name a file, and the drive reads it as it is.
    */
-  async function storeDisk(copy: string, sha256: string, requireDisk: boolean): Promise<{ path: string; sizeBytes: bigint }> {
-    const target = path.join(imagesDir, `${sha256}.qcow2`);
+  async function storeDisk(copy: string, sha256: string, requireDisk: boolean): Promise<{ path: string; sizeBytes: bigint; format: "qcow2" | "raw" }> {
     try {
       const info = await inspectDisk(copy);
+      if (info.format === "raw" && (await isIso9660(copy))) {
+        const iso = await settle(copy, sha256, "iso");
+        return { path: iso, sizeBytes: BigInt((await stat(iso)).size), format: "raw" };
+      }
       if (info.format === "raw" && requireDisk) {
         const { head, size } = await readHead(copy);
         if (!plausibleRawDisk(head, size)) {
           throw new HangarError("INVALID_INPUT", "The download is not a disk image: neither qcow2 nor a raw disk with a partition table or file system.");
         }
       }
+      const target = path.join(imagesDir, `${sha256}.qcow2`);
       if (!(await exists(target))) {
         const converting = `${copy}.qcow2`;
         try {
@@ -187,10 +194,10 @@ export function createImages({
           await rm(converting, { force: true });
         }
       }
+      return { path: target, sizeBytes: BigInt((await stat(target)).size), format: "qcow2" };
     } finally {
       await rm(copy, { force: true });
     }
-    return { path: target, sizeBytes: BigInt((await stat(target)).size) };
   }
 
   /** Copies a kernel or initrd into images/<sha256>.<ext>. */
@@ -273,7 +280,7 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, false);
       return await db.image.update({
         where: { id: image.id },
-        data: { ...boot, path: stored.path, format: "qcow2", sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", ...login },
+        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", ...login },
       });
     } catch (error) {
       await removePartials(image.id);
@@ -307,7 +314,7 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, true);
       await db.image.update({
         where: { id: imageId },
-        data: { path: stored.path, format: "qcow2", sha256, status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
+        data: { path: stored.path, format: stored.format, sha256, status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
       });
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
     } catch (error) {
