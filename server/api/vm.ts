@@ -59,7 +59,7 @@ export const vmRouter = router({
     .meta({ permission: "vm.control" })
     .input(z.object({ id, diskGiB }))
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
-  /** Forwards a host port (0: any free one) to a guest port, at once if the VM runs and at every start. */
+  /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
     .meta({ permission: "vm.control" })
     .input(portForward.extend({ id }))

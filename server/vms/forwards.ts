@@ -33,7 +33,7 @@ async function settledVm(hangar: Hangar, id: string) {
   return vm;
 }
 
-/** Forwards host port `hostPort` (0: any free one) to `guestPort`; returns the forward. */
+/** Forwards host port `hostPort` (0 for a free one) to `guestPort`; returns the forward. */
 export async function addForward(hangar: Hangar, input: { id: string; hostPort: number; guestPort: number }, actor: string) {
   const { db } = hangar;
   const vm = await settledVm(hangar, input.id);

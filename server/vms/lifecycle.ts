@@ -4,6 +4,7 @@
  * state and an Event, publish the change. The only writer of Vm.state: routers, the pool
  * and the reconciler all come through here.
  */
+import { z } from "zod";
 import type { Db } from "../db.ts";
 import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
@@ -64,10 +65,12 @@ export interface CloneInfo {
   sourceName: string;
 }
 
+const cloneInfoJson = z.object({ sourceVmId: z.string().min(1), sourceName: z.string().min(1) });
+
 function cloneSource(cloneInfo: string | null): CloneInfo | undefined {
   if (!cloneInfo) return undefined;
-  const parsed = JSON.parse(cloneInfo) as Partial<CloneInfo>;
-  return parsed.sourceVmId && parsed.sourceName ? { sourceVmId: parsed.sourceVmId, sourceName: parsed.sourceName } : undefined;
+  const parsed = cloneInfoJson.safeParse(JSON.parse(cloneInfo));
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** The VM row's network mode as the driver takes it. */

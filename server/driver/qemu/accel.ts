@@ -4,6 +4,7 @@
  * kernel alone, watching the serial port for "Linux version" for a few seconds. The result
  * is kept per host boot in the state directory. HANGAR_ACCEL=kvm|tcg overrides.
  */
+import { z } from "zod";
 import { constants } from "node:fs";
 import { access, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -12,6 +13,9 @@ import type { Accel } from "./args.ts";
 import { qemuRunAs } from "./manager.ts";
 
 const PROBE_TIMEOUT_MS = 6000;
+
+/** What the probe left in the state directory: the decision, for this host boot. */
+const probeCache = z.object({ bootId: z.string(), decision: z.object({ accel: z.enum(["kvm", "tcg"]), reason: z.string() }) });
 
 export interface AccelDecision {
   accel: Accel;
@@ -31,8 +35,8 @@ export async function chooseAccel(stateDir: string, probeKernel: string | undefi
 
   const cacheFile = path.join(stateDir, "accel-probe.json");
   const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
-  const cached = await readFile(cacheFile, "utf8").then((t) => JSON.parse(t) as { bootId: string; decision: AccelDecision }, () => undefined);
-  if (cached && cached.bootId === bootId) return cached.decision;
+  const cached = await readFile(cacheFile, "utf8").then((text) => probeCache.safeParse(JSON.parse(text)), () => undefined);
+  if (cached?.success && cached.data.bootId === bootId) return cached.data.decision;
 
   // Without the unprivileged user the probe does not run: qemu never runs as root.
   const runAs = await qemuRunAs(qemuUser).catch(() => null);

@@ -39,6 +39,9 @@ import { generateSshKeyPair } from "./sshkey.ts";
 import { guestAgent } from "./guest-agent.ts";
 
 const diskInfoJson = z.object({ "virtual-size": z.number(), "actual-size": z.number().optional() });
+const snapshotsJson = z.object({
+  snapshots: z.array(z.object({ name: z.string(), "vm-state-size": z.number(), "date-sec": z.number(), "date-nsec": z.number().optional() })).optional(),
+});
 
 /** The machine family; each start pins the concrete type it resolves to (pc-q35-7.2…). */
 export const MACHINE_FAMILY = "q35";
@@ -452,7 +455,7 @@ export class QemuManager implements Manager {
     if (!(await this.exists())) return [];
     // -U: read the snapshot table even while the running qemu holds the disk's lock.
     const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
-    const info = JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number; "date-sec": number; "date-nsec"?: number }[] };
+    const info = snapshotsJson.parse(JSON.parse(stdout));
     return (info.snapshots ?? []).map((s) => ({
       name: s.name,
       vmStateBytes: s["vm-state-size"],
