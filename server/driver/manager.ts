@@ -29,6 +29,10 @@ export class SnapshotNotFoundError extends Error {
   }
 }
 
+/** The guest's firmware: SeaBIOS, or OVMF with a per-VM variable store. */
+export type Firmware = "bios" | "uefi";
+export const FIRMWARES = ["bios", "uefi"] as const satisfies readonly Firmware[];
+
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
   kernel: string;
@@ -52,6 +56,8 @@ export interface StartOptions {
   /** Attach the hypervisor's human monitor (HMP) on its own socket. */
   monitor: boolean;
   boot?: DirectBootOptions;
+  /** Default "bios". "uefi" keeps the VM's UEFI variables in its own directory, made on first start. */
+  firmware?: Firmware;
   /** Forwards besides SSH (SSH's own is always set up; see sshHostPort). */
   ports: PortForward[];
   /** Host port for the guest's SSH; 0 picks a free one. */

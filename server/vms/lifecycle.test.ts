@@ -56,12 +56,19 @@ describe("lifecycle", () => {
     expect(await stateOf(row.id)).toBe("Stopped");
   });
 
+  it("boots with the image's firmware", async () => {
+    const uefi = await hangar.db.image.create({ data: { name: "uefi", path: "/images/uefi.qcow2", status: "ready", firmware: "uefi" } });
+    const vm = await createVm(hangar, { name: "vm-uefi", imageId: uefi.id, cpus: 1, memoryMiB: 256 }, "tester");
+    await hangar.lifecycle.startVm(vm.id, "tester");
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ firmware: "uefi" });
+  });
+
   it("starts, stops and deletes, writing each transition", async () => {
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "tester");
     let row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect([row.state, row.sshPort, row.pid]).toEqual(["Running", 40000 + fake.vm(vm.id).pid, fake.vm(vm.id).pid]);
-    expect(fake.vm(vm.id).lastStart).toMatchObject({ hostname: "vm-1", instanceId: vm.id, cpus: 1, memoryMiB: 256 });
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ hostname: "vm-1", instanceId: vm.id, cpus: 1, memoryMiB: 256, firmware: "bios" });
 
     await hangar.lifecycle.stopVm(vm.id, 1000, "tester");
     row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });

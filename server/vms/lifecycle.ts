@@ -5,7 +5,7 @@
  * and the reconciler all come through here.
  */
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, NotRunningError, type Manager } from "../driver/manager.ts";
+import { AlreadyRunningError, FIRMWARES, NotRunningError, type Firmware, type Manager } from "../driver/manager.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
@@ -206,6 +206,7 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
           boot: vm.image.kernel
             ? { kernel: vm.image.kernel, initrd: vm.image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined }
             : undefined,
+          firmware: firmwareOf(vm.image.firmware),
           ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })),
           sshHostPort: 0,
           hostname: vm.name,
@@ -357,4 +358,9 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
   }
 
   return { cloneVm, startVm, stopVm, deleteVm, suspendVm, observe, instance, isBusy: (vmId: string) => inFlight.has(vmId), record, hostId };
+}
+
+/** The image's firmware column; anything unknown boots as BIOS, the column's default. */
+function firmwareOf(value: string): Firmware {
+  return FIRMWARES.find((f) => f === value) ?? "bios";
 }

@@ -16,6 +16,7 @@ function config(overrides: Partial<QemuConfig> = {}, stateDir = "/var/lib/hangar
     cpus: 1,
     memoryMiB: 256,
     diskFormat: "qcow2",
+    firmware: "bios",
     sshHostPort: 0,
     ports: [],
     monitor: false,
@@ -51,6 +52,9 @@ describe("buildQemuArgs golden files", () => {
       }),
     ));
 
+  it("UEFI: OVMF's code read-only and the VM's own variable store, after the disk", () =>
+    golden("uefi-tcg", config({ firmware: "uefi", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", cpus: 2, memoryMiB: 1024 })));
+
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
 });
@@ -68,6 +72,8 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a host port above 65535", { ports: [{ hostPort: 70000, guestPort: 80 }] }],
     ["zero CPUs", { cpus: 0 }],
     ["a machine type with a comma", { machine: "q35,accel=kvm" }],
+    ["UEFI without the firmware code", { firmware: "uefi" }],
+    ["a relative UEFI firmware path", { firmware: "uefi", uefiCode: "OVMF_CODE.fd" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);

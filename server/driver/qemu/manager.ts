@@ -3,11 +3,12 @@
  * with QMP and a serial socket, pid checks through /proc, ACPI stop with a forced fallback.
  * Every process is started with execa and an argv array.
  */
-import { chmod, copyFile, mkdir, open, readFile, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readFile, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Writable } from "node:stream";
 import { execa } from "execa";
+import { z } from "zod";
 import {
   AlreadyRunningError,
   NotRunningError,
@@ -23,6 +24,7 @@ import {
 } from "../manager.ts";
 import { SNAPSHOT_TAG, buildQemuArgs, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
+import { findOvmf } from "./firmware.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
 import { greetsWithSshBanner, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
@@ -96,6 +98,8 @@ export class QemuManager implements Manager {
         userData: options.userData,
       });
     }
+    const firmware = options.firmware ?? "bios";
+    const uefiCode = firmware === "uefi" ? await this.prepareUefi() : undefined;
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
     const args = buildQemuArgs({
@@ -108,6 +112,8 @@ export class QemuManager implements Manager {
       memoryMiB: options.memoryMiB,
       diskFormat: "qcow2",
       boot: options.boot,
+      firmware,
+      uefiCode,
       sshHostPort: options.sshHostPort,
       ports: options.ports,
       monitor: options.monitor,
@@ -146,6 +152,22 @@ export class QemuManager implements Manager {
 
   async running(): Promise<boolean> {
     return (await this.pid()) !== 0;
+  }
+
+  /** OVMF's code file, after giving the VM its own variable store when it has none yet. */
+  private async prepareUefi(): Promise<string> {
+    const ovmf = await findOvmf();
+    if (!(await exists(this.files.uefiVars))) {
+      const partial = `${this.files.uefiVars}.partial`;
+      try {
+        await execa("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", "--", ovmf.varsTemplate, partial]);
+        await rename(partial, this.files.uefiVars);
+      } finally {
+        await rm(partial, { force: true });
+      }
+      this.log("created the UEFI variable store");
+    }
+    return ovmf.code;
   }
 
   /** The pid in the pid file when that process is alive and is this VM's qemu (not a reused pid). */
@@ -251,6 +273,10 @@ export class QemuManager implements Manager {
 
   async discardSuspendedState(): Promise<void> {
     if (await this.hasSnapshot(SUSPEND_TAG)) await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.disk]);
+    // savevm snapshotted the UEFI variable store too.
+    if ((await snapshotsOf(this.files.uefiVars)).some((s) => s.name === SUSPEND_TAG)) {
+      await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.uefiVars]);
+    }
   }
 
   async cloneFrom(sourceVmId: string): Promise<void> {
@@ -263,6 +289,8 @@ export class QemuManager implements Manager {
       // A copy of the source's overlay: same base image, its own file. The source's
       // internal snapshots come along; the suspend state never does (clones boot fresh).
       await copyFile(source.disk, this.files.disk);
+      // The UEFI variables belong with the disk: its snapshots were taken of both.
+      if (await exists(source.uefiVars)) await copyFile(source.uefiVars, this.files.uefiVars);
       await this.discardSuspendedState();
       await this.writeNewKeyPair();
       this.log(`cloned disk of VM ${sourceVmId}`);
@@ -307,11 +335,7 @@ export class QemuManager implements Manager {
   }
 
   private async readSnapshots(): Promise<Snapshot[]> {
-    if (!(await this.exists())) return [];
-    // -U: read the snapshot table even while the running qemu holds the disk's lock.
-    const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
-    const info = JSON.parse(stdout) as { snapshots?: { name: string; "vm-state-size": number; "date-sec": number }[] };
-    return (info.snapshots ?? []).map((s) => ({ name: s.name, vmStateBytes: s["vm-state-size"], createdAt: new Date(s["date-sec"] * 1000) }));
+    return snapshotsOf(this.files.disk);
   }
 
   private async hasSnapshot(name: string): Promise<boolean> {
@@ -401,6 +425,23 @@ export async function resolveMachineType(alias: string): Promise<string> {
     return aliases;
   });
   return (await machineTypes).get(alias) ?? alias;
+}
+
+const QemuImgInfo = z.object({
+  snapshots: z.array(z.object({ name: z.string(), "vm-state-size": z.number(), "date-sec": z.number() })).optional(),
+});
+
+/** The internal snapshots of a qcow2 file; none when the file does not exist. */
+async function snapshotsOf(file: string): Promise<Snapshot[]> {
+  if (!(await exists(file))) return [];
+  // -U: read the snapshot table even while the running qemu holds the file's lock.
+  const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", file]);
+  const info = QemuImgInfo.parse(JSON.parse(stdout));
+  return (info.snapshots ?? []).map((s) => ({ name: s.name, vmStateBytes: s["vm-state-size"], createdAt: new Date(s["date-sec"] * 1000) }));
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
 }
 
 async function readPid(pidFile: string): Promise<number> {

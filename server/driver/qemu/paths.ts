@@ -29,6 +29,12 @@ export interface VmFiles {
   serialSocket: string;
   /** Human monitor (HMP) socket, only when started with the monitor on. */
   monitorSocket: string;
+  /**
+   * UEFI variable store (the NVRAM), copied from OVMF's template on the first UEFI start.
+   * qcow2, not raw: savevm (suspend, live snapshots) refuses a writable drive that cannot
+   * hold snapshots, and this one is writable.
+   */
+  uefiVars: string;
   /** The VM's own SSH key pair (0600). */
   sshKey: string;
   sshPublicKey: string;
@@ -62,6 +68,7 @@ export function vmFiles(stateDir: string, id: string): VmFiles {
     qmpSocket: path.join(socketDir, "qmp.sock"),
     serialSocket: path.join(socketDir, "serial.sock"),
     monitorSocket: path.join(socketDir, "monitor.sock"),
+    uefiVars: path.join(dir, "uefi-vars.qcow2"),
     sshKey: path.join(dir, "id_ed25519"),
     sshPublicKey: path.join(dir, "id_ed25519.pub"),
     socketDir,
