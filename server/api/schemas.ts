@@ -1,5 +1,6 @@
 /** Input schemas, with messages a person can act on. */
 import { z } from "zod";
+import { FIRMWARES } from "../driver/manager.ts";
 
 export const vmName = z
   .string()
@@ -57,6 +58,8 @@ export const importImageInput = z
     kernel: z.string().min(1).max(4096).optional(),
     initrd: z.string().min(1).max(4096).optional(),
     cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
+    /** Absent: read from the disk (an EFI system partition and no BIOS boot code: "uefi"). */
+    firmware: z.enum(FIRMWARES, { error: 'firmware must be "bios" or "uefi".' }).optional(),
   })
   .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.");
 

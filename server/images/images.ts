@@ -11,7 +11,9 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { execa } from "execa";
 import type { Db } from "../db.ts";
+import type { Firmware } from "../driver/manager.ts";
 import { HangarError, errorMessage } from "../errors.ts";
+import { detectFirmware } from "./firmware.ts";
 
 export interface ImportInput {
   name: string;
@@ -21,6 +23,8 @@ export interface ImportInput {
   kernel?: string;
   initrd?: string;
   cmdline?: string;
+  /** Absent: detected from the disk. */
+  firmware?: Firmware;
 }
 
 export const BUILTIN_IMAGE = "hangar-tiny";
@@ -90,8 +94,9 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
       }
       const stored = await store(file, sha256, format, false);
       const { size } = await stat(stored);
+      const firmware = input.firmware ?? (await detectFirmware(stored, format));
       return db.image.create({
-        data: { name: input.name, path: stored, format, sha256, sizeBytes: BigInt(size), progress: BigInt(size), status: "ready", ...boot },
+        data: { name: input.name, path: stored, format, sha256, sizeBytes: BigInt(size), progress: BigInt(size), status: "ready", firmware, ...boot },
       });
     }
 
@@ -99,11 +104,11 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
     const image = await db.image.create({
       data: { name: input.name, path: "", status: "importing", ...boot },
     });
-    void download(image.id, url, input.sha256?.toLowerCase());
+    void download(image.id, url, input.sha256?.toLowerCase(), input.firmware);
     return image;
   }
 
-  async function download(imageId: string, url: URL, expected: string | undefined): Promise<void> {
+  async function download(imageId: string, url: URL, expected: string | undefined, firmware: Firmware | undefined): Promise<void> {
     const partial = path.join(imagesDir, `.import-${imageId}.part`);
     try {
       const response = await fetch(url, { redirect: "follow" });
@@ -131,7 +136,7 @@ export function createImages({ db, imagesDir, log = () => undefined }: { db: Db;
       const stored = await store(partial, sha256, format, true);
       await db.image.update({
         where: { id: imageId },
-        data: { path: stored, format, sha256, status: "ready", progress: BigInt(received), sizeBytes: BigInt(received) },
+        data: { path: stored, format, sha256, firmware: firmware ?? (await detectFirmware(stored, format)), status: "ready", progress: BigInt(received), sizeBytes: BigInt(received) },
       });
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
     } catch (error) {
