@@ -29,6 +29,14 @@ export class SnapshotNotFoundError extends Error {
   }
 }
 
+/** A host program or file the VM needs is not installed (qemu, OVMF…); the message says which. */
+export class HostToolMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HostToolMissingError";
+  }
+}
+
 /** The guest's firmware: SeaBIOS, or OVMF with a per-VM variable store. */
 export type Firmware = "bios" | "uefi";
 export const FIRMWARES = ["bios", "uefi"] as const satisfies readonly Firmware[];

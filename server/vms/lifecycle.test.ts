@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HostToolMissingError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -123,6 +124,13 @@ describe("lifecycle", () => {
     expect(row.error).toContain("could not open disk");
     const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "start" } });
     expect([event.ok, event.toState]).toEqual([false, "Stopped"]);
+  });
+
+  it("says what the host lacks when the start needs a missing tool (UEFI firmware)", async () => {
+    const vm = await newVm();
+    fake.failNext.set("start", new HostToolMissingError("UEFI firmware (OVMF) is not installed on this host; install the ovmf package or use BIOS firmware."));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("HOST_TOOL_MISSING");
+    expect(await stateOf(vm.id)).toBe("Stopped");
   });
 
   it("marks a VM ErrorUnknown when a stop fails and qemu still runs; delete then cleans up", async () => {

@@ -5,7 +5,7 @@
  * and the reconciler all come through here.
  */
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, FIRMWARES, NotRunningError, type Firmware, type Manager } from "../driver/manager.ts";
+import { AlreadyRunningError, FIRMWARES, HostToolMissingError, NotRunningError, type Firmware, type Manager } from "../driver/manager.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
@@ -236,7 +236,8 @@ export function createLifecycle({ db, bus, driverFor, hostId }: LifecycleDeps) {
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
         await finish(vm, actor, "start", from, to, false, message, { pid: null });
-        throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+        const code = error instanceof HostToolMissingError ? "HOST_TOOL_MISSING" : "DRIVER_FAILED";
+        throw new HangarError(code, `Starting VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
       }
     });
   }

@@ -4,6 +4,7 @@
  * Debian's `ovmf` package.
  */
 import { access } from "node:fs/promises";
+import { HostToolMissingError } from "../manager.ts";
 
 export interface OvmfFiles {
   code: string;
@@ -20,16 +21,9 @@ const CANDIDATES: OvmfFiles[] = [
   { code: "/usr/share/edk2/ovmf/OVMF_CODE.fd", varsTemplate: "/usr/share/edk2/ovmf/OVMF_VARS.fd" },
 ];
 
-export class FirmwareMissingError extends Error {
-  constructor() {
-    super("UEFI firmware (OVMF) is not installed on this host; install the ovmf package or use BIOS firmware");
-    this.name = "FirmwareMissingError";
-  }
-}
-
 let found: Promise<OvmfFiles | undefined> | undefined;
 
-/** The host's OVMF files; throws FirmwareMissingError when there are none. */
+/** The host's OVMF files; throws HostToolMissingError when there are none. */
 export async function findOvmf(): Promise<OvmfFiles> {
   found ??= (async () => {
     for (const candidate of CANDIDATES) {
@@ -41,7 +35,7 @@ export async function findOvmf(): Promise<OvmfFiles> {
   const files = await found;
   if (!files) {
     found = undefined;
-    throw new FirmwareMissingError();
+    throw new HostToolMissingError("UEFI firmware (OVMF) is not installed on this host; install the ovmf package or use BIOS firmware.");
   }
   return files;
 }
