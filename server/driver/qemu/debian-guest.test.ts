@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,7 +50,11 @@ async function loginWhenReady(sshPort: number, timeoutMs: number): Promise<void>
 }
 
 describe("the Debian 12 cloud guest", () => {
-  it("boots through UEFI, runs Debian's cloud-init to done, grows its disk, suspends and resumes", async () => {
+  it("boots through UEFI, runs Debian's cloud-init to done, grows its disk, suspends, resumes and clones", async () => {
+    const output = new PassThrough();
+    let log = "";
+    output.on("data", (chunk: Buffer) => (log += chunk.toString()));
+    m.setOutput(output);
     await m.create(path.join(guestDir, "disk.qcow2"));
     // A bigger disk than the image's 2 GiB: cloud-init's growpart and resizefs must use it.
     await execa("qemu-img", ["resize", "-q", "--", m.files.disk, "3G"]);
@@ -115,9 +120,24 @@ describe("the Debian 12 cloud guest", () => {
     await loginWhenReady(resumed.sshPort, 5 * 60_000);
     const marker = await ssh(LOGIN, resumed.sshPort, "cat /dev/shm/hangar-marker");
     expect(marker.stdout.trim()).toBe("before-suspend");
+    expect((await execa("qemu-img", ["snapshot", "-l", "-U", "--", m.files.uefiVars])).stdout).not.toContain(SUSPEND_TAG);
 
+    // A clone of a suspended UEFI VM takes the variable store along, without the saved state.
+    await m.suspend();
+    const clone = new QemuManager("deb2", { stateDir, accel });
+    await clone.cloneFrom("deb1");
+    for (const file of [clone.files.disk, clone.files.uefiVars]) {
+      const { stdout } = await execa("qemu-img", ["snapshot", "-l", "--", file]);
+      expect(stdout).not.toContain(SUSPEND_TAG);
+    }
+    await clone.delete();
+
+    // Debian powers off on the ACPI button.
+    const again = await m.start({ ...options, resume: true });
+    await loginWhenReady(again.sshPort, 5 * 60_000);
     await m.stop(120_000);
     expect(await m.running()).toBe(false);
+    expect(log).toContain("qemu powered off");
     await m.delete();
   }, 30 * 60_000);
 });
