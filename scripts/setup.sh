@@ -10,9 +10,10 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 with_tests=false
 [ "${1:-}" = "--test" ] && with_tests=true
 
-# 1. Host packages: qemu, qemu-img, the cidata ISO tool, ssh + rsync (exec and sync), and
-#    what scripts/build-guest.sh unpacks the guest with.
-packages=(qemu-system-x86 qemu-utils genisoimage openssh-client rsync cpio binutils lz4 ca-certificates nftables iproute2)
+# 1. Host packages: qemu, qemu-img, OVMF (UEFI firmware), the cidata ISO tool, ssh + rsync
+#    (exec and sync), nftables (the guests' firewall), iproute2, and what
+#    scripts/build-guest.sh unpacks the guest with.
+packages=(qemu-system-x86 qemu-utils ovmf genisoimage openssh-client rsync cpio binutils lz4 ca-certificates nftables iproute2)
 $with_tests && packages+=(chromium)
 missing=()
 for pkg in "${packages[@]}"; do

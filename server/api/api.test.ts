@@ -96,9 +96,18 @@ describe("image.import input", () => {
     const wrong = await refusal(api.image.import({ name: "blank-bad", path: "blank.img", sha256: "0".repeat(64) }));
     expect(wrong.message).toMatch(/sha256 is [0-9a-f]{64}, not 0{64}/);
     const image = await api.image.import({ name: "blank", path: "blank.img" });
-    expect(image).toMatchObject({ format: "qcow2", status: "ready", progress: 1024n * 1024n });
+    expect(image).toMatchObject({ format: "qcow2", status: "ready", progress: 1024n * 1024n, firmware: "bios" });
     expect(image.sha256).toBe("30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58");
     expect(image.path).toBe(path.join(t.env.imagesDir, `${image.sha256}.qcow2`));
+  });
+
+  it("takes the firmware given over the one detected, and refuses an unknown one", async () => {
+    writeFileSync(path.join(t.env.imagesDir, "blank.img"), Buffer.alloc(1024 * 1024));
+    expect(await api.image.import({ name: "blank-uefi", path: "blank.img", firmware: "uefi" })).toMatchObject({ firmware: "uefi" });
+    // @ts-expect-error: not a firmware Hangar knows
+    const refused = await refusal(api.image.import({ name: "blank-coreboot", path: "blank.img", firmware: "coreboot" }));
+    expect(refused.code).toBe("BAD_REQUEST");
+    expect(refused.message).toMatch(/firmware must be/);
   });
 });
 

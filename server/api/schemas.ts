@@ -40,6 +40,7 @@ export function malformedText(input: unknown): string | undefined {
   return undefined;
 }
 import { STATES } from "../vms/state.ts";
+import { FIRMWARES } from "../driver/manager.ts";
 
 export const vmName = z
   .string()
@@ -120,6 +121,8 @@ export const importImageInput = z
     cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
     /** The account Hangar logs in as; default "hangar" (made by cloud-init). For images without cloud-init, e.g. "root". */
     loginUser: loginUser.optional(),
+    /** Absent: read from the disk (an EFI system partition and no BIOS boot code: "uefi"). */
+    firmware: z.enum(FIRMWARES, { error: 'firmware must be "bios" or "uefi".' }).optional(),
   })
   .refine((input) => Boolean(input.path) !== Boolean(input.url), "Give either a path (under the images directory) or a url.")
   .refine((input) => input.cmdline === undefined || input.kernel !== undefined, {

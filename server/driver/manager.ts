@@ -57,6 +57,17 @@ export class DiskHasSnapshotsError extends Error {
  * the VM's key and passwordless sudo), because cloud images refuse root logins.
  */
 export const HANGAR_LOGIN_USER = "hangar";
+/** A host program or file the VM needs is not installed (qemu, OVMF…); the message says which. */
+export class HostToolMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "HostToolMissingError";
+  }
+}
+
+/** The guest's firmware: SeaBIOS, or OVMF with a per-VM variable store. */
+export type Firmware = "bios" | "uefi";
+export const FIRMWARES = ["bios", "uefi"] as const satisfies readonly Firmware[];
 
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
@@ -95,6 +106,8 @@ export interface StartOptions {
   /** Attach the hypervisor's human monitor (HMP) on its own socket. */
   monitor: boolean;
   boot?: DirectBootOptions;
+  /** Default "bios". "uefi" keeps the VM's UEFI variables in its own directory, made on first start. */
+  firmware?: Firmware;
   /** Forwards besides SSH (SSH's own is always set up; see sshHostPort). */
   ports: StartForward[];
   /** Host port for the guest's SSH; 0 picks a free one. */

@@ -14,11 +14,13 @@ import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { z } from "zod";
 import type { Db } from "../db.ts";
+import type { Firmware } from "../driver/manager.ts";
 import { HangarError, errorMessage, isHangarError } from "../errors.ts";
 import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
 import { inspectDisk, plausibleRawDisk, readHead } from "./disk-format.ts";
 import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fetch.ts";
 import { isIso9660 } from "./iso.ts";
+import { detectFirmware } from "./firmware.ts";
 
 export interface ImportInput {
   name: string;
@@ -30,6 +32,8 @@ export interface ImportInput {
   cmdline?: string;
   /** The account Hangar logs in as; default "hangar". */
   loginUser?: string;
+  /** Absent: detected from the disk. */
+  firmware?: Firmware;
 }
 
 export const BUILTIN_IMAGE = "hangar-tiny";
@@ -264,7 +268,7 @@ export function createImages({
       const boot = { kernel, initrd, cmdline: kernel ? (input.cmdline ?? "console=ttyS0") : null };
       if (source.kind === "url") {
         const started = await db.image.update({ where: { id: image.id }, data: { ...boot, ...login } });
-        const task = fetchInto(image.id, source.url, input.sha256?.toLowerCase()).finally(() => {
+        const task = fetchInto(image.id, source.url, input.sha256?.toLowerCase(), input.firmware).finally(() => {
           running.delete(image.id);
           active.delete(image.id);
         });
@@ -280,7 +284,7 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, false);
       return await db.image.update({
         where: { id: image.id },
-        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", ...login },
+        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)), ...login },
       });
     } catch (error) {
       await removePartials(image.id);
@@ -292,7 +296,7 @@ export function createImages({
     }
   }
 
-  async function fetchInto(imageId: string, url: URL, expected: string | undefined): Promise<void> {
+  async function fetchInto(imageId: string, url: URL, expected: string | undefined, firmware: Firmware | undefined): Promise<void> {
     const copy = partial(imageId, "disk");
     try {
       const hash = createHash("sha256");
@@ -314,7 +318,7 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, true);
       await db.image.update({
         where: { id: imageId },
-        data: { path: stored.path, format: stored.format, sha256, status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
+        data: { path: stored.path, format: stored.format, sha256, firmware: firmware ?? (await detectFirmware(stored.path, stored.format)), status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
       });
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
     } catch (error) {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { HostToolMissingError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -56,12 +57,19 @@ describe("lifecycle", () => {
     expect(await stateOf(row.id)).toBe("Stopped");
   });
 
+  it("boots with the image's firmware", async () => {
+    const uefi = await hangar.db.image.create({ data: { name: "uefi", path: "/images/uefi.qcow2", status: "ready", firmware: "uefi" } });
+    const vm = await createVm(hangar, { name: "vm-uefi", imageId: uefi.id, cpus: 1, memoryMiB: 256 }, "tester");
+    await hangar.lifecycle.startVm(vm.id, "tester");
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ firmware: "uefi" });
+  });
+
   it("starts, stops and deletes, writing each transition", async () => {
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "tester");
     let row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect([row.state, row.sshPort, row.pid]).toEqual(["Running", 40000 + fake.vm(vm.id).pid, fake.vm(vm.id).pid]);
-    expect(fake.vm(vm.id).lastStart).toMatchObject({ hostname: "vm-1", instanceId: vm.id, cpus: 1, memoryMiB: 256 });
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ hostname: "vm-1", instanceId: vm.id, cpus: 1, memoryMiB: 256, firmware: "bios" });
 
     await hangar.lifecycle.stopVm(vm.id, 1000, "tester");
     row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
@@ -116,6 +124,13 @@ describe("lifecycle", () => {
     expect(row.error).toContain("could not open disk");
     const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "start" } });
     expect([event.ok, event.toState]).toEqual([false, "Stopped"]);
+  });
+
+  it("says what the host lacks when the start needs a missing tool (UEFI firmware)", async () => {
+    const vm = await newVm();
+    fake.failNext.set("start", new HostToolMissingError("UEFI firmware (OVMF) is not installed on this host; install the ovmf package or use BIOS firmware."));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("HOST_TOOL_MISSING");
+    expect(await stateOf(vm.id)).toBe("Stopped");
   });
 
   it("marks a VM ErrorUnknown when a stop fails and qemu still runs; delete then cleans up", async () => {

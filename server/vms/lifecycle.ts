@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, NotRunningError, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
+import { AlreadyRunningError, FIRMWARES, HostToolMissingError, NotRunningError, type Firmware, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { HangarError, userMessage } from "../errors.ts";
 import type { VmBus } from "./bus.ts";
@@ -257,6 +257,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
           boot: vm.image.kernel
             ? { kernel: vm.image.kernel, initrd: vm.image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined }
             : undefined,
+          firmware: firmwareOf(vm.image.firmware),
           ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, preferred: p.boundPort ?? undefined })),
           sshHostPort: 0,
           sshPreferredPort: vm.sshPort ?? undefined,
@@ -299,7 +300,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
         await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
-        throw new HangarError("DRIVER_FAILED", `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
+        const code = error instanceof HostToolMissingError ? "HOST_TOOL_MISSING" : "DRIVER_FAILED";
+        throw new HangarError(code, `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
   }
@@ -569,4 +571,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
     /** Ends the readiness watches (process shutdown). */
     close: readiness.close,
   };
+}
+
+/** The image's firmware column; anything unknown boots as BIOS, the column's default. */
+function firmwareOf(value: string): Firmware {
+  return FIRMWARES.find((f) => f === value) ?? "bios";
 }

@@ -16,6 +16,7 @@ function config(overrides: Partial<QemuConfig> = {}, stateDir = "/var/lib/hangar
     cpus: 1,
     memoryMiB: 256,
     diskFormat: "qcow2",
+    firmware: "bios",
     sshHostPort: 0,
     ports: [],
     forwardAddress: "127.0.0.1",
@@ -61,6 +62,9 @@ describe("buildQemuArgs golden files", () => {
   it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
     golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
 
+  it("UEFI: OVMF's code read-only and the VM's own variable store, after the disk", () =>
+    golden("uefi-tcg", config({ firmware: "uefi", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", cpus: 2, memoryMiB: 1024 })));
+
   it("doubles commas and keeps spaces in paths inside option values", () =>
     golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
 
@@ -89,6 +93,8 @@ describe("buildQemuArgs rejects what qemu would misread", () => {
     ["a user name starting with a dash", { runAs: "-daemonize" }],
     ["a relative CD-ROM image", { cdrom: "debian.iso" }],
     ["a newline in the CD-ROM image", { cdrom: "/x/a.iso\n-device VGA" }],
+    ["UEFI without the firmware code", { firmware: "uefi" }],
+    ["a relative UEFI firmware path", { firmware: "uefi", uefiCode: "OVMF_CODE.fd" }],
   ];
   it.each(cases)("rejects %s", (_label, overrides) => {
     expect(() => buildQemuArgs(config(overrides))).toThrow(QemuConfigError);

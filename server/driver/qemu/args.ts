@@ -3,7 +3,7 @@
  * qemuxml2argv): no I/O here, golden tests in args.test.ts. `-daemonize` changes directory
  * to `/`, so every path must be absolute.
  */
-import type { DirectBootOptions, NetworkConfig, PortForward } from "../manager.ts";
+import type { DirectBootOptions, Firmware, NetworkConfig, PortForward } from "../manager.ts";
 import type { VmFiles } from "./paths.ts";
 
 export type Accel = "kvm" | "tcg";
@@ -21,6 +21,9 @@ export interface QemuConfig {
   memoryMiB: number;
   diskFormat: "qcow2";
   boot?: DirectBootOptions;
+  firmware: Firmware;
+  /** OVMF's code, read-only and shared by every VM; required for "uefi". */
+  uefiCode?: string;
   sshHostPort: number;
   ports: PortForward[];
   /** The host address forwards listen on. */
@@ -125,6 +128,7 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-serial", "chardev:serial0",
     "-drive", `file=${pathValue("disk", files.disk)},format=${config.diskFormat},if=virtio,discard=unmap`,
     "-drive", `file=${pathValue("cidata", files.cidata)},format=raw,if=virtio,readonly=on`,
+    ...firmwareDrives(config),
     "-netdev", ["user", `id=${USER_NETDEV}`, ...(restricted ? ["restrict=on"] : []), ...forwards].join(","),
     "-device", `virtio-net-pci,netdev=${USER_NETDEV}`,
     "-device", "virtio-rng-pci",
@@ -168,6 +172,20 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     }
   }
   return args;
+}
+
+/**
+ * UEFI: OVMF's code and the VM's variable store as the two flash chips. They come after the
+ * disk on purpose: savevm writes the VM state into the first writable drive that can hold
+ * snapshots, and that must be the disk (suspend and snapshots read it from there).
+ */
+function firmwareDrives(config: QemuConfig): string[] {
+  if (config.firmware === "bios") return [];
+  if (!config.uefiCode) throw new QemuConfigError("UEFI boot needs the firmware code file");
+  return [
+    "-drive", `if=pflash,unit=0,format=raw,readonly=on,file=${pathValue("UEFI firmware", config.uefiCode)}`,
+    "-drive", `if=pflash,unit=1,format=qcow2,file=${pathValue("UEFI variables", config.files.uefiVars)}`,
+  ];
 }
 
 /** The argv as golden files show it: the program, then one option (and its value) a line. */

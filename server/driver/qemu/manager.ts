@@ -3,7 +3,7 @@
  * with QMP and a serial socket, pid checks through /proc, ACPI stop with a forced fallback.
  * Every process is started with execa and an argv array.
  */
-import { chmod, copyFile, mkdir, open, readFile, realpath, rm, stat, unlink, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readFile, realpath, rename, rm, stat, unlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -32,6 +32,7 @@ import {
 } from "../manager.ts";
 import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { writeCidataIso } from "./cidata.ts";
+import { findOvmf } from "./firmware.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
 import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
@@ -174,6 +175,8 @@ export class QemuManager implements Manager {
       });
     }
     const runAs = await qemuRunAs(this.options.qemuUser);
+    const firmware = options.firmware ?? "bios";
+    const uefiCode = firmware === "uefi" ? await this.prepareUefi() : undefined;
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
     const args = buildQemuArgs({
@@ -186,6 +189,8 @@ export class QemuManager implements Manager {
       memoryMiB: options.memoryMiB,
       diskFormat: "qcow2",
       boot: options.boot,
+      firmware,
+      uefiCode,
       sshHostPort: await this.hostPortFor(options.sshHostPort, options.sshPreferredPort),
       ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, p.preferred), guestPort: p.guestPort }))),
       forwardAddress: this.forwardAddress,
@@ -234,6 +239,22 @@ export class QemuManager implements Manager {
 
   async running(): Promise<boolean> {
     return (await this.pid()) !== 0;
+  }
+
+  /** OVMF's code file, after giving the VM its own variable store when it has none yet. */
+  private async prepareUefi(): Promise<string> {
+    const ovmf = await findOvmf();
+    if (!(await exists(this.files.uefiVars))) {
+      const partial = `${this.files.uefiVars}.partial`;
+      try {
+        await execa("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", "--", ovmf.varsTemplate, partial]);
+        await rename(partial, this.files.uefiVars);
+      } finally {
+        await rm(partial, { force: true });
+      }
+      this.log("created the UEFI variable store");
+    }
+    return ovmf.code;
   }
 
   /** The pid in the pid file when that process is alive and is this VM's qemu (not a reused pid). */
@@ -366,6 +387,10 @@ export class QemuManager implements Manager {
 
   async discardSuspendedState(): Promise<void> {
     if (await this.hasSnapshot(SUSPEND_TAG)) await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.disk]);
+    // savevm snapshotted the UEFI variable store too.
+    if ((await snapshotsOf(this.files.uefiVars)).some((s) => s.name === SUSPEND_TAG)) {
+      await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.uefiVars]);
+    }
   }
 
   async suspendedStateSavedAt(): Promise<Date | undefined> {
@@ -406,8 +431,11 @@ export class QemuManager implements Manager {
       // snapshots nor its saved state come along (they hold the source's memory): clones
       // start with none and boot fresh.
       await copyFile(source.disk, this.files.disk);
-      for (const snapshot of await this.readSnapshots()) {
-        await execa("qemu-img", ["snapshot", "-d", snapshot.name, "--", this.files.disk]);
+      // The UEFI variables belong with the disk. Neither keeps the source's snapshots.
+      if (await exists(source.uefiVars)) await copyFile(source.uefiVars, this.files.uefiVars);
+      for (const file of [this.files.disk, this.files.uefiVars]) {
+        if (!(await exists(file))) continue;
+        for (const snapshot of await snapshotsOf(file)) await execa("qemu-img", ["snapshot", "-d", snapshot.name, "--", file]);
       }
       await this.writeNewKeyPair();
       this.log(`cloned disk of VM ${sourceVmId}`);
@@ -452,15 +480,7 @@ export class QemuManager implements Manager {
   }
 
   private async readSnapshots(): Promise<Snapshot[]> {
-    if (!(await this.exists())) return [];
-    // -U: read the snapshot table even while the running qemu holds the disk's lock.
-    const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", this.files.disk]);
-    const info = snapshotsJson.parse(JSON.parse(stdout));
-    return (info.snapshots ?? []).map((s) => ({
-      name: s.name,
-      vmStateBytes: s["vm-state-size"],
-      createdAt: new Date(s["date-sec"] * 1000 + Math.floor((s["date-nsec"] ?? 0) / 1e6)),
-    }));
+    return snapshotsOf(this.files.disk);
   }
 
   private async hasSnapshot(name: string): Promise<boolean> {
@@ -599,6 +619,24 @@ export async function resolveMachineType(alias: string): Promise<string> {
     return aliases;
   });
   return (await machineTypes).get(alias) ?? alias;
+}
+
+/** The internal snapshots of a qcow2 file; none when the file does not exist. */
+async function snapshotsOf(file: string): Promise<Snapshot[]> {
+  if (!(await exists(file))) return [];
+  // -U: read the snapshot table even while the running qemu holds the file's lock.
+  const { stdout } = await execa("qemu-img", ["info", "-U", "--output=json", "--", file]);
+  const info = snapshotsJson.parse(JSON.parse(stdout));
+  return (info.snapshots ?? []).map((s) => ({
+    name: s.name,
+    vmStateBytes: s["vm-state-size"],
+    // To the millisecond: the reconciler tells a suspend's own saved state from an older one.
+    createdAt: new Date(s["date-sec"] * 1000 + Math.floor((s["date-nsec"] ?? 0) / 1e6)),
+  }));
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(() => true, () => false);
 }
 
 async function readPid(pidFile: string): Promise<number> {

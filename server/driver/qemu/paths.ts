@@ -33,6 +33,12 @@ export interface VmFiles {
   guestAgentSocket: string;
   /** The VGA screen over VNC (no auth: the 0700 directory is the lock); many clients share it. */
   vncSocket: string;
+  /**
+   * UEFI variable store (the NVRAM), copied from OVMF's template on the first UEFI start.
+   * qcow2, not raw: savevm (suspend, live snapshots) refuses a writable drive that cannot
+   * hold snapshots, and this one is writable.
+   */
+  uefiVars: string;
   /** The VM's own SSH key pair (0600). */
   sshKey: string;
   sshPublicKey: string;
@@ -68,6 +74,7 @@ export function vmFiles(stateDir: string, id: string): VmFiles {
     monitorSocket: path.join(socketDir, "monitor.sock"),
     guestAgentSocket: path.join(socketDir, "qga.sock"),
     vncSocket: path.join(socketDir, "vnc.sock"),
+    uefiVars: path.join(dir, "uefi-vars.qcow2"),
     sshKey: path.join(dir, "id_ed25519"),
     sshPublicKey: path.join(dir, "id_ed25519.pub"),
     socketDir,
