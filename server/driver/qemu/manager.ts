@@ -179,7 +179,7 @@ export class QemuManager implements Manager {
     const uefiCode = firmware === "uefi" ? await this.prepareUefi() : undefined;
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
-    const args = buildQemuArgs({
+    const argsFor = async (preferPorts: boolean) => buildQemuArgs({
       id: this.id,
       files: this.files,
       accel,
@@ -191,8 +191,8 @@ export class QemuManager implements Manager {
       boot: options.boot,
       firmware,
       uefiCode,
-      sshHostPort: await this.hostPortFor(options.sshHostPort, options.sshPreferredPort),
-      ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, p.preferred), guestPort: p.guestPort }))),
+      sshHostPort: await this.hostPortFor(options.sshHostPort, preferPorts ? options.sshPreferredPort : undefined),
+      ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, preferPorts ? p.preferred : undefined), guestPort: p.guestPort }))),
       forwardAddress: this.forwardAddress,
       network: options.network,
       monitor: options.monitor,
@@ -200,11 +200,20 @@ export class QemuManager implements Manager {
       cdrom: options.cdrom,
     });
     this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
-    const launch = await execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
+    const launchWith = async (args: string[]) => execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
+    let launch = await launchWith(await argsFor(true));
+    // A port that was free a moment ago can be taken before qemu binds it: any port then.
+    if (launch.exitCode !== 0 && /host forwarding rule/i.test(launch.all ?? "") && (options.sshPreferredPort || options.ports.some((p) => p.preferred))) {
+      this.log("a port it had before is taken now; starting on free ports");
+      await this.removeRuntimeFiles();
+      launch = await launchWith(await argsFor(false));
+    }
     await writeFile(this.files.launchLog, launch.all ?? "");
     if (launch.exitCode !== 0) {
       await this.forceStop();
-      throw new Error(`qemu failed to start: ${firstLines(launch.all || launch.message || "")}`);
+      // Once daemonized, qemu reports into its -D log rather than on the launch's output.
+      const reported = launch.all || (await readFile(this.files.qemuLog, "utf8").catch(() => "")) || `exit code ${launch.exitCode ?? "unknown"}`;
+      throw new Error(`qemu failed to start: ${firstLines(reported)}`);
     }
     try {
       const pid = await this.pid();

@@ -33,7 +33,8 @@ function uidsOf(pid: number): number[] {
 
 async function sh(vmId: string, script: string): Promise<string> {
   const vm = await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vmId } });
-  const result = await sshWhenReady(t.hangar.driverFor(vmId), vm.sshPort ?? 0, ["sh", "-c", script]);
+  // As root: the test writes /data, which is root's.
+  const result = await sshWhenReady(t.hangar.driverFor(vmId), vm.sshPort ?? 0, ["sh", "-c", script], 90_000, { asRoot: true });
   expect(result.exitCode, result.stderr).toBe(0);
   return result.stdout.trim();
 }
