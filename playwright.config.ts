@@ -32,6 +32,9 @@ export default defineConfig({
   reporter: [["list"]],
   use: {
     baseURL,
+    // Tall enough for a VM page's terminal to be on screen: xterm does not paint (nor update
+    // its text for screen readers, which the specs read) while it is scrolled out of view.
+    viewport: { width: 1280, height: 1600 },
     storageState: STORAGE_STATE,
     actionTimeout: 30_000,
     navigationTimeout: 60_000,

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { sshWhenReady } from "../testing/guest.ts";
-import { TERMINAL_PATH, createTerminalBridge, terminalPath, type TerminalBridge } from "./bridge.ts";
+import { TERMINAL_PATH, createTerminalBridge, terminalPath, withoutCursorReports, type TerminalBridge } from "./bridge.ts";
 import { STOPPED_NOTICE } from "./console-hub.ts";
 import { decodeControl } from "./protocol.ts";
 import { openSshSessions } from "./ssh-session.ts";
@@ -320,5 +320,14 @@ describe("terminal bridge", () => {
     await expect.poll(() => viewer.text().slice(before)).toContain(STOPPED_NOTICE);
     viewer.ws.close();
     await expect.poll(() => t.hangar.consoles.viewerCounts()).toEqual({});
+  });
+});
+
+describe("withoutCursorReports", () => {
+  it("drops the cursor position reports every viewer's terminal sends, keeping the keys around them", () => {
+    expect(withoutCursorReports(Buffer.from("ls\x1b[24;17R -l\r")).toString("latin1")).toBe("ls -l\r");
+    expect(withoutCursorReports(Buffer.from("\x1b[1;1R\x1b[2;3R")).length).toBe(0);
+    const keys = Buffer.from("\x1b[A\x1b[3~x");
+    expect(withoutCursorReports(keys)).toBe(keys);
   });
 });

@@ -20,6 +20,15 @@ import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
 import { isTerminalKind, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
 
 export const TERMINAL_PATH = "/ws/terminal";
+
+/** Cursor position reports (ESC [ row ; col R), which a terminal sends only when asked. */
+const CURSOR_REPORT = /\x1b\[\d+;\d+R/g;
+
+/** `bytes` without the cursor position reports in it. */
+export function withoutCursorReports(bytes: Buffer): Buffer {
+  const text = bytes.toString("latin1");
+  return CURSOR_REPORT.test(text) ? Buffer.from(text.replace(CURSOR_REPORT, ""), "latin1") : bytes;
+}
 /** Larger frames are refused: keystrokes and pastes are small. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -157,7 +166,12 @@ export function createTerminalBridge({
       const attached = await hub.attach(vm.id, viewer);
       onEnd(attached.detach);
       onMessage((data, binary) => {
-        if (binary && !grant.readOnly) attached.write(data);
+        if (!binary || grant.readOnly) return;
+        // A shell's line editor asks the terminal where its cursor is (ESC[6n); every viewer's
+        // xterm answers, and answers beyond the one it asked for arrive as typed keys. The
+        // console is shared, so no viewer answers: the editor does without.
+        const keys = withoutCursorReports(data);
+        if (keys.length > 0) attached.write(keys);
       });
       return;
     }
