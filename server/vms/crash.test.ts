@@ -34,7 +34,12 @@ async function qemuCount(id: string): Promise<number> {
 async function restarted(t: TestHangar, options: Pick<HangarOptions, "driverFor" | "reconciler"> = {}) {
   const db = createDb(t.env.databaseUrl);
   const hangar = createHangar({ env: t.env, db, ...options });
-  return { hangar, close: () => db.$disconnect() };
+  // Its readiness watches read the database: they end before its connection does.
+  const close = async () => {
+    await hangar.lifecycle.close();
+    await db.$disconnect();
+  };
+  return { hangar, close };
 }
 
 async function lastReconcile(hangar: Hangar, vmName: string) {
