@@ -547,7 +547,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
       },
       properties: async () => {
         const vm = await load(vmId);
-        return { ip: GUEST_IP, cloneInfo: vm.cloneInfo ? (JSON.parse(vm.cloneInfo) as unknown) : null, sshPort: vm.sshPort };
+        const cloneInfo: unknown = vm.cloneInfo ? JSON.parse(vm.cloneInfo) : null;
+        return { ip: GUEST_IP, cloneInfo, sshPort: vm.sshPort };
       },
     };
   }

@@ -202,7 +202,7 @@ export class QemuManager implements Manager {
     this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
     const launchWith = async (args: string[]) => execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
     let launch = await launchWith(await argsFor(true));
-    // A port that was free a moment ago can be taken before qemu binds it: any port then.
+    // A port that was free a moment ago can be taken before qemu binds it: then take free ports.
     if (launch.exitCode !== 0 && /host forwarding rule/i.test(launch.all ?? "") && (options.sshPreferredPort || options.ports.some((p) => p.preferred))) {
       this.log("a port it had before is taken now; starting on free ports");
       await this.removeRuntimeFiles();
