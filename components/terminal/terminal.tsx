@@ -8,11 +8,23 @@ import "@xterm/xterm/css/xterm.css";
 import { useMutation } from "@tanstack/react-query";
 import type { Terminal as Xterm } from "@xterm/xterm";
 import { useCallback, useEffect, useRef, useState } from "react";
+import { z } from "zod";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
 
 export type TerminalKind = "console" | "shell" | "monitor";
 type Phase = "inactive" | "connecting" | "connected" | "disconnected";
+
+/** A control message from the bridge (server/terminal/protocol.ts): exit, error or status. */
+const controlMessage = z.object({ type: z.string(), code: z.number().optional(), message: z.string().optional(), state: z.string().optional() });
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The socket of one terminal session, with everything it holds; close() ends it. */
 class TerminalConnection {
@@ -32,10 +44,12 @@ class TerminalConnection {
     };
     this.ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
       if (typeof event.data !== "string") return this.term.write(new Uint8Array(event.data));
-      const message = JSON.parse(event.data) as { type: string; code?: number; message?: string; state?: string };
-      if (message.type === "exit") reason = `The shell exited with code ${message.code ?? "?"}.`;
-      if (message.type === "error") reason = message.message;
-      if (message.type === "status" && message.state) handlers.onStatus(message.state);
+      const message = controlMessage.safeParse(parseJson(event.data));
+      if (!message.success) return;
+      const { type, code, message: text, state } = message.data;
+      if (type === "exit") reason = `The shell exited with code ${code ?? "?"}.`;
+      if (type === "error") reason = text;
+      if (type === "status" && state) handlers.onStatus(state);
     };
     this.ws.onclose = () => handlers.onClose(reason);
   }

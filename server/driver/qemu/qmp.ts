@@ -3,6 +3,7 @@
  * time, so nobody holds it open), the capabilities handshake, commands with ids, timeouts.
  */
 import net from "node:net";
+import { z } from "zod";
 
 export class QmpError extends Error {
   constructor(message: string) {
@@ -11,13 +12,14 @@ export class QmpError extends Error {
   }
 }
 
-type QmpMessage = {
-  return?: unknown;
-  error?: { class: string; desc: string };
-  event?: string;
-  id?: number;
-  QMP?: unknown;
-};
+const qmpMessage = z.object({
+  return: z.unknown().optional(),
+  error: z.object({ class: z.string(), desc: z.string() }).optional(),
+  event: z.string().optional(),
+  id: z.number().optional(),
+  QMP: z.unknown().optional(),
+});
+type QmpMessage = z.infer<typeof qmpMessage>;
 
 export class QmpClient {
   private buffer = "";
@@ -95,7 +97,9 @@ export class QmpClient {
   private onMessage(line: string): void {
     let message: QmpMessage;
     try {
-      message = JSON.parse(line) as QmpMessage;
+      const parsed = qmpMessage.safeParse(JSON.parse(line));
+      if (!parsed.success) return;
+      message = parsed.data;
     } catch {
       return;
     }
