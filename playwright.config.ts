@@ -7,10 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "@playwright/test";
-import { ADMIN, STORAGE_STATE } from "./e2e/hangar.ts";
+import { ADMIN, STORAGE_STATE, e2ePort } from "./e2e/hangar.ts";
 
 const root = path.dirname(fileURLToPath(import.meta.url));
-const port = 3100;
+const port = e2ePort;
 const baseURL = `http://127.0.0.1:${port}`;
 
 // The config is evaluated in the runner and again in each worker; the workers inherit the

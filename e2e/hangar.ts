@@ -9,7 +9,9 @@ import type { TestInfo } from "@playwright/test";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 
-export const baseURL = "http://127.0.0.1:3100";
+/** HANGAR_E2E_PORT lets two checkouts on one machine run their suites side by side. */
+export const e2ePort = Number(process.env.HANGAR_E2E_PORT ?? 3100);
+export const baseURL = `http://127.0.0.1:${e2ePort}`;
 
 /** The state directory the config made for this run's server. */
 export function stateDir(): string {
