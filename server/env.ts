@@ -77,6 +77,11 @@ const schema = z.object({
   HANGAR_IMPORT_IDLE_TIMEOUT_SEC: z.coerce.number().positive().default(60),
   /** The largest image a URL import may download, in bytes (default 64 GiB). */
   HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+  /**
+   * Seconds after a boot that Hangar keeps checking for the ready condition (cloud-init
+   * finished) before it records the VM as not ready; slow hosts (TCG) need more.
+   */
+  HANGAR_READY_TIMEOUT_SEC: z.coerce.number().int().min(10, "HANGAR_READY_TIMEOUT_SEC must be at least 10").default(900),
   /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
   HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
   /** This host's name in the Host table (default: the machine's hostname). */

@@ -53,7 +53,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
       new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const recorder = createRecorder({ db, bus });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
+  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
   const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });

@@ -9,23 +9,17 @@ import { PassThrough } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../../testing/paths.ts";
+import { DEBIAN_BUILD_TIMEOUT_MS, buildDebianGuest, debianGuestDir as guestDir } from "../../testing/debian.ts";
 import type { StartOptions } from "../manager.ts";
 import { chooseAccel } from "./accel.ts";
 import { QemuManager, SUSPEND_TAG, sshOptions } from "./manager.ts";
 
-// Outside the checkout, so a fresh clone (as CI makes) finds the build of an earlier run.
-const cacheHome = process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache");
-const guestDir = path.resolve(process.env.HANGAR_DEBIAN_GUEST_DIR ?? path.join(cacheHome, "hangar", "debian-12"));
 const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-debian-"));
 const accel = () => chooseAccel(stateDir, undefined).then((d) => d.accel);
 const m = new QemuManager("deb1", { stateDir, imagesDir: guestDir, accel });
 const LOGIN = "hangar";
 
-beforeAll(async () => {
-  // Cold: about ten minutes (mmdebstrap); afterwards the stamp makes it return at once.
-  await execa("bash", [path.join(REPO_ROOT, "scripts", "build-debian-guest.sh"), guestDir], { stdio: "inherit" });
-}, 40 * 60_000);
+beforeAll(buildDebianGuest, DEBIAN_BUILD_TIMEOUT_MS);
 
 afterAll(async () => {
   await m.kill();
