@@ -11,9 +11,10 @@ with_tests=false
 [ "${1:-}" = "--test" ] && with_tests=true
 
 # 1. Host packages: qemu, qemu-img, OVMF (UEFI firmware), the cidata ISO tool, ssh + rsync
-#    (exec and sync), nftables (the guests' firewall), iproute2, and what
+#    (exec and sync), xz-utils, gzip and zstd (compressed image imports), nftables (the
+#    guests' firewall), iproute2, and what
 #    scripts/build-guest.sh unpacks the guest with.
-packages=(qemu-system-x86 qemu-utils ovmf genisoimage openssh-client rsync cpio binutils lz4 ca-certificates nftables iproute2)
+packages=(qemu-system-x86 qemu-utils ovmf genisoimage openssh-client rsync cpio binutils lz4 xz-utils gzip zstd ca-certificates nftables iproute2)
 $with_tests && packages+=(chromium)
 missing=()
 for pkg in "${packages[@]}"; do

@@ -75,7 +75,7 @@ const schema = z.object({
   /** Seconds a URL import may take to connect, and may go without receiving a byte. */
   HANGAR_IMPORT_CONNECT_TIMEOUT_SEC: z.coerce.number().positive().default(30),
   HANGAR_IMPORT_IDLE_TIMEOUT_SEC: z.coerce.number().positive().default(60),
-  /** The largest image a URL import may download, in bytes (default 64 GiB). */
+  /** The largest image a URL import may download, and a compressed one decompress to, in bytes (default 64 GiB). */
   HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
   /**
    * Seconds after a boot that Hangar keeps checking for the ready condition (cloud-init

@@ -6,7 +6,6 @@
  * size cap bound what a slow or endless server can cost.
  */
 import dns from "node:dns/promises";
-import { createWriteStream } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import net, { type LookupFunction } from "node:net";
@@ -126,12 +125,12 @@ export async function openFollowingRedirects(url: URL, limits: FetchLimits): Pro
 }
 
 /**
- * Streams `url` into `file` (0600), passing each chunk to `onChunk` (hashing, progress).
- * Refuses an error status, an HTML page and anything over the size cap.
+ * Streams `url` into `sink` (which writes it somewhere), passing each chunk to `onChunk`
+ * (hashing, progress). Refuses an error status, an HTML page and anything over the size cap.
  */
 export async function download(
   url: URL,
-  file: string,
+  sink: (body: AsyncIterable<Buffer>) => Promise<unknown>,
   limits: FetchLimits,
   hooks: { onLength: (bytes: number) => Promise<void>; onChunk: (chunk: Buffer, received: number) => void },
 ): Promise<number> {
@@ -158,7 +157,7 @@ export async function download(
         callback(null, chunk);
       },
     });
-    await pipeline(response, meter, createWriteStream(file, { mode: 0o600 }));
+    await pipeline(response, meter, sink);
     return received;
   } finally {
     response.destroy();

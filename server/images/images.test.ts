@@ -18,12 +18,24 @@ let base: string;
 /** Bytes of a small self-contained qcow2 and of a raw disk with an MBR signature. */
 let qcow2Bytes: Buffer;
 let shadowBytes: Buffer;
+/** Compressed images served by the test server, by route. */
+const packed = new Map<string, Buffer>();
 const rawDisk = Buffer.alloc(1024 * 1024);
 rawDisk[510] = 0x55;
 rawDisk[511] = 0xaa;
 
 async function qemuImg(...args: string[]) {
   await execa("qemu-img", args);
+}
+
+const MiB = 1024 * 1024;
+const COMPRESSORS = { xz: ["xz", "--stdout", "-T1"], gzip: ["gzip", "--stdout"], zstd: ["zstd", "--stdout", "-q"] } as const;
+
+/** `data` compressed by the host's own tool. */
+async function compress(kind: keyof typeof COMPRESSORS, data: Buffer): Promise<Buffer> {
+  const [command, ...args] = COMPRESSORS[kind];
+  const { stdout } = await execa(command, args, { input: data, encoding: "buffer" });
+  return Buffer.from(stdout);
 }
 
 async function refusal(promise: Promise<unknown>) {
@@ -66,6 +78,10 @@ beforeAll(async () => {
   await qemuImg("create", "-q", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", path.join(scratch, "shadow.qcow2"), "1M");
   qcow2Bytes = readFileSync(path.join(scratch, "plain.qcow2"));
   shadowBytes = readFileSync(path.join(scratch, "shadow.qcow2"));
+  packed.set("/disk.qcow2.zst", await compress("zstd", qcow2Bytes));
+  packed.set("/raw-xz", await compress("xz", rawDisk));
+  packed.set("/bomb.gz", await compress("gzip", Buffer.alloc(48 * MiB)));
+  packed.set("/cut.xz", (await compress("xz", qcow2Bytes)).subarray(0, 200));
 
   server = http.createServer((req, res) => {
     const route = new URL(req.url ?? "/", "http://x").pathname;
@@ -73,6 +89,8 @@ beforeAll(async () => {
       res.writeHead(200, { "content-type": type, "content-length": body.length });
       res.end(body);
     };
+    const compressed = packed.get(route);
+    if (compressed) return send(compressed);
     switch (route) {
       case "/disk.qcow2":
         return send(qcow2Bytes);
@@ -199,6 +217,50 @@ describe("path imports", () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it.each([
+    ["xz", "qcow2", "packed.qcow2"],
+    ["gzip", "raw", "packed-gz.img"],
+    ["zstd", "qcow2", "disk.img.xz"],
+  ] as const)("decompresses a %s-compressed %s disk, told by its magic not its name (%s), and leaves the given file as it was", async (kind, inside, name) => {
+    const api = await callerFor(t.hangar);
+    const given = await compress(kind, inside === "qcow2" ? qcow2Bytes : rawDisk);
+    const source = path.join(t.env.imagesDir, name);
+    writeFileSync(source, given, { mode: 0o640 });
+    const before = statSync(source);
+    const image = await api.image.import({ name: `packed-${kind}`, path: name, sha256: sha256(given) });
+    // Keyed by the sum of what was given (the one a download page publishes); progress counted the same bytes.
+    expect(image).toMatchObject({ status: "ready", format: "qcow2", sha256: sha256(given), progress: BigInt(given.length) });
+    expect(image.path).toBe(path.join(t.env.imagesDir, `${sha256(given)}.qcow2`));
+    // The same disk as the one compressed: qemu-img compares the guest-visible contents.
+    const original = path.join(t.env.stateDir, "scratch", `original-${kind}`);
+    writeFileSync(original, inside === "qcow2" ? qcow2Bytes : rawDisk);
+    expect((await execa("qemu-img", ["compare", "-f", inside, "-F", "qcow2", "--", original, image.path], { reject: false })).exitCode).toBe(0);
+    const after = statSync(source);
+    expect({ mode: after.mode, ino: after.ino, nlink: after.nlink, size: after.size, mtimeMs: after.mtimeMs }).toEqual({ mode: before.mode, ino: before.ino, nlink: 1, size: before.size, mtimeMs: before.mtimeMs });
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("keeps every check on the decompressed disk: a backing file inside gzip is refused", async () => {
+    const api = await callerFor(t.hangar);
+    writeFileSync(path.join(t.env.imagesDir, "shadow.gz"), await compress("gzip", shadowBytes));
+    expect(await refusal(api.image.import({ name: "shadow-gz", path: "shadow.gz" }))).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/names a backing file/) });
+    // Compressed twice is not a disk either: the inner layer is refused by its magic.
+    writeFileSync(path.join(t.env.imagesDir, "twice.xz"), await compress("xz", await compress("gzip", qcow2Bytes)));
+    expect(await refusal(api.image.import({ name: "twice", path: "twice.xz" }))).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/in gzip-compressed format/) });
+    expect(await t.hangar.db.image.count({ where: { name: { in: ["shadow-gz", "twice"] } } })).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it("refuses a compressed image that decompresses past the size cap (a decompression bomb), with a sentence", async () => {
+    writeFileSync(path.join(t.env.imagesDir, "bomb.zst"), await compress("zstd", Buffer.alloc(48 * MiB)));
+    await expect(imagesWith({}).importImage({ name: "bomb", path: "bomb.zst" })).rejects.toMatchObject({
+      code: "INVALID_INPUT",
+      message: "The zstd-compressed image decompresses to more than 8 MiB, the import limit (HANGAR_IMPORT_MAX_BYTES); an admin can raise it.",
+    });
+    expect(await t.hangar.db.image.count({ where: { name: "bomb" } })).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
   it("copies the kernel and initrd into the store, keyed by their sha256", async () => {
     const api = await callerFor(t.hangar);
     writeFileSync(path.join(t.env.imagesDir, "boot.img"), rawDisk);
@@ -291,6 +353,15 @@ describe("URL imports", () => {
     expect(raw).toMatchObject({ status: "ready", format: "qcow2", sha256: sha256(rawDisk) });
   });
 
+  it("decompresses zstd and xz downloads, keyed and counted by the bytes received", async () => {
+    const images = imagesWith({});
+    const zst = packed.get("/disk.qcow2.zst") ?? Buffer.alloc(0);
+    expect(await importUrl(images, "zst-from-url", `${base}/disk.qcow2.zst`)).toMatchObject({ status: "ready", format: "qcow2", sha256: sha256(zst), progress: BigInt(zst.length), error: null });
+    const xz = packed.get("/raw-xz") ?? Buffer.alloc(0);
+    expect(await importUrl(images, "xz-from-url", `${base}/raw-xz`)).toMatchObject({ status: "ready", sha256: sha256(xz), sizeBytes: expect.any(BigInt) });
+    expect(leftovers()).toEqual([]);
+  });
+
   it("fails an import whose redirect leads to loopback when only the first host is allowed", async () => {
     const image = await importUrl(imagesWith({ allow: ["localhost"] }), "rebound", `${base.replace("127.0.0.1", "localhost")}/to-loopback`);
     expect(image.status).toBe("failed");
@@ -305,6 +376,8 @@ describe("URL imports", () => {
     ["an endless body", "/endless", /over the 8388608-byte limit/],
     ["an announced size over the cap", "/announced-huge", /over the 8388608-byte limit/],
     ["a redirect loop", "/loop", /more than 5 redirects/],
+    ["a gzip bomb", "/bomb.gz", /^Import failed: The gzip-compressed image decompresses to more than 8 MiB, the import limit \(HANGAR_IMPORT_MAX_BYTES\); an admin can raise it\.$/],
+    ["xz data cut short", "/cut.xz", /xz-compressed data is damaged or cut short/],
     ["a missing file", "/nothing-here", /answered 404/],
   ])("fails %s, with the reason and no host path", async (_label, route, reason) => {
     const image = await importUrl(imagesWith({}), `bad-${route.replace(/\W/g, "")}`, `${base}${route}`);

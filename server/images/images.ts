@@ -3,7 +3,8 @@
  * directory or streamed from an http(s) URL, kernels and initrds beside them. Everything
  * enters the store as a copy keyed by the sha256 of what was given, read-only; a disk only
  * through `qemu-img convert` to qcow2, so no header field of the given file (a backing file,
- * a data file) survives. The given file is only ever read.
+ * a data file) survives; a compressed one is decompressed first (intake.ts). The given file
+ * is only ever read.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -19,6 +20,7 @@ import { HangarError, errorMessage, isHangarError } from "../errors.ts";
 import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
 import { inspectDisk, plausibleRawDisk, readHead } from "./disk-format.ts";
 import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fetch.ts";
+import { intake } from "./intake.ts";
 import { isIso9660 } from "./iso.ts";
 import { detectFirmware } from "./firmware.ts";
 
@@ -73,6 +75,17 @@ function callerMessage(error: unknown, log: (m: string) => void): string {
   return `internal error ${reference}; the server log has the details`;
 }
 
+/** How far an import gets between two progress writes. */
+const PROGRESS_STEP = 4 * 1024 * 1024;
+
+/** `source`, passing each chunk to `see` on the way (hashing, progress). */
+async function* tap(source: AsyncIterable<Buffer>, see: (chunk: Buffer) => void): AsyncGenerator<Buffer> {
+  for await (const chunk of source) {
+    see(chunk);
+    yield chunk;
+  }
+}
+
 /** Remembered sha256 sums, by file identity (path, inode, size, mtime), kept in the images dir. */
 const hashCache = z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/));
 const HASH_CACHE = ".sha256-cache.json";
@@ -110,6 +123,16 @@ export function createImages({
   const partialPrefix = (imageId: string) => `.import-${imageId}.`;
   const partial = (imageId: string, what: string) => path.join(imagesDir, `${partialPrefix(imageId)}${what}.part`);
   const exists = (file: string) => stat(file).then(() => true, () => false);
+
+  /** Writes an import's progress (bytes of the given file so far) to its row, every few MiB. */
+  function progressReporter(imageId: string): (bytes: number) => void {
+    let reported = 0;
+    return (bytes) => {
+      if (bytes - reported < PROGRESS_STEP) return;
+      reported = bytes;
+      void db.image.update({ where: { id: imageId }, data: { progress: BigInt(bytes) } }).catch(() => undefined);
+    };
+  }
 
   /** Reads `source` into `target` (0600) and returns its sha256; the source is only opened for reading. */
   async function copyHashing(source: string, target: string): Promise<string> {
@@ -276,15 +299,28 @@ export function createImages({
         return started;
       }
       const copy = partial(image.id, "disk");
-      const sha256 = await copyHashing(source.file, copy);
+      // While it runs, the row shows how much of the given file has been read (and decompressed).
+      await db.image.update({ where: { id: image.id }, data: { sizeBytes: BigInt((await stat(source.file)).size) } });
+      const hash = createHash("sha256");
+      const report = progressReporter(image.id);
+      let read = 0;
+      await intake(
+        tap(createReadStream(source.file), (chunk) => {
+          hash.update(chunk);
+          read += chunk.length;
+          report(read);
+        }),
+        copy,
+        settings.maxBytes,
+      );
+      const sha256 = hash.digest("hex");
       if (input.sha256 && input.sha256.toLowerCase() !== sha256) {
         throw new HangarError("INVALID_INPUT", `The file's sha256 is ${sha256}, not ${input.sha256}; check the file or the sum.`);
       }
-      const { size } = await stat(copy);
       const stored = await storeDisk(copy, sha256, false);
       return await db.image.update({
         where: { id: image.id },
-        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(size), status: "ready", firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)), ...login },
+        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(read), status: "ready", firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)), ...login },
       });
     } catch (error) {
       await removePartials(image.id);
@@ -300,17 +336,14 @@ export function createImages({
     const copy = partial(imageId, "disk");
     try {
       const hash = createHash("sha256");
-      let reported = 0;
-      const received = await download(url, copy, limits, {
+      const report = progressReporter(imageId);
+      const received = await download(url, (body) => intake(body, copy, settings.maxBytes), limits, {
         onLength: async (bytes) => {
           await db.image.update({ where: { id: imageId }, data: { sizeBytes: BigInt(bytes) } });
         },
         onChunk: (chunk, total) => {
           hash.update(chunk);
-          if (total - reported > 4 * 1024 * 1024) {
-            reported = total;
-            void db.image.update({ where: { id: imageId }, data: { progress: BigInt(total) } }).catch(() => undefined);
-          }
+          report(total);
         },
       });
       const sha256 = hash.digest("hex");
