@@ -127,7 +127,7 @@ describe("the Debian 12 cloud guest through the API", () => {
           "id -un",
           "hostname",
           "cat /var/tmp/runcmd-ok",
-          "cat /etc/hangar-test/greeting",
+          "cat /etc/hangar-test/greeting; echo",
           "getent passwd alice | cut -d: -f1,7",
           "getent passwd debian | cut -d: -f1",
           "test -d /sys/firmware/efi && echo efi",
