@@ -68,6 +68,13 @@ describe("intake", () => {
     expect((await readFile(source)).equals(before)).toBe(true);
   });
 
+  it("decompresses zstd made with --long, whose window is past zstd's default memory limit", async () => {
+    const { stdout } = await execa("zstd", ["--stdout", "-q", "--long=31"], { input: disk, encoding: "buffer" });
+    const target = path.join(dir, "long.out");
+    expect(await intake(Readable.from([Buffer.from(stdout)]), target, 64 * MiB)).toEqual({ compression: "zstd", bytes: disk.length });
+    expect((await readFile(target)).equals(disk)).toBe(true);
+  });
+
   it("copies bytes that are not compressed as they are", async () => {
     const target = path.join(dir, "plain.out");
     expect(await intake(Readable.from([disk.subarray(0, 3), disk.subarray(3)]), target, 1)).toEqual({ compression: undefined, bytes: disk.length });

@@ -26,7 +26,8 @@ const MAGIC_BYTES = 6;
 const TOOLS: Record<Compression, { command: string; args: string[]; pkg: string }> = {
   xz: { command: "xz", args: ["--decompress", "--stdout", "--quiet"], pkg: "xz-utils" },
   gzip: { command: "gzip", args: ["--decompress", "--stdout", "--quiet"], pkg: "gzip" },
-  zstd: { command: "zstd", args: ["--decompress", "--stdout", "--quiet"], pkg: "zstd" },
+  // Frames made with --long (windows past zstd's default 128 MiB limit) decompress too.
+  zstd: { command: "zstd", args: ["--decompress", "--stdout", "--quiet", "--memory=2048MB"], pkg: "zstd" },
 };
 
 /** The compression `head` starts with, if any. */
