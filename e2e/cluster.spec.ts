@@ -60,6 +60,7 @@ test("alpha's dashboard shows a VM of beta change live, and opens its console", 
   await page.keyboard.type("\n");
   await expect(screen).toContainText("login:", LONG);
   await page.keyboard.type("root\n");
+  await expect(screen).toContainText(`root@${name}`, LONG);
   await page.keyboard.type("echo from-$((40+2))\n");
   await expect(screen).toContainText("from-42", LONG);
 
