@@ -84,6 +84,11 @@ const schema = z.object({
   HANGAR_READY_TIMEOUT_SEC: z.coerce.number().int().min(10, "HANGAR_READY_TIMEOUT_SEC must be at least 10").default(900),
   /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
   HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
+  /**
+   * The secret sessions are signed with; set it alike on every host, or leave it unset on
+   * all of them and the first host to start stores a generated one in the database.
+   */
+  HANGAR_AUTH_SECRET: z.string().min(32, "HANGAR_AUTH_SECRET needs at least 32 characters (e.g. openssl rand -base64 32)").optional(),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });

@@ -10,11 +10,13 @@ import { chooseAccel } from "./driver/qemu/accel.ts";
 import { QemuManager } from "./driver/qemu/manager.ts";
 import { importSettings, type Env } from "./env.ts";
 import { createRecorder } from "./audit/recorder.ts";
-import { createAuth } from "./auth/better-auth.ts";
+import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
+import { clusterKey } from "./auth/cluster-secret.ts";
 import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
+import { createImageCopies } from "./images/copies.ts";
 import { createImages } from "./images/images.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
@@ -31,11 +33,16 @@ export interface HangarOptions {
   pool?: Pick<PoolDeps, "backoffMs" | "readyTimeoutMs">;
   /** How long the reconciler gives the guest of an interrupted stop (tests shorten it). */
   reconciler?: Pick<ReconcilerDeps, "stopTimeoutMs">;
+  /**
+   * The cluster's auth secret (resolveAuthSecret: HANGAR_AUTH_SECRET or the database's);
+   * absent: HANGAR_AUTH_SECRET, else one of this state directory alone.
+   */
+  authSecret?: string;
 }
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions }: HangarOptions) {
+export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions, authSecret }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
@@ -52,15 +59,19 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     ((vmId: string) =>
       new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
+  const secret = authSecret ?? env.HANGAR_AUTH_SECRET ?? stateDirSecret(env.stateDir);
+  /** What hosts sign their requests to each other with (terminal proxying, image copies). */
+  const key = clusterKey(secret);
   const recorder = createRecorder({ db, bus });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
+  const copies = createImageCopies({ db, imagesDir: env.imagesDir, hostId: hosts.selfId, clusterKey: key, log });
+  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, localImage: copies.ensureLocal, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
-  const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
+  const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
   const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
   const auth = createAuth({
+    secret,
     db,
     databaseUrl: env.databaseUrl,
-    stateDir: env.stateDir,
     baseURL: env.publicOrigins[0] ?? `http://${env.HOST}:${env.PORT}`,
     trustedOrigins: env.allowedOrigins,
     signInsPerMinute: env.HANGAR_SIGNIN_PER_MINUTE ?? 10,
@@ -69,8 +80,8 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     },
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
-  const tickets = createTicketStore();
-  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const tickets = createTicketStore({ db });
+  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

@@ -2,7 +2,9 @@
  * Hangar's one HTTP server: pages (Next), the tRPC API (/api/trpc), sign-in (/api/auth) and
  * WebSocket upgrades (/ws/terminal, Next's own). Every request and upgrade, whatever its
  * path, is first checked for a Host that names Hangar (a DNS-rebinding page's requests name
- * the attacker's host), and every response carries the security headers.
+ * the attacker's host), and every response carries the security headers. The exception is
+ * /internal/, where hosts of one cluster call each other at their Host rows' addresses:
+ * nothing there answers without a pass signed with the cluster key, which no page has.
  */
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -14,7 +16,9 @@ import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
 import { authenticate } from "./auth/principal.ts";
 import type { Hangar } from "./hangar.ts";
 import { acceptedHosts, hostAllowed } from "./origins.ts";
+import { INTERNAL_IMAGES_PATH } from "./images/copies.ts";
 import { TERMINAL_PATH } from "./terminal/bridge.ts";
+import { INTERNAL_TERMINAL_PATH } from "./terminal/proxy.ts";
 
 /** The dashboard: Next's request and upgrade handlers (main.ts), or a stand-in in tests. */
 export interface Pages {
@@ -88,6 +92,10 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     const nonce = isPage ? randomBytes(16).toString("base64") : undefined;
     const policy = contentSecurityPolicy({ nonce, dev });
     setSecurityHeaders(res, policy);
+    if (req.url?.startsWith(INTERNAL_IMAGES_PATH)) {
+      hangar.copies.serve(req, res);
+      return;
+    }
     if (!hostAllowed(req.headers.host, hosts)) {
       res.writeHead(421, { "Content-Type": "text/plain; charset=utf-8" }).end(WRONG_HOST_MESSAGE);
       return;
@@ -107,6 +115,10 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   });
 
   server.on("upgrade", (req, socket, head) => {
+    if (req.url?.startsWith(INTERNAL_TERMINAL_PATH)) {
+      hangar.terminals.handleUpgrade(req, socket, head);
+      return;
+    }
     if (!hostAllowed(req.headers.host, hosts)) {
       socket.on("error", () => undefined);
       const body = WRONG_HOST_MESSAGE;

@@ -8,13 +8,17 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import next from "next";
+import { resolveAuthSecret } from "./auth/cluster-secret.ts";
 import { bootstrapAdmin } from "./auth/users.ts";
+import { databaseProvider } from "./database-url.ts";
+import { createDb } from "./db.ts";
 import { applyGuestFirewall } from "./driver/qemu/guest-firewall.ts";
 import { qemuRunAs } from "./driver/qemu/manager.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { createHttpServer } from "./http-server.ts";
 import { migrateDatabase } from "./migrate.ts";
+import { startFanout } from "./vms/fanout.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const log = (message: string) => console.log(`[hangar] ${message}`);
@@ -38,7 +42,12 @@ async function confineGuests(qemuUser: string): Promise<void> {
 async function main(): Promise<void> {
   const env = loadEnv();
   await migrateDatabase(env.databaseUrl);
-  const hangar = createHangar({ env, log });
+  const db = createDb(env.databaseUrl);
+  // One secret for every host on this database: a session from one is good on all.
+  const authSecret = await resolveAuthSecret({ db, stateDir: env.stateDir, fromEnv: env.HANGAR_AUTH_SECRET });
+  const hangar = createHangar({ env, db, log, authSecret });
+  // PostgreSQL may be shared by several hosts: their changes reach this one's dashboards.
+  const fanout = databaseProvider(env.databaseUrl) === "postgres" ? startFanout({ databaseUrl: env.databaseUrl, db, bus: hangar.bus, log }) : undefined;
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
   if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
   const interrupted = await hangar.images.failInterruptedImports();
@@ -46,6 +55,7 @@ async function main(): Promise<void> {
   await confineGuests(env.HANGAR_QEMU_USER);
   void hangar.accel();
   await hangar.hosts.selfId();
+  await hangar.copies.registerStore();
   const stopHeartbeat = hangar.hosts.startHeartbeat(5000);
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
@@ -57,6 +67,7 @@ async function main(): Promise<void> {
   const app = next({ dev, dir: root, hostname: env.HOST, port: env.PORT });
   await app.prepare();
   const server = createHttpServer({ hangar, dev, pages: { handle: app.getRequestHandler(), handleUpgrade: app.getUpgradeHandler() } });
+  await fanout?.listening();
   server.listen(env.PORT, env.HOST, () => {
     const origin = env.publicOrigins[0] ?? "";
     log(`dashboard on ${origin}, listening on ${env.HOST}:${env.PORT} (state in ${env.stateDir})`);
@@ -71,6 +82,7 @@ async function main(): Promise<void> {
     log("shutting down; VMs keep running");
     stopReconciler();
     stopHeartbeat();
+    void fanout?.stop();
     hangar.terminals.close();
     void hangar.pools.close();
     void hangar.lifecycle.close();

@@ -30,7 +30,7 @@ export const terminalRouter = router({
       }
       if (input.kind !== "console" && vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
       const readOnly = (input.kind === "console" || input.kind === "display") && !controls;
-      const ticket = ctx.hangar.tickets.issue({
+      const ticket = await ctx.hangar.tickets.issue({
         userId: principal.userId,
         actor: ctx.actor,
         sessionId: principal.sessionId,

@@ -19,20 +19,23 @@ export const CLIENT_IP_HEADER = "x-hangar-client-ip";
 export interface AuthOptions {
   db: Db;
   databaseUrl: string;
-  stateDir: string;
   /** Origins allowed to post sign-in forms: Hangar's public origins and HANGAR_ALLOWED_ORIGINS. */
   trustedOrigins: string[];
   /** Hangar's canonical public origin; https there makes every cookie Secure. */
   baseURL: string;
   /** Sign-in attempts allowed per client address per minute. */
   signInsPerMinute: number;
+  /** The signing secret: the cluster's (server/auth/cluster-secret.ts). */
+  secret: string;
   /** Called after each sign-in, for the audit log. */
   onSignIn?: (user: { id: string; email: string }) => Promise<void>;
 }
 
-/** The signing secret: HANGAR_AUTH_SECRET, or one generated once and kept in the state dir. */
-function authSecret(stateDir: string): string {
-  if (process.env.HANGAR_AUTH_SECRET) return process.env.HANGAR_AUTH_SECRET;
+/**
+ * A secret of this state directory alone, generated once: for a Hangar built without the
+ * cluster's (tests on their own database). main.ts always passes the cluster's.
+ */
+export function stateDirSecret(stateDir: string): string {
   const file = path.join(stateDir, "auth-secret");
   try {
     return readFileSync(file, "utf8").trim();
@@ -44,12 +47,12 @@ function authSecret(stateDir: string): string {
   }
 }
 
-export function createAuth({ db, databaseUrl, stateDir, trustedOrigins, baseURL, signInsPerMinute, onSignIn }: AuthOptions) {
+export function createAuth({ db, databaseUrl, trustedOrigins, baseURL, signInsPerMinute, secret, onSignIn }: AuthOptions) {
   return betterAuth({
     appName: "Hangar",
     baseURL,
     basePath: "/api/auth",
-    secret: authSecret(stateDir),
+    secret,
     trustedOrigins,
     database: prismaAdapter(db, { provider: databaseProvider(databaseUrl) === "sqlite" ? "sqlite" : "postgresql" }),
     emailAndPassword: { enabled: true, disableSignUp: true, minPasswordLength: 8 },

@@ -95,11 +95,14 @@ export function createImages({
   imagesDir,
   log = () => undefined,
   settings = DEFAULT_IMPORT_SETTINGS,
+  onStored = async () => undefined,
 }: {
   db: Db;
   imagesDir: string;
   log?: (m: string) => void;
   settings?: ImportSettings;
+  /** Called once an image's files are in this host's store (copies.ts records the copy). */
+  onStored?: (imageId: string) => Promise<void>;
 }) {
   const policy: AddressPolicy = parseAllowList(settings.allow);
   const limits: FetchLimits = { policy, connectTimeoutMs: settings.connectTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, maxBytes: settings.maxBytes, maxRedirects: 5 };
@@ -318,10 +321,12 @@ export function createImages({
         throw new HangarError("INVALID_INPUT", `The file's sha256 is ${sha256}, not ${input.sha256}; check the file or the sum.`);
       }
       const stored = await storeDisk(copy, sha256, false);
-      return await db.image.update({
+      await db.image.update({
         where: { id: image.id },
         data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(read), status: "ready", firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)), ...login },
       });
+      await onStored(image.id);
+      return await db.image.findUniqueOrThrow({ where: { id: image.id } });
     } catch (error) {
       await removePartials(image.id);
       await db.image.delete({ where: { id: image.id } }).catch(() => undefined);
@@ -353,6 +358,7 @@ export function createImages({
         where: { id: imageId },
         data: { path: stored.path, format: stored.format, sha256, firmware: firmware ?? (await detectFirmware(stored.path, stored.format)), status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
       });
+      await onStored(imageId);
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
     } catch (error) {
       await removePartials(imageId);
@@ -403,7 +409,9 @@ export function createImages({
     const kernel = await storeBootFile(key, path.join(dir, "vmlinuz"), "vmlinuz", await sha256Of(path.join(dir, "vmlinuz")));
     const initrd = await storeBootFile(key, path.join(dir, "initrd.img"), "initrd", await sha256Of(path.join(dir, "initrd.img")));
     const data = { path: stored, format: "qcow2", kernel, initrd, cmdline, status: "ready", error: null, sha256, sizeBytes: BigInt((await stat(stored)).size) };
-    return db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
+    const image = await db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
+    await onStored(image.id);
+    return db.image.findUniqueOrThrow({ where: { id: image.id } });
   }
 
   /** What uses an image: VMs on it (or with it in their CD-ROM drive) and pools. */

@@ -3,12 +3,15 @@
  * anything is attached, unless its Origin is one of Hangar's public or allowed origins
  * (never compared with the request's Host, which the client chooses) and it carries a
  * valid ticket. Then the socket is joined to the VM's serial console hub, an
- * SSH shell, or the qemu monitor. Heartbeats find dead peers; a terminal ends with the
- * session it was opened from, and after a long time without input.
+ * SSH shell, or the qemu monitor; for a VM on another host, it is piped to that host
+ * (proxy.ts), which takes it on the internal endpoint only with a pass signed with the
+ * cluster key. Heartbeats find dead peers; a terminal ends with the session it was opened
+ * from, and after a long time without input.
  */
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { CLUSTER_HEADER, verifyPass } from "../auth/cluster-secret.ts";
 import type { Db } from "../db.ts";
 import { HANGAR_LOGIN_USER, type Manager } from "../driver/manager.ts";
 import { userMessage } from "../errors.ts";
@@ -17,7 +20,8 @@ import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { pipeDisplay } from "./display-pipe.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
-import { isTerminalKind, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
+import { INTERNAL_TERMINAL_PATH, TERMINAL_PASS, proxyTerminal, type Owner } from "./proxy.ts";
+import { isTerminalKind, ticketGrant, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
 
 export const TERMINAL_PATH = "/ws/terminal";
 
@@ -33,7 +37,7 @@ export function withoutCursorReports(bytes: Buffer): Buffer {
 export const MAX_FRAME_BYTES = 64 * 1024;
 
 export interface BridgeOptions {
-  hangar: { db: Db; driverFor: (vmId: string) => Manager };
+  hangar: { db: Db; driverFor: (vmId: string) => Manager; hosts: { selfId: () => Promise<string> }; clusterKey: Buffer };
   hub: ConsoleHub;
   tickets: TicketStore;
   /** Every origin allowed to open terminals: Hangar's public origins and HANGAR_ALLOWED_ORIGINS. */
@@ -71,6 +75,8 @@ export function createTerminalBridge({
   const terminals = new Set<Terminal>();
   /** VMs whose qemu monitor a terminal holds. */
   const monitors = new Set<string>();
+  /** Nonces of the internal passes taken, until they expire: each is good for one terminal. */
+  const usedPasses = new Map<string, number>();
 
   function refuse(socket: Duplex, reason: string, status = "403 Forbidden"): void {
     socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(reason)}\r\n\r\n${reason}`);
@@ -90,23 +96,73 @@ export function createTerminalBridge({
     // during the handshake (or while refused) would otherwise be an uncaught exception.
     socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname === INTERNAL_TERMINAL_PATH) return handleInternal(req, socket, head);
     if (url.pathname !== TERMINAL_PATH) return refuse(socket, "No such WebSocket endpoint.", "404 Not Found");
     if (!originAllowed(req.headers.origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
     if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor or display).");
-    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
-    if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+    void tickets
+      .redeem(url.searchParams.get("ticket") ?? "", { vmId, kind })
+      .then(async (grant) => {
+        if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+        const owner = await ownerElsewhere(grant.vmId);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
+          // ws has already closed with the matching code (1002, 1007, 1009), and nothing is logged
+          // so a client cannot flood the log. Without this listener it would crash the process.
+          ws.on("error", () => undefined);
+          const opened = owner ? proxy(ws, grant, owner) : attach(ws, grant);
+          opened.catch((error: unknown) => {
+            send(ws, { type: "error", message: `The terminal could not be opened: ${userMessage(error)}` });
+            ws.close(1011);
+          });
+        });
+      })
+      .catch(() => refuse(socket, "The terminal could not be opened; try again.", "503 Service Unavailable"));
+  }
+
+  /** The host a VM runs on when that is not this one. */
+  async function ownerElsewhere(vmId: string): Promise<Owner | undefined> {
+    const vm = await hangar.db.vm.findUnique({ where: { id: vmId }, select: { hostId: true, host: { select: { name: true, apiAddress: true } } } });
+    if (!vm?.host || vm.hostId === (await hangar.hosts.selfId())) return undefined;
+    return vm.host;
+  }
+
+  /**
+   * A terminal a peer host proxies (proxy.ts): refused with 403, before anything is attached,
+   * without a pass signed with the cluster key, unexpired, not used before.
+   */
+  function handleInternal(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const pass = verifyPass(hangar.clusterKey, req.headers[CLUSTER_HEADER], TERMINAL_PASS);
+    const grant = ticketGrant.safeParse(pass?.data);
+    if (!pass || !grant.success || usedPasses.has(pass.nonce)) return refuse(socket, "This endpoint is for Hangar hosts only.");
+    const now = Date.now();
+    for (const [nonce, expiresAt] of usedPasses) if (expiresAt <= now) usedPasses.delete(nonce);
+    usedPasses.set(pass.nonce, pass.expiresAt);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
-      // ws has already closed with the matching code (1002, 1007, 1009), and nothing is logged
-      // so a client cannot flood the log. Without this listener it would crash the process.
       ws.on("error", () => undefined);
-      attach(ws, grant).catch((error: unknown) => {
+      attach(ws, grant.data).catch((error: unknown) => {
         send(ws, { type: "error", message: `The terminal could not be opened: ${userMessage(error)}` });
         ws.close(1011);
       });
     });
+  }
+
+  /**
+   * A browser's terminal on another host's VM: kept here as a terminal (heartbeats, idle
+   * time, sign-out end it), its frames piped to the owner.
+   */
+  async function proxy(ws: WebSocket, grant: TicketGrant, owner: Owner): Promise<void> {
+    const terminal: Terminal = { ws, grant, alive: true, lastInput: Date.now(), close: (message) => {
+      if (message) send(ws, { type: "error", message });
+      ws.close(1000);
+    } };
+    terminals.add(terminal);
+    ws.on("pong", () => (terminal.alive = true));
+    ws.on("message", () => (terminal.lastInput = Date.now()));
+    ws.on("close", () => terminals.delete(terminal));
+    await proxyTerminal(ws, grant, owner, hangar.clusterKey);
   }
 
   async function attach(ws: WebSocket, grant: TicketGrant): Promise<void> {

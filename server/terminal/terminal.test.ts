@@ -4,43 +4,70 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { NotRunningError, type Manager } from "../driver/manager.ts";
 import { greetsWithSshBanner } from "../driver/qemu/ports.ts";
 import { VmBus } from "../vms/bus.ts";
 import { HIGH_WATER, STOPPED_NOTICE, Scrollback, TOO_SLOW_MESSAGE, createConsoleHub, type Viewer } from "./console-hub.ts";
 import { decodeControl, encodeControl } from "./protocol.ts";
 import { openShell, openSshSessions } from "./ssh-session.ts";
+import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { createTicketStore } from "./tickets.ts";
 
 const grant = { userId: "u1", actor: "a@x", vmId: "vm1", kind: "console" as const, readOnly: false };
 
 describe("tickets", () => {
-  it("are single use", () => {
-    const store = createTicketStore();
-    const ticket = store.issue(grant);
-    expect(store.redeem(ticket)).toEqual(grant);
-    expect(store.redeem(ticket)).toBeUndefined();
+  let t: TestHangar;
+  beforeAll(async () => {
+    t = await createTestHangar();
+  });
+  afterAll(() => t.cleanup());
+
+  it("are single use", async () => {
+    const store = createTicketStore({ db: t.hangar.db });
+    const ticket = await store.issue(grant);
+    expect(await store.redeem(ticket)).toEqual(grant);
+    expect(await store.redeem(ticket)).toBeUndefined();
   });
 
-  it("expire after 30 s", () => {
-    let now = 1_000_000;
-    const store = createTicketStore({ now: () => now });
-    const ticket = store.issue(grant);
+  it("expire after 30 s", async () => {
+    let now = Date.now();
+    const store = createTicketStore({ db: t.hangar.db, now: () => now });
+    const ticket = await store.issue(grant);
     now += 30_001;
-    expect(store.redeem(ticket)).toBeUndefined();
+    expect(await store.redeem(ticket)).toBeUndefined();
   });
 
-  it("are bound to the VM and the kind, and burn on a wrong try", () => {
-    const store = createTicketStore();
-    const a = store.issue(grant);
-    expect(store.redeem(a, { vmId: "vm2" })).toBeUndefined();
-    expect(store.redeem(a)).toBeUndefined();
-    const b = store.issue(grant);
-    expect(store.redeem(b, { kind: "shell" })).toBeUndefined();
-    const c = store.issue(grant);
-    expect(store.redeem(c, { vmId: "vm1", kind: "console" })).toEqual(grant);
-    expect(store.redeem("made-up")).toBeUndefined();
+  it("are bound to the VM and the kind, and burn on a wrong try", async () => {
+    const store = createTicketStore({ db: t.hangar.db });
+    const a = await store.issue(grant);
+    expect(await store.redeem(a, { vmId: "vm2" })).toBeUndefined();
+    expect(await store.redeem(a)).toBeUndefined();
+    const b = await store.issue(grant);
+    expect(await store.redeem(b, { kind: "shell" })).toBeUndefined();
+    const c = await store.issue({ ...grant, sessionId: "s1" });
+    expect(await store.redeem(c, { vmId: "vm1", kind: "console" })).toEqual({ ...grant, sessionId: "s1" });
+    expect(await store.redeem("made-up")).toBeUndefined();
+  });
+
+  it("are kept only as a hash, and one redeemed by two hosts at once is granted once", async () => {
+    const store = createTicketStore({ db: t.hangar.db });
+    const other = createTicketStore({ db: t.hangar.db });
+    const ticket = await store.issue(grant);
+    const rows = await t.hangar.db.terminalTicket.findMany();
+    expect(rows.some((row) => row.hash === ticket || JSON.stringify(row).includes(ticket))).toBe(false);
+    const results = await Promise.all([store.redeem(ticket), other.redeem(ticket), other.redeem(ticket)]);
+    expect(results.filter(Boolean)).toEqual([grant]);
+  });
+
+  it("that expired unredeemed are removed as new ones are issued", async () => {
+    let now = Date.now();
+    const store = createTicketStore({ db: t.hangar.db, now: () => now });
+    await t.hangar.db.terminalTicket.deleteMany();
+    await store.issue(grant);
+    now += 31_000;
+    await store.issue(grant);
+    expect(await t.hangar.db.terminalTicket.count()).toBe(1);
   });
 });
 

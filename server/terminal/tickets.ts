@@ -1,8 +1,12 @@
 /**
  * Terminal tickets: opaque, random, single use, valid 30 s, bound to the caller, the VM and
- * the kind of terminal. Only a hash is kept; a redeemed or expired ticket is gone.
+ * the kind of terminal. They live in the database (only a sha256 of each), so a ticket one
+ * host issued is redeemed by whichever host the terminal's WebSocket lands on. A redeemed or
+ * expired ticket is gone.
  */
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { Db } from "../db.ts";
 
 export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
@@ -23,43 +27,61 @@ export interface TicketGrant {
   readOnly: boolean;
 }
 
-interface Entry extends TicketGrant {
-  hash: Buffer;
-  expiresAt: number;
-}
+/** A grant as it travels between hosts (in a proxied terminal's pass). */
+export const ticketGrant: z.ZodType<TicketGrant> = z.object({
+  userId: z.string().min(1),
+  actor: z.string(),
+  sessionId: z.string().min(1).optional(),
+  vmId: z.string().min(1),
+  kind: z.enum(TERMINAL_KINDS),
+  readOnly: z.boolean(),
+});
 
-const hashOf = (ticket: string) => createHash("sha256").update(ticket).digest();
+const hashOf = (ticket: string) => createHash("sha256").update(ticket).digest("hex");
 
-export function createTicketStore({ ttlMs = 30_000, now = () => Date.now() } = {}) {
-  const entries = new Map<string, Entry>();
-
-  function sweep(): void {
-    for (const [key, entry] of entries) if (entry.expiresAt <= now()) entries.delete(key);
-  }
-
+export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }: { db: Db; ttlMs?: number; now?: () => number }) {
   return {
-    issue(grant: TicketGrant): string {
-      sweep();
+    async issue(grant: TicketGrant): Promise<string> {
+      // Expired tickets nobody redeemed go as new ones come.
+      await db.terminalTicket.deleteMany({ where: { expiresAt: { lte: new Date(now()) } } });
       const ticket = randomBytes(32).toString("base64url");
-      const hash = hashOf(ticket);
-      entries.set(hash.toString("hex"), { ...grant, hash, expiresAt: now() + ttlMs });
+      await db.terminalTicket.create({
+        data: {
+          hash: hashOf(ticket),
+          userId: grant.userId,
+          actor: grant.actor,
+          sessionId: grant.sessionId ?? null,
+          vmId: grant.vmId,
+          kind: grant.kind,
+          readOnly: grant.readOnly,
+          expiresAt: new Date(now() + ttlMs),
+        },
+      });
       return ticket;
     },
-    /** The grant, once; undefined for an unknown, used or expired ticket, or another VM or kind. */
-    redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind } = {}): TicketGrant | undefined {
+    /**
+     * The grant, once; undefined for an unknown, used or expired ticket, or another VM or
+     * kind. Of two hosts redeeming one ticket at once, only the one whose delete removed the
+     * row gets the grant.
+     */
+    async redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind } = {}): Promise<TicketGrant | undefined> {
       const hash = hashOf(ticket);
-      const entry = entries.get(hash.toString("hex"));
-      if (!entry || !timingSafeEqual(entry.hash, hash)) return undefined;
-      entries.delete(hash.toString("hex"));
-      if (entry.expiresAt <= now()) return undefined;
+      const entry = await db.terminalTicket.findUnique({ where: { hash } });
+      if (!entry) return undefined;
+      const { count } = await db.terminalTicket.deleteMany({ where: { hash } });
+      if (count !== 1) return undefined;
+      if (entry.expiresAt.getTime() <= now()) return undefined;
+      if (!isTerminalKind(entry.kind)) return undefined;
       if (expected.vmId !== undefined && expected.vmId !== entry.vmId) return undefined;
       if (expected.kind !== undefined && expected.kind !== entry.kind) return undefined;
-      const { hash: _hash, expiresAt: _expiresAt, ...grant } = entry;
-      return grant;
-    },
-    get size(): number {
-      sweep();
-      return entries.size;
+      return {
+        userId: entry.userId,
+        actor: entry.actor,
+        ...(entry.sessionId ? { sessionId: entry.sessionId } : {}),
+        vmId: entry.vmId,
+        kind: entry.kind,
+        readOnly: entry.readOnly,
+      };
     },
   };
 }

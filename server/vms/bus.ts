@@ -1,6 +1,8 @@
 /**
  * The in-process bus: every state change and event is published here once it is in the
- * database; the live stream (tRPC subscription) and the console hub listen.
+ * database; the live stream (tRPC subscription) and the console hub listen. With several
+ * hosts on PostgreSQL, server/vms/fanout.ts relays what is published here to the other
+ * processes and delivers theirs.
  */
 import { EventEmitter, on } from "node:events";
 import type { State } from "./state.ts";
@@ -20,8 +22,22 @@ export class VmBus {
     this.emitter.setMaxListeners(0);
   }
 
+  private relay: ((change: VmChange) => void) | undefined;
+
+  /** A change made in this process: its listeners get it, and so do other processes' (relayed). */
   publish(change: VmChange): void {
     this.emitter.emit("change", change);
+    this.relay?.(change);
+  }
+
+  /** A change another process made: only this process's listeners get it. */
+  deliver(change: VmChange): void {
+    this.emitter.emit("change", change);
+  }
+
+  /** Sends every change published from now on to `relay` too (undefined: no more). */
+  relayTo(relay: ((change: VmChange) => void) | undefined): void {
+    this.relay = relay;
   }
 
   /** How many listen now (live streams, the console hub). */

@@ -8,7 +8,8 @@ import { z } from "zod";
 import type { Db } from "../db.ts";
 import { AlreadyRunningError, FIRMWARES, HostToolMissingError, NotRunningError, type Firmware, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
-import { HangarError, userMessage } from "../errors.ts";
+import { HangarError, isHangarError, userMessage } from "../errors.ts";
+import type { ImageFiles, LocalImage } from "../images/copies.ts";
 import type { VmBus } from "./bus.ts";
 import { BOOTING, NOT_RUNNING, createReadiness, isSettled, type ReadinessDeps } from "./readiness.ts";
 import { isState, isTransient, transition, validActions, type Action, type State } from "./state.ts";
@@ -23,6 +24,8 @@ export interface LifecycleDeps {
   hostId: () => Promise<string>;
   /** Readiness watch timings (tests shorten them). */
   readiness?: Pick<ReadinessDeps, "watchLimitMs" | "backoffMs">;
+  /** An image's files in this host's store, fetched from another host where missing (images/copies.ts). */
+  localImage: (image: ImageFiles) => Promise<LocalImage>;
 }
 
 export type { Actor };
@@ -97,7 +100,7 @@ export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, recorder, driverFor, hostId, readiness: readinessTimings }: LifecycleDeps) {
+export function createLifecycle({ db, bus, recorder, driverFor, hostId, readiness: readinessTimings, localImage }: LifecycleDeps) {
   /**
    * VMs with an action under way in this process (how many hold each); the reconciler
    * leaves them alone. An action holds its VM from before its compare-and-set, so the row
@@ -224,11 +227,11 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
       const source = cloneSource(vm.cloneInfo);
       try {
         if (source) await driver.cloneFrom(source.sourceVmId);
-        else await driver.create(vm.image.path, vm.image.format, vm.diskGiB ? vm.diskGiB * GIB : undefined);
+        else await driver.create((await localImage(vm.image)).path, vm.image.format, vm.diskGiB ? vm.diskGiB * GIB : undefined);
       } catch (error) {
         await driver.delete().catch(() => undefined);
         await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${userMessage(error)}`);
-        throw new HangarError("DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
+        throw new HangarError(isHangarError(error) ? error.code : "DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
       const made = source ? `Disk copied from VM ${source.sourceName}` : `Disk created on image ${vm.image.name}`;
       await finish(vm, actor, "clone", from, "Stopped", true, made);
@@ -248,15 +251,14 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
       const driver = driverFor(vmId);
       try {
         const identity = await driver.identity();
+        const image = await localImage(vm.image);
         const result = await driver.start({
           userData: vm.userData ?? "",
           cpus: vm.cpus,
           memoryMiB: vm.memoryMiB,
           sshAuthorizedKey: identity.publicKey,
           monitor: true,
-          boot: vm.image.kernel
-            ? { kernel: vm.image.kernel, initrd: vm.image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined }
-            : undefined,
+          boot: image.kernel ? { kernel: image.kernel, initrd: image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined } : undefined,
           firmware: firmwareOf(vm.image.firmware),
           ports: vm.ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort, preferred: p.boundPort ?? undefined })),
           sshHostPort: 0,
@@ -266,7 +268,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
           instanceId: vm.id,
           resume,
           machine: resume ? (vm.machine ?? undefined) : undefined,
-          cdrom: vm.cdromImage?.path,
+          cdrom: vm.cdromImage ? (await localImage(vm.cdromImage)).path : undefined,
         });
         for (const port of vm.ports) {
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });
@@ -300,7 +302,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
         await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
-        const code = error instanceof HostToolMissingError ? "HOST_TOOL_MISSING" : "DRIVER_FAILED";
+        // An image no host could send is the caller's to wait for, not a driver failure.
+        const code = error instanceof HostToolMissingError ? "HOST_TOOL_MISSING" : isHangarError(error) ? error.code : "DRIVER_FAILED";
         throw new HangarError(code, `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
     });
