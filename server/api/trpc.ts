@@ -40,6 +40,10 @@ export type Transport =
 export const IN_PROCESS: Transport = { kind: "in-process" };
 
 export interface Context {
+  /**
+   * The services. @internal: left out of the client's declarations (client/tsconfig.json,
+   * stripInternal), which would otherwise pull in every server library's types.
+   */
   hangar: Hangar;
   transport: Transport;
   /** Who is asking; null when nobody signed in and no token came. */
