@@ -9,10 +9,12 @@ import { useMutation } from "@tanstack/react-query";
 import type { Terminal as Xterm } from "@xterm/xterm";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { z } from "zod";
+import type { TerminalKind as AnyTerminalKind } from "../../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
 
-export type TerminalKind = "console" | "shell" | "monitor";
+/** The kinds shown in xterm; "display" is noVNC's (display.tsx). */
+export type TerminalKind = Exclude<AnyTerminalKind, "display">;
 type Phase = "inactive" | "connecting" | "connected" | "disconnected";
 
 /** A control message from the bridge (server/terminal/protocol.ts): exit, error or status. */

@@ -3,13 +3,9 @@
  * the kind of terminal. Only a hash is kept; a redeemed or expired ticket is gone.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import type { TerminalKind } from "../../lib/vocabulary.ts";
 
-export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
-export type TerminalKind = (typeof TERMINAL_KINDS)[number];
-
-export function isTerminalKind(value: string): value is TerminalKind {
-  return (TERMINAL_KINDS as readonly string[]).includes(value);
-}
+export { TERMINAL_KINDS, isTerminalKind, type TerminalKind } from "../../lib/vocabulary.ts";
 
 export interface TicketGrant {
   /** The user it was issued to (events name them; sign-out ends their terminals). */
