@@ -5,13 +5,11 @@
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
+import { STAGING_STATES, VM_LIMITS, type StagingState } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 
 const DEFAULT_IMAGE = "hangar-tiny";
-/** The states a member may wait in (server/pool/pool.ts STAGING_STATES). */
-const STAGING = ["Running", "Suspended", "Stopped"] as const;
-type Staging = (typeof STAGING)[number];
 
 export function CreatePoolForm() {
   const trpc = useTRPC();
@@ -23,7 +21,7 @@ export function CreatePoolForm() {
   const [cpus, setCpus] = useState("1");
   const [memory, setMemory] = useState("256");
   const [size, setSize] = useState("2");
-  const [staging, setStaging] = useState<Staging>("Suspended");
+  const [staging, setStaging] = useState<StagingState>("Suspended");
   const [error, setError] = useState<string>();
 
   const ready = images.data?.filter((image) => image.status === "ready") ?? [];
@@ -64,11 +62,11 @@ export function CreatePoolForm() {
         </div>
         <label className="field">
           <span>CPUs</span>
-          <input name="cpus" type="number" min={1} max={16} required value={cpus} onChange={(e) => setCpus(e.target.value)} />
+          <input name="cpus" type="number" min={VM_LIMITS.cpus.min} max={VM_LIMITS.cpus.max} required value={cpus} onChange={(e) => setCpus(e.target.value)} />
         </label>
         <label className="field">
           <span>Memory (MiB)</span>
-          <input name="memoryMiB" type="number" min={64} max={65536} required value={memory} onChange={(e) => setMemory(e.target.value)} />
+          <input name="memoryMiB" type="number" min={VM_LIMITS.memoryMiB.min} max={VM_LIMITS.memoryMiB.max} required value={memory} onChange={(e) => setMemory(e.target.value)} />
         </label>
         <label className="field">
           <span>Pool size</span>
@@ -76,8 +74,8 @@ export function CreatePoolForm() {
         </label>
         <div className="field">
           <label htmlFor={`${id}-staging`}>Staging state</label>
-          <select id={`${id}-staging`} name="staging" value={staging} onChange={(e) => setStaging(STAGING.find((state) => state === e.target.value) ?? "Suspended")}>
-            {STAGING.map((state) => (
+          <select id={`${id}-staging`} name="staging" value={staging} onChange={(e) => setStaging(STAGING_STATES.find((state) => state === e.target.value) ?? "Suspended")}>
+            {STAGING_STATES.map((state) => (
               <option key={state}>{state}</option>
             ))}
           </select>

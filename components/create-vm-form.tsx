@@ -5,6 +5,7 @@
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
+import { VM_LIMITS } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 
@@ -125,8 +126,8 @@ export function CreateVmForm() {
             id={`${id}-cpus`}
             name="cpus"
             type="number"
-            min={1}
-            max={16}
+            min={VM_LIMITS.cpus.min}
+            max={VM_LIMITS.cpus.max}
             step={1}
             value={cpus}
             onChange={(e) => setCpus(e.target.value)}
@@ -139,8 +140,8 @@ export function CreateVmForm() {
             id={`${id}-memory`}
             name="memoryMiB"
             type="number"
-            min={64}
-            max={65536}
+            min={VM_LIMITS.memoryMiB.min}
+            max={VM_LIMITS.memoryMiB.max}
             step={1}
             value={memory}
             onChange={(e) => setMemory(e.target.value)}

@@ -9,7 +9,6 @@ import { useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
 import { useMe } from "./session.tsx";
-import type { inferRouterOutputs } from "@trpc/server";
 import type { LiveChange } from "@/server/vms/changes.ts";
 import { useTRPC } from "./trpc.ts";
 

@@ -5,7 +5,8 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatTime } from "./format.ts";
-import { canControl, useMe } from "./session.tsx";
+import { canControl } from "../lib/vocabulary.ts";
+import { useMe } from "./session.tsx";
 import { StateBadge } from "./state-badge.tsx";
 import { useTRPC, type PoolRow } from "./trpc.ts";
 

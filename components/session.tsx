@@ -18,12 +18,6 @@ export function useMe(): Me | null | undefined {
   return me.data ? me.data.user : undefined;
 }
 
-/** May this user change this VM? Mirrors the server's rule; the server decides. */
-export function canControl(me: Me | null | undefined, vm: { ownerId: string | null }): boolean {
-  if (!me) return false;
-  return me.role === "admin" || (me.role === "operator" && vm.ownerId === me.userId);
-}
-
 export function SessionGate({ children }: { children: ReactNode }) {
   const trpc = useTRPC();
   const router = useRouter();

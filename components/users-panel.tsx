@@ -2,11 +2,17 @@
 /** Admins: add users with a role, change roles and quotas, disable or remove users. */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
+import { ROLES, isRole } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC, type RouterOutputs } from "./trpc.ts";
 
 type User = RouterOutputs["user"]["list"][number];
-const ROLES = ["admin", "operator", "viewer"] as const;
+
+/** The role picked in the form's select of ROLES; anything else is the least one. */
+function formRole(value: FormDataEntryValue | null) {
+  const text = String(value ?? "");
+  return isRole(text) ? text : "viewer";
+}
 
 function quota(value: FormDataEntryValue | null): number | null {
   const text = String(value ?? "").trim();
@@ -33,7 +39,7 @@ export function UsersPanel() {
         email: String(form.get("email") ?? ""),
         name: String(form.get("name") ?? ""),
         password: String(form.get("password") ?? ""),
-        role: String(form.get("role") ?? "viewer") as User["role"] & (typeof ROLES)[number],
+        role: formRole(form.get("role")),
       },
       { onSuccess: () => formElement.reset() },
     );

@@ -6,7 +6,8 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { canControl, useMe } from "./session.tsx";
+import { canControl } from "../lib/vocabulary.ts";
+import { useMe } from "./session.tsx";
 import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
 
 const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Suspend", "Delete"];

@@ -63,4 +63,8 @@ fi
 # 5. The dashboard's production build.
 log "next build"
 npx next build >/dev/null
+
+# 6. The typed client's JavaScript and declarations (`hangar/client`).
+log "client build"
+npm run --silent build:client
 log "ready"

@@ -1,5 +1,6 @@
 /**
- * Hangar's one HTTP server: pages (Next), the tRPC API (/api/trpc), sign-in (/api/auth) and
+ * Hangar's one HTTP server: pages (Next), the tRPC API (/api/trpc), its REST form (/api/v1,
+ * described at /api/openapi.json), sign-in (/api/auth) and
  * WebSocket upgrades (/ws/terminal, Next's own). Every request and upgrade, whatever its
  * path, is first checked for a Host that names Hangar (a DNS-rebinding page's requests name
  * the attacker's host), and every response carries the security headers. The exception is
@@ -11,6 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from "node:stream";
 import { toNodeHandler } from "better-auth/node";
 import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
+import { OPENAPI_DOCUMENT_PATH, REST_BASE_PATH, createRestHandler } from "./api/openapi.ts";
 import { TRPC_WS_PATH, createTrpcWebSocket } from "./api/ws.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
 import { authenticate } from "./auth/principal.ts";
@@ -70,6 +72,7 @@ function setSecurityHeaders(res: ServerResponse, policy: string): void {
 export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, server: Server = createServer()): Server {
   const hosts = acceptedHosts(hangar.env.publicOrigins);
   const handleTrpc = createTrpcHandler(hangar);
+  const rest = createRestHandler(hangar);
   const handleAuth = toNodeHandler(hangar.auth);
   const trpcWebSocket = createTrpcWebSocket(hangar);
   server.on("close", () => trpcWebSocket.close());
@@ -88,7 +91,10 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   }
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    const isPage = !req.url?.startsWith(TRPC_BASE_PATH) && !req.url?.startsWith("/api/auth/");
+    const url = req.url ?? "/";
+    const isRest = url === REST_BASE_PATH || url.startsWith(`${REST_BASE_PATH}/`) || url.startsWith(`${REST_BASE_PATH}?`);
+    const isDocument = url.split("?")[0] === OPENAPI_DOCUMENT_PATH;
+    const isPage = !url.startsWith(TRPC_BASE_PATH) && !url.startsWith("/api/auth/") && !isRest && !isDocument;
     const nonce = isPage ? randomBytes(16).toString("base64") : undefined;
     const policy = contentSecurityPolicy({ nonce, dev });
     setSecurityHeaders(res, policy);
@@ -102,6 +108,14 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     }
     if (req.url?.startsWith(TRPC_BASE_PATH)) {
       handleTrpc(req, res);
+      return;
+    }
+    if (isRest) {
+      rest.handleRest(req, res);
+      return;
+    }
+    if (isDocument) {
+      rest.handleDocument(req, res);
       return;
     }
     if (req.url?.startsWith("/api/auth/")) {

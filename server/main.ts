@@ -78,17 +78,38 @@ async function main(): Promise<void> {
     }
   });
 
-  const shutdown = () => {
-    log("shutting down; VMs keep running");
+  let stopping = false;
+  /**
+   * SIGTERM (systemd, `kill`) or SIGINT (Ctrl+C): stop taking requests, end every WebSocket
+   * and terminal, stop the timers, let work in flight settle, close Next and the database,
+   * exit 0. qemu runs daemonized and is left as it is: the reconciler adopts each VM at the
+   * next start, and finishes or rolls back an action this cut short. A second signal exits
+   * at once.
+   */
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(0);
+    stopping = true;
+    log(`${signal}: shutting down; VMs keep running`);
+    // Open keep-alive connections would hold server.close() forever.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeAllConnections();
     stopReconciler();
     stopHeartbeat();
     void fanout?.stop();
     hangar.terminals.close();
-    void hangar.pools.close();
-    void hangar.lifecycle.close();
-    server.close();
-    void app.close().finally(() => process.exit(0));
-    setTimeout(() => process.exit(0), 3000).unref();
+    hangar.consoles.closeAll();
+    void (async () => {
+      await Promise.allSettled([closed, hangar.pools.close(), hangar.lifecycle.close()]);
+      await app.close().catch(() => undefined);
+      await hangar.db.$disconnect().catch(() => undefined);
+      log("stopped");
+      process.exit(0);
+    })();
+    // Work that does not settle (a hung database) does not keep the process.
+    setTimeout(() => {
+      log("stopped without waiting for work still in flight");
+      process.exit(0);
+    }, 10_000).unref();
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);

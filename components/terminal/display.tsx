@@ -30,18 +30,22 @@ export function Display({ vmId, vmState, onStart }: { vmId: string; vmState: str
   const frame = useRef<HTMLDivElement>(null);
   const screen = useRef<HTMLDivElement>(null);
   const client = useRef<RFB | undefined>(undefined);
-  const [phase, setPhase] = useState<Phase>("connecting");
+  const [connectionPhase, setPhase] = useState<Phase>("connecting");
   const [message, setMessage] = useState<string>();
   const [readOnly, setReadOnly] = useState(false);
   const [name, setName] = useState("");
   const ticket = useMutation(trpc.terminal.ticket.mutationOptions());
   const askTicket = useRef(ticket.mutateAsync);
-  askTicket.current = ticket.mutateAsync;
+  useEffect(() => {
+    askTicket.current = ticket.mutateAsync;
+  }, [ticket.mutateAsync]);
   /** True from asking for a ticket until the client exists: one connection at a time. */
   const opening = useRef(false);
   /** False once the tab is gone: a connect still under way then lets go of what it made. */
   const mounted = useRef(true);
   const running = vmState === "Running";
+  /** Derived, not stored: a stopped VM shows as such whatever the last connection did. */
+  const phase: Phase = !running ? "inactive" : connectionPhase;
 
   const disconnect = useCallback(() => {
     const current = client.current;
@@ -91,7 +95,6 @@ export function Display({ vmId, vmState, onStart }: { vmId: string; vmState: str
   useEffect(() => {
     if (!running) {
       disconnect();
-      setPhase("inactive");
       return;
     }
     if (!client.current) void connect();

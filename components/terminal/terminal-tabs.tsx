@@ -2,7 +2,8 @@
 /** Console, Display and Shell tabs on the VM page (and Monitor for admins). */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
-import { canControl, useMe } from "../session.tsx";
+import { canControl } from "../../lib/vocabulary.ts";
+import { useMe } from "../session.tsx";
 import { useTRPC } from "../trpc.ts";
 import { Display } from "./display.tsx";
 import { Terminal, type TerminalKind } from "./terminal.tsx";

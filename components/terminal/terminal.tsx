@@ -9,10 +9,12 @@ import { useMutation } from "@tanstack/react-query";
 import type { Terminal as Xterm } from "@xterm/xterm";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { z } from "zod";
+import type { TerminalKind as AnyTerminalKind } from "../../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
 
-export type TerminalKind = "console" | "shell" | "monitor";
+/** The kinds shown in xterm; "display" is noVNC's (display.tsx). */
+export type TerminalKind = Exclude<AnyTerminalKind, "display">;
 type Phase = "inactive" | "connecting" | "connected" | "disconnected";
 
 /** A control message from the bridge (server/terminal/protocol.ts): exit, error or status. */
@@ -75,7 +77,7 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
   const term = useRef<Xterm | undefined>(undefined);
   const fit = useRef<{ fit(): void } | undefined>(undefined);
   const connection = useRef<TerminalConnection | undefined>(undefined);
-  const [phase, setPhase] = useState<Phase>("connecting");
+  const [connectionPhase, setPhase] = useState<Phase>("connecting");
   const [ready, setReady] = useState(false);
   const [message, setMessage] = useState<string>();
   const [title, setTitle] = useState("");
@@ -83,10 +85,14 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
   const [paste, setPaste] = useState("");
   const ticket = useMutation(trpc.terminal.ticket.mutationOptions());
   const askTicket = useRef(ticket.mutateAsync);
-  askTicket.current = ticket.mutateAsync;
+  useEffect(() => {
+    askTicket.current = ticket.mutateAsync;
+  }, [ticket.mutateAsync]);
   /** True from asking for a ticket until the socket exists: one connection at a time. */
   const opening = useRef(false);
   const running = vmState === "Running";
+  /** Derived, not stored: a stopped VM shows as such whatever the last connection did. */
+  const phase: Phase = kind !== "console" && !running ? "inactive" : connectionPhase;
 
   // xterm touches the DOM on import, so it loads in the browser only.
   useEffect(() => {
@@ -177,7 +183,6 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
     if (kind !== "console" && !running) {
       connection.current?.close();
       connection.current = undefined;
-      setPhase("inactive");
       return;
     }
     if (!connection.current) void connect();

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { STAGING_STATES } from "../pool/pool.ts";
-import { id, vmName } from "./schemas.ts";
+import { STAGING_STATES } from "../../lib/vocabulary.ts";
+import { cpus, id, memoryMiB, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 const size = z.number().int("size must be a whole number.").min(0, "size must be 0 or more.").max(32, "A pool holds at most 32 VMs.");
@@ -13,8 +13,8 @@ export const poolRouter = router({
       z.object({
         name: vmName,
         imageId: id,
-        cpus: z.number().int().min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),
-        memoryMiB: z.number().int().min(64, "A VM needs at least 64 MiB of memory.").max(65536, "At most 65536 MiB of memory per VM."),
+        cpus,
+        memoryMiB,
         userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
         size,
         staging: z.enum(STAGING_STATES, "staging must be Running, Suspended or Stopped."),

@@ -41,6 +41,7 @@ export function malformedText(input: unknown): string | undefined {
 }
 import { STATES } from "../vms/state.ts";
 import { FIRMWARES } from "../driver/manager.ts";
+import { VM_LIMITS } from "../../lib/vocabulary.ts";
 
 export const vmName = z
   .string()
@@ -70,24 +71,34 @@ export const portForward = z.object({
 /** A disk size in GiB: at least the image's (smaller asks are taken as the image's size). */
 export const diskGiB = z.number().int("diskGiB must be a whole number.").min(1, "diskGiB must be at least 1.").max(4096, "diskGiB is at most 4096.");
 
+const { cpus: CPUS, memoryMiB: MEMORY, forwards: FORWARDS } = VM_LIMITS;
+
+/** A VM's (or pool member's) vCPUs and memory, within VM_LIMITS (which the forms offer too). */
+export const cpus = z
+  .number()
+  .int("cpus must be a whole number.")
+  .min(CPUS.min, `A VM needs at least ${CPUS.min} CPU.`)
+  .max(CPUS.max, `At most ${CPUS.max} CPUs per VM.`);
+export const memoryMiB = z
+  .number()
+  .int("memoryMiB must be a whole number.")
+  .min(MEMORY.min, `A VM needs at least ${MEMORY.min} MiB of memory.`)
+  .max(MEMORY.max, `At most ${MEMORY.max} MiB of memory per VM.`);
+
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
   /** An imported ISO image to put in the CD-ROM drive, e.g. an installer. */
   cdromImageId: id.optional(),
-  cpus: z.number().int("cpus must be a whole number.").min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),
-  memoryMiB: z
-    .number()
-    .int("memoryMiB must be a whole number.")
-    .min(64, "A VM needs at least 64 MiB of memory.")
-    .max(65536, "At most 65536 MiB of memory per VM."),
+  cpus,
+  memoryMiB,
   userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
   diskGiB: diskGiB.optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
   bridge: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "bridge is a host interface name such as br0.").optional(),
   ports: z
     .array(portForward)
-    .max(16, "At most 16 port forwards per VM.")
+    .max(FORWARDS.max, `At most ${FORWARDS.max} port forwards per VM.`)
     .refine((ports) => new Set(ports.map((p) => p.guestPort)).size === ports.length, "Each guest port may be forwarded once.")
     .refine(
       (ports) => {

@@ -18,6 +18,7 @@
 import { randomBytes } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
+import type { OpenApiMeta } from "trpc-to-openapi";
 import { ZodError } from "zod";
 import { originAllowed } from "../origins.ts";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
@@ -40,6 +41,10 @@ export type Transport =
 export const IN_PROCESS: Transport = { kind: "in-process" };
 
 export interface Context {
+  /**
+   * The services. @internal: left out of the client's declarations (client/tsconfig.json,
+   * stripInternal), which would otherwise pull in every server library's types.
+   */
   hangar: Hangar;
   transport: Transport;
   /** Who is asking; null when nobody signed in and no token came. */
@@ -48,11 +53,14 @@ export interface Context {
   actor: string;
 }
 
-export interface Meta {
+// A type, not an interface: trpc-to-openapi wants meta assignable to a string-keyed record.
+export type Meta = {
   permission: Permission;
   /** For "vm.control": the input field that holds the VM's id (default "id"). */
   vmInput?: "id" | "vmId";
-}
+  /** Its REST route under /api/v1 (server/api/openapi.ts): queries GET, mutations POST. */
+  openapi?: OpenApiMeta["openapi"];
+};
 
 // 2. Initialisation
 

@@ -4,6 +4,7 @@ import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncTo
 import { liveChanges } from "../vms/changes.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
+import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
 import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
@@ -12,38 +13,63 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
   return ctx.principal?.role === "admin" ? vm : { ...vm, sshKeyPath: null };
 }
 
+/** The REST route of a VM procedure (server/api/openapi.ts). */
+const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["vm"] });
+
 export const vmRouter = router({
-  list: procedure.meta({ permission: "read" }).query(({ ctx }) => listVms(ctx.hangar)),
-  get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
+  list: procedure
+    .meta({ permission: "read", openapi: rest("GET", "/vms", "Every VM") })
+    .output(vmListOutput)
+    .query(({ ctx }) => listVms(ctx.hangar)),
+  get: procedure
+    .meta({ permission: "read", openapi: rest("GET", "/vms/{id}", "One VM") })
+    .input(z.object({ id }))
+    .output(vmOutput)
+    .query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
   create: procedure
-    .meta({ permission: "vm.create" })
+    .meta({ permission: "vm.create", openapi: rest("POST", "/vms", "Create a VM (Stopped, with its disk made)") })
     .input(createVmInput)
+    .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
-  start: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    await ctx.hangar.lifecycle.startVm(input.id, ctx.actor);
-    return forCaller(ctx, await getVm(ctx.hangar, input.id));
-  }),
+  start: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/start", "Start or resume a VM") })
+    .input(z.object({ id }))
+    .output(vmOutput)
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.lifecycle.startVm(input.id, ctx.actor);
+      return forCaller(ctx, await getVm(ctx.hangar, input.id));
+    }),
   stop: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/stop", "Stop a VM (power button, then force after timeoutSec)") })
     .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
+    .output(vmOutput)
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
       return forCaller(ctx, await getVm(ctx.hangar, input.id));
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
-  suspend: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
-    return forCaller(ctx, await getVm(ctx.hangar, input.id));
-  }),
+  suspend: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/suspend", "Suspend a VM to its disk") })
+    .input(z.object({ id }))
+    .output(vmOutput)
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
+      return forCaller(ctx, await getVm(ctx.hangar, input.id));
+    }),
   /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
   clone: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/clone", "A new VM from a Stopped one") })
     .input(z.object({ id, name: vmName }))
+    .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
-  delete: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
-    return { id: input.id };
-  }),
+  delete: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/delete", "Delete a VM and its disk") })
+    .input(z.object({ id }))
+    .output(deletedOutput)
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
+      return { id: input.id };
+    }),
   /**
    * Waits until the VM is ready (cloud-init finished: readyState "ready", or "error" with
    * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
@@ -51,7 +77,11 @@ export const vmRouter = router({
    */
   wait: procedure.meta({ permission: "read" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
-  exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
+  exec: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
+    .input(execInput)
+    .output(execOutput)
+    .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the host's sync root into the VM. */
   sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createHttpServer } from "../http-server.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
-import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { callerFor, createTestHangar } from "../testing/fixtures.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import type { AppRouter } from "./root.ts";
 import { TRPC_WS_PATH } from "./ws.ts";

@@ -2,12 +2,9 @@
  * Who may do what. Every tRPC procedure names one of these in its meta; the middleware in
  * api/trpc.ts enforces it, and a test walks the router to make sure none is missing.
  */
-export const ROLES = ["admin", "operator", "viewer"] as const;
-export type Role = (typeof ROLES)[number];
+import { canControl, type Role } from "../../lib/vocabulary.ts";
 
-export function isRole(value: string): value is Role {
-  return (ROLES as readonly string[]).includes(value);
-}
+export { ROLES, isRole, type Role } from "../../lib/vocabulary.ts";
 
 export const PERMISSIONS = {
   /** Anyone, signed in or not (first-run status). */
@@ -55,8 +52,7 @@ export function atLeast(principal: Principal, role: Role): boolean {
 
 /** May `principal` change this VM? Admins: every VM; operators: their own; viewers: none. */
 export function canControlVm(principal: Principal, vm: { ownerId: string | null }): boolean {
-  if (principal.role === "admin") return true;
-  return principal.role === "operator" && vm.ownerId === principal.userId;
+  return canControl(principal, vm);
 }
 
 /** The sentence for a refusal of `permission`. */

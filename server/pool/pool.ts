@@ -22,8 +22,9 @@ import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.t
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { cleanupVm } from "../vms/wait.ts";
 
-export const STAGING_STATES = ["Running", "Suspended", "Stopped"] as const;
-export type StagingState = (typeof STAGING_STATES)[number];
+import type { StagingState } from "../../lib/vocabulary.ts";
+
+export { STAGING_STATES, type StagingState } from "../../lib/vocabulary.ts";
 
 export interface PoolSpec {
   name: string;

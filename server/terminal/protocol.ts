@@ -36,14 +36,9 @@
  * closes a terminal that received no input for 30 minutes or whose sign-in session ended.
  */
 
-export type ControlMessage =
-  | { type: "resize"; cols: number; rows: number }
-  | { type: "exit"; code: number }
-  | { type: "error"; message: string }
-  | { type: "status"; state: string };
+import { MAX_COLS, MAX_ROWS, type ControlMessage } from "../../lib/vocabulary.ts";
 
-export const MAX_COLS = 500;
-export const MAX_ROWS = 200;
+export { MAX_COLS, MAX_ROWS, type ControlMessage } from "../../lib/vocabulary.ts";
 
 function clamp(value: number, max: number): number {
   return Math.min(Math.max(Math.round(value), 1), max);

@@ -7,13 +7,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Db } from "../db.ts";
+import { TERMINAL_KINDS, isTerminalKind, type TerminalKind } from "../../lib/vocabulary.ts";
 
-export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
-export type TerminalKind = (typeof TERMINAL_KINDS)[number];
-
-export function isTerminalKind(value: string): value is TerminalKind {
-  return (TERMINAL_KINDS as readonly string[]).includes(value);
-}
+export { TERMINAL_KINDS, isTerminalKind, type TerminalKind } from "../../lib/vocabulary.ts";
 
 export interface TicketGrant {
   /** The user it was issued to (events name them; sign-out ends their terminals). */

@@ -1,0 +1,61 @@
+/**
+ * The words browser and server share, in one dependency-free module: roles and who may
+ * control a VM, the states a pool's members wait in, terminal kinds and their control
+ * messages, and the limits on a VM's resources. Components import this, never `server/`;
+ * the server imports it too, so the two cannot drift apart. No imports, no I/O.
+ */
+
+// Roles
+
+export const ROLES = ["admin", "operator", "viewer"] as const;
+export type Role = (typeof ROLES)[number];
+
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
+}
+
+/**
+ * May this person change this VM? Admins: every VM; operators: the ones they own; viewers:
+ * none. The server enforces it (server/auth/permissions.ts); the dashboard uses it to offer
+ * only what will be allowed.
+ */
+export function canControl(who: { role: string; userId: string } | null | undefined, vm: { ownerId: string | null }): boolean {
+  if (!who) return false;
+  return who.role === "admin" || (who.role === "operator" && vm.ownerId === who.userId);
+}
+
+// Pools
+
+/** The states a pool's members wait in until acquired. */
+export const STAGING_STATES = ["Running", "Suspended", "Stopped"] as const;
+export type StagingState = (typeof STAGING_STATES)[number];
+
+// Terminals (the protocol: server/terminal/protocol.ts)
+
+export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
+export type TerminalKind = (typeof TERMINAL_KINDS)[number];
+
+export function isTerminalKind(value: string): value is TerminalKind {
+  return (TERMINAL_KINDS as readonly string[]).includes(value);
+}
+
+/** Text frames: browser -> server resize; server -> browser exit, error and status. */
+export type ControlMessage =
+  | { type: "resize"; cols: number; rows: number }
+  | { type: "exit"; code: number }
+  | { type: "error"; message: string }
+  | { type: "status"; state: string };
+
+/** A resize is clamped to 1..MAX_COLS x 1..MAX_ROWS. */
+export const MAX_COLS = 500;
+export const MAX_ROWS = 200;
+
+// VM resources
+
+/** What one VM (or pool member) may be given, checked by the API and offered by the forms. */
+export const VM_LIMITS = {
+  cpus: { min: 1, max: 16 },
+  memoryMiB: { min: 64, max: 65536 },
+  /** Port forwards besides SSH's. */
+  forwards: { max: 16 },
+} as const;

@@ -1,0 +1,164 @@
+// The REST surface and its OpenAPI document: the document has the shape OpenAPI 3 requires
+// and names every procedure that has a route, and the procedures answer over real HTTP with
+// an API token, with the errorFormatter's messages and the HTTP status of their code.
+import http from "node:http";
+import type { AnyProcedure } from "@trpc/server";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { createHttpServer, WRONG_HOST_MESSAGE } from "../http-server.ts";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { openApiDocument } from "./openapi.ts";
+import { appRouter } from "./root.ts";
+import type { Meta } from "./trpc.ts";
+
+/** What OpenAPI 3.x requires of the parts Hangar's document has (a subset of the spec's schema). */
+const response = z.object({ description: z.string().min(1), content: z.record(z.string(), z.object({ schema: z.record(z.string(), z.unknown()) })).optional() });
+const operation = z.object({
+  operationId: z.string().min(1),
+  summary: z.string().optional(),
+  tags: z.array(z.string()).optional(),
+  security: z.array(z.record(z.string(), z.array(z.string()))).optional(),
+  parameters: z.array(z.object({ in: z.enum(["path", "query", "header", "cookie"]), name: z.string(), required: z.boolean().optional(), schema: z.unknown() })).optional(),
+  requestBody: z.object({ content: z.record(z.string(), z.object({ schema: z.unknown() })), required: z.boolean().optional() }).optional(),
+  responses: z.record(z.string().regex(/^([1-5]\d\d|default)$/), response).refine((responses) => Object.keys(responses).length > 0, "an operation needs responses"),
+});
+const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+const pathItem = z.partialRecord(z.enum(METHODS), operation).refine((item) => Object.keys(item).length > 0, "a path needs at least one operation");
+const openApi = z.object({
+  openapi: z.string().regex(/^3\.\d+\.\d+$/),
+  info: z.object({ title: z.string().min(1), version: z.string().min(1) }),
+  servers: z.array(z.object({ url: z.url() })).min(1),
+  paths: z.record(z.string().startsWith("/"), pathItem),
+  components: z.object({
+    securitySchemes: z.record(z.string(), z.object({ type: z.string(), scheme: z.string().optional() })),
+    schemas: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+
+/** Each procedure's type and meta (tRPC types the flat procedure map by its nested routers). */
+function procedureDefs(): { type: string; meta: Meta | undefined }[] {
+  const flat = appRouter._def.procedures as unknown as Record<string, AnyProcedure>;
+  return Object.values(flat).map((procedure) => ({ type: procedure._def.type, meta: procedure._def.meta as Meta | undefined }));
+}
+
+/** Every procedure that declares a REST route, as "METHOD /path". */
+function declaredRoutes(): string[] {
+  return procedureDefs().flatMap(({ meta }) => (meta?.openapi ? [`${meta.openapi.method} ${meta.openapi.path}`] : []));
+}
+
+describe("the OpenAPI document", () => {
+  const document = openApi.parse(openApiDocument("https://hangar.example"));
+
+  it("is OpenAPI 3 with a Bearer scheme that every operation requires", () => {
+    expect(document.servers[0]?.url).toBe("https://hangar.example/api/v1");
+    expect(document.components.securitySchemes.bearer).toEqual(expect.objectContaining({ type: "http", scheme: "bearer" }));
+    for (const [route, item] of Object.entries(document.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        expect(op?.security, `${method} ${route}`).toEqual([{ bearer: [] }]);
+        expect(Object.keys(op?.responses ?? {}), `${method} ${route}`).toEqual(expect.arrayContaining(["200", "401", "403"]));
+      }
+    }
+  });
+
+  it("has an operation for each procedure with a route: queries GET, mutations POST, no subscriptions", () => {
+    const documented = Object.entries(document.paths).flatMap(([route, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${route}`));
+    expect(documented.sort()).toEqual(declaredRoutes().sort());
+    for (const { type, meta } of procedureDefs()) {
+      if (!meta?.openapi) continue;
+      expect(type).not.toBe("subscription");
+      expect(meta.openapi.method).toBe(type === "query" ? "GET" : "POST");
+    }
+    expect(declaredRoutes()).toEqual(expect.arrayContaining(["GET /vms", "GET /vms/{id}", "POST /vms", "POST /vms/{id}/start"]));
+  });
+});
+
+describe("REST over HTTP with a token", () => {
+  let t: TestHangar;
+  let server: http.Server;
+  let port: number;
+  let adminToken: string;
+  let viewerToken: string;
+  let imageId: string;
+
+  beforeAll(async () => {
+    server = http.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as AddressInfo).port;
+    t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port } });
+    const noPages = { handle: async () => undefined, handleUpgrade: async () => undefined };
+    createHttpServer({ hangar: t.hangar, dev: false, pages: noPages }, server);
+    adminToken = (await (await callerFor(t.hangar, "admin")).token.create({ name: "rest" })).token;
+    viewerToken = (await (await callerFor(t.hangar, "viewer")).token.create({ name: "rest" })).token;
+    imageId = (await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
+  });
+
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    t.hangar.terminals.close();
+    await t.cleanup();
+  });
+
+  function call(method: "GET" | "POST", path: string, options: { token?: string; body?: unknown; host?: string } = {}) {
+    const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${port}` };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    return new Promise<{ status: number; type: string | undefined; body: unknown }>((resolve, reject) => {
+      const req = http.request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => {
+          const json = /^application\/json/.test(res.headers["content-type"] ?? "");
+          resolve({ status: res.statusCode ?? 0, type: res.headers["content-type"], body: json ? (JSON.parse(text) as unknown) : text });
+        });
+      });
+      req.on("error", reject);
+      req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+    });
+  }
+
+  it("serves the document at /api/openapi.json", async () => {
+    const reply = await call("GET", "/api/openapi.json");
+    expect(reply.status).toBe(200);
+    expect(reply.type).toMatch(/^application\/json/);
+    const document = openApi.parse(reply.body);
+    expect(document.servers[0]?.url).toBe(`http://127.0.0.1:${port}/api/v1`);
+  });
+
+  it("creates, reads, starts and lists a VM", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } });
+    expect(created).toMatchObject({ status: 200, body: { name: "rest-1", state: "Stopped", cpus: 1, memoryMiB: 256, actions: expect.arrayContaining(["Start"]) } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+
+    const read = await call("GET", `/api/v1/vms/${id}`, { token: adminToken });
+    expect(read).toMatchObject({ status: 200, body: { id, name: "rest-1", state: "Stopped" } });
+    // Dates are JSON strings over REST (superjson is tRPC's alone).
+    expect(z.object({ createdAt: z.iso.datetime() }).safeParse(read.body).success).toBe(true);
+
+    const started = await call("POST", `/api/v1/vms/${id}/start`, { token: adminToken, body: {} });
+    expect(started).toMatchObject({ status: 200, body: { id, state: "Running" } });
+
+    const listed = await call("GET", "/api/v1/vms", { token: viewerToken });
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual([expect.objectContaining({ id, name: "rest-1", state: "Running" })]);
+  });
+
+  it("maps the errorFormatter's codes to HTTP statuses, with its sentences", async () => {
+    expect(await call("GET", "/api/v1/vms")).toMatchObject({ status: 401, body: { code: "UNAUTHORIZED", message: expect.stringMatching(/API token/) } });
+    expect(await call("GET", "/api/v1/vms", { token: "not-a-token" })).toMatchObject({ status: 401 });
+    expect(await call("GET", "/api/v1/vms/nosuchvm", { token: adminToken })).toMatchObject({ status: 404, body: { code: "NOT_FOUND", message: expect.stringMatching(/No VM with id "nosuchvm"/) } });
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "Bad_Name", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({ status: 400, body: { code: "BAD_REQUEST" } });
+    const vm = await t.hangar.db.vm.findFirstOrThrow({ where: { name: "rest-1" } });
+    expect(await call("POST", `/api/v1/vms/${vm.id}/stop`, { token: viewerToken, body: {} })).toMatchObject({ status: 403, body: { code: "FORBIDDEN" } });
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({ status: 409, body: { code: "CONFLICT" } });
+    expect(await call("GET", "/api/v1/nothing-here", { token: adminToken })).toMatchObject({ status: 404 });
+  });
+
+  it("answers only to Hangar's own host names, like every other path", async () => {
+    expect(await call("GET", "/api/v1/vms", { token: adminToken, host: "evil.example" })).toEqual({ status: 421, type: expect.any(String), body: WRONG_HOST_MESSAGE });
+    expect((await call("GET", "/api/openapi.json", { host: "evil.example" })).status).toBe(421);
+  });
+});

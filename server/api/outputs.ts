@@ -1,0 +1,60 @@
+/**
+ * Output schemas of the procedures served as REST (server/api/openapi.ts), which describe
+ * their responses in the OpenAPI document. Each names the fields a REST caller relies on
+ * and lets the rest through unchanged (loose objects): the procedure's TypeScript type stays
+ * the resolver's own, so tRPC callers (the dashboard, hangar/client) see every field.
+ */
+import { z } from "zod";
+import { STATES } from "../vms/state.ts";
+import type { getVm, listVms } from "../vms/inventory.ts";
+
+/**
+ * `schema`, declared as producing the resolver's type `T`. Sound because the schema is a
+ * loose subset of T checked at every call (tRPC parses outputs): what it passes is T itself.
+ */
+function documented<T>(schema: z.ZodType): z.ZodType<T> {
+  return schema as z.ZodType<T>;
+}
+
+const portForward = z.looseObject({
+  guestPort: z.number().int(),
+  hostPort: z.number().int().meta({ description: "As configured; 0 takes any free port." }),
+  boundPort: z.number().int().nullable().meta({ description: "The host port in use while the VM runs." }),
+});
+
+const vmFields = {
+  id: z.string(),
+  name: z.string(),
+  state: z.enum(STATES),
+  imageId: z.string(),
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  diskGiB: z.number().int().nullable(),
+  network: z.string().meta({ description: "nat, isolated or bridge" }),
+  sshPort: z.number().int().nullable(),
+  readyState: z.string().nullable().meta({ description: "booting, ready or error, while the VM runs" }),
+  readyDetail: z.string().nullable(),
+  error: z.string().nullable(),
+  ownerId: z.string().nullable(),
+  poolId: z.string().nullable(),
+  createdAt: z.date(),
+  updatedAt: z.date(),
+  ports: z.array(portForward),
+  actions: z.array(z.string()).meta({ description: "What may be done to it in this state: Start, Stop, Suspend, Clone, Delete" }),
+};
+
+type VmRow = Awaited<ReturnType<typeof listVms>>[number];
+type VmDetail = Awaited<ReturnType<typeof getVm>>;
+
+export const vmRowOutput = z.looseObject(vmFields).meta({ id: "VmRow" });
+export const vmListOutput = documented<VmRow[]>(z.array(vmRowOutput));
+export const vmOutput = documented<VmDetail>(
+  z.looseObject({ ...vmFields, serialTail: z.string().meta({ description: "The end of the serial console's output" }) }).meta({ id: "Vm" }),
+);
+export const deletedOutput = z.object({ id: z.string() });
+export const execOutput = z.object({
+  stdout: z.string(),
+  stderr: z.string(),
+  exitCode: z.number().int(),
+  truncated: z.boolean().meta({ description: "Output past 1 MiB was cut off" }),
+});
