@@ -170,7 +170,7 @@ describe("terminal bridge", () => {
     expect(await status(terminalPath(await ticket(), "someothervm", "console"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("console"), vmId, "shell"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("shell"), vmId, "console"), origin)).toBe(403);
-    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
+    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
     expect(t.hangar.consoles.viewerCounts()).toEqual({});
     expect(openSshSessions()).toBe(0);
 
@@ -268,7 +268,7 @@ describe("terminal bridge", () => {
     another.ws.close();
     await expect.poll(() => openSshSessions()).toBe(0);
     await expect.poll(() => sshConnections()).toBe(0);
-    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
+    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
     // The guest's side agrees: no dropbear session process is left but the one running this.
     const sessions = await api.vm.exec({ id: vmId, command: ["sh", "-c", "cat /proc/[0-9]*/comm | grep -cx dropbear"] });
     expect(Number(sessions.stdout.trim())).toBe(2);

@@ -4,7 +4,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
-export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
+/** `tunnel`: raw bytes to the VM's SSH port, for the user's own ssh (`hangar proxy`). */
+export const TERMINAL_KINDS = ["console", "shell", "monitor", "display", "tunnel"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 
 export function isTerminalKind(value: string): value is TerminalKind {
@@ -21,6 +22,11 @@ export interface TicketGrant {
   kind: TerminalKind;
   /** Console and display viewers who may watch but not type. */
   readOnly: boolean;
+  /**
+   * Issued to an API token (Authorization: Bearer), which no page of another site can make
+   * a browser send: such a ticket may be redeemed by a client that sends no Origin (a CLI).
+   */
+  viaToken?: boolean;
 }
 
 interface Entry extends TicketGrant {
