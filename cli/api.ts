@@ -107,7 +107,12 @@ export async function resolvePool(api: Client, nameOrId: string): Promise<string
 
 /** Results on stdout: JSON for scripts, or the human form. Progress goes to stderr. */
 export function output<T>(json: boolean, value: T, human: (value: T) => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human(value)}\n`);
+  process.stdout.write(json ? `${toJson(value, 2)}\n` : `${human(value)}\n`);
+}
+
+/** JSON with sizes (bigint on the server) as numbers: exact up to 8 PiB, which disks stay under. */
+export function toJson(value: unknown, indent?: number): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? Number(v) : v), indent);
 }
 
 /** A plain text table, columns padded to their widest cell. */

@@ -15,7 +15,7 @@ import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
-import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table } from "./api.ts";
+import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
 import { completionScript } from "./completion.ts";
 import { login } from "./login.ts";
 import { progressBar } from "./progress.ts";
@@ -372,7 +372,7 @@ program
       const { config, api } = await connect();
       const vmId = name ? await resolveVm(api, name) : undefined;
       const { events } = await api.vm.events.query({ vmId, limit: options.limit });
-      const print = (line: object, human: string) => process.stdout.write(json(command) ? `${JSON.stringify(line)}\n` : `${human}\n`);
+      const print = (line: object, human: string) => process.stdout.write(json(command) ? `${toJson(line)}\n` : `${human}\n`);
       for (const e of events.reverse()) print(e, `${e.createdAt.toISOString()}  ${e.vmName ?? ""}  ${e.action}  ${e.ok ? "ok" : "FAILED"}  ${e.message}`);
       if (!options.follow) return;
       const url = new URL("/api/trpc-ws", config.url);
