@@ -100,9 +100,8 @@ export function createTerminalBridge({
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
     if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor or display).");
-    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind });
-    if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
-    if (origin === undefined && !grant.viaToken) return refuse(socket, "Origin not allowed.");
+    const grant = tickets.redeem(url.searchParams.get("ticket") ?? "", { vmId, kind, viaToken: origin === undefined || undefined });
+    if (!grant) return refuse(socket, origin === undefined ? "Origin not allowed." : "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
     wss.handleUpgrade(req, socket, head, (ws) => {
       // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
       // ws has already closed with the matching code (1002, 1007, 1009), and nothing is logged

@@ -51,11 +51,16 @@ export function createTicketStore({ ttlMs = 30_000, now = () => Date.now() } = {
       entries.set(hash.toString("hex"), { ...grant, hash, expiresAt: now() + ttlMs });
       return ticket;
     },
-    /** The grant, once; undefined for an unknown, used or expired ticket, or another VM or kind. */
-    redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind } = {}): TicketGrant | undefined {
+    /**
+     * The grant, once; undefined for an unknown, used or expired ticket, or another VM or kind.
+     * `viaToken`: only a ticket issued to an API token; any other is refused and stays valid
+     * (a client without Origin cannot burn a browser's ticket).
+     */
+    redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind; viaToken?: boolean } = {}): TicketGrant | undefined {
       const hash = hashOf(ticket);
       const entry = entries.get(hash.toString("hex"));
       if (!entry || !timingSafeEqual(entry.hash, hash)) return undefined;
+      if (expected.viaToken && !entry.viaToken) return undefined;
       entries.delete(hash.toString("hex"));
       if (entry.expiresAt <= now()) return undefined;
       if (expected.vmId !== undefined && expected.vmId !== entry.vmId) return undefined;
