@@ -248,11 +248,12 @@ program
 program
   .command("proxy")
   .description("pipe stdin/stdout to the VM's SSH port (ssh -o ProxyCommand='hangar proxy %h')")
-  .argument("<vm>", "name")
+  .argument("<vm>", "name (a trailing .hangar is dropped, for a `Host *.hangar` block in ~/.ssh/config)")
   .action(
     run(async (name: string) => {
       const { config, api } = await connect();
-      return pipeProxy(await openTerminal(config, api, await resolveVm(api, name), "tunnel"), process.stdin, process.stdout);
+      const vmId = await resolveVm(api, name.replace(/\.hangar$/, ""));
+      return pipeProxy(await openTerminal(config, api, vmId, "tunnel"), process.stdin, process.stdout);
     }),
   );
 
