@@ -10,16 +10,17 @@ import { z } from "zod";
 
 const Config = z.object({ url: z.url(), token: z.string().min(1) });
 export type Config = z.infer<typeof Config>;
+type Environment = Record<string, string | undefined>;
 
-export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+export function configDir(env: Environment = process.env): string {
   const base = env.XDG_CONFIG_HOME && path.isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : path.join(os.homedir(), ".config");
   return path.join(base, "hangar");
 }
 
-export const configFile = (env: NodeJS.ProcessEnv = process.env) => path.join(configDir(env), "config.json");
+export const configFile = (env: Environment = process.env) => path.join(configDir(env), "config.json");
 
 /** The saved config (environment first), or undefined when nobody logged in. */
-export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<Config | undefined> {
+export async function loadConfig(env: Environment = process.env): Promise<Config | undefined> {
   if (env.HANGAR_URL && env.HANGAR_TOKEN) return { url: env.HANGAR_URL, token: env.HANGAR_TOKEN };
   const text = await readFile(configFile(env), "utf8").catch(() => undefined);
   if (text === undefined) return undefined;
@@ -33,7 +34,7 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   return parsed.success ? parsed.data : undefined;
 }
 
-export async function saveConfig(config: Config, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function saveConfig(config: Config, env: Environment = process.env): Promise<string> {
   const dir = configDir(env);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);

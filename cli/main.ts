@@ -277,6 +277,8 @@ program
         // Host keys are remembered per VM id: names are reused, ids are not.
         "-o", `HostKeyAlias=hangar-${vm.id}`,
         "-o", "StrictHostKeyChecking=accept-new",
+        // The bridge closes a terminal after 30 minutes without input; keepalives are input.
+        "-o", "ServerAliveInterval=60",
         ...(options.option ?? []).flatMap((o) => ["-o", o]),
         ...(options.identity ? ["-i", options.identity] : []),
         "-l", options.user ?? vm.image.loginUser,
