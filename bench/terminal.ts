@@ -120,10 +120,14 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     await sleep(200);
   }
 
+  // A real Hangar HTTP server (tRPC for the CLI, the terminal bridge). Its port is known only
+  // now: Hangar answers to it and takes terminals from it (both lists are read by reference).
   const server = http.createServer();
-  server.on("upgrade", (req, socket, head) => hangar.terminals.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hangar.env.publicOrigins.push(origin);
+  hangar.env.allowedOrigins.push(origin);
+  createHttpServer({ hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, sock) => void sock.destroy() } }, server);
 
   /** Straight to qemu's serial socket; the hub holds it only while someone watches. */
   async function directRound() {
@@ -175,7 +179,6 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     through.push(await bridgeRound());
     console.log(`round ${round + 1}: echo direct ${direct[round]?.echoMs.toFixed(2)} ms, bridge ${through[round]?.echoMs.toFixed(2)} ms; output direct ${((direct[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s, bridge ${((through[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s`);
   }
-  server.close();
 
   const echo = { direct: median(direct.map((r) => r.echoMs)), bridge: median(through.map((r) => r.echoMs)) };
   const output = { direct: median(direct.map((r) => r.bytesPerSecond)), bridge: median(through.map((r) => r.bytesPerSecond)) };
@@ -184,14 +187,8 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
   console.log(`ratios: echo ${(echo.bridge / echo.direct).toFixed(2)}x (goal <= 1.3), throughput ${(output.bridge / output.direct).toFixed(2)}x (goal >= 0.8)`);
 
   // ssh through Hangar vs ssh straight to the forwarded port.
-  const web = http.createServer();
-  await new Promise<void>((resolve) => web.listen(0, "127.0.0.1", resolve));
-  const port = (web.address() as AddressInfo).port;
-  // The port is known only now: this server answers to it (its Host check reads the list once, next).
-  hangar.env.publicOrigins.push(`http://127.0.0.1:${port}`);
-  createHttpServer({ hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, sock) => void sock.destroy() } }, web);
   const { token } = await api.token.create({ name: "bench-cli" });
-  const cliEnv = { ...process.env, HANGAR_URL: `http://127.0.0.1:${port}`, HANGAR_TOKEN: token };
+  const cliEnv = { ...process.env, HANGAR_URL: origin, HANGAR_TOKEN: token };
   const running = await api.vm.get({ id: vm.id });
   const { privateKeyFile } = await hangar.driverFor(vm.id).identity();
   const user = running.image.loginUser;
@@ -230,8 +227,8 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     sshThrough.push(await sshRound(true));
     console.log(`ssh round ${round + 1}: echo direct ${sshDirect[round]?.echoMs.toFixed(2)} ms, through Hangar ${sshThrough[round]?.echoMs.toFixed(2)} ms; cat direct ${((sshDirect[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshThrough[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s`);
   }
-  web.closeAllConnections();
-  web.close();
+  server.closeAllConnections();
+  server.close();
   const sshEcho = { direct: median(sshDirect.map((r) => r.echoMs)), through: median(sshThrough.map((r) => r.echoMs)) };
   const sshCat = { direct: median(sshDirect.map((r) => r.bytesPerSecond)), through: median(sshThrough.map((r) => r.bytesPerSecond)) };
   console.log(`ssh echo round trip median: direct ${sshEcho.direct.toFixed(2)} ms, through Hangar ${sshEcho.through.toFixed(2)} ms`);
