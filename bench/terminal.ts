@@ -5,19 +5,31 @@
  * 1 MB file). Prints both ratios of the medians (goals: echo at most 1.3x, throughput at
  * least 0.8x).
  *
+ * Then ssh through Hangar (the user's own ssh with ProxyCommand `hangar proxy`, over the
+ * tunnel terminal of a real Hangar HTTP server) vs ssh straight to the VM's forwarded
+ * port: echo round trip in an interactive shell, and `cat` of 10 MB (timed from a marker
+ * the guest prints, so ssh's and the CLI's start-up are not counted). Same goals.
+ *
  *   npx tsx bench/terminal.ts
  */
 import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
 import WebSocket from "ws";
+import { sshOptions } from "../server/driver/qemu/manager.ts";
 import { vmFiles } from "../server/driver/qemu/paths.ts";
+import { createHttpServer } from "../server/http-server.ts";
 import { median, runBench } from "./setup.ts";
 
 const KEYSTROKES = 60;
 const ROUNDS = 3;
 const FILE_BYTES = 1_000_000;
+const SSH_FILE_BYTES = 10_000_000;
+const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "hangar.mjs");
 
 /** A byte pipe to the console: write, and wait for text to appear. */
 interface Pipe {
@@ -62,17 +74,16 @@ function pipeOver(send: (text: string) => void, subscribe: (onBytes: (b: Buffer)
 }
 
 /** A fresh prompt: the output of arithmetic typed now, never found in the scrollback. */
-async function freshPrompt(pipe: Pipe): Promise<void> {
+async function freshPrompt(pipe: Pipe, prompt = "# "): Promise<void> {
   const nonce = Math.floor(Math.random() * 1e9);
   pipe.write(`echo R$((${nonce}+1))\n`);
   await pipe.waitFor(`R${nonce + 1}`);
-  await pipe.waitFor("# ");
+  await pipe.waitFor(prompt);
   await sleep(50);
   pipe.clear();
 }
 
-async function measure(pipe: Pipe) {
-  await freshPrompt(pipe);
+async function echoTimes(pipe: Pipe): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < KEYSTROKES; i++) {
     const key = String.fromCharCode(97 + (i % 26));
@@ -82,6 +93,12 @@ async function measure(pipe: Pipe) {
     await echoed;
     times.push(performance.now() - started);
   }
+  return times;
+}
+
+async function measure(pipe: Pipe) {
+  await freshPrompt(pipe);
+  const times = await echoTimes(pipe);
   // Ctrl-U: drop the typed letters.
   pipe.write("\u0015");
   await freshPrompt(pipe);
@@ -103,10 +120,14 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     await sleep(200);
   }
 
+  // A real Hangar HTTP server (tRPC for the CLI, the terminal bridge). Its port is known only
+  // now: Hangar answers to it and takes terminals from it (both lists are read by reference).
   const server = http.createServer();
-  server.on("upgrade", (req, socket, head) => hangar.terminals.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hangar.env.publicOrigins.push(origin);
+  hangar.env.allowedOrigins.push(origin);
+  createHttpServer({ hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, sock) => void sock.destroy() } }, server);
 
   /** Straight to qemu's serial socket; the hub holds it only while someone watches. */
   async function directRound() {
@@ -158,13 +179,62 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     through.push(await bridgeRound());
     console.log(`round ${round + 1}: echo direct ${direct[round]?.echoMs.toFixed(2)} ms, bridge ${through[round]?.echoMs.toFixed(2)} ms; output direct ${((direct[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s, bridge ${((through[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s`);
   }
-  server.close();
 
   const echo = { direct: median(direct.map((r) => r.echoMs)), bridge: median(through.map((r) => r.echoMs)) };
   const output = { direct: median(direct.map((r) => r.bytesPerSecond)), bridge: median(through.map((r) => r.bytesPerSecond)) };
   console.log(`echo round trip median: direct ${echo.direct.toFixed(2)} ms, bridge ${echo.bridge.toFixed(2)} ms`);
   console.log(`throughput (cat ${FILE_BYTES / 1e6} MB): direct ${(output.direct / 1e6).toFixed(3)} MB/s, bridge ${(output.bridge / 1e6).toFixed(3)} MB/s`);
   console.log(`ratios: echo ${(echo.bridge / echo.direct).toFixed(2)}x (goal <= 1.3), throughput ${(output.bridge / output.direct).toFixed(2)}x (goal >= 0.8)`);
+
+  // ssh through Hangar vs ssh straight to the forwarded port.
+  const { token } = await api.token.create({ name: "bench-cli" });
+  const cliEnv = { ...process.env, HANGAR_URL: origin, HANGAR_TOKEN: token };
+  const running = await api.vm.get({ id: vm.id });
+  const { privateKeyFile } = await hangar.driverFor(vm.id).identity();
+  const user = running.image.loginUser;
+  await api.vm.exec({ id: vm.id, command: ["sh", "-c", `head -c ${SSH_FILE_BYTES} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big10`] });
+  const proxyCommand = `'${process.execPath}' '${LAUNCHER}' proxy ${vm.id}`;
+  const sshArgs = (through: boolean) => [...sshOptions(running.sshPort ?? 0, privateKeyFile), ...(through ? ["-o", `ProxyCommand=${proxyCommand}`] : []), `${user}@127.0.0.1`];
+
+  async function sshRound(through: boolean) {
+    const shell = execa("ssh", ["-tt", ...sshArgs(through)], { env: cliEnv, reject: false, buffer: false });
+    const pipe = pipeOver((t) => shell.stdin?.write(t), (on) => shell.stdout?.on("data", on), () => shell.kill());
+    await freshPrompt(pipe, "$ ");
+    const times = await echoTimes(pipe);
+    pipe.write("\u0015exit\n");
+    await shell;
+    const cat = execa("ssh", [...sshArgs(through), `echo START; cat /tmp/big10`], { env: cliEnv, reject: false, buffer: false });
+    let started = 0;
+    let bytes = 0;
+    cat.stdout?.on("data", (chunk: Buffer) => {
+      if (started === 0) {
+        const at = chunk.indexOf("START\n");
+        if (at < 0) return;
+        started = performance.now();
+        bytes += chunk.length - at - 6;
+      } else bytes += chunk.length;
+    });
+    await cat;
+    const seconds = (performance.now() - started) / 1000;
+    if (bytes < SSH_FILE_BYTES) throw new Error(`ssh ${through ? "through Hangar" : "direct"} delivered ${bytes} of ${SSH_FILE_BYTES} bytes`);
+    return { echoMs: median(times), bytesPerSecond: bytes / seconds };
+  }
+
+  const sshDirect: Awaited<ReturnType<typeof sshRound>>[] = [];
+  const sshThrough: Awaited<ReturnType<typeof sshRound>>[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    sshDirect.push(await sshRound(false));
+    sshThrough.push(await sshRound(true));
+    console.log(`ssh round ${round + 1}: echo direct ${sshDirect[round]?.echoMs.toFixed(2)} ms, through Hangar ${sshThrough[round]?.echoMs.toFixed(2)} ms; cat direct ${((sshDirect[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshThrough[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s`);
+  }
+  server.closeAllConnections();
+  server.close();
+  const sshEcho = { direct: median(sshDirect.map((r) => r.echoMs)), through: median(sshThrough.map((r) => r.echoMs)) };
+  const sshCat = { direct: median(sshDirect.map((r) => r.bytesPerSecond)), through: median(sshThrough.map((r) => r.bytesPerSecond)) };
+  console.log(`ssh echo round trip median: direct ${sshEcho.direct.toFixed(2)} ms, through Hangar ${sshEcho.through.toFixed(2)} ms`);
+  console.log(`ssh throughput (cat ${SSH_FILE_BYTES / 1e6} MB): direct ${(sshCat.direct / 1e6).toFixed(2)} MB/s, through Hangar ${(sshCat.through / 1e6).toFixed(2)} MB/s`);
+  console.log(`ssh ratios: echo ${(sshEcho.through / sshEcho.direct).toFixed(2)}x (goal <= 1.3), throughput ${(sshCat.through / sshCat.direct).toFixed(2)}x (goal >= 0.8)`);
+
   await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   await api.vm.delete({ id: vm.id });
 });

@@ -9,6 +9,7 @@ const LINKS = [
   { href: "/pools", label: "Pools", match: (p: string) => p.startsWith("/pools"), admin: false },
   { href: "/images", label: "Images", match: (p: string) => p.startsWith("/images"), admin: false },
   { href: "/tokens", label: "Tokens", match: (p: string) => p.startsWith("/tokens"), admin: false },
+  { href: "/account", label: "Account", match: (p: string) => p.startsWith("/account"), admin: false },
   { href: "/users", label: "Users", match: (p: string) => p.startsWith("/users"), admin: true },
   { href: "/audit", label: "Audit", match: (p: string) => p.startsWith("/audit"), admin: true },
 ];

@@ -107,9 +107,8 @@ export function VmDetails({ id }: { id: string }) {
             </>
           ) : null}
         </dl>
-        {vm.sshPort && vm.sshKeyPath ? (
-          <CopyCommand label="SSH command" command={`ssh -p ${vm.sshPort} -i ${vm.sshKeyPath} ${vm.image.loginUser}@127.0.0.1`} />
-        ) : null}
+        {/* Through Hangar with the person's own key (Account page), from any machine that reaches Hangar. */}
+        <CopyCommand label="SSH command" command={`hangar ssh ${vm.name}`} />
       </section>
 
       <section className="card">

@@ -69,7 +69,7 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page).toHaveURL(new RegExp(`/vms/${id}$`));
   await expect(page.getByRole("heading", { name })).toBeVisible();
   await expect(page.getByTestId("vm-state")).toHaveText("Running");
-  await expect(page.getByLabel("SSH command")).toContainText(`/vms/${id}/id_ed25519 hangar@127.0.0.1`);
+  await expect(page.getByLabel("SSH command")).toHaveText(`hangar ssh ${name}`);
   // The ready condition: cloud-init's result (the tiny guest's stand-in), pushed live.
   await expect(page.getByTestId("vm-ready")).toContainText("Ready — cloud-init done", STATE_CHANGE);
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);

@@ -32,7 +32,8 @@ export type StagingState = (typeof STAGING_STATES)[number];
 
 // Terminals (the protocol: server/terminal/protocol.ts)
 
-export const TERMINAL_KINDS = ["console", "shell", "monitor", "display"] as const;
+/** `tunnel`: raw bytes to the VM's SSH port, for the user's own ssh (`hangar proxy`). */
+export const TERMINAL_KINDS = ["console", "shell", "monitor", "display", "tunnel"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 
 export function isTerminalKind(value: string): value is TerminalKind {

@@ -13,8 +13,8 @@ import type { TerminalKind as AnyTerminalKind } from "../../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
 
-/** The kinds shown in xterm; "display" is noVNC's (display.tsx). */
-export type TerminalKind = Exclude<AnyTerminalKind, "display">;
+/** The kinds shown in xterm; "display" is noVNC's (display.tsx), "tunnel" is for the CLI's ssh. */
+export type TerminalKind = Exclude<AnyTerminalKind, "display" | "tunnel">;
 type Phase = "inactive" | "connecting" | "connected" | "disconnected";
 
 /** A control message from the bridge (server/terminal/protocol.ts): exit, error or status. */

@@ -1,6 +1,8 @@
 import { z } from "zod";
 import { actorLabel } from "../auth/permissions.ts";
+import { addSshKey, listSshKeys, removeSshKey } from "../auth/ssh-keys.ts";
 import { createFirstAdmin } from "../auth/users.ts";
+import { id } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 export const password = z.string().min(8, "Passwords need at least 8 characters.").max(256, "That password is too long.");
@@ -23,5 +25,29 @@ export const accountRouter = router({
       const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, ctx.hangar.env.stateDir, input);
       await ctx.hangar.recorder.record({ stream: "audit", actor: user.email, action: "user-create", ok: true, message: `First admin ${user.email}`, target: user.email, userId: user.id });
       return user;
+    }),
+  /** Your SSH public keys: VMs you create or acquire get them for their login user. */
+  sshKeys: procedure.meta({ permission: "tokens.own" }).query(({ ctx }) => listSshKeys(ctx.hangar.db, ctx.principal?.userId ?? "")),
+  /** Adds one OpenSSH public key line; name defaults to the key's comment. */
+  addSshKey: procedure
+    .meta({ permission: "tokens.own" })
+    .input(
+      z.object({
+        publicKey: z.string().max(16 * 1024, "That is too long for a public key."),
+        name: z.string().max(100, "Key names are at most 100 characters.").optional(),
+      }),
+    )
+    .mutation(async ({ ctx, input }) => {
+      const key = await addSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input);
+      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "sshkey-add", ok: true, message: `Added SSH key ${key.name} (${key.fingerprint})`, target: key.name, userId: ctx.principal?.userId });
+      return key;
+    }),
+  removeSshKey: procedure
+    .meta({ permission: "tokens.own" })
+    .input(z.object({ id }))
+    .mutation(async ({ ctx, input }) => {
+      const key = await removeSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
+      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "sshkey-remove", ok: true, message: `Removed SSH key ${key.name} (${key.fingerprint})`, target: key.name, userId: ctx.principal?.userId });
+      return key;
     }),
 });

@@ -33,6 +33,9 @@ const SEED = Number(process.env.HANGAR_FUZZ_SEED ?? 20261201);
 const RUNS_PER_PROCEDURE = 30;
 
 type Role = "admin" | "operator" | "viewer" | "anonymous";
+
+const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDSG2kZ7+0indab+8xrb/q4/RI19+wBj67zL43PuC4IT fuzz@test";
+const OTHER_SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl other@test";
 type Caller = ReturnType<typeof createCaller>;
 
 let t: TestHangar;
@@ -70,6 +73,7 @@ beforeAll(async () => {
   const pool = await admin.pool.create({ name: "warm", ...spec, size: 0, staging: "Stopped" });
   const doomedPool = await admin.pool.create({ name: "doomed", ...spec, size: 0, staging: "Stopped" });
   const token = await operator.token.create({ name: "ci" });
+  const sshKey = await operator.account.addSshKey({ publicKey: SSH_KEY, name: "laptop" });
   const victimUser = await admin.user.add({ email: "victim@test.hangar", name: "victim", password: "a long password", role: "viewer" });
   // One valid input per procedure; the fuzzer corrupts one field at a time. Destructive
   // procedures aim at rows of their own, so the others keep something to act on.
@@ -107,6 +111,9 @@ beforeAll(async () => {
     "pool.release": { vmId: target.id },
     "account.me": undefined,
     "account.createFirstAdmin": { email: "first@test.hangar", name: "first", password: "a long password" },
+    "account.sshKeys": undefined,
+    "account.addSshKey": { publicKey: OTHER_SSH_KEY, name: "desk" },
+    "account.removeSshKey": { id: sshKey.id },
     "user.list": undefined,
     "user.add": { email: "added@test.hangar", name: "added", password: "a long password", role: "viewer" },
     "user.update": { id: victimUser.id, role: "operator", maxVms: 3 },

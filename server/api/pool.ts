@@ -26,7 +26,10 @@ export const poolRouter = router({
     await ctx.hangar.pools.deletePool(input.id, ctx.actor);
     return { id: input.id };
   }),
-  /** A ready VM: its id, where to SSH and the key (or yours, installed for root). */
+  /**
+   * A ready VM: its id, where to SSH and the VM's key (none when you give publicKey). Your
+   * publicKey and your own keys (account.addSshKey) are added for the login user.
+   */
   acquire: procedure
     .meta({ permission: "pool.use" })
     .input(

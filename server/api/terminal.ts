@@ -13,11 +13,13 @@ export const terminalRouter = router({
   /**
    * A single-use ticket (30 s) for /ws/terminal. Console: anyone who may read, typing only
    * on VMs they may control. Display: the same, while it runs (view-only for readers, held
-   * by the bridge). Shell: the VM's controllers, while it runs. Monitor: admins.
+   * by the bridge). Shell and tunnel (raw bytes to the VM's SSH port, for the caller's own
+   * ssh client): the VM's controllers, while it runs. Monitor: admins. A ticket asked for with
+   * an API token may be redeemed without an Origin (the CLI sends none).
    */
   ticket: procedure
     .meta({ permission: "read" })
-    .input(z.object({ vmId: id, kind: z.enum(TERMINAL_KINDS, "kind must be console, shell, monitor or display.") }))
+    .input(z.object({ vmId: id, kind: z.enum(TERMINAL_KINDS, "kind must be console, shell, monitor, display or tunnel.") }))
     .mutation(async ({ ctx, input }) => {
       const principal = ctx.principal;
       if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first.");
@@ -25,8 +27,9 @@ export const terminalRouter = router({
       if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.vmId}".`);
       const controls = canControlVm(principal, vm);
       if (input.kind === "monitor" && principal.role !== "admin") throw new HangarError("FORBIDDEN", "Only admins may open the qemu monitor.");
-      if (input.kind === "shell" && !controls) {
-        throw new HangarError("FORBIDDEN", atLeast(principal, "operator") ? "You can only open shells on VMs you own." : "Viewers cannot open shells.");
+      if ((input.kind === "shell" || input.kind === "tunnel") && !controls) {
+        const what = input.kind === "shell" ? "shells" : "SSH tunnels";
+        throw new HangarError("FORBIDDEN", atLeast(principal, "operator") ? `You can only open ${what} on VMs you own.` : `Viewers cannot open ${what}.`);
       }
       if (input.kind !== "console" && vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
       const readOnly = (input.kind === "console" || input.kind === "display") && !controls;
@@ -37,6 +40,7 @@ export const terminalRouter = router({
         vmId: vm.id,
         kind: input.kind,
         readOnly,
+        viaToken: principal.via === "token",
       });
       return { ticket, path: terminalPath(ticket, vm.id, input.kind), readOnly };
     }),

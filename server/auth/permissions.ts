@@ -19,8 +19,8 @@ export const PERMISSIONS = {
   "pool.use": "operators and admins",
   /** Create, resize and delete pools. */
   "pool.manage": "admins",
-  /** Own API tokens: create, list, revoke. */
-  "tokens.own": "any signed-in user, on their own tokens",
+  /** Own API tokens and SSH public keys: create, list, revoke. */
+  "tokens.own": "any signed-in user, on their own tokens and keys",
   /** Users, roles, quotas; the whole audit log. */
   admin: "admins",
 } as const;

@@ -103,6 +103,8 @@ export interface StartOptions {
    * default user (cloud-init) or root (images that read only meta-data, hangar-tiny).
    */
   sshAuthorizedKey: string;
+  /** The owner's own public keys, installed beside sshAuthorizedKey (same accounts). */
+  userAuthorizedKeys?: string[];
   /** Attach the hypervisor's human monitor (HMP) on its own socket. */
   monitor: boolean;
   boot?: DirectBootOptions;

@@ -16,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Recorder } from "../audit/recorder.ts";
+import { authorizedKeysOf } from "../auth/ssh-keys.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
@@ -240,13 +241,14 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       const user = started.image.loginUser;
       const driver = driverFor(vm.id);
       const identity = await driver.identity();
-      let privateKey: string | undefined = identity.privateKey;
-      if (options.publicKey) {
+      // The caller's key for this acquire, and the new owner's own keys (Account page).
+      const keys = [...(options.publicKey ? [options.publicKey.trim()] : []), ...(await authorizedKeysOf(db, options.ownerId))];
+      if (keys.length > 0) {
         const install = ["sh", "-c", 'umask 077; mkdir -p "$HOME/.ssh"; cat >> "$HOME/.ssh/authorized_keys"'];
-        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${options.publicKey.trim()}\n` });
-        if (added.exitCode !== 0) throw new Error(`could not install the key: ${added.stderr}`);
-        privateKey = undefined;
+        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${keys.join("\n")}\n` });
+        if (added.exitCode !== 0) throw new Error(`could not install the keys: ${added.stderr}`);
       }
+      const privateKey = options.publicKey ? undefined : identity.privateKey;
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
       return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
     } catch (error) {

@@ -178,6 +178,6 @@ describe("malformed WebSocket frames", () => {
     });
     expect(JSON.parse(first)).toEqual({ type: "status", state: "Stopped" });
     ws.close();
-    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
+    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
   });
 });

@@ -7,6 +7,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { createCaller } from "../api/root.ts";
+import { IN_PROCESS } from "../api/trpc.ts";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { sshWhenReady } from "../testing/guest.ts";
 import { TERMINAL_PATH, createTerminalBridge, terminalPath, withoutCursorReports, type TerminalBridge } from "./bridge.ts";
@@ -170,7 +172,7 @@ describe("terminal bridge", () => {
     expect(await status(terminalPath(await ticket(), "someothervm", "console"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("console"), vmId, "shell"), origin)).toBe(403);
     expect(await status(terminalPath(await ticket("shell"), vmId, "console"), origin)).toBe(403);
-    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
+    expect(bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
     expect(t.hangar.consoles.viewerCounts()).toEqual({});
     expect(openSshSessions()).toBe(0);
 
@@ -252,6 +254,41 @@ describe("terminal bridge", () => {
     expect(bridge.counts().display).toBe(0);
   });
 
+  it("tunnels raw bytes to the VM's SSH port for a token's ticket without Origin, and refuses a session's", async () => {
+    const principal = { userId: (await t.hangar.db.user.findFirstOrThrow()).id, email: "admin@test.hangar", role: "admin" as const };
+    const cli = createCaller({ hangar: t.hangar, transport: IN_PROCESS, principal: { ...principal, via: "token", tokenName: "cli" }, actor: "cli" });
+    const connect = (wsPath: string) =>
+      new Promise<{ status: number; ws?: WebSocket }>((resolve) => {
+        const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`);
+        ws.on("unexpected-response", (_req, res) => resolve({ status: res.statusCode ?? 0 }));
+        ws.on("open", () => resolve({ status: 101, ws }));
+        ws.on("error", () => undefined);
+      });
+    // A session's ticket without Origin is refused, and still good from Hangar's own page.
+    const session = await api.terminal.ticket({ vmId, kind: "tunnel" });
+    expect((await connect(session.path)).status).toBe(403);
+    const { path: tokenPath } = await cli.terminal.ticket({ vmId, kind: "tunnel" });
+    const opened = await connect(tokenPath);
+    const ws = opened.ws;
+    if (!ws) throw new Error(`the tunnel was refused with ${opened.status}`);
+    // The guest's SSH server speaks first: its version line comes through unchanged.
+    const banner = await new Promise<string>((resolve) => ws.once("message", (data: Buffer) => resolve(data.toString("latin1"))));
+    expect(banner).toMatch(/^SSH-2\.0-/);
+    expect(bridge.counts().tunnel).toBe(1);
+    ws.close();
+    await expect.poll(() => bridge.counts().tunnel).toBe(0);
+    await expect.poll(() => sshConnections()).toBe(0);
+    const fromPage = new WebSocket(`${origin.replace("http", "ws")}${session.path}`, { headers: { origin } });
+    await new Promise<void>((resolve, reject) => {
+      fromPage.once("open", () => resolve());
+      fromPage.once("error", reject);
+    });
+    fromPage.close();
+    // A viewer may not tunnel.
+    const viewer = await callerFor(t.hangar, "viewer");
+    await expect(viewer.terminal.ticket({ vmId, kind: "tunnel" })).rejects.toMatchObject({ code: "FORBIDDEN", message: "Viewers cannot open SSH tunnels." });
+  });
+
   it("opens an SSH shell with a PTY, reports the exit code, and leaves no session behind", async () => {
     const shell = await open("shell");
     shell.ws.send(JSON.stringify({ type: "resize", cols: 100, rows: 30 }));
@@ -268,7 +305,7 @@ describe("terminal bridge", () => {
     another.ws.close();
     await expect.poll(() => openSshSessions()).toBe(0);
     await expect.poll(() => sshConnections()).toBe(0);
-    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0 });
+    await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
     // The guest's side agrees: no dropbear session process is left but the one running this.
     const sessions = await api.vm.exec({ id: vmId, command: ["sh", "-c", "cat /proc/[0-9]*/comm | grep -cx dropbear"] });
     expect(Number(sessions.stdout.trim())).toBe(2);

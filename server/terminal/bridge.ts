@@ -2,13 +2,16 @@
  * The WebSocket terminal bridge at /ws/terminal. An upgrade is refused with 403, before
  * anything is attached, unless its Origin is one of Hangar's public or allowed origins
  * (never compared with the request's Host, which the client chooses) and it carries a
- * valid ticket. Then the socket is joined to the VM's serial console hub, an
- * SSH shell, or the qemu monitor; for a VM on another host, it is piped to that host
- * (proxy.ts), which takes it on the internal endpoint only with a pass signed with the
+ * valid ticket. A client that sends no Origin at all is no browser (browsers always send
+ * one on WebSocket upgrades): it is let through only with a ticket issued to an API token.
+ * Then the socket is joined to the VM's serial console hub, an SSH shell, the qemu monitor,
+ * its display, or a raw tunnel to its SSH port; for a VM on another host, it is piped to that
+ * host (proxy.ts), which takes it on the internal endpoint only with a pass signed with the
  * cluster key. Heartbeats find dead peers; a terminal ends with the session it was opened
  * from, and after a long time without input.
  */
 import type { IncomingMessage } from "node:http";
+import net from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { CLUSTER_HEADER, verifyPass } from "../auth/cluster-secret.ts";
@@ -89,7 +92,8 @@ export function createTerminalBridge({
   /**
    * Checks, in this order and before anything is attached: the Origin (so a cross-site
    * page cannot even burn a ticket), then the ticket, which must name the VM and kind the
-   * URL asks for. Any failure is a plain 403.
+   * URL asks for. Without an Origin the ticket must have been issued to an API token. Any
+   * failure is a plain 403.
    */
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node's HTTP server stops watching an upgraded socket's errors: a peer that resets
@@ -98,14 +102,15 @@ export function createTerminalBridge({
     const url = new URL(req.url ?? "/", "http://localhost");
     if (url.pathname === INTERNAL_TERMINAL_PATH) return handleInternal(req, socket, head);
     if (url.pathname !== TERMINAL_PATH) return refuse(socket, "No such WebSocket endpoint.", "404 Not Found");
-    if (!originAllowed(req.headers.origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
+    const origin = req.headers.origin;
+    if (origin !== undefined && !originAllowed(origin, allowedOrigins)) return refuse(socket, "Origin not allowed.");
     const vmId = url.searchParams.get("vm") ?? "";
     const kind = url.searchParams.get("kind") ?? "";
-    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor or display).");
+    if (!isTerminalKind(kind)) return refuse(socket, "The URL names no terminal kind (console, shell, monitor, display or tunnel).");
     void tickets
-      .redeem(url.searchParams.get("ticket") ?? "", { vmId, kind })
+      .redeem(url.searchParams.get("ticket") ?? "", { vmId, kind, viaToken: origin === undefined || undefined })
       .then(async (grant) => {
-        if (!grant) return refuse(socket, "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+        if (!grant) return refuse(socket, origin === undefined ? "Origin not allowed." : "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
         const owner = await ownerElsewhere(grant.vmId);
         wss.handleUpgrade(req, socket, head, (ws) => {
           // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
@@ -260,6 +265,25 @@ export function createTerminalBridge({
       return;
     }
 
+    if (grant.kind === "tunnel") {
+      const answers = async () => {
+        const deadline = Date.now() + shellBootWaitMs;
+        while (!(await driver.sshAnswers(sshPort).catch(() => false))) {
+          if (ended || Date.now() >= deadline) return false;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return true;
+      };
+      if (!(await answers())) return terminal.close(`${BOOTING_MESSAGE} Gave up after ${Math.round(shellBootWaitMs / 1000)} s; try again in a moment.`);
+      if (ended) return;
+      const ssh = net.connect(sshPort, driver.sshHost());
+      ssh.setNoDelay(true);
+      const tunnel = pipeDisplay(ssh, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: false, closedMessage: "" });
+      onEnd(tunnel.close);
+      onMessage((data, binary) => binary && tunnel.write(data));
+      return;
+    }
+
     const identity = await driver.identity();
     const image = await hangar.db.image.findUnique({ where: { id: vm.imageId }, select: { loginUser: true } });
     if (ended) return;
@@ -312,7 +336,7 @@ export function createTerminalBridge({
     handleUpgrade,
     /** Open terminals by kind, for tests and the status page. */
     counts(): Record<TerminalKind, number> {
-      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0, display: 0 };
+      const counts: Record<TerminalKind, number> = { console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 };
       for (const terminal of terminals) counts[terminal.grant.kind] += 1;
       return counts;
     },

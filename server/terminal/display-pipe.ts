@@ -4,6 +4,7 @@
  * sharing the screen). RFB is the browser's business; the server only reads the viewer's
  * side when the viewer may not type (rfb-view-only.ts). Back-pressure as in the console
  * hub: the VNC socket is not read while the WebSocket has more than HIGH_WATER queued.
+ * The SSH tunnel is the same pipe to the VM's SSH port, with its own closing words.
  */
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -24,7 +25,13 @@ export interface DisplayPipe {
   close(): void;
 }
 
-export function pipeDisplay(screen: Socket, peer: DisplayPeer, { readOnly, drainCheckMs = 20 }: { readOnly: boolean; drainCheckMs?: number }): DisplayPipe {
+const DISPLAY_CLOSED = "The VM's display closed: the VM stopped or restarted. Reconnect once it runs.";
+
+export function pipeDisplay(
+  screen: Socket,
+  peer: DisplayPeer,
+  { readOnly, drainCheckMs = 20, closedMessage = DISPLAY_CLOSED }: { readOnly: boolean; drainCheckMs?: number; closedMessage?: string },
+): DisplayPipe {
   const filter = readOnly ? new ViewOnlyFilter() : undefined;
   let closed = false;
   let draining = false;
@@ -43,7 +50,7 @@ export function pipeDisplay(screen: Socket, peer: DisplayPeer, { readOnly, drain
   });
   screen.on("error", () => undefined);
   screen.on("close", () => {
-    if (!closed) peer.close("The VM's display closed: the VM stopped or restarted. Reconnect once it runs.");
+    if (!closed) peer.close(closedMessage || undefined);
   });
 
   return {

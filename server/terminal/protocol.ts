@@ -5,7 +5,9 @@
  * The upgrade is refused with HTTP 403, before anything is attached, when `Origin` is
  * missing or is none of Hangar's public origins (HANGAR_PUBLIC_ORIGIN) and not listed in
  * HANGAR_ALLOWED_ORIGINS (never compared with the client's Host), or when the ticket is unknown, used, older than 30 s, or was
- * issued for another VM or kind. Frames larger than 64 KiB close the socket.
+ * issued for another VM or kind. A client that sends no Origin (no browser: browsers always
+ * send one) is let through only with a ticket asked for with an API token (the CLI). Frames
+ * larger than 64 KiB close the socket.
  *
  * Frames:
  * - Binary, both ways: terminal bytes (keystrokes in, output out).
@@ -31,6 +33,10 @@
  *   Readers' displays are view-only, enforced on the server: their keys, pointer and
  *   clipboard never reach the VM (server/terminal/rfb-view-only.ts). Only while the VM runs;
  *   the socket closes with an error message when it stops.
+ * - tunnel: raw bytes both ways to the VM's SSH port (a TCP connection from the host that runs
+ *   the VM), for the caller's own ssh client (`hangar proxy`, ssh's ProxyCommand). The VM's
+ *   controllers, while it runs; waits for a booting VM's SSH like a shell. When the SSH
+ *   connection ends the socket closes (1000).
  *
  * The server pings every 15 s and drops a peer that did not answer the previous ping, and
  * closes a terminal that received no input for 30 minutes or whose sign-in session ended.

@@ -21,6 +21,11 @@ export interface TicketGrant {
   kind: TerminalKind;
   /** Console and display viewers who may watch but not type. */
   readOnly: boolean;
+  /**
+   * Issued to an API token (Authorization: Bearer), which no page of another site can make
+   * a browser send: such a ticket may be redeemed by a client that sends no Origin (a CLI).
+   */
+  viaToken?: boolean;
 }
 
 /** A grant as it travels between hosts (in a proxied terminal's pass). */
@@ -31,6 +36,7 @@ export const ticketGrant: z.ZodType<TicketGrant> = z.object({
   vmId: z.string().min(1),
   kind: z.enum(TERMINAL_KINDS),
   readOnly: z.boolean(),
+  viaToken: z.boolean().optional(),
 });
 
 const hashOf = (ticket: string) => createHash("sha256").update(ticket).digest("hex");
@@ -50,6 +56,7 @@ export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }
           vmId: grant.vmId,
           kind: grant.kind,
           readOnly: grant.readOnly,
+          viaToken: grant.viaToken ?? false,
           expiresAt: new Date(now() + ttlMs),
         },
       });
@@ -58,12 +65,14 @@ export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }
     /**
      * The grant, once; undefined for an unknown, used or expired ticket, or another VM or
      * kind. Of two hosts redeeming one ticket at once, only the one whose delete removed the
-     * row gets the grant.
+     * row gets the grant. `viaToken`: only a ticket issued to an API token; any other is
+     * refused and stays valid (a client without Origin cannot burn a browser's ticket).
      */
-    async redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind } = {}): Promise<TicketGrant | undefined> {
+    async redeem(ticket: string, expected: { vmId?: string; kind?: TerminalKind; viaToken?: boolean } = {}): Promise<TicketGrant | undefined> {
       const hash = hashOf(ticket);
       const entry = await db.terminalTicket.findUnique({ where: { hash } });
       if (!entry) return undefined;
+      if (expected.viaToken && !entry.viaToken) return undefined;
       const { count } = await db.terminalTicket.deleteMany({ where: { hash } });
       if (count !== 1) return undefined;
       if (entry.expiresAt.getTime() <= now()) return undefined;
@@ -77,6 +86,7 @@ export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }
         vmId: entry.vmId,
         kind: entry.kind,
         readOnly: entry.readOnly,
+        ...(entry.viaToken ? { viaToken: true } : {}),
       };
     },
   };

@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { Db } from "../db.ts";
 import { AlreadyRunningError, FIRMWARES, HostToolMissingError, NotRunningError, type Firmware, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
+import { authorizedKeysOf } from "../auth/ssh-keys.ts";
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
 import type { ImageFiles, LocalImage } from "../images/copies.ts";
 import type { VmBus } from "./bus.ts";
@@ -257,6 +258,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
           cpus: vm.cpus,
           memoryMiB: vm.memoryMiB,
           sshAuthorizedKey: identity.publicKey,
+          userAuthorizedKeys: resume ? [] : await authorizedKeysOf(db, vm.ownerId),
           monitor: true,
           boot: image.kernel ? { kernel: image.kernel, initrd: image.initrd ?? undefined, cmdline: vm.image.cmdline ?? undefined } : undefined,
           firmware: firmwareOf(vm.image.firmware),

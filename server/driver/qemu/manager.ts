@@ -170,7 +170,7 @@ export class QemuManager implements Manager {
       await writeCidataIso(this.files.cidata, {
         instanceId: options.instanceId,
         hostname: options.hostname,
-        sshAuthorizedKeys: [options.sshAuthorizedKey],
+        sshAuthorizedKeys: [options.sshAuthorizedKey, ...(options.userAuthorizedKeys ?? [])],
         userData: options.userData,
       });
     }

@@ -1,0 +1,13 @@
+import type { Metadata } from "next";
+import { SshKeysPanel } from "@/components/ssh-keys-panel.tsx";
+
+export const metadata: Metadata = { title: "Account" };
+
+export default function Page() {
+  return (
+    <>
+      <h1>Account</h1>
+      <SshKeysPanel />
+    </>
+  );
+}

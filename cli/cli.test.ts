@@ -1,0 +1,120 @@
+// The hangar CLI end to end: a real Hangar HTTP server (tRPC, sign-in, terminal bridge) on
+// the real qemu driver booting the tiny guest, and the CLI run as a user would, through its
+// launcher. login with email and password, create, start, wait, `hangar ssh -- uname -a`
+// with the user's own key (added on their account, installed by cloud-init), ssh's own
+// ProxyCommand through `hangar proxy`, `hangar console` in a PTY (script), and --json.
+import { execa } from "execa";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHttpServer } from "../server/http-server.ts";
+import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../server/testing/fixtures.ts";
+import { REPO_ROOT } from "../server/testing/paths.ts";
+
+const LAUNCHER = path.join(REPO_ROOT, "bin", "hangar.mjs");
+const work = mkdtempSync(path.join(os.tmpdir(), "hangar-cli-"));
+const configHome = path.join(work, "config");
+const key = path.join(work, "id_ed25519");
+/** ssh without the person's own ~/.ssh: only the test's key and known_hosts. */
+const sshOptions = ["-o", `UserKnownHostsFile=${path.join(work, "known_hosts")}`, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"];
+const env = { XDG_CONFIG_HOME: configHome, HANGAR_URL: "", HANGAR_TOKEN: "" };
+
+let t: TestHangar;
+let server: http.Server;
+let url = "";
+
+const hangar = (args: string[], options: { input?: string } = {}) =>
+  execa(process.execPath, [LAUNCHER, ...args], { env, extendEnv: true, reject: false, input: options.input, timeout: 300_000 });
+
+beforeAll(async () => {
+  server = http.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  url = `http://127.0.0.1:${port}`;
+  t = await createTestHangar({ settings: { PORT: port } });
+  createHttpServer({ hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } }, server);
+  await tinyImage(t.hangar);
+  const admin = await callerFor(t.hangar, "admin");
+  await admin.user.add({ email: "dev@test.hangar", name: "dev", password: "a long password", role: "operator" });
+  await execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dev@laptop", "-f", key]);
+});
+
+afterAll(async () => {
+  for (const vm of await t.hangar.db.vm.findMany()) {
+    await t.hangar.lifecycle.stopVm(vm.id, 0, "test").catch(() => undefined);
+    await t.hangar.lifecycle.deleteVm(vm.id, "test").catch(() => undefined);
+  }
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  t.hangar.terminals.close();
+  t.hangar.consoles.closeAll();
+  await t.cleanup();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("hangar CLI", () => {
+  it("logs in, creates and starts a VM, and reaches it with ssh and the console", async () => {
+    // Not logged in yet: exit 3 with what to do.
+    const early = await hangar(["ls"]);
+    expect(early.exitCode).toBe(3);
+    expect(early.stderr).toMatch(/hangar login/);
+
+    const login = await hangar(["--json", "login", url, "--email", "dev@test.hangar", "--password-stdin"], { input: "a long password\n" });
+    expect(login.stderr).toBe("");
+    expect(JSON.parse(login.stdout)).toMatchObject({ url, email: "dev@test.hangar", role: "operator" });
+    const file = path.join(configHome, "hangar", "config.json");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+
+    // The user's own key, on their account: the VM gets it through cloud-init.
+    const dev = await callerFor(t.hangar, "operator", "dev@test.hangar");
+    await dev.account.addSshKey({ publicKey: readFileSync(`${key}.pub`, "utf8") });
+
+    const images = await hangar(["image", "ls", "--json"]);
+    const [image] = JSON.parse(images.stdout) as { name: string }[];
+    const created = await hangar(["create", "cli-1", "--image", image?.name ?? "", "--memory", "256", "--json"]);
+    expect(created.exitCode, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: "cli-1", state: "Stopped" });
+    expect((await hangar(["start", "cli-1"])).stdout).toMatch(/cli-1 Running/);
+    const waited = await hangar(["wait", "cli-1", "--for", "ready", "--timeout", "300", "--json"]);
+    expect(waited.exitCode, waited.stderr).toBe(0);
+    expect(JSON.parse(waited.stdout)).toMatchObject({ name: "cli-1", readyState: "ready" });
+    const listed = JSON.parse((await hangar(["ls", "--json"])).stdout) as { name: string; state: string }[];
+    expect(listed.map((vm) => [vm.name, vm.state])).toEqual([["cli-1", "Running"]]);
+
+    // No such VM: exit 5.
+    expect((await hangar(["get", "nope"])).exitCode).toBe(5);
+
+    // hangar ssh: the person's own ssh, their own key, through the bridge.
+    const uname = await hangar(["ssh", "cli-1", "-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "uname", "-a"]);
+    expect(uname.exitCode, uname.stderr).toBe(0);
+    expect(uname.stdout).toMatch(/^Linux cli-1 /);
+
+    // ssh's own ProxyCommand, as a user writes it in ~/.ssh/config; the exit status comes back.
+    const proxy = `'${process.execPath}' '${LAUNCHER}' proxy %h`;
+    const direct = await execa("ssh", ["-o", `ProxyCommand=${proxy}`, "-i", key, ...sshOptions, "-o", "StrictHostKeyChecking=accept-new", "hangar@cli-1", "echo through-hangar; exit 3"], { env: { ...process.env, ...env }, reject: false });
+    expect(direct.stdout.trim()).toBe("through-hangar");
+    expect(direct.exitCode).toBe(3);
+
+    // The serial console in a PTY: a newline brings the login prompt, ~. leaves.
+    const consoleRun = execa("script", ["-qfec", `'${process.execPath}' '${LAUNCHER}' console cli-1`, "/dev/null"], { env: { ...process.env, ...env }, reject: false, timeout: 120_000 });
+    let seen = "";
+    consoleRun.stdout?.on("data", (chunk: Buffer) => (seen += chunk.toString("latin1")));
+    await expect.poll(() => seen, { timeout: 30_000 }).toMatch(/serial console/);
+    consoleRun.stdin?.write("\r");
+    await expect.poll(() => seen, { timeout: 60_000 }).toMatch(/login:/);
+    consoleRun.stdin?.write("\r~.");
+    const ended = await consoleRun;
+    expect(ended.exitCode).toBe(0);
+    expect(seen).toMatch(/Console closed/);
+
+    // Stop and delete through the CLI; the exit codes say what happened.
+    expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
+    expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
+    const deleted = await hangar(["--json", "delete", "cli-1"]);
+    expect(JSON.parse(deleted.stdout)).toMatchObject({ name: "cli-1", state: "Deleted" });
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * `hangar login URL`: an API token, pasted or made now from an email and password (a
+ * sign-in, then token.create with that session, as the Tokens page does), checked against
+ * the server and saved (config.ts).
+ */
+import os from "node:os";
+import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
+import { createTRPCClient, httpLink } from "@trpc/client";
+import superjson from "superjson";
+import type { AppRouter } from "../server/api/root.ts";
+import { CliError, EXIT, clientFor } from "./api.ts";
+import { saveConfig, type Config } from "./config.ts";
+
+/** Asks on the terminal; `hidden` echoes nothing (passwords, tokens). */
+export async function ask(question: string, hidden = false): Promise<string> {
+  let muted = false;
+  const output = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      if (!muted) process.stderr.write(chunk);
+      callback();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output, terminal: Boolean(process.stdin.isTTY) });
+  try {
+    return await new Promise<string>((resolve) => {
+      rl.question(question, (answer) => resolve(answer.trim()));
+      muted = hidden;
+    });
+  } finally {
+    rl.close();
+    if (hidden) process.stderr.write("\n");
+  }
+}
+
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString("utf8").trim();
+}
+
+/** A new API token made with an email and password. */
+async function tokenFromPassword(url: string, email: string, password: string): Promise<string> {
+  const origin = new URL(url).origin;
+  const response = await fetch(new URL("/api/auth/sign-in/email", url), {
+    method: "POST",
+    headers: { "content-type": "application/json", origin },
+    body: JSON.stringify({ email, password }),
+  }).catch((error: unknown) => {
+    throw new CliError(`Cannot reach Hangar at ${origin}: ${error instanceof Error ? error.message : String(error)}`, EXIT.UNREACHABLE);
+  });
+  if (response.status === 401 || response.status === 403) throw new CliError("Wrong email or password.", EXIT.UNAUTHENTICATED);
+  if (!response.ok) throw new CliError(`Signing in failed (HTTP ${response.status}).`, EXIT.FAILED);
+  const cookie = response.headers
+    .getSetCookie()
+    .map((line) => line.split(";", 1)[0] ?? "")
+    .join("; ");
+  const session = createTRPCClient<AppRouter>({
+    links: [httpLink({ url: new URL("/api/trpc", url).toString(), transformer: superjson, headers: { cookie, origin } })],
+  });
+  const name = `cli ${os.hostname()} ${new Date().toISOString().slice(0, 19).replace("T", " ")}`.replace(/[^A-Za-z0-9 ._-]/g, "-").slice(0, 63);
+  const created = await session.token.create.mutate({ name });
+  return created.token;
+}
+
+export interface LoginOptions {
+  tokenStdin?: boolean;
+  email?: string;
+  passwordStdin?: boolean;
+}
+
+export async function login(rawUrl: string, options: LoginOptions) {
+  let url: string;
+  try {
+    url = new URL(rawUrl).origin;
+  } catch {
+    throw new CliError(`"${rawUrl}" is not a URL; give Hangar's address, e.g. https://hangar.example.`, EXIT.USAGE);
+  }
+  let token: string;
+  if (options.tokenStdin) token = await readStdin();
+  else if (options.email) token = await tokenFromPassword(url, options.email, options.passwordStdin ? await readStdin() : await ask("Password: ", true));
+  else {
+    token = await ask("API token (from the Tokens page; leave empty to sign in with email and password): ", true);
+    if (!token) token = await tokenFromPassword(url, await ask("Email: "), await ask("Password: ", true));
+  }
+  if (!token) throw new CliError("No token given.", EXIT.USAGE);
+  const config: Config = { url, token };
+  const me = await clientFor(config).account.me.query();
+  if (!me.user) throw new CliError("Hangar does not accept that token (unknown, expired or revoked).", EXIT.UNAUTHENTICATED);
+  const file = await saveConfig(config);
+  return { url, email: me.user.email, role: me.user.role, config: file };
+}

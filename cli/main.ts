@@ -1,0 +1,421 @@
+/**
+ * `hangar`: Hangar from a teammate's terminal. It lives at the top level, not under server/,
+ * because it is a client: it talks to a Hangar server over HTTP and WebSockets with an API
+ * token, like any other service, and loads no server code (only the router's type).
+ *
+ * Results go to stdout (`--json` for scripts), progress and messages to stderr; exit codes
+ * are in api.ts (EXIT) and the README.
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import { execa } from "execa";
+import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
+import superjson from "superjson";
+import WebSocket from "ws";
+import type { AppRouter } from "../server/api/root.ts";
+import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
+import { completionScript } from "./completion.ts";
+import { login } from "./login.ts";
+import { progressBar } from "./progress.ts";
+import { openTerminal, pipeProxy, runConsole } from "./terminal.ts";
+
+const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "hangar.mjs");
+
+const program = new Command("hangar")
+  .description("Hangar's command line: VMs, consoles, ssh, pools and images on a Hangar server.")
+  .option("--json", "print results as JSON (for scripts)")
+  .showHelpAfterError()
+  .exitOverride();
+
+const json = (command: Command) => Boolean(command.optsWithGlobals().json);
+
+/** Runs a command's body; a failure prints its sentence and sets its exit code. */
+function run<A extends unknown[]>(body: (...args: A) => Promise<number | void>) {
+  return async (...args: A) => {
+    try {
+      const code = await body(...args);
+      if (typeof code === "number") process.exitCode = code;
+    } catch (error) {
+      const failure = asCliError(error);
+      process.stderr.write(`hangar: ${failure.message}\n`);
+      process.exitCode = failure.exitCode;
+    }
+  };
+}
+
+const int = (name: string) => (value: string) => {
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new CliError(`${name} must be a whole number.`, EXIT.USAGE);
+  return number;
+};
+
+/** A VM as one line of a table. */
+const vmRow = (vm: { name: string; state: string; readyState?: string | null; cpus: number; memoryMiB: number; image: { name: string }; owner?: { email: string } | null }) => [
+  vm.name,
+  vm.state,
+  vm.readyState ?? "",
+  String(vm.cpus),
+  `${vm.memoryMiB} MiB`,
+  vm.image.name,
+  vm.owner?.email ?? "",
+];
+const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER"];
+
+program
+  .command("login")
+  .description("save Hangar's address and an API token (~/.config/hangar/config.json, mode 0600)")
+  .argument("<url>", "Hangar's address, e.g. https://hangar.example")
+  .option("--token-stdin", "read the API token from stdin")
+  .option("--email <email>", "sign in with this email and a password, and make a token")
+  .option("--password-stdin", "with --email: read the password from stdin")
+  .action(
+    run(async (url: string, options: { tokenStdin?: boolean; email?: string; passwordStdin?: boolean }, command: Command) => {
+      const result = await login(url, options);
+      output(json(command), result, (r) => `Logged in to ${r.url} as ${r.email} (${r.role}); saved in ${r.config}.`);
+    }),
+  );
+
+program
+  .command("ls")
+  .description("list VMs")
+  .option("--names", "only the names, one a line")
+  .action(
+    run(async (options: { names?: boolean }, command: Command) => {
+      const { api } = await connect();
+      const vms = await api.vm.list.query();
+      if (options.names) return void process.stdout.write(vms.map((vm) => `${vm.name}\n`).join(""));
+      output(json(command), vms, (list) => table(VM_HEADER, list.map(vmRow)));
+    }),
+  );
+
+program
+  .command("get")
+  .description("show one VM")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
+      output(json(command), vm, (v) =>
+        [
+          table(VM_HEADER, [vmRow(v)]),
+          `id: ${v.id}`,
+          v.readyDetail ? `ready: ${v.readyDetail}` : "",
+          v.ports.length ? `forwards: ${v.ports.map((p) => `${p.boundPort ?? p.hostPort}->${p.guestPort}`).join(", ")}` : "",
+          `ssh: hangar ssh ${v.name}`,
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
+    }),
+  );
+
+program
+  .command("create")
+  .description("create a VM (Stopped unless --start)")
+  .argument("<name>", "the VM's name (a DNS label)")
+  .requiredOption("--image <image>", "image name or id")
+  .option("--cpus <n>", "vCPUs", int("--cpus"), 1)
+  .option("--memory <MiB>", "memory in MiB", int("--memory"), 256)
+  .option("--disk <GiB>", "disk size in GiB", int("--disk"))
+  .option("--user-data <file>", "cloud-init user-data file")
+  .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
+  .option("--start", "start it once created")
+  .action(
+    run(async (name: string, options: { image: string; cpus: number; memory: number; disk?: number; userData?: string; network?: "nat" | "isolated" | "bridge"; start?: boolean }, command: Command) => {
+      const { api } = await connect();
+      const userData = options.userData ? await readFile(options.userData, "utf8") : undefined;
+      let vm = await api.vm.create.mutate({ name, imageId: await resolveImage(api, options.image), cpus: options.cpus, memoryMiB: options.memory, diskGiB: options.disk, userData, network: options.network });
+      if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
+      output(json(command), vm, (v) => `${v.name} ${v.state}`);
+    }),
+  );
+
+for (const [verb, describe] of [
+  ["start", "start or resume a VM"],
+  ["stop", "stop a VM (power button, then kill after --timeout)"],
+  ["suspend", "save a VM's state to disk and end it; start resumes it"],
+  ["delete", "delete a VM and its disk"],
+] as const) {
+  const cmd = program.command(verb).description(describe).argument("<vm>", "name");
+  if (verb === "stop") cmd.option("--timeout <sec>", "seconds before the VM is killed", int("--timeout"), 30);
+  cmd.action(
+    run(async (name: string, options: { timeout?: number }, command: Command) => {
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      const result =
+        verb === "start"
+          ? await api.vm.start.mutate({ id })
+          : verb === "stop"
+            ? await api.vm.stop.mutate({ id, timeoutSec: options.timeout ?? 30 })
+            : verb === "suspend"
+              ? await api.vm.suspend.mutate({ id })
+              : { ...(await api.vm.delete.mutate({ id })), name, state: "Deleted" };
+      output(json(command), result, (r) => `${r.name} ${r.state}`);
+    }),
+  );
+}
+
+program
+  .command("clone")
+  .description("a new VM from a Stopped one")
+  .argument("<vm>", "the source VM")
+  .argument("<name>", "the new VM's name")
+  .action(
+    run(async (source: string, name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const vm = await api.vm.clone.mutate({ id: await resolveVm(api, source), name });
+      output(json(command), vm, (v) => `${v.name} ${v.state}`);
+    }),
+  );
+
+program
+  .command("exec")
+  .description("run a command in a VM (argv, no shell) and exit with its status")
+  .argument("<vm>", "name")
+  .argument("<command...>", "the program and its arguments (after --)")
+  .option("--root", "run it as root (sudo)")
+  .option("--timeout <sec>", "end it after this long", int("--timeout"), 60)
+  .action(
+    run(async (name: string, argv: string[], options: { root?: boolean; timeout: number }, command: Command) => {
+      const { api } = await connect();
+      const result = await api.vm.exec.mutate({ id: await resolveVm(api, name), command: argv, asRoot: options.root, timeoutSec: options.timeout });
+      if (json(command)) output(true, result, () => "");
+      else {
+        process.stdout.write(result.stdout);
+        process.stderr.write(result.stderr);
+      }
+      return result.exitCode ?? EXIT.FAILED;
+    }),
+  );
+
+program
+  .command("cp")
+  .description("copy a file or directory from the server's sync root into a VM (rsync)")
+  .argument("<from>", "a path under the server's sync root (HANGAR_SYNC_ROOT)")
+  .argument("<vm:path>", "the VM and the absolute path in it, e.g. web-1:/srv/site")
+  .option("--root", "write as root")
+  .option("--chown <owner>", "owner:group of what is written")
+  .option("--exclude <pattern...>", "rsync patterns to leave out")
+  .action(
+    run(async (from: string, target: string, options: { root?: boolean; chown?: string; exclude?: string[] }, command: Command) => {
+      const at = target.indexOf(":");
+      if (at <= 0) throw new CliError(`"${target}" names no VM path; write VM:/path, e.g. web-1:/srv.`, EXIT.USAGE);
+      const { api } = await connect();
+      const result = await api.vm.sync.mutate({ id: await resolveVm(api, target.slice(0, at)), from, to: target.slice(at + 1), asRoot: options.root, chown: options.chown, excludes: options.exclude });
+      output(json(command), result, () => `Copied ${from} to ${target}.`);
+    }),
+  );
+
+program
+  .command("wait")
+  .description("wait until a VM is ready (cloud-init finished) or in a state")
+  .argument("<vm>", "name")
+  .option("--for <what>", 'ready, or a state such as "Running" or "Stopped"', "ready")
+  .option("--timeout <sec>", "give up after this long (exit 7)", int("--timeout"), 120)
+  .action(
+    run(async (name: string, options: { for: string; timeout: number }, command: Command) => {
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      const bar = progressBar(`waiting for ${options.for}`, options.timeout, !json(command));
+      const started = Date.now();
+      const tick = setInterval(() => bar.update(Math.min(Math.round((Date.now() - started) / 1000), options.timeout)), 500);
+      try {
+        // The server checks `for`; a wrong one is its BAD_REQUEST, with the sentence.
+        const vm = await api.vm.wait.query({ id, for: options.for as "ready", timeoutSec: options.timeout });
+        bar.stop();
+        output(json(command), vm, (v) => (v ? `${v.name} ${v.state}${v.readyState ? ` (${v.readyState})` : ""}` : `${name} deleted`));
+      } finally {
+        clearInterval(tick);
+        bar.stop();
+      }
+    }),
+  );
+
+program
+  .command("console")
+  .description("the VM's serial console in this terminal (~. to leave)")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string) => {
+      const { config, api } = await connect();
+      return runConsole(await openTerminal(config, api, await resolveVm(api, name), "console"));
+    }),
+  );
+
+program
+  .command("proxy")
+  .description("pipe stdin/stdout to the VM's SSH port (ssh -o ProxyCommand='hangar proxy %h')")
+  .argument("<vm>", "name (a trailing .hangar is dropped, for a `Host *.hangar` block in ~/.ssh/config)")
+  .action(
+    run(async (name: string) => {
+      const { config, api } = await connect();
+      const vmId = await resolveVm(api, name.replace(/\.hangar$/, ""));
+      return pipeProxy(await openTerminal(config, api, vmId, "tunnel"), process.stdin, process.stdout);
+    }),
+  );
+
+program
+  .command("ssh")
+  .description("your own ssh to the VM through Hangar (as the image's login user)")
+  .argument("<vm>", "name")
+  .argument("[command...]", "a command to run instead of a login shell (after --)")
+  .option("-l, --user <user>", "log in as this user (default: the image's login user)")
+  .option("-i, --identity <file>", "the private key to use")
+  .option("-o, --option <option...>", "more ssh -o options")
+  .action(
+    run(async (name: string, argv: string[], options: { user?: string; identity?: string; option?: string[] }) => {
+      const { api } = await connect();
+      const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
+      // ssh runs ProxyCommand through the shell: every word single-quoted.
+      const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
+      const proxy = [process.execPath, LAUNCHER, "proxy", vm.id].map(quote).join(" ");
+      const args = [
+        "-o", `ProxyCommand=${proxy}`,
+        // Host keys are remembered per VM id: names are reused, ids are not.
+        "-o", `HostKeyAlias=hangar-${vm.id}`,
+        "-o", "StrictHostKeyChecking=accept-new",
+        // The bridge closes a terminal after 30 minutes without input; keepalives are input.
+        "-o", "ServerAliveInterval=60",
+        ...(options.option ?? []).flatMap((o) => ["-o", o]),
+        ...(options.identity ? ["-i", options.identity] : []),
+        "-l", options.user ?? vm.image.loginUser,
+        "--", vm.name, ...argv,
+      ];
+      const result = await execa("ssh", args, { stdio: "inherit", reject: false });
+      return result.exitCode ?? EXIT.FAILED;
+    }),
+  );
+
+const pool = program.command("pool").description("warm pools");
+pool
+  .command("ls")
+  .description("list pools")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const pools = await api.pool.list.query();
+      output(json(command), pools, (list) => table(["NAME", "STAGING", "READY", "SIZE", "IMAGE"], list.map((p) => [p.name, p.staging, String(p.ready), String(p.size), p.image.name])));
+    }),
+  );
+pool
+  .command("acquire")
+  .description("take a ready VM from a pool (it gets your SSH keys)")
+  .argument("<pool>", "pool name")
+  .option("--timeout <sec>", "wait this long for a ready member", int("--timeout"), 60)
+  .option("--public-key <file>", "also install this public key")
+  .action(
+    run(async (name: string, options: { timeout: number; publicKey?: string }, command: Command) => {
+      const { api } = await connect();
+      const publicKey = options.publicKey ? (await readFile(options.publicKey, "utf8")).trim() : undefined;
+      const acquired = await api.pool.acquire.mutate({ poolId: await resolvePool(api, name), timeoutSec: options.timeout, publicKey });
+      // The VM's own private key is the server's; the CLI reaches the VM with `hangar ssh`.
+      const { privateKey: _privateKey, ...shown } = acquired;
+      output(json(command), shown, (a) => `${a.name} (ssh: hangar ssh ${a.name})`);
+    }),
+  );
+pool
+  .command("release")
+  .description("give an acquired VM back (it is stopped and deleted)")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const released = await api.pool.release.mutate({ vmId: await resolveVm(api, name) });
+      output(json(command), released, () => `${name} released`);
+    }),
+  );
+
+const image = program.command("image").description("base images");
+image
+  .command("ls")
+  .description("list images")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const images = await api.image.list.query();
+      output(json(command), images, (list) => table(["NAME", "STATUS", "SIZE", "LOGIN"], list.map((i) => [i.name, i.status, `${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`, i.loginUser])));
+    }),
+  );
+image
+  .command("import")
+  .description("import an image from a URL, or a file on the server (admins)")
+  .argument("<name>", "the image's name")
+  .option("--url <url>", "http(s) URL of a qcow2 or raw disk")
+  .option("--path <path>", "a file under the server's images directory")
+  .option("--sha256 <hex>", "the expected checksum")
+  .option("--login-user <user>", "the account Hangar logs in as (default hangar)")
+  .action(
+    run(async (name: string, options: { url?: string; path?: string; sha256?: string; loginUser?: string }, command: Command) => {
+      const { api } = await connect();
+      const started = await api.image.import.mutate({ name, url: options.url, path: options.path, sha256: options.sha256, loginUser: options.loginUser });
+      const bar = progressBar(`importing ${name}`, 1, !json(command), "MiB");
+      let current: { name: string; status: string; error: string | null; progress: bigint; sizeBytes: bigint } = started;
+      while (current.status === "importing") {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        current = await api.image.get.query({ id: started.id });
+        bar.update(Math.round(Number(current.progress) / 2 ** 20), Math.max(Math.round(Number(current.sizeBytes ?? 0) / 2 ** 20), Math.round(Number(current.progress) / 2 ** 20), 1));
+      }
+      bar.stop();
+      if (current.status === "failed") throw new CliError(`The import failed: ${current.error ?? "no reason given"}`, EXIT.FAILED);
+      output(json(command), current, (i) => `${i.name} ${i.status}`);
+    }),
+  );
+
+program
+  .command("events")
+  .description("VM events, oldest first; --follow prints changes as they happen")
+  .argument("[vm]", "only this VM")
+  .option("--limit <n>", "how many past events", int("--limit"), 20)
+  .option("-f, --follow", "keep printing changes until interrupted")
+  .action(
+    run(async (name: string | undefined, options: { limit: number; follow?: boolean }, command: Command) => {
+      const { config, api } = await connect();
+      const vmId = name ? await resolveVm(api, name) : undefined;
+      const { events } = await api.vm.events.query({ vmId, limit: options.limit });
+      const print = (line: object, human: string) => process.stdout.write(json(command) ? `${toJson(line)}\n` : `${human}\n`);
+      for (const e of events.reverse()) print(e, `${e.createdAt.toISOString()}  ${e.vmName ?? ""}  ${e.action}  ${e.ok ? "ok" : "FAILED"}  ${e.message}`);
+      if (!options.follow) return;
+      const url = new URL("/api/trpc-ws", config.url);
+      url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      // Bearer on the upgrade, no Origin: how a service opens the live channel.
+      class WithToken extends WebSocket {
+        constructor(address: string | URL) {
+          super(address, { headers: { authorization: `Bearer ${config.token}` } });
+        }
+      }
+      const ws = createWSClient({ url: url.toString(), WebSocket: WithToken as unknown as typeof globalThis.WebSocket });
+      const live = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws, transformer: superjson })] });
+      await new Promise<void>((resolve, reject) => {
+        live.vm.onChange.subscribe(undefined, {
+          onData: ({ data }) => {
+            if (vmId && data.vmId !== vmId) return;
+            print(data, `${new Date().toISOString()}  ${data.row?.name ?? data.vmId}  ${data.state}`);
+          },
+          onError: reject,
+          onComplete: resolve,
+        });
+      });
+    }),
+  );
+
+program
+  .command("completion")
+  .description("print a shell completion script: eval \"$(hangar completion bash)\"")
+  .addArgument(new Command().createArgument("<shell>", "bash or zsh").choices(["bash", "zsh"]))
+  .action((shell: "bash" | "zsh") => void process.stdout.write(completionScript(program, shell)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // Help and version end well; anything commander refused is a usage error.
+    process.exitCode = error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.code === "commander.help" ? EXIT.OK : EXIT.USAGE;
+  } else {
+    const failure = asCliError(error);
+    process.stderr.write(`hangar: ${failure.message}\n`);
+    process.exitCode = failure.exitCode;
+  }
+}

@@ -1,0 +1,2 @@
+-- AlterTable
+ALTER TABLE "TerminalTicket" ADD COLUMN "viaToken" BOOLEAN NOT NULL DEFAULT false;
