@@ -16,7 +16,7 @@ import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
-import { createImageCopies } from "./images/copies.ts";
+import { createImageCopies, type ImageFiles, type LocalImage } from "./images/copies.ts";
 import { createImages } from "./images/images.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
@@ -38,11 +38,16 @@ export interface HangarOptions {
    * absent: HANGAR_AUTH_SECRET, else one of this state directory alone.
    */
   authSecret?: string;
+  /**
+   * Replaces where a VM's image files are found on this host (the store, fetched from a peer
+   * when missing): tests of the layers above the driver give a fake driver any path.
+   */
+  localImage?: (image: ImageFiles) => Promise<LocalImage>;
 }
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions, authSecret }: HangarOptions) {
+export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions, authSecret, localImage }: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
@@ -64,7 +69,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const key = clusterKey(secret);
   const recorder = createRecorder({ db, bus });
   const copies = createImageCopies({ db, imagesDir: env.imagesDir, hostId: hosts.selfId, clusterKey: key, log });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, localImage: copies.ensureLocal, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
+  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, localImage: localImage ?? copies.ensureLocal, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
   const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });

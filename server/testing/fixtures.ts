@@ -12,6 +12,7 @@ import { IN_PROCESS } from "../api/trpc.ts";
 import type { Role } from "../auth/permissions.ts";
 import { createDb } from "../db.ts";
 import { envFor, type Env, type Settings } from "../env.ts";
+import type { ImageFiles } from "../images/copies.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { createTestDatabase } from "./databases.ts";
 
@@ -25,12 +26,17 @@ export function testEnv(stateDir: string, databaseUrl: string, settings: Partial
   return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500, ...settings });
 }
 
+/** A fake driver takes any path: its VMs' image rows name files that are in no store. */
+export async function fakeLocalImage(image: ImageFiles) {
+  return { path: image.path, kernel: image.kernel, initrd: image.initrd };
+}
+
 export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> & { settings?: Partial<Settings> } = {}): Promise<TestHangar> {
   const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-test-"));
   const database = await createTestDatabase(inject("templateDb"), stateDir);
   const env = testEnv(stateDir, database.url, options.settings);
   const db = createDb(env.databaseUrl);
-  const hangar = createHangar({ env, db, driverFor: options.driverFor, pool: options.pool });
+  const hangar = createHangar({ env, db, driverFor: options.driverFor, pool: options.pool, localImage: options.driverFor ? fakeLocalImage : undefined });
   return {
     hangar,
     env,

@@ -11,7 +11,7 @@ import { vmFiles } from "../driver/qemu/paths.ts";
 import { withQmp, type QmpClient } from "../driver/qemu/qmp.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
-import { createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
+import { createTestHangar, fakeLocalImage, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { sshWhenReady } from "../testing/guest.ts";
 import { REPO_ROOT } from "../testing/paths.ts";
 import { createVm } from "./inventory.ts";
@@ -33,7 +33,7 @@ async function qemuCount(id: string): Promise<number> {
 /** A restarted server: new services (own database client) on the same state directory and database. */
 async function restarted(t: TestHangar, options: Pick<HangarOptions, "driverFor" | "reconciler"> = {}) {
   const db = createDb(t.env.databaseUrl);
-  const hangar = createHangar({ env: t.env, db, ...options });
+  const hangar = createHangar({ env: t.env, db, localImage: options.driverFor ? fakeLocalImage : undefined, ...options });
   // Its readiness watches read the database: they end before its connection does.
   const close = async () => {
     await hangar.lifecycle.close();
