@@ -101,7 +101,7 @@ const DEBIAN = { cpus: 2, memoryMiB: 1024 } as const;
 async function waitForCloudInit(port: number, keyFile: string): Promise<string> {
   for (;;) {
     if (await greetsWithSshBanner(port)) {
-      const result = await execa("ssh", ["-o", "ConnectTimeout=5", ...sshOptions(port, keyFile), "--", `${LOGIN}@127.0.0.1`, READY_PROBE.map(shellQuote).join(" ")], { reject: false, timeout: 30_000 });
+      const result = await execa("ssh", ["-o", "ConnectTimeout=5", ...sshOptions(port, keyFile), "--", `${LOGIN}@127.0.0.1`, READY_PROBE.map(shellQuote).join(" ")], { reject: false, timeout: 120_000 });
       if (result.exitCode === 0) {
         const readiness = parseReadiness(result.stdout);
         if (readiness.state !== "booting") return readiness.detail;

@@ -168,7 +168,8 @@ describe("the Debian 12 cloud guest through the API", () => {
 
     // The Shell terminal logs in as Hangar's account too.
     const session = await shell(api, vm.id, ["id -un", "exit 3"]);
-    expect(session.text).toMatch(/^hangar\r?$/m);
+    // Lines typed ahead echo before the prompt, so the answer follows a "$ ".
+    expect(session.text).toMatch(/^(\$ )?hangar\r?$/m);
     expect(session.exit).toBe(3);
     await expect.poll(openSshSessions).toBe(0);
 

@@ -38,6 +38,12 @@ export const READY_PROBE = [
 
 const NO_CLOUD_INIT = "no cloud-init: ready once SSH logs in";
 
+/**
+ * How long one probe may take. `cloud-init status` is Python: a Debian guest without KVM on a
+ * busy host took 47 s to answer it, so a shorter limit would never see the guest ready.
+ */
+const PROBE_TIMEOUT_MS = 120_000;
+
 const statusJson = z.object({
   status: z.string(),
   extended_status: z.string().optional(),
@@ -125,7 +131,7 @@ export function createReadiness({ db, driverFor, settled, watchLimitMs = 15 * 60
     const driver = driverFor(vmId);
     if (!(await driver.sshAnswers(sshPort).catch(() => false))) return undefined;
     const { privateKeyFile } = await driver.identity();
-    const result = await driver.shell(READY_PROBE, sshPort, privateKeyFile, { user, timeoutMs: 20_000, maxOutputBytes: 64 * 1024 }).catch(() => undefined);
+    const result = await driver.shell(READY_PROBE, sshPort, privateKeyFile, { user, timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 64 * 1024 }).catch(() => undefined);
     return result ? parseReadiness(result.stdout) : undefined;
   }
 
