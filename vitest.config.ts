@@ -3,6 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["server/**/*.test.ts"],
+    // *.postgres.test.ts need several processes on one shared database: SQLite is one host.
+    exclude: process.env.HANGAR_TEST_DB === "postgres" ? [] : ["server/**/*.postgres.test.ts"],
     globalSetup: ["server/testing/global-setup.ts"],
     pool: "forks",
     maxWorkers: 2,
