@@ -1,6 +1,6 @@
 /**
  * The wiring: one set of services per process (database, bus, driver, lifecycle,
- * reconciler, images, pools, hosts, auth). main.ts builds it once; tests build their own.
+ * reconciler, images, pools, hosts and the cluster, auth). main.ts builds it once; tests build their own.
  */
 import path from "node:path";
 import { createDb, type Db } from "./db.ts";
@@ -11,6 +11,7 @@ import { QemuManager } from "./driver/qemu/manager.ts";
 import { importSettings, type Env } from "./env.ts";
 import { createRecorder } from "./audit/recorder.ts";
 import { createAuth } from "./auth/better-auth.ts";
+import { createCluster } from "./cluster/cluster.ts";
 import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
@@ -51,12 +52,21 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     driverFor ??
     ((vmId: string) =>
       new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
-  const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
+  const hosts = createHosts({
+    db,
+    name: env.HANGAR_HOST_NAME,
+    apiAddress: `http://${env.HOST}:${env.PORT}`,
+    accelerator: () => accelDecided ?? "undecided",
+    offlineAfterMs: env.HANGAR_HOST_OFFLINE_AFTER_SEC * 1000,
+    memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
+    forwardAddress: env.HANGAR_FORWARD_ADDRESS,
+  });
+  const cluster = createCluster({ db, databaseUrl: env.databaseUrl, hosts, log });
   const recorder = createRecorder({ db, bus });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
+  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, noRoom: cluster.noRoomHere });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
-  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
+  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool });
   const auth = createAuth({
     db,
     databaseUrl: env.databaseUrl,
@@ -70,7 +80,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore();
-  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const services = { env, db, bus, recorder, hosts, cluster, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

@@ -73,6 +73,8 @@ export const diskGiB = z.number().int("diskGiB must be a whole number.").min(1, 
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
+  /** The host to run it on (host.list); without it, a live host with room is picked. */
+  hostId: id.optional(),
   /** An imported ISO image to put in the CD-ROM drive, e.g. an installer. */
   cdromImageId: id.optional(),
   cpus: z.number().int("cpus must be a whole number.").min(1, "A VM needs at least 1 CPU.").max(16, "At most 16 CPUs per VM."),

@@ -14,33 +14,34 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
 
 export const vmRouter = router({
   list: procedure.meta({ permission: "read" }).query(({ ctx }) => listVms(ctx.hangar)),
-  get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
+  /** The VM with its serial tail and disk, read on its host (from the database alone while that host is offline). */
+  get: procedure.meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here" }).input(z.object({ id })).query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
   create: procedure
-    .meta({ permission: "vm.create" })
+    .meta({ permission: "vm.create", runsOn: "placement" })
     .input(createVmInput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
-  start: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  start: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.startVm(input.id, ctx.actor);
     return forCaller(ctx, await getVm(ctx.hangar, input.id));
   }),
   stop: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
       return forCaller(ctx, await getVm(ctx.hangar, input.id));
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
-  suspend: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  suspend: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.suspendVm(input.id, ctx.actor);
     return forCaller(ctx, await getVm(ctx.hangar, input.id));
   }),
   /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
   clone: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, name: vmName }))
     .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
-  delete: procedure.meta({ permission: "vm.control" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  delete: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.lifecycle.deleteVm(input.id, ctx.actor);
     return { id: input.id };
   }),
@@ -49,23 +50,23 @@ export const vmRouter = router({
    * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
    * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
    */
-  wait: procedure.meta({ permission: "read" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
+  wait: procedure.meta({ permission: "read", runsOn: "vm" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
-  exec: procedure.meta({ permission: "vm.control" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
-  /** rsync from the host's sync root into the VM. */
-  sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+  exec: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(execInput).mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
+  /** rsync from the sync root of the VM's host into the VM. */
+  sync: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, diskGiB }))
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(portForward.extend({ id }))
     .mutation(({ ctx, input }) => addForward(ctx.hangar, input, ctx.actor)),
   removeForward: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, guestPort: portForward.shape.guestPort }))
     .mutation(({ ctx, input }) => removeForward(ctx.hangar, input, ctx.actor)),
   events: procedure
