@@ -215,8 +215,8 @@ function idIn(raw: unknown, field: string): string | undefined {
   return value.success ? value.data : undefined;
 }
 
-/** What placement reads of a create's raw input; anything else is the procedure's to refuse. */
-const placementInput = z.object({ hostId: id.optional(), memoryMiB: z.number(), imageId: id.optional() });
+/** What placement reads of a create's raw input; input it refuses is the procedure's to report. */
+const placementInput = z.object({ hostId: id.optional(), memoryMiB: z.number().int().min(1).max(65536), imageId: id.optional() });
 
 /** Extra time a forwarded call gets on top of its own timeout (or of two minutes without one). */
 const FORWARD_SLACK_MS = 120_000;
