@@ -126,6 +126,7 @@ describe("three hosts on one database", () => {
 
     await beta.restart();
     await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: 30_000, interval: 500 }).toBe(false);
+    await expect.poll(() => cluster.db.event.count({ where: { vmId: vm.id, action: "host-back" } }), { timeout: 30_000 }).toBe(1);
     const back = await cluster.db.event.findFirst({ where: { vmId: vm.id, action: "host-back" } });
     expect(back?.message).toMatch(/^Host beta is back after \d+ s offline; its reconciler checks this VM again$/);
     // Its reconciler adopted the qemu that ran on: still Running, still one qemu, and it stops.
