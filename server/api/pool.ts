@@ -22,7 +22,7 @@ export const poolRouter = router({
         hostId: id.optional(),
       }),
     )
-    .mutation(({ ctx, input: { hostId: _placed, ...spec } }) => ctx.hangar.pools.createPool(spec, ctx.actor)),
+    .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
   resize: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
   delete: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.pools.deletePool(input.id, ctx.actor);

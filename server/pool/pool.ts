@@ -33,6 +33,8 @@ export interface PoolSpec {
   userData?: string;
   size: number;
   staging: StagingState;
+  /** The host placement picked (server/cluster/): the pool is made there, on this host. */
+  hostId?: string;
 }
 
 export interface Acquired {
@@ -279,7 +281,10 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     }
     const image = await db.image.findUnique({ where: { id: spec.imageId } });
     if (!image) throw new HangarError("NOT_FOUND", `No image with id "${spec.imageId}"; pick one from the Images page.`);
-    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null, hostId: await lifecycle.hostId() } });
+    const self = await lifecycle.hostId();
+    // The router forwards a create to the host placement picked: reaching this elsewhere is a bug.
+    if (spec.hostId !== undefined && spec.hostId !== self) throw new Error(`pool ${spec.name} was placed on host ${spec.hostId}, not on this one (${self})`);
+    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null, hostId: self } });
     await record(pool.name, "created", true, `size ${pool.size}, staging ${pool.staging}, by ${actor}`);
     void kick(pool.id);
     return pool;
