@@ -35,7 +35,7 @@ async function refusal(promise: Promise<unknown>) {
 describe("three hosts on one database", () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster({ env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) }, hostEnv: { gamma: { HANGAR_FORWARD_ADDRESS: "0.0.0.0" } } });
+    cluster = await startCluster({ env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) } });
   }, 600_000);
   afterAll(async () => {
     await cluster?.close();
