@@ -91,6 +91,12 @@ const schema = z.object({
   HANGAR_AUTH_SECRET: z.string().min(32, "HANGAR_AUTH_SECRET needs at least 32 characters (e.g. openssl rand -base64 32)").optional(),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
+  /** A host whose heartbeat is older than this is offline: its VMs are shown so and left alone. */
+  HANGAR_HOST_OFFLINE_AFTER_SEC: z.coerce.number().int().min(3, "HANGAR_HOST_OFFLINE_AFTER_SEC must be at least 3").max(3600).default(15),
+  /** How much of the host's memory VMs may take in all, as a multiple of its RAM (1.0: no overcommit). */
+  HANGAR_MEMORY_OVERCOMMIT: z.coerce.number().positive("HANGAR_MEMORY_OVERCOMMIT must be more than 0").max(16).default(1),
+  /** Memory kept for the host itself, in MiB, off what VMs may take. */
+  HANGAR_MEMORY_RESERVE_MIB: z.coerce.number().int().min(0).default(1024),
 });
 
 /** The settings as parsed from the environment. */

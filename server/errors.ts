@@ -31,14 +31,19 @@ export const ERROR_CODES = {
   DRIVER_FAILED: "INTERNAL_SERVER_ERROR",
   /** waitForState gave up, or saw a state it did not expect on the way. */
   WAIT_FAILED: "TIMEOUT",
-  /** A command in a VM ran past the time the caller gave it and was ended. */
+  /**
+   * A command in a VM ran past the time the caller gave it and was ended, or the host a call
+   * was forwarded to did not take it or finish it in time (the sentence names the host).
+   */
   TIMEOUT: "TIMEOUT",
   /** No session cookie or API token came with the request, or it is no longer valid. */
   UNAUTHENTICATED: "UNAUTHORIZED",
   /** Signed in, but the role or ownership does not allow this. */
   FORBIDDEN: "FORBIDDEN",
-  /** The VM runs on another host; act on it through that host's Hangar. */
-  HOST_MISMATCH: "PRECONDITION_FAILED",
+  /** The VM's host (or the host asked for) has no recent heartbeat: nothing acts on its VMs. */
+  HOST_OFFLINE: "PRECONDITION_FAILED",
+  /** The host's memory for VMs (HANGAR_MEMORY_OVERCOMMIT, HANGAR_MEMORY_RESERVE_MIB) would be exceeded. */
+  HOST_FULL: "PRECONDITION_FAILED",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

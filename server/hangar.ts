@@ -1,6 +1,6 @@
 /**
  * The wiring: one set of services per process (database, bus, driver, lifecycle,
- * reconciler, images, pools, hosts, auth). main.ts builds it once; tests build their own.
+ * reconciler, images, pools, hosts and the cluster, auth). main.ts builds it once; tests build their own.
  */
 import path from "node:path";
 import { createDb, type Db } from "./db.ts";
@@ -12,6 +12,7 @@ import { importSettings, type Env } from "./env.ts";
 import { createRecorder } from "./audit/recorder.ts";
 import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
 import { clusterKey } from "./auth/cluster-secret.ts";
+import { createCluster } from "./cluster/cluster.ts";
 import { createHosts } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
@@ -63,16 +64,34 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     driverFor ??
     ((vmId: string) =>
       new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
-  const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
+  const hosts = createHosts({
+    db,
+    name: env.HANGAR_HOST_NAME,
+    apiAddress: `http://${env.HOST}:${env.PORT}`,
+    accelerator: () => accelDecided ?? "undecided",
+    offlineAfterMs: env.HANGAR_HOST_OFFLINE_AFTER_SEC * 1000,
+    memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
+    forwardAddress: env.HANGAR_FORWARD_ADDRESS,
+  });
+  const cluster = createCluster({ db, databaseUrl: env.databaseUrl, hosts, log });
   const secret = authSecret ?? env.HANGAR_AUTH_SECRET ?? stateDirSecret(env.stateDir);
   /** What hosts sign their requests to each other with (terminal proxying, image copies). */
   const key = clusterKey(secret);
   const recorder = createRecorder({ db, bus });
   const copies = createImageCopies({ db, imagesDir: env.imagesDir, hostId: hosts.selfId, clusterKey: key, log });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId, localImage: localImage ?? copies.ensureLocal, readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 } });
+  const lifecycle = createLifecycle({
+    db,
+    bus,
+    recorder,
+    driverFor: driver,
+    hostId: hosts.selfId,
+    noRoom: cluster.noRoomHere,
+    localImage: localImage ?? copies.ensureLocal,
+    readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 },
+  });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
-  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
+  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool });
   const auth = createAuth({
     secret,
     db,
@@ -86,7 +105,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore({ db });
-  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
+  const services = { env, db, bus, recorder, hosts, cluster, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

@@ -1,7 +1,8 @@
 /**
  * The Hangar process: one HTTP server on one port (server/http-server.ts) for the Next
  * dashboard, the tRPC API (/api/trpc), sign-in (/api/auth) and WebSocket upgrades, plus the
- * reconciler, the pool keeper and this host's heartbeat. tRPC is served here rather
+ * reconciler, the pool keeper, this host's heartbeat and lease, and (on PostgreSQL) the
+ * worker of this host's job queue, which runs the calls other hosts forward here. tRPC is served here rather
  * than from a Next route handler so that it shares this process's module graph (the bus,
  * the in-flight set) instead of a second copy bundled by Next.
  */
@@ -16,6 +17,8 @@ import { applyGuestFirewall } from "./driver/qemu/guest-firewall.ts";
 import { qemuRunAs } from "./driver/qemu/manager.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
+import { runForwardedCall } from "./cluster/serve.ts";
+import { HostNameTakenError } from "./hosts.ts";
 import { createHttpServer } from "./http-server.ts";
 import { migrateDatabase } from "./migrate.ts";
 import { startFanout } from "./vms/fanout.ts";
@@ -46,6 +49,10 @@ async function main(): Promise<void> {
   // One secret for every host on this database: a session from one is good on all.
   const authSecret = await resolveAuthSecret({ db, stateDir: env.stateDir, fromEnv: env.HANGAR_AUTH_SECRET });
   const hangar = createHangar({ env, db, log, authSecret });
+  // Before anything acts as this host: a second process with this host name stops here.
+  const claimed = await hangar.hosts.claim();
+  const adopted = await hangar.cluster.adoptHostless();
+  if (adopted > 0) log(`${adopted} VM(s) from before hosts existed are this host's (${hangar.hosts.name}) from now on`);
   // PostgreSQL may be shared by several hosts: their changes reach this one's dashboards.
   const fanout = databaseProvider(env.databaseUrl) === "postgres" ? startFanout({ databaseUrl: env.databaseUrl, db, bus: hangar.bus, log }) : undefined;
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
@@ -54,9 +61,22 @@ async function main(): Promise<void> {
   if (interrupted > 0) log(`${interrupted} image import(s) interrupted by the restart marked failed`);
   await confineGuests(env.HANGAR_QEMU_USER);
   void hangar.accel();
-  await hangar.hosts.selfId();
   await hangar.copies.registerStore();
-  const stopHeartbeat = hangar.hosts.startHeartbeat(5000);
+  const hostBack = async (offlineForMs: number) => {
+    await hangar.cluster.recordBack(offlineForMs, hangar.recorder);
+    await hangar.reconciler.reconcileAll();
+  };
+  if (claimed.offlineForMs > 0) void hostBack(claimed.offlineForMs).catch((error: unknown) => log(`host back: ${String(error)}`));
+  const stopHeartbeat = hangar.hosts.startHeartbeat({
+    onBack: (offlineForMs) => void hostBack(offlineForMs).catch((error: unknown) => log(`host back: ${String(error)}`)),
+    onLost: () => {
+      // Another process holds this host name now: this one must not act on its VMs any more.
+      log(`another Hangar process took over host ${hangar.hosts.name} (this one had stopped beating); exiting`);
+      process.exit(1);
+    },
+    onError: (error) => log(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`),
+  });
+  await hangar.cluster.serve((data) => runForwardedCall(hangar, data, log));
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
   // After the loop's first pass (it logs its own failures): members a crash left mid-clone
@@ -99,7 +119,7 @@ async function main(): Promise<void> {
     hangar.terminals.close();
     hangar.consoles.closeAll();
     void (async () => {
-      await Promise.allSettled([closed, hangar.pools.close(), hangar.lifecycle.close()]);
+      await Promise.allSettled([closed, hangar.pools.close(), hangar.lifecycle.close(), hangar.cluster.close().then(() => hangar.hosts.release())]);
       await app.close().catch(() => undefined);
       await hangar.db.$disconnect().catch(() => undefined);
       log("stopped");
@@ -116,6 +136,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  console.error(error instanceof HostNameTakenError ? `[hangar] ${error.message}` : error instanceof Error ? error.message : error);
   process.exit(1);
 });

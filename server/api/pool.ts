@@ -7,8 +7,9 @@ const size = z.number().int("size must be a whole number.").min(0, "size must be
 
 export const poolRouter = router({
   list: procedure.meta({ permission: "read" }).query(({ ctx }) => ctx.hangar.pools.listPools()),
+  /** A pool on `hostId`, or on the host placement picks; its members live there. */
   create: procedure
-    .meta({ permission: "pool.manage" })
+    .meta({ permission: "pool.manage", runsOn: "placement" })
     .input(
       z.object({
         name: vmName,
@@ -18,11 +19,12 @@ export const poolRouter = router({
         userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
         size,
         staging: z.enum(STAGING_STATES, "staging must be Running, Suspended or Stopped."),
+        hostId: id.optional(),
       }),
     )
     .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
-  resize: procedure.meta({ permission: "pool.manage" }).input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
-  delete: procedure.meta({ permission: "pool.manage" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
+  resize: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
+  delete: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.pools.deletePool(input.id, ctx.actor);
     return { id: input.id };
   }),
@@ -31,7 +33,7 @@ export const poolRouter = router({
    * publicKey and your own keys (account.addSshKey) are added for the login user.
    */
   acquire: procedure
-    .meta({ permission: "pool.use" })
+    .meta({ permission: "pool.use", runsOn: "pool", poolInput: "poolId" })
     .input(
       z.object({
         poolId: id,
@@ -44,7 +46,7 @@ export const poolRouter = router({
       }),
     )
     .mutation(({ ctx, input }) => ctx.hangar.pools.acquire(input.poolId, { actor: ctx.actor, ownerId: ctx.principal?.userId, timeoutMs: input.timeoutSec * 1000, publicKey: input.publicKey })),
-  release: procedure.meta({ permission: "vm.control", vmInput: "vmId" }).input(z.object({ vmId: id })).mutation(async ({ ctx, input }) => {
+  release: procedure.meta({ permission: "vm.control", vmInput: "vmId", runsOn: "vm" }).input(z.object({ vmId: id })).mutation(async ({ ctx, input }) => {
     await ctx.hangar.pools.release(input.vmId, ctx.actor);
     return { vmId: input.vmId };
   }),

@@ -88,6 +88,8 @@ export const memoryMiB = z
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
+  /** The host to run it on (host.list); without it, a live host with room is picked. */
+  hostId: id.optional(),
   /** An imported ISO image to put in the CD-ROM drive, e.g. an installer. */
   cdromImageId: id.optional(),
   cpus,

@@ -13,13 +13,18 @@
  *    database can hold (well-formed Unicode, no NUL), and a mutation sent over HTTP without
  *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
- *    procedure without one is refused, and a test walks the router to keep it so.
+ *    procedure without one is refused, and a test walks the router to keep it so. A
+ *    procedure whose meta says where it runs (`runsOn`) is then run on that host: here, or
+ *    forwarded to the VM's (or pool's, or placed) host through server/cluster/, or refused
+ *    with HOST_OFFLINE while that host is offline.
  */
 import { randomBytes } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { OpenApiMeta } from "trpc-to-openapi";
-import { ZodError } from "zod";
+import { ZodError, z } from "zod";
+import { encodeCall } from "../cluster/calls.ts";
+import { ForwardedFailure, type Location } from "../cluster/cluster.ts";
 import { originAllowed } from "../origins.ts";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
@@ -36,7 +41,9 @@ import { id, malformedText } from "./schemas.ts";
  */
 export type Transport =
   | { kind: "http"; origin: string | undefined; fetchSite: string | undefined; bearer: boolean }
-  | { kind: "in-process" };
+  | { kind: "in-process" }
+  /** A call another host forwarded here as a job (server/cluster/serve.ts), already checked there. */
+  | { kind: "forwarded" };
 
 export const IN_PROCESS: Transport = { kind: "in-process" };
 
@@ -56,10 +63,20 @@ export interface Context {
 // A type, not an interface: trpc-to-openapi wants meta assignable to a string-keyed record.
 export type Meta = {
   permission: Permission;
-  /** For "vm.control": the input field that holds the VM's id (default "id"). */
+  /** For "vm.control" and runsOn "vm": the input field that holds the VM's id (default "id"). */
   vmInput?: "id" | "vmId";
   /** Its REST route under /api/v1 (server/api/openapi.ts): queries GET, mutations POST. */
   openapi?: OpenApiMeta["openapi"];
+  /**
+   * Where the procedure runs when several hosts share the database: on the host of the VM
+   * (`vmInput`) or of the pool (`poolInput`), or on the host placement picks for a new VM or
+   * pool (input `hostId` and `memoryMiB`). Without it, on the host that was called.
+   */
+  runsOn?: "vm" | "pool" | "placement";
+  /** For runsOn "pool": the input field that holds the pool's id (default "id"). */
+  poolInput?: "id" | "poolId";
+  /** A read that answers from the database here while the VM's host is offline, instead of refusing. */
+  whenOffline?: "answer-here";
 };
 
 // 2. Initialisation
@@ -120,10 +137,24 @@ const t = initTRPC.context<Context>().meta<Meta>().create({
   },
 });
 
+/**
+ * The result of a procedure that ran on another host. It travels up from the routing
+ * middleware as the cause of an error, because only a middleware's `next()` makes a result;
+ * domainErrors, the first middleware, turns it back into the procedure's result.
+ */
+class RanElsewhere extends Error {
+  constructor(readonly data: unknown) {
+    super("the procedure ran on another host");
+  }
+}
+
 /** Every error leaves a procedure through publicError. */
 const domainErrors = t.middleware(async ({ path, next }) => {
   const result = await next();
-  if (!result.ok) throw publicError(result.error, path);
+  if (!result.ok) {
+    if (result.error.cause instanceof RanElsewhere) return { marker: result.marker, ok: true as const, data: result.error.cause.data };
+    throw publicError(result.error, path);
+  }
   return result;
 });
 
@@ -142,7 +173,7 @@ const wellFormedInput = t.middleware(async ({ getRawInput, next }) => {
  * an allowed Origin, or, when a browser sends no Origin, come with Sec-Fetch-Site: same-origin.
  */
 const sameOriginMutations = t.middleware(({ ctx, type, next }) => {
-  if (type !== "mutation" || ctx.transport.kind === "in-process" || ctx.transport.bearer) return next();
+  if (type !== "mutation" || ctx.transport.kind !== "http" || ctx.transport.bearer) return next();
   const { origin, fetchSite } = ctx.transport;
   const allowed = origin === undefined ? fetchSite === "same-origin" : originAllowed(origin, ctx.hangar.env.allowedOrigins);
   if (!allowed) {
@@ -186,7 +217,66 @@ const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) 
   return next({ ctx: { principal } });
 });
 
+/** The input field `field` of raw input, when it is an id. */
+function idIn(raw: unknown, field: string): string | undefined {
+  const value = id.safeParse(typeof raw === "object" && raw !== null ? Reflect.get(raw, field) : undefined);
+  return value.success ? value.data : undefined;
+}
+
+/** What placement reads of a create's raw input; input it refuses is the procedure's to report. */
+const placementInput = z.object({ hostId: id.optional(), memoryMiB: z.number().int().min(1).max(65536), imageId: id.optional() });
+
+/** Extra time a forwarded call gets on top of its own timeout (or of two minutes without one). */
+const FORWARD_SLACK_MS = 120_000;
+
+/**
+ * Runs the procedure on the host it belongs to (meta.runsOn). Here: it goes on. On another
+ * live host: forwarded there as a job, whose result or error becomes this call's. On an
+ * offline host: refused with HOST_OFFLINE, except reads that answer from the database here.
+ * A forwarded call runs where it landed: its sender already routed it.
+ */
+const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, next }) => {
+  if (!meta?.runsOn || ctx.transport.kind === "forwarded" || (type !== "query" && type !== "mutation")) return next();
+  const { cluster } = ctx.hangar;
+  let raw = await getRawInput();
+  let location: Location = { kind: "here" };
+  if (meta.runsOn === "vm") {
+    const vmId = idIn(raw, meta.vmInput ?? "id");
+    if (vmId) location = await cluster.locateVm(vmId);
+  } else if (meta.runsOn === "pool") {
+    const poolId = idIn(raw, meta.poolInput ?? "id");
+    if (poolId) location = await cluster.locatePool(poolId);
+  } else {
+    const input = placementInput.safeParse(raw);
+    if (input.success) {
+      const host = await cluster.place(input.data);
+      // The chosen host creates it there without placing it again.
+      if (!host.here && typeof raw === "object" && raw !== null) raw = { ...raw, hostId: host.id };
+      location = host.here ? { kind: "here" } : { kind: "remote", host };
+    }
+  }
+  if (location.kind === "here") return next();
+  if (location.kind === "offline") {
+    if (meta.whenOffline === "answer-here") return next();
+    throw new HangarError("HOST_OFFLINE", cluster.offlineSentence(location, meta.runsOn === "pool" ? "That pool" : "That VM"));
+  }
+  const timeoutSec = typeof raw === "object" && raw !== null ? Reflect.get(raw, "timeoutSec") : undefined;
+  const budgetMs = (typeof timeoutSec === "number" ? timeoutSec * 1000 : 120_000) + FORWARD_SLACK_MS;
+  let data: unknown;
+  try {
+    data = await cluster.forward(location.host, encodeCall({ path, type, input: raw, principal: ctx.principal, actor: ctx.actor }), budgetMs);
+  } catch (error) {
+    if (!(error instanceof ForwardedFailure)) throw error;
+    // The owning host's error, as it gave it: the same codes and sentence.
+    if (error.domainCode) throw new HangarError(error.domainCode, error.message);
+    const same = new TRPCError({ code: error.code, message: error.message });
+    published.add(same);
+    throw same;
+  }
+  throw new RanElsewhere(data);
+});
+
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */
-export const procedure = t.procedure.use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission);
+export const procedure = t.procedure.use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission).use(onOwningHost);

@@ -21,18 +21,19 @@ export const vmRouter = router({
     .meta({ permission: "read", openapi: rest("GET", "/vms", "Every VM") })
     .output(vmListOutput)
     .query(({ ctx }) => listVms(ctx.hangar)),
+  /** The VM with its serial tail and disk, read on its host (from the database alone while that host is offline). */
   get: procedure
-    .meta({ permission: "read", openapi: rest("GET", "/vms/{id}", "One VM") })
+    .meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here", openapi: rest("GET", "/vms/{id}", "One VM") })
     .input(z.object({ id }))
     .output(vmOutput)
     .query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
   create: procedure
-    .meta({ permission: "vm.create", openapi: rest("POST", "/vms", "Create a VM (Stopped, with its disk made)") })
+    .meta({ permission: "vm.create", runsOn: "placement", openapi: rest("POST", "/vms", "Create a VM (Stopped, with its disk made)") })
     .input(createVmInput)
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await createVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
   start: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/start", "Start or resume a VM") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/start", "Start or resume a VM") })
     .input(z.object({ id }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => {
@@ -40,7 +41,7 @@ export const vmRouter = router({
       return forCaller(ctx, await getVm(ctx.hangar, input.id));
     }),
   stop: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/stop", "Stop a VM (power button, then force after timeoutSec)") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/stop", "Stop a VM (power button, then force after timeoutSec)") })
     .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => {
@@ -49,7 +50,7 @@ export const vmRouter = router({
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */
   suspend: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/suspend", "Suspend a VM to its disk") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/suspend", "Suspend a VM to its disk") })
     .input(z.object({ id }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => {
@@ -58,12 +59,12 @@ export const vmRouter = router({
     }),
   /** A new VM from a Stopped one: a copy of its disk, its own key and instance-id. */
   clone: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/clone", "A new VM from a Stopped one") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/clone", "A new VM from a Stopped one") })
     .input(z.object({ id, name: vmName }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
   delete: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/delete", "Delete a VM and its disk") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/delete", "Delete a VM and its disk") })
     .input(z.object({ id }))
     .output(deletedOutput)
     .mutation(async ({ ctx, input }) => {
@@ -75,27 +76,27 @@ export const vmRouter = router({
    * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
    * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
    */
-  wait: procedure.meta({ permission: "read" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
+  wait: procedure.meta({ permission: "read", runsOn: "vm" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
   exec: procedure
-    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
     .input(execInput)
     .output(execOutput)
     .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
-  /** rsync from the host's sync root into the VM. */
-  sync: procedure.meta({ permission: "vm.control" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+  /** rsync from the sync root of the VM's host into the VM. */
+  sync: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, diskGiB }))
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(portForward.extend({ id }))
     .mutation(({ ctx, input }) => addForward(ctx.hangar, input, ctx.actor)),
   removeForward: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, guestPort: portForward.shape.guestPort }))
     .mutation(({ ctx, input }) => removeForward(ctx.hangar, input, ctx.actor)),
   events: procedure

@@ -1,17 +1,136 @@
+// Three real Hangar processes (alpha, beta, gamma) on one PostgreSQL database, each with
+// its own state and images directory: calls made on one host run where the VM lives.
+// Each host imported the built-in tiny guest into its own images directory at start-up.
+import { readdirSync, readFileSync } from "node:fs";
+import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCluster, type Cluster } from "../testing/cluster.ts";
+
+const OFFLINE_AFTER_SEC = 6;
+const spec = { cpus: 1, memoryMiB: 256 };
+
+/** How many processes run qemu for VM `vmId` (its directory is in their command line). */
+function qemusOf(vmId: string): number {
+  let count = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (cmdline.startsWith("qemu-system") && cmdline.includes(`/vms/${vmId}/`)) count += 1;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return count;
+}
+
+async function refusal(promise: Promise<unknown>) {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  if (!(error instanceof TRPCClientError)) throw new Error(`expected a refusal, got ${String(error)}`);
+  const data: unknown = error.data;
+  const domainCode = typeof data === "object" && data !== null && "domainCode" in data ? data.domainCode : undefined;
+  return { domainCode, message: error.message };
+}
 
 describe("three hosts on one database", () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster();
+    cluster = await startCluster({ env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) } });
   }, 600_000);
   afterAll(async () => {
     await cluster?.close();
-  }, 120_000);
+  }, 180_000);
 
-  it("every host registers and answers", async () => {
-    const names = (await cluster.host("alpha").api.host.list.query()).map((h) => h.name);
-    expect(names).toEqual(["alpha", "beta", "gamma"]);
+  const image = async () => {
+    const images = await cluster.host("alpha").api.image.list.query();
+    const tiny = images.find((i) => i.name === "hangar-tiny");
+    if (!tiny) throw new Error("no hangar-tiny image");
+    return tiny.id;
+  };
+
+  it("every host registers, online, with its capacity", async () => {
+    const hosts = await cluster.host("alpha").api.host.list.query();
+    expect(hosts.map((h) => [h.name, h.online])).toEqual([
+      ["alpha", true],
+      ["beta", true],
+      ["gamma", true],
+    ]);
+    for (const host of hosts) expect(host.memoryLimitMiB).toBeGreaterThan(0);
   });
+
+  it("creates through alpha on beta, then starts, execs in, stops and snapshots beta's VM through alpha", async () => {
+    const alpha = cluster.host("alpha").api;
+    const beta = cluster.host("beta");
+    const vm = await alpha.vm.create.mutate({ name: "on-beta", imageId: await image(), hostId: beta.id, ...spec });
+    expect(vm).toMatchObject({ state: "Stopped", host: { name: "beta" }, hostOffline: false });
+    // The disk is in beta's state directory, not alpha's.
+    expect(readdirSync(`${beta.stateDir}/vms`)).toContain(vm.id);
+
+    expect(await alpha.vm.start.mutate({ id: vm.id })).toMatchObject({ state: "Running" });
+    expect(qemusOf(vm.id)).toBe(1);
+    const ran = await alpha.vm.exec.mutate({ id: vm.id, command: ["uname", "-n"], timeoutSec: 240 });
+    expect(ran).toMatchObject({ exitCode: 0, stdout: "on-beta\n" });
+    // The serial tail is beta's file, read there.
+    expect((await alpha.vm.get.query({ id: vm.id })).serialTail).toContain("on-beta login:");
+    expect(await alpha.vm.stop.mutate({ id: vm.id, timeoutSec: 30 })).toMatchObject({ state: "Stopped" });
+    expect(await alpha.snapshot.create.mutate({ id: vm.id, name: "before" })).toEqual([expect.objectContaining({ name: "before" })]);
+    expect(await cluster.host("gamma").api.snapshot.list.query({ id: vm.id })).toEqual([expect.objectContaining({ name: "before" })]);
+    // Errors come back as beta raised them.
+    expect(await refusal(alpha.snapshot.create.mutate({ id: vm.id, name: "before" }))).toEqual({
+      domainCode: "ALREADY_EXISTS",
+      message: 'VM "on-beta" already has a snapshot named "before".',
+    });
+    expect(await refusal(alpha.vm.suspend.mutate({ id: vm.id }))).toMatchObject({ domainCode: "VM_INVALID_TRANSITION" });
+  }, 400_000);
+
+  it("hands out a member of a pool on gamma through alpha, with gamma's address", async () => {
+    const alpha = cluster.host("alpha").api;
+    const gamma = cluster.host("gamma");
+    const pool = await alpha.pool.create.mutate({ name: "warm", imageId: await image(), ...spec, size: 1, staging: "Running", hostId: gamma.id });
+    expect(pool.hostId).toBe(gamma.id);
+    const acquired = await alpha.pool.acquire.mutate({ poolId: pool.id, timeoutSec: 300 });
+    const row = await cluster.db.host.findUniqueOrThrow({ where: { id: gamma.id } });
+    expect(acquired.host).toBe(row.sshAddress);
+    const member = await cluster.db.vm.findUniqueOrThrow({ where: { id: acquired.vmId } });
+    expect(member.hostId).toBe(gamma.id);
+    // Only gamma's keeper fills it: every member ever made is gamma's.
+    expect(await cluster.db.vm.count({ where: { poolId: pool.id, NOT: { hostId: gamma.id } } })).toBe(0);
+    await alpha.pool.release.mutate({ vmId: acquired.vmId });
+    await alpha.pool.delete.mutate({ id: pool.id });
+  }, 400_000);
+
+  it("takes exactly one of 20 concurrent starts made on all three hosts: one transition, one qemu", async () => {
+    const beta = cluster.host("beta");
+    const vm = await cluster.host("gamma").api.vm.create.mutate({ name: "contended", imageId: await image(), hostId: beta.id, ...spec });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => cluster.hosts[i % 3]?.api.vm.start.mutate({ id: vm.id })));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const result of results) {
+      if (result.status === "rejected") expect(await refusal(Promise.reject(result.reason))).toMatchObject({ domainCode: expect.stringMatching(/^(VM_BUSY|VM_INVALID_TRANSITION)$/) });
+    }
+    expect(await cluster.db.event.count({ where: { vmId: vm.id, action: "start" } })).toBe(1);
+    expect(qemusOf(vm.id)).toBe(1);
+  });
+
+  it("shows beta offline once killed, refuses actions on its VMs with HOST_OFFLINE, and takes it back with an event", async () => {
+    const alpha = cluster.host("alpha").api;
+    const beta = cluster.host("beta");
+    const vm = await cluster.db.vm.findUniqueOrThrow({ where: { name: "contended" } });
+    await beta.kill("SIGKILL");
+    await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: OFFLINE_AFTER_SEC * 3000, interval: 500 }).toBe(true);
+    expect((await alpha.vm.list.query()).find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [], state: "Running" });
+    const refused = await refusal(alpha.vm.stop.mutate({ id: vm.id }));
+    expect(refused).toMatchObject({ domainCode: "HOST_OFFLINE" });
+    expect(refused.message).toMatch(/^That VM is on host beta, which is offline \(no heartbeat for \d+ s\); nothing acts on its VMs until that host's Hangar runs again\.$/);
+    // Its qemu outlived its Hangar, and nobody else touched it.
+    expect(qemusOf(vm.id)).toBe(1);
+
+    await beta.restart();
+    await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: 30_000, interval: 500 }).toBe(false);
+    await expect.poll(() => cluster.db.event.count({ where: { vmId: vm.id, action: "host-back" } }), { timeout: 30_000 }).toBe(1);
+    const back = await cluster.db.event.findFirst({ where: { vmId: vm.id, action: "host-back" } });
+    expect(back?.message).toMatch(/^Host beta is back after \d+ s offline; its reconciler checks this VM again$/);
+    // Its reconciler adopted the qemu that ran on: still Running, still one qemu, and it stops.
+    expect(await alpha.vm.stop.mutate({ id: vm.id, timeoutSec: 30 })).toMatchObject({ state: "Stopped" });
+    expect(qemusOf(vm.id)).toBe(0);
+  }, 300_000);
 });

@@ -35,6 +35,8 @@ export interface PoolSpec {
   userData?: string;
   size: number;
   staging: StagingState;
+  /** The host placement picked (server/cluster/): the pool is made there, on this host. */
+  hostId?: string;
 }
 
 export interface Acquired {
@@ -57,6 +59,10 @@ export interface PoolDeps {
   backoffMs?: { first: number; max: number };
   /** How long a member may take to be ready before it counts as failed. */
   readyTimeoutMs?: number;
+  /** Why this host cannot run one more VM of `memoryMiB` now, or undefined (server/cluster/). */
+  noRoom?: (memoryMiB: number) => Promise<string | undefined>;
+  /** Where other machines reach this host's VM forwards (what acquire reports as `host`). */
+  sshAddress?: () => string;
 }
 
 const KEEPER = "pool-keeper";
@@ -66,7 +72,7 @@ const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Sto
 export type Pools = ReturnType<typeof createPools>;
 
 
-export function createPools({ db, lifecycle, recorder, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000 }: PoolDeps) {
+export function createPools({ db, lifecycle, recorder, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000, noRoom, sshAddress }: PoolDeps) {
   /** Says "a member became ready" to waiting acquirers. */
   const ready = new EventEmitter();
   ready.setMaxListeners(0);
@@ -113,8 +119,12 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
    * Creates one member and brings it to the staging state. Returns false, making nothing,
    * once the pool is being deleted; a member begun before stops at its next step.
    */
-  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string; hostId: string | null }): Promise<boolean> {
-    const hostId = pool.hostId ?? (await lifecycle.hostId());
+  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string }): Promise<boolean> {
+    // Members live on the pool's host, which is this one: only its keeper fills the pool.
+    const hostId = await lifecycle.hostId();
+    // A member boots to be ready (and is then suspended or kept running): that needs room.
+    const full = pool.staging !== "Stopped" && noRoom ? await noRoom(pool.memoryMiB) : undefined;
+    if (full) throw new HangarError("HOST_FULL", `no room for another member: ${full}`);
     const vm = await db.$transaction(async (tx) => {
       // Writing the pool row locks it: a delete mark either came first (no member is made)
       // or waits until this member exists, so the delete finds it.
@@ -160,7 +170,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       for (;;) {
         if (closed) return;
         const pool = await db.pool.findUnique({ where: { id: poolId } });
-        if (!pool || pool.deletingAt) return;
+        if (!pool || pool.deletingAt || (pool.hostId !== null && pool.hostId !== (await lifecycle.hostId()))) return;
         const members = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
         if (members >= pool.size) {
           failures.delete(poolId);
@@ -250,7 +260,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
       }
       const privateKey = options.publicKey ? undefined : identity.privateKey;
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
-      return { vmId: vm.id, name: vm.name, host: driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
+      return { vmId: vm.id, name: vm.name, host: sshAddress?.() ?? driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
@@ -274,7 +284,10 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     }
     const image = await db.image.findUnique({ where: { id: spec.imageId } });
     if (!image) throw new HangarError("NOT_FOUND", `No image with id "${spec.imageId}"; pick one from the Images page.`);
-    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null, hostId: await lifecycle.hostId() } });
+    const self = await lifecycle.hostId();
+    // The router forwards a create to the host placement picked: reaching this elsewhere is a bug.
+    if (spec.hostId !== undefined && spec.hostId !== self) throw new Error(`pool ${spec.name} was placed on host ${spec.hostId}, not on this one (${self})`);
+    const pool = await db.pool.create({ data: { ...spec, userData: spec.userData ?? null, hostId: self } });
     await record(pool.name, "created", true, `size ${pool.size}, staging ${pool.staging}, by ${actor}`);
     void kick(pool.id);
     return pool;
@@ -343,7 +356,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
    */
   async function start() {
     const self = await lifecycle.hostId();
-    const pools = await db.pool.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] } });
+    const pools = await db.pool.findMany({ where: { hostId: self } });
     for (const pool of pools.filter((p) => p.deletingAt)) {
       void deletePool(pool.id, KEEPER).catch((error: unknown) => log(`pool ${pool.name}: finishing its delete failed: ${errorMessage(error)}`));
     }

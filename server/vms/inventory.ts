@@ -15,6 +15,8 @@ import { waitForState } from "./wait.ts";
 export interface CreateVmInput {
   name: string;
   imageId: string;
+  /** The host asked for; placement checks it is this one, online and with room. */
+  hostId?: string;
   /** An imported ISO image for the CD-ROM drive. */
   cdromImageId?: string;
   cpus: number;
@@ -33,8 +35,18 @@ const vmInclude = {
   cdromImage: { select: { id: true, name: true } },
   ports: true,
   owner: { select: { id: true, email: true } },
-  host: { select: { id: true, name: true } },
+  host: { select: { id: true, name: true, heartbeatAt: true } },
 } as const;
+
+/**
+ * The row with its host as the API shows it, and `hostOffline` when that host has no recent
+ * heartbeat: such a VM offers no actions until its host is back.
+ */
+function withHost<T extends { state: string; host: { id: string; name: string; heartbeatAt: Date } | null }>(hangar: Hangar, vm: T) {
+  const hostOffline = vm.host !== null && !hangar.hosts.isOnline(vm.host);
+  const row = withActions(vm);
+  return { ...row, host: vm.host ? { id: vm.host.id, name: vm.host.name } : null, hostOffline, actions: hostOffline ? [] : row.actions };
+}
 
 /**
  * The row with its state typed and the actions a person can take now: the valid ones that
@@ -67,12 +79,13 @@ const slim = { omit: { userData: true } } as const;
  * The relations are few rows (images, users, hosts) looked up in maps: much cheaper than
  * Prisma's per-row relation joins on a thousand VMs.
  */
-async function readInventory({ db }: Hangar) {
+async function readInventory(hangar: Hangar) {
+  const { db } = hangar;
   const [vms, images, owners, hosts, ports] = await Promise.all([
     db.vm.findMany({ orderBy: { createdAt: "asc" }, ...slim }),
     db.image.findMany({ select: { id: true, name: true } }),
     db.user.findMany({ select: { id: true, email: true } }),
-    db.host.findMany({ select: { id: true, name: true } }),
+    db.host.findMany({ select: { id: true, name: true, heartbeatAt: true } }),
     db.portForward.findMany(),
   ]);
   const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((row) => [row.id, row]));
@@ -82,7 +95,7 @@ async function readInventory({ db }: Hangar) {
   const portsByVm = new Map<string, typeof ports>();
   for (const port of ports) portsByVm.set(port.vmId, [...(portsByVm.get(port.vmId) ?? []), port]);
   return vms.map((vm) =>
-    withActions({
+    withHost(hangar, {
       ...vm,
       image: imageById.get(vm.imageId) ?? { id: vm.imageId, name: "(deleted)" },
       ports: portsByVm.get(vm.id) ?? [],
@@ -93,27 +106,31 @@ async function readInventory({ db }: Hangar) {
 }
 
 /** One VM as vm.list shows it (what a live change carries), or null once it is gone. */
-export async function listRow({ db }: Hangar, id: string) {
-  const vm = await db.vm.findUnique({ where: { id }, ...slim, include: vmInclude });
-  return vm ? withActions(vm) : null;
+export async function listRow(hangar: Hangar, id: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id }, ...slim, include: vmInclude });
+  return vm ? withHost(hangar, vm) : null;
 }
 
 export async function getVm(hangar: Hangar, id: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  // The VM's files are on its host: read here only when this is it (vm.get runs there while
+  // it is online, and answers from the database alone while it is offline).
+  const here = (await hangar.cluster.locate(vm.hostId)).kind === "here";
   const driver = hangar.driverFor(id);
-  const serialTail = await driver.serialTail(16 * 1024);
-  const sshKeyPath = await driver.identity().then((identity) => identity.privateKeyFile, () => null);
+  const serialTail = here ? await driver.serialTail(16 * 1024) : "";
+  const sshKeyPath = here ? await driver.identity().then((identity) => identity.privateKeyFile, () => null) : null;
   const [disk, lastStop] = await Promise.all([
-    diskOf(hangar, id),
+    here ? diskOf(hangar, id) : null,
     hangar.db.event.findFirst({ where: { vmId: id, action: "stop" }, orderBy: [{ createdAt: "desc" }, { id: "desc" }], select: { message: true, ok: true, createdAt: true } }),
   ]);
-  return { ...withActions(vm), serialTail, sshKeyPath, disk, lastStop };
+  return { ...withHost(hangar, vm), serialTail, sshKeyPath, disk, lastStop };
 }
 
 /**
  * A row in Initial (with its port forwards), then the Clone action makes its disk. The VM
- * belongs to `ownerId` (within their quota) and to this host.
+ * belongs to `ownerId` (within their quota) and to this host, which placement chose (the
+ * router forwards a create to the host it picks, and refuses a host that cannot take it).
  */
 export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string, ownerId?: string) {
   const { db } = hangar;
@@ -122,6 +139,8 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
   if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
+  const host = await hangar.cluster.place({ hostId: input.hostId ?? (await hangar.lifecycle.hostId()), memoryMiB: input.memoryMiB, imageId: image.id });
+  if (!host.here) throw new Error(`createVm ran on a host placement did not pick (${host.name})`);
   const cdrom = input.cdromImageId ? await cdromImage(hangar, input.cdromImageId) : undefined;
   if (await db.vm.findUnique({ where: { name: input.name } })) {
     throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
@@ -144,7 +163,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       bridge,
       diskGiB: input.diskGiB ?? null,
       ownerId: ownerId ?? null,
-      hostId: await hangar.lifecycle.hostId(),
+      hostId: host.id,
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
     },
   });

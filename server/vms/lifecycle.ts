@@ -21,8 +21,13 @@ export interface LifecycleDeps {
   recorder: Recorder;
   /** The driver's Manager for one VM. */
   driverFor: (vmId: string) => Manager;
-  /** This host's id: actions on a VM of another host are refused. */
+  /** This host's id: only VMs of this host are acted on here (server/cluster/ forwards the others). */
   hostId: () => Promise<string>;
+  /**
+   * Why this host cannot run one more VM of `memoryMiB` now, or undefined: a start beyond
+   * the host's memory for VMs is refused with it (server/cluster/capacity.ts).
+   */
+  noRoom?: (memoryMiB: number) => Promise<string | undefined>;
   /** Readiness watch timings (tests shorten them). */
   readiness?: Pick<ReadinessDeps, "watchLimitMs" | "backoffMs">;
   /** An image's files in this host's store, fetched from another host where missing (images/copies.ts). */
@@ -101,7 +106,7 @@ export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
-export function createLifecycle({ db, bus, recorder, driverFor, hostId, readiness: readinessTimings, localImage }: LifecycleDeps) {
+export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, readiness: readinessTimings, localImage }: LifecycleDeps) {
   /**
    * VMs with an action under way in this process (how many hold each); the reconciler
    * leaves them alone. An action holds its VM from before its compare-and-set, so the row
@@ -140,14 +145,28 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
     return result.count === 1;
   }
 
+  /**
+   * Starts are admitted one at a time: the memory check and the compare-and-set into
+   * Starting (which counts the VM's memory as taken) happen together, so two starts cannot
+   * both take the last room. Every start of this host's VMs runs in this process.
+   */
+  let admitting: Promise<unknown> = Promise.resolve();
+  function admitted<T>(work: () => Promise<T>): Promise<T> {
+    const run = admitting.then(work, work);
+    admitting = run.catch(() => undefined);
+    return run;
+  }
+
   /** Validates `action` from the VM's state and takes the row into the next state. */
   async function begin(vmId: string, action: Exclude<Action, "None">) {
+    return action === "Start" && noRoom ? admitted(() => enter(vmId, action, noRoom)) : enter(vmId, action);
+  }
+
+  async function enter(vmId: string, action: Exclude<Action, "None">, room?: (memoryMiB: number) => Promise<string | undefined>) {
     const vm = await load(vmId);
     const self = await hostId();
-    if (vm.hostId && vm.hostId !== self) {
-      const host = await db.host.findUnique({ where: { id: vm.hostId }, select: { name: true } });
-      throw new HangarError("HOST_MISMATCH", `VM "${vm.name}" runs on host ${host?.name ?? vm.hostId}; use that host's Hangar for it.`);
-    }
+    // The routers forward calls on other hosts' VMs there (server/cluster/): reaching this is a bug.
+    if (vm.hostId && vm.hostId !== self) throw new Error(`VM ${vm.name} belongs to host ${vm.hostId}, not to this one (${self})`);
     const from = stateOf(vm);
     const next = transition(from, action);
     if (next === undefined) {
@@ -160,6 +179,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, readines
         `Cannot ${action.toLowerCase()} VM "${vm.name}" while it is ${from}. Allowed now: ${allowed}.`,
       );
     }
+    const full = room && next !== from ? await room(vm.memoryMiB) : undefined;
+    if (full) throw new HangarError("HOST_FULL", `VM "${vm.name}" cannot start: ${full}`);
     if (next !== from && !(await compareAndSet(vmId, from, next))) {
       const now = await db.vm.findUnique({ where: { id: vmId }, select: { state: true } });
       throw new HangarError(

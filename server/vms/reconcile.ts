@@ -117,9 +117,9 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
     if (running) return running;
     running = (async () => {
       const self = await lifecycle.hostId();
-      // Only this host's VMs: another host's qemu is not ours to judge (rows from before
-      // hosts existed have none and belong to whoever runs them).
-      const vms = await db.vm.findMany({ where: { OR: [{ hostId: self }, { hostId: null }] }, select: { id: true, name: true, state: true } });
+      // Only this host's VMs: another host's qemu is not ours to judge, even while that host
+      // is offline (rows from before hosts existed were given a host at start-up).
+      const vms = await db.vm.findMany({ where: { hostId: self }, select: { id: true, name: true, state: true } });
       for (const vm of vms) {
         try {
           await reconcileVm(vm);

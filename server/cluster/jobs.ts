@@ -1,0 +1,232 @@
+/**
+ * Calls forwarded between hosts as jobs, through pg-boss on the shared PostgreSQL: each
+ * host works its own queue (`host-<hostId>`), and a caller sends a job there and awaits its
+ * output. pg-boss takes jobs with SKIP LOCKED, so each runs once, and keeps them until they
+ * are done; nothing of it is home-made.
+ *
+ * Waking, both ways, is PostgreSQL LISTEN/NOTIFY on one channel: a caller that sent a job
+ * notifies the owning host, whose idle pg-boss worker fetches at once (instead of at its
+ * next poll, which stays as the fallback); the worker completes the job with its outcome,
+ * then notifies that the job is taken and later done, and the caller reads the output from
+ * pg-boss. A caller whose job nobody takes within the pickup time cancels it (it never runs
+ * later) and says which host did not answer.
+ */
+import { randomUUID } from "node:crypto";
+import PgBoss from "pg-boss";
+import pg from "pg";
+import { z } from "zod";
+import { HangarError, errorMessage } from "../errors.ts";
+
+/** The one channel of cluster notifications. */
+const CHANNEL = "hangar_cluster";
+
+/** How many forwarded calls a host runs at once (a long exec does not hold up a start). */
+const WORKERS = 12;
+
+/** A worker's fallback poll when a notification is lost (each is woken by NOTIFY otherwise). */
+const FALLBACK_POLL_SECONDS = 10;
+
+export function queueOf(hostId: string): string {
+  return `host-${hostId}`;
+}
+
+const notification = z.discriminatedUnion("kind", [
+  z.object({ kind: z.literal("job"), queue: z.string() }),
+  z.object({ kind: z.literal("taken"), id: z.string() }),
+  z.object({ kind: z.literal("done"), id: z.string() }),
+]);
+type Notification = z.infer<typeof notification>;
+
+export interface HostRef {
+  id: string;
+  name: string;
+}
+
+interface Waiter {
+  queue: string;
+  host: HostRef;
+  taken: boolean;
+  settle: (outcome: unknown) => void;
+  fail: (error: Error) => void;
+  /** Reads the job once: its output when done; its state otherwise. */
+  check: () => Promise<void>;
+}
+
+export interface JobsOptions {
+  databaseUrl: string;
+  /** How long a live host may leave a job untaken before the caller gives up on it. */
+  pickupMs: number;
+  log: (message: string) => void;
+}
+
+export type Jobs = ReturnType<typeof createJobs>;
+
+export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
+  const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schedule: false, application_name: "hangar-jobs" });
+  boss.on("error", (error) => log(`job queue: ${errorMessage(error)}`));
+  const waiters = new Map<string, Waiter>();
+  let started: Promise<void> | undefined;
+  let listener: pg.Client | undefined;
+  let closed = false;
+  /** This host's queue and its workers, once it serves. */
+  let served: { queue: string; workerIds: string[]; busy: Set<string> } | undefined;
+
+  async function listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: "hangar-listen" });
+    client.on("notification", (message) => {
+      if (message.channel !== CHANNEL || !message.payload) return;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(message.payload);
+      } catch {
+        return;
+      }
+      const note = notification.safeParse(parsed);
+      if (note.success) onNotification(note.data);
+    });
+    // A lost connection loses notifications: listen again, then look at every pending job.
+    client.on("error", (error) => log(`job notifications: ${errorMessage(error)}`));
+    client.on("end", () => {
+      if (closed) return;
+      setTimeout(() => {
+        void listen().then(
+          () => Promise.all([...waiters.values()].map((w) => w.check())),
+          (error: unknown) => log(`job notifications: ${errorMessage(error)}`),
+        );
+      }, 1000).unref();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    listener = client;
+  }
+
+  function onNotification(note: Notification): void {
+    if (note.kind === "job") {
+      if (!served || note.queue !== served.queue) return;
+      // One idle worker fetches now; when all are busy, each fetches as soon as it is free.
+      const idle = served.workerIds.find((id) => !served?.busy.has(id));
+      for (const id of idle ? [idle] : served.workerIds) boss.notifyWorker(id);
+      return;
+    }
+    const waiter = waiters.get(note.id);
+    if (!waiter) return;
+    if (note.kind === "taken") waiter.taken = true;
+    else void waiter.check();
+  }
+
+  async function notify(note: Notification): Promise<void> {
+    await listener?.query("SELECT pg_notify($1, $2)", [CHANNEL, JSON.stringify(note)]);
+  }
+
+  function start(): Promise<void> {
+    started ??= (async () => {
+      await boss.start();
+      await listen();
+    })();
+    return started;
+  }
+
+  /**
+   * Works this host's queue: each job's data goes to `handle`, whose outcome (JSON) becomes
+   * the job's output. `handle` must not throw: it returns failures as outcomes.
+   */
+  async function serve(hostId: string, handle: (data: unknown) => Promise<object>): Promise<void> {
+    await start();
+    const queue = queueOf(hostId);
+    await boss.createQueue(queue, { name: queue, retryLimit: 0 });
+    const busy = new Set<string>();
+    const workerIds: string[] = [];
+    served = { queue, workerIds, busy };
+    for (let i = 0; i < WORKERS; i += 1) {
+      let workerId = "";
+      workerId = await boss.work<unknown>(queue, { batchSize: 1, pollingIntervalSeconds: FALLBACK_POLL_SECONDS }, async (jobs) => {
+        busy.add(workerId);
+        try {
+          for (const job of jobs) {
+            await notify({ kind: "taken", id: job.id }).catch(() => undefined);
+            const outcome = await handle(job.data);
+            // Completed here, with the outcome, so the caller can read it when told; pg-boss's
+            // own completion after this handler then finds the job done and changes nothing.
+            await boss.complete(queue, job.id, outcome);
+            await notify({ kind: "done", id: job.id }).catch(() => undefined);
+          }
+        } finally {
+          busy.delete(workerId);
+        }
+      });
+      workerIds.push(workerId);
+    }
+  }
+
+  /**
+   * Sends `data` to `host`'s queue and resolves with the job's output. Fails with TIMEOUT,
+   * naming the host, when nobody takes the job within the pickup time (the job is cancelled)
+   * or it is not done within `budgetMs`.
+   */
+  async function call(host: HostRef, data: object, budgetMs: number, what: string): Promise<unknown> {
+    await start();
+    const queue = queueOf(host.id);
+    const id = randomUUID();
+    const outcome = new Promise<unknown>((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(pickupTimer);
+        clearTimeout(budgetTimer);
+        waiters.delete(id);
+        settle();
+      };
+      const waiter: Waiter = {
+        queue,
+        host,
+        taken: false,
+        settle: (output) => finish(() => resolve(output)),
+        fail: (error) => finish(() => reject(error)),
+        check: async () => {
+          const job = await boss.getJobById<unknown>(queue, id, { includeArchive: true }).catch(() => null);
+          if (!job) return;
+          if (job.state === "active") waiter.taken = true;
+          if (job.state === "completed") waiter.settle(job.output);
+          else if (job.state === "failed" || job.state === "cancelled") {
+            waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} gave up on ${what} (its job ${job.state === "failed" ? "ran out of time" : "was cancelled"}); look at that host, then try again.`));
+          }
+        },
+      };
+      const pickupTimer = setTimeout(() => {
+        void (async () => {
+          await waiter.check();
+          if (done || waiter.taken) return;
+          await boss.cancel(queue, id).catch(() => undefined);
+          // Taken in the meantime after all: it runs, and its outcome is awaited.
+          await waiter.check();
+          if (done || waiter.taken) return;
+          waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`));
+        })();
+      }, pickupMs);
+      const budgetTimer = setTimeout(() => {
+        void waiter.check().then(() =>
+          waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} did not finish ${what} within ${Math.round(budgetMs / 1000)} s; it may still be under way there, so look at the VM before trying again.`)),
+        );
+      }, budgetMs);
+      waiters.set(id, waiter);
+    });
+    try {
+      await boss.send(queue, data, { id, retryLimit: 0, expireInSeconds: Math.ceil(budgetMs / 1000) });
+    } catch (error) {
+      waiters.get(id)?.fail(new HangarError("TIMEOUT", `Host ${host.name} takes no calls yet (it has not started its job queue); start its Hangar, then try again.`, { cause: error }));
+      return outcome;
+    }
+    await notify({ kind: "job", queue }).catch(() => undefined);
+    return outcome;
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    for (const waiter of waiters.values()) waiter.fail(new HangarError("TIMEOUT", `Hangar is shutting down; the call to host ${waiter.host.name} was not awaited.`));
+    if (started) await boss.stop({ graceful: true, timeout: 5000, wait: true }).catch(() => undefined);
+    await listener?.end().catch(() => undefined);
+  }
+
+  return { start, serve, call, close };
+}
