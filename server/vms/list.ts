@@ -83,7 +83,7 @@ type SortValue = string | number | null;
 
 const stateRank = new Map<string, number>(STATES.map((state, index) => [state, index]));
 
-/** The value a row sorts by; null (no owner, no host) sorts after every value. */
+/** The value a row sorts by; null when it has none (no owner, no host). */
 function sortValue(row: VmListRow, sort: VmSortKey): SortValue {
   switch (sort) {
     case "name":
@@ -99,21 +99,22 @@ function sortValue(row: VmListRow, sort: VmSortKey): SortValue {
   }
 }
 
-function compareValues(a: SortValue, b: SortValue): number {
-  if (a === b) return 0;
-  if (a === null) return 1;
-  if (b === null) return -1;
-  return a < b ? -1 : 1;
-}
-
 interface Key {
   value: SortValue;
   id: string;
 }
 
-/** Ascending order of (value, id): ids are unique, so no two rows tie. */
-function compareKeys(a: Key, b: Key): number {
-  return compareValues(a.value, b.value) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+/**
+ * The order of (value, id) in `direction` (1 ascending, -1 descending); ids are unique, so
+ * no two rows tie. Rows without the value (no owner, no host) come last either way.
+ */
+function compareKeys(a: Key, b: Key, direction: 1 | -1): number {
+  if (a.value !== b.value) {
+    if (a.value === null) return 1;
+    if (b.value === null) return -1;
+    return direction * (a.value < b.value ? -1 : 1);
+  }
+  return direction * (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
 const cursorSchema = z.object({
@@ -159,7 +160,7 @@ function matches(query: Query, ownerId: string | undefined): (row: VmListRow) =>
 function pageOf(rows: VmListRow[], query: Query, ownerId: string | undefined, limit: number): VmListPage {
   const direction = query.order === "asc" ? 1 : -1;
   const keyed = rows.filter(matches(query, ownerId)).map((row) => ({ row, key: { value: sortValue(row, query.sort), id: row.id } }));
-  keyed.sort((a, b) => direction * compareKeys(a.key, b.key));
+  keyed.sort((a, b) => compareKeys(a.key, b.key, direction));
   let start = 0;
   if (query.cursor) {
     const after = decodeCursor(query.cursor, query.sort, query.order);
@@ -168,7 +169,7 @@ function pageOf(rows: VmListRow[], query: Query, ownerId: string | undefined, li
     while (start < high) {
       const middle = (start + high) >>> 1;
       const entry = keyed[middle];
-      if (entry && direction * compareKeys(entry.key, after) <= 0) start = middle + 1;
+      if (entry && compareKeys(entry.key, after, direction) <= 0) start = middle + 1;
       else high = middle;
     }
   }
