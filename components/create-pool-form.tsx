@@ -10,7 +10,7 @@ import { useTRPC } from "./trpc.ts";
 
 const DEFAULT_IMAGE = "hangar-tiny";
 /** The states a member may wait in (server/pool/pool.ts STAGING_STATES). */
-const STAGING = ["Running", "Suspended", "Stopped"] as const;
+const STAGING = ["Running", "Paused", "Suspended", "Stopped"] as const;
 type Staging = (typeof STAGING)[number];
 
 export function CreatePoolForm() {

@@ -17,7 +17,7 @@ export const poolRouter = router({
         memoryMiB: z.number().int().min(64, "A VM needs at least 64 MiB of memory.").max(65536, "At most 65536 MiB of memory per VM."),
         userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
         size,
-        staging: z.enum(STAGING_STATES, "staging must be Running, Suspended or Stopped."),
+        staging: z.enum(STAGING_STATES, "staging must be Running, Paused, Suspended or Stopped."),
       }),
     )
     .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
