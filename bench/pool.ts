@@ -1,46 +1,94 @@
 /**
- * Acquire-to-SSH-ready from a pool of Suspended VMs vs a cold create + start of the same
- * image, in the same run; prints both medians and the speed-up (goal: at least 10x).
+ * Acquire-to-SSH from a pool of each staging (Running, Paused, Suspended, Stopped) side by
+ * side, against a cold create + start of the same image, in the same run. Prints the
+ * medians, each staging's speed-up over cold, and Paused against Running (goals: Paused at
+ * most 1.1x Running, Suspended at least 10x faster than cold). For the Suspended side it
+ * also splits the acquire into resume (qemu loads the saved state) and the rest (the SSH
+ * banner, the login), to show where the time goes.
  *
- *   npx tsx bench/pool.ts [runs]
+ *   npx tsx bench/pool.ts [runs] [stagings, comma-separated]
  */
 import { writeFileSync } from "node:fs";
 import path from "node:path";
+import { STAGING_STATES, type StagingState } from "../server/pool/pool.ts";
 import { median, runBench, waitForSsh } from "./setup.ts";
 
 const runs = Number(process.argv[2] ?? 5);
+const stagings = (process.argv[3]?.split(",") ?? [...STAGING_STATES]).filter((s): s is StagingState => (STAGING_STATES as readonly string[]).includes(s));
 
 runBench("pool", async ({ work, hangar, api, imageId }) => {
-  console.log(`accelerator: ${await hangar.accel()}; ${runs} runs each`);
-
-  const pool = await api.pool.create({ name: "bench", imageId, cpus: 1, memoryMiB: 256, size: 1, staging: "Suspended" });
-  const acquireTimes: number[] = [];
-  const coldTimes: number[] = [];
+  console.log(`accelerator: ${await hangar.accel()}; ${runs} runs each; stagings ${stagings.join(", ")}`);
   const keyFile = path.join(work, "key");
+  const times = new Map<StagingState | "cold", number[]>();
+  const pools = new Map<StagingState, string>();
+  for (const staging of stagings) {
+    const pool = await api.pool.create({ name: `bench-${staging.toLowerCase()}`, imageId, cpus: 1, memoryMiB: 256, size: 1, staging });
+    pools.set(staging, pool.id);
+    await hangar.pools.kick(pool.id);
+  }
+  const record = (side: StagingState | "cold", ms: number) => times.set(side, [...(times.get(side) ?? []), ms]);
+
   for (let run = 0; run < runs; run++) {
-    // Measure each side on a quiet machine: the pool is full, nothing else boots.
-    await hangar.pools.kick(pool.id);
-    const started = performance.now();
-    const got = await api.pool.acquire({ poolId: pool.id, timeoutSec: 120 });
-    writeFileSync(keyFile, got.privateKey ?? "", { mode: 0o600 });
-    await waitForSsh(got.sshPort, keyFile);
-    acquireTimes.push(performance.now() - started);
-    await api.pool.release({ vmId: got.vmId });
-    await hangar.pools.kick(pool.id);
+    const line: string[] = [];
+    for (const staging of stagings) {
+      const poolId = pools.get(staging) ?? "";
+      // Measure each side on a quiet machine: every pool is full, nothing else boots.
+      for (const id of pools.values()) await hangar.pools.kick(id);
+      const started = performance.now();
+      const got = await api.pool.acquire({ poolId, timeoutSec: 300 });
+      const acquired = performance.now() - started;
+      writeFileSync(keyFile, got.privateKey ?? "", { mode: 0o600 });
+      await waitForSsh(got.sshPort, keyFile);
+      const total = performance.now() - started;
+      record(staging, total);
+      line.push(`${staging} ${Math.round(total)} ms (acquire ${Math.round(acquired)})`);
+      await api.pool.release({ vmId: got.vmId });
+    }
+    for (const id of pools.values()) await hangar.pools.kick(id);
 
     const coldStarted = performance.now();
     const vm = await api.vm.create({ name: `cold-${run}`, imageId, cpus: 1, memoryMiB: 256 });
     const running = await api.vm.start({ id: vm.id });
     await waitForSsh(running.sshPort ?? 0, (await hangar.driverFor(vm.id).identity()).privateKeyFile);
-    coldTimes.push(performance.now() - coldStarted);
+    record("cold", performance.now() - coldStarted);
+    line.push(`cold ${Math.round(performance.now() - coldStarted)} ms`);
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
     await api.vm.delete({ id: vm.id });
-    console.log(`run ${run + 1}: acquire ${Math.round(acquireTimes[run] ?? 0)} ms, cold ${Math.round(coldTimes[run] ?? 0)} ms`);
+    console.log(`run ${run + 1}: ${line.join(", ")}`);
   }
-  const acquire = median(acquireTimes);
-  const cold = median(coldTimes);
-  console.log(`acquire-to-SSH median ${Math.round(acquire)} ms; cold create+start-to-SSH median ${Math.round(cold)} ms`);
-  console.log(`speed-up cold/acquire: ${(cold / acquire).toFixed(1)}x (goal >= 10x)`);
-  await api.pool.delete({ id: pool.id });
-});
 
+  const cold = median(times.get("cold") ?? []);
+  console.log(`\nacquire-to-SSH medians (cold create+start-to-SSH ${Math.round(cold)} ms):`);
+  for (const staging of stagings) {
+    const value = median(times.get(staging) ?? []);
+    console.log(`  ${staging.padEnd(10)} ${String(Math.round(value)).padStart(6)} ms   ${(cold / value).toFixed(1)}x faster than cold`);
+  }
+  const paused = median(times.get("Paused") ?? []);
+  const running = median(times.get("Running") ?? []);
+  if (stagings.includes("Paused") && stagings.includes("Running")) console.log(`Paused / Running: ${(paused / running).toFixed(2)}x (goal <= 1.1x)`);
+  for (const id of pools.values()) await api.pool.delete({ id });
+  if (stagings.includes("Suspended")) {
+    // Where a resume's time goes: vm.start of a suspended VM (qemu starts and loads the saved
+    // state), then the guest's SSH answering a login.
+    const vm = await api.vm.create({ name: "resume-probe", imageId, cpus: 1, memoryMiB: 256 });
+    await api.vm.start({ id: vm.id });
+    await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 300 });
+    const key = (await hangar.driverFor(vm.id).identity()).privateKeyFile;
+    const resumes: number[] = [];
+    const logins: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      await api.vm.suspend({ id: vm.id });
+      const started = performance.now();
+      const resumed = await api.vm.start({ id: vm.id });
+      resumes.push(performance.now() - started);
+      const loginStarted = performance.now();
+      await waitForSsh(resumed.sshPort ?? 0, key);
+      logins.push(performance.now() - loginStarted);
+    }
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.delete({ id: vm.id });
+    const suspended = median(times.get("Suspended") ?? []);
+    console.log(`Suspended: ${(cold / suspended).toFixed(1)}x faster than cold (goal >= 10x)`);
+    console.log(`  a resume: vm.start (qemu start, saved state loaded) median ${Math.round(median(resumes))} ms, then SSH login median ${Math.round(median(logins))} ms`);
+  }
+});

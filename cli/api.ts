@@ -85,7 +85,7 @@ const looksLikeId = (value: string) => /^c[a-z0-9]{20,}$/.test(value);
 
 /** The id of the VM named `nameOrId` (a name, or an id as printed by `hangar ls --json`). */
 export async function resolveVm(api: Client, nameOrId: string): Promise<string> {
-  const vms = await api.vm.list.query();
+  const vms = (await api.vm.list.query()).items;
   const found = vms.find((vm) => vm.name === nameOrId) ?? (looksLikeId(nameOrId) ? vms.find((vm) => vm.id === nameOrId) : undefined);
   if (!found) throw new CliError(`No VM named "${nameOrId}"; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
   return found.id;

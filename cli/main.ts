@@ -84,7 +84,7 @@ program
   .action(
     run(async (options: { names?: boolean }, command: Command) => {
       const { api } = await connect();
-      const vms = await api.vm.list.query();
+      const vms = (await api.vm.list.query()).items;
       if (options.names) return void process.stdout.write(vms.map((vm) => `${vm.name}\n`).join(""));
       output(json(command), vms, (list) => table(VM_HEADER, list.map(vmRow)));
     }),

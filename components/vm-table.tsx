@@ -16,7 +16,7 @@ export function VmTable() {
 
   if (vms.isPending) return <p className="muted">Loading VMs…</p>;
   if (vms.isError) return <ErrorAlert message={errorText(vms.error)} />;
-  if (vms.data.length === 0) return <p className="empty">No VMs yet. Create one below.</p>;
+  if (vms.data.items.length === 0) return <p className="empty">No VMs yet. Create one below.</p>;
 
   return (
     <table className="table">
@@ -35,7 +35,7 @@ export function VmTable() {
         </tr>
       </thead>
       <tbody>
-        {vms.data.map((vm) => (
+        {vms.data.items.map((vm) => (
           <tr key={vm.id} data-testid="vm-row" data-vm-name={vm.name} data-vm-id={vm.id}>
             <td>
               <Link href={`/vms/${vm.id}`} className="vm-name">

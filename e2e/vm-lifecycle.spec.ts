@@ -90,7 +90,7 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
 });
 
 test("an invalid name shows the server's sentence and creates nothing", async ({ page }) => {
-  const before = await api.vm.list.query();
+  const before = (await api.vm.list.query()).items;
   await page.goto("/");
   await page.getByLabel("Name", { exact: true }).fill("Bad_Name");
   await page.getByRole("button", { name: "Create VM" }).click();
@@ -98,7 +98,7 @@ test("an invalid name shows the server's sentence and creates nothing", async ({
   const alert = page.getByRole("form", { name: "New VM" }).getByRole("alert");
   await expect(alert).toContainText("DNS label");
   await expect(vmRow(page, "Bad_Name")).toHaveCount(0);
-  const after = await api.vm.list.query();
+  const after = (await api.vm.list.query()).items;
   expect(after.map((vm) => vm.name)).not.toContain("Bad_Name");
   expect(after).toHaveLength(before.length);
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));

@@ -26,8 +26,13 @@ export function canControl(who: { role: string; userId: string } | null | undefi
 
 // Pools
 
-/** The states a pool's members wait in until acquired. */
-export const STAGING_STATES = ["Running", "Suspended", "Stopped"] as const;
+/**
+ * Where members wait until acquired (seed vmspool: suspended or stopped; here also running,
+ * and paused): Running (booted and ready), Paused (booted and ready, CPUs stopped with QMP
+ * stop: memory held, no CPU used, handed out with QMP cont), Suspended (state saved to disk,
+ * no process), Stopped (booted afresh on acquire).
+ */
+export const STAGING_STATES = ["Running", "Paused", "Suspended", "Stopped"] as const;
 export type StagingState = (typeof STAGING_STATES)[number];
 
 // Terminals (the protocol: server/terminal/protocol.ts)

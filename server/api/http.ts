@@ -2,11 +2,12 @@
  * The tRPC API as a Node request handler: context from the session cookie or bearer token,
  * and the headers the cross-site check of mutations reads.
  */
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { actorLabel } from "../auth/permissions.ts";
 import { authenticate } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
+import { compressJson, createListResponses } from "./responses.ts";
 import { appRouter } from "./root.ts";
 import type { Context, Transport } from "./trpc.ts";
 
@@ -28,10 +29,25 @@ export async function contextFor(hangar: Hangar, req: IncomingMessage): Promise<
   return { hangar, transport, principal, actor: principal ? actorLabel(principal) : "anonymous" };
 }
 
+/**
+ * The handler: vm.list GETs from the shared snapshot (ETag, 304), everything else through
+ * tRPC; JSON answers compressed when the client accepts it.
+ */
 export function createTrpcHandler(hangar: Hangar) {
-  return createHTTPHandler({
+  const handle = createHTTPHandler({
     router: appRouter,
     basePath: TRPC_BASE_PATH,
     createContext: ({ req }) => contextFor(hangar, req),
   });
+  const serveList = createListResponses(TRPC_BASE_PATH, (req) => contextFor(hangar, req));
+  const viaTrpc = (req: IncomingMessage, res: ServerResponse) => {
+    compressJson(req, res);
+    return handle(req, res);
+  };
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    void serveList(req, res).then(
+      (served) => (served ? undefined : viaTrpc(req, res)),
+      () => (res.headersSent ? res.destroy() : viaTrpc(req, res)),
+    );
+  };
 }

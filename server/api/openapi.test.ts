@@ -143,7 +143,10 @@ describe("REST over HTTP with a token", () => {
 
     const listed = await call("GET", "/api/v1/vms", { token: viewerToken });
     expect(listed.status).toBe(200);
-    expect(listed.body).toEqual([expect.objectContaining({ id, name: "rest-1", state: "Running" })]);
+    expect(listed.body).toEqual({ items: [expect.objectContaining({ id, name: "rest-1", state: "Running" })], nextCursor: null, total: 1 });
+    const filtered = await call("GET", "/api/v1/vms?search=REST&state=Running&limit=5&sort=name&order=desc", { token: viewerToken });
+    expect(filtered).toMatchObject({ status: 200, body: { items: [expect.objectContaining({ id })], total: 1 } });
+    expect(await call("GET", "/api/v1/vms?state=Stopped", { token: viewerToken })).toMatchObject({ status: 200, body: { items: [], total: 0 } });
   });
 
   it("maps the errorFormatter's codes to HTTP statuses, with its sentences", async () => {

@@ -6,7 +6,8 @@
  */
 import { z } from "zod";
 import { STATES } from "../vms/state.ts";
-import type { getVm, listVms } from "../vms/inventory.ts";
+import type { getVm } from "../vms/inventory.ts";
+import type { VmListPage } from "../vms/list.ts";
 
 /**
  * `schema`, declared as producing the resolver's type `T`. Sound because the schema is a
@@ -43,11 +44,18 @@ const vmFields = {
   actions: z.array(z.string()).meta({ description: "What may be done to it in this state: Start, Stop, Suspend, Clone, Delete" }),
 };
 
-type VmRow = Awaited<ReturnType<typeof listVms>>[number];
 type VmDetail = Awaited<ReturnType<typeof getVm>>;
 
 export const vmRowOutput = z.looseObject(vmFields).meta({ id: "VmRow" });
-export const vmListOutput = documented<VmRow[]>(z.array(vmRowOutput));
+export const vmListOutput = documented<VmListPage>(
+  z
+    .object({
+      items: z.array(vmRowOutput),
+      nextCursor: z.string().nullable().meta({ description: "Pass as cursor, with the same filters and sort, for the next page; null on the last" }),
+      total: z.number().int().meta({ description: "How many VMs match the filters" }),
+    })
+    .meta({ id: "VmPage" }),
+);
 export const vmOutput = documented<VmDetail>(
   z.looseObject({ ...vmFields, serialTail: z.string().meta({ description: "The end of the serial console's output" }) }).meta({ id: "Vm" }),
 );

@@ -18,7 +18,7 @@ export const poolRouter = router({
         memoryMiB,
         userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
         size,
-        staging: z.enum(STAGING_STATES, "staging must be Running, Suspended or Stopped."),
+        staging: z.enum(STAGING_STATES, "staging must be Running, Paused, Suspended or Stopped."),
         hostId: id.optional(),
       }),
     )

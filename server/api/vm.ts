@@ -1,11 +1,12 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, execInVm, getVm, listEvents, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
+import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
-import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName, waitInput } from "./schemas.ts";
+import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -17,10 +18,17 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
 const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["vm"] });
 
 export const vmRouter = router({
+  /**
+   * A page of the inventory: filters (search, state, owner "mine" or a user, host, image,
+   * pool), a sort and keyset paging; `{ items, nextCursor, total }`, rows without userData.
+   * Without input: every VM in one page. Over HTTP, GETs share one serialized snapshot per
+   * change and answer If-None-Match with 304 (api/http.ts).
+   */
   list: procedure
-    .meta({ permission: "read", openapi: rest("GET", "/vms", "Every VM") })
+    .meta({ permission: "read", openapi: rest("GET", "/vms", "A page of the inventory") })
+    .input(vmListInput)
     .output(vmListOutput)
-    .query(({ ctx }) => listVms(ctx.hangar)),
+    .query(({ ctx, input }) => listVmPage(ctx.hangar, input, ctx.principal?.userId)),
   /** The VM with its serial tail and disk, read on its host (from the database alone while that host is offline). */
   get: procedure
     .meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here", openapi: rest("GET", "/vms/{id}", "One VM") })

@@ -117,7 +117,7 @@ describe("three hosts on one database", () => {
     const vm = await cluster.db.vm.findUniqueOrThrow({ where: { name: "contended" } });
     await beta.kill("SIGKILL");
     await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: OFFLINE_AFTER_SEC * 3000, interval: 500 }).toBe(true);
-    expect((await alpha.vm.list.query()).find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [], state: "Running" });
+    expect((await alpha.vm.list.query()).items.find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [], state: "Running" });
     const refused = await refusal(alpha.vm.stop.mutate({ id: vm.id }));
     expect(refused).toMatchObject({ domainCode: "HOST_OFFLINE" });
     expect(refused.message).toMatch(/^That VM is on host beta, which is offline \(no heartbeat for \d+ s\); nothing acts on its VMs until that host's Hangar runs again\.$/);

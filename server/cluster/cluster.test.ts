@@ -52,7 +52,7 @@ describe("a VM whose host is offline", () => {
     }
     const shown = await admin.vm.get({ id: vm.id });
     expect(shown).toMatchObject({ state: "Running", hostOffline: true, actions: [], serialTail: "", disk: null, host: { name: "beta" } });
-    expect((await admin.vm.list()).find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [] });
+    expect((await admin.vm.list()).items.find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [] });
     expect((await admin.host.list()).find((h) => h.name === "beta")).toMatchObject({ online: false });
 
     // Its qemu is beta's to judge: this host's reconciler does not mark it Stopped.

@@ -254,6 +254,14 @@ export interface Manager {
   suspend(): Promise<void>;
   /** Drops the state a suspend saved (a suspended VM is then simply stopped). */
   discardSuspendedState(): Promise<void>;
+  /**
+   * Stops the guest's CPUs (QMP stop): its memory stays, it uses no CPU time, and unpause()
+   * carries on in about a millisecond. The process runs on, so the VM stays Running.
+   * A paused VM is paused already. MUST throw NotRunningError when it is not running.
+   */
+  pause(): Promise<void>;
+  /** Carries on a paused guest (QMP cont); a running one just runs on. MUST throw NotRunningError when not running. */
+  unpause(): Promise<void>;
   /** When the state a suspend saved was written into the disk; undefined when there is none. */
   suspendedStateSavedAt(): Promise<Date | undefined>;
   /**

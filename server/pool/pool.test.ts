@@ -39,6 +39,34 @@ describe("pools", () => {
     expect(listed).toMatchObject({ name: "warm", ready: 3, size: 3 });
   });
 
+  it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {
+    const pool = await newPool(2, "Paused");
+    const vms = await members(pool.id);
+    expect(vms.map((vm) => [vm.state, vm.readyState])).toEqual([["Running", "ready"], ["Running", "ready"]]);
+    expect(vms.map((vm) => fake.vm(vm.id).paused)).toEqual([true, true]);
+    const [listed] = await hangar.pools.listPools();
+    expect(listed).toMatchObject({ staging: "Paused", ready: 2, size: 2 });
+
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    const calls = fake.vm(got.vmId).calls;
+    expect(fake.vm(got.vmId)).toMatchObject({ running: true, paused: false });
+    // Carried on, not started again: one start, then pause, then unpause.
+    expect(calls.filter((c) => c === "start")).toHaveLength(1);
+    expect(calls.indexOf("unpause")).toBeGreaterThan(calls.indexOf("pause"));
+    await hangar.pools.kick(pool.id);
+    const idle = await hangar.db.vm.findMany({ where: { poolId: pool.id, acquiredAt: null } });
+    expect(idle.map((vm) => fake.vm(vm.id).paused)).toEqual([true, true]);
+  });
+
+  it("pauses again at start-up a ready member of a Paused pool that a crash left running", async () => {
+    const pool = await newPool(1, "Paused");
+    const [member] = await members(pool.id);
+    fake.vm(member?.id ?? "").paused = false;
+    await hangar.pools.start();
+    expect(fake.vm(member?.id ?? "").paused).toBe(true);
+    expect((await members(pool.id)).map((vm) => vm.id)).toEqual([member?.id]);
+  });
+
   it("gives 10 concurrent callers 10 different VMs from a pool of 3, and refills it", async () => {
     const pool = await newPool(3);
     fake.startDelayMs = 5;

@@ -1,6 +1,6 @@
 /**
  * Warm pools (seed vmspool): each pool keeps `size` VMs of one spec ready in its staging
- * state (Running, Suspended or Stopped). Ready means the VM's ready condition (cloud-init
+ * state (Running, Paused, Suspended or Stopped; see STAGING_STATES). Ready means the VM's ready condition (cloud-init
  * finished, readiness.ts), not merely SSH answering. acquire hands one out (resuming or starting it) and
  * the keeper replaces it at once; release stops and deletes it: VMs never go back to a pool.
  *
@@ -26,6 +26,16 @@ import { cleanupVm } from "../vms/wait.ts";
 import type { StagingState } from "../../lib/vocabulary.ts";
 
 export { STAGING_STATES, type StagingState } from "../../lib/vocabulary.ts";
+
+/** The VM state a member waits in: a Paused member's qemu runs, so it is Running. */
+export function memberState(staging: string): string {
+  return staging === "Paused" ? "Running" : staging;
+}
+
+/** Members that wait with a live guest count once it is ready. */
+function waitsBooted(staging: string): boolean {
+  return staging === "Running" || staging === "Paused";
+}
 
 export interface PoolSpec {
   name: string;
@@ -150,6 +160,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
         // Suspend only a guest that is ready, so an acquired one is ready at once.
         await waitForReady(vm.id, readyTimeoutMs);
         if (pool.staging === "Suspended" && !(await beingDeleted(pool.id))) await lifecycle.suspendVm(vm.id, KEEPER);
+        if (pool.staging === "Paused") await driverFor(vm.id).pause();
       }
     } catch (error) {
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
@@ -200,13 +211,14 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
    * compare-and-set on acquiredAt and detaches the ones it lost.
    */
   async function claim(poolId: string, staging: string, { actor, ownerId }: { actor: string; ownerId?: string }) {
-    // A Running member counts once it is ready; Suspended ones were ready when saved.
-    const ready = staging === "Running" ? { readyState: "ready" } : {};
-    const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: staging, ...ready }, orderBy: { createdAt: "asc" } });
+    // A Running or Paused member counts once it is ready; Suspended ones were ready when saved.
+    const ready = waitsBooted(staging) ? { readyState: "ready" } : {};
+    const state = memberState(staging);
+    const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state, ...ready }, orderBy: { createdAt: "asc" } });
     for (const candidate of candidates) {
       if (lifecycle.isBusy(candidate.id)) continue;
       const won = await db.vm.updateMany({
-        where: { id: candidate.id, acquiredAt: null, state: staging, ...ready, pool: { deletingAt: null } },
+        where: { id: candidate.id, acquiredAt: null, state, ...ready, pool: { deletingAt: null } },
         data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null },
       });
       if (won.count === 1) return candidate;
@@ -242,6 +254,12 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     void kick(pool.id);
     try {
       if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
+      if (pool.staging === "Paused") {
+        const driver = driverFor(vm.id);
+        await driver.unpause();
+        // The guest's clock stood still while paused; its agent, where it has one, sets it.
+        void driver.syncGuestClock().catch(() => false);
+      }
       // Members were ready when staged; a resumed one carries on that boot, and the banner
       // shows sshd answers again without paying for a whole SSH handshake under emulation.
       // A Stopped member boots afresh and has to be ready again.
@@ -299,7 +317,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     const resized = await db.pool.updateMany({ where: { id: poolId, deletingAt: null }, data: { size } });
     if (resized.count === 0) throw new HangarError("NOT_FOUND", `Pool "${name}" is being deleted; it cannot be resized.`);
     const pool = await db.pool.findUniqueOrThrow({ where: { id: poolId } });
-    const idle = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: pool.staging }, orderBy: { createdAt: "desc" } });
+    const idle = await db.vm.findMany({ where: { poolId, acquiredAt: null, state: memberState(pool.staging) }, orderBy: { createdAt: "desc" } });
     const total = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
     for (const vm of idle.slice(0, Math.max(0, total - size))) {
       if (lifecycle.isBusy(vm.id)) continue;
@@ -362,14 +380,28 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     }
     const open = pools.filter((p) => !p.deletingAt);
     for (const pool of open.filter((p) => !filling.has(p.id))) {
-      const leftovers = await db.vm.findMany({ where: { poolId: pool.id, hostId: self, acquiredAt: null, state: { not: pool.staging } } });
+      const leftovers = await db.vm.findMany({ where: { poolId: pool.id, hostId: self, acquiredAt: null, state: { not: memberState(pool.staging) } } });
       for (const vm of leftovers.filter((v) => !lifecycle.isBusy(v.id))) {
         await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
       }
     }
-    // Running members whose boot a previous process was still watching: watch them again.
-    const booting = await db.vm.findMany({ where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", OR: [{ readyState: null }, { readyState: "booting" }] } });
-    for (const vm of booting) void lifecycle.waitForReady(vm.id, readyTimeoutMs).catch(() => undefined);
+    // Running members whose boot a previous process was still watching: watch them again
+    // (and pause them once ready, for Paused pools).
+    const booting = await db.vm.findMany({
+      where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", OR: [{ readyState: null }, { readyState: "booting" }] },
+      include: { pool: { select: { staging: true } } },
+    });
+    for (const vm of booting) {
+      void lifecycle
+        .waitForReady(vm.id, readyTimeoutMs)
+        .then((readiness) => (vm.pool?.staging === "Paused" && readiness.state === "ready" ? driverFor(vm.id).pause() : undefined))
+        .catch(() => undefined);
+    }
+    // Ready members of Paused pools that a crash caught before their pause: pause them now.
+    const unpaused = await db.vm.findMany({ where: { pool: { staging: "Paused", deletingAt: null }, hostId: self, acquiredAt: null, state: "Running", readyState: "ready" } });
+    for (const vm of unpaused.filter((v) => !lifecycle.isBusy(v.id))) {
+      await driverFor(vm.id).pause().catch((error: unknown) => log(`pool member ${vm.name}: pausing failed: ${errorMessage(error)}`));
+    }
     for (const pool of open) void kick(pool.id);
   }
 
@@ -382,7 +414,7 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     const pools = await db.pool.findMany({ orderBy: { createdAt: "asc" }, include: { image: { select: { name: true } }, vms: { orderBy: { createdAt: "asc" } } } });
     return pools.map((pool) => ({
       ...pool,
-      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging && (pool.staging !== "Running" || vm.readyState === "ready")).length,
+      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === memberState(pool.staging) && (!waitsBooted(pool.staging) || vm.readyState === "ready")).length,
       filling: filling.has(pool.id),
       deleting: pool.deletingAt !== null,
     }));

@@ -42,6 +42,8 @@ export interface FakeVm {
   shells: { command: string[]; options: ShellOptions }[];
   /** What the guest answers to the readiness probe (READY_PROBE). */
   cloudInitStatus: string;
+  /** Its CPUs stopped by pause(), until unpause() or the process ends. */
+  paused?: boolean;
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
@@ -115,6 +117,7 @@ export class FakeDriver {
         if (options.resume && !vm.saved) throw new Error("no saved state to resume from");
         vm.saved = false;
         vm.running = true;
+        vm.paused = false;
         vm.pid = this.nextPid++;
         vm.lastStart = options;
         return { machine: options.machine ?? "pc-q35-fake", pid: vm.pid, sshPort: 40000 + vm.pid, ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])) };
@@ -186,6 +189,18 @@ export class FakeDriver {
         vm.pid = 0;
       },
       serialTail: async () => "",
+      pause: async () => {
+        vm.calls.push("pause");
+        requireRunning();
+        this.maybeFail("pause");
+        vm.paused = true;
+      },
+      unpause: async () => {
+        vm.calls.push("unpause");
+        requireRunning();
+        this.maybeFail("unpause");
+        vm.paused = false;
+      },
       suspend: async () => {
         vm.calls.push("suspend");
         requireRunning();

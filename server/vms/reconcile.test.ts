@@ -119,3 +119,49 @@ describe("reconciler", () => {
     expect(fake.vm(vm.id).calls).not.toContain("settle-suspend");
   });
 });
+
+describe("reconciler loop", () => {
+  let t: TestHangar;
+  const fake = new FakeDriver();
+  /** Which VMs' qemu the reconciler looked for. */
+  const asked: string[] = [];
+
+  beforeEach(async () => {
+    t = await createTestHangar({
+      driverFor: (vmId) => {
+        const manager = fake.managerFor(vmId);
+        return {
+          ...manager,
+          running: () => {
+            asked.push(vmId);
+            return manager.running();
+          },
+        };
+      },
+    });
+  });
+  afterEach(() => t.cleanup());
+
+  it("looks at every row at start-up, then only at rows whose qemu may run", async () => {
+    const { hangar } = t;
+    const image = await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const stopped = await createVm(hangar, { name: "resting", imageId: image.id, cpus: 1, memoryMiB: 128 }, "t");
+    const running = await createVm(hangar, { name: "busy", imageId: image.id, cpus: 1, memoryMiB: 128 }, "t");
+    await hangar.lifecycle.startVm(running.id, "t");
+    asked.length = 0;
+    await hangar.reconciler.reconcileAll();
+    expect([...asked].sort()).toEqual([stopped.id, running.id].sort());
+
+    asked.length = 0;
+    await hangar.reconciler.reconcileWatched();
+    expect(asked).toEqual([running.id]);
+
+    // A qemu that died is still noticed by the watched pass.
+    fake.vm(running.id).running = false;
+    await hangar.reconciler.reconcileWatched();
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: running.id } })).state).toBe("Stopped");
+    asked.length = 0;
+    await hangar.reconciler.reconcileWatched();
+    expect(asked).toEqual([]);
+  });
+});

@@ -4,12 +4,13 @@
  * transient state a crash left (Cloning, Starting, Stopping, Suspending, Deleting) is
  * carried out or rolled back, never left for good; a live qemu is adopted, never started
  * twice. An action under way in this process is not a crash: its VM is left alone.
+ * After the start-up pass, the loop reads only rows that may have a qemu (WATCHED).
  */
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
 import type { Lifecycle, Note } from "./lifecycle.ts";
-import { isState, type State } from "./state.ts";
+import { STATES, isState, type State } from "./state.ts";
 
 /** What the reconciler does for a row in `state` whose qemu is (or is not) `alive`. */
 export type Decision =
@@ -64,6 +65,13 @@ export function decide(state: State, alive: boolean): Decision {
   }
 }
 
+/**
+ * The states the loop watches after start-up: a qemu that may be running (Running), an
+ * action that may have been cut short (the transient states), and a VM in an unknown state.
+ * Initial, Stopped, Suspended and Deleted rest: nothing of theirs runs.
+ */
+export const WATCHED: readonly State[] = STATES.filter((state) => !["Initial", "Stopped", "Suspended", "Deleted"].includes(state));
+
 export interface ReconcilerDeps {
   db: Db;
   lifecycle: Lifecycle;
@@ -74,8 +82,6 @@ export interface ReconcilerDeps {
 }
 
 export function createReconciler({ db, lifecycle, driverFor, log = () => undefined, stopTimeoutMs = 30_000 }: ReconcilerDeps) {
-  let running: Promise<void> | undefined;
-
   async function reconcileVm(vm: { id: string; name: string; state: string }): Promise<void> {
     if (!isState(vm.state) || lifecycle.isBusy(vm.id)) return;
     const driver = driverFor(vm.id);
@@ -112,33 +118,62 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
     if (reached) log(`${vm.name}: ${vm.state} -> ${reached} (${decision.kind})`);
   }
 
-  /** One pass over every VM row. Passes never overlap. */
-  async function reconcileAll(): Promise<void> {
-    if (running) return running;
-    running = (async () => {
-      const self = await lifecycle.hostId();
-      // Only this host's VMs: another host's qemu is not ours to judge, even while that host
-      // is offline (rows from before hosts existed were given a host at start-up).
-      const vms = await db.vm.findMany({ where: { hostId: self }, select: { id: true, name: true, state: true } });
-      for (const vm of vms) {
-        try {
-          await reconcileVm(vm);
-        } catch (error) {
-          log(`${vm.name}: reconcile failed: ${errorMessage(error)}`);
-        }
+  /**
+   * One pass over this host's rows: every row, or (`watched`) only those in WATCHED states.
+   * Only this host's VMs: another host's qemu is not ours to judge, even while that host is
+   * offline (rows from before hosts existed were given a host at start-up).
+   */
+  async function pass(scope: "all" | "watched"): Promise<void> {
+    const self = await lifecycle.hostId();
+    const where = { hostId: self, ...(scope === "watched" ? { state: { in: [...WATCHED] } } : {}) };
+    const vms = await db.vm.findMany({ where, select: { id: true, name: true, state: true } });
+    for (const vm of vms) {
+      try {
+        await reconcileVm(vm);
+      } catch (error) {
+        log(`${vm.name}: reconcile failed: ${errorMessage(error)}`);
       }
-    })().finally(() => {
-      running = undefined;
-    });
-    return running;
+    }
   }
 
-  /** Runs reconcileAll now and every `intervalMs`; returns a stop function. */
+  /** Passes never overlap; a call while a pass of the same scope is under way shares it. */
+  let queue: Promise<void> = Promise.resolve();
+  const underway = new Map<"all" | "watched", Promise<void>>();
+  function passOnce(scope: "all" | "watched"): Promise<void> {
+    const shared = underway.get(scope);
+    if (shared) return shared;
+    const run = queue.then(() => pass(scope)).finally(() => underway.delete(scope));
+    underway.set(scope, run);
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One pass over every VM row: at start-up, where a crash may have left any row behind. */
+  function reconcileAll(): Promise<void> {
+    return passOnce("all");
+  }
+
+  /**
+   * One pass over the rows whose qemu may run or whose action may be cut short: the idle
+   * cost scales with running VMs, not with rows (a Stopped row costs nothing).
+   */
+  function reconcileWatched(): Promise<void> {
+    return passOnce("watched");
+  }
+
+  /**
+   * Runs reconcileAll now, then reconcileWatched every `intervalMs`; returns a stop function.
+   * Only start-up looks at resting rows: a qemu for a Stopped row only appears behind a
+   * restart's back (or a crash between a start and its row), which the first pass adopts.
+   */
   function startLoop(intervalMs: number): () => void {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
+    let first = true;
     const tick = async () => {
-      await reconcileAll().catch((error: unknown) => log(`reconcile failed: ${errorMessage(error)}`));
+      const run = first ? reconcileAll() : reconcileWatched();
+      first = false;
+      await run.catch((error: unknown) => log(`reconcile failed: ${errorMessage(error)}`));
       if (!stopped) timer = setTimeout(tick, intervalMs);
     };
     void tick();
@@ -148,5 +183,5 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
     };
   }
 
-  return { reconcileAll, reconcileVm, startLoop };
+  return { reconcileAll, reconcileWatched, reconcileVm, startLoop };
 }

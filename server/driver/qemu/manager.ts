@@ -377,6 +377,16 @@ export class QemuManager implements Manager {
     if (this.files.socketDir !== this.files.dir) await rm(this.files.socketDir, { recursive: true, force: true });
   }
 
+  async pause(): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("stop"));
+  }
+
+  async unpause(): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("cont"));
+  }
+
   async suspend(): Promise<void> {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
