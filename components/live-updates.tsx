@@ -34,7 +34,8 @@ export function LiveUpdates() {
       });
       void queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: change.vmId }));
       void queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId: change.vmId }));
-      void queryClient.invalidateQueries(trpc.pool.pathFilter());
+      // Pools list their members: only a pool member's change (or a deletion, which may be one) touches them.
+      if (!change.row || change.row.poolId) void queryClient.invalidateQueries(trpc.pool.pathFilter());
     },
     [queryClient, trpc],
   );
