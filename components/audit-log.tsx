@@ -31,7 +31,7 @@ export function AuditLog() {
           <span>VM</span>
           <select value={filter.vmId ?? ""} onChange={(e) => set("vmId", e.target.value)}>
             <option value="">all</option>
-            {vms.data?.map((vm) => (
+            {vms.data?.items.map((vm) => (
               <option key={vm.id} value={vm.id}>
                 {vm.name}
               </option>

@@ -23,14 +23,15 @@ export function LiveUpdates() {
   }, [queryClient, trpc]);
   const apply = useCallback(
     (change: LiveChange) => {
-      queryClient.setQueryData(trpc.vm.list.queryKey(), (rows) => {
-        if (!rows) return rows;
+      queryClient.setQueryData(trpc.vm.list.queryKey(), (page) => {
+        if (!page) return page;
+        const rows = page.items;
         const index = rows.findIndex((row) => row.id === change.vmId);
-        if (!change.row) return index < 0 ? rows : rows.filter((row) => row.id !== change.vmId);
+        if (!change.row) return index < 0 ? page : { ...page, items: rows.filter((row) => row.id !== change.vmId), total: page.total - 1 };
         const next = rows.slice();
         if (index < 0) next.push(change.row);
         else next[index] = change.row;
-        return next;
+        return { ...page, items: next, total: page.total + (index < 0 ? 1 : 0) };
       });
       void queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: change.vmId }));
       void queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId: change.vmId }));

@@ -6,7 +6,7 @@ import type { AppRouter } from "@/server/api/root.ts";
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
-export type VmRow = RouterOutputs["vm"]["list"][number];
+export type VmRow = RouterOutputs["vm"]["list"]["items"][number];
 export type VmDetail = RouterOutputs["vm"]["get"];
 export type VmEvent = RouterOutputs["vm"]["events"]["events"][number];
 export type ImageRow = RouterOutputs["image"]["list"][number];

@@ -155,7 +155,7 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   const poolId = (await api.pool.list.query()).find((p) => p.name === name)?.id ?? "";
   const seen = new Set<string>();
   const remember = async () => {
-    for (const vm of (await api.vm.list.query()).filter((v) => v.poolId === poolId)) seen.add(vm.id);
+    for (const vm of (await api.vm.list.query()).items.filter((v) => v.poolId === poolId)) seen.add(vm.id);
   };
   await remember();
 
@@ -186,7 +186,7 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   await expect(pool).toHaveCount(0, { timeout: 120_000 });
   pools = [];
   expect((await api.pool.list.query()).map((p) => p.name)).not.toContain(name);
-  const left = (await api.vm.list.query()).filter((vm) => vm.poolId === poolId || vm.name.startsWith(`${name}-`));
+  const left = (await api.vm.list.query()).items.filter((vm) => vm.poolId === poolId || vm.name.startsWith(`${name}-`));
   expect(left).toEqual([]);
   expect(seen.size).toBeGreaterThanOrEqual(2);
   for (const id of seen) await expectNoQemu(id);

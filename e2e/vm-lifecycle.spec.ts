@@ -95,7 +95,7 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
 });
 
 test("an invalid name shows the server's sentence and creates nothing", async ({ page }) => {
-  const before = await api.vm.list.query();
+  const before = (await api.vm.list.query()).items;
   await page.goto("/");
   await page.getByRole("button", { name: "New VM" }).click();
   const dialog = page.getByRole("dialog", { name: "New VM" });
@@ -109,7 +109,7 @@ test("an invalid name shows the server's sentence and creates nothing", async ({
   await page.keyboard.press("Escape");
   await expect(dialog).toBeHidden();
   await expect(page.getByRole("button", { name: "New VM" })).toBeFocused();
-  const after = await api.vm.list.query();
+  const after = (await api.vm.list.query()).items;
   expect(after.map((vm) => vm.name)).not.toContain("Bad_Name");
   expect(after).toHaveLength(before.length);
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));

@@ -74,7 +74,7 @@ beforeAll(async () => {
   // One valid input per procedure; the fuzzer corrupts one field at a time. Destructive
   // procedures aim at rows of their own, so the others keep something to act on.
   examples = {
-    "vm.list": undefined,
+    "vm.list": { search: "tar", state: ["Stopped", "Running"], owner: "mine", sort: "name", order: "desc", limit: 10 },
     "vm.get": { id: target.id },
     "vm.create": { name: "fresh", ...spec, userData: "#cloud-config\n", ports: [{ hostPort: 0, guestPort: 80 }] },
     "vm.start": { id: target.id },

@@ -194,3 +194,48 @@ export const waitInput = z.object({
     .max(600, "timeoutSec is at most 600.")
     .default(120),
 });
+
+/** What vm.list sorts by: name, state, when it was created, its owner's email, its host's name. */
+export const VM_SORT_KEYS = ["name", "state", "created", "owner", "host"] as const;
+export type VmSortKey = (typeof VM_SORT_KEYS)[number];
+
+/** A page of vm.list holds at most this many rows. */
+export const VM_LIST_MAX_LIMIT = 1000;
+/** A page's size when the input names none. */
+export const VM_LIST_DEFAULT_LIMIT = 100;
+
+/**
+ * vm.list's input. Absent altogether (old callers): every VM in one page, oldest first.
+ * The answer is `{ items, nextCursor, total }`: `items` the page's rows (no userData; vm.get
+ * has it), `nextCursor` to pass back for the next page (null on the last), `total` how many
+ * VMs match the filters. Paging is keyset on (sort value, id): a VM created while a caller
+ * pages shows up at most once and never shifts the pages after it.
+ */
+export const vmListInput = z
+  .object({
+    /** Part of the name, in any case. */
+    search: z.string().max(63, "search is at most 63 characters, a VM name's length.").optional(),
+    /** One state, or a list of them. */
+    state: z
+      .union([z.enum(STATES), z.array(z.enum(STATES)).min(1, "state needs at least one state.").max(STATES.length, "state lists each state at most once.")], {
+        error: 'state is a VM state such as "Running", or a list of them.',
+      })
+      .optional(),
+    /** "mine": the caller's VMs; a user id: that user's. */
+    owner: z.union([z.literal("mine"), userId], { error: 'owner is "mine" or a user id.' }).optional(),
+    hostId: id.optional(),
+    imageId: id.optional(),
+    poolId: id.optional(),
+    sort: z.enum(VM_SORT_KEYS, { error: `sort is one of ${VM_SORT_KEYS.join(", ")}.` }).default("created"),
+    order: z.enum(["asc", "desc"], { error: 'order is "asc" or "desc".' }).default("asc"),
+    limit: z
+      .number()
+      .int("limit must be a whole number.")
+      .min(1, "limit must be at least 1.")
+      .max(VM_LIST_MAX_LIMIT, `limit is at most ${VM_LIST_MAX_LIMIT}; page with nextCursor for more.`)
+      .default(VM_LIST_DEFAULT_LIMIT),
+    /** nextCursor of the previous page, with the same filters and sort. */
+    cursor: z.string().max(1024, "That cursor is too long; pass nextCursor as vm.list returned it.").regex(/^[A-Za-z0-9_-]+$/, "That is not a cursor vm.list returned; pass nextCursor as it came.").optional(),
+  })
+  .optional();
+export type VmListInput = z.output<typeof vmListInput>;

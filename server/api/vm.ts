@@ -1,10 +1,11 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, listVms, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, execInVm, getVm, listEvents, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
+import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
-import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmName, waitInput } from "./schemas.ts";
+import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -13,7 +14,16 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
 }
 
 export const vmRouter = router({
-  list: procedure.meta({ permission: "read" }).query(({ ctx }) => listVms(ctx.hangar)),
+  /**
+   * A page of the inventory: filters (search, state, owner "mine" or a user, host, image,
+   * pool), a sort and keyset paging; `{ items, nextCursor, total }`, rows without userData.
+   * Without input: every VM in one page. Over HTTP, GETs share one serialized snapshot per
+   * change and answer If-None-Match with 304 (api/http.ts).
+   */
+  list: procedure
+    .meta({ permission: "read" })
+    .input(vmListInput)
+    .query(({ ctx, input }) => listVmPage(ctx.hangar, input, ctx.principal?.userId)),
   get: procedure.meta({ permission: "read" }).input(z.object({ id })).query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
   create: procedure
     .meta({ permission: "vm.create" })

@@ -55,7 +55,7 @@ describe("roles", () => {
     const admin = await callerFor(hangar, "admin");
     const vm = await admin.vm.create({ name: "v1", imageId, ...spec });
     const viewer = await callerFor(hangar, "viewer");
-    expect((await viewer.vm.list()).map((v) => v.name)).toEqual(["v1"]);
+    expect((await viewer.vm.list()).items.map((v) => v.name)).toEqual(["v1"]);
     expect(await refusal(viewer.vm.start({ id: vm.id }))).toBe("FORBIDDEN");
     expect(await refusal(viewer.vm.create({ name: "v2", imageId, ...spec }))).toBe("FORBIDDEN");
     expect(await refusal(viewer.user.list())).toBe("FORBIDDEN");

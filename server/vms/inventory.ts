@@ -46,28 +46,15 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
   return { ...vm, state, actions };
 }
 
-/** The inventory: every VM with its image, ports, owner and host. */
-export function listVms(hangar: Hangar) {
-  // Callers asking at the same moment share one read: under load, the list is read once
-  // per round instead of once per caller, and nobody sees older data than they asked for.
-  let pending = inventoryReads.get(hangar);
-  if (!pending) {
-    pending = readInventory(hangar).finally(() => inventoryReads.delete(hangar));
-    inventoryReads.set(hangar, pending);
-  }
-  return pending;
-}
-
-const inventoryReads = new WeakMap<Hangar, ReturnType<typeof readInventory>>();
-
 /** What a list row leaves out: user-data can be long and is only on vm.get. */
 const slim = { omit: { userData: true } } as const;
 
 /**
+ * The inventory: every VM with its image, ports, owner and host (vm.list pages it, list.ts).
  * The relations are few rows (images, users, hosts) looked up in maps: much cheaper than
  * Prisma's per-row relation joins on a thousand VMs.
  */
-async function readInventory({ db }: Hangar) {
+export async function readInventory({ db }: Hangar) {
   const [vms, images, owners, hosts, ports] = await Promise.all([
     db.vm.findMany({ orderBy: { createdAt: "asc" }, ...slim }),
     db.image.findMany({ select: { id: true, name: true } }),
