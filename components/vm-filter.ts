@@ -1,14 +1,17 @@
 /**
- * What the inventory table asks for (search, filters, sort) and the same rule applied to one
- * row: a live change keeps, drops or adds a row in a cached list by this test, so a patched
- * list shows what asking the server again would show.
+ * What the inventory table asks vm.list for (search, filters, sort), and the same filter
+ * applied to one row: a live change keeps, drops or adds a row in a cached list by this
+ * test, so a patched list holds what asking the server again would hold.
  */
-import type { VmRow } from "./trpc.ts";
+import { z } from "zod";
+import type { RouterInputs, VmRow } from "./trpc.ts";
 
 export type VmState = VmRow["state"];
+export type VmListQuery = Exclude<RouterInputs["vm"]["list"], void | undefined>;
+export type SortKey = NonNullable<VmListQuery["sort"]>;
 
 export interface VmFilter {
-  /** Part of the name, any case; "" for every name. */
+  /** Part of the name; "" for every name. */
   search: string;
   /** "" for any state. */
   state: VmState | "";
@@ -20,60 +23,63 @@ export interface VmFilter {
   poolId: string;
 }
 
-export const SORT_KEYS = ["name", "state", "image", "owner", "host", "cpus", "memoryMiB", "createdAt"] as const;
-export type SortKey = (typeof SORT_KEYS)[number];
-
 export interface VmSort {
   key: SortKey;
   desc: boolean;
 }
 
-/** Newest first: a VM just created shows on top. */
-export const DEFAULT_SORT: VmSort = { key: "createdAt", desc: true };
+/** Newest first: a VM just created shows on top, where live changes put new rows. */
+export const DEFAULT_SORT: VmSort = { key: "created", desc: true };
+
+/** Rows per page: a screenful and more, small enough to arrive at once. */
+export const PAGE_SIZE = 100;
 
 /** Operators start on their own VMs; admins and viewers see the whole inventory. */
 export function defaultFilter(role: string): VmFilter {
   return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "" };
 }
 
-/** The owner the filter names: a user id, or undefined for everyone. */
-export function ownerIdOf(filter: Pick<VmFilter, "owner">, myUserId: string): string | undefined {
-  if (filter.owner === "all") return undefined;
-  return filter.owner === "mine" ? myUserId : filter.owner;
-}
-
-/** Does this row belong in a list asked for with `filter`? */
-export function matchesFilter(row: VmRow, filter: VmFilter, myUserId: string): boolean {
+/** vm.list's input for a filter and sort (empty choices left out). */
+export function listQuery(filter: VmFilter, sort: VmSort): VmListQuery {
   const search = filter.search.trim().toLowerCase();
-  if (search && !row.name.toLowerCase().includes(search)) return false;
-  if (filter.state && row.state !== filter.state) return false;
-  const ownerId = ownerIdOf(filter, myUserId);
+  return {
+    ...(search ? { search } : {}),
+    ...(filter.state ? { state: filter.state } : {}),
+    ...(filter.owner !== "all" ? { owner: filter.owner } : {}),
+    ...(filter.hostId ? { hostId: filter.hostId } : {}),
+    ...(filter.imageId ? { imageId: filter.imageId } : {}),
+    ...(filter.poolId ? { poolId: filter.poolId } : {}),
+    sort: sort.key,
+    order: sort.desc ? "desc" : "asc",
+    limit: PAGE_SIZE,
+  };
+}
+
+/** The filter part of a cached list's input, read back from its query key. */
+const cachedQuery = z.object({
+  search: z.string().optional(),
+  state: z.union([z.string(), z.array(z.string())]).optional(),
+  owner: z.string().optional(),
+  hostId: z.string().optional(),
+  imageId: z.string().optional(),
+  poolId: z.string().optional(),
+});
+export type CachedQuery = z.infer<typeof cachedQuery>;
+
+/** The filters of a cached vm.list query key ([path, { input, type }]); undefined if it has none readable. */
+export function queryOfKey(key: readonly unknown[]): CachedQuery | undefined {
+  const parsed = z.object({ input: cachedQuery.optional() }).safeParse(key[1]);
+  return parsed.success ? (parsed.data.input ?? {}) : undefined;
+}
+
+/** Does this row belong in a list asked for with `query`? As the server filters (server/vms/list.ts). */
+export function matchesQuery(row: VmRow, query: CachedQuery, myUserId: string): boolean {
+  if (query.search && !row.name.includes(query.search.toLowerCase())) return false;
+  if (query.state !== undefined && !(Array.isArray(query.state) ? query.state : [query.state]).includes(row.state)) return false;
+  const ownerId = query.owner === "mine" ? myUserId : query.owner;
   if (ownerId !== undefined && row.ownerId !== ownerId) return false;
-  if (filter.hostId && row.hostId !== filter.hostId) return false;
-  if (filter.imageId && row.imageId !== filter.imageId) return false;
-  if (filter.poolId && row.poolId !== filter.poolId) return false;
+  if (query.hostId !== undefined && row.hostId !== query.hostId) return false;
+  if (query.imageId !== undefined && row.imageId !== query.imageId) return false;
+  if (query.poolId !== undefined && row.poolId !== query.poolId) return false;
   return true;
-}
-
-function sortValue(row: VmRow, key: SortKey): string | number {
-  switch (key) {
-    case "image":
-      return row.image.name;
-    case "owner":
-      return row.owner?.email ?? "";
-    case "host":
-      return row.host?.name ?? "";
-    case "createdAt":
-      return row.createdAt.getTime();
-    default:
-      return row[key];
-  }
-}
-
-/** Order by the sort key, ties by id, so every list and every patched list agree. */
-export function compareRows(a: VmRow, b: VmRow, sort: VmSort): number {
-  const x = sortValue(a, sort.key);
-  const y = sortValue(b, sort.key);
-  const order = x < y ? -1 : x > y ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-  return sort.desc ? -order : order;
 }

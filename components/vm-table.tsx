@@ -16,7 +16,7 @@ import { useMe, type Me } from "./session.tsx";
 import { StateBadge } from "./state-badge.tsx";
 import { type VmRow } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
-import { DEFAULT_SORT, SORT_KEYS, defaultFilter, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
+import { DEFAULT_SORT, defaultFilter, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
 import { VmFilters } from "./vm-filters.tsx";
 import { useVmRows } from "./use-vm-rows.ts";
 
@@ -27,8 +27,11 @@ const OVERSCAN = 10;
 /** The next page is asked for when the last rendered row is this close to the end. */
 const PREFETCH_ROWS = 20;
 
+/** The columns vm.list sorts by (its sort keys are the column ids); the others do not sort. */
+const SORTABLE: Record<SortKey, true> = { name: true, state: true, created: true, owner: true, host: true };
+
 function isSortKey(id: string): id is SortKey {
-  return (SORT_KEYS as readonly string[]).includes(id);
+  return Object.hasOwn(SORTABLE, id);
 }
 
 const columns: ColumnDef<VmRow>[] = [
@@ -57,13 +60,13 @@ const columns: ColumnDef<VmRow>[] = [
       </>
     ),
   },
-  { id: "image", header: "Image", cell: ({ row }) => row.original.image.name },
+  { id: "image", header: "Image", enableSorting: false, cell: ({ row }) => row.original.image.name },
   { id: "owner", header: "Owner", cell: ({ row }) => row.original.owner?.email ?? "—" },
   { id: "host", header: "Host", cell: ({ row }) => row.original.host?.name ?? "—" },
-  { id: "cpus", header: "CPUs", meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
-  { id: "memoryMiB", header: "Memory", meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
+  { id: "cpus", header: "CPUs", enableSorting: false, meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
+  { id: "memoryMiB", header: "Memory", enableSorting: false, meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
   { id: "sshPort", header: "SSH port", enableSorting: false, meta: { numeric: true, testId: "vm-ssh-port" }, cell: ({ row }) => row.original.sshPort ?? "—" },
-  { id: "createdAt", header: "Age", cell: ({ row }) => <Age since={row.original.createdAt} /> },
+  { id: "created", header: "Age", cell: ({ row }) => <Age since={row.original.createdAt} /> },
   { id: "actions", header: "Actions", enableSorting: false, cell: ({ row }) => <VmActions vm={row.original} /> },
 ];
 
@@ -76,6 +79,10 @@ declare module "@tanstack/react-table" {
   }
 }
 
+function isUnfiltered(filter: VmFilter): boolean {
+  return !filter.search.trim() && !filter.state && filter.owner === "all" && !filter.hostId && !filter.imageId && !filter.poolId;
+}
+
 export function VmTable() {
   const me = useMe();
   // SessionGate renders pages only once the user is known.
@@ -85,7 +92,7 @@ export function VmTable() {
 function Inventory({ me }: { me: Me }) {
   const [filter, setFilter] = useState<VmFilter>(() => defaultFilter(me.role));
   const [sort, setSort] = useState<VmSort>(DEFAULT_SORT);
-  const list = useVmRows(filter, sort, me.userId);
+  const list = useVmRows(filter, sort);
   const sorting = useMemo<SortingState>(() => [{ id: sort.key, desc: sort.desc }], [sort]);
   const table = useReactTable({
     data: list.rows,
@@ -131,11 +138,11 @@ function Inventory({ me }: { me: Me }) {
       <VmFilters filter={filter} onChange={setFilter} me={me} />
       <section className="card flush" aria-label="VM list">
         <p className="table-count muted small" role="status" data-testid="vm-count">
-          {list.isPending ? "Loading VMs…" : `${list.total} VM${list.total === 1 ? "" : "s"}${list.total === list.inventory ? "" : ` of ${list.inventory}`}`}
+          {list.isPending ? "Loading VMs…" : `${list.total} VM${list.total === 1 ? "" : "s"}`}
         </p>
         {list.error ? <ErrorAlert message={errorText(list.error)} /> : null}
         {!list.isPending && rows.length === 0 ? (
-          <p className="empty">{list.inventory === 0 ? "No VMs yet. Create one with New VM." : "No VM matches the search and filters."}</p>
+          <p className="empty">{isUnfiltered(filter) ? "No VMs yet. Create one with New VM." : "No VM matches the search and filters."}</p>
         ) : null}
         {rows.length > 0 ? (
           <div className="table-scroll" ref={scroller}>

@@ -43,7 +43,7 @@ test("search and filters narrow the table, a column sorts it, and live changes k
   const search = page.getByLabel("Search VMs by name");
   await search.fill(prefix);
   await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
-  await expect(page.getByTestId("vm-count")).toHaveText(/^3 VMs of \d+$/);
+  await expect(page.getByTestId("vm-count")).toHaveText("3 VMs");
 
   await search.fill(`${prefix}-alp`);
   await expect.poll(() => names(page)).toEqual([`${prefix}-alpha`]);
@@ -59,20 +59,20 @@ test("search and filters narrow the table, a column sorts it, and live changes k
   await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`]);
   await page.getByLabel("Filter by owner").selectOption("all");
 
-  // Sorted by name, then the other way round.
-  const nameHeader = page.getByRole("columnheader", { name: "Name" });
-  await nameHeader.getByRole("button").click();
-  await expect(nameHeader).toHaveAttribute("aria-sort", "ascending");
-  await expect.poll(() => names(page)).toEqual([`${prefix}-alpha`, `${prefix}-beta`, `${prefix}-gamma`]);
-  await nameHeader.getByRole("button").click();
-  await expect(nameHeader).toHaveAttribute("aria-sort", "descending");
-  await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
-
-  // A VM created meanwhile shows if it matches the search, and not otherwise.
+  // A VM created meanwhile shows (first, as the newest) if it matches the search, and not otherwise.
   const other = await api.vm.create.mutate({ name: uniqueName("nomatch"), ...spec });
   created.push(other.id);
   const delta = await api.vm.create.mutate({ name: `${prefix}-delta`, ...spec });
   created.push(delta.id);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-delta`, `${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
+
+  // Sorted by name, then the other way round.
+  const nameHeader = page.getByRole("columnheader", { name: "Name" });
+  await nameHeader.getByRole("button").click();
+  await expect(nameHeader).toHaveAttribute("aria-sort", "ascending");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-alpha`, `${prefix}-beta`, `${prefix}-delta`, `${prefix}-gamma`]);
+  await nameHeader.getByRole("button").click();
+  await expect(nameHeader).toHaveAttribute("aria-sort", "descending");
   await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-delta`, `${prefix}-beta`, `${prefix}-alpha`]);
 
   // Filtered to Running, a VM that stops leaves the table.
