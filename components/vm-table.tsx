@@ -60,14 +60,14 @@ const columns: ColumnDef<VmRow>[] = [
       </>
     ),
   },
-  { id: "image", header: "Image", enableSorting: false, cell: ({ row }) => row.original.image.name },
+  { id: "image", header: "Image", cell: ({ row }) => row.original.image.name },
   { id: "owner", header: "Owner", cell: ({ row }) => row.original.owner?.email ?? "—" },
   { id: "host", header: "Host", cell: ({ row }) => row.original.host?.name ?? "—" },
-  { id: "cpus", header: "CPUs", enableSorting: false, meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
-  { id: "memoryMiB", header: "Memory", enableSorting: false, meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
-  { id: "sshPort", header: "SSH port", enableSorting: false, meta: { numeric: true, testId: "vm-ssh-port" }, cell: ({ row }) => row.original.sshPort ?? "—" },
+  { id: "cpus", header: "CPUs", meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
+  { id: "memoryMiB", header: "Memory", meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
+  { id: "sshPort", header: "SSH port", meta: { numeric: true, testId: "vm-ssh-port" }, cell: ({ row }) => row.original.sshPort ?? "—" },
   { id: "created", header: "Age", cell: ({ row }) => <Age since={row.original.createdAt} /> },
-  { id: "actions", header: "Actions", enableSorting: false, cell: ({ row }) => <VmActions vm={row.original} /> },
+  { id: "actions", header: "Actions", cell: ({ row }) => <VmActions vm={row.original} /> },
 ];
 
 declare module "@tanstack/react-table" {
@@ -99,19 +99,12 @@ function Inventory({ me }: { me: Me }) {
     columns,
     getRowId: (vm) => vm.id,
     getCoreRowModel: getCoreRowModel(),
-    // The server (or the list hook) sorts: the table only shows which column and which way.
+    // The server sorts: the table only shows which column and which way.
     manualSorting: true,
-    enableMultiSort: false,
-    // A click flips the order; the list is always sorted by something.
-    enableSortingRemoval: false,
-    sortDescFirst: false,
     state: { sorting },
-    onSortingChange: (update) => {
-      const next = typeof update === "function" ? update(sorting) : update;
-      const first = next[0];
-      setSort(first && isSortKey(first.id) ? { key: first.id, desc: first.desc } : DEFAULT_SORT);
-    },
   });
+  /** A click on a sortable column's header: that column ascending, or the other way round if it already sorts. */
+  const sortBy = (key: SortKey) => setSort((current) => (current.key === key ? { key, desc: !current.desc } : { key, desc: false }));
   const rows = table.getRowModel().rows;
 
   const scroller = useRef<HTMLDivElement>(null);
@@ -152,11 +145,13 @@ function Inventory({ me }: { me: Me }) {
                   <tr key={group.id} aria-rowindex={1}>
                     {group.headers.map((header) => {
                       const sorted = header.column.getIsSorted();
+                      const id = header.column.id;
+                      const sortKey = isSortKey(id) ? id : undefined;
                       const numeric = header.column.columnDef.meta?.numeric ? "num" : undefined;
                       return (
                         <th key={header.id} className={numeric} aria-sort={sorted === "asc" ? "ascending" : sorted === "desc" ? "descending" : undefined}>
-                          {header.column.getCanSort() ? (
-                            <button type="button" className="sort-button" onClick={header.column.getToggleSortingHandler()}>
+                          {sortKey ? (
+                            <button type="button" className="sort-button" onClick={() => sortBy(sortKey)}>
                               {flexRender(header.column.columnDef.header, header.getContext())}
                               <span aria-hidden="true">{sorted === "asc" ? " ▲" : sorted === "desc" ? " ▼" : ""}</span>
                             </button>
