@@ -243,16 +243,13 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       let changes = 0;
       const cpuBefore = cpuSeconds(server.pid ?? 0);
       for (let cycle = 0; cycle < cycles; cycle++) {
-        const running = Promise.all(pages.map((page) => watchState(page, changingVm, "Running")));
         const since = new Date();
-        await api!.vm.start.mutate({ id: changingVm });
-        const shownAt = await running;
+        // Awaited together, so a failing watcher fails the run (and its clean-up runs).
+        const [shownAt] = await Promise.all([Promise.all(pages.map((page) => watchState(page, changingVm, "Running"))), api!.vm.start.mutate({ id: changingVm })]);
         const events = await api!.vm.events.query({ vmId: changingVm, limit: 20 });
         const runningAt = events.events.find((e) => e.toState === "Running" && e.createdAt >= since)?.createdAt.getTime();
         if (runningAt !== undefined) latencies.push(Math.max(...shownAt) - runningAt);
-        const stopped = Promise.all(pages.map((page) => watchState(page, changingVm, "Stopped")));
-        await api!.vm.stop.mutate({ id: changingVm, timeoutSec: 0 });
-        await stopped;
+        await Promise.all([Promise.all(pages.map((page) => watchState(page, changingVm, "Stopped"))), api!.vm.stop.mutate({ id: changingVm, timeoutSec: 0 })]);
         const after = await api!.vm.events.query({ vmId: changingVm, limit: 20 });
         changes += after.events.filter((e) => e.toState && e.createdAt >= since).length;
       }
