@@ -1,5 +1,5 @@
 import type { Metadata } from "next";
-import { CreateVmForm } from "@/components/create-vm-form.tsx";
+import { CreateVmDialog } from "@/components/create-vm-dialog.tsx";
 import { OperatorOnly } from "@/components/operator-only.tsx";
 import { VmTable } from "@/components/vm-table.tsx";
 
@@ -8,13 +8,13 @@ export const metadata: Metadata = { title: "VMs" };
 export default function InventoryPage() {
   return (
     <div className="stack">
-      <h1>Virtual machines</h1>
-      <section className="card flush">
-        <VmTable />
-      </section>
-      <OperatorOnly>
-        <CreateVmForm />
-      </OperatorOnly>
+      <div className="page-head">
+        <h1>Virtual machines</h1>
+        <OperatorOnly>
+          <CreateVmDialog />
+        </OperatorOnly>
+      </div>
+      <VmTable />
     </div>
   );
 }

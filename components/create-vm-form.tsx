@@ -2,8 +2,9 @@
 /**
  * Create a VM: name, image (hangar-tiny by default), an optional ISO in the CD-ROM drive,
  * CPUs, memory, optional cloud-init user-data and port forwards. The server validates; its sentence is shown as an alert.
+ * Shown in the "New VM" dialog; `onCreated` hears the new VM's name.
  */
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { VM_LIMITS } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -17,9 +18,8 @@ interface PortRow {
   guestPort: string;
 }
 
-export function CreateVmForm() {
+export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string) => void; onCancel: () => void }) {
   const trpc = useTRPC();
-  const queryClient = useQueryClient();
   const images = useQuery(trpc.image.list.queryOptions());
   const id = useId();
   const [name, setName] = useState("");
@@ -34,7 +34,6 @@ export function CreateVmForm() {
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
-  const [created, setCreated] = useState<string>();
 
   const ready = images.data?.filter((image) => image.status === "ready") ?? [];
   const fallback = ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0];
@@ -44,17 +43,10 @@ export function CreateVmForm() {
 
   const create = useMutation(
     trpc.vm.create.mutationOptions({
-      onMutate: () => {
-        setError(undefined);
-        setCreated(undefined);
-      },
+      onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
-      onSuccess: (vm) => {
-        setCreated(vm.name);
-        // Clear the name only if nobody has typed the next one meanwhile.
-        setName((current) => (current.trim() === vm.name ? "" : current));
-      },
-      onSettled: () => queryClient.invalidateQueries(trpc.vm.pathFilter()),
+      // The new row reaches the inventory through the live stream, like every other change.
+      onSuccess: (vm) => onCreated(vm.name),
     }),
   );
 
@@ -87,6 +79,7 @@ export function CreateVmForm() {
           <input
             id={`${id}-name`}
             name="name"
+            autoFocus
             value={name}
             onChange={(e) => setName(e.target.value)}
             required
@@ -241,14 +234,12 @@ export function CreateVmForm() {
         </button>
       </fieldset>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
-      {created ? (
-        <p className="notice" role="status">
-          Created VM {created}.
-        </p>
-      ) : null}
       <div className="buttons">
         <button type="submit" className="primary" disabled={create.isPending || !selected}>
           {create.isPending ? "Creating…" : "Create VM"}
+        </button>
+        <button type="button" className="secondary" onClick={onCancel}>
+          Cancel
         </button>
       </div>
     </form>

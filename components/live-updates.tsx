@@ -1,16 +1,19 @@
 "use client";
 /**
  * The one live stream per tab: vm.onChange over the tab's WebSocket. Each change carries
- * the VM's list row, patched into the cached list in place; only what is on screen for that
- * VM (its page, its events, the pools) is asked for again. No polling, no whole-list fetch
+ * the VM's list row, patched into every cached list in place (vm-list-patch.ts, by each
+ * list's own filters); only what is on screen for that VM (its page, its events, the pools
+ * it is in) is asked for again. No polling, no whole-list fetch
  * per change. After a (re)connect the list is read once, since changes may have been missed.
  */
-import { useQueryClient } from "@tanstack/react-query";
+import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
 import { useMe } from "./session.tsx";
 import type { LiveChange } from "@/server/vms/changes.ts";
 import { useTRPC } from "./trpc.ts";
+import { queryOfKey } from "./vm-filter.ts";
+import { patchPages, type VmListPage } from "./vm-list-patch.ts";
 
 export function LiveUpdates() {
   const trpc = useTRPC();
@@ -22,21 +25,28 @@ export function LiveUpdates() {
   }, [queryClient, trpc]);
   const apply = useCallback(
     (change: LiveChange) => {
-      queryClient.setQueryData(trpc.vm.list.queryKey(), (page) => {
-        if (!page) return page;
-        const rows = page.items;
-        const index = rows.findIndex((row) => row.id === change.vmId);
-        if (!change.row) return index < 0 ? page : { ...page, items: rows.filter((row) => row.id !== change.vmId), total: page.total - 1 };
-        const next = rows.slice();
-        if (index < 0) next.push(change.row);
-        else next[index] = change.row;
-        return { ...page, items: next, total: page.total + (index < 0 ? 1 : 0) };
-      });
+      if (me) {
+        const rowChange = { vmId: change.vmId, row: change.row, created: change.state === "Initial" };
+        // Every cached list (each search and filter the table asked for), by its own filters.
+        for (const [key, data] of queryClient.getQueriesData<InfiniteData<VmListPage, unknown>>({ queryKey: trpc.vm.list.infiniteQueryKey() })) {
+          const query = queryOfKey(key);
+          if (!data || !query) continue;
+          const pages = patchPages(data.pages, rowChange, query, me.userId, "start");
+          if (pages !== data.pages) queryClient.setQueryData(key, { ...data, pages });
+        }
+        for (const [key, data] of queryClient.getQueriesData<VmListPage>({ queryKey: trpc.vm.list.queryKey() })) {
+          const query = queryOfKey(key);
+          if (!data || !query || !("items" in data)) continue;
+          const [page] = patchPages([data], rowChange, query, me.userId, "end");
+          if (page && page !== data) queryClient.setQueryData(key, page);
+        }
+      }
       void queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: change.vmId }));
       void queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId: change.vmId }));
-      void queryClient.invalidateQueries(trpc.pool.pathFilter());
+      // Pools list their members: only a pool member's change (or a deletion, which may be one) touches them.
+      if (!change.row || change.row.poolId) void queryClient.invalidateQueries(trpc.pool.pathFilter());
     },
-    [queryClient, trpc],
+    [queryClient, trpc, me],
   );
   const subscription = useSubscription(
     trpc.vm.onChange.subscriptionOptions(undefined, {

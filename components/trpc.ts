@@ -1,10 +1,11 @@
 /** The typed tRPC hooks for the dashboard: `useTRPC()` inside `<TRPCProvider>`. */
 import { createTRPCContext } from "@trpc/tanstack-react-query";
-import type { inferRouterOutputs } from "@trpc/server";
+import type { inferRouterInputs, inferRouterOutputs } from "@trpc/server";
 import type { AppRouter } from "@/server/api/root.ts";
 
 export const { TRPCProvider, useTRPC, useTRPCClient } = createTRPCContext<AppRouter>();
 
+export type RouterInputs = inferRouterInputs<AppRouter>;
 export type RouterOutputs = inferRouterOutputs<AppRouter>;
 export type VmRow = RouterOutputs["vm"]["list"]["items"][number];
 export type VmDetail = RouterOutputs["vm"]["get"];

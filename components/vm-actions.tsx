@@ -20,7 +20,9 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
   const settle = {
     onMutate: () => setError(undefined),
     onError: (e: unknown) => setError(errorText(e)),
-    onSettled: () => queryClient.invalidateQueries(trpc.vm.pathFilter()),
+    // The list rows arrive through the live stream; asking for the whole list again here would
+    // cost every action a full inventory. The VM's own page is read again (errors leave no event).
+    onSettled: () => queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vm.id })),
   };
   const start = useMutation(trpc.vm.start.mutationOptions(settle));
   const stop = useMutation(trpc.vm.stop.mutationOptions(settle));

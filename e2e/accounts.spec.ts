@@ -83,7 +83,7 @@ test.describe("without a session", () => {
     const row = page.locator(`[data-testid="vm-row"][data-vm-id="${vm.id}"]`);
     await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
     await expect(row.getByRole("button")).toHaveCount(0);
-    await expect(page.getByRole("button", { name: "Create VM" })).toHaveCount(0);
+    await expect(page.getByRole("button", { name: "New VM" })).toHaveCount(0);
     const asViewer = await clientFor(viewer);
     expect(await refusalCode(asViewer.vm.start.mutate({ id: vm.id }))).toBe("FORBIDDEN");
     expect((await api.vm.get.query({ id: vm.id })).state).toBe("Stopped");

@@ -51,8 +51,11 @@ function vmRow(page: Page, name: string) {
 test("suspend a running VM and resume it from the inventory, then stop and delete it", async ({ page }) => {
   const name = uniqueName("e2e-s");
   await page.goto("/");
-  await page.getByLabel("Name", { exact: true }).fill(name);
-  await page.getByRole("button", { name: "Create VM" }).click();
+  await page.getByRole("button", { name: "New VM" }).click();
+  const form = page.getByRole("dialog", { name: "New VM" });
+  await form.getByLabel("Name", { exact: true }).fill(name);
+  await form.getByRole("button", { name: "Create VM" }).click();
+  await expect(form).toBeHidden();
 
   const row = vmRow(page, name);
   await expect(row).toHaveCount(1, STATE_CHANGE);

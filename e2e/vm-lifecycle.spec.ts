@@ -39,14 +39,19 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await page.goto("/");
   await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
 
-  // Create from the built-in image, which the form picks by default.
-  await page.getByLabel("Name", { exact: true }).fill(name);
+  // Create in the New VM dialog from the built-in image, which the form picks by default.
+  await page.getByRole("button", { name: "New VM" }).click();
+  const dialog = page.getByRole("dialog", { name: "New VM" });
+  await expect(dialog.getByLabel("Name", { exact: true })).toBeFocused();
+  await dialog.getByLabel("Name", { exact: true }).fill(name);
   const tiny = (await api.image.list.query()).find((image) => image.name === "hangar-tiny");
   expect(tiny?.status, "the built-in image hangar-tiny is registered").toBe("ready");
-  await expect(page.getByLabel("Image", { exact: true })).toHaveValue(tiny!.id);
-  await expect(page.getByLabel("CPUs", { exact: true })).toHaveValue("1");
-  await expect(page.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("256");
-  await page.getByRole("button", { name: "Create VM" }).click();
+  await expect(dialog.getByLabel("Image", { exact: true })).toHaveValue(tiny!.id);
+  await expect(dialog.getByLabel("CPUs", { exact: true })).toHaveValue("1");
+  await expect(dialog.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("256");
+  await dialog.getByRole("button", { name: "Create VM" }).click();
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole("status").filter({ hasText: `Created VM ${name}.` })).toBeVisible();
 
   const row = vmRow(page, name);
   await expect(row).toHaveCount(1, STATE_CHANGE);
@@ -92,12 +97,18 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
 test("an invalid name shows the server's sentence and creates nothing", async ({ page }) => {
   const before = (await api.vm.list.query()).items;
   await page.goto("/");
-  await page.getByLabel("Name", { exact: true }).fill("Bad_Name");
-  await page.getByRole("button", { name: "Create VM" }).click();
+  await page.getByRole("button", { name: "New VM" }).click();
+  const dialog = page.getByRole("dialog", { name: "New VM" });
+  await dialog.getByLabel("Name", { exact: true }).fill("Bad_Name");
+  await dialog.getByRole("button", { name: "Create VM" }).click();
 
-  const alert = page.getByRole("form", { name: "New VM" }).getByRole("alert");
+  // The dialog stays open with the server's sentence; Escape closes it.
+  const alert = dialog.getByRole("form", { name: "New VM" }).getByRole("alert");
   await expect(alert).toContainText("DNS label");
   await expect(vmRow(page, "Bad_Name")).toHaveCount(0);
+  await page.keyboard.press("Escape");
+  await expect(dialog).toBeHidden();
+  await expect(page.getByRole("button", { name: "New VM" })).toBeFocused();
   const after = (await api.vm.list.query()).items;
   expect(after.map((vm) => vm.name)).not.toContain("Bad_Name");
   expect(after).toHaveLength(before.length);

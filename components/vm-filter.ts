@@ -1,0 +1,85 @@
+/**
+ * What the inventory table asks vm.list for (search, filters, sort), and the same filter
+ * applied to one row: a live change keeps, drops or adds a row in a cached list by this
+ * test, so a patched list holds what asking the server again would hold.
+ */
+import { z } from "zod";
+import type { RouterInputs, VmRow } from "./trpc.ts";
+
+export type VmState = VmRow["state"];
+export type VmListQuery = Exclude<RouterInputs["vm"]["list"], void | undefined>;
+export type SortKey = NonNullable<VmListQuery["sort"]>;
+
+export interface VmFilter {
+  /** Part of the name; "" for every name. */
+  search: string;
+  /** "" for any state. */
+  state: VmState | "";
+  /** "all", "mine" or a user id. */
+  owner: string;
+  /** Ids; "" for any. */
+  hostId: string;
+  imageId: string;
+  poolId: string;
+}
+
+export interface VmSort {
+  key: SortKey;
+  desc: boolean;
+}
+
+/** Newest first: a VM just created shows on top, where live changes put new rows. */
+export const DEFAULT_SORT: VmSort = { key: "created", desc: true };
+
+/** Rows per page: a screenful and more, small enough to arrive at once. */
+export const PAGE_SIZE = 100;
+
+/** Operators start on their own VMs; admins and viewers see the whole inventory. */
+export function defaultFilter(role: string): VmFilter {
+  return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "" };
+}
+
+/** vm.list's input for a filter and sort (empty choices left out). */
+export function listQuery(filter: VmFilter, sort: VmSort): VmListQuery {
+  const search = filter.search.trim().toLowerCase();
+  return {
+    ...(search ? { search } : {}),
+    ...(filter.state ? { state: filter.state } : {}),
+    ...(filter.owner !== "all" ? { owner: filter.owner } : {}),
+    ...(filter.hostId ? { hostId: filter.hostId } : {}),
+    ...(filter.imageId ? { imageId: filter.imageId } : {}),
+    ...(filter.poolId ? { poolId: filter.poolId } : {}),
+    sort: sort.key,
+    order: sort.desc ? "desc" : "asc",
+    limit: PAGE_SIZE,
+  };
+}
+
+/** The filter part of a cached list's input, read back from its query key. */
+const cachedQuery = z.object({
+  search: z.string().optional(),
+  state: z.union([z.string(), z.array(z.string())]).optional(),
+  owner: z.string().optional(),
+  hostId: z.string().optional(),
+  imageId: z.string().optional(),
+  poolId: z.string().optional(),
+});
+export type CachedQuery = z.infer<typeof cachedQuery>;
+
+/** The filters of a cached vm.list query key ([path, { input, type }]); undefined if it has none readable. */
+export function queryOfKey(key: readonly unknown[]): CachedQuery | undefined {
+  const parsed = z.object({ input: cachedQuery.optional() }).safeParse(key[1]);
+  return parsed.success ? (parsed.data.input ?? {}) : undefined;
+}
+
+/** Does this row belong in a list asked for with `query`? As the server filters (server/vms/list.ts). */
+export function matchesQuery(row: VmRow, query: CachedQuery, myUserId: string): boolean {
+  if (query.search && !row.name.includes(query.search.toLowerCase())) return false;
+  if (query.state !== undefined && !(Array.isArray(query.state) ? query.state : [query.state]).includes(row.state)) return false;
+  const ownerId = query.owner === "mine" ? myUserId : query.owner;
+  if (ownerId !== undefined && row.ownerId !== ownerId) return false;
+  if (query.hostId !== undefined && row.hostId !== query.hostId) return false;
+  if (query.imageId !== undefined && row.imageId !== query.imageId) return false;
+  if (query.poolId !== undefined && row.poolId !== query.poolId) return false;
+  return true;
+}

@@ -1,0 +1,107 @@
+/**
+ * The inventory table narrowed by a search and by filters, sorted by a column, and kept
+ * narrowed while live changes arrive; an operator starts on their own VMs.
+ */
+import { expect, test, type Page } from "@playwright/test";
+import { api, clientFor, removeVm, uniqueName } from "./hangar.ts";
+
+const LONG = { timeout: 60_000 };
+const created: string[] = [];
+
+test.afterEach(async () => {
+  for (const id of created.splice(0)) await removeVm(id);
+});
+
+async function tinyImageId(): Promise<string> {
+  const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
+  if (!image) throw new Error("the built-in image is missing");
+  return image.id;
+}
+
+async function addOperator() {
+  const credentials = { email: `${uniqueName("operator")}@e2e.hangar`, password: "a good long password" };
+  await api.user.add.mutate({ ...credentials, name: "operator", role: "operator" });
+  return credentials;
+}
+
+const names = (page: Page) => page.getByTestId("vm-row").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-vm-name")));
+
+test("search and filters narrow the table, a column sorts it, and live changes keep to the filter", async ({ page }) => {
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("flt");
+  const spec = { imageId, cpus: 1, memoryMiB: 128 };
+  const alpha = await api.vm.create.mutate({ name: `${prefix}-alpha`, ...spec });
+  created.push(alpha.id);
+  const beta = await api.vm.create.mutate({ name: `${prefix}-beta`, ...spec });
+  created.push(beta.id);
+  const operator = await addOperator();
+  const gamma = await (await clientFor(operator)).vm.create.mutate({ name: `${prefix}-gamma`, ...spec });
+  created.push(gamma.id);
+  await api.vm.start.mutate({ id: beta.id });
+
+  await page.goto("/");
+  const search = page.getByLabel("Search VMs by name");
+  await search.fill(prefix);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
+  await expect(page.getByTestId("vm-count")).toHaveText("3 VMs");
+
+  await search.fill(`${prefix}-alp`);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-alpha`]);
+  await search.fill(prefix);
+
+  await page.getByLabel("Filter by state").selectOption("Running");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-beta`]);
+  await page.getByLabel("Filter by state").selectOption("");
+
+  await page.getByLabel("Filter by owner").selectOption("mine");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-beta`, `${prefix}-alpha`]);
+  await page.getByLabel("Filter by owner").selectOption({ label: operator.email });
+  await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`]);
+  await page.getByLabel("Filter by owner").selectOption("all");
+
+  // A VM created meanwhile shows (first, as the newest) if it matches the search, and not otherwise.
+  const other = await api.vm.create.mutate({ name: uniqueName("nomatch"), ...spec });
+  created.push(other.id);
+  const delta = await api.vm.create.mutate({ name: `${prefix}-delta`, ...spec });
+  created.push(delta.id);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-delta`, `${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
+
+  // Sorted by name, then the other way round.
+  const nameHeader = page.getByRole("columnheader", { name: "Name" });
+  await nameHeader.getByRole("button").click();
+  await expect(nameHeader).toHaveAttribute("aria-sort", "ascending");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-alpha`, `${prefix}-beta`, `${prefix}-delta`, `${prefix}-gamma`]);
+  await nameHeader.getByRole("button").click();
+  await expect(nameHeader).toHaveAttribute("aria-sort", "descending");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-delta`, `${prefix}-beta`, `${prefix}-alpha`]);
+
+  // Filtered to Running, a VM that stops leaves the table.
+  await page.getByLabel("Filter by state").selectOption("Running");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-beta`]);
+  await api.vm.stop.mutate({ id: beta.id, timeoutSec: 0 });
+  await expect.poll(() => names(page), LONG).toEqual([]);
+  await expect(page.getByText("No VM matches the search and filters.")).toBeVisible();
+});
+
+test("an operator's table starts on their own VMs", async ({ browser }) => {
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("mine");
+  const theirs = await api.vm.create.mutate({ name: `${prefix}-admin`, imageId, cpus: 1, memoryMiB: 128 });
+  created.push(theirs.id);
+  const operator = await addOperator();
+  const own = await (await clientFor(operator)).vm.create.mutate({ name: `${prefix}-own`, imageId, cpus: 1, memoryMiB: 128 });
+  created.push(own.id);
+
+  const context = await browser.newContext({ storageState: { cookies: [], origins: [] } });
+  const page = await context.newPage();
+  await page.goto("/sign-in");
+  await page.getByLabel("Email").fill(operator.email);
+  await page.getByLabel("Password").fill(operator.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByLabel("Filter by owner")).toHaveValue("mine");
+  await page.getByLabel("Search VMs by name").fill(prefix);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-own`]);
+  await page.getByLabel("Filter by owner").selectOption("all");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-own`, `${prefix}-admin`]);
+  await context.close();
+});
