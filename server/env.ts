@@ -2,6 +2,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { databaseUrl, stateDir } from "./database-url.ts";
+import { LOG_LEVELS } from "./log.ts";
 import { defaultPublicOrigins } from "./origins.ts";
 
 function isBareOrigin(url: URL): boolean {
@@ -79,6 +80,20 @@ const schema = z.object({
   HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
   /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
   HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
+  /** Seconds between two samples of every running VM's and the host's usage. */
+  HANGAR_SAMPLE_INTERVAL_SEC: z.coerce.number().min(1, "HANGAR_SAMPLE_INTERVAL_SEC is at least 1").max(300, "HANGAR_SAMPLE_INTERVAL_SEC is at most 300").default(5),
+  /** A host whose heartbeat is older than this many seconds is offline. */
+  HANGAR_HOST_OFFLINE_AFTER_SEC: z.coerce.number().positive().default(15),
+  /**
+   * host:port serving /metrics without authentication (e.g. 127.0.0.1:9464, for a local
+   * Prometheus). Unset: /metrics only on the main port, with an admin's API token.
+   */
+  HANGAR_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):\d{1,5}$/, "HANGAR_METRICS_ADDRESS must be address:port, such as 127.0.0.1:9464")
+    .optional(),
+  /** The server log's level (JSON lines on stdout). */
+  HANGAR_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
 });

@@ -16,6 +16,8 @@ import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
 import { createImages } from "./images/images.ts";
+import { timedLifecycle, timedPools } from "./metrics/instrument.ts";
+import { createMetrics } from "./metrics/service.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
 import { createLifecycle } from "./vms/lifecycle.ts";
@@ -53,10 +55,19 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
       new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
   const hosts = createHosts({ db, name: env.HANGAR_HOST_NAME, apiAddress: `http://${env.HOST}:${env.PORT}`, accelerator: () => accelDecided ?? "undecided" });
   const recorder = createRecorder({ db, bus });
-  const lifecycle = createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId });
+  const metrics = createMetrics({
+    db,
+    stateDir: env.stateDir,
+    intervalMs: env.HANGAR_SAMPLE_INTERVAL_SEC * 1000,
+    hostId: hosts.selfId,
+    hostName: hosts.name,
+    probeFor: driver,
+    terminalCounts: () => terminals.counts(),
+  });
+  const lifecycle = timedLifecycle(createLifecycle({ db, bus, recorder, driverFor: driver, hostId: hosts.selfId }), metrics);
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env) });
-  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool });
+  const pools = timedPools(createPools({ db, lifecycle, recorder, driverFor: driver, log, ...pool }), metrics, db);
   const auth = createAuth({
     db,
     databaseUrl: env.databaseUrl,
@@ -70,7 +81,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore();
-  const services = { env, db, bus, recorder, hosts, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
+  const services = { env, db, bus, recorder, hosts, metrics, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

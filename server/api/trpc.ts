@@ -15,7 +15,7 @@
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
  *    procedure without one is refused, and a test walks the router to keep it so.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { ZodError } from "zod";
@@ -23,6 +23,7 @@ import { originAllowed } from "../origins.ts";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { logger, withRequestId } from "../log.ts";
 import { id, malformedText } from "./schemas.ts";
 
 // 1. Context
@@ -83,7 +84,7 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
   const domain = isHangarError(cause) ? cause : fromDatabaseError(cause);
   let safe: TRPCError;
   if (domain) {
-    if (domain.code === "DRIVER_FAILED") console.error(`${where}: ${domain.message}`, domain.cause ?? domain);
+    if (domain.code === "DRIVER_FAILED") logger.error({ err: domain.cause ?? domain, procedure: where }, domain.message);
     safe = new TRPCError({ code: ERROR_CODES[domain.code as ErrorCode], message: withoutHostPaths(domain.message), cause: domain });
   } else if (cause instanceof ZodError) {
     safe = new TRPCError({ code: "BAD_REQUEST", message: describeZodError(cause), cause });
@@ -91,7 +92,7 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
     safe = new TRPCError({ code: error.code, message: withoutHostPaths(error.message) || "The request was refused.", cause });
   } else {
     const incident = randomBytes(4).toString("hex");
-    console.error(`internal error ${incident} in ${where}:`, cause ?? error);
+    logger.error({ err: cause ?? error, procedure: where, incident }, `internal error ${incident} in ${where}`);
     safe = new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `internal error ${incident}` });
   }
   published.add(safe);
@@ -111,6 +112,20 @@ const t = initTRPC.context<Context>().meta<Meta>().create({
     };
   },
 });
+
+/**
+ * Each call gets a request id: its log lines and the events it records carry it. Queries
+ * and mutations are timed by procedure for /metrics (a subscription lasts as long as the tab).
+ */
+const observed = t.middleware(({ ctx, path, type, next }) =>
+  withRequestId(randomUUID(), async () => {
+    if (type === "subscription") return next();
+    const end = ctx.hangar.metrics.timeRequest(path, type);
+    const result = await next();
+    end(result.ok ? "ok" : "error");
+    return result;
+  }),
+);
 
 /** Every error leaves a procedure through publicError. */
 const domainErrors = t.middleware(async ({ path, next }) => {
@@ -181,4 +196,4 @@ const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */
-export const procedure = t.procedure.use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission);
+export const procedure = t.procedure.use(observed).use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission);

@@ -30,7 +30,7 @@ import {
 } from "./proc.ts";
 
 /** One VM's figures at one moment; null where nothing could be measured. */
-export interface VmPoint {
+export type VmPoint = {
   /** Milliseconds since the epoch. */
   at: number;
   /** Percentage of one core (two busy vCPUs: about 200). */
@@ -43,7 +43,7 @@ export interface VmPoint {
   /** Bytes the guest received and sent per second (bridge NICs only). */
   netRxBytesPerSec: number | null;
   netTxBytesPerSec: number | null;
-}
+};
 
 /** Counters since the VM's qemu started (Prometheus counters). */
 export interface VmTotals {
@@ -60,7 +60,7 @@ export interface VmSample {
   totals: VmTotals;
 }
 
-export interface HostPoint {
+export type HostPoint = {
   at: number;
   /** Percentage of all the host's CPUs together. */
   cpuPercent: number | null;
@@ -74,7 +74,7 @@ export interface HostPoint {
   memAllocatedBytes: number;
   /** VMs of this host by state. */
   vms: Record<string, number>;
-}
+};
 
 export interface Sample {
   at: number;

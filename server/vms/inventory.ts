@@ -67,7 +67,7 @@ const slim = { omit: { userData: true } } as const;
  * The relations are few rows (images, users, hosts) looked up in maps: much cheaper than
  * Prisma's per-row relation joins on a thousand VMs.
  */
-async function readInventory({ db }: Hangar) {
+async function readInventory({ db, metrics }: Hangar) {
   const [vms, images, owners, hosts, ports] = await Promise.all([
     db.vm.findMany({ orderBy: { createdAt: "asc" }, ...slim }),
     db.image.findMany({ select: { id: true, name: true } }),
@@ -88,14 +88,15 @@ async function readInventory({ db }: Hangar) {
       ports: portsByVm.get(vm.id) ?? [],
       owner: vm.ownerId ? (ownerById.get(vm.ownerId) ?? null) : null,
       host: vm.hostId ? (hostById.get(vm.hostId) ?? null) : null,
+      usage: metrics.usage(vm.id),
     }),
   );
 }
 
 /** One VM as vm.list shows it (what a live change carries), or null once it is gone. */
-export async function listRow({ db }: Hangar, id: string) {
+export async function listRow({ db, metrics }: Hangar, id: string) {
   const vm = await db.vm.findUnique({ where: { id }, ...slim, include: vmInclude });
-  return vm ? withActions(vm) : null;
+  return vm ? withActions({ ...vm, usage: metrics.usage(vm.id) }) : null;
 }
 
 export async function getVm(hangar: Hangar, id: string) {
