@@ -14,10 +14,12 @@ import { qemuRunAs } from "./driver/qemu/manager.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { createHttpServer } from "./http-server.ts";
+import { logger } from "./log.ts";
+import { startMetricsServer } from "./metrics/http.ts";
 import { migrateDatabase } from "./migrate.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const log = (message: string) => console.log(`[hangar] ${message}`);
+const log = (message: string) => logger.info(message);
 
 /**
  * When qemu runs as its own user, nat guests are kept off this host's own addresses
@@ -37,6 +39,7 @@ async function confineGuests(qemuUser: string): Promise<void> {
 
 async function main(): Promise<void> {
   const env = loadEnv();
+  logger.level = env.HANGAR_LOG_LEVEL;
   await migrateDatabase(env.databaseUrl);
   const hangar = createHangar({ env, log });
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
@@ -49,6 +52,9 @@ async function main(): Promise<void> {
   const stopHeartbeat = hangar.hosts.startHeartbeat(5000);
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
+  const stopSampler = hangar.metrics.start();
+  const metricsServer = env.HANGAR_METRICS_ADDRESS ? await startMetricsServer(hangar.metrics, env.HANGAR_METRICS_ADDRESS) : undefined;
+  if (env.HANGAR_METRICS_ADDRESS) log(`metrics on http://${env.HANGAR_METRICS_ADDRESS}/metrics (HANGAR_METRICS_ADDRESS, no authentication)`);
   // After the loop's first pass (it logs its own failures): members a crash left mid-clone
   // are Initial by then, for the pool's sweep.
   void hangar.reconciler.reconcileAll().catch(() => undefined).then(() => hangar.pools.start());
@@ -70,6 +76,8 @@ async function main(): Promise<void> {
   const shutdown = () => {
     log("shutting down; VMs keep running");
     stopReconciler();
+    stopSampler();
+    metricsServer?.close();
     stopHeartbeat();
     hangar.terminals.close();
     void hangar.pools.close();
@@ -83,6 +91,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  logger.fatal({ err: error }, error instanceof Error ? error.message : String(error));
   process.exit(1);
 });
