@@ -10,7 +10,7 @@ import type { Db } from "../db.ts";
 import type { BlockStats } from "../driver/manager.ts";
 import { logger } from "../log.ts";
 import { createHistory } from "./history.ts";
-import { createSampler, type HostPoint, type Sample, type SamplerInventory, type VmPoint, type VmProbe, type VmSample } from "./sampler.ts";
+import { createSampler, type Sampler, type HostPoint, type Sample, type SamplerInventory, type VmPoint, type VmProbe, type VmSample } from "./sampler.ts";
 
 /** States in which a VM holds its vCPUs and memory on the host. */
 const HOLDING = new Set(["Starting", "Running", "Stopping", "Suspending"]);
@@ -69,19 +69,20 @@ export function createMetrics(deps: MetricsDeps) {
     return { running: vms.filter((vm) => vm.state === "Running"), byState, allocated };
   }
 
-  const sampler = ticksPerSecond().then((ticks) =>
+  let sampler: Promise<Sampler> | undefined;
+  const makeSampler = async () =>
     createSampler({
       procRoot: deps.procRoot ?? "/proc",
       netRoot: deps.netRoot ?? "/sys/class/net",
       stateDir: deps.stateDir,
-      ticksPerSecond: ticks,
+      ticksPerSecond: await ticksPerSecond(),
       inventory,
       probeFor: deps.probeFor,
-    }),
-  );
+    });
 
   /** Takes one sample and feeds the history and the live stream. */
   async function tick(): Promise<Sample> {
+    sampler ??= makeSampler();
     const sample = await (await sampler).sample();
     const hostId = await deps.hostId();
     history.add("host", hostId, sample.host);
