@@ -1,7 +1,8 @@
 "use client";
-/** The inventory: one row per VM with its state, size, SSH port, age and actions. */
+/** The inventory: one row per VM with its state, size, CPU and memory use, SSH port, age and actions. */
 import Link from "next/link";
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useSubscription } from "@trpc/tanstack-react-query";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatAge, formatMemory } from "./format.ts";
 import { StateBadge } from "./state-badge.tsx";
@@ -9,10 +10,25 @@ import { useTRPC } from "./trpc.ts";
 import { useNow } from "./use-now.ts";
 import { VmActions } from "./vm-actions.tsx";
 
+/** Patches each sample's CPU and memory into the cached list rows (metrics.onUsage). */
+function useLiveUsage() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  useSubscription(
+    trpc.metrics.onUsage.subscriptionOptions(undefined, {
+      onData: (sample) => {
+        const byId = new Map(sample.map((entry) => [entry.id, entry.usage]));
+        queryClient.setQueryData(trpc.vm.list.queryKey(), (rows) => rows?.map((row) => ({ ...row, usage: byId.get(row.id) ?? null })));
+      },
+    }),
+  );
+}
+
 export function VmTable() {
   const trpc = useTRPC();
   const vms = useQuery(trpc.vm.list.queryOptions());
   const now = useNow();
+  useLiveUsage();
 
   if (vms.isPending) return <p className="muted">Loading VMs…</p>;
   if (vms.isError) return <ErrorAlert message={errorText(vms.error)} />;
@@ -29,6 +45,8 @@ export function VmTable() {
           <th>Host</th>
           <th className="num">CPUs</th>
           <th className="num">Memory</th>
+          <th className="num" title="CPU use of the VM's qemu, % of one core">CPU use</th>
+          <th className="num" title="Resident memory of the VM's qemu">Memory use</th>
           <th className="num">SSH port</th>
           <th>Age</th>
           <th>Actions</th>
@@ -56,6 +74,12 @@ export function VmTable() {
             <td>{vm.host?.name ?? "—"}</td>
             <td className="num">{vm.cpus}</td>
             <td className="num">{formatMemory(vm.memoryMiB)}</td>
+            <td className="num" data-testid="vm-cpu-use">
+              {vm.usage?.cpuPercent != null ? `${vm.usage.cpuPercent.toFixed(0)} %` : "—"}
+            </td>
+            <td className="num" data-testid="vm-memory-use">
+              {vm.usage?.rssMiB != null ? formatMemory(Math.round(vm.usage.rssMiB)) : "—"}
+            </td>
             <td className="num" data-testid="vm-ssh-port">
               {vm.sshPort ?? "—"}
             </td>
