@@ -73,6 +73,8 @@ export function averagePoints(points: Point[], at: number): Point {
 }
 
 interface Subject {
+  kind: SubjectKind;
+  subjectId: string;
   ring: Ring<Point>;
   minute: number;
   pending: Point[];
@@ -100,7 +102,7 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
     const minute = Math.floor(point.at / MINUTE_MS) * MINUTE_MS;
     let subject = subjects.get(key);
     if (!subject) {
-      subject = { ring: new Ring(capacity), minute, pending: [] };
+      subject = { kind, subjectId, ring: new Ring(capacity), minute, pending: [] };
       subjects.set(key, subject);
     }
     if (minute !== subject.minute && subject.pending.length > 0) {
@@ -117,6 +119,13 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
    * that have had no point for an hour (a deleted VM).
    */
   async function flush(): Promise<void> {
+    for (const [key, subject] of subjects) {
+      const last = subject.ring.last();
+      if (last && last.at >= now() - HOUR_MS) continue;
+      // Its last minute is finished too: it is written before the subject is forgotten.
+      if (subject.pending.length > 0) unwritten.push({ kind: subject.kind, subjectId: subject.subjectId, point: averagePoints(subject.pending, subject.minute) });
+      subjects.delete(key);
+    }
     const rows = unwritten;
     unwritten = [];
     for (const { kind, subjectId, point } of rows) {
@@ -132,10 +141,6 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
     }
     const cutoff = now() - DAY_MS;
     await db.metricPoint.deleteMany({ where: { at: { lt: new Date(cutoff) } } });
-    for (const [key, subject] of subjects) {
-      const last = subject.ring.last();
-      if (!last || last.at < now() - HOUR_MS) subjects.delete(key);
-    }
   }
 
   /** Rows of the last `sinceMs`, oldest first, as points. */
