@@ -18,7 +18,14 @@ function useLiveUsage() {
     trpc.metrics.onUsage.subscriptionOptions(undefined, {
       onData: (sample) => {
         const byId = new Map(sample.map((entry) => [entry.id, entry.usage]));
-        queryClient.setQueryData(trpc.vm.list.queryKey(), (rows) => rows?.map((row) => ({ ...row, usage: byId.get(row.id) ?? null })));
+        // Rows whose figures did not change keep their identity (and are not rendered again).
+        queryClient.setQueryData(trpc.vm.list.queryKey(), (rows) =>
+          rows?.map((row) => {
+            const usage = byId.get(row.id) ?? null;
+            const same = usage?.cpuPercent === row.usage?.cpuPercent && usage?.rssMiB === row.usage?.rssMiB;
+            return same ? row : { ...row, usage };
+          }),
+        );
       },
     }),
   );

@@ -50,6 +50,8 @@ export function createMetrics(deps: MetricsDeps) {
   const live = new EventEmitter();
   live.setMaxListeners(0);
   let latest: Sample | undefined;
+  /** The newest sample's VMs by id (vm.list looks each row up). */
+  let latestById = new Map<string, VmSample>();
 
   async function inventory(): Promise<SamplerInventory> {
     const self = await deps.hostId();
@@ -88,6 +90,7 @@ export function createMetrics(deps: MetricsDeps) {
     history.add("host", hostId, sample.host);
     for (const vm of sample.vms) history.add("vm", vm.id, vm.point);
     latest = sample;
+    latestById = new Map(sample.vms.map((vm) => [vm.id, vm]));
     live.emit("sample", sample);
     return sample;
   }
@@ -116,7 +119,7 @@ export function createMetrics(deps: MetricsDeps) {
 
   /** The newest usage of a VM this host samples, for the VM table. */
   function usage(vmId: string): VmUsage | null {
-    const point = latest?.vms.find((vm) => vm.id === vmId)?.point;
+    const point = latestById.get(vmId)?.point;
     if (!point) return null;
     return { cpuPercent: point.cpuPercent, rssMiB: point.rssBytes === null ? null : point.rssBytes / 1024 / 1024 };
   }
@@ -157,9 +160,17 @@ export function createMetrics(deps: MetricsDeps) {
     registers: [registry],
   });
 
-  /** VM label values of the newest sample, with owners' emails looked up. */
-  async function labelled(): Promise<{ labels: Record<(typeof vmLabels)[number], string>; vm: VmSample }[]> {
-    const vms = latest?.vms ?? [];
+  type Labelled = { labels: Record<(typeof vmLabels)[number], string>; vm: VmSample }[];
+  let labelledFor: { sample: Sample | undefined; rows: Promise<Labelled> } | undefined;
+
+  /** VM label values of the newest sample, owners' emails looked up once per sample (not per metric). */
+  function labelled(): Promise<Labelled> {
+    if (!labelledFor || labelledFor.sample !== latest) labelledFor = { sample: latest, rows: readLabels(latest) };
+    return labelledFor.rows;
+  }
+
+  async function readLabels(sample: Sample | undefined): Promise<Labelled> {
+    const vms = sample?.vms ?? [];
     const ownerIds = [...new Set(vms.flatMap((vm) => (vm.ownerId ? [vm.ownerId] : [])))];
     const owners = ownerIds.length ? await db.user.findMany({ where: { id: { in: ownerIds } }, select: { id: true, email: true } }) : [];
     const emailOf = new Map(owners.map((o) => [o.id, o.email]));
