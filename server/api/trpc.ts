@@ -9,7 +9,8 @@
  *    input validation errors and lost unique races into a tRPC code and a sentence a person
  *    can act on. Anything else is "internal error <id>" to the caller and the whole error,
  *    with that id, in the server log. No message carries a host path, argv or SQL.
- * 3. Procedures: one `procedure`. Before anything else runs, its raw input must be text a
+ * 3. Procedures: one `procedure`. Each call first gets a request id (its log lines and
+ *    events carry it) and, unless a subscription, a latency timer for /metrics. Then its raw input must be text a
  *    database can hold (well-formed Unicode, no NUL), and a mutation sent over HTTP without
  *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
