@@ -7,6 +7,7 @@ import { useMe } from "./session.tsx";
 const LINKS = [
   { href: "/", label: "VMs", match: (p: string) => p === "/" || p.startsWith("/vms"), admin: false },
   { href: "/pools", label: "Pools", match: (p: string) => p.startsWith("/pools"), admin: false },
+  { href: "/hosts", label: "Hosts", match: (p: string) => p.startsWith("/hosts"), admin: false },
   { href: "/images", label: "Images", match: (p: string) => p.startsWith("/images"), admin: false },
   { href: "/tokens", label: "Tokens", match: (p: string) => p.startsWith("/tokens"), admin: false },
   { href: "/account", label: "Account", match: (p: string) => p.startsWith("/account"), admin: false },

@@ -1,5 +1,5 @@
 "use client";
-import { useSyncExternalStore } from "react";
+import { useEffect, useState, useSyncExternalStore } from "react";
 
 /**
  * One clock for every "3m ago" cell on the page: a single timer, started by the first cell
@@ -34,4 +34,14 @@ export function useMinuteClock(): number {
     () => now,
     () => now,
   );
+}
+
+/** The current time, refreshed every `intervalMs`, for one small view (a heartbeat's age on the Hosts page). */
+export function useNow(intervalMs: number): number {
+  const [current, setCurrent] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setCurrent(Date.now()), intervalMs);
+    return () => clearInterval(timer);
+  }, [intervalMs]);
+  return current;
 }

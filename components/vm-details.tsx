@@ -1,6 +1,6 @@
 "use client";
 /**
- * The VM page: properties, actions, port forwards, event history and the serial tail.
+ * The VM page: properties, usage graphs, actions, port forwards, event history and the serial tail.
  * Kept fresh by the live stream (LiveUpdates); after Delete it goes back to the list.
  */
 import Link from "next/link";
@@ -21,6 +21,7 @@ import { TerminalTabs } from "./terminal/terminal-tabs.tsx";
 import { StateBadge } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
+import { VmGraphs } from "./vm-graphs.tsx";
 
 export function VmDetails({ id }: { id: string }) {
   const trpc = useTRPC();
@@ -110,6 +111,8 @@ export function VmDetails({ id }: { id: string }) {
         {/* Through Hangar with the person's own key (Account page), from any machine that reaches Hangar. */}
         <CopyCommand label="SSH command" command={`hangar ssh ${vm.name}`} />
       </section>
+
+      <VmGraphs id={vm.id} running={vm.state === "Running"} />
 
       <section className="card">
         <h2>Terminal</h2>

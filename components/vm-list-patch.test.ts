@@ -38,6 +38,7 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     host: { id: "host1", name: "h1", heartbeatAt: new Date(0) },
     actions: ["Start", "Delete"],
     hostOffline: false,
+    usage: null,
     ...change,
   };
 }

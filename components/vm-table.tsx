@@ -6,6 +6,8 @@
  * changed row renders again.
  */
 import Link from "next/link";
+import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
+import { useSubscription } from "@trpc/tanstack-react-query";
 import { memo, useEffect, useMemo, useRef, useState } from "react";
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type Row, type SortingState } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
@@ -14,8 +16,9 @@ import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatMemory } from "./format.ts";
 import { useMe, type Me } from "./session.tsx";
 import { StateBadge } from "./state-badge.tsx";
-import { type VmRow } from "./trpc.ts";
+import { useTRPC, type VmRow } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
+import type { VmListPage } from "./vm-list-patch.ts";
 import { DEFAULT_SORT, defaultFilter, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
 import { VmFilters } from "./vm-filters.tsx";
 import { useVmRows } from "./use-vm-rows.ts";
@@ -65,6 +68,18 @@ const columns: ColumnDef<VmRow>[] = [
   { id: "host", header: "Host", cell: ({ row }) => row.original.host?.name ?? "—" },
   { id: "cpus", header: "CPUs", meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
   { id: "memoryMiB", header: "Memory", meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
+  {
+    id: "cpuUse",
+    header: "CPU use",
+    meta: { numeric: true },
+    cell: ({ row }) => (row.original.usage?.cpuPercent != null ? `${row.original.usage.cpuPercent.toFixed(0)} %` : "—"),
+  },
+  {
+    id: "memoryUse",
+    header: "Memory use",
+    meta: { numeric: true },
+    cell: ({ row }) => (row.original.usage?.rssMiB != null ? formatMemory(Math.round(row.original.usage.rssMiB)) : "—"),
+  },
   { id: "sshPort", header: "SSH port", meta: { numeric: true, testId: "vm-ssh-port" }, cell: ({ row }) => row.original.sshPort ?? "—" },
   { id: "created", header: "Age", cell: ({ row }) => <Age since={row.original.createdAt} /> },
   { id: "actions", header: "Actions", cell: ({ row }) => <VmActions vm={row.original} /> },
@@ -83,6 +98,35 @@ function isUnfiltered(filter: VmFilter): boolean {
   return !filter.search.trim() && !filter.state && filter.owner === "all" && !filter.hostId && !filter.imageId && !filter.poolId;
 }
 
+/**
+ * Patches each sample's CPU and memory into every cached page of the list (metrics.onUsage).
+ * Rows whose figures did not change keep their identity, so they do not render again.
+ */
+function useLiveUsage() {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  useSubscription(
+    trpc.metrics.onUsage.subscriptionOptions(undefined, {
+      onData: (sample) => {
+        const byId = new Map(sample.map((entry) => [entry.id, entry.usage]));
+        const patch = (page: VmListPage): VmListPage => {
+          let changed = false;
+          const items = page.items.map((row) => {
+            const usage = byId.get(row.id) ?? null;
+            if (usage?.cpuPercent === row.usage?.cpuPercent && usage?.rssMiB === row.usage?.rssMiB) return row;
+            changed = true;
+            return { ...row, usage };
+          });
+          return changed ? { ...page, items } : page;
+        };
+        queryClient.setQueriesData<InfiniteData<VmListPage, unknown>>({ queryKey: trpc.vm.list.infiniteQueryKey() }, (data) =>
+          data ? { ...data, pages: data.pages.map(patch) } : data,
+        );
+      },
+    }),
+  );
+}
+
 export function VmTable() {
   const me = useMe();
   // SessionGate renders pages only once the user is known.
@@ -90,6 +134,7 @@ export function VmTable() {
 }
 
 function Inventory({ me }: { me: Me }) {
+  useLiveUsage();
   const [filter, setFilter] = useState<VmFilter>(() => defaultFilter(me.role));
   const [sort, setSort] = useState<VmSort>(DEFAULT_SORT);
   const list = useVmRows(filter, sort);

@@ -2,6 +2,7 @@
 import path from "node:path";
 import { z } from "zod";
 import { databaseUrl, stateDir } from "./database-url.ts";
+import { LOG_LEVELS } from "./log.ts";
 import { defaultPublicOrigins } from "./origins.ts";
 
 function isBareOrigin(url: URL): boolean {
@@ -89,6 +90,18 @@ const schema = z.object({
    * all of them and the first host to start stores a generated one in the database.
    */
   HANGAR_AUTH_SECRET: z.string().min(32, "HANGAR_AUTH_SECRET needs at least 32 characters (e.g. openssl rand -base64 32)").optional(),
+  /** Seconds between two samples of every running VM's and the host's usage. */
+  HANGAR_SAMPLE_INTERVAL_SEC: z.coerce.number().min(1, "HANGAR_SAMPLE_INTERVAL_SEC is at least 1").max(300, "HANGAR_SAMPLE_INTERVAL_SEC is at most 300").default(5),
+  /**
+   * host:port serving /metrics without authentication (e.g. 127.0.0.1:9464, for a local
+   * Prometheus). Unset: /metrics only on the main port, with an admin's API token.
+   */
+  HANGAR_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):\d{1,5}$/, "HANGAR_METRICS_ADDRESS must be address:port, such as 127.0.0.1:9464")
+    .optional(),
+  /** The server log's level (JSON lines on stdout). */
+  HANGAR_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** This host's name in the Host table (default: the machine's hostname). */
   HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
   /** A host whose heartbeat is older than this is offline: its VMs are shown so and left alone. */

@@ -19,6 +19,8 @@ import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
 import { createImageCopies, type ImageFiles, type LocalImage } from "./images/copies.ts";
 import { createImages } from "./images/images.ts";
+import { timedLifecycle, timedPools } from "./metrics/instrument.ts";
+import { createMetrics } from "./metrics/service.ts";
 import { createPools, type PoolDeps } from "./pool/pool.ts";
 import { VmBus } from "./vms/bus.ts";
 import { createLifecycle } from "./vms/lifecycle.ts";
@@ -79,7 +81,17 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const key = clusterKey(secret);
   const recorder = createRecorder({ db, bus });
   const copies = createImageCopies({ db, imagesDir: env.imagesDir, hostId: hosts.selfId, clusterKey: key, log });
-  const lifecycle = createLifecycle({
+  const metrics = createMetrics({
+    db,
+    stateDir: env.stateDir,
+    intervalMs: env.HANGAR_SAMPLE_INTERVAL_SEC * 1000,
+    hostId: hosts.selfId,
+    hostName: hosts.name,
+    probeFor: driver,
+    terminalCounts: () => terminals.counts(),
+  });
+  const lifecycle = timedLifecycle(
+    createLifecycle({
     db,
     bus,
     recorder,
@@ -88,10 +100,12 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     noRoom: cluster.noRoomHere,
     localImage: localImage ?? copies.ensureLocal,
     readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 },
-  });
+    }),
+    metrics,
+  );
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
-  const pools = createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool });
+  const pools = timedPools(createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }), metrics, db);
   const auth = createAuth({
     secret,
     db,
@@ -105,7 +119,7 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore({ db });
-  const services = { env, db, bus, recorder, hosts, cluster, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
+  const services = { env, db, bus, recorder, hosts, cluster, metrics, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

@@ -1,6 +1,6 @@
 /**
  * Hangar's one HTTP server: pages (Next), the tRPC API (/api/trpc), its REST form (/api/v1,
- * described at /api/openapi.json), sign-in (/api/auth) and
+ * described at /api/openapi.json), sign-in (/api/auth), /metrics (an admin's token) and
  * WebSocket upgrades (/ws/terminal, Next's own). Every request and upgrade, whatever its
  * path, is first checked for a Host that names Hangar (a DNS-rebinding page's requests name
  * the attacker's host), and every response carries the security headers. The exception is
@@ -17,6 +17,7 @@ import { TRPC_WS_PATH, createTrpcWebSocket } from "./api/ws.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
 import { authenticate } from "./auth/principal.ts";
 import type { Hangar } from "./hangar.ts";
+import { handleMetrics, isMetricsRequest } from "./metrics/http.ts";
 import { acceptedHosts, hostAllowed } from "./origins.ts";
 import { INTERNAL_IMAGES_PATH } from "./images/copies.ts";
 import { TERMINAL_PATH } from "./terminal/bridge.ts";
@@ -120,6 +121,10 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     }
     if (req.url?.startsWith("/api/auth/")) {
       handleAuthRequest(req, res);
+      return;
+    }
+    if (isMetricsRequest(req)) {
+      void handleMetrics(hangar.db, hangar.metrics, req, res);
       return;
     }
     // Next takes the nonce from the request's policy; a client's own policy header is replaced.

@@ -18,13 +18,14 @@ import { qemuRunAs } from "./driver/qemu/manager.ts";
 import { loadEnv } from "./env.ts";
 import { createHangar } from "./hangar.ts";
 import { runForwardedCall } from "./cluster/serve.ts";
-import { HostNameTakenError } from "./hosts.ts";
 import { createHttpServer } from "./http-server.ts";
+import { logger } from "./log.ts";
+import { startMetricsServer } from "./metrics/http.ts";
 import { migrateDatabase } from "./migrate.ts";
 import { startFanout } from "./vms/fanout.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const log = (message: string) => console.log(`[hangar] ${message}`);
+const log = (message: string) => logger.info(message);
 
 /**
  * When qemu runs as its own user, nat guests are kept off this host's own addresses
@@ -44,6 +45,7 @@ async function confineGuests(qemuUser: string): Promise<void> {
 
 async function main(): Promise<void> {
   const env = loadEnv();
+  logger.level = env.HANGAR_LOG_LEVEL;
   await migrateDatabase(env.databaseUrl);
   const db = createDb(env.databaseUrl);
   // One secret for every host on this database: a session from one is good on all.
@@ -79,6 +81,9 @@ async function main(): Promise<void> {
   await hangar.cluster.serve((data) => runForwardedCall(hangar, data, log));
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
+  const stopSampler = hangar.metrics.start();
+  const metricsServer = env.HANGAR_METRICS_ADDRESS ? await startMetricsServer(hangar.metrics, env.HANGAR_METRICS_ADDRESS) : undefined;
+  if (env.HANGAR_METRICS_ADDRESS) log(`metrics on http://${env.HANGAR_METRICS_ADDRESS}/metrics (HANGAR_METRICS_ADDRESS, no authentication)`);
   // After the loop's first pass (it logs its own failures): members a crash left mid-clone
   // are Initial by then, for the pool's sweep.
   void hangar.reconciler.reconcileAll().catch(() => undefined).then(() => hangar.pools.start());
@@ -114,6 +119,8 @@ async function main(): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     stopReconciler();
+    stopSampler();
+    metricsServer?.close();
     stopHeartbeat();
     void fanout?.stop();
     hangar.terminals.close();
@@ -136,6 +143,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof HostNameTakenError ? `[hangar] ${error.message}` : error instanceof Error ? error.message : error);
+  logger.fatal({ err: error }, error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

@@ -12,6 +12,7 @@ import { callerFor, createTestHangar, type TestHangar } from "../testing/fixture
 import { createCaller } from "./root.ts";
 import { IN_PROCESS } from "./trpc.ts";
 import { malformedText } from "./schemas.ts";
+import { logger } from "../log.ts";
 
 let t: TestHangar;
 let fake: FakeDriver;
@@ -132,9 +133,16 @@ describe("unique races", () => {
   });
 });
 
+/** A logger.error call: its message, and its `err` field as text. */
+function logLine(call: unknown[]): { message: string; error: string } {
+  const [fields, message] = call;
+  const error = fields !== null && typeof fields === "object" && "err" in fields ? String(fields.err) : "";
+  return { message: String(message), error };
+}
+
 describe("messages", () => {
   it("turn an unexpected error into 'internal error <id>', with the details in the log", async () => {
-    const log = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const log = vi.spyOn(logger, "error").mockImplementation(() => undefined);
     try {
       const secret = path.join(t.env.stateDir, "vms", "x", "serial.log");
       const hangar: Hangar = {
@@ -147,9 +155,9 @@ describe("messages", () => {
       expect(refused.code).toBe("INTERNAL_SERVER_ERROR");
       expect(refused.message).toMatch(/^internal error [0-9a-f]{8}$/);
       const incident = refused.message.slice("internal error ".length);
-      const logged = log.mock.calls.find((call) => String(call[0]).includes(incident));
-      expect(String(logged?.[0])).toContain("vm.get");
-      expect(String(logged?.[1])).toContain(secret);
+      const logged = log.mock.calls.map(logLine).find((line) => line.message.includes(incident));
+      expect(logged?.message).toContain("vm.get");
+      expect(logged?.error).toContain(secret);
     } finally {
       log.mockRestore();
     }
@@ -185,12 +193,12 @@ describe("messages", () => {
     const rsync = await execa("rsync", ["-a", "-e", `ssh -i ${key} -p 2222`, "--", path.join(t.env.syncRoot, "missing") + "/", path.join(t.env.stateDir, "dest")]).catch((e: unknown) => e);
     fake.failNext.set("sync", rsync as Error);
     mkdirSync(path.join(t.env.syncRoot, "site"), { recursive: true });
-    const log = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const log = vi.spyOn(logger, "error").mockImplementation(() => undefined);
     try {
       const refused = await refusal(operator.vm.sync({ id: vm.id, from: "site/", to: "/srv" }));
       expect(refused.message).toMatch(/^Syncing into VM "syncer" failed: rsync exited with code 23: rsync: \[sender\] change_dir "…\/missing" failed/);
       for (const leak of [key, "-e", "ssh -i", t.env.stateDir, t.env.syncRoot]) expect(refused.message).not.toContain(leak);
-      expect(log.mock.calls.some((call) => String(call[1]).includes(key))).toBe(true);
+      expect(log.mock.calls.map(logLine).some((line) => line.error.includes(key))).toBe(true);
     } finally {
       log.mockRestore();
     }
@@ -202,7 +210,7 @@ describe("messages", () => {
     const vm = await admin.vm.create({ name: "no-start", imageId, cpus: 1, memoryMiB: 128 });
     const failed = await execa("qemu-img", ["info", "--", path.join(t.env.stateDir, "vms", vm.id, "disk.qcow2")]).catch((e: unknown) => e);
     fake.failNext.set("start", failed as Error);
-    const log = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    const log = vi.spyOn(logger, "error").mockImplementation(() => undefined);
     try {
       expect((await refusal(admin.vm.start({ id: vm.id }))).message).toMatch(/^Starting VM "no-start" failed: qemu-img exited with code 1: /);
     } finally {

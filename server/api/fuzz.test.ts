@@ -125,6 +125,11 @@ beforeAll(async () => {
     "host.list": undefined,
     "terminal.sessions": undefined,
     "terminal.ticket": { vmId: target.id, kind: "console" },
+    "metrics.vm": { id: target.id, range: "1h" },
+    "metrics.host": { range: "24h" },
+    "metrics.hosts": undefined,
+    "metrics.onVm": { id: target.id },
+    "metrics.onUsage": undefined,
   };
   console.log(`fuzz seed ${SEED} (HANGAR_FUZZ_SEED=${SEED} replays it)`);
 });

@@ -1,6 +1,7 @@
 import { accountRouter } from "./account.ts";
 import { auditRouter, hostRouter } from "./audit.ts";
 import { imageRouter } from "./image.ts";
+import { metricsRouter } from "./metrics.ts";
 import { poolRouter } from "./pool.ts";
 import { snapshotRouter } from "./snapshot.ts";
 import { terminalRouter } from "./terminal.ts";
@@ -20,6 +21,7 @@ export const appRouter = router({
   audit: auditRouter,
   host: hostRouter,
   terminal: terminalRouter,
+  metrics: metricsRouter,
 });
 
 export type AppRouter = typeof appRouter;

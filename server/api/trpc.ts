@@ -9,7 +9,8 @@
  *    input validation errors and lost unique races into a tRPC code and a sentence a person
  *    can act on. Anything else is "internal error <id>" to the caller and the whole error,
  *    with that id, in the server log. No message carries a host path, argv or SQL.
- * 3. Procedures: one `procedure`. Before anything else runs, its raw input must be text a
+ * 3. Procedures: one `procedure`. Each call first gets a request id (its log lines and
+ *    events carry it) and, unless a subscription, a latency timer for /metrics. Then its raw input must be text a
  *    database can hold (well-formed Unicode, no NUL), and a mutation sent over HTTP without
  *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
@@ -18,7 +19,7 @@
  *    forwarded to the VM's (or pool's, or placed) host through server/cluster/, or refused
  *    with HOST_OFFLINE while that host is offline.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import type { OpenApiMeta } from "trpc-to-openapi";
@@ -29,6 +30,7 @@ import { originAllowed } from "../origins.ts";
 import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { logger, withRequestId } from "../log.ts";
 import { id, malformedText } from "./schemas.ts";
 
 // 1. Context
@@ -108,7 +110,7 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
   const domain = isHangarError(cause) ? cause : fromDatabaseError(cause);
   let safe: TRPCError;
   if (domain) {
-    if (domain.code === "DRIVER_FAILED") console.error(`${where}: ${domain.message}`, domain.cause ?? domain);
+    if (domain.code === "DRIVER_FAILED") logger.error({ err: domain.cause ?? domain, procedure: where }, domain.message);
     safe = new TRPCError({ code: ERROR_CODES[domain.code as ErrorCode], message: withoutHostPaths(domain.message), cause: domain });
   } else if (cause instanceof ZodError) {
     safe = new TRPCError({ code: "BAD_REQUEST", message: describeZodError(cause), cause });
@@ -116,7 +118,7 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
     safe = new TRPCError({ code: error.code, message: withoutHostPaths(error.message) || "The request was refused.", cause });
   } else {
     const incident = randomBytes(4).toString("hex");
-    console.error(`internal error ${incident} in ${where}:`, cause ?? error);
+    logger.error({ err: cause ?? error, procedure: where, incident }, `internal error ${incident} in ${where}`);
     safe = new TRPCError({ code: "INTERNAL_SERVER_ERROR", message: `internal error ${incident}` });
   }
   published.add(safe);
@@ -147,6 +149,20 @@ class RanElsewhere extends Error {
     super("the procedure ran on another host");
   }
 }
+
+/**
+ * Each call gets a request id: its log lines and the events it records carry it. Queries
+ * and mutations are timed by procedure for /metrics (a subscription lasts as long as the tab).
+ */
+const observed = t.middleware(({ ctx, path, type, next }) =>
+  withRequestId(randomUUID(), async () => {
+    if (type === "subscription") return next();
+    const end = ctx.hangar.metrics.timeRequest(path, type);
+    const result = await next();
+    end(result.ok ? "ok" : "error");
+    return result;
+  }),
+);
 
 /** Every error leaves a procedure through publicError. */
 const domainErrors = t.middleware(async ({ path, next }) => {
@@ -279,4 +295,4 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */
-export const procedure = t.procedure.use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission).use(onOwningHost);
+export const procedure = t.procedure.use(observed).use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission).use(onOwningHost);

@@ -4,8 +4,10 @@
  *   whoever may read the VM (vm.events).
  * - "audit": sign-ins and changes to users, tokens and accounts. Admins only (audit.list).
  * A VM event that moves a VM's state is also published on the bus, once it is stored.
+ * An entry recorded while an API call runs carries that call's request id (server/log.ts).
  */
 import type { Db } from "../db.ts";
+import { currentRequestId } from "../log.ts";
 import type { VmBus } from "../vms/bus.ts";
 import type { State } from "../vms/state.ts";
 
@@ -58,6 +60,7 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
           message: entry.message,
           target: entry.target,
           userId: entry.userId ?? null,
+          requestId: currentRequestId() ?? null,
         },
       });
     }
@@ -73,6 +76,7 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
         ok: entry.ok,
         message: entry.message,
         userId: entry.userId ?? null,
+        requestId: currentRequestId() ?? null,
       },
     });
     if (entry.to) bus.publish({ vmId: entry.vm.id ?? "", vmName: entry.vm.name, state: entry.to, eventId: event.id });

@@ -150,6 +150,14 @@ export interface StopOutcome {
   afterMs: number;
 }
 
+/** Disk I/O since the hypervisor started, summed over the VM's drives. */
+export interface BlockStats {
+  readBytes: number;
+  writeBytes: number;
+  readOps: number;
+  writeOps: number;
+}
+
 export interface DiskInfo {
   virtualBytes: number;
   actualBytes: number;
@@ -311,4 +319,6 @@ export interface Manager {
   kill(): Promise<void>;
   /** The last `maxBytes` of what the serial console printed. */
   serialTail(maxBytes: number): Promise<string>;
+  /** Disk I/O counters of the running VM (metrics). MUST throw NotRunningError when not running. */
+  blockStats(): Promise<BlockStats>;
 }

@@ -6,6 +6,7 @@ import net from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   AlreadyRunningError,
+  type BlockStats,
   DiskHasSnapshotsError,
   DiskShrinkError,
   NotRunningError,
@@ -44,6 +45,8 @@ export interface FakeVm {
   cloudInitStatus: string;
   /** Its CPUs stopped by pause(), until unpause() or the process ends. */
   paused?: boolean;
+  /** Disk I/O counters blockStats() reports; tests move them. */
+  blockStats: BlockStats;
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
@@ -65,7 +68,7 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0, shells: [], cloudInitStatus: this.cloudInitStatus };
+      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0, shells: [], cloudInitStatus: this.cloudInitStatus, blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 } };
       this.vms.set(id, vm);
     }
     return vm;
@@ -200,6 +203,11 @@ export class FakeDriver {
         requireRunning();
         this.maybeFail("unpause");
         vm.paused = false;
+      },
+      // Not in `calls`: the sampler asks every few seconds.
+      blockStats: async () => {
+        requireRunning();
+        return { ...vm.blockStats };
       },
       suspend: async () => {
         vm.calls.push("suspend");

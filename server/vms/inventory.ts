@@ -67,7 +67,7 @@ const slim = { omit: { userData: true } } as const;
  * Prisma's per-row relation joins on a thousand VMs.
  */
 export async function readInventory(hangar: Hangar) {
-  const { db } = hangar;
+  const { db, metrics } = hangar;
   const [vms, images, owners, hosts, ports] = await Promise.all([
     db.vm.findMany({ orderBy: { createdAt: "asc" }, ...slim }),
     db.image.findMany({ select: { id: true, name: true } }),
@@ -88,6 +88,7 @@ export async function readInventory(hangar: Hangar) {
       ports: portsByVm.get(vm.id) ?? [],
       owner: vm.ownerId ? (ownerById.get(vm.ownerId) ?? null) : null,
       host: vm.hostId ? (hostById.get(vm.hostId) ?? null) : null,
+      usage: metrics.usage(vm.id),
     }),
   );
 }
@@ -95,7 +96,7 @@ export async function readInventory(hangar: Hangar) {
 /** One VM as vm.list shows it (what a live change carries), or null once it is gone. */
 export async function listRow(hangar: Hangar, id: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id }, ...slim, include: vmInclude });
-  return vm ? withHost(hangar, vm) : null;
+  return vm ? withHost(hangar, { ...vm, usage: hangar.metrics.usage(vm.id) }) : null;
 }
 
 export async function getVm(hangar: Hangar, id: string) {

@@ -18,6 +18,7 @@ import {
   DiskHasSnapshotsError,
   DiskShrinkError,
   SnapshotNotFoundError,
+  type BlockStats,
   type DiskInfo,
   type LoginOptions,
   type Manager,
@@ -31,6 +32,7 @@ import {
   type StopOutcome,
 } from "../manager.ts";
 import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
+import { queryBlockStats } from "./blockstats.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { findOvmf } from "./firmware.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
@@ -525,6 +527,11 @@ export class QemuManager implements Manager {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     const text = await withQmp(this.files.qmpSocket, (qmp) => qmp.human("info usernet"));
     return parseUsernetForwards(text);
+  }
+
+  async blockStats(): Promise<BlockStats> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    return queryBlockStats(this.files.qmpSocket);
   }
 
   async addForward(forward: PortForward): Promise<number> {

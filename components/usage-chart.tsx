@@ -1,0 +1,54 @@
+"use client";
+/** One small uPlot time chart: x in seconds, one or more series; new data replaces the old in place. */
+import { useEffect, useRef } from "react";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export interface ChartSeries {
+  label: string;
+  color: string;
+}
+
+export function UsageChart({ title, series, data, format, testId }: { title: string; series: ChartSeries[]; data: uPlot.AlignedData; format: (value: number) => string; testId: string }) {
+  const holder = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  // What a chart made again (new series or format) starts from; the data effect keeps it current.
+  const latest = useRef(data);
+
+  useEffect(() => {
+    const element = holder.current;
+    if (!element) return;
+    const chart = new uPlot(
+      {
+        width: Math.max(240, element.clientWidth),
+        height: 160,
+        legend: { show: true },
+        scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        axes: [{}, { values: (_u, ticks) => ticks.map(format), size: 70 }],
+        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) }))],
+      },
+      latest.current,
+      element,
+    );
+    plot.current = chart;
+    const resize = new ResizeObserver(() => chart.setSize({ width: Math.max(240, element.clientWidth), height: 160 }));
+    resize.observe(element);
+    return () => {
+      resize.disconnect();
+      chart.destroy();
+      plot.current = null;
+    };
+  }, [series, format]);
+
+  useEffect(() => {
+    latest.current = data;
+    plot.current?.setData(data);
+  }, [data]);
+
+  return (
+    <figure className="usage-chart" data-testid={testId} data-points={data[0].length}>
+      <figcaption>{title}</figcaption>
+      <div ref={holder} />
+    </figure>
+  );
+}

@@ -1,0 +1,36 @@
+/**
+ * The server's own log: JSON lines on stdout (pino), one object per line with `time`,
+ * `level`, `msg` and, inside an API call, `reqId`: the id the call's events carry too
+ * (Event.requestId), so a log line and the events it caused can be found together.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { pino } from "pino";
+
+interface RequestScope {
+  requestId: string;
+}
+
+const scope = new AsyncLocalStorage<RequestScope>();
+
+/** Runs `fn` as part of request `requestId`: logs and recorded events inside it carry the id. */
+export function withRequestId<T>(requestId: string, fn: () => T): T {
+  return scope.run({ requestId }, fn);
+}
+
+/** The id of the API call this code runs for, if any. */
+export function currentRequestId(): string | undefined {
+  return scope.getStore()?.requestId;
+}
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Tests keep quiet; main.ts sets HANGAR_LOG_LEVEL. */
+export const logger = pino({
+  level: process.env.VITEST ? "silent" : "info",
+  base: { pid: process.pid },
+  mixin() {
+    const requestId = currentRequestId();
+    return requestId ? { reqId: requestId } : {};
+  },
+});
