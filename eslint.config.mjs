@@ -19,7 +19,15 @@ export default defineConfig([
     rules: {
       "@typescript-eslint/no-restricted-imports": [
         "error",
-        { patterns: [{ regex: "(^|/)server/|^@/server/", allowTypeImports: true, message: "Browser code imports types only from server/; shared values live in lib/vocabulary.ts." }] },
+        {
+          patterns: [
+            {
+              regex: "(^|/)server/|^@/server/",
+              allowTypeImports: true,
+              message: "Browser code imports types only from server/; shared values live in lib/vocabulary.ts.",
+            },
+          ],
+        },
       ],
     },
   },

@@ -83,18 +83,25 @@ runBench("api", async ({ hangar, imageId }) => {
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/trpc/vm.list`;
   const firstPageUrl = `${base}?input=${encodeURIComponent(JSON.stringify(superjson.serialize({ sort: "name", limit: PAGE })))}`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
-  const callApi = (url: string, headers: Record<string, string> = {}, expect = 200) => () =>
-    new Promise<number>((resolve, reject) => {
-      http
-        .get(url, { agent, headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
-          if (res.statusCode !== expect) reject(new Error(`vm.list answered ${res.statusCode}`));
-          let bytes = 0;
-          res.on("data", (chunk: Buffer) => (bytes += chunk.length));
-          res.on("end", () => resolve(bytes));
-        })
-        .on("error", reject);
-    });
-  const include = { image: { select: { id: true, name: true } }, ports: true, owner: { select: { id: true, email: true } }, host: { select: { id: true, name: true } } };
+  const callApi =
+    (url: string, headers: Record<string, string> = {}, expect = 200) =>
+    () =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get(url, { agent, headers: { authorization: `Bearer ${token}`, ...headers } }, (res) => {
+            if (res.statusCode !== expect) reject(new Error(`vm.list answered ${res.statusCode}`));
+            let bytes = 0;
+            res.on("data", (chunk: Buffer) => (bytes += chunk.length));
+            res.on("end", () => resolve(bytes));
+          })
+          .on("error", reject);
+      });
+  const include = {
+    image: { select: { id: true, name: true } },
+    ports: true,
+    owner: { select: { id: true, email: true } },
+    host: { select: { id: true, name: true } },
+  };
   const prismaFirstPage = async () => {
     await Promise.all([db.vm.findMany({ include, omit: { userData: true }, orderBy: [{ name: "asc" }, { id: "asc" }], take: PAGE }), db.vm.count()]);
     return 0;
@@ -105,10 +112,12 @@ runBench("api", async ({ hangar, imageId }) => {
   };
 
   const etag = await new Promise<string>((resolve, reject) => {
-    http.get(firstPageUrl, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
-      res.resume();
-      resolve(String(res.headers.etag ?? ""));
-    }).on("error", reject);
+    http
+      .get(firstPageUrl, { agent, headers: { authorization: `Bearer ${token}` } }, (res) => {
+        res.resume();
+        resolve(String(res.headers.etag ?? ""));
+      })
+      .on("error", reject);
   });
   await callApi(base)();
   console.log(`${VMS} VMs, ${CLIENTS} concurrent clients, ${seconds} s a side, ${hangar.env.databaseUrl.split(":")[0]}`);
@@ -119,8 +128,12 @@ runBench("api", async ({ hangar, imageId }) => {
   const directAll = summary(`prisma full list (${VMS})`, await load(prismaFullList));
   const apiAll = summary(`tRPC vm.list full list`, await load(callApi(base)));
   const apiAllBr = summary(`  same, Accept-Encoding: br`, await load(callApi(base, { "accept-encoding": "br" })));
-  console.log(`first page: p50 ${(apiPage.p50 / directPage.p50).toFixed(2)}x Prisma's, ${(apiPage.rps / directPage.rps).toFixed(2)}x its req/s (br ${apiPageBr.rps.toFixed(0)} req/s, 304 ${poller.rps.toFixed(0)} req/s)`);
-  console.log(`full list:  p50 ${(apiAll.p50 / directAll.p50).toFixed(2)}x Prisma's, ${(apiAll.rps / directAll.rps).toFixed(2)}x its req/s (br ${apiAllBr.rps.toFixed(0)} req/s)`);
+  console.log(
+    `first page: p50 ${(apiPage.p50 / directPage.p50).toFixed(2)}x Prisma's, ${(apiPage.rps / directPage.rps).toFixed(2)}x its req/s (br ${apiPageBr.rps.toFixed(0)} req/s, 304 ${poller.rps.toFixed(0)} req/s)`,
+  );
+  console.log(
+    `full list:  p50 ${(apiAll.p50 / directAll.p50).toFixed(2)}x Prisma's, ${(apiAll.rps / directAll.rps).toFixed(2)}x its req/s (br ${apiAllBr.rps.toFixed(0)} req/s)`,
+  );
   console.log("goals: p50 < 20 ms and >= 500 req/s for the first page and the full list");
   server.close();
   agent.destroy();

@@ -54,13 +54,36 @@ async function bareQemu(work: string, accel: string, run: number): Promise<numbe
   const port = await freePort();
   const started = performance.now();
   await execa("qemu-system-x86_64", [
-    "-machine", `q35,accel=${accel}`, "-cpu", accel === "kvm" ? "host" : "max", "-m", "256M", "-smp", "1",
-    "-nodefaults", "-display", "none", "-daemonize", "-pidfile", path.join(dir, "pid"),
-    "-serial", `file:${path.join(dir, "serial.log")}`,
-    "-kernel", kernel, "-initrd", initrd, "-append", cmdline,
-    "-drive", `file=${path.join(dir, "disk.qcow2")},format=qcow2,if=virtio`,
-    "-drive", `file=${path.join(dir, "cidata.iso")},format=raw,if=virtio,readonly=on`,
-    "-netdev", `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`, "-device", "virtio-net-pci,netdev=net0",
+    "-machine",
+    `q35,accel=${accel}`,
+    "-cpu",
+    accel === "kvm" ? "host" : "max",
+    "-m",
+    "256M",
+    "-smp",
+    "1",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-daemonize",
+    "-pidfile",
+    path.join(dir, "pid"),
+    "-serial",
+    `file:${path.join(dir, "serial.log")}`,
+    "-kernel",
+    kernel,
+    "-initrd",
+    initrd,
+    "-append",
+    cmdline,
+    "-drive",
+    `file=${path.join(dir, "disk.qcow2")},format=qcow2,if=virtio`,
+    "-drive",
+    `file=${path.join(dir, "cidata.iso")},format=raw,if=virtio,readonly=on`,
+    "-netdev",
+    `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:22`,
+    "-device",
+    "virtio-net-pci,netdev=net0",
   ]);
   await waitForSsh(port, key);
   const elapsed = performance.now() - started;
@@ -93,7 +116,6 @@ async function tinyBench({ work, hangar, api, imageId }: Bench): Promise<void> {
   console.log(`tiny guest ratio hangar/bare: ${(ours / bare).toFixed(3)} (goal <= 1.10)`);
 }
 
-
 const LOGIN = "hangar";
 const DEBIAN = { cpus: 2, memoryMiB: 1024 } as const;
 
@@ -101,7 +123,11 @@ const DEBIAN = { cpus: 2, memoryMiB: 1024 } as const;
 async function waitForCloudInit(port: number, keyFile: string): Promise<string> {
   for (;;) {
     if (await greetsWithSshBanner(port)) {
-      const result = await execa("ssh", ["-o", "ConnectTimeout=5", ...sshOptions(port, keyFile), "--", `${LOGIN}@127.0.0.1`, READY_PROBE.map(shellQuote).join(" ")], { reject: false, timeout: 120_000 });
+      const result = await execa(
+        "ssh",
+        ["-o", "ConnectTimeout=5", ...sshOptions(port, keyFile), "--", `${LOGIN}@127.0.0.1`, READY_PROBE.map(shellQuote).join(" ")],
+        { reject: false, timeout: 120_000 },
+      );
       if (result.exitCode === 0) {
         const readiness = parseReadiness(result.stdout);
         if (readiness.state !== "booting") return readiness.detail;

@@ -57,7 +57,10 @@ async function waitForServer(baseURL: string, server: ChildProcess): Promise<voi
   const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     if (server.exitCode !== null) throw new Error(`the server exited with ${server.exitCode}`);
-    const up = await fetch(`${baseURL}/sign-in`).then((r) => r.ok, () => false);
+    const up = await fetch(`${baseURL}/sign-in`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) return;
     await sleep(250);
   }
@@ -197,7 +200,10 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       await page.goto("/");
       await page.locator('[data-testid="vm-row"]').first().waitFor({ state: "visible" });
       firstRows.push(performance.now() - started);
-      shape = await page.evaluate(() => ({ rows: document.querySelectorAll('[data-testid="vm-row"]').length, elements: document.querySelectorAll("*").length }));
+      shape = await page.evaluate(() => ({
+        rows: document.querySelectorAll('[data-testid="vm-row"]').length,
+        elements: document.querySelectorAll("*").length,
+      }));
       await context.close();
     }
     console.log(`first rows visible        median ${median(firstRows).toFixed(0)} ms of ${FIRST_ROW_SAMPLES} fresh tabs (goal < 1000 ms)`);
@@ -245,7 +251,10 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       for (let cycle = 0; cycle < cycles; cycle++) {
         const since = new Date();
         // Awaited together, so a failing watcher fails the run (and its clean-up runs).
-        const [shownAt] = await Promise.all([Promise.all(pages.map((page) => watchState(page, changingVm, "Running"))), api!.vm.start.mutate({ id: changingVm })]);
+        const [shownAt] = await Promise.all([
+          Promise.all(pages.map((page) => watchState(page, changingVm, "Running"))),
+          api!.vm.start.mutate({ id: changingVm }),
+        ]);
         const events = await api!.vm.events.query({ vmId: changingVm, limit: 20 });
         const runningAt = events.events.find((e) => e.toState === "Running" && e.createdAt >= since)?.createdAt.getTime();
         if (runningAt !== undefined) latencies.push(Math.max(...shownAt) - runningAt);
@@ -260,20 +269,35 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       const frames = traffic.reduce((sum, t) => sum + t.frames, 0) / tabs / changes;
       const requests = traffic.reduce((sum, t) => sum + t.requests, 0) / tabs / changes;
       await context.close();
-      return { cpuPerChangeMs: (cpu / changes) * 1000, changes, bytesPerChangePerTab: median(bytes), maxBytes: Math.max(...bytes), frames, requests, latencies };
+      return {
+        cpuPerChangeMs: (cpu / changes) * 1000,
+        changes,
+        bytesPerChangePerTab: median(bytes),
+        maxBytes: Math.max(...bytes),
+        frames,
+        requests,
+        latencies,
+      };
     }
 
     const one = await measure(1);
     const many = await measure(TABS);
-    for (const [label, run] of [["1 tab", one], [`${TABS} tabs`, many]] as const) {
+    for (const [label, run] of [
+      ["1 tab", one],
+      [`${TABS} tabs`, many],
+    ] as const) {
       console.log(
         `${label.padEnd(7)} ${run.changes} changes  server CPU ${run.cpuPerChangeMs.toFixed(1)} ms/change  ` +
           `${(run.bytesPerChangePerTab / 1024).toFixed(2)} KB/change/tab (max ${(run.maxBytes / 1024).toFixed(2)})  ` +
           `${run.frames.toFixed(1)} frames and ${run.requests.toFixed(2)} HTTP requests per change per tab`,
       );
     }
-    console.log(`change to every tab       ${TABS} tabs: median ${median(many.latencies).toFixed(0)} ms, worst ${Math.max(...many.latencies).toFixed(0)} ms from the Running event to the last tab (goal < 500 ms)`);
-    console.log(`bytes per change per tab  ${(many.bytesPerChangePerTab / 1024).toFixed(2)} KB (goal < 5 KB): ratio to goal ${(many.bytesPerChangePerTab / 5120).toFixed(2)}`);
+    console.log(
+      `change to every tab       ${TABS} tabs: median ${median(many.latencies).toFixed(0)} ms, worst ${Math.max(...many.latencies).toFixed(0)} ms from the Running event to the last tab (goal < 500 ms)`,
+    );
+    console.log(
+      `bytes per change per tab  ${(many.bytesPerChangePerTab / 1024).toFixed(2)} KB (goal < 5 KB): ratio to goal ${(many.bytesPerChangePerTab / 5120).toFixed(2)}`,
+    );
     console.log(`server CPU per change     ${TABS} tabs / 1 tab = ${(many.cpuPerChangeMs / one.cpuPerChangeMs).toFixed(2)} (goal <= 2)`);
   } finally {
     if (vmId && api) {

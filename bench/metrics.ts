@@ -104,7 +104,8 @@ async function main(): Promise<void> {
         const delta = process.cpuUsage(before);
         used += delta.user + delta.system;
         if (sample.vms.length !== running.length) throw new Error(`sampled ${sample.vms.length} of ${running.length} VMs`);
-        if (running.length > 0 && sample.vms.some((vm) => vm.point.cpuPercent === null || vm.point.diskReadBytesPerSec === null)) throw new Error("a VM sample lacks figures");
+        if (running.length > 0 && sample.vms.some((vm) => vm.point.cpuPercent === null || vm.point.diskReadBytesPerSec === null))
+          throw new Error("a VM sample lacks figures");
       }
       return used / SAMPLES;
     }
@@ -112,10 +113,14 @@ async function main(): Promise<void> {
     const baseline = await cost([]);
     const full = await cost(vms);
     const percent = (micros: number) => (micros / (INTERVAL_SEC * 1e6)) * 100;
-    console.log(`sampler, host only:   ${(baseline / 1000).toFixed(2)} ms CPU per sample = ${percent(baseline).toFixed(3)} % of one core every ${INTERVAL_SEC} s`);
+    console.log(
+      `sampler, host only:   ${(baseline / 1000).toFixed(2)} ms CPU per sample = ${percent(baseline).toFixed(3)} % of one core every ${INTERVAL_SEC} s`,
+    );
     console.log(`sampler, ${VMS} VMs:     ${(full / 1000).toFixed(2)} ms CPU per sample = ${percent(full).toFixed(3)} % of one core every ${INTERVAL_SEC} s`);
     console.log(`per VM:               ${((full - baseline) / VMS / 1000).toFixed(3)} ms CPU per sample`);
-    console.log(`ratio to the goal (1 % of one core): ${(percent(full) / 1).toFixed(2)} (${percent(full) <= 1 ? "within" : "over"} the goal); ${VMS} VMs vs host only: ${(full / baseline).toFixed(1)}x`);
+    console.log(
+      `ratio to the goal (1 % of one core): ${(percent(full) / 1).toFixed(2)} (${percent(full) <= 1 ? "within" : "over"} the goal); ${VMS} VMs vs host only: ${(full / baseline).toFixed(1)}x`,
+    );
   } finally {
     child.kill();
     rmSync(work, { recursive: true, force: true });

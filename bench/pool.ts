@@ -89,6 +89,8 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
     await api.vm.delete({ id: vm.id });
     const suspended = median(times.get("Suspended") ?? []);
     console.log(`Suspended: ${(cold / suspended).toFixed(1)}x faster than cold (goal >= 10x)`);
-    console.log(`  a resume: vm.start (qemu start, saved state loaded) median ${Math.round(median(resumes))} ms, then SSH login median ${Math.round(median(logins))} ms`);
+    console.log(
+      `  a resume: vm.start (qemu start, saved state loaded) median ${Math.round(median(resumes))} ms, then SSH login median ${Math.round(median(logins))} ms`,
+    );
   }
 });

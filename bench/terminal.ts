@@ -115,7 +115,9 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
   const vm = await api.vm.create({ name: "bench-term", imageId, cpus: 1, memoryMiB: 256 });
   await api.vm.start({ id: vm.id });
   for (;;) {
-    const ok = await api.vm.exec({ id: vm.id, command: ["sh", "-c", `head -c ${FILE_BYTES} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big`] }).catch(() => undefined);
+    const ok = await api.vm
+      .exec({ id: vm.id, command: ["sh", "-c", `head -c ${FILE_BYTES} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big`] })
+      .catch(() => undefined);
     if (ok?.exitCode === 0) break;
     await sleep(200);
   }
@@ -134,7 +136,11 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     if (Object.keys(hangar.consoles.viewerCounts()).length > 0) throw new Error("the hub still holds the serial socket");
     const serial = net.createConnection(vmFiles(hangar.env.stateDir, vm.id).serialSocket);
     await new Promise<void>((resolve) => serial.once("connect", () => resolve()));
-    const pipe = pipeOver((t) => serial.write(t), (on) => serial.on("data", on), () => serial.destroy());
+    const pipe = pipeOver(
+      (t) => serial.write(t),
+      (on) => serial.on("data", on),
+      () => serial.destroy(),
+    );
     try {
       return await measure(pipe);
     } finally {
@@ -162,7 +168,11 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
 
   // Log in once, directly; the shell then stays logged in for every round.
   const login = net.createConnection(vmFiles(hangar.env.stateDir, vm.id).serialSocket);
-  const loginPipe = pipeOver((t) => login.write(t), (on) => login.on("data", on), () => login.destroy());
+  const loginPipe = pipeOver(
+    (t) => login.write(t),
+    (on) => login.on("data", on),
+    () => login.destroy(),
+  );
   await new Promise<void>((resolve) => login.once("connect", () => resolve()));
   loginPipe.write("\n");
   await loginPipe.waitFor("login:");
@@ -177,7 +187,9 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
   for (let round = 0; round < ROUNDS; round++) {
     direct.push(await directRound());
     through.push(await bridgeRound());
-    console.log(`round ${round + 1}: echo direct ${direct[round]?.echoMs.toFixed(2)} ms, bridge ${through[round]?.echoMs.toFixed(2)} ms; output direct ${((direct[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s, bridge ${((through[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s`);
+    console.log(
+      `round ${round + 1}: echo direct ${direct[round]?.echoMs.toFixed(2)} ms, bridge ${through[round]?.echoMs.toFixed(2)} ms; output direct ${((direct[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s, bridge ${((through[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(3)} MB/s`,
+    );
   }
 
   const echo = { direct: median(direct.map((r) => r.echoMs)), bridge: median(through.map((r) => r.echoMs)) };
@@ -194,11 +206,19 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
   const user = running.image.loginUser;
   await api.vm.exec({ id: vm.id, command: ["sh", "-c", `head -c ${SSH_FILE_BYTES} /dev/zero | tr '\\0' a | fold -w 99 > /tmp/big10`] });
   const proxyCommand = `'${process.execPath}' '${LAUNCHER}' proxy ${vm.id}`;
-  const sshArgs = (through: boolean) => [...sshOptions(running.sshPort ?? 0, privateKeyFile), ...(through ? ["-o", `ProxyCommand=${proxyCommand}`] : []), `${user}@127.0.0.1`];
+  const sshArgs = (through: boolean) => [
+    ...sshOptions(running.sshPort ?? 0, privateKeyFile),
+    ...(through ? ["-o", `ProxyCommand=${proxyCommand}`] : []),
+    `${user}@127.0.0.1`,
+  ];
 
   async function sshRound(through: boolean) {
     const shell = execa("ssh", ["-tt", ...sshArgs(through)], { env: cliEnv, reject: false, buffer: false });
-    const pipe = pipeOver((t) => shell.stdin?.write(t), (on) => shell.stdout?.on("data", on), () => shell.kill());
+    const pipe = pipeOver(
+      (t) => shell.stdin?.write(t),
+      (on) => shell.stdout?.on("data", on),
+      () => shell.kill(),
+    );
     await freshPrompt(pipe, "$ ");
     const times = await echoTimes(pipe);
     pipe.write("\u0015exit\n");
@@ -225,17 +245,22 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
   for (let round = 0; round < ROUNDS; round++) {
     sshDirect.push(await sshRound(false));
     sshThrough.push(await sshRound(true));
-    console.log(`ssh round ${round + 1}: echo direct ${sshDirect[round]?.echoMs.toFixed(2)} ms, through Hangar ${sshThrough[round]?.echoMs.toFixed(2)} ms; cat direct ${((sshDirect[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshThrough[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s`);
+    console.log(
+      `ssh round ${round + 1}: echo direct ${sshDirect[round]?.echoMs.toFixed(2)} ms, through Hangar ${sshThrough[round]?.echoMs.toFixed(2)} ms; cat direct ${((sshDirect[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshThrough[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s`,
+    );
   }
   server.closeAllConnections();
   server.close();
   const sshEcho = { direct: median(sshDirect.map((r) => r.echoMs)), through: median(sshThrough.map((r) => r.echoMs)) };
   const sshCat = { direct: median(sshDirect.map((r) => r.bytesPerSecond)), through: median(sshThrough.map((r) => r.bytesPerSecond)) };
   console.log(`ssh echo round trip median: direct ${sshEcho.direct.toFixed(2)} ms, through Hangar ${sshEcho.through.toFixed(2)} ms`);
-  console.log(`ssh throughput (cat ${SSH_FILE_BYTES / 1e6} MB): direct ${(sshCat.direct / 1e6).toFixed(2)} MB/s, through Hangar ${(sshCat.through / 1e6).toFixed(2)} MB/s`);
-  console.log(`ssh ratios: echo ${(sshEcho.through / sshEcho.direct).toFixed(2)}x (goal <= 1.3), throughput ${(sshCat.through / sshCat.direct).toFixed(2)}x (goal >= 0.8)`);
+  console.log(
+    `ssh throughput (cat ${SSH_FILE_BYTES / 1e6} MB): direct ${(sshCat.direct / 1e6).toFixed(2)} MB/s, through Hangar ${(sshCat.through / 1e6).toFixed(2)} MB/s`,
+  );
+  console.log(
+    `ssh ratios: echo ${(sshEcho.through / sshEcho.direct).toFixed(2)}x (goal <= 1.3), throughput ${(sshCat.through / sshCat.direct).toFixed(2)}x (goal >= 0.8)`,
+  );
 
   await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   await api.vm.delete({ id: vm.id });
 });
-

@@ -34,7 +34,10 @@ describe("config", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
     expect(await loadConfig(env)).toEqual({ url: "https://hangar.example", token: "hgr_secret" });
-    expect(await loadConfig({ ...env, HANGAR_URL: "http://127.0.0.1:3000", HANGAR_TOKEN: "hgr_ci" })).toEqual({ url: "http://127.0.0.1:3000", token: "hgr_ci" });
+    expect(await loadConfig({ ...env, HANGAR_URL: "http://127.0.0.1:3000", HANGAR_TOKEN: "hgr_ci" })).toEqual({
+      url: "http://127.0.0.1:3000",
+      token: "hgr_ci",
+    });
   });
 });
 

@@ -35,7 +35,10 @@ beforeAll(async () => {
   const port = (server.address() as AddressInfo).port;
   url = `http://127.0.0.1:${port}`;
   t = await createTestHangar({ settings: { PORT: port } });
-  createHttpServer({ hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } }, server);
+  createHttpServer(
+    { hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } },
+    server,
+  );
   await tinyImage(t.hangar);
   const admin = await callerFor(t.hangar, "admin");
   await admin.user.add({ email: "dev@test.hangar", name: "dev", password: "a long password", role: "operator" });
@@ -95,12 +98,20 @@ describe("hangar CLI", () => {
 
     // ssh's own ProxyCommand, as a user writes it in ~/.ssh/config; the exit status comes back.
     const proxy = `'${process.execPath}' '${LAUNCHER}' proxy %h`;
-    const direct = await execa("ssh", ["-o", `ProxyCommand=${proxy}`, "-i", key, ...sshOptions, "-o", "StrictHostKeyChecking=accept-new", "hangar@cli-1", "echo through-hangar; exit 3"], { env: { ...process.env, ...env }, reject: false });
+    const direct = await execa(
+      "ssh",
+      ["-o", `ProxyCommand=${proxy}`, "-i", key, ...sshOptions, "-o", "StrictHostKeyChecking=accept-new", "hangar@cli-1", "echo through-hangar; exit 3"],
+      { env: { ...process.env, ...env }, reject: false },
+    );
     expect(direct.stdout.trim()).toBe("through-hangar");
     expect(direct.exitCode).toBe(3);
 
     // The serial console in a PTY: a newline brings the login prompt, ~. leaves.
-    const consoleRun = execa("script", ["-qfec", `'${process.execPath}' '${LAUNCHER}' console cli-1`, "/dev/null"], { env: { ...process.env, ...env }, reject: false, timeout: 120_000 });
+    const consoleRun = execa("script", ["-qfec", `'${process.execPath}' '${LAUNCHER}' console cli-1`, "/dev/null"], {
+      env: { ...process.env, ...env },
+      reject: false,
+      timeout: 120_000,
+    });
     let seen = "";
     consoleRun.stdout?.on("data", (chunk: Buffer) => (seen += chunk.toString("latin1")));
     await expect.poll(() => seen, { timeout: 30_000 }).toMatch(/serial console/);

@@ -52,15 +52,15 @@ const int = (name: string) => (value: string) => {
 };
 
 /** A VM as one line of a table. */
-const vmRow = (vm: { name: string; state: string; readyState?: string | null; cpus: number; memoryMiB: number; image: { name: string }; owner?: { email: string } | null }) => [
-  vm.name,
-  vm.state,
-  vm.readyState ?? "",
-  String(vm.cpus),
-  `${vm.memoryMiB} MiB`,
-  vm.image.name,
-  vm.owner?.email ?? "",
-];
+const vmRow = (vm: {
+  name: string;
+  state: string;
+  readyState?: string | null;
+  cpus: number;
+  memoryMiB: number;
+  image: { name: string };
+  owner?: { email: string } | null;
+}) => [vm.name, vm.state, vm.readyState ?? "", String(vm.cpus), `${vm.memoryMiB} MiB`, vm.image.name, vm.owner?.email ?? ""];
 const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER"];
 
 program
@@ -124,13 +124,27 @@ program
   .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
   .option("--start", "start it once created")
   .action(
-    run(async (name: string, options: { image: string; cpus: number; memory: number; disk?: number; userData?: string; network?: "nat" | "isolated" | "bridge"; start?: boolean }, command: Command) => {
-      const { api } = await connect();
-      const userData = options.userData ? await readFile(options.userData, "utf8") : undefined;
-      let vm = await api.vm.create.mutate({ name, imageId: await resolveImage(api, options.image), cpus: options.cpus, memoryMiB: options.memory, diskGiB: options.disk, userData, network: options.network });
-      if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
-      output(json(command), vm, (v) => `${v.name} ${v.state}`);
-    }),
+    run(
+      async (
+        name: string,
+        options: { image: string; cpus: number; memory: number; disk?: number; userData?: string; network?: "nat" | "isolated" | "bridge"; start?: boolean },
+        command: Command,
+      ) => {
+        const { api } = await connect();
+        const userData = options.userData ? await readFile(options.userData, "utf8") : undefined;
+        let vm = await api.vm.create.mutate({
+          name,
+          imageId: await resolveImage(api, options.image),
+          cpus: options.cpus,
+          memoryMiB: options.memory,
+          diskGiB: options.disk,
+          userData,
+          network: options.network,
+        });
+        if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
+        output(json(command), vm, (v) => `${v.name} ${v.state}`);
+      },
+    ),
   );
 
 for (const [verb, describe] of [
@@ -204,7 +218,14 @@ program
       const at = target.indexOf(":");
       if (at <= 0) throw new CliError(`"${target}" names no VM path; write VM:/path, e.g. web-1:/srv.`, EXIT.USAGE);
       const { api } = await connect();
-      const result = await api.vm.sync.mutate({ id: await resolveVm(api, target.slice(0, at)), from, to: target.slice(at + 1), asRoot: options.root, chown: options.chown, excludes: options.exclude });
+      const result = await api.vm.sync.mutate({
+        id: await resolveVm(api, target.slice(0, at)),
+        from,
+        to: target.slice(at + 1),
+        asRoot: options.root,
+        chown: options.chown,
+        excludes: options.exclude,
+      });
       output(json(command), result, () => `Copied ${from} to ${target}.`);
     }),
   );
@@ -273,16 +294,23 @@ program
       const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
       const proxy = [process.execPath, LAUNCHER, "proxy", vm.id].map(quote).join(" ");
       const args = [
-        "-o", `ProxyCommand=${proxy}`,
+        "-o",
+        `ProxyCommand=${proxy}`,
         // Host keys are remembered per VM id: names are reused, ids are not.
-        "-o", `HostKeyAlias=hangar-${vm.id}`,
-        "-o", "StrictHostKeyChecking=accept-new",
+        "-o",
+        `HostKeyAlias=hangar-${vm.id}`,
+        "-o",
+        "StrictHostKeyChecking=accept-new",
         // The bridge closes a terminal after 30 minutes without input; keepalives are input.
-        "-o", "ServerAliveInterval=60",
+        "-o",
+        "ServerAliveInterval=60",
         ...(options.option ?? []).flatMap((o) => ["-o", o]),
         ...(options.identity ? ["-i", options.identity] : []),
-        "-l", options.user ?? vm.image.loginUser,
-        "--", vm.name, ...argv,
+        "-l",
+        options.user ?? vm.image.loginUser,
+        "--",
+        vm.name,
+        ...argv,
       ];
       const result = await execa("ssh", args, { stdio: "inherit", reject: false });
       return result.exitCode ?? EXIT.FAILED;
@@ -297,7 +325,12 @@ pool
     run(async (_options: unknown, command: Command) => {
       const { api } = await connect();
       const pools = await api.pool.list.query();
-      output(json(command), pools, (list) => table(["NAME", "STAGING", "READY", "SIZE", "IMAGE"], list.map((p) => [p.name, p.staging, String(p.ready), String(p.size), p.image.name])));
+      output(json(command), pools, (list) =>
+        table(
+          ["NAME", "STAGING", "READY", "SIZE", "IMAGE"],
+          list.map((p) => [p.name, p.staging, String(p.ready), String(p.size), p.image.name]),
+        ),
+      );
     }),
   );
 pool
@@ -336,7 +369,12 @@ image
     run(async (_options: unknown, command: Command) => {
       const { api } = await connect();
       const images = await api.image.list.query();
-      output(json(command), images, (list) => table(["NAME", "STATUS", "SIZE", "LOGIN"], list.map((i) => [i.name, i.status, `${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`, i.loginUser])));
+      output(json(command), images, (list) =>
+        table(
+          ["NAME", "STATUS", "SIZE", "LOGIN"],
+          list.map((i) => [i.name, i.status, `${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`, i.loginUser]),
+        ),
+      );
     }),
   );
 image
@@ -356,7 +394,10 @@ image
       while (current.status === "importing") {
         await new Promise((resolve) => setTimeout(resolve, 500));
         current = await api.image.get.query({ id: started.id });
-        bar.update(Math.round(Number(current.progress) / 2 ** 20), Math.max(Math.round(Number(current.sizeBytes ?? 0) / 2 ** 20), Math.round(Number(current.progress) / 2 ** 20), 1));
+        bar.update(
+          Math.round(Number(current.progress) / 2 ** 20),
+          Math.max(Math.round(Number(current.sizeBytes ?? 0) / 2 ** 20), Math.round(Number(current.progress) / 2 ** 20), 1),
+        );
       }
       bar.stop();
       if (current.status === "failed") throw new CliError(`The import failed: ${current.error ?? "no reason given"}`, EXIT.FAILED);
@@ -403,7 +444,7 @@ program
 
 program
   .command("completion")
-  .description("print a shell completion script: eval \"$(hangar completion bash)\"")
+  .description('print a shell completion script: eval "$(hangar completion bash)"')
   .addArgument(new Command().createArgument("<shell>", "bash or zsh").choices(["bash", "zsh"]))
   .action((shell: "bash" | "zsh") => void process.stdout.write(completionScript(program, shell)));
 

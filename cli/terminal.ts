@@ -21,7 +21,9 @@ export async function openTerminal(config: Config, api: Client, vmId: string, ki
   const ws = new WebSocket(url, { perMessageDeflate: false });
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
-    ws.once("unexpected-response", (_req, res) => reject(new CliError(`Hangar refused the terminal (HTTP ${res.statusCode}).`, res.statusCode === 403 ? EXIT.FORBIDDEN : EXIT.FAILED)));
+    ws.once("unexpected-response", (_req, res) =>
+      reject(new CliError(`Hangar refused the terminal (HTTP ${res.statusCode}).`, res.statusCode === 403 ? EXIT.FORBIDDEN : EXIT.FAILED)),
+    );
     ws.once("error", (error) => reject(new CliError(`Cannot reach Hangar's terminal: ${error.message}`, EXIT.UNREACHABLE)));
   });
   ws.binaryType = "nodebuffer";
@@ -32,7 +34,8 @@ export async function openTerminal(config: Config, api: Client, vmId: string, ki
 function controlError(text: string): string | undefined {
   try {
     const value: unknown = JSON.parse(text);
-    if (value && typeof value === "object" && "type" in value && value.type === "error" && "message" in value && typeof value.message === "string") return value.message;
+    if (value && typeof value === "object" && "type" in value && value.type === "error" && "message" in value && typeof value.message === "string")
+      return value.message;
   } catch {
     return undefined;
   }

@@ -7,7 +7,13 @@
  * declarations, so a project with @types/ws installed would need skipLibCheck.
  */
 import { createTRPCClient, httpBatchLink } from "@trpc/client";
-import type { AnyProcedure, RouterRecord, inferClientTypes, inferProcedureInput, inferTransformedProcedureOutput } from "@trpc/server/unstable-core-do-not-import";
+import type {
+  AnyProcedure,
+  RouterRecord,
+  inferClientTypes,
+  inferProcedureInput,
+  inferTransformedProcedureOutput,
+} from "@trpc/server/unstable-core-do-not-import";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 
@@ -26,7 +32,8 @@ export interface CallOptions {
 
 type Types = inferClientTypes<AppRouter>;
 /** Input is optional where the procedure takes none (or only optional fields). */
-type Args<P extends AnyProcedure> = undefined extends inferProcedureInput<P> ? [input?: inferProcedureInput<P>, options?: CallOptions] : [input: inferProcedureInput<P>, options?: CallOptions];
+type Args<P extends AnyProcedure> =
+  undefined extends inferProcedureInput<P> ? [input?: inferProcedureInput<P>, options?: CallOptions] : [input: inferProcedureInput<P>, options?: CallOptions];
 type Output<P extends AnyProcedure> = Promise<inferTransformedProcedureOutput<Types, P>>;
 
 /** Queries and mutations; subscriptions (vm.onChange) need tRPC's WebSocket link and are left out. */

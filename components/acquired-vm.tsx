@@ -15,7 +15,10 @@ export function AcquiredVm({ acquired }: { acquired: Acquired }) {
         {acquired.privateKey ? ` Save the private key below as ${keyFile} (chmod 600), then:` : " Connect with your own key:"}
       </p>
       <CopyCommand label="Through Hangar (your keys from the Account page)" command={`hangar ssh ${acquired.name}`} />
-      <CopyCommand label="SSH command" command={`ssh -p ${acquired.sshPort} -i ${acquired.privateKey ? keyFile : "<your key>"} ${acquired.user}@${acquired.host}`} />
+      <CopyCommand
+        label="SSH command"
+        command={`ssh -p ${acquired.sshPort} -i ${acquired.privateKey ? keyFile : "<your key>"} ${acquired.user}@${acquired.host}`}
+      />
       {acquired.privateKey ? (
         <details>
           <summary>Private key</summary>

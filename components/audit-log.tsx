@@ -11,9 +11,7 @@ export function AuditLog() {
   const [filter, setFilter] = useState<{ stream?: "vm" | "audit"; vmId?: string; userId?: string; action?: string }>({});
   const users = useQuery(trpc.user.list.queryOptions());
   const vms = useQuery(trpc.vm.list.queryOptions());
-  const events = useInfiniteQuery(
-    trpc.audit.list.infiniteQueryOptions({ ...filter, limit: 50 }, { getNextPageParam: (page) => page.nextCursor }),
-  );
+  const events = useInfiniteQuery(trpc.audit.list.infiniteQueryOptions({ ...filter, limit: 50 }, { getNextPageParam: (page) => page.nextCursor }));
   const set = (key: keyof typeof filter, value: string) => setFilter((f) => ({ ...f, [key]: value || undefined }));
 
   return (
@@ -21,7 +19,10 @@ export function AuditLog() {
       <div className="card grid">
         <label className="field">
           <span>Stream</span>
-          <select value={filter.stream ?? ""} onChange={(e) => setFilter((f) => ({ ...f, stream: e.target.value === "vm" || e.target.value === "audit" ? e.target.value : undefined }))}>
+          <select
+            value={filter.stream ?? ""}
+            onChange={(e) => setFilter((f) => ({ ...f, stream: e.target.value === "vm" || e.target.value === "audit" ? e.target.value : undefined }))}
+          >
             <option value="">all</option>
             <option value="vm">VM events</option>
             <option value="audit">sign-ins, users and tokens</option>
@@ -57,11 +58,7 @@ export function AuditLog() {
       {events.isError ? <ErrorAlert message={errorText(events.error)} /> : null}
       <table className="table compact" data-testid="audit-log">
         <EventTableHead target />
-        <tbody>
-          {events.data?.pages.flatMap((page) =>
-            page.events.map((event) => <EventRow key={event.id} event={event} target />),
-          )}
-        </tbody>
+        <tbody>{events.data?.pages.flatMap((page) => page.events.map((event) => <EventRow key={event.id} event={event} target />))}</tbody>
       </table>
       {events.hasNextPage ? (
         <button type="button" onClick={() => void events.fetchNextPage()} disabled={events.isFetchingNextPage}>

@@ -66,7 +66,15 @@ export function CreatePoolForm() {
         </label>
         <label className="field">
           <span>Memory (MiB)</span>
-          <input name="memoryMiB" type="number" min={VM_LIMITS.memoryMiB.min} max={VM_LIMITS.memoryMiB.max} required value={memory} onChange={(e) => setMemory(e.target.value)} />
+          <input
+            name="memoryMiB"
+            type="number"
+            min={VM_LIMITS.memoryMiB.min}
+            max={VM_LIMITS.memoryMiB.max}
+            required
+            value={memory}
+            onChange={(e) => setMemory(e.target.value)}
+          />
         </label>
         <label className="field">
           <span>Pool size</span>
@@ -74,7 +82,12 @@ export function CreatePoolForm() {
         </label>
         <div className="field">
           <label htmlFor={`${id}-staging`}>Staging state</label>
-          <select id={`${id}-staging`} name="staging" value={staging} onChange={(e) => setStaging(STAGING_STATES.find((state) => state === e.target.value) ?? "Suspended")}>
+          <select
+            id={`${id}-staging`}
+            name="staging"
+            value={staging}
+            onChange={(e) => setStaging(STAGING_STATES.find((state) => state === e.target.value) ?? "Suspended")}
+          >
             {STAGING_STATES.map((state) => (
               <option key={state}>{state}</option>
             ))}
@@ -82,8 +95,8 @@ export function CreatePoolForm() {
         </div>
       </div>
       <p className="muted small">
-        Suspended members resume quickly; Stopped ones cost nothing while they wait but boot on Acquire; Running
-        ones are instant but use their memory all the time.
+        Suspended members resume quickly; Stopped ones cost nothing while they wait but boot on Acquire; Running ones are instant but use their memory all the
+        time.
       </p>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
       <div className="buttons">

@@ -208,14 +208,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             <span aria-hidden="true">→</span>
             <label className="field inline">
               <span>Guest port {index + 1}</span>
-              <input
-                type="number"
-                min={1}
-                max={65535}
-                required
-                value={row.guestPort}
-                onChange={(e) => updatePort(row.key, { guestPort: e.target.value })}
-              />
+              <input type="number" min={1} max={65535} required value={row.guestPort} onChange={(e) => updatePort(row.key, { guestPort: e.target.value })} />
             </label>
             <button type="button" className="link-button" onClick={() => setPorts((rows) => rows.filter((r) => r.key !== row.key))}>
               Remove

@@ -17,7 +17,14 @@ function Bar({ label, used, allocated, total, text }: { label: string; used: num
   return (
     <>
       <span>{label}</span>
-      <span className={`bar${full ? " full" : ""}`} role="meter" aria-label={label} aria-valuemin={0} aria-valuemax={total} aria-valuenow={allocated ?? used ?? 0}>
+      <span
+        className={`bar${full ? " full" : ""}`}
+        role="meter"
+        aria-label={label}
+        aria-valuemin={0}
+        aria-valuemax={total}
+        aria-valuenow={allocated ?? used ?? 0}
+      >
         {allocated !== undefined ? <span className="allocated" style={{ width: share(allocated) }} /> : null}
         {used !== null ? <span style={{ width: share(used) }} /> : null}
       </span>

@@ -16,11 +16,7 @@ function ImageStatus({ image }: { image: ImageRow }) {
     return (
       <span className="progress-cell">
         <span className="badge badge-busy">importing</span>
-        {total > 0 ? (
-          <progress value={done} max={total} aria-label={`Import of ${image.name}`} />
-        ) : (
-          <progress aria-label={`Import of ${image.name}`} />
-        )}
+        {total > 0 ? <progress value={done} max={total} aria-label={`Import of ${image.name}`} /> : <progress aria-label={`Import of ${image.name}`} />}
         <span className="muted small">{total > 0 ? `${Math.floor((done / total) * 100)}%` : formatBytes(done)}</span>
       </span>
     );

@@ -62,8 +62,7 @@ export function ImportImageForm() {
             <input type="radio" name="source" checked={source === "url"} onChange={() => setSource("url")} /> Download from a URL
           </label>
           <label>
-            <input type="radio" name="source" checked={source === "path"} onChange={() => setSource("path")} /> A file in the images
-            directory
+            <input type="radio" name="source" checked={source === "path"} onChange={() => setSource("path")} /> A file in the images directory
           </label>
         </fieldset>
       </div>

@@ -63,7 +63,11 @@ export function PoolCard({ pool }: { pool: PoolRow }) {
             </button>
           ) : null}
           {acquire.isPending ? <span className="muted">acquiring…</span> : null}
-          {remove.isPending || pool.deleting ? <span className="muted" data-testid="pool-deleting">being deleted…</span> : null}
+          {remove.isPending || pool.deleting ? (
+            <span className="muted" data-testid="pool-deleting">
+              being deleted…
+            </span>
+          ) : null}
         </div>
       </div>
       <dl className="props">

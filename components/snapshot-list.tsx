@@ -17,7 +17,8 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
   const settle = {
     onMutate: () => setError(undefined),
     onError: (e: unknown) => setError(errorText(e)),
-    onSettled: () => Promise.all([queryClient.invalidateQueries(trpc.snapshot.list.queryFilter({ id: vmId })), queryClient.invalidateQueries(trpc.vm.events.pathFilter())]),
+    onSettled: () =>
+      Promise.all([queryClient.invalidateQueries(trpc.snapshot.list.queryFilter({ id: vmId })), queryClient.invalidateQueries(trpc.vm.events.pathFilter())]),
   };
   const create = useMutation(trpc.snapshot.create.mutationOptions(settle));
   const revert = useMutation(trpc.snapshot.revert.mutationOptions(settle));
@@ -35,8 +36,8 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
   return (
     <div className="stack">
       <p className="muted">
-        A snapshot taken while the VM is running includes its memory, and reverting to it brings the running VM back to that
-        moment. One taken while the VM is stopped holds the disk only: reverting to it needs the VM stopped.
+        A snapshot taken while the VM is running includes its memory, and reverting to it brings the running VM back to that moment. One taken while the VM is
+        stopped holds the disk only: reverting to it needs the VM stopped.
         {settled ? "" : ` Snapshots are available when the VM is Stopped or Running; it is ${state} now.`}
       </p>
       {snapshots.isPending ? (

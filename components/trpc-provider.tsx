@@ -45,7 +45,11 @@ export function TrpcProvider({ children }: { children: ReactNode }) {
         splitLink({
           condition: (op) => op.type === "subscription",
           true: wsLink({
-            client: createWSClient({ url: webSocketUrl, lazy: { enabled: true, closeMs: 10_000 }, retryDelayMs: (attempt) => Math.min(500 * 2 ** attempt, 10_000) }),
+            client: createWSClient({
+              url: webSocketUrl,
+              lazy: { enabled: true, closeMs: 10_000 },
+              retryDelayMs: (attempt) => Math.min(500 * 2 ** attempt, 10_000),
+            }),
             transformer: superjson,
           }),
           false: httpBatchLink({ url, transformer: superjson }),

@@ -9,7 +9,19 @@ export interface ChartSeries {
   color: string;
 }
 
-export function UsageChart({ title, series, data, format, testId }: { title: string; series: ChartSeries[]; data: uPlot.AlignedData; format: (value: number) => string; testId: string }) {
+export function UsageChart({
+  title,
+  series,
+  data,
+  format,
+  testId,
+}: {
+  title: string;
+  series: ChartSeries[];
+  data: uPlot.AlignedData;
+  format: (value: number) => string;
+  testId: string;
+}) {
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   // What a chart made again (new series or format) starts from; the data effect keeps it current.
@@ -25,7 +37,10 @@ export function UsageChart({ title, series, data, format, testId }: { title: str
         legend: { show: true },
         scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         axes: [{}, { values: (_u, ticks) => ticks.map(format), size: 70 }],
-        series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) }))],
+        series: [
+          {},
+          ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) })),
+        ],
       },
       latest.current,
       element,

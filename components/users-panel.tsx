@@ -104,7 +104,11 @@ export function UsersPanel() {
                   <div className="muted">{user.name}</div>
                 </td>
                 <td>
-                  <select aria-label={`Role of ${user.email}`} value={user.role} onChange={(e) => update.mutate({ id: user.id, role: e.target.value as (typeof ROLES)[number] })}>
+                  <select
+                    aria-label={`Role of ${user.email}`}
+                    value={user.role}
+                    onChange={(e) => update.mutate({ id: user.id, role: e.target.value as (typeof ROLES)[number] })}
+                  >
                     {ROLES.map((role) => (
                       <option key={role}>{role}</option>
                     ))}

@@ -74,9 +74,7 @@ export function VmDetails({ id }: { id: string }) {
           <dt>Memory</dt>
           <dd>{formatMemory(vm.memoryMiB)}</dd>
           <dt>Disk</dt>
-          <dd data-testid="vm-disk">
-            {vm.disk ? `${formatBytes(vm.disk.virtualBytes)} (${formatBytes(vm.disk.actualBytes)} used on the host)` : "—"}
-          </dd>
+          <dd data-testid="vm-disk">{vm.disk ? `${formatBytes(vm.disk.virtualBytes)} (${formatBytes(vm.disk.actualBytes)} used on the host)` : "—"}</dd>
           {vm.lastStop ? (
             <>
               <dt>Last stop</dt>

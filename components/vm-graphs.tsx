@@ -78,7 +78,13 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
         <UsageChart title="Memory (qemu resident)" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes"])} format={bytes} />
         <UsageChart title="Disk" testId="graph-disk" series={DISK} data={columns(points, ["diskReadBytesPerSec", "diskWriteBytesPerSec"])} format={perSecond} />
         {hasNetwork ? (
-          <UsageChart title="Network (bridge NIC)" testId="graph-network" series={NETWORK} data={columns(points, ["netRxBytesPerSec", "netTxBytesPerSec"])} format={perSecond} />
+          <UsageChart
+            title="Network (bridge NIC)"
+            testId="graph-network"
+            series={NETWORK}
+            data={columns(points, ["netRxBytesPerSec", "netTxBytesPerSec"])}
+            format={perSecond}
+          />
         ) : (
           <p className="muted graph-note" data-testid="graph-network">
             Network: qemu&apos;s user networking (SSH, forwards, nat) keeps no byte counters; only a bridge NIC&apos;s traffic is graphed.

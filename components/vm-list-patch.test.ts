@@ -51,7 +51,10 @@ describe("patchPages", () => {
 
   it("replaces a changed row where it is, leaving the other pages as they were", () => {
     const next = patchPages(pages, { vmId: "c", row: row("c", { state: "Running" }), created: false }, {}, ME, "start");
-    expect(ids(next)).toEqual([["a", "b"], ["c", "d"]]);
+    expect(ids(next)).toEqual([
+      ["a", "b"],
+      ["c", "d"],
+    ]);
     expect(next[1]?.items[0]?.state).toBe("Running");
     expect(next[0]).toBe(pages[0]);
     expect(next.map((p) => p.total)).toEqual([4, 4]);
@@ -66,7 +69,10 @@ describe("patchPages", () => {
 
   it("puts a new VM first only if it matches", () => {
     const mine = patchPages(pages, { vmId: "n", row: row("n"), created: true }, { owner: "mine" }, ME, "start");
-    expect(ids(mine)).toEqual([["n", "a", "b"], ["c", "d"]]);
+    expect(ids(mine)).toEqual([
+      ["n", "a", "b"],
+      ["c", "d"],
+    ]);
     expect(mine.map((p) => p.total)).toEqual([5, 5]);
     const theirs = row("n", { ownerId: "someone-else" });
     expect(patchPages(pages, { vmId: "n", row: theirs, created: true }, { owner: "mine" }, ME, "start")).toBe(pages);
@@ -77,7 +83,9 @@ describe("patchPages", () => {
     const partial = [page([row("a")], "c1", 3)];
     expect(patchPages(partial, { vmId: "z", row: row("z"), created: false }, {}, ME, "start")).toBe(partial);
     const complete = [page([row("a")], null, 1)];
-    expect(ids(patchPages(complete, { vmId: "z", row: row("z", { state: "Running" }), created: false }, { state: "Running" }, ME, "start"))).toEqual([["z", "a"]]);
+    expect(ids(patchPages(complete, { vmId: "z", row: row("z", { state: "Running" }), created: false }, { state: "Running" }, ME, "start"))).toEqual([
+      ["z", "a"],
+    ]);
   });
 
   it("appends to an unpaged list, which is oldest first", () => {

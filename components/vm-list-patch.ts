@@ -40,7 +40,10 @@ export function patchPages(pages: VmListPage[], change: RowChange, query: Cached
   }
   return pages.map((page, index) => {
     if (index !== at) return keep ? page : withTotal(-1)(page);
-    const items = keep && change.row ? page.items.map((row) => (row.id === change.vmId && change.row ? change.row : row)) : page.items.filter((row) => row.id !== change.vmId);
+    const items =
+      keep && change.row
+        ? page.items.map((row) => (row.id === change.vmId && change.row ? change.row : row))
+        : page.items.filter((row) => row.id !== change.vmId);
     return { ...(keep ? page : withTotal(-1)(page)), items };
   });
 }

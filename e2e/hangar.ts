@@ -127,7 +127,10 @@ export async function clientFor(credentials: { email: string; password: string }
     body: JSON.stringify(credentials),
   });
   if (!response.ok) throw new Error(`sign-in as ${credentials.email} failed: ${response.status}`);
-  const cookie = response.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+  const cookie = response.headers
+    .getSetCookie()
+    .map((c) => c.split(";")[0])
+    .join("; ");
   return createTRPCClient<AppRouter>({
     links: [httpLink({ url: `${baseURL}/api/trpc`, transformer: superjson, headers: { cookie, origin: baseURL } })],
   });
@@ -135,7 +138,10 @@ export async function clientFor(credentials: { email: string; password: string }
 
 /** The tRPC error code of a refused call ("FORBIDDEN", "NOT_FOUND"…). */
 export async function refusalCode(call: Promise<unknown>): Promise<string> {
-  const error = await call.then(() => undefined, (e: unknown) => e);
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCClientError)) throw new Error("the call was not refused");
   return String((error.data as { code?: string } | undefined)?.code);
 }

@@ -47,10 +47,7 @@ export function isTerminalKind(value: string): value is TerminalKind {
 
 /** Text frames: browser -> server resize; server -> browser exit, error and status. */
 export type ControlMessage =
-  | { type: "resize"; cols: number; rows: number }
-  | { type: "exit"; code: number }
-  | { type: "error"; message: string }
-  | { type: "status"; state: string };
+  { type: "resize"; cols: number; rows: number } | { type: "exit"; code: number } | { type: "error"; message: string } | { type: "status"; state: string };
 
 /** A resize is clamped to 1..MAX_COLS x 1..MAX_ROWS. */
 export const MAX_COLS = 500;

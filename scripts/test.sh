@@ -12,8 +12,9 @@ HANGAR_GUEST_DIR=$(readlink -f -- "${HANGAR_GUEST_DIR:-${HANGAR_STATE_DIR:-data}
 
 echo "== typecheck"
 npx tsc --noEmit -p .
-echo "== lint"
+echo "== lint and format"
 npm run --silent lint
+npm run --silent format:check
 echo "== vitest (SQLite)"
 npx vitest run
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then

@@ -34,11 +34,22 @@ beforeAll(async () => {
   // The repository as the dependency (what `npm install ../hangar` links), and the project's own @types/node.
   symlinkSync(root, path.join(project, "node_modules", "hangar"), "dir");
   symlinkSync(path.join(root, "node_modules", "@types", "node"), path.join(project, "node_modules", "@types", "node"), "dir");
-  writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "uses-hangar", private: true, type: "module", dependencies: { hangar: `file:${root}` } }));
+  writeFileSync(
+    path.join(project, "package.json"),
+    JSON.stringify({ name: "uses-hangar", private: true, type: "module", dependencies: { hangar: `file:${root}` } }),
+  );
   writeFileSync(
     path.join(project, "tsconfig.json"),
     JSON.stringify({
-      compilerOptions: { target: "ES2022", lib: ["ESNext", "DOM"], module: "nodenext", moduleResolution: "nodenext", strict: true, noUncheckedIndexedAccess: true, noEmit: true },
+      compilerOptions: {
+        target: "ES2022",
+        lib: ["ESNext", "DOM"],
+        module: "nodenext",
+        moduleResolution: "nodenext",
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        noEmit: true,
+      },
       include: ["index.ts"],
     }),
   );
@@ -73,7 +84,8 @@ it("a call with the wrong input, or of a procedure that does not exist, does not
 }, 300_000);
 
 it("imports at run time from the package path", async () => {
-  const script = 'import("hangar/client").then((m) => console.log(typeof m.createHangarClient, typeof m.createHangarClient({ url: "http://127.0.0.1:1", token: "t" }).vm.list.query))';
+  const script =
+    'import("hangar/client").then((m) => console.log(typeof m.createHangarClient, typeof m.createHangarClient({ url: "http://127.0.0.1:1", token: "t" }).vm.list.query))';
   const result = await execa("node", ["-e", script], { cwd: project });
   expect(result.stdout).toBe("function function");
 });

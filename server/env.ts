@@ -14,7 +14,12 @@ function originList(name: string) {
   return z
     .string()
     .default("")
-    .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
+    .transform((text) =>
+      text
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
     .pipe(
       z.array(
         z
@@ -49,7 +54,10 @@ const schema = z.object({
   /** Origins besides Hangar's own allowed to call in (sign in, mutate, open terminals), comma-separated. */
   HANGAR_ALLOWED_ORIGINS: originList("HANGAR_ALLOWED_ORIGINS"),
   /** The host directory vm.sync may copy from (default <state>/sync). */
-  HANGAR_SYNC_ROOT: z.string().refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path").optional(),
+  HANGAR_SYNC_ROOT: z
+    .string()
+    .refine((dir) => path.isAbsolute(dir), "HANGAR_SYNC_ROOT must be an absolute path")
+    .optional(),
   /** The host address VM port forwards (SSH among them) listen on. */
   HANGAR_FORWARD_ADDRESS: z
     .string()
@@ -59,13 +67,23 @@ const schema = z.object({
   HANGAR_BRIDGES: z
     .string()
     .default("")
-    .transform((text) => text.split(",").map((b) => b.trim()).filter(Boolean))
+    .transform((text) =>
+      text
+        .split(",")
+        .map((b) => b.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "HANGAR_BRIDGES entries must be interface names such as br0"))),
   /** Internal hosts and networks URL imports may reach: host names, addresses, CIDRs, comma-separated. */
   HANGAR_IMPORT_ALLOW: z
     .string()
     .default("")
-    .transform((text) => text.split(",").map((entry) => entry.trim()).filter(Boolean))
+    .transform((text) =>
+      text
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter(Boolean),
+    )
     .superRefine((entries, ctx) => {
       try {
         parseAllowList(entries);
@@ -77,21 +95,32 @@ const schema = z.object({
   HANGAR_IMPORT_CONNECT_TIMEOUT_SEC: z.coerce.number().positive().default(30),
   HANGAR_IMPORT_IDLE_TIMEOUT_SEC: z.coerce.number().positive().default(60),
   /** The largest image a URL import may download, and a compressed one decompress to, in bytes (default 64 GiB). */
-  HANGAR_IMPORT_MAX_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 3),
+  HANGAR_IMPORT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 ** 3),
   /**
    * Seconds after a boot that Hangar keeps checking for the ready condition (cloud-init
    * finished) before it records the VM as not ready; slow hosts (TCG) need more.
    */
   HANGAR_READY_TIMEOUT_SEC: z.coerce.number().int().min(10, "HANGAR_READY_TIMEOUT_SEC must be at least 10").default(900),
   /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
-  HANGAR_QEMU_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name").default("hangar-qemu"),
+  HANGAR_QEMU_USER: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "HANGAR_QEMU_USER must be a user name")
+    .default("hangar-qemu"),
   /**
    * The secret sessions are signed with; set it alike on every host, or leave it unset on
    * all of them and the first host to start stores a generated one in the database.
    */
   HANGAR_AUTH_SECRET: z.string().min(32, "HANGAR_AUTH_SECRET needs at least 32 characters (e.g. openssl rand -base64 32)").optional(),
   /** Seconds between two samples of every running VM's and the host's usage. */
-  HANGAR_SAMPLE_INTERVAL_SEC: z.coerce.number().min(1, "HANGAR_SAMPLE_INTERVAL_SEC is at least 1").max(300, "HANGAR_SAMPLE_INTERVAL_SEC is at most 300").default(5),
+  HANGAR_SAMPLE_INTERVAL_SEC: z.coerce
+    .number()
+    .min(1, "HANGAR_SAMPLE_INTERVAL_SEC is at least 1")
+    .max(300, "HANGAR_SAMPLE_INTERVAL_SEC is at most 300")
+    .default(5),
   /**
    * host:port serving /metrics without authentication (e.g. 127.0.0.1:9464, for a local
    * Prometheus). Unset: /metrics only on the main port, with an admin's API token.
@@ -103,7 +132,10 @@ const schema = z.object({
   /** The server log's level (JSON lines on stdout). */
   HANGAR_LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** This host's name in the Host table (default: the machine's hostname). */
-  HANGAR_HOST_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name").optional(),
+  HANGAR_HOST_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,63}$/, "HANGAR_HOST_NAME must be a host name")
+    .optional(),
   /** A host whose heartbeat is older than this is offline: its VMs are shown so and left alone. */
   HANGAR_HOST_OFFLINE_AFTER_SEC: z.coerce.number().int().min(3, "HANGAR_HOST_OFFLINE_AFTER_SEC must be at least 3").max(3600).default(15),
   /** How much of the host's memory VMs may take in all, as a multiple of its RAM (1.0: no overcommit). */

@@ -137,7 +137,15 @@ function isDatabaseRequestError(error: unknown): error is DatabaseRequestError &
 }
 
 /** What people call each model in a sentence. */
-const MODEL_NOUNS: Record<string, string> = { Vm: "VM", Image: "image", Pool: "pool", User: "user", ApiToken: "token", Host: "host", PortForward: "port forward" };
+const MODEL_NOUNS: Record<string, string> = {
+  Vm: "VM",
+  Image: "image",
+  Pool: "pool",
+  User: "user",
+  ApiToken: "token",
+  Host: "host",
+  PortForward: "port forward",
+};
 
 /** "hostPort" -> "host port". */
 const words = (field: string) => field.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);

@@ -50,7 +50,16 @@ export interface HangarOptions {
 
 export type Hangar = ReturnType<typeof createHangar>;
 
-export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, log = () => undefined, pool, reconciler: reconcilerOptions, authSecret, localImage }: HangarOptions) {
+export function createHangar({
+  env,
+  db = createDb(env.databaseUrl),
+  driverFor,
+  log = () => undefined,
+  pool,
+  reconciler: reconcilerOptions,
+  authSecret,
+  localImage,
+}: HangarOptions) {
   const bus = new VmBus();
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
@@ -65,7 +74,13 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   const driver =
     driverFor ??
     ((vmId: string) =>
-      new QemuManager(vmId, { stateDir: env.stateDir, imagesDir: env.imagesDir, accel: decideAccel, qemuUser: env.HANGAR_QEMU_USER, forwardAddress: env.HANGAR_FORWARD_ADDRESS }));
+      new QemuManager(vmId, {
+        stateDir: env.stateDir,
+        imagesDir: env.imagesDir,
+        accel: decideAccel,
+        qemuUser: env.HANGAR_QEMU_USER,
+        forwardAddress: env.HANGAR_FORWARD_ADDRESS,
+      }));
   const hosts = createHosts({
     db,
     name: env.HANGAR_HOST_NAME,
@@ -92,20 +107,24 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
   });
   const lifecycle = timedLifecycle(
     createLifecycle({
-    db,
-    bus,
-    recorder,
-    driverFor: driver,
-    hostId: hosts.selfId,
-    noRoom: cluster.noRoomHere,
-    localImage: localImage ?? copies.ensureLocal,
-    readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 },
+      db,
+      bus,
+      recorder,
+      driverFor: driver,
+      hostId: hosts.selfId,
+      noRoom: cluster.noRoomHere,
+      localImage: localImage ?? copies.ensureLocal,
+      readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 },
     }),
     metrics,
   );
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
-  const pools = timedPools(createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }), metrics, db);
+  const pools = timedPools(
+    createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }),
+    metrics,
+    db,
+  );
   const auth = createAuth({
     secret,
     db,
@@ -114,12 +133,39 @@ export function createHangar({ env, db = createDb(env.databaseUrl), driverFor, l
     trustedOrigins: env.allowedOrigins,
     signInsPerMinute: env.HANGAR_SIGNIN_PER_MINUTE ?? 10,
     onSignIn: async (user) => {
-      await recorder.record({ stream: "audit", actor: user.email, action: "sign-in", ok: true, message: `${user.email} signed in`, target: user.email, userId: user.id });
+      await recorder.record({
+        stream: "audit",
+        actor: user.email,
+        action: "sign-in",
+        ok: true,
+        message: `${user.email} signed in`,
+        target: user.email,
+        userId: user.id,
+      });
     },
   });
   const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore({ db });
-  const services = { env, db, bus, recorder, hosts, cluster, metrics, lifecycle, reconciler, images, pools, auth, consoles, tickets, driverFor: driver, accel: decideAccel, clusterKey: key, copies };
+  const services = {
+    env,
+    db,
+    bus,
+    recorder,
+    hosts,
+    cluster,
+    metrics,
+    lifecycle,
+    reconciler,
+    images,
+    pools,
+    auth,
+    consoles,
+    tickets,
+    driverFor: driver,
+    accel: decideAccel,
+    clusterKey: key,
+    copies,
+  };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };
 }

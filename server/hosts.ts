@@ -60,7 +60,15 @@ function processExists(pid: number): boolean {
   }
 }
 
-export function createHosts({ db, name = os.hostname(), apiAddress, accelerator, offlineAfterMs = 15_000, memory = { overcommit: 1, reserveMiB: 1024 }, forwardAddress = "127.0.0.1" }: HostsOptions) {
+export function createHosts({
+  db,
+  name = os.hostname(),
+  apiAddress,
+  accelerator,
+  offlineAfterMs = 15_000,
+  memory = { overcommit: 1, reserveMiB: 1024 },
+  forwardAddress = "127.0.0.1",
+}: HostsOptions) {
   /** This process's claim on the host name: machine, pid and a random part. */
   const leaseToken = `${os.hostname()}/${process.pid}/${randomBytes(6).toString("hex")}`;
   let registered: Promise<string> | undefined;
@@ -134,7 +142,9 @@ export function createHosts({ db, name = os.hostname(), apiAddress, accelerator,
       const silentForMs = now.getTime() - existing.heartbeatAt.getTime();
       if (won.count === 1) return taken(existing.id, silentForMs > offlineAfterMs ? silentForMs : 0);
     }
-    throw new HostNameTakenError(`Host name "${name}" is being claimed by another Hangar process at the same moment; start only one with that HANGAR_HOST_NAME.`);
+    throw new HostNameTakenError(
+      `Host name "${name}" is being claimed by another Hangar process at the same moment; start only one with that HANGAR_HOST_NAME.`,
+    );
   }
 
   function taken(id: string, offlineForMs: number) {
@@ -174,7 +184,10 @@ export function createHosts({ db, name = os.hostname(), apiAddress, accelerator,
    * function. `onLost`: another process took the host over; `onBack`: this process had not
    * beaten for longer than the offline time (it was shown offline) and beats again.
    */
-  function startHeartbeat(handlers: { onLost: () => void; onBack: (offlineForMs: number) => void; onError?: (error: unknown) => void }, intervalMs = Math.min(5000, Math.floor(offlineAfterMs / 3))): () => void {
+  function startHeartbeat(
+    handlers: { onLost: () => void; onBack: (offlineForMs: number) => void; onError?: (error: unknown) => void },
+    intervalMs = Math.min(5000, Math.floor(offlineAfterMs / 3)),
+  ): () => void {
     const timer = setInterval(() => {
       void beat().then(
         (result) => {

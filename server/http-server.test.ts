@@ -69,12 +69,15 @@ interface Reply {
 
 function send(port: number, method: string, urlPath: string, headers: Record<string, string>, body?: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: "127.0.0.1", port, method, path: urlPath, headers: { ...headers, ...(body ? { "content-type": "application/json" } : {}) } }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
+    const req = http.request(
+      { host: "127.0.0.1", port, method, path: urlPath, headers: { ...headers, ...(body ? { "content-type": "application/json" } : {}) } },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
     req.on("error", reject);
     req.end(body);
   });
@@ -106,7 +109,13 @@ function upgradeStatus(port: number, urlPath: string, headers: Record<string, st
 async function mutate(port: number, procedure: string, input: unknown, headers: Record<string, string>) {
   const reply = await send(port, "POST", `/api/trpc/${procedure}`, headers, JSON.stringify({ json: input }));
   const parsed = JSON.parse(reply.body) as { error?: { json?: { message?: string; data?: { code?: string } } }; result?: { data?: { json?: unknown } } };
-  return { status: reply.status, code: parsed.error?.json?.data?.code, message: parsed.error?.json?.message, data: parsed.result?.data?.json, headers: reply.headers };
+  return {
+    status: reply.status,
+    code: parsed.error?.json?.data?.code,
+    message: parsed.error?.json?.message,
+    data: parsed.result?.data?.json,
+    headers: reply.headers,
+  };
 }
 
 async function signIn(served: Served, email: string, password: string, headers: Record<string, string> = { host: served.host, origin: served.origin }) {
@@ -120,7 +129,12 @@ describe("Host check", () => {
   it("refuses a forged Host with 421 on a page, the API, sign-in and a WebSocket upgrade, before anything runs", async () => {
     const served = await serve();
     const forged = { host: `evil.example:${served.port}`, origin: `http://evil.example:${served.port}` };
-    for (const [method, urlPath] of [["GET", "/"], ["GET", "/setup"], ["GET", "/api/trpc/account.me"], ["POST", "/api/auth/sign-in/email"]] as const) {
+    for (const [method, urlPath] of [
+      ["GET", "/"],
+      ["GET", "/setup"],
+      ["GET", "/api/trpc/account.me"],
+      ["POST", "/api/auth/sign-in/email"],
+    ] as const) {
       const reply = await send(served.port, method, urlPath, forged, method === "POST" ? "{}" : undefined);
       expect(reply.status, `${method} ${urlPath}`).toBe(421);
       expect(reply.body).toBe(WRONG_HOST_MESSAGE);
@@ -157,7 +171,13 @@ describe("first admin", () => {
     const own = { host: served.host, origin: served.origin };
 
     // A DNS-rebinding page: its Host and Origin agree, and even the right code does not help.
-    const rebinding = await send(served.port, "POST", "/api/trpc/account.createFirstAdmin", { host: `evil.example:${served.port}`, origin: `http://evil.example:${served.port}` }, JSON.stringify({ json: { ...admin, setupCode: code } }));
+    const rebinding = await send(
+      served.port,
+      "POST",
+      "/api/trpc/account.createFirstAdmin",
+      { host: `evil.example:${served.port}`, origin: `http://evil.example:${served.port}` },
+      JSON.stringify({ json: { ...admin, setupCode: code } }),
+    );
     expect(rebinding.status).toBe(421);
 
     for (const setupCode of [undefined, "", "0".repeat(code.length), `${code}x`]) {
@@ -197,9 +217,18 @@ describe("cross-site mutations", () => {
     const foreign = await mutate(served.port, "token.create", { name: "stolen" }, asAdmin({ origin: "http://evil.example" }));
     expect(foreign).toMatchObject({ status: 403, code: "FORBIDDEN" });
     expect(foreign.message).toMatch(/another site/);
-    const crossSite: Record<string, string>[] = [{}, { "sec-fetch-site": "cross-site" }, { "sec-fetch-site": "same-site" }, { origin: "null" }, { origin: `https://127.0.0.1:${served.port}` }];
+    const crossSite: Record<string, string>[] = [
+      {},
+      { "sec-fetch-site": "cross-site" },
+      { "sec-fetch-site": "same-site" },
+      { origin: "null" },
+      { origin: `https://127.0.0.1:${served.port}` },
+    ];
     for (const headers of crossSite) {
-      expect(await mutate(served.port, "token.create", { name: "stolen" }, asAdmin(headers)), JSON.stringify(headers)).toMatchObject({ status: 403, code: "FORBIDDEN" });
+      expect(await mutate(served.port, "token.create", { name: "stolen" }, asAdmin(headers)), JSON.stringify(headers)).toMatchObject({
+        status: 403,
+        code: "FORBIDDEN",
+      });
     }
     expect(await t.hangar.db.apiToken.count()).toBe(0);
     // Reads are not mutations: a page elsewhere cannot read the answer anyway.
@@ -210,7 +239,12 @@ describe("cross-site mutations", () => {
     const sameOrigin = await mutate(served.port, "token.create", { name: "fetch" }, asAdmin({ "sec-fetch-site": "same-origin" }));
     expect(sameOrigin.status).toBe(200);
     const token = (own.data as { token: string }).token;
-    const bearer = await mutate(served.port, "token.create", { name: "service" }, { host: served.host, authorization: `Bearer ${token}`, origin: "http://evil.example" });
+    const bearer = await mutate(
+      served.port,
+      "token.create",
+      { name: "service" },
+      { host: served.host, authorization: `Bearer ${token}`, origin: "http://evil.example" },
+    );
     expect(bearer.status).toBe(200);
     expect(await t.hangar.db.apiToken.count()).toBe(3);
   });
@@ -233,7 +267,16 @@ describe("security headers", () => {
     for (const reply of [first, second, api, refused]) {
       expect(reply.headers).toMatchObject({ "x-frame-options": "DENY", "x-content-type-options": "nosniff", "referrer-policy": "same-origin" });
       const policy = reply.headers["content-security-policy"] ?? "";
-      for (const directive of ["default-src 'self'", "style-src 'self' 'unsafe-inline'", "connect-src 'self'", "img-src 'self' data: blob:", "frame-ancestors 'none'", "base-uri 'self'", "form-action 'self'", "object-src 'none'"]) {
+      for (const directive of [
+        "default-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "connect-src 'self'",
+        "img-src 'self' data: blob:",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "object-src 'none'",
+      ]) {
         expect(policy).toContain(directive);
       }
       expect(policy).not.toContain("unsafe-eval");

@@ -141,7 +141,9 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     if (!hostAllowed(req.headers.host, hosts)) {
       socket.on("error", () => undefined);
       const body = WRONG_HOST_MESSAGE;
-      socket.end(`HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return;
     }
     if (req.url?.startsWith(TERMINAL_PATH)) hangar.terminals.handleUpgrade(req, socket, head);

@@ -86,7 +86,10 @@ async function main(): Promise<void> {
   if (env.HANGAR_METRICS_ADDRESS) log(`metrics on http://${env.HANGAR_METRICS_ADDRESS}/metrics (HANGAR_METRICS_ADDRESS, no authentication)`);
   // After the loop's first pass (it logs its own failures): members a crash left mid-clone
   // are Initial by then, for the pool's sweep.
-  void hangar.reconciler.reconcileAll().catch(() => undefined).then(() => hangar.pools.start());
+  void hangar.reconciler
+    .reconcileAll()
+    .catch(() => undefined)
+    .then(() => hangar.pools.start());
 
   const dev = env.NODE_ENV !== "production";
   const app = next({ dev, dir: root, hostname: env.HOST, port: env.PORT });

@@ -54,14 +54,24 @@ describe("Origin check", () => {
 
 describe("settings", () => {
   it("take HANGAR_PUBLIC_ORIGIN instead of the listening address, and add HANGAR_ALLOWED_ORIGINS for Origin checks", () => {
-    const env = loadEnv({ NODE_ENV: "test", PORT: "3000", HANGAR_PUBLIC_ORIGIN: "https://Hangar.Example.com/, http://127.0.0.1:3000", HANGAR_ALLOWED_ORIGINS: "https://ci.example.com" });
+    const env = loadEnv({
+      NODE_ENV: "test",
+      PORT: "3000",
+      HANGAR_PUBLIC_ORIGIN: "https://Hangar.Example.com/, http://127.0.0.1:3000",
+      HANGAR_ALLOWED_ORIGINS: "https://ci.example.com",
+    });
     expect(env.publicOrigins).toEqual(["https://hangar.example.com", "http://127.0.0.1:3000"]);
     expect(env.allowedOrigins).toEqual(["https://hangar.example.com", "http://127.0.0.1:3000", "https://ci.example.com"]);
-    expect(loadEnv({ NODE_ENV: "test", HOST: "10.0.0.7", PORT: "4000" })).toMatchObject({ publicOrigins: ["http://10.0.0.7:4000"], allowedOrigins: ["http://10.0.0.7:4000"] });
+    expect(loadEnv({ NODE_ENV: "test", HOST: "10.0.0.7", PORT: "4000" })).toMatchObject({
+      publicOrigins: ["http://10.0.0.7:4000"],
+      allowedOrigins: ["http://10.0.0.7:4000"],
+    });
   });
 
   it("refuse an origin with a path or another scheme, with a sentence", () => {
-    expect(() => loadEnv({ NODE_ENV: "test", HANGAR_PUBLIC_ORIGIN: "https://hangar.example.com/app" })).toThrow(/HANGAR_PUBLIC_ORIGIN entries are scheme, host and port only/);
+    expect(() => loadEnv({ NODE_ENV: "test", HANGAR_PUBLIC_ORIGIN: "https://hangar.example.com/app" })).toThrow(
+      /HANGAR_PUBLIC_ORIGIN entries are scheme, host and port only/,
+    );
     expect(() => loadEnv({ NODE_ENV: "test", HANGAR_PUBLIC_ORIGIN: "ftp://hangar.example.com" })).toThrow(/HANGAR_PUBLIC_ORIGIN must be full origins/);
   });
 });

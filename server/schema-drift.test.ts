@@ -31,9 +31,16 @@ async function modelsSql(provider: "sqlite" | "postgres"): Promise<string> {
 function sqliteColumns(file: string): Columns {
   const db = new Database(file, { readonly: true });
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'").all() as { name: string }[];
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite%'").all() as {
+      name: string;
+    }[];
     return Object.fromEntries(
-      tables.map(({ name }) => [name, (db.prepare(`PRAGMA table_info("${name}")`).all() as { name: string; type: string; notnull: number }[]).map((c) => `${c.name} ${c.type} ${c.notnull ? "not null" : "null"}`).sort()]),
+      tables.map(({ name }) => [
+        name,
+        (db.prepare(`PRAGMA table_info("${name}")`).all() as { name: string; type: string; notnull: number }[])
+          .map((c) => `${c.name} ${c.type} ${c.notnull ? "not null" : "null"}`)
+          .sort(),
+      ]),
     );
   } finally {
     db.close();
@@ -58,7 +65,11 @@ async function postgresColumns(url: string): Promise<Columns> {
 
 describe("schema drift", () => {
   it("keeps the SQLite and PostgreSQL migrations in step", () => {
-    const names = (provider: string) => readdirSync(path.join(REPO_ROOT, "prisma", provider, "migrations"), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    const names = (provider: string) =>
+      readdirSync(path.join(REPO_ROOT, "prisma", provider, "migrations"), { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     expect(names("postgres")).toEqual(names("sqlite"));
   });
 

@@ -70,7 +70,9 @@ it("npm start stops on SIGTERM: the port closes, it exits 0 and no server proces
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
 
   while (!(await accepts(port))) {
     if (child.exitCode !== null) throw new Error(`npm start exited early:\n${output}`);

@@ -9,8 +9,7 @@ export default function HostsPage() {
       <div>
         <h1>Hosts</h1>
         <p className="muted lead">
-          Each Hangar host with its heartbeat and capacity: what its VMs are allocated and what is in use, against what
-          the host has.
+          Each Hangar host with its heartbeat and capacity: what its VMs are allocated and what is in use, against what the host has.
         </p>
       </div>
       <HostsPanel />

@@ -9,8 +9,8 @@ export default function PoolsPage() {
       <div>
         <h1>Warm pools</h1>
         <p className="muted lead">
-          Each pool keeps VMs of one spec ready in its staging state. Acquire hands one out and the pool makes its
-          replacement; Release stops and deletes the VM.
+          Each pool keeps VMs of one spec ready in its staging state. Acquire hands one out and the pool makes its replacement; Release stops and deletes the
+          VM.
         </p>
       </div>
       <PoolsPanel />

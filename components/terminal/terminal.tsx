@@ -120,7 +120,10 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
       });
       xterm.attachCustomKeyEventHandler((event) => {
         if (event.type === "keydown" && event.ctrlKey && event.shiftKey && event.code === "KeyV") {
-          void navigator.clipboard?.readText().then((text) => xterm.paste(text)).catch(() => undefined);
+          void navigator.clipboard
+            ?.readText()
+            .then((text) => xterm.paste(text))
+            .catch(() => undefined);
           return false;
         }
         return true;

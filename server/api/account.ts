@@ -20,10 +20,25 @@ export const accountRouter = router({
    */
   createFirstAdmin: procedure
     .meta({ permission: "public" })
-    .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password, setupCode: z.string().max(200, "That is not a setup code.").default("") }))
+    .input(
+      z.object({
+        email,
+        name: z.string().min(1, "A name is required.").max(100),
+        password,
+        setupCode: z.string().max(200, "That is not a setup code.").default(""),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const user = await createFirstAdmin(ctx.hangar.db, ctx.hangar.auth, ctx.hangar.env.stateDir, input);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: user.email, action: "user-create", ok: true, message: `First admin ${user.email}`, target: user.email, userId: user.id });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: user.email,
+        action: "user-create",
+        ok: true,
+        message: `First admin ${user.email}`,
+        target: user.email,
+        userId: user.id,
+      });
       return user;
     }),
   /** Your SSH public keys: VMs you create or acquire get them for their login user. */
@@ -39,7 +54,15 @@ export const accountRouter = router({
     )
     .mutation(async ({ ctx, input }) => {
       const key = await addSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "sshkey-add", ok: true, message: `Added SSH key ${key.name} (${key.fingerprint})`, target: key.name, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "sshkey-add",
+        ok: true,
+        message: `Added SSH key ${key.name} (${key.fingerprint})`,
+        target: key.name,
+        userId: ctx.principal?.userId,
+      });
       return key;
     }),
   removeSshKey: procedure
@@ -47,7 +70,15 @@ export const accountRouter = router({
     .input(z.object({ id }))
     .mutation(async ({ ctx, input }) => {
       const key = await removeSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "sshkey-remove", ok: true, message: `Removed SSH key ${key.name} (${key.fingerprint})`, target: key.name, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "sshkey-remove",
+        ok: true,
+        message: `Removed SSH key ${key.name} (${key.fingerprint})`,
+        target: key.name,
+        userId: ctx.principal?.userId,
+      });
       return key;
     }),
 });

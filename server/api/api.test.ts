@@ -20,7 +20,10 @@ beforeAll(async () => {
 afterAll(() => t.cleanup());
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
   return { code: error.code, message: error.message };
 }
@@ -38,7 +41,16 @@ describe("vm.create input", () => {
     ["too little memory", { memoryMiB: 16 }, /at least 64 MiB/],
     ["a privileged host port", { ports: [{ hostPort: 80, guestPort: 80 }] }, /1024 and above/],
     ["forwarding SSH again", { ports: [{ hostPort: 0, guestPort: 22 }] }, /always forwarded/],
-    ["a guest port twice", { ports: [{ hostPort: 0, guestPort: 80 }, { hostPort: 0, guestPort: 80 }] }, /forwarded once/],
+    [
+      "a guest port twice",
+      {
+        ports: [
+          { hostPort: 0, guestPort: 80 },
+          { hostPort: 0, guestPort: 80 },
+        ],
+      },
+      /forwarded once/,
+    ],
   ];
   it.each(cases)("refuses %s with BAD_REQUEST and a sentence", async (_label, change, message) => {
     const result = await refusal(api.vm.create({ ...good, imageId, ...change } as Parameters<typeof api.vm.create>[0]));

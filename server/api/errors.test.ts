@@ -32,7 +32,10 @@ beforeAll(async () => {
 afterAll(() => t.cleanup());
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a refusal, got ${String(error)}`);
   return { code: error.code, message: error.message };
 }
@@ -43,7 +46,12 @@ async function countingOperator() {
   const db = t.hangar.db.$extends({ query: { $allOperations: ({ args, query }) => (queries++, query(args)) } });
   const hangar: Hangar = { ...t.hangar, db: db as unknown as Hangar["db"] };
   const user = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "operator@test.hangar" } });
-  const caller = createCaller({ hangar, transport: IN_PROCESS, principal: { userId: user.id, email: user.email, role: "operator", via: "session" }, actor: user.email });
+  const caller = createCaller({
+    hangar,
+    transport: IN_PROCESS,
+    principal: { userId: user.id, email: user.email, role: "operator", via: "session" },
+    actor: user.email,
+  });
   return { caller, queries: () => queries };
 }
 
@@ -77,7 +85,10 @@ describe("input that is not well-formed text", () => {
     expect(await refusal(admin.user.update({ id: lone, role: "viewer" }))).toMatchObject({ code: "BAD_REQUEST" });
     expect(await refusal(admin.audit.list({ userId: lone }))).toMatchObject({ code: "BAD_REQUEST" });
     const hidden = { id: "abc", [`key${lone}`]: 1 } as unknown as { id: string };
-    expect(await refusal(admin.vm.get(hidden))).toEqual({ code: "BAD_REQUEST", message: "A key in the input is not well-formed Unicode text (it has a lone surrogate)." });
+    expect(await refusal(admin.vm.get(hidden))).toEqual({
+      code: "BAD_REQUEST",
+      message: "A key in the input is not well-formed Unicode text (it has a lone surrogate).",
+    });
   });
 
   it.each<[string, unknown, string | undefined]>([
@@ -88,7 +99,11 @@ describe("input that is not well-formed text", () => {
     ["a NUL", { command: ["echo", "a\0b"] }, "command.1 contains a NUL character, which no field accepts."],
     ["a bad key", { ["k\ud800"]: 1 }, "A key in the input is not well-formed Unicode text (it has a lone surrogate)."],
     ["a Map value", new Map([["id", "\ud800"]]), "id is not well-formed Unicode text (it has a lone surrogate)."],
-    ["more values than any procedure takes", { list: Array.from({ length: 10_001 }, () => 0) }, "The input has more than 10000 values; no procedure takes that many."],
+    [
+      "more values than any procedure takes",
+      { list: Array.from({ length: 10_001 }, () => 0) },
+      "The input has more than 10000 values; no procedure takes that many.",
+    ],
   ])("malformedText: %s", (_label, input, problem) => {
     expect(malformedText(input)).toBe(problem);
   });
@@ -101,7 +116,12 @@ describe("input that is not well-formed text", () => {
 
 describe("ids", () => {
   it("are checked with the id schema by the ownership check, the token and user procedures", async () => {
-    const attempts = [() => operator.vm.start({ id: "../etc" }), () => operator.token.revoke({ id: "A B" }), () => admin.user.remove({ id: "a/b" }), () => admin.audit.list({ cursor: "X" })];
+    const attempts = [
+      () => operator.vm.start({ id: "../etc" }),
+      () => operator.token.revoke({ id: "A B" }),
+      () => admin.user.remove({ id: "a/b" }),
+      () => admin.audit.list({ cursor: "X" }),
+    ];
     for (const attempt of attempts) {
       expect((await refusal(attempt())).code).toBe("BAD_REQUEST");
     }
@@ -113,7 +133,11 @@ describe("unique races", () => {
   const outcome = async (attempts: Promise<unknown>[]) => {
     const settled = await Promise.allSettled(attempts);
     const codes = settled.map((s) => (s.status === "fulfilled" ? "ok" : s.reason instanceof TRPCError ? s.reason.code : String(s.reason)));
-    return { ok: codes.filter((c) => c === "ok").length, conflicts: codes.filter((c) => c === "CONFLICT").length, messages: settled.flatMap((s) => (s.status === "rejected" ? [String((s.reason as Error).message)] : [])) };
+    return {
+      ok: codes.filter((c) => c === "ok").length,
+      conflicts: codes.filter((c) => c === "CONFLICT").length,
+      messages: settled.flatMap((s) => (s.status === "rejected" ? [String((s.reason as Error).message)] : [])),
+    };
   };
 
   it("end with one success and CONFLICTs naming what is taken: vm.create, pool.create, token.create, user.add", async () => {
@@ -122,7 +146,9 @@ describe("unique races", () => {
       vm: await outcome(Array.from({ length: racers }, () => admin.vm.create({ name: "same", ...spec }))),
       pool: await outcome(Array.from({ length: racers }, () => admin.pool.create({ name: "same", ...spec, size: 0, staging: "Stopped" }))),
       token: await outcome(Array.from({ length: racers }, () => operator.token.create({ name: "same" }))),
-      user: await outcome(Array.from({ length: racers }, () => admin.user.add({ email: "same@test.hangar", name: "same", password: "a long password", role: "viewer" }))),
+      user: await outcome(
+        Array.from({ length: racers }, () => admin.user.add({ email: "same@test.hangar", name: "same", password: "a long password", role: "viewer" })),
+      ),
     };
     for (const [what, race] of Object.entries(races)) {
       expect({ what, ok: race.ok, conflicts: race.conflicts }).toEqual({ what, ok: 1, conflicts: racers - 1 });
@@ -150,7 +176,12 @@ describe("messages", () => {
         driverFor: (id) => ({ ...fake.managerFor(id), serialTail: () => Promise.reject(new Error(`EACCES: permission denied, open '${secret}'`)) }),
       };
       const vm = await admin.vm.create({ name: "broken", imageId, cpus: 1, memoryMiB: 128 });
-      const caller = createCaller({ hangar, transport: IN_PROCESS, principal: { userId: "someone", email: "v@test.hangar", role: "viewer", via: "session" }, actor: "v@test.hangar" });
+      const caller = createCaller({
+        hangar,
+        transport: IN_PROCESS,
+        principal: { userId: "someone", email: "v@test.hangar", role: "viewer", via: "session" },
+        actor: "v@test.hangar",
+      });
       const refused = await refusal(caller.vm.get({ id: vm.id }));
       expect(refused.code).toBe("INTERNAL_SERVER_ERROR");
       expect(refused.message).toMatch(/^internal error [0-9a-f]{8}$/);
@@ -190,7 +221,14 @@ describe("messages", () => {
     const vm = await operator.vm.create({ name: "syncer", imageId, cpus: 1, memoryMiB: 128 });
     await operator.vm.start({ id: vm.id });
     const key = path.join(t.env.stateDir, "vms", vm.id, "id_ed25519");
-    const rsync = await execa("rsync", ["-a", "-e", `ssh -i ${key} -p 2222`, "--", path.join(t.env.syncRoot, "missing") + "/", path.join(t.env.stateDir, "dest")]).catch((e: unknown) => e);
+    const rsync = await execa("rsync", [
+      "-a",
+      "-e",
+      `ssh -i ${key} -p 2222`,
+      "--",
+      path.join(t.env.syncRoot, "missing") + "/",
+      path.join(t.env.stateDir, "dest"),
+    ]).catch((e: unknown) => e);
     fake.failNext.set("sync", rsync as Error);
     mkdirSync(path.join(t.env.syncRoot, "site"), { recursive: true });
     const log = vi.spyOn(logger, "error").mockImplementation(() => undefined);

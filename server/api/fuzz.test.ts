@@ -65,7 +65,12 @@ beforeAll(async () => {
   await t.hangar.pools.close();
   const admin = await callerFor(t.hangar, "admin");
   const operator = await callerFor(t.hangar, "operator");
-  Object.assign(callers, { admin, operator, viewer: await callerFor(t.hangar, "viewer"), anonymous: createCaller({ hangar: t.hangar, transport: IN_PROCESS, principal: null, actor: "anonymous" }) });
+  Object.assign(callers, {
+    admin,
+    operator,
+    viewer: await callerFor(t.hangar, "viewer"),
+    anonymous: createCaller({ hangar: t.hangar, transport: IN_PROCESS, principal: null, actor: "anonymous" }),
+  });
   const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
   const spec = { imageId: image.id, cpus: 1, memoryMiB: 128 };
   const target = await operator.vm.create({ name: "target", ...spec });
@@ -165,7 +170,30 @@ const hostileStrings = [
   "a".repeat(64),
   "a".repeat(100_000),
 ];
-const hostileNumbers = [0, -0, -1, 1, 63, 64, 65, 255, 1023, 1024, 65535, 65536, 2 ** 31 - 1, 2 ** 31, 2 ** 53, -(2 ** 53), Number.MAX_VALUE, Number.MIN_VALUE, 0.5, NaN, Infinity, -Infinity];
+const hostileNumbers = [
+  0,
+  -0,
+  -1,
+  1,
+  63,
+  64,
+  65,
+  255,
+  1023,
+  1024,
+  65535,
+  65536,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 53,
+  -(2 ** 53),
+  Number.MAX_VALUE,
+  Number.MIN_VALUE,
+  0.5,
+  NaN,
+  Infinity,
+  -Infinity,
+];
 let deep: unknown = "bottom";
 for (let i = 0; i < 2000; i++) deep = { nested: deep };
 const leaf = fc.oneof(
@@ -183,7 +211,14 @@ const hostile: fc.Arbitrary<unknown> = fc.oneof(
   leaf,
   fc.array(leaf, { maxLength: 6 }),
   fc.dictionary(fc.string({ maxLength: 10 }), leaf, { maxKeys: 4 }),
-  fc.constantFrom(Array.from({ length: 20_000 }, () => "x"), Array.from({ length: 5000 }, () => 1), deep, [[[[[]]]]], new Map([["id", "x"]]), new Set(["x"])),
+  fc.constantFrom(
+    Array.from({ length: 20_000 }, () => "x"),
+    Array.from({ length: 5000 }, () => 1),
+    deep,
+    [[[[[]]]]],
+    new Map([["id", "x"]]),
+    new Set(["x"]),
+  ),
   fc.anything({ maxDepth: 3 }),
 );
 
@@ -209,7 +244,10 @@ function fieldValue(valid: unknown): fc.Arbitrary<unknown> {
 function corrupted(example: unknown): fc.Arbitrary<unknown> {
   if (example === null || typeof example !== "object") return hostile;
   const record = example as Record<string, unknown>;
-  const field = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...Object.keys(record)) }, { weight: 1, arbitrary: fc.constantFrom("extra", "__proto__", "constructor") });
+  const field = fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...Object.keys(record)) },
+    { weight: 1, arbitrary: fc.constantFrom("extra", "__proto__", "constructor") },
+  );
   return field.chain((name) => {
     const current = record[name];
     const item = Array.isArray(current) ? current[0] : current;
@@ -224,7 +262,8 @@ function corrupted(example: unknown): fc.Arbitrary<unknown> {
   });
 }
 
-const inputFor = (example: unknown) => fc.oneof({ weight: 1, arbitrary: fc.constant(example) }, { weight: 5, arbitrary: corrupted(example) }, { weight: 2, arbitrary: hostile });
+const inputFor = (example: unknown) =>
+  fc.oneof({ weight: 1, arbitrary: fc.constant(example) }, { weight: 5, arbitrary: corrupted(example) }, { weight: 2, arbitrary: hostile });
 
 /** Always tried first: each text field of the valid example holding a lone surrogate or a NUL. */
 function textCases(example: unknown): [Role, unknown][] {
@@ -232,7 +271,8 @@ function textCases(example: unknown): [Role, unknown][] {
   const cases: [Role, unknown][] = [];
   for (const [name, value] of Object.entries(example)) {
     if (typeof value !== "string") continue;
-    for (const bad of [`${value}\ud800`, "\udfff", `${value}\0`]) for (const role of ["admin", "operator", "viewer"] as const) cases.push([role, { ...example, [name]: bad }]);
+    for (const bad of [`${value}\ud800`, "\udfff", `${value}\0`])
+      for (const role of ["admin", "operator", "viewer"] as const) cases.push([role, { ...example, [name]: bad }]);
   }
   return cases;
 }
@@ -247,7 +287,9 @@ function leaks(message: string): string[] {
 const INPUT_REFUSALS = new Set(["BAD_REQUEST", "UNAUTHORIZED", "FORBIDDEN", "PARSE_ERROR"]);
 
 async function call(caller: Caller, procedurePath: string, input: unknown): Promise<unknown> {
-  const procedure = procedurePath.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (input: unknown) => Promise<unknown>;
+  const procedure = procedurePath.split(".").reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], caller) as (
+    input: unknown,
+  ) => Promise<unknown>;
   const result = await procedure(input);
   // A subscription that was allowed: stop it before it waits for changes.
   if (result && typeof result === "object" && Symbol.asyncIterator in result) await (result as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
@@ -269,23 +311,30 @@ describe("fuzzing every procedure through createCaller", () => {
     await expect.poll(() => spawned.slice(before)).toContain("qemu-img");
   });
 
-  it.each(procedures.map((name, index) => [name, index] as const))("%s: no internal error, a clean sentence, nothing run for refused input", async (name, index) => {
-    const roles = fc.constantFrom<Role>("admin", "operator", "viewer", "anonymous");
-    await fc.assert(
-      fc.asyncProperty(roles, inputFor(examples[name]), async (role, input) => {
-        const before = { spawned: spawned.length, driverCalls: driverCalls.length };
-        const error = await call(callers[role], name, input).then(() => undefined, (e: unknown) => e);
-        if (error === undefined) return;
-        if (!(error instanceof TRPCError)) throw new Error(`${name} threw ${String(error)}, not a TRPCError`);
-        expect(error.code, `${name} as ${role}: ${error.message}`).not.toBe("INTERNAL_SERVER_ERROR");
-        expect(error.message.trim(), `${name} as ${role}`).not.toBe("");
-        expect(leaks(error.message), `${name} as ${role}: ${error.message}`).toEqual([]);
-        expect(spawned.slice(before.spawned), `${name} as ${role} was refused (${error.code}) but started processes`).toEqual([]);
-        if (INPUT_REFUSALS.has(error.code)) expect(driverCalls.slice(before.driverCalls), `${name} as ${role} was refused (${error.code}) but called the driver`).toEqual([]);
-      }),
-      { seed: SEED + index, numRuns: RUNS_PER_PROCEDURE, examples: textCases(examples[name]) },
-    );
-  });
+  it.each(procedures.map((name, index) => [name, index] as const))(
+    "%s: no internal error, a clean sentence, nothing run for refused input",
+    async (name, index) => {
+      const roles = fc.constantFrom<Role>("admin", "operator", "viewer", "anonymous");
+      await fc.assert(
+        fc.asyncProperty(roles, inputFor(examples[name]), async (role, input) => {
+          const before = { spawned: spawned.length, driverCalls: driverCalls.length };
+          const error = await call(callers[role], name, input).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          if (error === undefined) return;
+          if (!(error instanceof TRPCError)) throw new Error(`${name} threw ${String(error)}, not a TRPCError`);
+          expect(error.code, `${name} as ${role}: ${error.message}`).not.toBe("INTERNAL_SERVER_ERROR");
+          expect(error.message.trim(), `${name} as ${role}`).not.toBe("");
+          expect(leaks(error.message), `${name} as ${role}: ${error.message}`).toEqual([]);
+          expect(spawned.slice(before.spawned), `${name} as ${role} was refused (${error.code}) but started processes`).toEqual([]);
+          if (INPUT_REFUSALS.has(error.code))
+            expect(driverCalls.slice(before.driverCalls), `${name} as ${role} was refused (${error.code}) but called the driver`).toEqual([]);
+        }),
+        { seed: SEED + index, numRuns: RUNS_PER_PROCEDURE, examples: textCases(examples[name]) },
+      );
+    },
+  );
 });
 
 describe("fuzzing over real HTTP", () => {
@@ -307,16 +356,52 @@ describe("fuzzing over real HTTP", () => {
     ["an empty body", "vm.delete", { method: "POST", body: "", headers: { "content-type": "application/json" } }],
     ["text/plain", "vm.create", { method: "POST", body: "name=x", headers: { "content-type": "text/plain" } }],
     ["a form", "vm.create", { method: "POST", body: "name=x&cpus=1", headers: { "content-type": "application/x-www-form-urlencoded" } }],
-    ["multipart junk", "vm.create", { method: "POST", body: "--b\r\nContent-Disposition: form-data; name=x\r\n\r\ny\r\n--b--", headers: { "content-type": "multipart/form-data; boundary=b" } }],
+    [
+      "multipart junk",
+      "vm.create",
+      {
+        method: "POST",
+        body: "--b\r\nContent-Disposition: form-data; name=x\r\n\r\ny\r\n--b--",
+        headers: { "content-type": "multipart/form-data; boundary=b" },
+      },
+    ],
     ["octet-stream", "vm.create", { method: "POST", body: new Uint8Array([0xff, 0xfe, 0x00, 0x80]), headers: { "content-type": "application/octet-stream" } }],
-    ["bytes that are not UTF-8", "vm.create", { method: "POST", body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), headers: { "content-type": "application/json" } }],
+    [
+      "bytes that are not UTF-8",
+      "vm.create",
+      { method: "POST", body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), headers: { "content-type": "application/json" } },
+    ],
     ["an escaped lone surrogate", "vm.start", { method: "POST", body: '{"json":{"id":"\\ud800"}}', headers: { "content-type": "application/json" } }],
-    ["superjson meta that is not a tree", "vm.create", { method: "POST", body: '{"json":{"name":"x"},"meta":{"values":"garbage"}}', headers: { "content-type": "application/json" } }],
-    ["a superjson type that does not exist", "vm.get", { method: "POST", body: '{"json":{"id":"x"},"meta":{"values":{"id":["nonsense"]}}}', headers: { "content-type": "application/json" } }],
-    ["a superjson custom type without its transformer", "vm.get", { method: "POST", body: '{"json":{"id":"x"},"meta":{"values":{"id":[["custom","Nope"]]}}}', headers: { "content-type": "application/json" } }],
-    ["superjson aiming at the prototype", "vm.create", { method: "POST", body: '{"json":{"__proto__":{"x":1}},"meta":{"values":{"__proto__.x":["Date"]}}}', headers: { "content-type": "application/json" } }],
-    ["a bigint that is not a number", "vm.create", { method: "POST", body: '{"json":{"cpus":"one"},"meta":{"values":{"cpus":["bigint"]}}}', headers: { "content-type": "application/json" } }],
-    ["JSON nested 100000 deep", "vm.create", { method: "POST", body: `{"json":${"[".repeat(100_000)}${"]".repeat(100_000)}}`, headers: { "content-type": "application/json" } }],
+    [
+      "superjson meta that is not a tree",
+      "vm.create",
+      { method: "POST", body: '{"json":{"name":"x"},"meta":{"values":"garbage"}}', headers: { "content-type": "application/json" } },
+    ],
+    [
+      "a superjson type that does not exist",
+      "vm.get",
+      { method: "POST", body: '{"json":{"id":"x"},"meta":{"values":{"id":["nonsense"]}}}', headers: { "content-type": "application/json" } },
+    ],
+    [
+      "a superjson custom type without its transformer",
+      "vm.get",
+      { method: "POST", body: '{"json":{"id":"x"},"meta":{"values":{"id":[["custom","Nope"]]}}}', headers: { "content-type": "application/json" } },
+    ],
+    [
+      "superjson aiming at the prototype",
+      "vm.create",
+      { method: "POST", body: '{"json":{"__proto__":{"x":1}},"meta":{"values":{"__proto__.x":["Date"]}}}', headers: { "content-type": "application/json" } },
+    ],
+    [
+      "a bigint that is not a number",
+      "vm.create",
+      { method: "POST", body: '{"json":{"cpus":"one"},"meta":{"values":{"cpus":["bigint"]}}}', headers: { "content-type": "application/json" } },
+    ],
+    [
+      "JSON nested 100000 deep",
+      "vm.create",
+      { method: "POST", body: `{"json":${"[".repeat(100_000)}${"]".repeat(100_000)}}`, headers: { "content-type": "application/json" } },
+    ],
     ["a query as POST", "vm.list", { method: "POST", body: "{}", headers: { "content-type": "application/json" } }],
     ["a mutation as GET", "vm.delete?input=%7B%7D", { method: "GET" }],
     ["bad percent-encoding", "vm.get?input=%ZZ", { method: "GET" }],
@@ -330,7 +415,10 @@ describe("fuzzing over real HTTP", () => {
 
   it.each(requests)("answers %s without a 500 or a leak", async (_label, pathAndQuery, init) => {
     for (const authorization of [bearer, undefined]) {
-      const response = await fetch(`${base}${pathAndQuery}`, { ...init, headers: { ...(init.headers as Record<string, string>), ...(authorization ? { authorization } : {}) } });
+      const response = await fetch(`${base}${pathAndQuery}`, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), ...(authorization ? { authorization } : {}) },
+      });
       const body = await response.text();
       expect(response.status, body.slice(0, 500)).toBeLessThan(500);
       expect(leaks(body)).toEqual([]);

@@ -35,6 +35,12 @@ export const imageRouter = router({
       return { ...imageView(image, ctx.principal?.role === "admin"), ...(await ctx.hangar.images.usersOf(image.id)) };
     }),
   /** Refused while VMs or pools use it. */
-  delete: procedure.meta({ permission: "admin" }).input(z.object({ id })).mutation(({ ctx, input }) => ctx.hangar.images.deleteImage(input.id)),
-  import: procedure.meta({ permission: "admin" }).input(importImageInput).mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
+  delete: procedure
+    .meta({ permission: "admin" })
+    .input(z.object({ id }))
+    .mutation(({ ctx, input }) => ctx.hangar.images.deleteImage(input.id)),
+  import: procedure
+    .meta({ permission: "admin" })
+    .input(importImageInput)
+    .mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
 });

@@ -50,7 +50,10 @@ export const metricsRouter = router({
       db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, accelerator: true } }),
       db.vm.groupBy({ by: ["hostId"], _count: { _all: true } }),
     ]);
-    const stored = await metrics.history.latestStored("host", hosts.map((h) => h.id));
+    const stored = await metrics.history.latestStored(
+      "host",
+      hosts.map((h) => h.id),
+    );
     const now = Date.now();
     return hosts.map((host) => {
       const ageSec = Math.max(0, (now - host.heartbeatAt.getTime()) / 1000);
@@ -81,7 +84,10 @@ export const metricsRouter = router({
   /** Each sample's CPU and memory of every running VM, for the VM table's columns. */
   onUsage: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {
     for await (const sample of ctx.hangar.metrics.samples(signal)) {
-      yield sample.vms.map((vm) => ({ id: vm.id, usage: { cpuPercent: vm.point.cpuPercent, rssMiB: vm.point.rssBytes === null ? null : vm.point.rssBytes / 1024 / 1024 } }));
+      yield sample.vms.map((vm) => ({
+        id: vm.id,
+        usage: { cpuPercent: vm.point.cpuPercent, rssMiB: vm.point.rssBytes === null ? null : vm.point.rssBytes / 1024 / 1024 },
+      }));
     }
   }),
 });

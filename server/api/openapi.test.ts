@@ -14,15 +14,22 @@ import { appRouter } from "./root.ts";
 import type { Meta } from "./trpc.ts";
 
 /** What OpenAPI 3.x requires of the parts Hangar's document has (a subset of the spec's schema). */
-const response = z.object({ description: z.string().min(1), content: z.record(z.string(), z.object({ schema: z.record(z.string(), z.unknown()) })).optional() });
+const response = z.object({
+  description: z.string().min(1),
+  content: z.record(z.string(), z.object({ schema: z.record(z.string(), z.unknown()) })).optional(),
+});
 const operation = z.object({
   operationId: z.string().min(1),
   summary: z.string().optional(),
   tags: z.array(z.string()).optional(),
   security: z.array(z.record(z.string(), z.array(z.string()))).optional(),
-  parameters: z.array(z.object({ in: z.enum(["path", "query", "header", "cookie"]), name: z.string(), required: z.boolean().optional(), schema: z.unknown() })).optional(),
+  parameters: z
+    .array(z.object({ in: z.enum(["path", "query", "header", "cookie"]), name: z.string(), required: z.boolean().optional(), schema: z.unknown() }))
+    .optional(),
   requestBody: z.object({ content: z.record(z.string(), z.object({ schema: z.unknown() })), required: z.boolean().optional() }).optional(),
-  responses: z.record(z.string().regex(/^([1-5]\d\d|default)$/), response).refine((responses) => Object.keys(responses).length > 0, "an operation needs responses"),
+  responses: z
+    .record(z.string().regex(/^([1-5]\d\d|default)$/), response)
+    .refine((responses) => Object.keys(responses).length > 0, "an operation needs responses"),
 });
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 const pathItem = z.partialRecord(z.enum(METHODS), operation).refine((item) => Object.keys(item).length > 0, "a path needs at least one operation");
@@ -130,7 +137,10 @@ describe("REST over HTTP with a token", () => {
 
   it("creates, reads, starts and lists a VM", async () => {
     const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } });
-    expect(created).toMatchObject({ status: 200, body: { name: "rest-1", state: "Stopped", cpus: 1, memoryMiB: 256, actions: expect.arrayContaining(["Start"]) } });
+    expect(created).toMatchObject({
+      status: 200,
+      body: { name: "rest-1", state: "Stopped", cpus: 1, memoryMiB: 256, actions: expect.arrayContaining(["Start"]) },
+    });
     const id = z.object({ id: z.string() }).parse(created.body).id;
 
     const read = await call("GET", `/api/v1/vms/${id}`, { token: adminToken });
@@ -152,16 +162,29 @@ describe("REST over HTTP with a token", () => {
   it("maps the errorFormatter's codes to HTTP statuses, with its sentences", async () => {
     expect(await call("GET", "/api/v1/vms")).toMatchObject({ status: 401, body: { code: "UNAUTHORIZED", message: expect.stringMatching(/API token/) } });
     expect(await call("GET", "/api/v1/vms", { token: "not-a-token" })).toMatchObject({ status: 401 });
-    expect(await call("GET", "/api/v1/vms/nosuchvm", { token: adminToken })).toMatchObject({ status: 404, body: { code: "NOT_FOUND", message: expect.stringMatching(/No VM with id "nosuchvm"/) } });
-    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "Bad_Name", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({ status: 400, body: { code: "BAD_REQUEST" } });
+    expect(await call("GET", "/api/v1/vms/nosuchvm", { token: adminToken })).toMatchObject({
+      status: 404,
+      body: { code: "NOT_FOUND", message: expect.stringMatching(/No VM with id "nosuchvm"/) },
+    });
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "Bad_Name", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST" },
+    });
     const vm = await t.hangar.db.vm.findFirstOrThrow({ where: { name: "rest-1" } });
     expect(await call("POST", `/api/v1/vms/${vm.id}/stop`, { token: viewerToken, body: {} })).toMatchObject({ status: 403, body: { code: "FORBIDDEN" } });
-    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({ status: 409, body: { code: "CONFLICT" } });
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } })).toMatchObject({
+      status: 409,
+      body: { code: "CONFLICT" },
+    });
     expect(await call("GET", "/api/v1/nothing-here", { token: adminToken })).toMatchObject({ status: 404 });
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {
-    expect(await call("GET", "/api/v1/vms", { token: adminToken, host: "evil.example" })).toEqual({ status: 421, type: expect.any(String), body: WRONG_HOST_MESSAGE });
+    expect(await call("GET", "/api/v1/vms", { token: adminToken, host: "evil.example" })).toEqual({
+      status: 421,
+      type: expect.any(String),
+      body: WRONG_HOST_MESSAGE,
+    });
     expect((await call("GET", "/api/openapi.json", { host: "evil.example" })).status).toBe(421);
   });
 });

@@ -16,18 +16,27 @@ export const poolRouter = router({
         imageId: id,
         cpus,
         memoryMiB,
-        userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
+        userData: z
+          .string()
+          .max(64 * 1024, "user-data is limited to 64 KiB.")
+          .optional(),
         size,
         staging: z.enum(STAGING_STATES, "staging must be Running, Paused, Suspended or Stopped."),
         hostId: id.optional(),
       }),
     )
     .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
-  resize: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id, size })).mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
-  delete: procedure.meta({ permission: "pool.manage", runsOn: "pool" }).input(z.object({ id })).mutation(async ({ ctx, input }) => {
-    await ctx.hangar.pools.deletePool(input.id, ctx.actor);
-    return { id: input.id };
-  }),
+  resize: procedure
+    .meta({ permission: "pool.manage", runsOn: "pool" })
+    .input(z.object({ id, size }))
+    .mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
+  delete: procedure
+    .meta({ permission: "pool.manage", runsOn: "pool" })
+    .input(z.object({ id }))
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.pools.deletePool(input.id, ctx.actor);
+      return { id: input.id };
+    }),
   /**
    * A ready VM: its id, where to SSH and the VM's key (none when you give publicKey). Your
    * publicKey and your own keys (account.addSshKey) are added for the login user.
@@ -45,9 +54,19 @@ export const poolRouter = router({
           .optional(),
       }),
     )
-    .mutation(({ ctx, input }) => ctx.hangar.pools.acquire(input.poolId, { actor: ctx.actor, ownerId: ctx.principal?.userId, timeoutMs: input.timeoutSec * 1000, publicKey: input.publicKey })),
-  release: procedure.meta({ permission: "vm.control", vmInput: "vmId", runsOn: "vm" }).input(z.object({ vmId: id })).mutation(async ({ ctx, input }) => {
-    await ctx.hangar.pools.release(input.vmId, ctx.actor);
-    return { vmId: input.vmId };
-  }),
+    .mutation(({ ctx, input }) =>
+      ctx.hangar.pools.acquire(input.poolId, {
+        actor: ctx.actor,
+        ownerId: ctx.principal?.userId,
+        timeoutMs: input.timeoutSec * 1000,
+        publicKey: input.publicKey,
+      }),
+    ),
+  release: procedure
+    .meta({ permission: "vm.control", vmInput: "vmId", runsOn: "vm" })
+    .input(z.object({ vmId: id }))
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.pools.release(input.vmId, ctx.actor);
+      return { vmId: input.vmId };
+    }),
 });

@@ -25,7 +25,9 @@ beforeAll(async () => {
   token = (await createToken(t.hangar.db, user.id, { name: "poller" })).token;
   imageId = (await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
   const hostId = await t.hangar.lifecycle.hostId();
-  await t.hangar.db.vm.createMany({ data: Array.from({ length: 200 }, (_, i) => ({ name: `row-${i}`, imageId, cpus: 1, memoryMiB: 128, state: "Stopped", hostId })) });
+  await t.hangar.db.vm.createMany({
+    data: Array.from({ length: 200 }, (_, i) => ({ name: `row-${i}`, imageId, cpus: 1, memoryMiB: 128, state: "Stopped", hostId })),
+  });
   server = http.createServer(createTrpcHandler(t.hangar));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/trpc/`;
@@ -117,10 +119,12 @@ describe("tRPC over HTTP", () => {
 
   it("answers refused and bad calls as tRPC does", async () => {
     const anonymous = await new Promise<number>((resolve, reject) => {
-      http.get(`${base}vm.list`, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on("error", reject);
+      http
+        .get(`${base}vm.list`, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        })
+        .on("error", reject);
     });
     expect(anonymous).toBe(401);
     const bad = await get(listPath({ limit: 0 }));

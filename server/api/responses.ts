@@ -42,7 +42,9 @@ export function acceptedEncoding(header: string | string[] | undefined): Encodin
 
 function compress(body: Buffer, encoding: Encoding): Promise<Buffer> {
   // Quality 4: most of brotli's gain on JSON at about gzip's speed (11 would take 100x longer).
-  return encoding === "br" ? brotli(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } }) : gzipAsync(body);
+  return encoding === "br"
+    ? brotli(body, { params: { [constants.BROTLI_PARAM_QUALITY]: 4, [constants.BROTLI_PARAM_SIZE_HINT]: body.length } })
+    : gzipAsync(body);
 }
 
 function toBuffer(chunk: unknown): Buffer | undefined {

@@ -28,7 +28,11 @@ export function malformedText(input: unknown): string | undefined {
     }
     if (value === null || typeof value !== "object") continue;
     const entries: [string, unknown][] =
-      value instanceof Map ? [...value].map(([key, item]) => [typeof key === "string" ? key : String(key), item]) : Array.isArray(value) || value instanceof Set ? [...value].map((item, index) => [String(index), item]) : Object.entries(value);
+      value instanceof Map
+        ? [...value].map(([key, item]) => [typeof key === "string" ? key : String(key), item])
+        : Array.isArray(value) || value instanceof Set
+          ? [...value].map((item, index) => [String(index), item])
+          : Object.entries(value);
     seen += entries.length;
     if (seen > MAX_INPUT_VALUES) return tooMany;
     for (const [key, item] of entries) {
@@ -45,13 +49,14 @@ import { VM_LIMITS } from "../../lib/vocabulary.ts";
 
 export const vmName = z
   .string()
-  .regex(
-    /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
-    "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.",
-  );
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.");
 
 /** Ids Hangar makes (cuid): VMs, images, pools, events, tokens. */
-export const id = z.string().min(1, "An id is required.").max(64, "That id is too long.").regex(/^[a-z0-9]+$/, "Ids are lowercase letters and digits.");
+export const id = z
+  .string()
+  .min(1, "An id is required.")
+  .max(64, "That id is too long.")
+  .regex(/^[a-z0-9]+$/, "Ids are lowercase letters and digits.");
 
 /** User ids come from the sign-in library (and UUIDs in tests): letters, digits, - and _. */
 export const userId = z
@@ -65,7 +70,9 @@ const port = (what: string) =>
 
 export const portForward = z.object({
   hostPort: port("hostPort").refine((p) => p === 0 || p >= 1024, "hostPort must be 0 (any free port) or 1024 and above."),
-  guestPort: port("guestPort").min(1, "guestPort must be 1 to 65535.").refine((p) => p !== 22, "guestPort 22 is SSH, which is always forwarded."),
+  guestPort: port("guestPort")
+    .min(1, "guestPort must be 1 to 65535.")
+    .refine((p) => p !== 22, "guestPort 22 is SSH, which is always forwarded."),
 });
 
 /** A disk size in GiB: at least the image's (smaller asks are taken as the image's size). */
@@ -94,28 +101,29 @@ export const createVmInput = z.object({
   cdromImageId: id.optional(),
   cpus,
   memoryMiB,
-  userData: z.string().max(64 * 1024, "user-data is limited to 64 KiB.").optional(),
+  userData: z
+    .string()
+    .max(64 * 1024, "user-data is limited to 64 KiB.")
+    .optional(),
   diskGiB: diskGiB.optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
-  bridge: z.string().regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "bridge is a host interface name such as br0.").optional(),
+  bridge: z
+    .string()
+    .regex(/^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/, "bridge is a host interface name such as br0.")
+    .optional(),
   ports: z
     .array(portForward)
     .max(FORWARDS.max, `At most ${FORWARDS.max} port forwards per VM.`)
     .refine((ports) => new Set(ports.map((p) => p.guestPort)).size === ports.length, "Each guest port may be forwarded once.")
-    .refine(
-      (ports) => {
-        const fixed = ports.filter((p) => p.hostPort !== 0).map((p) => p.hostPort);
-        return new Set(fixed).size === fixed.length;
-      },
-      "Each host port may be used once.",
-    )
+    .refine((ports) => {
+      const fixed = ports.filter((p) => p.hostPort !== 0).map((p) => p.hostPort);
+      return new Set(fixed).size === fixed.length;
+    }, "Each host port may be used once.")
     .optional(),
 });
 
 /** A login name as useradd takes it. */
-export const loginUser = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "loginUser is a user name in the guest: lowercase letters, digits, _ and -, at most 32.");
+export const loginUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "loginUser is a user name in the guest: lowercase letters, digits, _ and -, at most 32.");
 
 const sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, "sha256 must be 64 hexadecimal digits.");
 
@@ -131,7 +139,11 @@ export const importImageInput = z
     sha256: sha256.optional(),
     kernel: z.string().min(1).max(4096).optional(),
     initrd: z.string().min(1).max(4096).optional(),
-    cmdline: z.string().max(4096).refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.").optional(),
+    cmdline: z
+      .string()
+      .max(4096)
+      .refine((c) => !/[\n\r\0]/.test(c), "cmdline must be one line.")
+      .optional(),
     /** The account Hangar logs in as; default "hangar" (made by cloud-init). For images without cloud-init, e.g. "root". */
     loginUser: loginUser.optional(),
     /** Absent: read from the disk (an EFI system partition and no BIOS boot code: "uefi"). */
@@ -191,21 +203,18 @@ export const syncInput = z.object({
     )
     .max(64, "At most 64 exclude patterns.")
     .optional(),
-  chown: z.string().regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$/, "chown is user or user:group (lowercase names).").optional(),
+  chown: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*(:[a-z_][a-z0-9_-]*)?$/, "chown is user or user:group (lowercase names).")
+    .optional(),
   /** Write as root (the guest's rsync through `sudo -n`), e.g. into /etc; chown implies it. */
   asRoot: z.boolean().default(false),
 });
 
-
 export const waitInput = z.object({
   id,
   for: z.union([z.literal("ready"), z.enum(STATES)], 'for is "ready" or a VM state such as "Running" or "Stopped".'),
-  timeoutSec: z
-    .number()
-    .int("timeoutSec must be a whole number.")
-    .min(1, "timeoutSec must be at least 1.")
-    .max(600, "timeoutSec is at most 600.")
-    .default(120),
+  timeoutSec: z.number().int("timeoutSec must be a whole number.").min(1, "timeoutSec must be at least 1.").max(600, "timeoutSec is at most 600.").default(120),
 });
 
 /** What vm.list sorts by: name, state, when it was created, its owner's email, its host's name. */
@@ -248,7 +257,11 @@ export const vmListInput = z
       .max(VM_LIST_MAX_LIMIT, `limit is at most ${VM_LIST_MAX_LIMIT}; page with nextCursor for more.`)
       .default(VM_LIST_DEFAULT_LIMIT),
     /** nextCursor of the previous page, with the same filters and sort. */
-    cursor: z.string().max(1024, "That cursor is too long; pass nextCursor as vm.list returned it.").regex(/^[A-Za-z0-9_-]+$/, "That is not a cursor vm.list returned; pass nextCursor as it came.").optional(),
+    cursor: z
+      .string()
+      .max(1024, "That cursor is too long; pass nextCursor as vm.list returned it.")
+      .regex(/^[A-Za-z0-9_-]+$/, "That is not a cursor vm.list returned; pass nextCursor as it came.")
+      .optional(),
   })
   .optional();
 export type VmListInput = z.output<typeof vmListInput>;

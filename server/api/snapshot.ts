@@ -11,8 +11,20 @@ const snapshotName = z
 const target = z.object({ id, name: snapshotName });
 
 export const snapshotRouter = router({
-  list: procedure.meta({ permission: "read", runsOn: "vm" }).input(z.object({ id })).query(({ ctx, input }) => listSnapshots(ctx.hangar, input.id)),
-  create: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "create" }, ctx.actor)),
-  revert: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "revert" }, ctx.actor)),
-  delete: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(target).mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "delete" }, ctx.actor)),
+  list: procedure
+    .meta({ permission: "read", runsOn: "vm" })
+    .input(z.object({ id }))
+    .query(({ ctx, input }) => listSnapshots(ctx.hangar, input.id)),
+  create: procedure
+    .meta({ permission: "vm.control", runsOn: "vm" })
+    .input(target)
+    .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "create" }, ctx.actor)),
+  revert: procedure
+    .meta({ permission: "vm.control", runsOn: "vm" })
+    .input(target)
+    .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "revert" }, ctx.actor)),
+  delete: procedure
+    .meta({ permission: "vm.control", runsOn: "vm" })
+    .input(target)
+    .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "delete" }, ctx.actor)),
 });

@@ -13,7 +13,15 @@ export const tokenRouter = router({
     .input(z.object({ name: tokenName, expiresInDays: z.number().int().min(1, "expiresInDays must be at least 1.").max(3650).optional() }))
     .mutation(async ({ ctx, input }) => {
       const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "token-create", ok: true, message: `Created token ${created.name} (${created.prefix}…)`, target: created.name, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "token-create",
+        ok: true,
+        message: `Created token ${created.name} (${created.prefix}…)`,
+        target: created.name,
+        userId: ctx.principal?.userId,
+      });
       return created;
     }),
   revoke: procedure
@@ -21,7 +29,15 @@ export const tokenRouter = router({
     .input(z.object({ id }))
     .mutation(async ({ ctx, input }) => {
       const token = await revokeToken(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "token-revoke", ok: true, message: `Revoked token ${token.name}`, target: token.name, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "token-revoke",
+        ok: true,
+        message: `Revoked token ${token.name}`,
+        target: token.name,
+        userId: ctx.principal?.userId,
+      });
       return { id: token.id, revokedAt: token.revokedAt };
     }),
 });

@@ -125,19 +125,22 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
   return safe;
 }
 
-const t = initTRPC.context<Context>().meta<Meta>().create({
-  transformer: superjson,
-  errorFormatter({ shape, error, path }) {
-    // Errors from procedures arrive here already public; this catches the rest (bad JSON, context).
-    const safe = publicError(error, path);
-    const domain = isHangarError(safe.cause) ? safe.cause.code : undefined;
-    return {
-      ...shape,
-      message: safe.message,
-      data: { ...shape.data, domainCode: domain ?? null, stack: undefined },
-    };
-  },
-});
+const t = initTRPC
+  .context<Context>()
+  .meta<Meta>()
+  .create({
+    transformer: superjson,
+    errorFormatter({ shape, error, path }) {
+      // Errors from procedures arrive here already public; this catches the rest (bad JSON, context).
+      const safe = publicError(error, path);
+      const domain = isHangarError(safe.cause) ? safe.cause.code : undefined;
+      return {
+        ...shape,
+        message: safe.message,
+        data: { ...shape.data, domainCode: domain ?? null, stack: undefined },
+      };
+    },
+  });
 
 /**
  * The result of a procedure that ran on another host. It travels up from the routing

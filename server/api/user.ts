@@ -16,16 +16,41 @@ export const userRouter = router({
     .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password, role }))
     .mutation(async ({ ctx, input }) => {
       const user = await addUser(ctx.hangar.db, ctx.hangar.auth, input);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-create", ok: true, message: `Added ${user.email} as ${user.role}`, target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "user-create",
+        ok: true,
+        message: `Added ${user.email} as ${user.role}`,
+        target: user.email,
+        userId: ctx.principal?.userId,
+      });
       return user;
     }),
   update: procedure
     .meta({ permission: "admin" })
-    .input(z.object({ id: userId, role: role.optional(), disabled: z.boolean().optional(), maxVms: quota("maxVms"), maxCpus: quota("maxCpus"), maxMemoryMiB: quota("maxMemoryMiB") }))
+    .input(
+      z.object({
+        id: userId,
+        role: role.optional(),
+        disabled: z.boolean().optional(),
+        maxVms: quota("maxVms"),
+        maxCpus: quota("maxCpus"),
+        maxMemoryMiB: quota("maxMemoryMiB"),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const { id, ...change } = input;
       const user = await updateUser(ctx.hangar.db, id, change);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-update", ok: true, message: `Changed ${user.email}: ${JSON.stringify(change)}`, target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "user-update",
+        ok: true,
+        message: `Changed ${user.email}: ${JSON.stringify(change)}`,
+        target: user.email,
+        userId: ctx.principal?.userId,
+      });
       return user;
     }),
   remove: procedure
@@ -33,7 +58,15 @@ export const userRouter = router({
     .input(z.object({ id: userId }))
     .mutation(async ({ ctx, input }) => {
       const user = await removeUser(ctx.hangar.db, input.id);
-      await ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, action: "user-remove", ok: true, message: `Removed ${user.email}`, target: user.email, userId: ctx.principal?.userId });
+      await ctx.hangar.recorder.record({
+        stream: "audit",
+        actor: ctx.actor,
+        action: "user-remove",
+        ok: true,
+        message: `Removed ${user.email}`,
+        target: user.email,
+        userId: ctx.principal?.userId,
+      });
       return { id: input.id };
     }),
 });

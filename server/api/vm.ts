@@ -84,7 +84,10 @@ export const vmRouter = router({
    * the failed module in readyDetail) or in a state; returns the VM. TIMEOUT when it does not
    * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
    */
-  wait: procedure.meta({ permission: "read", runsOn: "vm" }).input(waitInput).query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
+  wait: procedure
+    .meta({ permission: "read", runsOn: "vm" })
+    .input(waitInput)
+    .query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
   exec: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
@@ -92,7 +95,10 @@ export const vmRouter = router({
     .output(execOutput)
     .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the sync root of the VM's host into the VM. */
-  sync: procedure.meta({ permission: "vm.control", runsOn: "vm" }).input(syncInput).mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+  sync: procedure
+    .meta({ permission: "vm.control", runsOn: "vm" })
+    .input(syncInput)
+    .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
     .meta({ permission: "vm.control", runsOn: "vm" })

@@ -24,7 +24,10 @@ async function serve() {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port } });
-  createHttpServer({ hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } }, server);
+  createHttpServer(
+    { hangar: t.hangar, dev: false, pages: { handle: async (_q, r) => void r.end(), handleUpgrade: async (_q, s) => void s.destroy() } },
+    server,
+  );
   cleanups.push(async () => {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
@@ -43,7 +46,11 @@ function wsClient(port: number, token: string, origin?: string): TRPCClient<AppR
       super(url, { headers: { authorization: `Bearer ${token}`, ...(origin ? { origin } : {}) } });
     }
   }
-  const client = createWSClient({ url: `ws://127.0.0.1:${port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket, retryDelayMs: () => 100 });
+  const client = createWSClient({
+    url: `ws://127.0.0.1:${port}${TRPC_WS_PATH}`,
+    WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket,
+    retryDelayMs: () => 100,
+  });
   cleanups.push(() => client.close());
   return createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] });
 }

@@ -28,7 +28,10 @@ beforeEach(async () => {
 afterEach(() => t.cleanup());
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a refusal, got ${String(error)}`);
   return error.code;
 }
@@ -96,7 +99,14 @@ describe("roles", () => {
     const vm = await admin.vm.create({ name: "watched", imageId, ...spec });
     await admin.user.add({ email: "new-op@test.hangar", name: "op", password: "a long password", role: "operator" });
     const token = await admin.token.create({ name: "secret-ci" });
-    await hangar.recorder.record({ stream: "audit", actor: "someone@test.hangar", action: "sign-in", ok: true, message: "someone signed in", target: "someone@test.hangar" });
+    await hangar.recorder.record({
+      stream: "audit",
+      actor: "someone@test.hangar",
+      action: "sign-in",
+      ok: true,
+      message: "someone signed in",
+      target: "someone@test.hangar",
+    });
 
     const viewer = await callerFor(hangar, "viewer");
     const everything = JSON.stringify(await viewer.vm.events({ limit: 200 }));
@@ -179,7 +189,9 @@ describe("sessions (better-auth)", () => {
     expect(await refusal(anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password" }))).toBe("FORBIDDEN");
     await anonymous.account.createFirstAdmin({ email: "root@test.hangar", name: "Root", password: "a long password", setupCode });
     expect((await anonymous.account.me()).needsFirstAdmin).toBe(false);
-    expect(await refusal(anonymous.account.createFirstAdmin({ email: "x@test.hangar", name: "X", password: "a long password", setupCode }))).toBe("BAD_REQUEST");
+    expect(await refusal(anonymous.account.createFirstAdmin({ email: "x@test.hangar", name: "X", password: "a long password", setupCode }))).toBe(
+      "BAD_REQUEST",
+    );
     expect((await hangar.db.user.findUniqueOrThrow({ where: { email: "root@test.hangar" } })).role).toBe("admin");
   });
 
@@ -197,7 +209,9 @@ describe("hosts", () => {
     const vm = await admin.vm.create({ name: "contended", imageId, ...spec });
     const go = path.join(t.env.stateDir, "go");
     // The other process: its own connection, its own fake driver, the same database.
-    const second = execa("npx", ["tsx", path.join(REPO_ROOT, "server", "testing", "contend.ts"), t.env.databaseUrl, vm.id, "10", go, t.env.stateDir], { cwd: REPO_ROOT });
+    const second = execa("npx", ["tsx", path.join(REPO_ROOT, "server", "testing", "contend.ts"), t.env.databaseUrl, vm.id, "10", go, t.env.stateDir], {
+      cwd: REPO_ROOT,
+    });
     await new Promise<void>((resolve) => second.stdout?.on("data", (chunk: Buffer) => chunk.toString().includes("ready") && resolve()));
     fake.startDelayMs = 30;
     writeFileSync(go, "");
@@ -207,5 +221,4 @@ describe("hosts", () => {
     expect(await hangar.db.event.count({ where: { vmId: vm.id, action: "start" } })).toBe(1);
     expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Running");
   });
-
 });

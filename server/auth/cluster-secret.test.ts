@@ -27,7 +27,9 @@ describe("the auth secret", () => {
   });
 
   it("is stored once by the first host, and every host starting at the same time gets that one", async () => {
-    const secrets = await Promise.all(["alpha", "beta", "gamma", "delta"].map((name) => resolveAuthSecret({ db: t.hangar.db, stateDir: path.join(t.env.stateDir, name) })));
+    const secrets = await Promise.all(
+      ["alpha", "beta", "gamma", "delta"].map((name) => resolveAuthSecret({ db: t.hangar.db, stateDir: path.join(t.env.stateDir, name) })),
+    );
     expect(new Set(secrets).size).toBe(1);
     const stored = await t.hangar.db.secret.findMany();
     expect(stored.map((row) => row.value)).toEqual([secrets[0]]);
@@ -51,7 +53,9 @@ describe("passes between hosts", () => {
     const pass = issuePass(key, "terminal", { userId: "u1" });
     expect(verifyPass(clusterKey("another cluster's secret, 32 characters"), pass, "terminal")).toBeUndefined();
     const [body, signature] = pass.split(".");
-    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body ?? "", "base64url").toString()), data: { userId: "admin" } })).toString("base64url");
+    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(body ?? "", "base64url").toString()), data: { userId: "admin" } })).toString(
+      "base64url",
+    );
     expect(verifyPass(key, `${forged}.${signature}`, "terminal")).toBeUndefined();
     expect(verifyPass(key, issuePass(key, "terminal", null, -1), "terminal")).toBeUndefined();
     expect(verifyPass(key, undefined, "terminal")).toBeUndefined();

@@ -63,7 +63,9 @@ const sign = (key: Buffer, body: string) => createHmac("sha256", key).update(bod
  * this cluster can make one. `data` travels with it (a terminal's grant).
  */
 export function issuePass(key: Buffer, purpose: string, data: unknown = null, ttlMs = 30_000): string {
-  const body = Buffer.from(JSON.stringify({ purpose, expiresAt: Date.now() + ttlMs, nonce: randomBytes(12).toString("base64url"), data })).toString("base64url");
+  const body = Buffer.from(JSON.stringify({ purpose, expiresAt: Date.now() + ttlMs, nonce: randomBytes(12).toString("base64url"), data })).toString(
+    "base64url",
+  );
   return `${body}.${sign(key, body).toString("base64url")}`;
 }
 

@@ -55,8 +55,14 @@ describe("account keys", () => {
     const other = await callerFor(t.hangar, "operator", "other@test.hangar");
     const added = await me.account.addSshKey({ publicKey: key });
     expect(added).toMatchObject({ name: "me@laptop", fingerprint });
-    await expect(me.account.addSshKey({ publicKey: key, name: "again" })).rejects.toMatchObject({ code: "CONFLICT", message: expect.stringMatching(/already added/) });
-    await expect(me.account.addSshKey({ publicKey: "hello" })).rejects.toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/OpenSSH public key line/) });
+    await expect(me.account.addSshKey({ publicKey: key, name: "again" })).rejects.toMatchObject({
+      code: "CONFLICT",
+      message: expect.stringMatching(/already added/),
+    });
+    await expect(me.account.addSshKey({ publicKey: "hello" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/OpenSSH public key line/),
+    });
     expect((await me.account.sshKeys()).map((k) => k.id)).toEqual([added.id]);
     expect(await other.account.sshKeys()).toEqual([]);
     await expect(other.account.removeSshKey({ id: added.id })).rejects.toMatchObject({ code: "NOT_FOUND" });

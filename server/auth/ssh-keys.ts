@@ -35,11 +35,12 @@ const TOO_LONG = 16 * 1024;
  */
 export function parsePublicKey(text: string): ParsedKey {
   const line = text.trim();
-  const help = "Paste one OpenSSH public key line, as in ~/.ssh/id_ed25519.pub (\"ssh-ed25519 AAAA… you@laptop\").";
+  const help = 'Paste one OpenSSH public key line, as in ~/.ssh/id_ed25519.pub ("ssh-ed25519 AAAA… you@laptop").';
   if (line.length === 0) throw new HangarError("INVALID_INPUT", `The key is empty. ${help}`);
   if (line.length > TOO_LONG) throw new HangarError("INVALID_INPUT", `That is too long for a public key. ${help}`);
   if (/[\r\n]/.test(line)) throw new HangarError("INVALID_INPUT", `That is more than one line; add one key at a time. ${help}`);
-  if (line.includes("PRIVATE KEY")) throw new HangarError("INVALID_INPUT", "That is a private key: never paste it anywhere. Paste the .pub file's line instead.");
+  if (line.includes("PRIVATE KEY"))
+    throw new HangarError("INVALID_INPUT", "That is a private key: never paste it anywhere. Paste the .pub file's line instead.");
   const [type = "", data = "", ...rest] = line.split(/\s+/);
   if (!(KEY_TYPES as readonly string[]).includes(type)) {
     throw new HangarError("INVALID_INPUT", `"${type.slice(0, 40)}" is not an SSH key type Hangar takes (${KEY_TYPES.slice(0, 5).join(", ")}…). ${help}`);
@@ -51,12 +52,19 @@ export function parsePublicKey(text: string): ParsedKey {
     throw new HangarError("INVALID_INPUT", `The key's data is damaged or incomplete (copy the whole line). ${help}`);
   }
   const fingerprint = `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
-  const comment = rest.join(" ").replace(/[^\x20-\x7e]/g, "").slice(0, 100);
+  const comment = rest
+    .join(" ")
+    .replace(/[^\x20-\x7e]/g, "")
+    .slice(0, 100);
   return { publicKey: `${type} ${data}`, comment, fingerprint };
 }
 
 export function listSshKeys(db: Db, userId: string) {
-  return db.sshKey.findMany({ where: { userId }, orderBy: { createdAt: "asc" }, select: { id: true, name: true, publicKey: true, fingerprint: true, createdAt: true } });
+  return db.sshKey.findMany({
+    where: { userId },
+    orderBy: { createdAt: "asc" },
+    select: { id: true, name: true, publicKey: true, fingerprint: true, createdAt: true },
+  });
 }
 
 export async function addSshKey(db: Db, userId: string, input: { publicKey: string; name?: string }) {

@@ -42,7 +42,10 @@ export const callOutcome = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), data: z.string() }),
   z.object({
     ok: z.literal(false),
-    code: z.string().refine(isTrpcCode).transform((code) => (isTrpcCode(code) ? code : "INTERNAL_SERVER_ERROR")),
+    code: z
+      .string()
+      .refine(isTrpcCode)
+      .transform((code) => (isTrpcCode(code) ? code : "INTERNAL_SERVER_ERROR")),
     domainCode: z
       .string()
       .nullable()

@@ -25,7 +25,10 @@ function qemusOf(vmId: string): number {
 }
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCClientError)) throw new Error(`expected a refusal, got ${String(error)}`);
   const data: unknown = error.data;
   const domainCode = typeof data === "object" && data !== null && "domainCode" in data ? data.domainCode : undefined;
@@ -105,7 +108,8 @@ describe("three hosts on one database", () => {
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => cluster.hosts[i % 3]?.api.vm.start.mutate({ id: vm.id })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const result of results) {
-      if (result.status === "rejected") expect(await refusal(Promise.reject(result.reason))).toMatchObject({ domainCode: expect.stringMatching(/^(VM_BUSY|VM_INVALID_TRANSITION)$/) });
+      if (result.status === "rejected")
+        expect(await refusal(Promise.reject(result.reason))).toMatchObject({ domainCode: expect.stringMatching(/^(VM_BUSY|VM_INVALID_TRANSITION)$/) });
     }
     expect(await cluster.db.event.count({ where: { vmId: vm.id, action: "start" } })).toBe(1);
     expect(qemusOf(vm.id)).toBe(1);
@@ -120,7 +124,9 @@ describe("three hosts on one database", () => {
     expect((await alpha.vm.list.query()).items.find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [], state: "Running" });
     const refused = await refusal(alpha.vm.stop.mutate({ id: vm.id }));
     expect(refused).toMatchObject({ domainCode: "HOST_OFFLINE" });
-    expect(refused.message).toMatch(/^That VM is on host beta, which is offline \(no heartbeat for \d+ s\); nothing acts on its VMs until that host's Hangar runs again\.$/);
+    expect(refused.message).toMatch(
+      /^That VM is on host beta, which is offline \(no heartbeat for \d+ s\); nothing acts on its VMs until that host's Hangar runs again\.$/,
+    );
     // Its qemu outlived its Hangar, and nobody else touched it.
     expect(qemusOf(vm.id)).toBe(1);
 

@@ -25,7 +25,10 @@ async function setUp(settings: Parameters<typeof createTestHangar>[0] = {}) {
 afterEach(() => t.cleanup());
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a refusal, got ${String(error)}`);
   return { code: error.code, message: error.message, domainCode: error.cause && "code" in error.cause ? error.cause.code : undefined };
 }
@@ -39,11 +42,18 @@ describe("a VM whose host is offline", () => {
     const { hangar } = t;
     const admin = await callerFor(hangar, "admin");
     const vm = await admin.vm.create({ name: "elsewhere", imageId, ...spec });
-    const beta = await hangar.db.host.create({ data: { name: "beta", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(Date.now() - 60_000), accelerator: "kvm", freeMemoryMiB: 1 } });
+    const beta = await hangar.db.host.create({
+      data: { name: "beta", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(Date.now() - 60_000), accelerator: "kvm", freeMemoryMiB: 1 },
+    });
     await hangar.db.vm.update({ where: { id: vm.id }, data: { hostId: beta.id, state: "Running", pid: 4242 } });
     const callsBefore = fake.vms.get(vm.id)?.calls.length;
 
-    for (const call of [admin.vm.stop({ id: vm.id }), admin.vm.exec({ id: vm.id, command: ["true"] }), admin.snapshot.create({ id: vm.id, name: "s1" }), admin.vm.delete({ id: vm.id })]) {
+    for (const call of [
+      admin.vm.stop({ id: vm.id }),
+      admin.vm.exec({ id: vm.id, command: ["true"] }),
+      admin.snapshot.create({ id: vm.id, name: "s1" }),
+      admin.vm.delete({ id: vm.id }),
+    ]) {
       expect(await refusal(call)).toEqual({
         code: "PRECONDITION_FAILED",
         domainCode: "HOST_OFFLINE",
@@ -64,13 +74,18 @@ describe("a VM whose host is offline", () => {
   it("refuses a create on an offline or unknown host, and honours this host", async () => {
     const { hangar } = t;
     const admin = await callerFor(hangar, "admin");
-    const beta = await hangar.db.host.create({ data: { name: "beta", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(Date.now() - 30_000), accelerator: "kvm", freeMemoryMiB: 1 } });
+    const beta = await hangar.db.host.create({
+      data: { name: "beta", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(Date.now() - 30_000), accelerator: "kvm", freeMemoryMiB: 1 },
+    });
     expect(await refusal(admin.vm.create({ name: "on-beta", imageId, hostId: beta.id, ...spec }))).toEqual({
       code: "PRECONDITION_FAILED",
       domainCode: "HOST_OFFLINE",
       message: "Host beta is offline (no heartbeat for 30 s); pick another host, or leave hostId out.",
     });
-    expect(await refusal(admin.vm.create({ name: "nowhere", imageId, hostId: "nosuchhost", ...spec }))).toMatchObject({ code: "NOT_FOUND", message: 'No host with id "nosuchhost"; host.list names the hosts.' });
+    expect(await refusal(admin.vm.create({ name: "nowhere", imageId, hostId: "nosuchhost", ...spec }))).toMatchObject({
+      code: "NOT_FOUND",
+      message: 'No host with id "nosuchhost"; host.list names the hosts.',
+    });
     const self = await hangar.hosts.selfId();
     expect(await admin.vm.create({ name: "here", imageId, hostId: self, ...spec })).toMatchObject({ host: { id: self }, hostOffline: false });
     // Without a host, placement picks a live one: this host, the only one online.
@@ -95,7 +110,9 @@ describe("capacity of this host", () => {
     await admin.vm.start({ id: first.id });
     const refused = await refusal(admin.vm.start({ id: second.id }));
     expect(refused).toMatchObject({ domainCode: "HOST_FULL" });
-    expect(refused.message).toMatch(/^VM "second" cannot start: Host .* has 200 MiB of memory left for VMs \(of 600 MiB; 400 MiB taken by running VMs\), not the 400 MiB this VM needs/);
+    expect(refused.message).toMatch(
+      /^VM "second" cannot start: Host .* has 200 MiB of memory left for VMs \(of 600 MiB; 400 MiB taken by running VMs\), not the 400 MiB this VM needs/,
+    );
     expect((await admin.vm.get({ id: second.id })).state).toBe("Stopped");
     await admin.vm.suspend({ id: first.id });
     expect((await admin.vm.start({ id: second.id })).state).toBe("Running");
@@ -124,7 +141,8 @@ describe("capacity of this host", () => {
 describe("the host lease", () => {
   beforeEach(() => setUp());
 
-  const hostsNamed = (name: string) => createHosts({ db: t.hangar.db, name, apiAddress: "http://127.0.0.1:1", accelerator: () => "tcg", offlineAfterMs: 15_000 });
+  const hostsNamed = (name: string) =>
+    createHosts({ db: t.hangar.db, name, apiAddress: "http://127.0.0.1:1", accelerator: () => "tcg", offlineAfterMs: 15_000 });
 
   it("refuses a second process with the same host name while the first holds it", async () => {
     const first = hostsNamed("twin");
@@ -133,7 +151,9 @@ describe("the host lease", () => {
     const error = await second.claim().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(HostNameTakenError);
     expect(error instanceof Error ? error.message : "").toMatch(
-      new RegExp(`^Host name "twin" is held by another Hangar process \\(pid ${process.pid} on ${os.hostname()}\\) until .*; give this one its own HANGAR_HOST_NAME, or stop the other first\\.$`),
+      new RegExp(
+        `^Host name "twin" is held by another Hangar process \\(pid ${process.pid} on ${os.hostname()}\\) until .*; give this one its own HANGAR_HOST_NAME, or stop the other first\\.$`,
+      ),
     );
     // The first stalls past its lease: the second takes the name, and the first, beating
     // again, learns it lost it.

@@ -174,7 +174,10 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
   /** At start-up: VMs and pools without a host (from before hosts) become this host's, once. */
   async function adoptHostless(): Promise<number> {
     const self = await hosts.selfId();
-    const [vms] = await Promise.all([db.vm.updateMany({ where: { hostId: null }, data: { hostId: self } }), db.pool.updateMany({ where: { hostId: null }, data: { hostId: self } })]);
+    const [vms] = await Promise.all([
+      db.vm.updateMany({ where: { hostId: null }, data: { hostId: self } }),
+      db.pool.updateMany({ where: { hostId: null }, data: { hostId: self } }),
+    ]);
     return vms.count;
   }
 
@@ -189,5 +192,18 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     for (const vm of vms) await recorder.record({ stream: "vm", vm, actor: "reconciler", action: "host-back", ok: true, message });
   }
 
-  return { shared, recordBack, locate, locateVm, locatePool, offlineSentence, place, noRoomHere, forward, serve, adoptHostless, close: async () => jobs?.close() };
+  return {
+    shared,
+    recordBack,
+    locate,
+    locateVm,
+    locatePool,
+    offlineSentence,
+    place,
+    noRoomHere,
+    forward,
+    serve,
+    adoptHostless,
+    close: async () => jobs?.close(),
+  };
 }

@@ -55,7 +55,10 @@ describe("a cluster of two hosts", () => {
         super(url, { headers: { authorization: `Bearer ${cluster.token}` } });
       }
     }
-    const client = createWSClient({ url: `${alpha().url.replace("http", "ws")}${TRPC_WS_PATH}`, WebSocket: WithToken as unknown as typeof globalThis.WebSocket });
+    const client = createWSClient({
+      url: `${alpha().url.replace("http", "ws")}${TRPC_WS_PATH}`,
+      WebSocket: WithToken as unknown as typeof globalThis.WebSocket,
+    });
     closers.push(() => void client.close());
     const live = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] });
     const changes: LiveChange[] = [];
@@ -136,7 +139,10 @@ describe("a cluster of two hosts", () => {
       body: JSON.stringify(CLUSTER_ADMIN),
     });
     expect(signIn.ok).toBe(true);
-    const cookie = signIn.headers.getSetCookie().map((c) => c.split(";")[0]).join("; ");
+    const cookie = signIn.headers
+      .getSetCookie()
+      .map((c) => c.split(";")[0])
+      .join("; ");
     const me = async (host: string, withCookie: string) => {
       const response = await fetch(`${host}/api/trpc/account.me`, { headers: { cookie: withCookie } });
       const body: unknown = await response.json();

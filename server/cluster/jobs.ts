@@ -189,7 +189,12 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
           if (job.state === "active") waiter.taken = true;
           if (job.state === "completed") waiter.settle(job.output);
           else if (job.state === "failed" || job.state === "cancelled") {
-            waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} gave up on ${what} (its job ${job.state === "failed" ? "ran out of time" : "was cancelled"}); look at that host, then try again.`));
+            waiter.fail(
+              new HangarError(
+                "TIMEOUT",
+                `Host ${host.name} gave up on ${what} (its job ${job.state === "failed" ? "ran out of time" : "was cancelled"}); look at that host, then try again.`,
+              ),
+            );
           }
         },
       };
@@ -201,20 +206,36 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
           // Taken in the meantime after all: it runs, and its outcome is awaited.
           await waiter.check();
           if (done || waiter.taken) return;
-          waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`));
+          waiter.fail(
+            new HangarError(
+              "TIMEOUT",
+              `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`,
+            ),
+          );
         })();
       }, pickupMs);
       const budgetTimer = setTimeout(() => {
-        void waiter.check().then(() =>
-          waiter.fail(new HangarError("TIMEOUT", `Host ${host.name} did not finish ${what} within ${Math.round(budgetMs / 1000)} s; it may still be under way there, so look at the VM before trying again.`)),
-        );
+        void waiter
+          .check()
+          .then(() =>
+            waiter.fail(
+              new HangarError(
+                "TIMEOUT",
+                `Host ${host.name} did not finish ${what} within ${Math.round(budgetMs / 1000)} s; it may still be under way there, so look at the VM before trying again.`,
+              ),
+            ),
+          );
       }, budgetMs);
       waiters.set(id, waiter);
     });
     try {
       await boss.send(queue, data, { id, retryLimit: 0, expireInSeconds: Math.ceil(budgetMs / 1000) });
     } catch (error) {
-      waiters.get(id)?.fail(new HangarError("TIMEOUT", `Host ${host.name} takes no calls yet (it has not started its job queue); start its Hangar, then try again.`, { cause: error }));
+      waiters.get(id)?.fail(
+        new HangarError("TIMEOUT", `Host ${host.name} takes no calls yet (it has not started its job queue); start its Hangar, then try again.`, {
+          cause: error,
+        }),
+      );
       return outcome;
     }
     await notify({ kind: "job", queue }).catch(() => undefined);
@@ -223,7 +244,8 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
 
   async function close(): Promise<void> {
     closed = true;
-    for (const waiter of waiters.values()) waiter.fail(new HangarError("TIMEOUT", `Hangar is shutting down; the call to host ${waiter.host.name} was not awaited.`));
+    for (const waiter of waiters.values())
+      waiter.fail(new HangarError("TIMEOUT", `Hangar is shutting down; the call to host ${waiter.host.name} was not awaited.`));
     if (started) await boss.stop({ graceful: true, timeout: 5000, wait: true }).catch(() => undefined);
     await listener?.end().catch(() => undefined);
   }

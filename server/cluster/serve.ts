@@ -27,11 +27,13 @@ function procedureAt(caller: unknown, path: string): ((input: unknown) => Promis
 
 export async function runForwardedCall(hangar: Hangar, data: unknown, log: (message: string) => void = () => undefined): Promise<CallOutcome> {
   const call = forwardedCall.safeParse(data);
-  if (!call.success) return { ok: false, code: "BAD_REQUEST", domainCode: null, message: "The forwarded call was not readable; the hosts may run different Hangar versions." };
+  if (!call.success)
+    return { ok: false, code: "BAD_REQUEST", domainCode: null, message: "The forwarded call was not readable; the hosts may run different Hangar versions." };
   const { path, principal, actor } = call.data;
   const caller = createCaller({ hangar, transport: { kind: "forwarded" }, principal, actor });
   const procedure = procedureAt(caller, path);
-  if (!procedure) return { ok: false, code: "NOT_FOUND", domainCode: null, message: `This host has no procedure ${path}; the hosts may run different Hangar versions.` };
+  if (!procedure)
+    return { ok: false, code: "NOT_FOUND", domainCode: null, message: `This host has no procedure ${path}; the hosts may run different Hangar versions.` };
   try {
     return success(await procedure(decodeInput(call.data)));
   } catch (error) {

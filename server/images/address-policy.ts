@@ -121,5 +121,10 @@ export function refusedAddress(address: string, policy: AddressPolicy): string |
 
 /** Whether the host name itself is on the allow list (then any address it resolves to is fine). */
 export function hostAllowed(hostname: string, policy: AddressPolicy): boolean {
-  return policy.hosts.has(hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, ""));
+  return policy.hosts.has(
+    hostname
+      .toLowerCase()
+      .replace(/^\[|\]$/g, "")
+      .replace(/\.$/, ""),
+  );
 }

@@ -93,9 +93,15 @@ describe("the internal routes", () => {
     expect((await get(issuePass(alpha.hangar.clusterKey, "image:another"))).status).toBe(403);
     expect((await get(issuePass(clusterKey("another cluster's secret of 32+ chars"), `image:${name}`))).status).toBe(403);
     const absent = `${"f".repeat(64)}.qcow2`;
-    expect((await fetch(`${alpha.url}${INTERNAL_IMAGES_PATH}${absent}`, { headers: { [CLUSTER_HEADER]: issuePass(alpha.hangar.clusterKey, `image:${absent}`) } })).status).toBe(404);
+    expect(
+      (await fetch(`${alpha.url}${INTERNAL_IMAGES_PATH}${absent}`, { headers: { [CLUSTER_HEADER]: issuePass(alpha.hangar.clusterKey, `image:${absent}`) } }))
+        .status,
+    ).toBe(404);
     const escape = encodeURIComponent("../hangar.db");
-    expect((await fetch(`${alpha.url}${INTERNAL_IMAGES_PATH}${escape}`, { headers: { [CLUSTER_HEADER]: issuePass(alpha.hangar.clusterKey, "image:../hangar.db") } })).status).toBe(403);
+    expect(
+      (await fetch(`${alpha.url}${INTERNAL_IMAGES_PATH}${escape}`, { headers: { [CLUSTER_HEADER]: issuePass(alpha.hangar.clusterKey, "image:../hangar.db") } }))
+        .status,
+    ).toBe(403);
   });
 
   it("open no terminal without a pass", async () => {

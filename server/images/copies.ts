@@ -71,7 +71,11 @@ async function sha256OfFile(file: string): Promise<string> {
 export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () => undefined, idleTimeoutMs = 60_000 }: CopiesOptions) {
   /** Fetches under way, by store name: two VMs on one missing image fetch it once. */
   const fetching = new Map<string, Promise<void>>();
-  const exists = (file: string) => stat(file).then((s) => s.isFile(), () => false);
+  const exists = (file: string) =>
+    stat(file).then(
+      (s) => s.isFile(),
+      () => false,
+    );
 
   function localFile(image: { name: string }, file: string): { name: string; local: string } {
     const name = storeName(file);
@@ -169,7 +173,10 @@ export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () 
         failures.push(peer.name);
       }
     }
-    throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is not on this host, and no host holding it (${failures.join(", ")}) could send it; try again once one is up.`);
+    throw new HangarError(
+      "IMAGE_NOT_READY",
+      `Image "${image.name}" is not on this host, and no host holding it (${failures.join(", ")}) could send it; try again once one is up.`,
+    );
   }
 
   /**
@@ -181,7 +188,8 @@ export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () 
     let fetched = false;
     for (const file of files) {
       if (await exists(file.local)) continue;
-      if (!file.sha256) throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is not on this host and has no recorded checksum to fetch it by; import it here.`);
+      if (!file.sha256)
+        throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is not on this host and has no recorded checksum to fetch it by; import it here.`);
       const expected = file.sha256;
       let pending = fetching.get(file.name);
       if (!pending) {
@@ -204,7 +212,8 @@ export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () 
     const name = decodeURIComponent(new URL(req.url ?? "/", "http://hangar").pathname.slice(INTERNAL_IMAGES_PATH.length));
     const text = (status: number, body: string) => res.writeHead(status, { "Content-Type": "text/plain; charset=utf-8" }).end(body);
     if (req.method !== "GET") return void text(405, "Only GET.");
-    if (!STORE_NAME.test(name) || !verifyPass(clusterKey, req.headers[CLUSTER_HEADER], passPurpose(name))) return void text(403, "This endpoint is for Hangar hosts only.");
+    if (!STORE_NAME.test(name) || !verifyPass(clusterKey, req.headers[CLUSTER_HEADER], passPurpose(name)))
+      return void text(403, "This endpoint is for Hangar hosts only.");
     const file = path.join(imagesDir, name);
     void stat(file).then(
       (info) => {

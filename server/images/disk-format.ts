@@ -118,10 +118,16 @@ export async function inspectDisk(file: string): Promise<DiskInfo> {
   if (!parsed.success || parsed.data.format !== sniffed) throw unreadable;
   const info = parsed.data;
   if (info["backing-filename"] !== undefined || info["full-backing-filename"] !== undefined) {
-    throw new HangarError("INVALID_INPUT", "The image names a backing file; Hangar imports only self-contained disks. Flatten it first (qemu-img convert -O qcow2).");
+    throw new HangarError(
+      "INVALID_INPUT",
+      "The image names a backing file; Hangar imports only self-contained disks. Flatten it first (qemu-img convert -O qcow2).",
+    );
   }
   if (info["format-specific"]?.data?.["data-file"] !== undefined) {
-    throw new HangarError("INVALID_INPUT", "The image keeps its data in an external data file; Hangar imports only self-contained disks. Convert it first (qemu-img convert -O qcow2).");
+    throw new HangarError(
+      "INVALID_INPUT",
+      "The image keeps its data in an external data file; Hangar imports only self-contained disks. Convert it first (qemu-img convert -O qcow2).",
+    );
   }
   if (info.encrypted) throw new HangarError("INVALID_INPUT", "The image is encrypted; import an unencrypted disk.");
   return { format: sniffed, virtualSize: info["virtual-size"] };

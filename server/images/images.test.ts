@@ -39,7 +39,10 @@ async function compress(kind: keyof typeof COMPRESSORS, data: Buffer): Promise<B
 }
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
   return { code: error.code, message: error.message };
 }
@@ -236,17 +239,29 @@ describe("path imports", () => {
     writeFileSync(original, inside === "qcow2" ? qcow2Bytes : rawDisk);
     expect((await execa("qemu-img", ["compare", "-f", inside, "-F", "qcow2", "--", original, image.path], { reject: false })).exitCode).toBe(0);
     const after = statSync(source);
-    expect({ mode: after.mode, ino: after.ino, nlink: after.nlink, size: after.size, mtimeMs: after.mtimeMs }).toEqual({ mode: before.mode, ino: before.ino, nlink: 1, size: before.size, mtimeMs: before.mtimeMs });
+    expect({ mode: after.mode, ino: after.ino, nlink: after.nlink, size: after.size, mtimeMs: after.mtimeMs }).toEqual({
+      mode: before.mode,
+      ino: before.ino,
+      nlink: 1,
+      size: before.size,
+      mtimeMs: before.mtimeMs,
+    });
     expect(leftovers()).toEqual([]);
   });
 
   it("keeps every check on the decompressed disk: a backing file inside gzip is refused", async () => {
     const api = await callerFor(t.hangar);
     writeFileSync(path.join(t.env.imagesDir, "shadow.gz"), await compress("gzip", shadowBytes));
-    expect(await refusal(api.image.import({ name: "shadow-gz", path: "shadow.gz" }))).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/names a backing file/) });
+    expect(await refusal(api.image.import({ name: "shadow-gz", path: "shadow.gz" }))).toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/names a backing file/),
+    });
     // Compressed twice is not a disk either: the inner layer is refused by its magic.
     writeFileSync(path.join(t.env.imagesDir, "twice.xz"), await compress("xz", await compress("gzip", qcow2Bytes)));
-    expect(await refusal(api.image.import({ name: "twice", path: "twice.xz" }))).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/in gzip-compressed format/) });
+    expect(await refusal(api.image.import({ name: "twice", path: "twice.xz" }))).toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/in gzip-compressed format/),
+    });
     expect(await t.hangar.db.image.count({ where: { name: { in: ["shadow-gz", "twice"] } } })).toBe(0);
     expect(leftovers()).toEqual([]);
   });
@@ -317,7 +332,9 @@ describe("path imports", () => {
 describe("image.list", () => {
   it("shows host paths to admins only", async () => {
     await tinyImage(t.hangar);
-    await t.hangar.db.image.create({ data: { name: "broken", path: "", status: "failed", error: "Import failed: could not read /var/lib/hangar/images/x.part" } });
+    await t.hangar.db.image.create({
+      data: { name: "broken", path: "", status: "failed", error: "Import failed: could not read /var/lib/hangar/images/x.part" },
+    });
     const admin = await (await callerFor(t.hangar)).image.list();
     const tinyForAdmin = admin.find((i) => i.name === "hangar-tiny");
     expect(tinyForAdmin?.path).toMatch(/^\//);
@@ -356,7 +373,13 @@ describe("URL imports", () => {
   it("decompresses zstd and xz downloads, keyed and counted by the bytes received", async () => {
     const images = imagesWith({});
     const zst = packed.get("/disk.qcow2.zst") ?? Buffer.alloc(0);
-    expect(await importUrl(images, "zst-from-url", `${base}/disk.qcow2.zst`)).toMatchObject({ status: "ready", format: "qcow2", sha256: sha256(zst), progress: BigInt(zst.length), error: null });
+    expect(await importUrl(images, "zst-from-url", `${base}/disk.qcow2.zst`)).toMatchObject({
+      status: "ready",
+      format: "qcow2",
+      sha256: sha256(zst),
+      progress: BigInt(zst.length),
+      error: null,
+    });
     const xz = packed.get("/raw-xz") ?? Buffer.alloc(0);
     expect(await importUrl(images, "xz-from-url", `${base}/raw-xz`)).toMatchObject({ status: "ready", sha256: sha256(xz), sizeBytes: expect.any(BigInt) });
     expect(leftovers()).toEqual([]);
@@ -376,7 +399,11 @@ describe("URL imports", () => {
     ["an endless body", "/endless", /over the 8388608-byte limit/],
     ["an announced size over the cap", "/announced-huge", /over the 8388608-byte limit/],
     ["a redirect loop", "/loop", /more than 5 redirects/],
-    ["a gzip bomb", "/bomb.gz", /^Import failed: The gzip-compressed image decompresses to more than 8 MiB, the import limit \(HANGAR_IMPORT_MAX_BYTES\); an admin can raise it\.$/],
+    [
+      "a gzip bomb",
+      "/bomb.gz",
+      /^Import failed: The gzip-compressed image decompresses to more than 8 MiB, the import limit \(HANGAR_IMPORT_MAX_BYTES\); an admin can raise it\.$/,
+    ],
     ["xz data cut short", "/cut.xz", /xz-compressed data is damaged or cut short/],
     ["a missing file", "/nothing-here", /answered 404/],
   ])("fails %s, with the reason and no host path", async (_label, route, reason) => {
@@ -412,7 +439,10 @@ describe("image.get and image.delete", () => {
     const vm = await api.vm.create({ name: "on-doomed", imageId: image.id, cpus: 1, memoryMiB: 128 });
     expect(await api.image.get({ id: image.id })).toMatchObject({ name: "doomed", vms: [{ id: vm.id, name: "on-doomed" }], pools: [] });
 
-    expect(await refusal(api.image.delete({ id: image.id }))).toEqual({ code: "CONFLICT", message: 'Image "doomed" is used by VM on-doomed; delete those first.' });
+    expect(await refusal(api.image.delete({ id: image.id }))).toEqual({
+      code: "CONFLICT",
+      message: 'Image "doomed" is used by VM on-doomed; delete those first.',
+    });
     const viewer = await callerFor(t.hangar, "viewer");
     expect((await refusal(viewer.image.delete({ id: image.id }))).code).toBe("FORBIDDEN");
     expect((await viewer.image.get({ id: image.id })).path).toBeNull();

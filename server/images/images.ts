@@ -63,7 +63,8 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 /** Network and TLS failures, named by their code: they say what went wrong and name no file. */
-const CONNECTION_CODES = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|ENOTFOUND|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/;
+const CONNECTION_CODES =
+  /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|ENOTFOUND|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/;
 
 /** A message for the caller and the image row: ours as they are, anything else by reference. */
 function callerMessage(error: unknown, log: (m: string) => void): string {
@@ -105,7 +106,13 @@ export function createImages({
   onStored?: (imageId: string) => Promise<void>;
 }) {
   const policy: AddressPolicy = parseAllowList(settings.allow);
-  const limits: FetchLimits = { policy, connectTimeoutMs: settings.connectTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, maxBytes: settings.maxBytes, maxRedirects: 5 };
+  const limits: FetchLimits = {
+    policy,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    idleTimeoutMs: settings.idleTimeoutMs,
+    maxBytes: settings.maxBytes,
+    maxRedirects: 5,
+  };
   /** Background URL imports, by image id: tests and shutdown wait for them. */
   const running = new Map<string, Promise<void>>();
   /** Every import this process is running, path imports included. */
@@ -125,7 +132,11 @@ export function createImages({
 
   const partialPrefix = (imageId: string) => `.import-${imageId}.`;
   const partial = (imageId: string, what: string) => path.join(imagesDir, `${partialPrefix(imageId)}${what}.part`);
-  const exists = (file: string) => stat(file).then(() => true, () => false);
+  const exists = (file: string) =>
+    stat(file).then(
+      () => true,
+      () => false,
+    );
 
   /** Writes an import's progress (bytes of the given file so far) to its row, every few MiB. */
   function progressReporter(imageId: string): (bytes: number) => void {
@@ -323,7 +334,17 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, false);
       await db.image.update({
         where: { id: image.id },
-        data: { ...boot, path: stored.path, format: stored.format, sha256, sizeBytes: stored.sizeBytes, progress: BigInt(read), status: "ready", firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)), ...login },
+        data: {
+          ...boot,
+          path: stored.path,
+          format: stored.format,
+          sha256,
+          sizeBytes: stored.sizeBytes,
+          progress: BigInt(read),
+          status: "ready",
+          firmware: input.firmware ?? (await detectFirmware(stored.path, stored.format)),
+          ...login,
+        },
       });
       await onStored(image.id);
       return await db.image.findUniqueOrThrow({ where: { id: image.id } });
@@ -356,7 +377,15 @@ export function createImages({
       const stored = await storeDisk(copy, sha256, true);
       await db.image.update({
         where: { id: imageId },
-        data: { path: stored.path, format: stored.format, sha256, firmware: firmware ?? (await detectFirmware(stored.path, stored.format)), status: "ready", progress: BigInt(received), sizeBytes: stored.sizeBytes },
+        data: {
+          path: stored.path,
+          format: stored.format,
+          sha256,
+          firmware: firmware ?? (await detectFirmware(stored.path, stored.format)),
+          status: "ready",
+          progress: BigInt(received),
+          sizeBytes: stored.sizeBytes,
+        },
       });
       await onStored(imageId);
       log(`image ${imageId} imported from ${url.host} (${received} bytes)`);
@@ -430,7 +459,8 @@ export function createImages({
   async function deleteImage(imageId: string) {
     const image = await db.image.findUnique({ where: { id: imageId } });
     if (!image) throw new HangarError("NOT_FOUND", `No image with id "${imageId}".`);
-    if (image.name === BUILTIN_IMAGE) throw new HangarError("INVALID_INPUT", `${BUILTIN_IMAGE} is built in; it comes back at every start, so it cannot be deleted.`);
+    if (image.name === BUILTIN_IMAGE)
+      throw new HangarError("INVALID_INPUT", `${BUILTIN_IMAGE} is built in; it comes back at every start, so it cannot be deleted.`);
     if (image.status === "importing") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is still importing; wait until it is ready or failed.`);
     const users = await usersOf(imageId);
     const inUse = [...users.vms.map((vm) => `VM ${vm.name}`), ...users.pools.map((pool) => `pool ${pool.name}`)];

@@ -98,7 +98,14 @@ export async function intake(source: AsyncIterable<Buffer>, file: string, maxByt
   if (!compression) return { compression, bytes: await writeSparse(rest(), file, Number.MAX_SAFE_INTEGER, () => new Error("unreachable size")) };
 
   const tool = TOOLS[compression];
-  const child = execa(tool.command, tool.args, { stdin: "pipe", stdout: "pipe", stderr: "pipe", buffer: { stdout: false, stderr: true }, maxBuffer: 64 * 1024, reject: false });
+  const child = execa(tool.command, tool.args, {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    buffer: { stdout: false, stderr: true },
+    maxBuffer: 64 * 1024,
+    reject: false,
+  });
   const tooBig = new HangarError(
     "INVALID_INPUT",
     `The ${compression}-compressed image decompresses to more than ${formatGiB(maxBytes)}, the import limit (HANGAR_IMPORT_MAX_BYTES); an admin can raise it.`,
@@ -115,7 +122,10 @@ export async function intake(source: AsyncIterable<Buffer>, file: string, maxByt
   if (written.status === "rejected" && written.reason === tooBig) throw tooBig;
   if (ended.status === "rejected") throw ended.reason;
   if (ended.value.failed && "code" in ended.value && ended.value.code === "ENOENT") {
-    throw new HangarError("HOST_TOOL_MISSING", `The image is ${compression}-compressed and this host has no ${tool.command}; install the ${tool.pkg} package (scripts/setup.sh does).`);
+    throw new HangarError(
+      "HOST_TOOL_MISSING",
+      `The image is ${compression}-compressed and this host has no ${tool.command}; install the ${tool.pkg} package (scripts/setup.sh does).`,
+    );
   }
   // The source failing (a dropped download, an idle timeout) explains the tool's early end.
   if (fed.status === "rejected" && !isBrokenPipe(fed.reason)) throw fed.reason;
@@ -128,5 +138,10 @@ export async function intake(source: AsyncIterable<Buffer>, file: string, maxByt
 }
 
 function isBrokenPipe(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "code" in error && (error.code === "EPIPE" || error.code === "ERR_STREAM_PREMATURE_CLOSE" || error.code === "ERR_STREAM_DESTROYED");
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    "code" in error &&
+    (error.code === "EPIPE" || error.code === "ERR_STREAM_PREMATURE_CLOSE" || error.code === "ERR_STREAM_DESTROYED")
+  );
 }

@@ -123,7 +123,8 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
       const last = subject.ring.last();
       if (last && last.at >= now() - HOUR_MS) continue;
       // Its last minute is finished too: it is written before the subject is forgotten.
-      if (subject.pending.length > 0) unwritten.push({ kind: subject.kind, subjectId: subject.subjectId, point: averagePoints(subject.pending, subject.minute) });
+      if (subject.pending.length > 0)
+        unwritten.push({ kind: subject.kind, subjectId: subject.subjectId, point: averagePoints(subject.pending, subject.minute) });
       subjects.delete(key);
     }
     const rows = unwritten;
@@ -163,7 +164,11 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
   async function points(kind: SubjectKind, subjectId: string, range: Range): Promise<Point[]> {
     if (range === "1h") {
       const cutoff = now() - HOUR_MS;
-      const live = subjects.get(keyOf(kind, subjectId))?.ring.toArray().filter((p) => p.at >= cutoff) ?? [];
+      const live =
+        subjects
+          .get(keyOf(kind, subjectId))
+          ?.ring.toArray()
+          .filter((p) => p.at >= cutoff) ?? [];
       return live.length > 0 ? live : stored(kind, subjectId, HOUR_MS);
     }
     return stored(kind, subjectId, DAY_MS);

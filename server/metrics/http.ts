@@ -36,7 +36,10 @@ export async function handleMetrics(db: Db, metrics: Metrics, req: IncomingMessa
   if (req.method !== "GET" && req.method !== "HEAD") return plain(res, 405, "Use GET.", { Allow: "GET, HEAD" });
   const authorization = req.headers.authorization;
   const principal = authorization?.startsWith("Bearer ") ? await principalForToken(db, authorization.slice("Bearer ".length).trim()) : undefined;
-  if (!principal) return plain(res, 401, "Send an admin's API token as Authorization: Bearer <token>, or scrape HANGAR_METRICS_ADDRESS.", { "WWW-Authenticate": 'Bearer realm="hangar"' });
+  if (!principal)
+    return plain(res, 401, "Send an admin's API token as Authorization: Bearer <token>, or scrape HANGAR_METRICS_ADDRESS.", {
+      "WWW-Authenticate": 'Bearer realm="hangar"',
+    });
   if (principal.role !== "admin") return plain(res, 403, "Only an admin's token may read /metrics.");
   await serve(metrics, res);
 }

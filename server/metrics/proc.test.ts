@@ -101,7 +101,14 @@ describe("the sampler on a fixture /proc", () => {
     setReading(0);
     const first = await sampler.sample();
     expect(first.vms[0]?.point).toMatchObject({ cpuPercent: null, rssBytes: 262144 * 1024, diskReadBytesPerSec: null, netRxBytesPerSec: null });
-    expect(first.host).toMatchObject({ cpuPercent: null, cpus: 2, memTotalBytes: 8192000 * 1024, vcpusAllocated: 2, memAllocatedBytes: 512 * 1024 * 1024, vms: { Running: 1, Stopped: 2 } });
+    expect(first.host).toMatchObject({
+      cpuPercent: null,
+      cpus: 2,
+      memTotalBytes: 8192000 * 1024,
+      vcpusAllocated: 2,
+      memAllocatedBytes: 512 * 1024 * 1024,
+      vms: { Running: 1, Stopped: 2 },
+    });
     expect(first.host.diskTotalBytes).toBeGreaterThan(0);
 
     setReading(1);
@@ -140,7 +147,11 @@ describe("the sampler on a fixture /proc", () => {
       netRoot: path.join(work, "net"),
       stateDir: work,
       ticksPerSecond: 100,
-      inventory: async () => ({ running: [{ id: "b", name: "bridged", ownerId: null, network: "bridge" }], byState: { Running: 1 }, allocated: { cpus: 1, memoryMiB: 256 } }),
+      inventory: async () => ({
+        running: [{ id: "b", name: "bridged", ownerId: null, network: "bridge" }],
+        byState: { Running: 1 },
+        allocated: { cpus: 1, memoryMiB: 256 },
+      }),
       probeFor: () => ({ pid: async () => 4242, blockStats: async () => ({ readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 }) }),
       now: () => clock,
     });

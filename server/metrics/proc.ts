@@ -16,7 +16,10 @@ export function parseProcessStat(text: string): ProcessCpu | undefined {
   const close = text.lastIndexOf(")");
   if (close < 0) return undefined;
   // Field 3 (state) is the first after the name; utime is field 14, stime field 15.
-  const fields = text.slice(close + 1).trim().split(/\s+/);
+  const fields = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;

@@ -179,7 +179,8 @@ export function createSampler(deps: SamplerDeps) {
     memory.set(vm.id, { pid, at, cpu, disk, net, tap: vm.network === "bridge" ? tap : null });
 
     const elapsed = before ? at - before.at : 0;
-    const rate = (a: number | undefined, b: number | undefined) => (before && a !== undefined && b !== undefined ? (ratePerSecond(a, b, elapsed) ?? null) : null);
+    const rate = (a: number | undefined, b: number | undefined) =>
+      before && a !== undefined && b !== undefined ? (ratePerSecond(a, b, elapsed) ?? null) : null;
     const point: VmPoint = {
       at,
       cpuPercent: before ? (processCpuPercent(before.cpu, cpu, elapsed, deps.ticksPerSecond) ?? null) : null,

@@ -211,14 +211,24 @@ export function createMetrics(deps: MetricsDeps) {
 
   const disk = (field: keyof BlockStats) => (vm: VmSample) => vm.totals.disk?.[field] ?? null;
   vmGauge("hangar_vm_memory_rss_bytes", "Resident memory of the VM's qemu process.", (p) => p.rssBytes);
-  vmGauge("hangar_vm_cpu_usage_ratio", "CPU use of the VM's qemu over the last sample, in cores (1 = one core busy).", (p) => (p.cpuPercent === null ? null : p.cpuPercent / 100));
+  vmGauge("hangar_vm_cpu_usage_ratio", "CPU use of the VM's qemu over the last sample, in cores (1 = one core busy).", (p) =>
+    p.cpuPercent === null ? null : p.cpuPercent / 100,
+  );
   vmCounter("hangar_vm_cpu_seconds_total", "CPU time the VM's qemu has used since it started.", (vm) => vm.totals.cpuSeconds);
   vmCounter("hangar_vm_disk_read_bytes_total", "Bytes the VM read from its drives since qemu started.", disk("readBytes"));
   vmCounter("hangar_vm_disk_written_bytes_total", "Bytes the VM wrote to its drives since qemu started.", disk("writeBytes"));
   vmCounter("hangar_vm_disk_reads_total", "Read operations on the VM's drives since qemu started.", disk("readOps"));
   vmCounter("hangar_vm_disk_writes_total", "Write operations on the VM's drives since qemu started.", disk("writeOps"));
-  vmCounter("hangar_vm_network_receive_bytes_total", "Bytes the VM received on its bridge NIC (user networking has no counters).", (vm) => vm.totals.net?.rxBytes ?? null);
-  vmCounter("hangar_vm_network_transmit_bytes_total", "Bytes the VM sent on its bridge NIC (user networking has no counters).", (vm) => vm.totals.net?.txBytes ?? null);
+  vmCounter(
+    "hangar_vm_network_receive_bytes_total",
+    "Bytes the VM received on its bridge NIC (user networking has no counters).",
+    (vm) => vm.totals.net?.rxBytes ?? null,
+  );
+  vmCounter(
+    "hangar_vm_network_transmit_bytes_total",
+    "Bytes the VM sent on its bridge NIC (user networking has no counters).",
+    (vm) => vm.totals.net?.txBytes ?? null,
+  );
 
   function hostGauge(name: string, help: string, value: (host: HostPoint) => number | null) {
     return new Gauge({
@@ -258,7 +268,9 @@ export function createMetrics(deps: MetricsDeps) {
     registers: [registry],
     async collect() {
       this.reset();
-      const pools = await db.pool.findMany({ select: { name: true, size: true, staging: true, vms: { select: { state: true, acquiredAt: true, readyState: true } } } });
+      const pools = await db.pool.findMany({
+        select: { name: true, size: true, staging: true, vms: { select: { state: true, acquiredAt: true, readyState: true } } },
+      });
       for (const pool of pools) {
         const ready = pool.vms.filter((vm) => !vm.acquiredAt && vm.state === pool.staging && (pool.staging !== "Running" || vm.readyState === "ready")).length;
         this.set({ pool: pool.name, kind: "size" }, pool.size);

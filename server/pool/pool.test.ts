@@ -42,7 +42,10 @@ describe("pools", () => {
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {
     const pool = await newPool(2, "Paused");
     const vms = await members(pool.id);
-    expect(vms.map((vm) => [vm.state, vm.readyState])).toEqual([["Running", "ready"], ["Running", "ready"]]);
+    expect(vms.map((vm) => [vm.state, vm.readyState])).toEqual([
+      ["Running", "ready"],
+      ["Running", "ready"],
+    ]);
     expect(vms.map((vm) => fake.vm(vm.id).paused)).toEqual([true, true]);
     const [listed] = await hangar.pools.listPools();
     expect(listed).toMatchObject({ staging: "Paused", ready: 2, size: 2 });
@@ -70,9 +73,7 @@ describe("pools", () => {
   it("gives 10 concurrent callers 10 different VMs from a pool of 3, and refills it", async () => {
     const pool = await newPool(3);
     fake.startDelayMs = 5;
-    const acquired = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => hangar.pools.acquire(pool.id, { actor: `caller-${i}`, timeoutMs: 20_000 })),
-    );
+    const acquired = await Promise.all(Array.from({ length: 10 }, (_, i) => hangar.pools.acquire(pool.id, { actor: `caller-${i}`, timeoutMs: 20_000 })));
     const ids = acquired.map((a) => a.vmId);
     expect(new Set(ids).size).toBe(10);
     for (const a of acquired) {
@@ -123,7 +124,9 @@ describe("pools", () => {
     const pool = await hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size: 1, staging: "Running" }, "tester");
     await expect(hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 1500 })).rejects.toMatchObject({ code: "WAIT_FAILED" });
     await expect
-      .poll(() => hangar.db.event.count({ where: { action: "pool-failed", message: { contains: "was not ready within 1 s (cloud-init running)" } } }), { timeout: 30_000 })
+      .poll(() => hangar.db.event.count({ where: { action: "pool-failed", message: { contains: "was not ready within 1 s (cloud-init running)" } } }), {
+        timeout: 30_000,
+      })
       .toBeGreaterThan(0);
     fake.cloudInitStatus = CLOUD_INIT_DONE;
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 30_000 });
@@ -157,7 +160,10 @@ describe("pools", () => {
 
     const [listed] = await hangar.pools.listPools();
     expect(listed).toMatchObject({ name: "warm", deleting: true });
-    await expect(hangar.pools.acquire(pool.id, { actor: "late", timeoutMs: 5000 })).rejects.toMatchObject({ code: "NOT_FOUND", message: 'Pool "warm" is being deleted; it hands out no more VMs.' });
+    await expect(hangar.pools.acquire(pool.id, { actor: "late", timeoutMs: 5000 })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+      message: 'Pool "warm" is being deleted; it hands out no more VMs.',
+    });
     await expect(hangar.pools.resizePool(pool.id, 5)).rejects.toMatchObject({ code: "NOT_FOUND" });
     await hangar.pools.kick(pool.id);
 

@@ -81,8 +81,17 @@ const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Sto
 
 export type Pools = ReturnType<typeof createPools>;
 
-
-export function createPools({ db, lifecycle, recorder, driverFor, log = () => undefined, backoffMs = { first: 1000, max: 60_000 }, readyTimeoutMs = 120_000, noRoom, sshAddress }: PoolDeps) {
+export function createPools({
+  db,
+  lifecycle,
+  recorder,
+  driverFor,
+  log = () => undefined,
+  backoffMs = { first: 1000, max: 60_000 },
+  readyTimeoutMs = 120_000,
+  noRoom,
+  sshAddress,
+}: PoolDeps) {
   /** Says "a member became ready" to waiting acquirers. */
   const ready = new EventEmitter();
   ready.setMaxListeners(0);
@@ -93,7 +102,14 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
 
   /** A pool event; `vm` names the member (its id only while the row exists). */
   async function record(poolName: string, action: string, ok: boolean, message: string, vm?: { id: string | null; name: string }) {
-    await recorder.record({ stream: "vm", vm: { id: vm?.id ?? null, name: vm?.name ?? poolName }, actor: KEEPER, action: `pool-${action}`, ok, message: `Pool ${poolName}: ${message}` });
+    await recorder.record({
+      stream: "vm",
+      vm: { id: vm?.id ?? null, name: vm?.name ?? poolName },
+      actor: KEEPER,
+      action: `pool-${action}`,
+      ok,
+      message: `Pool ${poolName}: ${message}`,
+    });
   }
 
   /** The pool, unless it is gone or being deleted. */
@@ -129,7 +145,15 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
    * Creates one member and brings it to the staging state. Returns false, making nothing,
    * once the pool is being deleted; a member begun before stops at its next step.
    */
-  async function addMember(pool: { id: string; name: string; imageId: string; cpus: number; memoryMiB: number; userData: string | null; staging: string }): Promise<boolean> {
+  async function addMember(pool: {
+    id: string;
+    name: string;
+    imageId: string;
+    cpus: number;
+    memoryMiB: number;
+    userData: string | null;
+    staging: string;
+  }): Promise<boolean> {
     // Members live on the pool's host, which is this one: only its keeper fills the pool.
     const hostId = await lifecycle.hostId();
     // A member boots to be ready (and is then suspended or kept running): that needs room.
@@ -238,7 +262,11 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     while (!vm) {
       void kick(pool.id);
       const left = deadline - Date.now();
-      if (left <= 0) throw new HangarError("WAIT_FAILED", `No VM of pool "${pool.name}" became ready within ${Math.round(options.timeoutMs / 1000)} s; try again or grow the pool.`);
+      if (left <= 0)
+        throw new HangarError(
+          "WAIT_FAILED",
+          `No VM of pool "${pool.name}" became ready within ${Math.round(options.timeoutMs / 1000)} s; try again or grow the pool.`,
+        );
       await new Promise<void>((resolve) => {
         const done = () => {
           clearTimeout(timer);
@@ -282,7 +310,9 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
       await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
-      throw error instanceof HangarError ? error : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
+      throw error instanceof HangarError
+        ? error
+        : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
 
@@ -398,9 +428,13 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
         .catch(() => undefined);
     }
     // Ready members of Paused pools that a crash caught before their pause: pause them now.
-    const unpaused = await db.vm.findMany({ where: { pool: { staging: "Paused", deletingAt: null }, hostId: self, acquiredAt: null, state: "Running", readyState: "ready" } });
+    const unpaused = await db.vm.findMany({
+      where: { pool: { staging: "Paused", deletingAt: null }, hostId: self, acquiredAt: null, state: "Running", readyState: "ready" },
+    });
     for (const vm of unpaused.filter((v) => !lifecycle.isBusy(v.id))) {
-      await driverFor(vm.id).pause().catch((error: unknown) => log(`pool member ${vm.name}: pausing failed: ${errorMessage(error)}`));
+      await driverFor(vm.id)
+        .pause()
+        .catch((error: unknown) => log(`pool member ${vm.name}: pausing failed: ${errorMessage(error)}`));
     }
     for (const pool of open) void kick(pool.id);
   }
@@ -411,10 +445,14 @@ export function createPools({ db, lifecycle, recorder, driverFor, log = () => un
   }
 
   async function listPools() {
-    const pools = await db.pool.findMany({ orderBy: { createdAt: "asc" }, include: { image: { select: { name: true } }, vms: { orderBy: { createdAt: "asc" } } } });
+    const pools = await db.pool.findMany({
+      orderBy: { createdAt: "asc" },
+      include: { image: { select: { name: true } }, vms: { orderBy: { createdAt: "asc" } } },
+    });
     return pools.map((pool) => ({
       ...pool,
-      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === memberState(pool.staging) && (!waitsBooted(pool.staging) || vm.readyState === "ready")).length,
+      ready: pool.vms.filter((vm) => !vm.acquiredAt && vm.state === memberState(pool.staging) && (!waitsBooted(pool.staging) || vm.readyState === "ready"))
+        .length,
       filling: filling.has(pool.id),
       deleting: pool.deletingAt !== null,
     }));

@@ -102,7 +102,17 @@ async function exchange(frames: Buffer[], options: { withUpgrade?: boolean } = {
   const { path } = await api.terminal.ticket({ vmId, kind: "console" });
   const socket = net.connect(port, "127.0.0.1");
   const request = Buffer.from(
-    [`GET ${path} HTTP/1.1`, `Host: 127.0.0.1:${port}`, "Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`, "Sec-WebSocket-Version: 13", `Origin: ${origin}`, "", ""].join("\r\n"),
+    [
+      `GET ${path} HTTP/1.1`,
+      `Host: 127.0.0.1:${port}`,
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}`,
+      "Sec-WebSocket-Version: 13",
+      `Origin: ${origin}`,
+      "",
+      "",
+    ].join("\r\n"),
   );
   const received: Buffer[] = [];
   const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
@@ -155,7 +165,10 @@ describe("malformed WebSocket frames", () => {
   });
 
   it("handles a malformed frame sent in the same packet as the upgrade request", async () => {
-    expect(await exchange([frame(0x2, Buffer.from("abc"), { masked: false })], { withUpgrade: true })).toEqual({ status: "HTTP/1.1 101 Switching Protocols", code: 1002 });
+    expect(await exchange([frame(0x2, Buffer.from("abc"), { masked: false })], { withUpgrade: true })).toEqual({
+      status: "HTTP/1.1 101 Switching Protocols",
+      code: 1002,
+    });
   });
 
   it("ignores frames after a close frame, garbage included", async () => {

@@ -110,7 +110,8 @@ export function createTerminalBridge({
     void tickets
       .redeem(url.searchParams.get("ticket") ?? "", { vmId, kind, viaToken: origin === undefined || undefined })
       .then(async (grant) => {
-        if (!grant) return refuse(socket, origin === undefined ? "Origin not allowed." : "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+        if (!grant)
+          return refuse(socket, origin === undefined ? "Origin not allowed." : "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
         const owner = await ownerElsewhere(grant.vmId);
         wss.handleUpgrade(req, socket, head, (ws) => {
           // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
@@ -159,10 +160,16 @@ export function createTerminalBridge({
    * time, sign-out end it), its frames piped to the owner.
    */
   async function proxy(ws: WebSocket, grant: TicketGrant, owner: Owner): Promise<void> {
-    const terminal: Terminal = { ws, grant, alive: true, lastInput: Date.now(), close: (message) => {
-      if (message) send(ws, { type: "error", message });
-      ws.close(1000);
-    } };
+    const terminal: Terminal = {
+      ws,
+      grant,
+      alive: true,
+      lastInput: Date.now(),
+      close: (message) => {
+        if (message) send(ws, { type: "error", message });
+        ws.close(1000);
+      },
+    };
     terminals.add(terminal);
     ws.on("pong", () => (terminal.alive = true));
     ws.on("message", () => (terminal.lastInput = Date.now()));
@@ -288,7 +295,16 @@ export function createTerminalBridge({
     const image = await hangar.db.image.findUnique({ where: { id: vm.imageId }, select: { loginUser: true } });
     if (ended) return;
     const shell = openShell(
-      { host: driver.sshHost(), sshPort, user: image?.loginUser ?? HANGAR_LOGIN_USER, privateKey: identity.privateKey, cols: 80, rows: 24, sshAnswers: () => driver.sshAnswers(sshPort), bootWaitMs: shellBootWaitMs },
+      {
+        host: driver.sshHost(),
+        sshPort,
+        user: image?.loginUser ?? HANGAR_LOGIN_USER,
+        privateKey: identity.privateKey,
+        cols: 80,
+        rows: 24,
+        sshAnswers: () => driver.sshAnswers(sshPort),
+        bootWaitMs: shellBootWaitMs,
+      },
       {
         onData: sendBytes,
         onBooting: () => {

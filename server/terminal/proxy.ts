@@ -29,7 +29,8 @@ export interface Owner {
 const toBuffer = (data: RawData): Buffer => (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
 
 /** Close codes a peer may not send itself (1005, 1006, 1015) become 1011 when passed on. */
-const passable = (code: number) => (code === 1000 || (code >= 3000 && code < 5000) || (code > 1000 && code < 1015 && code !== 1005 && code !== 1006) ? code : 1011);
+const passable = (code: number) =>
+  code === 1000 || (code >= 3000 && code < 5000) || (code > 1000 && code < 1015 && code !== 1005 && code !== 1006) ? code : 1011;
 
 /**
  * Pipes the browser's socket `client` to `owner`'s terminal for `grant`. Resolves once the

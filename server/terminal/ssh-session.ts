@@ -142,7 +142,8 @@ export function openShell(endpoint: ShellEndpoint, callbacks: ShellCallbacks): S
       if (closed) return finish();
       if (!told) callbacks.onBooting();
       told = true;
-      if (Date.now() >= deadline) return fail(`${BOOTING_MESSAGE} Gave up after ${Math.round((endpoint.bootWaitMs ?? 60_000) / 1000)} s; try again in a moment.`);
+      if (Date.now() >= deadline)
+        return fail(`${BOOTING_MESSAGE} Gave up after ${Math.round((endpoint.bootWaitMs ?? 60_000) / 1000)} s; try again in a moment.`);
       await sleep(PROBE_INTERVAL_MS);
     }
     if (closed) return finish();

@@ -77,7 +77,7 @@ describe("protocol", () => {
     expect(decodeControl(encodeControl({ type: "status", state: "Stopped" }))).toEqual({ type: "status", state: "Stopped" });
     expect(decodeControl('{"type":"resize","cols":100000,"rows":-5}')).toEqual({ type: "resize", cols: 500, rows: 1 });
     expect(decodeControl('{"type":"resize","cols":"80","rows":24}')).toBeUndefined();
-    expect(decodeControl(encodeControl({ type: "error", message: "VM \"a\" was deleted." }))).toEqual({ type: "error", message: 'VM "a" was deleted.' });
+    expect(decodeControl(encodeControl({ type: "error", message: 'VM "a" was deleted.' }))).toEqual({ type: "error", message: 'VM "a" was deleted.' });
     expect(decodeControl('{"type":"resize","cols":80.6,"rows":24}')).toEqual({ type: "resize", cols: 81, rows: 24 });
     expect(decodeControl('{"type":"resize","cols":1e999,"rows":24}')).toBeUndefined();
     expect(decodeControl("[1,2]")).toBeUndefined();
@@ -132,7 +132,10 @@ describe("console hub", () => {
       driverFor: () => driver,
       /** What the guest prints: to the connected client, if any, and always to serial.log. */
       print: (text: string) => {
-        clients.filter((c) => !c.destroyed).at(-1)?.write(text);
+        clients
+          .filter((c) => !c.destroyed)
+          .at(-1)
+          ?.write(text);
         log += text;
       },
       stop: async () => {
@@ -296,7 +299,15 @@ describe("ssh session", () => {
     const started = Date.now();
     await new Promise<void>((resolve) => {
       openShell(
-        { sshPort: port, user: "hangar", privateKey: "unused", cols: 80, rows: 24, sshAnswers: () => greetsWithSshBanner(port, "127.0.0.1", 200), bootWaitMs: 1000 },
+        {
+          sshPort: port,
+          user: "hangar",
+          privateKey: "unused",
+          cols: 80,
+          rows: 24,
+          sshAnswers: () => greetsWithSshBanner(port, "127.0.0.1", 200),
+          bootWaitMs: 1000,
+        },
         {
           onData: () => events.push("data"),
           onBooting: () => events.push("booting"),

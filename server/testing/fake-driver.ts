@@ -68,7 +68,19 @@ export class FakeDriver {
   vm(id: string): FakeVm {
     let vm = this.vms.get(id);
     if (!vm) {
-      vm = { exists: false, running: false, saved: false, snapshots: [], pid: 0, calls: [], added: [], diskBytes: 0, shells: [], cloudInitStatus: this.cloudInitStatus, blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 } };
+      vm = {
+        exists: false,
+        running: false,
+        saved: false,
+        snapshots: [],
+        pid: 0,
+        calls: [],
+        added: [],
+        diskBytes: 0,
+        shells: [],
+        cloudInitStatus: this.cloudInitStatus,
+        blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 },
+      };
       this.vms.set(id, vm);
     }
     return vm;
@@ -123,7 +135,12 @@ export class FakeDriver {
         vm.paused = false;
         vm.pid = this.nextPid++;
         vm.lastStart = options;
-        return { machine: options.machine ?? "pc-q35-fake", pid: vm.pid, sshPort: 40000 + vm.pid, ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])) };
+        return {
+          machine: options.machine ?? "pc-q35-fake",
+          pid: vm.pid,
+          sshPort: 40000 + vm.pid,
+          ports: new Map(options.ports.map((p) => [p.guestPort, p.hostPort || 50000 + p.guestPort])),
+        };
       },
       running: async () => vm.running,
       pid: async () => (vm.running ? vm.pid : 0),

@@ -36,7 +36,10 @@ export async function startOutsideHost(): Promise<OutsideHost> {
   const script = `require("node:http").createServer((q, r) => r.end(${JSON.stringify(`${greeting}\n`)})).listen(${port}, ${JSON.stringify(address)})`;
   const server = execa("ip", ["netns", "exec", name, process.execPath, "-e", script], { reject: false });
   for (let i = 0; i < 100; i++) {
-    const answer = await fetch(`http://${address}:${port}/`).then((r) => r.text(), () => "");
+    const answer = await fetch(`http://${address}:${port}/`).then(
+      (r) => r.text(),
+      () => "",
+    );
     if (answer.startsWith(greeting)) break;
     await sleep(50);
   }

@@ -14,18 +14,29 @@ const BOOTED = "hangar: booted from the CD-ROM";
 function bootSector(): Buffer {
   const code = [
     0xfa, // cli
-    0x0e, 0x1f, // push cs; pop ds
-    0xba, 0xf8, 0x03, // mov dx, 0x3f8
-    0xe8, 0x00, 0x00, // call next
+    0x0e,
+    0x1f, // push cs; pop ds
+    0xba,
+    0xf8,
+    0x03, // mov dx, 0x3f8
+    0xe8,
+    0x00,
+    0x00, // call next
     0x5e, // next: pop si
-    0x83, 0xc6, 0x0f, // add si, msg - next
+    0x83,
+    0xc6,
+    0x0f, // add si, msg - next
     0xac, // loop: lodsb
-    0x84, 0xc0, // test al, al
-    0x74, 0x03, // jz done
+    0x84,
+    0xc0, // test al, al
+    0x74,
+    0x03, // jz done
     0xee, // out dx, al
-    0xeb, 0xf8, // jmp loop
+    0xeb,
+    0xf8, // jmp loop
     0xf4, // done: hlt
-    0xeb, 0xfd, // jmp done
+    0xeb,
+    0xfd, // jmp done
   ];
   const sector = Buffer.alloc(2048);
   Buffer.from([...code, ...Buffer.from(`${BOOTED}\r\n`), 0]).copy(sector);
@@ -50,7 +61,20 @@ describe("CD-ROM", () => {
     const work = path.join(t.env.imagesDir, "build");
     mkdirSync(path.join(work, "cd"), { recursive: true });
     writeFileSync(path.join(work, "cd", "boot.img"), bootSector());
-    await execa("genisoimage", ["-quiet", "-V", "INSTALLER", "-b", "boot.img", "-no-emul-boot", "-boot-load-size", "4", "-o", path.join(work, "installer.iso"), "--", path.join(work, "cd")]);
+    await execa("genisoimage", [
+      "-quiet",
+      "-V",
+      "INSTALLER",
+      "-b",
+      "boot.img",
+      "-no-emul-boot",
+      "-boot-load-size",
+      "4",
+      "-o",
+      path.join(work, "installer.iso"),
+      "--",
+      path.join(work, "cd"),
+    ]);
     await execa("qemu-img", ["create", "-q", "-f", "qcow2", "--", path.join(work, "empty.qcow2"), "1G"]);
     const iso = await api.image.import({ name: "installer", path: "build/installer.iso" });
     const empty = await api.image.import({ name: "empty", path: "build/empty.qcow2" });
@@ -73,7 +97,9 @@ describe("CD-ROM", () => {
       code: "BAD_REQUEST",
       message: 'Image "hangar-tiny" is not an ISO image, so it cannot go in the CD-ROM drive.',
     });
-    await expect(api.vm.create({ name: "no-cd", imageId: empty.id, cdromImageId: "nosuchimage", cpus: 1, memoryMiB: 128 })).rejects.toMatchObject({ code: "NOT_FOUND" });
+    await expect(api.vm.create({ name: "no-cd", imageId: empty.id, cdromImageId: "nosuchimage", cpus: 1, memoryMiB: 128 })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
     expect(await t.hangar.db.vm.count({ where: { name: { in: ["bad-cd", "no-cd"] } } })).toBe(0);
   });
 });

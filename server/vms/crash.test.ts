@@ -59,18 +59,60 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { state: "Cloning", alive: false, to: "Initial", message: /clone interrupted by a restart was rolled back: the half-made disk was removed/, error: /clone was interrupted/ },
+  {
+    state: "Cloning",
+    alive: false,
+    to: "Initial",
+    message: /clone interrupted by a restart was rolled back: the half-made disk was removed/,
+    error: /clone was interrupted/,
+  },
   { state: "Cloning", alive: true, to: "Initial", message: /clone interrupted by a restart was rolled back/, error: /clone was interrupted/ },
   { state: "Starting", alive: true, to: "Running", message: /start interrupted by a restart was carried out: qemu runs, so it was adopted/, error: null },
   { state: "Starting", alive: false, to: "Stopped", message: /start interrupted by a restart was rolled back: no qemu runs/, error: /start the VM again/ },
   { state: "Stopping", alive: true, to: "Stopped", message: /stop interrupted by a restart was carried out: qemu still ran, so it was stopped/, error: null },
   { state: "Stopping", alive: false, to: "Stopped", message: /stop interrupted by a restart was carried out: qemu had already exited/, error: null },
-  { state: "Suspending", alive: true, saved: true, to: "Suspended", message: /suspend interrupted by a restart was carried out: its saved state was complete/, error: null },
-  { state: "Suspending", alive: true, saved: false, to: "Running", message: /suspend interrupted by a restart was rolled back: its state was not saved/, error: /Suspend it again/ },
-  { state: "Suspending", alive: false, saved: true, to: "Suspended", message: /suspend interrupted by a restart was carried out: qemu had ended after saving/, error: null },
-  { state: "Suspending", alive: false, saved: false, to: "Stopped", message: /suspend interrupted by a restart was rolled back: qemu ended before the state was saved/, error: /memory is lost/ },
+  {
+    state: "Suspending",
+    alive: true,
+    saved: true,
+    to: "Suspended",
+    message: /suspend interrupted by a restart was carried out: its saved state was complete/,
+    error: null,
+  },
+  {
+    state: "Suspending",
+    alive: true,
+    saved: false,
+    to: "Running",
+    message: /suspend interrupted by a restart was rolled back: its state was not saved/,
+    error: /Suspend it again/,
+  },
+  {
+    state: "Suspending",
+    alive: false,
+    saved: true,
+    to: "Suspended",
+    message: /suspend interrupted by a restart was carried out: qemu had ended after saving/,
+    error: null,
+  },
+  {
+    state: "Suspending",
+    alive: false,
+    saved: false,
+    to: "Stopped",
+    message: /suspend interrupted by a restart was rolled back: qemu ended before the state was saved/,
+    error: /memory is lost/,
+  },
   { state: "Suspending", alive: true, saved: true, stale: true, to: "Running", message: /rolled back: its state was not saved/, error: /Suspend it again/ },
-  { state: "Suspending", alive: false, saved: true, stale: true, to: "Stopped", message: /rolled back: qemu ended before the state was saved/, error: /memory is lost/ },
+  {
+    state: "Suspending",
+    alive: false,
+    saved: true,
+    stale: true,
+    to: "Stopped",
+    message: /rolled back: qemu ended before the state was saved/,
+    error: /memory is lost/,
+  },
   { state: "Deleting", alive: true, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
   { state: "Deleting", alive: false, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
 ];
@@ -257,14 +299,16 @@ describe("crash matrix on the real tiny guest", () => {
     const vm = await runningVm();
     // Paused, the guest cannot act on the power button: its qemu surely outlives the server.
     await qmp((q) => q.execute("stop"));
-    const child = execa("node", ["--import", "tsx", path.join(REPO_ROOT, "server", "testing", "crash-child.ts"), t.env.stateDir, t.env.databaseUrl, t.env.guestDir, vm.id], {
-      cwd: REPO_ROOT,
-      reject: false,
-      all: true,
-    });
-    await expect
-      .poll(async () => (await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state, { timeout: 60_000, interval: 5 })
-      .toBe("Stopping");
+    const child = execa(
+      "node",
+      ["--import", "tsx", path.join(REPO_ROOT, "server", "testing", "crash-child.ts"), t.env.stateDir, t.env.databaseUrl, t.env.guestDir, vm.id],
+      {
+        cwd: REPO_ROOT,
+        reject: false,
+        all: true,
+      },
+    );
+    await expect.poll(async () => (await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state, { timeout: 60_000, interval: 5 }).toBe("Stopping");
     child.kill("SIGKILL");
     const exit = await child;
     expect(exit.signal, exit.all).toBe("SIGKILL");

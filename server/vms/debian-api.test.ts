@@ -77,107 +77,111 @@ async function shell(api: Awaited<ReturnType<typeof callerFor>>, vmId: string, l
 }
 
 describe("the Debian 12 cloud guest through the API", () => {
-  it("imports as a UEFI image, applies the VM's user-data with Hangar's account, is ready after cloud-init, and runs exec, Shell and nat", async () => {
-    const api = await callerFor(t.hangar);
-    const image = await api.image.import({ name: "debian-12", path: "debian-12.qcow2", firmware: "uefi" });
-    expect(image).toMatchObject({ status: "ready", format: "qcow2", firmware: "uefi", loginUser: "hangar" });
+  it(
+    "imports as a UEFI image, applies the VM's user-data with Hangar's account, is ready after cloud-init, and runs exec, Shell and nat",
+    async () => {
+      const api = await callerFor(t.hangar);
+      const image = await api.image.import({ name: "debian-12", path: "debian-12.qcow2", firmware: "uefi" });
+      expect(image).toMatchObject({ status: "ready", format: "qcow2", firmware: "uefi", loginUser: "hangar" });
 
-    const userData = [
-      "#cloud-config",
-      "users:",
-      "  - default",
-      "  - name: alice",
-      "    shell: /bin/bash",
-      "    lock_passwd: true",
-      "write_files:",
-      "  - path: /etc/hangar-test/greeting",
-      "    content: hello from write_files",
-      "runcmd:",
-      "  - [sh, -c, 'echo ran > /var/tmp/runcmd-ok']",
-      "",
-    ].join("\n");
-    const vm = await api.vm.create({ name: "deb-api", imageId: image.id, cpus: 2, memoryMiB: 1024, userData, network: "nat" });
-    expect(vm).toMatchObject({ state: "Stopped", network: "nat" });
-    const running = await api.vm.start({ id: vm.id });
-    expect(running.state).toBe("Running");
+      const userData = [
+        "#cloud-config",
+        "users:",
+        "  - default",
+        "  - name: alice",
+        "    shell: /bin/bash",
+        "    lock_passwd: true",
+        "write_files:",
+        "  - path: /etc/hangar-test/greeting",
+        "    content: hello from write_files",
+        "runcmd:",
+        "  - [sh, -c, 'echo ran > /var/tmp/runcmd-ok']",
+        "",
+      ].join("\n");
+      const vm = await api.vm.create({ name: "deb-api", imageId: image.id, cpus: 2, memoryMiB: 1024, userData, network: "nat" });
+      expect(vm).toMatchObject({ state: "Stopped", network: "nat" });
+      const running = await api.vm.start({ id: vm.id });
+      expect(running.state).toBe("Running");
 
-    const startedAt = Date.now();
-    let ready: Awaited<ReturnType<typeof api.vm.wait>> | undefined;
-    // Under TCG on a busy machine the first boot can take longer than one wait allows.
-    for (let attempt = 1; !ready; attempt++) {
-      ready = await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 600 }).catch((error: unknown) => {
-        if (attempt < 4 && error instanceof TRPCError && error.code === "TIMEOUT") return undefined;
-        throw error;
+      const startedAt = Date.now();
+      let ready: Awaited<ReturnType<typeof api.vm.wait>> | undefined;
+      // Under TCG on a busy machine the first boot can take longer than one wait allows.
+      for (let attempt = 1; !ready; attempt++) {
+        ready = await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 600 }).catch((error: unknown) => {
+          if (attempt < 4 && error instanceof TRPCError && error.code === "TIMEOUT") return undefined;
+          throw error;
+        });
+      }
+      console.log(`debian guest through the API: ready after ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
+      if (ready.readyState !== "ready") console.log(`--- serial ---\n${(await api.vm.get({ id: vm.id })).serialTail}`);
+      expect(ready).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
+      expect(await api.vm.get({ id: vm.id })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
+
+      // Ready means cloud-init finished: its own status says done, and runcmd has run.
+      const status = await api.vm.exec({ id: vm.id, command: ["cloud-init", "status", "--long"] });
+      expect(status.stdout).toMatch(/^status: done$/m);
+      const facts = await api.vm.exec({
+        id: vm.id,
+        command: [
+          "sh",
+          "-c",
+          [
+            "id -un",
+            "hostname",
+            "cat /var/tmp/runcmd-ok",
+            "cat /etc/hangar-test/greeting; echo",
+            "getent passwd alice | cut -d: -f1,7",
+            "getent passwd debian | cut -d: -f1",
+            "test -d /sys/firmware/efi && echo efi",
+            "ip route show default",
+            "grep -m1 ^nameserver /etc/resolv.conf",
+          ].join("; "),
+        ],
       });
-    }
-    console.log(`debian guest through the API: ready after ${((Date.now() - startedAt) / 1000).toFixed(1)} s`);
-    if (ready.readyState !== "ready") console.log(`--- serial ---\n${(await api.vm.get({ id: vm.id })).serialTail}`);
-    expect(ready).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
-    expect(await api.vm.get({ id: vm.id })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
+      expect(facts.exitCode).toBe(0);
+      expect(facts.stdout.trim().split("\n")).toEqual([
+        "hangar",
+        "deb-api",
+        "ran",
+        "hello from write_files",
+        "alice:/bin/bash",
+        "debian",
+        "efi",
+        expect.stringMatching(/^default via 10\.0\.2\.2 /),
+        "nameserver 10.0.2.3",
+      ]);
 
-    // Ready means cloud-init finished: its own status says done, and runcmd has run.
-    const status = await api.vm.exec({ id: vm.id, command: ["cloud-init", "status", "--long"] });
-    expect(status.stdout).toMatch(/^status: done$/m);
-    const facts = await api.vm.exec({
-      id: vm.id,
-      command: [
-        "sh",
-        "-c",
-        [
-          "id -un",
-          "hostname",
-          "cat /var/tmp/runcmd-ok",
-          "cat /etc/hangar-test/greeting; echo",
-          "getent passwd alice | cut -d: -f1,7",
-          "getent passwd debian | cut -d: -f1",
-          "test -d /sys/firmware/efi && echo efi",
-          "ip route show default",
-          "grep -m1 ^nameserver /etc/resolv.conf",
-        ].join("; "),
-      ],
-    });
-    expect(facts.exitCode).toBe(0);
-    expect(facts.stdout.trim().split("\n")).toEqual([
-      "hangar",
-      "deb-api",
-      "ran",
-      "hello from write_files",
-      "alice:/bin/bash",
-      "debian",
-      "efi",
-      expect.stringMatching(/^default via 10\.0\.2\.2 /),
-      "nameserver 10.0.2.3",
-    ]);
+      // As root through sudo -n; root's own SSH login is refused (Debian's disable_root).
+      const asRoot = await api.vm.exec({ id: vm.id, command: ["id", "-un"], asRoot: true });
+      expect(asRoot).toMatchObject({ stdout: "root\n", exitCode: 0 });
+      const driver = t.hangar.driverFor(vm.id);
+      const { privateKeyFile } = await driver.identity();
+      const rootLogin = await driver.shell(["id", "-un"], running.sshPort ?? 0, privateKeyFile, { user: "root", timeoutMs: 30_000 });
+      expect(rootLogin.exitCode).not.toBe(0);
+      expect(rootLogin.stdout).toContain(`Please login as the user "debian" rather than the user "root".`);
+      expect(rootLogin.stdout).not.toContain("root\n");
 
-    // As root through sudo -n; root's own SSH login is refused (Debian's disable_root).
-    const asRoot = await api.vm.exec({ id: vm.id, command: ["id", "-un"], asRoot: true });
-    expect(asRoot).toMatchObject({ stdout: "root\n", exitCode: 0 });
-    const driver = t.hangar.driverFor(vm.id);
-    const { privateKeyFile } = await driver.identity();
-    const rootLogin = await driver.shell(["id", "-un"], running.sshPort ?? 0, privateKeyFile, { user: "root", timeoutMs: 30_000 });
-    expect(rootLogin.exitCode).not.toBe(0);
-    expect(rootLogin.stdout).toContain(`Please login as the user "debian" rather than the user "root".`);
-    expect(rootLogin.stdout).not.toContain("root\n");
+      // nat is a way out: a web server on another host (a network namespace) answers the guest.
+      if (outside) {
+        const request = `exec 3<>/dev/tcp/${outside.address}/${outside.port}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`;
+        const reached = await api.vm.exec({ id: vm.id, command: ["bash", "-c", request], timeoutSec: 30 });
+        expect(reached.stdout).toContain(outside.greeting);
+      }
 
-    // nat is a way out: a web server on another host (a network namespace) answers the guest.
-    if (outside) {
-      const request = `exec 3<>/dev/tcp/${outside.address}/${outside.port}; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3`;
-      const reached = await api.vm.exec({ id: vm.id, command: ["bash", "-c", request], timeoutSec: 30 });
-      expect(reached.stdout).toContain(outside.greeting);
-    }
+      // The Shell terminal logs in as Hangar's account too.
+      const session = await shell(api, vm.id, ["id -un", "exit 3"]);
+      // Lines typed ahead echo before the prompt, so the answer follows a "$ ".
+      expect(session.text).toMatch(/^(\$ )?hangar\r?$/m);
+      expect(session.exit).toBe(3);
+      await expect.poll(openSshSessions).toBe(0);
 
-    // The Shell terminal logs in as Hangar's account too.
-    const session = await shell(api, vm.id, ["id -un", "exit 3"]);
-    // Lines typed ahead echo before the prompt, so the answer follows a "$ ".
-    expect(session.text).toMatch(/^(\$ )?hangar\r?$/m);
-    expect(session.exit).toBe(3);
-    await expect.poll(openSshSessions).toBe(0);
-
-    const stopped = await api.vm.stop({ id: vm.id, timeoutSec: 120 });
-    expect(stopped).toMatchObject({ state: "Stopped", readyState: null });
-    expect(stopped.lastStop).toMatchObject({ ok: true, message: expect.stringMatching(/^Powered off after /) });
-    expect(await driver.running()).toBe(false);
-    await api.vm.delete({ id: vm.id });
-    await api.image.delete({ id: image.id });
-  }, 50 * 60_000);
+      const stopped = await api.vm.stop({ id: vm.id, timeoutSec: 120 });
+      expect(stopped).toMatchObject({ state: "Stopped", readyState: null });
+      expect(stopped.lastStop).toMatchObject({ ok: true, message: expect.stringMatching(/^Powered off after /) });
+      expect(await driver.running()).toBe(false);
+      await api.vm.delete({ id: vm.id });
+      await api.image.delete({ id: image.id });
+    },
+    50 * 60_000,
+  );
 });

@@ -34,7 +34,10 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
 
 /** The disk's size as the guest sees it and the bytes it takes on the host; null without a disk. */
 export async function diskOf(hangar: Hangar, vmId: string) {
-  return hangar.driverFor(vmId).diskInfo().catch(() => null);
+  return hangar
+    .driverFor(vmId)
+    .diskInfo()
+    .catch(() => null);
 }
 
 function formatGiB(bytes: number): string {

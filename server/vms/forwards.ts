@@ -41,7 +41,10 @@ export async function addForward(hangar: Hangar, input: { id: string; hostPort: 
     throw new HangarError("ALREADY_EXISTS", `Guest port ${input.guestPort} of VM "${vm.name}" is already forwarded; remove that forward first.`);
   }
   if (input.hostPort !== 0) {
-    const clash = await db.portForward.findFirst({ where: { OR: [{ hostPort: input.hostPort }, { boundPort: input.hostPort }] }, include: { vm: { select: { name: true } } } });
+    const clash = await db.portForward.findFirst({
+      where: { OR: [{ hostPort: input.hostPort }, { boundPort: input.hostPort }] },
+      include: { vm: { select: { name: true } } },
+    });
     if (clash || vm.sshPort === input.hostPort) {
       throw new HangarError("PORT_IN_USE", `Host port ${input.hostPort} is already forwarded to VM "${clash?.vm.name ?? vm.name}".`);
     }
@@ -53,12 +56,17 @@ export async function addForward(hangar: Hangar, input: { id: string; hostPort: 
       boundPort = await hangar.driverFor(vm.id).addForward({ hostPort: input.hostPort, guestPort: input.guestPort });
     } catch (error) {
       await db.portForward.delete({ where: { id: row.id } });
-      if (input.hostPort !== 0) throw new HangarError("PORT_IN_USE", `Host port ${input.hostPort} is taken on this host; pick another or 0 for any free port.`, { cause: error });
+      if (input.hostPort !== 0)
+        throw new HangarError("PORT_IN_USE", `Host port ${input.hostPort} is taken on this host; pick another or 0 for any free port.`, { cause: error });
       throw new HangarError("DRIVER_FAILED", `Forwarding guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
   const forward = await db.portForward.update({ where: { id: row.id }, data: { boundPort } });
-  const where = boundPort ? `host port ${boundPort}` : input.hostPort ? `host port ${input.hostPort} from the next start` : "a free host port from the next start";
+  const where = boundPort
+    ? `host port ${boundPort}`
+    : input.hostPort
+      ? `host port ${input.hostPort} from the next start`
+      : "a free host port from the next start";
   await hangar.recorder.record({ stream: "vm", vm, actor, action: "forward-add", ok: true, message: `Guest port ${input.guestPort} forwarded on ${where}` });
   return forward;
 }
@@ -72,7 +80,9 @@ export async function removeForward(hangar: Hangar, input: { id: string; guestPo
     try {
       await hangar.driverFor(vm.id).removeForward(forward.boundPort);
     } catch (error) {
-      throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
+      throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, {
+        cause: error,
+      });
     }
   }
   await hangar.db.portForward.delete({ where: { id: forward.id } });

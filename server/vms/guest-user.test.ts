@@ -43,7 +43,9 @@ describe("Hangar's own account in the guest", () => {
     await api.vm.sync({ id: vm.id, from: "site/", to: "/etc/given", chown: "hangar:hangar" });
     const owners = await sh(vm.id, "stat -c '%U %n' /home/hangar/site/index.html /etc/site/index.html /etc/given/index.html; cat /etc/site/index.html");
     expect(owners.stdout).toBe("hangar /home/hangar/site/index.html\nroot /etc/site/index.html\nhangar /etc/given/index.html\nhello\n");
-    await expect(api.vm.sync({ id: vm.id, from: "site/", to: "/etc/refused" })).rejects.toMatchObject({ message: expect.stringMatching(/Syncing into VM "own" failed: rsync failed: .*Permission denied/) });
+    await expect(api.vm.sync({ id: vm.id, from: "site/", to: "/etc/refused" })).rejects.toMatchObject({
+      message: expect.stringMatching(/Syncing into VM "own" failed: rsync failed: .*Permission denied/),
+    });
   });
 
   it("ends a command that runs past its timeout with TIMEOUT and a sentence", async () => {

@@ -107,10 +107,19 @@ export async function getVm(hangar: Hangar, id: string) {
   const here = (await hangar.cluster.locate(vm.hostId)).kind === "here";
   const driver = hangar.driverFor(id);
   const serialTail = here ? await driver.serialTail(16 * 1024) : "";
-  const sshKeyPath = here ? await driver.identity().then((identity) => identity.privateKeyFile, () => null) : null;
+  const sshKeyPath = here
+    ? await driver.identity().then(
+        (identity) => identity.privateKeyFile,
+        () => null,
+      )
+    : null;
   const [disk, lastStop] = await Promise.all([
     here ? diskOf(hangar, id) : null,
-    hangar.db.event.findFirst({ where: { vmId: id, action: "stop" }, orderBy: [{ createdAt: "desc" }, { id: "desc" }], select: { message: true, ok: true, createdAt: true } }),
+    hangar.db.event.findFirst({
+      where: { vmId: id, action: "stop" },
+      orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+      select: { message: true, ok: true, createdAt: true },
+    }),
   ]);
   return { ...withHost(hangar, vm), serialTail, sshKeyPath, disk, lastStop };
 }
@@ -155,7 +164,16 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
     },
   });
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "create", to: "Initial", ok: true, message: `Created from image ${image.name}${cdrom ? `, CD-ROM ${cdrom.name}` : ""}`, userId: ownerId });
+  await hangar.recorder.record({
+    stream: "vm",
+    vm,
+    actor,
+    action: "create",
+    to: "Initial",
+    ok: true,
+    message: `Created from image ${image.name}${cdrom ? `, CD-ROM ${cdrom.name}` : ""}`,
+    userId: ownerId,
+  });
   await hangar.lifecycle.cloneVm(vm.id, actor);
   return getVm(hangar, vm.id);
 }
@@ -281,7 +299,11 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
     });
   } catch (error) {
     if (error instanceof CommandTimeoutError) {
-      throw new HangarError("TIMEOUT", `The command in VM "${vm.name}" did not finish within ${input.timeoutSec} s and was ended; give it a larger timeoutSec.`, { cause: error });
+      throw new HangarError(
+        "TIMEOUT",
+        `The command in VM "${vm.name}" did not finish within ${input.timeoutSec} s and was ended; give it a larger timeoutSec.`,
+        { cause: error },
+      );
     }
     throw new HangarError("DRIVER_FAILED", `Running the command in VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
   }
@@ -295,7 +317,8 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
 export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string; asRoot?: boolean }) {
   const root = await realpath(hangar.env.syncRoot).catch(() => undefined);
   // Host paths are the admin's to know: messages name the setting, not the directory.
-  if (!root) throw new HangarError("INVALID_INPUT", "The sync root (HANGAR_SYNC_ROOT) does not exist on this host; an admin must create it and put the files there.");
+  if (!root)
+    throw new HangarError("INVALID_INPUT", "The sync root (HANGAR_SYNC_ROOT) does not exist on this host; an admin must create it and put the files there.");
   const from = await realpath(path.resolve(root, input.from)).catch(() => undefined);
   if (!from || (from !== root && !from.startsWith(`${root}${path.sep}`))) {
     throw new HangarError("INVALID_INPUT", "from must name an existing file or directory under the sync root.");

@@ -30,7 +30,10 @@ async function stateOf(id: string) {
 }
 
 async function codeOf(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   return error instanceof HangarError ? error.code : String(error);
 }
 
@@ -48,7 +51,10 @@ describe("lifecycle", () => {
 
   it("leaves a failed clone in Initial with the error, and can clone again or delete it", async () => {
     fake.failNext.set("create", new Error("qemu-img: disk full"));
-    const error = await newVm().then(() => undefined, (e: unknown) => e);
+    const error = await newVm().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(HangarError);
     const row = await hangar.db.vm.findFirstOrThrow({ where: { name: "vm-1" } });
     expect(row.state).toBe("Initial");
@@ -107,7 +113,10 @@ describe("lifecycle", () => {
   it("refuses actions the state table does not allow, saying what is allowed", async () => {
     const other = await newVm("vm-2");
     await hangar.lifecycle.startVm(other.id, "t");
-    const refused = await hangar.lifecycle.startVm(other.id, "t").then(() => undefined, (e: unknown) => e);
+    const refused = await hangar.lifecycle.startVm(other.id, "t").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(refused).toBeInstanceOf(HangarError);
     expect((refused as HangarError).code).toBe("VM_INVALID_TRANSITION");
     expect((refused as HangarError).message).toBe('Cannot start VM "vm-2" while it is Running. Allowed now: Stop, Suspend.');

@@ -6,7 +6,16 @@
  */
 import { z } from "zod";
 import type { Db } from "../db.ts";
-import { AlreadyRunningError, FIRMWARES, HostToolMissingError, NotRunningError, type Firmware, type Manager, type NetworkConfig, type StopOutcome } from "../driver/manager.ts";
+import {
+  AlreadyRunningError,
+  FIRMWARES,
+  HostToolMissingError,
+  NotRunningError,
+  type Firmware,
+  type Manager,
+  type NetworkConfig,
+  type StopOutcome,
+} from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { authorizedKeysOf } from "../auth/ssh-keys.ts";
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
@@ -132,7 +141,16 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     ...readinessTimings,
     settled: async (vm, { state, detail }) => {
       const ok = state === "ready";
-      await recorder.record({ stream: "vm", vm, actor: "system", action: "ready", from: "Running", to: "Running", ok, message: ok ? `Ready: ${detail}` : `Not ready: ${detail}` });
+      await recorder.record({
+        stream: "vm",
+        vm,
+        actor: "system",
+        action: "ready",
+        from: "Running",
+        to: "Running",
+        ok,
+        message: ok ? `Ready: ${detail}` : `Not ready: ${detail}`,
+      });
     },
   });
 
@@ -174,19 +192,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
         throw new HangarError("VM_BUSY", `VM "${vm.name}" is ${from}; wait until it settles, then try again.`);
       }
       const allowed = validActions(from).join(", ") || "none";
-      throw new HangarError(
-        "VM_INVALID_TRANSITION",
-        `Cannot ${action.toLowerCase()} VM "${vm.name}" while it is ${from}. Allowed now: ${allowed}.`,
-      );
+      throw new HangarError("VM_INVALID_TRANSITION", `Cannot ${action.toLowerCase()} VM "${vm.name}" while it is ${from}. Allowed now: ${allowed}.`);
     }
     const full = room && next !== from ? await room(vm.memoryMiB) : undefined;
     if (full) throw new HangarError("HOST_FULL", `VM "${vm.name}" cannot start: ${full}`);
     if (next !== from && !(await compareAndSet(vmId, from, next))) {
       const now = await db.vm.findUnique({ where: { id: vmId }, select: { state: true } });
-      throw new HangarError(
-        "VM_BUSY",
-        `Another request changed VM "${vm.name}" first (it is ${now?.state ?? "gone"} now); try again once it settles.`,
-      );
+      throw new HangarError("VM_BUSY", `Another request changed VM "${vm.name}" first (it is ${now?.state ?? "gone"} now); try again once it settles.`);
     }
     if (next !== from) bus.publish({ vmId, vmName: vm.name, state: next, eventId: "" });
     return { vm, from, next };
@@ -253,7 +265,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       } catch (error) {
         await driver.delete().catch(() => undefined);
         await finish(vm, actor, "clone", from, "Initial", false, `Clone failed: ${userMessage(error)}`);
-        throw new HangarError(isHangarError(error) ? error.code : "DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
+        throw new HangarError(isHangarError(error) ? error.code : "DRIVER_FAILED", `Creating the disk of VM "${vm.name}" failed: ${userMessage(error)}`, {
+          cause: error,
+        });
       }
       const made = source ? `Disk copied from VM ${source.sourceName}` : `Disk created on image ${vm.image.name}`;
       await finish(vm, actor, "clone", from, "Stopped", true, made);
@@ -435,7 +449,11 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
    * in-flight set (so nothing else of this process acts on it) while `work` runs, and does
    * nothing when another action holds it or it has left `from`.
    */
-  async function takeOver(vmId: string, from: State, work: (vm: { id: string; name: string; updatedAt: Date }) => Promise<State | undefined>): Promise<State | undefined> {
+  async function takeOver(
+    vmId: string,
+    from: State,
+    work: (vm: { id: string; name: string; updatedAt: Date }) => Promise<State | undefined>,
+  ): Promise<State | undefined> {
     if (inFlight.has(vmId)) return undefined;
     return guarded(vmId, async () => {
       const vm = await db.vm.findUnique({ where: { id: vmId }, select: { id: true, name: true, state: true, updatedAt: true } });
@@ -446,7 +464,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
 
   /** After a driver call failed: ErrorUnknown when something may still run, else `quiet`. */
   async function settleFailure(vm: { id: string; name: string }, from: State, quiet: State, what: string, error: unknown): Promise<State | undefined> {
-    const stillRuns = await driverFor(vm.id).running().catch(() => true);
+    const stillRuns = await driverFor(vm.id)
+      .running()
+      .catch(() => true);
     const to = stillRuns ? "ErrorUnknown" : quiet;
     const message = `${what} failed: ${userMessage(error)}`;
     return (await settle(vm, from, to, { message, error: message }, stillRuns ? {} : { pid: null })) ? to : undefined;

@@ -61,7 +61,10 @@ async function allPages(query: Partial<Query>, between: () => Promise<void> = as
 }
 
 async function refusal(promise: Promise<unknown>) {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(error instanceof TRPCError)) throw new Error(`expected a TRPCError, got ${String(error)}`);
   return { code: error.code, message: error.message };
 }
@@ -108,14 +111,22 @@ describe("vm.list", () => {
       [{ imageId: otherImageId, state: "Stopped" }, (row) => row.imageId === otherImageId && row.state === "Stopped"],
     ];
     for (const [query, keep] of cases) {
-      const expected = all.filter(keep).map((row) => row.id).sort();
+      const expected = all
+        .filter(keep)
+        .map((row) => row.id)
+        .sort();
       expect(expected.length).toBeGreaterThan(0);
       const page = await admin.vm.list({ ...query, limit: 5 });
       expect(page.total).toBe(expected.length);
       expect((await allPages({ ...query, limit: 5 })).sort()).toEqual(expected);
     }
     const mine = await operator.vm.list({ owner: "mine", limit: 1000 });
-    expect(mine.items.map((row) => row.id).sort()).toEqual(all.filter((row) => row.ownerId === operatorId).map((row) => row.id).sort());
+    expect(mine.items.map((row) => row.id).sort()).toEqual(
+      all
+        .filter((row) => row.ownerId === operatorId)
+        .map((row) => row.id)
+        .sort(),
+    );
     expect((await admin.vm.list({ poolId: "nopool" })).total).toBe(0);
   });
 
@@ -123,7 +134,12 @@ describe("vm.list", () => {
     const before = new Set((await admin.vm.list()).items.map((row) => row.id));
     let made = 0;
     // New VMs land after the cursor (created asc), before it (created desc), and anywhere (name, owner).
-    const orders = [["created", "asc"], ["created", "desc"], ["name", "asc"], ["owner", "desc"]] as const;
+    const orders = [
+      ["created", "asc"],
+      ["created", "desc"],
+      ["name", "asc"],
+      ["owner", "desc"],
+    ] as const;
     for (const [sort, order] of orders) {
       // A VM is being made while each next page is read.
       const creating: Promise<unknown>[] = [];
@@ -140,7 +156,10 @@ describe("vm.list", () => {
   }, 600_000);
 
   it("refuses a cursor it did not make, or one of another sort, with a sentence", async () => {
-    expect(await refusal(admin.vm.list({ cursor: "bm90LWEtY3Vyc29y" }))).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/not a cursor vm.list returned/) });
+    expect(await refusal(admin.vm.list({ cursor: "bm90LWEtY3Vyc29y" }))).toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/not a cursor vm.list returned/),
+    });
     const first = await admin.vm.list({ sort: "name", limit: 2 });
     expect(await refusal(admin.vm.list({ sort: "created", cursor: first.nextCursor ?? "" }))).toMatchObject({
       code: "BAD_REQUEST",

@@ -136,9 +136,13 @@ function decodeCursor(cursor: string, sort: VmSortKey, order: "asc" | "desc"): K
     parsed = undefined;
   }
   const found = cursorSchema.safeParse(parsed);
-  if (!found.success) throw new HangarError("INVALID_INPUT", "That is not a cursor vm.list returned; pass nextCursor as it came, or leave cursor out for the first page.");
+  if (!found.success)
+    throw new HangarError("INVALID_INPUT", "That is not a cursor vm.list returned; pass nextCursor as it came, or leave cursor out for the first page.");
   if (found.data.sort !== sort || found.data.order !== order) {
-    throw new HangarError("INVALID_INPUT", `That cursor belongs to a list sorted by ${found.data.sort} ${found.data.order}; ask with the same sort and order, or leave cursor out to start over.`);
+    throw new HangarError(
+      "INVALID_INPUT",
+      `That cursor belongs to a list sorted by ${found.data.sort} ${found.data.order}; ask with the same sort and order, or leave cursor out to start over.`,
+    );
   }
   return { value: found.data.value, id: found.data.id };
 }

@@ -15,10 +15,22 @@ describe("parseReadiness", () => {
       '{"status": "error", "errors": ["(\'scripts_user\', RuntimeError(\'Runparts: 1 failures in 1 attempted commands\'))"]}',
       { state: "error", detail: "cloud-init failed in module scripts_user: ('scripts_user', RuntimeError('Runparts: 1 failures in 1 attempted commands'))" },
     ],
-    ["JSON error without a module", '{"status": "error", "errors": ["something broke"]}', { state: "error", detail: "cloud-init failed with an error: something broke" }],
-    ["JSON degraded done (23.4+)", '{"status": "done", "extended_status": "degraded done", "errors": [], "recoverable_errors": {"WARNING": ["x"]}}', { state: "ready", detail: "cloud-init done with warnings (degraded done)" }],
+    [
+      "JSON error without a module",
+      '{"status": "error", "errors": ["something broke"]}',
+      { state: "error", detail: "cloud-init failed with an error: something broke" },
+    ],
+    [
+      "JSON degraded done (23.4+)",
+      '{"status": "done", "extended_status": "degraded done", "errors": [], "recoverable_errors": {"WARNING": ["x"]}}',
+      { state: "ready", detail: "cloud-init done with warnings (degraded done)" },
+    ],
     ["JSON disabled", '{"status": "disabled"}', { state: "ready", detail: "cloud-init is disabled: ready once SSH logs in" }],
-    ["--long text done", "status: done\ntime: Tue, 01 Dec 2026 11:00:00 +0000\ndetail:\nDataSourceNoCloud [seed=/dev/vdb][dsmode=net]\n", { state: "ready", detail: "cloud-init done" }],
+    [
+      "--long text done",
+      "status: done\ntime: Tue, 01 Dec 2026 11:00:00 +0000\ndetail:\nDataSourceNoCloud [seed=/dev/vdb][dsmode=net]\n",
+      { state: "ready", detail: "cloud-init done" },
+    ],
     ["--long text running", "status: running\ntime: Tue, 01 Dec 2026 11:00:00 +0000\n", { state: "booting", detail: "cloud-init running" }],
     [
       "--long text error",
@@ -61,7 +73,11 @@ describe("the ready condition of a VM (fake driver)", () => {
     const vm = await newVm("settles");
     expect(await api.vm.start({ id: vm.id })).toMatchObject({ readyState: "booting", readyAt: null });
     fake.vm(vm.id).cloudInitStatus = CLOUD_INIT_DONE;
-    expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done", readyAt: expect.any(Date) });
+    expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 })).toMatchObject({
+      readyState: "ready",
+      readyDetail: "cloud-init done",
+      readyAt: expect.any(Date),
+    });
     const probes = fake.vm(vm.id).shells.filter((s) => s.command.join(" ") === READY_PROBE.join(" "));
     expect(probes.length).toBeGreaterThan(0);
     expect(probes.every((s) => s.options.user === "debian")).toBe(true);
@@ -95,8 +111,14 @@ describe("the ready condition of a VM (fake driver)", () => {
     await api.vm.start({ id: vm.id });
     const waiting = api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 }).catch((e: unknown) => e);
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
-    expect(await waiting).toMatchObject({ code: "PRECONDITION_FAILED", message: expect.stringMatching(/^VM "stops" stopped \(it is Stopp(ing|ed)\) while Hangar waited for it to be ready\.$/) });
-    await expect(api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 1 })).rejects.toMatchObject({ code: "PRECONDITION_FAILED", message: 'VM "stops" is Stopped; start it first.' });
+    expect(await waiting).toMatchObject({
+      code: "PRECONDITION_FAILED",
+      message: expect.stringMatching(/^VM "stops" stopped \(it is Stopp(ing|ed)\) while Hangar waited for it to be ready\.$/),
+    });
+    await expect(api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 1 })).rejects.toMatchObject({
+      code: "PRECONDITION_FAILED",
+      message: 'VM "stops" is Stopped; start it first.',
+    });
     await expect(api.vm.wait({ id: "nosuchvm", for: "ready", timeoutSec: 1 })).rejects.toMatchObject({ code: "NOT_FOUND" });
     await expect(api.vm.wait({ id: vm.id, for: "Running", timeoutSec: 1 })).rejects.toMatchObject({ code: "TIMEOUT" });
   });
@@ -114,7 +136,10 @@ describe("the ready condition of a VM (fake driver)", () => {
   it("makes exec wait for readiness within its timeout, run as the login user, and as root on request", async () => {
     const vm = await newVm("execs");
     await api.vm.start({ id: vm.id });
-    await expect(api.vm.exec({ id: vm.id, command: ["true"], timeoutSec: 1 })).rejects.toMatchObject({ code: "TIMEOUT", message: expect.stringMatching(/^VM "execs" was not ready within 1 s/) });
+    await expect(api.vm.exec({ id: vm.id, command: ["true"], timeoutSec: 1 })).rejects.toMatchObject({
+      code: "TIMEOUT",
+      message: expect.stringMatching(/^VM "execs" was not ready within 1 s/),
+    });
     const exec = api.vm.exec({ id: vm.id, command: ["whoami"], timeoutSec: 30, asRoot: true });
     fake.vm(vm.id).cloudInitStatus = CLOUD_INIT_DONE;
     expect((await exec).stdout).toBe("whoami");
@@ -127,7 +152,10 @@ describe("the ready condition of a VM (fake driver)", () => {
   it("counts an image without cloud-init as ready once SSH logs in", async () => {
     const vm = await newVm("plain", "no cloud-init\n");
     await api.vm.start({ id: vm.id });
-    expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 })).toMatchObject({ readyState: "ready", readyDetail: "no cloud-init: ready once SSH logs in" });
+    expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 })).toMatchObject({
+      readyState: "ready",
+      readyDetail: "no cloud-init: ready once SSH logs in",
+    });
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 });

@@ -93,7 +93,10 @@ export function parseReadiness(stdout: string): Readiness {
   const status = /^status:\s*(.+)$/m.exec(text)?.[1]?.trim();
   if (!status) return { state: "booting", detail: "cloud-init status gave no status" };
   const errorBlock = /^errors:\s*\n((?:[ \t]+-.*\n?)*)/m.exec(`${text}\n`)?.[1] ?? "";
-  const errors = errorBlock.split("\n").map((line) => line.replace(/^[ \t]+-\s*/, "").trim()).filter(Boolean);
+  const errors = errorBlock
+    .split("\n")
+    .map((line) => line.replace(/^[ \t]+-\s*/, "").trim())
+    .filter(Boolean);
   return fromStatus(status, errors);
 }
 
@@ -131,7 +134,9 @@ export function createReadiness({ db, driverFor, settled, watchLimitMs = 15 * 60
     const driver = driverFor(vmId);
     if (!(await driver.sshAnswers(sshPort).catch(() => false))) return undefined;
     const { privateKeyFile } = await driver.identity();
-    const result = await driver.shell(READY_PROBE, sshPort, privateKeyFile, { user, timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 64 * 1024 }).catch(() => undefined);
+    const result = await driver
+      .shell(READY_PROBE, sshPort, privateKeyFile, { user, timeoutMs: PROBE_TIMEOUT_MS, maxOutputBytes: 64 * 1024 })
+      .catch(() => undefined);
     return result ? parseReadiness(result.stdout) : undefined;
   }
 
@@ -211,7 +216,10 @@ export function createReadiness({ db, driverFor, settled, watchLimitMs = 15 * 60
       const left = deadline - Date.now();
       if (left <= 0) {
         const why = vm.readyDetail ?? (vm.state === "Starting" ? "it is still starting" : "its SSH does not let Hangar in yet");
-        throw new HangarError("WAIT_FAILED", `VM "${vm.name}" was not ready within ${Math.round(timeoutMs / 1000)} s (${why}); wait longer or look at its console.`);
+        throw new HangarError(
+          "WAIT_FAILED",
+          `VM "${vm.name}" was not ready within ${Math.round(timeoutMs / 1000)} s (${why}); wait longer or look at its console.`,
+        );
       }
       await sleep(Math.min(200, left));
     }

@@ -44,14 +44,12 @@ describe("a real VM through the API", () => {
     await api.vm.delete({ id: vm.id });
     await expect(api.vm.get({ id: vm.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
     const { events } = await api.vm.events({ limit: 50 });
-    expect(events.filter((e) => e.vmName === "real-one").map((e) => `${e.action}:${e.toState}:${e.ok}`).reverse()).toEqual([
-      "create:Initial:true",
-      "clone:Stopped:true",
-      "start:Running:true",
-      "ready:Running:true",
-      "stop:Stopped:true",
-      "delete:Deleted:true",
-    ]);
+    expect(
+      events
+        .filter((e) => e.vmName === "real-one")
+        .map((e) => `${e.action}:${e.toState}:${e.ok}`)
+        .reverse(),
+    ).toEqual(["create:Initial:true", "clone:Stopped:true", "start:Running:true", "ready:Running:true", "stop:Stopped:true", "delete:Deleted:true"]);
   });
 
   it("shows a VM whose qemu was killed with SIGKILL as Stopped, through the reconciler", async () => {

@@ -43,9 +43,23 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   } catch (error) {
     if (error instanceof HangarError) throw error;
     if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
-    await hangar.recorder.record({ stream: "vm", vm, actor, action: `snapshot-${input.action}`, ok: false, message: `Snapshot ${input.name}: ${userMessage(error)}` });
+    await hangar.recorder.record({
+      stream: "vm",
+      vm,
+      actor,
+      action: `snapshot-${input.action}`,
+      ok: false,
+      message: `Snapshot ${input.name}: ${userMessage(error)}`,
+    });
     throw new HangarError("DRIVER_FAILED", `Snapshot ${input.action} of "${input.name}" on VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: `snapshot-${input.action}`, ok: true, message: `Snapshot ${input.name} (${Date.now() - started} ms)` });
+  await hangar.recorder.record({
+    stream: "vm",
+    vm,
+    actor,
+    action: `snapshot-${input.action}`,
+    ok: true,
+    message: `Snapshot ${input.name} (${Date.now() - started} ms)`,
+  });
   return listSnapshots(hangar, vm.id);
 }

@@ -21,10 +21,7 @@ export function waitForStateFunc(inst: Pick<Instance, "id" | "state">, final: St
     const state = await inst.state();
     if (state === final) return true;
     if (intermediate.length > 0 && !intermediate.includes(state)) {
-      throw new HangarError(
-        "WAIT_FAILED",
-        `VM ${inst.id()} reached ${state} while waiting for ${final} (allowed on the way: ${intermediate.join(", ")}).`,
-      );
+      throw new HangarError("WAIT_FAILED", `VM ${inst.id()} reached ${state} while waiting for ${final} (allowed on the way: ${intermediate.join(", ")}).`);
     }
     return false;
   };

@@ -35,7 +35,10 @@ export async function chooseAccel(stateDir: string, probeKernel: string | undefi
 
   const cacheFile = path.join(stateDir, "accel-probe.json");
   const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
-  const cached = await readFile(cacheFile, "utf8").then((text) => probeCache.safeParse(JSON.parse(text)), () => undefined);
+  const cached = await readFile(cacheFile, "utf8").then(
+    (text) => probeCache.safeParse(JSON.parse(text)),
+    () => undefined,
+  );
   if (cached?.success && cached.data.bootId === bootId) return cached.data.decision;
 
   // Without the unprivileged user the probe does not run: qemu never runs as root.
@@ -52,9 +55,26 @@ export async function chooseAccel(stateDir: string, probeKernel: string | undefi
 async function kvmBootsKernel(kernel: string, runAs: string | undefined): Promise<boolean> {
   const child = execa(
     "qemu-system-x86_64",
-    ["-accel", "kvm", "-cpu", "host", "-m", "128M", "-nodefaults", "-no-user-config", "-display", "none",
-     "-serial", "stdio", "-no-reboot", "-kernel", kernel, "-append", "console=ttyS0 panic=-1",
-     ...(runAs ? ["-runas", runAs] : [])],
+    [
+      "-accel",
+      "kvm",
+      "-cpu",
+      "host",
+      "-m",
+      "128M",
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-serial",
+      "stdio",
+      "-no-reboot",
+      "-kernel",
+      kernel,
+      "-append",
+      "console=ttyS0 panic=-1",
+      ...(runAs ? ["-runas", runAs] : []),
+    ],
     { reject: false, stdin: "ignore", timeout: PROBE_TIMEOUT_MS },
   );
   let seen = false;

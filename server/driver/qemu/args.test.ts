@@ -65,11 +65,9 @@ describe("buildQemuArgs golden files", () => {
   it("UEFI: OVMF's code read-only and the VM's own variable store, after the disk", () =>
     golden("uefi-tcg", config({ firmware: "uefi", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", cpus: 2, memoryMiB: 1024 })));
 
-  it("doubles commas and keeps spaces in paths inside option values", () =>
-    golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
+  it("doubles commas and keeps spaces in paths inside option values", () => golden("hostile-paths", config({}, "/srv/my vms,with,commas")));
 
-  it("an installer ISO in the CD-ROM drive, firmware boot", () =>
-    golden("cdrom-installer", config({ cdrom: "/srv/hangar/images/debian 12,netinst.raw" })));
+  it("an installer ISO in the CD-ROM drive, firmware boot", () => golden("cdrom-installer", config({ cdrom: "/srv/hangar/images/debian 12,netinst.raw" })));
 });
 
 describe("buildQemuArgs rejects what qemu would misread", () => {

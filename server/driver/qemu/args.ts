@@ -105,37 +105,54 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   const address = forwardAddress(config.forwardAddress);
   const forwards = [
     `hostfwd=tcp:${address}:${port("SSH host port", config.sshHostPort, true)}-:22`,
-    ...config.ports.map(
-      (p) => `hostfwd=tcp:${address}:${port("host port", p.hostPort, true)}-:${port("guest port", p.guestPort, false)}`,
-    ),
+    ...config.ports.map((p) => `hostfwd=tcp:${address}:${port("host port", p.hostPort, true)}-:${port("guest port", p.guestPort, false)}`),
   ];
   const restricted = config.network.mode !== "nat";
 
   const args: string[] = [
-    "-name", `hangar-${config.id}`,
-    "-machine", `${config.machine},accel=${config.accel}`,
-    "-cpu", config.accel === "kvm" ? "host" : "max",
-    "-smp", String(config.cpus),
-    "-m", `${config.memoryMiB}M`,
+    "-name",
+    `hangar-${config.id}`,
+    "-machine",
+    `${config.machine},accel=${config.accel}`,
+    "-cpu",
+    config.accel === "kvm" ? "host" : "max",
+    "-smp",
+    String(config.cpus),
+    "-m",
+    `${config.memoryMiB}M`,
     "-nodefaults",
     "-no-user-config",
-    "-display", "none",
+    "-display",
+    "none",
     "-daemonize",
-    "-pidfile", absolutePath("pid file", files.pidFile),
-    "-D", absolutePath("qemu log", files.qemuLog),
-    "-qmp", `unix:${pathValue("QMP socket", files.qmpSocket)},server=on,wait=off`,
-    "-chardev", `socket,id=serial0,path=${pathValue("serial socket", files.serialSocket)},server=on,wait=off,logfile=${pathValue("serial log", files.serialLog)},logappend=on`,
-    "-serial", "chardev:serial0",
-    "-drive", `file=${pathValue("disk", files.disk)},format=${config.diskFormat},if=virtio,discard=unmap`,
-    "-drive", `file=${pathValue("cidata", files.cidata)},format=raw,if=virtio,readonly=on`,
+    "-pidfile",
+    absolutePath("pid file", files.pidFile),
+    "-D",
+    absolutePath("qemu log", files.qemuLog),
+    "-qmp",
+    `unix:${pathValue("QMP socket", files.qmpSocket)},server=on,wait=off`,
+    "-chardev",
+    `socket,id=serial0,path=${pathValue("serial socket", files.serialSocket)},server=on,wait=off,logfile=${pathValue("serial log", files.serialLog)},logappend=on`,
+    "-serial",
+    "chardev:serial0",
+    "-drive",
+    `file=${pathValue("disk", files.disk)},format=${config.diskFormat},if=virtio,discard=unmap`,
+    "-drive",
+    `file=${pathValue("cidata", files.cidata)},format=raw,if=virtio,readonly=on`,
     ...firmwareDrives(config),
-    "-netdev", ["user", `id=${USER_NETDEV}`, ...(restricted ? ["restrict=on"] : []), ...forwards].join(","),
-    "-device", `virtio-net-pci,netdev=${USER_NETDEV}`,
-    "-device", "virtio-rng-pci",
+    "-netdev",
+    ["user", `id=${USER_NETDEV}`, ...(restricted ? ["restrict=on"] : []), ...forwards].join(","),
+    "-device",
+    `virtio-net-pci,netdev=${USER_NETDEV}`,
+    "-device",
+    "virtio-rng-pci",
     // The guest agent's channel: a guest that runs qemu-guest-agent answers on it.
-    "-device", "virtio-serial-pci,id=vser0",
-    "-chardev", `socket,id=qga0,path=${pathValue("guest agent socket", files.guestAgentSocket)},server=on,wait=off`,
-    "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+    "-device",
+    "virtio-serial-pci,id=vser0",
+    "-chardev",
+    `socket,id=qga0,path=${pathValue("guest agent socket", files.guestAgentSocket)},server=on,wait=off`,
+    "-device",
+    "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
   ];
   if (config.network.mode === "bridge") {
     args.push("-netdev", `bridge,id=lan0,br=${bridgeName(config.network.bridge)}`, "-device", "virtio-net-pci,netdev=lan0");
@@ -155,8 +172,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   // disk first and falls through to the CD while the disk has no boot sector (an installer).
   if (config.cdrom !== undefined) {
     args.push(
-      "-drive", `if=none,id=cdrom0,media=cdrom,readonly=on,format=raw,file=${pathValue("CD-ROM image", config.cdrom)}`,
-      "-device", "ide-cd,bus=ide.1,drive=cdrom0",
+      "-drive",
+      `if=none,id=cdrom0,media=cdrom,readonly=on,format=raw,file=${pathValue("CD-ROM image", config.cdrom)}`,
+      "-device",
+      "ide-cd,bus=ide.1,drive=cdrom0",
     );
   }
   if (config.loadvm !== undefined) {
@@ -183,8 +202,10 @@ function firmwareDrives(config: QemuConfig): string[] {
   if (config.firmware === "bios") return [];
   if (!config.uefiCode) throw new QemuConfigError("UEFI boot needs the firmware code file");
   return [
-    "-drive", `if=pflash,unit=0,format=raw,readonly=on,file=${pathValue("UEFI firmware", config.uefiCode)}`,
-    "-drive", `if=pflash,unit=1,format=qcow2,file=${pathValue("UEFI variables", config.files.uefiVars)}`,
+    "-drive",
+    `if=pflash,unit=0,format=raw,readonly=on,file=${pathValue("UEFI firmware", config.uefiCode)}`,
+    "-drive",
+    `if=pflash,unit=1,format=qcow2,file=${pathValue("UEFI variables", config.files.uefiVars)}`,
   ];
 }
 

@@ -66,7 +66,11 @@ describe("user-data merged with Hangar's account", () => {
 
   const cloudConfigs: [string, string, string[]][] = [
     ["no users: keeps the default user", "#cloud-config\nhostname: web\n", ["default", "hangar"]],
-    ["a users: list stays as written, hangar appended", "#cloud-config\nusers:\n  - default\n  - name: alice\n    groups: [wheel]\n", ["default", "alice", "hangar"]],
+    [
+      "a users: list stays as written, hangar appended",
+      "#cloud-config\nusers:\n  - default\n  - name: alice\n    groups: [wheel]\n",
+      ["default", "alice", "hangar"],
+    ],
     ["a users: list without default stays without it", "#cloud-config\nusers:\n  - name: alice\n", ["alice", "hangar"]],
     ["users: as a comma-separated string", "#cloud-config\nusers: default, bob\n", ["default", "bob", "hangar"]],
     ["users: in the old map form", "#cloud-config\nusers:\n  carol:\n    shell: /bin/bash\n", ["carol", "hangar"]],
@@ -86,7 +90,9 @@ describe("user-data merged with Hangar's account", () => {
   });
 
   it("a user's own hangar entry keeps its settings and key and gains Hangar's key and sudo", () => {
-    const users = usersOf(renderUserData("#cloud-config\nusers:\n  - name: hangar\n    shell: /bin/bash\n    sudo: false\n    ssh_authorized_keys: [ssh-ed25519 MINE me]\n", [KEY]));
+    const users = usersOf(
+      renderUserData("#cloud-config\nusers:\n  - name: hangar\n    shell: /bin/bash\n    sudo: false\n    ssh_authorized_keys: [ssh-ed25519 MINE me]\n", [KEY]),
+    );
     expect(names(users)).toEqual(["hangar"]);
     expect(hangarOf(users)).toMatchObject({ shell: "/bin/bash", sudo: "ALL=(ALL) NOPASSWD:ALL", ssh_authorized_keys: ["ssh-ed25519 MINE me", KEY] });
   });
@@ -112,7 +118,8 @@ describe("user-data merged with Hangar's account", () => {
   });
 
   it("a MIME multipart becomes one part of Hangar's, its own headers kept", () => {
-    const mime = 'Content-Type: multipart/mixed; boundary="XX"\nMIME-Version: 1.0\n\n--XX\nContent-Type: text/cloud-config\n\n#cloud-config\nusers: [default, dave]\n--XX\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho a\n--XX--\n';
+    const mime =
+      'Content-Type: multipart/mixed; boundary="XX"\nMIME-Version: 1.0\n\n--XX\nContent-Type: text/cloud-config\n\n#cloud-config\nusers: [default, dave]\n--XX\nContent-Type: text/x-shellscript\n\n#!/bin/sh\necho a\n--XX--\n';
     const rendered = renderUserData(mime, [KEY]);
     expect(rendered).toContain(`\n\n--${/boundary="([^"]+)"/.exec(rendered)?.[1]}\n${mime}--`);
     golden("multipart-nested", rendered);

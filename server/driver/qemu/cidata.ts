@@ -106,7 +106,11 @@ function mergeUsers(existing: unknown, keys: string[]): UserEntry[] {
   const ours = hangarUser(keys);
   let theirs: UserEntry[];
   if (existing === undefined || existing === null) theirs = ["default"];
-  else if (typeof existing === "string") theirs = existing.split(",").map((name) => name.trim()).filter(Boolean);
+  else if (typeof existing === "string")
+    theirs = existing
+      .split(",")
+      .map((name) => name.trim())
+      .filter(Boolean);
   else if (Array.isArray(existing)) theirs = existing.filter((e): e is UserEntry => typeof e === "string" || (typeof e === "object" && e !== null));
   else if (typeof existing === "object") {
     theirs = Object.entries(existing as Record<string, unknown>).map(([name, settings]) =>

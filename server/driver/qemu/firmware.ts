@@ -27,7 +27,10 @@ let found: Promise<OvmfFiles | undefined> | undefined;
 export async function findOvmf(): Promise<OvmfFiles> {
   found ??= (async () => {
     for (const candidate of CANDIDATES) {
-      const present = await Promise.all([access(candidate.code), access(candidate.varsTemplate)]).then(() => true, () => false);
+      const present = await Promise.all([access(candidate.code), access(candidate.varsTemplate)]).then(
+        () => true,
+        () => false,
+      );
       if (present) return candidate;
     }
     return undefined;

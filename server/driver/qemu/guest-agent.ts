@@ -18,7 +18,11 @@ function parseJson(text: string): unknown {
 const reply = z.object({ return: z.unknown().optional(), error: z.object({ desc: z.string() }).optional() });
 
 /** Runs `commands` in order on the agent at `socketPath`; rejects when it does not answer in time. */
-export async function guestAgent(socketPath: string, commands: { execute: string; arguments?: Record<string, unknown> }[], timeoutMs = 3000): Promise<unknown[]> {
+export async function guestAgent(
+  socketPath: string,
+  commands: { execute: string; arguments?: Record<string, unknown> }[],
+  timeoutMs = 3000,
+): Promise<unknown[]> {
   const socket = net.createConnection(socketPath);
   socket.setEncoding("utf8");
   let buffer = "";

@@ -90,7 +90,19 @@ describe("QemuManager with the tiny guest", () => {
     expect(failing.exitCode).toBe(3);
 
     await expect(
-      m.start({ userData: "", cpus: 1, memoryMiB: 256, sshAuthorizedKey: publicKey, monitor: false, boot, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "x", instanceId: "x" }),
+      m.start({
+        userData: "",
+        cpus: 1,
+        memoryMiB: 256,
+        sshAuthorizedKey: publicKey,
+        monitor: false,
+        boot,
+        ports: [],
+        sshHostPort: 0,
+        network: { mode: "isolated" },
+        hostname: "x",
+        instanceId: "x",
+      }),
     ).rejects.toBeInstanceOf(AlreadyRunningError);
 
     await m.stop(30_000);
@@ -120,7 +132,18 @@ describe("QemuManager with the tiny guest", () => {
     try {
       await m.create(path.join(guestDir, "disk.qcow2"));
       const { publicKey, privateKeyFile } = await m.identity();
-      const options = { userData: "", cpus: 1, memoryMiB: 192, sshAuthorizedKey: publicKey, monitor: false, boot, ports: [], sshHostPort: 0, hostname: "drv-four", instanceId: "drv4" };
+      const options = {
+        userData: "",
+        cpus: 1,
+        memoryMiB: 192,
+        sshAuthorizedKey: publicKey,
+        monitor: false,
+        boot,
+        ports: [],
+        sshHostPort: 0,
+        hostname: "drv-four",
+        instanceId: "drv4",
+      };
       const first = await m.start({ ...options, network: { mode: "nat" } });
       await sshWhenReady(m, first.sshPort, ["true"]);
       const run = async (script: string) => (await m.shell(["sh", "-c", script], first.sshPort, privateKeyFile)).stdout;
@@ -159,7 +182,19 @@ describe("QemuManager with the tiny guest", () => {
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     // Stopped before the guest has loaded its ACPI button driver: the press is lost.
-    await m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` }, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "drv-two", instanceId: "drv2" });
+    await m.start({
+      userData: "",
+      cpus: 1,
+      memoryMiB: 128,
+      sshAuthorizedKey: publicKey,
+      monitor: false,
+      boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` },
+      ports: [],
+      sshHostPort: 0,
+      network: { mode: "isolated" },
+      hostname: "drv-two",
+      instanceId: "drv2",
+    });
     await m.stop(500);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv2")).toBe(0);
@@ -188,7 +223,19 @@ describe("QemuManager with the tiny guest", () => {
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     await expect(
-      m.start({ userData: "", cpus: 1, memoryMiB: 128, sshAuthorizedKey: publicKey, monitor: false, boot: { kernel: path.join(stateDir, "no-such-kernel") }, ports: [], sshHostPort: 0, network: { mode: "isolated" }, hostname: "x", instanceId: "x" }),
+      m.start({
+        userData: "",
+        cpus: 1,
+        memoryMiB: 128,
+        sshAuthorizedKey: publicKey,
+        monitor: false,
+        boot: { kernel: path.join(stateDir, "no-such-kernel") },
+        ports: [],
+        sshHostPort: 0,
+        network: { mode: "isolated" },
+        hostname: "x",
+        instanceId: "x",
+      }),
     ).rejects.toThrow(/qemu failed to start/);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv3")).toBe(0);

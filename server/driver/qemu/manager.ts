@@ -159,7 +159,10 @@ export class QemuManager implements Manager {
   }
 
   async exists(): Promise<boolean> {
-    return stat(this.files.disk).then(() => true, () => false);
+    return stat(this.files.disk).then(
+      () => true,
+      () => false,
+    );
   }
 
   async start(options: StartOptions): Promise<StartResult> {
@@ -181,26 +184,29 @@ export class QemuManager implements Manager {
     const uefiCode = firmware === "uefi" ? await this.prepareUefi() : undefined;
     const accel = await this.options.accel();
     const machine = options.machine ?? (await resolveMachineType(MACHINE_FAMILY));
-    const argsFor = async (preferPorts: boolean) => buildQemuArgs({
-      id: this.id,
-      files: this.files,
-      accel,
-      machine,
-      loadvm: options.resume ? SUSPEND_TAG : undefined,
-      cpus: options.cpus,
-      memoryMiB: options.memoryMiB,
-      diskFormat: "qcow2",
-      boot: options.boot,
-      firmware,
-      uefiCode,
-      sshHostPort: await this.hostPortFor(options.sshHostPort, preferPorts ? options.sshPreferredPort : undefined),
-      ports: await Promise.all(options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, preferPorts ? p.preferred : undefined), guestPort: p.guestPort }))),
-      forwardAddress: this.forwardAddress,
-      network: options.network,
-      monitor: options.monitor,
-      runAs,
-      cdrom: options.cdrom,
-    });
+    const argsFor = async (preferPorts: boolean) =>
+      buildQemuArgs({
+        id: this.id,
+        files: this.files,
+        accel,
+        machine,
+        loadvm: options.resume ? SUSPEND_TAG : undefined,
+        cpus: options.cpus,
+        memoryMiB: options.memoryMiB,
+        diskFormat: "qcow2",
+        boot: options.boot,
+        firmware,
+        uefiCode,
+        sshHostPort: await this.hostPortFor(options.sshHostPort, preferPorts ? options.sshPreferredPort : undefined),
+        ports: await Promise.all(
+          options.ports.map(async (p) => ({ hostPort: await this.hostPortFor(p.hostPort, preferPorts ? p.preferred : undefined), guestPort: p.guestPort })),
+        ),
+        forwardAddress: this.forwardAddress,
+        network: options.network,
+        monitor: options.monitor,
+        runAs,
+        cdrom: options.cdrom,
+      });
     this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
     const launchWith = async (args: string[]) => execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
     let launch = await launchWith(await argsFor(true));
@@ -330,16 +336,21 @@ export class QemuManager implements Manager {
     const remoteShell = ["ssh", ...sshOptions(sshPort, identityFile)].map(rsyncQuote).join(" ");
     const viaSudo = (options.asRoot || chown !== undefined) && user !== "root";
     // The error says what rsync said, never its command line (which names host paths).
-    const result = await execa("rsync", [
-      "-a",
-      "-e", remoteShell,
-      ...(viaSudo ? ["--rsync-path=sudo -n rsync"] : []),
-      ...(chown ? [`--chown=${chown}`] : []),
-      ...excludes.map((pattern) => `--exclude=${pattern}`),
-      "--",
-      from,
-      `${user}@${this.sshHost()}:${to}`,
-    ], { reject: false, stdin: "ignore" });
+    const result = await execa(
+      "rsync",
+      [
+        "-a",
+        "-e",
+        remoteShell,
+        ...(viaSudo ? ["--rsync-path=sudo -n rsync"] : []),
+        ...(chown ? [`--chown=${chown}`] : []),
+        ...excludes.map((pattern) => `--exclude=${pattern}`),
+        "--",
+        from,
+        `${user}@${this.sshHost()}:${to}`,
+      ],
+      { reject: false, stdin: "ignore" },
+    );
     if (result.exitCode !== 0) throw new Error(`rsync failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
   }
 
@@ -662,7 +673,10 @@ async function snapshotsOf(file: string): Promise<Snapshot[]> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function readPid(pidFile: string): Promise<number> {
@@ -695,14 +709,22 @@ async function processAlive(pid: number): Promise<boolean> {
 
 export function sshOptions(port: number, identityFile: string): string[] {
   return [
-    "-p", String(port),
-    "-i", identityFile,
-    "-o", "IdentitiesOnly=yes",
-    "-o", "BatchMode=yes",
-    "-o", "StrictHostKeyChecking=no",
-    "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR",
-    "-o", "ConnectTimeout=5",
+    "-p",
+    String(port),
+    "-i",
+    identityFile,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ConnectTimeout=5",
   ];
 }
 

@@ -57,10 +57,7 @@ export function vmDir(stateDir: string, id: string): string {
 export function vmFiles(stateDir: string, id: string): VmFiles {
   const dir = vmDir(path.resolve(stateDir), id);
   const longest = path.join(dir, "monitor.sock");
-  const socketDir =
-    Buffer.byteLength(longest) <= UNIX_PATH_MAX
-      ? dir
-      : path.join(runtimeDir(), createHash("sha256").update(dir).digest("hex").slice(0, 16));
+  const socketDir = Buffer.byteLength(longest) <= UNIX_PATH_MAX ? dir : path.join(runtimeDir(), createHash("sha256").update(dir).digest("hex").slice(0, 16));
   return {
     dir,
     disk: path.join(dir, "disk.qcow2"),

@@ -27,7 +27,10 @@ afterAll(async () => {
 
 /** Real, effective, saved and file-system uid of a process. */
 function uidsOf(pid: number): number[] {
-  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("Uid:")) ?? "";
+  const line =
+    readFileSync(`/proc/${pid}/status`, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Uid:")) ?? "";
   return line.split(/\s+/).slice(1).filter(Boolean).map(Number);
 }
 
