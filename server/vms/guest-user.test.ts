@@ -46,6 +46,19 @@ describe("Hangar's own account in the guest", () => {
     await expect(api.vm.sync({ id: vm.id, from: "site/", to: "/etc/refused" })).rejects.toMatchObject({
       message: expect.stringMatching(/Syncing into VM "own" failed: rsync failed: .*Permission denied/),
     });
+
+    // A guest without rsync (many stock cloud images) gets the same copies through tar.
+    expect((await sh(vm.id, "mv /usr/bin/rsync /usr/bin/rsync.off", { asRoot: true })).exitCode).toBe(0);
+    writeFileSync(path.join(dir, "skip.tmp"), "left out\n");
+    await api.vm.sync({ id: vm.id, from: "site/", to: "/home/hangar/tar-contents", excludes: ["*.tmp"] });
+    await api.vm.sync({ id: vm.id, from: "site", to: "/home/hangar" });
+    await api.vm.sync({ id: vm.id, from: "site/index.html", to: "/home/hangar/renamed.html" });
+    await api.vm.sync({ id: vm.id, from: "site/", to: "/etc/tar-given", chown: "hangar:hangar" });
+    const copied = await sh(
+      vm.id,
+      "ls /home/hangar/tar-contents; cat /home/hangar/site/index.html /home/hangar/renamed.html; stat -c '%U' /etc/tar-given/index.html",
+    );
+    expect(copied).toMatchObject({ exitCode: 0, stdout: "index.html\nhello\nhello\nhangar\n" });
   });
 
   it("ends a command that runs past its timeout with TIMEOUT and a sentence", async () => {

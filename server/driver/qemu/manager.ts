@@ -351,7 +351,56 @@ export class QemuManager implements Manager {
       ],
       { reject: false, stdin: "ignore" },
     );
-    if (result.exitCode !== 0) throw new Error(`rsync failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
+    if (result.exitCode === 0) return;
+    // Stock cloud images often come without rsync: tar over the same ssh does the copy.
+    if (RSYNC_MISSING.test(result.stderr)) return this.syncByTar(from, to, chown, excludes, sshPort, identityFile, user, viaSudo);
+    throw new Error(`rsync failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
+  }
+
+  /**
+   * sync for a guest without rsync, with rsync's meaning of `from`: "dir/" copies the
+   * directory's contents into `to`; "dir" or "file" copies it into `to` when that is a
+   * directory, else (a file) to the path `to`.
+   */
+  private async syncByTar(
+    from: string,
+    to: string,
+    chown: string | undefined,
+    excludes: string[],
+    sshPort: number,
+    identityFile: string,
+    user: string,
+    viaSudo: boolean,
+  ): Promise<void> {
+    const contents = from.endsWith("/");
+    const source = contents ? from.slice(0, -1) : from;
+    const tarArgs = [
+      "-c",
+      "-f",
+      "-",
+      ...excludes.map((pattern) => `--exclude=${pattern}`),
+      "-C",
+      contents ? source : path.dirname(source),
+      "--",
+      contents ? "." : path.basename(source),
+    ];
+    // The guest's shell gets its values as positional parameters, quoted, never spliced in.
+    const script = [
+      'to="$1"; owner="$2"',
+      'if [ -d "$to" ] || [ "$3" = contents ]; then mkdir -p -- "$to" && tar -x -f - -C "$to"',
+      'else mkdir -p -- "$(dirname -- "$to")" && tar -x -O -f - > "$to"; fi',
+      'if [ -n "$owner" ]; then chown -R -- "$owner" "$to"; fi',
+    ].join("\n");
+    const remote = [...(viaSudo ? ["sudo", "-n"] : []), "sh", "-c", script, "sync", to, chown ?? "", contents ? "contents" : "item"].map(shellQuote).join(" ");
+    const result = await execa("tar", tarArgs, { reject: false, stdin: "ignore" }).pipe(
+      "ssh",
+      [...sshOptions(sshPort, identityFile), `${user}@${this.sshHost()}`, "--", remote],
+      {
+        reject: false,
+      },
+    );
+    if (result.exitCode !== 0)
+      throw new Error(`copying with tar failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
   }
 
   async stop(timeoutMs: number): Promise<StopOutcome> {
@@ -735,6 +784,9 @@ export function shellQuote(word: string): string {
 }
 
 /** rsync splits -e on spaces and honours double quotes. */
+/** What rsync says when the guest has none. */
+const RSYNC_MISSING = /rsync: (command )?not found/;
+
 function rsyncQuote(word: string): string {
   return /[\s"']/.test(word) ? `"${word.replaceAll('"', '\\"')}"` : word;
 }
