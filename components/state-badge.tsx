@@ -35,3 +35,16 @@ export function StateBadge({ state }: { state: string }) {
     </span>
   );
 }
+
+/** Beside a VM's state while its host does not beat: the state is the last one known. */
+export function HostOfflineBadge({ host }: { host: string | undefined }) {
+  return (
+    <span
+      className="badge badge-bad"
+      data-testid="vm-host-offline"
+      title={`Host ${host ?? "?"} sends no heartbeat: this state is the last one known, and nothing acts on the VM until that host is back.`}
+    >
+      host offline
+    </span>
+  );
+}

@@ -18,7 +18,7 @@ import { canControl } from "../lib/vocabulary.ts";
 import { useMe } from "./session.tsx";
 import { SnapshotList } from "./snapshot-list.tsx";
 import { TerminalTabs } from "./terminal/terminal-tabs.tsx";
-import { StateBadge } from "./state-badge.tsx";
+import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
 import { VmGraphs } from "./vm-graphs.tsx";
@@ -50,7 +50,7 @@ export function VmDetails({ id }: { id: string }) {
             <Link href="/">VMs</Link> /
           </p>
           <h1>
-            {vm.name} <StateBadge state={vm.state} />
+            {vm.name} <StateBadge state={vm.state} /> {vm.hostOffline ? <HostOfflineBadge host={vm.host?.name} /> : null}
           </h1>
         </div>
         <VmActions vm={vm} onDeleted={() => router.push("/")} />

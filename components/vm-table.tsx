@@ -15,7 +15,7 @@ import { Age } from "./age.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatMemory } from "./format.ts";
 import { useMe, type Me } from "./session.tsx";
-import { StateBadge } from "./state-badge.tsx";
+import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
 import { useTRPC, type VmRow } from "./trpc.ts";
 import { VmActions } from "./vm-actions.tsx";
 import type { VmListPage } from "./vm-list-patch.ts";
@@ -54,6 +54,12 @@ const columns: ColumnDef<VmRow>[] = [
     cell: ({ row }) => (
       <>
         <StateBadge state={row.original.state} />
+        {row.original.hostOffline ? (
+          <>
+            {" "}
+            <HostOfflineBadge host={row.original.host?.name} />
+          </>
+        ) : null}
         {row.original.error ? (
           <span className="error-mark" title={row.original.error}>
             {" "}

@@ -13,7 +13,7 @@ import { createRecorder } from "./audit/recorder.ts";
 import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
 import { clusterKey } from "./auth/cluster-secret.ts";
 import { createCluster } from "./cluster/cluster.ts";
-import { createHosts } from "./hosts.ts";
+import { createHosts, sshAddressFor } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
@@ -84,7 +84,8 @@ export function createHangar({
   const hosts = createHosts({
     db,
     name: env.HANGAR_HOST_NAME,
-    apiAddress: `http://${env.HOST}:${env.PORT}`,
+    // Peers call this address (forwarded terminals, image copies): 0.0.0.0 is no place to call.
+    apiAddress: `http://${sshAddressFor(env.HOST)}:${env.PORT}`,
     accelerator: () => accelDecided ?? "undecided",
     offlineAfterMs: env.HANGAR_HOST_OFFLINE_AFTER_SEC * 1000,
     memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
