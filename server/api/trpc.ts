@@ -22,7 +22,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { initTRPC, TRPCError } from "@trpc/server";
 import superjson from "superjson";
-import type { OpenApiMeta } from "trpc-to-openapi";
 import { ZodError, z } from "zod";
 import { encodeCall } from "../cluster/calls.ts";
 import { ForwardedFailure, type Location } from "../cluster/cluster.ts";
@@ -62,13 +61,27 @@ export interface Context {
   actor: string;
 }
 
+/**
+ * The part of trpc-to-openapi's route meta Hangar uses, written out: the declarations
+ * `hangar/client` ships name this type, and that library's own declarations (its express,
+ * koa and Next adapters) do not type-check in another project without skipLibCheck.
+ */
+type OpenApiRoute = {
+  method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
+  path: `/${string}`;
+  summary?: string;
+  description?: string;
+  protect?: boolean;
+  tags?: string[];
+};
+
 // A type, not an interface: trpc-to-openapi wants meta assignable to a string-keyed record.
 export type Meta = {
   permission: Permission;
   /** For "vm.control" and runsOn "vm": the input field that holds the VM's id (default "id"). */
   vmInput?: "id" | "vmId";
   /** Its REST route under /api/v1 (server/api/openapi.ts): queries GET, mutations POST. */
-  openapi?: OpenApiMeta["openapi"];
+  openapi?: OpenApiRoute;
   /**
    * Where the procedure runs when several hosts share the database: on the host of the VM
    * (`vmInput`) or of the pool (`poolInput`), or on the host placement picks for a new VM or
