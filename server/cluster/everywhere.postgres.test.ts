@@ -68,7 +68,7 @@ describe("a cluster of two hosts", () => {
     });
     await started;
 
-    const vm = await beta().api.vm.create.mutate({ name: "made-on-beta", imageId: await tinyImageId(), cpus: 1, memoryMiB: 256 });
+    const vm = await beta().api.vm.create.mutate({ name: "made-on-beta", imageId: await tinyImageId(), cpus: 1, memoryMiB: 256, hostId: beta().id });
     vmId = vm.id;
     expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(beta().id);
     await until("beta's new VM, Stopped, on alpha", () => changes.find((c) => c.vmId === vm.id && c.state === "Stopped"));
@@ -120,7 +120,7 @@ describe("a cluster of two hosts", () => {
     const betaDisk = path.join(beta().stateDir, "images", disk);
     expect(existsSync(betaDisk)).toBe(false);
 
-    const vm = await beta().api.vm.create.mutate({ name: "fetched-on-beta", imageId: image.id, cpus: 1, memoryMiB: 256 });
+    const vm = await beta().api.vm.create.mutate({ name: "fetched-on-beta", imageId: image.id, cpus: 1, memoryMiB: 256, hostId: beta().id });
     expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(beta().id);
     expect(readFileSync(betaDisk).equals(readFileSync(path.join(alpha().stateDir, "images", disk)))).toBe(true);
     const copies = await cluster.db.imageCopy.findMany({ where: { imageId: image.id } });

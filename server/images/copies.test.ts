@@ -34,7 +34,7 @@ describe("image copies between hosts", () => {
     expect(image.storedSha256).toMatch(/^[0-9a-f]{64}$/);
 
     // Beta makes a VM on it: the disk, kernel and initrd come from alpha.
-    const vm = await (await callerFor(beta)).vm.create({ name: "on-beta", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const vm = await (await callerFor(beta)).vm.create({ name: "on-beta", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await beta.hosts.selfId() });
     expect(vm.state).toBe("Stopped");
     for (const file of [image.path, image.kernel, image.initrd]) {
       const name = storeName(file ?? "") ?? "";
@@ -62,10 +62,14 @@ describe("image copies between hosts", () => {
     await rm(betaDisk, { force: true });
     await beta.db.imageCopy.deleteMany({ where: { hostId: await beta.hosts.selfId() } });
     try {
-      const refused = await (await callerFor(beta)).vm.create({ name: "tampered", imageId: image.id, cpus: 1, memoryMiB: 128 }).then(
-        () => undefined,
-        (error: unknown) => error,
-      );
+      const refused = await (
+        await callerFor(beta)
+      ).vm
+        .create({ name: "tampered", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await beta.hosts.selfId() })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
       expect(refused).toMatchObject({ code: "PRECONDITION_FAILED" });
       expect(String(refused)).toMatch(/no host holding it \(alpha\) could send it/);
       expect(String(refused)).not.toContain(alpha.env.imagesDir);

@@ -32,7 +32,7 @@ beforeAll(async () => {
   cluster = await startPeers(["alpha", "beta"], (name) => (name === "beta" ? betaDriver : fake.managerFor));
   const beta = await callerFor(cluster.peer("beta").hangar);
   const image = await tinyImage(cluster.peer("beta").hangar);
-  const vm = await beta.vm.create({ name: "far", imageId: image.id, cpus: 1, memoryMiB: 128 });
+  const vm = await beta.vm.create({ name: "far", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await cluster.peer("beta").hangar.hosts.selfId() });
   await beta.vm.start({ id: vm.id });
   vmId = vm.id;
 });
