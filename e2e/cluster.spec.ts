@@ -44,7 +44,7 @@ test("alpha's dashboard shows a VM of beta change live, and opens its console", 
   // Beta makes and starts a VM; alpha's page, never reloaded, follows.
   const name = uniqueName("e2e-beta");
   const image = (await beta.api.image.list.query()).find((i) => i.name === "hangar-tiny");
-  const vm = await beta.api.vm.create.mutate({ name, imageId: image?.id ?? "", cpus: 1, memoryMiB: 256 });
+  const vm = await beta.api.vm.create.mutate({ name, imageId: image?.id ?? "", cpus: 1, memoryMiB: 256, hostId: beta.id });
   expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(beta.id);
   const row = page.locator(`[data-testid="vm-row"][data-vm-name="${name}"]`);
   await expect(row.getByTestId("vm-state")).toHaveText("Stopped", LONG);
