@@ -60,9 +60,14 @@ export class ForwardedFailure extends Error {
 
 export type Cluster = ReturnType<typeof createCluster>;
 
+/** The least time a caller waits for a host to take its job. */
+const MIN_PICKUP_MS = 30_000;
+
 export function createCluster({ db, databaseUrl, hosts, log = () => undefined, imageHolders }: ClusterOptions) {
   const shared = databaseProvider(databaseUrl) === "postgres";
-  const jobs = shared ? createJobs({ databaseUrl, pickupMs: hosts.offlineAfterMs, log }) : undefined;
+  // A live host busy with a burst of calls (twenty starts at once) takes its jobs in turn:
+  // its callers wait at least half a minute for that before they give up on it.
+  const jobs = shared ? createJobs({ databaseUrl, pickupMs: Math.max(hosts.offlineAfterMs, MIN_PICKUP_MS), log }) : undefined;
 
   function offline(host: { id: string; name: string; heartbeatAt: Date }): OfflineHost {
     return { kind: "offline", host: { id: host.id, name: host.name }, silentForMs: Date.now() - host.heartbeatAt.getTime() };
