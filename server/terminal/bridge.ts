@@ -155,11 +155,8 @@ export function createTerminalBridge({
     });
   }
 
-  /**
-   * A browser's terminal on another host's VM: kept here as a terminal (heartbeats, idle
-   * time, sign-out end it), its frames piped to the owner.
-   */
-  async function proxy(ws: WebSocket, grant: TicketGrant, owner: Owner): Promise<void> {
+  /** A terminal as the heartbeat, idle and sign-out sweeps see it, registered until it closes. */
+  function track(ws: WebSocket, grant: TicketGrant): Terminal {
     const terminal: Terminal = {
       ws,
       grant,
@@ -172,6 +169,15 @@ export function createTerminalBridge({
     };
     terminals.add(terminal);
     ws.on("pong", () => (terminal.alive = true));
+    return terminal;
+  }
+
+  /**
+   * A browser's terminal on another host's VM: kept here as a terminal (heartbeats, idle
+   * time, sign-out end it), its frames piped to the owner.
+   */
+  async function proxy(ws: WebSocket, grant: TicketGrant, owner: Owner): Promise<void> {
+    const terminal = track(ws, grant);
     ws.on("message", () => (terminal.lastInput = Date.now()));
     ws.on("close", () => terminals.delete(terminal));
     await proxyTerminal(ws, grant, owner, hangar.clusterKey);
@@ -185,18 +191,7 @@ export function createTerminalBridge({
       if (ended) cleanup();
       else cleanups.push(cleanup);
     };
-    const terminal: Terminal = {
-      ws,
-      grant,
-      alive: true,
-      lastInput: Date.now(),
-      close: (message) => {
-        if (message) send(ws, { type: "error", message });
-        ws.close(1000);
-      },
-    };
-    terminals.add(terminal);
-    ws.on("pong", () => (terminal.alive = true));
+    const terminal = track(ws, grant);
     ws.on("close", () => {
       ended = true;
       terminals.delete(terminal);
