@@ -53,21 +53,16 @@ async function writeSkippingZeros(handle: FileHandle, chunk: Buffer, position: n
   if (runStart >= 0) await handle.write(chunk, runStart, chunk.length - runStart, position + runStart);
 }
 
-/** Writes `source` into `file` (0600, sparse); throws `tooBig()` past `maxBytes`. Returns the length. */
-async function writeSparse(source: AsyncIterable<Buffer>, file: string, maxBytes: number, tooBig: () => Error): Promise<number> {
-  const handle = await open(file, "w", 0o600);
-  try {
-    let position = 0;
-    for await (const chunk of source) {
-      if (position + chunk.length > maxBytes) throw tooBig();
-      await writeSkippingZeros(handle, chunk, position);
-      position += chunk.length;
-    }
-    await handle.truncate(position);
-    return position;
-  } finally {
-    await handle.close();
+/** Writes `source` into `handle` (sparse); throws `tooBig()` past `maxBytes`. Returns the length. */
+async function writeSparse(source: AsyncIterable<Buffer>, handle: FileHandle, maxBytes: number, tooBig: () => Error): Promise<number> {
+  let position = 0;
+  for await (const chunk of source) {
+    if (position + chunk.length > maxBytes) throw tooBig();
+    await writeSkippingZeros(handle, chunk, position);
+    position += chunk.length;
   }
+  await handle.truncate(position);
+  return position;
 }
 
 const formatGiB = (bytes: number) => (bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${Math.round(bytes / 1024 ** 2)} MiB`);
@@ -83,6 +78,15 @@ export interface Intake {
  * compressed image larger than `maxBytes` once decompressed is refused (INVALID_INPUT).
  */
 export async function intake(source: AsyncIterable<Buffer>, file: string, maxBytes: number): Promise<Intake> {
+  const handle = await open(file, "w", 0o600);
+  try {
+    return await intakeInto(source, handle, maxBytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function intakeInto(source: AsyncIterable<Buffer>, handle: FileHandle, maxBytes: number): Promise<Intake> {
   const iterator = source[Symbol.asyncIterator]();
   let head = Buffer.alloc(0);
   while (head.length < MAGIC_BYTES) {
@@ -95,7 +99,7 @@ export async function intake(source: AsyncIterable<Buffer>, file: string, maxByt
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
   };
   const compression = sniffCompression(head);
-  if (!compression) return { compression, bytes: await writeSparse(rest(), file, Number.MAX_SAFE_INTEGER, () => new Error("unreachable size")) };
+  if (!compression) return { compression, bytes: await writeSparse(rest(), handle, Number.MAX_SAFE_INTEGER, () => new Error("unreachable size")) };
 
   const tool = TOOLS[compression];
   const child = execa(tool.command, tool.args, {
@@ -110,9 +114,11 @@ export async function intake(source: AsyncIterable<Buffer>, file: string, maxByt
     "INVALID_INPUT",
     `The ${compression}-compressed image decompresses to more than ${formatGiB(maxBytes)}, the import limit (HANGAR_IMPORT_MAX_BYTES); an admin can raise it.`,
   );
+  // The file is open before the tool starts, so its output is read from the first byte: a tool
+  // that exits before a reader is attached would otherwise have its output drained unread.
   const [fed, written, ended] = await Promise.allSettled([
     pipeline(Readable.from(rest()), child.stdin),
-    writeSparse(child.stdout, file, maxBytes, () => tooBig).catch((error: unknown) => {
+    writeSparse(child.stdout, handle, maxBytes, () => tooBig).catch((error: unknown) => {
       // Past the cap (or unable to write) there is no use in decompressing further.
       child.kill("SIGKILL");
       throw error;
