@@ -79,6 +79,14 @@ describe("the OpenAPI document", () => {
     }
     expect(declaredRoutes()).toEqual(expect.arrayContaining(["GET /vms", "GET /vms/{id}", "POST /vms", "POST /vms/{id}/start"]));
   });
+
+  it("describes a page of the inventory: its rows' fields, the cursor and the total", () => {
+    const schemas = JSON.stringify(document.components.schemas);
+    const page = z.object({ properties: z.object({ items: z.unknown(), nextCursor: z.unknown(), total: z.unknown() }) });
+    expect(page.safeParse(document.components.schemas?.VmPage).success).toBe(true);
+    expect(JSON.stringify(document.paths["/vms"])).toContain("#/components/schemas/VmPage");
+    for (const field of ["state", "memoryMiB", "actions", "readyState"]) expect(schemas).toContain(`"${field}"`);
+  });
 });
 
 describe("REST over HTTP with a token", () => {

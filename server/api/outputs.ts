@@ -17,6 +17,27 @@ function documented<T>(schema: z.ZodType): z.ZodType<T> {
   return schema as z.ZodType<T>;
 }
 
+/**
+ * `schema`, whose parse hands a value it has passed before back as it is. vm.list answers
+ * every caller of one inventory snapshot with the same page object, never changed after it
+ * is made: one check of it is enough, and handing it back (not a copy) lets the HTTP layer
+ * serialize it once for all of them (api/responses.ts). The schema keeps every key of what
+ * it passes, so the value itself is what its parse would give.
+ */
+function checkedOnce<S extends z.ZodType>(schema: S): S {
+  const passed = new WeakSet<object>();
+  const parseAsync = schema.parseAsync.bind(schema);
+  schema.parseAsync = async (value, params) => {
+    if (typeof value !== "object" || value === null) return parseAsync(value, params);
+    if (!passed.has(value)) {
+      await parseAsync(value, params);
+      passed.add(value);
+    }
+    return value as z.output<S>;
+  };
+  return schema;
+}
+
 const portForward = z.looseObject({
   guestPort: z.number().int(),
   hostPort: z.number().int().meta({ description: "As configured; 0 takes any free port." }),
@@ -48,13 +69,16 @@ type VmDetail = Awaited<ReturnType<typeof getVm>>;
 
 export const vmRowOutput = z.looseObject(vmFields).meta({ id: "VmRow" });
 export const vmListOutput = documented<VmListPage>(
-  z
-    .object({
-      items: z.array(vmRowOutput),
-      nextCursor: z.string().nullable().meta({ description: "Pass as cursor, with the same filters and sort, for the next page; null on the last" }),
-      total: z.number().int().meta({ description: "How many VMs match the filters" }),
-    })
-    .meta({ id: "VmPage" }),
+  // After meta: meta gives a new schema, with zod's own parse.
+  checkedOnce(
+    z
+      .looseObject({
+        items: z.array(vmRowOutput),
+        nextCursor: z.string().nullable().meta({ description: "Pass as cursor, with the same filters and sort, for the next page; null on the last" }),
+        total: z.number().int().meta({ description: "How many VMs match the filters" }),
+      })
+      .meta({ id: "VmPage" }),
+  ),
 );
 export const vmOutput = documented<VmDetail>(
   z.looseObject({ ...vmFields, serialTail: z.string().meta({ description: "The end of the serial console's output" }) }).meta({ id: "Vm" }),

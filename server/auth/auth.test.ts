@@ -155,6 +155,10 @@ describe("API tokens", () => {
     expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${created.token}` })).toBeNull();
     const other = await op.token.create({ name: "long" });
     const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "exp@test.hangar" } });
+    // A token checked a moment ago (its check is kept briefly) follows a change of its owner at once.
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${other.token}` })).toMatchObject({ role: "operator" });
+    await (await callerFor(hangar, "admin")).user.update({ id: user.id, role: "viewer" });
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${other.token}` })).toMatchObject({ role: "viewer" });
     await (await callerFor(hangar, "admin")).user.update({ id: user.id, disabled: true });
     expect(await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${other.token}` })).toBeNull();
   });

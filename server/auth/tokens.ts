@@ -9,6 +9,23 @@ import { isRole, type Principal } from "./permissions.ts";
 
 const PREFIX = "hgr_";
 
+/**
+ * How long a token's check serves before the database is asked again. A service calling many
+ * times a second would otherwise cost a query each call. Revocations, disabled users and role
+ * changes made on this host apply at once (they forget every check); made on another host of
+ * a cluster, within this.
+ */
+const CHECK_SERVES_MS = 2000;
+/** Checks kept at most; past it they are all forgotten (only tokens that passed are kept). */
+const CHECKS_KEPT = 10_000;
+
+const checks = new WeakMap<Db, Map<string, { principal: Principal; until: number }>>();
+
+/** Forgets every token check, so the next call of each token reads the database. */
+export function forgetTokenChecks(db: Db): void {
+  checks.get(db)?.clear();
+}
+
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
@@ -43,18 +60,30 @@ export async function revokeToken(db: Db, userId: string, tokenId: string) {
   const token = await db.apiToken.findUnique({ where: { id: tokenId } });
   // Someone else's token is "not found" to you: its existence is not yours to learn.
   if (!token || token.userId !== userId) throw new HangarError("NOT_FOUND", `No token with id "${tokenId}" among yours.`);
-  return db.apiToken.update({ where: { id: tokenId }, data: { revokedAt: token.revokedAt ?? new Date() } });
+  const revoked = await db.apiToken.update({ where: { id: tokenId }, data: { revokedAt: token.revokedAt ?? new Date() } });
+  // After the write: a call checked meanwhile would keep the token alive for the window.
+  forgetTokenChecks(db);
+  return revoked;
 }
 
 /** The principal for a bearer token, or undefined when it is unknown, expired or revoked. */
 export async function principalForToken(db: Db, token: string): Promise<Principal | undefined> {
   if (!token.startsWith(PREFIX)) return undefined;
-  const row = await db.apiToken.findUnique({ where: { hash: hashToken(token) }, include: { user: true } });
+  const hash = hashToken(token);
+  let kept = checks.get(db);
+  if (!kept) checks.set(db, (kept = new Map()));
+  const check = kept.get(hash);
+  if (check && check.until > Date.now()) return check.principal;
+  const row = await db.apiToken.findUnique({ where: { hash }, include: { user: true } });
   if (!row || row.revokedAt || (row.expiresAt && row.expiresAt <= new Date()) || row.user.disabled) return undefined;
   if (!isRole(row.user.role)) return undefined;
   // Last use to the minute is enough, and spares a write per request.
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await db.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
   }
-  return { userId: row.userId, email: row.user.email, role: row.user.role, via: "token", tokenName: row.name };
+  const principal: Principal = { userId: row.userId, email: row.user.email, role: row.user.role, via: "token", tokenName: row.name };
+  if (kept.size >= CHECKS_KEPT) kept.clear();
+  // An expiry inside the window ends the check there.
+  kept.set(hash, { principal, until: Math.min(Date.now() + CHECK_SERVES_MS, row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY) });
+  return principal;
 }

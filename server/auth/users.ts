@@ -3,6 +3,7 @@ import type { Db } from "../db.ts";
 import { HangarError } from "../errors.ts";
 import type { Auth } from "./better-auth.ts";
 import type { Role } from "./permissions.ts";
+import { forgetTokenChecks } from "./tokens.ts";
 import { claimSetupCode, discardSetupCode, issueSetupCode, restoreSetupCode, setupCodeMatches } from "./setup-code.ts";
 
 export interface NewUser {
@@ -66,6 +67,7 @@ export async function updateUser(db: Db, userId: string, change: { role?: Role; 
   const user = await existing(db, userId);
   if (user.role === "admin" && ((change.role && change.role !== "admin") || change.disabled)) await keepAnAdmin(db, userId);
   const updated = await db.user.update({ where: { id: userId }, data: change, select: userFields });
+  forgetTokenChecks(db);
   if (change.disabled) await db.session.deleteMany({ where: { userId } });
   return updated;
 }
@@ -75,6 +77,7 @@ export async function removeUser(db: Db, userId: string) {
   const user = await existing(db, userId);
   if (user.role === "admin") await keepAnAdmin(db, userId);
   await db.user.delete({ where: { id: userId } });
+  forgetTokenChecks(db);
   return user;
 }
 
