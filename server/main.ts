@@ -122,14 +122,20 @@ async function main(): Promise<void> {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     stopReconciler();
-    stopSampler();
+    const historyWritten = stopSampler().catch((error: unknown) => log(`metrics history not written: ${String(error)}`));
     metricsServer?.close();
     stopHeartbeat();
     void fanout?.stop();
     hangar.terminals.close();
     hangar.consoles.closeAll();
     void (async () => {
-      await Promise.allSettled([closed, hangar.pools.close(), hangar.lifecycle.close(), hangar.cluster.close().then(() => hangar.hosts.release())]);
+      await Promise.allSettled([
+        closed,
+        historyWritten,
+        hangar.pools.close(),
+        hangar.lifecycle.close(),
+        hangar.cluster.close().then(() => hangar.hosts.release()),
+      ]);
       await app.close().catch(() => undefined);
       await hangar.db.$disconnect().catch(() => undefined);
       log("stopped");

@@ -63,4 +63,26 @@ describe("history", () => {
     expect(history.latest("vm", "a")).toBeUndefined();
     expect((await history.points("vm", "a", "24h")).at(-1)).toEqual({ at: start + 2 * minute, cpuPercent: 7, rssBytes: 100 });
   });
+
+  it("writes the minute in progress at shutdown, and a restart's own average of it replaces that row", async () => {
+    const minute = 60_000;
+    const start = Math.floor(Date.now() / minute) * minute - 2 * minute;
+    let clock = start;
+    const before = createHistory({ db: t.hangar.db, intervalMs: 20_000, now: () => clock });
+    for (const [i, cpuPercent] of [10, 20].entries()) {
+      clock = start + i * 20_000;
+      before.add("vm", "b", { at: clock, cpuPercent, rssBytes: 100 });
+    }
+    await before.flush({ unfinished: true });
+    expect(await before.points("vm", "b", "24h")).toEqual([{ at: start, cpuPercent: 15, rssBytes: 100 }]);
+
+    // The next process samples the rest of that minute: its average is the one kept.
+    const after = createHistory({ db: t.hangar.db, intervalMs: 20_000, now: () => clock });
+    clock = start + 40_000;
+    after.add("vm", "b", { at: clock, cpuPercent: 30, rssBytes: 100 });
+    clock = start + minute;
+    after.add("vm", "b", { at: clock, cpuPercent: 50, rssBytes: 100 });
+    await after.flush();
+    expect(await after.points("vm", "b", "24h")).toEqual([{ at: start, cpuPercent: 30, rssBytes: 100 }]);
+  });
 });

@@ -116,9 +116,18 @@ export function createHistory({ db, intervalMs, now = Date.now }: HistoryDeps) {
 
   /**
    * Writes the finished minutes, deletes rows older than 24 hours and forgets subjects
-   * that have had no point for an hour (a deleted VM).
+   * that have had no point for an hour (a deleted VM). `unfinished` writes the minute in
+   * progress too, as far as it goes (at shutdown: a restart then continues the history
+   * without a gap, and its own average of that minute replaces this one).
    */
-  async function flush(): Promise<void> {
+  async function flush(options: { unfinished?: boolean } = {}): Promise<void> {
+    if (options.unfinished) {
+      for (const subject of subjects.values()) {
+        if (subject.pending.length === 0) continue;
+        unwritten.push({ kind: subject.kind, subjectId: subject.subjectId, point: averagePoints(subject.pending, subject.minute) });
+        subject.pending = [];
+      }
+    }
     for (const [key, subject] of subjects) {
       const last = subject.ring.last();
       if (last && last.at >= now() - HOUR_MS) continue;

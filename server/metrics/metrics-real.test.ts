@@ -8,7 +8,7 @@ import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../test
 import { handleMetrics } from "./http.ts";
 
 let t: TestHangar;
-let stopSampler: () => void = () => undefined;
+let stopSampler: () => Promise<void> = async () => undefined;
 let server: http.Server;
 let url: string;
 
@@ -20,7 +20,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
 });
 afterAll(async () => {
-  stopSampler();
+  await stopSampler();
   server.close();
   for (const vm of await t.hangar.db.vm.findMany()) await t.hangar.driverFor(vm.id).kill();
   await t.cleanup();

@@ -95,8 +95,11 @@ export function createMetrics(deps: MetricsDeps) {
     return sample;
   }
 
-  /** Samples every interval and writes finished minutes once a minute; returns a stop function. */
-  function start(): () => void {
+  /**
+   * Samples every interval and writes finished minutes once a minute. Returns a stop
+   * function, which writes what was sampled so far (the minute in progress too).
+   */
+  function start(): () => Promise<void> {
     let busy = false;
     let lastFlush = Date.now();
     const timer = setInterval(() => {
@@ -114,7 +117,10 @@ export function createMetrics(deps: MetricsDeps) {
         .finally(() => (busy = false));
     }, deps.intervalMs);
     timer.unref();
-    return () => clearInterval(timer);
+    return async () => {
+      clearInterval(timer);
+      await history.flush({ unfinished: true });
+    };
   }
 
   /** The newest usage of a VM this host samples, for the VM table. */
