@@ -20,8 +20,14 @@ export function LiveUpdates() {
   const queryClient = useQueryClient();
   const me = useMe();
   const catchUp = useCallback(() => {
-    void queryClient.invalidateQueries(trpc.vm.pathFilter());
-    void queryClient.invalidateQueries(trpc.pool.pathFilter());
+    const filters = [trpc.vm.pathFilter(), trpc.pool.pathFilter()];
+    // A read still in flight (the page's first list, as the stream opens with it) is let
+    // finish and shown, not cancelled and asked again; then all is read once more in the
+    // background, since a change made before this stream started was not sent on it.
+    const inFlight = filters.flatMap((filter) => queryClient.getQueryCache().findAll(filter)).map((query) => query.promise);
+    void Promise.allSettled(inFlight).then(() => {
+      for (const filter of filters) void queryClient.invalidateQueries(filter, { cancelRefetch: false });
+    });
   }, [queryClient, trpc]);
   const apply = useCallback(
     (change: LiveChange) => {
