@@ -79,6 +79,7 @@ async function main(): Promise<void> {
     onError: (error) => log(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`),
   });
   await hangar.cluster.serve((data) => runForwardedCall(hangar, data, log));
+  const stopWatchingHosts = hangar.cluster.shared ? hangar.cluster.watchHosts((change) => hangar.bus.deliver(change)) : () => undefined;
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
   const stopReconciler = hangar.reconciler.startLoop(env.HANGAR_RECONCILE_MS);
   const stopSampler = hangar.metrics.start();
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     const historyWritten = stopSampler().catch((error: unknown) => log(`metrics history not written: ${String(error)}`));
     metricsServer?.close();
     stopHeartbeat();
+    stopWatchingHosts();
     void fanout?.stop();
     hangar.terminals.close();
     hangar.consoles.closeAll();

@@ -2,9 +2,14 @@
 // its own state and images directory: calls made on one host run where the VM lives.
 // Each host imported the built-in tiny guest into its own images directory at start-up.
 import { readdirSync, readFileSync } from "node:fs";
-import { TRPCClientError } from "@trpc/client";
+import { createTRPCClient, createWSClient, TRPCClientError, wsLink } from "@trpc/client";
+import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCluster, type Cluster } from "../testing/cluster.ts";
+import WebSocket from "ws";
+import type { AppRouter } from "../api/root.ts";
+import { TRPC_WS_PATH } from "../api/ws.ts";
+import { startCluster, type Cluster, type ClusterHost } from "../testing/cluster.ts";
+import type { LiveChange } from "../vms/changes.ts";
 
 const OFFLINE_AFTER_SEC = 6;
 const spec = { cpus: 1, memoryMiB: 256 };
@@ -33,6 +38,27 @@ async function refusal(promise: Promise<unknown>) {
   const data: unknown = error.data;
   const domainCode = typeof data === "object" && data !== null && "domainCode" in data ? data.domainCode : undefined;
   return { domainCode, message: error.message };
+}
+
+/** A dashboard's live stream on `host`: every change it sends, as they come. */
+function liveStream(host: ClusterHost, token: string) {
+  class WithHeaders extends WebSocket {
+    constructor(url: string | URL) {
+      super(url, { headers: { authorization: `Bearer ${token}`, origin: host.url } });
+    }
+  }
+  const client = createWSClient({ url: `ws://127.0.0.1:${host.port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket });
+  const changes: LiveChange[] = [];
+  const subscription = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] }).vm.onChange.subscribe(undefined, {
+    onData: (tracked) => changes.push(tracked.data),
+  });
+  return {
+    changes,
+    close: () => {
+      subscription.unsubscribe();
+      void client.close();
+    },
+  };
 }
 
 describe("three hosts on one database", () => {
@@ -119,8 +145,13 @@ describe("three hosts on one database", () => {
     const alpha = cluster.host("alpha").api;
     const beta = cluster.host("beta");
     const vm = await cluster.db.vm.findUniqueOrThrow({ where: { name: "contended" } });
+    // A dashboard open on alpha is told, without reloading, when beta goes and comes back.
+    const live = liveStream(cluster.host("alpha"), cluster.token);
+    const told = (offline: boolean) => live.changes.some((change) => change.vmId === vm.id && change.row?.hostOffline === offline);
     await beta.kill("SIGKILL");
     await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: OFFLINE_AFTER_SEC * 3000, interval: 500 }).toBe(true);
+    await expect.poll(() => told(true), { timeout: OFFLINE_AFTER_SEC * 2000 }).toBe(true);
+    expect(live.changes.find((change) => change.vmId === vm.id)).toMatchObject({ state: "Running", row: { hostOffline: true, actions: [] } });
     expect((await alpha.vm.list.query()).items.find((row) => row.id === vm.id)).toMatchObject({ hostOffline: true, actions: [], state: "Running" });
     const refused = await refusal(alpha.vm.stop.mutate({ id: vm.id }));
     expect(refused).toMatchObject({ domainCode: "HOST_OFFLINE" });
@@ -132,6 +163,8 @@ describe("three hosts on one database", () => {
 
     await beta.restart();
     await expect.poll(async () => (await alpha.vm.get.query({ id: vm.id })).hostOffline, { timeout: 30_000, interval: 500 }).toBe(false);
+    await expect.poll(() => told(false), { timeout: OFFLINE_AFTER_SEC * 2000 }).toBe(true);
+    live.close();
     await expect.poll(() => cluster.db.event.count({ where: { vmId: vm.id, action: "host-back" } }), { timeout: 30_000 }).toBe(1);
     const back = await cluster.db.event.findFirst({ where: { vmId: vm.id, action: "host-back" } });
     expect(back?.message).toMatch(/^Host beta is back after \d+ s offline; its reconciler checks this VM again$/);

@@ -14,6 +14,8 @@ import type { Db } from "../db.ts";
 import { databaseProvider } from "../database-url.ts";
 import { HangarError, type ErrorCode } from "../errors.ts";
 import type { Hosts } from "../hosts.ts";
+import type { VmChange } from "../vms/bus.ts";
+import { isState } from "../vms/state.ts";
 import { choosePlacement, HOLDS_MEMORY, noRoom, type HostLoad } from "./capacity.ts";
 import { callOutcome, decodeData, type ForwardedCall } from "./calls.ts";
 import { createJobs, type HostRef } from "./jobs.ts";
@@ -197,9 +199,41 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     for (const vm of vms) await recorder.record({ stream: "vm", vm, actor: "reconciler", action: "host-back", ok: true, message });
   }
 
+  /**
+   * Watches the other hosts' heartbeats. When one goes offline, or comes back, each of its VMs
+   * goes to `deliver` as a change (its state unchanged): open dashboards then show, or drop,
+   * the host-offline badge and its actions without reloading. Each host watches for its own
+   * listeners, so nothing is relayed. Returns a stop function.
+   */
+  function watchHosts(deliver: (change: VmChange) => void, intervalMs = Math.min(5000, Math.floor(hosts.offlineAfterMs / 3))): () => void {
+    const online = new Map<string, boolean>();
+    let running = false;
+    const look = async () => {
+      const self = await hosts.selfId();
+      for (const host of await hosts.list()) {
+        const was = online.get(host.id);
+        online.set(host.id, host.online);
+        if (host.id === self || was === undefined || was === host.online) continue;
+        log(`host ${host.name} is ${host.online ? "back online" : "offline: it sends no heartbeat"}`);
+        const vms = await db.vm.findMany({ where: { hostId: host.id }, select: { id: true, name: true, state: true } });
+        for (const vm of vms) if (isState(vm.state)) deliver({ vmId: vm.id, vmName: vm.name, state: vm.state, eventId: "" });
+      }
+    };
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      void look()
+        .catch((error: unknown) => log(`watching hosts: ${error instanceof Error ? error.message : String(error)}`))
+        .finally(() => (running = false));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   return {
     shared,
     recordBack,
+    watchHosts,
     locate,
     locateVm,
     locatePool,
