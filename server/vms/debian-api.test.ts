@@ -2,16 +2,20 @@
 // cloud disk (built from Debian's packages, cached) imported as a UEFI image, a VM created with
 // user-data (write_files, runcmd, a user of its own), started, waited for until cloud-init is
 // done, then exec as Hangar's account and as root, the Shell terminal, root's SSH login refused,
-// the nat network's route, DNS and a way out, UEFI, and a stop. One boot for every check.
+// the nat network's route, DNS and a way out, UEFI, a disk grown past the image's, suspend and
+// resume (the saved state beside the UEFI variable store), clones, and a stop. One boot, and one
+// resume, for every check: a Debian boot under TCG takes minutes.
 import { copyFile, link, mkdir } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TRPCError } from "@trpc/server";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createTerminalBridge, type TerminalBridge } from "../terminal/bridge.ts";
+import { QemuManager, SUSPEND_TAG } from "../driver/qemu/manager.ts";
 import { decodeControl } from "../terminal/protocol.ts";
 import { openSshSessions } from "../terminal/ssh-session.ts";
 import { DEBIAN_BUILD_TIMEOUT_MS, buildDebianGuest, debianGuestDisk } from "../testing/debian.ts";
@@ -78,7 +82,7 @@ async function shell(api: Awaited<ReturnType<typeof callerFor>>, vmId: string, l
 
 describe("the Debian 12 cloud guest through the API", () => {
   it(
-    "imports as a UEFI image, applies the VM's user-data with Hangar's account, is ready after cloud-init, and runs exec, Shell and nat",
+    "imports as a UEFI image, applies the VM's user-data with Hangar's account, is ready after cloud-init, runs exec, Shell and nat, grows its disk, suspends, resumes and clones",
     async () => {
       const api = await callerFor(t.hangar);
       const image = await api.image.import({ name: "debian-12", path: "debian-12.qcow2", firmware: "uefi" });
@@ -98,7 +102,7 @@ describe("the Debian 12 cloud guest through the API", () => {
         "  - [sh, -c, 'echo ran > /var/tmp/runcmd-ok']",
         "",
       ].join("\n");
-      const vm = await api.vm.create({ name: "deb-api", imageId: image.id, cpus: 2, memoryMiB: 1024, userData, network: "nat" });
+      const vm = await api.vm.create({ name: "deb-api", imageId: image.id, cpus: 2, memoryMiB: 1024, userData, network: "nat", diskGiB: 3 });
       expect(vm).toMatchObject({ state: "Stopped", network: "nat" });
       const running = await api.vm.start({ id: vm.id });
       expect(running.state).toBe("Running");
@@ -135,6 +139,7 @@ describe("the Debian 12 cloud guest through the API", () => {
             "test -d /sys/firmware/efi && echo efi",
             "ip route show default",
             "grep -m1 ^nameserver /etc/resolv.conf",
+            "findmnt -no SIZE --bytes /",
           ].join("; "),
         ],
       });
@@ -149,7 +154,10 @@ describe("the Debian 12 cloud guest through the API", () => {
         "efi",
         expect.stringMatching(/^default via 10\.0\.2\.2 /),
         "nameserver 10.0.2.3",
+        // A 3 GiB disk from the image's 2 GiB: cloud-init's growpart and resizefs used it.
+        expect.stringMatching(/^\d+$/),
       ]);
+      expect(Number(facts.stdout.trim().split("\n").at(-1))).toBeGreaterThan(2.5 * 1024 ** 3);
 
       // As root through sudo -n; root's own SSH login is refused (Debian's disable_root).
       const asRoot = await api.vm.exec({ id: vm.id, command: ["id", "-un"], asRoot: true });
@@ -175,10 +183,41 @@ describe("the Debian 12 cloud guest through the API", () => {
       expect(session.exit).toBe(3);
       await expect.poll(openSshSessions).toBe(0);
 
+      // Suspend saves the VM's state into its disk (qemu snapshots the qcow2 UEFI variable
+      // store beside it), and resume carries on where it was: the guest did not reboot (its
+      // tmpfs survives).
+      const qemu = t.hangar.driverFor(vm.id);
+      if (!(qemu instanceof QemuManager)) throw new Error("the test Hangar drives qemu");
+      const snapshotTags = async (file: string) => (await execa("qemu-img", ["snapshot", "-l", "-U", "--", file])).stdout;
+      await api.vm.exec({ id: vm.id, command: ["sh", "-c", "echo before-suspend > /dev/shm/hangar-marker"] });
+      expect(await api.vm.suspend({ id: vm.id })).toMatchObject({ state: "Suspended" });
+      expect(await snapshotTags(qemu.files.disk)).toContain(SUSPEND_TAG);
+      // A copy of the suspended UEFI VM (as a pool makes) takes the variable store along,
+      // without the saved state.
+      const copy = t.hangar.driverFor("debian-copy");
+      if (!(copy instanceof QemuManager)) throw new Error("the test Hangar drives qemu");
+      await copy.cloneFrom(vm.id);
+      for (const file of [copy.files.disk, copy.files.uefiVars]) expect(await snapshotTags(file)).not.toContain(SUSPEND_TAG);
+      await copy.delete();
+      expect(await api.vm.start({ id: vm.id })).toMatchObject({ state: "Running" });
+      const marker = await api.vm.exec({ id: vm.id, command: ["cat", "/dev/shm/hangar-marker"], timeoutSec: 300 });
+      expect(marker).toMatchObject({ stdout: "before-suspend\n", exitCode: 0 });
+      // Resumed, no saved state is left behind, in the disk or the variable store.
+      for (const file of [qemu.files.disk, qemu.files.uefiVars]) expect(await snapshotTags(file)).not.toContain(SUSPEND_TAG);
+
       const stopped = await api.vm.stop({ id: vm.id, timeoutSec: 120 });
       expect(stopped).toMatchObject({ state: "Stopped", readyState: null });
       expect(stopped.lastStop).toMatchObject({ ok: true, message: expect.stringMatching(/^Powered off after /) });
       expect(await driver.running()).toBe(false);
+
+      // A clone of the stopped VM is a VM of its own, with the grown disk and its own UEFI store.
+      const clone = await api.vm.clone({ id: vm.id, name: "deb-clone" });
+      expect(clone).toMatchObject({ state: "Stopped", diskGiB: 3, network: "nat" });
+      const cloned = t.hangar.driverFor(clone.id);
+      if (!(cloned instanceof QemuManager)) throw new Error("the test Hangar drives qemu");
+      expect((await cloned.diskInfo()).virtualBytes).toBe(3 * 1024 ** 3);
+      expect(await snapshotTags(cloned.files.uefiVars)).not.toContain(SUSPEND_TAG);
+      await api.vm.delete({ id: clone.id });
       await api.vm.delete({ id: vm.id });
       await api.image.delete({ id: image.id });
     },
