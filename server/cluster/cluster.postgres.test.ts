@@ -2,14 +2,9 @@
 // its own state and images directory: calls made on one host run where the VM lives.
 // Each host imported the built-in tiny guest into its own images directory at start-up.
 import { readdirSync, readFileSync } from "node:fs";
-import { createTRPCClient, createWSClient, TRPCClientError, wsLink } from "@trpc/client";
-import superjson from "superjson";
+import { TRPCClientError } from "@trpc/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import WebSocket from "ws";
-import type { AppRouter } from "../api/root.ts";
-import { TRPC_WS_PATH } from "../api/ws.ts";
-import { startCluster, type Cluster, type ClusterHost } from "../testing/cluster.ts";
-import type { LiveChange } from "../vms/changes.ts";
+import { liveStream, startCluster, type Cluster } from "../testing/cluster.ts";
 
 const OFFLINE_AFTER_SEC = 6;
 const spec = { cpus: 1, memoryMiB: 256 };
@@ -38,27 +33,6 @@ async function refusal(promise: Promise<unknown>) {
   const data: unknown = error.data;
   const domainCode = typeof data === "object" && data !== null && "domainCode" in data ? data.domainCode : undefined;
   return { domainCode, message: error.message };
-}
-
-/** A dashboard's live stream on `host`: every change it sends, as they come. */
-function liveStream(host: ClusterHost, token: string) {
-  class WithHeaders extends WebSocket {
-    constructor(url: string | URL) {
-      super(url, { headers: { authorization: `Bearer ${token}`, origin: host.url } });
-    }
-  }
-  const client = createWSClient({ url: `ws://127.0.0.1:${host.port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket });
-  const changes: LiveChange[] = [];
-  const subscription = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] }).vm.onChange.subscribe(undefined, {
-    onData: (tracked) => changes.push(tracked.data),
-  });
-  return {
-    changes,
-    close: () => {
-      subscription.unsubscribe();
-      void client.close();
-    },
-  };
 }
 
 describe("three hosts on one database", () => {

@@ -17,14 +17,17 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createTRPCClient, httpLink } from "@trpc/client";
+import { createTRPCClient, createWSClient, httpLink, wsLink } from "@trpc/client";
 import { execa, type ResultPromise } from "execa";
 import pg from "pg";
 import superjson from "superjson";
+import WebSocket from "ws";
 import type { AppRouter } from "../api/root.ts";
+import { TRPC_WS_PATH } from "../api/ws.ts";
 import { createToken } from "../auth/tokens.ts";
 import { createDb, type Db } from "../db.ts";
 import { migrateDatabase } from "../migrate.ts";
+import type { LiveChange } from "../vms/changes.ts";
 import { REPO_ROOT } from "./paths.ts";
 
 export const CLUSTER_ADMIN = { email: "admin@cluster.hangar", password: "cluster admin password" };
@@ -37,6 +40,27 @@ function clientFor(url: string, token: string) {
   return createTRPCClient<AppRouter>({
     links: [httpLink({ url: `${url}/api/trpc`, transformer: superjson, headers: { authorization: `Bearer ${token}` } })],
   });
+}
+
+/** A dashboard's live stream on `host` (its WebSocket, as the admin): every change it sends, with when it came. */
+export function liveStream(host: ClusterHost, token: string) {
+  class WithHeaders extends WebSocket {
+    constructor(url: string | URL) {
+      super(url, { headers: { authorization: `Bearer ${token}`, origin: host.url } });
+    }
+  }
+  const client = createWSClient({ url: `ws://127.0.0.1:${host.port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket });
+  const changes: (LiveChange & { receivedAt: number })[] = [];
+  const subscription = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] }).vm.onChange.subscribe(undefined, {
+    onData: (tracked) => changes.push({ ...tracked.data, receivedAt: Date.now() }),
+  });
+  return {
+    changes,
+    close: () => {
+      subscription.unsubscribe();
+      void client.close();
+    },
+  };
 }
 
 export interface ClusterHost {
