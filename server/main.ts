@@ -64,6 +64,11 @@ async function main(): Promise<void> {
   await confineGuests(env.HANGAR_QEMU_USER);
   void hangar.accel();
   await hangar.copies.registerStore();
+  // Images deleted on another host leave their copies here: swept now and every 10 minutes.
+  const sweepStore = () => void hangar.copies.sweep().catch((error: unknown) => log(`image store sweep: ${String(error)}`));
+  sweepStore();
+  const storeSweeper = setInterval(sweepStore, 10 * 60_000);
+  storeSweeper.unref();
   const hostBack = async (offlineForMs: number) => {
     await hangar.cluster.recordBack(offlineForMs, hangar.recorder);
     await hangar.reconciler.reconcileAll();
@@ -127,6 +132,7 @@ async function main(): Promise<void> {
     metricsServer?.close();
     stopHeartbeat();
     stopWatchingHosts();
+    clearInterval(storeSweeper);
     void fanout?.stop();
     hangar.terminals.close();
     hangar.consoles.closeAll();

@@ -1,7 +1,7 @@
 // Images across hosts: a host without an image's files fetches them from one that holds
 // them, over the internal route, checked by sha256; the route answers only other hosts.
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { rm, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -82,6 +82,22 @@ describe("image copies between hosts", () => {
 });
 
 describe("the internal routes", () => {
+  it("sweeps the store files no image names (an image deleted on another host), once nothing has written them for a while", async () => {
+    const beta = cluster.peer("beta").hangar;
+    const image = await tinyImage(beta);
+    const named = path.join(beta.env.imagesDir, storeName(image.path) ?? "");
+    const stale = path.join(beta.env.imagesDir, `${"ab".repeat(32)}.qcow2`);
+    const fresh = path.join(beta.env.imagesDir, `${"cd".repeat(32)}.qcow2`);
+    const other = path.join(beta.env.imagesDir, "notes.txt");
+    const hourAgo = new Date(Date.now() - 60 * 60_000);
+    for (const file of [stale, fresh, other]) await writeFile(file, "x");
+    for (const file of [stale, other, named]) await utimes(file, hourAgo, hourAgo);
+    expect(await beta.copies.sweep()).toBe(1);
+    expect([existsSync(named), existsSync(stale), existsSync(fresh), existsSync(other)]).toEqual([true, false, true, true]);
+    await rm(fresh);
+    await rm(other);
+  });
+
   it("send a store file only for a pass signed with the cluster key, naming that file", async () => {
     const alpha = cluster.peer("alpha");
     const image = await tinyImage(alpha.hangar);

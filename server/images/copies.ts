@@ -9,7 +9,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { chmod, mkdir, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -30,6 +30,12 @@ export function storeName(file: string): string | undefined {
   const name = path.basename(file);
   return STORE_NAME.test(name) ? name : undefined;
 }
+
+/**
+ * A store file no image names is left this long before it is removed: an import or a fetch
+ * writes its file (its modification time moves all along) just before its row names it.
+ */
+const ORPHAN_AFTER_MS = 10 * 60_000;
 
 const passPurpose = (name: string) => `image:${name}`;
 
@@ -225,5 +231,33 @@ export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () 
     );
   }
 
-  return { ensureLocal, recordLocal, registerStore, serve };
+  /**
+   * Removes the store files no image names any more: an image deleted on another host
+   * leaves its copies here. Returns how many went.
+   */
+  async function sweep(): Promise<number> {
+    const named = new Set<string>();
+    for (const image of await db.image.findMany({ select: { path: true, kernel: true, initrd: true } })) {
+      for (const file of [image.path, image.kernel, image.initrd]) {
+        const name = file ? storeName(file) : undefined;
+        if (name) named.add(name);
+      }
+    }
+    let removed = 0;
+    for (const name of await readdir(imagesDir).catch(() => [])) {
+      if (!STORE_NAME.test(name) || named.has(name) || fetching.has(name)) continue;
+      const file = path.join(imagesDir, name);
+      const modified = await stat(file).then(
+        (s) => s.mtimeMs,
+        () => Date.now(),
+      );
+      if (Date.now() - modified < ORPHAN_AFTER_MS) continue;
+      await rm(file, { force: true });
+      removed += 1;
+    }
+    if (removed > 0) log(`${removed} image file(s) no image names any more removed from this host's store`);
+    return removed;
+  }
+
+  return { ensureLocal, recordLocal, registerStore, serve, sweep };
 }
