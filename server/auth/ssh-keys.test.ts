@@ -30,6 +30,7 @@ describe("parsePublicKey", () => {
     ["", /empty/],
     ["ssh-dss AAAAB3NzaC1kc3MAAACBAP", /not an SSH key type/],
     ["-----BEGIN OPENSSH PRIVATE KEY-----", /private key/],
+    ["-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n", /private key/],
     ["ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ==", /damaged or incomplete/],
     ["ssh-ed25519 not*base64", /damaged or incomplete/],
     ["ssh-ed25519 AAAA\nssh-rsa AAAA", /more than one line/],

@@ -38,9 +38,10 @@ export function parsePublicKey(text: string): ParsedKey {
   const help = 'Paste one OpenSSH public key line, as in ~/.ssh/id_ed25519.pub ("ssh-ed25519 AAAA… you@laptop").';
   if (line.length === 0) throw new HangarError("INVALID_INPUT", `The key is empty. ${help}`);
   if (line.length > TOO_LONG) throw new HangarError("INVALID_INPUT", `That is too long for a public key. ${help}`);
-  if (/[\r\n]/.test(line)) throw new HangarError("INVALID_INPUT", `That is more than one line; add one key at a time. ${help}`);
+  // Before the line count: a pasted private key file is many lines, and that is not the news.
   if (line.includes("PRIVATE KEY"))
     throw new HangarError("INVALID_INPUT", "That is a private key: never paste it anywhere. Paste the .pub file's line instead.");
+  if (/[\r\n]/.test(line)) throw new HangarError("INVALID_INPUT", `That is more than one line; add one key at a time. ${help}`);
   const [type = "", data = "", ...rest] = line.split(/\s+/);
   if (!(KEY_TYPES as readonly string[]).includes(type)) {
     throw new HangarError("INVALID_INPUT", `"${type.slice(0, 40)}" is not an SSH key type Hangar takes (${KEY_TYPES.slice(0, 5).join(", ")}…). ${help}`);
