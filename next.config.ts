@@ -7,7 +7,9 @@ import type { NextConfig } from "next";
 const config: NextConfig = {
   reactStrictMode: true,
   poweredByHeader: false,
-  typescript: { ignoreBuildErrors: false },
+  // `tsc --noEmit -p .` checks the whole project, the dashboard with it, in the test line and
+  // in CI; the build checking the dashboard's part again only costs time.
+  typescript: { ignoreBuildErrors: true },
 };
 
 export default config;

@@ -10,21 +10,28 @@ bash scripts/setup.sh --test
 export HANGAR_GUEST_DIR
 HANGAR_GUEST_DIR=$(readlink -f -- "${HANGAR_GUEST_DIR:-${HANGAR_STATE_DIR:-data}/images/hangar-tiny}")
 
-echo "== typecheck"
-npx tsc --noEmit -p .
-echo "== lint and format"
-npm run --silent lint
-npm run --silent format:check
-echo "== vitest (SQLite)"
+phase() { echo "== $1 (at $(( $(date +%s) - started )) s)"; }
+
+# The three static checks are single-threaded: side by side they take the time of the longest.
+phase "typecheck, lint and format"
+npx tsc --noEmit -p . & typecheck=$!
+npm run --silent lint & lint=$!
+npm run --silent format:check & format=$!
+failed=0
+wait "$typecheck" || { echo "typecheck failed"; failed=1; }
+wait "$lint" || { echo "lint failed"; failed=1; }
+wait "$format" || { echo "format check failed"; failed=1; }
+[ "$failed" -eq 0 ]
+phase "vitest (SQLite)"
 npx vitest run
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  echo "== vitest (PostgreSQL)"
+  phase "vitest (PostgreSQL)"
   # Tests about qemu and the guest rather than the database ran in the SQLite pass (vitest.config.ts).
   HANGAR_TEST_DB=postgres npx vitest run
 else
   echo "== vitest (PostgreSQL): no server on 127.0.0.1:5432, not run"
 fi
-echo "== playwright"
+phase "playwright"
 npx playwright test
 
 echo "== all tests passed in $(( $(date +%s) - started )) s"
