@@ -92,7 +92,7 @@ async function bareQemu(work: string, accel: string, run: number): Promise<numbe
 }
 
 async function tinyBench({ work, hangar, api, imageId }: Bench): Promise<void> {
-  const decision = await chooseAccel(hangar.env.stateDir, kernel);
+  const decision = await chooseAccel(hangar.env.stateDir, kernel, { forced: hangar.env.HANGAR_ACCEL });
   console.log(`tiny guest: accelerator ${decision.accel} (${decision.reason}); ${runs} runs each, ${os.cpus().length} cores`);
 
   const hangarTimes: number[] = [];
@@ -179,7 +179,7 @@ async function bareDebian(work: string, accel: "kvm" | "tcg", run: number): Prom
 
 async function debianBench({ work, hangar, api }: Bench): Promise<void> {
   await buildDebianGuest();
-  const decision = await chooseAccel(hangar.env.stateDir, path.join(guestDir, "vmlinuz"));
+  const decision = await chooseAccel(hangar.env.stateDir, path.join(guestDir, "vmlinuz"), { forced: hangar.env.HANGAR_ACCEL });
   console.log(`debian guest (UEFI, ${DEBIAN.cpus} vCPUs, ${DEBIAN.memoryMiB} MiB): accelerator ${decision.accel} (${decision.reason}); ${runs} runs each`);
   await mkdir(hangar.env.imagesDir, { recursive: true });
   await link(debianGuestDisk, path.join(hangar.env.imagesDir, "debian-12.qcow2"));

@@ -64,7 +64,7 @@ export function createHangar({
   let accel: Promise<Accel> | undefined;
   let accelDecided: Accel | undefined;
   const decideAccel = () => {
-    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz"), env.HANGAR_QEMU_USER).then((decision) => {
+    accel ??= chooseAccel(env.stateDir, path.join(env.guestDir, "vmlinuz"), { qemuUser: env.HANGAR_QEMU_USER, forced: env.HANGAR_ACCEL }).then((decision) => {
       log(`accelerator: ${decision.accel} (${decision.reason})`);
       accelDecided = decision.accel;
       return decision.accel;

@@ -22,10 +22,13 @@ export interface AccelDecision {
   reason: string;
 }
 
-export async function chooseAccel(stateDir: string, probeKernel: string | undefined, qemuUser?: string): Promise<AccelDecision> {
-  const forced = process.env.HANGAR_ACCEL;
-  if (forced === "kvm" || forced === "tcg") return { accel: forced, reason: "HANGAR_ACCEL" };
-  if (forced) throw new Error(`HANGAR_ACCEL must be "kvm" or "tcg", got "${forced}"`);
+/** `forced`: the HANGAR_ACCEL setting (env.ts checks it is kvm or tcg). */
+export async function chooseAccel(
+  stateDir: string,
+  probeKernel: string | undefined,
+  { qemuUser, forced }: { qemuUser?: string; forced?: Accel } = {},
+): Promise<AccelDecision> {
+  if (forced) return { accel: forced, reason: "HANGAR_ACCEL" };
   try {
     await access("/dev/kvm", constants.R_OK | constants.W_OK);
   } catch {
