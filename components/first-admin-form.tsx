@@ -1,7 +1,6 @@
 "use client";
 /** First run: while Hangar has no user, create the first admin and sign in as them. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useRouter } from "next/navigation";
+import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { signIn } from "./sign-in-form.tsx";
@@ -9,8 +8,6 @@ import { useTRPC } from "./trpc.ts";
 
 export function FirstAdminForm() {
   const trpc = useTRPC();
-  const router = useRouter();
-  const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
   const create = useMutation(trpc.account.createFirstAdmin.mutationOptions());
 
@@ -25,8 +22,9 @@ export function FirstAdminForm() {
     }
     const problem = await signIn(input.email, input.password);
     if (problem) return setError(problem);
-    queryClient.clear();
-    router.replace("/");
+    // A whole new page under the new session (see SignInForm).
+    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
+    window.location.assign("/");
   }
 
   return (

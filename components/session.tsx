@@ -3,7 +3,7 @@
  * Who is signed in (account.me), the gate that sends everyone else to sign in (or, on a
  * fresh install, to create the first admin), and the menu with Sign out.
  */
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery } from "@tanstack/react-query";
 import { usePathname, useRouter } from "next/navigation";
 import { useEffect, type ReactNode } from "react";
 import { useTRPC, type RouterOutputs } from "./trpc.ts";
@@ -35,13 +35,12 @@ export function SessionGate({ children }: { children: ReactNode }) {
 
 export function UserMenu() {
   const me = useMe();
-  const router = useRouter();
-  const queryClient = useQueryClient();
   if (!me) return null;
   async function signOut() {
     await fetch("/api/auth/sign-out", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-    queryClient.clear();
-    router.replace("/sign-in");
+    // A whole new page: nothing of this session stays in the tab (see SignInForm).
+    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
+    window.location.assign("/sign-in");
   }
   return (
     <div className="user-menu">

@@ -1,7 +1,5 @@
 "use client";
 /** Email + password sign-in through better-auth; on success, back to the dashboard. */
-import { useQueryClient } from "@tanstack/react-query";
-import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert } from "./error-alert.tsx";
 
@@ -17,8 +15,6 @@ export async function signIn(email: string, password: string): Promise<string | 
 }
 
 export function SignInForm() {
-  const router = useRouter();
-  const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
 
@@ -29,8 +25,11 @@ export function SignInForm() {
     const problem = await signIn(String(form.get("email") ?? ""), String(form.get("password") ?? ""));
     setBusy(false);
     if (problem) return setError(problem);
-    queryClient.clear();
-    router.replace("/");
+    // A whole new page, not a client-side route change: every query, the live stream and its
+    // WebSocket start again under the new session (a cleared cache leaves mounted hooks on
+    // queries that are gone, and an open WebSocket keeps the identity it was opened with).
+    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
+    window.location.assign("/");
   }
 
   return (
