@@ -80,7 +80,11 @@ export function ImageDetails({ id }: { id: string }) {
             <code>{image.sha256 ?? "—"}</code>
           </dd>
           <dt>Boots</dt>
-          <dd>{image.directBoot ? "its own kernel, given directly" : "through the firmware"}</dd>
+          <dd>{image.directBoot ? "its own kernel, given directly" : `through the firmware (${image.firmware === "uefi" ? "UEFI" : "BIOS"})`}</dd>
+          <dt>Login account</dt>
+          <dd>
+            <code>{image.loginUser}</code>
+          </dd>
           {image.path ? (
             <>
               <dt>File</dt>

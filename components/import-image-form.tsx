@@ -2,6 +2,7 @@
 /** Import a base image from a file under the images directory or from an http(s) URL. */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
+import { FIRMWARES, type Firmware } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 
@@ -15,6 +16,8 @@ export function ImportImageForm() {
   const [kernel, setKernel] = useState("");
   const [initrd, setInitrd] = useState("");
   const [cmdline, setCmdline] = useState("");
+  const [firmware, setFirmware] = useState<Firmware | "">("");
+  const [loginUser, setLoginUser] = useState("");
   const [error, setError] = useState<string>();
   const [started, setStarted] = useState<string>();
 
@@ -45,6 +48,8 @@ export function ImportImageForm() {
       ...optional("kernel", kernel),
       ...optional("initrd", initrd),
       ...optional("cmdline", cmdline),
+      ...optional("loginUser", loginUser),
+      ...(firmware ? { firmware } : {}),
     });
   }
 
@@ -81,6 +86,27 @@ export function ImportImageForm() {
         <span>SHA-256 (optional)</span>
         <input value={sha256} onChange={(e) => setSha256(e.target.value)} spellCheck={false} autoComplete="off" />
       </label>
+      <div className="grid">
+        <label className="field">
+          <span>Firmware</span>
+          <select value={firmware} onChange={(e) => setFirmware(FIRMWARES.find((f) => f === e.target.value) ?? "")}>
+            <option value="">Read from the disk</option>
+            <option value="bios">BIOS</option>
+            <option value="uefi">UEFI</option>
+          </select>
+        </label>
+        <label className="field">
+          <span>Login account (optional)</span>
+          <input
+            value={loginUser}
+            onChange={(e) => setLoginUser(e.target.value)}
+            placeholder="hangar"
+            title="The account Hangar logs in as for Shell, exec and sync. Cloud images get hangar from cloud-init; for an image without cloud-init, e.g. root."
+            autoComplete="off"
+            spellCheck={false}
+          />
+        </label>
+      </div>
       <details>
         <summary>Direct kernel boot (optional)</summary>
         <div className="grid">

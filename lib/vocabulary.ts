@@ -38,6 +38,10 @@ export type StagingState = (typeof STAGING_STATES)[number];
 // Terminals (the protocol: server/terminal/protocol.ts)
 
 /** `tunnel`: raw bytes to the VM's SSH port, for the user's own ssh (`hangar proxy`). */
+/** The guest's firmware: SeaBIOS, or OVMF (UEFI) with a per-VM variable store. */
+export const FIRMWARES = ["bios", "uefi"] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+
 export const TERMINAL_KINDS = ["console", "shell", "monitor", "display", "tunnel"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 

@@ -4,6 +4,7 @@
  */
 import type { Writable } from "node:stream";
 import type { Socket } from "node:net";
+import type { Firmware } from "../../lib/vocabulary.ts";
 
 /** Start of a VM whose hypervisor process is already running. Seed: ErrAlreadyRunning. */
 export class AlreadyRunningError extends Error {
@@ -65,9 +66,7 @@ export class HostToolMissingError extends Error {
   }
 }
 
-/** The guest's firmware: SeaBIOS, or OVMF with a per-VM variable store. */
-export type Firmware = "bios" | "uefi";
-export const FIRMWARES = ["bios", "uefi"] as const satisfies readonly Firmware[];
+export { FIRMWARES, type Firmware } from "../../lib/vocabulary.ts";
 
 /** Host-side artifacts for direct kernel boot. Absent: boot through the firmware. */
 export interface DirectBootOptions {
