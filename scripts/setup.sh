@@ -40,12 +40,31 @@ if getent group kvm >/dev/null && ! id -nG -- "$qemu_user" | tr ' ' '\n' | grep 
 fi
 
 # 2. npm dependencies, reinstalled only when the lock file changed. postinstall generates
-#    the Prisma clients (SQLite and PostgreSQL).
+#    the Prisma clients (SQLite and PostgreSQL). An install is kept in the user's cache
+#    (by lock file and Node version, as the Debian test guest is): another checkout of the
+#    same lock file (a fresh clone, as CI makes) copies it in seconds instead of npm ci.
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+modules_cache=${XDG_CACHE_HOME:-$HOME/.cache}/hangar/node_modules
+modules_key="$lock_sum-$(node --version)"
 if [ "$(cat node_modules/.hangar-lock 2>/dev/null)" != "$lock_sum" ]; then
-  log "npm ci"
-  npm ci --no-audit --no-fund
-  echo "$lock_sum" > node_modules/.hangar-lock
+  if [ -f "$modules_cache/$modules_key/.hangar-lock" ]; then
+    log "npm dependencies: a copy of the same install from $modules_cache"
+    rm -rf node_modules
+    cp -a "$modules_cache/$modules_key" node_modules
+    npm run --silent generate
+  else
+    log "npm ci"
+    npm ci --no-audit --no-fund
+    echo "$lock_sum" > node_modules/.hangar-lock
+    # Only the newest install is kept; a copy is renamed into place once complete.
+    rm -rf "$modules_cache"
+    mkdir -p "$modules_cache"
+    if cp -a node_modules "$modules_cache/$modules_key.partial"; then
+      mv "$modules_cache/$modules_key.partial" "$modules_cache/$modules_key"
+    else
+      rm -rf "$modules_cache"
+    fi
+  fi
 else
   npm run --silent generate
 fi
