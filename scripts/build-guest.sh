@@ -47,6 +47,19 @@ if all_outputs_present && [ "$(cat -- "$OUTDIR/.stamp" 2>/dev/null)" = "$STAMP" 
   log "up to date: $OUTDIR"
   exit 0
 fi
+# A build with the same stamp in the user's cache (made by an earlier run in another
+# checkout, as a fresh clone in CI is) is copied instead of built again.
+BUILD_CACHE=${HANGAR_GUEST_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hangar/hangar-tiny}
+if [ "$(cat -- "$BUILD_CACHE/.stamp" 2>/dev/null)" = "$STAMP" ]; then
+  mkdir -p -- "$OUTDIR"
+  rm -f -- "$OUTDIR/.stamp"
+  for f in "${OUTPUTS[@]}"; do
+    cp -- "$BUILD_CACHE/$f" "$OUTDIR/.$f.tmp" && mv -f -- "$OUTDIR/.$f.tmp" "$OUTDIR/$f"
+  done
+  echo "$STAMP" > "$OUTDIR/.stamp"
+  log "copied the cached build into $OUTDIR"
+  exit 0
+fi
 
 for tool in apt-get apt-cache dpkg dpkg-deb cpio gzip qemu-img readelf sha256sum; do
   command -v "$tool" >/dev/null || die "missing host tool: $tool"
@@ -362,4 +375,10 @@ for f in "${OUTPUTS[@]}"; do
   cp -- "$WORK/$f" "$OUTDIR/.$f.tmp" && mv -f -- "$OUTDIR/.$f.tmp" "$OUTDIR/$f"
 done
 echo "$STAMP" > "$OUTDIR/.stamp"
+# Kept for other checkouts; the stamp goes in last, once the copy is whole.
+(
+  mkdir -p -- "$BUILD_CACHE" && rm -f -- "$BUILD_CACHE/.stamp" &&
+    for f in "${OUTPUTS[@]}"; do cp -f -- "$OUTDIR/$f" "$BUILD_CACHE/$f" || exit 1; done &&
+    echo "$STAMP" > "$BUILD_CACHE/.stamp"
+) || log "could not keep a copy in $BUILD_CACHE (the next checkout builds again)"
 log "built $OUTDIR: kernel $KVER, initrd $(stat -c %s "$OUTDIR/initrd.img") bytes ($INITRD_COMP)"
