@@ -24,14 +24,30 @@ wait "$format" || { echo "format check failed"; failed=1; }
 [ "$failed" -eq 0 ]
 phase "vitest (SQLite)"
 npx vitest run
+# The PostgreSQL pass and Playwright run side by side: each spends much of its time waiting
+# on guests and the browser. The PostgreSQL pass prints when it is done.
+pg_log=$(mktemp)
+trap 'rm -f -- "$pg_log"' EXIT
+pg_pid=""
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-  phase "vitest (PostgreSQL)"
+  phase "vitest (PostgreSQL), beside Playwright"
   # Tests about qemu and the guest rather than the database ran in the SQLite pass (vitest.config.ts).
-  HANGAR_TEST_DB=postgres npx vitest run
+  HANGAR_TEST_DB=postgres npx vitest run >"$pg_log" 2>&1 &
+  pg_pid=$!
 else
   echo "== vitest (PostgreSQL): no server on 127.0.0.1:5432, not run"
 fi
 phase "playwright"
-npx playwright test
+playwright_failed=0
+npx playwright test || playwright_failed=1
+postgres_failed=0
+if [ -n "$pg_pid" ]; then
+  wait "$pg_pid" || postgres_failed=1
+  phase "vitest (PostgreSQL) output"
+  cat -- "$pg_log"
+fi
+[ "$playwright_failed" -eq 0 ] || echo "== playwright failed"
+[ "$postgres_failed" -eq 0 ] || echo "== vitest (PostgreSQL) failed"
+[ "$playwright_failed" -eq 0 ] && [ "$postgres_failed" -eq 0 ]
 
 echo "== all tests passed in $(( $(date +%s) - started )) s"
