@@ -91,6 +91,8 @@ test("a newcomer creates the first admin with the printed setup code, then a fir
     await expect(screen).toContainText("login:", { timeout: 5000 });
   }).toPass({ timeout: 90_000 });
   await page.keyboard.type("root\n");
+  // What is typed before the shell's prompt, login throws away.
+  await expect(screen).toContainText("root@first:~#", { timeout: 60_000 });
   await page.keyboard.type("uname -s\n");
   await expect(screen).toContainText("Linux", { timeout: 60_000 });
 

@@ -38,6 +38,8 @@ test("a person logs in on the serial console and runs uname; a reload shows it a
   await typeInto(page, "console", "\n");
   await expect(screen(page, "console")).toContainText("login:", LONG);
   await typeInto(page, "console", "root\n");
+  // What is typed before the shell's prompt, login throws away.
+  await expect(screen(page, "console")).toContainText(":~#", LONG);
   await typeInto(page, "console", "uname -a\n");
   await expect(screen(page, "console")).toContainText("Linux", LONG);
   await page.reload();

@@ -48,6 +48,6 @@ if [ -n "$pg_pid" ]; then
 fi
 [ "$playwright_failed" -eq 0 ] || echo "== playwright failed"
 [ "$postgres_failed" -eq 0 ] || echo "== vitest (PostgreSQL) failed"
-[ "$playwright_failed" -eq 0 ] && [ "$postgres_failed" -eq 0 ]
+if [ "$playwright_failed" -ne 0 ] || [ "$postgres_failed" -ne 0 ]; then exit 1; fi
 
 echo "== all tests passed in $(( $(date +%s) - started )) s"
