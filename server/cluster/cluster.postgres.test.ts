@@ -1,9 +1,13 @@
 // Three real Hangar processes (alpha, beta, gamma) on one PostgreSQL database, each with
 // its own state and images directory: calls made on one host run where the VM lives.
 // Each host imported the built-in tiny guest into its own images directory at start-up.
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { TRPCClientError } from "@trpc/client";
+import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sshOptions } from "../driver/qemu/manager.ts";
 import { liveStream, startCluster, type Cluster } from "../testing/cluster.ts";
 
 const OFFLINE_AFTER_SEC = 6;
@@ -38,7 +42,11 @@ async function refusal(promise: Promise<unknown>) {
 describe("three hosts on one database", () => {
   let cluster: Cluster;
   beforeAll(async () => {
-    cluster = await startCluster({ env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) } });
+    cluster = await startCluster({
+      env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) },
+      // Gamma forwards its VMs' ports on every address, as a host that others reach does.
+      hostEnv: { gamma: { HANGAR_FORWARD_ADDRESS: "0.0.0.0" } },
+    });
   }, 600_000);
   afterAll(async () => {
     await cluster?.close();
@@ -94,6 +102,20 @@ describe("three hosts on one database", () => {
     const acquired = await alpha.pool.acquire.mutate({ poolId: pool.id, timeoutSec: 300 });
     const row = await cluster.db.host.findUniqueOrThrow({ where: { id: gamma.id } });
     expect(acquired.host).toBe(row.sshAddress);
+    // An address to call, not the wildcard it listens on, and the member answers there.
+    expect(acquired.host).not.toBe("0.0.0.0");
+    const keyDir = mkdtempSync(path.join(os.tmpdir(), "hangar-acquired-"));
+    try {
+      const keyFile = path.join(keyDir, "key");
+      writeFileSync(keyFile, acquired.privateKey ?? "", { mode: 0o600 });
+      const login = await execa("ssh", [...sshOptions(acquired.sshPort, keyFile), "--", `${acquired.user}@${acquired.host}`, "hostname"], {
+        reject: false,
+        timeout: 60_000,
+      });
+      expect(login).toMatchObject({ exitCode: 0, stdout: acquired.name });
+    } finally {
+      rmSync(keyDir, { recursive: true, force: true });
+    }
     const member = await cluster.db.vm.findUniqueOrThrow({ where: { id: acquired.vmId } });
     expect(member.hostId).toBe(gamma.id);
     // Only gamma's keeper fills it: every member ever made is gamma's.
