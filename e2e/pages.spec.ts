@@ -1,6 +1,6 @@
 // Every page of the dashboard, reached through its navigation as a person clicks: each shows
 // its heading, with no error in the browser's console and no failed request.
-import { expect, test } from "@playwright/test";
+import { expect, test, type Page } from "@playwright/test";
 import { api, removeVm, uniqueName } from "./hangar.ts";
 
 let vmId = "";
@@ -13,7 +13,8 @@ test.afterAll(async () => {
   await removeVm(vmId);
 });
 
-test("every page loads from the navigation with its heading, no console error and no failed request", async ({ page }) => {
+/** Problems the browser reports from now on: console errors, page errors, failed requests. */
+function watchProblems(page: Page): string[] {
   const problems: string[] = [];
   page.on("console", (message) => {
     if (message.type() === "error") problems.push(`console: ${message.text()}`);
@@ -22,7 +23,11 @@ test("every page loads from the navigation with its heading, no console error an
   page.on("response", (response) => {
     if (response.status() >= 400) problems.push(`${response.status()} ${response.request().method()} ${new URL(response.url()).pathname}`);
   });
+  return problems;
+}
 
+test("every page loads from the navigation with its heading, no console error and no failed request", async ({ page }) => {
+  const problems = watchProblems(page);
   await page.goto("/");
   await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
   const pages: [link: string, heading: string | RegExp][] = [
@@ -54,4 +59,27 @@ test("every page loads from the navigation with its heading, no console error an
   const missing = await page.goto("/no-such-page");
   expect(missing?.status()).toBe(404);
   await expect(page.getByRole("link", { name: "Hangar", exact: true })).toBeVisible();
+});
+
+test.describe("as a viewer", () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("every page the navigation offers a viewer loads with no failed request, and the admin's pages are not offered", async ({ page }) => {
+    const viewer = { email: `${uniqueName("viewer")}@e2e.hangar`, password: "a good long password" };
+    await api.user.add.mutate({ ...viewer, name: "viewer", role: "viewer" });
+    const problems = watchProblems(page);
+    await page.goto("/sign-in");
+    await page.getByLabel("Email").fill(viewer.email);
+    await page.getByLabel("Password").fill(viewer.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
+    const navigation = page.getByRole("navigation", { name: "Main" });
+    for (const adminOnly of ["Users", "Audit"]) await expect(navigation.getByRole("link", { name: adminOnly, exact: true })).toHaveCount(0);
+    const links = await navigation.getByRole("link").allTextContents();
+    for (const link of links) {
+      await navigation.getByRole("link", { name: link, exact: true }).click();
+      await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+    }
+    expect(problems).toEqual([]);
+  });
 });
