@@ -188,9 +188,19 @@ describe("pools", () => {
     );
     // Some are handed out, others wait for the keeper's refills, when the delete comes.
     await expect.poll(() => hangar.db.vm.count({ where: { acquiredAt: { not: null } } }), { interval: 1 }).toBeGreaterThan(0);
+    // Every VM row seen until the pool shows its mark: rows first, then the pool, so a look
+    // that still finds the pool unmarked saw only rows made before the mark. Looked at all
+    // along, since the delete removes members soon after the mark.
+    const rowsAtMark = new Set<string>();
+    const watching = (async () => {
+      for (;;) {
+        for (const row of await hangar.db.vm.findMany({ select: { id: true } })) rowsAtMark.add(row.id);
+        const marked = await hangar.db.pool.findUnique({ where: { id: pool.id }, select: { deletingAt: true } });
+        if (!marked || marked.deletingAt) return;
+      }
+    })();
     const deleting = hangar.pools.deletePool(pool.id, "tester");
-    await expect.poll(async () => (await hangar.db.pool.findUnique({ where: { id: pool.id } }))?.deletingAt ?? "gone", { interval: 1 }).not.toBeNull();
-    const rowsAtMark = new Set((await hangar.db.vm.findMany({ select: { id: true } })).map((vm) => vm.id));
+    await watching;
 
     const outcomes = await Promise.all(acquires);
     await deleting;
