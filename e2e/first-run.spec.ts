@@ -9,6 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "@playwright/test";
 import { execa, type ResultPromise } from "execa";
+import { killLeftovers } from "../server/testing/processes.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(root, "data", "images", "hangar-tiny");
@@ -32,7 +33,11 @@ let stateDir: string | undefined;
 test.afterAll(async () => {
   server?.kill("SIGTERM");
   await server?.catch(() => undefined);
-  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  if (stateDir) {
+    // A VM the test did not get to delete keeps running after its Hangar stops.
+    killLeftovers(stateDir);
+    rmSync(stateDir, { recursive: true, force: true });
+  }
 });
 
 test("a newcomer creates the first admin with the printed setup code, then a first VM, and watches it boot", async ({ page }) => {

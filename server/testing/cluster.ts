@@ -12,7 +12,7 @@
  * PostgreSQL at HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -29,6 +29,7 @@ import { createDb, type Db } from "../db.ts";
 import { migrateDatabase } from "../migrate.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import { REPO_ROOT } from "./paths.ts";
+import { killLeftovers } from "./processes.ts";
 
 export const CLUSTER_ADMIN = { email: "admin@cluster.hangar", password: "cluster admin password" };
 
@@ -137,26 +138,6 @@ export async function newPostgresDatabase(): Promise<{ url: string; drop: () => 
   const url = new URL(adminUrl());
   url.pathname = `/${name}`;
   return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
-}
-
-/** Ends the processes (qemu of a host that was killed) whose command line names a file under `root`. */
-function killLeftovers(root: string): void {
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline = "";
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-    } catch {
-      continue;
-    }
-    if (cmdline.includes(`${root}/`)) {
-      try {
-        process.kill(Number(entry), "SIGKILL");
-      } catch {
-        // Gone meanwhile.
-      }
-    }
-  }
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
