@@ -3,7 +3,7 @@ import { actorLabel } from "../auth/permissions.ts";
 import { addSshKey, listSshKeys, removeSshKey } from "../auth/ssh-keys.ts";
 import { createFirstAdmin } from "../auth/users.ts";
 import { id } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { auditChange, procedure, router } from "./trpc.ts";
 
 export const password = z.string().min(8, "Passwords need at least 8 characters.").max(256, "That password is too long.");
 export const email = z.email("That is not an email address.").max(254);
@@ -54,15 +54,7 @@ export const accountRouter = router({
     )
     .mutation(async ({ ctx, input }) => {
       const key = await addSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "sshkey-add",
-        ok: true,
-        message: `Added SSH key ${key.name} (${key.fingerprint})`,
-        target: key.name,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "sshkey-add", message: `Added SSH key ${key.name} (${key.fingerprint})`, target: key.name });
       return key;
     }),
   removeSshKey: procedure
@@ -70,15 +62,7 @@ export const accountRouter = router({
     .input(z.object({ id }))
     .mutation(async ({ ctx, input }) => {
       const key = await removeSshKey(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "sshkey-remove",
-        ok: true,
-        message: `Removed SSH key ${key.name} (${key.fingerprint})`,
-        target: key.name,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "sshkey-remove", message: `Removed SSH key ${key.name} (${key.fingerprint})`, target: key.name });
       return key;
     }),
 });

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { createToken, listTokens, revokeToken } from "../auth/tokens.ts";
 import { id } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { auditChange, procedure, router } from "./trpc.ts";
 
 const tokenName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "Token names are 1 to 63 letters, digits, spaces, dots, dashes and underscores.");
 
@@ -13,15 +13,7 @@ export const tokenRouter = router({
     .input(z.object({ name: tokenName, expiresInDays: z.number().int().min(1, "expiresInDays must be at least 1.").max(3650).optional() }))
     .mutation(async ({ ctx, input }) => {
       const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "token-create",
-        ok: true,
-        message: `Created token ${created.name} (${created.prefix}…)`,
-        target: created.name,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "token-create", message: `Created token ${created.name} (${created.prefix}…)`, target: created.name });
       return created;
     }),
   revoke: procedure
@@ -29,15 +21,7 @@ export const tokenRouter = router({
     .input(z.object({ id }))
     .mutation(async ({ ctx, input }) => {
       const token = await revokeToken(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "token-revoke",
-        ok: true,
-        message: `Revoked token ${token.name}`,
-        target: token.name,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "token-revoke", message: `Revoked token ${token.name}`, target: token.name });
       return { id: token.id, revokedAt: token.revokedAt };
     }),
 });

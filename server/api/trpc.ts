@@ -308,6 +308,11 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
   throw new RanElsewhere(data);
 });
 
+/** Records in the audit log a change the caller made (as its actor, for its user). */
+export function auditChange(ctx: Context, change: { action: string; message: string; target: string }) {
+  return ctx.hangar.recorder.record({ stream: "audit", actor: ctx.actor, ok: true, userId: ctx.principal?.userId, ...change });
+}
+
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */

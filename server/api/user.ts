@@ -3,7 +3,7 @@ import { ROLES } from "../auth/permissions.ts";
 import { addUser, listUsers, removeUser, updateUser } from "../auth/users.ts";
 import { email, password } from "./account.ts";
 import { userId } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { auditChange, procedure, router } from "./trpc.ts";
 
 const role = z.enum(ROLES, "role must be admin, operator or viewer.");
 const quota = (what: string) => z.number().int(`${what} must be a whole number.`).min(0, `${what} must be 0 or more.`).nullable().optional();
@@ -16,15 +16,7 @@ export const userRouter = router({
     .input(z.object({ email, name: z.string().min(1, "A name is required.").max(100), password, role }))
     .mutation(async ({ ctx, input }) => {
       const user = await addUser(ctx.hangar.db, ctx.hangar.auth, input);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "user-create",
-        ok: true,
-        message: `Added ${user.email} as ${user.role}`,
-        target: user.email,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "user-create", message: `Added ${user.email} as ${user.role}`, target: user.email });
       return user;
     }),
   update: procedure
@@ -42,15 +34,7 @@ export const userRouter = router({
     .mutation(async ({ ctx, input }) => {
       const { id, ...change } = input;
       const user = await updateUser(ctx.hangar.db, id, change);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "user-update",
-        ok: true,
-        message: `Changed ${user.email}: ${JSON.stringify(change)}`,
-        target: user.email,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "user-update", message: `Changed ${user.email}: ${JSON.stringify(change)}`, target: user.email });
       return user;
     }),
   remove: procedure
@@ -58,15 +42,7 @@ export const userRouter = router({
     .input(z.object({ id: userId }))
     .mutation(async ({ ctx, input }) => {
       const user = await removeUser(ctx.hangar.db, input.id);
-      await ctx.hangar.recorder.record({
-        stream: "audit",
-        actor: ctx.actor,
-        action: "user-remove",
-        ok: true,
-        message: `Removed ${user.email}`,
-        target: user.email,
-        userId: ctx.principal?.userId,
-      });
+      await auditChange(ctx, { action: "user-remove", message: `Removed ${user.email}`, target: user.email });
       return { id: input.id };
     }),
 });
