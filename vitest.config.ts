@@ -31,6 +31,7 @@ export default defineConfig({
     include: ["server/**/*.test.ts", "cli/**/*.test.ts", "components/**/*.test.ts"],
     exclude: postgres ? guestOnly : severalHosts,
     globalSetup: ["server/testing/global-setup.ts"],
+    setupFiles: ["server/testing/quiet-log.ts"],
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 120_000,

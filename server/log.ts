@@ -25,9 +25,9 @@ export function currentRequestId(): string | undefined {
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Tests keep quiet; main.ts sets HANGAR_LOG_LEVEL. */
+/** main.ts sets HANGAR_LOG_LEVEL; the tests' setup (server/testing/quiet-log.ts) silences it. */
 export const logger = pino({
-  level: process.env.VITEST ? "silent" : "info",
+  level: "info",
   base: { pid: process.pid },
   mixin() {
     const requestId = currentRequestId();
