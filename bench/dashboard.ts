@@ -17,7 +17,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -26,6 +25,7 @@ import { createTRPCClient, httpLink } from "@trpc/client";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 import { addUser } from "../server/auth/users.ts";
+import { freePort } from "../server/testing/processes.ts";
 import { guestDir, median, runBench } from "./setup.ts";
 
 const cycles = Number(process.argv[2] ?? 3);
@@ -36,15 +36,6 @@ const ADMIN = { email: "bench-admin@hangar.local", password: "bench admin passwo
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 /** Linux's USER_HZ: /proc/<pid>/stat counts CPU time in these. */
 const TICKS_PER_SECOND = 100;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address === "string") throw new Error("no free port");
-  return address.port;
-}
 
 /** CPU seconds the process has used (user + system, all threads). */
 function cpuSeconds(pid: number): number {

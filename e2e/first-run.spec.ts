@@ -3,29 +3,17 @@
 // in the browser, then a first VM from the built-in image created, started, watched booting on
 // its serial console, stopped and deleted.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "@playwright/test";
 import { execa, type ResultPromise } from "execa";
-import { killLeftovers } from "../server/testing/processes.ts";
+import { freePort, killLeftovers } from "../server/testing/processes.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(root, "data", "images", "hangar-tiny");
 
 test.use({ storageState: { cookies: [], origins: [] } });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 let server: ResultPromise | undefined;
 let stateDir: string | undefined;

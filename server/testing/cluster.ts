@@ -13,7 +13,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,7 +28,7 @@ import { createDb, type Db } from "../db.ts";
 import { migrateDatabase } from "../migrate.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import { REPO_ROOT } from "./paths.ts";
-import { killLeftovers } from "./processes.ts";
+import { freePort, killLeftovers } from "./processes.ts";
 
 export const CLUSTER_ADMIN = { email: "admin@cluster.hangar", password: "cluster admin password" };
 
@@ -108,18 +107,6 @@ export interface ClusterOptions {
   database?: { url: string; drop: () => Promise<void> };
   /** How long a host may take to serve (default 180 s: Next's start is slow on a busy machine). */
   startTimeoutMs?: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A new, empty PostgreSQL database and how to drop it. */

@@ -1,4 +1,6 @@
 /** Helpers for tests that boot the real tiny guest. */
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { LoginOptions, Manager, ShellResult } from "../driver/manager.ts";
 
@@ -20,4 +22,13 @@ export async function sshWhenReady(driver: Manager, sshPort: number, command: st
   }
   const tail = await driver.serialTail(4000);
   throw new Error(`SSH did not answer within ${timeoutMs} ms: ${String(last)}\n--- serial ---\n${tail}`);
+}
+
+/** The tiny guest's kernel, initrd and command line in `guestDir` (scripts/build-guest.sh), for direct boot. */
+export function tinyGuestBoot(guestDir: string) {
+  return {
+    kernel: path.join(guestDir, "vmlinuz"),
+    initrd: path.join(guestDir, "initrd.img"),
+    cmdline: readFileSync(path.join(guestDir, "cmdline"), "utf8").trim(),
+  };
 }

@@ -4,23 +4,19 @@
 // NIC joins it and reaches the host's address on it; the test allows that bridge in
 // /etc/qemu/bridge.conf for its duration and puts the file back as it was.
 import { randomInt } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { mkdir, readFile, rm, rmdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { sshWhenReady } from "../../testing/guest.ts";
+import { sshWhenReady, tinyGuestBoot } from "../../testing/guest.ts";
 import { chooseAccel } from "./accel.ts";
 import { QemuManager } from "./manager.ts";
 
 const guestDir = inject("guestDir");
 const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-bridge-"));
-const boot = {
-  kernel: path.join(guestDir, "vmlinuz"),
-  initrd: path.join(guestDir, "initrd.img"),
-  cmdline: readFileSync(path.join(guestDir, "cmdline"), "utf8").trim(),
-};
+const boot = tinyGuestBoot(guestDir);
 const accel = () => chooseAccel(stateDir, boot.kernel).then((d) => d.accel);
 const n = randomInt(1, 250);
 const bridge = `hgtbr${n}`;

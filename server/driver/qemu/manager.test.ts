@@ -1,5 +1,5 @@
 // The real qemu driver booting the real tiny guest.
-import { mkdtempSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { readdir, symlink } from "node:fs/promises";
@@ -8,7 +8,7 @@ import path from "node:path";
 import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { sshWhenReady } from "../../testing/guest.ts";
+import { sshWhenReady, tinyGuestBoot } from "../../testing/guest.ts";
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
 import { startOutsideHost } from "../../testing/outside-host.ts";
 import { applyGuestFirewall } from "./guest-firewall.ts";
@@ -17,11 +17,7 @@ import { chooseAccel } from "./accel.ts";
 
 const guestDir = inject("guestDir");
 const stateDir = mkdtempSync(path.join(os.tmpdir(), "hangar-driver-"));
-const boot = {
-  kernel: path.join(guestDir, "vmlinuz"),
-  initrd: path.join(guestDir, "initrd.img"),
-  cmdline: readFileSync(path.join(guestDir, "cmdline"), "utf8").trim(),
-};
+const boot = tinyGuestBoot(guestDir);
 const accel = () => chooseAccel(stateDir, boot.kernel).then((d) => d.accel);
 const managers: QemuManager[] = [];
 
