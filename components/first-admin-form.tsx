@@ -3,6 +3,7 @@
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { startOverAt } from "./session.tsx";
 import { signIn } from "./sign-in-form.tsx";
 import { useTRPC } from "./trpc.ts";
 
@@ -22,9 +23,7 @@ export function FirstAdminForm() {
     }
     const problem = await signIn(input.email, input.password);
     if (problem) return setError(problem);
-    // A whole new page under the new session (see SignInForm).
-    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
-    window.location.assign("/");
+    startOverAt("/");
   }
 
   return (

@@ -12,6 +12,16 @@ export type Me = NonNullable<RouterOutputs["account"]["me"]["user"]>;
 
 const OPEN_PAGES = ["/sign-in", "/setup"];
 
+/**
+ * After the session changed (sign-in, first admin, sign-out): a whole new page at `path`,
+ * not a client-side route change, so every query, the live stream and its WebSocket start
+ * again under the new session. A cleared cache leaves mounted hooks on queries that are gone,
+ * and an open WebSocket keeps the identity it was opened with.
+ */
+export function startOverAt(path: "/" | "/sign-in"): void {
+  window.location.assign(path);
+}
+
 export function useMe(): Me | null | undefined {
   const trpc = useTRPC();
   const me = useQuery(trpc.account.me.queryOptions(undefined, { staleTime: 60_000 }));
@@ -38,9 +48,7 @@ export function UserMenu() {
   if (!me) return null;
   async function signOut() {
     await fetch("/api/auth/sign-out", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
-    // A whole new page: nothing of this session stays in the tab (see SignInForm).
-    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
-    window.location.assign("/sign-in");
+    startOverAt("/sign-in");
   }
   return (
     <div className="user-menu">

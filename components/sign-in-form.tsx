@@ -2,6 +2,7 @@
 /** Email + password sign-in through better-auth; on success, back to the dashboard. */
 import { useState, type FormEvent } from "react";
 import { ErrorAlert } from "./error-alert.tsx";
+import { startOverAt } from "./session.tsx";
 
 export async function signIn(email: string, password: string): Promise<string | undefined> {
   const response = await fetch("/api/auth/sign-in/email", {
@@ -25,11 +26,7 @@ export function SignInForm() {
     const problem = await signIn(String(form.get("email") ?? ""), String(form.get("password") ?? ""));
     setBusy(false);
     if (problem) return setError(problem);
-    // A whole new page, not a client-side route change: every query, the live stream and its
-    // WebSocket start again under the new session (a cleared cache leaves mounted hooks on
-    // queries that are gone, and an open WebSocket keeps the identity it was opened with).
-    // eslint-disable-next-line @next/next/no-location-assign-relative-destination -- a whole new page is the point
-    window.location.assign("/");
+    startOverAt("/");
   }
 
   return (
