@@ -1,4 +1,5 @@
 // Pool semantics on a fake driver: sizes, concurrent acquires, release, close, failures.
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
@@ -104,6 +105,19 @@ describe("pools", () => {
     const actions = (await hangar.db.event.findMany({ where: { action: { startsWith: "pool-" } } })).map((e) => e.action);
     expect(actions).toEqual(expect.arrayContaining(["pool-created", "pool-replenished", "pool-acquired", "pool-released"]));
     await expect(hangar.pools.release(after[0]?.id ?? "", "svc")).rejects.toMatchObject({ code: "INVALID_INPUT" });
+  });
+
+  it("boots the replacement only once the acquired VM is handed out, so the two do not share the CPU", async () => {
+    const pool = await newPool(1);
+    fake.startDelayMs = 300;
+    const acquiring = hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    await sleep(150);
+    expect(await members(pool.id)).toHaveLength(1);
+    const got = await acquiring;
+    await hangar.pools.kick(pool.id);
+    const after = await members(pool.id);
+    expect(after).toHaveLength(2);
+    expect(after.find((vm) => vm.id !== got.vmId)?.state).toBe("Suspended");
   });
 
   it("installs the caller's public key instead of handing out the VM's own", async () => {

@@ -279,7 +279,6 @@ export function createPools({
       await loadPool(pool.id);
       vm = await claim(pool.id, pool.staging, options);
     }
-    void kick(pool.id);
     try {
       if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
       if (pool.staging === "Paused") {
@@ -313,6 +312,10 @@ export function createPools({
       throw error instanceof HangarError
         ? error
         : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
+    } finally {
+      // The replacement boots once this VM is handed out: a boot beside a resume would
+      // take the CPU the caller is waiting on.
+      void kick(pool.id);
     }
   }
 
