@@ -7,8 +7,9 @@
  *
  * Then ssh through Hangar (the user's own ssh with ProxyCommand `hangar proxy`, over the
  * tunnel terminal of a real Hangar HTTP server) vs ssh straight to the VM's forwarded
- * port: echo round trip in an interactive shell, and `cat` of 10 MB (timed from a marker
- * the guest prints, so ssh's and the CLI's start-up are not counted). Same goals.
+ * port: echo round trip in two interactive shells open side by side, keystrokes taking
+ * turns, and `cat` of 10 MB (timed from a marker the guest prints, so ssh's and the CLI's
+ * start-up are not counted). Same goals.
  *
  *   npx tsx bench/terminal.ts
  */
@@ -27,6 +28,8 @@ import { median, runBench } from "./setup.ts";
 
 const KEYSTROKES = 60;
 const ROUNDS = 3;
+/** Keystrokes typed, and not counted, before the ssh echo is measured: each side's first ones. */
+const WARM_UP = 10;
 const FILE_BYTES = 1_000_000;
 const SSH_FILE_BYTES = 10_000_000;
 const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "hangar.mjs");
@@ -83,16 +86,20 @@ async function freshPrompt(pipe: Pipe, prompt = "# "): Promise<void> {
   pipe.clear();
 }
 
+const keyFor = (i: number) => String.fromCharCode(97 + (((i % 26) + 26) % 26));
+
+/** One keystroke's echo round trip, in ms. */
+async function echoOnce(pipe: Pipe, key: string): Promise<number> {
+  const started = performance.now();
+  const echoed = pipe.waitFor(key);
+  pipe.write(key);
+  await echoed;
+  return performance.now() - started;
+}
+
 async function echoTimes(pipe: Pipe): Promise<number[]> {
   const times: number[] = [];
-  for (let i = 0; i < KEYSTROKES; i++) {
-    const key = String.fromCharCode(97 + (i % 26));
-    const started = performance.now();
-    const echoed = pipe.waitFor(key);
-    pipe.write(key);
-    await echoed;
-    times.push(performance.now() - started);
-  }
+  for (let i = 0; i < KEYSTROKES; i++) times.push(await echoOnce(pipe, keyFor(i)));
   return times;
 }
 
@@ -212,7 +219,8 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     `${user}@127.0.0.1`,
   ];
 
-  async function sshRound(through: boolean) {
+  /** An interactive login over ssh, at a fresh prompt. */
+  async function sshShell(through: boolean) {
     const shell = execa("ssh", ["-tt", ...sshArgs(through)], { env: cliEnv, reject: false, buffer: false });
     const pipe = pipeOver(
       (t) => shell.stdin?.write(t),
@@ -220,9 +228,44 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
       () => shell.kill(),
     );
     await freshPrompt(pipe, "$ ");
-    const times = await echoTimes(pipe);
-    pipe.write("\u0015exit\n");
-    await shell;
+    return {
+      pipe,
+      end: async () => {
+        pipe.write("\u0015exit\n");
+        await shell;
+      },
+    };
+  }
+
+  /**
+   * Echo in two sessions open side by side, direct and through Hangar, keystrokes taking
+   * turns between them after a warm-up of each: drift in the emulated guest's speed and
+   * the machine's other work then fall on both alike.
+   */
+  async function sshEchoRound() {
+    const direct = await sshShell(false);
+    const through = await sshShell(true);
+    const times = { direct: [] as number[], through: [] as number[] };
+    for (let i = -WARM_UP; i < KEYSTROKES; i++) {
+      // A fresh line now and then, so the typed letters never wrap.
+      if (i % 30 === 0) {
+        for (const side of [direct, through]) {
+          side.pipe.write("\u0015");
+          await freshPrompt(side.pipe, "$ ");
+        }
+      }
+      const d = await echoOnce(direct.pipe, keyFor(i));
+      const t = await echoOnce(through.pipe, keyFor(i));
+      if (i < 0) continue;
+      times.direct.push(d);
+      times.through.push(t);
+    }
+    await Promise.all([direct.end(), through.end()]);
+    return { direct: median(times.direct), through: median(times.through) };
+  }
+
+  /** `cat` of 10 MB, timed from a marker the guest prints before it. */
+  async function sshCatRound(through: boolean) {
     const cat = execa("ssh", [...sshArgs(through), `echo START; cat /tmp/big10`], { env: cliEnv, reject: false, buffer: false });
     let started = 0;
     let bytes = 0;
@@ -237,22 +280,24 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     await cat;
     const seconds = (performance.now() - started) / 1000;
     if (bytes < SSH_FILE_BYTES) throw new Error(`ssh ${through ? "through Hangar" : "direct"} delivered ${bytes} of ${SSH_FILE_BYTES} bytes`);
-    return { echoMs: median(times), bytesPerSecond: bytes / seconds };
+    return bytes / seconds;
   }
 
-  const sshDirect: Awaited<ReturnType<typeof sshRound>>[] = [];
-  const sshThrough: Awaited<ReturnType<typeof sshRound>>[] = [];
+  const sshEchoes: Awaited<ReturnType<typeof sshEchoRound>>[] = [];
+  const sshCats = { direct: [] as number[], through: [] as number[] };
   for (let round = 0; round < ROUNDS; round++) {
-    sshDirect.push(await sshRound(false));
-    sshThrough.push(await sshRound(true));
+    const echo = await sshEchoRound();
+    sshEchoes.push(echo);
+    sshCats.direct.push(await sshCatRound(false));
+    sshCats.through.push(await sshCatRound(true));
     console.log(
-      `ssh round ${round + 1}: echo direct ${sshDirect[round]?.echoMs.toFixed(2)} ms, through Hangar ${sshThrough[round]?.echoMs.toFixed(2)} ms; cat direct ${((sshDirect[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshThrough[round]?.bytesPerSecond ?? 0) / 1e6).toFixed(2)} MB/s`,
+      `ssh round ${round + 1}: echo direct ${echo.direct.toFixed(2)} ms, through Hangar ${echo.through.toFixed(2)} ms; cat direct ${((sshCats.direct[round] ?? 0) / 1e6).toFixed(2)} MB/s, through Hangar ${((sshCats.through[round] ?? 0) / 1e6).toFixed(2)} MB/s`,
     );
   }
   server.closeAllConnections();
   server.close();
-  const sshEcho = { direct: median(sshDirect.map((r) => r.echoMs)), through: median(sshThrough.map((r) => r.echoMs)) };
-  const sshCat = { direct: median(sshDirect.map((r) => r.bytesPerSecond)), through: median(sshThrough.map((r) => r.bytesPerSecond)) };
+  const sshEcho = { direct: median(sshEchoes.map((r) => r.direct)), through: median(sshEchoes.map((r) => r.through)) };
+  const sshCat = { direct: median(sshCats.direct), through: median(sshCats.through) };
   console.log(`ssh echo round trip median: direct ${sshEcho.direct.toFixed(2)} ms, through Hangar ${sshEcho.through.toFixed(2)} ms`);
   console.log(
     `ssh throughput (cat ${SSH_FILE_BYTES / 1e6} MB): direct ${(sshCat.direct / 1e6).toFixed(2)} MB/s, through Hangar ${(sshCat.through / 1e6).toFixed(2)} MB/s`,
