@@ -229,7 +229,10 @@ export class QemuManager implements Manager {
       const forwards = await withQmp(this.files.qmpSocket, async (qmp) => {
         const status = (await qmp.execute("query-status")) as { status?: string };
         if (status.status !== "running") throw new Error(`qemu is ${status.status ?? "in an unknown state"}, not running`);
-        return parseUsernetForwards(await qmp.human("info usernet"));
+        const listed = parseUsernetForwards(await qmp.human("info usernet"));
+        // The saved state is loaded: the disk need not keep it.
+        if (options.resume) await hmp(qmp, `delvm ${SUSPEND_TAG}`);
+        return listed;
       });
       const bound = (guestPort: number) => forwards.find((f) => f.guestPort === guestPort)?.hostPort;
       const sshPort = bound(22);
@@ -239,7 +242,6 @@ export class QemuManager implements Manager {
         const hostPort = bound(forward.guestPort);
         if (hostPort !== undefined) ports.set(forward.guestPort, hostPort);
       }
-      if (options.resume) await withQmp(this.files.qmpSocket, (qmp) => hmp(qmp, `delvm ${SUSPEND_TAG}`));
       this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on ${this.forwardAddress}:${sshPort}`);
       return { machine, pid, sshPort, ports };
     } catch (error) {
