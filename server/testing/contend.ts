@@ -8,13 +8,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createDb } from "../db.ts";
 import { envFor } from "../env.ts";
 import { createHangar } from "../hangar.ts";
-import { FakeDriver } from "./fake-driver.ts";
+import { FakeDriver, fakeLocalImage } from "./fake-driver.ts";
 
 const [databaseUrl = "", vmId = "", count = "10", goFile = "", stateDir = ""] = process.argv.slice(2);
 const env = envFor({ stateDir, databaseUrl, guestDir: `${stateDir}/guest` }, { NODE_ENV: "test", HANGAR_ACCEL: "tcg" });
 const fake = new FakeDriver();
 fake.startDelayMs = 30;
-const hangar = createHangar({ env, db: createDb(databaseUrl), driverFor: fake.managerFor });
+// As in the first process: a start this process wins must succeed, or the VM goes back to
+// Stopped and another start can win again.
+const hangar = createHangar({ env, db: createDb(databaseUrl), driverFor: fake.managerFor, localImage: fakeLocalImage });
 await hangar.lifecycle.hostId();
 console.log("ready");
 while (!existsSync(goFile)) await sleep(5);

@@ -19,6 +19,7 @@ import {
   type StartResult,
   type StopOutcome,
 } from "../driver/manager.ts";
+import type { ImageFiles } from "../images/copies.ts";
 import { READY_PROBE } from "../vms/readiness.ts";
 
 /** The virtual size of every fake base image. */
@@ -50,6 +51,11 @@ export interface FakeVm {
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
+
+/** A fake driver takes any path: its VMs' image rows name files that are in no store. */
+export async function fakeLocalImage(image: ImageFiles) {
+  return { path: image.path, kernel: image.kernel, initrd: image.initrd };
+}
 
 export class FakeDriver {
   readonly vms = new Map<string, FakeVm>();

@@ -12,9 +12,9 @@ import { IN_PROCESS } from "../api/trpc.ts";
 import type { Role } from "../auth/permissions.ts";
 import { createDb } from "../db.ts";
 import { envFor, type Env, type Settings } from "../env.ts";
-import type { ImageFiles } from "../images/copies.ts";
 import { createHangar, type Hangar, type HangarOptions } from "../hangar.ts";
 import { createTestDatabase } from "./databases.ts";
+import { fakeLocalImage } from "./fake-driver.ts";
 
 export interface TestHangar {
   hangar: Hangar;
@@ -24,11 +24,6 @@ export interface TestHangar {
 
 export function testEnv(stateDir: string, databaseUrl: string, settings: Partial<Settings> = {}): Env {
   return envFor({ stateDir, databaseUrl, guestDir: inject("guestDir") }, { NODE_ENV: "test", HANGAR_RECONCILE_MS: 500, ...settings });
-}
-
-/** A fake driver takes any path: its VMs' image rows name files that are in no store. */
-export async function fakeLocalImage(image: ImageFiles) {
-  return { path: image.path, kernel: image.kernel, initrd: image.initrd };
 }
 
 export async function createTestHangar(options: Pick<HangarOptions, "driverFor" | "pool"> & { settings?: Partial<Settings> } = {}): Promise<TestHangar> {
