@@ -86,7 +86,7 @@ async function freshPrompt(pipe: Pipe, prompt = "# "): Promise<void> {
   pipe.clear();
 }
 
-const keyFor = (i: number) => String.fromCharCode(97 + (((i % 26) + 26) % 26));
+const keyFor = (i: number) => String.fromCharCode(97 + (i % 26));
 
 /** One keystroke's echo round trip, in ms. */
 async function echoOnce(pipe: Pipe, key: string): Promise<number> {
@@ -246,7 +246,7 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
     const direct = await sshShell(false);
     const through = await sshShell(true);
     const times = { direct: [] as number[], through: [] as number[] };
-    for (let i = -WARM_UP; i < KEYSTROKES; i++) {
+    for (let i = 0; i < WARM_UP + KEYSTROKES; i++) {
       // A fresh line now and then, so the typed letters never wrap.
       if (i % 30 === 0) {
         for (const side of [direct, through]) {
@@ -256,7 +256,7 @@ runBench("terminal", async ({ hangar, api, imageId }) => {
       }
       const d = await echoOnce(direct.pipe, keyFor(i));
       const t = await echoOnce(through.pipe, keyFor(i));
-      if (i < 0) continue;
+      if (i < WARM_UP) continue;
       times.direct.push(d);
       times.through.push(t);
     }
