@@ -31,7 +31,7 @@ beforeAll(async () => {
   server = http.createServer((_req, res) => res.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  bridge = createTerminalBridge({ hangar: t.hangar, hub: t.hangar.consoles, tickets: t.hangar.tickets, allowedOrigins: [origin], heartbeatMs: 500 });
+  bridge = createTerminalBridge({ hangar: t.hangar, hub: t.hangar.consoles, tickets: t.hangar.tickets, allowedOrigins: [origin] });
   server.on("upgrade", (req, socket, head) => bridge.handleUpgrade(req, socket, head));
   const image = await tinyImage(t.hangar);
   const vm = await api.vm.create({ name: "term", imageId: image.id, cpus: 1, memoryMiB: 256 });
