@@ -63,6 +63,8 @@ describe("a real VM through the API", () => {
     const killedAt = Date.now();
     await waitForState(t.hangar.lifecycle.instance(vm.id, "tester"), "Stopped", { intermediate: ["Running"], timeoutMs: 10_000, intervalMs: 100 });
     expect(Date.now() - killedAt).toBeLessThan(10_000);
+    // The state is written a moment before its event.
+    await expect.poll(() => t.hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(1);
     const event = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, actor: "reconciler" } });
     expect([event.fromState, event.toState]).toEqual(["Running", "Stopped"]);
     expect((await api.vm.get({ id: vm.id })).error).toBe(`The VM stopped: ${QEMU_DIED}.`);
