@@ -102,6 +102,28 @@ describe("intake", () => {
     });
   });
 
+  it("blames the host, not the image, when something else ends the tool, and keeps the tool's account", async () => {
+    const whole = await readFile(await compressed("zstd", disk));
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    async function* stalled() {
+      yield whole.subarray(0, 1000);
+      await held;
+    }
+    const result = intake(stalled(), path.join(dir, "killed.out"), 64 * MiB);
+    // The tool is a child of this test's own process: nothing else's zstd is touched.
+    let pid = "";
+    while (!pid) pid = (await execa("pgrep", ["-P", String(process.pid), "-x", "zstd"], { reject: false })).stdout.trim();
+    await execa("kill", ["-KILL", "--", pid]);
+    const error: unknown = await result.catch((caught: unknown) => caught);
+    release();
+    expect(error).toMatchObject({
+      code: "DRIVER_FAILED",
+      message: "The host's zstd stopped before it finished decompressing the image; try the import again.",
+      cause: { message: expect.stringMatching(/^zstd was ended by SIGKILL/) },
+    });
+  });
+
   it("passes on the failure of the source rather than the tool's", async () => {
     const whole = await readFile(await compressed("xz", disk));
     async function* dropped() {

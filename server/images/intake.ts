@@ -136,9 +136,23 @@ async function intakeInto(source: AsyncIterable<Buffer>, handle: FileHandle, max
   // The source failing (a dropped download, an idle timeout) explains the tool's early end.
   if (fed.status === "rejected" && !isBrokenPipe(fed.reason)) throw fed.reason;
   if (written.status === "rejected") throw written.reason;
+  // The tool's own words go in the cause, for the log and a failing test; the caller's sentence
+  // names no host detail.
+  const account = new Error(
+    `${tool.command} ${ended.value.signal ? `was ended by ${ended.value.signal}` : `exited with ${String(ended.value.exitCode)}`}: ${ended.value.stderr.trim() || "(nothing on stderr)"}`,
+  );
+  // Killed by something other than this code (the kernel out of memory, an admin): the data
+  // may be fine, so the sentence says to try again rather than blaming the image.
+  if (ended.value.exitCode === undefined) {
+    throw new HangarError("DRIVER_FAILED", `The host's ${tool.command} stopped before it finished decompressing the image; try the import again.`, {
+      cause: account,
+    });
+  }
   // A broken pipe with a clean exit: the tool stopped reading before the end (data after the stream).
   if (ended.value.exitCode !== 0 || fed.status === "rejected") {
-    throw new HangarError("INVALID_INPUT", `The ${compression}-compressed data is damaged or cut short; ${tool.command} could not decompress it.`);
+    throw new HangarError("INVALID_INPUT", `The ${compression}-compressed data is damaged or cut short; ${tool.command} could not decompress it.`, {
+      cause: fed.status === "rejected" ? fed.reason : account,
+    });
   }
   return { compression, bytes: written.value };
 }
