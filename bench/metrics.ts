@@ -85,7 +85,7 @@ async function main(): Promise<void> {
         inventory: async () => ({ running, byState: { Running: running.length }, allocated: { cpus: running.length, memoryMiB: running.length * 256 } }),
         probeFor: (vmId) => {
           const i = Number(vmId.slice(2));
-          return { pid: async () => pidOf(i), blockStats: () => queryBlockStats(path.join(sockets, `${i}.sock`)) };
+          return { pid: async () => pidOf(i), blockStats: () => queryBlockStats(path.join(sockets, `${i}.sock`)), guestMemory: async () => null };
         },
       });
 

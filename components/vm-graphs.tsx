@@ -2,7 +2,8 @@
 /**
  * A VM's live usage: the last hour (or 24 hours by the minute) from metrics.vm, then each new
  * point from metrics.onVm as the sampler takes it. CPU is in % of one core (two busy vCPUs
- * show about 200 %), memory is the qemu process's resident memory, disk is bytes per second
+ * show about 200 %), memory is the qemu process's resident memory and, where the guest's balloon
+ * driver reports it, what the guest itself counts as used; disk is bytes per second
  * read and written, network the bridge NIC's bytes per second (user networking has no counters).
  */
 import { useQuery } from "@tanstack/react-query";
@@ -20,7 +21,10 @@ type Range = "1h" | "24h";
 
 const HOUR_MS = 3_600_000;
 const CPU: ChartSeries[] = [{ label: "CPU", color: "#2563eb" }];
-const MEMORY: ChartSeries[] = [{ label: "Resident", color: "#7c3aed" }];
+const MEMORY: ChartSeries[] = [
+  { label: "qemu resident", color: "#7c3aed" },
+  { label: "Guest used", color: "#16a34a" },
+];
 const DISK: ChartSeries[] = [
   { label: "Read", color: "#059669" },
   { label: "Write", color: "#d97706" },
@@ -75,7 +79,7 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
       {points.length === 0 ? <p className="muted">{running ? "Waiting for the first samples…" : "No figures: the VM has not run lately."}</p> : null}
       <div className="graphs">
         <UsageChart title="CPU (% of one core)" testId="graph-cpu" series={CPU} data={columns(points, ["cpuPercent"])} format={percent} />
-        <UsageChart title="Memory (qemu resident)" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes"])} format={bytes} />
+        <UsageChart title="Memory" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes", "guestMemUsedBytes"])} format={bytes} />
         <UsageChart title="Disk" testId="graph-disk" series={DISK} data={columns(points, ["diskReadBytesPerSec", "diskWriteBytesPerSec"])} format={perSecond} />
         {hasNetwork ? (
           <UsageChart

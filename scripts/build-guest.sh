@@ -300,8 +300,9 @@ mkdir -p -- "lib/modules/$KVER"
 : > "lib/modules/$KVER/modules.dep"
 : > etc/hangar/modules.boot
 : > etc/hangar/modules.cdrom
-# Loaded at every boot: virtio disk/net/ISO, ACPI power button + evdev for acpid.
-for m in virtio_pci virtio_blk virtio_net isofs cdrom button evdev ext4; do add_module "$m" etc/hangar/modules.boot; done
+# Loaded at every boot: virtio disk/net/ISO, the balloon (it reports the guest's memory figures),
+# ACPI power button + evdev for acpid.
+for m in virtio_pci virtio_blk virtio_net virtio_balloon isofs cdrom button evdev ext4; do add_module "$m" etc/hangar/modules.boot; done
 # Loaded only when no cidata is found on /dev/vd*: CD-ROM via virtio-scsi or PIIX IDE.
 for m in virtio_scsi ata_piix sr_mod; do add_module "$m" etc/hangar/modules.cdrom; done
 cp -- "$MODSRC/modules.builtin" "$MODSRC/modules.order" "lib/modules/$KVER/" 2>/dev/null || true

@@ -157,6 +157,13 @@ export interface BlockStats {
   writeOps: number;
 }
 
+/** The guest's memory as its own kernel counts it (a balloon driver's report). */
+export interface GuestMemory {
+  totalBytes: number;
+  /** What the guest could give its programs without swapping (its MemAvailable). */
+  availableBytes: number;
+}
+
 export interface DiskInfo {
   virtualBytes: number;
   actualBytes: number;
@@ -320,4 +327,9 @@ export interface Manager {
   serialTail(maxBytes: number): Promise<string>;
   /** Disk I/O counters of the running VM (metrics). MUST throw NotRunningError when not running. */
   blockStats(): Promise<BlockStats>;
+  /**
+   * The guest's own memory figures, or null while it reports none (no balloon driver in the
+   * guest, or not yet). MUST throw NotRunningError when not running.
+   */
+  guestMemory(): Promise<GuestMemory | null>;
 }

@@ -7,6 +7,7 @@ import { createToken } from "../auth/tokens.ts";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { handleMetrics } from "./http.ts";
 
+const MiB = 1024 * 1024;
 let t: TestHangar;
 let stopSampler: () => Promise<void> = async () => undefined;
 let server: http.Server;
@@ -60,6 +61,14 @@ describe("metrics of a real guest", () => {
       .toBeGreaterThan(50);
     const { points } = await api.metrics.vm({ id: vm.id, range: "1h" });
     expect(points.at(-1)?.rssBytes).toBeGreaterThan(16 * 1024 * 1024);
+    // The guest's own count, from its balloon driver: some of its 256 MiB used, not all.
+    await expect
+      .poll(async () => (await api.metrics.vm({ id: vm.id, range: "1h" })).points.at(-1)?.guestMemUsedBytes ?? null, { timeout: 15_000, interval: 500 })
+      .toBeGreaterThan(4 * MiB);
+    const guest = (await api.metrics.vm({ id: vm.id, range: "1h" })).points.at(-1);
+    expect(guest?.guestMemTotalBytes).toBeGreaterThan(128 * MiB);
+    expect(guest?.guestMemTotalBytes).toBeLessThanOrEqual(256 * MiB);
+    expect(guest?.guestMemUsedBytes).toBeLessThan(guest?.guestMemTotalBytes ?? 0);
     const row = (await api.vm.list()).items.find((r) => r.id === vm.id);
     expect(row?.usage?.cpuPercent).toBeGreaterThan(50);
 
@@ -78,6 +87,7 @@ describe("metrics of a real guest", () => {
     expect(rss?.labels).toMatchObject({ name: "busy", owner: "admin@test.hangar", host: t.hangar.hosts.name });
     expect(rss?.value).toBeGreaterThan(0);
     expect(samples.find((s) => s.name === "hangar_vm_cpu_seconds_total" && s.labels.id === vm.id)?.value).toBeGreaterThan(0);
+    expect(samples.find((s) => s.name === "hangar_vm_guest_memory_used_bytes" && s.labels.id === vm.id)?.value).toBeGreaterThan(0);
     expect(samples.find((s) => s.name === "hangar_vms" && s.labels.state === "Running")?.value).toBe(1);
     expect(samples.some((s) => s.name === "hangar_lifecycle_duration_seconds_count" && s.labels.action === "start" && s.labels.outcome === "ok")).toBe(true);
     expect(samples.some((s) => s.name === "hangar_trpc_request_duration_seconds_count" && s.labels.procedure === "vm.start")).toBe(true);

@@ -12,6 +12,9 @@ export const vmPointSchema = z.object({
   at: z.number(),
   cpuPercent: figure,
   rssBytes: figure,
+  // Minutes stored before the guest's figures were sampled have none.
+  guestMemTotalBytes: figure.default(null),
+  guestMemUsedBytes: figure.default(null),
   diskReadBytesPerSec: figure,
   diskWriteBytesPerSec: figure,
   diskReadOpsPerSec: figure,

@@ -4,12 +4,15 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import type { GuestMemory } from "../driver/manager.ts";
 import { sumBlockStats } from "../driver/qemu/blockstats.ts";
+import { parseGuestStats } from "../driver/qemu/guest-stats.ts";
 import { countCpus, hostCpuPercent, parseHostStat, parseMeminfo, parseProcessStat, parseStatusRss, processCpuPercent, ratePerSecond } from "./proc.ts";
 import { createSampler, type SamplerInventory } from "./sampler.ts";
 
 const fixtures = path.join(import.meta.dirname, "fixtures", "proc");
 const fixture = (name: string) => readFileSync(path.join(fixtures, name), "utf8");
+const MiB = 1024 * 1024;
 const work = mkdtempSync(path.join(os.tmpdir(), "hangar-proc-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -71,6 +74,22 @@ describe("arithmetic", () => {
     expect(sumBlockStats(reply)).toEqual({ readBytes: 1024, writeBytes: 200, readOps: 11, writeOps: 2 });
     expect(sumBlockStats({ stats: "no" })).toBeUndefined();
   });
+
+  it("reads the guest's memory from a balloon's guest-stats, and nothing before the guest reported", () => {
+    const stats = (s: Record<string, number>, lastUpdate = 1_796_000_000) => ({ "last-update": lastUpdate, stats: { "stat-swap-in": -1, ...s } });
+    expect(parseGuestStats(stats({ "stat-total-memory": 240 * MiB, "stat-available-memory": 190 * MiB, "stat-free-memory": 150 * MiB }))).toEqual({
+      totalBytes: 240 * MiB,
+      availableBytes: 190 * MiB,
+    });
+    // A driver that does not send available memory: free stands in.
+    expect(parseGuestStats(stats({ "stat-total-memory": 240 * MiB, "stat-available-memory": -1, "stat-free-memory": 150 * MiB }))).toEqual({
+      totalBytes: 240 * MiB,
+      availableBytes: 150 * MiB,
+    });
+    expect(parseGuestStats(stats({ "stat-total-memory": -1, "stat-free-memory": -1 }, 0))).toBeNull();
+    expect(parseGuestStats(stats({ "stat-total-memory": -1, "stat-free-memory": 5 }))).toBeNull();
+    expect(parseGuestStats({ error: "no balloon" })).toBeNull();
+  });
 });
 
 describe("the sampler on a fixture /proc", () => {
@@ -83,6 +102,7 @@ describe("the sampler on a fixture /proc", () => {
     };
     let clock = 1_000_000;
     let disk = { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 };
+    let guest: GuestMemory | null = null;
     const inventory: SamplerInventory = {
       running: [{ id: "vm1", name: "one", ownerId: null, network: "nat" }],
       byState: { Running: 1, Stopped: 2 },
@@ -94,13 +114,20 @@ describe("the sampler on a fixture /proc", () => {
       stateDir: work,
       ticksPerSecond: 100,
       inventory: async () => inventory,
-      probeFor: () => ({ pid: async () => 4242, blockStats: async () => disk }),
+      probeFor: () => ({ pid: async () => 4242, blockStats: async () => disk, guestMemory: async () => guest }),
       now: () => clock,
     });
 
     setReading(0);
     const first = await sampler.sample();
-    expect(first.vms[0]?.point).toMatchObject({ cpuPercent: null, rssBytes: 262144 * 1024, diskReadBytesPerSec: null, netRxBytesPerSec: null });
+    expect(first.vms[0]?.point).toMatchObject({
+      cpuPercent: null,
+      rssBytes: 262144 * 1024,
+      guestMemTotalBytes: null,
+      guestMemUsedBytes: null,
+      diskReadBytesPerSec: null,
+      netRxBytesPerSec: null,
+    });
     expect(first.host).toMatchObject({
       cpuPercent: null,
       cpus: 2,
@@ -114,10 +141,13 @@ describe("the sampler on a fixture /proc", () => {
     setReading(1);
     clock += 10_000;
     disk = { readBytes: 10 * 4096, writeBytes: 20 * 4096, readOps: 10, writeOps: 40 };
+    guest = { totalBytes: 240 * MiB, availableBytes: 190 * MiB };
     const second = await sampler.sample();
     const point = second.vms[0]?.point;
     expect(point?.cpuPercent).toBeCloseTo(50, 6);
     expect(point).toMatchObject({ diskReadBytesPerSec: 4096, diskWriteBytesPerSec: 8192, diskReadOpsPerSec: 1, diskWriteOpsPerSec: 4 });
+    // The guest's own count: used is what it could not make available.
+    expect(point).toMatchObject({ guestMemTotalBytes: 240 * MiB, guestMemUsedBytes: 50 * MiB });
     expect(second.vms[0]?.totals.cpuSeconds).toBe(17.5);
     expect(second.host.cpuPercent).toBeCloseTo((800 / 1900) * 100, 6);
 
@@ -152,7 +182,11 @@ describe("the sampler on a fixture /proc", () => {
         byState: { Running: 1 },
         allocated: { cpus: 1, memoryMiB: 256 },
       }),
-      probeFor: () => ({ pid: async () => 4242, blockStats: async () => ({ readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 }) }),
+      probeFor: () => ({
+        pid: async () => 4242,
+        blockStats: async () => ({ readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 }),
+        guestMemory: async () => null,
+      }),
       now: () => clock,
     });
     counters(1000, 5000);

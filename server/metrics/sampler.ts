@@ -2,8 +2,8 @@
  * The sampler: every few seconds, what each running VM's qemu uses and what the host has.
  * - CPU: utime + stime of /proc/<pid>/stat between two samples, over the wall time.
  * - Memory: the qemu process's resident set (VmRSS of /proc/<pid>/status): the guest's RAM
- *   it has touched plus qemu's own. The guest's own view (a balloon driver's statistics) is
- *   not read: no VM has a balloon device.
+ *   it has touched plus qemu's own. Beside it the guest's own view, where its balloon driver
+ *   reports one (QMP guest-stats): total, and used = total - available.
  * - Disk: QMP query-blockstats counters, as rates.
  * - Network: only a bridge NIC has counters, its tap device's (/sys/class/net/<tap>/statistics,
  *   the tap found through the tun fd's fdinfo). qemu's user networking, which carries every
@@ -15,7 +15,7 @@
  */
 import { readdir, readFile, statfs } from "node:fs/promises";
 import path from "node:path";
-import type { BlockStats } from "../driver/manager.ts";
+import type { BlockStats, GuestMemory } from "../driver/manager.ts";
 import {
   countCpus,
   hostCpuPercent,
@@ -36,6 +36,9 @@ export type VmPoint = {
   /** Percentage of one core (two busy vCPUs: about 200). */
   cpuPercent: number | null;
   rssBytes: number | null;
+  /** The guest's memory and what of it is in use, as the guest counts (its balloon driver). */
+  guestMemTotalBytes: number | null;
+  guestMemUsedBytes: number | null;
   diskReadBytesPerSec: number | null;
   diskWriteBytesPerSec: number | null;
   diskReadOpsPerSec: number | null;
@@ -100,6 +103,7 @@ export interface VmProbe {
   /** The qemu's pid, 0 when it does not run. */
   pid(): Promise<number>;
   blockStats(): Promise<BlockStats>;
+  guestMemory(): Promise<GuestMemory | null>;
 }
 
 export interface SamplerDeps {
@@ -163,10 +167,14 @@ export function createSampler(deps: SamplerDeps) {
     }
     const at = now();
     const procDir = path.join(deps.procRoot, String(pid));
-    const [statText, statusText, disk] = await Promise.all([
+    const [statText, statusText, [disk, guest]] = await Promise.all([
       read(path.join(procDir, "stat")).catch(() => undefined),
       read(path.join(procDir, "status")).catch(() => undefined),
-      probe.blockStats().catch(() => null),
+      // One after the other: qemu serves one QMP client at a time.
+      probe
+        .blockStats()
+        .catch(() => null)
+        .then(async (stats) => [stats, await probe.guestMemory().catch(() => null)] as const),
     ]);
     const cpu = statText === undefined ? undefined : parseProcessStat(statText);
     if (!cpu) return undefined;
@@ -185,6 +193,8 @@ export function createSampler(deps: SamplerDeps) {
       at,
       cpuPercent: before ? (processCpuPercent(before.cpu, cpu, elapsed, deps.ticksPerSecond) ?? null) : null,
       rssBytes: statusText === undefined ? null : (parseStatusRss(statusText) ?? null),
+      guestMemTotalBytes: guest?.totalBytes ?? null,
+      guestMemUsedBytes: guest ? guest.totalBytes - guest.availableBytes : null,
       ...(disk && before?.disk
         ? {
             diskReadBytesPerSec: rate(before.disk.readBytes, disk.readBytes),

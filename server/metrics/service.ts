@@ -217,6 +217,12 @@ export function createMetrics(deps: MetricsDeps) {
 
   const disk = (field: keyof BlockStats) => (vm: VmSample) => vm.totals.disk?.[field] ?? null;
   vmGauge("hangar_vm_memory_rss_bytes", "Resident memory of the VM's qemu process.", (p) => p.rssBytes);
+  vmGauge(
+    "hangar_vm_guest_memory_bytes",
+    "The guest's memory as its balloon driver reports it (guests without the driver: none).",
+    (p) => p.guestMemTotalBytes,
+  );
+  vmGauge("hangar_vm_guest_memory_used_bytes", "Memory the guest uses: its total less what it reports available.", (p) => p.guestMemUsedBytes);
   vmGauge("hangar_vm_cpu_usage_ratio", "CPU use of the VM's qemu over the last sample, in cores (1 = one core busy).", (p) =>
     p.cpuPercent === null ? null : p.cpuPercent / 100,
   );

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   AlreadyRunningError,
   type BlockStats,
+  type GuestMemory,
   DiskHasSnapshotsError,
   DiskShrinkError,
   NotRunningError,
@@ -48,6 +49,8 @@ export interface FakeVm {
   paused?: boolean;
   /** Disk I/O counters blockStats() reports; tests move them. */
   blockStats: BlockStats;
+  /** What guestMemory() reports (null: the guest reports nothing); tests set it. */
+  guestMemory: GuestMemory | null;
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
@@ -86,6 +89,7 @@ export class FakeDriver {
         shells: [],
         cloudInitStatus: this.cloudInitStatus,
         blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 },
+        guestMemory: null,
       };
       this.vms.set(id, vm);
     }
@@ -231,6 +235,10 @@ export class FakeDriver {
       blockStats: async () => {
         requireRunning();
         return { ...vm.blockStats };
+      },
+      guestMemory: async () => {
+        requireRunning();
+        return vm.guestMemory && { ...vm.guestMemory };
       },
       suspend: async () => {
         vm.calls.push("suspend");

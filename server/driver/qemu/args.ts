@@ -168,6 +168,9 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   // (never TCP), every client sharing it. The card sits at a fixed slot, after the others,
   // so their PCI addresses stay put: a VM suspended before it had a display still resumes.
   args.push("-vnc", `unix:${pathValue("VNC socket", files.vncSocket)},share=force-shared`, "-device", "VGA,addr=0x1e");
+  // A balloon that is never inflated: the guest's driver reports its own memory figures
+  // (free, available, caches) for the VM's graphs. A fixed slot too, for the same reason.
+  args.push("-device", "virtio-balloon-pci,id=balloon0,addr=0x1d");
   // q35's built-in AHCI controller carries the CD-ROM: no new PCI device. Firmware boots the
   // disk first and falls through to the CD while the disk has no boot sector (an installer).
   if (config.cdrom !== undefined) {

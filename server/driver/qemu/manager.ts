@@ -19,6 +19,7 @@ import {
   DiskShrinkError,
   SnapshotNotFoundError,
   type BlockStats,
+  type GuestMemory,
   type DiskInfo,
   type LoginOptions,
   type Manager,
@@ -33,6 +34,7 @@ import {
 } from "../manager.ts";
 import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { queryBlockStats } from "./blockstats.ts";
+import { queryGuestMemory } from "./guest-stats.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { findOvmf } from "./firmware.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
@@ -594,6 +596,11 @@ export class QemuManager implements Manager {
   async blockStats(): Promise<BlockStats> {
     if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
     return queryBlockStats(this.files.qmpSocket);
+  }
+
+  async guestMemory(): Promise<GuestMemory | null> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    return queryGuestMemory(this.files.qmpSocket);
   }
 
   async addForward(forward: PortForward): Promise<number> {
