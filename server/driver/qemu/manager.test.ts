@@ -2,7 +2,7 @@
 import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import { readdir, symlink } from "node:fs/promises";
+import { readdir, readFile, symlink } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -12,7 +12,8 @@ import { sshWhenReady, tinyGuestBoot } from "../../testing/guest.ts";
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
 import { startOutsideHost } from "../../testing/outside-host.ts";
 import { applyGuestFirewall } from "./guest-firewall.ts";
-import { QemuManager, qemuRunAs } from "./manager.ts";
+import { QemuManager, SUSPEND_TAG, qemuRunAs } from "./manager.ts";
+import { withQmp } from "./qmp.ts";
 import { chooseAccel } from "./accel.ts";
 
 const guestDir = inject("guestDir");
@@ -194,6 +195,55 @@ describe("QemuManager with the tiny guest", () => {
     await m.stop(500);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv2")).toBe(0);
+    await m.delete();
+  });
+
+  it("resumes a VM suspended by a qemu without the devices added since (display, balloon)", async () => {
+    const m = manager("drv3");
+    await m.create(path.join(guestDir, "disk.qcow2"));
+    const { publicKey } = await m.identity();
+    const options = {
+      userData: "",
+      cpus: 1,
+      memoryMiB: 256,
+      sshAuthorizedKey: publicKey,
+      monitor: false,
+      boot,
+      ports: [],
+      sshHostPort: 0,
+      network: { mode: "isolated" } as const,
+      hostname: "drv-three",
+      instanceId: "drv3",
+    };
+    const first = await m.start(options);
+    // The same qemu as an older Hangar ran it: this command line without the VGA card and the balloon.
+    const argv = (await readFile(`/proc/${first.pid}/cmdline`, "latin1")).split("\0").slice(0, -1);
+    await m.kill();
+    const older: string[] = [];
+    for (let i = 1; i < argv.length; i++) {
+      const arg = argv[i] ?? "";
+      const next = argv[i + 1] ?? "";
+      if ((arg === "-device" && /^(VGA|virtio-balloon-pci),/.test(next)) || arg === "-vnc") i++;
+      else older.push(arg);
+    }
+    expect(older.length).toBe(argv.length - 1 - 6);
+    await execa(argv[0] ?? "", older);
+    const [ssh] = (await m.forwards()).filter((f) => f.guestPort === 22);
+    const uptime = async (port: number) => Number((await sshWhenReady(m, port, ["cat", "/proc/uptime"])).stdout.split(" ")[0]);
+    const savedUptime = await uptime(ssh?.hostPort ?? 0);
+    const readyLines = async () => (await m.serialTail(1_000_000)).split("hangar-guest: ssh ready").length;
+    const readyBefore = await readyLines();
+    await withQmp(m.files.qmpSocket, async (qmp) => {
+      await qmp.human(`savevm ${SUSPEND_TAG}`, 60_000);
+      await qmp.execute("quit").catch(() => undefined);
+    });
+    await expect.poll(() => m.running()).toBe(false);
+
+    const resumed = await m.start({ ...options, resume: true, machine: first.machine });
+    // The guest carried on from where it was saved rather than booting again.
+    expect(await uptime(resumed.sshPort)).toBeGreaterThanOrEqual(savedUptime);
+    expect(await readyLines()).toBe(readyBefore);
+    await m.kill();
     await m.delete();
   });
 
