@@ -103,8 +103,8 @@ describe("hangar CLI", () => {
       ["-o", `ProxyCommand=${proxy}`, "-i", key, ...sshOptions, "-o", "StrictHostKeyChecking=accept-new", "hangar@cli-1", "echo through-hangar; exit 3"],
       { env: { ...process.env, ...env }, reject: false },
     );
-    expect(direct.stdout.trim()).toBe("through-hangar");
-    expect(direct.exitCode).toBe(3);
+    expect(direct.stdout.trim(), direct.stderr).toBe("through-hangar");
+    expect(direct.exitCode, direct.stderr).toBe(3);
 
     // The serial console in a PTY: a newline brings the login prompt, ~. leaves.
     const consoleRun = execa("script", ["-qfec", `'${process.execPath}' '${LAUNCHER}' console cli-1`, "/dev/null"], {
