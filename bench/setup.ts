@@ -48,7 +48,7 @@ export interface Bench {
 
 /**
  * Runs `body` with Hangar on a scratch state directory (DATABASE_URL, if set, picks the
- * database) and removes everything afterwards; a failure sets the exit code.
+ * database) and removes everything afterwards, its VMs' qemus included; a failure sets the exit code.
  */
 export function runBench(name: string, body: (bench: Bench) => Promise<void>, settings: Partial<Env> = {}): void {
   const work = mkdtempSync(path.join(os.tmpdir(), `hangar-bench-${name}-`));
@@ -62,6 +62,8 @@ export function runBench(name: string, body: (bench: Bench) => Promise<void>, se
       if (!image) throw new Error(`no tiny guest at ${guestDir}; run scripts/setup.sh`);
       await body({ work, hangar, api: await adminCaller(hangar), imageId: image.id });
     } finally {
+      // A bench that failed half way leaves VMs running; their state directory goes below.
+      for (const { id } of await hangar.db.vm.findMany({ select: { id: true } })) await hangar.driverFor(id).kill().catch(() => undefined);
       hangar.terminals.close();
       hangar.consoles.closeAll();
       await hangar.pools.close();
