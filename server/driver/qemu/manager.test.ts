@@ -9,7 +9,7 @@ import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady, tinyGuestBoot } from "../../testing/guest.ts";
-import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError } from "../manager.ts";
+import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError, type StartOptions } from "../manager.ts";
 import { startOutsideHost } from "../../testing/outside-host.ts";
 import { applyGuestFirewall } from "./guest-firewall.ts";
 import { QemuManager, SUSPEND_TAG, qemuRunAs } from "./manager.ts";
@@ -32,6 +32,24 @@ function manager(id: string) {
   const m = new QemuManager(id, { stateDir, imagesDir: guestDir, accel });
   managers.push(m);
   return m;
+}
+
+/** The tiny guest, isolated, without forwards or user data; each test changes what it is about. */
+function startOptions(sshAuthorizedKey: string, changes: Partial<StartOptions> = {}): StartOptions {
+  return {
+    userData: "",
+    cpus: 1,
+    memoryMiB: 256,
+    sshAuthorizedKey,
+    monitor: false,
+    boot,
+    ports: [],
+    sshHostPort: 0,
+    network: { mode: "isolated" },
+    hostname: "x",
+    instanceId: "x",
+    ...changes,
+  };
 }
 
 async function qemuProcessesFor(id: string): Promise<number> {
@@ -59,19 +77,14 @@ describe("QemuManager with the tiny guest", () => {
     await expect(m.create(path.join(guestDir, "disk.qcow2"))).rejects.toThrow(/already/);
 
     const { publicKey } = await m.identity();
-    const result = await m.start({
-      userData: "#cloud-config\nruncmd:\n  - echo ran > /tmp/runcmd-ok\n",
-      cpus: 1,
-      memoryMiB: 256,
-      sshAuthorizedKey: publicKey,
-      monitor: false,
-      boot,
-      ports: [{ hostPort: 0, guestPort: 8080 }],
-      sshHostPort: 0,
-      network: { mode: "isolated" },
-      hostname: "drv-one",
-      instanceId: "drv1",
-    });
+    const result = await m.start(
+      startOptions(publicKey, {
+        userData: "#cloud-config\nruncmd:\n  - echo ran > /tmp/runcmd-ok\n",
+        ports: [{ hostPort: 0, guestPort: 8080 }],
+        hostname: "drv-one",
+        instanceId: "drv1",
+      }),
+    );
     expect(result.pid).toBeGreaterThan(0);
     expect(await m.running()).toBe(true);
     expect(await m.pid()).toBe(result.pid);
@@ -86,21 +99,7 @@ describe("QemuManager with the tiny guest", () => {
     const failing = await m.shell(["sh", "-c", "exit 3"], result.sshPort, privateKeyFile);
     expect(failing.exitCode).toBe(3);
 
-    await expect(
-      m.start({
-        userData: "",
-        cpus: 1,
-        memoryMiB: 256,
-        sshAuthorizedKey: publicKey,
-        monitor: false,
-        boot,
-        ports: [],
-        sshHostPort: 0,
-        network: { mode: "isolated" },
-        hostname: "x",
-        instanceId: "x",
-      }),
-    ).rejects.toBeInstanceOf(AlreadyRunningError);
+    await expect(m.start(startOptions(publicKey))).rejects.toBeInstanceOf(AlreadyRunningError);
 
     await m.stop(30_000);
     expect(await m.running()).toBe(false);
@@ -129,18 +128,7 @@ describe("QemuManager with the tiny guest", () => {
     try {
       await m.create(path.join(guestDir, "disk.qcow2"));
       const { publicKey, privateKeyFile } = await m.identity();
-      const options = {
-        userData: "",
-        cpus: 1,
-        memoryMiB: 192,
-        sshAuthorizedKey: publicKey,
-        monitor: false,
-        boot,
-        ports: [],
-        sshHostPort: 0,
-        hostname: "drv-four",
-        instanceId: "drv4",
-      };
+      const options = startOptions(publicKey, { memoryMiB: 192, hostname: "drv-four", instanceId: "drv4" });
       const first = await m.start({ ...options, network: { mode: "nat" } });
       await sshWhenReady(m, first.sshPort, ["true"]);
       const run = async (script: string) => (await m.shell(["sh", "-c", script], first.sshPort, privateKeyFile)).stdout;
@@ -179,19 +167,9 @@ describe("QemuManager with the tiny guest", () => {
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     // Stopped before the guest has loaded its ACPI button driver: the press is lost.
-    await m.start({
-      userData: "",
-      cpus: 1,
-      memoryMiB: 128,
-      sshAuthorizedKey: publicKey,
-      monitor: false,
-      boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` },
-      ports: [],
-      sshHostPort: 0,
-      network: { mode: "isolated" },
-      hostname: "drv-two",
-      instanceId: "drv2",
-    });
+    await m.start(
+      startOptions(publicKey, { memoryMiB: 128, boot: { ...boot, cmdline: `${boot.cmdline} init=/bin/sh` }, hostname: "drv-two", instanceId: "drv2" }),
+    );
     await m.stop(500);
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv2")).toBe(0);
@@ -202,19 +180,7 @@ describe("QemuManager with the tiny guest", () => {
     const m = manager("drv3");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
-    const options = {
-      userData: "",
-      cpus: 1,
-      memoryMiB: 256,
-      sshAuthorizedKey: publicKey,
-      monitor: false,
-      boot,
-      ports: [],
-      sshHostPort: 0,
-      network: { mode: "isolated" } as const,
-      hostname: "drv-three",
-      instanceId: "drv3",
-    };
+    const options = startOptions(publicKey, { hostname: "drv-three", instanceId: "drv3" });
     const first = await m.start(options);
     // The same qemu as an older Hangar ran it: this command line without the VGA card and the balloon.
     const argv = (await readFile(`/proc/${first.pid}/cmdline`, "latin1")).split("\0").slice(0, -1);
@@ -268,21 +234,9 @@ describe("QemuManager with the tiny guest", () => {
     const m = manager("drv3");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
-    await expect(
-      m.start({
-        userData: "",
-        cpus: 1,
-        memoryMiB: 128,
-        sshAuthorizedKey: publicKey,
-        monitor: false,
-        boot: { kernel: path.join(stateDir, "no-such-kernel") },
-        ports: [],
-        sshHostPort: 0,
-        network: { mode: "isolated" },
-        hostname: "x",
-        instanceId: "x",
-      }),
-    ).rejects.toThrow(/qemu failed to start/);
+    await expect(m.start(startOptions(publicKey, { memoryMiB: 128, boot: { kernel: path.join(stateDir, "no-such-kernel") } }))).rejects.toThrow(
+      /qemu failed to start/,
+    );
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv3")).toBe(0);
     await m.delete();
