@@ -3,6 +3,7 @@ import { TRPCError } from "@trpc/server";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UserDataError } from "../driver/user-data.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 
@@ -51,6 +52,12 @@ describe("vm.create input", () => {
       },
       /forwarded once/,
     ],
+    [
+      "a #cloud-config that is not YAML",
+      { userData: "#cloud-config\n  foo: [bar\n" },
+      /^userData: The user-data is #cloud-config but not valid YAML \(line \d+\)\. Fix it and try again\.$/,
+    ],
+    ["a #cloud-config whose users: is a number", { userData: "#cloud-config\nusers: 3\n" }, /must be a list of users/],
   ];
   it.each(cases)("refuses %s with BAD_REQUEST and a sentence", async (_label, change, message) => {
     const result = await refusal(api.vm.create({ ...good, imageId, ...change } as Parameters<typeof api.vm.create>[0]));
@@ -58,6 +65,23 @@ describe("vm.create input", () => {
     expect(result.message).toMatch(message);
     expect(await t.hangar.db.vm.count()).toBe(0);
     expect(fake.vms.size).toBe(0);
+  });
+
+  it("refuses a pool whose user-data cloud-init could not read", async () => {
+    const result = await refusal(api.pool.create({ name: "p", imageId, ...goodSpec, size: 1, staging: "Stopped", userData: "#cloud-config\n- a list\n" }));
+    expect(result).toEqual({ code: "BAD_REQUEST", message: expect.stringMatching(/must be a YAML mapping/) as unknown });
+    expect(await t.hangar.db.pool.count()).toBe(0);
+  });
+
+  it("says why a VM whose stored user-data cloud-init could not read does not start, with BAD_REQUEST", async () => {
+    const vm = await api.vm.create({ name: "old-user-data", imageId, ...goodSpec });
+    await t.hangar.db.vm.update({ where: { id: vm.id }, data: { userData: "#cloud-config\n  foo: [bar\n" } });
+    fake.failNext.set("start", new UserDataError("The user-data is #cloud-config but not valid YAML (line 3)."));
+    const result = await refusal(api.vm.start({ id: vm.id }));
+    expect(result.code).toBe("BAD_REQUEST");
+    expect(result.message).toMatch(/^Starting VM "old-user-data" failed: .*not valid YAML \(line 3\)\. A VM keeps the user-data it was created with/);
+    expect((await api.vm.get({ id: vm.id })).state).toBe("Stopped");
+    await api.vm.delete({ id: vm.id });
   });
 
   it("refuses an unknown image with NOT_FOUND", async () => {

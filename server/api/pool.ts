@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { STAGING_STATES } from "../../lib/vocabulary.ts";
-import { cpus, id, memoryMiB, vmName } from "./schemas.ts";
+import { cpus, id, memoryMiB, userData, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 const size = z.number().int("size must be a whole number.").min(0, "size must be 0 or more.").max(32, "A pool holds at most 32 VMs.");
@@ -16,10 +16,7 @@ export const poolRouter = router({
         imageId: id,
         cpus,
         memoryMiB,
-        userData: z
-          .string()
-          .max(64 * 1024, "user-data is limited to 64 KiB.")
-          .optional(),
+        userData: userData.optional(),
         size,
         staging: z.enum(STAGING_STATES, "staging must be Running, Paused, Suspended or Stopped."),
         hostId: id.optional(),

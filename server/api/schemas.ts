@@ -45,6 +45,7 @@ export function malformedText(input: unknown): string | undefined {
 }
 import { STATES } from "../vms/state.ts";
 import { FIRMWARES } from "../driver/manager.ts";
+import { userDataProblem } from "../driver/user-data.ts";
 import { VM_LIMITS } from "../../lib/vocabulary.ts";
 
 export const vmName = z
@@ -92,6 +93,15 @@ export const memoryMiB = z
   .min(MEMORY.min, `A VM needs at least ${MEMORY.min} MiB of memory.`)
   .max(MEMORY.max, `At most ${MEMORY.max} MiB of memory per VM.`);
 
+/** A VM's cloud-init user-data: refused here, not at its first start, when cloud-init could not read it. */
+export const userData = z
+  .string()
+  .max(64 * 1024, "user-data is limited to 64 KiB.")
+  .superRefine((text, ctx) => {
+    const problem = userDataProblem(text);
+    if (problem) ctx.addIssue({ code: "custom", message: `${problem} Fix it and try again.` });
+  });
+
 export const createVmInput = z.object({
   name: vmName,
   imageId: id,
@@ -101,10 +111,7 @@ export const createVmInput = z.object({
   cdromImageId: id.optional(),
   cpus,
   memoryMiB,
-  userData: z
-    .string()
-    .max(64 * 1024, "user-data is limited to 64 KiB.")
-    .optional(),
+  userData: userData.optional(),
   diskGiB: diskGiB.optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
   bridge: z

@@ -19,6 +19,7 @@ import {
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { authorizedKeysOf } from "../auth/ssh-keys.ts";
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
+import { UserDataError } from "../driver/user-data.ts";
 import type { ImageFiles, LocalImage } from "../images/copies.ts";
 import type { VmBus } from "./bus.ts";
 import { BOOTING, NOT_RUNNING, createReadiness, isSettled, type ReadinessDeps } from "./readiness.ts";
@@ -333,15 +334,27 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
         }
         const stillRuns = await driver.running().catch(() => true);
         const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
-        let message = `Start failed: ${userMessage(error)}`;
+        // Only a VM created before create checked its user-data gets here: it keeps that user-data.
+        const reason =
+          error instanceof UserDataError
+            ? `${error.message} A VM keeps the user-data it was created with; create one with user-data cloud-init can read.`
+            : userMessage(error);
+        let message = `Start failed: ${reason}`;
         if (resume && !stillRuns) {
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
         await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
         // An image no host could send is the caller's to wait for, not a driver failure.
-        const code = error instanceof HostToolMissingError ? "HOST_TOOL_MISSING" : isHangarError(error) ? error.code : "DRIVER_FAILED";
-        throw new HangarError(code, `Starting VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
+        const code =
+          error instanceof HostToolMissingError
+            ? "HOST_TOOL_MISSING"
+            : error instanceof UserDataError
+              ? "INVALID_INPUT"
+              : isHangarError(error)
+                ? error.code
+                : "DRIVER_FAILED";
+        throw new HangarError(code, `Starting VM "${vm.name}" failed: ${reason}`, { cause: error });
       }
     });
   }

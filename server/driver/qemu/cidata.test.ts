@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { parse } from "yaml";
 import { afterAll, describe, expect, it } from "vitest";
-import { HANGAR_MERGE_TYPE, UserDataError, renderMetaData, renderUserData, writeCidataIso } from "./cidata.ts";
+import { UserDataError, userDataProblem } from "../user-data.ts";
+import { HANGAR_MERGE_TYPE, renderMetaData, renderUserData, writeCidataIso } from "./cidata.ts";
 
 const work = mkdtempSync(path.join(os.tmpdir(), "hangar-cidata-test-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -127,8 +128,26 @@ describe("user-data merged with Hangar's account", () => {
 
   it("refuses a #cloud-config that is not YAML, or not a mapping, with a sentence", () => {
     expect(() => renderUserData("#cloud-config\nruncmd: [\n", [KEY])).toThrow(UserDataError);
-    expect(() => renderUserData("#cloud-config\nruncmd: [\n", [KEY])).toThrow(/not valid YAML \(line \d+\); fix it/);
+    expect(() => renderUserData("#cloud-config\nruncmd: [\n", [KEY])).toThrow(/not valid YAML \(line \d+\)\.$/);
     expect(() => renderUserData("#cloud-config\n- a\n", [KEY])).toThrow(/must be a YAML mapping/);
     expect(() => renderUserData("#cloud-config\nusers: 3\n", [KEY])).toThrow(/must be a list of users/);
+  });
+
+  it("says what cloud-init could not read, and passes every other kind of user-data as it is", () => {
+    const cases: [string, RegExp | undefined][] = [
+      ["", undefined],
+      ["#cloud-config\n", undefined],
+      ["#cloud-config\nusers: [default]\nruncmd: [[sh, -c, echo hi]]\n", undefined],
+      ["#cloud-config\nusers: default,dave\n", undefined],
+      ["#cloud-config\nusers:\n  dave: { shell: /bin/bash }\n", undefined],
+      ["#!/bin/sh\n  foo: [bar\n", undefined],
+      ["#cloud-config\n  foo: [bar\n", /^The user-data is #cloud-config but not valid YAML \(line \d+\)\.$/],
+      ["#cloud-config\nplain words\n", /must be a YAML mapping/],
+      ["#cloud-config\nusers: true\n", /must be a list of users/],
+    ];
+    for (const [text, problem] of cases) {
+      if (problem) expect(userDataProblem(text), text).toMatch(problem);
+      else expect(userDataProblem(text), text).toBeUndefined();
+    }
   });
 });

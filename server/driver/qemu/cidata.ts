@@ -8,8 +8,9 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
-import { isMap, isScalar, parseDocument, type Document } from "yaml";
+import { parseDocument, type Document } from "yaml";
 import { HANGAR_LOGIN_USER } from "../manager.ts";
+import { USERS_NOT_A_LIST, UserDataError, contentType, parseCloudConfig } from "../user-data.ts";
 
 export interface CidataInput {
   instanceId: string;
@@ -18,14 +19,6 @@ export interface CidataInput {
   sshAuthorizedKeys: string[];
   userData: string;
   networkConfig?: string;
-}
-
-/** The VM's user-data cannot be delivered as it is (a #cloud-config that is not YAML…). */
-export class UserDataError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UserDataError";
-  }
 }
 
 /**
@@ -60,25 +53,6 @@ export function hangarUser(keys: string[]) {
     lock_passwd: true,
     ssh_authorized_keys: keys.map((key) => key.trim()),
   };
-}
-
-/** cloud-init's content types, by the first line of a user-data (longest prefix first). */
-const STARTS = [
-  ["#cloud-config-archive", "text/cloud-config-archive"],
-  ["#cloud-config-jsonp", "text/cloud-config-jsonp"],
-  ["#cloud-config", "text/cloud-config"],
-  ["#cloud-boothook", "text/cloud-boothook"],
-  ["#include-once", "text/x-include-once-url"],
-  ["#include", "text/x-include-url"],
-  ["#part-handler", "text/part-handler"],
-  ["#upstart-job", "text/upstart-job"],
-  ["## template: jinja", "text/jinja2"],
-  ["#!", "text/x-shellscript"],
-] as const;
-
-function contentType(text: string): string {
-  const first = text.split("\n", 1)[0]?.trimEnd() ?? "";
-  return STARTS.find(([start]) => first.startsWith(start))?.[1] ?? "text/plain";
 }
 
 /** A MIME message of its own (its headers come first), as cloud-init takes multipart user-data. */
@@ -116,7 +90,7 @@ function mergeUsers(existing: unknown, keys: string[]): UserEntry[] {
     theirs = Object.entries(existing as Record<string, unknown>).map(([name, settings]) =>
       typeof settings === "object" && settings !== null ? { name, ...(settings as Record<string, unknown>) } : name,
     );
-  } else throw new UserDataError("users: in the VM's user-data must be a list of users.");
+  } else throw new UserDataError(USERS_NOT_A_LIST);
   const own = theirs.find((entry) => nameOf(entry) === ours.name);
   const rest = theirs.filter((entry) => entry !== own);
   if (own === undefined || typeof own === "string") return [...rest, ours];
@@ -142,18 +116,8 @@ function cloudConfig(doc: Document, keys: string[]): string {
 export function renderUserData(userData: string | undefined | null, keys: string[]): string {
   const text = userData ?? "";
   if (!text.trim()) return cloudConfig(emptyDocument(), keys);
-  if (contentType(text) === "text/cloud-config") {
-    const doc: Document = parseDocument(text);
-    const problem = doc.errors[0];
-    if (problem) {
-      const where = problem.linePos?.[0] ? ` (line ${problem.linePos[0].line})` : "";
-      throw new UserDataError(`The VM's user-data is #cloud-config but not valid YAML${where}; fix it and start the VM again.`);
-    }
-    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) doc.contents = doc.createNode({});
-    if (!isMap(doc.contents)) throw new UserDataError("The VM's #cloud-config user-data must be a YAML mapping (key: value lines).");
-    return cloudConfig(doc, keys);
-  }
-  return multipart(text, keys);
+  const doc = parseCloudConfig(text);
+  return doc ? cloudConfig(doc, keys) : multipart(text, keys);
 }
 
 function multipart(userData: string, keys: string[]): string {
