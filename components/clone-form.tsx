@@ -28,7 +28,7 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   }
 
   return (
-    <form className="form" onSubmit={submit}>
+    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit}>
       <div className="port-row">
         <label className="field grow">
           <span>Clone name</span>

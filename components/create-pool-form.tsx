@@ -42,7 +42,7 @@ export function CreatePoolForm() {
   }
 
   return (
-    <form className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
+    <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`}>New pool</h2>
       <div className="grid">
         <label className="field">

@@ -71,7 +71,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   }
 
   return (
-    <form className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
+    <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={submit} aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`}>New VM</h2>
       <div className="grid">
         <div className="field">

@@ -23,7 +23,7 @@ export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB:
   }
 
   return (
-    <form className="form" onSubmit={submit} aria-label="Grow the disk">
+    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Grow the disk">
       <div className="port-row">
         <label className="field">
           <span>New size (GiB)</span>

@@ -27,7 +27,7 @@ export function FirstAdminForm() {
   }
 
   return (
-    <form className="card form narrow" onSubmit={(e) => void submit(e)}>
+    <form onInvalidCapture={() => setError(undefined)} className="card form narrow" onSubmit={(e) => void submit(e)}>
       <h1>Create the first admin</h1>
       <p className="muted">Hangar has no users yet. The first one is an admin, who then adds everyone else.</p>
       <label className="field">

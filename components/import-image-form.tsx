@@ -54,7 +54,7 @@ export function ImportImageForm() {
   }
 
   return (
-    <form className="card form" onSubmit={submit}>
+    <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={submit}>
       <h2>Import an image</h2>
       <div className="grid">
         <label className="field">

@@ -82,7 +82,7 @@ export function PortForwardsTable({ vm, canChange }: { vm: Pick<VmDetail, "id" |
         </tbody>
       </table>
       {canChange ? (
-        <form className="port-row" onSubmit={submit} aria-label="Add a port forward">
+        <form onInvalidCapture={() => setError(undefined)} className="port-row" onSubmit={submit} aria-label="Add a port forward">
           <label className="field inline" htmlFor={`${id}-host`}>
             <span>Host port</span>
             <input id={`${id}-host`} type="number" min={0} max={65535} value={hostPort} placeholder="0 = any" onChange={(e) => setHostPort(e.target.value)} />

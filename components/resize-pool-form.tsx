@@ -34,7 +34,7 @@ export function ResizePoolForm({ poolId, size, inputId }: { poolId: string; size
 
   return (
     <div className="stack tight">
-      <form className="buttons" onSubmit={submit}>
+      <form onInvalidCapture={() => setError(undefined)} className="buttons" onSubmit={submit}>
         <input id={inputId} className="tiny" type="number" min={0} max={32} required value={value} onChange={(e) => setValue(e.target.value)} />
         <button type="submit" className="small" disabled={resize.isPending || value === String(size)}>
           Resize

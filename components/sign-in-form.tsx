@@ -30,7 +30,7 @@ export function SignInForm() {
   }
 
   return (
-    <form className="card form narrow" onSubmit={(e) => void submit(e)}>
+    <form onInvalidCapture={() => setError(undefined)} className="card form narrow" onSubmit={(e) => void submit(e)}>
       <h1>Sign in</h1>
       <label className="field">
         <span>Email</span>

@@ -52,7 +52,7 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
             <tr>
               <th>Name</th>
               <th>Memory</th>
-              <th className="num">VM state</th>
+              <th className="num">Saved state size</th>
               <th>Taken</th>
               {canChange ? <th /> : null}
             </tr>
@@ -75,7 +75,11 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
                           className="small"
                           disabled={disabled || needsStop}
                           title={needsStop ? "Taken while stopped: stop the VM to revert to it" : undefined}
-                          onClick={() => revert.mutate({ id: vmId, name: snapshot.name })}
+                          onClick={() =>
+                            window.confirm(
+                              `Revert VM to snapshot "${snapshot.name}"? The disk${withMemory ? " and the running state" : ""} go back to that moment; what changed since is lost unless you take a snapshot first.`,
+                            ) && revert.mutate({ id: vmId, name: snapshot.name })
+                          }
                         >
                           Revert
                         </button>
@@ -97,7 +101,7 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
         </table>
       )}
       {canChange ? (
-        <form className="port-row" onSubmit={submit} aria-label="New snapshot">
+        <form onInvalidCapture={() => setError(undefined)} className="port-row" onSubmit={submit} aria-label="New snapshot">
           <label className="field grow">
             <span>Snapshot name</span>
             <input name="name" required maxLength={63} pattern="[A-Za-z0-9_][A-Za-z0-9._\-]*" title="Letters, digits, dots, dashes and underscores" />

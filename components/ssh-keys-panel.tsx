@@ -34,7 +34,7 @@ export function SshKeysPanel() {
 
   return (
     <div className="stack">
-      <form className="card form" onSubmit={(e) => void submit(e)}>
+      <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={(e) => void submit(e)}>
         <h2>Add an SSH key</h2>
         <p className="muted">
           VMs you create get your keys at their first boot, and pooled VMs you acquire get them at once. Then <code>hangar ssh NAME</code> logs you in with your

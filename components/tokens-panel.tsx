@@ -34,7 +34,7 @@ export function TokensPanel() {
 
   return (
     <div className="stack">
-      <form className="card form" onSubmit={(e) => void submit(e)}>
+      <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={(e) => void submit(e)}>
         <h2>New token</h2>
         <div className="grid">
           <label className="field">

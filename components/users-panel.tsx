@@ -53,7 +53,7 @@ export function UsersPanel() {
 
   return (
     <div className="stack">
-      <form className="card form" onSubmit={submit}>
+      <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={submit}>
         <h2>Add a user</h2>
         <div className="grid">
           <label className="field">
@@ -115,7 +115,7 @@ export function UsersPanel() {
                   </select>
                 </td>
                 <td>
-                  <form className="buttons" onSubmit={(e) => saveQuotas(user, e)}>
+                  <form onInvalidCapture={() => setError(undefined)} className="buttons" onSubmit={(e) => saveQuotas(user, e)}>
                     <input name="maxVms" type="number" min={0} defaultValue={user.maxVms ?? ""} aria-label="Max VMs" className="tiny" />
                     <input name="maxCpus" type="number" min={0} defaultValue={user.maxCpus ?? ""} aria-label="Max vCPUs" className="tiny" />
                     <input name="maxMemoryMiB" type="number" min={0} defaultValue={user.maxMemoryMiB ?? ""} aria-label="Max memory MiB" className="tiny" />

@@ -88,6 +88,20 @@ test.describe("without a session", () => {
     expect(await refusalCode(asViewer.vm.start.mutate({ id: vm.id }))).toBe("FORBIDDEN");
     expect((await api.vm.get.query({ id: vm.id })).state).toBe("Stopped");
   });
+
+  test("an operator who opens the admins' pages reads why they are empty, not an empty form", async ({ page }) => {
+    const operator = await addUser("operator");
+    await page.goto("/sign-in");
+    await page.getByLabel("Email").fill(operator.email);
+    await page.getByLabel("Password").fill(operator.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("button", { name: "New VM" })).toBeVisible();
+    await page.goto("/users");
+    await expect(page.getByRole("status")).toHaveText(/^Only admins see the users and their roles\. You are signed in as an operator/);
+    await expect(page.getByRole("heading", { name: "Add a user" })).toHaveCount(0);
+    await page.goto("/audit");
+    await expect(page.getByRole("status")).toHaveText(/^Only admins see the audit log\./);
+  });
 });
 
 test("operator B can neither change operator A's VM nor see A's tokens", async () => {

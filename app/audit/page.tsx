@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { AdminOnly } from "@/components/admin-only.tsx";
 import { AuditLog } from "@/components/audit-log.tsx";
 
 export const metadata: Metadata = { title: "Audit log" };
@@ -7,7 +8,9 @@ export default function Page() {
   return (
     <>
       <h1>Audit log</h1>
-      <AuditLog />
+      <AdminOnly what="the audit log">
+        <AuditLog />
+      </AdminOnly>
     </>
   );
 }

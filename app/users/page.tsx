@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { AdminOnly } from "@/components/admin-only.tsx";
 import { UsersPanel } from "@/components/users-panel.tsx";
 
 export const metadata: Metadata = { title: "Users" };
@@ -7,7 +8,9 @@ export default function Page() {
   return (
     <>
       <h1>Users</h1>
-      <UsersPanel />
+      <AdminOnly what="the users and their roles">
+        <UsersPanel />
+      </AdminOnly>
     </>
   );
 }

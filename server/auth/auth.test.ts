@@ -128,7 +128,7 @@ describe("roles", () => {
     await (await callerFor(hangar, "admin")).user.update({ id: user.id, maxVms: 1, maxCpus: 2 });
     await op.vm.create({ name: "q1", imageId, ...spec });
     const error = await op.vm.create({ name: "q2", imageId, ...spec }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VMs and you have 1; delete one first." });
+    expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VM and you have 1; delete one first." });
     expect(await hangar.db.vm.count()).toBe(1);
   });
 });

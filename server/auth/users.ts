@@ -121,10 +121,13 @@ export async function assertWithinQuota(db: Db, userId: string, cpus: number, me
   const usedCpus = owned.reduce((sum, vm) => sum + vm.cpus, 0);
   const usedMemory = owned.reduce((sum, vm) => sum + vm.memoryMiB, 0);
   if (user.maxVms !== null && owned.length + 1 > user.maxVms) {
-    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxVms} VMs and you have ${owned.length}; delete one first.`);
+    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"} and you have ${owned.length}; delete one first.`);
   }
   if (user.maxCpus !== null && usedCpus + cpus > user.maxCpus) {
-    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxCpus} vCPUs; you use ${usedCpus} and asked for ${cpus} more.`);
+    throw new HangarError(
+      "QUOTA_EXCEEDED",
+      `Your quota is ${user.maxCpus} ${user.maxCpus === 1 ? "vCPU" : "vCPUs"}; you use ${usedCpus} and asked for ${cpus} more.`,
+    );
   }
   if (user.maxMemoryMiB !== null && usedMemory + memoryMiB > user.maxMemoryMiB) {
     throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxMemoryMiB} MiB of memory; you use ${usedMemory} MiB and asked for ${memoryMiB} MiB more.`);
