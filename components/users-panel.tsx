@@ -28,6 +28,26 @@ export function UsersPanel() {
   const add = useMutation(trpc.user.add.mutationOptions(settle));
   const update = useMutation(trpc.user.update.mutationOptions(settle));
   const remove = useMutation(trpc.user.remove.mutationOptions(settle));
+  const newPassword = useMutation(trpc.user.setPassword.mutationOptions({ onError: (e: unknown) => setError(errorText(e)) }));
+  const [notice, setNotice] = useState<string>();
+
+  function setPassword(user: User, event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const formElement = event.currentTarget;
+    const password = String(new FormData(formElement).get("password") ?? "");
+    setError(undefined);
+    setNotice(undefined);
+    newPassword.mutate(
+      { id: user.id, password },
+      {
+        onSuccess: () => {
+          formElement.reset();
+          formElement.closest("details")?.removeAttribute("open");
+          setNotice(`${user.email} has a new password; their sessions ended. Tell them the password another way than email.`);
+        },
+      },
+    );
+  }
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -84,6 +104,11 @@ export function UsersPanel() {
         </div>
       </form>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      {notice ? (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      ) : null}
       <section className="card">
         <h2>Users</h2>
         <table className="table compact">
@@ -129,6 +154,24 @@ export function UsersPanel() {
                   <button type="button" className="small" onClick={() => update.mutate({ id: user.id, disabled: !user.disabled })}>
                     {user.disabled ? "Enable" : "Disable"}
                   </button>
+                  <details>
+                    <summary className="small">Set password</summary>
+                    <form onInvalidCapture={() => setError(undefined)} className="buttons" onSubmit={(e) => setPassword(user, e)}>
+                      <input
+                        name="password"
+                        type="password"
+                        autoComplete="new-password"
+                        minLength={8}
+                        maxLength={128}
+                        required
+                        aria-label={`New password for ${user.email}`}
+                        placeholder="8 characters or more"
+                      />
+                      <button type="submit" className="small" disabled={newPassword.isPending}>
+                        Set
+                      </button>
+                    </form>
+                  </details>
                   <button
                     type="button"
                     className="danger small"

@@ -1,5 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
-import { ADMIN, api, clientFor, removeVm, refusalCode, uniqueName } from "./hangar.ts";
+import { ADMIN, STORAGE_STATE, api, clientFor, removeVm, refusalCode, uniqueName } from "./hangar.ts";
 
 const created: string[] = [];
 test.afterEach(async () => {
@@ -87,6 +87,47 @@ test.describe("without a session", () => {
     const asViewer = await clientFor(viewer);
     expect(await refusalCode(asViewer.vm.start.mutate({ id: vm.id }))).toBe("FORBIDDEN");
     expect((await api.vm.get.query({ id: vm.id })).state).toBe("Stopped");
+  });
+
+  test("an admin sets a lost password on the Users page; its owner then changes it on the Account page", async ({ page, browser }) => {
+    const operator = await addUser("operator");
+    const asAdmin = await browser.newContext({ storageState: STORAGE_STATE });
+    const adminPage = await asAdmin.newPage();
+    await adminPage.goto("/users");
+    const row = adminPage.locator(`[data-testid="user-row"][data-email="${operator.email}"]`);
+    await row.getByText("Set password").click();
+    await row.getByLabel(`New password for ${operator.email}`).fill("set by the admin");
+    await row.getByRole("button", { name: "Set" }).click();
+    await expect(adminPage.getByRole("status")).toHaveText(
+      `${operator.email} has a new password; their sessions ended. Tell them the password another way than email.`,
+    );
+    await asAdmin.close();
+
+    const signIn = async (password: string) => {
+      await page.goto("/sign-in");
+      await page.getByLabel("Email").fill(operator.email);
+      await page.getByLabel("Password").fill(password);
+      await page.getByRole("button", { name: "Sign in" }).click();
+    };
+    await signIn(operator.password);
+    await expect(page.getByRole("alert")).toBeVisible();
+    await signIn("set by the admin");
+    await expect(page.getByText(`${operator.email} · operator`)).toBeVisible();
+    await page.goto("/account");
+    await page.getByLabel("Current password").fill("not it at all");
+    await page.getByLabel("New password (8 to 128 characters)").fill("chosen by its owner");
+    await page.getByLabel("New password again").fill("chosen by its owner");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await expect(page.getByRole("alert").filter({ hasText: "The current password is not right; type it again." })).toBeVisible();
+    await page.getByLabel("Current password").fill("set by the admin");
+    await page.getByLabel("New password (8 to 128 characters)").fill("chosen by its owner");
+    await page.getByLabel("New password again").fill("chosen by its owner");
+    await page.getByRole("button", { name: "Change password" }).click();
+    await expect(page.getByRole("status")).toHaveText("Password changed; your other sessions ended.");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expect(page).toHaveURL(/\/sign-in$/);
+    await signIn("chosen by its owner");
+    await expect(page.getByText(`${operator.email} · operator`)).toBeVisible();
   });
 
   test("an operator who opens the admins' pages reads why they are empty, not an empty form", async ({ page }) => {

@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { PasswordForm } from "@/components/password-form.tsx";
 import { SshKeysPanel } from "@/components/ssh-keys-panel.tsx";
 
 export const metadata: Metadata = { title: "Account" };
@@ -7,7 +8,10 @@ export default function Page() {
   return (
     <>
       <h1>Account</h1>
-      <SshKeysPanel />
+      <div className="stack">
+        <SshKeysPanel />
+        <PasswordForm />
+      </div>
     </>
   );
 }

@@ -1,11 +1,12 @@
 import { z } from "zod";
 import { actorLabel } from "../auth/permissions.ts";
 import { addSshKey, listSshKeys, removeSshKey } from "../auth/ssh-keys.ts";
-import { createFirstAdmin } from "../auth/users.ts";
+import { createFirstAdmin, setPassword } from "../auth/users.ts";
 import { id } from "./schemas.ts";
 import { auditChange, procedure, router } from "./trpc.ts";
 
-export const password = z.string().min(8, "Passwords need at least 8 characters.").max(256, "That password is too long.");
+/** better-auth's own limits: a longer password could be set but never signed in with. */
+export const password = z.string().min(8, "Passwords need at least 8 characters.").max(128, "Passwords are at most 128 characters.");
 export const email = z.email("That is not an email address.").max(254);
 
 export const accountRouter = router({
@@ -40,6 +41,18 @@ export const accountRouter = router({
         userId: user.id,
       });
       return user;
+    }),
+  /** Your own password, once the current one matches; your other sessions end. */
+  changePassword: procedure
+    .meta({ permission: "tokens.own" })
+    .input(z.object({ currentPassword: z.string().max(256, "That is not your current password."), newPassword: password }))
+    .mutation(async ({ ctx, input }) => {
+      await setPassword(ctx.hangar.db, ctx.hangar.auth, ctx.principal?.userId ?? "", input.newPassword, {
+        current: input.currentPassword,
+        keepSessionId: ctx.principal?.sessionId,
+      });
+      await auditChange(ctx, { action: "password-change", message: "Changed their password; their other sessions ended", target: ctx.principal?.email ?? "" });
+      return { changed: true };
     }),
   /** Your SSH public keys: VMs you create or acquire get them for their login user. */
   sshKeys: procedure.meta({ permission: "tokens.own" }).query(({ ctx }) => listSshKeys(ctx.hangar.db, ctx.principal?.userId ?? "")),

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ROLES } from "../auth/permissions.ts";
-import { addUser, listUsers, removeUser, updateUser } from "../auth/users.ts";
+import { addUser, listUsers, removeUser, setPassword, updateUser } from "../auth/users.ts";
 import { email, password } from "./account.ts";
 import { userId } from "./schemas.ts";
 import { auditChange, procedure, router } from "./trpc.ts";
@@ -36,6 +36,15 @@ export const userRouter = router({
       const user = await updateUser(ctx.hangar.db, id, change);
       await auditChange(ctx, { action: "user-update", message: `Changed ${user.email}: ${JSON.stringify(change)}`, target: user.email });
       return user;
+    }),
+  /** A new password for someone who lost theirs; their sessions end. */
+  setPassword: procedure
+    .meta({ permission: "admin" })
+    .input(z.object({ id: userId, password }))
+    .mutation(async ({ ctx, input }) => {
+      const user = await setPassword(ctx.hangar.db, ctx.hangar.auth, input.id, input.password);
+      await auditChange(ctx, { action: "user-password", message: `Set a new password for ${user.email}; their sessions ended`, target: user.email });
+      return { id: input.id };
     }),
   remove: procedure
     .meta({ permission: "admin" })

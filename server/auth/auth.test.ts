@@ -186,6 +186,41 @@ describe("sessions (better-auth)", () => {
     expect(disabled.status).toBe(403);
   });
 
+  it("changes your own password once the current one matches, ending your other sessions; an admin sets a lost one", async () => {
+    await addUser(hangar.db, hangar.auth, { email: "bo@test.hangar", name: "Bo", password: "first password", role: "operator" });
+    const signIn = async (password: string) => {
+      const response = await hangar.auth.api.signInEmail({ body: { email: "bo@test.hangar", password }, asResponse: true });
+      return { status: response.status, cookie: (response.headers.get("set-cookie") ?? "").split(";")[0] ?? "" };
+    };
+    const here = await signIn("first password");
+    const elsewhere = await signIn("first password");
+    const principal = await authenticate(hangar.db, hangar.auth, { cookie: here.cookie });
+    if (!principal) throw new Error("no session");
+    const bo = createCaller({ hangar, transport: IN_PROCESS, principal, actor: principal.email });
+
+    await expect(bo.account.changePassword({ currentPassword: "not it", newPassword: "second password" })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: "The current password is not right; type it again.",
+    });
+    expect(await refusal(bo.account.changePassword({ currentPassword: "first password", newPassword: "short" }))).toBe("BAD_REQUEST");
+    expect((await signIn("first password")).status).toBe(200);
+
+    await bo.account.changePassword({ currentPassword: "first password", newPassword: "second password" });
+    expect((await signIn("first password")).status).toBe(401);
+    expect((await signIn("second password")).status).toBe(200);
+    expect(await authenticate(hangar.db, hangar.auth, { cookie: here.cookie })).toMatchObject({ email: "bo@test.hangar" });
+    expect(await authenticate(hangar.db, hangar.auth, { cookie: elsewhere.cookie })).toBeNull();
+    expect(await hangar.db.event.count({ where: { action: "password-change", target: "bo@test.hangar" } })).toBe(1);
+
+    const id = principal.userId;
+    expect(await refusal(bo.user.setPassword({ id, password: "third password" }))).toBe("FORBIDDEN");
+    await (await callerFor(hangar, "admin")).user.setPassword({ id, password: "third password" });
+    expect(await authenticate(hangar.db, hangar.auth, { cookie: here.cookie })).toBeNull();
+    expect((await signIn("second password")).status).toBe(401);
+    expect((await signIn("third password")).status).toBe(200);
+    expect(await hangar.db.event.count({ where: { action: "user-password", target: "bo@test.hangar" } })).toBe(1);
+  });
+
   it("creates the first admin only while no user exists, with the setup code", async () => {
     const anonymous = createCaller({ hangar, transport: IN_PROCESS, principal: null, actor: "anonymous" });
     expect((await anonymous.account.me()).needsFirstAdmin).toBe(true);

@@ -72,6 +72,25 @@ export async function updateUser(db: Db, userId: string, change: { role?: Role; 
   return updated;
 }
 
+/**
+ * Sets a user's password: their own once `current` matches, or an admin's reset (no
+ * `current`). Every session of theirs ends but `keepSessionId` (the one that asked), so a
+ * password someone else knew stops working everywhere at once.
+ */
+export async function setPassword(db: Db, auth: Auth, userId: string, password: string, options: { current?: string; keepSessionId?: string } = {}) {
+  const user = await existing(db, userId);
+  const context = await auth.$context;
+  const credential = (await context.internalAdapter.findAccounts(userId)).find((account) => account.providerId === "credential");
+  if (options.current !== undefined && !(credential?.password && (await context.password.verify({ hash: credential.password, password: options.current })))) {
+    throw new HangarError("INVALID_INPUT", "The current password is not right; type it again.");
+  }
+  const hash = await context.password.hash(password);
+  if (credential) await context.internalAdapter.updatePassword(userId, hash);
+  else await context.internalAdapter.linkAccount({ userId, providerId: "credential", accountId: userId, password: hash });
+  await db.session.deleteMany({ where: { userId, ...(options.keepSessionId ? { id: { not: options.keepSessionId } } : {}) } });
+  return user;
+}
+
 /** Removes a user, their sessions and tokens. Their VMs stay, without an owner. */
 export async function removeUser(db: Db, userId: string) {
   const user = await existing(db, userId);
