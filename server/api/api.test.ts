@@ -40,7 +40,8 @@ describe("vm.create input", () => {
     ["a 64-character name", { name: "a".repeat(64) }, /DNS labels/],
     ["zero CPUs", { cpus: 0 }, /at least 1 CPU/],
     ["too little memory", { memoryMiB: 16 }, /at least 64 MiB/],
-    ["a privileged host port", { ports: [{ hostPort: 80, guestPort: 80 }] }, /1024 and above/],
+    ["a privileged host port", { ports: [{ hostPort: 80, guestPort: 80 }] }, /^ports\.0\.hostPort must be 0 \(any free port\) or 1024 and above\.$/],
+    ["a disk of 0 GiB", { diskGiB: 0 }, /^diskGiB must be at least 1\.$/],
     ["forwarding SSH again", { ports: [{ hostPort: 0, guestPort: 22 }] }, /always forwarded/],
     [
       "a guest port twice",

@@ -101,7 +101,13 @@ function describeZodError(error: ZodError): string {
   const shown = 5;
   const problems = error.issues
     .slice(0, shown)
-    .map((issue) => (issue.path.length ? `${issue.path.join(".")}: ${issue.message}` : issue.message))
+    .map((issue) => {
+      if (issue.path.length === 0) return issue.message;
+      const where = issue.path.join(".");
+      // "diskGiB must be…" names its field already: "ports.1.hostPort must be…", not "…: hostPort must be…".
+      const field = String(issue.path.at(-1));
+      return issue.message.startsWith(`${field} `) ? `${where}${issue.message.slice(field.length)}` : `${where}: ${issue.message}`;
+    })
     .join("; ");
   const more = error.issues.length - shown;
   return more > 0 ? `${problems}; and ${more} more problem${more === 1 ? "" : "s"}` : problems;
