@@ -82,11 +82,17 @@ const columns: ColumnDef<VmRow>[] = [
   },
   {
     id: "memoryUse",
-    header: "Memory use",
+    header: () => <span title="What the VM's qemu process holds on the host: the guest memory it has touched, and qemu's own">Host memory</span>,
     meta: { numeric: true },
     cell: ({ row }) => (row.original.usage?.rssMiB != null ? formatMemory(Math.round(row.original.usage.rssMiB)) : "—"),
   },
-  { id: "sshPort", header: "SSH port", meta: { numeric: true, testId: "vm-ssh-port" }, cell: ({ row }) => row.original.sshPort ?? "—" },
+  {
+    id: "sshPort",
+    header: "SSH port",
+    meta: { numeric: true, testId: "vm-ssh-port" },
+    // A stopped VM keeps its port for its next start, but nothing answers on it meanwhile.
+    cell: ({ row }) => (row.original.state === "Running" ? (row.original.sshPort ?? "—") : "—"),
+  },
   { id: "created", header: "Age", cell: ({ row }) => <Age since={row.original.createdAt} /> },
   { id: "actions", header: "Actions", cell: ({ row }) => <VmActions vm={row.original} /> },
 ];
