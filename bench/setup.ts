@@ -63,7 +63,11 @@ export function runBench(name: string, body: (bench: Bench) => Promise<void>, se
       await body({ work, hangar, api: await adminCaller(hangar), imageId: image.id });
     } finally {
       // A bench that failed half way leaves VMs running; their state directory goes below.
-      for (const { id } of await hangar.db.vm.findMany({ select: { id: true } })) await hangar.driverFor(id).kill().catch(() => undefined);
+      for (const { id } of await hangar.db.vm.findMany({ select: { id: true } }))
+        await hangar
+          .driverFor(id)
+          .kill()
+          .catch(() => undefined);
       hangar.terminals.close();
       hangar.consoles.closeAll();
       await hangar.pools.close();
