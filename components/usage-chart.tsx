@@ -36,7 +36,8 @@ export function UsageChart({
         height: 160,
         legend: { show: true },
         scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-        axes: [{}, { values: (_u, ticks) => ticks.map(format), size: 70 }],
+        // As wide as the longest label ("381.5 MiB") needs, about 7 px a character, plus the ticks' gap.
+        axes: [{}, { values: (_u, ticks) => ticks.map(format), size: (_u, values) => 24 + 7 * Math.max(4, ...(values ?? []).map((v) => String(v).length)) }],
         series: [
           {},
           ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) })),

@@ -33,8 +33,8 @@ export const userRouter = router({
     )
     .mutation(async ({ ctx, input }) => {
       const { id, ...change } = input;
-      const user = await updateUser(ctx.hangar.db, id, change);
-      await auditChange(ctx, { action: "user-update", message: `Changed ${user.email}: ${JSON.stringify(change)}`, target: user.email });
+      const { user, changed } = await updateUser(ctx.hangar.db, id, change);
+      if (changed) await auditChange(ctx, { action: "user-update", message: `Changed ${user.email}: ${changed}`, target: user.email });
       return user;
     }),
   /** A new password for someone who lost theirs; their sessions end. */

@@ -234,6 +234,19 @@ describe("sessions (better-auth)", () => {
     expect((await hangar.db.user.findUniqueOrThrow({ where: { email: "root@test.hangar" } })).role).toBe("admin");
   });
 
+  it("writes what a user change changed in the audit log, and nothing for a save that changed nothing", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const cy = await admin.user.add({ email: "cy@test.hangar", name: "Cy", password: "a long password", role: "viewer" });
+    await admin.user.update({ id: cy.id, role: "operator", maxVms: 3, maxCpus: null, maxMemoryMiB: 2048 });
+    await admin.user.update({ id: cy.id, maxVms: 3, maxCpus: null, maxMemoryMiB: 2048 });
+    await admin.user.update({ id: cy.id, disabled: true });
+    const messages = (await hangar.db.event.findMany({ where: { action: "user-update", target: "cy@test.hangar" } })).map((e) => e.message);
+    expect(messages.sort()).toEqual([
+      "Changed cy@test.hangar: disabled",
+      "Changed cy@test.hangar: role viewer → operator, VM quota none → 3, memory quota none → 2048 MiB",
+    ]);
+  });
+
   it("never leaves Hangar without an enabled admin", async () => {
     const admin = await callerFor(hangar, "admin");
     const me = await hangar.db.user.findUniqueOrThrow({ where: { email: "admin@test.hangar" } });

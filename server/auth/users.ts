@@ -63,13 +63,34 @@ async function keepAnAdmin(db: Db, userId: string) {
   if (admins === 0) throw new HangarError("INVALID_INPUT", "This is the last enabled admin; make someone else admin first.");
 }
 
-export async function updateUser(db: Db, userId: string, change: { role?: Role; disabled?: boolean } & Partial<Quotas>) {
+export type UserChange = { role?: Role; disabled?: boolean } & Partial<Quotas>;
+
+/** Changes a user; `changed` says, for the audit log, what differs from before ("" when nothing does). */
+export async function updateUser(db: Db, userId: string, change: UserChange) {
   const user = await existing(db, userId);
   if (user.role === "admin" && ((change.role && change.role !== "admin") || change.disabled)) await keepAnAdmin(db, userId);
   const updated = await db.user.update({ where: { id: userId }, data: change, select: userFields });
   forgetTokenChecks(db);
   if (change.disabled) await db.session.deleteMany({ where: { userId } });
-  return updated;
+  return { user: updated, changed: describeChange(user, updated) };
+}
+
+const QUOTA_LABELS: [keyof Quotas, string, string][] = [
+  ["maxVms", "VM quota", ""],
+  ["maxCpus", "vCPU quota", ""],
+  ["maxMemoryMiB", "memory quota", " MiB"],
+];
+
+function describeChange(before: Quotas & { role: string; disabled: boolean }, after: Quotas & { role: string; disabled: boolean }): string {
+  const parts: string[] = [];
+  if (before.role !== after.role) parts.push(`role ${before.role} → ${after.role}`);
+  if (before.disabled !== after.disabled) parts.push(after.disabled ? "disabled" : "enabled");
+  for (const [key, label, unit] of QUOTA_LABELS) {
+    const was = before[key];
+    const now = after[key];
+    if (was !== now) parts.push(`${label} ${was === null ? "none" : `${was}${unit}`} → ${now === null ? "none" : `${now}${unit}`}`);
+  }
+  return parts.join(", ");
 }
 
 /**
