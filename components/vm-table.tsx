@@ -70,7 +70,21 @@ const columns: ColumnDef<VmRow>[] = [
     ),
   },
   { id: "image", header: "Image", cell: ({ row }) => row.original.image.name },
-  { id: "owner", header: "Owner", cell: ({ row }) => row.original.owner?.email ?? "—" },
+  {
+    id: "owner",
+    header: "Owner",
+    cell: ({ row }) => {
+      const vm = row.original;
+      if (vm.owner) return vm.owner.email;
+      return vm.poolId && !vm.acquiredAt ? (
+        <span className="muted" title="Waits in a pool until pool.acquire hands it out; acquire it rather than starting it by hand">
+          pool member
+        </span>
+      ) : (
+        "—"
+      );
+    },
+  },
   { id: "host", header: "Host", cell: ({ row }) => row.original.host?.name ?? "—" },
   { id: "cpus", header: "CPUs", meta: { numeric: true }, cell: ({ row }) => row.original.cpus },
   { id: "memoryMiB", header: "Memory", meta: { numeric: true }, cell: ({ row }) => formatMemory(row.original.memoryMiB) },
