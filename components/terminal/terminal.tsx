@@ -168,7 +168,10 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
             setMessage(reason);
             setPhase("disconnected");
           },
-          onStatus: (state) => setMessage(state === "Running" ? undefined : `The VM is ${state}.`),
+          onStatus: (state) =>
+            setMessage(
+              state === "Running" ? undefined : kind === "console" ? `The VM is ${state}; its console carries on here once it runs.` : `The VM is ${state}.`,
+            ),
         },
         granted.readOnly,
       );
