@@ -1,5 +1,6 @@
 "use client";
 /** Clone a Stopped VM: a new VM with a copy of its disk, its own key and hostname. */
+import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
@@ -32,7 +33,14 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
       <div className="port-row">
         <label className="field grow">
           <span>Clone name</span>
-          <input name="name" required defaultValue={`${vmName}-clone`.slice(0, 63)} />
+          <input
+            name="name"
+            required
+            defaultValue={`${vmName}-clone`.slice(0, 63)}
+            pattern={VM_NAME_PATTERN}
+            title={`A DNS label: ${VM_NAME_RULE}.`}
+            maxLength={63}
+          />
         </label>
         <button type="submit" disabled={clone.isPending}>
           {clone.isPending ? "Cloning…" : "Clone"}

@@ -5,7 +5,7 @@
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { STAGING_STATES, VM_LIMITS, type StagingState } from "../lib/vocabulary.ts";
+import { STAGING_STATES, VM_LIMITS, type StagingState, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 
@@ -47,7 +47,16 @@ export function CreatePoolForm() {
       <div className="grid">
         <label className="field">
           <span>Pool name</span>
-          <input name="name" required value={name} onChange={(e) => setName(e.target.value)} placeholder="ci-runners" />
+          <input
+            name="name"
+            required
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            placeholder="ci-runners"
+            pattern={VM_NAME_PATTERN}
+            title={`A DNS label: ${VM_NAME_RULE}.`}
+            maxLength={63}
+          />
         </label>
         <div className="field">
           <label htmlFor={`${id}-image`}>Image</label>

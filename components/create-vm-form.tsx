@@ -6,7 +6,7 @@
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { VM_LIMITS } from "../lib/vocabulary.ts";
+import { VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 
@@ -86,7 +86,11 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             autoComplete="off"
             spellCheck={false}
             placeholder="web-1"
+            pattern={VM_NAME_PATTERN}
+            title={`A DNS label: ${VM_NAME_RULE}.`}
+            maxLength={63}
           />
+          <span className="muted small">Lowercase letters, digits and hyphens; it becomes the guest&apos;s hostname.</span>
         </div>
         <div className="field">
           <label htmlFor={`${id}-image`}>Image</label>

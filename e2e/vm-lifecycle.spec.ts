@@ -94,18 +94,26 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(api.vm.get.query({ id: id! })).rejects.toThrow(/No VM with id/);
 });
 
-test("an invalid name shows the server's sentence and creates nothing", async ({ page }) => {
+test("an invalid name is flagged in the form with the rule, a taken one gets the server's sentence, and nothing is created", async ({ page }) => {
+  const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
+  const taken = await api.vm.create.mutate({ name: uniqueName("e2e-taken"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
+  created.push(taken.id);
   const before = (await api.vm.list.query()).items;
   await page.goto("/");
   await page.getByRole("button", { name: "New VM" }).click();
   const dialog = page.getByRole("dialog", { name: "New VM" });
-  await dialog.getByLabel("Name", { exact: true }).fill("Bad_Name");
+  const name = dialog.getByLabel("Name", { exact: true });
+  await name.fill("Bad_Name");
   await dialog.getByRole("button", { name: "Create VM" }).click();
+  // The browser holds the form back and says the rule; nothing reaches the server.
+  expect(await name.evaluate((input: HTMLInputElement) => input.validity.patternMismatch)).toBe(true);
+  expect(await name.evaluate((input: HTMLInputElement) => input.validationMessage)).toContain("DNS label");
 
   // The dialog stays open with the server's sentence; Escape closes it.
+  await name.fill(taken.name);
+  await dialog.getByRole("button", { name: "Create VM" }).click();
   const alert = dialog.getByRole("form", { name: "New VM" }).getByRole("alert");
-  await expect(alert).toContainText("DNS label");
-  await expect(vmRow(page, "Bad_Name")).toHaveCount(0);
+  await expect(alert).toContainText(`A VM named "${taken.name}" already exists`);
   await page.keyboard.press("Escape");
   await expect(dialog).toBeHidden();
   await expect(page.getByRole("button", { name: "New VM" })).toBeFocused();

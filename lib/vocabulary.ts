@@ -1,9 +1,18 @@
 /**
- * The words browser and server share, in one dependency-free module: roles and who may
+ * The words browser and server share, in one dependency-free module: VM names, roles and who may
  * control a VM, the states a pool's members wait in, terminal kinds and their control
  * messages, and the limits on a VM's resources. Components import this, never `server/`;
  * the server imports it too, so the two cannot drift apart. No imports, no I/O.
  */
+
+// Names
+
+/**
+ * VM and pool names are DNS labels (a VM's is its guest's hostname). The source doubles as an
+ * HTML `pattern` (anchored there, and read with the v flag, so the hyphen is escaped).
+ */
+export const VM_NAME_PATTERN = "[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?";
+export const VM_NAME_RULE = "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen";
 
 // Roles
 

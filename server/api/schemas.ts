@@ -46,11 +46,9 @@ export function malformedText(input: unknown): string | undefined {
 import { STATES } from "../vms/state.ts";
 import { FIRMWARES } from "../driver/manager.ts";
 import { userDataProblem } from "../driver/user-data.ts";
-import { VM_LIMITS } from "../../lib/vocabulary.ts";
+import { VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../../lib/vocabulary.ts";
 
-export const vmName = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, "Names are DNS labels: 1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen.");
+export const vmName = z.string().regex(new RegExp(`^${VM_NAME_PATTERN}$`), `Names are DNS labels: ${VM_NAME_RULE}.`);
 
 /** Ids Hangar makes (cuid): VMs, images, pools, events, tokens. */
 export const id = z
