@@ -47,7 +47,18 @@ export function FirstAdminForm() {
       </label>
       <label className="field">
         <span>Password</span>
-        <input name="password" type="password" autoComplete="new-password" minLength={8} required />
+        <input
+          name="password"
+          type="password"
+          autoComplete="new-password"
+          minLength={8}
+          maxLength={128}
+          required
+          aria-describedby="first-admin-password-rule"
+        />
+        <span id="first-admin-password-rule" className="muted small">
+          8 to 128 characters.
+        </span>
       </label>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
       <button type="submit" className="primary" disabled={create.isPending}>

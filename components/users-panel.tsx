@@ -86,7 +86,7 @@ export function UsersPanel() {
           </label>
           <label className="field">
             <span>Password</span>
-            <input name="password" type="password" minLength={8} required />
+            <input name="password" type="password" minLength={8} maxLength={128} required placeholder="8 characters or more" />
           </label>
           <label className="field">
             <span>Role</span>
