@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   HOST_OFFLINE: "PRECONDITION_FAILED",
   /** The host's memory for VMs (HANGAR_MEMORY_OVERCOMMIT, HANGAR_MEMORY_RESERVE_MIB) would be exceeded. */
   HOST_FULL: "PRECONDITION_FAILED",
+  /** Too many attempts of something guessable (a current password) in a short time. */
+  RATE_LIMITED: "TOO_MANY_REQUESTS",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

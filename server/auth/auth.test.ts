@@ -212,6 +212,13 @@ describe("sessions (better-auth)", () => {
     expect(await authenticate(hangar.db, hangar.auth, { cookie: elsewhere.cookie })).toBeNull();
     expect(await hangar.db.event.count({ where: { action: "password-change", target: "bo@test.hangar" } })).toBe(1);
 
+    for (let i = 0; i < 5; i++)
+      expect(await refusal(bo.account.changePassword({ currentPassword: `guess ${i}`, newPassword: "guessed password" }))).toBe("BAD_REQUEST");
+    await expect(bo.account.changePassword({ currentPassword: "second password", newPassword: "guessed password" })).rejects.toMatchObject({
+      code: "TOO_MANY_REQUESTS",
+      message: "The current password was wrong 5 times in a row; try again in 15 minutes.",
+    });
+
     const id = principal.userId;
     expect(await refusal(bo.user.setPassword({ id, password: "third password" }))).toBe("FORBIDDEN");
     await (await callerFor(hangar, "admin")).user.setPassword({ id, password: "third password" });

@@ -94,6 +94,23 @@ function describeChange(before: Quotas & { role: string; disabled: boolean }, af
 }
 
 /**
+ * Wrong current passwords given to a password change, per user, within the last 15 minutes:
+ * a stolen session must not become a way to guess the password without sign-in's limit.
+ */
+const WRONG_CURRENT_LIMIT = 5;
+const WRONG_CURRENT_WINDOW_MS = 15 * 60_000;
+const wrongCurrent = new WeakMap<Db, Map<string, number[]>>();
+
+function recentMisses(db: Db, userId: string): number[] {
+  const byUser = wrongCurrent.get(db) ?? new Map<string, number[]>();
+  wrongCurrent.set(db, byUser);
+  const since = Date.now() - WRONG_CURRENT_WINDOW_MS;
+  const misses = (byUser.get(userId) ?? []).filter((at) => at > since);
+  byUser.set(userId, misses);
+  return misses;
+}
+
+/**
  * Sets a user's password: their own once `current` matches, or an admin's reset (no
  * `current`). Every session of theirs ends but `keepSessionId` (the one that asked), so a
  * password someone else knew stops working everywhere at once.
@@ -102,8 +119,16 @@ export async function setPassword(db: Db, auth: Auth, userId: string, password: 
   const user = await existing(db, userId);
   const context = await auth.$context;
   const credential = (await context.internalAdapter.findAccounts(userId)).find((account) => account.providerId === "credential");
-  if (options.current !== undefined && !(credential?.password && (await context.password.verify({ hash: credential.password, password: options.current })))) {
-    throw new HangarError("INVALID_INPUT", "The current password is not right; type it again.");
+  if (options.current !== undefined) {
+    const misses = recentMisses(db, userId);
+    if (misses.length >= WRONG_CURRENT_LIMIT) {
+      throw new HangarError("RATE_LIMITED", `The current password was wrong ${WRONG_CURRENT_LIMIT} times in a row; try again in 15 minutes.`);
+    }
+    if (!(credential?.password && (await context.password.verify({ hash: credential.password, password: options.current })))) {
+      misses.push(Date.now());
+      throw new HangarError("INVALID_INPUT", "The current password is not right; type it again.");
+    }
+    misses.length = 0;
   }
   const hash = await context.password.hash(password);
   if (credential) await context.internalAdapter.updatePassword(userId, hash);
