@@ -1,5 +1,6 @@
 "use client";
 /** First run: while Hangar has no user, create the first admin and sign in as them. */
+import { NewPasswordInput, PASSWORD_RULE } from "./new-password-input.tsx";
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -47,17 +48,9 @@ export function FirstAdminForm() {
       </label>
       <label className="field">
         <span>Password</span>
-        <input
-          name="password"
-          type="password"
-          autoComplete="new-password"
-          minLength={8}
-          maxLength={128}
-          required
-          aria-describedby="first-admin-password-rule"
-        />
+        <NewPasswordInput name="password" aria-describedby="first-admin-password-rule" />
         <span id="first-admin-password-rule" className="muted small">
-          8 to 128 characters.
+          {PASSWORD_RULE}.
         </span>
       </label>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />

@@ -1,5 +1,6 @@
 "use client";
 /** Your own password: the current one, then the new one twice; your other sessions end. */
+import { NewPasswordInput, PASSWORD_RULE } from "./new-password-input.tsx";
 import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -38,12 +39,12 @@ export function PasswordForm() {
           <input name="currentPassword" type="password" autoComplete="current-password" required />
         </label>
         <label className="field">
-          <span>New password (8 to 128 characters)</span>
-          <input name="newPassword" type="password" autoComplete="new-password" minLength={8} maxLength={128} required />
+          <span>New password ({PASSWORD_RULE})</span>
+          <NewPasswordInput name="newPassword" />
         </label>
         <label className="field">
           <span>New password again</span>
-          <input name="repeat" type="password" autoComplete="new-password" minLength={8} maxLength={128} required />
+          <NewPasswordInput name="repeat" />
         </label>
       </div>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />

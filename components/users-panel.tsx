@@ -1,5 +1,6 @@
 "use client";
 /** Admins: add users with a role, change roles and quotas, disable or remove users. */
+import { NewPasswordInput, PASSWORD_RULE } from "./new-password-input.tsx";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ROLES, isRole } from "../lib/vocabulary.ts";
@@ -86,7 +87,7 @@ export function UsersPanel() {
           </label>
           <label className="field">
             <span>Password</span>
-            <input name="password" type="password" minLength={8} maxLength={128} required placeholder="8 characters or more" />
+            <NewPasswordInput name="password" placeholder={PASSWORD_RULE} />
           </label>
           <label className="field">
             <span>Role</span>
@@ -157,16 +158,7 @@ export function UsersPanel() {
                   <details>
                     <summary className="small">Set password</summary>
                     <form onInvalidCapture={() => setError(undefined)} className="buttons" onSubmit={(e) => setPassword(user, e)}>
-                      <input
-                        name="password"
-                        type="password"
-                        autoComplete="new-password"
-                        minLength={8}
-                        maxLength={128}
-                        required
-                        aria-label={`New password for ${user.email}`}
-                        placeholder="8 characters or more"
-                      />
+                      <NewPasswordInput name="password" aria-label={`New password for ${user.email}`} placeholder={PASSWORD_RULE} />
                       <button type="submit" className="small" disabled={newPassword.isPending}>
                         Set
                       </button>

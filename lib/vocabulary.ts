@@ -14,6 +14,11 @@
 export const VM_NAME_PATTERN = "[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?";
 export const VM_NAME_RULE = "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen";
 
+// Passwords
+
+/** better-auth's limits on a password (server/auth/better-auth.ts is set from these). */
+export const PASSWORD_LENGTH = { min: 8, max: 128 } as const;
+
 // Roles
 
 export const ROLES = ["admin", "operator", "viewer"] as const;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PASSWORD_LENGTH } from "../../lib/vocabulary.ts";
 import { actorLabel } from "../auth/permissions.ts";
 import { addSshKey, listSshKeys, removeSshKey } from "../auth/ssh-keys.ts";
 import { createFirstAdmin, setPassword } from "../auth/users.ts";
@@ -6,7 +7,10 @@ import { id } from "./schemas.ts";
 import { auditChange, procedure, router } from "./trpc.ts";
 
 /** better-auth's own limits: a longer password could be set but never signed in with. */
-export const password = z.string().min(8, "Passwords need at least 8 characters.").max(128, "Passwords are at most 128 characters.");
+export const password = z
+  .string()
+  .min(PASSWORD_LENGTH.min, `Passwords need at least ${PASSWORD_LENGTH.min} characters.`)
+  .max(PASSWORD_LENGTH.max, `Passwords are at most ${PASSWORD_LENGTH.max} characters.`);
 export const email = z.email("That is not an email address.").max(254);
 
 export const accountRouter = router({

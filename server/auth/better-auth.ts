@@ -4,6 +4,7 @@
  * HttpOnly SameSite cookies, Secure when Hangar's public origin is https. A disabled user
  * cannot start a session.
  */
+import { PASSWORD_LENGTH } from "../../lib/vocabulary.ts";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -55,7 +56,7 @@ export function createAuth({ db, databaseUrl, trustedOrigins, baseURL, signInsPe
     secret,
     trustedOrigins,
     database: prismaAdapter(db, { provider: databaseProvider(databaseUrl) === "sqlite" ? "sqlite" : "postgresql" }),
-    emailAndPassword: { enabled: true, disableSignUp: true, minPasswordLength: 8 },
+    emailAndPassword: { enabled: true, disableSignUp: true, minPasswordLength: PASSWORD_LENGTH.min, maxPasswordLength: PASSWORD_LENGTH.max },
     user: {
       additionalFields: {
         role: { type: "string", required: false, defaultValue: "viewer", input: false },
