@@ -1,5 +1,5 @@
 "use client";
-/** The audit log: VM events and audit entries, filtered by stream, VM, user or action, newest first, in pages. */
+/** The audit log: VM events and audit entries, filtered by stream, VM (deleted ones too), user or action, newest first, in pages. */
 import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -8,9 +8,10 @@ import { useTRPC } from "./trpc.ts";
 
 export function AuditLog() {
   const trpc = useTRPC();
-  const [filter, setFilter] = useState<{ stream?: "vm" | "audit"; vmId?: string; userId?: string; action?: string }>({});
+  const [filter, setFilter] = useState<{ stream?: "vm" | "audit"; vmName?: string; userId?: string; action?: string }>({});
   const users = useQuery(trpc.user.list.queryOptions());
-  const vms = useQuery(trpc.vm.list.queryOptions());
+  // Names, not ids: a deleted VM's events keep only its name.
+  const vmNames = useQuery(trpc.audit.vmNames.queryOptions());
   const events = useInfiniteQuery(trpc.audit.list.infiniteQueryOptions({ ...filter, limit: 50 }, { getNextPageParam: (page) => page.nextCursor }));
   const set = (key: keyof typeof filter, value: string) => setFilter((f) => ({ ...f, [key]: value || undefined }));
 
@@ -30,11 +31,11 @@ export function AuditLog() {
         </label>
         <label className="field">
           <span>VM</span>
-          <select value={filter.vmId ?? ""} onChange={(e) => set("vmId", e.target.value)}>
+          <select value={filter.vmName ?? ""} onChange={(e) => set("vmName", e.target.value)}>
             <option value="">all</option>
-            {vms.data?.items.map((vm) => (
-              <option key={vm.id} value={vm.id}>
-                {vm.name}
+            {vmNames.data?.map((name) => (
+              <option key={name} value={name}>
+                {name}
               </option>
             ))}
           </select>

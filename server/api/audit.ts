@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { STREAMS } from "../audit/recorder.ts";
-import { id, userId } from "./schemas.ts";
+import { id, userId, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 /**
@@ -14,6 +14,8 @@ export const auditRouter = router({
       z.object({
         stream: z.enum(STREAMS, "stream must be vm or audit.").optional(),
         vmId: id.optional(),
+        /** By name, so a deleted VM's events are found too (they keep its name, not its id). */
+        vmName: vmName.optional(),
         userId: userId.optional(),
         action: z
           .string()
@@ -30,6 +32,7 @@ export const auditRouter = router({
         where: {
           ...(input.stream ? { stream: input.stream } : {}),
           ...(input.vmId ? { vmId: input.vmId } : {}),
+          ...(input.vmName ? { vmName: input.vmName } : {}),
           ...(input.userId ? { userId: input.userId } : {}),
           ...(input.action ? { action: input.action } : {}),
         },
@@ -40,6 +43,11 @@ export const auditRouter = router({
       const page = events.slice(0, input.limit);
       return { events: page, nextCursor: events.length > input.limit ? page[page.length - 1]?.id : undefined };
     }),
+  /** Every VM name the log mentions, deleted VMs' included, for the VM filter. */
+  vmNames: procedure.meta({ permission: "admin" }).query(async ({ ctx }) => {
+    const names = await ctx.hangar.db.event.groupBy({ by: ["vmName"], where: { vmName: { not: null } }, orderBy: { vmName: "asc" } });
+    return names.flatMap(({ vmName }) => (vmName ? [vmName] : []));
+  }),
 });
 
 export const hostRouter = router({

@@ -129,6 +129,7 @@ beforeAll(async () => {
     "token.create": { name: "deploy", expiresInDays: 30 },
     "token.revoke": { id: token.id },
     "audit.list": { stream: "vm", vmId: target.id, action: "start", limit: 10 },
+    "audit.vmNames": undefined,
     "host.list": undefined,
     "terminal.sessions": undefined,
     "terminal.ticket": { vmId: target.id, kind: "console" },

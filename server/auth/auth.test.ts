@@ -63,6 +63,7 @@ describe("roles", () => {
     expect(await refusal(viewer.vm.create({ name: "v2", imageId, ...spec }))).toBe("FORBIDDEN");
     expect(await refusal(viewer.user.list())).toBe("FORBIDDEN");
     expect(await refusal(viewer.audit.list({}))).toBe("FORBIDDEN");
+    expect(await refusal(viewer.audit.vmNames())).toBe("FORBIDDEN");
     expect(fake.vm(vm.id).calls).toEqual(["create"]);
   });
 
@@ -83,6 +84,7 @@ describe("roles", () => {
       ["pool.release", b.pool.release({ vmId: vm.id })],
       ["user.list", b.user.list()],
       ["audit.list", b.audit.list({})],
+      ["audit.vmNames", b.audit.vmNames()],
     ];
     const codes = await Promise.all(attempts.map(async ([name, attempt]) => [name, await refusal(attempt)]));
     expect(codes).toEqual(attempts.map(([name]) => [name, "FORBIDDEN"]));
@@ -120,6 +122,18 @@ describe("roles", () => {
     const audit = await admin.audit.list({ stream: "audit", limit: 200 });
     expect(audit.events.map((e) => e.action).sort()).toEqual(["sign-in", "token-create", "user-create"]);
     expect((await admin.audit.list({ stream: "vm", limit: 200 })).events.every((e) => e.stream === "vm")).toBe(true);
+  });
+
+  it("finds a deleted VM's events by its name in the audit log", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const gone = await admin.vm.create({ name: "gone-soon", imageId, ...spec });
+    await admin.vm.create({ name: "stays", imageId, ...spec });
+    await admin.vm.delete({ id: gone.id });
+    expect(await admin.audit.vmNames()).toEqual(expect.arrayContaining(["gone-soon", "stays"]));
+    const events = await admin.audit.list({ vmName: "gone-soon", limit: 200 });
+    expect(events.events.map((e) => e.action)).toEqual(["delete", "clone", "create"]);
+    expect(events.events.every((e) => e.vmName === "gone-soon")).toBe(true);
+    expect(await refusal(admin.audit.list({ vmName: "Not A Name" }))).toBe("BAD_REQUEST");
   });
 
   it("enforces quotas on create with QUOTA_EXCEEDED", async () => {
