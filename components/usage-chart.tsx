@@ -9,6 +9,18 @@ export interface ChartSeries {
   color: string;
 }
 
+const twoDigits = (n: number) => String(n).padStart(2, "0");
+
+/**
+ * A time tick as "14:05", or the date at midnight: one short line each, so ticks 64 px apart
+ * never overlap (uPlot's own labels add a second line with the date and crowd a narrow chart).
+ */
+function timeLabel(seconds: number): string {
+  const at = new Date(seconds * 1000);
+  if (at.getHours() === 0 && at.getMinutes() === 0) return at.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  return `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}`;
+}
+
 export function UsageChart({
   title,
   series,
@@ -37,7 +49,10 @@ export function UsageChart({
         legend: { show: true },
         scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         // As wide as the longest label ("381.5 MiB") needs, about 7 px a character, plus the ticks' gap.
-        axes: [{}, { values: (_u, ticks) => ticks.map(format), size: (_u, values) => 24 + 7 * Math.max(4, ...(values ?? []).map((v) => String(v).length)) }],
+        axes: [
+          { space: 64, values: (_u, ticks) => ticks.map(timeLabel) },
+          { values: (_u, ticks) => ticks.map(format), size: (_u, values) => 24 + 7 * Math.max(4, ...(values ?? []).map((v) => String(v).length)) },
+        ],
         series: [
           {},
           ...series.map((s) => ({ label: s.label, stroke: s.color, width: 1.5, value: (_u: uPlot, v: number | null) => (v === null ? "—" : format(v)) })),
