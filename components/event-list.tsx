@@ -33,9 +33,8 @@ export function EventRow({ event, target = false }: { event: VmEvent; target?: b
       <td>{event.actor}</td>
       <td data-testid="event-action">{event.action}</td>
       {target ? <td>{event.vmName || event.target || "—"}</td> : null}
-      <td className="nowrap">
-        {event.fromState ?? "—"} → {event.toState ?? "—"}
-      </td>
+      {/* Sign-ins and account changes have no state: the cell stays empty rather than "— → —". */}
+      <td className="nowrap">{event.fromState || event.toState ? `${event.fromState ?? "—"} → ${event.toState ?? "—"}` : ""}</td>
       <td>{event.ok ? <span className="ok">yes</span> : <span className="bad">no</span>}</td>
       <td className="message">{event.message}</td>
     </tr>

@@ -12,13 +12,16 @@ export interface ChartSeries {
 const twoDigits = (n: number) => String(n).padStart(2, "0");
 
 /**
- * A time tick as "14:05", or the date at midnight: one short line each, so ticks 64 px apart
- * never overlap (uPlot's own labels add a second line with the date and crowd a narrow chart).
+ * A time tick as "14:05" ("14:05:30" when ticks are under a minute apart), or the date at
+ * midnight: one short line each, so ticks 72 px apart never overlap (uPlot's own labels add
+ * a second line with the date and crowd a narrow chart).
  */
-function timeLabel(seconds: number): string {
+function timeLabel(seconds: number, increment: number): string {
   const at = new Date(seconds * 1000);
+  const clock = `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}`;
+  if (increment < 60) return `${clock}:${twoDigits(at.getSeconds())}`;
   if (at.getHours() === 0 && at.getMinutes() === 0) return at.toLocaleDateString(undefined, { month: "short", day: "numeric" });
-  return `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}`;
+  return clock;
 }
 
 export function UsageChart({
@@ -26,12 +29,15 @@ export function UsageChart({
   series,
   data,
   format,
+  floor = 1,
   testId,
 }: {
   title: string;
   series: ChartSeries[];
   data: uPlot.AlignedData;
   format: (value: number) => string;
+  /** The least top of the y-axis, so a flat or near-zero line gets readable ticks, not "0 %, 0 %, 0 %". */
+  floor?: number;
   testId: string;
 }) {
   const holder = useRef<HTMLDivElement>(null);
@@ -47,10 +53,10 @@ export function UsageChart({
         width: Math.max(240, element.clientWidth),
         height: 160,
         legend: { show: true },
-        scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        scales: { y: { range: (_u, _min, max) => [0, Math.max(floor, max * 1.1)] } },
         // As wide as the longest label ("381.5 MiB") needs, about 7 px a character, plus the ticks' gap.
         axes: [
-          { space: 64, values: (_u, ticks) => ticks.map(timeLabel) },
+          { space: 72, values: (_u, ticks, _axis, _space, increment) => ticks.map((tick) => timeLabel(tick, increment)) },
           { values: (_u, ticks) => ticks.map(format), size: (_u, values) => 24 + 7 * Math.max(4, ...(values ?? []).map((v) => String(v).length)) },
         ],
         series: [
@@ -69,7 +75,7 @@ export function UsageChart({
       chart.destroy();
       plot.current = null;
     };
-  }, [series, format]);
+  }, [series, format, floor]);
 
   useEffect(() => {
     latest.current = data;

@@ -20,6 +20,8 @@ type VmPoint = inferRouterOutputs<AppRouter>["metrics"]["vm"]["points"][number];
 type Range = "1h" | "24h";
 
 const HOUR_MS = 3_600_000;
+const KIB = 1024;
+const MIB = 1024 * KIB;
 const CPU: ChartSeries[] = [{ label: "CPU", color: "#2563eb" }];
 const MEMORY: ChartSeries[] = [
   { label: "qemu resident", color: "#7c3aed" },
@@ -78,9 +80,16 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
       </div>
       {points.length === 0 ? <p className="muted">{running ? "Waiting for the first samples…" : "No figures: the VM has not run lately."}</p> : null}
       <div className="graphs">
-        <UsageChart title="CPU (% of one core)" testId="graph-cpu" series={CPU} data={columns(points, ["cpuPercent"])} format={percent} />
-        <UsageChart title="Memory" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes", "guestMemUsedBytes"])} format={bytes} />
-        <UsageChart title="Disk" testId="graph-disk" series={DISK} data={columns(points, ["diskReadBytesPerSec", "diskWriteBytesPerSec"])} format={perSecond} />
+        <UsageChart title="CPU (% of one core)" testId="graph-cpu" series={CPU} data={columns(points, ["cpuPercent"])} format={percent} floor={5} />
+        <UsageChart title="Memory" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes", "guestMemUsedBytes"])} format={bytes} floor={MIB} />
+        <UsageChart
+          title="Disk"
+          testId="graph-disk"
+          series={DISK}
+          data={columns(points, ["diskReadBytesPerSec", "diskWriteBytesPerSec"])}
+          format={perSecond}
+          floor={KIB}
+        />
         {hasNetwork ? (
           <UsageChart
             title="Network (bridge NIC)"
@@ -88,6 +97,7 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
             series={NETWORK}
             data={columns(points, ["netRxBytesPerSec", "netTxBytesPerSec"])}
             format={perSecond}
+            floor={KIB}
           />
         ) : (
           <p className="muted graph-note" data-testid="graph-network">
