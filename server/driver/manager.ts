@@ -126,6 +126,14 @@ export interface StartOptions {
   machine?: string;
   /** Host path of an ISO image to put in the CD-ROM drive (an installer). */
   cdrom?: string;
+  /**
+   * A fresh boot with the guest's memory in a file the VM keeps, rather than anonymous
+   * memory: suspend() then saves only the devices (about 1 MB) and a resume maps the memory
+   * back from the page cache, several times faster. The kernel writes a running guest's
+   * memory back to that file, so only VMs that wait suspended (a pool's) ask for it. A
+   * resume finds out by itself how the VM was suspended.
+   */
+  memoryFile?: boolean;
 }
 
 /** A forward to set up at start: hostPort 0 takes `preferred` while it is free, else any port. */

@@ -38,6 +38,17 @@ describe("pools", () => {
     expect(vms.every((vm) => vm.name.startsWith("warm-"))).toBe(true);
     const [listed] = await hangar.pools.listPools();
     expect(listed).toMatchObject({ name: "warm", ready: 3, size: 3 });
+    // Members that wait suspended boot with their memory in a file (a suspend then saves the devices alone).
+    expect(vms.map((vm) => fake.vm(vm.id).lastStart?.memoryFile === true)).toEqual(Array(3).fill(staging === "Suspended"));
+  });
+
+  it("boots an acquired member's next fresh start with ordinary memory", async () => {
+    const pool = await newPool(1);
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    expect(fake.vm(got.vmId).lastStart).toMatchObject({ resume: true });
+    await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
+    await hangar.lifecycle.startVm(got.vmId, "svc");
+    expect(fake.vm(got.vmId).lastStart).toMatchObject({ memoryFile: false });
   });
 
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {

@@ -247,6 +247,16 @@ describe("crash matrix on the real tiny guest", () => {
     expect(await sh("echo up")).toBe("up");
   });
 
+  it("Starting with qemu paused (a resume of file-kept memory cut short before it continued): adopted and carried on", async () => {
+    const vm = await runningVm();
+    await qmp((q) => q.execute("stop"));
+    await t.hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Starting", pid: null, sshPort: null } });
+    const row = await reconcileAfterRestart();
+    expect([row.state, row.sshPort]).toEqual(["Running", vm.sshPort]);
+    expect(await qmp((q) => q.execute("query-status"))).toMatchObject({ status: "running" });
+    expect(await sh("echo carried-on")).toBe("carried-on");
+  });
+
   it("Suspending with qemu paused and no saved state: rolled back, the guest runs on", async () => {
     const vm = await runningVm();
     await t.hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Suspending" } });

@@ -281,6 +281,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
    * from its saved state, on the machine type it was suspended with; a saved state that
    * does not load is dropped and the VM is left Stopped with the reason.
    */
+  /** A member of a pool that stages Suspended, not yet handed out: its memory goes in a file. */
+  async function waitsSuspendedInPool(vm: { poolId: string | null; acquiredAt: Date | null }): Promise<boolean> {
+    if (!vm.poolId || vm.acquiredAt) return false;
+    const pool = await db.pool.findUnique({ where: { id: vm.poolId }, select: { staging: true } });
+    return pool?.staging === "Suspended";
+  }
+
   async function startVm(vmId: string, actor: Actor): Promise<void> {
     await guarded(vmId, async () => {
       const { vm, from } = await begin(vmId, "Start");
@@ -307,6 +314,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
           resume,
           machine: resume ? (vm.machine ?? undefined) : undefined,
           cdrom: vm.cdromImage ? (await localImage(vm.cdromImage)).path : undefined,
+          memoryFile: await waitsSuspendedInPool(vm),
         });
         for (const port of vm.ports) {
           await db.portForward.update({ where: { id: port.id }, data: { boundPort: result.ports.get(port.guestPort) ?? null } });

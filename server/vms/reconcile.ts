@@ -95,6 +95,9 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
         if (await lifecycle.observe(vm.id, vm.state, decision.to, decision, { pid: null })) reached = decision.to;
         break;
       case "adopt": {
+        // A resume of memory kept in a file starts qemu paused and continues it once the saved
+        // devices are in; a restart in between must not leave the guest paused for good.
+        if (vm.state === "Starting") await driver.unpause().catch(() => undefined);
         const pid = await driver.pid();
         const ssh = (await driver.forwards().catch(() => [])).find((f) => f.guestPort === 22);
         if (await lifecycle.observe(vm.id, vm.state, "Running", { message: decision.message }, { pid, sshPort: ssh?.hostPort ?? null })) {

@@ -61,6 +61,8 @@ describe("buildQemuArgs golden files", () => {
     golden("network-bridge", config({ network: { mode: "bridge", bridge: "br0" } })));
   it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
     golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
+  it("memory in a file, started paused (a resume that loads the device state over QMP)", () =>
+    golden("memory-file-paused", config({ memoryFile: "/var/lib/hangar/vms/cm3vm0001/memory.ram", paused: true })));
 
   it("UEFI: OVMF's code read-only and the VM's own variable store, after the disk", () =>
     golden("uefi-tcg", config({ firmware: "uefi", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", cpus: 2, memoryMiB: 1024 })));

@@ -8,6 +8,9 @@ import type { VmFiles } from "./paths.ts";
 
 export type Accel = "kvm" | "tcg";
 
+/** The id of the memory backend of a VM whose memory is a file. */
+const MEMORY_BACKEND = "ram0";
+
 /** The netdev id of the user network that carries SSH and the forwards (hostfwd_add names it). */
 export const USER_NETDEV = "net0";
 
@@ -32,6 +35,13 @@ export interface QemuConfig {
   monitor: boolean;
   /** Resume from this internal snapshot of the disk (a suspended VM's saved state). */
   loadvm?: string;
+  /**
+   * The guest's memory in this file, mapped shared (memory-backend-file), instead of
+   * anonymous memory: what the guest wrote stays in the file when qemu ends.
+   */
+  memoryFile?: string;
+  /** Start with the CPUs stopped (-S): the caller loads a saved state over QMP, then continues. */
+  paused?: boolean;
   /**
    * The unprivileged user qemu switches to once it has opened its files and before the guest
    * runs; set when Hangar runs as root, so qemu never does.
@@ -113,13 +123,17 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-name",
     `hangar-${config.id}`,
     "-machine",
-    `${config.machine},accel=${config.accel}`,
+    `${config.machine},accel=${config.accel}${config.memoryFile !== undefined ? `,memory-backend=${MEMORY_BACKEND}` : ""}`,
     "-cpu",
     config.accel === "kvm" ? "host" : "max",
     "-smp",
     String(config.cpus),
     "-m",
     `${config.memoryMiB}M`,
+    ...(config.memoryFile !== undefined
+      ? ["-object", `memory-backend-file,id=${MEMORY_BACKEND},size=${config.memoryMiB}M,mem-path=${pathValue("memory file", config.memoryFile)},share=on`]
+      : []),
+    ...(config.paused ? ["-S"] : []),
     "-nodefaults",
     "-no-user-config",
     "-display",

@@ -213,6 +213,46 @@ describe("QemuManager with the tiny guest", () => {
     await m.delete();
   });
 
+  it("keeps a pool member's memory in a file: a suspend saves the devices alone, a resume carries on, snapshots hold the memory, a stop removes it", async () => {
+    const m = manager("drv5");
+    await m.create(path.join(guestDir, "disk.qcow2"));
+    const { publicKey } = await m.identity();
+    const options = startOptions(publicKey, { hostname: "drv-five", instanceId: "drv5", memoryFile: true });
+    const first = await m.start(options);
+    await sshWhenReady(m, first.sshPort, ["sh", "-c", "echo kept > /tmp/marker"]);
+    expect(statSync(m.files.memory).size).toBe(256 * 1024 * 1024);
+
+    await m.suspend();
+    expect(await m.running()).toBe(false);
+    const suspendState = async () => {
+      const info = JSON.parse((await execa("qemu-img", ["info", "-U", "--output=json", "--", m.files.disk])).stdout) as {
+        snapshots?: { name: string; "vm-state-size": number }[];
+      };
+      return info.snapshots?.find((s) => s.name === SUSPEND_TAG);
+    };
+    // The saved state is the devices' (about 1 MB); the memory stayed in its file.
+    expect((await suspendState())?.["vm-state-size"]).toBeLessThan(4 * 1024 * 1024);
+    expect(statSync(m.files.memory).isFile()).toBe(true);
+
+    const resumed = await m.start({ ...options, resume: true, machine: first.machine });
+    // The guest carried on: what it kept in memory (/tmp is a tmpfs) is still there.
+    expect((await sshWhenReady(m, resumed.sshPort, ["cat", "/tmp/marker"])).stdout.trim()).toBe("kept");
+    expect(await suspendState()).toBeUndefined();
+
+    // A live snapshot of it holds the memory (x-ignore-shared is off again), and reverting brings the marker back.
+    await m.createSnapshot("live1");
+    const [live] = await m.listSnapshots();
+    expect(live?.vmStateBytes ?? 0).toBeGreaterThan(10 * 1024 * 1024);
+    await sshWhenReady(m, resumed.sshPort, ["rm", "/tmp/marker"]);
+    await m.revertSnapshot("live1");
+    expect((await sshWhenReady(m, resumed.sshPort, ["cat", "/tmp/marker"])).stdout.trim()).toBe("kept");
+
+    await m.stop(0);
+    expect(statSync(m.files.memory, { throwIfNoEntry: false })).toBeUndefined();
+    await m.deleteSnapshot("live1");
+    await m.delete();
+  });
+
   it("backs an overlay only onto a file of the image store", async () => {
     const outside = path.join(stateDir, "outside.qcow2");
     await execa("qemu-img", ["create", "-q", "-f", "qcow2", outside, "1M"]);

@@ -172,6 +172,10 @@ export class QemuManager implements Manager {
     await mkdir(this.files.socketDir, { recursive: true, mode: 0o700 });
     await this.removeRuntimeFiles();
 
+    // A VM suspended with its memory in a file resumes from that file; a fresh boot starts
+    // from empty memory, in a file only when asked.
+    const memoryInFile = options.resume ? await exists(this.files.memory) : options.memoryFile === true;
+    if (!options.resume) await rm(this.files.memory, { force: true });
     // A resumed guest booted long ago and reads its seed no more: the ISO it has stays.
     if (!options.resume) {
       await writeCidataIso(this.files.cidata, {
@@ -192,7 +196,11 @@ export class QemuManager implements Manager {
         files: this.files,
         accel,
         machine,
-        loadvm: options.resume ? SUSPEND_TAG : undefined,
+        // Memory in a file: qemu starts paused and the device state is loaded over QMP
+        // (a saved state without the memory needs x-ignore-shared set before it loads).
+        loadvm: options.resume && !memoryInFile ? SUSPEND_TAG : undefined,
+        memoryFile: memoryInFile ? this.files.memory : undefined,
+        paused: options.resume && memoryInFile,
         cpus: options.cpus,
         memoryMiB: options.memoryMiB,
         diskFormat: "qcow2",
@@ -229,6 +237,13 @@ export class QemuManager implements Manager {
       const pid = await this.pid();
       if (pid === 0) throw new Error("qemu daemonized but left no live process");
       const forwards = await withQmp(this.files.qmpSocket, async (qmp) => {
+        if (options.resume && memoryInFile) {
+          await ignoreSharedMemory(qmp, true);
+          await hmp(qmp, `loadvm ${SUSPEND_TAG}`, SAVE_TIMEOUT_MS);
+          // Snapshots taken while it runs must hold the memory again.
+          await ignoreSharedMemory(qmp, false);
+          await qmp.execute("cont");
+        }
         const status = (await qmp.execute("query-status")) as { status?: string };
         if (status.status !== "running") throw new Error(`qemu is ${status.status ?? "in an unknown state"}, not running`);
         const listed = parseUsernetForwards(await qmp.human("info usernet"));
@@ -413,6 +428,7 @@ export class QemuManager implements Manager {
     const started = Date.now();
     const outcome = async (how: StopOutcome["how"], logged: string): Promise<StopOutcome> => {
       await this.afterExit(logged);
+      await rm(this.files.memory, { force: true });
       return { how, afterMs: Date.now() - started };
     };
     try {
@@ -456,21 +472,37 @@ export class QemuManager implements Manager {
   async suspend(): Promise<void> {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
+    // Memory in a file stays there: the saved state is the devices' alone (about 1 MB).
+    const memoryInFile = await exists(this.files.memory);
     await withQmp(this.files.qmpSocket, async (qmp) => {
       await qmp.execute("stop");
       try {
+        if (memoryInFile) await ignoreSharedMemory(qmp, true);
         await hmp(qmp, `savevm ${SUSPEND_TAG}`, SAVE_TIMEOUT_MS);
       } catch (error) {
+        if (memoryInFile) await ignoreSharedMemory(qmp, false).catch(() => undefined);
         await qmp.execute("cont").catch(() => undefined);
         throw error;
       }
       await qmp.execute("quit").catch(() => undefined);
     });
     if (!(await waitForExit(pid, 10_000))) await this.forceStop();
+    if (memoryInFile) await this.persistMemory();
     await this.afterExit("suspended");
   }
 
+  /** The memory of a suspended VM, on disk before the suspend counts as done (it is the saved state). */
+  private async persistMemory(): Promise<void> {
+    const file = await open(this.files.memory, "r");
+    try {
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  }
+
   async discardSuspendedState(): Promise<void> {
+    await rm(this.files.memory, { force: true });
     if (await this.hasSnapshot(SUSPEND_TAG)) await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.disk]);
     // savevm snapshotted the UEFI variable store too.
     if ((await snapshotsOf(this.files.uefiVars)).some((s) => s.name === SUSPEND_TAG)) {
@@ -497,10 +529,15 @@ export class QemuManager implements Manager {
     if (savedAt && savedAt >= since) {
       await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
       if (!(await waitForExit(pid, 10_000))) await this.forceStop();
+      if (await exists(this.files.memory)) await this.persistMemory();
       await this.afterExit("suspended (an interrupted suspend carried out)");
       return "suspended";
     }
-    if (status !== "running") await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("cont"));
+    await withQmp(this.files.qmpSocket, async (qmp) => {
+      // The suspend may have got as far as leaving the memory out of saves.
+      await ignoreSharedMemory(qmp, false);
+      if (status !== "running") await qmp.execute("cont");
+    });
     this.log("an interrupted suspend rolled back: the guest runs on");
     return "resumed";
   }
@@ -558,7 +595,12 @@ export class QemuManager implements Manager {
   private async onDiskOrLive(name: string, qemuImgFlag: string[], live: (qmp: QmpClient) => Promise<unknown>): Promise<void> {
     if (!SNAPSHOT_TAG.test(name) || name.startsWith("hangar-")) throw new Error(`"${name}" is not a valid snapshot name`);
     if (await this.running()) {
-      await withQmp(this.files.qmpSocket, live);
+      await withQmp(this.files.qmpSocket, async (qmp) => {
+        // A snapshot of a VM whose memory is a file holds that memory too (a suspend or a
+        // resume cut short may have left it out).
+        await ignoreSharedMemory(qmp, false);
+        await live(qmp);
+      });
       return;
     }
     await execa("qemu-img", ["snapshot", ...qemuImgFlag, name, "--", this.files.disk]);
@@ -749,6 +791,14 @@ async function isOurQemu(pid: number, id: string): Promise<boolean> {
   // A zombie still has its cmdline only briefly; a dead pid has none.
   const status = await readFile(`/proc/${pid}/stat`, "latin1").catch(() => "");
   return !/\) Z /.test(status);
+}
+
+/**
+ * x-ignore-shared: while on, savevm and loadvm leave out memory qemu maps shared from a file
+ * (memory-backend-file, share=on), which is where that memory already is.
+ */
+async function ignoreSharedMemory(qmp: QmpClient, on: boolean): Promise<void> {
+  await qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: on }] });
 }
 
 async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {

@@ -39,6 +39,12 @@ export interface VmFiles {
    * hold snapshots, and this one is writable.
    */
   uefiVars: string;
+  /**
+   * The guest's memory as a file, for a VM that runs with `memoryFile` (StartOptions): qemu
+   * maps it shared, so a suspend leaves the memory here and saves only the device state.
+   * Present while such a VM runs or is suspended; a fresh boot and a stop remove it.
+   */
+  memory: string;
   /** The VM's own SSH key pair (0600). */
   sshKey: string;
   sshPublicKey: string;
@@ -72,6 +78,7 @@ export function vmFiles(stateDir: string, id: string): VmFiles {
     guestAgentSocket: path.join(socketDir, "qga.sock"),
     vncSocket: path.join(socketDir, "vnc.sock"),
     uefiVars: path.join(dir, "uefi-vars.qcow2"),
+    memory: path.join(dir, "memory.ram"),
     sshKey: path.join(dir, "id_ed25519"),
     sshPublicKey: path.join(dir, "id_ed25519.pub"),
     socketDir,
