@@ -20,7 +20,7 @@ function timeLabel(seconds: number, increment: number): string {
   const at = new Date(seconds * 1000);
   const clock = `${twoDigits(at.getHours())}:${twoDigits(at.getMinutes())}`;
   if (increment < 60) return `${clock}:${twoDigits(at.getSeconds())}`;
-  if (at.getHours() === 0 && at.getMinutes() === 0) return at.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  if (increment >= 86_400 || (at.getHours() === 0 && at.getMinutes() === 0)) return at.toLocaleDateString(undefined, { month: "short", day: "numeric" });
   return clock;
 }
 
@@ -53,7 +53,11 @@ export function UsageChart({
         width: Math.max(240, element.clientWidth),
         height: 160,
         legend: { show: true },
-        scales: { y: { range: (_u, _min, max) => [0, Math.max(floor, max * 1.1)] } },
+        scales: {
+          // One point alone (a VM that just started) gets a minute either side; uPlot would give it a whole day.
+          x: { time: true, range: (u, min, max) => (u.data[0].length === 1 ? [min - 60, min + 60] : [min, max]) },
+          y: { range: (_u, _min, max) => [0, Math.max(floor, max * 1.1)] },
+        },
         // As wide as the longest label ("381.5 MiB") needs, about 7 px a character, plus the ticks' gap.
         axes: [
           { space: 72, values: (_u, ticks, _axis, _space, increment) => ticks.map((tick) => timeLabel(tick, increment)) },
