@@ -302,7 +302,7 @@ mkdir -p -- "lib/modules/$KVER"
 : > etc/hangar/modules.cdrom
 # Loaded at every boot: virtio disk/net/ISO, the balloon (it reports the guest's memory figures),
 # ACPI power button + evdev for acpid.
-for m in virtio_pci virtio_blk virtio_net virtio_balloon isofs cdrom button evdev ext4; do add_module "$m" etc/hangar/modules.boot; done
+for m in virtio_pci virtio_blk virtio_net virtio_balloon virtio_console isofs cdrom button evdev ext4; do add_module "$m" etc/hangar/modules.boot; done
 # Loaded only when no cidata is found on /dev/vd*: CD-ROM via virtio-scsi or PIIX IDE.
 for m in virtio_scsi ata_piix sr_mod; do add_module "$m" etc/hangar/modules.cdrom; done
 cp -- "$MODSRC/modules.builtin" "$MODSRC/modules.order" "lib/modules/$KVER/" 2>/dev/null || true
@@ -319,6 +319,7 @@ install -m 0440 -- "$GUEST_SRC/sudoers" etc/sudoers
 install -m 0644 -- "$GUEST_SRC/pam-sudo" etc/pam.d/sudo
 chmod 0750 etc/sudoers.d
 install -m 0755 -- "$GUEST_SRC/shutdown.sh" usr/lib/hangar/shutdown.sh
+install -m 0755 -- "$GUEST_SRC/guest-agent" usr/lib/hangar/guest-agent
 install -m 0755 -- "$GUEST_SRC/udhcpc.script" usr/share/udhcpc/default.script
 install -m 0755 -- "$GUEST_SRC/acpi-power" etc/acpi/PWRF/00000080
 install -m 0644 -- "$GUEST_SRC/inittab" etc/inittab

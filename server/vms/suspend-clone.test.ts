@@ -45,10 +45,15 @@ describe("suspend and resume", () => {
     expect(await t.hangar.driverFor(vm.id).running()).toBe(false);
     const machine = (await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).machine;
     expect(machine).toMatch(/^pc-q35-/);
+    // Long enough suspended that a clock left standing would be seconds behind.
+    await new Promise((resolve) => setTimeout(resolve, 4000));
 
     const resumed = await api.vm.start({ id: vm.id });
     expect(resumed.state).toBe("Running");
     expect(await sh(vm.id, "cat /tmp/marker")).toBe(token);
+    // The tiny guest's agent took the time Hangar sent: its clock is the host's again.
+    await expect.poll(async () => (await api.vm.events({ vmId: vm.id, limit: 20 })).events.find((e) => e.action === "clock")?.ok, { timeout: 15_000 }).toBe(true);
+    expect(Math.abs(Number(await sh(vm.id, "date +%s")) - Date.now() / 1000)).toBeLessThan(3);
     // The ready condition and the guest's clock are recorded on their own time, in between.
     const events = (await api.vm.events({ vmId: vm.id, limit: 20 })).events
       .filter((e) => e.action !== "ready" && e.action !== "clock")
