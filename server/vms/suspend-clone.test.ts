@@ -52,7 +52,9 @@ describe("suspend and resume", () => {
     expect(resumed.state).toBe("Running");
     expect(await sh(vm.id, "cat /tmp/marker")).toBe(token);
     // The tiny guest's agent took the time Hangar sent: its clock is the host's again.
-    await expect.poll(async () => (await api.vm.events({ vmId: vm.id, limit: 20 })).events.find((e) => e.action === "clock")?.ok, { timeout: 15_000 }).toBe(true);
+    await expect
+      .poll(async () => (await api.vm.events({ vmId: vm.id, limit: 20 })).events.find((e) => e.action === "clock")?.ok, { timeout: 15_000 })
+      .toBe(true);
     expect(Math.abs(Number(await sh(vm.id, "date +%s")) - Date.now() / 1000)).toBeLessThan(3);
     // The ready condition and the guest's clock are recorded on their own time, in between.
     const events = (await api.vm.events({ vmId: vm.id, limit: 20 })).events
