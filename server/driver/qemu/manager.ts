@@ -373,7 +373,7 @@ export class QemuManager implements Manager {
     if (result.exitCode === 0) return;
     // Stock cloud images often come without rsync: tar over the same ssh does the copy.
     if (RSYNC_MISSING.test(result.stderr)) return this.syncByTar(from, to, chown, excludes, sshPort, identityFile, user, viaSudo);
-    throw new Error(`rsync failed: ${firstLines(result.stderr) || `exit ${result.exitCode ?? result.signal ?? "unknown"}`}`);
+    throw new Error(`rsync failed: ${firstLines(result.stderr) || rsyncExit(result.exitCode, result.signal)}`);
   }
 
   /**
@@ -848,6 +848,21 @@ const RSYNC_MISSING = /rsync: (command )?not found/;
 
 function rsyncQuote(word: string): string {
   return /[\s"']/.test(word) ? `"${word.replaceAll('"', '\\"')}"` : word;
+}
+
+/**
+ * What an rsync that printed nothing failed with (man rsync, EXIT VALUES). Under load the
+ * guest's rsync can end before its own message reaches this side; its exit code still does.
+ */
+function rsyncExit(code: number | undefined, signal: string | undefined): string {
+  const meaning: Record<number, string> = {
+    11: "error in file I/O, for example a destination the login user may not write (asRoot syncs as root)",
+    12: "error in the rsync protocol data stream",
+    23: "some files could not be transferred",
+    255: "ssh to the guest failed",
+  };
+  if (code === undefined) return `ended by ${signal ?? "an unknown cause"}`;
+  return `exit ${code}${meaning[code] ? `: ${meaning[code]}` : ""}`;
 }
 
 function firstLines(text: string): string {
