@@ -35,9 +35,10 @@ const NETWORK: ChartSeries[] = [
   { label: "Received", color: "#0891b2" },
   { label: "Sent", color: "#db2777" },
 ];
-const percent = (v: number) => `${v.toFixed(0)} %`;
-const bytes = (v: number) => formatBytes(Math.round(v));
-const perSecond = (v: number) => `${formatBytes(Math.round(v))}/s`;
+/** Each unit's label format and the least top of its y-axis. */
+const PERCENT = { format: (v: number) => `${v.toFixed(0)} %`, floor: 5 };
+const BYTES = { format: (v: number) => formatBytes(Math.round(v)), floor: MIB };
+const BYTES_PER_SECOND = { format: (v: number) => `${formatBytes(Math.round(v))}/s`, floor: KIB };
 
 function columns(points: VmPoint[], fields: (keyof Omit<VmPoint, "at">)[]): uPlot.AlignedData {
   return [points.map((p) => p.at / 1000), ...fields.map((field) => points.map((p) => p[field]))];
@@ -80,15 +81,14 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
       </div>
       {points.length === 0 ? <p className="muted">{running ? "Waiting for the first samples…" : "No figures: the VM has not run lately."}</p> : null}
       <div className="graphs">
-        <UsageChart title="CPU (% of one core)" testId="graph-cpu" series={CPU} data={columns(points, ["cpuPercent"])} format={percent} floor={5} />
-        <UsageChart title="Memory" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes", "guestMemUsedBytes"])} format={bytes} floor={MIB} />
+        <UsageChart title="CPU (% of one core)" testId="graph-cpu" series={CPU} data={columns(points, ["cpuPercent"])} {...PERCENT} />
+        <UsageChart title="Memory" testId="graph-memory" series={MEMORY} data={columns(points, ["rssBytes", "guestMemUsedBytes"])} {...BYTES} />
         <UsageChart
           title="Disk"
           testId="graph-disk"
           series={DISK}
           data={columns(points, ["diskReadBytesPerSec", "diskWriteBytesPerSec"])}
-          format={perSecond}
-          floor={KIB}
+          {...BYTES_PER_SECOND}
         />
         {hasNetwork ? (
           <UsageChart
@@ -96,8 +96,7 @@ export function VmGraphs({ id, running }: { id: string; running: boolean }) {
             testId="graph-network"
             series={NETWORK}
             data={columns(points, ["netRxBytesPerSec", "netTxBytesPerSec"])}
-            format={perSecond}
-            floor={KIB}
+            {...BYTES_PER_SECOND}
           />
         ) : (
           <p className="muted graph-note" data-testid="graph-network">
