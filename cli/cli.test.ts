@@ -81,6 +81,10 @@ describe("hangar CLI", () => {
     const created = await hangar(["create", "cli-1", "--image", image?.name ?? "", "--memory", "256", "--json"]);
     expect(created.exitCode, created.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ name: "cli-1", state: "Stopped" });
+    expect((await hangar(["resize", "cli-1"])).exitCode).toBe(2);
+    const resized = await hangar(["resize", "cli-1", "--memory", "320", "--json"]);
+    expect(resized.exitCode, resized.stderr).toBe(0);
+    expect(JSON.parse(resized.stdout)).toMatchObject({ name: "cli-1", cpus: 1, memoryMiB: 320 });
     expect((await hangar(["start", "cli-1"])).stdout).toMatch(/cli-1 Running/);
     const waited = await hangar(["wait", "cli-1", "--for", "ready", "--timeout", "300", "--json"]);
     expect(waited.exitCode, waited.stderr).toBe(0);
@@ -95,6 +99,10 @@ describe("hangar CLI", () => {
     const uname = await hangar(["ssh", "cli-1", "-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "uname", "-a"]);
     expect(uname.exitCode, uname.stderr).toBe(0);
     expect(uname.stdout).toMatch(/^Linux cli-1 /);
+    // The guest got the memory the resize gave it (MemTotal is what is left after the kernel's own).
+    const meminfo = await hangar(["exec", "cli-1", "--", "grep", "MemTotal", "/proc/meminfo"]);
+    expect(meminfo.exitCode, meminfo.stderr).toBe(0);
+    expect(Number(/(\d+) kB/.exec(meminfo.stdout)?.[1]) / 1024).toBeGreaterThan(256);
 
     // ssh's own ProxyCommand, as a user writes it in ~/.ssh/config; the exit status comes back.
     const proxy = `'${process.execPath}' '${LAUNCHER}' proxy %h`;

@@ -173,6 +173,27 @@ for (const [verb, describe] of [
 }
 
 program
+  .command("resize")
+  .description("change a Stopped VM's CPUs, memory or disk (disks only grow); in effect from its next start")
+  .argument("<vm>", "name")
+  .option("--cpus <n>", "vCPUs", int("--cpus"))
+  .option("--memory <MiB>", "memory in MiB", int("--memory"))
+  .option("--disk <GiB>", "disk size in GiB", int("--disk"))
+  .action(
+    run(async (name: string, options: { cpus?: number; memory?: number; disk?: number }, command: Command) => {
+      if (options.cpus === undefined && options.memory === undefined && options.disk === undefined) {
+        throw new CliError("Give --cpus, --memory, --disk or several.", EXIT.USAGE);
+      }
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      if (options.cpus !== undefined || options.memory !== undefined) await api.vm.resize.mutate({ id, cpus: options.cpus, memoryMiB: options.memory });
+      if (options.disk !== undefined) await api.vm.resizeDisk.mutate({ id, diskGiB: options.disk });
+      const vm = await api.vm.get.query({ id });
+      output(json(command), vm, (v) => `${v.name} ${v.cpus} CPUs, ${v.memoryMiB} MiB${v.diskGiB ? `, ${v.diskGiB} GiB disk` : ""}`);
+    }),
+  );
+
+program
   .command("clone")
   .description("a new VM from a Stopped one")
   .argument("<vm>", "the source VM")

@@ -13,7 +13,12 @@ export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB:
     trpc.vm.resizeDisk.mutationOptions({
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
-      onSettled: () => queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
+      // The VM and its events: the change is recorded as an event.
+      onSettled: () =>
+        Promise.all([
+          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
+          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
+        ]),
     }),
   );
 

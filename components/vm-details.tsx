@@ -13,6 +13,7 @@ import { EventList } from "./event-list.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
 import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
+import { ResourcesForm } from "./resources-form.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl } from "../lib/vocabulary.ts";
 import { useMe } from "./session.tsx";
@@ -117,10 +118,12 @@ export function VmDetails({ id }: { id: string }) {
         <TerminalTabs vm={vm} />
       </section>
 
-      {canControl(me, vm) && vm.state === "Stopped" && vm.disk ? (
-        <section className="card" aria-labelledby="vm-disk-title">
-          <h2 id="vm-disk-title">Disk</h2>
-          <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} />
+      {/* A pool gives the members waiting in it their CPUs and memory. */}
+      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? (
+        <section className="card" aria-labelledby="vm-hardware-title">
+          <h2 id="vm-hardware-title">CPUs, memory and disk</h2>
+          <ResourcesForm key={`${vm.cpus}-${vm.memoryMiB}`} vmId={vm.id} cpus={vm.cpus} memoryMiB={vm.memoryMiB} />
+          {vm.disk ? <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} /> : null}
         </section>
       ) : null}
 

@@ -123,3 +123,20 @@ test("an invalid name is flagged in the form with the rule, a taken one gets the
   expect(after).toHaveLength(before.length);
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));
 });
+
+test("a stopped VM's CPUs and memory change on its page, for its next start", async ({ page }) => {
+  const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
+  const vm = await api.vm.create.mutate({ name: uniqueName("e2e-resize"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
+  created.push(vm.id);
+  await page.goto(`/vms/${vm.id}`);
+  const form = page.getByRole("form", { name: "Change CPUs and memory" });
+  await expect(form.getByLabel("CPUs", { exact: true })).toHaveValue("1");
+  await form.getByLabel("CPUs", { exact: true }).fill("2");
+  await form.getByLabel("Memory (MiB)", { exact: true }).fill("512");
+  await form.getByRole("button", { name: "Save" }).click();
+  await expect(page.getByTestId("event-list").getByRole("cell", { name: "resize", exact: true })).toHaveCount(1, STATE_CHANGE);
+  await expect(page.getByTestId("event-list")).toContainText("CPUs 1 → 2, memory 128 → 512 MiB; in effect from the next start");
+  await expect(form.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("512");
+  await shot(page, "vm-resize");
+  expect(await api.vm.get.query({ id: vm.id })).toMatchObject({ cpus: 2, memoryMiB: 512 });
+});

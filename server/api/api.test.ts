@@ -222,6 +222,29 @@ describe("disks and stops", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("changes a stopped VM's CPUs and memory for its next start, and says why it will not", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "bigger", imageId });
+    expect(await refusal(api.vm.resize({ id: vm.id }))).toEqual({ code: "BAD_REQUEST", message: "Give cpus, memoryMiB or both." });
+    expect(await refusal(api.vm.resize({ id: vm.id, cpus: 0 }))).toEqual({ code: "BAD_REQUEST", message: "cpus: A VM needs at least 1 CPU." });
+    expect(await api.vm.resize({ id: vm.id, cpus: 2, memoryMiB: 512 })).toEqual({ cpus: 2, memoryMiB: 512 });
+    expect(await api.vm.get({ id: vm.id })).toMatchObject({ cpus: 2, memoryMiB: 512 });
+    const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
+    expect(event).toMatchObject({ action: "resize", ok: true, message: "CPUs 1 → 2, memory 256 → 512 MiB; in effect from the next start" });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ cpus: 2, memoryMiB: 512 });
+    expect(await refusal(api.vm.resize({ id: vm.id, cpus: 4 }))).toEqual({
+      code: "CONFLICT",
+      message: 'VM "bigger" is Running; stop it before changing its CPUs or memory.',
+    });
+    await api.vm.suspend({ id: vm.id });
+    expect((await refusal(api.vm.resize({ id: vm.id, memoryMiB: 1024 }))).message).toBe(
+      'VM "bigger" is Suspended, and its saved state needs the CPUs and memory it was suspended with; start it and stop it first.',
+    );
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true, cpus: 2, memoryMiB: 512 });
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
   it("records how a stop ended, a forced one as forced", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "stubborn", imageId });
     await api.vm.start({ id: vm.id });

@@ -5,8 +5,9 @@ import { liveChanges } from "../vms/changes.ts";
 import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
+import { resizeVm } from "../vms/resources.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
-import { createVmInput, diskGiB, execInput, id, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
+import { cpus, createVmInput, diskGiB, execInput, id, memoryMiB, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -104,6 +105,12 @@ export const vmRouter = router({
     .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, diskGiB }))
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
+  /** Changes a Stopped VM's CPUs, memory or both; qemu gets them at the next start. */
+  resize: procedure
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/resize", "Change a Stopped VM's CPUs and memory") })
+    .input(z.object({ id, cpus: cpus.optional(), memoryMiB: memoryMiB.optional() }))
+    .output(z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }))
+    .mutation(({ ctx, input }) => resizeVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
     .meta({ permission: "vm.control", runsOn: "vm" })

@@ -93,6 +93,19 @@ describe("vm.onChange over /api/trpc-ws", () => {
     }
   });
 
+  it("carries a stopped VM's new CPUs and memory to listening tabs, with the resize's event id", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "grown", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const listening = t.hangar.bus.listeners();
+    const seen = collect(wsClient(port, token), undefined, (changes) => changes.length > 0);
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 1);
+    await admin.vm.resize({ id: vm.id, cpus: 2, memoryMiB: 256 });
+    const [change] = await seen;
+    const event = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "resize" } });
+    expect(change).toMatchObject({ vmId: vm.id, state: "Stopped", eventId: event.id, row: { id: vm.id, cpus: 2, memoryMiB: 256 } });
+  });
+
   it("resumes from the last event id: a reconnect first gets the changes it missed", async () => {
     const { t, port, admin, token } = await serve();
     const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });

@@ -61,6 +61,7 @@ describe("roles", () => {
     expect((await viewer.vm.list()).items.map((v) => v.name)).toEqual(["v1"]);
     expect(await refusal(viewer.vm.start({ id: vm.id }))).toBe("FORBIDDEN");
     expect(await refusal(viewer.vm.create({ name: "v2", imageId, ...spec }))).toBe("FORBIDDEN");
+    expect(await refusal(viewer.vm.resize({ id: vm.id, memoryMiB: 512 }))).toBe("FORBIDDEN");
     expect(await refusal(viewer.user.list())).toBe("FORBIDDEN");
     expect(await refusal(viewer.audit.list({}))).toBe("FORBIDDEN");
     expect(await refusal(viewer.audit.vmNames())).toBe("FORBIDDEN");
@@ -78,6 +79,7 @@ describe("roles", () => {
       ["vm.suspend", b.vm.suspend({ id: vm.id })],
       ["vm.delete", b.vm.delete({ id: vm.id })],
       ["vm.clone", b.vm.clone({ id: vm.id, name: "stolen" })],
+      ["vm.resize", b.vm.resize({ id: vm.id, cpus: 4 })],
       ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
       ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
       ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],
@@ -144,6 +146,28 @@ describe("roles", () => {
     const error = await op.vm.create({ name: "q2", imageId, ...spec }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VM and you have 1; delete one first." });
     expect(await hangar.db.vm.count()).toBe(1);
+  });
+
+  it("holds a resize to the owner's quota, and lets anyone give less", async () => {
+    const op = await callerFor(hangar, "operator", "grow@test.hangar");
+    const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "grow@test.hangar" } });
+    const admin = await callerFor(hangar, "admin");
+    const small = await op.vm.create({ name: "grow-1", imageId, cpus: 1, memoryMiB: 128 });
+    await op.vm.create({ name: "grow-2", imageId, cpus: 1, memoryMiB: 128 });
+    await admin.user.update({ id: user.id, maxCpus: 3, maxMemoryMiB: 512 });
+    expect(await op.vm.resize({ id: small.id, cpus: 2 })).toEqual({ cpus: 2, memoryMiB: 128 });
+    expect(await op.vm.resize({ id: small.id, cpus: 3 }).catch((e: unknown) => e)).toMatchObject({
+      code: "FORBIDDEN",
+      message: "Your quota is 3 vCPUs; your other VMs use 1 and you asked for 3 for this one.",
+    });
+    expect(await admin.vm.resize({ id: small.id, memoryMiB: 1024 }).catch((e: unknown) => e)).toMatchObject({
+      code: "FORBIDDEN",
+      message: "The quota of grow@test.hangar is 512 MiB of memory; their other VMs use 128 MiB and this one would have 1024 MiB.",
+    });
+    // A quota lowered below what the VMs have already refuses growth, never a cut.
+    await admin.user.update({ id: user.id, maxCpus: 1 });
+    expect(await op.vm.resize({ id: small.id, cpus: 1 })).toEqual({ cpus: 1, memoryMiB: 128 });
+    expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: small.id } })).toMatchObject({ cpus: 1, memoryMiB: 128 });
   });
 });
 

@@ -178,23 +178,41 @@ export async function createFirstAdmin(db: Db, auth: Auth, stateDir: string, inp
   }
 }
 
-/** Quota check for a new VM of `cpus` and `memoryMiB` owned by `userId`. */
-export async function assertWithinQuota(db: Db, userId: string, cpus: number, memoryMiB: number) {
+/**
+ * Quota check of `userId`'s VMs: a new VM of `cpus` and `memoryMiB`, or, with `resizing`, that
+ * VM of theirs given these in place of its own. `owner` names them in the refusal when the
+ * caller is someone else (an admin resizing another user's VM).
+ */
+export async function assertWithinQuota(
+  db: Db,
+  userId: string,
+  cpus: number,
+  memoryMiB: number,
+  { resizing, owner }: { resizing?: string; owner?: string } = {},
+) {
   const user = await db.user.findUnique({ where: { id: userId } });
   if (!user) return;
-  const owned = await db.vm.findMany({ where: { ownerId: userId, state: { not: "Deleted" } }, select: { cpus: true, memoryMiB: true } });
+  const owned = await db.vm.findMany({
+    where: { ownerId: userId, state: { not: "Deleted" }, ...(resizing ? { id: { not: resizing } } : {}) },
+    select: { cpus: true, memoryMiB: true },
+  });
   const usedCpus = owned.reduce((sum, vm) => sum + vm.cpus, 0);
   const usedMemory = owned.reduce((sum, vm) => sum + vm.memoryMiB, 0);
-  if (user.maxVms !== null && owned.length + 1 > user.maxVms) {
+  const whose = owner ? `The quota of ${owner}` : "Your quota";
+  /** What is used and asked for, e.g. "you use 2 and asked for 3 more". */
+  const usage = (used: string, wanted: string) =>
+    !resizing
+      ? `you use ${used} and asked for ${wanted} more`
+      : owner
+        ? `their other VMs use ${used} and this one would have ${wanted}`
+        : `your other VMs use ${used} and you asked for ${wanted} for this one`;
+  if (!resizing && user.maxVms !== null && owned.length + 1 > user.maxVms) {
     throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"} and you have ${owned.length}; delete one first.`);
   }
   if (user.maxCpus !== null && usedCpus + cpus > user.maxCpus) {
-    throw new HangarError(
-      "QUOTA_EXCEEDED",
-      `Your quota is ${user.maxCpus} ${user.maxCpus === 1 ? "vCPU" : "vCPUs"}; you use ${usedCpus} and asked for ${cpus} more.`,
-    );
+    throw new HangarError("QUOTA_EXCEEDED", `${whose} is ${user.maxCpus} ${user.maxCpus === 1 ? "vCPU" : "vCPUs"}; ${usage(String(usedCpus), String(cpus))}.`);
   }
   if (user.maxMemoryMiB !== null && usedMemory + memoryMiB > user.maxMemoryMiB) {
-    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxMemoryMiB} MiB of memory; you use ${usedMemory} MiB and asked for ${memoryMiB} MiB more.`);
+    throw new HangarError("QUOTA_EXCEEDED", `${whose} is ${user.maxMemoryMiB} MiB of memory; ${usage(`${usedMemory} MiB`, `${memoryMiB} MiB`)}.`);
   }
 }

@@ -5,6 +5,7 @@ import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { resizeVm } from "../vms/resources.ts";
 import type { StagingState } from "./pool.ts";
 
 let t: TestHangar;
@@ -49,6 +50,19 @@ describe("pools", () => {
     await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
     await hangar.lifecycle.startVm(got.vmId, "svc");
     expect(fake.vm(got.vmId).lastStart).toMatchObject({ memoryFile: false });
+  });
+
+  it("keeps a waiting Stopped member's CPUs and memory the pool's; once acquired, its holder may change them", async () => {
+    const pool = await newPool(1, "Stopped");
+    const [waiting] = await members(pool.id);
+    const refused = await resizeVm(hangar, { id: waiting?.id ?? "", cpus: 2 }, "svc").catch((e: unknown) => e);
+    expect(refused).toMatchObject({
+      code: "INVALID_INPUT",
+      message: `VM "${waiting?.name}" waits in pool "warm", which gives its VMs their CPUs and memory; acquire it first.`,
+    });
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
+    expect(await resizeVm(hangar, { id: got.vmId, cpus: 2 }, "svc")).toEqual({ cpus: 2, memoryMiB: 128 });
   });
 
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {

@@ -202,7 +202,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       throw new HangarError("VM_BUSY", `Another request changed VM "${vm.name}" first (it is ${now?.state ?? "gone"} now); try again once it settles.`);
     }
     if (next !== from) bus.publish({ vmId, vmName: vm.name, state: next, eventId: "" });
-    return { vm, from, next };
+    // A start uses the CPUs and memory the VM has as it leaves Stopped: a resize
+    // (vms/resources.ts) writes only while the VM is Stopped, so it came before or fails.
+    return { vm: action === "Start" && next !== from ? await load(vmId) : vm, from, next };
   }
 
   /** Writes the final state of an action, its event, and publishes the change. */
