@@ -9,7 +9,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { execa } from "execa";
 import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import superjson from "superjson";
@@ -122,12 +122,22 @@ program
   .option("--disk <GiB>", "disk size in GiB", int("--disk"))
   .option("--user-data <file>", "cloud-init user-data file")
   .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
+  .option("--autostart", "start it whenever its host boots")
   .option("--start", "start it once created")
   .action(
     run(
       async (
         name: string,
-        options: { image: string; cpus: number; memory: number; disk?: number; userData?: string; network?: "nat" | "isolated" | "bridge"; start?: boolean },
+        options: {
+          image: string;
+          cpus: number;
+          memory: number;
+          disk?: number;
+          userData?: string;
+          network?: "nat" | "isolated" | "bridge";
+          autostart?: boolean;
+          start?: boolean;
+        },
         command: Command,
       ) => {
         const { api } = await connect();
@@ -140,6 +150,7 @@ program
           diskGiB: options.disk,
           userData,
           network: options.network,
+          autostart: options.autostart,
         });
         if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
         output(json(command), vm, (v) => `${v.name} ${v.state}`);
@@ -190,6 +201,19 @@ program
       if (options.disk !== undefined) await api.vm.resizeDisk.mutate({ id, diskGiB: options.disk });
       const vm = await api.vm.get.query({ id });
       output(json(command), vm, (v) => `${v.name} ${v.cpus} CPUs, ${v.memoryMiB} MiB${v.diskGiB ? `, ${v.diskGiB} GiB disk` : ""}`);
+    }),
+  );
+
+program
+  .command("autostart")
+  .description("whether a VM starts when its host boots")
+  .argument("<vm>", "name")
+  .addArgument(new Argument("<on|off>").choices(["on", "off"]))
+  .action(
+    run(async (name: string, value: "on" | "off", _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const result = await api.vm.setAutostart.mutate({ id: await resolveVm(api, name), autostart: value === "on" });
+      output(json(command), { name, ...result }, (r) => `${r.name} autostart ${r.autostart ? "on" : "off"}`);
     }),
   );
 

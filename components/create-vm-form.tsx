@@ -32,6 +32,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   const [diskGiB, setDiskGiB] = useState("");
   const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
+  const [autostart, setAutostart] = useState(false);
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
 
@@ -62,6 +63,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
       network,
       ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
       ...(diskGiB.trim() ? { diskGiB: Number(diskGiB) } : {}),
+      ...(autostart ? { autostart } : {}),
       ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
     });
   }
@@ -230,6 +232,10 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
           Add port forward
         </button>
       </fieldset>
+      <label className="check">
+        <input type="checkbox" name="autostart" checked={autostart} onChange={(e) => setAutostart(e.target.checked)} />
+        Start it when its host boots
+      </label>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
       <div className="buttons">
         <button type="submit" className="primary" disabled={create.isPending || !selected}>

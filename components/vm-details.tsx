@@ -6,6 +6,7 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useQuery } from "@tanstack/react-query";
+import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -84,6 +85,10 @@ export function VmDetails({ id }: { id: string }) {
               </dd>
             </>
           ) : null}
+          <dt>At boot</dt>
+          <dd data-testid="vm-autostart">
+            <AutostartToggle vmId={vm.id} autostart={vm.autostart} disabled={!canControl(me, vm) || (vm.poolId !== null && !vm.acquiredAt)} />
+          </dd>
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
           <dt>Ready</dt>

@@ -14,6 +14,7 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     cdromImageId: null,
     cpus: 1,
     memoryMiB: 256,
+    autostart: false,
     sshPort: null,
     network: "nat",
     bridge: null,

@@ -124,7 +124,7 @@ test("an invalid name is flagged in the form with the rule, a taken one gets the
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));
 });
 
-test("a stopped VM's CPUs and memory change on its page, for its next start", async ({ page }) => {
+test("a stopped VM's CPUs and memory change on its page for its next start, and it can be marked to start at boot", async ({ page }) => {
   const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
   const vm = await api.vm.create.mutate({ name: uniqueName("e2e-resize"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
   created.push(vm.id);
@@ -138,5 +138,12 @@ test("a stopped VM's CPUs and memory change on its page, for its next start", as
   await expect(page.getByTestId("event-list")).toContainText("CPUs 1 → 2, memory 128 → 512 MiB; in effect from the next start");
   await expect(form.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("512");
   await shot(page, "vm-resize");
-  expect(await api.vm.get.query({ id: vm.id })).toMatchObject({ cpus: 2, memoryMiB: 512 });
+  expect(await api.vm.get.query({ id: vm.id })).toMatchObject({ cpus: 2, memoryMiB: 512, autostart: false });
+
+  // Start at boot: a checkbox among its properties that saves as it changes.
+  const atBoot = page.getByTestId("vm-autostart").getByLabel("Start when its host boots");
+  await atBoot.check();
+  await expect(page.getByTestId("event-list")).toContainText("Starts when its host boots");
+  await expect(atBoot).toBeChecked();
+  expect((await api.vm.get.query({ id: vm.id })).autostart).toBe(true);
 });

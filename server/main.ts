@@ -22,6 +22,7 @@ import { createHttpServer } from "./http-server.ts";
 import { logger } from "./log.ts";
 import { startMetricsServer } from "./metrics/http.ts";
 import { migrateDatabase } from "./migrate.ts";
+import { machineBootId, startAtBoot } from "./vms/autostart.ts";
 import { startFanout } from "./vms/fanout.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -92,9 +93,16 @@ async function main(): Promise<void> {
   if (env.HANGAR_METRICS_ADDRESS) log(`metrics on http://${env.HANGAR_METRICS_ADDRESS}/metrics (HANGAR_METRICS_ADDRESS, no authentication)`);
   // After the loop's first pass (it logs its own failures): members a crash left mid-clone
   // are Initial by then, for the pool's sweep.
+  // Then, on a new boot of the machine, its VMs marked autostart, before pools take the CPU.
   void hangar.reconciler
     .reconcileAll()
     .catch(() => undefined)
+    .then(async () => {
+      const { started, failed } = await startAtBoot(hangar, await machineBootId());
+      if (started.length > 0) log(`started at boot: ${started.join(", ")}`);
+      if (failed.length > 0) log(`not started at boot (see their events): ${failed.join(", ")}`);
+    })
+    .catch((error: unknown) => log(`start at boot: ${String(error)}`))
     .then(() => hangar.pools.start());
 
   const dev = env.NODE_ENV !== "production";

@@ -98,6 +98,7 @@ beforeAll(async () => {
     "vm.removeForward": { id: target.id, guestPort: 8080 },
     "vm.resizeDisk": { id: target.id, diskGiB: 20 },
     "vm.resize": { id: target.id, cpus: 2, memoryMiB: 512 },
+    "vm.setAutostart": { id: target.id, autostart: true },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

@@ -111,6 +111,8 @@ export const createVmInput = z.object({
   memoryMiB,
   userData: userData.optional(),
   diskGiB: diskGiB.optional(),
+  /** Start it when its host boots. */
+  autostart: z.boolean().optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
   bridge: z
     .string()

@@ -6,6 +6,7 @@ import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
+import { setAutostart } from "../vms/autostart.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
 import { cpus, createVmInput, diskGiB, execInput, id, memoryMiB, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
@@ -111,6 +112,12 @@ export const vmRouter = router({
     .input(z.object({ id, cpus: cpus.optional(), memoryMiB: memoryMiB.optional() }))
     .output(z.object({ cpus: z.number().int(), memoryMiB: z.number().int() }))
     .mutation(({ ctx, input }) => resizeVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
+  /** Whether the VM starts when its host boots (the first Hangar start on a new boot of the machine). */
+  setAutostart: procedure
+    .meta({ permission: "vm.control" })
+    .input(z.object({ id, autostart: z.boolean() }))
+    .output(z.object({ autostart: z.boolean() }))
+    .mutation(({ ctx, input }) => setAutostart(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
     .meta({ permission: "vm.control", runsOn: "vm" })

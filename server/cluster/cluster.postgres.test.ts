@@ -168,4 +168,22 @@ describe("three hosts on one database", () => {
     expect(await alpha.vm.stop.mutate({ id: vm.id, timeoutSec: 30 })).toMatchObject({ state: "Stopped" });
     expect(qemusOf(vm.id)).toBe(0);
   }, 300_000);
+
+  it("starts beta's VMs marked autostart once beta's machine has booted again, and no others", async () => {
+    const beta = cluster.host("beta");
+    const imageId = await image();
+    const marked = await beta.api.vm.create.mutate({ name: "at-boot", imageId, ...spec, hostId: beta.id, autostart: true });
+    const left = await beta.api.vm.create.mutate({ name: "not-at-boot", imageId, ...spec, hostId: beta.id });
+    // Beta's Hangar recorded this boot when it started; a crash and a restart with the
+    // machine booted meanwhile (another boot id on its row) starts the marked VM.
+    expect((await cluster.db.host.findUniqueOrThrow({ where: { id: beta.id } })).bootId).toMatch(/^[0-9a-f-]{36}$/);
+    await beta.kill("SIGKILL");
+    await cluster.db.host.update({ where: { id: beta.id }, data: { bootId: "an-earlier-boot" } });
+    await beta.restart();
+    await expect.poll(async () => (await beta.api.vm.get.query({ id: marked.id })).state, { timeout: 60_000, interval: 500 }).toBe("Running");
+    expect(await cluster.db.event.findFirst({ where: { vmId: marked.id, action: "start" } })).toMatchObject({ actor: "autostart", ok: true });
+    expect((await beta.api.vm.get.query({ id: left.id })).state).toBe("Stopped");
+    expect(beta.logTail()).toMatch(/started at boot: at-boot/);
+    await beta.api.vm.stop.mutate({ id: marked.id, timeoutSec: 0 });
+  }, 300_000);
 });

@@ -5,6 +5,7 @@ import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { setAutostart } from "../vms/autostart.ts";
 import { resizeVm } from "../vms/resources.ts";
 import type { StagingState } from "./pool.ts";
 
@@ -52,7 +53,7 @@ describe("pools", () => {
     expect(fake.vm(got.vmId).lastStart).toMatchObject({ memoryFile: false });
   });
 
-  it("keeps a waiting Stopped member's CPUs and memory the pool's; once acquired, its holder may change them", async () => {
+  it("keeps a waiting Stopped member's CPUs, memory and start at boot the pool's; once acquired, its holder may change them", async () => {
     const pool = await newPool(1, "Stopped");
     const [waiting] = await members(pool.id);
     const refused = await resizeVm(hangar, { id: waiting?.id ?? "", cpus: 2 }, "svc").catch((e: unknown) => e);
@@ -60,9 +61,15 @@ describe("pools", () => {
       code: "INVALID_INPUT",
       message: `VM "${waiting?.name}" waits in pool "warm", which gives its VMs their CPUs and memory; acquire it first.`,
     });
+    const unmarked = await setAutostart(hangar, { id: waiting?.id ?? "", autostart: true }, "svc").catch((e: unknown) => e);
+    expect(unmarked).toMatchObject({
+      code: "INVALID_INPUT",
+      message: `VM "${waiting?.name}" waits in pool "warm", which starts its own members; acquire it first.`,
+    });
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
     await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
     expect(await resizeVm(hangar, { id: got.vmId, cpus: 2 }, "svc")).toEqual({ cpus: 2, memoryMiB: 128 });
+    expect(await setAutostart(hangar, { id: got.vmId, autostart: true }, "svc")).toEqual({ autostart: true });
   });
 
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {

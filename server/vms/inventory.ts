@@ -24,6 +24,8 @@ export interface CreateVmInput {
   userData?: string;
   /** The disk's size; the image's when absent or smaller. */
   diskGiB?: number;
+  /** Start it when its host boots; default no. */
+  autostart?: boolean;
   /** Default nat. */
   network?: NetworkMode;
   bridge?: string;
@@ -159,6 +161,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       network: input.network ?? "nat",
       bridge,
       diskGiB: input.diskGiB ?? null,
+      autostart: input.autostart ?? false,
       ownerId: ownerId ?? null,
       hostId: host.id,
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
@@ -252,6 +255,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       network: source.network,
       bridge: source.bridge,
       diskGiB: source.diskGiB,
+      autostart: source.autostart,
       cloneInfo: JSON.stringify(cloneInfo),
       ownerId: ownerId ?? null,
       hostId: source.hostId ?? (await hangar.lifecycle.hostId()),
