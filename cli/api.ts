@@ -85,10 +85,20 @@ const looksLikeId = (value: string) => /^c[a-z0-9]{20,}$/.test(value);
 
 /** The id of the VM named `nameOrId` (a name, or an id as printed by `hangar ls --json`). */
 export async function resolveVm(api: Client, nameOrId: string): Promise<string> {
-  const vms = (await api.vm.list.query()).items;
-  const found = vms.find((vm) => vm.name === nameOrId) ?? (looksLikeId(nameOrId) ? vms.find((vm) => vm.id === nameOrId) : undefined);
-  if (!found) throw new CliError(`No VM named "${nameOrId}"; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
-  return found.id;
+  // The server searches names: the VMs whose names contain it, not the whole inventory.
+  let cursor: string | undefined;
+  while (nameOrId.length <= 63) {
+    const page = await api.vm.list.query({ search: nameOrId, sort: "name", limit: 200, cursor });
+    const named = page.items.find((vm) => vm.name === nameOrId);
+    if (named) return named.id;
+    if (!page.nextCursor) break;
+    cursor = page.nextCursor;
+  }
+  if (looksLikeId(nameOrId)) {
+    const byId = await api.vm.get.query({ id: nameOrId }).catch(() => undefined);
+    if (byId) return byId.id;
+  }
+  throw new CliError(`No VM named "${nameOrId}"; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
 }
 
 export async function resolveImage(api: Client, nameOrId: string): Promise<string> {

@@ -135,7 +135,14 @@ describe("hangar CLI", () => {
     // Stop and delete through the CLI; the exit codes say what happened.
     expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
     expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
-    const deleted = await hangar(["--json", "delete", "cli-1"]);
-    expect(JSON.parse(deleted.stdout)).toMatchObject({ name: "cli-1", state: "Deleted" });
+    // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
+    expect((await hangar(["create", "cli-2", "--image", image?.name ?? ""])).exitCode).toBe(0);
+    const deleted = await hangar(["--json", "delete", "cli-1", "nope", "cli-2"]);
+    expect(deleted.exitCode).toBe(5);
+    expect(deleted.stderr).toMatch(/^hangar: nope: No VM named "nope"/m);
+    expect(JSON.parse(deleted.stdout)).toMatchObject([
+      { name: "cli-1", state: "Deleted" },
+      { name: "cli-2", state: "Deleted" },
+    ]);
   });
 });

@@ -159,26 +159,43 @@ program
   );
 
 for (const [verb, describe] of [
-  ["start", "start or resume a VM"],
-  ["stop", "stop a VM (power button, then kill after --timeout)"],
-  ["suspend", "save a VM's state to disk and end it; start resumes it"],
-  ["delete", "delete a VM and its disk"],
+  ["start", "start or resume VMs"],
+  ["stop", "stop VMs (power button, then kill after --timeout)"],
+  ["suspend", "save VMs' state to disk and end them; start resumes them"],
+  ["delete", "delete VMs and their disks"],
 ] as const) {
-  const cmd = program.command(verb).description(describe).argument("<vm>", "name");
-  if (verb === "stop") cmd.option("--timeout <sec>", "seconds before the VM is killed", int("--timeout"), 30);
+  const cmd = program.command(verb).description(describe).argument("<vm...>", "names");
+  if (verb === "stop") cmd.option("--timeout <sec>", "seconds before a VM is killed", int("--timeout"), 30);
   cmd.action(
-    run(async (name: string, options: { timeout?: number }, command: Command) => {
+    run(async (names: string[], options: { timeout?: number }, command: Command) => {
       const { api } = await connect();
-      const id = await resolveVm(api, name);
-      const result =
-        verb === "start"
+      const act = async (name: string) => {
+        const id = await resolveVm(api, name);
+        return verb === "start"
           ? await api.vm.start.mutate({ id })
           : verb === "stop"
             ? await api.vm.stop.mutate({ id, timeoutSec: options.timeout ?? 30 })
             : verb === "suspend"
               ? await api.vm.suspend.mutate({ id })
               : { ...(await api.vm.delete.mutate({ id })), name, state: "Deleted" };
-      output(json(command), result, (r) => `${r.name} ${r.state}`);
+      };
+      // One after another, as `incus stop a b`: each VM that fails says why, the rest go on.
+      const results: { name: string; state: string }[] = [];
+      let failed: CliError | undefined;
+      for (const name of names) {
+        try {
+          const result = await act(name);
+          results.push(result);
+          if (!json(command)) output(false, result, (r) => `${r.name} ${r.state}`);
+        } catch (error) {
+          failed = asCliError(error);
+          process.stderr.write(`hangar: ${name}: ${failed.message}\n`);
+        }
+      }
+      // One VM: its object, as before; several: an array of those that went through.
+      if (json(command) && names.length > 1) output(true, results, () => "");
+      else if (json(command) && results[0]) output(true, results[0], () => "");
+      return failed?.exitCode;
     }),
   );
 }

@@ -9,7 +9,7 @@ import Link from "next/link";
 import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { memo, useEffect, useMemo, useRef, useState } from "react";
-import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type Row, type SortingState } from "@tanstack/react-table";
+import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type Row, type RowSelectionState, type SortingState } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { Age } from "./age.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -17,7 +17,9 @@ import { formatMemory } from "./format.ts";
 import { useMe, type Me } from "./session.tsx";
 import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
 import { useTRPC, type VmRow } from "./trpc.ts";
+import { canControl } from "../lib/vocabulary.ts";
 import { VmActions } from "./vm-actions.tsx";
+import { VmBulkActions } from "./vm-bulk-actions.tsx";
 import type { VmListPage } from "./vm-list-patch.ts";
 import { DEFAULT_SORT, defaultFilter, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
 import { VmFilters } from "./vm-filters.tsx";
@@ -38,6 +40,29 @@ function isSortKey(id: string): id is SortKey {
 }
 
 const columns: ColumnDef<VmRow>[] = [
+  {
+    id: "select",
+    header: ({ table }) => (
+      <input
+        type="checkbox"
+        aria-label="Select every VM listed"
+        checked={table.getIsAllRowsSelected()}
+        ref={(box) => {
+          if (box) box.indeterminate = table.getIsSomeRowsSelected();
+        }}
+        onChange={table.getToggleAllRowsSelectedHandler()}
+      />
+    ),
+    cell: ({ row }) => (
+      <input
+        type="checkbox"
+        aria-label={`Select ${row.original.name}`}
+        checked={row.getIsSelected()}
+        disabled={!row.getCanSelect()}
+        onChange={row.getToggleSelectedHandler()}
+      />
+    ),
+  },
   {
     id: "name",
     header: "Name",
@@ -163,8 +188,11 @@ function Inventory({ me }: { me: Me }) {
   useLiveUsage();
   const [filter, setFilter] = useState<VmFilter>(() => defaultFilter(me.role));
   const [sort, setSort] = useState<VmSort>(DEFAULT_SORT);
+  const [rowSelection, setRowSelection] = useState<RowSelectionState>({});
   const list = useVmRows(filter, sort);
   const sorting = useMemo<SortingState>(() => [{ id: sort.key, desc: sort.desc }], [sort]);
+  // Viewers act on no VM: no selection column for them.
+  const columnVisibility = useMemo(() => ({ select: me.role !== "viewer" }), [me.role]);
   const table = useReactTable({
     data: list.rows,
     columns,
@@ -172,8 +200,16 @@ function Inventory({ me }: { me: Me }) {
     getCoreRowModel: getCoreRowModel(),
     // The server sorts: the table only shows which column and which way.
     manualSorting: true,
-    state: { sorting },
+    enableRowSelection: (row) => canControl(me, row.original),
+    onRowSelectionChange: setRowSelection,
+    state: { sorting, rowSelection, columnVisibility },
   });
+  /** The selected VMs among those listed (a filter change clears the selection). */
+  const selected = useMemo(() => list.rows.filter((vm) => rowSelection[vm.id]), [list.rows, rowSelection]);
+  const changeFilter = (next: VmFilter) => {
+    setRowSelection({});
+    setFilter(next);
+  };
   /** A click on a sortable column's header: that column ascending, or the other way round if it already sorts. */
   const sortBy = (key: SortKey) => setSort((current) => (current.key === key ? { key, desc: !current.desc } : { key, desc: false }));
   const rows = table.getRowModel().rows;
@@ -199,7 +235,14 @@ function Inventory({ me }: { me: Me }) {
 
   return (
     <div className="stack tight">
-      <VmFilters filter={filter} onChange={setFilter} me={me} />
+      <VmFilters filter={filter} onChange={changeFilter} me={me} />
+      {selected.length > 0 ? (
+        <VmBulkActions
+          selected={selected}
+          onClear={() => setRowSelection({})}
+          onDeleted={(ids) => setRowSelection((current) => Object.fromEntries(Object.entries(current).filter(([id]) => !ids.includes(id))))}
+        />
+      ) : null}
       <section className="card flush" aria-label="VM list">
         <p className="table-count muted small" role="status" data-testid="vm-count">
           {list.isPending ? "Loading VMs…" : `${list.total} VM${list.total === 1 ? "" : "s"}`}
@@ -243,7 +286,16 @@ function Inventory({ me }: { me: Me }) {
                 ) : null}
                 {items.map((item) => {
                   const row = rows[item.index];
-                  return row ? <VmTableRow key={row.id} row={row} vm={row.original} index={item.index} measure={virtualizer.measureElement} /> : null;
+                  return row ? (
+                    <VmTableRow
+                      key={row.id}
+                      row={row}
+                      vm={row.original}
+                      selected={row.getIsSelected()}
+                      index={item.index}
+                      measure={virtualizer.measureElement}
+                    />
+                  ) : null;
                 })}
                 {bottom > 0 ? (
                   <tr aria-hidden="true">
@@ -264,6 +316,7 @@ interface RowProps {
   row: Row<VmRow>;
   /** The row's data: compared by identity, so an unchanged VM does not render again. */
   vm: VmRow;
+  selected: boolean;
   index: number;
   measure: (element: HTMLTableRowElement | null) => void;
 }
@@ -283,5 +336,5 @@ const VmTableRow = memo(
       </tr>
     );
   },
-  (before, after) => before.vm === after.vm && before.index === after.index && before.measure === after.measure,
+  (before, after) => before.vm === after.vm && before.selected === after.selected && before.index === after.index && before.measure === after.measure,
 );

@@ -105,3 +105,32 @@ test("an operator's table starts on their own VMs", async ({ browser }) => {
   await expect.poll(() => names(page)).toEqual([`${prefix}-own`, `${prefix}-admin`]);
   await context.close();
 });
+
+test("VMs selected in the table are deleted together, each only once, and the selection clears", async ({ page }) => {
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("bulk");
+  const spec = { imageId, cpus: 1, memoryMiB: 128 };
+  for (const suffix of ["alpha", "beta", "gamma"]) created.push((await api.vm.create.mutate({ name: `${prefix}-${suffix}`, ...spec })).id);
+
+  await page.goto("/");
+  await page.getByLabel("Search VMs by name").fill(prefix);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
+  await page.getByLabel(`Select ${prefix}-alpha`).check();
+  await page.getByLabel(`Select ${prefix}-beta`).check();
+  const bar = page.getByRole("toolbar", { name: "Selected VMs" });
+  await expect(bar).toContainText("2 VMs selected");
+  // Stopped VMs start but do not stop.
+  await expect(bar.getByRole("button", { name: "Start (2)" })).toBeEnabled();
+  await expect(bar.getByRole("button", { name: "Stop", exact: true })).toBeDisabled();
+
+  page.once("dialog", (dialog) => void dialog.accept());
+  await bar.getByRole("button", { name: "Delete (2)" }).click();
+  await expect(bar).toHaveCount(0, LONG);
+  await expect.poll(() => names(page), LONG).toEqual([`${prefix}-gamma`]);
+  expect((await api.vm.list.query({ search: prefix })).items.map((vm) => vm.name)).toEqual([`${prefix}-gamma`]);
+
+  await page.getByLabel("Select every VM listed").check();
+  await expect(bar).toContainText("1 VM selected");
+  await bar.getByRole("button", { name: "Clear selection" }).click();
+  await expect(bar).toHaveCount(0);
+});
