@@ -136,7 +136,8 @@ describe("hangar CLI", () => {
     expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
     expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
-    expect((await hangar(["create", "cli-2", "--image", image?.name ?? ""])).exitCode).toBe(0);
+    expect((await hangar(["create", "cli-0", "--image", image?.name ?? ""])).exitCode).toBe(0);
+    expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
     const deleted = await hangar(["--json", "delete", "cli-1", "nope", "cli-2"]);
     expect(deleted.exitCode).toBe(5);
     expect(deleted.stderr).toMatch(/^hangar: nope: No VM named "nope"/m);

@@ -222,6 +222,19 @@ program
   );
 
 program
+  .command("rename")
+  .description("give a VM a new name (its guest's hostname follows at its next boot)")
+  .argument("<vm>", "name")
+  .argument("<name>", "the new name (a DNS label)")
+  .action(
+    run(async (name: string, next: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const vm = await api.vm.rename.mutate({ id: await resolveVm(api, name), name: next });
+      output(json(command), vm, (v) => `${v.name} ${v.state}`);
+    }),
+  );
+
+program
   .command("autostart")
   .description("whether a VM starts when its host boots")
   .argument("<vm>", "name")

@@ -14,6 +14,7 @@ import { EventList } from "./event-list.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
 import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
+import { RenameForm } from "./rename-form.tsx";
 import { ResourcesForm } from "./resources-form.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl } from "../lib/vocabulary.ts";
@@ -129,6 +130,13 @@ export function VmDetails({ id }: { id: string }) {
           <h2 id="vm-hardware-title">CPUs, memory and disk</h2>
           <ResourcesForm key={`${vm.cpus}-${vm.memoryMiB}`} vmId={vm.id} cpus={vm.cpus} memoryMiB={vm.memoryMiB} />
           {vm.disk ? <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} /> : null}
+        </section>
+      ) : null}
+
+      {canControl(me, vm) && (!vm.poolId || vm.acquiredAt) ? (
+        <section className="card" aria-labelledby="vm-rename-title">
+          <h2 id="vm-rename-title">Name</h2>
+          <RenameForm key={vm.name} vmId={vm.id} vmName={vm.name} />
         </section>
       ) : null}
 

@@ -124,7 +124,7 @@ test("an invalid name is flagged in the form with the rule, a taken one gets the
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));
 });
 
-test("a stopped VM's CPUs and memory change on its page for its next start, and it can be marked to start at boot", async ({ page }) => {
+test("a stopped VM's CPUs and memory change on its page for its next start, it can be marked to start at boot, and renamed", async ({ page }) => {
   const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
   const vm = await api.vm.create.mutate({ name: uniqueName("e2e-resize"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
   created.push(vm.id);
@@ -146,4 +146,12 @@ test("a stopped VM's CPUs and memory change on its page for its next start, and 
   await expect(page.getByTestId("event-list")).toContainText("Starts when its host boots");
   await expect(atBoot).toBeChecked();
   expect((await api.vm.get.query({ id: vm.id })).autostart).toBe(true);
+
+  // A new name: the heading follows, and the event says what it was.
+  const renamed = `${vm.name}-b`;
+  const rename = page.getByRole("form", { name: "Rename" });
+  await rename.getByLabel("New name").fill(renamed);
+  await rename.getByRole("button", { name: "Rename" }).click();
+  await expect(page.getByRole("heading", { level: 1 })).toContainText(renamed);
+  await expect(page.getByTestId("event-list")).toContainText(`Renamed from ${vm.name}`);
 });

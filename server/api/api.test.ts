@@ -245,6 +245,31 @@ describe("disks and stops", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("renames a VM in any state; its events keep their names, the next boot gets the new hostname", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "old-name", imageId });
+    await api.vm.create({ ...goodSpec, name: "taken-name", imageId });
+    expect(await refusal(api.vm.rename({ id: vm.id, name: "taken-name" }))).toEqual({
+      code: "CONFLICT",
+      message: 'A VM named "taken-name" already exists; pick another name.',
+    });
+    expect((await refusal(api.vm.rename({ id: vm.id, name: "Not_A_Label" }))).code).toBe("BAD_REQUEST");
+    await api.vm.start({ id: vm.id });
+    expect(await api.vm.rename({ id: vm.id, name: "new-name" })).toMatchObject({ name: "new-name", state: "Running" });
+    const events = (await api.vm.events({ vmId: vm.id, limit: 50 })).events;
+    expect(events[0]).toMatchObject({
+      action: "rename",
+      vmName: "new-name",
+      message: "Renamed from old-name; the guest takes the new hostname at its next boot",
+    });
+    expect(events.find((e) => e.action === "create")?.vmName).toBe("old-name");
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    await api.vm.start({ id: vm.id });
+    expect(fake.vm(vm.id).lastStart?.hostname).toBe("new-name");
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    // The old name is free again.
+    expect((await api.vm.create({ ...goodSpec, name: "old-name", imageId })).name).toBe("old-name");
+  });
+
   it("records how a stop ended, a forced one as forced", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "stubborn", imageId });
     await api.vm.start({ id: vm.id });

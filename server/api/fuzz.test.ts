@@ -99,6 +99,7 @@ beforeAll(async () => {
     "vm.resizeDisk": { id: target.id, diskGiB: 20 },
     "vm.resize": { id: target.id, cpus: 2, memoryMiB: 512 },
     "vm.setAutostart": { id: target.id, autostart: true },
+    "vm.rename": { id: target.id, name: "renamed" },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

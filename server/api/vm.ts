@@ -1,6 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, execInVm, getVm, listEvents, renameVm, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -106,6 +106,12 @@ export const vmRouter = router({
     .meta({ permission: "vm.control", runsOn: "vm" })
     .input(z.object({ id, diskGiB }))
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
+  /** A new name, in any state; the guest's hostname follows at its next boot. */
+  rename: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/rename", "Rename a VM") })
+    .input(z.object({ id, name: vmName }))
+    .output(vmOutput)
+    .mutation(async ({ ctx, input }) => forCaller(ctx, await renameVm(ctx.hangar, input, ctx.actor))),
   /** Changes a Stopped VM's CPUs, memory or both; qemu gets them at the next start. */
   resize: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/resize", "Change a Stopped VM's CPUs and memory") })

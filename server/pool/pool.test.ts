@@ -6,6 +6,7 @@ import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { setAutostart } from "../vms/autostart.ts";
+import { renameVm } from "../vms/inventory.ts";
 import { resizeVm } from "../vms/resources.ts";
 import type { StagingState } from "./pool.ts";
 
@@ -53,7 +54,7 @@ describe("pools", () => {
     expect(fake.vm(got.vmId).lastStart).toMatchObject({ memoryFile: false });
   });
 
-  it("keeps a waiting Stopped member's CPUs, memory and start at boot the pool's; once acquired, its holder may change them", async () => {
+  it("keeps a waiting Stopped member's name, CPUs, memory and start at boot the pool's; once acquired, its holder may change them", async () => {
     const pool = await newPool(1, "Stopped");
     const [waiting] = await members(pool.id);
     const refused = await resizeVm(hangar, { id: waiting?.id ?? "", cpus: 2 }, "svc").catch((e: unknown) => e);
@@ -66,8 +67,11 @@ describe("pools", () => {
       code: "INVALID_INPUT",
       message: `VM "${waiting?.name}" waits in pool "warm", which starts its own members; acquire it first.`,
     });
+    const renamed = await renameVm(hangar, { id: waiting?.id ?? "", name: "mine-now" }, "svc").catch((e: unknown) => e);
+    expect(renamed).toMatchObject({ code: "INVALID_INPUT", message: `VM "${waiting?.name}" waits in pool "warm", which names its members; acquire it first.` });
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
     await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
+    expect((await renameVm(hangar, { id: got.vmId, name: "mine-now" }, "svc")).name).toBe("mine-now");
     expect(await resizeVm(hangar, { id: got.vmId, cpus: 2 }, "svc")).toEqual({ cpus: 2, memoryMiB: 128 });
     expect(await setAutostart(hangar, { id: got.vmId, autostart: true }, "svc")).toEqual({ autostart: true });
   });

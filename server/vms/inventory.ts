@@ -285,6 +285,38 @@ async function readyVm(hangar: Hangar, id: string, timeoutMs: number) {
 }
 
 /**
+ * Renames VM `id` in any state (as Proxmox does): events keep the name they were recorded
+ * under, and the guest takes the new hostname at its next fresh boot, from the seed
+ * cloud-init reads then. A pool's waiting members keep the names the pool gave them.
+ */
+export async function renameVm(hangar: Hangar, input: { id: string; name: string }, actor: string) {
+  const { db } = hangar;
+  const vm = await db.vm.findUnique({ where: { id: input.id }, include: { pool: { select: { name: true } } } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  if (vm.name === input.name) return getVm(hangar, vm.id);
+  if (vm.pool && !vm.acquiredAt) {
+    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which names its members; acquire it first.`);
+  }
+  if (await db.vm.findUnique({ where: { name: input.name }, select: { id: true } })) {
+    throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
+  }
+  // A rename lost in a race with another is ALREADY_EXISTS too (errors.ts, fromDatabaseError).
+  await db.vm.update({ where: { id: vm.id }, data: { name: input.name } });
+  const event = await hangar.recorder.record({
+    stream: "vm",
+    vm: { id: vm.id, name: input.name },
+    actor,
+    action: "rename",
+    ok: true,
+    message: `Renamed from ${vm.name}; the guest takes the new hostname at its next boot`,
+  });
+  // Open lists show the new name; the state is read again, as an action may have moved it meanwhile.
+  const renamed = await getVm(hangar, vm.id);
+  if (isState(renamed.state)) hangar.bus.publish({ vmId: vm.id, vmName: input.name, state: renamed.state, eventId: event.id });
+  return renamed;
+}
+
+/**
  * Runs a command in the VM over SSH (seed: Exec) as the image's login user, or as root
  * through `sudo -n` with asRoot; output capped at 1 MiB each, flagged when cut. A VM that is
  * still booting is waited for within the same timeoutSec.

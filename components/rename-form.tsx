@@ -1,0 +1,45 @@
+"use client";
+/** Rename a VM, in any state; its guest takes the new hostname at its next boot. */
+import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC } from "./trpc.ts";
+
+export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const rename = useMutation(
+    trpc.vm.rename.mutationOptions({
+      onMutate: () => setError(undefined),
+      onError: (e) => setError(errorText(e)),
+      onSettled: () =>
+        Promise.all([
+          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
+          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
+        ]),
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    rename.mutate({ id: vmId, name: String(new FormData(event.currentTarget).get("name") ?? "").trim() });
+  }
+
+  return (
+    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Rename">
+      <div className="port-row">
+        <label className="field grow">
+          <span>New name</span>
+          <input name="name" required defaultValue={vmName} pattern={VM_NAME_PATTERN} title={`A DNS label: ${VM_NAME_RULE}.`} maxLength={63} />
+        </label>
+        <button type="submit" className="secondary" disabled={rename.isPending}>
+          {rename.isPending ? "Renaming…" : "Rename"}
+        </button>
+      </div>
+      <p className="muted small">The guest takes the new hostname at its next boot.</p>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+    </form>
+  );
+}
