@@ -138,6 +138,9 @@ describe("hangar CLI", () => {
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
     expect((await hangar(["create", "cli-0", "--image", image?.name ?? ""])).exitCode).toBe(0);
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
+    // Images are everyone's: only an admin makes one.
+    const publish = await hangar(["image", "publish", "cli-2", "cli-image"]);
+    expect([publish.exitCode, publish.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);
     const deleted = await hangar(["--json", "delete", "cli-1", "nope", "cli-2"]);
     expect(deleted.exitCode).toBe(5);
     expect(deleted.stderr).toMatch(/^hangar: nope: No VM named "nope"/m);

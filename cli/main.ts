@@ -453,6 +453,18 @@ image
     }),
   );
 image
+  .command("publish")
+  .description("make an image of a Stopped VM's disk (admins)")
+  .argument("<vm>", "the VM")
+  .argument("<name>", "the image's name")
+  .action(
+    run(async (vmName: string, name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const made = await api.vm.publish.mutate({ id: await resolveVm(api, vmName), name });
+      output(json(command), made, (i) => `${i.name} ${i.status}`);
+    }),
+  );
+image
   .command("import")
   .description("import an image from a URL, or a file on the server (admins)")
   .argument("<name>", "the image's name")

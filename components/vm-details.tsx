@@ -14,6 +14,7 @@ import { EventList } from "./event-list.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
 import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
+import { PublishForm } from "./publish-form.tsx";
 import { RenameForm } from "./rename-form.tsx";
 import { ResourcesForm } from "./resources-form.tsx";
 import { SerialTail } from "./serial-tail.tsx";
@@ -137,6 +138,13 @@ export function VmDetails({ id }: { id: string }) {
         <section className="card" aria-labelledby="vm-rename-title">
           <h2 id="vm-rename-title">Name</h2>
           <RenameForm key={vm.name} vmId={vm.id} vmName={vm.name} />
+        </section>
+      ) : null}
+
+      {me?.role === "admin" && vm.state === "Stopped" ? (
+        <section className="card" aria-labelledby="vm-publish-title">
+          <h2 id="vm-publish-title">Image</h2>
+          <PublishForm key={vm.name} vmId={vm.id} vmName={vm.name} />
         </section>
       ) : null}
 

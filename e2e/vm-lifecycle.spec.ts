@@ -124,7 +124,9 @@ test("an invalid name is flagged in the form with the rule, a taken one gets the
   created.push(...after.filter((vm) => !before.some((b) => b.id === vm.id)).map((vm) => vm.id));
 });
 
-test("a stopped VM's CPUs and memory change on its page for its next start, it can be marked to start at boot, and renamed", async ({ page }) => {
+test("a stopped VM's CPUs and memory change on its page for its next start, it can be marked to start at boot, renamed and made into an image", async ({
+  page,
+}) => {
   const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
   const vm = await api.vm.create.mutate({ name: uniqueName("e2e-resize"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
   created.push(vm.id);
@@ -154,4 +156,13 @@ test("a stopped VM's CPUs and memory change on its page for its next start, it c
   await rename.getByRole("button", { name: "Rename" }).click();
   await expect(page.getByRole("heading", { level: 1 })).toContainText(renamed);
   await expect(page.getByTestId("event-list")).toContainText(`Renamed from ${vm.name}`);
+
+  // An image of its disk, for an admin: ready on the Images page at once.
+  const publish = page.getByRole("form", { name: "Make an image" });
+  await expect(publish.getByLabel("Image name")).toHaveValue(`${renamed}-image`);
+  await publish.getByRole("button", { name: "Make image" }).click();
+  await expect(publish.getByRole("status")).toHaveText(`Image ${renamed}-image is ready.`, STATE_CHANGE);
+  const made = (await api.image.list.query()).find((i) => i.name === `${renamed}-image`);
+  expect(made?.status).toBe("ready");
+  await api.image.delete.mutate({ id: made!.id });
 });

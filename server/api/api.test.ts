@@ -1,6 +1,6 @@
 // Bad input gets BAD_REQUEST (or the domain's code) with a sentence, and changes nothing.
 import { TRPCError } from "@trpc/server";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserDataError } from "../driver/user-data.ts";
@@ -268,6 +268,37 @@ describe("disks and stops", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
     // The old name is free again.
     expect((await api.vm.create({ ...goodSpec, name: "old-name", imageId })).name).toBe("old-name");
+  });
+
+  it("makes an image of a stopped VM's disk that new VMs boot from, and leaves nothing when it fails", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "golden", imageId });
+    const image = await api.vm.publish({ id: vm.id, name: "golden-image" });
+    expect(image).toMatchObject({ name: "golden-image", status: "ready", format: "qcow2", firmware: "bios", loginUser: "hangar" });
+    expect(path.dirname(image.path)).toBe(t.env.imagesDir);
+    expect(existsSync(image.path)).toBe(true);
+    const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
+    expect(event).toMatchObject({ action: "publish", ok: true, message: "Image golden-image made from its disk" });
+    const child = await api.vm.create({ ...goodSpec, name: "from-golden", imageId: image.id });
+    expect(child.state).toBe("Stopped");
+
+    expect(await refusal(api.vm.publish({ id: vm.id, name: "golden-image" }))).toEqual({
+      code: "CONFLICT",
+      message: 'An image named "golden-image" already exists; pick another name.',
+    });
+    fake.failNext.set("export", new Error("qemu-img: Could not open '/var/lib/hangar/vms/x/disk.qcow2': No space left on device"));
+    const failed = await refusal(api.vm.publish({ id: vm.id, name: "golden-two" }));
+    expect(failed.code).toBe("INTERNAL_SERVER_ERROR");
+    expect(failed.message).toMatch(/^Making an image of VM "golden"'s disk failed: /);
+    expect(failed.message).not.toContain("/var/lib");
+    expect(await t.hangar.db.image.findUnique({ where: { name: "golden-two" } })).toBeNull();
+    expect(readdirSync(t.env.imagesDir).filter((file) => file.startsWith(".import-"))).toEqual([]);
+
+    await api.vm.start({ id: vm.id });
+    expect(await refusal(api.vm.publish({ id: vm.id, name: "golden-three" }))).toEqual({
+      code: "CONFLICT",
+      message: 'VM "golden" is Running; stop it before making an image of its disk.',
+    });
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
   it("records how a stop ended, a forced one as forced", async () => {

@@ -100,6 +100,7 @@ beforeAll(async () => {
     "vm.resize": { id: target.id, cpus: 2, memoryMiB: 512 },
     "vm.setAutostart": { id: target.id, autostart: true },
     "vm.rename": { id: target.id, name: "renamed" },
+    "vm.publish": { id: target.id, name: "published" },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

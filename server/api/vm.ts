@@ -4,7 +4,7 @@ import { cloneExistingVm, createVm, execInVm, getVm, listEvents, renameVm, syncT
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
-import { resizeDisk } from "../vms/disks.ts";
+import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
@@ -124,6 +124,11 @@ export const vmRouter = router({
     .input(z.object({ id, autostart: z.boolean() }))
     .output(z.object({ autostart: z.boolean() }))
     .mutation(({ ctx, input }) => setAutostart(ctx.hangar, input, ctx.actor)),
+  /** A new image from a Stopped VM's disk (admins: images are everyone's). */
+  publish: procedure
+    .meta({ permission: "admin", runsOn: "vm" })
+    .input(z.object({ id, name: vmName }))
+    .mutation(({ ctx, input }) => publishDisk(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
     .meta({ permission: "vm.control", runsOn: "vm" })

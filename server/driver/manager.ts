@@ -325,6 +325,12 @@ export interface Manager {
   /** Grows the disk of a VM that is not running to `sizeBytes`. MUST refuse to shrink it. */
   resizeDisk(sizeBytes: number): Promise<void>;
   /**
+   * Writes the disk of a VM that is not running to `target` as one qcow2 file of its own:
+   * no backing file, no snapshots (an image made from the VM). MUST throw
+   * AlreadyRunningError when it runs.
+   */
+  exportDisk(target: string): Promise<void>;
+  /**
    * Sets the guest's clock to the host's through its guest agent (after a resume, the
    * guest's clock is behind by the time it was suspended). False when no agent answered.
    */

@@ -24,6 +24,8 @@ import { intake } from "./intake.ts";
 import { isIso9660 } from "./iso.ts";
 import { detectFirmware } from "./firmware.ts";
 
+type ImageRow = NonNullable<Awaited<ReturnType<Db["image"]["findUnique"]>>>;
+
 export interface ImportInput {
   name: string;
   path?: string;
@@ -358,6 +360,57 @@ export function createImages({
     }
   }
 
+  /**
+   * An image made from a VM's disk (Incus' publish, Proxmox's template): `writeDisk` writes
+   * the disk as one standalone qcow2, which is stored like an import's; the boot files,
+   * firmware and login user are the VM's image's. A failure leaves no row and no file.
+   */
+  async function publishImage(input: {
+    name: string;
+    writeDisk: (target: string) => Promise<void>;
+    from: Pick<ImageRow, "firmware" | "loginUser" | "kernel" | "initrd" | "cmdline">;
+  }) {
+    await mkdir(imagesDir, { recursive: true });
+    const image = await reserve(input.name);
+    active.add(image.id);
+    try {
+      const copy = partial(image.id, "disk");
+      await input.writeDisk(copy);
+      const sha256 = await hashOf(copy);
+      const stored = await settle(copy, sha256, "qcow2");
+      const { from } = input;
+      await db.image.update({
+        where: { id: image.id },
+        data: {
+          path: stored,
+          format: "qcow2",
+          sha256,
+          sizeBytes: BigInt((await stat(stored)).size),
+          status: "ready",
+          firmware: from.firmware,
+          loginUser: from.loginUser,
+          kernel: from.kernel,
+          initrd: from.initrd,
+          cmdline: from.cmdline,
+        },
+      });
+      await onStored(image.id);
+      return await db.image.findUniqueOrThrow({ where: { id: image.id } });
+    } catch (error) {
+      await removePartials(image.id);
+      await db.image.delete({ where: { id: image.id } }).catch(() => undefined);
+      throw error;
+    } finally {
+      active.delete(image.id);
+    }
+  }
+
+  async function hashOf(file: string): Promise<string> {
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+    return hash.digest("hex");
+  }
+
   async function fetchInto(imageId: string, url: URL, expected: string | undefined, firmware: Firmware | undefined): Promise<void> {
     const copy = partial(imageId, "disk");
     try {
@@ -483,5 +536,5 @@ export function createImages({
     return { id: imageId };
   }
 
-  return { importImage, importSettled, failInterruptedImports, ensureBuiltinImage, fileUnderImagesDir, deleteImage, usersOf };
+  return { importImage, publishImage, importSettled, failInterruptedImports, ensureBuiltinImage, fileUnderImagesDir, deleteImage, usersOf };
 }

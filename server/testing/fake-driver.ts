@@ -3,6 +3,7 @@
  * can be told to fail, and can hold a start open to let a race happen.
  */
 import net from "node:net";
+import { execa } from "execa";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   AlreadyRunningError,
@@ -128,6 +129,13 @@ export class FakeDriver {
         if (sizeBytes < vm.diskBytes) throw new DiskShrinkError(vm.diskBytes);
         if (vm.snapshots.length > 0) throw new DiskHasSnapshotsError();
         vm.diskBytes = sizeBytes;
+      },
+      // A real qcow2 of the disk's size (empty): the image store inspects what it is given.
+      exportDisk: async (target) => {
+        vm.calls.push("export");
+        this.maybeFail("export");
+        if (vm.running) throw new AlreadyRunningError();
+        await execa("qemu-img", ["create", "-q", "-f", "qcow2", "--", target, String(vm.diskBytes)]);
       },
       syncGuestClock: async () => {
         vm.calls.push("clock");

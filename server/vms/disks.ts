@@ -1,9 +1,9 @@
 /**
  * A VM's disk: grown while the VM is stopped (the guest's cloud-init grows its root
- * partition at the next boot), and its size and use on the host.
+ * partition at the next boot), made into an image, and its size and use on the host.
  */
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError } from "../driver/manager.ts";
-import { HangarError, userMessage } from "../errors.ts";
+import { HangarError, isHangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
 const GIB = 1024 ** 3;
@@ -30,6 +30,30 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });
   await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message: `Disk grown to ${input.diskGiB} GiB` });
   return diskOf(hangar, vm.id);
+}
+
+/**
+ * A new image `name` from Stopped VM `id`'s disk, as it is now (its snapshots stay with the
+ * VM); VMs made from it boot with the VM's image's firmware, boot files and login user. The
+ * VM may not start or be deleted meanwhile. Each VM made from it is a new instance to
+ * cloud-init (an instance-id of its own), so cloud-init runs for it as for a stock image.
+ */
+export async function publishDisk(hangar: Hangar, input: { id: string; name: string }, actor: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id: input.id }, include: { image: true } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  if (vm.state !== "Stopped") throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is ${vm.state}; stop it before making an image of its disk.`);
+  const driver = hangar.driverFor(vm.id);
+  try {
+    const image = await hangar.lifecycle.withDiskHeld(vm.id, () =>
+      hangar.images.publishImage({ name: input.name, writeDisk: (target) => driver.exportDisk(target), from: vm.image }),
+    );
+    await hangar.recorder.record({ stream: "vm", vm, actor, action: "publish", ok: true, message: `Image ${image.name} made from its disk` });
+    return image;
+  } catch (error) {
+    if (isHangarError(error)) throw error;
+    if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; stop it first.`);
+    throw new HangarError("DRIVER_FAILED", `Making an image of VM "${vm.name}"'s disk failed: ${userMessage(error)}`, { cause: error });
+  }
 }
 
 /** The disk's size as the guest sees it and the bytes it takes on the host; null without a disk. */

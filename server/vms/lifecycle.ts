@@ -123,6 +123,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
    * is never in a transient state this process owns without the VM being here.
    */
   const inFlight = new Map<string, number>();
+  /** VMs whose disk is being read whole (an image made from it): nothing may start or delete them. */
+  const diskHeld = new Set<string>();
 
   async function load(vmId: string) {
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, cdromImage: true, ports: true } });
@@ -187,6 +189,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     // The routers forward calls on other hosts' VMs there (server/cluster/): reaching this is a bug.
     if (vm.hostId && vm.hostId !== self) throw new Error(`VM ${vm.name} belongs to host ${vm.hostId}, not to this one (${self})`);
     const from = stateOf(vm);
+    if (diskHeld.has(vmId) && (action === "Start" || action === "Delete")) {
+      throw new HangarError("VM_BUSY", `An image is being made from VM "${vm.name}"'s disk; ${action.toLowerCase()} it once that is done.`);
+    }
     const next = transition(from, action);
     if (next === undefined) {
       if (isTransient(from)) {
@@ -635,6 +640,25 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     resumeDelete,
     instance,
     isBusy: (vmId: string) => inFlight.has(vmId),
+    /**
+     * Runs `work` on the disk of Stopped VM `vmId` with starts and deletes refused meanwhile
+     * (VM_BUSY); VM_INVALID_TRANSITION when it is not Stopped or an action on it is under way.
+     */
+    async withDiskHeld<T>(vmId: string, work: () => Promise<T>): Promise<T> {
+      const vm = await load(vmId);
+      if (vm.state !== "Stopped" || inFlight.has(vmId) || diskHeld.has(vmId)) {
+        throw new HangarError(
+          "VM_INVALID_TRANSITION",
+          `VM "${vm.name}" is ${vm.state}${inFlight.has(vmId) || diskHeld.has(vmId) ? " and busy" : ""}; stop it and let it settle first.`,
+        );
+      }
+      diskHeld.add(vmId);
+      try {
+        return await guarded(vmId, work);
+      } finally {
+        diskHeld.delete(vmId);
+      }
+    },
     hostId,
     /** Waits for the running VM's ready condition to settle (readiness.ts). */
     waitForReady: readiness.waitForReady,

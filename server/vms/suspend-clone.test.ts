@@ -86,7 +86,7 @@ describe("suspend and resume", () => {
 });
 
 describe("snapshots and clones", () => {
-  it("reverts a running VM to a live snapshot, a stopped one to a disk snapshot, and clones it", async () => {
+  it("reverts a running VM to a live snapshot, a stopped one to a disk snapshot, clones it and makes an image of it", async () => {
     const vm = await newRunningVm("snap-src");
     await sh(vm.id, "echo one > /data/file && sync");
     await api.snapshot.create({ id: vm.id, name: "live-1" });
@@ -117,6 +117,17 @@ describe("snapshots and clones", () => {
     expect(await sh(clone.id, "hostname; cat /run/instance-id /data/file")).toBe(`snap-clone\n${clone.id}\none`);
     const [sourceKey, cloneKey] = await Promise.all([t.hangar.driverFor(vm.id).identity(), t.hangar.driverFor(clone.id).identity()]);
     expect(cloneKey.publicKey).not.toBe(sourceKey.publicKey);
+
+    // An image of the source's disk as it is now: its files, none of its snapshots.
+    const image = await api.vm.publish({ id: vm.id, name: "snap-image" });
+    const snapshots = await execa("qemu-img", ["snapshot", "-l", "-U", "--", image.path]);
+    expect(snapshots.stdout).toBe("");
+    const child = await api.vm.create({ name: "from-image", imageId: image.id, cpus: 1, memoryMiB: 256 });
+    await api.vm.start({ id: child.id });
+    expect(await sh(child.id, "hostname; cat /data/file")).toBe("from-image\none");
+    await api.vm.stop({ id: child.id, timeoutSec: 0 });
+    await api.vm.delete({ id: child.id });
+    await api.image.delete({ id: image.id });
 
     await api.vm.start({ id: vm.id });
     expect(await sh(vm.id, "cat /data/file")).toBe("one");

@@ -674,6 +674,12 @@ export class QemuManager implements Manager {
     return { virtualBytes: info["virtual-size"], actualBytes: info["actual-size"] ?? 0 };
   }
 
+  async exportDisk(target: string): Promise<void> {
+    if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before making an image of its disk`);
+    // The active layer with its backing chain folded in; internal snapshots stay behind.
+    await execa("qemu-img", ["convert", "-q", "-f", "qcow2", "-O", "qcow2", "--", this.files.disk, target], { timeout: 6 * 3600_000 });
+  }
+
   async resizeDisk(sizeBytes: number): Promise<void> {
     if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before resizing its disk`);
     const { virtualBytes } = await this.diskInfo();

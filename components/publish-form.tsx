@@ -1,0 +1,55 @@
+"use client";
+/** Make an image of a Stopped VM's disk (admins): new VMs can then be created from it. */
+import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import Link from "next/link";
+import { useState, type FormEvent } from "react";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useTRPC } from "./trpc.ts";
+
+export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const publish = useMutation(
+    trpc.vm.publish.mutationOptions({
+      onMutate: () => setError(undefined),
+      onError: (e) => setError(errorText(e)),
+      onSuccess: () =>
+        Promise.all([queryClient.invalidateQueries(trpc.image.pathFilter()), queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId }))]),
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    publish.mutate({ id: vmId, name: String(new FormData(event.currentTarget).get("name") ?? "").trim() });
+  }
+
+  return (
+    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Make an image">
+      <div className="port-row">
+        <label className="field grow">
+          <span>Image name</span>
+          <input
+            name="name"
+            required
+            defaultValue={`${vmName}-image`.slice(0, 63)}
+            pattern={VM_NAME_PATTERN}
+            title={`A DNS label: ${VM_NAME_RULE}.`}
+            maxLength={63}
+          />
+        </label>
+        <button type="submit" className="secondary" disabled={publish.isPending}>
+          {publish.isPending ? "Making the image…" : "Make image"}
+        </button>
+      </div>
+      <p className="muted small">The disk as it is now, without its snapshots. Each VM made from it is a new instance to cloud-init.</p>
+      {publish.data ? (
+        <p role="status" className="small">
+          Image <Link href={`/images/${publish.data.id}`}>{publish.data.name}</Link> is ready.
+        </p>
+      ) : null}
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+    </form>
+  );
+}
