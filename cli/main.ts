@@ -102,6 +102,7 @@ program
         [
           table(VM_HEADER, [vmRow(v)]),
           `id: ${v.id}`,
+          v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
           v.ports.length ? `forwards: ${v.ports.map((p) => `${p.boundPort ?? p.hostPort}->${p.guestPort}`).join(", ")}` : "",
           `ssh: hangar ssh ${v.name}`,
@@ -123,6 +124,7 @@ program
   .option("--user-data <file>", "cloud-init user-data file")
   .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
   .option("--autostart", "start it whenever its host boots")
+  .option("--description <text>", "what the VM is for")
   .option("--start", "start it once created")
   .action(
     run(
@@ -136,6 +138,7 @@ program
           userData?: string;
           network?: "nat" | "isolated" | "bridge";
           autostart?: boolean;
+          description?: string;
           start?: boolean;
         },
         command: Command,
@@ -151,6 +154,7 @@ program
           userData,
           network: options.network,
           autostart: options.autostart,
+          description: options.description,
         });
         if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
         output(json(command), vm, (v) => `${v.name} ${v.state}`);
@@ -231,6 +235,19 @@ program
       const { api } = await connect();
       const vm = await api.vm.rename.mutate({ id: await resolveVm(api, name), name: next });
       output(json(command), vm, (v) => `${v.name} ${v.state}`);
+    }),
+  );
+
+program
+  .command("describe")
+  .description("say what a VM is for (an empty text removes it)")
+  .argument("<vm>", "name")
+  .argument("<text>", "the description")
+  .action(
+    run(async (name: string, text: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const result = await api.vm.describe.mutate({ id: await resolveVm(api, name), description: text });
+      output(json(command), { name, ...result }, (r) => `${r.name}: ${r.description || "(no description)"}`);
     }),
   );
 

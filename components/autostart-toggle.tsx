@@ -3,6 +3,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function AutostartToggle({ vmId, autostart, disabled }: { vmId: string; autostart: boolean; disabled: boolean }) {
@@ -16,10 +17,7 @@ export function AutostartToggle({ vmId, autostart, disabled }: { vmId: string; a
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
       onSettled: async () => {
-        await Promise.all([
-          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
-          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
-        ]);
+        await refreshVm(queryClient, trpc, vmId);
         setAsked(undefined);
       },
     }),

@@ -3,6 +3,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB: number }) {
@@ -14,11 +15,7 @@ export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB:
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
       // The VM and its events: the change is recorded as an event.
-      onSettled: () =>
-        Promise.all([
-          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
-          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
-        ]),
+      onSettled: () => refreshVm(queryClient, trpc, vmId),
     }),
   );
 

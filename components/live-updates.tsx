@@ -11,6 +11,7 @@ import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
 import { useMe } from "./session.tsx";
 import type { LiveChange } from "@/server/vms/changes.ts";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 import { queryOfKey } from "./vm-filter.ts";
 import { patchPages, type VmListPage } from "./vm-list-patch.ts";
@@ -47,8 +48,7 @@ export function LiveUpdates() {
           if (page && page !== data) queryClient.setQueryData(key, page);
         }
       }
-      void queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: change.vmId }));
-      void queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId: change.vmId }));
+      void refreshVm(queryClient, trpc, change.vmId);
       // Pools list their members: only a pool member's change (or a deletion, which may be one) touches them.
       if (!change.row || change.row.poolId) void queryClient.invalidateQueries(trpc.pool.pathFilter());
     },

@@ -5,6 +5,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) {
@@ -15,8 +16,7 @@ export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) 
     trpc.vm.publish.mutationOptions({
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
-      onSuccess: () =>
-        Promise.all([queryClient.invalidateQueries(trpc.image.pathFilter()), queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId }))]),
+      onSuccess: () => Promise.all([queryClient.invalidateQueries(trpc.image.pathFilter()), refreshVm(queryClient, trpc, vmId)]),
     }),
   );
 

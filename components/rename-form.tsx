@@ -4,6 +4,7 @@ import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
@@ -14,11 +15,8 @@ export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
     trpc.vm.rename.mutationOptions({
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
-      onSettled: () =>
-        Promise.all([
-          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
-          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
-        ]),
+      // The VM and its events: the change is recorded as an event.
+      onSettled: () => refreshVm(queryClient, trpc, vmId),
     }),
   );
 

@@ -4,6 +4,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { VM_LIMITS } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
 export function ResourcesForm({ vmId, cpus, memoryMiB }: { vmId: string; cpus: number; memoryMiB: number }) {
@@ -16,11 +17,7 @@ export function ResourcesForm({ vmId, cpus, memoryMiB }: { vmId: string; cpus: n
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
       // The VM and its events: the change is recorded as an event.
-      onSettled: () =>
-        Promise.all([
-          queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId })),
-          queryClient.invalidateQueries(trpc.vm.events.queryFilter({ vmId })),
-        ]),
+      onSettled: () => refreshVm(queryClient, trpc, vmId),
     }),
   );
 

@@ -9,6 +9,7 @@ import { useQuery } from "@tanstack/react-query";
 import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
+import { DescriptionForm } from "./description-form.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
@@ -63,6 +64,14 @@ export function VmDetails({ id }: { id: string }) {
       <section className="card">
         <h2>Properties</h2>
         <dl className="props">
+          {vm.description ? (
+            <>
+              <dt>Description</dt>
+              <dd className="description" data-testid="vm-description">
+                {vm.description}
+              </dd>
+            </>
+          ) : null}
           <dt>State</dt>
           <dd>{vm.state}</dd>
           <dt>Image</dt>
@@ -136,8 +145,9 @@ export function VmDetails({ id }: { id: string }) {
 
       {canControl(me, vm) && (!vm.poolId || vm.acquiredAt) ? (
         <section className="card" aria-labelledby="vm-rename-title">
-          <h2 id="vm-rename-title">Name</h2>
+          <h2 id="vm-rename-title">Name and description</h2>
           <RenameForm key={vm.name} vmId={vm.id} vmName={vm.name} />
+          <DescriptionForm key={vm.description} vmId={vm.id} description={vm.description} />
         </section>
       ) : null}
 

@@ -157,6 +157,12 @@ test("a stopped VM's CPUs and memory change on its page for its next start, it c
   await expect(page.getByRole("heading", { level: 1 })).toContainText(renamed);
   await expect(page.getByTestId("event-list")).toContainText(`Renamed from ${vm.name}`);
 
+  // What it is for: among its properties once saved, with its line breaks.
+  const about = page.getByRole("form", { name: "Description" });
+  await about.getByLabel("Description").fill("Build box\nfor the <b>web</b> team");
+  await about.getByRole("button", { name: "Save description" }).click();
+  await expect(page.getByTestId("vm-description")).toHaveText("Build box\nfor the <b>web</b> team");
+
   // An image of its disk, for an admin: ready on the Images page at once.
   const publish = page.getByRole("form", { name: "Make an image" });
   await expect(publish.getByLabel("Image name")).toHaveValue(`${renamed}-image`);

@@ -270,6 +270,20 @@ describe("disks and stops", () => {
     expect((await api.vm.create({ ...goodSpec, name: "old-name", imageId })).name).toBe("old-name");
   });
 
+  it("keeps what a VM is for on its page, not in list rows, and refuses an essay", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "described", imageId, description: "  CI runner for the web team\n(ask Ana)  " });
+    expect((await api.vm.get({ id: vm.id })).description).toBe("CI runner for the web team\n(ask Ana)");
+    expect((await api.vm.list({ search: "described" })).items[0]).not.toHaveProperty("description");
+    expect(await api.vm.describe({ id: vm.id, description: "" })).toEqual({ description: "" });
+    const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
+    expect(event).toMatchObject({ action: "describe", message: "Description removed" });
+    expect(await refusal(api.vm.describe({ id: vm.id, description: "x".repeat(2001) }))).toEqual({
+      code: "BAD_REQUEST",
+      message: "description is at most 2,000 characters.",
+    });
+    expect((await api.vm.clone({ id: vm.id, name: "described-copy" })).description).toBe("");
+  });
+
   it("makes an image of a stopped VM's disk that new VMs boot from, and leaves nothing when it fails", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "golden", imageId });
     const image = await api.vm.publish({ id: vm.id, name: "golden-image" });

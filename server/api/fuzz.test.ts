@@ -101,6 +101,7 @@ beforeAll(async () => {
     "vm.setAutostart": { id: target.id, autostart: true },
     "vm.rename": { id: target.id, name: "renamed" },
     "vm.publish": { id: target.id, name: "published" },
+    "vm.describe": { id: target.id, description: "the web team's CI runner" },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

@@ -91,6 +91,9 @@ export const memoryMiB = z
   .min(MEMORY.min, `A VM needs at least ${MEMORY.min} MiB of memory.`)
   .max(MEMORY.max, `At most ${MEMORY.max} MiB of memory per VM.`);
 
+/** What a VM is for, in people's words. */
+export const description = z.string().max(2000, "description is at most 2,000 characters.");
+
 /** A VM's cloud-init user-data: refused here, not at its first start, when cloud-init could not read it. */
 export const userData = z
   .string()
@@ -113,6 +116,7 @@ export const createVmInput = z.object({
   diskGiB: diskGiB.optional(),
   /** Start it when its host boots. */
   autostart: z.boolean().optional(),
+  description: description.optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
   bridge: z
     .string()

@@ -1,6 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, execInVm, getVm, listEvents, renameVm, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -8,7 +8,7 @@ import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
-import { cpus, createVmInput, diskGiB, execInput, id, memoryMiB, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
+import { cpus, createVmInput, description, diskGiB, execInput, id, memoryMiB, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -112,6 +112,12 @@ export const vmRouter = router({
     .input(z.object({ id, name: vmName }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await renameVm(ctx.hangar, input, ctx.actor))),
+  /** What the VM is for, in people's words (shown on its page; not in list rows). */
+  describe: procedure
+    .meta({ permission: "vm.control" })
+    .input(z.object({ id, description }))
+    .output(z.object({ description: z.string() }))
+    .mutation(({ ctx, input }) => describeVm(ctx.hangar, input, ctx.actor)),
   /** Changes a Stopped VM's CPUs, memory or both; qemu gets them at the next start. */
   resize: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/resize", "Change a Stopped VM's CPUs and memory") })

@@ -44,7 +44,9 @@ export function parsePublicKey(text: string): ParsedKey {
   if (/[\r\n]/.test(line)) throw new HangarError("INVALID_INPUT", `That is more than one line; add one key at a time. ${help}`);
   const [type = "", data = "", ...rest] = line.split(/\s+/);
   if (!(KEY_TYPES as readonly string[]).includes(type)) {
-    throw new HangarError("INVALID_INPUT", `"${type.slice(0, 40)}" is not an SSH key type Hangar takes (${KEY_TYPES.slice(0, 5).join(", ")}…). ${help}`);
+    // The word is named back only when it could be a key type: pasted text can be anything.
+    const what = /^[a-z0-9][a-z0-9@.-]{0,39}$/.test(type) ? `"${type}" is not an SSH key type Hangar takes` : "That does not start with an SSH key type";
+    throw new HangarError("INVALID_INPUT", `${what} (${KEY_TYPES.slice(0, 5).join(", ")}…). ${help}`);
   }
   const blob = /^[A-Za-z0-9+/]+={0,2}$/.test(data) ? Buffer.from(data, "base64") : Buffer.alloc(0);
   // The blob starts with its own type as an SSH string: a 4-byte length, then the name.

@@ -26,6 +26,7 @@ export interface CreateVmInput {
   diskGiB?: number;
   /** Start it when its host boots; default no. */
   autostart?: boolean;
+  description?: string;
   /** Default nat. */
   network?: NetworkMode;
   bridge?: string;
@@ -61,7 +62,7 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
 }
 
 /** What a list row leaves out: user-data can be long and is only on vm.get. */
-const slim = { omit: { userData: true } } as const;
+const slim = { omit: { userData: true, description: true } } as const;
 
 /**
  * The inventory: every VM with its image, ports, owner and host (vm.list pages it, list.ts).
@@ -162,6 +163,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       bridge,
       diskGiB: input.diskGiB ?? null,
       autostart: input.autostart ?? false,
+      description: input.description?.trim() ?? "",
       ownerId: ownerId ?? null,
       hostId: host.id,
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
@@ -256,6 +258,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       bridge: source.bridge,
       diskGiB: source.diskGiB,
       autostart: source.autostart,
+      description: source.description,
       cloneInfo: JSON.stringify(cloneInfo),
       ownerId: ownerId ?? null,
       hostId: source.hostId ?? (await hangar.lifecycle.hostId()),
@@ -282,6 +285,25 @@ async function readyVm(hangar: Hangar, id: string, timeoutMs: number) {
   const vm = await hangar.db.vm.findUniqueOrThrow({ where: { id }, include: { image: { select: { loginUser: true } } } });
   if (vm.state !== "Running" || !vm.sshPort) throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; start it first.`);
   return { ...vm, sshPort: vm.sshPort, loginUser: vm.image.loginUser };
+}
+
+/** Sets what VM `id` is for (empty: nothing said), in any state. */
+export async function describeVm(hangar: Hangar, input: { id: string; description: string }, actor: string) {
+  const vm = await hangar.db.vm.findUnique({ where: { id: input.id }, select: { id: true, name: true, description: true } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  const description = input.description.trim();
+  if (description !== vm.description) {
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { description } });
+    await hangar.recorder.record({
+      stream: "vm",
+      vm,
+      actor,
+      action: "describe",
+      ok: true,
+      message: description ? "Description changed" : "Description removed",
+    });
+  }
+  return { description };
 }
 
 /**
