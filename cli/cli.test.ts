@@ -93,6 +93,10 @@ describe("hangar CLI", () => {
     expect(JSON.parse(waited.stdout)).toMatchObject({ name: "cli-1", readyState: "ready" });
     const listed = JSON.parse((await hangar(["ls", "--json"])).stdout) as { name: string; state: string }[];
     expect(listed.map((vm) => [vm.name, vm.state])).toEqual([["cli-1", "Running"]]);
+    // Filters go to the server.
+    expect((await hangar(["ls", "--state", "Running", "--search", "cli", "--mine", "--names"])).stdout).toBe("cli-1");
+    expect((await hangar(["ls", "--state", "Stopped", "--names"])).stdout).toBe("");
+    expect((await hangar(["ls", "--state", "Sleeping"])).exitCode).toBe(2);
 
     // No such VM: exit 5.
     expect((await hangar(["get", "nope"])).exitCode).toBe(5);

@@ -16,6 +16,7 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
+import { VM_STATES } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { login } from "./login.ts";
 import { progressBar } from "./progress.ts";
@@ -81,10 +82,28 @@ program
   .command("ls")
   .description("list VMs")
   .option("--names", "only the names, one a line")
+  .option("--search <text>", "only VMs whose name contains it")
+  .addOption(new Option("--state <state>", "only VMs in this state").choices(VM_STATES))
+  .option("--mine", "only your own VMs")
   .action(
-    run(async (options: { names?: boolean }, command: Command) => {
+    run(async (options: { names?: boolean; search?: string; state?: (typeof VM_STATES)[number]; mine?: boolean }, command: Command) => {
       const { api } = await connect();
-      const vms = (await api.vm.list.query()).items;
+      const filtered = options.search !== undefined || options.state !== undefined || options.mine;
+      // Filters go to the server, a page at a time; without any, the whole list in one call.
+      const vms = filtered ? [] : (await api.vm.list.query()).items;
+      for (let cursor: string | undefined, more = filtered; more;) {
+        const page = await api.vm.list.query({
+          search: options.search,
+          state: options.state,
+          owner: options.mine ? "mine" : undefined,
+          sort: "name",
+          limit: 1000,
+          cursor,
+        });
+        vms.push(...page.items);
+        cursor = page.nextCursor ?? undefined;
+        more = cursor !== undefined;
+      }
       if (options.names) return void process.stdout.write(vms.map((vm) => `${vm.name}\n`).join(""));
       output(json(command), vms, (list) => table(VM_HEADER, list.map(vmRow)));
     }),

@@ -38,6 +38,23 @@ export function canControl(who: { role: string; userId: string } | null | undefi
   return who.role === "admin" || (who.role === "operator" && vm.ownerId === who.userId);
 }
 
+// VMs
+
+/** The states of seed 004's state machine (server/vms/state.ts has its transitions). */
+export const VM_STATES = [
+  "Initial",
+  "Cloning",
+  "Starting",
+  "Running",
+  "Stopping",
+  "Stopped",
+  "Suspending",
+  "Suspended",
+  "Deleting",
+  "Deleted",
+  "ErrorUnknown",
+] as const;
+
 // Pools
 
 /**

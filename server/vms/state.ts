@@ -3,19 +3,9 @@
  * transition table. Pure: no I/O, no database, no qemu.
  */
 
-export const STATES = [
-  "Initial",
-  "Cloning",
-  "Starting",
-  "Running",
-  "Stopping",
-  "Stopped",
-  "Suspending",
-  "Suspended",
-  "Deleting",
-  "Deleted",
-  "ErrorUnknown",
-] as const;
+import { VM_STATES } from "../../lib/vocabulary.ts";
+
+export const STATES = VM_STATES;
 export type State = (typeof STATES)[number];
 
 /** "None" is the seed's ActionNone: the no-op used to wait while an operation runs. */
