@@ -1,11 +1,11 @@
 "use client";
 /** Clone a Stopped VM: a new VM with a copy of its disk, its own key and hostname. */
-import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
+import { VmNameField } from "./vm-fields.tsx";
 
 export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   const trpc = useTRPC();
@@ -31,17 +31,7 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   return (
     <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit}>
       <div className="port-row">
-        <label className="field grow">
-          <span>Clone name</span>
-          <input
-            name="name"
-            required
-            defaultValue={`${vmName}-clone`.slice(0, 63)}
-            pattern={VM_NAME_PATTERN}
-            title={`A DNS label: ${VM_NAME_RULE}.`}
-            maxLength={63}
-          />
-        </label>
+        <VmNameField label="Clone name" defaultValue={`${vmName}-clone`.slice(0, 63)} />
         <button type="submit" disabled={clone.isPending}>
           {clone.isPending ? "Cloning…" : "Clone"}
         </button>

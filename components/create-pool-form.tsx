@@ -5,9 +5,10 @@
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { STAGING_STATES, VM_LIMITS, type StagingState, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { STAGING_STATES, type StagingState, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
+import { CpuMemoryFields } from "./vm-fields.tsx";
 
 const DEFAULT_IMAGE = "hangar-tiny";
 
@@ -69,22 +70,7 @@ export function CreatePoolForm() {
             ))}
           </select>
         </div>
-        <label className="field">
-          <span>CPUs</span>
-          <input name="cpus" type="number" min={VM_LIMITS.cpus.min} max={VM_LIMITS.cpus.max} required value={cpus} onChange={(e) => setCpus(e.target.value)} />
-        </label>
-        <label className="field">
-          <span>Memory (MiB)</span>
-          <input
-            name="memoryMiB"
-            type="number"
-            min={VM_LIMITS.memoryMiB.min}
-            max={VM_LIMITS.memoryMiB.max}
-            required
-            value={memory}
-            onChange={(e) => setMemory(e.target.value)}
-          />
-        </label>
+        <CpuMemoryFields cpus={cpus} memory={memory} onCpus={setCpus} onMemory={setMemory} />
         <label className="field">
           <span>Pool size</span>
           <input name="size" type="number" min={0} max={32} required value={size} onChange={(e) => setSize(e.target.value)} />

@@ -6,9 +6,10 @@
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
+import { CpuMemoryFields } from "./vm-fields.tsx";
 
 const DEFAULT_IMAGE = "hangar-tiny";
 
@@ -119,34 +120,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             </select>
           </div>
         ) : null}
-        <div className="field">
-          <label htmlFor={`${id}-cpus`}>CPUs</label>
-          <input
-            id={`${id}-cpus`}
-            name="cpus"
-            type="number"
-            min={VM_LIMITS.cpus.min}
-            max={VM_LIMITS.cpus.max}
-            step={1}
-            value={cpus}
-            onChange={(e) => setCpus(e.target.value)}
-            required
-          />
-        </div>
-        <div className="field">
-          <label htmlFor={`${id}-memory`}>Memory (MiB)</label>
-          <input
-            id={`${id}-memory`}
-            name="memoryMiB"
-            type="number"
-            min={VM_LIMITS.memoryMiB.min}
-            max={VM_LIMITS.memoryMiB.max}
-            step={1}
-            value={memory}
-            onChange={(e) => setMemory(e.target.value)}
-            required
-          />
-        </div>
+        <CpuMemoryFields cpus={cpus} memory={memory} onCpus={setCpus} onMemory={setMemory} />
       </div>
       <div className="grid">
         <div className="field">

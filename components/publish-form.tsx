@@ -1,12 +1,12 @@
 "use client";
 /** Make an image of a Stopped VM's disk (admins): new VMs can then be created from it. */
-import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import Link from "next/link";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
+import { VmNameField } from "./vm-fields.tsx";
 
 export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   const trpc = useTRPC();
@@ -28,17 +28,7 @@ export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) 
   return (
     <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Make an image">
       <div className="port-row">
-        <label className="field grow">
-          <span>Image name</span>
-          <input
-            name="name"
-            required
-            defaultValue={`${vmName}-image`.slice(0, 63)}
-            pattern={VM_NAME_PATTERN}
-            title={`A DNS label: ${VM_NAME_RULE}.`}
-            maxLength={63}
-          />
-        </label>
+        <VmNameField label="Image name" defaultValue={`${vmName}-image`.slice(0, 63)} />
         <button type="submit" className="secondary" disabled={publish.isPending}>
           {publish.isPending ? "Making the image…" : "Make image"}
         </button>

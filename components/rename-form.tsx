@@ -1,11 +1,11 @@
 "use client";
 /** Rename a VM, in any state; its guest takes the new hostname at its next boot. */
-import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
+import { VmNameField } from "./vm-fields.tsx";
 
 export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   const trpc = useTRPC();
@@ -28,10 +28,7 @@ export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   return (
     <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Rename">
       <div className="port-row">
-        <label className="field grow">
-          <span>New name</span>
-          <input name="name" required defaultValue={vmName} pattern={VM_NAME_PATTERN} title={`A DNS label: ${VM_NAME_RULE}.`} maxLength={63} />
-        </label>
+        <VmNameField label="New name" defaultValue={vmName} />
         <button type="submit" className="secondary" disabled={rename.isPending}>
           {rename.isPending ? "Renaming…" : "Rename"}
         </button>
