@@ -6,7 +6,7 @@
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { TAG_RULE, VM_NAME_PATTERN, VM_NAME_RULE, splitTags } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 import { CpuMemoryFields } from "./vm-fields.tsx";
@@ -34,6 +34,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [autostart, setAutostart] = useState(false);
+  const [tags, setTags] = useState("");
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
 
@@ -65,6 +66,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
       ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
       ...(diskGiB.trim() ? { diskGiB: Number(diskGiB) } : {}),
       ...(autostart ? { autostart } : {}),
+      ...(splitTags(tags).length > 0 ? { tags: splitTags(tags) } : {}),
       ...(ports.length > 0 ? { ports: ports.map((p) => ({ hostPort: Number(p.hostPort || 0), guestPort: Number(p.guestPort) })) } : {}),
     });
   }
@@ -156,6 +158,19 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             <input id={`${id}-bridge`} name="bridge" value={bridge} onChange={(e) => setBridge(e.target.value)} required placeholder="br0" spellCheck={false} />
           </div>
         ) : null}
+        <div className="field">
+          <label htmlFor={`${id}-tags`}>Tags</label>
+          <input
+            id={`${id}-tags`}
+            name="tags"
+            value={tags}
+            onChange={(e) => setTags(e.target.value)}
+            autoComplete="off"
+            spellCheck={false}
+            placeholder="web team-a (optional)"
+            title={`Separated by spaces; each ${TAG_RULE}`}
+          />
+        </div>
       </div>
       <div className="field">
         <label htmlFor={`${id}-userdata`}>User data</label>

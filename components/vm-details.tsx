@@ -10,6 +10,8 @@ import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { DescriptionForm } from "./description-form.tsx";
+import { TagChips } from "./tag-chips.tsx";
+import { TagsForm } from "./tags-form.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
@@ -69,6 +71,14 @@ export function VmDetails({ id }: { id: string }) {
               <dt>Description</dt>
               <dd className="description" data-testid="vm-description">
                 {vm.description}
+              </dd>
+            </>
+          ) : null}
+          {vm.tags.length > 0 ? (
+            <>
+              <dt>Tags</dt>
+              <dd>
+                <TagChips tags={vm.tags} />
               </dd>
             </>
           ) : null}
@@ -145,9 +155,10 @@ export function VmDetails({ id }: { id: string }) {
 
       {canControl(me, vm) && (!vm.poolId || vm.acquiredAt) ? (
         <section className="card" aria-labelledby="vm-rename-title">
-          <h2 id="vm-rename-title">Name and description</h2>
+          <h2 id="vm-rename-title">Name, description and tags</h2>
           <RenameForm key={vm.name} vmId={vm.id} vmName={vm.name} />
-          <DescriptionForm key={vm.description} vmId={vm.id} description={vm.description} />
+          <DescriptionForm key={`description:${vm.description}`} vmId={vm.id} description={vm.description} />
+          <TagsForm key={`tags:${vm.tags.join(" ")}`} vmId={vm.id} tags={vm.tags} />
         </section>
       ) : null}
 

@@ -21,6 +21,8 @@ export interface VmFilter {
   hostId: string;
   imageId: string;
   poolId: string;
+  /** A tag; "" for any. */
+  tag: string;
 }
 
 export interface VmSort {
@@ -36,7 +38,7 @@ export const PAGE_SIZE = 100;
 
 /** Operators start on their own VMs; admins and viewers see the whole inventory. */
 export function defaultFilter(role: string): VmFilter {
-  return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "" };
+  return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "", tag: "" };
 }
 
 /** vm.list's input for a filter and sort (empty choices left out). */
@@ -49,6 +51,7 @@ export function listQuery(filter: VmFilter, sort: VmSort): VmListQuery {
     ...(filter.hostId ? { hostId: filter.hostId } : {}),
     ...(filter.imageId ? { imageId: filter.imageId } : {}),
     ...(filter.poolId ? { poolId: filter.poolId } : {}),
+    ...(filter.tag ? { tag: filter.tag } : {}),
     sort: sort.key,
     order: sort.desc ? "desc" : "asc",
     limit: PAGE_SIZE,
@@ -63,6 +66,7 @@ const cachedQuery = z.object({
   hostId: z.string().optional(),
   imageId: z.string().optional(),
   poolId: z.string().optional(),
+  tag: z.string().optional(),
 });
 export type CachedQuery = z.infer<typeof cachedQuery>;
 
@@ -81,5 +85,6 @@ export function matchesQuery(row: VmRow, query: CachedQuery, myUserId: string): 
   if (query.hostId !== undefined && row.hostId !== query.hostId) return false;
   if (query.imageId !== undefined && row.imageId !== query.imageId) return false;
   if (query.poolId !== undefined && row.poolId !== query.poolId) return false;
+  if (query.tag !== undefined && !row.tags.includes(query.tag.toLowerCase())) return false;
   return true;
 }

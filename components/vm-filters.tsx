@@ -1,7 +1,7 @@
 "use client";
 /**
- * The inventory's search box and filters. The choices come from the hosts, images and pools
- * there are; an admin may also pick any user as the owner. Typing in the search box narrows
+ * The inventory's search box and filters. The choices come from the hosts, images, pools
+ * and tags there are; an admin may also pick any user as the owner. Typing in the search box narrows
  * the list once the typing pauses, so each keystroke does not ask for a new list.
  */
 import { useQuery } from "@tanstack/react-query";
@@ -20,6 +20,11 @@ export function VmFilters({ filter, onChange, me }: { filter: VmFilter; onChange
   const images = useQuery(trpc.image.list.queryOptions(undefined, { staleTime: 60_000 }));
   const pools = useQuery(trpc.pool.list.queryOptions(undefined, { staleTime: 60_000 }));
   const users = useQuery(trpc.user.list.queryOptions(undefined, { staleTime: 60_000, enabled: me.role === "admin" }));
+  // Tags come and go with the VMs: read again when the page is shown again, not on each change.
+  const tags = useQuery(trpc.vm.listTags.queryOptions(undefined, { staleTime: 10_000 }));
+  const tagChoices = (tags.data ?? []).map((entry) => entry.tag);
+  // A tag picked in a row stays a choice even before the list of tags has it.
+  if (filter.tag && !tagChoices.includes(filter.tag)) tagChoices.unshift(filter.tag);
   const [search, setSearch] = useState(filter.search);
 
   useEffect(() => {
@@ -98,6 +103,17 @@ export function VmFilters({ filter, onChange, me }: { filter: VmFilter; onChange
           {(pools.data ?? []).map((pool) => (
             <option key={pool.id} value={pool.id}>
               {pool.name}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div className="field">
+        <span aria-hidden="true">Tag</span>
+        <select aria-label="Filter by tag" value={filter.tag} onChange={(e) => set({ tag: e.target.value })}>
+          <option value="">Any tag</option>
+          {tagChoices.map((tag) => (
+            <option key={tag} value={tag}>
+              {tag}
             </option>
           ))}
         </select>

@@ -27,6 +27,7 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     readyAt: null,
     readyDetail: null,
     poolId: null,
+    tags: [],
     acquiredAt: null,
     acquiredBy: null,
     ownerId: ME,
@@ -36,7 +37,7 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     image: { id: "img1", name: "hangar-tiny" },
     ports: [],
     owner: { id: ME, email: "me@hangar.test" },
-    host: { id: "host1", name: "h1", heartbeatAt: new Date(0) },
+    host: { id: "host1", name: "h1" },
     actions: ["Start", "Delete"],
     hostOffline: false,
     usage: null,
@@ -59,6 +60,16 @@ describe("patchPages", () => {
     expect(next[1]?.items[0]?.state).toBe("Running");
     expect(next[0]).toBe(pages[0]);
     expect(next.map((p) => p.total)).toEqual([4, 4]);
+  });
+
+  it("drops a row whose tags no longer include the list's tag, and adds one tagged since", () => {
+    const query = { tag: "web" };
+    const pages = [page([row("a", { tags: ["web"] }), row("b", { tags: ["web", "db"] })], null)];
+    const untagged = patchPages(pages, { vmId: "b", row: row("b", { tags: ["db"] }), created: false }, query, ME, "start");
+    expect(ids(untagged)).toEqual([["a"]]);
+    expect(untagged[0]?.total).toBe(1);
+    const tagged = patchPages(untagged, { vmId: "c", row: row("c", { tags: ["web"] }), created: false }, query, ME, "start");
+    expect(ids(tagged)).toEqual([["c", "a"]]);
   });
 
   it("drops a row once it is gone or no longer matches the list's filters", () => {
@@ -103,9 +114,12 @@ describe("the list's filters read back from a query key", () => {
     expect(queryOfKey([["vm", "list"], { input: { owner: 5 }, type: "query" }])).toBeUndefined();
   });
 
-  it("matches as the server filters: name part, state list, mine, host, image, pool", () => {
-    const vm = row("a", { name: "web-1", state: "Running", poolId: "p1" });
-    expect(matchesQuery(vm, { search: "WEB", state: ["Running", "Stopped"], owner: "mine", hostId: "host1", imageId: "img1", poolId: "p1" }, ME)).toBe(true);
+  it("matches as the server filters: name part, state list, mine, host, image, pool, tag", () => {
+    const vm = row("a", { name: "web-1", state: "Running", poolId: "p1", tags: ["prod", "team-a"] });
+    expect(
+      matchesQuery(vm, { search: "WEB", state: ["Running", "Stopped"], owner: "mine", hostId: "host1", imageId: "img1", poolId: "p1", tag: "Team-A" }, ME),
+    ).toBe(true);
+    expect(matchesQuery(vm, { tag: "team" }, ME)).toBe(false);
     expect(matchesQuery(vm, { owner: "mine" }, "another-user")).toBe(false);
     expect(matchesQuery(vm, { owner: ME }, "another-user")).toBe(true);
     expect(matchesQuery(vm, { hostId: "host2" }, ME)).toBe(false);

@@ -8,7 +8,7 @@
 import Link from "next/link";
 import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
-import { memo, useEffect, useMemo, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { flexRender, getCoreRowModel, useReactTable, type ColumnDef, type Row, type RowSelectionState, type SortingState } from "@tanstack/react-table";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { Age } from "./age.tsx";
@@ -16,6 +16,7 @@ import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatMemory } from "./format.ts";
 import { useMe, type Me } from "./session.tsx";
 import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
+import { TagChips } from "./tag-chips.tsx";
 import { useTRPC, type VmRow } from "./trpc.ts";
 import { canControl } from "../lib/vocabulary.ts";
 import { VmActions } from "./vm-actions.tsx";
@@ -72,6 +73,11 @@ const columns: ColumnDef<VmRow>[] = [
         {row.original.name}
       </Link>
     ),
+  },
+  {
+    id: "tags",
+    header: "Tags",
+    cell: ({ row, table }) => <TagChips tags={row.original.tags} onPick={table.options.meta?.filterByTag} />,
   },
   {
     id: "state",
@@ -143,10 +149,15 @@ declare module "@tanstack/react-table" {
     numeric?: boolean;
     testId?: string;
   }
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface TableMeta<TData> {
+    /** A click on a row's tag: list the VMs with that tag. */
+    filterByTag?: (tag: string) => void;
+  }
 }
 
 function isUnfiltered(filter: VmFilter): boolean {
-  return !filter.search.trim() && !filter.state && filter.owner === "all" && !filter.hostId && !filter.imageId && !filter.poolId;
+  return !filter.search.trim() && !filter.state && filter.owner === "all" && !filter.hostId && !filter.imageId && !filter.poolId && !filter.tag;
 }
 
 /**
@@ -190,6 +201,12 @@ function Inventory({ me }: { me: Me }) {
   const [sort, setSort] = useState<VmSort>(DEFAULT_SORT);
   const [rowSelection, setRowSelection] = useState<RowSelectionState>({});
   const list = useVmRows(filter, sort);
+  // Stable, so memoized rows keep calling the current one.
+  const filterByTag = useCallback((tag: string) => {
+    setRowSelection({});
+    setFilter((current) => ({ ...current, tag }));
+  }, []);
+  const tableMeta = useMemo(() => ({ filterByTag }), [filterByTag]);
   const sorting = useMemo<SortingState>(() => [{ id: sort.key, desc: sort.desc }], [sort]);
   // Viewers act on no VM: no selection column for them.
   const columnVisibility = useMemo(() => ({ select: me.role !== "viewer" }), [me.role]);
@@ -202,6 +219,7 @@ function Inventory({ me }: { me: Me }) {
     manualSorting: true,
     enableRowSelection: (row) => canControl(me, row.original),
     onRowSelectionChange: setRowSelection,
+    meta: tableMeta,
     state: { sorting, rowSelection, columnVisibility },
   });
   /** The selected VMs among those listed (a filter change clears the selection). */

@@ -134,3 +134,38 @@ test("VMs selected in the table are deleted together, each only once, and the se
   await bar.getByRole("button", { name: "Clear selection" }).click();
   await expect(bar).toHaveCount(0);
 });
+
+test("tags set on a VM's page show in the table, a tag lists its VMs, and a VM tagged meanwhile joins the list", async ({ page }) => {
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("tag");
+  const tag = `${prefix}-web`;
+  const spec = { imageId, cpus: 1, memoryMiB: 128 };
+  const web = await api.vm.create.mutate({ name: `${prefix}-one`, ...spec });
+  created.push(web.id);
+  const other = await api.vm.create.mutate({ name: `${prefix}-two`, ...spec, tags: ["db"] });
+  created.push(other.id);
+
+  await page.goto(`/vms/${web.id}`);
+  const form = page.getByRole("form", { name: "Tags" });
+  await form.getByLabel("Tags").fill(`${tag.toUpperCase()}, ci`);
+  await form.getByRole("button", { name: "Save tags" }).click();
+  await expect(page.getByTestId("event-list")).toContainText(`Tags: ci, ${tag}`, LONG);
+  await expect(form.getByLabel("Tags")).toHaveValue(`ci ${tag}`);
+  await form.getByLabel("Tags").fill("not/a-tag");
+  await form.getByRole("button", { name: "Save tags" }).click();
+  await expect(form.getByRole("alert")).toContainText("One of those is not a tag");
+
+  await page.goto("/");
+  await page.getByLabel("Search VMs by name").fill(prefix);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-two`, `${prefix}-one`]);
+  // A click on a row's tag lists the VMs with it.
+  await page.locator(`[data-testid="vm-row"][data-vm-name="${prefix}-one"]`).getByRole("button", { name: tag }).click();
+  await expect(page.getByLabel("Filter by tag")).toHaveValue(tag);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-one`]);
+  await api.vm.setTags.mutate({ id: other.id, tags: ["db", tag] });
+  await expect.poll(() => names(page), LONG).toEqual([`${prefix}-two`, `${prefix}-one`]);
+  await api.vm.setTags.mutate({ id: web.id, tags: [] });
+  await expect.poll(() => names(page), LONG).toEqual([`${prefix}-two`]);
+  await page.getByLabel("Filter by tag").selectOption("");
+  await expect.poll(() => names(page)).toEqual([`${prefix}-two`, `${prefix}-one`]);
+});

@@ -1,6 +1,6 @@
 /**
  * The words browser and server share, in one dependency-free module: VM names, roles and who may
- * control a VM, the states a pool's members wait in, terminal kinds and their control
+ * control a VM, tags, the states a pool's members wait in, terminal kinds and their control
  * messages, and the limits on a VM's resources. Components import this, never `server/`;
  * the server imports it too, so the two cannot drift apart. No imports, no I/O.
  */
@@ -55,6 +55,41 @@ export const VM_STATES = [
   "ErrorUnknown",
 ] as const;
 
+/** The guest's firmware: SeaBIOS, or OVMF (UEFI) with a per-VM variable store. */
+export const FIRMWARES = ["bios", "uefi"] as const;
+export type Firmware = (typeof FIRMWARES)[number];
+
+// Tags
+
+/**
+ * Tags group VMs for people (Proxmox's tags): "web", "team-a", "v1.2". Case does not count:
+ * a tag is kept lowercased. A VM has at most MAX_TAGS, kept sorted.
+ */
+export const TAG_PATTERN = /^[a-z0-9][a-z0-9_.+-]{0,31}$/;
+export const TAG_RULE = "1 to 32 letters, digits, _ . + and -, starting with a letter or digit";
+export const MAX_TAGS = 16;
+
+/** The tags in `text` as a person types them, separated by spaces or commas. */
+export function splitTags(text: string): string[] {
+  return text.split(/[\s,]+/).filter((tag) => tag !== "");
+}
+
+/**
+ * `tags` as a VM keeps them (lowercased, sorted, each once), or the sentence saying what is
+ * wrong with them.
+ */
+export function normalizeTags(tags: readonly string[]): { tags: string[] } | { problem: string } {
+  const kept = [...new Set(tags.map((tag) => tag.trim().toLowerCase()))].filter((tag) => tag !== "").sort();
+  const bad = kept.find((tag) => !TAG_PATTERN.test(tag));
+  if (bad !== undefined) {
+    // Named back only when it reads as a word: pasted text may be anything.
+    const named = /^[\w.+-]{1,40}$/.test(bad) ? `"${bad}" is not a tag` : "One of those is not a tag";
+    return { problem: `${named}: a tag is ${TAG_RULE}.` };
+  }
+  if (kept.length > MAX_TAGS) return { problem: `A VM has at most ${MAX_TAGS} tags; this is ${kept.length}.` };
+  return { tags: kept };
+}
+
 // Pools
 
 /**
@@ -69,10 +104,6 @@ export type StagingState = (typeof STAGING_STATES)[number];
 // Terminals (the protocol: server/terminal/protocol.ts)
 
 /** `tunnel`: raw bytes to the VM's SSH port, for the user's own ssh (`hangar proxy`). */
-/** The guest's firmware: SeaBIOS, or OVMF (UEFI) with a per-VM variable store. */
-export const FIRMWARES = ["bios", "uefi"] as const;
-export type Firmware = (typeof FIRMWARES)[number];
-
 export const TERMINAL_KINDS = ["console", "shell", "monitor", "display", "tunnel"] as const;
 export type TerminalKind = (typeof TERMINAL_KINDS)[number];
 

@@ -284,6 +284,39 @@ describe("disks and stops", () => {
     expect((await api.vm.clone({ id: vm.id, name: "described-copy" })).description).toBe("");
   });
 
+  it("tags VMs (lowercased, sorted, each once), lists them by tag, and refuses what is not a tag", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "tagged", imageId, tags: ["Web", "ci", "web"] });
+    expect(vm.tags).toEqual(["ci", "web"]);
+    expect((await api.vm.list({ tag: "Web" })).items.map((row) => row.name)).toEqual(["tagged"]);
+    expect(await api.vm.setTags({ id: vm.id, tags: ["db", "team-a", "v1.2"] })).toEqual({ tags: ["db", "team-a", "v1.2"] });
+    expect((await api.vm.get({ id: vm.id })).tags).toEqual(["db", "team-a", "v1.2"]);
+    expect((await api.vm.list({ tag: "web" })).total).toBe(0);
+    const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
+    expect(event).toMatchObject({ action: "tags", message: "Tags: db, team-a, v1.2" });
+    expect((await api.vm.clone({ id: vm.id, name: "tagged-copy" })).tags).toEqual(["db", "team-a", "v1.2"]);
+    expect(await api.vm.listTags()).toEqual([
+      { tag: "db", vms: 2 },
+      { tag: "team-a", vms: 2 },
+      { tag: "v1.2", vms: 2 },
+    ]);
+
+    expect(await refusal(api.vm.setTags({ id: vm.id, tags: ["web", "-web"] }))).toEqual({
+      code: "BAD_REQUEST",
+      message: '"-web" is not a tag: a tag is 1 to 32 letters, digits, _ . + and -, starting with a letter or digit.',
+    });
+    expect(await refusal(api.vm.setTags({ id: vm.id, tags: ["../../etc/passwd"] }))).toEqual({
+      code: "BAD_REQUEST",
+      message: "One of those is not a tag: a tag is 1 to 32 letters, digits, _ . + and -, starting with a letter or digit.",
+    });
+    expect(await refusal(api.vm.setTags({ id: vm.id, tags: Array.from({ length: 17 }, (_, i) => `t${i}`) }))).toEqual({
+      code: "BAD_REQUEST",
+      message: "A VM has at most 16 tags; this is 17.",
+    });
+    expect(await refusal(api.vm.create({ ...goodSpec, name: "badly-tagged", imageId, tags: ["a b"] }))).toMatchObject({ code: "BAD_REQUEST" });
+    expect(await api.vm.setTags({ id: vm.id, tags: [] })).toEqual({ tags: [] });
+    expect((await api.vm.list({ search: "tagged" })).items.find((row) => row.id === vm.id)?.tags).toEqual([]);
+  });
+
   it("makes an image of a stopped VM's disk that new VMs boot from, and leaves nothing when it fails", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "golden", imageId });
     const image = await api.vm.publish({ id: vm.id, name: "golden-image" });

@@ -102,6 +102,8 @@ beforeAll(async () => {
     "vm.rename": { id: target.id, name: "renamed" },
     "vm.publish": { id: target.id, name: "published" },
     "vm.describe": { id: target.id, description: "the web team's CI runner" },
+    "vm.setTags": { id: target.id, tags: ["web", "team-a"] },
+    "vm.listTags": undefined,
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

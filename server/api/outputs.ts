@@ -59,6 +59,7 @@ const vmFields = {
   error: z.string().nullable(),
   ownerId: z.string().nullable(),
   poolId: z.string().nullable(),
+  tags: z.array(z.string()),
   createdAt: z.date(),
   updatedAt: z.date(),
   ports: z.array(portForward),

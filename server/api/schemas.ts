@@ -46,7 +46,7 @@ export function malformedText(input: unknown): string | undefined {
 import { STATES } from "../vms/state.ts";
 import { FIRMWARES } from "../driver/manager.ts";
 import { userDataProblem } from "../driver/user-data.ts";
-import { VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../../lib/vocabulary.ts";
+import { MAX_TAGS, VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../../lib/vocabulary.ts";
 
 export const vmName = z.string().regex(new RegExp(`^${VM_NAME_PATTERN}$`), `Names are DNS labels: ${VM_NAME_RULE}.`);
 
@@ -94,6 +94,9 @@ export const memoryMiB = z
 /** What a VM is for, in people's words. */
 export const description = z.string().max(2000, "description is at most 2,000 characters.");
 
+/** Tags as a person gives them; the rules (lib/vocabulary.ts) are checked where they are kept (server/vms/tags.ts). */
+export const tags = z.array(z.string().max(64, "A tag is at most 32 characters.")).max(MAX_TAGS * 4, `A VM has at most ${MAX_TAGS} tags.`);
+
 /** A VM's cloud-init user-data: refused here, not at its first start, when cloud-init could not read it. */
 export const userData = z
   .string()
@@ -117,6 +120,7 @@ export const createVmInput = z.object({
   /** Start it when its host boots. */
   autostart: z.boolean().optional(),
   description: description.optional(),
+  tags: tags.optional(),
   network: z.enum(NETWORK_MODES, "network must be nat, isolated or bridge.").default("nat"),
   bridge: z
     .string()
@@ -259,6 +263,8 @@ export const vmListInput = z
     hostId: id.optional(),
     imageId: id.optional(),
     poolId: id.optional(),
+    /** VMs with this tag, in any case. */
+    tag: z.string().max(32, "tag is at most 32 characters, a tag's length.").optional(),
     sort: z.enum(VM_SORT_KEYS, { error: `sort is one of ${VM_SORT_KEYS.join(", ")}.` }).default("created"),
     order: z.enum(["asc", "desc"], { error: 'order is "asc" or "desc".' }).default("asc"),
     limit: z

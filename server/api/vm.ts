@@ -1,14 +1,28 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, setTags, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
-import { listVmPage } from "../vms/list.ts";
+import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
 import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
-import { cpus, createVmInput, description, diskGiB, execInput, id, memoryMiB, portForward, syncInput, vmListInput, vmName, waitInput } from "./schemas.ts";
+import {
+  cpus,
+  createVmInput,
+  description,
+  diskGiB,
+  execInput,
+  id,
+  memoryMiB,
+  portForward,
+  syncInput,
+  tags,
+  vmListInput,
+  vmName,
+  waitInput,
+} from "./schemas.ts";
 import { procedure, router, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
@@ -118,6 +132,17 @@ export const vmRouter = router({
     .input(z.object({ id, description }))
     .output(z.object({ description: z.string() }))
     .mutation(({ ctx, input }) => describeVm(ctx.hangar, input, ctx.actor)),
+  /** Every tag some VM has, by tag, with how many VMs have it. */
+  listTags: procedure
+    .meta({ permission: "read" })
+    .output(z.array(z.object({ tag: z.string(), vms: z.number().int() })))
+    .query(({ ctx }) => tagsInUse(ctx.hangar)),
+  /** Replaces the VM's tags (lowercased, sorted, each once; `[]` removes them), in any state; vm.list filters by `tag`. */
+  setTags: procedure
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/tags", "Set a VM's tags") })
+    .input(z.object({ id, tags }))
+    .output(z.object({ tags: z.array(z.string()) }))
+    .mutation(({ ctx, input }) => setTags(ctx.hangar, input, ctx.actor)),
   /** Changes a Stopped VM's CPUs, memory or both; qemu gets them at the next start. */
   resize: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/resize", "Change a Stopped VM's CPUs and memory") })

@@ -84,6 +84,7 @@ describe("roles", () => {
       ["vm.rename", b.vm.rename({ id: vm.id, name: "taken-over" })],
       ["vm.publish", b.vm.publish({ id: vm.id, name: "stolen-image" })],
       ["vm.describe", b.vm.describe({ id: vm.id, description: "mine now" })],
+      ["vm.setTags", b.vm.setTags({ id: vm.id, tags: ["stolen"] })],
       ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
       ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
       ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],

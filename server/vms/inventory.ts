@@ -10,6 +10,7 @@ import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
 import type { CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
+import { checkTags, decodeTags, encodeTags } from "./tags.ts";
 import { waitForState } from "./wait.ts";
 
 export interface CreateVmInput {
@@ -27,6 +28,7 @@ export interface CreateVmInput {
   /** Start it when its host boots; default no. */
   autostart?: boolean;
   description?: string;
+  tags?: string[];
   /** Default nat. */
   network?: NetworkMode;
   bridge?: string;
@@ -45,10 +47,16 @@ const vmInclude = {
  * The row with its host as the API shows it, and `hostOffline` when that host has no recent
  * heartbeat: such a VM offers no actions until its host is back.
  */
-function withHost<T extends { state: string; host: { id: string; name: string; heartbeatAt: Date } | null }>(hangar: Hangar, vm: T) {
+function withHost<T extends { state: string; tags: string; host: { id: string; name: string; heartbeatAt: Date } | null }>(hangar: Hangar, vm: T) {
   const hostOffline = vm.host !== null && !hangar.hosts.isOnline(vm.host);
-  const row = withActions(vm);
-  return { ...row, host: vm.host ? { id: vm.host.id, name: vm.host.name } : null, hostOffline, actions: hostOffline ? [] : row.actions };
+  const { tags, host, ...row } = withActions(vm);
+  return {
+    ...row,
+    tags: decodeTags(tags),
+    host: host ? { id: host.id, name: host.name } : null,
+    hostOffline,
+    actions: hostOffline ? [] : row.actions,
+  };
 }
 
 /**
@@ -135,6 +143,7 @@ export async function getVm(hangar: Hangar, id: string) {
 export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string, ownerId?: string) {
   const { db } = hangar;
   const bridge = checkNetwork(hangar, input);
+  const tags = encodeTags(checkTags(input.tags ?? []));
   if (ownerId) await assertWithinQuota(db, ownerId, input.cpus, input.memoryMiB);
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
@@ -164,6 +173,7 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
       diskGiB: input.diskGiB ?? null,
       autostart: input.autostart ?? false,
       description: input.description?.trim() ?? "",
+      tags,
       ownerId: ownerId ?? null,
       hostId: host.id,
       ports: { create: ports.map((p) => ({ hostPort: p.hostPort, guestPort: p.guestPort })) },
@@ -259,6 +269,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       diskGiB: source.diskGiB,
       autostart: source.autostart,
       description: source.description,
+      tags: source.tags,
       cloneInfo: JSON.stringify(cloneInfo),
       ownerId: ownerId ?? null,
       hostId: source.hostId ?? (await hangar.lifecycle.hostId()),
@@ -304,6 +315,35 @@ export async function describeVm(hangar: Hangar, input: { id: string; descriptio
     });
   }
   return { description };
+}
+
+/** Replaces VM `id`'s tags (none: `[]`), in any state. */
+export async function setTags(hangar: Hangar, input: { id: string; tags: string[] }, actor: string) {
+  const tags = checkTags(input.tags);
+  const vm = await hangar.db.vm.findUnique({ where: { id: input.id }, select: { id: true, name: true, tags: true } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  const stored = encodeTags(tags);
+  if (stored === vm.tags) return { tags };
+  await hangar.db.vm.update({ where: { id: vm.id }, data: { tags: stored } });
+  const event = await hangar.recorder.record({
+    stream: "vm",
+    vm,
+    actor,
+    action: "tags",
+    ok: true,
+    message: tags.length > 0 ? `Tags: ${tags.join(", ")}` : "Tags removed",
+  });
+  await announceRowChange(hangar, vm, event.id);
+  return { tags };
+}
+
+/**
+ * Tells open lists that VM `vm`'s row changed (the recorder publishes state changes only),
+ * with its state read again: an action may have moved it since.
+ */
+export async function announceRowChange(hangar: Hangar, vm: { id: string; name: string }, eventId: string): Promise<void> {
+  const now = await hangar.db.vm.findUnique({ where: { id: vm.id }, select: { state: true } });
+  if (now && isState(now.state)) hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId });
 }
 
 /**

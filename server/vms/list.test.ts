@@ -38,6 +38,7 @@ beforeAll(async () => {
       ownerId: i % 4 === 0 ? operatorId : i % 4 === 1 ? adminId : null,
       hostId: i % 6 === 0 ? null : hostId,
       createdAt: new Date(base + Math.floor(i / 3) * 1000),
+      tags: i % 7 === 0 ? "ci web" : i % 7 === 1 ? "web" : "",
     })),
   });
 });
@@ -99,7 +100,7 @@ describe("vm.list", () => {
     expect(hosts.slice(0, hosts.indexOf(null))).toEqual(hosts.filter((h) => h !== null));
   });
 
-  it("narrows by name, state, owner (mine), host, image and pool, and counts the matches", async () => {
+  it("narrows by name, state, owner (mine), host, image, pool and tag, and counts the matches", async () => {
     const all = (await admin.vm.list()).items;
     const hostId = await t.hangar.lifecycle.hostId();
     const cases: [Partial<Query>, (row: (typeof all)[number]) => boolean][] = [
@@ -109,6 +110,8 @@ describe("vm.list", () => {
       [{ owner: operatorId }, (row) => row.ownerId === operatorId],
       [{ hostId }, (row) => row.hostId === hostId],
       [{ imageId: otherImageId, state: "Stopped" }, (row) => row.imageId === otherImageId && row.state === "Stopped"],
+      [{ tag: "WEB" }, (row) => row.tags.includes("web")],
+      [{ tag: "ci", state: "Running" }, (row) => row.tags.includes("ci") && row.state === "Running"],
     ];
     for (const [query, keep] of cases) {
       const expected = all
@@ -128,6 +131,7 @@ describe("vm.list", () => {
         .sort(),
     );
     expect((await admin.vm.list({ poolId: "nopool" })).total).toBe(0);
+    expect((await admin.vm.list({ tag: "we" })).total).toBe(0);
   });
 
   it("returns every VM exactly once across pages while VMs are being created", async () => {

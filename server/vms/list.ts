@@ -151,6 +151,7 @@ type Query = NonNullable<VmListInput>;
 
 function matches(query: Query, ownerId: string | undefined): (row: VmListRow) => boolean {
   const search = query.search?.toLowerCase();
+  const tag = query.tag?.toLowerCase();
   const states = query.state === undefined ? undefined : new Set<State>(Array.isArray(query.state) ? query.state : [query.state]);
   return (row) =>
     (search === undefined || row.name.includes(search)) &&
@@ -158,7 +159,8 @@ function matches(query: Query, ownerId: string | undefined): (row: VmListRow) =>
     (ownerId === undefined || row.ownerId === ownerId) &&
     (query.hostId === undefined || row.hostId === query.hostId) &&
     (query.imageId === undefined || row.imageId === query.imageId) &&
-    (query.poolId === undefined || row.poolId === query.poolId);
+    (query.poolId === undefined || row.poolId === query.poolId) &&
+    (tag === undefined || row.tags.includes(tag));
 }
 
 function pageOf(rows: VmListRow[], query: Query, ownerId: string | undefined, limit: number): VmListPage {
@@ -201,4 +203,11 @@ export async function listVmPage(hangar: Hangar, input: VmListInput, callerId: s
     page.catch(() => snapshot.pages.delete(key));
   }
   return page;
+}
+
+/** The tags VMs have, by tag, each with how many VMs have it (from vm.list's snapshot: free while nothing changes). */
+export async function tagsInUse(hangar: Hangar): Promise<{ tag: string; vms: number }[]> {
+  const counts = new Map<string, number>();
+  for (const row of await currentSnapshot(hangar).rows) for (const tag of row.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
+  return [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([tag, vms]) => ({ tag, vms }));
 }

@@ -6,7 +6,7 @@
 import { assertWithinQuota } from "../auth/users.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
-import { isState } from "./state.ts";
+import { announceRowChange } from "./inventory.ts";
 
 export interface ResizeInput {
   id: string;
@@ -64,9 +64,6 @@ export async function resizeVm(hangar: Hangar, input: ResizeInput, actor: string
     ok: true,
     message: `${parts.filter(Boolean).join(", ")}; in effect from the next start`,
   });
-  // Open lists show the new figures (the recorder publishes state changes only), with the
-  // state read again: a start may have begun since.
-  const now = await db.vm.findUnique({ where: { id: vm.id }, select: { state: true } });
-  if (now && isState(now.state)) hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId: event.id });
+  await announceRowChange(hangar, vm, event.id);
   return { cpus, memoryMiB };
 }

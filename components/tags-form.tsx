@@ -1,0 +1,51 @@
+"use client";
+/** A VM's tags, typed as words separated by spaces or commas; saved on request. */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useState, type FormEvent } from "react";
+import { TAG_RULE, splitTags } from "../lib/vocabulary.ts";
+import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
+import { useTRPC } from "./trpc.ts";
+
+export function TagsForm({ vmId, tags }: { vmId: string; tags: readonly string[] }) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const save = useMutation(
+    trpc.vm.setTags.mutationOptions({
+      onMutate: () => setError(undefined),
+      onError: (e) => setError(errorText(e)),
+      onSettled: async () => {
+        await queryClient.invalidateQueries({ queryKey: trpc.vm.listTags.queryKey() });
+        await refreshVm(queryClient, trpc, vmId);
+      },
+    }),
+  );
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    save.mutate({ id: vmId, tags: splitTags(String(new FormData(event.currentTarget).get("tags") ?? "")) });
+  }
+
+  return (
+    <form className="form" onSubmit={submit} aria-label="Tags">
+      <label className="field">
+        <span>Tags</span>
+        <input
+          name="tags"
+          defaultValue={tags.join(" ")}
+          placeholder="web team-a (optional)"
+          autoComplete="off"
+          spellCheck={false}
+          title={`Separated by spaces; each ${TAG_RULE}`}
+        />
+      </label>
+      <div className="buttons">
+        <button type="submit" className="secondary small" disabled={save.isPending}>
+          {save.isPending ? "Saving…" : "Save tags"}
+        </button>
+      </div>
+      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+    </form>
+  );
+}
