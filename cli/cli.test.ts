@@ -2,11 +2,12 @@
 // the real qemu driver booting the tiny guest, and the CLI run as a user would, through its
 // launcher. login with email and password, create, start, wait, `hangar ssh -- uname -a`
 // with the user's own key (added on their account, installed by cloud-init), ssh's own
-// ProxyCommand through `hangar proxy`, `hangar console` in a PTY (script), and --json.
+// ProxyCommand through `hangar proxy`, push and pull over it, `hangar console` in a PTY
+// (script), and --json.
 import { execa } from "execa";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,6 +106,29 @@ describe("hangar CLI", () => {
     const uname = await hangar(["ssh", "cli-1", "-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "uname", "-a"]);
     expect(uname.exitCode, uname.stderr).toBe(0);
     expect(uname.stdout).toMatch(/^Linux cli-1 /);
+    // push and pull: files both ways as a tar stream over the same ssh, names with spaces too.
+    const sshFlags = ["-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : []))];
+    const site = path.join(work, "site");
+    mkdirSync(path.join(site, "css"), { recursive: true });
+    writeFileSync(path.join(site, "index.html"), "<h1>hello</h1>\n");
+    writeFileSync(path.join(site, "css", "a b.css"), "body{}\n");
+    const pushed = await hangar(["push", ...sshFlags, site, "cli-1:/tmp/dest dir"]);
+    expect(pushed.exitCode, pushed.stderr).toBe(0);
+    expect((await hangar(["exec", "cli-1", "--", "cat", "/tmp/dest dir/site/index.html", "/tmp/dest dir/site/css/a b.css"])).stdout).toBe(
+      "<h1>hello</h1>\nbody{}",
+    );
+    const pulled = await hangar(["pull", ...sshFlags, "cli-1:/tmp/dest dir/site/css", path.join(work, "back")]);
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+    expect(readFileSync(path.join(work, "back", "css", "a b.css"), "utf8")).toBe("body{}\n");
+    const asRoot = await hangar(["push", ...sshFlags, "--root", path.join(site, "index.html"), "cli-1:/opt/www"]);
+    expect(asRoot.exitCode, asRoot.stderr).toBe(0);
+    expect((await hangar(["exec", "cli-1", "--", "stat", "-c", "%U %n", "/opt/www/index.html"])).stdout).toBe("root /opt/www/index.html");
+    const missing = await hangar(["pull", ...sshFlags, "cli-1:/nowhere", work]);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/hangar: Copying \/nowhere failed/);
+    expect((await hangar(["push", path.join(work, "nothing-here"), "cli-1:/tmp"])).exitCode).toBe(5);
+    expect((await hangar(["push", site, "cli-1"])).exitCode).toBe(2);
+
     // The guest got the memory the resize gave it (MemTotal is what is left after the kernel's own).
     const meminfo = await hangar(["exec", "cli-1", "--", "grep", "MemTotal", "/proc/meminfo"]);
     expect(meminfo.exitCode, meminfo.stderr).toBe(0);
@@ -140,8 +164,21 @@ describe("hangar CLI", () => {
     expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
     expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
-    expect((await hangar(["create", "cli-0", "--image", image?.name ?? ""])).exitCode).toBe(0);
+    expect((await hangar(["create", "cli-0", "--image", image?.name ?? "", "--tag", "Web", "--tag", "ci"])).exitCode).toBe(0);
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
+    // Tags: added, taken off, listed by.
+    expect((await hangar(["tag", "add", "cli-1", "web", "team-a"])).stdout).toBe("cli-1: team-a web");
+    expect((await hangar(["tag", "rm", "cli-2", "CI"])).stdout).toBe("cli-2: web");
+    expect((await hangar(["ls", "--tag", "web", "--names"])).stdout).toBe("cli-1\ncli-2");
+    expect(JSON.parse((await hangar(["tag", "ls", "--json"])).stdout)).toEqual([
+      { tag: "team-a", vms: 1 },
+      { tag: "web", vms: 2 },
+    ]);
+    const badTag = await hangar(["tag", "add", "cli-1", "web/"]);
+    expect([badTag.exitCode, badTag.stderr.trim()]).toEqual([
+      2,
+      "hangar: One of those is not a tag: a tag is 1 to 32 letters, digits, _ . + and -, starting with a letter or digit.",
+    ]);
     // Images are everyone's: only an admin makes one.
     const publish = await hangar(["image", "publish", "cli-2", "cli-image"]);
     expect([publish.exitCode, publish.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);

@@ -16,10 +16,11 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
-import { VM_STATES } from "../lib/vocabulary.ts";
+import { VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { login } from "./login.ts";
 import { progressBar } from "./progress.ts";
+import { pull, push, sshArgs, vmPath, type SshChoices } from "./ssh.ts";
 import { openTerminal, pipeProxy, runConsole } from "./terminal.ts";
 
 const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "hangar.mjs");
@@ -61,8 +62,11 @@ const vmRow = (vm: {
   memoryMiB: number;
   image: { name: string };
   owner?: { email: string } | null;
-}) => [vm.name, vm.state, vm.readyState ?? "", String(vm.cpus), `${vm.memoryMiB} MiB`, vm.image.name, vm.owner?.email ?? ""];
-const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER"];
+  tags: string[];
+}) => [vm.name, vm.state, vm.readyState ?? "", String(vm.cpus), `${vm.memoryMiB} MiB`, vm.image.name, vm.owner?.email ?? "", vm.tags.join(",")];
+const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER", "TAGS"];
+/** A repeatable option's values, in order. */
+const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 program
   .command("login")
@@ -85,10 +89,11 @@ program
   .option("--search <text>", "only VMs whose name contains it")
   .addOption(new Option("--state <state>", "only VMs in this state").choices(VM_STATES))
   .option("--mine", "only your own VMs")
+  .option("--tag <tag>", "only VMs with this tag")
   .action(
-    run(async (options: { names?: boolean; search?: string; state?: (typeof VM_STATES)[number]; mine?: boolean }, command: Command) => {
+    run(async (options: { names?: boolean; search?: string; state?: (typeof VM_STATES)[number]; mine?: boolean; tag?: string }, command: Command) => {
       const { api } = await connect();
-      const filtered = options.search !== undefined || options.state !== undefined || options.mine;
+      const filtered = options.search !== undefined || options.state !== undefined || options.mine || options.tag !== undefined;
       // Filters go to the server, a page at a time; without any, the whole list in one call.
       const vms = filtered ? [] : (await api.vm.list.query()).items;
       for (let cursor: string | undefined, more = filtered; more;) {
@@ -96,6 +101,7 @@ program
           search: options.search,
           state: options.state,
           owner: options.mine ? "mine" : undefined,
+          tag: options.tag,
           sort: "name",
           limit: 1000,
           cursor,
@@ -144,6 +150,7 @@ program
   .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
   .option("--autostart", "start it whenever its host boots")
   .option("--description <text>", "what the VM is for")
+  .option("--tag <tag>", "a tag (again for more)", collect)
   .option("--start", "start it once created")
   .action(
     run(
@@ -158,6 +165,7 @@ program
           network?: "nat" | "isolated" | "bridge";
           autostart?: boolean;
           description?: string;
+          tag?: string[];
           start?: boolean;
         },
         command: Command,
@@ -174,6 +182,7 @@ program
           network: options.network,
           autostart: options.autostart,
           description: options.description,
+          tags: options.tag,
         });
         if (options.start) vm = await api.vm.start.mutate({ id: vm.id });
         output(json(command), vm, (v) => `${v.name} ${v.state}`);
@@ -270,6 +279,46 @@ program
     }),
   );
 
+const tag = program.command("tag").description("tags, to group and find VMs by (hangar ls --tag)");
+tag
+  .command("ls")
+  .description("every tag in use, with how many VMs have it")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const tags = await api.vm.listTags.query();
+      output(json(command), tags, (list) =>
+        table(
+          ["TAG", "VMS"],
+          list.map((t) => [t.tag, String(t.vms)]),
+        ),
+      );
+    }),
+  );
+for (const [verb, summary] of [
+  ["add", "add tags to a VM"],
+  ["rm", "take tags off a VM"],
+  ["set", "give a VM exactly these tags (none: no tags)"],
+] as const) {
+  tag
+    .command(verb)
+    .description(summary)
+    .argument("<vm>", "name")
+    .argument(verb === "set" ? "[tags...]" : "<tags...>", "tags, separated by spaces")
+    .action(
+      run(async (name: string, given: string[], _options: unknown, command: Command) => {
+        const { api } = await connect();
+        const id = await resolveVm(api, name);
+        const words = given.flatMap(splitTags);
+        const current = verb === "set" ? [] : (await api.vm.get.query({ id })).tags;
+        const lowered = new Set(words.map((word) => word.toLowerCase()));
+        const tags = verb === "rm" ? current.filter((t) => !lowered.has(t)) : [...current, ...words];
+        const result = await api.vm.setTags.mutate({ id, tags });
+        output(json(command), { name, ...result }, (r) => `${r.name}: ${r.tags.join(" ") || "(no tags)"}`);
+      }),
+    );
+}
+
 program
   .command("autostart")
   .description("whether a VM starts when its host boots")
@@ -318,7 +367,7 @@ program
 
 program
   .command("cp")
-  .description("copy a file or directory from the server's sync root into a VM (rsync)")
+  .description("copy a file or directory from the server's sync root into a VM (rsync); from your own machine: hangar push")
   .argument("<from>", "a path under the server's sync root (HANGAR_SYNC_ROOT)")
   .argument("<vm:path>", "the VM and the absolute path in it, e.g. web-1:/srv/site")
   .option("--root", "write as root")
@@ -326,13 +375,12 @@ program
   .option("--exclude <pattern...>", "rsync patterns to leave out")
   .action(
     run(async (from: string, target: string, options: { root?: boolean; chown?: string; exclude?: string[] }, command: Command) => {
-      const at = target.indexOf(":");
-      if (at <= 0) throw new CliError(`"${target}" names no VM path; write VM:/path, e.g. web-1:/srv.`, EXIT.USAGE);
+      const to = vmPath(target);
       const { api } = await connect();
       const result = await api.vm.sync.mutate({
-        id: await resolveVm(api, target.slice(0, at)),
+        id: await resolveVm(api, to.vm),
         from,
-        to: target.slice(at + 1),
+        to: to.path,
         asRoot: options.root,
         chown: options.chown,
         excludes: options.exclude,
@@ -389,44 +437,68 @@ program
     }),
   );
 
-program
-  .command("ssh")
-  .description("your own ssh to the VM through Hangar (as the image's login user)")
-  .argument("<vm>", "name")
-  .argument("[command...]", "a command to run instead of a login shell (after --)")
-  .option("-l, --user <user>", "log in as this user (default: the image's login user)")
-  .option("-i, --identity <file>", "the private key to use")
-  .option("-o, --option <option...>", "more ssh -o options")
-  .action(
-    run(async (name: string, argv: string[], options: { user?: string; identity?: string; option?: string[] }) => {
-      const { api } = await connect();
-      const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
-      // ssh runs ProxyCommand through the shell: every word single-quoted.
-      const quote = (word: string) => `'${word.replaceAll("'", `'\\''`)}'`;
-      const proxy = [process.execPath, LAUNCHER, "proxy", vm.id].map(quote).join(" ");
-      const args = [
-        "-o",
-        `ProxyCommand=${proxy}`,
-        // Host keys are remembered per VM id: names are reused, ids are not.
-        "-o",
-        `HostKeyAlias=hangar-${vm.id}`,
-        "-o",
-        "StrictHostKeyChecking=accept-new",
-        // The bridge closes a terminal after 30 minutes without input; keepalives are input.
-        "-o",
-        "ServerAliveInterval=60",
-        ...(options.option ?? []).flatMap((o) => ["-o", o]),
-        ...(options.identity ? ["-i", options.identity] : []),
-        "-l",
-        options.user ?? vm.image.loginUser,
-        "--",
-        vm.name,
-        ...argv,
-      ];
-      const result = await execa("ssh", args, { stdio: "inherit", reject: false });
-      return result.exitCode ?? EXIT.FAILED;
-    }),
-  );
+/** ssh's choices, shared by ssh, push and pull. */
+const withSshOptions = (command: Command) =>
+  command
+    .option("-l, --user <user>", "log in as this user (default: the image's login user)")
+    .option("-i, --identity <file>", "the private key to use")
+    .option("-o, --option <option...>", "more ssh -o options");
+
+/** ssh's arguments to reach VM `name`, as the person chose. */
+async function sshTo(name: string, choices: SshChoices) {
+  const { api } = await connect();
+  const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
+  return sshArgs(LAUNCHER, { id: vm.id, name: vm.name, user: vm.image.loginUser }, choices);
+}
+
+withSshOptions(
+  program
+    .command("ssh")
+    .description("your own ssh to the VM through Hangar (as the image's login user)")
+    .argument("<vm>", "name")
+    .argument("[command...]", "a command to run instead of a login shell (after --)"),
+).action(
+  run(async (name: string, argv: string[], options: SshChoices) => {
+    const result = await execa("ssh", [...(await sshTo(name, options)), ...argv], { stdio: "inherit", reject: false });
+    return result.exitCode ?? EXIT.FAILED;
+  }),
+);
+
+withSshOptions(
+  program
+    .command("push")
+    .description("copy local files or directories into a VM's directory, over your own ssh through Hangar")
+    .argument("<paths...>", "local files or directories, then VM:DIR (made if missing)")
+    .option("--root", "write as root (sudo in the guest)"),
+).action(
+  run(async (paths: string[], options: SshChoices & { root?: boolean }) => {
+    const target = vmPath(paths[paths.length - 1] ?? "");
+    const sources = paths.slice(0, -1);
+    if (sources.length === 0) throw new CliError("Name what to copy, then VM:DIR, e.g. hangar push site web-1:/srv.", EXIT.USAGE);
+    await push(await sshTo(target.vm, options), sources, target.path, Boolean(options.root));
+  }),
+);
+
+withSshOptions(
+  program
+    .command("pull")
+    .description("copy files or directories of a VM into a local directory, over your own ssh through Hangar")
+    .argument("<paths...>", "VM:PATH (one VM), then a local directory (made if missing)")
+    .option("--root", "read as root (sudo in the guest)"),
+).action(
+  run(async (paths: string[], options: SshChoices & { root?: boolean }) => {
+    const sources = paths.slice(0, -1).map(vmPath);
+    const [first] = sources;
+    if (!first || paths.length < 2) throw new CliError("Name VM:PATH, then a local directory, e.g. hangar pull web-1:/var/log/syslog logs.", EXIT.USAGE);
+    if (sources.some((source) => source.vm !== first.vm)) throw new CliError("Pull from one VM at a time.", EXIT.USAGE);
+    await pull(
+      await sshTo(first.vm, options),
+      sources.map((source) => source.path),
+      paths[paths.length - 1] ?? ".",
+      Boolean(options.root),
+    );
+  }),
+);
 
 const pool = program.command("pool").description("warm pools");
 pool
