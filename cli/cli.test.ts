@@ -74,8 +74,12 @@ describe("hangar CLI", () => {
     expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
 
     // The user's own key, on their account: the VM gets it through cloud-init.
-    const dev = await callerFor(t.hangar, "operator", "dev@test.hangar");
-    await dev.account.addSshKey({ publicKey: readFileSync(`${key}.pub`, "utf8") });
+    const added = await hangar(["key", "add", `${key}.pub`]);
+    expect(added.exitCode, added.stderr).toBe(0);
+    expect(added.stdout).toMatch(/^Added dev@laptop \(SHA256:/);
+    expect(JSON.parse((await hangar(["key", "ls", "--json"])).stdout)).toMatchObject([{ name: "dev@laptop" }]);
+    expect((await hangar(["key", "add", `${key}.pub`])).exitCode).toBe(6);
+    expect((await hangar(["key", "rm", "nobody@nowhere"])).exitCode).toBe(5);
 
     const images = await hangar(["image", "ls", "--json"]);
     const [image] = JSON.parse(images.stdout) as { name: string }[];
@@ -160,9 +164,21 @@ describe("hangar CLI", () => {
     expect(ended.exitCode).toBe(0);
     expect(seen).toMatch(/Console closed/);
 
+    // Port forwards, added while it runs.
+    const forwarded = await hangar(["--json", "forward", "add", "cli-1", "8080"]);
+    expect(forwarded.exitCode, forwarded.stderr).toBe(0);
+    expect(JSON.parse(forwarded.stdout)).toMatchObject([{ guestPort: 8080, hostPort: 0 }]);
+    expect((await hangar(["forward", "ls", "cli-1"])).stdout).toMatch(/^8080 +any +\d+$/m);
+    expect(JSON.parse((await hangar(["--json", "forward", "rm", "cli-1", "8080"])).stdout)).toEqual([]);
+
     // Stop and delete through the CLI; the exit codes say what happened.
     expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
     expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
+    // Snapshots of the stopped VM's disk.
+    expect((await hangar(["snapshot", "create", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: before-upgrade");
+    expect(JSON.parse((await hangar(["snapshot", "ls", "cli-1", "--json"])).stdout)).toMatchObject([{ name: "before-upgrade", vmStateBytes: 0 }]);
+    expect((await hangar(["snapshot", "revert", "cli-1", "nope"])).exitCode).toBe(5);
+    expect((await hangar(["snapshot", "rm", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: (no snapshots)");
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
     expect((await hangar(["create", "cli-0", "--image", image?.name ?? "", "--tag", "Web", "--tag", "ci"])).exitCode).toBe(0);
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);

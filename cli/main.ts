@@ -18,7 +18,7 @@ import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
 import { VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
-import { login } from "./login.ts";
+import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
 import { pull, push, sshArgs, vmPath, type SshChoices } from "./ssh.ts";
 import { openTerminal, pipeProxy, runConsole } from "./terminal.ts";
@@ -597,6 +597,139 @@ image
       bar.stop();
       if (current.status === "failed") throw new CliError(`The import failed: ${current.error ?? "no reason given"}`, EXIT.FAILED);
       output(json(command), current, (i) => `${i.name} ${i.status}`);
+    }),
+  );
+
+const snapshot = program.command("snapshot").description("a VM's snapshots (disk, and memory while it runs)");
+snapshot
+  .command("ls")
+  .description("list a VM's snapshots")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const snapshots = await api.snapshot.list.query({ id: await resolveVm(api, name) });
+      output(json(command), snapshots, (list) =>
+        table(
+          ["NAME", "CREATED", "MEMORY"],
+          list.map((s) => [s.name, s.createdAt.toISOString(), s.vmStateBytes > 0 ? `${Math.round(s.vmStateBytes / 2 ** 20)} MiB` : "—"]),
+        ),
+      );
+    }),
+  );
+for (const [verb, action, summary] of [
+  ["create", "create", "take a snapshot"],
+  ["revert", "revert", "go back to a snapshot"],
+  ["rm", "delete", "delete a snapshot"],
+] as const) {
+  snapshot
+    .command(verb)
+    .description(summary)
+    .argument("<vm>", "name")
+    .argument("<snapshot>", "the snapshot's name")
+    .action(
+      run(async (name: string, snapshotName: string, _options: unknown, command: Command) => {
+        const { api } = await connect();
+        const snapshots = await api.snapshot[action].mutate({ id: await resolveVm(api, name), name: snapshotName });
+        output(json(command), snapshots, (list) => `${name}: ${list.map((s) => s.name).join(" ") || "(no snapshots)"}`);
+      }),
+    );
+}
+
+const forward = program.command("forward").description("a VM's port forwards (host port → guest port)");
+const forwardsOf = (vm: { name: string; state: string; ports: { hostPort: number; guestPort: number; boundPort: number | null }[] }) =>
+  table(
+    ["GUEST", "HOST", "LISTENING"],
+    vm.ports.map((p) => [
+      String(p.guestPort),
+      p.hostPort === 0 ? "any" : String(p.hostPort),
+      vm.state === "Running" && p.boundPort ? String(p.boundPort) : "—",
+    ]),
+  );
+forward
+  .command("ls")
+  .description("list a VM's port forwards")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
+      output(json(command), vm.ports, () => forwardsOf(vm));
+    }),
+  );
+forward
+  .command("add")
+  .description("forward a host port (0: any free one) to a guest port, at once if the VM runs")
+  .argument("<vm>", "name")
+  .argument("<guest-port>", "the guest's port", int("<guest-port>"))
+  .argument("[host-port]", "the host's port (default 0: any free one)", int("[host-port]"), 0)
+  .action(
+    run(async (name: string, guestPort: number, hostPort: number, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      await api.vm.addForward.mutate({ id, guestPort, hostPort });
+      const vm = await api.vm.get.query({ id });
+      output(json(command), vm.ports, () => forwardsOf(vm));
+    }),
+  );
+forward
+  .command("rm")
+  .description("stop forwarding a guest port")
+  .argument("<vm>", "name")
+  .argument("<guest-port>", "the guest's port", int("<guest-port>"))
+  .action(
+    run(async (name: string, guestPort: number, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      await api.vm.removeForward.mutate({ id, guestPort });
+      const vm = await api.vm.get.query({ id });
+      output(json(command), vm.ports, () => forwardsOf(vm));
+    }),
+  );
+
+const key = program.command("key").description("your SSH public keys: VMs you create or acquire get them");
+key
+  .command("ls")
+  .description("list your SSH keys")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const keys = await api.account.sshKeys.query();
+      output(json(command), keys, (list) =>
+        table(
+          ["NAME", "FINGERPRINT"],
+          list.map((k) => [k.name, k.fingerprint]),
+        ),
+      );
+    }),
+  );
+key
+  .command("add")
+  .description("add a public key (a .pub file, or - for stdin)")
+  .argument("<file>", "e.g. ~/.ssh/id_ed25519.pub")
+  .option("--name <name>", "what to call it (default: the key's comment)")
+  .action(
+    run(async (file: string, options: { name?: string }, command: Command) => {
+      const publicKey = (file === "-" ? await readStdin() : await readFile(file, "utf8").catch(() => undefined))?.trim();
+      if (publicKey === undefined) throw new CliError(`Cannot read ${file}; name your public key file, e.g. ~/.ssh/id_ed25519.pub.`, EXIT.NOT_FOUND);
+      const { api } = await connect();
+      const added = await api.account.addSshKey.mutate({ publicKey, name: options.name });
+      output(json(command), added, (k) => `Added ${k.name} (${k.fingerprint}).`);
+    }),
+  );
+key
+  .command("rm")
+  .description("remove one of your SSH keys")
+  .argument("<key>", "its name or fingerprint")
+  .action(
+    run(async (which: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const keys = await api.account.sshKeys.query();
+      const found = keys.filter((k) => k.name === which || k.fingerprint === which);
+      if (found.length === 0) throw new CliError(`You have no SSH key named "${which}"; \`hangar key ls\` lists them.`, EXIT.NOT_FOUND);
+      if (found.length > 1) throw new CliError(`Several of your keys are named "${which}"; name one by its fingerprint.`, EXIT.USAGE);
+      const removed = await api.account.removeSshKey.mutate({ id: found[0]?.id ?? "" });
+      output(json(command), removed, (k) => `Removed ${k.name} (${k.fingerprint}).`);
     }),
   );
 
