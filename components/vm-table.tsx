@@ -67,17 +67,16 @@ const columns: ColumnDef<VmRow>[] = [
   {
     id: "name",
     header: "Name",
-    cell: ({ row }) => (
-      // One link per row: prefetching each route as it scrolls into view would ask the server for every page.
-      <Link href={`/vms/${row.original.id}`} className="vm-name" prefetch={false}>
-        {row.original.name}
-      </Link>
+    // The tags beside the name, as Proxmox shows them: a column of their own would crowd the table.
+    cell: ({ row, table }) => (
+      <span className="name-cell">
+        {/* One link per row: prefetching each route as it scrolls into view would ask the server for every page. */}
+        <Link href={`/vms/${row.original.id}`} className="vm-name" prefetch={false}>
+          {row.original.name}
+        </Link>
+        <TagChips tags={row.original.tags} onPick={table.options.meta?.filterByTag} />
+      </span>
     ),
-  },
-  {
-    id: "tags",
-    header: "Tags",
-    cell: ({ row, table }) => <TagChips tags={row.original.tags} onPick={table.options.meta?.filterByTag} />,
   },
   {
     id: "state",
