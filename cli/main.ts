@@ -193,23 +193,30 @@ program
 for (const [verb, describe] of [
   ["start", "start or resume VMs"],
   ["stop", "stop VMs (power button, then kill after --timeout)"],
+  ["restart", "stop running VMs and start them again (a fresh boot)"],
   ["suspend", "save VMs' state to disk and end them; start resumes them"],
   ["delete", "delete VMs and their disks"],
 ] as const) {
   const cmd = program.command(verb).description(describe).argument("<vm...>", "names");
-  if (verb === "stop") cmd.option("--timeout <sec>", "seconds before a VM is killed", int("--timeout"), 30);
+  if (verb === "stop" || verb === "restart") cmd.option("--timeout <sec>", "seconds before a VM is killed", int("--timeout"), 30);
   cmd.action(
     run(async (names: string[], options: { timeout?: number }, command: Command) => {
       const { api } = await connect();
       const act = async (name: string) => {
         const id = await resolveVm(api, name);
-        return verb === "start"
-          ? await api.vm.start.mutate({ id })
-          : verb === "stop"
-            ? await api.vm.stop.mutate({ id, timeoutSec: options.timeout ?? 30 })
-            : verb === "suspend"
-              ? await api.vm.suspend.mutate({ id })
-              : { ...(await api.vm.delete.mutate({ id })), name, state: "Deleted" };
+        const timeoutSec = options.timeout ?? 30;
+        switch (verb) {
+          case "start":
+            return api.vm.start.mutate({ id });
+          case "stop":
+            return api.vm.stop.mutate({ id, timeoutSec });
+          case "restart":
+            return api.vm.restart.mutate({ id, timeoutSec });
+          case "suspend":
+            return api.vm.suspend.mutate({ id });
+          case "delete":
+            return { ...(await api.vm.delete.mutate({ id })), name, state: "Deleted" };
+        }
       };
       // One after another, as `incus stop a b`: each VM that fails says why, the rest go on.
       const results: { name: string; state: string }[] = [];

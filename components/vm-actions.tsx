@@ -1,7 +1,7 @@
 "use client";
 /**
  * The buttons for the actions the VM's state allows (Start, or Resume for a Suspended VM;
- * Stop, Suspend, Delete), with the server's sentence in an inline alert when one fails.
+ * Stop, Restart, Suspend, Delete), with the server's sentence in an inline alert when one fails.
  */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
@@ -10,7 +10,15 @@ import { canControl } from "../lib/vocabulary.ts";
 import { useMe } from "./session.tsx";
 import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
 
-const SHOWN: readonly ButtonAction[] = ["Start", "Stop", "Suspend", "Delete"];
+const SHOWN: readonly VmButton[] = ["Start", "Stop", "Restart", "Suspend", "Delete"];
+
+/** Restart is Stop then Start (vm.restart), not a state of its own: offered where Stop is, on a running VM. */
+export type VmButton = ButtonAction | "Restart";
+
+/** Does the VM's state allow `action` now? */
+export function allows(vm: Pick<VmRow, "actions" | "state">, action: VmButton): boolean {
+  return action === "Restart" ? vm.state === "Running" && vm.actions.includes("Stop") : vm.actions.includes(action);
+}
 
 export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId" | "state">; onDeleted?: () => void }) {
   const trpc = useTRPC();
@@ -27,6 +35,7 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
   const start = useMutation(trpc.vm.start.mutationOptions(settle));
   const stop = useMutation(trpc.vm.stop.mutationOptions(settle));
   const suspend = useMutation(trpc.vm.suspend.mutationOptions(settle));
+  const restart = useMutation(trpc.vm.restart.mutationOptions(settle));
   const remove = useMutation(
     trpc.vm.delete.mutationOptions({
       ...settle,
@@ -36,17 +45,18 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
       },
     }),
   );
-  const busy = start.isPending || stop.isPending || suspend.isPending || remove.isPending;
+  const busy = start.isPending || stop.isPending || restart.isPending || suspend.isPending || remove.isPending;
 
-  function run(action: ButtonAction) {
+  function run(action: VmButton) {
     if (action === "Start") start.mutate({ id: vm.id });
     else if (action === "Stop") stop.mutate({ id: vm.id });
+    else if (action === "Restart") restart.mutate({ id: vm.id });
     else if (action === "Suspend") suspend.mutate({ id: vm.id });
     else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate({ id: vm.id });
   }
 
   // Viewers, and operators on VMs they do not own, get no buttons: the server would refuse.
-  const actions = canControl(me, vm) ? SHOWN.filter((action) => vm.actions.includes(action)) : [];
+  const actions = canControl(me, vm) ? SHOWN.filter((action) => allows(vm, action)) : [];
   return (
     <div className="vm-actions">
       <div className="buttons">

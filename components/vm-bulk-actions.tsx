@@ -6,20 +6,21 @@
  */
 import { useState } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { useTRPCClient, type ButtonAction, type VmRow } from "./trpc.ts";
+import { useTRPCClient, type VmRow } from "./trpc.ts";
+import { allows, type VmButton } from "./vm-actions.tsx";
 
-const ACTIONS: readonly ButtonAction[] = ["Start", "Stop", "Suspend", "Delete"];
+const ACTIONS: readonly VmButton[] = ["Start", "Stop", "Restart", "Suspend", "Delete"];
 /** Calls in flight at once: enough to be quick, few enough not to boot a host's worth of guests in one go. */
 const AT_ONCE = 4;
-const DONE: Record<ButtonAction, string> = { Start: "Started", Stop: "Stopped", Suspend: "Suspended", Delete: "Deleted" };
+const DONE: Record<VmButton, string> = { Start: "Started", Stop: "Stopped", Restart: "Restarted", Suspend: "Suspended", Delete: "Deleted" };
 
 export function VmBulkActions({ selected, onClear, onDeleted }: { selected: VmRow[]; onClear: () => void; onDeleted: (ids: string[]) => void }) {
   const client = useTRPCClient();
-  const [busy, setBusy] = useState<ButtonAction>();
+  const [busy, setBusy] = useState<VmButton>();
   const [outcome, setOutcome] = useState<{ message: string; failures: string[] }>();
 
-  async function run(action: ButtonAction) {
-    const targets = selected.filter((vm) => vm.actions.includes(action));
+  async function run(action: VmButton) {
+    const targets = selected.filter((vm) => allows(vm, action));
     if (action === "Delete" && !window.confirm(`Delete ${count(targets.length)}? Their disks are removed and cannot be recovered.`)) return;
     setBusy(action);
     setOutcome(undefined);
@@ -31,6 +32,7 @@ export function VmBulkActions({ selected, onClear, onDeleted }: { selected: VmRo
         try {
           if (action === "Start") await client.vm.start.mutate({ id: vm.id });
           else if (action === "Stop") await client.vm.stop.mutate({ id: vm.id });
+          else if (action === "Restart") await client.vm.restart.mutate({ id: vm.id });
           else if (action === "Suspend") await client.vm.suspend.mutate({ id: vm.id });
           else {
             await client.vm.delete.mutate({ id: vm.id });
@@ -52,7 +54,7 @@ export function VmBulkActions({ selected, onClear, onDeleted }: { selected: VmRo
       <span>{count(selected.length)} selected</span>
       <div className="buttons">
         {ACTIONS.map((action) => {
-          const allowed = selected.filter((vm) => vm.actions.includes(action)).length;
+          const allowed = selected.filter((vm) => allows(vm, action)).length;
           return (
             <button
               key={action}

@@ -119,9 +119,10 @@ test("VMs selected in the table are deleted together, each only once, and the se
   await page.getByLabel(`Select ${prefix}-beta`).check();
   const bar = page.getByRole("toolbar", { name: "Selected VMs" });
   await expect(bar).toContainText("2 VMs selected");
-  // Stopped VMs start but do not stop.
+  // Stopped VMs start but do not stop or restart.
   await expect(bar.getByRole("button", { name: "Start (2)" })).toBeEnabled();
   await expect(bar.getByRole("button", { name: "Stop", exact: true })).toBeDisabled();
+  await expect(bar.getByRole("button", { name: "Restart", exact: true })).toBeDisabled();
 
   page.once("dialog", (dialog) => void dialog.accept());
   await bar.getByRole("button", { name: "Delete (2)" }).click();

@@ -61,11 +61,12 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(row.getByTestId("vm-state")).toHaveText("Stopped", STATE_CHANGE);
   await expect(row.getByRole("button", { name: "Delete", exact: true })).toBeVisible();
 
-  // Start: the row turns Running (pushed by the live stream) with an SSH port.
+  // Start: the row turns Running (pushed by the live stream) with an SSH port, and offers Restart.
   await row.getByRole("button", { name: "Start", exact: true }).click();
   await expect(row.getByTestId("vm-state")).toHaveText("Running", STATE_CHANGE);
   await expect(row.getByTestId("vm-ssh-port")).toHaveText(/^\d{2,5}$/);
   await expect(row.getByRole("button", { name: "Start", exact: true })).toHaveCount(0);
+  await expect(row.getByRole("button", { name: "Restart", exact: true })).toBeVisible();
   expect(qemuPids(id!).length).toBeGreaterThan(0);
   await shot(page, "dashboard");
 
@@ -79,6 +80,14 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page.getByTestId("vm-ready")).toContainText("Ready — cloud-init done", STATE_CHANGE);
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
   await shot(page, "vm-page");
+
+  // Restart: a stop, then a start, each in the events; a new qemu runs it.
+  const firstPids = qemuPids(id!);
+  await page.getByRole("button", { name: "Restart", exact: true }).click();
+  await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(2, STATE_CHANGE);
+  await expect(page.getByTestId("event-list").getByRole("cell", { name: "stop", exact: true })).toHaveCount(1);
+  await expect(page.getByTestId("vm-state")).toHaveText("Running");
+  expect(qemuPids(id!)).not.toEqual(firstPids);
 
   // Back to the list: stop, then delete.
   await page.goBack();

@@ -164,6 +164,27 @@ describe("network modes and port forwards", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("restarts a running VM as a stop then a start, each its own event, and nothing else", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "restarted", imageId });
+    expect(await refusal(api.vm.restart({ id: vm.id }))).toEqual({
+      code: "PRECONDITION_FAILED",
+      message: 'VM "restarted" is Stopped; only a running VM restarts (start it instead).',
+    });
+    await api.vm.start({ id: vm.id });
+    const again = await api.vm.restart({ id: vm.id, timeoutSec: 0 });
+    expect(again.state).toBe("Running");
+    expect(fake.vm(vm.id).calls.filter((call) => call === "start" || call === "stop")).toEqual(["start", "stop", "start"]);
+    const events = (await api.vm.events({ vmId: vm.id, limit: 20 })).events
+      .filter((e) => e.action === "start" || e.action === "stop")
+      .map((e) => [e.action, e.fromState, e.toState]);
+    expect(events).toEqual([
+      ["start", "Stopped", "Running"],
+      ["stop", "Running", "Stopped"],
+      ["start", "Stopped", "Running"],
+    ]);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
   it("adds and removes forwards on a stopped and on a running VM", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "forwarded", imageId });
     const onStopped = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });

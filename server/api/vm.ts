@@ -30,6 +30,9 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
   return ctx.principal?.role === "admin" ? vm : { ...vm, sshKeyPath: null };
 }
 
+/** How long a stop waits for the guest to power off before forcing it. */
+const stopTimeout = z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30);
+
 /** The REST route of a VM procedure (server/api/openapi.ts). */
 const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["vm"] });
 
@@ -66,10 +69,19 @@ export const vmRouter = router({
     }),
   stop: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/stop", "Stop a VM (power button, then force after timeoutSec)") })
-    .input(z.object({ id, timeoutSec: z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30) }))
+    .input(z.object({ id, timeoutSec: stopTimeout }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.lifecycle.stopVm(input.id, input.timeoutSec * 1000, ctx.actor);
+      return forCaller(ctx, await getVm(ctx.hangar, input.id));
+    }),
+  /** Stops a Running VM (power button, then force after timeoutSec) and starts it again: a fresh boot. */
+  restart: procedure
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/restart", "Restart a running VM (stop, then start)") })
+    .input(z.object({ id, timeoutSec: stopTimeout }))
+    .output(vmOutput)
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.lifecycle.restartVm(input.id, input.timeoutSec * 1000, ctx.actor);
       return forCaller(ctx, await getVm(ctx.hangar, input.id));
     }),
   /** Saves the VM's whole state to its disk and ends qemu; vm.start resumes it. */

@@ -85,6 +85,7 @@ describe("roles", () => {
       ["vm.publish", b.vm.publish({ id: vm.id, name: "stolen-image" })],
       ["vm.describe", b.vm.describe({ id: vm.id, description: "mine now" })],
       ["vm.setTags", b.vm.setTags({ id: vm.id, tags: ["stolen"] })],
+      ["vm.restart", b.vm.restart({ id: vm.id })],
       ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
       ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
       ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],

@@ -591,6 +591,17 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     });
   }
 
+  /**
+   * Restart (Proxmox's Reboot, `incus restart`): Stop, then Start, each its own transition
+   * and event, so the state machine stays the seed's. Only a Running VM restarts.
+   */
+  async function restartVm(vmId: string, timeoutMs: number, actor: Actor): Promise<void> {
+    const vm = await load(vmId);
+    if (vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; only a running VM restarts (start it instead).`);
+    await stopVm(vmId, timeoutMs, actor);
+    await startVm(vmId, actor);
+  }
+
   function instance(vmId: string, actor: Actor): Instance {
     return {
       id: () => vmId,
@@ -631,6 +642,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     cloneVm,
     startVm,
     stopVm,
+    restartVm,
     deleteVm,
     suspendVm,
     observe,
