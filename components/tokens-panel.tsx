@@ -1,5 +1,5 @@
 "use client";
-/** Your API tokens: create one (shown once), see when each was last used, revoke. */
+/** Your API tokens: create one (shown once; read-only if asked), see when each was last used, revoke. */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { CopyCommand } from "./copy-command.tsx";
@@ -24,7 +24,11 @@ export function TokensPanel() {
     const days = Number(form.get("expiresInDays") || 0);
     setError(undefined);
     try {
-      const result = await create.mutateAsync({ name: String(form.get("name") ?? ""), expiresInDays: days > 0 ? days : undefined });
+      const result = await create.mutateAsync({
+        name: String(form.get("name") ?? ""),
+        expiresInDays: days > 0 ? days : undefined,
+        readOnly: form.get("readOnly") === "on",
+      });
       setCreated({ name: result.name, token: result.token });
       formElement.reset();
     } catch (e) {
@@ -46,6 +50,10 @@ export function TokensPanel() {
             <input name="expiresInDays" type="number" min={1} max={3650} />
           </label>
         </div>
+        <label className="check">
+          <input type="checkbox" name="readOnly" />
+          Read only: lists, details, events and metrics; every change is refused
+        </label>
         <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
         <div className="buttons">
           <button type="submit" className="primary" disabled={create.isPending}>
@@ -70,6 +78,7 @@ export function TokensPanel() {
               <tr>
                 <th>Name</th>
                 <th>Starts with</th>
+                <th>Access</th>
                 <th>Created</th>
                 <th>Expires</th>
                 <th>Last used</th>
@@ -81,6 +90,7 @@ export function TokensPanel() {
                 <tr key={token.id} data-testid="token-row">
                   <td>{token.name}</td>
                   <td className="mono">{token.prefix}…</td>
+                  <td>{token.readOnly ? "read only" : "as you"}</td>
                   <td>{formatTime(token.createdAt)}</td>
                   <td>{token.expiresAt ? formatTime(token.expiresAt) : "never"}</td>
                   <td>{token.lastUsedAt ? formatTime(token.lastUsedAt) : "never"}</td>

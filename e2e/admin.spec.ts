@@ -54,3 +54,17 @@ test("a token made on the Tokens page works for a service at once, and not after
   await expect(row).toContainText(/revoked/i);
   expect(await refusalCode(service.vm.list.query())).toBe("UNAUTHORIZED");
 });
+
+test("a read-only token made on the Tokens page reads the inventory and is refused every change", async ({ page }) => {
+  const name = uniqueName("grafana");
+  await page.goto("/tokens");
+  await page.getByLabel("Token name").fill(name);
+  await page.getByLabel(/Read only/).check();
+  await page.getByRole("button", { name: /create/i }).click();
+  const shown = page.getByTestId("new-token").getByLabel("Token");
+  await expect(shown).toHaveText(/^hgr_/);
+  const service = await clientFor({ token: (await shown.textContent()) ?? "" });
+  expect(Array.isArray((await service.vm.list.query()).items)).toBe(true);
+  expect(await refusalCode(service.token.create.mutate({ name: "escalate" }))).toBe("FORBIDDEN");
+  await expect(page.getByTestId("token-row").filter({ hasText: name })).toContainText("read only");
+});

@@ -10,10 +10,21 @@ export const tokenRouter = router({
   list: procedure.meta({ permission: "tokens.own" }).query(({ ctx }) => listTokens(ctx.hangar.db, ctx.principal?.userId ?? "")),
   create: procedure
     .meta({ permission: "tokens.own" })
-    .input(z.object({ name: tokenName, expiresInDays: z.number().int().min(1, "expiresInDays must be at least 1.").max(3650).optional() }))
+    .input(
+      z.object({
+        name: tokenName,
+        expiresInDays: z.number().int().min(1, "expiresInDays must be at least 1.").max(3650).optional(),
+        /** Reads only (lists, details, events, metrics): every change made with it is refused. */
+        readOnly: z.boolean().optional(),
+      }),
+    )
     .mutation(async ({ ctx, input }) => {
       const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input);
-      await auditChange(ctx, { action: "token-create", message: `Created token ${created.name} (${created.prefix}…)`, target: created.name });
+      await auditChange(ctx, {
+        action: "token-create",
+        message: `Created ${created.readOnly ? "read-only " : ""}token ${created.name} (${created.prefix}…)`,
+        target: created.name,
+      });
       return created;
     }),
   revoke: procedure

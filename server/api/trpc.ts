@@ -223,11 +223,15 @@ const sameOriginMutations = t.middleware(({ ctx, type, next }) => {
   return next();
 });
 
-const enforcePermission = t.middleware(async ({ ctx, meta, getRawInput, next }) => {
+const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, next }) => {
   if (!meta) throw new HangarError("FORBIDDEN", "This procedure declares no permission, so nobody may call it.");
   if (meta.permission === "public") return next();
   const principal = ctx.principal;
   if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first, or send an API token as Authorization: Bearer <token>.");
+  // Every change is a mutation (terminal tickets too), so this holds for the REST routes as well.
+  if (principal.readOnly && type === "mutation") {
+    throw new HangarError("FORBIDDEN", `Token ${principal.tokenName ?? ""} is read-only: it reads, and changes nothing. Use a token made without "Read only".`);
+  }
   const allowed = await (async () => {
     switch (meta.permission) {
       case "read":

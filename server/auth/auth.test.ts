@@ -192,6 +192,32 @@ describe("API tokens", () => {
     expect(await authenticate(hangar.db, hangar.auth, { authorization: "Bearer hgr_not-a-token" })).toBeNull();
   });
 
+  it("made read-only, read with their owner's role and change nothing, not even tokens", async () => {
+    const admin = await callerFor(hangar, "admin", "ro-admin@test.hangar");
+    const { token } = await admin.token.create({ name: "grafana", readOnly: true });
+    const principal = await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${token}` });
+    expect(principal).toMatchObject({ role: "admin", via: "token", tokenName: "grafana", readOnly: true });
+    const ro = createCaller({ hangar, principal, actor: "token grafana", transport: IN_PROCESS });
+    expect(Array.isArray((await ro.vm.list()).items)).toBe(true);
+    expect(Array.isArray(await ro.user.list())).toBe(true);
+    const refused = [
+      ro.vm.create({ name: "from-grafana", imageId: "img", cpus: 1, memoryMiB: 128 }),
+      ro.token.create({ name: "escalate" }),
+      ro.account.addSshKey({ publicKey: "ssh-ed25519 AAAA" }),
+      ro.user.update({ id: principal?.userId ?? "", role: "admin" }),
+      ro.terminal.ticket({ vmId: "vm1", kind: "console" }),
+    ];
+    for (const attempt of refused) {
+      expect(
+        await attempt.then(
+          () => "done",
+          (error: unknown) => (error instanceof TRPCError ? [error.code, error.message] : error),
+        ),
+      ).toEqual(["FORBIDDEN", 'Token grafana is read-only: it reads, and changes nothing. Use a token made without "Read only".']);
+    }
+    expect((await admin.token.list()).find((t) => t.name === "grafana")?.readOnly).toBe(true);
+  });
+
   it("expire, and die with a disabled owner", async () => {
     const op = await callerFor(hangar, "operator", "exp@test.hangar");
     const created = await op.token.create({ name: "short", expiresInDays: 1 });

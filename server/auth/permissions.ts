@@ -35,6 +35,8 @@ export interface Principal {
   via: "session" | "token";
   /** The token's name when via is "token". */
   tokenName?: string;
+  /** A read-only token: its reads have its owner's role, and every change is refused. */
+  readOnly?: boolean;
   /** The browser session when via is "session" (terminals end with it). */
   sessionId?: string;
 }

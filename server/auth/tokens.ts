@@ -1,6 +1,7 @@
 /**
  * API tokens for services: `hgr_` + 32 random bytes, shown once, stored as a sha256 hash.
- * A token acts with its owner's role until it expires or is revoked.
+ * A token acts with its owner's role until it expires or is revoked; a read-only one only
+ * reads (api/trpc.ts refuses its changes), whatever its owner's role.
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Db } from "../db.ts";
@@ -30,7 +31,7 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-export async function createToken(db: Db, userId: string, input: { name: string; expiresInDays?: number }) {
+export async function createToken(db: Db, userId: string, input: { name: string; expiresInDays?: number; readOnly?: boolean }) {
   if (await db.apiToken.findUnique({ where: { userId_name: { userId, name: input.name } } })) {
     throw new HangarError("ALREADY_EXISTS", `You already have a token named "${input.name}"; revoke it or pick another name.`);
   }
@@ -42,16 +43,17 @@ export async function createToken(db: Db, userId: string, input: { name: string;
       hash: hashToken(token),
       prefix: token.slice(0, PREFIX.length + 6),
       expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
+      readOnly: input.readOnly ?? false,
     },
   });
-  return { token, id: row.id, name: row.name, prefix: row.prefix, expiresAt: row.expiresAt };
+  return { token, id: row.id, name: row.name, prefix: row.prefix, expiresAt: row.expiresAt, readOnly: row.readOnly };
 }
 
 /** The tokens of a user, without anything secret. */
 export function listTokens(db: Db, userId: string) {
   return db.apiToken.findMany({
     where: { userId },
-    select: { id: true, name: true, prefix: true, expiresAt: true, lastUsedAt: true, revokedAt: true, createdAt: true },
+    select: { id: true, name: true, prefix: true, expiresAt: true, readOnly: true, lastUsedAt: true, revokedAt: true, createdAt: true },
     orderBy: { createdAt: "asc" },
   });
 }
@@ -81,7 +83,14 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
   if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
     await db.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date() } });
   }
-  const principal: Principal = { userId: row.userId, email: row.user.email, role: row.user.role, via: "token", tokenName: row.name };
+  const principal: Principal = {
+    userId: row.userId,
+    email: row.user.email,
+    role: row.user.role,
+    via: "token",
+    tokenName: row.name,
+    ...(row.readOnly ? { readOnly: true } : {}),
+  };
   if (kept.size >= CHECKS_KEPT) kept.clear();
   // An expiry inside the window ends the check there.
   kept.set(hash, { principal, until: Math.min(Date.now() + CHECK_SERVES_MS, row.expiresAt?.getTime() ?? Number.POSITIVE_INFINITY) });

@@ -17,6 +17,7 @@ const principal = z.object({
   via: z.enum(["session", "token"]),
   tokenName: z.string().optional(),
   sessionId: z.string().optional(),
+  readOnly: z.boolean().optional(),
 });
 
 export const forwardedCall = z.object({
