@@ -205,5 +205,7 @@ describe("hangar CLI", () => {
       { name: "cli-1", state: "Deleted" },
       { name: "cli-2", state: "Deleted" },
     ]);
-  });
+    // One walk through every command, each run as its own process (about a second of start-up
+    // each): it needs more than the default while the machine is busy with other suites.
+  }, 300_000);
 });

@@ -4,7 +4,7 @@
  * to the VMs whose state allows it, four at a time, and the bar says how many went through
  * and, for each that did not, the server's sentence. Rows change through the live stream.
  */
-import { useState } from "react";
+import { useState, type ReactNode } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPCClient, type VmRow } from "./trpc.ts";
 import { allows, type VmButton } from "./vm-actions.tsx";
@@ -14,7 +14,21 @@ const ACTIONS: readonly VmButton[] = ["Start", "Stop", "Restart", "Suspend", "De
 const AT_ONCE = 4;
 const DONE: Record<VmButton, string> = { Start: "Started", Stop: "Stopped", Restart: "Restarted", Suspend: "Suspended", Delete: "Deleted" };
 
-export function VmBulkActions({ selected, onClear, onDeleted }: { selected: VmRow[]; onClear: () => void; onDeleted: (ids: string[]) => void }) {
+export function VmBulkActions({
+  selected,
+  onClear,
+  onDeleted,
+  onDone,
+  more,
+}: {
+  selected: VmRow[];
+  onClear: () => void;
+  onDeleted: (ids: string[]) => void;
+  /** After each action, once every call has answered. */
+  onDone?: () => void;
+  /** Offered beside the count: widening the selection to VMs on pages not loaded. */
+  more?: ReactNode;
+}) {
   const client = useTRPCClient();
   const [busy, setBusy] = useState<VmButton>();
   const [outcome, setOutcome] = useState<{ message: string; failures: string[] }>();
@@ -47,11 +61,13 @@ export function VmBulkActions({ selected, onClear, onDeleted }: { selected: VmRo
     if (deleted.length > 0) onDeleted(deleted);
     setOutcome({ message: `${DONE[action]} ${count(targets.length - failures.length)}.`, failures });
     setBusy(undefined);
+    onDone?.();
   }
 
   return (
     <div className="bulk-bar" role="toolbar" aria-label="Selected VMs">
       <span>{count(selected.length)} selected</span>
+      {more}
       <div className="buttons">
         {ACTIONS.map((action) => {
           const allowed = selected.filter((vm) => allows(vm, action)).length;

@@ -17,12 +17,12 @@ import { formatMemory } from "./format.ts";
 import { useMe, type Me } from "./session.tsx";
 import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
 import { TagChips } from "./tag-chips.tsx";
-import { useTRPC, type VmRow } from "./trpc.ts";
+import { useTRPC, useTRPCClient, type VmRow } from "./trpc.ts";
 import { canControl } from "../lib/vocabulary.ts";
 import { VmActions } from "./vm-actions.tsx";
 import { VmBulkActions } from "./vm-bulk-actions.tsx";
 import type { VmListPage } from "./vm-list-patch.ts";
-import { DEFAULT_SORT, defaultFilter, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
+import { DEFAULT_SORT, defaultFilter, listQuery, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
 import { VmFilters } from "./vm-filters.tsx";
 import { useVmRows } from "./use-vm-rows.ts";
 
@@ -199,10 +199,15 @@ function Inventory({ me }: { me: Me }) {
   const [filter, setFilter] = useState<VmFilter>(() => defaultFilter(me.role));
   const [sort, setSort] = useState<VmSort>(DEFAULT_SORT);
   const [rowSelection, setRowSelection] = useState<RowSelectionState>({});
+  /** Every VM the filters match, on pages not loaded too (Gmail's "select all that match"); undefined: the ticked rows. */
+  const [allMatching, setAllMatching] = useState<VmRow[]>();
+  const [readingAll, setReadingAll] = useState(false);
+  const client = useTRPCClient();
   const list = useVmRows(filter, sort);
   // Stable, so memoized rows keep calling the current one.
   const filterByTag = useCallback((tag: string) => {
     setRowSelection({});
+    setAllMatching(undefined);
     setFilter((current) => ({ ...current, tag }));
   }, []);
   const tableMeta = useMemo(() => ({ filterByTag }), [filterByTag]);
@@ -222,11 +227,33 @@ function Inventory({ me }: { me: Me }) {
     state: { sorting, rowSelection, columnVisibility },
   });
   /** The selected VMs among those listed (a filter change clears the selection). */
-  const selected = useMemo(() => list.rows.filter((vm) => rowSelection[vm.id]), [list.rows, rowSelection]);
-  const changeFilter = (next: VmFilter) => {
+  const ticked = useMemo(() => list.rows.filter((vm) => rowSelection[vm.id]), [list.rows, rowSelection]);
+  const selected = allMatching ?? ticked;
+  const clearSelection = () => {
     setRowSelection({});
+    setAllMatching(undefined);
+  };
+  const changeFilter = (next: VmFilter) => {
+    clearSelection();
     setFilter(next);
   };
+  /** Reads every page of the list as filtered (1,000 rows a call), keeping the VMs this person may act on. */
+  async function selectAllMatching() {
+    setReadingAll(true);
+    try {
+      const rows: VmRow[] = [];
+      for (let cursor: string | undefined, more = true; more;) {
+        const page = await client.vm.list.query({ ...listQuery(filter, sort), limit: 1000, cursor });
+        rows.push(...page.items.filter((vm) => canControl(me, vm)));
+        cursor = page.nextCursor ?? undefined;
+        more = cursor !== undefined;
+      }
+      setAllMatching(rows);
+    } finally {
+      setReadingAll(false);
+    }
+  }
+  const everyListedTicked = ticked.length > 0 && ticked.length === list.rows.filter((vm) => canControl(me, vm)).length;
   /** A click on a sortable column's header: that column ascending, or the other way round if it already sorts. */
   const sortBy = (key: SortKey) => setSort((current) => (current.key === key ? { key, desc: !current.desc } : { key, desc: false }));
   const rows = table.getRowModel().rows;
@@ -256,8 +283,20 @@ function Inventory({ me }: { me: Me }) {
       {selected.length > 0 ? (
         <VmBulkActions
           selected={selected}
-          onClear={() => setRowSelection({})}
-          onDeleted={(ids) => setRowSelection((current) => Object.fromEntries(Object.entries(current).filter(([id]) => !ids.includes(id))))}
+          onClear={clearSelection}
+          onDeleted={(ids) => {
+            setRowSelection((current) => Object.fromEntries(Object.entries(current).filter(([id]) => !ids.includes(id))));
+            setAllMatching((current) => current?.filter((vm) => !ids.includes(vm.id)));
+          }}
+          // Rows on pages not loaded get no live changes: read them again for their new states.
+          onDone={() => void (allMatching ? selectAllMatching() : undefined)}
+          more={
+            !allMatching && everyListedTicked && list.total > list.rows.length ? (
+              <button type="button" className="link-button" disabled={readingAll} onClick={() => void selectAllMatching()}>
+                {readingAll ? "Reading the list…" : `Select all ${list.total} VMs that match`}
+              </button>
+            ) : null
+          }
         />
       ) : null}
       <section className="card flush" aria-label="VM list">

@@ -170,3 +170,27 @@ test("tags set on a VM's page show in the table, a tag lists its VMs, and a VM t
   await page.getByLabel("Filter by tag").selectOption("");
   await expect.poll(() => names(page)).toEqual([`${prefix}-two`, `${prefix}-one`]);
 });
+
+test("every VM that matches, on pages not loaded too, can be selected and deleted together", async ({ page }) => {
+  test.setTimeout(180_000);
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("many");
+  // One more than a page of the table (PAGE_SIZE, 100).
+  const made = await Promise.all(
+    Array.from({ length: 101 }, (_, i) => api.vm.create.mutate({ name: `${prefix}-${String(i).padStart(3, "0")}`, imageId, cpus: 1, memoryMiB: 64 })),
+  );
+  created.push(...made.map((vm) => vm.id));
+
+  await page.goto("/");
+  await page.getByLabel("Search VMs by name").fill(prefix);
+  await expect(page.getByTestId("vm-count")).toHaveText("101 VMs", LONG);
+  await page.getByLabel("Select every VM listed").check();
+  const bar = page.getByRole("toolbar", { name: "Selected VMs" });
+  await expect(bar).toContainText("100 VMs selected");
+  await bar.getByRole("button", { name: "Select all 101 VMs that match" }).click();
+  await expect(bar).toContainText("101 VMs selected");
+  page.once("dialog", (dialog) => void dialog.accept());
+  await bar.getByRole("button", { name: "Delete (101)" }).click();
+  await expect(page.getByTestId("vm-count")).toHaveText("0 VMs", { timeout: 120_000 });
+  expect((await api.vm.list.query({ search: prefix })).total).toBe(0);
+});
