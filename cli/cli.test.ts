@@ -195,6 +195,23 @@ describe("hangar CLI", () => {
       2,
       "hangar: One of those is not a tag: a tag is 1 to 32 letters, digits, _ . + and -, starting with a letter or digit.",
     ]);
+    // A read-only token made with the CLI reads, and is refused changes; then it is revoked.
+    const readOnly = await hangar(["token", "create", "ci-ro", "--read-only"]);
+    expect(readOnly.stdout).toMatch(/^hgr_/);
+    const asService = (args: string[]) =>
+      execa(process.execPath, [LAUNCHER, ...args], { env: { ...env, HANGAR_URL: url, HANGAR_TOKEN: readOnly.stdout.trim() }, reject: false });
+    expect((await asService(["ls", "--names"])).stdout).toBe("cli-1\ncli-2");
+    const refusedChange = await asService(["tag", "add", "cli-1", "x"]);
+    expect([refusedChange.exitCode, refusedChange.stderr.trim()]).toEqual([
+      4,
+      'hangar: Token ci-ro is read-only: it reads, and changes nothing. Use a token made without "Read only".',
+    ]);
+    expect((await hangar(["token", "ls"])).stdout).toMatch(/^ci-ro +hgr_\S+ +read only +never +\S+ +active$/m);
+    expect((await hangar(["token", "revoke", "ci-ro"])).stdout).toBe("Token ci-ro revoked");
+    expect((await asService(["ls"])).exitCode).toBe(3);
+    // Pools are an admin's to make.
+    const poolMade = await hangar(["pool", "create", "cli-pool", "--image", image?.name ?? "", "--size", "1"]);
+    expect([poolMade.exitCode, poolMade.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);
     // Images are everyone's: only an admin makes one.
     const publish = await hangar(["image", "publish", "cli-2", "cli-image"]);
     expect([publish.exitCode, publish.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);

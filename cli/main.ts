@@ -16,7 +16,7 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
-import { VM_STATES, splitTags } from "../lib/vocabulary.ts";
+import { STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
@@ -551,6 +551,109 @@ pool
     }),
   );
 
+pool
+  .command("create")
+  .description("make a warm pool of VMs kept ready for pool acquire (admins)")
+  .argument("<name>", "the pool's name (a DNS label; members are named after it)")
+  .requiredOption("--image <image>", "image name or id")
+  .option("--size <n>", "VMs kept waiting", int("--size"), 2)
+  .addOption(new Option("--staging <state>", "the state members wait in").choices(STAGING_STATES).default("Running"))
+  .option("--cpus <n>", "vCPUs of each member", int("--cpus"), 1)
+  .option("--memory <MiB>", "memory of each member in MiB", int("--memory"), 256)
+  .action(
+    run(
+      async (
+        name: string,
+        options: { image: string; size: number; staging: (typeof STAGING_STATES)[number]; cpus: number; memory: number },
+        command: Command,
+      ) => {
+        const { api } = await connect();
+        const made = await api.pool.create.mutate({
+          name,
+          imageId: await resolveImage(api, options.image),
+          size: options.size,
+          staging: options.staging,
+          cpus: options.cpus,
+          memoryMiB: options.memory,
+        });
+        output(json(command), made, (p) => `Pool ${p.name}: ${p.size} VMs, waiting ${p.staging}`);
+      },
+    ),
+  );
+pool
+  .command("resize")
+  .description("keep another number of VMs waiting in a pool (admins)")
+  .argument("<pool>", "pool name")
+  .argument("<size>", "VMs kept waiting", int("<size>"))
+  .action(
+    run(async (name: string, size: number, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const resized = await api.pool.resize.mutate({ id: await resolvePool(api, name), size });
+      output(json(command), resized, () => `Pool ${name}: ${size} VMs`);
+    }),
+  );
+pool
+  .command("rm")
+  .description("delete a pool and its waiting VMs; acquired ones stay (admins)")
+  .argument("<pool>", "pool name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const removed = await api.pool.delete.mutate({ id: await resolvePool(api, name) });
+      output(json(command), removed, () => `Pool ${name} deleted`);
+    }),
+  );
+
+const token = program.command("token").description("your API tokens, for services and scripts");
+token
+  .command("ls")
+  .description("list your API tokens")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const tokens = await api.token.list.query();
+      output(json(command), tokens, (list) =>
+        table(
+          ["NAME", "STARTS", "ACCESS", "EXPIRES", "LAST USED", "STATE"],
+          list.map((t) => [
+            t.name,
+            `${t.prefix}…`,
+            t.readOnly ? "read only" : "as you",
+            t.expiresAt?.toISOString() ?? "never",
+            t.lastUsedAt?.toISOString() ?? "never",
+            t.revokedAt ? "revoked" : "active",
+          ]),
+        ),
+      );
+    }),
+  );
+token
+  .command("create")
+  .description("make an API token; it is printed once")
+  .argument("<name>", "what it is for, e.g. ci")
+  .option("--read-only", "it reads, and every change made with it is refused")
+  .option("--expires <days>", "it stops working after this many days", int("--expires"))
+  .action(
+    run(async (name: string, options: { readOnly?: boolean; expires?: number }, command: Command) => {
+      const { api } = await connect();
+      const created = await api.token.create.mutate({ name, readOnly: options.readOnly, expiresInDays: options.expires });
+      output(json(command), created, (t) => t.token);
+    }),
+  );
+token
+  .command("revoke")
+  .description("stop one of your API tokens from working")
+  .argument("<name>", "its name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const found = (await api.token.list.query()).find((t) => t.name === name && !t.revokedAt);
+      if (!found) throw new CliError(`You have no active token named "${name}"; \`hangar token ls\` lists them.`, EXIT.NOT_FOUND);
+      const revoked = await api.token.revoke.mutate({ id: found.id });
+      output(json(command), revoked, () => `Token ${name} revoked`);
+    }),
+  );
+
 const image = program.command("image").description("base images");
 image
   .command("ls")
@@ -577,6 +680,17 @@ image
       const { api } = await connect();
       const made = await api.vm.publish.mutate({ id: await resolveVm(api, vmName), name });
       output(json(command), made, (i) => `${i.name} ${i.status}`);
+    }),
+  );
+image
+  .command("rm")
+  .description("delete an image no VM or pool uses (admins)")
+  .argument("<image>", "image name or id")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const removed = await api.image.delete.mutate({ id: await resolveImage(api, name) });
+      output(json(command), removed, () => `Image ${name} deleted`);
     }),
   );
 image
