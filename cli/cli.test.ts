@@ -91,7 +91,8 @@ describe("hangar CLI", () => {
     expect(resized.exitCode, resized.stderr).toBe(0);
     expect(JSON.parse(resized.stdout)).toMatchObject({ name: "cli-1", cpus: 1, memoryMiB: 320 });
     expect((await hangar(["autostart", "cli-1", "maybe"])).exitCode).toBe(2);
-    expect(JSON.parse((await hangar(["autostart", "cli-1", "on", "--json"])).stdout)).toEqual({ name: "cli-1", autostart: true });
+    expect(JSON.parse((await hangar(["autostart", "cli-1", "on", "--json"])).stdout)).toEqual({ name: "cli-1", autostart: true, order: null, delaySec: 0 });
+    expect((await hangar(["autostart", "cli-1", "on", "--order", "1", "--delay", "20"])).stdout).toBe("cli-1 autostart on (order 1, then 20 s)");
     expect((await hangar(["start", "cli-1"])).stdout).toMatch(/cli-1 Running/);
     const waited = await hangar(["wait", "cli-1", "--for", "ready", "--timeout", "300", "--json"]);
     expect(waited.exitCode, waited.stderr).toBe(0);

@@ -331,11 +331,22 @@ program
   .description("whether a VM starts when its host boots")
   .argument("<vm>", "name")
   .addArgument(new Argument("<on|off>").choices(["on", "off"]))
+  .option("--order <n>", "its place in the start order, lower first", int("--order"))
+  .option("--no-order", "no place: after the VMs that have one")
+  .option("--delay <sec>", "seconds the next VM waits after this one starts", int("--delay"))
   .action(
-    run(async (name: string, value: "on" | "off", _options: unknown, command: Command) => {
+    run(async (name: string, value: "on" | "off", options: { order?: number | false; delay?: number }, command: Command) => {
       const { api } = await connect();
-      const result = await api.vm.setAutostart.mutate({ id: await resolveVm(api, name), autostart: value === "on" });
-      output(json(command), { name, ...result }, (r) => `${r.name} autostart ${r.autostart ? "on" : "off"}`);
+      const result = await api.vm.setAutostart.mutate({
+        id: await resolveVm(api, name),
+        autostart: value === "on",
+        order: options.order === false ? null : options.order,
+        delaySec: options.delay,
+      });
+      output(json(command), { name, ...result }, (r) => {
+        const place = [r.order !== null ? `order ${r.order}` : "", r.delaySec > 0 ? `then ${r.delaySec} s` : ""].filter(Boolean).join(", ");
+        return `${r.name} autostart ${r.autostart ? "on" : "off"}${place ? ` (${place})` : ""}`;
+      });
     }),
   );
 

@@ -1,12 +1,24 @@
 "use client";
-/** Whether a VM starts when its host boots: a checkbox that saves as it changes. */
+/**
+ * Whether a VM starts when its host boots: a checkbox that saves as it changes, and, while
+ * it is on, where the VM comes in the start order and how long the next one waits for it
+ * (Proxmox's start order and delay), saved on request.
+ */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
+import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
-export function AutostartToggle({ vmId, autostart, disabled }: { vmId: string; autostart: boolean; disabled: boolean }) {
+interface Props {
+  vmId: string;
+  autostart: boolean;
+  order: number | null;
+  delaySec: number;
+  disabled: boolean;
+}
+
+export function AutostartToggle({ vmId, autostart, order, delaySec, disabled }: Props) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
@@ -22,12 +34,21 @@ export function AutostartToggle({ vmId, autostart, disabled }: { vmId: string; a
       },
     }),
   );
+  const on = asked ?? autostart;
+
+  function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    const form = new FormData(event.currentTarget);
+    const orderText = String(form.get("order") ?? "").trim();
+    save.mutate({ id: vmId, autostart: true, order: orderText === "" ? null : Number(orderText), delaySec: Number(form.get("delaySec") || 0) });
+  }
+
   return (
     <>
       <label className="check">
         <input
           type="checkbox"
-          checked={asked ?? autostart}
+          checked={on}
           disabled={disabled || save.isPending}
           onChange={(e) => {
             setAsked(e.target.checked);
@@ -36,6 +57,29 @@ export function AutostartToggle({ vmId, autostart, disabled }: { vmId: string; a
         />
         Start when its host boots
       </label>
+      {on && !disabled ? (
+        <form className="inline-form" aria-label="Start order" onSubmit={submit} key={`${order ?? ""}-${delaySec}`}>
+          <label className="field inline">
+            <span>Order</span>
+            <input
+              name="order"
+              type="number"
+              min={0}
+              max={9999}
+              defaultValue={order ?? ""}
+              placeholder="any"
+              title="Lower starts first; empty: after those with one"
+            />
+          </label>
+          <label className="field inline">
+            <span>Then wait (s)</span>
+            <input name="delaySec" type="number" min={0} max={3600} defaultValue={delaySec} />
+          </label>
+          <button type="submit" className="secondary small" disabled={save.isPending}>
+            Save order
+          </button>
+        </form>
+      ) : null}
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
     </>
   );

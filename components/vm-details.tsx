@@ -108,7 +108,13 @@ export function VmDetails({ id }: { id: string }) {
           ) : null}
           <dt>At boot</dt>
           <dd data-testid="vm-autostart">
-            <AutostartToggle vmId={vm.id} autostart={vm.autostart} disabled={!canControl(me, vm) || (vm.poolId !== null && !vm.acquiredAt)} />
+            <AutostartToggle
+              vmId={vm.id}
+              autostart={vm.autostart}
+              order={vm.autostartOrder}
+              delaySec={vm.autostartDelaySec}
+              disabled={!canControl(me, vm) || (vm.poolId !== null && !vm.acquiredAt)}
+            />
           </dd>
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>

@@ -15,6 +15,8 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     cpus: 1,
     memoryMiB: 256,
     autostart: false,
+    autostartOrder: null,
+    autostartDelaySec: 0,
     sshPort: null,
     network: "nat",
     bridge: null,

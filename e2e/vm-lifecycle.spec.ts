@@ -157,6 +157,13 @@ test("a stopped VM's CPUs and memory change on its page for its next start, it c
   await expect(page.getByTestId("event-list")).toContainText("Starts when its host boots");
   await expect(atBoot).toBeChecked();
   expect((await api.vm.get.query({ id: vm.id })).autostart).toBe(true);
+  // Its place in the start order, and how long the next VM waits for it.
+  const startOrder = page.getByRole("form", { name: "Start order" });
+  await startOrder.getByLabel("Order").fill("2");
+  await startOrder.getByLabel("Then wait (s)").fill("15");
+  await startOrder.getByRole("button", { name: "Save order" }).click();
+  await expect(page.getByTestId("event-list")).toContainText("Starts when its host boots (order 2, then 15 s before the next)");
+  expect(await api.vm.get.query({ id: vm.id })).toMatchObject({ autostartOrder: 2, autostartDelaySec: 15 });
 
   // A new name: the heading follows, and the event says what it was.
   const renamed = `${vm.name}-b`;

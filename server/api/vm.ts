@@ -164,8 +164,17 @@ export const vmRouter = router({
   /** Whether the VM starts when its host boots (the first Hangar start on a new boot of the machine). */
   setAutostart: procedure
     .meta({ permission: "vm.control" })
-    .input(z.object({ id, autostart: z.boolean() }))
-    .output(z.object({ autostart: z.boolean() }))
+    .input(
+      z.object({
+        id,
+        autostart: z.boolean(),
+        /** Its place in the start order, lower first (null: none, after those with one). */
+        order: z.number().int("order must be a whole number.").min(0, "order must be 0 or more.").max(9999, "order is at most 9999.").nullable().optional(),
+        /** Seconds to wait after it starts before the next autostart VM. */
+        delaySec: z.number().int("delaySec must be a whole number.").min(0, "delaySec must be 0 or more.").max(3600, "delaySec is at most 3600.").optional(),
+      }),
+    )
+    .output(z.object({ autostart: z.boolean(), order: z.number().int().nullable(), delaySec: z.number().int() }))
     .mutation(({ ctx, input }) => setAutostart(ctx.hangar, input, ctx.actor)),
   /** A new image from a Stopped VM's disk (admins: images are everyone's). */
   publish: procedure

@@ -58,10 +58,40 @@ describe("start at boot", () => {
     await api.vm.stop({ id: db.id, timeoutSec: 0 });
   });
 
+  it("starts them in their order, those without one last, by name on a tie, each followed by its delay", async () => {
+    const made = async (name: string, order: number | null, delaySec = 0) => {
+      const vm = await api.vm.create({ name, imageId, ...spec });
+      expect(await api.vm.setAutostart({ id: vm.id, autostart: true, order, delaySec })).toEqual({ autostart: true, order, delaySec });
+      return vm;
+    };
+    const vms = [
+      await made("order-z", 1, 30),
+      await made("order-a", null),
+      await made("order-m", 2, 5),
+      await made("order-b", 1),
+      await made("order-c", null, 9),
+    ];
+    const waits: number[] = [];
+    const { started } = await startAtBoot(t.hangar, "boot-order", async (ms) => void waits.push(ms));
+    // The first test's boot-db and boot-web (marked, without an order) start again on this boot too.
+    expect(started).toEqual(["order-b", "order-z", "order-m", "boot-db", "boot-web", "order-a", "order-c"]);
+    // order-c comes last: nothing waits for its delay.
+    expect(waits).toEqual([30_000, 5_000]);
+    const [event] = (await api.vm.events({ vmId: vms[0]?.id, limit: 50 })).events.filter((e) => e.action === "autostart");
+    expect(event?.message).toBe("Starts when its host boots (order 1, then 30 s before the next)");
+    // Changing only whether it starts keeps its place.
+    expect(await api.vm.setAutostart({ id: vms[0]?.id ?? "", autostart: false })).toEqual({ autostart: false, order: 1, delaySec: 30 });
+    // Gone again, so the tests after this start none of them.
+    for (const vm of vms) {
+      await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+      await api.vm.delete({ id: vm.id });
+    }
+  });
+
   it("records a start that fails and starts the others; the boot counts as done", async () => {
     for (const name of ["boot-db", "boot-web"]) {
       const vm = await t.hangar.db.vm.findUniqueOrThrow({ where: { name } });
-      expect(await api.vm.setAutostart({ id: vm.id, autostart: false })).toEqual({ autostart: false });
+      expect(await api.vm.setAutostart({ id: vm.id, autostart: false })).toEqual({ autostart: false, order: null, delaySec: 0 });
     }
     const broken = await api.vm.create({ name: "fail-a", imageId, ...spec, autostart: true });
     const fine = await api.vm.create({ name: "fail-b", imageId, ...spec, autostart: true });
@@ -80,10 +110,11 @@ describe("start at boot", () => {
     await api.vm.stop({ id: fine.id, timeoutSec: 0 });
   });
 
-  it("is kept by a clone, and refused to a viewer", async () => {
+  it("is kept by a clone, with its order and delay, and refused to a viewer", async () => {
     const source = await api.vm.create({ name: "marked", imageId, ...spec, autostart: true });
+    await api.vm.setAutostart({ id: source.id, autostart: true, order: 3, delaySec: 10 });
     const copy = await api.vm.clone({ id: source.id, name: "marked-copy" });
-    expect((await api.vm.get({ id: copy.id })).autostart).toBe(true);
+    expect(await api.vm.get({ id: copy.id })).toMatchObject({ autostart: true, autostartOrder: 3, autostartDelaySec: 10 });
     const viewer = await callerFor(t.hangar, "viewer");
     await expect(viewer.vm.setAutostart({ id: source.id, autostart: false })).rejects.toMatchObject({ code: "FORBIDDEN" });
   });

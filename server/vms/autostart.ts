@@ -3,9 +3,11 @@
  * on a new boot of the machine starts this host's VMs marked autostart, whatever state they
  * were left in (a Suspended one resumes). A restart of Hangar alone starts none: the boot is
  * recorded on the host's row once its VMs are started, so a crash part way through starts
- * the rest at the next start.
+ * the rest at the next start. They start one after another in their order (Proxmox's start
+ * order; lower first, then those without one, ties by name), each followed by its delay.
  */
 import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
@@ -18,8 +20,21 @@ export async function machineBootId(file = "/proc/sys/kernel/random/boot_id"): P
   return text.trim() || undefined;
 }
 
-/** Starts this host's autostart VMs once per boot `bootId`; returns the names started and not started. */
-export async function startAtBoot(hangar: Hangar, bootId: string | undefined): Promise<{ started: string[]; failed: string[] }> {
+/** The order autostart VMs start in: by order (none last), then by name. */
+export function bootOrder<T extends { name: string; autostartOrder: number | null }>(vms: T[]): T[] {
+  const rank = (vm: T) => vm.autostartOrder ?? Number.POSITIVE_INFINITY;
+  return [...vms].sort((a, b) => rank(a) - rank(b) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Starts this host's autostart VMs once per boot `bootId`; returns the names started and not
+ * started. `wait` is how a delay is waited (tests count them instead).
+ */
+export async function startAtBoot(
+  hangar: Hangar,
+  bootId: string | undefined,
+  wait: (ms: number) => Promise<unknown> = sleep,
+): Promise<{ started: string[]; failed: string[] }> {
   const done = { started: [] as string[], failed: [] as string[] };
   if (!bootId) return done;
   const { db } = hangar;
@@ -29,13 +44,14 @@ export async function startAtBoot(hangar: Hangar, bootId: string | undefined): P
   const vms = await db.vm.findMany({
     // A pool starts its own waiting members.
     where: { hostId: self, autostart: true, state: { in: ["Stopped", "Suspended"] }, OR: [{ poolId: null }, { acquiredAt: { not: null } }] },
-    orderBy: { name: "asc" },
-    select: { id: true, name: true },
+    select: { id: true, name: true, autostartOrder: true, autostartDelaySec: true },
   });
-  for (const vm of vms) {
+  const ordered = bootOrder(vms);
+  for (const [index, vm] of ordered.entries()) {
     try {
       await hangar.lifecycle.startVm(vm.id, AUTOSTART_ACTOR);
       done.started.push(vm.name);
+      if (vm.autostartDelaySec > 0 && index < ordered.length - 1) await wait(vm.autostartDelaySec * 1000);
     } catch (error) {
       done.failed.push(vm.name);
       await hangar.recorder.record({
@@ -52,19 +68,45 @@ export async function startAtBoot(hangar: Hangar, bootId: string | undefined): P
   return done;
 }
 
-/** Marks VM `id` to start, or not, when its host boots. */
-export async function setAutostart(hangar: Hangar, input: { id: string; autostart: boolean }, actor: string) {
+export interface AutostartInput {
+  id: string;
+  autostart: boolean;
+  /** Its place in the start order; null: none; absent: as it was. */
+  order?: number | null;
+  /** Seconds to wait after it starts before the next; absent: as it was. */
+  delaySec?: number;
+}
+
+/** Marks VM `id` to start, or not, when its host boots, and where it comes then. */
+export async function setAutostart(hangar: Hangar, input: AutostartInput, actor: string) {
   const vm = await hangar.db.vm.findUnique({
     where: { id: input.id },
-    select: { id: true, name: true, autostart: true, acquiredAt: true, pool: { select: { name: true } } },
+    select: {
+      id: true,
+      name: true,
+      autostart: true,
+      autostartOrder: true,
+      autostartDelaySec: true,
+      acquiredAt: true,
+      pool: { select: { name: true } },
+    },
   });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
   if (vm.pool && !vm.acquiredAt) {
     throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which starts its own members; acquire it first.`);
   }
-  if (vm.autostart === input.autostart) return { autostart: vm.autostart };
-  await hangar.db.vm.update({ where: { id: vm.id }, data: { autostart: input.autostart } });
-  const message = input.autostart ? "Starts when its host boots" : "No longer starts when its host boots";
+  const next = {
+    autostart: input.autostart,
+    order: input.order === undefined ? vm.autostartOrder : input.order,
+    delaySec: input.delaySec ?? vm.autostartDelaySec,
+  };
+  if (vm.autostart === next.autostart && vm.autostartOrder === next.order && vm.autostartDelaySec === next.delaySec) return next;
+  await hangar.db.vm.update({
+    where: { id: vm.id },
+    data: { autostart: next.autostart, autostartOrder: next.order, autostartDelaySec: next.delaySec },
+  });
+  const when = [next.order !== null ? `order ${next.order}` : "", next.delaySec > 0 ? `then ${next.delaySec} s before the next` : ""].filter(Boolean);
+  const message = next.autostart ? `Starts when its host boots${when.length > 0 ? ` (${when.join(", ")})` : ""}` : "No longer starts when its host boots";
   await hangar.recorder.record({ stream: "vm", vm, actor, action: "autostart", ok: true, message });
-  return { autostart: input.autostart };
+  return next;
 }

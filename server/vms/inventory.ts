@@ -268,6 +268,8 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
       bridge: source.bridge,
       diskGiB: source.diskGiB,
       autostart: source.autostart,
+      autostartOrder: source.autostartOrder,
+      autostartDelaySec: source.autostartDelaySec,
       description: source.description,
       tags: source.tags,
       cloneInfo: JSON.stringify(cloneInfo),
