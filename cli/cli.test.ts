@@ -183,6 +183,11 @@ describe("hangar CLI", () => {
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
     expect((await hangar(["create", "cli-0", "--image", image?.name ?? "", "--tag", "Web", "--tag", "ci"])).exitCode).toBe(0);
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
+    // A protected VM is not deleted until its protection is off.
+    expect((await hangar(["protect", "cli-2", "on"])).stdout).toBe("cli-2 protection on");
+    const kept = await hangar(["delete", "cli-2"]);
+    expect([kept.exitCode, kept.stderr.trim()]).toEqual([6, 'hangar: cli-2: VM "cli-2" is protected from deletion; turn its protection off first.']);
+    expect((await hangar(["protect", "cli-2", "off"])).stdout).toBe("cli-2 protection off");
     // Tags: added, taken off, listed by.
     expect((await hangar(["tag", "add", "cli-1", "web", "team-a"])).stdout).toBe("cli-1: team-a web");
     expect((await hangar(["tag", "rm", "cli-2", "CI"])).stdout).toBe("cli-2: web");

@@ -327,6 +327,19 @@ for (const [verb, summary] of [
 }
 
 program
+  .command("protect")
+  .description("whether a VM is protected from deletion")
+  .argument("<vm>", "name")
+  .addArgument(new Argument("<on|off>").choices(["on", "off"]))
+  .action(
+    run(async (name: string, value: "on" | "off", _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const result = await api.vm.setProtection.mutate({ id: await resolveVm(api, name), protection: value === "on" });
+      output(json(command), { name, ...result }, (r) => `${r.name} protection ${r.protection ? "on" : "off"}`);
+    }),
+  );
+
+program
   .command("autostart")
   .description("whether a VM starts when its host boots")
   .argument("<vm>", "name")

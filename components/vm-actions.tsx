@@ -15,12 +15,14 @@ const SHOWN: readonly VmButton[] = ["Start", "Stop", "Restart", "Suspend", "Dele
 /** Restart is Stop then Start (vm.restart), not a state of its own: offered where Stop is, on a running VM. */
 export type VmButton = ButtonAction | "Restart";
 
-/** Does the VM's state allow `action` now? */
-export function allows(vm: Pick<VmRow, "actions" | "state">, action: VmButton): boolean {
-  return action === "Restart" ? vm.state === "Running" && vm.actions.includes("Stop") : vm.actions.includes(action);
+/** Does the VM's state allow `action` now? A protected VM is not offered Delete. */
+export function allows(vm: Pick<VmRow, "actions" | "state" | "protection">, action: VmButton): boolean {
+  if (action === "Restart") return vm.state === "Running" && vm.actions.includes("Stop");
+  if (action === "Delete" && vm.protection) return false;
+  return vm.actions.includes(action);
 }
 
-export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId" | "state">; onDeleted?: () => void }) {
+export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId" | "state" | "protection">; onDeleted?: () => void }) {
   const trpc = useTRPC();
   const me = useMe();
   const queryClient = useQueryClient();

@@ -10,6 +10,7 @@ import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { DescriptionForm } from "./description-form.tsx";
+import { ProtectionToggle } from "./protection-toggle.tsx";
 import { TagChips } from "./tag-chips.tsx";
 import { TagsForm } from "./tags-form.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -115,6 +116,10 @@ export function VmDetails({ id }: { id: string }) {
               delaySec={vm.autostartDelaySec}
               disabled={!canControl(me, vm) || (vm.poolId !== null && !vm.acquiredAt)}
             />
+          </dd>
+          <dt>Protection</dt>
+          <dd data-testid="vm-protection">
+            <ProtectionToggle vmId={vm.id} protection={vm.protection} disabled={!canControl(me, vm) || (vm.poolId !== null && !vm.acquiredAt)} />
           </dd>
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>

@@ -17,6 +17,7 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
     autostart: false,
     autostartOrder: null,
     autostartDelaySec: 0,
+    protection: false,
     sshPort: null,
     network: "nat",
     bridge: null,

@@ -165,6 +165,15 @@ test("a stopped VM's CPUs and memory change on its page for its next start, it c
   await expect(page.getByTestId("event-list")).toContainText("Starts when its host boots (order 2, then 15 s before the next)");
   expect(await api.vm.get.query({ id: vm.id })).toMatchObject({ autostartOrder: 2, autostartDelaySec: 15 });
 
+  // Protection: no Delete while it is on, and the server refuses one sent anyway.
+  const protect = page.getByTestId("vm-protection").getByLabel("Protect it from deletion");
+  await protect.check();
+  await expect(page.getByTestId("event-list")).toContainText("Protected from deletion");
+  await expect(page.getByRole("button", { name: "Delete", exact: true })).toHaveCount(0);
+  await expect(api.vm.delete.mutate({ id: vm.id })).rejects.toThrow(/is protected from deletion/);
+  await protect.uncheck();
+  await expect(page.getByRole("button", { name: "Delete", exact: true })).toBeVisible();
+
   // A new name: the heading follows, and the event says what it was.
   const renamed = `${vm.name}-b`;
   const rename = page.getByRole("form", { name: "Rename" });

@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   VM_BUSY: "CONFLICT",
   /** No VM, image or other record with that id or name. Seed: ErrVMNotFound. */
   NOT_FOUND: "NOT_FOUND",
+  /** A VM with protection on cannot be deleted (Proxmox's Protection); turn it off first. */
+  VM_PROTECTED: "PRECONDITION_FAILED",
   /** The VM must be running for this. Seed: ErrVMNotRunning / ErrNotRunning. */
   NOT_RUNNING: "PRECONDITION_FAILED",
   /** Start of a VM whose qemu is already running. Seed: ErrAlreadyRunning. */

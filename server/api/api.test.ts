@@ -121,7 +121,12 @@ describe("image.import input", () => {
     mkdirSync(t.env.imagesDir, { recursive: true });
     writeFileSync(path.join(t.env.stateDir, "outside.qcow2"), "not an image");
     expect((await refusal(api.image.import({ name: "up", path: "../outside.qcow2" }))).message).toMatch(/must be a file under/);
-    expect((await refusal(api.image.import({ name: "none", path: "missing.qcow2" }))).message).toMatch(/does not exist/);
+    expect((await refusal(api.image.import({ name: "none", path: "missing.qcow2" }))).message).toBe(
+      'There is no image "missing.qcow2" under the images directory; check the name.',
+    );
+    expect((await refusal(api.image.import({ name: "none", path: "sub/../etc/missing.qcow2" }))).message).toBe(
+      "There is no image at that path under the images directory; check the name.",
+    );
     expect((await refusal(api.image.import({ name: "both", path: "a", url: "https://example.invalid/a" }))).code).toBe("BAD_REQUEST");
     expect((await refusal(api.image.import({ name: "ftp", url: "ftp://example.invalid/a.qcow2" }))).message).toMatch(/http and https/);
     expect(await t.hangar.db.image.count({ where: { name: { in: ["up", "none", "both", "ftp"] } } })).toBe(0);
@@ -336,6 +341,21 @@ describe("disks and stops", () => {
     expect(await refusal(api.vm.create({ ...goodSpec, name: "badly-tagged", imageId, tags: ["a b"] }))).toMatchObject({ code: "BAD_REQUEST" });
     expect(await api.vm.setTags({ id: vm.id, tags: [] })).toEqual({ tags: [] });
     expect((await api.vm.list({ search: "tagged" })).items.find((row) => row.id === vm.id)?.tags).toEqual([]);
+  });
+
+  it("keeps a protected VM from deletion until its protection is off", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "precious", imageId });
+    expect(await api.vm.setProtection({ id: vm.id, protection: true })).toEqual({ protection: true });
+    expect((await api.vm.list({ search: "precious" })).items[0]?.protection).toBe(true);
+    expect(await refusal(api.vm.delete({ id: vm.id }))).toEqual({
+      code: "PRECONDITION_FAILED",
+      message: 'VM "precious" is protected from deletion; turn its protection off first.',
+    });
+    expect(fake.vm(vm.id).calls).not.toContain("delete");
+    const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
+    expect(event).toMatchObject({ action: "protection", message: "Protected from deletion" });
+    expect(await api.vm.setProtection({ id: vm.id, protection: false })).toEqual({ protection: false });
+    await api.vm.delete({ id: vm.id });
   });
 
   it("makes an image of a stopped VM's disk that new VMs boot from, and leaves nothing when it fails", async () => {

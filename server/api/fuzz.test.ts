@@ -104,6 +104,7 @@ beforeAll(async () => {
     "vm.describe": { id: target.id, description: "the web team's CI runner" },
     "vm.setTags": { id: target.id, tags: ["web", "team-a"] },
     "vm.restart": { id: target.id, timeoutSec: 0 },
+    "vm.setProtection": { id: target.id, protection: true },
     "vm.listTags": undefined,
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },

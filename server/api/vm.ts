@@ -1,6 +1,6 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, setTags, syncToVm, waitForVm } from "../vms/inventory.ts";
+import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, setProtection, setTags, syncToVm, waitForVm } from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -144,6 +144,12 @@ export const vmRouter = router({
     .input(z.object({ id, description }))
     .output(z.object({ description: z.string() }))
     .mutation(({ ctx, input }) => describeVm(ctx.hangar, input, ctx.actor)),
+  /** Protection on or off: while on, the VM cannot be deleted (Proxmox's Protection). */
+  setProtection: procedure
+    .meta({ permission: "vm.control" })
+    .input(z.object({ id, protection: z.boolean() }))
+    .output(z.object({ protection: z.boolean() }))
+    .mutation(({ ctx, input }) => setProtection(ctx.hangar, input, ctx.actor)),
   /** Every tag some VM has, by tag, with how many VMs have it. */
   listTags: procedure
     .meta({ permission: "read" })

@@ -86,6 +86,7 @@ describe("roles", () => {
       ["vm.describe", b.vm.describe({ id: vm.id, description: "mine now" })],
       ["vm.setTags", b.vm.setTags({ id: vm.id, tags: ["stolen"] })],
       ["vm.restart", b.vm.restart({ id: vm.id })],
+      ["vm.setProtection", b.vm.setProtection({ id: vm.id, protection: false })],
       ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
       ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
       ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],

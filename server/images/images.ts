@@ -124,7 +124,11 @@ export function createImages({
   async function fileUnderImagesDir(what: string, candidate: string): Promise<string> {
     const root = await realpath(imagesDir).catch(() => path.resolve(imagesDir));
     const resolved = await realpath(path.resolve(root, candidate)).catch(() => undefined);
-    if (!resolved) throw new HangarError("INVALID_INPUT", `The ${what} "${candidate}" does not exist under the images directory.`);
+    if (!resolved) {
+      // Named back only when it is a plain file name: a path given may spell anything.
+      const named = /^[\w.+-]{1,100}$/.test(candidate) ? ` "${candidate}"` : " at that path";
+      throw new HangarError("INVALID_INPUT", `There is no ${what}${named} under the images directory; check the name.`);
+    }
     if (!resolved.startsWith(`${root}${path.sep}`)) {
       throw new HangarError("INVALID_INPUT", `The ${what} must be a file under the images directory; put it there first.`);
     }

@@ -6,7 +6,7 @@ import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { setAutostart } from "../vms/autostart.ts";
-import { renameVm } from "../vms/inventory.ts";
+import { renameVm, setProtection } from "../vms/inventory.ts";
 import { resizeVm } from "../vms/resources.ts";
 import type { StagingState } from "./pool.ts";
 
@@ -54,7 +54,7 @@ describe("pools", () => {
     expect(fake.vm(got.vmId).lastStart).toMatchObject({ memoryFile: false });
   });
 
-  it("keeps a waiting Stopped member's name, CPUs, memory and start at boot the pool's; once acquired, its holder may change them", async () => {
+  it("keeps a waiting Stopped member's name, CPUs, memory, start at boot and protection the pool's; once acquired, its holder may change them", async () => {
     const pool = await newPool(1, "Stopped");
     const [waiting] = await members(pool.id);
     const refused = await resizeVm(hangar, { id: waiting?.id ?? "", cpus: 2 }, "svc").catch((e: unknown) => e);
@@ -69,11 +69,21 @@ describe("pools", () => {
     });
     const renamed = await renameVm(hangar, { id: waiting?.id ?? "", name: "mine-now" }, "svc").catch((e: unknown) => e);
     expect(renamed).toMatchObject({ code: "INVALID_INPUT", message: `VM "${waiting?.name}" waits in pool "warm", which names its members; acquire it first.` });
+    const guarded = await setProtection(hangar, { id: waiting?.id ?? "", protection: true }, "svc").catch((e: unknown) => e);
+    expect(guarded).toMatchObject({
+      code: "INVALID_INPUT",
+      message: `VM "${waiting?.name}" waits in pool "warm", which deletes its members as it needs; acquire it first.`,
+    });
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    // Acquired and protected: a release is refused before it stops anything.
+    await setProtection(hangar, { id: got.vmId, protection: true }, "svc");
+    await expect(hangar.pools.release(got.vmId, "svc")).rejects.toMatchObject({ code: "VM_PROTECTED" });
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: got.vmId } })).state).toBe("Running");
+    await setProtection(hangar, { id: got.vmId, protection: false }, "svc");
     await hangar.lifecycle.stopVm(got.vmId, 0, "svc");
     expect((await renameVm(hangar, { id: got.vmId, name: "mine-now" }, "svc")).name).toBe("mine-now");
     expect(await resizeVm(hangar, { id: got.vmId, cpus: 2 }, "svc")).toEqual({ cpus: 2, memoryMiB: 128 });
-    expect(await setAutostart(hangar, { id: got.vmId, autostart: true }, "svc")).toEqual({ autostart: true });
+    expect(await setAutostart(hangar, { id: got.vmId, autostart: true }, "svc")).toEqual({ autostart: true, order: null, delaySec: 0 });
   });
 
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {

@@ -324,6 +324,8 @@ export function createPools({
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { pool: true } });
     if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}"; it may have been released already.`);
     if (!vm.acquiredAt) throw new HangarError("INVALID_INPUT", `VM "${vm.name}" was not acquired from a pool; delete it instead.`);
+    // Refused before the stop: the delete would be refused after it, with the guest already down.
+    if (vm.protection) throw new HangarError("VM_PROTECTED", `VM "${vm.name}" is protected from deletion; turn its protection off first.`);
     await cleanupVm(lifecycle.instance(vmId, actor), 30_000);
     await record(vm.pool?.name ?? "(deleted)", "released", true, `${vm.name} released by ${actor}`, { id: null, name: vm.name });
     if (vm.poolId) void kick(vm.poolId);

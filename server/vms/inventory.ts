@@ -319,6 +319,27 @@ export async function describeVm(hangar: Hangar, input: { id: string; descriptio
   return { description };
 }
 
+/**
+ * Protection on or off (Proxmox's Protection): a protected VM cannot be deleted, whatever
+ * asks (lifecycle.ts refuses). A pool's waiting members are the pool's to delete.
+ */
+export async function setProtection(hangar: Hangar, input: { id: string; protection: boolean }, actor: string) {
+  const vm = await hangar.db.vm.findUnique({
+    where: { id: input.id },
+    select: { id: true, name: true, protection: true, acquiredAt: true, pool: { select: { name: true } } },
+  });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  if (vm.pool && !vm.acquiredAt) {
+    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which deletes its members as it needs; acquire it first.`);
+  }
+  if (vm.protection === input.protection) return { protection: vm.protection };
+  await hangar.db.vm.update({ where: { id: vm.id }, data: { protection: input.protection } });
+  const message = input.protection ? "Protected from deletion" : "No longer protected from deletion";
+  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "protection", ok: true, message });
+  await announceRowChange(hangar, vm, event.id);
+  return { protection: input.protection };
+}
+
 /** Replaces VM `id`'s tags (none: `[]`), in any state. */
 export async function setTags(hangar: Hangar, input: { id: string; tags: string[] }, actor: string) {
   const tags = checkTags(input.tags);

@@ -189,6 +189,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     // The routers forward calls on other hosts' VMs there (server/cluster/): reaching this is a bug.
     if (vm.hostId && vm.hostId !== self) throw new Error(`VM ${vm.name} belongs to host ${vm.hostId}, not to this one (${self})`);
     const from = stateOf(vm);
+    if (action === "Delete" && vm.protection) {
+      throw new HangarError("VM_PROTECTED", `VM "${vm.name}" is protected from deletion; turn its protection off first.`);
+    }
     if (diskHeld.has(vmId) && (action === "Start" || action === "Delete")) {
       throw new HangarError("VM_BUSY", `An image is being made from VM "${vm.name}"'s disk; ${action.toLowerCase()} it once that is done.`);
     }
