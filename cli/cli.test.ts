@@ -185,6 +185,7 @@ describe("hangar CLI", () => {
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
     // A protected VM is not deleted until its protection is off.
     expect((await hangar(["protect", "cli-2", "on"])).stdout).toBe("cli-2 protection on");
+    expect((await hangar(["get", "cli-2"])).stdout).toMatch(/^protection: on$/m);
     const kept = await hangar(["delete", "cli-2"]);
     expect([kept.exitCode, kept.stderr.trim()]).toEqual([6, 'hangar: cli-2: VM "cli-2" is protected from deletion; turn its protection off first.']);
     expect((await hangar(["protect", "cli-2", "off"])).stdout).toBe("cli-2 protection off");

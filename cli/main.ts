@@ -130,6 +130,10 @@ program
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
           v.ports.length ? `forwards: ${v.ports.map((p) => `${p.boundPort ?? p.hostPort}->${p.guestPort}`).join(", ")}` : "",
+          v.autostart
+            ? `autostart: on${v.autostartOrder !== null ? `, order ${v.autostartOrder}` : ""}${v.autostartDelaySec > 0 ? `, then ${v.autostartDelaySec} s` : ""}`
+            : "",
+          v.protection ? "protection: on" : "",
           `ssh: hangar ssh ${v.name}`,
         ]
           .filter(Boolean)
