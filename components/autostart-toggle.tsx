@@ -4,11 +4,10 @@
  * it is on, where the VM comes in the start order and how long the next one waits for it
  * (Proxmox's start order and delay), saved on request.
  */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 
 interface Props {
   vmId: string;
@@ -19,17 +18,14 @@ interface Props {
 }
 
 export function AutostartToggle({ vmId, autostart, order, delaySec, disabled }: Props) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
+  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
   // What was asked for, shown until the VM is read again with it (or the change failed).
   const [asked, setAsked] = useState<boolean>();
   const save = useMutation(
     trpc.vm.setAutostart.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
+      ...callbacks,
       onSettled: async () => {
-        await refreshVm(queryClient, trpc, vmId);
+        await callbacks.onSettled();
         setAsked(undefined);
       },
     }),
@@ -80,7 +76,7 @@ export function AutostartToggle({ vmId, autostart, order, delaySec, disabled }: 
           </button>
         </form>
       ) : null}
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </>
   );
 }

@@ -1,26 +1,16 @@
 "use client";
 /** What a VM is for, in people's words: edited in place, saved on request. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { useMutation } from "@tanstack/react-query";
+import type { FormEvent } from "react";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 
 /** The server's limit, said in its refusal too. */
 const MAX_LENGTH = 2000;
 
 export function DescriptionForm({ vmId, description }: { vmId: string; description: string }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
-  const save = useMutation(
-    trpc.vm.describe.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
-      // The VM and its events: the change is recorded as an event.
-      onSettled: () => refreshVm(queryClient, trpc, vmId),
-    }),
-  );
+  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
+  const save = useMutation(trpc.vm.describe.mutationOptions(callbacks));
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -28,7 +18,7 @@ export function DescriptionForm({ vmId, description }: { vmId: string; descripti
   }
 
   return (
-    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Description">
+    <form onInvalidCapture={clearError} className="form" onSubmit={submit} aria-label="Description">
       <label className="field">
         <span>Description</span>
         <textarea name="description" rows={2} maxLength={MAX_LENGTH} defaultValue={description} placeholder="What this VM is for (optional)" />
@@ -38,7 +28,7 @@ export function DescriptionForm({ vmId, description }: { vmId: string; descripti
           {save.isPending ? "Saving…" : "Save description"}
         </button>
       </div>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </form>
   );
 }

@@ -1,23 +1,13 @@
 "use client";
 /** Grow a Stopped VM's disk; the guest's cloud-init grows its root partition at the next boot. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { useMutation } from "@tanstack/react-query";
+import type { FormEvent } from "react";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 
 export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB: number }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
-  const resize = useMutation(
-    trpc.vm.resizeDisk.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
-      // The VM and its events: the change is recorded as an event.
-      onSettled: () => refreshVm(queryClient, trpc, vmId),
-    }),
-  );
+  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
+  const resize = useMutation(trpc.vm.resizeDisk.mutationOptions(callbacks));
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -25,7 +15,7 @@ export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB:
   }
 
   return (
-    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Grow the disk">
+    <form onInvalidCapture={clearError} className="form" onSubmit={submit} aria-label="Grow the disk">
       <div className="port-row">
         <label className="field">
           <span>New size (GiB)</span>
@@ -35,7 +25,7 @@ export function DiskResizeForm({ vmId, currentGiB }: { vmId: string; currentGiB:
           {resize.isPending ? "Growing…" : "Grow disk"}
         </button>
       </div>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </form>
   );
 }

@@ -1,22 +1,12 @@
 "use client";
 /** Protection (Proxmox's): while on, the VM cannot be deleted. A checkbox that saves as it changes. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { useMutation } from "@tanstack/react-query";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 
 export function ProtectionToggle({ vmId, protection, disabled }: { vmId: string; protection: boolean; disabled: boolean }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
-  const save = useMutation(
-    trpc.vm.setProtection.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
-      onSettled: () => refreshVm(queryClient, trpc, vmId),
-    }),
-  );
+  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
+  const save = useMutation(trpc.vm.setProtection.mutationOptions(callbacks));
   return (
     <>
       <label className="check">
@@ -28,7 +18,7 @@ export function ProtectionToggle({ vmId, protection, disabled }: { vmId: string;
         />
         Protect it from deletion
       </label>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </>
   );
 }

@@ -1,22 +1,19 @@
 "use client";
 /** Make an image of a Stopped VM's disk (admins): new VMs can then be created from it. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation } from "@tanstack/react-query";
 import Link from "next/link";
-import { useState, type FormEvent } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import type { FormEvent } from "react";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 import { VmNameField } from "./vm-fields.tsx";
 
 export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
+  const { trpc, queryClient, error, clearError, callbacks } = useVmChange(vmId);
   const publish = useMutation(
     trpc.vm.publish.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
-      onSuccess: () => Promise.all([queryClient.invalidateQueries(trpc.image.pathFilter()), refreshVm(queryClient, trpc, vmId)]),
+      onMutate: callbacks.onMutate,
+      onError: callbacks.onError,
+      onSuccess: () => Promise.all([queryClient.invalidateQueries(trpc.image.pathFilter()), callbacks.onSettled()]),
     }),
   );
 
@@ -26,7 +23,7 @@ export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) 
   }
 
   return (
-    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Make an image">
+    <form onInvalidCapture={clearError} className="form" onSubmit={submit} aria-label="Make an image">
       <div className="port-row">
         <VmNameField label="Image name" defaultValue={`${vmName}-image`.slice(0, 63)} />
         <button type="submit" className="secondary" disabled={publish.isPending}>
@@ -39,7 +36,7 @@ export function PublishForm({ vmId, vmName }: { vmId: string; vmName: string }) 
           Image <Link href={`/images/${publish.data.id}`}>{publish.data.name}</Link> is ready.
         </p>
       ) : null}
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </form>
   );
 }

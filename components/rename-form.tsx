@@ -1,24 +1,14 @@
 "use client";
 /** Rename a VM, in any state; its guest takes the new hostname at its next boot. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { useMutation } from "@tanstack/react-query";
+import type { FormEvent } from "react";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 import { VmNameField } from "./vm-fields.tsx";
 
 export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
-  const rename = useMutation(
-    trpc.vm.rename.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
-      // The VM and its events: the change is recorded as an event.
-      onSettled: () => refreshVm(queryClient, trpc, vmId),
-    }),
-  );
+  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
+  const rename = useMutation(trpc.vm.rename.mutationOptions(callbacks));
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -26,7 +16,7 @@ export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   }
 
   return (
-    <form onInvalidCapture={() => setError(undefined)} className="form" onSubmit={submit} aria-label="Rename">
+    <form onInvalidCapture={clearError} className="form" onSubmit={submit} aria-label="Rename">
       <div className="port-row">
         <VmNameField label="New name" defaultValue={vmName} />
         <button type="submit" className="secondary" disabled={rename.isPending}>
@@ -34,7 +24,7 @@ export function RenameForm({ vmId, vmName }: { vmId: string; vmName: string }) {
         </button>
       </div>
       <p className="muted small">The guest takes the new hostname at its next boot.</p>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </form>
   );
 }

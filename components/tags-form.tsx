@@ -1,23 +1,20 @@
 "use client";
 /** A VM's tags, typed as words separated by spaces or commas; saved on request. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import { useMutation } from "@tanstack/react-query";
+import type { FormEvent } from "react";
 import { TAG_RULE, splitTags } from "../lib/vocabulary.ts";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
-import { refreshVm } from "./refresh-vm.ts";
-import { useTRPC } from "./trpc.ts";
+import { ErrorAlert } from "./error-alert.tsx";
+import { useVmChange } from "./use-vm-change.ts";
 
 export function TagsForm({ vmId, tags }: { vmId: string; tags: readonly string[] }) {
-  const trpc = useTRPC();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
+  const { trpc, queryClient, error, clearError, callbacks } = useVmChange(vmId);
   const save = useMutation(
     trpc.vm.setTags.mutationOptions({
-      onMutate: () => setError(undefined),
-      onError: (e) => setError(errorText(e)),
+      ...callbacks,
+      // The inventory's Tag filter offers the tags in use.
       onSettled: async () => {
         await queryClient.invalidateQueries({ queryKey: trpc.vm.listTags.queryKey() });
-        await refreshVm(queryClient, trpc, vmId);
+        await callbacks.onSettled();
       },
     }),
   );
@@ -45,7 +42,7 @@ export function TagsForm({ vmId, tags }: { vmId: string; tags: readonly string[]
           {save.isPending ? "Saving…" : "Save tags"}
         </button>
       </div>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </form>
   );
 }

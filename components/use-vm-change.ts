@@ -1,0 +1,23 @@
+"use client";
+/**
+ * What every form on a VM's page does around its mutation: clear the last error when it is
+ * sent, keep the server's sentence when it fails, and read the VM and its events again once
+ * it is done (the change is recorded as an event).
+ */
+import { useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { errorText } from "./error-alert.tsx";
+import { refreshVm } from "./refresh-vm.ts";
+import { useTRPC } from "./trpc.ts";
+
+export function useVmChange(vmId: string) {
+  const trpc = useTRPC();
+  const queryClient = useQueryClient();
+  const [error, setError] = useState<string>();
+  const callbacks = {
+    onMutate: () => setError(undefined),
+    onError: (e: unknown) => setError(errorText(e)),
+    onSettled: () => refreshVm(queryClient, trpc, vmId),
+  };
+  return { trpc, queryClient, error, clearError: () => setError(undefined), callbacks };
+}
