@@ -48,6 +48,15 @@ export function LiveUpdates() {
           if (page && page !== data) queryClient.setQueryData(key, page);
         }
       }
+      // A list read under way was answered before this change and lands after the patch, over
+      // it: each such list is read again once its read lands.
+      const reading = queryClient
+        .getQueryCache()
+        .findAll(trpc.vm.list.pathFilter())
+        .filter((query) => query.state.fetchStatus === "fetching");
+      for (const query of reading) {
+        void Promise.allSettled([query.promise]).then(() => queryClient.invalidateQueries({ queryKey: query.queryKey, exact: true }));
+      }
       void refreshVm(queryClient, trpc, change.vmId);
       // Pools list their members: only a pool member's change (or a deletion, which may be one) touches them.
       if (!change.row || change.row.poolId) void queryClient.invalidateQueries(trpc.pool.pathFilter());
