@@ -86,4 +86,8 @@ npx next build >/dev/null
 # 6. The typed client's JavaScript and declarations (`hangar/client`).
 log "client build"
 npm run --silent build:client
+
+# 7. The `hangar` command as one file: it starts without compiling TypeScript.
+log "cli build"
+npm run --silent build:cli
 log "ready"
