@@ -6,6 +6,7 @@
  * Results go to stdout (`--json` for scripts), progress and messages to stderr; exit codes
  * are in api.ts (EXIT) and the README.
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +24,10 @@ import { progressBar } from "./progress.ts";
 import { pull, push, sshArgs, vmPath, type SshChoices } from "./ssh.ts";
 import { openTerminal, pipeProxy, runConsole } from "./terminal.ts";
 
-const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "bin", "hangar.mjs");
+/** bin/hangar.mjs, which ssh runs as the ProxyCommand: beside cli/ for the source, two up from dist/cli/ for the bundle. */
+const here = path.dirname(fileURLToPath(import.meta.url));
+const LAUNCHER =
+  [path.resolve(here, "..", "bin", "hangar.mjs"), path.resolve(here, "..", "..", "bin", "hangar.mjs")].find((file) => existsSync(file)) ?? "hangar";
 
 const program = new Command("hangar")
   .description("Hangar's command line: VMs, consoles, ssh, pools and images on a Hangar server.")
@@ -123,12 +127,21 @@ program
     run(async (name: string, _options: unknown, command: Command) => {
       const { api } = await connect();
       const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
-      output(json(command), vm, (v) =>
+      // What its guest agent reports, while it runs (a bridged VM's LAN address).
+      const reported = vm.state === "Running" ? await api.vm.addresses.query({ id: vm.id }) : undefined;
+      const addresses = reported?.interfaces ?? null;
+      output(json(command), { ...vm, addresses }, (v) =>
         [
           table(VM_HEADER, [vmRow(v)]),
           `id: ${v.id}`,
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
+          v.addresses
+            ? `addresses: ${v.addresses
+                .filter((nic) => nic.addresses.length > 0)
+                .map((nic) => `${nic.name} ${nic.addresses.map((ip) => `${ip.address}/${ip.prefix}`).join(" ")}`)
+                .join("; ")}`
+            : "",
           v.ports.length ? `forwards: ${v.ports.map((p) => `${p.boundPort ?? p.hostPort}->${p.guestPort}`).join(", ")}` : "",
           v.autostart
             ? `autostart: on${v.autostartOrder !== null ? `, order ${v.autostartOrder}` : ""}${v.autostartDelaySec > 0 ? `, then ${v.autostartDelaySec} s` : ""}`

@@ -15,6 +15,7 @@ import { TagChips } from "./tag-chips.tsx";
 import { TagsForm } from "./tags-form.tsx";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { EventList } from "./event-list.tsx";
+import { GuestAddresses } from "./guest-addresses.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
 import { formatBytes, formatMemory, formatTime } from "./format.ts";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
@@ -123,6 +124,10 @@ export function VmDetails({ id }: { id: string }) {
           </dd>
           <dt>Network</dt>
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
+          <dt>Addresses</dt>
+          <dd data-testid="vm-addresses">
+            <GuestAddresses vmId={vm.id} running={vm.state === "Running"} />
+          </dd>
           <dt>Ready</dt>
           <dd data-testid="vm-ready">
             <ReadyCondition state={vm.readyState} detail={vm.readyDetail} at={vm.readyAt} />

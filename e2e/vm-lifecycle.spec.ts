@@ -78,6 +78,8 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page.getByLabel("SSH command")).toHaveText(`hangar ssh ${name}`);
   // The ready condition: cloud-init's result (the tiny guest's stand-in), pushed live.
   await expect(page.getByTestId("vm-ready")).toContainText("Ready — cloud-init done", STATE_CHANGE);
+  // The tiny guest's agent reports no addresses, and the page says why rather than nothing.
+  await expect(page.getByTestId("vm-addresses")).toContainText("No guest agent reports them");
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
   await shot(page, "vm-page");
 

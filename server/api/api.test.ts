@@ -190,6 +190,21 @@ describe("network modes and port forwards", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("reports a running VM's addresses from its guest agent, and says why there are none", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "bridged", imageId });
+    expect(await api.vm.addresses({ id: vm.id })).toEqual({
+      interfaces: null,
+      detail: 'VM "bridged" is Stopped; its guest reports its addresses while it runs.',
+    });
+    await api.vm.start({ id: vm.id });
+    expect(await api.vm.addresses({ id: vm.id })).toMatchObject({ interfaces: null, detail: expect.stringMatching(/^No guest agent reports them/) });
+    const lan = { name: "eth1", mac: "52:54:00:12:34:57", addresses: [{ family: "ipv4" as const, address: "192.168.1.57", prefix: 24 }] };
+    fake.vm(vm.id).guestInterfaces = [lan];
+    expect(await api.vm.addresses({ id: vm.id })).toEqual({ interfaces: [lan], detail: "Reported by the guest agent." });
+    expect(await refusal(api.vm.addresses({ id: "nosuchvm" }))).toMatchObject({ code: "NOT_FOUND" });
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
   it("adds and removes forwards on a stopped and on a running VM", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "forwarded", imageId });
     const onStopped = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });
@@ -246,6 +261,50 @@ describe("disks and stops", () => {
     expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toBe('VM "roomy" is Running; stop it before growing its disk.');
     expect((await api.vm.get({ id: vm.id })).diskGiB).toBe(10);
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("locks a VM while a snapshot is taken, as Proxmox does: actions on it meanwhile are refused with CONFLICT, then go through", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "locked", imageId });
+    fake.snapshotDelayMs = 400;
+    try {
+      const untilLocked = async () => {
+        while (!t.hangar.lifecycle.isBusy(vm.id)) await new Promise((resolve) => setTimeout(resolve, 5));
+      };
+      // Stopped: qemu-img works on the disk; a start, a delete, a disk resize or a clone would meet it there.
+      const taking = api.snapshot.create({ id: vm.id, name: "s1" });
+      await untilLocked();
+      expect(await refusal(api.vm.start({ id: vm.id }))).toEqual({
+        code: "CONFLICT",
+        message: 'VM "locked" is busy taking snapshot s1; start it once that is done.',
+      });
+      expect(await refusal(api.vm.delete({ id: vm.id }))).toEqual({
+        code: "CONFLICT",
+        message: 'VM "locked" is busy taking snapshot s1; delete it once that is done.',
+      });
+      expect((await refusal(api.snapshot.create({ id: vm.id, name: "s2" }))).code).toBe("CONFLICT");
+      expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 20 }))).code).toBe("CONFLICT");
+      expect(await refusal(api.vm.clone({ id: vm.id, name: "locked-copy" }))).toEqual({
+        code: "CONFLICT",
+        message: 'VM "locked" has an action under way; clone it once it settles.',
+      });
+      expect(await t.hangar.db.vm.findUnique({ where: { name: "locked-copy" } })).toBeNull();
+      await taking;
+      expect((await api.snapshot.list({ id: vm.id })).map((s) => s.name)).toEqual(["s1"]);
+
+      // Running: savevm in the running qemu; a stop waits for it to end.
+      await api.vm.start({ id: vm.id });
+      const again = api.snapshot.create({ id: vm.id, name: "s2" });
+      await untilLocked();
+      expect(await refusal(api.vm.stop({ id: vm.id, timeoutSec: 0 }))).toEqual({
+        code: "CONFLICT",
+        message: 'VM "locked" is busy taking snapshot s2; stop it once that is done.',
+      });
+      await again;
+      expect((await api.vm.get({ id: vm.id })).state).toBe("Running");
+      await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    } finally {
+      fake.snapshotDelayMs = 0;
+    }
   });
 
   it("changes a stopped VM's CPUs and memory for its next start, and says why it will not", async () => {

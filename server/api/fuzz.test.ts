@@ -106,6 +106,7 @@ beforeAll(async () => {
     "vm.restart": { id: target.id, timeoutSec: 0 },
     "vm.setProtection": { id: target.id, protection: true },
     "vm.listTags": undefined,
+    "vm.addresses": { id: target.id },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

@@ -84,6 +84,20 @@ export const vmListOutput = documented<VmListPage>(
 export const vmOutput = documented<VmDetail>(
   z.looseObject({ ...vmFields, serialTail: z.string().meta({ description: "The end of the serial console's output" }) }).meta({ id: "Vm" }),
 );
+export const addressesOutput = z
+  .object({
+    interfaces: z
+      .array(
+        z.object({
+          name: z.string(),
+          mac: z.string().nullable(),
+          addresses: z.array(z.object({ family: z.enum(["ipv4", "ipv6"]), address: z.string(), prefix: z.number().int() })),
+        }),
+      )
+      .nullable(),
+    detail: z.string(),
+  })
+  .meta({ id: "VmAddresses" });
 export const deletedOutput = z.object({ id: z.string() });
 export const execOutput = z.object({
   stdout: z.string(),

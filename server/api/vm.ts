@@ -7,7 +7,8 @@ import { addForward, removeForward } from "../vms/forwards.ts";
 import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
-import { deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
+import { vmAddresses } from "../vms/addresses.ts";
+import { addressesOutput, deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
 import {
   cpus,
   createVmInput,
@@ -151,6 +152,12 @@ export const vmRouter = router({
     .output(z.object({ protection: z.boolean() }))
     .mutation(({ ctx, input }) => setProtection(ctx.hangar, input, ctx.actor)),
   /** Every tag some VM has, by tag, with how many VMs have it. */
+  /** The running VM's interfaces and addresses as its guest agent reports them (a bridged VM's LAN address). */
+  addresses: procedure
+    .meta({ permission: "read", runsOn: "vm", openapi: rest("GET", "/vms/{id}/addresses", "A running VM's addresses, from its guest agent") })
+    .input(z.object({ id }))
+    .output(addressesOutput)
+    .query(({ ctx, input }) => vmAddresses(ctx.hangar, input.id)),
   listTags: procedure
     .meta({ permission: "read" })
     .output(z.array(z.object({ tag: z.string(), vms: z.number().int() })))

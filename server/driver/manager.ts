@@ -172,6 +172,14 @@ export interface GuestMemory {
   availableBytes: number;
 }
 
+/** One of the guest's network interfaces with its addresses, as its guest agent reports them. */
+export interface GuestInterface {
+  name: string;
+  /** Its MAC address, where reported. */
+  mac: string | null;
+  addresses: { family: "ipv4" | "ipv6"; address: string; prefix: number }[];
+}
+
 export interface DiskInfo {
   virtualBytes: number;
   actualBytes: number;
@@ -346,4 +354,10 @@ export interface Manager {
    * guest, or not yet). MUST throw NotRunningError when not running.
    */
   guestMemory(): Promise<GuestMemory | null>;
+  /**
+   * The guest's interfaces and addresses from its guest agent (qemu-guest-agent's
+   * guest-network-get-interfaces), or null when no agent answers or it does not report them.
+   * MUST throw NotRunningError when not running.
+   */
+  guestInterfaces(): Promise<GuestInterface[] | null>;
 }

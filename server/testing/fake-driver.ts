@@ -8,6 +8,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   AlreadyRunningError,
   type BlockStats,
+  type GuestInterface,
   type GuestMemory,
   DiskHasSnapshotsError,
   DiskShrinkError,
@@ -39,6 +40,8 @@ export interface FakeVm {
   pid: number;
   calls: string[];
   lastStart?: StartOptions;
+  /** What the last stop gave the guest after the power button. */
+  lastStopTimeoutMs?: number;
   /** Forwards added while running, beyond those of the start. */
   added: PortForward[];
   diskBytes: number;
@@ -52,6 +55,8 @@ export interface FakeVm {
   blockStats: BlockStats;
   /** What guestMemory() reports (null: the guest reports nothing); tests set it. */
   guestMemory: GuestMemory | null;
+  /** What guestInterfaces() reports (null: no guest agent answers); tests set it. */
+  guestInterfaces: GuestInterface[] | null;
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
@@ -73,6 +78,8 @@ export class FakeDriver {
   /** How the next stops end (a guest that ignores the power button: "killed"). */
   stopHow: StopOutcome["how"] = "powered-off";
   suspendDelayMs = 0;
+  /** How long taking a snapshot takes (a race with it needs time). */
+  snapshotDelayMs = 0;
   private nextPid = 1000;
 
   vm(id: string): FakeVm {
@@ -91,6 +98,7 @@ export class FakeDriver {
         cloudInitStatus: this.cloudInitStatus,
         blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 },
         guestMemory: null,
+        guestInterfaces: null,
       };
       this.vms.set(id, vm);
     }
@@ -184,8 +192,9 @@ export class FakeDriver {
         requireRunning();
         this.maybeFail("sync");
       },
-      stop: async () => {
+      stop: async (timeoutMs) => {
         vm.calls.push("stop");
+        vm.lastStopTimeoutMs = timeoutMs;
         requireRunning();
         this.maybeFail("stop");
         vm.running = false;
@@ -248,6 +257,10 @@ export class FakeDriver {
         requireRunning();
         return vm.guestMemory && { ...vm.guestMemory };
       },
+      guestInterfaces: async () => {
+        requireRunning();
+        return vm.guestInterfaces && structuredClone(vm.guestInterfaces);
+      },
       suspend: async () => {
         vm.calls.push("suspend");
         requireRunning();
@@ -281,6 +294,7 @@ export class FakeDriver {
       },
       listSnapshots: async () => vm.snapshots.map((name) => ({ name, vmStateBytes: vm.running ? 1 : 0, createdAt: new Date(0) })),
       createSnapshot: async (name) => {
+        await sleep(this.snapshotDelayMs);
         vm.snapshots.push(name);
       },
       revertSnapshot: async (name) => {

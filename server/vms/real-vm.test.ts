@@ -36,6 +36,8 @@ describe("a real VM through the API", () => {
     const exec = await t.hangar.lifecycle.instance(vm.id, "tester").exec("cat", "/run/instance-id");
     expect(exec.stdout.trim()).toBe(vm.id);
     expect(await api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 120 })).toMatchObject({ readyState: "ready", readyDetail: "cloud-init done" });
+    // The tiny guest's agent sets the clock and reports no addresses: it says so at once.
+    expect(await api.vm.addresses({ id: vm.id })).toMatchObject({ interfaces: null, detail: expect.stringMatching(/^No guest agent reports them/) });
 
     const stopped = await api.vm.stop({ id: vm.id, timeoutSec: 30 });
     expect(stopped.state).toBe("Stopped");

@@ -6,6 +6,7 @@
 import { randomInt } from "node:crypto";
 import net from "node:net";
 import { z } from "zod";
+import type { GuestInterface } from "../manager.ts";
 
 function parseJson(text: string): unknown {
   try {
@@ -81,4 +82,30 @@ export async function guestAgent(
     clearTimeout(timer);
     socket.destroy();
   }
+}
+
+const agentInterfaces = z.array(
+  z.object({
+    name: z.string(),
+    "hardware-address": z.string().optional(),
+    "ip-addresses": z.array(z.object({ "ip-address-type": z.enum(["ipv4", "ipv6"]), "ip-address": z.string(), prefix: z.number().int() })).optional(),
+  }),
+);
+
+/**
+ * guest-network-get-interfaces' answer as interfaces with the addresses a person can use:
+ * no loopback, no IPv6 link-local (fe80::/10). Undefined when the answer is not that shape.
+ */
+export function parseGuestInterfaces(answer: unknown): GuestInterface[] | undefined {
+  const parsed = agentInterfaces.safeParse(answer);
+  if (!parsed.success) return undefined;
+  return parsed.data
+    .filter((nic) => nic.name !== "lo")
+    .map((nic) => ({
+      name: nic.name,
+      mac: nic["hardware-address"] ?? null,
+      addresses: (nic["ip-addresses"] ?? [])
+        .filter((ip) => !(ip["ip-address-type"] === "ipv6" && /^fe[89ab]/i.test(ip["ip-address"])))
+        .map((ip) => ({ family: ip["ip-address-type"], address: ip["ip-address"], prefix: ip.prefix })),
+    }));
 }

@@ -19,6 +19,7 @@ import {
   DiskShrinkError,
   SnapshotNotFoundError,
   type BlockStats,
+  type GuestInterface,
   type GuestMemory,
   type DiskInfo,
   type LoginOptions,
@@ -41,7 +42,7 @@ import { vmFiles, type VmFiles } from "./paths.ts";
 import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
-import { guestAgent } from "./guest-agent.ts";
+import { guestAgent, parseGuestInterfaces } from "./guest-agent.ts";
 
 const diskInfoJson = z.object({ "virtual-size": z.number(), "actual-size": z.number().optional() });
 const snapshotsJson = z.object({
@@ -698,6 +699,12 @@ export class QemuManager implements Manager {
     } catch {
       return false;
     }
+  }
+
+  async guestInterfaces(): Promise<GuestInterface[] | null> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const [answer] = await guestAgent(this.files.guestAgentSocket, [{ execute: "guest-network-get-interfaces" }], 2000).catch(() => []);
+    return parseGuestInterfaces(answer) ?? null;
   }
 
   async kill(): Promise<void> {
