@@ -105,6 +105,11 @@ const schema = z.object({
    * finished) before it records the VM as not ready; slow hosts (TCG) need more.
    */
   HANGAR_READY_TIMEOUT_SEC: z.coerce.number().int().min(10, "HANGAR_READY_TIMEOUT_SEC must be at least 10").default(900),
+  /**
+   * Seconds each guest gets to shut down after its power button when the machine shuts
+   * down (VMs stop in the reverse of their start order), before it is forced off.
+   */
+  HANGAR_SHUTDOWN_TIMEOUT_SEC: z.coerce.number().int().min(0).max(3600).default(60),
   /** The user qemu runs as when Hangar runs as root (scripts/setup.sh creates it). */
   HANGAR_QEMU_USER: z
     .string()

@@ -120,7 +120,20 @@ export function createHangar({
     metrics,
   );
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
-  const images = createImages({ db, imagesDir: env.imagesDir, log, settings: importSettings(env), onStored: copies.recordLocal });
+  /** A host that beats; one whose row is gone does not. */
+  const hostOnline = async (hostId: string) => {
+    const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true, heartbeatAt: true } });
+    return host !== null && hosts.isOnline(host);
+  };
+  const images = createImages({
+    db,
+    imagesDir: env.imagesDir,
+    log,
+    settings: importSettings(env),
+    onStored: copies.recordLocal,
+    hostId: hosts.selfId,
+    hostOnline,
+  });
   const pools = timedPools(
     createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }),
     metrics,

@@ -22,7 +22,7 @@ import { createHttpServer } from "./http-server.ts";
 import { logger } from "./log.ts";
 import { startMetricsServer } from "./metrics/http.ts";
 import { migrateDatabase } from "./migrate.ts";
-import { machineBootId, startAtBoot } from "./vms/autostart.ts";
+import { machineBootId, machineStopping, startAtBoot, stopForShutdown } from "./vms/autostart.ts";
 import { startFanout } from "./vms/fanout.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -54,6 +54,22 @@ async function main(): Promise<void> {
   const hangar = createHangar({ env, db, log, authSecret });
   // Before anything acts as this host: a second process with this host name stops here.
   const claimed = await hangar.hosts.claim();
+  // Beating from the claim on: the start-up below (hashing the built-in image, the guest
+  // firewall) can outlast the offline time on a busy machine, and the others would show
+  // this host offline meanwhile, then record it back a second time.
+  const hostBack = async (offlineForMs: number) => {
+    await hangar.cluster.recordBack(offlineForMs, hangar.recorder);
+    await hangar.reconciler.reconcileAll();
+  };
+  const stopHeartbeat = hangar.hosts.startHeartbeat({
+    onBack: (offlineForMs) => void hostBack(offlineForMs).catch((error: unknown) => log(`host back: ${String(error)}`)),
+    onLost: () => {
+      // Another process holds this host name now: this one must not act on its VMs any more.
+      log(`another Hangar process took over host ${hangar.hosts.name} (this one had stopped beating); exiting`);
+      process.exit(1);
+    },
+    onError: (error) => log(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`),
+  });
   const adopted = await hangar.cluster.adoptHostless();
   if (adopted > 0) log(`${adopted} VM(s) from before hosts existed are this host's (${hangar.hosts.name}) from now on`);
   // PostgreSQL may be shared by several hosts: their changes reach this one's dashboards.
@@ -70,20 +86,7 @@ async function main(): Promise<void> {
   sweepStore();
   const storeSweeper = setInterval(sweepStore, 10 * 60_000);
   storeSweeper.unref();
-  const hostBack = async (offlineForMs: number) => {
-    await hangar.cluster.recordBack(offlineForMs, hangar.recorder);
-    await hangar.reconciler.reconcileAll();
-  };
   if (claimed.offlineForMs > 0) void hostBack(claimed.offlineForMs).catch((error: unknown) => log(`host back: ${String(error)}`));
-  const stopHeartbeat = hangar.hosts.startHeartbeat({
-    onBack: (offlineForMs) => void hostBack(offlineForMs).catch((error: unknown) => log(`host back: ${String(error)}`)),
-    onLost: () => {
-      // Another process holds this host name now: this one must not act on its VMs any more.
-      log(`another Hangar process took over host ${hangar.hosts.name} (this one had stopped beating); exiting`);
-      process.exit(1);
-    },
-    onError: (error) => log(`heartbeat failed: ${error instanceof Error ? error.message : String(error)}`),
-  });
   await hangar.cluster.serve((data) => runForwardedCall(hangar, data, log));
   const stopWatchingHosts = hangar.cluster.shared ? hangar.cluster.watchHosts((change) => hangar.bus.deliver(change)) : () => undefined;
   const setupCode = await bootstrapAdmin(hangar.db, hangar.auth, env.stateDir, env.HANGAR_ADMIN_EMAIL, env.HANGAR_ADMIN_PASSWORD);
@@ -125,43 +128,50 @@ async function main(): Promise<void> {
    * SIGTERM (systemd, `kill`) or SIGINT (Ctrl+C): stop taking requests, end every WebSocket
    * and terminal, stop the timers, let work in flight settle, close Next and the database,
    * exit 0. qemu runs daemonized and is left as it is: the reconciler adopts each VM at the
-   * next start, and finishes or rolls back an action this cut short. A second signal exits
-   * at once.
+   * next start, and finishes or rolls back an action this cut short. When the machine itself
+   * is shutting down, the running VMs are stopped first (power button, then forced), since
+   * the end of the shutdown would kill their qemu. A second signal exits at once.
    */
   const shutdown = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(0);
     stopping = true;
-    log(`${signal}: shutting down; VMs keep running`);
     // Open keep-alive connections would hold server.close() forever.
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeAllConnections();
     stopReconciler();
-    const historyWritten = stopSampler().catch((error: unknown) => log(`metrics history not written: ${String(error)}`));
-    metricsServer?.close();
-    stopHeartbeat();
-    stopWatchingHosts();
-    clearInterval(storeSweeper);
-    void fanout?.stop();
+    // No new pool member boots while the guests go down.
+    const poolsClosed = hangar.pools.close();
     hangar.terminals.close();
     hangar.consoles.closeAll();
     void (async () => {
-      await Promise.allSettled([
-        closed,
-        historyWritten,
-        hangar.pools.close(),
-        hangar.lifecycle.close(),
-        hangar.cluster.close().then(() => hangar.hosts.release()),
-      ]);
+      if (await machineStopping()) {
+        log(`${signal}: the machine is shutting down; stopping this host's VMs first (${env.HANGAR_SHUTDOWN_TIMEOUT_SEC} s each after the power button)`);
+        const { stopped, failed } = await stopForShutdown(hangar, env.HANGAR_SHUTDOWN_TIMEOUT_SEC * 1000).catch((error: unknown) => {
+          log(`stopping the VMs: ${String(error)}`);
+          return { stopped: [], failed: [] };
+        });
+        if (stopped.length > 0) log(`stopped for the shutdown: ${stopped.join(", ")}`);
+        if (failed.length > 0) log(`not stopped (see their events): ${failed.join(", ")}`);
+      } else {
+        log(`${signal}: shutting down; VMs keep running`);
+      }
+      const historyWritten = stopSampler().catch((error: unknown) => log(`metrics history not written: ${String(error)}`));
+      metricsServer?.close();
+      stopHeartbeat();
+      stopWatchingHosts();
+      clearInterval(storeSweeper);
+      void fanout?.stop();
+      // Work that does not settle (a hung database) does not keep the process.
+      setTimeout(() => {
+        log("stopped without waiting for work still in flight");
+        process.exit(0);
+      }, 10_000).unref();
+      await Promise.allSettled([closed, historyWritten, poolsClosed, hangar.lifecycle.close(), hangar.cluster.close().then(() => hangar.hosts.release())]);
       await app.close().catch(() => undefined);
       await hangar.db.$disconnect().catch(() => undefined);
       log("stopped");
       process.exit(0);
     })();
-    // Work that does not settle (a hung database) does not keep the process.
-    setTimeout(() => {
-      log("stopped without waiting for work still in flight");
-      process.exit(0);
-    }, 10_000).unref();
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);

@@ -7,7 +7,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
-import { AUTOSTART_ACTOR, machineBootId, startAtBoot } from "./autostart.ts";
+import { AUTOSTART_ACTOR, SHUTDOWN_ACTOR, machineBootId, shutdownGroups, startAtBoot, stopForShutdown } from "./autostart.ts";
 
 let t: TestHangar;
 let fake: FakeDriver;
@@ -128,5 +128,40 @@ describe("start at boot", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("stop at machine shutdown", () => {
+  it("groups VMs in the reverse of the start order: those without one first, then the highest order down", () => {
+    const vm = (name: string, autostartOrder: number | null) => ({ name, autostartOrder });
+    const groups = shutdownGroups([vm("db", 1), vm("web-1", 3), vm("scratch", null), vm("web-2", 3), vm("cache", 2), vm("tmp", null)]);
+    expect(groups.map((group) => group.map((v) => v.name))).toEqual([["scratch", "tmp"], ["web-1", "web-2"], ["cache"], ["db"]]);
+    expect(shutdownGroups([])).toEqual([]);
+  });
+
+  it("stops this host's running VMs group by group as host shutdown, and leaves a pool's waiting members", async () => {
+    // The earlier tests' VMs that still run.
+    for (const vm of await t.hangar.db.vm.findMany({ where: { state: "Running" } })) await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+    const started = async (name: string, order: number | null) => {
+      const vm = await api.vm.create({ name, imageId, ...spec });
+      if (order !== null) await api.vm.setAutostart({ id: vm.id, autostart: true, order });
+      await api.vm.start({ id: vm.id });
+      return vm;
+    };
+    const app = await started("down-app", null);
+    const db = await started("down-db", 1);
+    const web = await started("down-web", 2);
+    const idle = await api.vm.create({ name: "down-idle", imageId, ...spec });
+    const pool = await t.hangar.db.pool.create({ data: { name: "down-pool", imageId, ...spec, size: 0, staging: "Running" } });
+    const member = await started("down-member", null);
+    await t.hangar.db.vm.update({ where: { id: member.id }, data: { poolId: pool.id } });
+
+    const { stopped, failed } = await stopForShutdown(t.hangar, 5000);
+    expect({ stopped, failed }).toEqual({ stopped: ["down-app", "down-web", "down-db"], failed: [] });
+    expect(await Promise.all([app, db, web, idle, member].map((vm) => stateOf(vm.id)))).toEqual(["Stopped", "Stopped", "Stopped", "Stopped", "Running"]);
+    const [stop] = (await api.vm.events({ vmId: db.id, limit: 50 })).events.filter((e) => e.action === "stop");
+    expect(stop).toMatchObject({ actor: SHUTDOWN_ACTOR, ok: true });
+    // The power button first, then the guest's time to answer it.
+    expect(fake.vm(db.id).lastStopTimeoutMs).toBe(5000);
   });
 });

@@ -8,11 +8,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { execa } from "execa";
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 
 /** The actor of the starts, in the VMs' events. */
 export const AUTOSTART_ACTOR = "autostart";
+/** The actor of the stops when the machine shuts down. */
+export const SHUTDOWN_ACTOR = "host shutdown";
 
 /** Linux's id of the running boot of the machine; undefined where there is none. */
 export async function machineBootId(file = "/proc/sys/kernel/random/boot_id"): Promise<string | undefined> {
@@ -109,4 +112,55 @@ export async function setAutostart(hangar: Hangar, input: AutostartInput, actor:
   const message = next.autostart ? `Starts when its host boots${when.length > 0 ? ` (${when.join(", ")})` : ""}` : "No longer starts when its host boots";
   await hangar.recorder.record({ stream: "vm", vm, actor, action: "autostart", ok: true, message });
   return next;
+}
+
+/**
+ * Whether the machine itself is shutting down or rebooting (systemd says "stopping"), not
+ * just Hangar being stopped or restarted. False where systemd does not answer.
+ */
+export async function machineStopping(): Promise<boolean> {
+  const result = await execa("systemctl", ["is-system-running"], { reject: false, timeout: 5000 }).catch(() => undefined);
+  return result?.stdout.trim() === "stopping";
+}
+
+/**
+ * The groups VMs stop in when the machine shuts down: the reverse of the start order
+ * (Proxmox's), so those without an order first, then the highest order down; a group stops
+ * all at once.
+ */
+export function shutdownGroups<T extends { autostartOrder: number | null }>(vms: T[]): T[][] {
+  const byOrder = new Map<number | null, T[]>();
+  for (const vm of vms) byOrder.set(vm.autostartOrder, [...(byOrder.get(vm.autostartOrder) ?? []), vm]);
+  const orders = [...byOrder.keys()].sort((a, b) => (a === null ? -1 : b === null ? 1 : b - a));
+  return orders.map((order) => byOrder.get(order) ?? []);
+}
+
+/**
+ * Stops this host's running VMs as the machine shuts down: without it, systemd ends qemu
+ * at the last step of the shutdown and the guests lose what they had not written. Each gets
+ * the power button and `timeoutMs` to shut down, then is forced off, as a stop is. A pool's
+ * waiting members are left: the pool makes them again. Those marked to start at boot start
+ * at the next one. Returns the names stopped and not stopped.
+ */
+export async function stopForShutdown(hangar: Hangar, timeoutMs: number): Promise<{ stopped: string[]; failed: string[] }> {
+  const done = { stopped: [] as string[], failed: [] as string[] };
+  const self = await hangar.lifecycle.hostId();
+  const vms = await hangar.db.vm.findMany({
+    where: { hostId: self, state: "Running", OR: [{ poolId: null }, { acquiredAt: { not: null } }] },
+    select: { id: true, name: true, autostartOrder: true },
+  });
+  for (const group of shutdownGroups(vms)) {
+    await Promise.all(
+      group.map(async (vm) => {
+        try {
+          await hangar.lifecycle.stopVm(vm.id, timeoutMs, SHUTDOWN_ACTOR);
+          done.stopped.push(vm.name);
+        } catch {
+          // The stop recorded its own failure on the VM.
+          done.failed.push(vm.name);
+        }
+      }),
+    );
+  }
+  return done;
 }
