@@ -140,6 +140,11 @@ function isDatabaseRequestError(error: unknown): error is DatabaseRequestError &
   return error instanceof Error && error.name === "PrismaClientKnownRequestError" && typeof (error as Partial<DatabaseRequestError>).code === "string";
 }
 
+/** Prisma's unique-constraint violation (P2002), on either provider: a create lost a race. */
+export function isUniqueViolation(error: unknown): boolean {
+  return typeof error === "object" && error !== null && "code" in error && error.code === "P2002";
+}
+
 /** What people call each model in a sentence. */
 const MODEL_NOUNS: Record<string, string> = {
   Vm: "VM",

@@ -13,12 +13,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
 import type { Db } from "../db.ts";
+import { isUniqueViolation } from "../errors.ts";
 
 const AUTH_SECRET = "auth";
-
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "code" in error && error.code === "P2002";
-}
 
 /** The auth secret: HANGAR_AUTH_SECRET, else the one in the database (stored by the first host). */
 export async function resolveAuthSecret({ db, stateDir, fromEnv }: { db: Db; stateDir: string; fromEnv?: string }): Promise<string> {

@@ -154,7 +154,12 @@ export async function removeUser(db: Db, userId: string) {
 export async function bootstrapAdmin(db: Db, auth: Auth, stateDir: string, email: string | undefined, password: string | undefined): Promise<string | null> {
   if ((await db.user.count()) === 0) {
     if (!email || !password) return issueSetupCode(stateDir);
-    await addUser(db, auth, { email, password, name: email.split("@")[0] ?? "admin", role: "admin" });
+    try {
+      await addUser(db, auth, { email, password, name: email.split("@")[0] ?? "admin", role: "admin" });
+    } catch (error) {
+      // Hosts of one cluster started together with the same admin: another one made it first.
+      if (!(await db.user.findUnique({ where: { email: email.toLowerCase() } }))) throw error;
+    }
   }
   discardSetupCode(stateDir);
   return null;

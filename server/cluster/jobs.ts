@@ -26,6 +26,13 @@ const WORKERS = 12;
 /** A worker's fallback poll when a notification is lost (each is woken by NOTIFY otherwise). */
 const FALLBACK_POLL_SECONDS = 10;
 
+/**
+ * An arbitrary constant: the advisory lock hosts take turns on to create their queues. pg-boss
+ * makes a queue's partition with DDL on its shared tables, and two hosts doing that at the
+ * same moment deadlock (seen with three hosts started together), so one of them failed to start.
+ */
+const QUEUE_CREATION_LOCK = 72_616_002;
+
 export function queueOf(hostId: string): string {
   return `host-${hostId}`;
 }
@@ -126,6 +133,18 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
     return started;
   }
 
+  async function createQueueInTurn(queue: string): Promise<void> {
+    const client = new pg.Client({ connectionString: databaseUrl, application_name: "hangar-jobs" });
+    await client.connect();
+    try {
+      await client.query("SELECT pg_advisory_lock($1)", [QUEUE_CREATION_LOCK]);
+      await boss.createQueue(queue, { name: queue, retryLimit: 0 });
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1)", [QUEUE_CREATION_LOCK]).catch(() => undefined);
+      await client.end();
+    }
+  }
+
   /**
    * Works this host's queue: each job's data goes to `handle`, whose outcome (JSON) becomes
    * the job's output. `handle` must not throw: it returns failures as outcomes.
@@ -133,7 +152,7 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
   async function serve(hostId: string, handle: (data: unknown) => Promise<object>): Promise<void> {
     await start();
     const queue = queueOf(hostId);
-    await boss.createQueue(queue, { name: queue, retryLimit: 0 });
+    await createQueueInTurn(queue);
     const busy = new Set<string>();
     const workerIds: string[] = [];
     served = { queue, workerIds, busy };

@@ -48,10 +48,11 @@ async function refusal(promise: Promise<unknown>) {
 }
 
 /** An images service on the test database with URL import limits of the test's choosing. */
-function imagesWith(settings: Partial<ImportSettings>) {
+function imagesWith(settings: Partial<ImportSettings>, hostId?: () => Promise<string>) {
   return createImages({
     db: t.hangar.db,
     imagesDir: t.env.imagesDir,
+    hostId,
     settings: { allow: ["127.0.0.1/32"], connectTimeoutMs: 5000, idleTimeoutMs: 1000, maxBytes: 8 * 1024 * 1024, ...settings },
   });
 }
@@ -428,6 +429,31 @@ describe("URL imports", () => {
     // Importing again under the failed import's name replaces it.
     const again = await importUrl(imagesWith({}), "interrupted", `${base}/disk.qcow2`);
     expect(again.status).toBe("ready");
+  });
+
+  it("records the host an import runs on, leaves another host's import alone at this host's restart, and lets one of a gone host be deleted", async () => {
+    const db = t.hangar.db;
+    const beta = await db.host.create({
+      data: { name: "beta-imports", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(), accelerator: "tcg", freeMemoryMiB: 1 },
+    });
+    const theirs = await db.image.create({ data: { name: "importing-on-beta", path: "", status: "importing", importHostId: beta.id } });
+    const ours = await db.image.create({ data: { name: "importing-here", path: "", status: "importing", importHostId: await t.hangar.hosts.selfId() } });
+    const here = imagesWith({}, t.hangar.hosts.selfId);
+    expect(await here.failInterruptedImports()).toBe(1);
+    expect((await db.image.findUniqueOrThrow({ where: { id: theirs.id } })).status).toBe("importing");
+    expect((await db.image.findUniqueOrThrow({ where: { id: ours.id } })).status).toBe("failed");
+
+    // Beta's import is its own while beta beats; once beta is offline for good, an admin may delete it.
+    const api = await callerFor(t.hangar);
+    expect((await refusal(api.image.delete({ id: theirs.id }))).message).toBe(
+      'Image "importing-on-beta" is still importing; wait until it is ready or failed.',
+    );
+    await db.host.update({ where: { id: beta.id }, data: { heartbeatAt: new Date(Date.now() - 3_600_000) } });
+    expect(await api.image.delete({ id: theirs.id })).toEqual({ id: theirs.id });
+
+    const started = await here.importImage({ name: "fetched-here", url: `${base}/disk.qcow2` });
+    expect((await db.image.findUniqueOrThrow({ where: { id: started.id } })).importHostId).toBe(await t.hangar.hosts.selfId());
+    await here.importSettled(started.id);
   });
 });
 

@@ -16,7 +16,7 @@ import { execa } from "execa";
 import { z } from "zod";
 import type { Db } from "../db.ts";
 import type { Firmware } from "../driver/manager.ts";
-import { HangarError, errorMessage, isHangarError } from "../errors.ts";
+import { HangarError, errorMessage, isHangarError, isUniqueViolation } from "../errors.ts";
 import { parseAllowList, type AddressPolicy } from "./address-policy.ts";
 import { inspectDisk, plausibleRawDisk, readHead } from "./disk-format.ts";
 import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fetch.ts";
@@ -59,11 +59,6 @@ export const DEFAULT_IMPORT_SETTINGS: ImportSettings = {
 
 const INTERRUPTED = "Import failed: Hangar restarted while it ran; import the image again.";
 
-/** Prisma's unique-constraint violation, on either provider. */
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === "object" && error !== null && "code" in error && error.code === "P2002";
-}
-
 /** Network and TLS failures, named by their code: they say what went wrong and name no file. */
 const CONNECTION_CODES =
   /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|EAI_AGAIN|ENOTFOUND|ERR_TLS_\w+|CERT_\w+|UNABLE_TO_\w+|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HPE_\w+)$/;
@@ -99,6 +94,8 @@ export function createImages({
   log = () => undefined,
   settings = DEFAULT_IMPORT_SETTINGS,
   onStored = async () => undefined,
+  hostId = async () => undefined,
+  hostOnline = async () => true,
 }: {
   db: Db;
   imagesDir: string;
@@ -106,6 +103,10 @@ export function createImages({
   settings?: ImportSettings;
   /** Called once an image's files are in this host's store (copies.ts records the copy). */
   onStored?: (imageId: string) => Promise<void>;
+  /** This host's id, where several hosts share the database: an import is recorded as this host's. */
+  hostId?: () => Promise<string | undefined>;
+  /** Whether the host with this id beats (runs its imports); by default every host does. */
+  hostOnline?: (hostId: string) => Promise<boolean>;
 }) {
   const policy: AddressPolicy = parseAllowList(settings.allow);
   const limits: FetchLimits = {
@@ -260,7 +261,8 @@ export function createImages({
 
   /** The image row, in "importing", holding the name: the unique index decides concurrent imports. */
   async function reserve(name: string) {
-    const create = () => db.image.create({ data: { name, path: "", status: "importing" } });
+    const importHostId = (await hostId()) ?? null;
+    const create = () => db.image.create({ data: { name, path: "", status: "importing", importHostId } });
     try {
       return await create();
     } catch (error) {
@@ -464,7 +466,10 @@ export function createImages({
    * becomes failed with the reason; partial files of imports no longer running go.
    */
   async function failInterruptedImports(): Promise<number> {
-    const stale = await db.image.findMany({ where: { status: "importing", id: { notIn: [...active] } }, select: { id: true } });
+    // Imports other hosts run are theirs: only this host's (and those from before hosts) ended with it.
+    const self = await hostId();
+    const ours = self ? { OR: [{ importHostId: self }, { importHostId: null }] } : {};
+    const stale = await db.image.findMany({ where: { status: "importing", id: { notIn: [...active] }, ...ours }, select: { id: true } });
     for (const { id } of stale) {
       await db.image.updateMany({ where: { id, status: "importing" }, data: { status: "failed", error: INTERRUPTED } });
     }
@@ -495,7 +500,12 @@ export function createImages({
     const kernel = await storeBootFile(key, path.join(dir, "vmlinuz"), "vmlinuz", await sha256Of(path.join(dir, "vmlinuz")));
     const initrd = await storeBootFile(key, path.join(dir, "initrd.img"), "initrd", await sha256Of(path.join(dir, "initrd.img")));
     const data = { path: stored, format: "qcow2", kernel, initrd, cmdline, status: "ready", error: null, sha256, sizeBytes: BigInt((await stat(stored)).size) };
-    const image = await db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
+    const upsert = () => db.image.upsert({ where: { name: BUILTIN_IMAGE }, create: { name: BUILTIN_IMAGE, ...data }, update: data });
+    // Hosts of one cluster starting together each register it: the one that lost the create updates.
+    const image = await upsert().catch((error: unknown) => {
+      if (!isUniqueViolation(error)) throw error;
+      return upsert();
+    });
     await onStored(image.id);
     return db.image.findUniqueOrThrow({ where: { id: image.id } });
   }
@@ -518,7 +528,10 @@ export function createImages({
     if (!image) throw new HangarError("NOT_FOUND", `No image with id "${imageId}".`);
     if (image.name === BUILTIN_IMAGE)
       throw new HangarError("INVALID_INPUT", `${BUILTIN_IMAGE} is built in; it comes back at every start, so it cannot be deleted.`);
-    if (image.status === "importing") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is still importing; wait until it is ready or failed.`);
+    // An import whose host went offline for good would hold its name forever: it may go.
+    if (image.status === "importing" && (!image.importHostId || (await hostOnline(image.importHostId)))) {
+      throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is still importing; wait until it is ready or failed.`);
+    }
     const users = await usersOf(imageId);
     const inUse = [...users.vms.map((vm) => `VM ${vm.name}`), ...users.pools.map((pool) => `pool ${pool.name}`)];
     if (inUse.length > 0) {

@@ -3,8 +3,9 @@
  * NODE_ENV=production, each with its own host name, state directory, images directory and
  * port) on one fresh PostgreSQL database, as a team runs them on several machines.
  *
- * The first host starts alone and creates the admin (HANGAR_ADMIN_EMAIL/PASSWORD); the
- * others then start side by side. Each host's output goes to `<stateDir>/server.log`, and its
+ * Every host starts at the same moment on the empty database, as a team's machines do after
+ * a power cut or a first install: each migrates it, registers, makes its job queue, and one
+ * of them creates the admin (HANGAR_ADMIN_EMAIL/PASSWORD) the others then find. Each host's output goes to `<stateDir>/server.log`, and its
  * last lines are in the error when it fails to start. Callers talk to each host as services
  * do: tRPC over HTTP with an API token of the admin.
  *
@@ -25,7 +26,6 @@ import type { AppRouter } from "../api/root.ts";
 import { TRPC_WS_PATH } from "../api/ws.ts";
 import { createToken } from "../auth/tokens.ts";
 import { createDb, type Db } from "../db.ts";
-import { migrateDatabase } from "../migrate.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import { REPO_ROOT } from "./paths.ts";
 import { freePort, killLeftovers } from "./processes.ts";
@@ -97,13 +97,13 @@ export interface Cluster {
 }
 
 export interface ClusterOptions {
-  /** Host names, the first starting first (default alpha, beta, gamma). */
+  /** Host names (default alpha, beta, gamma). */
   names?: string[];
   /** Settings for every host. */
   env?: Record<string, string>;
   /** Settings for one host, by name. */
   hostEnv?: Record<string, Record<string, string>>;
-  /** A database to use (already created; migrated here when needed); default a new one. */
+  /** A database to use (already created; the hosts migrate it); default a new one. */
   database?: { url: string; drop: () => Promise<void> };
   /** How long a host may take to serve (default 180 s: Next's start is slow on a busy machine). */
   startTimeoutMs?: number;
@@ -134,7 +134,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const names = options.names ?? ["alpha", "beta", "gamma"];
   const startTimeoutMs = options.startTimeoutMs ?? 180_000;
   const database = options.database ?? (await newPostgresDatabase());
-  await migrateDatabase(database.url);
   const db = createDb(database.url);
   const root = mkdtempSync(path.join(os.tmpdir(), "hangar-cluster-"));
   const guestDir = process.env.HANGAR_GUEST_DIR ?? path.join(REPO_ROOT, "data", "images", "hangar-tiny");
@@ -242,14 +241,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
 
   try {
-    const [first, ...rest] = hosts;
-    if (!first) throw new Error("a cluster needs at least one host");
-    await starters.get(first.name)?.();
+    if (hosts.length === 0) throw new Error("a cluster needs at least one host");
+    const started = await Promise.allSettled(hosts.map((host) => starters.get(host.name)?.()));
+    const failed = started.find((outcome) => outcome.status === "rejected");
+    if (failed) throw failed.reason;
     const admin = await db.user.findUnique({ where: { email: CLUSTER_ADMIN.email } });
-    if (!admin) throw new Error(`host ${first.name} did not create the admin:\n${first.logTail()}`);
+    if (!admin) throw new Error(`no host created the admin:\n${hosts.map((host) => host.logTail()).join("\n")}`);
     token = (await createToken(db, admin.id, { name: "cluster-test" })).token;
     for (const host of hosts) host.api = clientFor(host.url, token);
-    await Promise.all(rest.map((host) => starters.get(host.name)?.()));
   } catch (error) {
     await close({ stopVms: false }).catch(() => undefined);
     throw error;
