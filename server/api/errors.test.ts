@@ -244,6 +244,27 @@ describe("messages", () => {
     expect(outside).toEqual({ code: "BAD_REQUEST", message: "from must name an existing file or directory under the sync root." });
   });
 
+  it("of exec and sync in a VM that stopped meanwhile say so (PRECONDITION_FAILED), not an internal error; forwards keep for its next start", async () => {
+    const vm = await operator.vm.create({ name: "gone-away", imageId, cpus: 1, memoryMiB: 128 });
+    await operator.vm.start({ id: vm.id });
+    mkdirSync(path.join(t.env.syncRoot, "site"), { recursive: true });
+    expect((await operator.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 9090 })).boundPort).toBeGreaterThan(0);
+    // Its qemu went (a stop racing the call) before the reconciler noticed: the row still says Running.
+    fake.vm(vm.id).running = false;
+    expect(await refusal(operator.vm.exec({ id: vm.id, command: ["true"] }))).toEqual({
+      code: "PRECONDITION_FAILED",
+      message: 'VM "gone-away" stopped before the command finished; start it and run the command again.',
+    });
+    expect(await refusal(operator.vm.sync({ id: vm.id, from: "site/", to: "/srv" }))).toEqual({
+      code: "PRECONDITION_FAILED",
+      message: 'VM "gone-away" stopped before the files were copied; start it and sync again.',
+    });
+    expect(await operator.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 8080 })).toMatchObject({ guestPort: 8080, boundPort: null });
+    expect(await operator.vm.removeForward({ id: vm.id, guestPort: 8080 })).toEqual({ guestPort: 8080 });
+    expect(await operator.vm.removeForward({ id: vm.id, guestPort: 9090 })).toEqual({ guestPort: 9090 });
+    expect(await t.hangar.db.portForward.count({ where: { vmId: vm.id } })).toBe(0);
+  });
+
   it("in Vm.error and events are the safe sentence too", async () => {
     const vm = await admin.vm.create({ name: "no-start", imageId, cpus: 1, memoryMiB: 128 });
     const failed = await execa("qemu-img", ["info", "--", path.join(t.env.stateDir, "vms", vm.id, "disk.qcow2")]).catch((e: unknown) => e);

@@ -16,7 +16,7 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
     throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is ${vm.state}; stop it before growing its disk.`);
   }
   try {
-    await hangar.driverFor(vm.id).resizeDisk(input.diskGiB * GIB);
+    await hangar.lifecycle.withLock(vm.id, "growing its disk", ["Stopped"], () => hangar.driverFor(vm.id).resizeDisk(input.diskGiB * GIB));
   } catch (error) {
     if (error instanceof DiskShrinkError) {
       throw new HangarError("INVALID_INPUT", `The disk of VM "${vm.name}" is ${formatGiB(error.currentBytes)} GiB; disks only grow, so ask for more.`);
@@ -24,6 +24,7 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
     if (error instanceof DiskHasSnapshotsError) {
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has snapshots, and a disk with snapshots cannot be resized; delete them first.`);
     }
+    if (isHangarError(error)) throw error;
     if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; stop it first.`);
     throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
@@ -44,7 +45,7 @@ export async function publishDisk(hangar: Hangar, input: { id: string; name: str
   if (vm.state !== "Stopped") throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is ${vm.state}; stop it before making an image of its disk.`);
   const driver = hangar.driverFor(vm.id);
   try {
-    const image = await hangar.lifecycle.withDiskHeld(vm.id, () =>
+    const image = await hangar.lifecycle.withLock(vm.id, "making an image from its disk", ["Stopped"], () =>
       hangar.images.publishImage({ name: input.name, writeDisk: (target) => driver.exportDisk(target), from: vm.image }),
     );
     await hangar.recorder.record({ stream: "vm", vm, actor, action: "publish", ok: true, message: `Image ${image.name} made from its disk` });

@@ -5,6 +5,7 @@
  */
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { stoppedMeanwhile } from "./lifecycle.ts";
 
 /** How a VM reaches the network; see NetworkConfig in server/driver/manager.ts. */
 export const NETWORK_MODES = ["nat", "isolated", "bridge"] as const;
@@ -55,20 +56,22 @@ export async function addForward(hangar: Hangar, input: { id: string; hostPort: 
     try {
       boundPort = await hangar.driverFor(vm.id).addForward({ hostPort: input.hostPort, guestPort: input.guestPort });
     } catch (error) {
+      // Its qemu went meanwhile (a stop racing this call): the forward is kept for the next start, as for a stopped VM.
+      if (await stoppedMeanwhile(hangar, vm.id, error)) return keep(null);
       await db.portForward.delete({ where: { id: row.id } });
       if (input.hostPort !== 0)
         throw new HangarError("PORT_IN_USE", `Host port ${input.hostPort} is taken on this host; pick another or 0 for any free port.`, { cause: error });
       throw new HangarError("DRIVER_FAILED", `Forwarding guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
     }
   }
-  const forward = await db.portForward.update({ where: { id: row.id }, data: { boundPort } });
-  const where = boundPort
-    ? `host port ${boundPort}`
-    : input.hostPort
-      ? `host port ${input.hostPort} from the next start`
-      : "a free host port from the next start";
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "forward-add", ok: true, message: `Guest port ${input.guestPort} forwarded on ${where}` });
-  return forward;
+  return keep(boundPort);
+
+  async function keep(bound: number | null) {
+    const forward = await db.portForward.update({ where: { id: row.id }, data: { boundPort: bound } });
+    const where = bound ? `host port ${bound}` : input.hostPort ? `host port ${input.hostPort} from the next start` : "a free host port from the next start";
+    await hangar.recorder.record({ stream: "vm", vm, actor, action: "forward-add", ok: true, message: `Guest port ${input.guestPort} forwarded on ${where}` });
+    return forward;
+  }
 }
 
 /** Removes the forward of `guestPort`, from the running qemu too. */
@@ -80,9 +83,11 @@ export async function removeForward(hangar: Hangar, input: { id: string; guestPo
     try {
       await hangar.driverFor(vm.id).removeForward(forward.boundPort);
     } catch (error) {
-      throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, {
-        cause: error,
-      });
+      // A qemu gone meanwhile took its forwards with it: only the row is left to remove.
+      if (!(await stoppedMeanwhile(hangar, vm.id, error)))
+        throw new HangarError("DRIVER_FAILED", `Removing the forward of guest port ${input.guestPort} of VM "${vm.name}" failed: ${userMessage(error)}`, {
+          cause: error,
+        });
     }
   }
   await hangar.db.portForward.delete({ where: { id: forward.id } });

@@ -8,7 +8,7 @@ import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
-import type { CloneInfo } from "./lifecycle.ts";
+import { stoppedMeanwhile, type CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
 import { checkTags, decodeTags, encodeTags } from "./tags.ts";
 import { waitForState } from "./wait.ts";
@@ -251,6 +251,7 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
   if (source.state !== "Stopped") {
     throw new HangarError("VM_INVALID_TRANSITION", `VM "${source.name}" is ${source.state}; stop it before cloning it.`);
   }
+  if (hangar.lifecycle.isBusy(source.id)) throw new HangarError("VM_BUSY", `VM "${source.name}" has an action under way; clone it once it settles.`);
   if (await db.vm.findUnique({ where: { name: input.name } })) {
     throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
   }
@@ -426,6 +427,9 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
         { cause: error },
       );
     }
+    if (await stoppedMeanwhile(hangar, vm.id, error)) {
+      throw new HangarError("NOT_RUNNING", `VM "${vm.name}" stopped before the command finished; start it and run the command again.`, { cause: error });
+    }
     throw new HangarError("DRIVER_FAILED", `Running the command in VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
   }
 }
@@ -452,6 +456,9 @@ export async function syncToVm(hangar: Hangar, input: { id: string; from: string
     const source = input.from.endsWith("/") ? `${from}/` : from;
     await driver.sync(source, input.to, input.chown, input.excludes ?? [], vm.sshPort, privateKeyFile, { user: vm.loginUser, asRoot: input.asRoot });
   } catch (error) {
+    if (await stoppedMeanwhile(hangar, vm.id, error)) {
+      throw new HangarError("NOT_RUNNING", `VM "${vm.name}" stopped before the files were copied; start it and sync again.`, { cause: error });
+    }
     throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   return { from: input.from, to: input.to };

@@ -116,6 +116,16 @@ export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
 
+/**
+ * Whether work in VM `vmId` failed because the VM stopped meanwhile (stopped, suspended,
+ * deleted or its qemu gone): the caller's race with a stop, not a fault of Hangar's.
+ */
+export async function stoppedMeanwhile(hangar: { db: Db; driverFor: (vmId: string) => Manager }, vmId: string, error: unknown): Promise<boolean> {
+  if (error instanceof NotRunningError) return true;
+  const now = await hangar.db.vm.findUnique({ where: { id: vmId }, select: { state: true } });
+  return now?.state !== "Running" || !(await hangar.driverFor(vmId).running());
+}
+
 export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, readiness: readinessTimings, localImage }: LifecycleDeps) {
   /**
    * VMs with an action under way in this process (how many hold each); the reconciler
@@ -123,8 +133,11 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
    * is never in a transient state this process owns without the VM being here.
    */
   const inFlight = new Map<string, number>();
-  /** VMs whose disk is being read whole (an image made from it): nothing may start or delete them. */
-  const diskHeld = new Set<string>();
+  /**
+   * VMs locked for work on their disk or snapshots (Proxmox's VM lock), with what is under
+   * way ("taking snapshot s1"): no lifecycle action starts on them meanwhile.
+   */
+  const locks = new Map<string, string>();
 
   async function load(vmId: string) {
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true, cdromImage: true, ports: true } });
@@ -192,9 +205,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     if (action === "Delete" && vm.protection) {
       throw new HangarError("VM_PROTECTED", `VM "${vm.name}" is protected from deletion; turn its protection off first.`);
     }
-    if (diskHeld.has(vmId) && (action === "Start" || action === "Delete")) {
-      throw new HangarError("VM_BUSY", `An image is being made from VM "${vm.name}"'s disk; ${action.toLowerCase()} it once that is done.`);
-    }
+    const lock = locks.get(vmId);
+    if (lock !== undefined) throw new HangarError("VM_BUSY", `VM "${vm.name}" is busy ${lock}; ${action.toLowerCase()} it once that is done.`);
     const next = transition(from, action);
     if (next === undefined) {
       if (isTransient(from)) {
@@ -258,6 +270,29 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
   }
 
   /**
+   * Runs `work` with VM `vmId` locked, `doing` saying what for ("taking snapshot s1"): every
+   * lifecycle action on it is refused with VM_BUSY meanwhile. The VM must be in one of
+   * `states`, with nothing else under way on it (VM_BUSY otherwise).
+   */
+  async function withLock<T>(vmId: string, doing: string, states: readonly State[], work: () => Promise<T>): Promise<T> {
+    const vm = await load(vmId);
+    // Checked and taken with no await between: of two callers, the second sees the first's lock.
+    const held = locks.get(vmId);
+    if (held !== undefined) throw new HangarError("VM_BUSY", `VM "${vm.name}" is busy ${held}; try again once that is done.`);
+    if (inFlight.has(vmId)) throw new HangarError("VM_BUSY", `VM "${vm.name}" has an action under way; try again once it settles.`);
+    const state = stateOf(vm);
+    if (!states.includes(state)) {
+      throw new HangarError(isTransient(state) ? "VM_BUSY" : "VM_INVALID_TRANSITION", `VM "${vm.name}" is ${state}; ${doing} needs it ${states.join(" or ")}.`);
+    }
+    locks.set(vmId, doing);
+    try {
+      return await guarded(vmId, work);
+    } finally {
+      locks.delete(vmId);
+    }
+  }
+
+  /**
    * Clone: [Initial, Deleted] -> Cloning -> Stopped; on error -> Initial with the error.
    * Makes the VM's disk (an overlay on its image) and its SSH key.
    */
@@ -271,7 +306,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       const driver = driverFor(vmId);
       const source = cloneSource(vm.cloneInfo);
       try {
-        if (source) await driver.cloneFrom(source.sourceVmId);
+        // The source may not start or change meanwhile: its disk is being copied.
+        if (source) await withLock(source.sourceVmId, `copying its disk to VM ${vm.name}`, ["Stopped"], () => driver.cloneFrom(source.sourceVmId));
         else await driver.create((await localImage(vm.image)).path, vm.image.format, vm.diskGiB ? vm.diskGiB * GIB : undefined);
       } catch (error) {
         await driver.delete().catch(() => undefined);
@@ -655,25 +691,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     resumeDelete,
     instance,
     isBusy: (vmId: string) => inFlight.has(vmId),
-    /**
-     * Runs `work` on the disk of Stopped VM `vmId` with starts and deletes refused meanwhile
-     * (VM_BUSY); VM_INVALID_TRANSITION when it is not Stopped or an action on it is under way.
-     */
-    async withDiskHeld<T>(vmId: string, work: () => Promise<T>): Promise<T> {
-      const vm = await load(vmId);
-      if (vm.state !== "Stopped" || inFlight.has(vmId) || diskHeld.has(vmId)) {
-        throw new HangarError(
-          "VM_INVALID_TRANSITION",
-          `VM "${vm.name}" is ${vm.state}${inFlight.has(vmId) || diskHeld.has(vmId) ? " and busy" : ""}; stop it and let it settle first.`,
-        );
-      }
-      diskHeld.add(vmId);
-      try {
-        return await guarded(vmId, work);
-      } finally {
-        diskHeld.delete(vmId);
-      }
-    },
+    withLock,
     hostId,
     /** Waits for the running VM's ready condition to settle (readiness.ts). */
     waitForReady: readiness.waitForReady,

@@ -29,17 +29,22 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   const vm = await settledVm(hangar, input.id);
   const driver = hangar.driverFor(vm.id);
   const started = Date.now();
+  // Locked meanwhile, as Proxmox locks a VM for a snapshot: a start during qemu-img's work on
+  // the disk, or a stop during savevm, is refused with VM_BUSY instead of failing midway.
+  const doing = { create: "taking snapshot", revert: "reverting to snapshot", delete: "deleting snapshot" }[input.action];
   try {
-    if (input.action === "create") {
-      if ((await driver.listSnapshots()).some((s) => s.name === input.name)) {
-        throw new HangarError("ALREADY_EXISTS", `VM "${vm.name}" already has a snapshot named "${input.name}".`);
+    await hangar.lifecycle.withLock(vm.id, `${doing} ${input.name}`, ["Stopped", "Running"], async () => {
+      if (input.action === "create") {
+        if ((await driver.listSnapshots()).some((s) => s.name === input.name)) {
+          throw new HangarError("ALREADY_EXISTS", `VM "${vm.name}" already has a snapshot named "${input.name}".`);
+        }
+        await driver.createSnapshot(input.name);
+      } else if (input.action === "revert") {
+        await driver.revertSnapshot(input.name);
+      } else {
+        await driver.deleteSnapshot(input.name);
       }
-      await driver.createSnapshot(input.name);
-    } else if (input.action === "revert") {
-      await driver.revertSnapshot(input.name);
-    } else {
-      await driver.deleteSnapshot(input.name);
-    }
+    });
   } catch (error) {
     if (error instanceof HangarError) throw error;
     if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
