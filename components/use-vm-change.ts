@@ -10,14 +10,18 @@ import { errorText } from "./error-alert.tsx";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
 
-export function useVmChange(vmId: string) {
+/**
+ * `withEvents: false` reads the VM alone again: for the lifecycle buttons, whose events and
+ * list rows arrive through the live stream anyway.
+ */
+export function useVmChange(vmId: string, { withEvents = true }: { withEvents?: boolean } = {}) {
   const trpc = useTRPC();
   const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
   const callbacks = {
     onMutate: () => setError(undefined),
     onError: (e: unknown) => setError(errorText(e)),
-    onSettled: () => refreshVm(queryClient, trpc, vmId),
+    onSettled: () => (withEvents ? refreshVm(queryClient, trpc, vmId) : queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vmId }))),
   };
   return { trpc, queryClient, error, clearError: () => setError(undefined), callbacks };
 }

@@ -14,6 +14,8 @@ export interface VmRows {
   /** How many VMs match. */
   total: number;
   isPending: boolean;
+  /** The rows are those of the previous search or filters while the new ones are read. */
+  isUpdating: boolean;
   error: unknown;
   hasNextPage: boolean;
   isFetchingNextPage: boolean;
@@ -45,6 +47,7 @@ export function useVmRows(filter: VmFilter, sort: VmSort): VmRows {
     rows,
     total: list.data?.pages[0]?.total ?? 0,
     isPending: list.isPending,
+    isUpdating: list.isPlaceholderData,
     error: list.error,
     hasNextPage: list.hasNextPage,
     isFetchingNextPage: list.isFetchingNextPage,

@@ -3,12 +3,12 @@
  * The buttons for the actions the VM's state allows (Start, or Resume for a Suspended VM;
  * Stop, Restart, Suspend, Delete), with the server's sentence in an inline alert when one fails.
  */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
-import { ErrorAlert, errorText } from "./error-alert.tsx";
+import { useMutation } from "@tanstack/react-query";
+import { ErrorAlert } from "./error-alert.tsx";
 import { canControl } from "../lib/vocabulary.ts";
 import { useMe } from "./session.tsx";
-import { useTRPC, type ButtonAction, type VmRow } from "./trpc.ts";
+import type { ButtonAction, VmRow } from "./trpc.ts";
+import { useVmChange } from "./use-vm-change.ts";
 
 const SHOWN: readonly VmButton[] = ["Start", "Stop", "Restart", "Suspend", "Delete"];
 
@@ -23,17 +23,10 @@ export function allows(vm: Pick<VmRow, "actions" | "state" | "protection">, acti
 }
 
 export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "actions" | "ownerId" | "state" | "protection">; onDeleted?: () => void }) {
-  const trpc = useTRPC();
   const me = useMe();
-  const queryClient = useQueryClient();
-  const [error, setError] = useState<string>();
-  const settle = {
-    onMutate: () => setError(undefined),
-    onError: (e: unknown) => setError(errorText(e)),
-    // The list rows arrive through the live stream; asking for the whole list again here would
-    // cost every action a full inventory. The VM's own page is read again (errors leave no event).
-    onSettled: () => queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vm.id })),
-  };
+  // The list rows arrive through the live stream; asking for the whole list again here would
+  // cost every action a full inventory. The VM's own page is read again (errors leave no event).
+  const { trpc, queryClient, error, clearError, callbacks: settle } = useVmChange(vm.id, { withEvents: false });
   const start = useMutation(trpc.vm.start.mutationOptions(settle));
   const stop = useMutation(trpc.vm.stop.mutationOptions(settle));
   const suspend = useMutation(trpc.vm.suspend.mutationOptions(settle));
@@ -75,7 +68,7 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
         ))}
         {busy ? <span className="muted">working…</span> : null}
       </div>
-      <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      <ErrorAlert message={error} onDismiss={clearError} />
     </div>
   );
 }

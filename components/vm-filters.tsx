@@ -5,7 +5,7 @@
  * the list once the typing pauses, so each keystroke does not ask for a new list.
  */
 import { useQuery } from "@tanstack/react-query";
-import { useEffect, useId, useState } from "react";
+import { useEffect, useId } from "react";
 import type { Me } from "./session.tsx";
 import { STATE_NAMES } from "./state-badge.tsx";
 import { useTRPC } from "./trpc.ts";
@@ -13,7 +13,23 @@ import type { VmFilter } from "./vm-filter.ts";
 
 const SEARCH_PAUSE_MS = 250;
 
-export function VmFilters({ filter, onChange, me }: { filter: VmFilter; onChange: (filter: VmFilter) => void; me: Me }) {
+/**
+ * `search` is what is typed, held by the table (which shows that the list is still to follow
+ * it); `filter.search` is what the list was asked for.
+ */
+export function VmFilters({
+  filter,
+  onChange,
+  search,
+  onSearch,
+  me,
+}: {
+  filter: VmFilter;
+  onChange: (filter: VmFilter) => void;
+  search: string;
+  onSearch: (search: string) => void;
+  me: Me;
+}) {
   const trpc = useTRPC();
   const id = useId();
   const hosts = useQuery(trpc.host.list.queryOptions(undefined, { staleTime: 60_000 }));
@@ -25,7 +41,6 @@ export function VmFilters({ filter, onChange, me }: { filter: VmFilter; onChange
   const tagChoices = (tags.data ?? []).map((entry) => entry.tag);
   // A tag picked in a row stays a choice even before the list of tags has it.
   if (filter.tag && !tagChoices.includes(filter.tag)) tagChoices.unshift(filter.tag);
-  const [search, setSearch] = useState(filter.search);
 
   useEffect(() => {
     if (search === filter.search) return;
@@ -46,7 +61,7 @@ export function VmFilters({ filter, onChange, me }: { filter: VmFilter; onChange
           aria-label="Search VMs by name"
           placeholder="Name contains…"
           value={search}
-          onChange={(e) => setSearch(e.target.value)}
+          onChange={(e) => onSearch(e.target.value)}
           autoComplete="off"
           spellCheck={false}
         />

@@ -47,6 +47,7 @@ const columns: ColumnDef<VmRow>[] = [
       <input
         type="checkbox"
         aria-label="Select every VM listed"
+        disabled={Boolean(table.options.meta?.updating)}
         checked={table.getIsAllRowsSelected()}
         ref={(box) => {
           if (box) box.indeterminate = table.getIsSomeRowsSelected();
@@ -152,6 +153,8 @@ declare module "@tanstack/react-table" {
   interface TableMeta<TData> {
     /** A click on a row's tag: list the VMs with that tag. */
     filterByTag?: (tag: string) => void;
+    /** The rows shown are about to be replaced (a search or filter not read yet): nothing to select at once. */
+    updating?: boolean;
   }
 }
 
@@ -204,13 +207,15 @@ function Inventory({ me }: { me: Me }) {
   const [readingAll, setReadingAll] = useState(false);
   const client = useTRPCClient();
   const list = useVmRows(filter, sort);
+  const [search, setSearch] = useState(filter.search);
+  /** Until the list follows what is typed and picked, its rows and count are the previous ones. */
+  const updating = search !== filter.search || list.isUpdating;
   // Stable, so memoized rows keep calling the current one.
   const filterByTag = useCallback((tag: string) => {
-    setRowSelection({});
     setAllMatching(undefined);
     setFilter((current) => ({ ...current, tag }));
   }, []);
-  const tableMeta = useMemo(() => ({ filterByTag }), [filterByTag]);
+  const tableMeta = useMemo(() => ({ filterByTag, updating }), [filterByTag, updating]);
   const sorting = useMemo<SortingState>(() => [{ id: sort.key, desc: sort.desc }], [sort]);
   // Viewers act on no VM: no selection column for them.
   const columnVisibility = useMemo(() => ({ select: me.role !== "viewer" }), [me.role]);
@@ -226,15 +231,28 @@ function Inventory({ me }: { me: Me }) {
     meta: tableMeta,
     state: { sorting, rowSelection, columnVisibility },
   });
-  /** The selected VMs among those listed (a filter change clears the selection). */
+  /** The selected VMs among those listed. */
   const ticked = useMemo(() => list.rows.filter((vm) => rowSelection[vm.id]), [list.rows, rowSelection]);
+  // Once the list follows a search or filter (or loses a VM), ticks of VMs no longer listed go,
+  // and those still listed stay: a row ticked just before the search applied is not lost.
+  useEffect(() => {
+    if (updating) return;
+    setRowSelection((current) => {
+      const ids = Object.keys(current);
+      if (ids.length === 0) return current;
+      const listed = new Set(list.rows.map((vm) => vm.id));
+      const kept = Object.entries(current).filter(([id]) => listed.has(id));
+      return kept.length === ids.length ? current : Object.fromEntries(kept);
+    });
+  }, [updating, list.rows]);
   const selected = allMatching ?? ticked;
   const clearSelection = () => {
     setRowSelection({});
     setAllMatching(undefined);
   };
   const changeFilter = (next: VmFilter) => {
-    clearSelection();
+    // "All that match" was for the previous filter; ticks are kept while their rows stay listed.
+    setAllMatching(undefined);
     setFilter(next);
   };
   /** Reads every page of the list as filtered (1,000 rows a call), keeping the VMs this person may act on. */
@@ -279,7 +297,7 @@ function Inventory({ me }: { me: Me }) {
 
   return (
     <div className="stack tight">
-      <VmFilters filter={filter} onChange={changeFilter} me={me} />
+      <VmFilters filter={filter} onChange={changeFilter} search={search} onSearch={setSearch} me={me} />
       {selected.length > 0 ? (
         <VmBulkActions
           selected={selected}
@@ -291,7 +309,7 @@ function Inventory({ me }: { me: Me }) {
           // Rows on pages not loaded get no live changes: read them again for their new states.
           onDone={() => void (allMatching ? selectAllMatching() : undefined)}
           more={
-            !allMatching && everyListedTicked && list.total > list.rows.length ? (
+            !allMatching && !updating && everyListedTicked && list.total > list.rows.length ? (
               <button type="button" className="link-button" disabled={readingAll} onClick={() => void selectAllMatching()}>
                 {readingAll ? "Reading the list…" : `Select all ${list.total} VMs that match`}
               </button>
@@ -299,9 +317,9 @@ function Inventory({ me }: { me: Me }) {
           }
         />
       ) : null}
-      <section className="card flush" aria-label="VM list">
+      <section className="card flush" aria-label="VM list" aria-busy={updating}>
         <p className="table-count muted small" role="status" data-testid="vm-count">
-          {list.isPending ? "Loading VMs…" : `${list.total} VM${list.total === 1 ? "" : "s"}`}
+          {list.isPending ? "Loading VMs…" : updating ? "Updating the list…" : `${list.total} VM${list.total === 1 ? "" : "s"}`}
         </p>
         {list.error ? <ErrorAlert message={errorText(list.error)} /> : null}
         {!list.isPending && rows.length === 0 ? (

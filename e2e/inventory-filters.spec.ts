@@ -115,9 +115,23 @@ test("VMs selected in the table are deleted together, each only once, and the se
   await page.goto("/");
   await page.getByLabel("Search VMs by name").fill(prefix);
   await expect.poll(() => names(page)).toEqual([`${prefix}-gamma`, `${prefix}-beta`, `${prefix}-alpha`]);
+  const bar = page.getByRole("toolbar", { name: "Selected VMs" });
+  const search = page.getByLabel("Search VMs by name");
+  const count = page.getByTestId("vm-count");
+  // A search keeps the ticks of VMs it still lists, and drops the others for good.
+  await page.getByLabel(`Select ${prefix}-alpha`).check();
+  await search.fill(`${prefix}-al`);
+  await expect(count).toHaveText("1 VM");
+  await expect(bar).toContainText("1 VM selected");
+  await search.fill(`${prefix}-be`);
+  await expect(count).toHaveText("1 VM");
+  await expect(bar).toHaveCount(0);
+  await search.fill(prefix);
+  await expect(count).toHaveText("3 VMs");
+  await expect(bar).toHaveCount(0);
+
   await page.getByLabel(`Select ${prefix}-alpha`).check();
   await page.getByLabel(`Select ${prefix}-beta`).check();
-  const bar = page.getByRole("toolbar", { name: "Selected VMs" });
   await expect(bar).toContainText("2 VMs selected");
   // Stopped VMs start but do not stop or restart.
   await expect(bar.getByRole("button", { name: "Start (2)" })).toBeEnabled();
