@@ -27,7 +27,8 @@ npx vitest run
 # The PostgreSQL pass and Playwright run side by side: each spends much of its time waiting
 # on guests and the browser. The PostgreSQL pass prints when it is done.
 pg_log=$(mktemp)
-trap 'rm -f -- "$pg_log"' EXIT
+playwright_log=$(mktemp)
+trap 'rm -f -- "$pg_log" "$playwright_log"' EXIT
 pg_pid=""
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   phase "vitest (PostgreSQL), beside Playwright"
@@ -39,14 +40,20 @@ else
 fi
 phase "playwright"
 playwright_failed=0
-npx playwright test || playwright_failed=1
+npx playwright test 2>&1 | tee -- "$playwright_log" || playwright_failed=1
 postgres_failed=0
 if [ -n "$pg_pid" ]; then
   wait "$pg_pid" || postgres_failed=1
   phase "vitest (PostgreSQL) output"
   cat -- "$pg_log"
 fi
-[ "$playwright_failed" -eq 0 ] || echo "== playwright failed"
+# The PostgreSQL output above would hide which spec failed from anyone reading the end of the
+# log (CI keeps only the end), so the failures are repeated last.
+if [ "$playwright_failed" -ne 0 ]; then
+  phase "playwright failures (repeated from above)"
+  sed -n '/^ *1) /,$p' -- "$playwright_log" | tail -n 150
+  echo "== playwright failed"
+fi
 [ "$postgres_failed" -eq 0 ] || echo "== vitest (PostgreSQL) failed"
 if [ "$playwright_failed" -ne 0 ] || [ "$postgres_failed" -ne 0 ]; then exit 1; fi
 
