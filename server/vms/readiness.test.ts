@@ -1,6 +1,6 @@
 // The ready condition: cloud-init's status parsed (table), and its watch, vm.wait and exec
 // against the fake driver (the real guest is in guest-user.test.ts).
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { READY_PROBE, parseReadiness, type Readiness } from "./readiness.ts";
@@ -109,7 +109,18 @@ describe("the ready condition of a VM (fake driver)", () => {
   it("fails a wait with PRECONDITION_FAILED when the VM stops meanwhile, or was not running", async () => {
     const vm = await newVm("stops");
     await api.vm.start({ id: vm.id });
+    // The stop comes once the wait has read the VM Running (a stop before that is "not running").
+    const findUnique = t.hangar.db.vm.findUnique.bind(t.hangar.db.vm);
+    let readByWait: Promise<unknown> | undefined;
+    const reads = vi.spyOn(t.hangar.db.vm, "findUnique").mockImplementation((args) => {
+      const read = findUnique(args);
+      if (!readByWait && new Error().stack?.includes("waitForReady")) readByWait = read;
+      return read;
+    });
     const waiting = api.vm.wait({ id: vm.id, for: "ready", timeoutSec: 30 }).catch((e: unknown) => e);
+    await expect.poll(() => readByWait).toBeDefined();
+    expect(await readByWait).toMatchObject({ state: "Running" });
+    reads.mockRestore();
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
     expect(await waiting).toMatchObject({
       code: "PRECONDITION_FAILED",
