@@ -305,6 +305,19 @@ describe("crash matrix on the real tiny guest", () => {
     expect(await qemuCount(vm.id)).toBe(1);
   });
 
+  it("a restart cut short in its stop: carried out, and the VM boots again in a new qemu", async () => {
+    const vm = await runningVm();
+    const before = (await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).pid;
+    await t.hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Stopping", restartPending: true } });
+    const row = await reconcileAfterRestart();
+    expect([row.state, row.restartPending]).toEqual(["Running", false]);
+    expect(row.pid).not.toBe(before);
+    const restart = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "restart" }, orderBy: { createdAt: "desc" } });
+    expect([restart.ok, restart.message]).toEqual([true, expect.stringMatching(/^A restart interrupted by a restart of Hangar was completed/)]);
+    expect(await sh("echo restarted")).toBe("restarted");
+    expect(await qemuCount(vm.id)).toBe(1);
+  });
+
   it("a server killed with SIGKILL right after it persisted Stopping: a restarted one carries the stop out", async () => {
     const vm = await runningVm();
     // Paused, the guest cannot act on the power button: its qemu surely outlives the server.

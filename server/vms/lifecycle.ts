@@ -635,10 +635,53 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
    * and event, so the state machine stays the seed's. Only a Running VM restarts.
    */
   async function restartVm(vmId: string, timeoutMs: number, actor: Actor): Promise<void> {
-    const vm = await load(vmId);
-    if (vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; only a running VM restarts (start it instead).`);
-    await stopVm(vmId, timeoutMs, actor);
-    await startVm(vmId, actor);
+    // Held for the whole restart: the reconciler must not start the VM between its stop and start.
+    await guarded(vmId, async () => {
+      const vm = await load(vmId);
+      if (vm.state !== "Running") throw new HangarError("NOT_RUNNING", `VM "${vm.name}" is ${vm.state}; only a running VM restarts (start it instead).`);
+      // Written before the stop: if Hangar ends in between, its next start completes the restart.
+      await db.vm.update({ where: { id: vmId }, data: { restartPending: true } });
+      try {
+        await stopVm(vmId, timeoutMs, actor);
+        await startVm(vmId, actor);
+      } finally {
+        await db.vm.updateMany({ where: { id: vmId }, data: { restartPending: false } });
+      }
+    });
+  }
+
+  /**
+   * Reconciler: completes a restart a crash interrupted, once its stop is done (the row is
+   * Stopped; an interrupted Stopping or Starting is settled first by the usual rules). In any
+   * other resting state the restart either finished or never began its stop: the mark goes.
+   */
+  async function resumeRestart(vmId: string): Promise<State | undefined> {
+    if (inFlight.has(vmId)) return undefined;
+    const vm = await db.vm.findUnique({ where: { id: vmId }, select: { id: true, name: true, state: true, restartPending: true } });
+    if (!vm?.restartPending || !isState(vm.state) || isTransient(vm.state)) return undefined;
+    if (vm.state !== "Stopped") {
+      await db.vm.updateMany({ where: { id: vmId, restartPending: true }, data: { restartPending: false } });
+      return undefined;
+    }
+    let failure: string | undefined;
+    try {
+      await startVm(vmId, "system");
+    } catch (error) {
+      failure = userMessage(error);
+    }
+    await db.vm.updateMany({ where: { id: vmId }, data: { restartPending: false } });
+    await recorder.record({
+      stream: "vm",
+      vm,
+      actor: "system",
+      action: "restart",
+      ok: failure === undefined,
+      message:
+        failure === undefined
+          ? "A restart interrupted by a restart of Hangar was completed: its stop was done, so the VM was started again"
+          : `A restart interrupted by a restart of Hangar could not be completed: ${failure}`,
+    });
+    return failure === undefined ? "Running" : undefined;
   }
 
   function instance(vmId: string, actor: Actor): Instance {
@@ -687,6 +730,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     observe,
     resumeStop,
     resumeSuspend,
+    resumeRestart,
     undoClone,
     resumeDelete,
     instance,

@@ -118,6 +118,52 @@ describe("reconciler", () => {
     expect(await hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(0);
     expect(fake.vm(vm.id).calls).not.toContain("settle-suspend");
   });
+
+  it("completes a restart that Hangar's end cut short between its stop and its start", async () => {
+    const vm = await runningVm();
+    // What a restart leaves when the process dies right after its stop: the row Stopped, the mark on.
+    await hangar.lifecycle.stopVm(vm.id, 10, "t");
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { restartPending: true } });
+    await hangar.reconciler.reconcileWatched();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.restartPending]).toEqual(["Running", false]);
+    expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(2);
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "restart" } });
+    expect(event).toMatchObject({ actor: "system", ok: true, message: expect.stringMatching(/^A restart interrupted by a restart of Hangar was completed/) });
+  });
+
+  it("carries out a restart's interrupted stop first, then starts the VM", async () => {
+    const vm = await runningVm();
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Stopping", restartPending: true } });
+    await hangar.reconciler.reconcileAll();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.restartPending]).toEqual(["Running", false]);
+    expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(2);
+    expect(fake.vm(vm.id).calls).toContain("stop");
+  });
+
+  it("drops the mark of a restart found Running (it finished, or never began its stop) without starting anything", async () => {
+    const vm = await runningVm();
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { restartPending: true } });
+    await hangar.reconciler.reconcileWatched();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.restartPending]).toEqual(["Running", false]);
+    expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(1);
+    expect(await hangar.db.event.count({ where: { vmId: vm.id, action: "restart" } })).toBe(0);
+  });
+
+  it("leaves a restart under way in this process alone, and clears its mark when it is done", async () => {
+    const vm = await runningVm();
+    fake.startDelayMs = 100;
+    const restarting = hangar.lifecycle.restartVm(vm.id, 10, "t");
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Starting");
+    await hangar.reconciler.reconcileAll();
+    await restarting;
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.restartPending]).toEqual(["Running", false]);
+    expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(2);
+    expect(await hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(0);
+  });
 });
 
 describe("reconciler loop", () => {

@@ -3,7 +3,8 @@
  * seconds: a Running VM whose qemu died becomes Stopped with the reason on it; every
  * transient state a crash left (Cloning, Starting, Stopping, Suspending, Deleting) is
  * carried out or rolled back, never left for good; a live qemu is adopted, never started
- * twice. An action under way in this process is not a crash: its VM is left alone.
+ * twice; a restart cut short is completed. An action under way in this process is not a
+ * crash: its VM is left alone.
  * After the start-up pass, the loop reads only rows that may have a qemu (WATCHED).
  */
 import type { Db } from "../db.ts";
@@ -82,8 +83,18 @@ export interface ReconcilerDeps {
 }
 
 export function createReconciler({ db, lifecycle, driverFor, log = () => undefined, stopTimeoutMs = 30_000 }: ReconcilerDeps) {
-  async function reconcileVm(vm: { id: string; name: string; state: string }): Promise<void> {
-    if (!isState(vm.state) || lifecycle.isBusy(vm.id)) return;
+  async function reconcileVm(vm: { id: string; name: string; state: string; restartPending?: boolean }): Promise<void> {
+    const state = vm.state;
+    if (!isState(state) || lifecycle.isBusy(vm.id)) return;
+    await settle({ id: vm.id, name: vm.name, state });
+    // A restart cut short: completed once whatever it was in the middle of has settled.
+    if (vm.restartPending) {
+      const restarted = await lifecycle.resumeRestart(vm.id);
+      if (restarted) log(`${vm.name}: restarted (an interrupted restart completed)`);
+    }
+  }
+
+  async function settle(vm: { id: string; name: string; state: State }): Promise<void> {
     const driver = driverFor(vm.id);
     const alive = await driver.running();
     const decision = decide(vm.state, alive);
@@ -128,8 +139,8 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
    */
   async function pass(scope: "all" | "watched"): Promise<void> {
     const self = await lifecycle.hostId();
-    const where = { hostId: self, ...(scope === "watched" ? { state: { in: [...WATCHED] } } : {}) };
-    const vms = await db.vm.findMany({ where, select: { id: true, name: true, state: true } });
+    const where = { hostId: self, ...(scope === "watched" ? { OR: [{ state: { in: [...WATCHED] } }, { restartPending: true }] } : {}) };
+    const vms = await db.vm.findMany({ where, select: { id: true, name: true, state: true, restartPending: true } });
     for (const vm of vms) {
       try {
         await reconcileVm(vm);
@@ -157,7 +168,8 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
   }
 
   /**
-   * One pass over the rows whose qemu may run or whose action may be cut short: the idle
+   * One pass over the rows whose qemu may run or whose action may be cut short (a restart
+   * too, while its row rests Stopped between its stop and start): the idle
    * cost scales with running VMs, not with rows (a Stopped row costs nothing).
    */
   function reconcileWatched(): Promise<void> {
