@@ -5,9 +5,9 @@
  * (Proxmox's start order and delay), saved on request.
  */
 import { useMutation } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+import type { FormEvent } from "react";
 import { ErrorAlert } from "./error-alert.tsx";
-import { useVmChange } from "./use-vm-change.ts";
+import { useVmToggle } from "./use-vm-change.ts";
 
 interface Props {
   vmId: string;
@@ -18,18 +18,8 @@ interface Props {
 }
 
 export function AutostartToggle({ vmId, autostart, order, delaySec, disabled }: Props) {
-  const { trpc, error, clearError, callbacks } = useVmChange(vmId);
-  // What was asked for, shown until the VM is read again with it (or the change failed).
-  const [asked, setAsked] = useState<boolean>();
-  const save = useMutation(
-    trpc.vm.setAutostart.mutationOptions({
-      ...callbacks,
-      onSettled: async () => {
-        await callbacks.onSettled();
-        setAsked(undefined);
-      },
-    }),
-  );
+  const { trpc, error, clearError, callbacks, asked, ask } = useVmToggle(vmId);
+  const save = useMutation(trpc.vm.setAutostart.mutationOptions(callbacks));
   const on = asked ?? autostart;
 
   function submit(event: FormEvent<HTMLFormElement>) {
@@ -47,7 +37,7 @@ export function AutostartToggle({ vmId, autostart, order, delaySec, disabled }: 
           checked={on}
           disabled={disabled || save.isPending}
           onChange={(e) => {
-            setAsked(e.target.checked);
+            ask(e.target.checked);
             save.mutate({ id: vmId, autostart: e.target.checked });
           }}
         />

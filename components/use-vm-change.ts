@@ -25,3 +25,21 @@ export function useVmChange(vmId: string, { withEvents = true }: { withEvents?: 
   };
   return { trpc, queryClient, error, clearError: () => setError(undefined), callbacks };
 }
+
+/**
+ * useVmChange for a checkbox that saves as it changes: `asked` is what was clicked, set in
+ * the click's own render and shown until the VM is read again. The mutation's pending state
+ * arrives a tick after the click, and until then a box that followed it showed the old value.
+ */
+export function useVmToggle(vmId: string) {
+  const change = useVmChange(vmId);
+  const [asked, setAsked] = useState<boolean>();
+  const callbacks = {
+    ...change.callbacks,
+    onSettled: async () => {
+      await change.callbacks.onSettled();
+      setAsked(undefined);
+    },
+  };
+  return { ...change, callbacks, asked, ask: setAsked };
+}
