@@ -3,7 +3,7 @@
  * side, against a cold create + start of the same image, in the same run. Prints the
  * medians, each staging's speed-up over cold, and Paused against Running (goals: Paused at
  * most 1.1x Running, Suspended at least 10x faster than cold). For the Suspended side it
- * also splits the time into the acquire (resume, SSH banner) and the login, and measures a
+ * also splits the time into the acquire (the resume) and the login, and measures a
  * VM outside a pool (its memory saved into its disk) the same way, to show where the time goes.
  *
  *   npx tsx bench/pool.ts [runs] [stagings, comma-separated]
@@ -27,7 +27,7 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
     await hangar.pools.kick(pool.id);
   }
   const record = (side: StagingState | "cold", ms: number) => times.set(side, [...(times.get(side) ?? []), ms]);
-  /** Suspended acquires split in two: acquire returned (resume, then the SSH banner), then the login. */
+  /** Suspended acquires split in two: acquire returned (the resume), then the login. */
   const suspendedSplit = { acquire: [] as number[], login: [] as number[] };
 
   for (let run = 0; run < runs; run++) {
@@ -96,7 +96,7 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
     const suspended = median(times.get("Suspended") ?? []);
     console.log(`Suspended: ${(cold / suspended).toFixed(1)}x faster than cold (goal >= 10x)`);
     console.log(
-      `  a pool member (memory kept in a file): acquire (resume, SSH banner) median ${Math.round(median(suspendedSplit.acquire))} ms, then SSH login median ${Math.round(median(suspendedSplit.login))} ms`,
+      `  a pool member (memory kept in a file): acquire (the resume) median ${Math.round(median(suspendedSplit.acquire))} ms, then SSH login median ${Math.round(median(suspendedSplit.login))} ms`,
     );
     console.log(
       `  a VM outside a pool (memory saved in its disk): vm.start median ${Math.round(median(resumes))} ms, then SSH login median ${Math.round(median(logins))} ms`,

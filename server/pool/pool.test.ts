@@ -358,3 +358,48 @@ describe("pools", () => {
     expect(after.map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
   });
 });
+
+describe("handing a member out", () => {
+  /** VMs whose SSH was probed, in order. */
+  const probed: string[] = [];
+  let own: TestHangar;
+
+  beforeEach(async () => {
+    probed.length = 0;
+    const driver = new FakeDriver();
+    own = await createTestHangar({
+      driverFor: (vmId) => {
+        const manager = driver.managerFor(vmId);
+        return {
+          ...manager,
+          sshAnswers: (port) => {
+            probed.push(vmId);
+            return manager.sshAnswers(port);
+          },
+        };
+      },
+      pool: { backoffMs: { first: 10, max: 40 }, readyTimeoutMs: 1000 },
+    });
+  });
+  afterEach(async () => {
+    await own.hangar.pools.close();
+    await own.cleanup();
+  });
+
+  // A Running member has run on since it was ready; a Paused or Suspended one carries on from
+  // that very instant, and a probe would cost its resumed guest a second sshd.
+  it.each([
+    ["Running", 1],
+    ["Paused", 0],
+    ["Suspended", 0],
+  ] as const)("%s: its SSH probed %i time(s) before it is handed out", async (staging, probes) => {
+    const image = await own.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const pool = await own.hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size: 1, staging }, "tester");
+    await own.hangar.pools.kick(pool.id);
+    const [member] = await own.hangar.db.vm.findMany({ where: { poolId: pool.id } });
+    probed.length = 0;
+    const got = await own.hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    expect(got.vmId).toBe(member?.id);
+    expect(probed.filter((id) => id === got.vmId)).toHaveLength(probes);
+  });
+});

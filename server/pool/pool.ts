@@ -287,12 +287,14 @@ export function createPools({
         // The guest's clock stood still while paused; its agent, where it has one, sets it.
         void driver.syncGuestClock().catch(() => false);
       }
-      // Members were ready when staged; a resumed one carries on that boot, and the banner
-      // shows sshd answers again without paying for a whole SSH handshake under emulation.
-      // A Stopped member boots afresh and has to be ready again.
+      // Members were ready when staged. A Running one has run on since, so sshd's banner shows
+      // it still answers. A Paused or Suspended one carries on from the instant it was ready
+      // in and is handed out once qemu runs it: a banner probe first cost the resumed guest a
+      // second sshd under TCG's cold code cache, about 0.2 s that the caller's login did not
+      // get back. A Stopped member boots afresh and has to be ready again.
       if (pool.staging === "Stopped") await waitForReady(vm.id, Math.max(deadline - Date.now(), 30_000));
       const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id }, include: { image: { select: { loginUser: true } } } });
-      if (pool.staging !== "Stopped") await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
+      if (pool.staging === "Running") await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
       const user = started.image.loginUser;
       const driver = driverFor(vm.id);
       const identity = await driver.identity();
