@@ -10,7 +10,7 @@ import { CreateVmForm } from "./create-vm-form.tsx";
 export function CreateVmDialog() {
   const dialog = useRef<HTMLDialogElement>(null);
   const [open, setOpen] = useState(false);
-  const [created, setCreated] = useState<string>();
+  const [created, setCreated] = useState<{ name: string; started?: string }>();
 
   function show() {
     setCreated(undefined);
@@ -26,7 +26,8 @@ export function CreateVmDialog() {
         </button>
         {created ? (
           <p className="notice" role="status">
-            Created VM {created}.
+            Created VM {created.name}
+            {created.started ? ` ${created.started}` : ""}.
           </p>
         ) : null}
       </div>
@@ -34,8 +35,8 @@ export function CreateVmDialog() {
         {/* Mounted while open: each opening starts from a fresh form. */}
         {open ? (
           <CreateVmForm
-            onCreated={(name) => {
-              setCreated(name);
+            onCreated={(name, started) => {
+              setCreated({ name, started });
               dialog.current?.close();
             }}
             onCancel={() => dialog.current?.close()}

@@ -2,7 +2,8 @@
 /**
  * Create a VM: name, image (hangar-tiny by default), an optional ISO in the CD-ROM drive,
  * CPUs, memory, optional cloud-init user-data and port forwards. The server validates; its sentence is shown as an alert.
- * Shown in the "New VM" dialog; `onCreated` hears the new VM's name.
+ * Shown in the "New VM" dialog; `onCreated` hears the new VM's name and, when "Start it
+ * now" was ticked (Proxmox's "Start after created"), how its start went.
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
@@ -19,7 +20,7 @@ interface PortRow {
   guestPort: string;
 }
 
-export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string) => void; onCancel: () => void }) {
+export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string, started?: string) => void; onCancel: () => void }) {
   const trpc = useTRPC();
   const images = useQuery(trpc.image.list.queryOptions());
   const id = useId();
@@ -34,6 +35,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   const [bridge, setBridge] = useState("");
   const [ports, setPorts] = useState<PortRow[]>([]);
   const [autostart, setAutostart] = useState(false);
+  const [startNow, setStartNow] = useState(false);
   const [tags, setTags] = useState("");
   const [nextKey, setNextKey] = useState(1);
   const [error, setError] = useState<string>();
@@ -44,12 +46,22 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   // ISOs import as raw images; the server checks the rest.
   const isos = ready.filter((image) => image.format === "raw");
 
+  const start = useMutation(trpc.vm.start.mutationOptions());
   const create = useMutation(
     trpc.vm.create.mutationOptions({
       onMutate: () => setError(undefined),
       onError: (e) => setError(errorText(e)),
       // The new row reaches the inventory through the live stream, like every other change.
-      onSuccess: (vm) => onCreated(vm.name),
+      // The VM exists whatever its start does: a refused start is told, not an error of the create.
+      onSuccess: async (vm) => {
+        if (!startNow) return onCreated(vm.name);
+        try {
+          await start.mutateAsync({ id: vm.id });
+          onCreated(vm.name, "and started it");
+        } catch (e) {
+          onCreated(vm.name, `but it did not start: ${(errorText(e) ?? "no reason given").replace(/\.$/, "")}`);
+        }
+      },
     }),
   );
 
@@ -122,7 +134,23 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             </select>
           </div>
         ) : null}
+      </div>
+      <div className="grid">
         <CpuMemoryFields cpus={cpus} memory={memory} onCpus={setCpus} onMemory={setMemory} />
+        <div className="field">
+          <label htmlFor={`${id}-disk`}>Disk (GiB)</label>
+          <input
+            id={`${id}-disk`}
+            name="diskGiB"
+            type="number"
+            min={1}
+            max={4096}
+            step={1}
+            value={diskGiB}
+            onChange={(e) => setDiskGiB(e.target.value)}
+            placeholder="the image's size"
+          />
+        </div>
       </div>
       <div className="grid">
         <div className="field">
@@ -137,20 +165,6 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
             <option value="isolated">isolated: no way out</option>
             <option value="bridge">bridge: on a host bridge</option>
           </select>
-        </div>
-        <div className="field">
-          <label htmlFor={`${id}-disk`}>Disk (GiB)</label>
-          <input
-            id={`${id}-disk`}
-            name="diskGiB"
-            type="number"
-            min={1}
-            max={4096}
-            step={1}
-            value={diskGiB}
-            onChange={(e) => setDiskGiB(e.target.value)}
-            placeholder="the image's size"
-          />
         </div>
         {network === "bridge" ? (
           <div className="field">
@@ -222,13 +236,17 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
         </button>
       </fieldset>
       <label className="check">
+        <input type="checkbox" name="start" checked={startNow} onChange={(e) => setStartNow(e.target.checked)} />
+        Start it now
+      </label>
+      <label className="check">
         <input type="checkbox" name="autostart" checked={autostart} onChange={(e) => setAutostart(e.target.checked)} />
         Start it when its host boots
       </label>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
       <div className="buttons">
         <button type="submit" className="primary" disabled={create.isPending || !selected}>
-          {create.isPending ? "Creating…" : "Create VM"}
+          {start.isPending ? "Starting…" : create.isPending ? "Creating…" : "Create VM"}
         </button>
         <button type="button" className="secondary" onClick={onCancel}>
           Cancel

@@ -66,10 +66,11 @@ test("a newcomer creates the first admin with the printed setup code, then a fir
   await page.getByRole("button", { name: "New VM" }).click();
   const dialog = page.getByRole("dialog", { name: "New VM" });
   await dialog.getByLabel("Name", { exact: true }).fill("first");
+  // Started as it is created, as Proxmox's "Start after created" does.
+  await dialog.getByLabel("Start it now").check();
   await dialog.getByRole("button", { name: "Create VM" }).click();
+  await expect(page.getByRole("status").filter({ hasText: "Created VM first and started it." })).toBeVisible({ timeout: 60_000 });
   const row = page.locator('[data-testid="vm-row"][data-vm-name="first"]');
-  await expect(row.getByTestId("vm-state")).toHaveText("Stopped", { timeout: 60_000 });
-  await row.getByRole("button", { name: "Start", exact: true }).click();
   await expect(row.getByTestId("vm-state")).toHaveText("Running", { timeout: 60_000 });
 
   // Its page: the serial console, where the guest's login prompt answers a newline.
