@@ -14,9 +14,12 @@ export function AcquiredVm({ acquired }: { acquired: Acquired }) {
         Acquired <Link href={`/vms/${acquired.vmId}`}>{acquired.name}</Link>. It is yours until you release it.
         {acquired.privateKey ? ` Save the private key below as ${keyFile} (chmod 600), then:` : " Connect with your own key:"}
       </p>
-      <CopyCommand label="Through Hangar (your keys from the Account page)" command={`hangar ssh ${acquired.name}`} />
       <CopyCommand
-        label="SSH command"
+        label={acquired.privateKey ? "Through Hangar, with that key" : "Through Hangar (your keys from the Account page)"}
+        command={acquired.privateKey ? `hangar ssh -i ${keyFile} ${acquired.name}` : `hangar ssh ${acquired.name}`}
+      />
+      <CopyCommand
+        label="Straight to its forwarded SSH port"
         command={`ssh -p ${acquired.sshPort} -i ${acquired.privateKey ? keyFile : "<your key>"} ${acquired.user}@${acquired.host}`}
       />
       {acquired.privateKey ? (

@@ -90,8 +90,8 @@ export function CreatePoolForm() {
         </div>
       </div>
       <p className="muted small">
-        Suspended members resume quickly; Stopped ones cost nothing while they wait but boot on Acquire; Running ones are instant but use their memory all the
-        time.
+        Running members are instant but use their memory all the time; Paused ones are as quick and hold their memory but use no CPU; Suspended ones keep their
+        memory on disk and resume in a fraction of a second; Stopped ones cost nothing while they wait but boot on Acquire.
       </p>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
       <div className="buttons">

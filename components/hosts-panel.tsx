@@ -69,7 +69,8 @@ export function HostsPanel() {
                   used={u.cpuPercent === null ? null : (u.cpuPercent / 100) * u.cpus}
                   allocated={u.vcpusAllocated}
                   total={u.cpus}
-                  text={`${u.vcpusAllocated} vCPUs allocated of ${u.cpus}; ${u.cpuPercent === null ? "—" : `${u.cpuPercent.toFixed(0)} %`} busy`}
+                  // The busy share needs two heartbeats' samples; until then it is left out.
+                  text={`${u.vcpusAllocated} vCPUs allocated of ${u.cpus}${u.cpuPercent === null ? "" : `; ${u.cpuPercent.toFixed(0)} % busy`}`}
                 />
                 <Bar
                   label="Memory"

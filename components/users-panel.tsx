@@ -142,9 +142,17 @@ export function UsersPanel() {
                 </td>
                 <td>
                   <form onInvalidCapture={() => setError(undefined)} className="buttons" onSubmit={(e) => saveQuotas(user, e)}>
-                    <input name="maxVms" type="number" min={0} defaultValue={user.maxVms ?? ""} aria-label="Max VMs" className="tiny" />
-                    <input name="maxCpus" type="number" min={0} defaultValue={user.maxCpus ?? ""} aria-label="Max vCPUs" className="tiny" />
-                    <input name="maxMemoryMiB" type="number" min={0} defaultValue={user.maxMemoryMiB ?? ""} aria-label="Max memory MiB" className="tiny" />
+                    <input name="maxVms" type="number" min={0} defaultValue={user.maxVms ?? ""} aria-label="Max VMs" placeholder="VMs" className="tiny" />
+                    <input name="maxCpus" type="number" min={0} defaultValue={user.maxCpus ?? ""} aria-label="Max vCPUs" placeholder="vCPUs" className="tiny" />
+                    <input
+                      name="maxMemoryMiB"
+                      type="number"
+                      min={0}
+                      defaultValue={user.maxMemoryMiB ?? ""}
+                      aria-label="Max memory MiB"
+                      placeholder="MiB"
+                      className="tiny"
+                    />
                     <button type="submit" className="small">
                       Save
                     </button>

@@ -162,7 +162,8 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   // Acquire boots the Stopped member and hands it out once it is ready again.
   await pool.getByRole("button", { name: "Acquire" }).click();
   const acquired = pool.getByTestId("acquired");
-  await expect(acquired.getByLabel("SSH command")).toContainText(/^ssh -p \d+ -i \S+ hangar@127\.0\.0\.1$/, ACQUIRE);
+  await expect(acquired.getByLabel("Straight to its forwarded SSH port")).toContainText(/^ssh -p \d+ -i \S+\.key hangar@127\.0\.0\.1$/, ACQUIRE);
+  await expect(acquired.getByLabel("Through Hangar, with that key")).toHaveText(/^hangar ssh -i \S+\.key \S+$/);
   await expect(acquired.locator("details summary")).toHaveText("Private key");
   const href = (await acquired.getByRole("link").getAttribute("href")) ?? "";
   const acquiredId = href.replace(/^\/vms\//, "");
