@@ -66,6 +66,15 @@ describe("hangar CLI", () => {
     expect(early.exitCode).toBe(3);
     expect(early.stderr).toMatch(/hangar login/);
 
+    // Answers piped one per line, as to the prompts (no token: email, then password); input
+    // that ends before the last answer is a usage error that says so.
+    const cut = await hangar(["login", url], { input: "\ndev@test.hangar\n" });
+    expect(cut.exitCode).toBe(2);
+    expect(cut.stderr).toMatch(/No answer to "Password": the input ended/);
+    const piped = await hangar(["--json", "login", url], { input: "\ndev@test.hangar\na long password\n" });
+    expect(piped.exitCode, piped.stderr).toBe(0);
+    expect(JSON.parse(piped.stdout)).toMatchObject({ url, email: "dev@test.hangar" });
+
     const login = await hangar(["--json", "login", url, "--email", "dev@test.hangar", "--password-stdin"], { input: "a long password\n" });
     expect(login.stderr).toBe("");
     expect(JSON.parse(login.stdout)).toMatchObject({ url, email: "dev@test.hangar", role: "operator" });

@@ -3,6 +3,7 @@
  * sign-in, then token.create with that session, as the Tokens page does), checked against
  * the server and saved (config.ts).
  */
+import { randomBytes } from "node:crypto";
 import os from "node:os";
 import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
@@ -12,8 +13,12 @@ import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, clientFor } from "./api.ts";
 import { saveConfig, type Config } from "./config.ts";
 
-/** Asks on the terminal; `hidden` echoes nothing (passwords, tokens). */
-export async function ask(question: string, hidden = false): Promise<string> {
+/**
+ * Questions on the terminal, or answers piped in one per line. One reader serves every
+ * question: a reader per question would take all the lines a pipe sent at once and leave
+ * the next question none.
+ */
+function prompter() {
   let muted = false;
   const output = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -21,16 +26,36 @@ export async function ask(question: string, hidden = false): Promise<string> {
       callback();
     },
   });
-  const rl = createInterface({ input: process.stdin, output, terminal: Boolean(process.stdin.isTTY) });
-  try {
-    return await new Promise<string>((resolve) => {
-      rl.question(question, (answer) => resolve(answer.trim()));
+  const reader = createInterface({ input: process.stdin, output, terminal: Boolean(process.stdin.isTTY) });
+  const lines: string[] = [];
+  let ended = false;
+  let waiting: { resolve: (line: string | undefined) => void } | undefined;
+  const hand = (line: string | undefined) => {
+    const waiter = waiting;
+    waiting = undefined;
+    waiter?.resolve(line);
+  };
+  reader.on("line", (line) => (waiting ? hand(line) : lines.push(line)));
+  reader.on("close", () => {
+    ended = true;
+    hand(undefined);
+  });
+  return {
+    /** The next answer, trimmed; `hidden` echoes nothing (passwords, tokens). */
+    async ask(question: string, hidden = false): Promise<string> {
+      process.stderr.write(question);
       muted = hidden;
-    });
-  } finally {
-    rl.close();
-    if (hidden) process.stderr.write("\n");
-  }
+      try {
+        const line = lines.length > 0 || ended ? lines.shift() : await new Promise<string | undefined>((resolve) => (waiting = { resolve }));
+        if (line === undefined) throw new CliError(`No answer to "${question.replace(/:\s*$/, "")}": the input ended.`, EXIT.USAGE);
+        return line.trim();
+      } finally {
+        muted = false;
+        if (hidden) process.stderr.write("\n");
+      }
+    },
+    close: () => reader.close(),
+  };
 }
 
 export async function readStdin(): Promise<string> {
@@ -58,7 +83,9 @@ async function tokenFromPassword(url: string, email: string, password: string): 
   const session = createTRPCClient<AppRouter>({
     links: [httpLink({ url: new URL("/api/trpc", url).toString(), transformer: superjson, headers: { cookie, origin } })],
   });
-  const name = `cli ${os.hostname()} ${new Date().toISOString().slice(0, 19).replace("T", " ")}`.replace(/[^A-Za-z0-9 ._-]/g, "-").slice(0, 63);
+  // Token names are unique per user: two logins in one second from one machine differ by the suffix.
+  const stamp = `${new Date().toISOString().slice(0, 19).replace("T", " ")} ${randomBytes(2).toString("hex")}`;
+  const name = `cli ${os.hostname().slice(0, 63 - 5 - stamp.length)} ${stamp}`.replace(/[^A-Za-z0-9 ._-]/g, "-");
   const created = await session.token.create.mutate({ name });
   return created.token;
 }
@@ -78,10 +105,18 @@ export async function login(rawUrl: string, options: LoginOptions) {
   }
   let token: string;
   if (options.tokenStdin) token = await readStdin();
-  else if (options.email) token = await tokenFromPassword(url, options.email, options.passwordStdin ? await readStdin() : await ask("Password: ", true));
+  else if (options.email && options.passwordStdin) token = await tokenFromPassword(url, options.email, await readStdin());
   else {
-    token = await ask("API token (from the Tokens page; leave empty to sign in with email and password): ", true);
-    if (!token) token = await tokenFromPassword(url, await ask("Email: "), await ask("Password: ", true));
+    const terminal = prompter();
+    try {
+      if (options.email) token = await tokenFromPassword(url, options.email, await terminal.ask("Password: ", true));
+      else {
+        token = await terminal.ask("API token (from the Tokens page; leave empty to sign in with email and password): ", true);
+        if (!token) token = await tokenFromPassword(url, await terminal.ask("Email: "), await terminal.ask("Password: ", true));
+      }
+    } finally {
+      terminal.close();
+    }
   }
   if (!token) throw new CliError("No token given.", EXIT.USAGE);
   const config: Config = { url, token };
