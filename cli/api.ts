@@ -6,6 +6,7 @@ import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@t
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 import { loadConfig, type Config } from "./config.ts";
+import { defaultImage } from "../lib/vocabulary.ts";
 
 /** Exit codes: the same for every command (README, "Command line"). */
 export const EXIT = {
@@ -101,8 +102,14 @@ export async function resolveVm(api: Client, nameOrId: string): Promise<string> 
   throw new CliError(`No VM named "${nameOrId}"; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
 }
 
-export async function resolveImage(api: Client, nameOrId: string): Promise<string> {
+/** The image named, or with none named the one the New VM form picks (defaultImage). */
+export async function resolveImage(api: Client, nameOrId: string | undefined): Promise<string> {
   const images = await api.image.list.query();
+  if (nameOrId === undefined) {
+    const chosen = defaultImage(images.filter((image) => image.status === "ready"));
+    if (!chosen) throw new CliError("No image is ready yet: import one (`hangar image import`) or wait for the one importing.", EXIT.NOT_FOUND);
+    return chosen.id;
+  }
   const found = images.find((image) => image.name === nameOrId || image.id === nameOrId);
   if (!found) throw new CliError(`No image named "${nameOrId}"; \`hangar image ls\` lists them.`, EXIT.NOT_FOUND);
   return found.id;

@@ -103,7 +103,7 @@ describe("hangar CLI", () => {
     expect(JSON.parse((await hangar(["autostart", "cli-1", "on", "--json"])).stdout)).toEqual({ name: "cli-1", autostart: true, order: null, delaySec: 0 });
     expect((await hangar(["autostart", "cli-1", "on", "--order", "1", "--delay", "20"])).stdout).toBe("cli-1 autostart on (order 1, then 20 s)");
     expect((await hangar(["start", "cli-1"])).stdout).toMatch(/cli-1 Running/);
-    const waited = await hangar(["wait", "cli-1", "--for", "ready", "--timeout", "300", "--json"]);
+    const waited = await hangar(["wait", "cli-1", "ready", "--timeout", "300", "--json"]);
     expect(waited.exitCode, waited.stderr).toBe(0);
     expect(JSON.parse(waited.stdout)).toMatchObject({ name: "cli-1", readyState: "ready" });
     const listed = JSON.parse((await hangar(["ls", "--json"])).stdout) as { name: string; state: string }[];
@@ -120,6 +120,13 @@ describe("hangar CLI", () => {
     const uname = await hangar(["ssh", "cli-1", "-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "uname", "-a"]);
     expect(uname.exitCode, uname.stderr).toBe(0);
     expect(uname.stdout).toMatch(/^Linux cli-1 /);
+    // No key offered and none on the account: ssh's refusal, then what to do about it.
+    const removed = await hangar(["key", "rm", "dev@laptop"]);
+    expect(removed.exitCode, removed.stderr).toBe(0);
+    const keyless = await hangar(["ssh", "cli-1", ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "true"]);
+    expect(keyless.exitCode).toBe(255);
+    expect(keyless.stderr).toMatch(/your account has no SSH keys, so the VM has none of yours: add one \(`hangar key add/);
+    expect((await hangar(["key", "add", `${key}.pub`])).exitCode).toBe(0);
     // push and pull: files both ways as a tar stream over the same ssh, names with spaces too.
     const sshFlags = ["-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : []))];
     const site = path.join(work, "site");
@@ -190,7 +197,10 @@ describe("hangar CLI", () => {
     expect((await hangar(["snapshot", "revert", "cli-1", "nope"])).exitCode).toBe(5);
     expect((await hangar(["snapshot", "rm", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: (no snapshots)");
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
-    expect((await hangar(["create", "cli-0", "--image", image?.name ?? "", "--tag", "Web", "--tag", "ci"])).exitCode).toBe(0);
+    // Without --image, the image the New VM form picks: the built-in one.
+    const made = await hangar(["create", "cli-0", "--tag", "Web", "--tag", "ci", "--json"]);
+    expect(made.exitCode, made.stderr).toBe(0);
+    expect(JSON.parse(made.stdout)).toMatchObject({ name: "cli-0", image: { name: image?.name } });
     expect((await hangar(["rename", "cli-0", "cli-2"])).stdout).toMatch(/^cli-2 Stopped/);
     // A protected VM is not deleted until its protection is off.
     expect((await hangar(["protect", "cli-2", "on"])).stdout).toBe("cli-2 protection on");

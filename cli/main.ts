@@ -17,7 +17,7 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
 import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
-import { STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
+import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
@@ -159,7 +159,7 @@ program
   .command("create")
   .description("create a VM (Stopped unless --start)")
   .argument("<name>", "the VM's name (a DNS label)")
-  .requiredOption("--image <image>", "image name or id")
+  .option("--image <image>", `image name or id (default: ${BUILTIN_IMAGE}, else the first ready image)`)
   .option("--cpus <n>", "vCPUs", int("--cpus"), 1)
   .option("--memory <MiB>", "memory in MiB", int("--memory"), 256)
   .option("--disk <GiB>", "disk size in GiB", int("--disk"))
@@ -174,7 +174,7 @@ program
       async (
         name: string,
         options: {
-          image: string;
+          image?: string;
           cpus: number;
           memory: number;
           disk?: number;
@@ -441,10 +441,12 @@ program
   .command("wait")
   .description("wait until a VM is ready (cloud-init finished) or in a state")
   .argument("<vm>", "name")
+  .argument("[what]", 'ready, or a state such as "Running" or "Stopped" (as --for)')
   .option("--for <what>", 'ready, or a state such as "Running" or "Stopped"', "ready")
   .option("--timeout <sec>", "give up after this long (exit 7)", int("--timeout"), 120)
   .action(
-    run(async (name: string, options: { for: string; timeout: number }, command: Command) => {
+    run(async (name: string, what: string | undefined, options: { for: string; timeout: number }, command: Command) => {
+      if (what !== undefined) options.for = what;
       const { api } = await connect();
       const id = await resolveVm(api, name);
       const bar = progressBar(`waiting for ${options.for}`, options.timeout, !json(command));
@@ -508,6 +510,15 @@ withSshOptions(
 ).action(
   run(async (name: string, argv: string[], options: SshChoices) => {
     const result = await execa("ssh", [...(await sshTo(name, options)), ...argv], { stdio: "inherit", reject: false });
+    // 255 is ssh's own failure (the remote command's status is passed on as it is). Without -i
+    // and without keys on the account, the likely cause is that the VM has none of the person's keys.
+    if (result.exitCode === 255 && !options.identity) {
+      const { api } = await connect();
+      if ((await api.account.sshKeys.query()).length === 0)
+        process.stderr.write(
+          "hangar: your account has no SSH keys, so the VM has none of yours: add one (`hangar key add ~/.ssh/id_ed25519.pub`); VMs you create or acquire from then on get it.\n",
+        );
+    }
     return result.exitCode ?? EXIT.FAILED;
   }),
 );
@@ -596,7 +607,7 @@ pool
   .command("create")
   .description("make a warm pool of VMs kept ready for pool acquire (admins)")
   .argument("<name>", "the pool's name (a DNS label; members are named after it)")
-  .requiredOption("--image <image>", "image name or id")
+  .option("--image <image>", `image name or id (default: ${BUILTIN_IMAGE}, else the first ready image)`)
   .option("--size <n>", "VMs kept waiting", int("--size"), 2)
   .addOption(new Option("--staging <state>", "the state members wait in").choices(STAGING_STATES).default("Running"))
   .option("--cpus <n>", "vCPUs of each member", int("--cpus"), 1)
@@ -605,7 +616,7 @@ pool
     run(
       async (
         name: string,
-        options: { image: string; size: number; staging: (typeof STAGING_STATES)[number]; cpus: number; memory: number },
+        options: { image?: string; size: number; staging: (typeof STAGING_STATES)[number]; cpus: number; memory: number },
         command: Command,
       ) => {
         const { api } = await connect();

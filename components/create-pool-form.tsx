@@ -5,12 +5,10 @@
  */
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { STAGING_STATES, type StagingState, VM_NAME_PATTERN, VM_NAME_RULE } from "../lib/vocabulary.ts";
+import { STAGING_STATES, type StagingState, VM_NAME_PATTERN, VM_NAME_RULE, defaultImage } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 import { CpuMemoryFields } from "./vm-fields.tsx";
-
-const DEFAULT_IMAGE = "hangar-tiny";
 
 export function CreatePoolForm() {
   const trpc = useTRPC();
@@ -26,7 +24,7 @@ export function CreatePoolForm() {
   const [error, setError] = useState<string>();
 
   const ready = images.data?.filter((image) => image.status === "ready") ?? [];
-  const selected = imageId || (ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0])?.id || "";
+  const selected = imageId || defaultImage(ready)?.id || "";
 
   const create = useMutation(
     trpc.pool.create.mutationOptions({

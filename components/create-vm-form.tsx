@@ -7,12 +7,10 @@
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
-import { TAG_RULE, VM_NAME_PATTERN, VM_NAME_RULE, splitTags } from "../lib/vocabulary.ts";
+import { TAG_RULE, VM_NAME_PATTERN, VM_NAME_RULE, defaultImage, splitTags } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
 import { CpuMemoryFields } from "./vm-fields.tsx";
-
-const DEFAULT_IMAGE = "hangar-tiny";
 
 interface PortRow {
   key: number;
@@ -41,7 +39,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   const [error, setError] = useState<string>();
 
   const ready = images.data?.filter((image) => image.status === "ready") ?? [];
-  const fallback = ready.find((image) => image.name === DEFAULT_IMAGE) ?? ready[0];
+  const fallback = defaultImage(ready);
   const selected = imageId || fallback?.id || "";
   // ISOs import as raw images; the server checks the rest.
   const isos = ready.filter((image) => image.format === "raw");

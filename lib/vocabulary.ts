@@ -55,6 +55,14 @@ export const VM_STATES = [
   "ErrorUnknown",
 ] as const;
 
+/** The image Hangar builds and registers itself (scripts/build-guest.sh). */
+export const BUILTIN_IMAGE = "hangar-tiny";
+
+/** The image picked when none is named (the New VM form, `hangar create`): the built-in one, else the first. */
+export function defaultImage<T extends { name: string }>(ready: readonly T[]): T | undefined {
+  return ready.find((image) => image.name === BUILTIN_IMAGE) ?? ready[0];
+}
+
 /** The guest's firmware: SeaBIOS, or OVMF (UEFI) with a per-VM variable store. */
 export const FIRMWARES = ["bios", "uefi"] as const;
 export type Firmware = (typeof FIRMWARES)[number];

@@ -23,6 +23,7 @@ import { ImportFailure, checkedAddress, download, type FetchLimits } from "./fet
 import { intake } from "./intake.ts";
 import { isIso9660 } from "./iso.ts";
 import { detectFirmware } from "./firmware.ts";
+import { BUILTIN_IMAGE } from "../../lib/vocabulary.ts";
 
 type ImageRow = NonNullable<Awaited<ReturnType<Db["image"]["findUnique"]>>>;
 
@@ -39,8 +40,6 @@ export interface ImportInput {
   /** Absent: detected from the disk. */
   firmware?: Firmware;
 }
-
-export const BUILTIN_IMAGE = "hangar-tiny";
 
 export interface ImportSettings {
   /** Host names and CIDRs URL imports may reach although they are internal (HANGAR_IMPORT_ALLOW). */
