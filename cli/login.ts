@@ -43,7 +43,9 @@ function prompter() {
   return {
     /** The next answer, trimmed; `hidden` echoes nothing (passwords, tokens). */
     async ask(question: string, hidden = false): Promise<string> {
-      process.stderr.write(question);
+      // As the prompt, so a terminal's line editing redraws the question with the answer.
+      reader.setPrompt(question);
+      reader.prompt();
       muted = hidden;
       try {
         const line = lines.length > 0 || ended ? lines.shift() : await new Promise<string | undefined>((resolve) => (waiting = { resolve }));
