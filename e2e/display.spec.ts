@@ -31,6 +31,17 @@ test("the Display tab shows the VM's screen, and closing the tab closes its disp
       return seen.size;
     });
   await expect.poll(colours, LONG).toBeGreaterThan(1);
+  // Once it booted, the guest's login prompt is on the screen too (a getty on tty1): keys
+  // typed on the display log in there and run a command.
+  await api.vm.wait.query({ id: vmId, for: "ready", timeoutSec: 120 });
+  await display.locator("canvas").click();
+  await expect(async () => {
+    await page.keyboard.type("root\n");
+    await page.waitForTimeout(1500);
+    await page.keyboard.type("touch /tmp/typed-on-the-screen\n");
+    const made = await api.vm.exec.mutate({ id: vmId, command: ["test", "-f", "/tmp/typed-on-the-screen"] });
+    expect(made.exitCode).toBe(0);
+  }).toPass(LONG);
   await page.close();
   await expect.poll(async () => (await api.terminal.sessions.query()).display, LONG).toBe(0);
 });
