@@ -27,19 +27,8 @@ function prompter() {
     },
   });
   const reader = createInterface({ input: process.stdin, output, terminal: Boolean(process.stdin.isTTY) });
-  const lines: string[] = [];
-  let ended = false;
-  let waiting: { resolve: (line: string | undefined) => void } | undefined;
-  const hand = (line: string | undefined) => {
-    const waiter = waiting;
-    waiting = undefined;
-    waiter?.resolve(line);
-  };
-  reader.on("line", (line) => (waiting ? hand(line) : lines.push(line)));
-  reader.on("close", () => {
-    ended = true;
-    hand(undefined);
-  });
+  // readline's iterator keeps the lines that arrive before their question is asked.
+  const lines = reader[Symbol.asyncIterator]();
   return {
     /** The next answer, trimmed; `hidden` echoes nothing (passwords, tokens). */
     async ask(question: string, hidden = false): Promise<string> {
@@ -48,9 +37,9 @@ function prompter() {
       reader.prompt();
       muted = hidden;
       try {
-        const line = lines.length > 0 || ended ? lines.shift() : await new Promise<string | undefined>((resolve) => (waiting = { resolve }));
-        if (line === undefined) throw new CliError(`No answer to "${question.replace(/:\s*$/, "")}": the input ended.`, EXIT.USAGE);
-        return line.trim();
+        const next = await lines.next();
+        if (next.done) throw new CliError(`No answer to "${question.replace(/:\s*$/, "")}": the input ended.`, EXIT.USAGE);
+        return next.value.trim();
       } finally {
         muted = false;
         if (hidden) process.stderr.write("\n");

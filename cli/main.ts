@@ -446,15 +446,15 @@ program
   .option("--timeout <sec>", "give up after this long (exit 7)", int("--timeout"), 120)
   .action(
     run(async (name: string, what: string | undefined, options: { for: string; timeout: number }, command: Command) => {
-      if (what !== undefined) options.for = what;
+      const target = what ?? options.for;
       const { api } = await connect();
       const id = await resolveVm(api, name);
-      const bar = progressBar(`waiting for ${options.for}`, options.timeout, !json(command));
+      const bar = progressBar(`waiting for ${target}`, options.timeout, !json(command));
       const started = Date.now();
       const tick = setInterval(() => bar.update(Math.min(Math.round((Date.now() - started) / 1000), options.timeout)), 500);
       try {
         // The server checks `for`; a wrong one is its BAD_REQUEST, with the sentence.
-        const vm = await api.vm.wait.query({ id, for: options.for as "ready", timeoutSec: options.timeout });
+        const vm = await api.vm.wait.query({ id, for: target as "ready", timeoutSec: options.timeout });
         bar.stop();
         output(json(command), vm, (v) => (v ? `${v.name} ${v.state}${v.readyState ? ` (${v.readyState})` : ""}` : `${name} deleted`));
       } finally {
