@@ -77,7 +77,8 @@ async function startServer(env: Record<string, string>) {
 
 it("npm start stops on SIGTERM: the port closes, it exits 0 and no server process remains", async () => {
   const { child, stateDir, port, exited, output } = await startServer({});
-  expect(output()).toContain("listening on");
+  // The port can accept before the log line that says so has come through the pipe.
+  await expect.poll(output, { timeout: 10_000 }).toContain("listening on");
   expect(processesUsing(stateDir)).toContain(child.pid);
 
   child.kill("SIGTERM");
