@@ -214,7 +214,7 @@ export function VmDetails({ id }: { id: string }) {
             Refresh
           </button>
         </div>
-        <SerialTail text={vm.serialTail} />
+        <SerialTail vm={vm} readAt={query.dataUpdatedAt} />
       </section>
     </div>
   );

@@ -89,6 +89,9 @@ test("a newcomer creates the first admin with the printed setup code, then a fir
   await expect(screen).toContainText("root@first:~#", { timeout: 60_000 });
   await page.keyboard.type("uname -s\n");
   await expect(screen).toContainText("Linux", { timeout: 60_000 });
+  // The page's serial tail follows what the guest prints, with no Refresh and no change to the VM.
+  await page.keyboard.type("echo tail-$((6*7))\n");
+  await expect(page.getByTestId("serial-tail")).toContainText("tail-42", { timeout: 30_000 });
 
   // Back to the list: stop, then delete.
   await page.goBack();

@@ -55,6 +55,11 @@ export const VM_STATES = [
   "ErrorUnknown",
 ] as const;
 
+/** The states in which the guest runs, so it may print to its serial console. */
+export function guestRuns(state: string): boolean {
+  return state === "Starting" || state === "Running" || state === "Stopping";
+}
+
 /** The image Hangar builds and registers itself (scripts/build-guest.sh). */
 export const BUILTIN_IMAGE = "hangar-tiny";
 

@@ -205,6 +205,17 @@ describe("network modes and port forwards", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("reads the end of a VM's serial console alone, as vm.get has it", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "printing", imageId });
+    expect(await api.vm.serialTail({ id: vm.id })).toEqual({ text: "" });
+    fake.vm(vm.id).serialLog = `${"x".repeat(20_000)}\nprinting login: `;
+    const { text } = await api.vm.serialTail({ id: vm.id });
+    expect(text).toHaveLength(16 * 1024);
+    expect(text.endsWith("\nprinting login: ")).toBe(true);
+    expect((await api.vm.get({ id: vm.id })).serialTail).toBe(text);
+    expect(await refusal(api.vm.serialTail({ id: "nosuchvm" }))).toMatchObject({ code: "NOT_FOUND" });
+  });
+
   it("adds and removes forwards on a stopped and on a running VM", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "forwarded", imageId });
     const onStopped = await api.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });

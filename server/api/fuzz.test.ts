@@ -107,6 +107,7 @@ beforeAll(async () => {
     "vm.setProtection": { id: target.id, protection: true },
     "vm.listTags": undefined,
     "vm.addresses": { id: target.id },
+    "vm.serialTail": { id: target.id },
     "vm.onChange": undefined,
     "vm.wait": { id: target.id, for: "Stopped", timeoutSec: 1 },
     "image.list": undefined,

@@ -84,6 +84,9 @@ export const vmListOutput = documented<VmListPage>(
 export const vmOutput = documented<VmDetail>(
   z.looseObject({ ...vmFields, serialTail: z.string().meta({ description: "The end of the serial console's output" }) }).meta({ id: "Vm" }),
 );
+export const serialTailOutput = z
+  .object({ text: z.string().meta({ description: "The last 16 KiB the serial console printed (empty while the VM's host is offline)" }) })
+  .meta({ id: "VmSerialTail" });
 export const addressesOutput = z
   .object({
     interfaces: z

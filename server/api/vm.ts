@@ -1,6 +1,19 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
-import { cloneExistingVm, createVm, describeVm, execInVm, getVm, listEvents, renameVm, setProtection, setTags, syncToVm, waitForVm } from "../vms/inventory.ts";
+import {
+  cloneExistingVm,
+  createVm,
+  describeVm,
+  execInVm,
+  getVm,
+  listEvents,
+  renameVm,
+  setProtection,
+  setTags,
+  syncToVm,
+  vmSerialTail,
+  waitForVm,
+} from "../vms/inventory.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -8,7 +21,7 @@ import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
 import { vmAddresses } from "../vms/addresses.ts";
-import { addressesOutput, deletedOutput, execOutput, vmListOutput, vmOutput } from "./outputs.ts";
+import { addressesOutput, deletedOutput, execOutput, serialTailOutput, vmListOutput, vmOutput } from "./outputs.ts";
 import {
   cpus,
   createVmInput,
@@ -55,6 +68,12 @@ export const vmRouter = router({
     .input(z.object({ id }))
     .output(vmOutput)
     .query(async ({ ctx, input }) => forCaller(ctx, await getVm(ctx.hangar, input.id))),
+  /** The end of the VM's serial console output, read on its host ("" while that host is offline); the VM page rereads it while the VM runs. */
+  serialTail: procedure
+    .meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here", openapi: rest("GET", "/vms/{id}/serial", "The end of a VM's serial console output") })
+    .input(z.object({ id }))
+    .output(serialTailOutput)
+    .query(async ({ ctx, input }) => ({ text: await vmSerialTail(ctx.hangar, input.id) })),
   create: procedure
     .meta({ permission: "vm.create", runsOn: "placement", openapi: rest("POST", "/vms", "Create a VM (Stopped, with its disk made)") })
     .input(createVmInput)

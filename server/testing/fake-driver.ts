@@ -57,6 +57,8 @@ export interface FakeVm {
   guestMemory: GuestMemory | null;
   /** What guestInterfaces() reports (null: no guest agent answers); tests set it. */
   guestInterfaces: GuestInterface[] | null;
+  /** What the guest printed on its serial console (serialTail() returns its end); tests set it. */
+  serialLog: string;
 }
 
 export const CLOUD_INIT_DONE = '{"status": "done", "errors": []}';
@@ -99,6 +101,7 @@ export class FakeDriver {
         blockStats: { readBytes: 0, writeBytes: 0, readOps: 0, writeOps: 0 },
         guestMemory: null,
         guestInterfaces: null,
+        serialLog: "",
       };
       this.vms.set(id, vm);
     }
@@ -235,7 +238,7 @@ export class FakeDriver {
         vm.running = false;
         vm.pid = 0;
       },
-      serialTail: async () => "",
+      serialTail: async (maxBytes) => vm.serialLog.slice(-maxBytes),
       pause: async () => {
         vm.calls.push("pause");
         requireRunning();

@@ -110,6 +110,16 @@ export async function listRow(hangar: Hangar, id: string) {
   return vm ? withHost(hangar, { ...vm, usage: hangar.metrics.usage(vm.id) }) : null;
 }
 
+const SERIAL_TAIL_BYTES = 16 * 1024;
+
+/** The end of the VM's serial log, read on its host: "" while that host is offline (its files are there). */
+export async function vmSerialTail(hangar: Hangar, id: string): Promise<string> {
+  const vm = await hangar.db.vm.findUnique({ where: { id }, select: { hostId: true } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
+  if ((await hangar.cluster.locate(vm.hostId)).kind !== "here") return "";
+  return hangar.driverFor(id).serialTail(SERIAL_TAIL_BYTES);
+}
+
 export async function getVm(hangar: Hangar, id: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
@@ -117,7 +127,7 @@ export async function getVm(hangar: Hangar, id: string) {
   // it is online, and answers from the database alone while it is offline).
   const here = (await hangar.cluster.locate(vm.hostId)).kind === "here";
   const driver = hangar.driverFor(id);
-  const serialTail = here ? await driver.serialTail(16 * 1024) : "";
+  const serialTail = here ? await driver.serialTail(SERIAL_TAIL_BYTES) : "";
   const sshKeyPath = here
     ? await driver.identity().then(
         (identity) => identity.privateKeyFile,
