@@ -11,7 +11,8 @@
  *    with that id, in the server log. No message carries a host path, argv or SQL.
  * 3. Procedures: one `procedure`. Each call first gets a request id (its log lines and
  *    events carry it) and, unless a subscription, a latency timer for /metrics. Then its raw input must be text a
- *    database can hold (well-formed Unicode, no NUL), and a mutation sent over HTTP without
+ *    database can hold (well-formed Unicode, no NUL), the caller of a WebSocket is read again,
+ *    and a mutation sent over HTTP without
  *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
  *    procedure without one is refused, and a test walks the router to keep it so. A
@@ -26,7 +27,7 @@ import { ZodError, z } from "zod";
 import { encodeCall } from "../cluster/calls.ts";
 import { ForwardedFailure, type Location } from "../cluster/cluster.ts";
 import { originAllowed } from "../origins.ts";
-import { atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
+import { actorLabel, atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { logger, withRequestId } from "../log.ts";
@@ -59,6 +60,11 @@ export interface Context {
   principal: Principal | null;
   /** Who is asking, as written into events. */
   actor: string;
+  /**
+   * Who is asking now, for a connection that outlives a call (the WebSocket): asked again at
+   * each call, since a token can be revoked, or a user disabled or demoted, while it stays open.
+   */
+  recheck?: () => Promise<Principal | null>;
 }
 
 /**
@@ -223,6 +229,16 @@ const sameOriginMutations = t.middleware(({ ctx, type, next }) => {
   return next();
 });
 
+/** On a long-lived connection, the caller as the database has them now, not as at connect. */
+const currentPrincipal = t.middleware(async ({ ctx, next }) => {
+  if (!ctx.recheck) return next();
+  const principal = await ctx.recheck();
+  if (ctx.principal && !principal) {
+    throw new HangarError("UNAUTHENTICATED", "Your sign-in has ended (signed out, token revoked or account disabled); sign in again.");
+  }
+  return next({ ctx: { principal, actor: principal ? actorLabel(principal) : "anonymous" } });
+});
+
 const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, next }) => {
   if (!meta) throw new HangarError("FORBIDDEN", "This procedure declares no permission, so nobody may call it.");
   if (meta.permission === "public") return next();
@@ -326,4 +342,11 @@ export function auditChange(ctx: Context, change: { action: string; message: str
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
 /** Every procedure starts here and sets `.meta({ permission })`. */
-export const procedure = t.procedure.use(observed).use(domainErrors).use(wellFormedInput).use(sameOriginMutations).use(enforcePermission).use(onOwningHost);
+export const procedure = t.procedure
+  .use(observed)
+  .use(domainErrors)
+  .use(wellFormedInput)
+  .use(currentPrincipal)
+  .use(sameOriginMutations)
+  .use(enforcePermission)
+  .use(onOwningHost);

@@ -3,7 +3,7 @@
 // is refused to foreign origins. Real HTTP server, real tRPC WebSocket client.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { createTRPCClient, createWSClient, wsLink, type TRPCClient } from "@trpc/client";
+import { TRPCClientError, createTRPCClient, createWSClient, wsLink, type TRPCClient } from "@trpc/client";
 import superjson from "superjson";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -130,5 +130,51 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect(status).toBe(403);
     const anonymous = wsClient(port, "hgr_not-a-token");
     await expect(collect(anonymous, undefined, () => true)).rejects.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+  });
+});
+
+describe("a socket that outlives its credentials", () => {
+  /** A subscription to vm.onChange, and the error that ends it. */
+  function subscribed(client: TRPCClient<AppRouter>) {
+    let started: () => void = () => undefined;
+    const ready = new Promise<void>((resolve) => (started = resolve));
+    const ended = new Promise<unknown>((resolve) => {
+      const subscription = client.vm.onChange.subscribe(undefined, { onStarted: () => started(), onData: () => undefined, onError: resolve });
+      cleanups.push(() => subscription.unsubscribe());
+    });
+    return { ready, ended };
+  }
+
+  it("ends a revoked token's subscriptions and refuses its calls", async () => {
+    const { port, admin } = await serve();
+    const made = await admin.token.create({ name: "soon-revoked" });
+    const client = wsClient(port, made.token);
+    expect((await client.account.me.query()).user?.email).toBe("admin@test.hangar");
+    const live = subscribed(client);
+    await live.ready;
+    await admin.token.revoke({ id: made.id });
+    // The socket is closed; the client's reconnect has no principal, so the subscription fails.
+    await expect(live.ended).resolves.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+    await expect(client.account.me.query()).resolves.toMatchObject({ user: null });
+    await expect(client.token.create.mutate({ name: "minted-after-revoke" })).rejects.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+  });
+
+  it("gives a demoted admin a viewer's rights over the WebSocket from then on", async () => {
+    const { t, port, admin } = await serve();
+    const demoted = await callerFor(t.hangar, "admin", "demoted@test.hangar");
+    const made = await demoted.token.create({ name: "admin-for-now" });
+    const client = wsClient(port, made.token);
+    expect((await client.user.list.query()).length).toBeGreaterThan(0);
+    const user = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "demoted@test.hangar" } });
+    await admin.user.update({ id: user.id, role: "viewer" });
+    // A call in flight when the socket closes fails as the connection does; the next is refused.
+    const outcome = () =>
+      client.user.list.query().then(
+        () => "allowed",
+        (error: unknown) => (error instanceof TRPCClientError ? (error.data?.code ?? "connection closed") : "other"),
+      );
+    await expect.poll(outcome, { timeout: 5000 }).toBe("FORBIDDEN");
+    await expect(client.user.update.mutate({ id: user.id, role: "admin" })).rejects.toMatchObject({ data: { code: "FORBIDDEN" } });
+    expect((await t.hangar.db.user.findUniqueOrThrow({ where: { id: user.id } })).role).toBe("viewer");
   });
 });

@@ -10,7 +10,7 @@ import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { REPO_ROOT } from "../testing/paths.ts";
-import { PERMISSIONS } from "./permissions.ts";
+import { PERMISSIONS, type Principal } from "./permissions.ts";
 import { authenticate } from "./principal.ts";
 import { addUser, bootstrapAdmin } from "./users.ts";
 
@@ -175,6 +175,24 @@ describe("roles", () => {
     await admin.user.update({ id: user.id, maxCpus: 1 });
     expect(await op.vm.resize({ id: small.id, cpus: 1 })).toEqual({ cpus: 1, memoryMiB: 128 });
     expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: small.id } })).toMatchObject({ cpus: 1, memoryMiB: 128 });
+  });
+});
+
+describe("a caller read again at each call (a long-lived connection)", () => {
+  it("acts as the caller is now: refused once gone, with a viewer's rights once demoted", async () => {
+    const admin = await callerFor(hangar, "admin", "long-lived@test.hangar");
+    const user = await hangar.db.user.findUniqueOrThrow({ where: { email: "long-lived@test.hangar" } });
+    const principal: Principal = { userId: user.id, email: user.email, role: "admin", via: "session" };
+    let now: Principal | null = principal;
+    const connection = createCaller({ hangar, transport: IN_PROCESS, principal, actor: user.email, recheck: async () => now });
+    expect(Array.isArray(await connection.user.list())).toBe(true);
+    now = { ...principal, role: "viewer" };
+    expect(await refusal(connection.user.list())).toBe("FORBIDDEN");
+    expect(await refusal(connection.user.update({ id: user.id, role: "admin" }))).toBe("FORBIDDEN");
+    now = null;
+    expect(await refusal(connection.vm.list())).toBe("UNAUTHORIZED");
+    expect(await refusal(connection.token.create({ name: "minted" }))).toBe("UNAUTHORIZED");
+    expect(await admin.token.list()).toEqual([]);
   });
 });
 

@@ -33,8 +33,9 @@ export interface Principal {
   email: string;
   role: Role;
   via: "session" | "token";
-  /** The token's name when via is "token". */
+  /** The token's name and id when via is "token". */
   tokenName?: string;
+  tokenId?: string;
   /** A read-only token: its reads have its owner's role, and every change is refused. */
   readOnly?: boolean;
   /** The browser session when via is "session" (terminals end with it). */

@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Db } from "../db.ts";
 import { HangarError } from "../errors.ts";
+import { accessChanged, accessGeneration } from "./access.ts";
 import { isRole, type Principal } from "./permissions.ts";
 
 const PREFIX = "hgr_";
@@ -20,12 +21,8 @@ const CHECK_SERVES_MS = 2000;
 /** Checks kept at most; past it they are all forgotten (only tokens that passed are kept). */
 const CHECKS_KEPT = 10_000;
 
-const checks = new WeakMap<Db, Map<string, { principal: Principal; until: number }>>();
-
-/** Forgets every token check, so the next call of each token reads the database. */
-export function forgetTokenChecks(db: Db): void {
-  checks.get(db)?.clear();
-}
+/** Checks made since the last accessChanged(db) serve; older ones are forgotten. */
+const checks = new WeakMap<Db, { generation: number; kept: Map<string, { principal: Principal; until: number }> }>();
 
 export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
@@ -64,7 +61,7 @@ export async function revokeToken(db: Db, userId: string, tokenId: string) {
   if (!token || token.userId !== userId) throw new HangarError("NOT_FOUND", `No token with id "${tokenId}" among yours.`);
   const revoked = await db.apiToken.update({ where: { id: tokenId }, data: { revokedAt: token.revokedAt ?? new Date() } });
   // After the write: a call checked meanwhile would keep the token alive for the window.
-  forgetTokenChecks(db);
+  accessChanged(db);
   return revoked;
 }
 
@@ -72,8 +69,10 @@ export async function revokeToken(db: Db, userId: string, tokenId: string) {
 export async function principalForToken(db: Db, token: string): Promise<Principal | undefined> {
   if (!token.startsWith(PREFIX)) return undefined;
   const hash = hashToken(token);
-  let kept = checks.get(db);
-  if (!kept) checks.set(db, (kept = new Map()));
+  const generation = accessGeneration(db);
+  let cache = checks.get(db);
+  if (cache?.generation !== generation) checks.set(db, (cache = { generation, kept: new Map() }));
+  const kept = cache.kept;
   const check = kept.get(hash);
   if (check && check.until > Date.now()) return check.principal;
   const row = await db.apiToken.findUnique({ where: { hash }, include: { user: true } });
@@ -89,6 +88,7 @@ export async function principalForToken(db: Db, token: string): Promise<Principa
     role: row.user.role,
     via: "token",
     tokenName: row.name,
+    tokenId: row.id,
     ...(row.readOnly ? { readOnly: true } : {}),
   };
   if (kept.size >= CHECKS_KEPT) kept.clear();

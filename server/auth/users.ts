@@ -3,7 +3,7 @@ import type { Db } from "../db.ts";
 import { HangarError } from "../errors.ts";
 import type { Auth } from "./better-auth.ts";
 import type { Role } from "./permissions.ts";
-import { forgetTokenChecks } from "./tokens.ts";
+import { accessChanged } from "./access.ts";
 import { claimSetupCode, discardSetupCode, issueSetupCode, restoreSetupCode, setupCodeMatches } from "./setup-code.ts";
 
 export interface NewUser {
@@ -70,8 +70,8 @@ export async function updateUser(db: Db, userId: string, change: UserChange) {
   const user = await existing(db, userId);
   if (user.role === "admin" && ((change.role && change.role !== "admin") || change.disabled)) await keepAnAdmin(db, userId);
   const updated = await db.user.update({ where: { id: userId }, data: change, select: userFields });
-  forgetTokenChecks(db);
   if (change.disabled) await db.session.deleteMany({ where: { userId } });
+  accessChanged(db);
   return { user: updated, changed: describeChange(user, updated) };
 }
 
@@ -134,6 +134,7 @@ export async function setPassword(db: Db, auth: Auth, userId: string, password: 
   if (credential) await context.internalAdapter.updatePassword(userId, hash);
   else await context.internalAdapter.linkAccount({ userId, providerId: "credential", accountId: userId, password: hash });
   await db.session.deleteMany({ where: { userId, ...(options.keepSessionId ? { id: { not: options.keepSessionId } } : {}) } });
+  accessChanged(db);
   return user;
 }
 
@@ -142,7 +143,7 @@ export async function removeUser(db: Db, userId: string) {
   const user = await existing(db, userId);
   if (user.role === "admin") await keepAnAdmin(db, userId);
   await db.user.delete({ where: { id: userId } });
-  forgetTokenChecks(db);
+  accessChanged(db);
   return user;
 }
 
