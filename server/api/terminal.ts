@@ -37,6 +37,7 @@ export const terminalRouter = router({
         userId: principal.userId,
         actor: ctx.actor,
         sessionId: principal.sessionId,
+        tokenId: principal.tokenId,
         vmId: vm.id,
         kind: input.kind,
         readOnly,

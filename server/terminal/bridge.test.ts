@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createCaller } from "../api/root.ts";
 import { IN_PROCESS } from "../api/trpc.ts";
+import { authenticate } from "../auth/principal.ts";
 import { callerFor, createTestHangar, tinyImage, type TestHangar } from "../testing/fixtures.ts";
 import { sshWhenReady } from "../testing/guest.ts";
 import { TERMINAL_PATH, createTerminalBridge, terminalPath, withoutCursorReports, type TerminalBridge } from "./bridge.ts";
@@ -338,6 +339,38 @@ describe("terminal bridge", () => {
     await expect(api.vm.exec({ id: vmId, command: ["true"] })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
     await expect(api.terminal.ticket({ vmId, kind: "shell" })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
     await expect(api.terminal.ticket({ vmId, kind: "display" })).rejects.toMatchObject({ code: "PRECONDITION_FAILED" });
+  });
+
+  it("ends a terminal once its token is revoked, and a writable one once its user may no longer control the VM", async () => {
+    const keeper = await callerFor(t.hangar, "admin", "keeper@test.hangar");
+    const user = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "keeper@test.hangar" } });
+    /** A console opened with `caller`'s ticket, and what it was told as it closed. */
+    const openConsole = async (caller: typeof api, headers: Record<string, string>) => {
+      const { path: wsPath } = await caller.terminal.ticket({ vmId, kind: "console" });
+      const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers });
+      const said: unknown[] = [];
+      let closed = false;
+      ws.on("message", (data: Buffer, binary: boolean) => binary || said.push(decodeControl(data.toString("utf8"))));
+      ws.on("close", () => (closed = true));
+      await new Promise<void>((resolve, reject) => {
+        ws.once("open", () => resolve());
+        ws.once("error", reject);
+      });
+      return { said, closed: () => closed };
+    };
+
+    const made = await keeper.token.create({ name: "cli-console" });
+    const principal = await authenticate(t.hangar.db, t.hangar.auth, { authorization: `Bearer ${made.token}` });
+    if (!principal) throw new Error("the new token did not authenticate");
+    const viaToken = await openConsole(createCaller({ hangar: t.hangar, transport: IN_PROCESS, principal, actor: "token cli-console" }), {});
+    await keeper.token.revoke({ id: made.id });
+    await expect.poll(() => viaToken.closed()).toBe(true);
+    expect(viaToken.said).toContainEqual({ type: "error", message: "The API token this terminal was opened with was revoked or has expired." });
+
+    const typing = await openConsole(keeper, { origin });
+    await api.user.update({ id: user.id, role: "viewer" });
+    await expect.poll(() => typing.closed()).toBe(true);
+    expect(typing.said).toContainEqual({ type: "error", message: "You may no longer control this VM; open the terminal again to watch it." });
   });
 
   it("keeps a console viewer across a start and a stop of the VM, saying when it is not running", async () => {

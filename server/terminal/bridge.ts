@@ -7,14 +7,17 @@
  * Then the socket is joined to the VM's serial console hub, an SSH shell, the qemu monitor,
  * its display, or a raw tunnel to its SSH port; for a VM on another host, it is piped to that
  * host (proxy.ts), which takes it on the internal endpoint only with a pass signed with the
- * cluster key. Heartbeats find dead peers; a terminal ends with the session it was opened
- * from, and after a long time without input.
+ * cluster key. Heartbeats find dead peers; a terminal ends with the session or token it was
+ * opened with, when its user is disabled, removed or loses the right it was opened with, and
+ * after a long time without input.
  */
 import type { IncomingMessage } from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import { onAccessChange } from "../auth/access.ts";
 import { CLUSTER_HEADER, verifyPass } from "../auth/cluster-secret.ts";
+import { canControl, isRole } from "../../lib/vocabulary.ts";
 import type { Db } from "../db.ts";
 import { HANGAR_LOGIN_USER, type Manager } from "../driver/manager.ts";
 import { userMessage } from "../errors.ts";
@@ -320,7 +323,39 @@ export function createTerminalBridge({
     });
   }
 
-  // Heartbeats: dead peers go; so do terminals whose session ended or that sat idle.
+  /**
+   * Why the terminal's grant no longer holds, or undefined while it does: its session ended,
+   * its token was revoked or expired, its user was disabled or removed, or lost the right it
+   * was opened with (typing into a VM they no longer control, the monitor without admin).
+   */
+  async function revoked(grant: TicketGrant): Promise<string | undefined> {
+    const user = await hangar.db.user.findUnique({ where: { id: grant.userId }, select: { role: true, disabled: true } });
+    if (!user || user.disabled || !isRole(user.role)) return "Your account was disabled or removed.";
+    if (grant.sessionId && !(await hangar.db.session.findUnique({ where: { id: grant.sessionId }, select: { id: true } }))) return "You signed out.";
+    if (grant.tokenId) {
+      const token = await hangar.db.apiToken.findUnique({ where: { id: grant.tokenId }, select: { revokedAt: true, expiresAt: true } });
+      if (!token || token.revokedAt || (token.expiresAt && token.expiresAt <= new Date()))
+        return "The API token this terminal was opened with was revoked or has expired.";
+    }
+    if (grant.kind === "monitor" && user.role !== "admin") return "Only admins may use the qemu monitor.";
+    if (!grant.readOnly) {
+      const vm = await hangar.db.vm.findUnique({ where: { id: grant.vmId }, select: { ownerId: true } });
+      if (vm && !canControl({ userId: grant.userId, role: user.role }, vm)) return "You may no longer control this VM; open the terminal again to watch it.";
+    }
+    return undefined;
+  }
+
+  /** Closes every terminal whose grant no longer holds. A database that does not answer proves nothing. */
+  function recheckGrants(): void {
+    for (const terminal of terminals) {
+      void revoked(terminal.grant).then(
+        (reason) => reason && terminal.close(reason),
+        () => undefined,
+      );
+    }
+  }
+
+  // Heartbeats: dead peers go; so do terminals that sat idle or whose grant no longer holds.
   const timer = setInterval(() => {
     for (const terminal of terminals) {
       if (!terminal.alive) {
@@ -330,18 +365,11 @@ export function createTerminalBridge({
       terminal.alive = false;
       terminal.ws.ping();
       if (Date.now() - terminal.lastInput > idleMs) terminal.close(`Closed after ${Math.round(idleMs / 60_000)} minutes without input.`);
-      const sessionId = terminal.grant.sessionId;
-      if (sessionId) {
-        void hangar.db.session
-          .findUnique({ where: { id: sessionId }, select: { id: true } })
-          .then((session) => {
-            if (!session) terminal.close("You signed out.");
-          })
-          .catch(() => undefined);
-      }
     }
+    recheckGrants();
   }, heartbeatMs);
   timer.unref();
+  const stopListening = onAccessChange(hangar.db, recheckGrants);
 
   return {
     handleUpgrade,
@@ -357,6 +385,7 @@ export function createTerminalBridge({
     },
     close(): void {
       clearInterval(timer);
+      stopListening();
       for (const terminal of terminals) terminal.ws.terminate();
       wss.close();
     },

@@ -17,6 +17,8 @@ export interface TicketGrant {
   actor: string;
   /** The browser session it came from; the terminal ends when that session does. */
   sessionId?: string;
+  /** The API token it was issued to; the terminal ends when that token is revoked. */
+  tokenId?: string;
   vmId: string;
   kind: TerminalKind;
   /** Console and display viewers who may watch but not type. */
@@ -33,6 +35,7 @@ export const ticketGrant: z.ZodType<TicketGrant> = z.object({
   userId: z.string().min(1),
   actor: z.string(),
   sessionId: z.string().min(1).optional(),
+  tokenId: z.string().min(1).optional(),
   vmId: z.string().min(1),
   kind: z.enum(TERMINAL_KINDS),
   readOnly: z.boolean(),
@@ -53,6 +56,7 @@ export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }
           userId: grant.userId,
           actor: grant.actor,
           sessionId: grant.sessionId ?? null,
+          tokenId: grant.tokenId ?? null,
           vmId: grant.vmId,
           kind: grant.kind,
           readOnly: grant.readOnly,
@@ -83,6 +87,7 @@ export function createTicketStore({ db, ttlMs = 30_000, now = () => Date.now() }
         userId: entry.userId,
         actor: entry.actor,
         ...(entry.sessionId ? { sessionId: entry.sessionId } : {}),
+        ...(entry.tokenId ? { tokenId: entry.tokenId } : {}),
         vmId: entry.vmId,
         kind: entry.kind,
         readOnly: entry.readOnly,
