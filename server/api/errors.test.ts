@@ -286,12 +286,14 @@ describe("messages", () => {
 });
 
 describe("vm.get", () => {
-  it("shows the VM's key path to admins only", async () => {
+  it("shows the VM's key path to admins only, from vm.get, vm.start and vm.wait alike", async () => {
     const vm = await operator.vm.create({ name: "keyed", imageId, cpus: 1, memoryMiB: 128 });
     expect(vm.sshKeyPath).toBeNull();
     expect((await admin.vm.get({ id: vm.id })).sshKeyPath).toBe(`/fake/${vm.id}/id_ed25519`);
     expect((await operator.vm.get({ id: vm.id })).sshKeyPath).toBeNull();
     expect((await viewer.vm.get({ id: vm.id })).sshKeyPath).toBeNull();
     expect((await operator.vm.start({ id: vm.id })).sshKeyPath).toBeNull();
+    expect((await viewer.vm.wait({ id: vm.id, for: "Running", timeoutSec: 1 }))?.sshKeyPath).toBeNull();
+    expect((await admin.vm.wait({ id: vm.id, for: "Running", timeoutSec: 1 }))?.sshKeyPath).toBe(`/fake/${vm.id}/id_ed25519`);
   });
 });

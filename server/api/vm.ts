@@ -135,7 +135,10 @@ export const vmRouter = router({
   wait: procedure
     .meta({ permission: "read", runsOn: "vm" })
     .input(waitInput)
-    .query(({ ctx, input, signal }) => waitForVm(ctx.hangar, input, ctx.actor, signal)),
+    .query(async ({ ctx, input, signal }) => {
+      const vm = await waitForVm(ctx.hangar, input, ctx.actor, signal);
+      return vm && forCaller(ctx, vm);
+    }),
   /** Runs a command (argv, no shell unless you ask for one) and returns its output. */
   exec: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
