@@ -166,6 +166,20 @@ describe("pools", () => {
     expect(after.find((vm) => vm.id !== got.vmId)?.state).toBe("Suspended");
   });
 
+  it("counts an acquired VM against its new owner's quota, as a created one", async () => {
+    const pool = await newPool(1, "Running");
+    const owner = await hangar.db.user.create({ data: { id: "capped", email: "capped@test.hangar", name: "capped", role: "operator", maxVms: 1 } });
+    const first = await hangar.pools.acquire(pool.id, { actor: owner.email, ownerId: owner.id, timeoutMs: 5000 });
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: first.vmId } })).ownerId).toBe(owner.id);
+    await hangar.pools.kick(pool.id);
+    await expect(hangar.pools.acquire(pool.id, { actor: owner.email, ownerId: owner.id, timeoutMs: 5000 })).rejects.toMatchObject({
+      code: "QUOTA_EXCEEDED",
+      message: "Your quota is 1 VM and you have 1; delete one first.",
+    });
+    // The pool's member stays the pool's, for someone within their quota.
+    expect(await hangar.db.vm.count({ where: { poolId: pool.id, acquiredAt: null } })).toBe(1);
+  });
+
   it("installs the caller's public key instead of handing out the VM's own", async () => {
     const pool = await newPool(1, "Running");
     const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000, publicKey: "ssh-ed25519 AAAAC3Nz caller" });

@@ -17,6 +17,7 @@ import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Recorder } from "../audit/recorder.ts";
 import { authorizedKeysOf } from "../auth/ssh-keys.ts";
+import { assertWithinQuota } from "../auth/users.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
@@ -257,6 +258,8 @@ export function createPools({
    */
   async function acquire(poolId: string, options: { actor: string; ownerId?: string; timeoutMs: number; publicKey?: string }): Promise<Acquired> {
     const pool = await loadPool(poolId);
+    // An acquired VM is its new owner's, so it counts against their quota as a created one would.
+    if (options.ownerId) await assertWithinQuota(db, options.ownerId, pool.cpus, pool.memoryMiB);
     const deadline = Date.now() + options.timeoutMs;
     let vm = await claim(pool.id, pool.staging, options);
     while (!vm) {
