@@ -15,6 +15,7 @@ import { TRPC_BASE_PATH, createTrpcHandler } from "./api/http.ts";
 import { OPENAPI_DOCUMENT_PATH, REST_BASE_PATH, createRestHandler } from "./api/openapi.ts";
 import { TRPC_WS_PATH, createTrpcWebSocket } from "./api/ws.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
+import { accessChanged } from "./auth/access.ts";
 import { authenticate } from "./auth/principal.ts";
 import type { Hangar } from "./hangar.ts";
 import { handleMetrics, isMetricsRequest } from "./metrics/http.ts";
@@ -38,6 +39,15 @@ export interface HttpServerOptions {
   dev: boolean;
 }
 
+/**
+ * The only better-auth endpoints served. Its others (change-password, list-sessions,
+ * revoke-other-sessions, update-user and the like) would go around Hangar's rules: the
+ * password lockout, the audit log, ending other sessions, showing no session token.
+ * Hangar has its own procedures for those.
+ */
+const AUTH_ENDPOINTS = new Set(["/api/auth/sign-in/email", "/api/auth/sign-out"]);
+export const NO_AUTH_ENDPOINT_MESSAGE =
+  "No such endpoint. Sign in at /api/auth/sign-in/email and out at /api/auth/sign-out; passwords, sessions and tokens are on the Account page and in the API.";
 export const WRONG_HOST_MESSAGE = "This server does not answer to that host name; open Hangar at one of its public origins (HANGAR_PUBLIC_ORIGIN).";
 
 /**
@@ -80,10 +90,20 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
 
   function handleAuthRequest(req: IncomingMessage, res: ServerResponse): void {
     req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
-    // Signing out ends the terminals opened from that session at once.
-    if (req.url?.startsWith("/api/auth/sign-out")) {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (!AUTH_ENDPOINTS.has(path)) {
+      res.writeHead(404, { "Content-Type": "application/json; charset=utf-8" }).end(JSON.stringify({ message: NO_AUTH_ENDPOINT_MESSAGE }));
+      return;
+    }
+    // Signing out ends the terminals and the API WebSocket opened from that session at once.
+    if (path === "/api/auth/sign-out") {
       void authenticate(hangar.db, hangar.auth, req.headers).then((principal) => {
-        if (principal?.sessionId) res.once("finish", () => hangar.terminals.closeForSession(principal.sessionId ?? ""));
+        if (principal?.sessionId) {
+          res.once("finish", () => {
+            hangar.terminals.closeForSession(principal.sessionId ?? "");
+            accessChanged(hangar.db);
+          });
+        }
         void handleAuth(req, res);
       });
       return;
