@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
 import type { Settings } from "./env.ts";
-import { WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
+import { NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
 import { FakeDriver } from "./testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "./testing/fixtures.ts";
 
@@ -21,6 +21,7 @@ interface Served {
   origin: string;
   /** The policy Next would have read from each page request. */
   pageRequests: (string | undefined)[];
+  server: http.Server;
 }
 
 const running: { server: http.Server; t: TestHangar }[] = [];
@@ -58,7 +59,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
     },
     server,
   );
-  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests };
+  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests, server };
 }
 
 interface Reply {
@@ -249,11 +250,84 @@ describe("cross-site mutations", () => {
     expect(await t.hangar.db.apiToken.count()).toBe(3);
   });
 
+  it("cannot go around Hangar's rules through better-auth's other endpoints: only sign-in and sign-out are served", async () => {
+    const served = await serve();
+    const { t } = served;
+    await addUser(t.hangar.db, t.hangar.auth, { email: "ops@test.hangar", name: "Ops", password: "a long password", role: "operator" });
+    const { cookie } = await signIn(served, "ops@test.hangar", "a long password");
+    const headers = { host: served.host, origin: served.origin, cookie };
+    const hidden = [
+      ["GET", "/api/auth/list-sessions", ""],
+      ["POST", "/api/auth/change-password", JSON.stringify({ currentPassword: "a long password", newPassword: "another long one" })],
+      ["POST", "/api/auth/revoke-other-sessions", "{}"],
+      ["POST", "/api/auth/update-user", JSON.stringify({ name: "Renamed" })],
+      ["GET", "/api/auth/get-session", ""],
+    ] as const;
+    for (const [method, url, body] of hidden) {
+      const reply = await send(served.port, method, url, headers, body || undefined);
+      expect(reply.status, url).toBe(404);
+      expect(JSON.parse(reply.body)).toEqual({ message: NO_AUTH_ENDPOINT_MESSAGE });
+    }
+    expect((await t.hangar.db.user.findUniqueOrThrow({ where: { email: "ops@test.hangar" } })).name).toBe("Ops");
+    await signIn(served, "ops@test.hangar", "a long password");
+    expect((await send(served.port, "POST", "/api/auth/sign-out", headers, "{}")).status).toBe(200);
+  });
+
   it("allow an origin listed in HANGAR_ALLOWED_ORIGINS", async () => {
     const served = await serve(() => ({ HANGAR_ALLOWED_ORIGINS: ["https://ci.example.com"] }));
     await addUser(served.t.hangar.db, served.t.hangar.auth, { email: "admin@test.hangar", name: "Admin", password: "a long password", role: "admin" });
     const { cookie } = await signIn(served, "admin@test.hangar", "a long password");
     expect((await mutate(served.port, "token.create", { name: "ci" }, { host: served.host, cookie, origin: "https://ci.example.com" })).status).toBe(200);
+  });
+});
+
+/** A POST whose body never ends: chunked unless `headers` declare a Content-Length; `bytes` of it are sent. */
+function postUnfinished(port: number, urlPath: string, headers: Record<string, string>, bytes: number): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method: "POST", path: urlPath, headers: { "content-type": "application/json", ...headers } }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
+      });
+    });
+    // The server ends the connection after its reply while this side still has body to send.
+    req.on("error", (error: NodeJS.ErrnoException) => (error.code === "ECONNRESET" || error.code === "EPIPE" ? undefined : reject(error)));
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sent = 0;
+    const pump = () => {
+      while (sent < bytes && req.write(chunk)) sent += chunk.length;
+    };
+    req.on("drain", pump);
+    pump();
+  });
+}
+
+describe("request bodies", () => {
+  it("over 1 MiB get 413 and a sentence on /api/trpc and /api/v1, before sign-in and without the server reading them", async () => {
+    const served = await serve();
+    let serverRead = 0;
+    served.server.on("connection", (socket) => socket.on("close", () => (serverRead = Math.max(serverRead, socket.bytesRead))));
+    const sentence = /^The request body is over 1 MiB/;
+    // Declared too large: refused before a byte of it is read.
+    for (const urlPath of ["/api/trpc/vm.describe", "/api/v1/vms"]) {
+      const reply = await postUnfinished(served.port, urlPath, { host: served.host, "content-length": String(150 * 1024 * 1024) }, 64 * 1024);
+      expect(reply.status, urlPath).toBe(413);
+      expect(reply.headers.connection).toBe("close");
+      const message = urlPath.startsWith("/api/trpc")
+        ? (JSON.parse(reply.body) as { error: { json: { message: string } } }).error.json.message
+        : (JSON.parse(reply.body) as { message: string }).message;
+      expect(message).toMatch(sentence);
+    }
+    // Chunked: reading stops at the limit, though 16 MiB more are on their way.
+    for (const urlPath of ["/api/trpc/vm.describe", "/api/v1/vms"]) {
+      const reply = await postUnfinished(served.port, urlPath, { host: served.host }, 16 * 1024 * 1024);
+      expect(reply.status, urlPath).toBe(413);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(serverRead).toBeLessThan(4 * 1024 * 1024);
   });
 });
 

@@ -1,12 +1,14 @@
 /**
  * The tRPC API as a Node request handler: context from the session cookie or bearer token,
- * and the headers the cross-site check of mutations reads.
+ * and the headers the cross-site check of mutations reads. Bodies over 1 MiB get 413 (body.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { actorLabel } from "../auth/permissions.ts";
 import { authenticate } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
+import { BODY_TOO_LARGE, closeAfterReply, readBody } from "./body.ts";
 import { compressJson, createListResponses } from "./responses.ts";
 import { appRouter } from "./root.ts";
 import type { Context, Transport } from "./trpc.ts";
@@ -38,6 +40,20 @@ export function createTrpcHandler(hangar: Hangar) {
     router: appRouter,
     basePath: TRPC_BASE_PATH,
     createContext: ({ req }) => contextFor(hangar, req),
+    // The body, read within the limit before tRPC (which reads any size) and before the
+    // context: tRPC takes a string body as the request's. An oversized one fails every call with 413.
+    middleware: (req, res, next: (error?: TRPCError) => void) => {
+      if (req.method === "GET" || req.method === "HEAD") return next();
+      readBody(req).then(
+        (text) => {
+          Object.assign(req, { body: text ?? "" });
+          if (text !== undefined) return next();
+          closeAfterReply(res);
+          next(new TRPCError({ code: "PAYLOAD_TOO_LARGE", message: BODY_TOO_LARGE }));
+        },
+        () => res.destroy(),
+      );
+    },
   });
   const serveList = createListResponses(TRPC_BASE_PATH, (req) => contextFor(hangar, req));
   const viaTrpc = (req: IncomingMessage, res: ServerResponse) => {

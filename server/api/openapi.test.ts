@@ -116,10 +116,12 @@ describe("REST over HTTP with a token", () => {
     await t.cleanup();
   });
 
-  function call(method: "GET" | "POST", path: string, options: { token?: string; body?: unknown; host?: string } = {}) {
+  /** A call with `body` as JSON, or `raw` as the body's text exactly (JSON's content type unless `type` says). */
+  function call(method: "GET" | "POST", path: string, options: { token?: string; body?: unknown; raw?: string; type?: string; host?: string } = {}) {
     const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${port}` };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    if (options.body !== undefined) headers["content-type"] = "application/json";
+    if (options.body !== undefined || options.raw !== undefined) headers["content-type"] = "application/json";
+    if (options.type !== undefined) headers["content-type"] = options.type;
     return new Promise<{ status: number; type: string | undefined; body: unknown }>((resolve, reject) => {
       const req = http.request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
         let text = "";
@@ -131,7 +133,7 @@ describe("REST over HTTP with a token", () => {
         });
       });
       req.on("error", reject);
-      req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+      req.end(options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body)));
     });
   }
 
@@ -185,6 +187,55 @@ describe("REST over HTTP with a token", () => {
       body: { code: "CONFLICT" },
     });
     expect(await call("GET", "/api/v1/nothing-here", { token: adminToken })).toMatchObject({ status: 404 });
+  });
+
+  it("refuses query parameters named like Object.prototype members with 400, before sign-in too", async () => {
+    for (const key of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      for (const token of [undefined, viewerToken]) {
+        const reply = await call("GET", `/api/v1/vms?${key}=1`, { token });
+        expect(reply, key).toMatchObject({
+          status: 400,
+          body: { code: "BAD_REQUEST", message: `The query parameter "${key}" is not one any route takes; leave it out.` },
+        });
+      }
+    }
+    expect(await call("GET", "/api/v1/vms?limit=5&state=Running&state=Stopped", { token: viewerToken })).toMatchObject({ status: 200 });
+  });
+
+  it("takes a body only as a JSON object, and an empty one as no fields", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-body", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, raw: "{bad" })).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST", message: "The request body is not valid JSON; send a JSON object of the route's fields, such as {}." },
+    });
+    for (const [raw, got] of [
+      ["null", "null"],
+      ['"str"', "a string"],
+      ["123", "a number"],
+      ["true", "a boolean"],
+      ["[]", "an array"],
+    ]) {
+      expect(await call("POST", `/api/v1/vms/${id}/start`, { token: adminToken, raw }), raw).toMatchObject({
+        status: 400,
+        body: { code: "BAD_REQUEST", message: `The request body must be a JSON object of the route's fields, such as {}, not ${got}.` },
+      });
+    }
+    expect((await t.hangar.db.vm.findUniqueOrThrow({ where: { id } })).state).toBe("Stopped");
+    // No fields: with the JSON type or none, the route's schema decides (start and stop need only the id).
+    expect(await call("POST", `/api/v1/vms/${id}/start`, { token: adminToken, raw: "" })).toMatchObject({ status: 200, body: { state: "Running" } });
+    expect(await call("POST", `/api/v1/vms/${id}/stop`, { token: adminToken })).toMatchObject({ status: 200, body: { state: "Stopped" } });
+    expect(await call("POST", "/api/v1/vms", { token: adminToken, raw: "" })).toMatchObject({ status: 400, body: { code: "BAD_REQUEST" } });
+    expect(await call("POST", `/api/v1/vms/${id}/start`, { token: adminToken, raw: "{}", type: "text/plain" })).toMatchObject({ status: 415 });
+  });
+
+  it("words input errors as tRPC does, without zod's raw issues", async () => {
+    const badName = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "Bad_Name", imageId, cpus: 1, memoryMiB: 256 } });
+    expect(badName).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^name: .*DNS labels/) } });
+    expect(badName.body).not.toHaveProperty("issues");
+    const badLimit = await call("GET", "/api/v1/vms?limit=abc", { token: viewerToken });
+    expect(badLimit).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^limit/) } });
+    expect(badLimit.body).not.toHaveProperty("issues");
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {

@@ -10,13 +10,58 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createOpenApiHttpHandler, generateOpenApiDocument, type OpenApiRouter } from "trpc-to-openapi";
 import type { Hangar } from "../hangar.ts";
+import { BODY_TOO_LARGE, MAX_BODY_BYTES, closeAfterReply, readBody } from "./body.ts";
 import { contextFor } from "./http.ts";
 import { appRouter } from "./root.ts";
 
 export const REST_BASE_PATH = "/api/v1";
 export const OPENAPI_DOCUMENT_PATH = "/api/openapi.json";
-/** Changes are small JSON bodies; larger ones are refused with 413. */
-const MAX_BODY_BYTES = 1024 * 1024;
+
+/** An error answered before the library runs, in the shape of its own: `{ message, code, data }`. */
+function refuse(res: ServerResponse, status: 400 | 413, message: string): void {
+  const code = status === 400 ? "BAD_REQUEST" : "PAYLOAD_TOO_LARGE";
+  res.writeHead(status, { "Content-Type": "application/json" }).end(JSON.stringify({ message, code, data: { code, httpStatus: status, domainCode: null } }));
+}
+
+/**
+ * Why the library must not see this query string, or undefined. It collects parameters in a
+ * plain object, so one named like an Object.prototype member (constructor, __proto__…) is a 500.
+ */
+function queryProblem(url: string): string | undefined {
+  const query = url.indexOf("?") === -1 ? "" : url.slice(url.indexOf("?") + 1);
+  for (const key of new URLSearchParams(query).keys()) {
+    if (key in Object.prototype) return `The query parameter "${key.slice(0, 64)}" is not one any route takes; leave it out.`;
+  }
+  return undefined;
+}
+
+/**
+ * The body the library gets, or a sentence saying why there is none. The library parses it
+ * itself, turning bad JSON into a 500 and any JSON that is not an object (null, "str", 1…)
+ * into no fields at all; here a body that is present must be a JSON object. An empty body
+ * means no fields: the route's schema says whether it needs some.
+ */
+function jsonObjectBody(req: IncomingMessage, text: string): { body: string } | { problem: string } {
+  const type = req.headers["content-type"];
+  if (text.trim() === "") {
+    // The library insists on a JSON content type even where nothing was sent.
+    if (type === undefined) req.headers["content-type"] = "application/json";
+    return { body: "{}" };
+  }
+  // Another content type is the library's 415 to answer.
+  if (!type?.toLowerCase().startsWith("application/json")) return { body: "" };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { problem: "The request body is not valid JSON; send a JSON object of the route's fields, such as {}." };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    const got = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`;
+    return { problem: `The request body must be a JSON object of the route's fields, such as {}, not ${got}.` };
+  }
+  return { body: text };
+}
 
 /**
  * The library types a router's meta as an open record, which a meta with a required field
@@ -49,6 +94,11 @@ export function createRestHandler(hangar: Hangar) {
       return contextFor(hangar, req);
     },
     maxBodySize: MAX_BODY_BYTES,
+    onError({ error }) {
+      // With a ZodError as the cause the library answers "Input validation failed" and zod's raw
+      // issues; the errorFormatter's sentences about them are already the error's message.
+      if (error.cause instanceof Error && error.cause.name === "ZodError") Object.defineProperty(error, "cause", { value: undefined });
+    },
   });
   // Made once: the router does not change while the process runs.
   const document = JSON.stringify(openApiDocument(hangar.env.publicOrigins[0] ?? `http://${hangar.env.HOST}:${hangar.env.PORT}`));
@@ -56,7 +106,26 @@ export function createRestHandler(hangar: Hangar) {
     /** Requests under /api/v1: the procedure's route is the path after the prefix. */
     handleRest(req: IncomingMessage, res: ServerResponse): void {
       req.url = req.url?.slice(REST_BASE_PATH.length) || "/";
-      void request.run(req, () => handler(req, res));
+      const problem = queryProblem(req.url);
+      if (problem) return refuse(res, 400, problem);
+      if (req.method === "GET" || req.method === "HEAD") {
+        void request.run(req, () => handler(req, res));
+        return;
+      }
+      readBody(req).then(
+        (text) => {
+          if (text === undefined) {
+            closeAfterReply(res);
+            return refuse(res, 413, BODY_TOO_LARGE);
+          }
+          const checked = jsonObjectBody(req, text);
+          if ("problem" in checked) return refuse(res, 400, checked.problem);
+          // The library reads a string body from here instead of the (already read) stream.
+          Object.assign(req, { body: checked.body });
+          void request.run(req, () => handler(req, res));
+        },
+        () => res.destroy(),
+      );
     },
     handleDocument(req: IncomingMessage, res: ServerResponse): void {
       if (req.method !== "GET" && req.method !== "HEAD") {
