@@ -59,6 +59,19 @@ describe("vm.create input", () => {
       /^userData: The user-data is #cloud-config but not valid YAML \(line \d+\)\. Fix it and try again\.$/,
     ],
     ["a #cloud-config whose users: is a number", { userData: "#cloud-config\nusers: 3\n" }, /must be a list of users/],
+    [
+      "a #cloud-config alias bomb",
+      {
+        // Each level is ten aliases of the one before: 10^7 x's once resolved.
+        userData: [
+          "#cloud-config",
+          "a: &a [x,x,x,x,x,x,x,x,x,x]",
+          ...[..."bcdefg"].map((name, i) => `${name}: &${name} [${Array(10).fill(`*${"abcdef"[i]}`).join(",")}]`),
+          "users: [*g]",
+        ].join("\n"),
+      },
+      /^userData: The user-data uses too many YAML aliases .* Fix it and try again\.$/,
+    ],
   ];
   it.each(cases)("refuses %s with BAD_REQUEST and a sentence", async (_label, change, message) => {
     const result = await refusal(api.vm.create({ ...good, imageId, ...change } as Parameters<typeof api.vm.create>[0]));

@@ -50,6 +50,17 @@ export function parseCloudConfig(text: string): Document | undefined {
   }
   if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) doc.contents = doc.createNode({});
   if (!isMap(doc.contents)) throw new UserDataError("The #cloud-config user-data must be a YAML mapping (key: value lines).");
+  // Resolving it is what the seed's rendering does; an alias bomb throws only here, not while parsing.
+  try {
+    doc.toJS();
+  } catch (error) {
+    const reason = error instanceof Error ? (error.message.split("\n", 1)[0] ?? "") : "";
+    throw new UserDataError(
+      /excessive alias count/i.test(reason)
+        ? "The user-data uses too many YAML aliases (*name references) for its size; write the repeated parts out instead."
+        : `The user-data is #cloud-config but its YAML could not be read${reason ? ` (${reason.slice(0, 200)})` : ""}.`,
+    );
+  }
   const users: unknown = doc.get("users");
   if (users !== undefined && users !== null && typeof users !== "string" && !isSeq(users) && !isMap(users)) throw new UserDataError(USERS_NOT_A_LIST);
   return doc;

@@ -133,6 +133,19 @@ describe("user-data merged with Hangar's account", () => {
     expect(() => renderUserData("#cloud-config\nusers: 3\n", [KEY])).toThrow(/must be a list of users/);
   });
 
+  it("refuses a YAML alias bomb with a sentence, as vm.create does and as a start of a VM stored before that check does", () => {
+    // Each level is ten aliases of the one before: 10^7 x's once resolved.
+    const levels = [..."bcdefg"].map((name, i) => `${name}: &${name} [${Array(10).fill(`*${"abcdef"[i]}`).join(",")}]`);
+    const bomb = ["#cloud-config", "a: &a [x,x,x,x,x,x,x,x,x,x]", ...levels, "users: [*g]"].join("\n");
+    const sentence = /^The user-data uses too many YAML aliases .*instead\.$/;
+    expect(userDataProblem(bomb)).toMatch(sentence);
+    expect(() => renderUserData(bomb, [KEY])).toThrow(UserDataError);
+    expect(() => renderUserData(bomb, [KEY])).toThrow(sentence);
+    // An alias before its anchor is refused too; a few aliases (merge keys) are fine.
+    expect(userDataProblem("#cloud-config\nx: *nope\n")).toMatch(/^The user-data is #cloud-config but its YAML could not be read \(.*nope\)\.$/);
+    expect(userDataProblem("#cloud-config\nbase: &b { shell: /bin/sh }\nusers: [{ <<: *b, name: dave }]\n")).toBeUndefined();
+  });
+
   it("says what cloud-init could not read, and passes every other kind of user-data as it is", () => {
     const cases: [string, RegExp | undefined][] = [
       ["", undefined],
