@@ -54,6 +54,22 @@ export class DiskHasSnapshotsError extends Error {
   }
 }
 /**
+ * A forward's fixed host port is held by another program (or VM) on this host, so the
+ * hypervisor cannot listen on it. Its message is the sentence callers see (no command line).
+ */
+export class HostPortTakenError extends Error {
+  constructor(
+    readonly hostPort: number,
+    readonly guestPort?: number,
+  ) {
+    const change =
+      guestPort === undefined ? "pick another or 0 for any free port" : `free it, or forward guest port ${guestPort} on another host port (0 for any free one)`;
+    super(`Host port ${hostPort} is taken on this host; ${change}.`);
+    this.name = "HostPortTakenError";
+  }
+}
+
+/**
  * The account Hangar logs in as unless an image names another: the cidata creates it (with
  * the VM's key and passwordless sudo), because cloud images refuse root logins.
  */

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HostToolMissingError } from "../driver/manager.ts";
+import { HostPortTakenError, HostToolMissingError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -140,6 +140,22 @@ describe("lifecycle", () => {
     fake.failNext.set("start", new HostToolMissingError("UEFI firmware (OVMF) is not installed on this host; install the ovmf package or use BIOS firmware."));
     expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("HOST_TOOL_MISSING");
     expect(await stateOf(vm.id)).toBe("Stopped");
+  });
+
+  it("refuses a start whose fixed host port another program holds with PORT_IN_USE, and keeps that sentence, not qemu's words", async () => {
+    const vm = await newVm("b-port");
+    fake.failNext.set("start", new HostPortTakenError(3401, 80));
+    const error = await hangar.lifecycle.startVm(vm.id, "t").then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const sentence = "Host port 3401 is taken on this host; free it, or forward guest port 80 on another host port (0 for any free one).";
+    expect(error).toBeInstanceOf(HangarError);
+    expect(error).toMatchObject({ code: "PORT_IN_USE", message: `Starting VM "b-port" failed: ${sentence}` });
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.error]).toEqual(["Stopped", `Start failed: ${sentence}`]);
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "start" } });
+    expect([event.ok, event.message]).toEqual([false, `Start failed: ${sentence}`]);
   });
 
   it("marks a VM ErrorUnknown when a stop fails and qemu still runs; delete then cleans up", async () => {

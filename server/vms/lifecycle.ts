@@ -9,6 +9,7 @@ import type { Db } from "../db.ts";
 import {
   AlreadyRunningError,
   FIRMWARES,
+  HostPortTakenError,
   HostToolMissingError,
   NotRunningError,
   type Firmware,
@@ -403,11 +404,13 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
         const code =
           error instanceof HostToolMissingError
             ? "HOST_TOOL_MISSING"
-            : error instanceof UserDataError
-              ? "INVALID_INPUT"
-              : isHangarError(error)
-                ? error.code
-                : "DRIVER_FAILED";
+            : error instanceof HostPortTakenError
+              ? "PORT_IN_USE"
+              : error instanceof UserDataError
+                ? "INVALID_INPUT"
+                : isHangarError(error)
+                  ? error.code
+                  : "DRIVER_FAILED";
         throw new HangarError(code, `Starting VM "${vm.name}" failed: ${reason}`, { cause: error });
       }
     });

@@ -9,7 +9,7 @@ import { PassThrough } from "node:stream";
 import { execa } from "execa";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { sshWhenReady, tinyGuestBoot } from "../../testing/guest.ts";
-import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, NotRunningError, type StartOptions } from "../manager.ts";
+import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError, HostPortTakenError, NotRunningError, type StartOptions } from "../manager.ts";
 import { startOutsideHost } from "../../testing/outside-host.ts";
 import { applyGuestFirewall } from "./guest-firewall.ts";
 import { QemuManager, SUSPEND_TAG, qemuRunAs } from "./manager.ts";
@@ -274,11 +274,32 @@ describe("QemuManager with the tiny guest", () => {
     const m = manager("drv3");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
+    // A sentence: qemu's own words name its options and host paths, so they go to the server log.
     await expect(m.start(startOptions(publicKey, { memoryMiB: 128, boot: { kernel: path.join(stateDir, "no-such-kernel") } }))).rejects.toThrow(
-      /qemu failed to start/,
+      /^qemu failed to start \(exit code \d+\); the server log has its output$/,
     );
     expect(await m.running()).toBe(false);
     expect(await qemuProcessesFor("drv3")).toBe(0);
+    await m.delete();
+  });
+
+  it("refuses a fixed host port another program holds, naming it, before qemu runs", async () => {
+    const m = manager("drv-port");
+    await m.create(path.join(guestDir, "disk.qcow2"));
+    const { publicKey } = await m.identity();
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const start = m.start(startOptions(publicKey, { ports: [{ hostPort: port, guestPort: 80 }] }));
+      await expect(start).rejects.toThrow(HostPortTakenError);
+      await expect(start).rejects.toThrow(
+        `Host port ${port} is taken on this host; free it, or forward guest port 80 on another host port (0 for any free one).`,
+      );
+    } finally {
+      holder.close();
+    }
+    expect(await qemuProcessesFor("drv-port")).toBe(0);
     await m.delete();
   });
 });

@@ -14,6 +14,7 @@ import {
   AlreadyRunningError,
   CommandTimeoutError,
   HANGAR_LOGIN_USER,
+  HostPortTakenError,
   NotRunningError,
   DiskHasSnapshotsError,
   DiskShrinkError,
@@ -33,13 +34,14 @@ import {
   type StartResult,
   type StopOutcome,
 } from "../manager.ts";
+import { logger } from "../../log.ts";
 import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { queryBlockStats } from "./blockstats.ts";
 import { queryGuestMemory } from "./guest-stats.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { findOvmf } from "./firmware.ts";
 import { vmFiles, type VmFiles } from "./paths.ts";
-import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards } from "./ports.ts";
+import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards, refusedForward } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
 import { guestAgent, parseGuestInterfaces } from "./guest-agent.ts";
@@ -218,6 +220,11 @@ export class QemuManager implements Manager {
         runAs,
         cdrom: options.cdrom,
       });
+    // Checked just before the launch: qemu would refuse such a port with its command line as the reason.
+    const fixed = [...(options.sshHostPort ? [{ hostPort: options.sshHostPort, guestPort: 22 }] : []), ...options.ports.filter((p) => p.hostPort !== 0)];
+    for (const forward of fixed) {
+      if (!(await isPortFree(forward.hostPort, this.forwardAddress))) throw new HostPortTakenError(forward.hostPort, forward.guestPort);
+    }
     this.log(`starting qemu (${accel}${runAs ? `, as ${runAs}` : ""})`);
     const launchWith = async (args: string[]) => execa(QEMU, args, { reject: false, stdin: "ignore", all: true, timeout: 60_000 });
     let launch = await launchWith(await argsFor(true));
@@ -232,7 +239,12 @@ export class QemuManager implements Manager {
       await this.forceStop();
       // Once daemonized, qemu reports into its -D log rather than on the launch's output.
       const reported = launch.all || (await readFile(this.files.qemuLog, "utf8").catch(() => "")) || `exit code ${launch.exitCode ?? "unknown"}`;
-      throw new Error(`qemu failed to start: ${firstLines(reported)}`);
+      // Its output repeats its options (host paths, the command line): the server log keeps it, callers get a sentence.
+      logger.warn({ vmId: this.id, exitCode: launch.exitCode, output: reported.slice(0, 4000) }, "qemu failed to start");
+      // A fixed port taken between the check above and qemu's bind.
+      const taken = refusedForward(reported);
+      if (taken) throw new HostPortTakenError(taken.hostPort, taken.guestPort);
+      throw new Error(`qemu failed to start (exit code ${launch.exitCode ?? "unknown"}); the server log has its output`);
     }
     try {
       const pid = await this.pid();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseUsernetForwards } from "./ports.ts";
+import { parseUsernetForwards, refusedForward } from "./ports.ts";
 
 describe("parseUsernetForwards", () => {
   it("reads the host-forward rows of info usernet", () => {
@@ -15,5 +15,16 @@ describe("parseUsernetForwards", () => {
       { hostPort: 41263, guestPort: 22 },
       { hostPort: 8080, guestPort: 80 },
     ]);
+  });
+});
+
+describe("refusedForward", () => {
+  it("names the host and guest port of the rule qemu could not set up, from its own words", () => {
+    // What qemu-system-x86_64 prints when another program holds the host port.
+    const output =
+      "qemu-system-x86_64: -netdev user,id=net0,hostfwd=tcp:127.0.0.1:0-:22,hostfwd=tcp:127.0.0.1:3401-:80: Could not set up host forwarding rule 'tcp:127.0.0.1:3401-:80'\n";
+    expect(refusedForward(output)).toEqual({ hostPort: 3401, guestPort: 80 });
+    expect(refusedForward("Could not set up host forwarding rule 'tcp:0.0.0.0:8080-10.0.2.15:8000'")).toEqual({ hostPort: 8080, guestPort: 8000 });
+    expect(refusedForward("qemu-system-x86_64: -kernel /nope: No such file or directory")).toBeUndefined();
   });
 });

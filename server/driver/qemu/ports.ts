@@ -25,6 +25,15 @@ export function parseUsernetForwards(text: string): HostForward[] {
   return forwards;
 }
 
+/**
+ * The forward qemu could not listen for, from its output when it would not start:
+ *   qemu-system-x86_64: -netdev user,…: Could not set up host forwarding rule 'tcp:127.0.0.1:3401-:80'
+ */
+export function refusedForward(output: string): HostForward | undefined {
+  const rule = /Could not set up host forwarding rule '[^']*?:(\d+)-(?:[^':]*:)?(\d+)'/i.exec(output);
+  return rule ? { hostPort: Number(rule[1]), guestPort: Number(rule[2]) } : undefined;
+}
+
 /** Where the host connects to a forward listening on `forwardAddress` (0.0.0.0: loopback). */
 export function connectAddress(forwardAddress: string): string {
   return forwardAddress === "0.0.0.0" ? "127.0.0.1" : forwardAddress;
