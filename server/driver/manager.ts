@@ -70,6 +70,18 @@ export class HostPortTakenError extends Error {
 }
 
 /**
+ * The hypervisor itself refused the state a suspend saved (it reported the load failing), so
+ * resuming it again would fail again. A resume cut short any other way (qemu killed, the
+ * server restarting) keeps the saved state for the next start.
+ */
+export class SavedStateLoadError extends Error {
+  constructor(detail: string) {
+    super(`The saved state did not load: ${detail}`);
+    this.name = "SavedStateLoadError";
+  }
+}
+
+/**
  * The account Hangar logs in as unless an image names another: the cidata creates it (with
  * the VM's key and passwordless sudo), because cloud images refuse root logins.
  */
@@ -310,6 +322,13 @@ export interface Manager {
   unpause(): Promise<void>;
   /** When the state a suspend saved was written into the disk; undefined when there is none. */
   suspendedStateSavedAt(): Promise<Date | undefined>;
+  /**
+   * Completes a resume that was cut short while this VM's process runs (a server crash in
+   * start() with `resume`): loads the saved state if it is not loaded yet, carries the guest
+   * on, and drops the saved state from the disk. MUST throw NotRunningError when not running;
+   * SavedStateLoadError when the hypervisor refuses the state.
+   */
+  finishResume(): Promise<void>;
   /**
    * Settles a suspend that was interrupted (a server crash) while this VM's process still
    * runs: waits for a save still under way, then, when a complete saved state written at or

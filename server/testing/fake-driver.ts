@@ -279,6 +279,13 @@ export class FakeDriver {
         vm.saved = false;
       },
       suspendedStateSavedAt: async () => (vm.saved ? (vm.savedAt ?? new Date()) : undefined),
+      finishResume: async () => {
+        vm.calls.push("finish-resume");
+        requireRunning();
+        this.maybeFail("finishResume");
+        vm.paused = false;
+        vm.saved = false;
+      },
       settleSuspend: async (since) => {
         vm.calls.push("settle-suspend");
         requireRunning();

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HostPortTakenError, HostToolMissingError } from "../driver/manager.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { HostPortTakenError, HostToolMissingError, SavedStateLoadError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -202,11 +203,42 @@ describe("lifecycle", () => {
     await expect.poll(async () => (await hangar.db.event.findFirst({ where: { vmId: vm.id, action: "clock" } }))?.message).toMatch(/No guest agent answered/);
   });
 
+  it("keeps the saved state of a resume that failed for another reason (qemu killed): the VM is Suspended again", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    fake.failNext.set("start", new Error("QMP connection failed: read ECONNRESET"));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.error]).toEqual([
+      "Suspended",
+      "Start failed: QMP connection failed: read ECONNRESET The saved state is kept; start the VM again to resume it.",
+    ]);
+    expect(fake.vm(vm.id)).toMatchObject({ running: false, saved: true });
+    await hangar.lifecycle.startVm(vm.id, "t");
+    expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true });
+  });
+
+  it("stops a VM whose qemu ends during a suspend, saying its memory is lost, instead of leaving it unknown", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    // qemu is killed while it saves: the save's QMP connection breaks.
+    fake.suspendDelayMs = 200;
+    fake.failNext.set("suspend", new Error("QMP connection failed: read ECONNRESET"));
+    const suspending = codeOf(hangar.lifecycle.suspendVm(vm.id, "t"));
+    await sleep(50);
+    Object.assign(fake.vm(vm.id), { running: false, pid: 0 });
+    expect(await suspending).toBe("DRIVER_FAILED");
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect(row.state).toBe("Stopped");
+    expect(row.error).toMatch(/qemu ended during the save .*what was in its memory is lost/);
+  });
+
   it("leaves a VM whose saved state fails to load Stopped, and drops that state", async () => {
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "t");
     await hangar.lifecycle.suspendVm(vm.id, "t");
-    fake.failNext.set("start", new Error("qemu: Missing section footer"));
+    fake.failNext.set("start", new SavedStateLoadError("qemu: Missing section footer"));
     expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect(row.state).toBe("Stopped");

@@ -12,6 +12,7 @@ import {
   HostPortTakenError,
   HostToolMissingError,
   NotRunningError,
+  SavedStateLoadError,
   type Firmware,
   type Manager,
   type NetworkConfig,
@@ -388,18 +389,24 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
           return;
         }
         const stillRuns = await driver.running().catch(() => true);
-        const to: State = stillRuns ? "ErrorUnknown" : "Stopped";
+        // A resume that failed for any reason but qemu refusing the saved state (qemu killed,
+        // out of memory) keeps that state: the next start resumes it.
+        const keepsSaved =
+          resume && !stillRuns && !(error instanceof SavedStateLoadError) && (await driver.suspendedStateSavedAt().catch(() => undefined)) !== undefined;
+        const to: State = stillRuns ? "ErrorUnknown" : keepsSaved ? "Suspended" : "Stopped";
         // Only a VM created before create checked its user-data gets here: it keeps that user-data.
         const reason =
           error instanceof UserDataError
             ? `${error.message} A VM keeps the user-data it was created with; create one with user-data cloud-init can read.`
             : userMessage(error);
         let message = `Start failed: ${reason}`;
-        if (resume && !stillRuns) {
+        if (keepsSaved) message = `${message} The saved state is kept; start the VM again to resume it.`;
+        else if (resume && !stillRuns) {
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
         }
-        await finish(vm, actor, "start", from, to, false, message, { pid: null, ...NOT_RUNNING });
+        // Suspended again, it keeps what its boot had reached, as after a suspend.
+        await finish(vm, actor, "start", from, to, false, message, { pid: null, ...(keepsSaved ? {} : NOT_RUNNING) });
         // An image no host could send is the caller's to wait for, not a driver failure.
         const code =
           error instanceof HostToolMissingError
@@ -481,6 +488,19 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       try {
         await driver.suspend();
       } catch (error) {
+        // qemu gone (killed, crashed) settles it: saved whole before it went, or stopped.
+        if (!(await driver.running().catch(() => true))) {
+          const savedAt = await driver.suspendedStateSavedAt().catch(() => undefined);
+          if (savedAt && savedAt.getTime() >= started - 1000) {
+            await finish(vm, actor, "suspend", from, "Suspended", true, `State saved in ${Date.now() - started} ms (qemu then ended before it was told to)`, {
+              pid: null,
+            });
+            return;
+          }
+          const message = `Suspend failed: qemu ended during the save (${userMessage(error)}); the VM is stopped, and what was in its memory is lost.`;
+          await finish(vm, actor, "suspend", from, "Stopped", false, message, { pid: null, ...NOT_RUNNING });
+          throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: qemu ended during the save; it is stopped now.`, { cause: error });
+        }
         await finish(vm, actor, "suspend", from, "ErrorUnknown", false, `Suspend failed: ${userMessage(error)}`);
         throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
       }
@@ -595,6 +615,51 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
         return (await settle(vm, "Suspending", "Stopped", { message, error }, { pid: null })) ? "Stopped" : undefined;
       } catch (error) {
         return settleFailure(vm, "Suspending", "Stopped", "Settling an interrupted suspend", error);
+      }
+    });
+  }
+
+  /**
+   * Reconciler: settles a start a crash interrupted. [Starting] -> Running when qemu runs: a
+   * resume is completed first (the saved state loaded if it was not yet, the guest carried on,
+   * the state dropped from the disk; continuing before the load would boot the guest afresh
+   * over its saved memory), then the port forwards qemu bound are recorded and, after a
+   * resume, the guest's clock set. -> Suspended when no qemu runs and the saved state is still
+   * in the disk (the next start resumes it); -> Stopped otherwise, or when qemu refuses the state.
+   */
+  async function resumeStart(vmId: string): Promise<State | undefined> {
+    return takeOver(vmId, "Starting", async (vm) => {
+      const driver = driverFor(vmId);
+      try {
+        const saved = (await driver.suspendedStateSavedAt()) !== undefined;
+        if (!(await driver.running())) {
+          if (saved) {
+            const message = "A resume interrupted by a restart was rolled back: no qemu runs, and the saved state is kept";
+            const error = "The resume was interrupted by a restart of Hangar; start the VM again to resume it.";
+            return (await settle(vm, "Starting", "Suspended", { message, error }, { pid: null })) ? "Suspended" : undefined;
+          }
+          const message = "A start interrupted by a restart was rolled back: no qemu runs";
+          const error = "The start was interrupted by a restart of Hangar; start the VM again.";
+          return (await settle(vm, "Starting", "Stopped", { message, error }, { pid: null })) ? "Stopped" : undefined;
+        }
+        if (saved) await driver.finishResume();
+        const forwards = await driver.forwards();
+        for (const forward of forwards) {
+          await db.portForward.updateMany({ where: { vmId, guestPort: forward.guestPort }, data: { boundPort: forward.hostPort } });
+        }
+        const message = saved
+          ? "A resume interrupted by a restart was completed: qemu runs, so the saved state was loaded and the guest carried on"
+          : "A start interrupted by a restart was carried out: qemu runs, so it was adopted";
+        const data = { pid: await driver.pid(), sshPort: forwards.find((f) => f.guestPort === 22)?.hostPort ?? null };
+        if (!(await settle(vm, "Starting", "Running", { message }, data))) return undefined;
+        if (saved) void setGuestClock(vm, driver);
+        return "Running";
+      } catch (error) {
+        if (!(error instanceof SavedStateLoadError)) return settleFailure(vm, "Starting", "Stopped", "Settling an interrupted start", error);
+        await driver.kill().catch(() => undefined);
+        await driver.discardSuspendedState().catch(() => undefined);
+        const message = `A resume interrupted by a restart could not be completed: ${error.message}; it was dropped, start the VM again to boot it`;
+        return (await settle(vm, "Starting", "Stopped", { message, error: message }, { pid: null })) ? "Stopped" : undefined;
       }
     });
   }
@@ -731,6 +796,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     deleteVm,
     suspendVm,
     observe,
+    resumeStart,
     resumeStop,
     resumeSuspend,
     resumeRestart,

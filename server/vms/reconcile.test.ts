@@ -13,8 +13,8 @@ describe("decide", () => {
     ["Initial", false, "none"],
     ["Cloning", true, "undo-clone"],
     ["Cloning", false, "undo-clone"],
-    ["Starting", true, "adopt"],
-    ["Starting", false, "mark", "Stopped"],
+    ["Starting", true, "finish-start"],
+    ["Starting", false, "finish-start"],
     ["Running", true, "none"],
     ["Running", false, "mark", "Stopped"],
     ["Stopping", true, "finish-stop"],
@@ -30,7 +30,7 @@ describe("decide", () => {
     ["Deleted", true, "none"],
     ["Deleted", false, "none"],
     ["ErrorUnknown", true, "adopt"],
-    ["ErrorUnknown", false, "none"],
+    ["ErrorUnknown", false, "mark", "Stopped"],
   ];
 
   it("covers every state with qemu alive and dead", () => {
@@ -44,9 +44,9 @@ describe("decide", () => {
     if (isTransient(state)) expect(decision.kind).not.toBe("none");
   });
 
-  it("puts the reason on the VM when qemu died or a start was cut short, not when a stop completed", () => {
+  it("puts the reason on the VM when qemu died or an unknown state turned out stopped, not when a stop completed", () => {
     expect(decide("Running", false)).toMatchObject({ message: QEMU_DIED, error: expect.stringContaining(QEMU_DIED) });
-    expect(decide("Starting", false)).toMatchObject({ error: expect.stringMatching(/start the VM again/) });
+    expect(decide("ErrorUnknown", false)).toMatchObject({ error: expect.stringMatching(/Its events say what failed/) });
     expect(decide("Stopping", false)).not.toHaveProperty("error");
   });
 });
@@ -93,6 +93,43 @@ describe("reconciler", () => {
     expect(row.state).toBe("Running");
     expect(row.sshPort).toBe(40000 + fake.vm(vm.id).pid);
     expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(1);
+  });
+
+  it("completes a resume a crash cut short while qemu runs: the saved state loaded and dropped, forwards and clock brought up to date", async () => {
+    const vm = await runningVm();
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    // What a crash between qemu's launch (paused, devices not loaded) and the load leaves.
+    const guest = fake.vm(vm.id);
+    Object.assign(guest, { running: true, paused: true, pid: 4242 });
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Starting" } });
+    await hangar.reconciler.reconcileAll();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id }, include: { ports: true } });
+    expect([row.state, row.pid, row.sshPort, row.error]).toEqual(["Running", 4242, 40000 + 4242, null]);
+    expect(guest).toMatchObject({ saved: false, paused: false });
+    await expect.poll(() => guest.calls.slice(-2)).toEqual(["finish-resume", "clock"]);
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, actor: "reconciler" } });
+    expect(event.message).toMatch(/^A resume interrupted by a restart was completed/);
+  });
+
+  it("puts a resume a crash cut short back to Suspended when no qemu runs, keeping the saved state for the next start", async () => {
+    const vm = await runningVm();
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Starting" } });
+    await hangar.reconciler.reconcileAll();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect([row.state, row.error]).toEqual(["Suspended", "The resume was interrupted by a restart of Hangar; start the VM again to resume it."]);
+    expect(fake.vm(vm.id).saved).toBe(true);
+    await hangar.lifecycle.startVm(vm.id, "t");
+    expect(fake.vm(vm.id).calls.filter((c) => c === "resume")).toHaveLength(1);
+  });
+
+  it("stops a VM left in an unknown state once no qemu runs for it", async () => {
+    const vm = await runningVm();
+    fake.vm(vm.id).running = false;
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { state: "ErrorUnknown" } });
+    await hangar.reconciler.reconcileAll();
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Stopped");
+    await hangar.lifecycle.startVm(vm.id, "t");
   });
 
   it("leaves a VM alone while an action of this process holds it", async () => {

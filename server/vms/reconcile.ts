@@ -2,7 +2,8 @@
  * Makes each VM row agree with the processes on this host, at start-up and every few
  * seconds: a Running VM whose qemu died becomes Stopped with the reason on it; every
  * transient state a crash left (Cloning, Starting, Stopping, Suspending, Deleting) is
- * carried out or rolled back, never left for good; a live qemu is adopted, never started
+ * carried out or rolled back, never left for good (an interrupted resume keeps its saved
+ * state); a VM in an unknown state with no qemu is stopped; a live qemu is adopted, never started
  * twice; a restart cut short is completed. An action under way in this process is not a
  * crash: its VM is left alone.
  * After the start-up pass, the loop reads only rows that may have a qemu (WATCHED).
@@ -20,6 +21,8 @@ export type Decision =
   | ({ kind: "mark"; to: State } & Note)
   /** A live qemu the row does not show as running: take it as Running. */
   | { kind: "adopt"; message: string }
+  /** Starting: a resume completed or a boot adopted (qemu alive); back to Suspended or Stopped (no qemu). */
+  | { kind: "finish-start" }
   /** Stopping, qemu alive: carry the stop out (ACPI, then forced) -> Stopped. */
   | { kind: "finish-stop" }
   /** Suspending: saved state complete -> Suspended (carried out); else -> Running or Stopped (rolled back). */
@@ -38,14 +41,7 @@ export function decide(state: State, alive: boolean): Decision {
     case "Running":
       return alive ? { kind: "none" } : { kind: "mark", to: "Stopped", message: QEMU_DIED, error: `The VM stopped: ${QEMU_DIED}.` };
     case "Starting":
-      return alive
-        ? { kind: "adopt", message: "A start interrupted by a restart was carried out: qemu runs, so it was adopted" }
-        : {
-            kind: "mark",
-            to: "Stopped",
-            message: "A start interrupted by a restart was rolled back: no qemu runs",
-            error: "The start was interrupted by a restart of Hangar; start the VM again.",
-          };
+      return { kind: "finish-start" };
     case "Stopping":
       return alive
         ? { kind: "finish-stop" }
@@ -58,8 +54,17 @@ export function decide(state: State, alive: boolean): Decision {
       return { kind: "finish-delete" };
     case "Stopped":
     case "Suspended":
-    case "ErrorUnknown":
       return alive ? { kind: "adopt", message: "a qemu for this VM is running; adopted it" } : { kind: "none" };
+    case "ErrorUnknown":
+      // Unknown while something may run; with no qemu left, it is stopped (its events keep what failed).
+      return alive
+        ? { kind: "adopt", message: "a qemu for this VM is running; adopted it" }
+        : {
+            kind: "mark",
+            to: "Stopped",
+            message: "No qemu runs for this VM, whose state was unknown after a failed action: it is stopped",
+            error: "An action on this VM failed and left no qemu running; it is stopped. Its events say what failed.",
+          };
     case "Initial":
     case "Deleted":
       return { kind: "none" };
@@ -105,10 +110,10 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
       case "mark":
         if (await lifecycle.observe(vm.id, vm.state, decision.to, decision, { pid: null })) reached = decision.to;
         break;
+      case "finish-start":
+        reached = await lifecycle.resumeStart(vm.id);
+        break;
       case "adopt": {
-        // A resume of memory kept in a file starts qemu paused and continues it once the saved
-        // devices are in; a restart in between must not leave the guest paused for good.
-        if (vm.state === "Starting") await driver.unpause().catch(() => undefined);
         const pid = await driver.pid();
         const ssh = (await driver.forwards().catch(() => [])).find((f) => f.guestPort === 22);
         if (await lifecycle.observe(vm.id, vm.state, "Running", { message: decision.message }, { pid, sshPort: ssh?.hostPort ?? null })) {

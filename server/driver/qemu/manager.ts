@@ -16,6 +16,7 @@ import {
   HANGAR_LOGIN_USER,
   HostPortTakenError,
   NotRunningError,
+  SavedStateLoadError,
   DiskHasSnapshotsError,
   DiskShrinkError,
   SnapshotNotFoundError,
@@ -244,6 +245,11 @@ export class QemuManager implements Manager {
       // A fixed port taken between the check above and qemu's bind.
       const taken = refusedForward(reported);
       if (taken) throw new HostPortTakenError(taken.hostPort, taken.guestPort);
+      // qemu loads a state saved into the disk (-loadvm) before it daemonizes: exiting on its
+      // own then is its refusal of that state. Killed by a signal, it refused nothing.
+      if (options.resume && !memoryInFile && typeof launch.exitCode === "number") {
+        throw new SavedStateLoadError(`qemu exited with code ${launch.exitCode} while loading it; the server log has its output`);
+      }
       throw new Error(`qemu failed to start (exit code ${launch.exitCode ?? "unknown"}); the server log has its output`);
     }
     try {
@@ -252,7 +258,7 @@ export class QemuManager implements Manager {
       const forwards = await withQmp(this.files.qmpSocket, async (qmp) => {
         if (options.resume && memoryInFile) {
           await ignoreSharedMemory(qmp, true);
-          await hmp(qmp, `loadvm ${SUSPEND_TAG}`, SAVE_TIMEOUT_MS);
+          await this.loadSavedDevices(qmp);
           // Snapshots taken while it runs must hold the memory again.
           await ignoreSharedMemory(qmp, false);
           await qmp.execute("cont");
@@ -521,6 +527,40 @@ export class QemuManager implements Manager {
     if ((await snapshotsOf(this.files.uefiVars)).some((s) => s.name === SUSPEND_TAG)) {
       await execa("qemu-img", ["snapshot", "-d", SUSPEND_TAG, "--", this.files.uefiVars]);
     }
+  }
+
+  /** loadvm of the saved devices; an error qemu answers while it runs on is its refusal of that state. */
+  private async loadSavedDevices(qmp: QmpClient): Promise<void> {
+    try {
+      await hmp(qmp, `loadvm ${SUSPEND_TAG}`, SAVE_TIMEOUT_MS);
+    } catch (error) {
+      if (!(await this.running())) throw error;
+      // Its answer can name the disk's path: the server log keeps it, callers get a sentence.
+      logger.warn({ vmId: this.id, err: error }, "qemu refused the saved state");
+      throw new SavedStateLoadError("qemu refused it; the server log has its answer");
+    }
+  }
+
+  async finishResume(): Promise<void> {
+    if (!(await this.running())) throw new NotRunningError(`VM ${this.id} is not running`);
+    const saved = await this.hasSnapshot(SUSPEND_TAG);
+    const memoryInFile = await exists(this.files.memory);
+    await withQmp(
+      this.files.qmpSocket,
+      async (qmp) => {
+        const status = ((await qmp.execute("query-status")) as { status?: string }).status;
+        // Started paused with its memory in a file, its devices not loaded yet: continuing now
+        // would boot the guest afresh over the saved memory, so load them first.
+        if (status === "prelaunch" && saved && memoryInFile) {
+          await ignoreSharedMemory(qmp, true);
+          await this.loadSavedDevices(qmp);
+          await ignoreSharedMemory(qmp, false);
+        }
+        if (status !== "running") await qmp.execute("cont");
+        if (saved) await hmp(qmp, `delvm ${SUSPEND_TAG}`);
+      },
+      SAVE_TIMEOUT_MS,
+    );
   }
 
   async suspendedStateSavedAt(): Promise<Date | undefined> {
