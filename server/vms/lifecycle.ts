@@ -72,7 +72,7 @@ export interface Instance {
 }
 
 const GUEST_IP = "10.0.2.15";
-const RECONCILER = "reconciler";
+export const RECONCILER = "reconciler";
 
 /** What the reconciler records: the event's message, and the VM's error when something went wrong. */
 export interface Note {
@@ -808,6 +808,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     hostId,
     /** Waits for the running VM's ready condition to settle (readiness.ts). */
     waitForReady: readiness.waitForReady,
+    /** Watches the boot of a running VM until its ready condition settles (a previous process was watching it). */
+    watchReadiness: readiness.watch,
     /** Ends the readiness watches (process shutdown). */
     close: readiness.close,
   };

@@ -123,6 +123,28 @@ describe("reconciler", () => {
     expect(fake.vm(vm.id).calls.filter((c) => c === "resume")).toHaveLength(1);
   });
 
+  it("carries out at start-up a create cut short between its row and its disk, and leaves rows no create recorded", async () => {
+    const image = await hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const cut = await hangar.db.vm.create({ data: { name: "cut-short", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await hangar.lifecycle.hostId() } });
+    await hangar.recorder.record({ stream: "vm", vm: cut, actor: "t", action: "create", to: "Initial", ok: true, message: "Created from image base" });
+    const bare = await hangar.db.vm.create({
+      data: { name: "no-create-event", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await hangar.lifecycle.hostId() },
+    });
+    await hangar.reconciler.reconcileAll();
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: cut.id } })).state).toBe("Stopped");
+    expect(fake.vm(cut.id).calls).toEqual(["create"]);
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: bare.id } })).state).toBe("Initial");
+  });
+
+  it("watches again at start-up the boot of a Running VM whose readiness had not settled", async () => {
+    const vm = await runningVm();
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).readyState).toBe("ready");
+    // As a previous process left it: booting, and nobody here watching.
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { readyState: "booting", readyDetail: null } });
+    await hangar.reconciler.reconcileAll();
+    await expect.poll(async () => (await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).readyState).toBe("ready");
+  });
+
   it("stops a VM left in an unknown state once no qemu runs for it", async () => {
     const vm = await runningVm();
     fake.vm(vm.id).running = false;

@@ -11,7 +11,8 @@
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { errorMessage } from "../errors.ts";
-import type { Lifecycle, Note } from "./lifecycle.ts";
+import { RECONCILER, type Lifecycle, type Note } from "./lifecycle.ts";
+import { isSettled } from "./readiness.ts";
 import { STATES, isState, type State } from "./state.ts";
 
 /** What the reconciler does for a row in `state` whose qemu is (or is not) `alive`. */
@@ -99,6 +100,19 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
     }
   }
 
+  /**
+   * A create cut short between its row and its disk (Initial, no error, its create recorded
+   * and no clone after): carried out, as the create was about to. Start-up only: in a running
+   * process that moment belongs to a create under way. A pool's members are the pool's to sweep.
+   */
+  async function finishCreate(vm: { id: string; name: string; state: string; error: string | null; poolId: string | null }): Promise<void> {
+    if (vm.state !== "Initial" || vm.error !== null || vm.poolId !== null || lifecycle.isBusy(vm.id)) return;
+    const actions = await db.event.findMany({ where: { vmId: vm.id }, select: { action: true } });
+    if (!actions.some((e) => e.action === "create") || actions.some((e) => e.action === "clone")) return;
+    await lifecycle.cloneVm(vm.id, RECONCILER);
+    log(`${vm.name}: Initial -> Stopped (a create interrupted by a restart was carried out)`);
+  }
+
   async function settle(vm: { id: string; name: string; state: State }): Promise<void> {
     const driver = driverFor(vm.id);
     const alive = await driver.running();
@@ -145,10 +159,17 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
   async function pass(scope: "all" | "watched"): Promise<void> {
     const self = await lifecycle.hostId();
     const where = { hostId: self, ...(scope === "watched" ? { OR: [{ state: { in: [...WATCHED] } }, { restartPending: true }] } : {}) };
-    const vms = await db.vm.findMany({ where, select: { id: true, name: true, state: true, restartPending: true } });
+    const vms = await db.vm.findMany({
+      where,
+      select: { id: true, name: true, state: true, restartPending: true, error: true, poolId: true, pid: true, readyState: true },
+    });
     for (const vm of vms) {
       try {
         await reconcileVm(vm);
+        if (scope !== "all") continue;
+        await finishCreate(vm);
+        // A boot the previous process was watching: watched again, so its readiness settles.
+        if (vm.state === "Running" && vm.pid && !isSettled(vm.readyState) && !lifecycle.isBusy(vm.id)) lifecycle.watchReadiness(vm.id, vm.pid);
       } catch (error) {
         log(`${vm.name}: reconcile failed: ${errorMessage(error)}`);
       }
