@@ -2,7 +2,7 @@
 // and names every procedure that has a route, and the procedures answer over real HTTP with
 // an API token, with the errorFormatter's messages and the HTTP status of their code.
 import http from "node:http";
-import type { AnyProcedure } from "@trpc/server";
+import { TRPCError, type AnyProcedure } from "@trpc/server";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
@@ -236,6 +236,19 @@ describe("REST over HTTP with a token", () => {
     const badLimit = await call("GET", "/api/v1/vms?limit=abc", { token: viewerToken });
     expect(badLimit).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^limit/) } });
     expect(badLimit.body).not.toHaveProperty("issues");
+  });
+
+  it('leaves booleans uncoerced for every transport once a REST route ran: the string "false" is refused, never taken as true', async () => {
+    const rest = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "coerced", imageId, cpus: 1, memoryMiB: 256, autostart: "false" } });
+    expect(rest).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^autostart/) } });
+    const admin = await callerFor(t.hangar, "admin");
+    const viaTrpc = await admin.vm.create({ name: "coerced", imageId, cpus: 1, memoryMiB: 256, autostart: "false" as unknown as boolean }).then(
+      () => "created",
+      (error: unknown) => (error instanceof TRPCError ? error.code : String(error)),
+    );
+    expect(viaTrpc).toBe("BAD_REQUEST");
+    // Numbers keep the library's coercion: query strings carry them.
+    expect(await call("GET", "/api/v1/vms?limit=1", { token: viewerToken })).toMatchObject({ status: 200 });
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {

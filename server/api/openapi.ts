@@ -9,6 +9,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createOpenApiHttpHandler, generateOpenApiDocument, type OpenApiRouter } from "trpc-to-openapi";
+import { z } from "zod";
 import type { Hangar } from "../hangar.ts";
 import { BODY_TOO_LARGE, MAX_BODY_BYTES, closeAfterReply, readBody } from "./body.ts";
 import { contextFor } from "./http.ts";
@@ -69,6 +70,27 @@ function jsonObjectBody(req: IncomingMessage, text: string): { body: string } | 
  * declares with the library's own type.
  */
 const router = appRouter as unknown as OpenApiRouter;
+
+/**
+ * trpc-to-openapi turns on zod's coercion inside the shared input schemas at a route's first
+ * REST call (its coerceSchema), for tRPC calls as well from then on; for a boolean that is
+ * Boolean(value), so "false" becomes true. Booleans keep it off: a REST body carries JSON
+ * booleans, and no GET route takes one. Numbers keep the library's coercion (query strings).
+ */
+function keepBooleansUncoerced(schema: unknown): void {
+  if (!(schema instanceof z.ZodType)) return;
+  const def = schema._zod.def;
+  if (def.type === "boolean") {
+    Object.defineProperty(def, "coerce", { get: () => false, set: () => undefined });
+  } else if (schema instanceof z.ZodObject) {
+    for (const field of Object.values(schema.shape)) keepBooleansUncoerced(field);
+  } else if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
+    keepBooleansUncoerced(schema.unwrap());
+  }
+}
+for (const procedure of Object.values(appRouter._def.procedures as unknown as Record<string, { _def: { inputs?: unknown[] } }>)) {
+  for (const input of procedure._def.inputs ?? []) keepBooleansUncoerced(input);
+}
 
 /** The document, with `origin` (Hangar's canonical public origin) as its server. */
 export function openApiDocument(origin: string) {
