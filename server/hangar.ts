@@ -135,7 +135,7 @@ export function createHangar({
     hostOnline,
   });
   const pools = timedPools(
-    createPools({ db, lifecycle, recorder, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }),
+    createPools({ db, lifecycle, recorder, bus, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }),
     metrics,
     db,
   );

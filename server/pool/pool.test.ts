@@ -373,6 +373,130 @@ describe("pools", () => {
   });
 });
 
+describe("members that fall off their staging", () => {
+  it.each(["Running", "Paused"] as const)("%s: a member whose qemu died is replaced at once, not at the next restart", async (staging) => {
+    await hangar.pools.start();
+    const pool = await newPool(1, staging);
+    const [member] = await members(pool.id);
+    // kill -9 of its qemu; the reconciler's loop sees it and marks the member Stopped.
+    fake.vm(member?.id ?? "").running = false;
+    await hangar.reconciler.reconcileWatched();
+    // No kick here: the keeper heard the change itself.
+    await expect.poll(() => hangar.db.vm.findUnique({ where: { id: member?.id ?? "" } }), { timeout: 10_000 }).toBeNull();
+    await expect.poll(async () => (await hangar.pools.listPools())[0]?.ready, { timeout: 10_000 }).toBe(1);
+    expect(fake.vm(member?.id ?? "")).toMatchObject({ running: false, exists: false });
+    const swept = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-swept" } });
+    expect(swept.message).toBe(`Pool warm: ${member?.name} was Stopped, off the pool's staging (${staging}): deleted, to be replaced`);
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    expect(got.vmId).not.toBe(member?.id);
+  });
+
+  it("sweeps nothing a pool is making or keeps: members pass through Stopped, and a Stopped pool's wait in it", async () => {
+    // Listening from the start: every change of the members being made kicks the keeper.
+    await hangar.pools.start();
+    const suspended = await newPool(2, "Suspended");
+    const image = await hangar.db.image.findFirstOrThrow();
+    const stopped = await hangar.pools.createPool({ name: "cold", imageId: image.id, cpus: 1, memoryMiB: 128, size: 2, staging: "Stopped" }, "tester");
+    await hangar.pools.kick(stopped.id);
+    await hangar.pools.kick(suspended.id);
+    expect((await members(suspended.id)).map((vm) => vm.state)).toEqual(["Suspended", "Suspended"]);
+    expect((await members(stopped.id)).map((vm) => vm.state)).toEqual(["Stopped", "Stopped"]);
+    expect(fake.vms.size).toBe(4);
+    expect(await hangar.db.event.count({ where: { action: "pool-swept" } })).toBe(0);
+  });
+});
+
+describe("what a restart cut short", () => {
+  it.each([
+    ["after the member was stopped", true],
+    ["before the member was stopped", false],
+  ] as const)("finishes a Paused pool's delete that had taken its member %s: the member is deleted, not left as handed out", async (_, stopped) => {
+    const pool = await newPool(1, "Paused");
+    const [member] = await members(pool.id);
+    const id = member?.id ?? "";
+    // What the first run left: the pool marked, its member taken by the keeper to delete…
+    await hangar.db.pool.update({ where: { id: pool.id }, data: { deletingAt: new Date() } });
+    await hangar.db.vm.update({ where: { id }, data: { acquiredAt: new Date(), acquiredBy: "pool-keeper" } });
+    // …and its stop, carried out by the reconciler at start-up, or never begun.
+    if (stopped) await hangar.lifecycle.stopVm(id, 0, "reconciler");
+    await hangar.pools.start();
+    await expect.poll(() => hangar.db.pool.count()).toBe(0);
+    expect(await hangar.db.vm.count()).toBe(0);
+    expect(fake.vm(id)).toMatchObject({ running: false, exists: false });
+    // A paused guest ignores the power button: a member thrown away is forced off at once.
+    expect(fake.vm(id).lastStopTimeoutMs).toBe(0);
+    const deleted = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-deleted" } });
+    expect(deleted.message).toBe("Pool warm: deleted by pool-keeper");
+  });
+
+  it("deletes at start-up the members the keeper had taken to delete (a resize cut short)", async () => {
+    const pool = await newPool(2, "Stopped");
+    const [first, second] = await members(pool.id);
+    await hangar.db.pool.update({ where: { id: pool.id }, data: { size: 1 } });
+    await hangar.db.vm.update({ where: { id: first?.id ?? "" }, data: { acquiredAt: new Date(), acquiredBy: "pool-keeper" } });
+    await hangar.pools.start();
+    await hangar.pools.kick(pool.id);
+    expect((await members(pool.id)).map((vm) => vm.id)).toEqual([second?.id]);
+    expect(fake.vm(first?.id ?? "").exists).toBe(false);
+  });
+
+  it.each(["Suspended", "Paused"] as const)("%s: undoes an acquire that had claimed its member but not handed it out; VMs handed out stay", async (staging) => {
+    const pool = await newPool(1, staging);
+    const handed = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    await hangar.pools.kick(pool.id);
+    const [claimed] = await hangar.db.vm.findMany({ where: { poolId: pool.id, acquiredAt: null } });
+    const id = claimed?.id ?? "";
+    const caller = await hangar.db.user.create({ data: { id: "caller", email: "caller@test.hangar", name: "caller" } });
+    // What the cut-short acquire left: claimed for its caller, resumed, no "acquired" event.
+    await hangar.db.vm.update({ where: { id }, data: { acquiredAt: new Date(), acquiredBy: caller.email, ownerId: caller.id } });
+    if (staging === "Suspended") await hangar.lifecycle.startVm(id, caller.email);
+    else fake.vm(id).paused = false;
+
+    await hangar.pools.start();
+    expect(await hangar.db.vm.findUnique({ where: { id } })).toBeNull();
+    expect(fake.vm(id)).toMatchObject({ running: false, exists: false });
+    const undone = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-acquire-undone" } });
+    expect(undone.message).toBe(
+      `Pool warm: ${claimed?.name}: an acquire by caller@test.hangar cut short by a restart was undone (the VM was never handed out); it was deleted`,
+    );
+    expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: handed.vmId } })).toMatchObject({ acquiredBy: "svc", state: "Running" });
+    expect(fake.vm(handed.vmId)).toMatchObject({ running: true, exists: true });
+    // The pool makes a new member for the next acquire.
+    await hangar.pools.kick(pool.id);
+    expect((await hangar.pools.listPools())[0]).toMatchObject({ ready: 1 });
+  });
+
+  it("leaves alone an acquire this process is still handing out", async () => {
+    // Its SSH probe held open: the acquire is between lifecycle actions, the VM not busy.
+    let held: Promise<void> | undefined;
+    let answer = () => undefined as void;
+    const driver = new FakeDriver();
+    const own = await createTestHangar({
+      driverFor: (vmId) => {
+        const manager = driver.managerFor(vmId);
+        return { ...manager, sshAnswers: async (port) => (await held, manager.sshAnswers(port)) };
+      },
+      pool: { backoffMs: { first: 10, max: 40 }, readyTimeoutMs: 1000 },
+    });
+    try {
+      const image = await own.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+      const pool = await own.hangar.pools.createPool({ name: "warm", imageId: image.id, cpus: 1, memoryMiB: 128, size: 1, staging: "Running" }, "t");
+      await own.hangar.pools.kick(pool.id);
+      held = new Promise((resolve) => (answer = resolve));
+      const acquiring = own.hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+      await expect.poll(() => own.hangar.db.vm.count({ where: { acquiredAt: { not: null } } }), { interval: 5 }).toBe(1);
+      await own.hangar.pools.start();
+      answer();
+      const got = await acquiring;
+      expect(await own.hangar.db.vm.findUniqueOrThrow({ where: { id: got.vmId } })).toMatchObject({ acquiredBy: "svc", state: "Running" });
+      expect(await own.hangar.db.event.count({ where: { action: "pool-acquire-undone" } })).toBe(0);
+    } finally {
+      await own.hangar.pools.close();
+      await own.cleanup();
+    }
+  });
+});
+
 describe("handing a member out", () => {
   /** VMs whose SSH was probed, in order. */
   const probed: string[] = [];

@@ -21,7 +21,9 @@ import { assertWithinQuota } from "../auth/users.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
+import type { VmBus, VmChange } from "../vms/bus.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
+import { isTransient, type State } from "../vms/state.ts";
 import { cleanupVm } from "../vms/wait.ts";
 
 import type { StagingState } from "../../lib/vocabulary.ts";
@@ -64,6 +66,8 @@ export interface PoolDeps {
   db: Db;
   lifecycle: Lifecycle;
   recorder: Recorder;
+  /** Where VM changes are published: a member that falls off its staging is replaced at once. */
+  bus: VmBus;
   driverFor: (vmId: string) => Manager;
   log?: (message: string) => void;
   /** Backoff after a failed member: first delay, doubling up to the max. */
@@ -79,6 +83,8 @@ export interface PoolDeps {
 const KEEPER = "pool-keeper";
 /** States a member passes through on its way to staging: it counts towards the size. */
 const ON_THE_WAY = ["Initial", "Cloning", "Stopped", "Starting", "Running", "Stopping", "Suspending", "Suspended"];
+/** States a member rests in; in any other an action is under way on it. */
+const RESTING: readonly State[] = ["Initial", "Stopped", "Running", "Suspended", "ErrorUnknown"];
 
 export type Pools = ReturnType<typeof createPools>;
 
@@ -86,6 +92,7 @@ export function createPools({
   db,
   lifecycle,
   recorder,
+  bus,
   driverFor,
   log = () => undefined,
   backoffMs = { first: 1000, max: 60_000 },
@@ -99,6 +106,13 @@ export function createPools({
   const filling = new Map<string, Promise<void>>();
   const deleting = new Map<string, Promise<void>>();
   const failures = new Map<string, number>();
+  /** Pools whose filler looks once more before it ends: something changed during its pass. */
+  const again = new Set<string>();
+  /** Pools whose next pass also sweeps what a restart left behind (see sweep). */
+  const afterRestart = new Set<string>();
+  /** Members an acquire of this process is handing out: no restart cut those short. */
+  const handing = new Set<string>();
+  let unsubscribe: (() => void) | undefined;
   let closed = false;
 
   /** A pool event; `vm` names the member (its id only while the row exists). */
@@ -124,6 +138,14 @@ export function createPools({
   async function beingDeleted(poolId: string): Promise<boolean> {
     const pool = await db.pool.findUnique({ where: { id: poolId }, select: { deletingAt: true } });
     return !pool || pool.deletingAt !== null;
+  }
+
+  /**
+   * Stops and deletes a member nobody holds. Forced off at once: its disk goes anyway, and a
+   * paused guest ignores the power button. `settleMs`: how long an action under way may take.
+   */
+  function discard(vmId: string, actor: string, settleMs: number): Promise<void> {
+    return cleanupVm(lifecycle.instance(vmId, actor), settleMs, 0);
   }
 
   /** Waits until the VM is ready; a member whose cloud-init failed is no member to hand out. */
@@ -188,7 +210,7 @@ export function createPools({
         if (pool.staging === "Paused") await driverFor(vm.id).pause();
       }
     } catch (error) {
-      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
+      await discard(vm.id, KEEPER, 5000).catch(() => undefined);
       throw error;
     }
     // Being deleted: the delete waits for this filler, then removes the member.
@@ -198,18 +220,62 @@ export function createPools({
     return true;
   }
 
-  /** Fills `poolId` up to its size; one filler per pool at a time. */
+  /**
+   * Deletes the members that fell off the pool's staging state, for the filler to replace: a
+   * member whose qemu died (the reconciler marked it Stopped), one someone started, a clone
+   * or suspend a crash rolled back. Only the filler sweeps, between members, so none is one
+   * it is making. After a restart it also takes members in the middle of an action (the
+   * reconciler's first pass has settled what a crash left) and the ones the keeper had taken
+   * to delete when the restart came.
+   */
+  async function sweep(pool: { id: string; name: string; staging: string }, leftByRestart: boolean): Promise<void> {
+    const staged = memberState(pool.staging);
+    const fallen = await db.vm.findMany({
+      where: {
+        poolId: pool.id,
+        hostId: await lifecycle.hostId(),
+        OR: [
+          { acquiredAt: null, state: leftByRestart ? { not: staged } : { in: RESTING.filter((state) => state !== staged) } },
+          ...(leftByRestart ? [{ acquiredBy: KEEPER }] : []),
+        ],
+      },
+    });
+    for (const vm of fallen.filter((v) => !lifecycle.isBusy(v.id))) {
+      // Taken first, as a resize or a delete takes members: no acquire claims it meanwhile.
+      const taken =
+        vm.acquiredAt !== null ||
+        (await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null, state: vm.state }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } })).count === 1;
+      if (!taken) continue;
+      const why = vm.acquiredAt ? "taken to be deleted when Hangar restarted" : `${vm.state}, off the pool's staging (${pool.staging})`;
+      try {
+        await discard(vm.id, KEEPER, 5000);
+        await record(pool.name, "swept", true, `${vm.name} was ${why}: deleted, to be replaced`, { id: null, name: vm.name });
+      } catch (error) {
+        log(`pool ${pool.name}: sweeping ${vm.name} failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+
+  /** Fills `poolId` up to its size, first sweeping members off its staging; one filler per pool at a time. */
   function kick(poolId: string): Promise<void> {
     const running = filling.get(poolId);
-    if (running || closed) return running ?? Promise.resolve();
+    if (running) {
+      // The pass under way may have looked already.
+      again.add(poolId);
+      return running;
+    }
+    if (closed) return Promise.resolve();
     const run = (async () => {
       for (;;) {
         if (closed) return;
+        again.delete(poolId);
         const pool = await db.pool.findUnique({ where: { id: poolId } });
         if (!pool || pool.deletingAt || (pool.hostId !== null && pool.hostId !== (await lifecycle.hostId()))) return;
+        await sweep(pool, afterRestart.delete(poolId));
         const members = await db.vm.count({ where: { poolId, acquiredAt: null, state: { in: ON_THE_WAY } } });
         if (members >= pool.size) {
           failures.delete(poolId);
+          if (again.has(poolId)) continue;
           return;
         }
         try {
@@ -242,11 +308,14 @@ export function createPools({
     const candidates = await db.vm.findMany({ where: { poolId, acquiredAt: null, state, ...ready }, orderBy: { createdAt: "asc" } });
     for (const candidate of candidates) {
       if (lifecycle.isBusy(candidate.id)) continue;
+      // Marked before the claim can be seen: start-up never takes it for one a restart cut short.
+      handing.add(candidate.id);
       const won = await db.vm.updateMany({
         where: { id: candidate.id, acquiredAt: null, state, ...ready, pool: { deletingAt: null } },
         data: { acquiredAt: new Date(), acquiredBy: actor, ownerId: ownerId ?? null },
       });
       if (won.count === 1) return candidate;
+      handing.delete(candidate.id);
     }
     return undefined;
   }
@@ -309,15 +378,17 @@ export function createPools({
         if (added.exitCode !== 0) throw new Error(`could not install the keys: ${added.stderr}`);
       }
       const privateKey = options.publicKey ? undefined : identity.privateKey;
+      // The last write before the answer: start-up takes a claimed member without it for an acquire cut short.
       await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
       return { vmId: vm.id, name: vm.name, host: sshAddress?.() ?? driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
-      await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch(() => undefined);
+      await discard(vm.id, KEEPER, 5000).catch(() => undefined);
       throw error instanceof HangarError
         ? error
         : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
     } finally {
+      handing.delete(vm.id);
       // The replacement boots once this VM is handed out: a boot beside a resume would
       // take the CPU the caller is waiting on.
       void kick(pool.id);
@@ -362,7 +433,7 @@ export function createPools({
     for (const vm of idle.slice(0, Math.max(0, total - size))) {
       if (lifecycle.isBusy(vm.id)) continue;
       const taken = await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } });
-      if (taken.count === 1) await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000);
+      if (taken.count === 1) await discard(vm.id, KEEPER, 5000);
     }
     void kick(poolId);
     return pool;
@@ -395,11 +466,12 @@ export function createPools({
     let kept = 0;
     for (const vm of await db.vm.findMany({ where: { poolId: pool.id }, orderBy: { createdAt: "asc" } })) {
       const taken = await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } });
-      if (taken.count === 0) {
+      // One the keeper had taken itself (this delete before a restart, a resize, a sweep) is no holder's.
+      if (taken.count === 0 && vm.acquiredBy !== KEEPER) {
         kept += 1;
         continue;
       }
-      await cleanupVm(lifecycle.instance(vm.id, actor), 30_000).catch((error: unknown) => log(`pool ${pool.name}: ${vm.name}: ${errorMessage(error)}`));
+      await discard(vm.id, actor, 30_000).catch((error: unknown) => log(`pool ${pool.name}: ${vm.name}: ${errorMessage(error)}`));
     }
     await db.vm.updateMany({ where: { poolId: pool.id }, data: { poolId: null } });
     await db.pool.delete({ where: { id: pool.id } });
@@ -408,27 +480,72 @@ export function createPools({
   }
 
   /**
-   * At start-up: pool deletes a restart cut short are finished; members that a crash left
-   * off their staging state (half-made, or resolved by the reconciler to another state)
-   * are deleted; Running members not yet ready are watched again; then every pool is filled.
+   * Members an acquire had claimed when a restart cut it short, before it handed them out:
+   * its "acquired" event, the last thing it writes before it answers, is missing. The caller
+   * got an error, not the VM, and acquires again; the VM may be half-resumed, so it is not
+   * put back but deleted, as a release would. One its owner protected was found and is kept.
+   */
+  async function undoAcquires(pool: { id: string; name: string }, self: string): Promise<void> {
+    const unfinished = await db.vm.findMany({
+      where: {
+        poolId: pool.id,
+        hostId: self,
+        acquiredAt: { not: null },
+        acquiredBy: { not: KEEPER },
+        protection: false,
+        events: { none: { action: "pool-acquired" } },
+      },
+    });
+    for (const vm of unfinished.filter((v) => !handing.has(v.id) && !lifecycle.isBusy(v.id))) {
+      try {
+        await discard(vm.id, KEEPER, 5000);
+        const message = `${vm.name}: an acquire by ${vm.acquiredBy ?? "?"} cut short by a restart was undone (the VM was never handed out); it was deleted`;
+        await record(pool.name, "acquire-undone", true, message, { id: null, name: vm.name });
+      } catch (error) {
+        log(`pool ${pool.name}: undoing the acquire of ${vm.name} failed: ${errorMessage(error)}`);
+      }
+    }
+  }
+
+  /**
+   * A VM changed (the lifecycle or the reconciler recorded it). When it waits in a pool, that
+   * pool's filler looks again: a member whose qemu died is replaced now, not at a restart.
+   */
+  function heard(change: VmChange): void {
+    if (change.state === "Gone" || isTransient(change.state) || change.vmId === "") return;
+    void db.vm
+      .findUnique({ where: { id: change.vmId }, select: { poolId: true, acquiredAt: true } })
+      .then((vm) => (vm?.poolId && !vm.acquiredAt ? kick(vm.poolId) : undefined))
+      .catch((error: unknown) => log(`pool keeper: after a change of ${change.vmName}: ${errorMessage(error)}`));
+  }
+
+  /**
+   * At start-up: acquires a restart cut short are undone; pool deletes it cut short are
+   * finished; members that a crash left off their staging state (half-made, resolved by the
+   * reconciler to another state, or taken by the keeper to delete) are deleted by each
+   * pool's next pass; Running members not yet ready are watched again; then every pool is
+   * filled, and from now on refilled whenever a member changes.
    */
   async function start() {
     const self = await lifecycle.hostId();
     const pools = await db.pool.findMany({ where: { hostId: self } });
+    // Before the deletes: a delete leaves claimed members with their holders.
+    for (const pool of pools) await undoAcquires(pool, self);
     for (const pool of pools.filter((p) => p.deletingAt)) {
       void deletePool(pool.id, KEEPER).catch((error: unknown) => log(`pool ${pool.name}: finishing its delete failed: ${errorMessage(error)}`));
     }
     const open = pools.filter((p) => !p.deletingAt);
-    for (const pool of open.filter((p) => !filling.has(p.id))) {
-      const leftovers = await db.vm.findMany({ where: { poolId: pool.id, hostId: self, acquiredAt: null, state: { not: memberState(pool.staging) } } });
-      for (const vm of leftovers.filter((v) => !lifecycle.isBusy(v.id))) {
-        await cleanupVm(lifecycle.instance(vm.id, KEEPER), 5000).catch((error: unknown) => log(`sweep ${vm.name}: ${errorMessage(error)}`));
-      }
-    }
+    for (const pool of open) afterRestart.add(pool.id);
     // Running members whose boot a previous process was still watching: watch them again
     // (and pause them once ready, for Paused pools).
     const booting = await db.vm.findMany({
-      where: { poolId: { not: null }, hostId: self, acquiredAt: null, state: "Running", OR: [{ readyState: null }, { readyState: "booting" }] },
+      where: {
+        pool: { staging: { in: ["Running", "Paused"] } },
+        hostId: self,
+        acquiredAt: null,
+        state: "Running",
+        OR: [{ readyState: null }, { readyState: "booting" }],
+      },
       include: { pool: { select: { staging: true } } },
     });
     for (const vm of booting) {
@@ -446,11 +563,13 @@ export function createPools({
         .pause()
         .catch((error: unknown) => log(`pool member ${vm.name}: pausing failed: ${errorMessage(error)}`));
     }
+    unsubscribe ??= bus.subscribe(heard);
     for (const pool of open) void kick(pool.id);
   }
 
   async function close() {
     closed = true;
+    unsubscribe?.();
     await Promise.allSettled([...filling.values(), ...deleting.values()]);
   }
 

@@ -36,8 +36,8 @@ function fakeInstance(initial: State) {
     id: () => "vm-y",
     clone: async () => undefined,
     start: async () => undefined,
-    stop: async () => {
-      calls.push("stop");
+    stop: async (timeoutMs) => {
+      calls.push(`stop ${timeoutMs}`);
       state = "Stopped";
       return [undefined, undefined];
     },
@@ -56,7 +56,7 @@ function fakeInstance(initial: State) {
 
 describe("cleanupVm", () => {
   const cases: [State, string[]][] = [
-    ["Running", ["stop", "delete"]],
+    ["Running", ["stop 1000", "delete"]],
     ["Stopped", ["delete"]],
     ["Suspended", ["delete"]],
     ["ErrorUnknown", ["delete"]],
@@ -68,5 +68,11 @@ describe("cleanupVm", () => {
     await cleanupVm(inst, 1000);
     expect(calls).toEqual(expected);
     expect(await inst.state()).toBe("Deleted");
+  });
+
+  it("forces a VM that is thrown away off at once when told to", async () => {
+    const { inst, calls } = fakeInstance("Running");
+    await cleanupVm(inst, 1000, 0);
+    expect(calls).toEqual(["stop 0", "delete"]);
   });
 });

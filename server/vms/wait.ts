@@ -43,10 +43,12 @@ export async function waitForState(inst: Pick<Instance, "id" | "state">, final: 
 }
 
 /**
- * Stops (if needed) and deletes `inst`. A VM in an operation is waited for first; a
+ * Stops (if needed) and deletes `inst`. A VM in an operation is waited for first (up to
+ * `timeoutMs`); a running guest gets `stopTimeoutMs` to power off before it is forced (0: a
+ * VM thrown away, whose guest may ignore the power button, as a paused one does). A
  * Suspended VM's saved state is dropped (it is stopped) before the disk goes. Seed: CleanupVM.
  */
-export async function cleanupVm(inst: Instance, timeoutMs: number): Promise<void> {
+export async function cleanupVm(inst: Instance, timeoutMs: number, stopTimeoutMs = timeoutMs): Promise<void> {
   const settle = async (): Promise<State> => {
     const deadline = Date.now() + timeoutMs;
     let state = await inst.state();
@@ -58,7 +60,7 @@ export async function cleanupVm(inst: Instance, timeoutMs: number): Promise<void
   };
   let state = await settle();
   if (state === "Running") {
-    const [, stopError] = await inst.stop(timeoutMs);
+    const [, stopError] = await inst.stop(stopTimeoutMs);
     if (stopError) throw stopError;
     state = await inst.state();
   }
