@@ -46,6 +46,7 @@ export interface HttpServerOptions {
  * Hangar has its own procedures for those.
  */
 const AUTH_ENDPOINTS = new Set(["/api/auth/sign-in/email", "/api/auth/sign-out"]);
+const AUTH_BODY_BYTES = 16 * 1024;
 export const NO_AUTH_ENDPOINT_MESSAGE =
   "No such endpoint. Sign in at /api/auth/sign-in/email and out at /api/auth/sign-out; passwords, sessions and tokens are on the Account page and in the API.";
 export const WRONG_HOST_MESSAGE = "This server does not answer to that host name; open Hangar at one of its public origins (HANGAR_PUBLIC_ORIGIN).";
@@ -91,9 +92,14 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   function handleAuthRequest(req: IncomingMessage, res: ServerResponse): void {
     req.headers[CLIENT_IP_HEADER] = req.socket.remoteAddress ?? "unknown";
     const path = (req.url ?? "").split("?")[0] ?? "";
-    if (!AUTH_ENDPOINTS.has(path)) {
-      res.writeHead(404, { "Content-Type": "application/json; charset=utf-8" }).end(JSON.stringify({ message: NO_AUTH_ENDPOINT_MESSAGE }));
-      return;
+    const refuse = (status: number, message: string) =>
+      res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", Connection: "close" }).end(JSON.stringify({ message }));
+    if (!AUTH_ENDPOINTS.has(path)) return void refuse(404, NO_AUTH_ENDPOINT_MESSAGE);
+    // better-auth reads a body of any size: a sign-in is an address and a password, sent with its length.
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      const length = req.headers["content-length"];
+      if (length === undefined) return void refuse(411, "Send the sign-in with a Content-Length.");
+      if (Number(length) > AUTH_BODY_BYTES) return void refuse(413, "The request body is larger than a sign-in needs.");
     }
     // Signing out ends the terminals and the API WebSocket opened from that session at once.
     if (path === "/api/auth/sign-out") {
