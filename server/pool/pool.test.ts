@@ -391,6 +391,17 @@ describe("members that fall off their staging", () => {
     expect(got.vmId).not.toBe(member?.id);
   });
 
+  it("replaces a Running member whose boot, watched again after a restart, ended not ready", async () => {
+    const pool = await newPool(1, "Running");
+    const [member] = await members(pool.id);
+    await hangar.db.vm.update({ where: { id: member?.id ?? "" }, data: { readyState: "error", readyDetail: "cloud-init: status: error" } });
+    await hangar.pools.kick(pool.id);
+    expect(await hangar.db.vm.findUnique({ where: { id: member?.id ?? "" } })).toBeNull();
+    const swept = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-swept" } });
+    expect(swept.message).toBe(`Pool warm: ${member?.name} was not ready (its cloud-init failed): deleted, to be replaced`);
+    expect((await members(pool.id)).map((vm) => [vm.state, vm.readyState])).toEqual([["Running", "ready"]]);
+  });
+
   it("sweeps nothing a pool is making or keeps: members pass through Stopped, and a Stopped pool's wait in it", async () => {
     // Listening from the start: every change of the members being made kicks the keeper.
     await hangar.pools.start();

@@ -236,6 +236,8 @@ export function createPools({
         hostId: await lifecycle.hostId(),
         OR: [
           { acquiredAt: null, state: leftByRestart ? { not: staged } : { in: RESTING.filter((state) => state !== staged) } },
+          // A boot watched again after a restart whose cloud-init failed: never to be handed out.
+          { acquiredAt: null, state: staged, readyState: "error" },
           ...(leftByRestart ? [{ acquiredBy: KEEPER }] : []),
         ],
       },
@@ -246,7 +248,11 @@ export function createPools({
         vm.acquiredAt !== null ||
         (await db.vm.updateMany({ where: { id: vm.id, acquiredAt: null, state: vm.state }, data: { acquiredAt: new Date(), acquiredBy: KEEPER } })).count === 1;
       if (!taken) continue;
-      const why = vm.acquiredAt ? "taken to be deleted when Hangar restarted" : `${vm.state}, off the pool's staging (${pool.staging})`;
+      const why = vm.acquiredAt
+        ? "taken to be deleted when Hangar restarted"
+        : vm.state === staged
+          ? "not ready (its cloud-init failed)"
+          : `${vm.state}, off the pool's staging (${pool.staging})`;
       try {
         await discard(vm.id, KEEPER, 5000);
         await record(pool.name, "swept", true, `${vm.name} was ${why}: deleted, to be replaced`, { id: null, name: vm.name });
