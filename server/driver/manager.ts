@@ -325,7 +325,8 @@ export interface Manager {
   /**
    * Completes a resume that was cut short while this VM's process runs (a server crash in
    * start() with `resume`): loads the saved state if it is not loaded yet, carries the guest
-   * on, and drops the saved state from the disk. MUST throw NotRunningError when not running;
+   * on, and drops the saved state from the disk. For a boot's process, it only carries a
+   * paused guest on. MUST throw NotRunningError when not running;
    * SavedStateLoadError when the hypervisor refuses the state.
    */
   finishResume(): Promise<void>;

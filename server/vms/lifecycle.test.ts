@@ -212,7 +212,7 @@ describe("lifecycle", () => {
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect([row.state, row.error]).toEqual([
       "Suspended",
-      "Start failed: QMP connection failed: read ECONNRESET The saved state is kept; start the VM again to resume it.",
+      "Start failed: QMP connection failed: read ECONNRESET. The saved state is kept; start the VM again to resume it.",
     ]);
     expect(fake.vm(vm.id)).toMatchObject({ running: false, saved: true });
     await hangar.lifecycle.startVm(vm.id, "t");

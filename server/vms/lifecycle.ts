@@ -400,7 +400,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
             ? `${error.message} A VM keeps the user-data it was created with; create one with user-data cloud-init can read.`
             : userMessage(error);
         let message = `Start failed: ${reason}`;
-        if (keepsSaved) message = `${message} The saved state is kept; start the VM again to resume it.`;
+        if (keepsSaved) message = `${message.replace(/[^.]$/, "$&.")} The saved state is kept; start the VM again to resume it.`;
         else if (resume && !stillRuns) {
           await driver.discardSuspendedState().catch(() => undefined);
           message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
@@ -642,7 +642,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
           const error = "The start was interrupted by a restart of Hangar; start the VM again.";
           return (await settle(vm, "Starting", "Stopped", { message, error }, { pid: null })) ? "Stopped" : undefined;
         }
-        if (saved) await driver.finishResume();
+        // A qemu left paused (a resume before its load or its cont) carries on; a boot runs on.
+        await driver.finishResume();
         const forwards = await driver.forwards();
         for (const forward of forwards) {
           await db.portForward.updateMany({ where: { vmId, guestPort: forward.guestPort }, data: { boundPort: forward.hostPort } });

@@ -143,6 +143,13 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
         break;
       case "undo-clone":
         reached = await lifecycle.undoClone(vm.id);
+        // Then made again, as the create or clone was about to; a failure says why on the VM.
+        if (reached === "Initial") {
+          await lifecycle.cloneVm(vm.id, RECONCILER).then(
+            () => (reached = "Stopped"),
+            (error: unknown) => log(`${vm.name}: making its disk again failed: ${errorMessage(error)}`),
+          );
+        }
         break;
       case "finish-delete":
         reached = await lifecycle.resumeDelete(vm.id);

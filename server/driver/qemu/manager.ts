@@ -250,7 +250,8 @@ export class QemuManager implements Manager {
       if (options.resume && !memoryInFile && typeof launch.exitCode === "number") {
         throw new SavedStateLoadError(`qemu exited with code ${launch.exitCode} while loading it; the server log has its output`);
       }
-      throw new Error(`qemu failed to start (exit code ${launch.exitCode ?? "unknown"}); the server log has its output`);
+      const how = launch.signal ? `was ended by ${launch.signal} as it started` : `failed to start (exit code ${launch.exitCode ?? "unknown"})`;
+      throw new Error(`qemu ${how}; the server log has its output`);
     }
     try {
       const pid = await this.pid();
