@@ -41,22 +41,24 @@ export function createTrpcWebSocket(hangar: Hangar) {
   const handler = applyWSSHandler({
     wss,
     router: appRouter,
-    createContext: async ({ req }) => ({ ...(await contextFor(hangar, req)), recheck: () => callerOf(req) }),
+    createContext: async ({ req, res: ws }) => {
+      const context = await contextFor(hangar, req);
+      // The caller as the socket got it: the sweeps compare who it is now with this.
+      sockets.set(ws, { req, access: accessOf(context.principal) });
+      ws.once("close", () => sockets.delete(ws));
+      return { ...context, recheck: () => callerOf(req) };
+    },
     keepAlive: { enabled: true, pingMs: 20_000, pongWaitMs: 10_000 },
   });
   /** Each open socket's request, and what its caller could do when it connected. */
-  const sockets = new Map<WebSocket, { req: IncomingMessage; access: Promise<string> }>();
-  wss.on("connection", (ws, req) => {
-    ws.on("error", () => ws.terminate());
-    sockets.set(ws, { req, access: callerOf(req).then(accessOf, () => "") });
-    ws.on("close", () => sockets.delete(ws));
-  });
+  const sockets = new Map<WebSocket, { req: IncomingMessage; access: string }>();
+  wss.on("connection", (ws) => ws.on("error", () => ws.terminate()));
   async function recheckAll(): Promise<void> {
     await Promise.all(
       [...sockets].map(async ([ws, { req, access }]) => {
         const now = await callerOf(req).then(accessOf, () => undefined);
         // A database that does not answer proves nothing: the next sweep asks again.
-        if (now !== undefined && now !== (await access)) ws.close(ACCESS_CHANGED_CLOSE, "Your access changed; reconnect.");
+        if (now !== undefined && now !== access) ws.close(ACCESS_CHANGED_CLOSE, "Your access changed; reconnect.");
       }),
     );
   }
