@@ -13,6 +13,8 @@ const severalHosts = ["server/**/*.postgres.test.ts"];
 // on both.
 const guestOnly = [
   "server/driver/**",
+  // Decompression through xz, gzip and zstd, with no database at all.
+  "server/images/intake.test.ts",
   "server/vms/debian-api.test.ts",
   "server/vms/suspend-clone.test.ts",
   "server/vms/guest-user.test.ts",
