@@ -62,7 +62,9 @@ describe("buildQemuArgs golden files", () => {
   it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
     golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
   it("memory in a file, started paused (a resume that loads the device state over QMP)", () =>
-    golden("memory-file-paused", config({ memoryFile: "/var/lib/hangar/vms/cm3vm0001/memory.ram", paused: true })));
+    golden("memory-file-paused", config({ memoryFile: { path: "/var/lib/hangar/vms/cm3vm0001/memory.ram", mapping: "private" }, paused: true })));
+  it("memory in a file, mapped shared (a boot whose suspend leaves the memory there)", () =>
+    golden("memory-file-boot", config({ memoryFile: { path: "/var/lib/hangar/vms/cm3vm0001/memory.ram", mapping: "shared" } })));
 
   it("UEFI: OVMF's code read-only and the VM's own variable store, after the disk", () =>
     golden("uefi-tcg", config({ firmware: "uefi", uefiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd", cpus: 2, memoryMiB: 1024 })));

@@ -36,10 +36,13 @@ export interface QemuConfig {
   /** Resume from this internal snapshot of the disk (a suspended VM's saved state). */
   loadvm?: string;
   /**
-   * The guest's memory in this file, mapped shared (memory-backend-file), instead of
-   * anonymous memory: what the guest wrote stays in the file when qemu ends.
+   * The guest's memory in this file (memory-backend-file) instead of anonymous memory.
+   * "shared": what the guest writes goes to the file and stays there when qemu ends (a boot
+   * whose suspend will leave the memory there). "private": the file is read as the memory
+   * starts and the guest's writes are copied aside, never written back (a resume from it:
+   * pages load as the guest touches them, and the running guest's writes cost no disk I/O).
    */
-  memoryFile?: string;
+  memoryFile?: { path: string; mapping: "shared" | "private" };
   /** Start with the CPUs stopped (-S): the caller loads a saved state over QMP, then continues. */
   paused?: boolean;
   /**
@@ -131,7 +134,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-m",
     `${config.memoryMiB}M`,
     ...(config.memoryFile !== undefined
-      ? ["-object", `memory-backend-file,id=${MEMORY_BACKEND},size=${config.memoryMiB}M,mem-path=${pathValue("memory file", config.memoryFile)},share=on`]
+      ? [
+          "-object",
+          `memory-backend-file,id=${MEMORY_BACKEND},size=${config.memoryMiB}M,mem-path=${pathValue("memory file", config.memoryFile.path)},share=${config.memoryFile.mapping === "shared" ? "on" : "off"}`,
+        ]
       : []),
     ...(config.paused ? ["-S"] : []),
     "-nodefaults",

@@ -213,7 +213,7 @@ describe("QemuManager with the tiny guest", () => {
     await m.delete();
   });
 
-  it("keeps a pool member's memory in a file: a suspend saves the devices alone, a resume carries on, snapshots hold the memory, a stop removes it", async () => {
+  it("keeps a pool member's memory in a file: a suspend saves the devices alone, a resume carries on from it, later saves hold the memory, a stop removes it", async () => {
     const m = manager("drv5");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
@@ -246,6 +246,12 @@ describe("QemuManager with the tiny guest", () => {
     await sshWhenReady(m, resumed.sshPort, ["rm", "/tmp/marker"]);
     await m.revertSnapshot("live1");
     expect((await sshWhenReady(m, resumed.sshPort, ["cat", "/tmp/marker"])).stdout.trim()).toBe("kept");
+
+    // The resume mapped the file privately (its writes are not the file's): the next suspend saves the memory too.
+    await m.suspend();
+    expect((await suspendState())?.["vm-state-size"]).toBeGreaterThan(10 * 1024 * 1024);
+    const again = await m.start({ ...options, resume: true, machine: first.machine });
+    expect((await sshWhenReady(m, again.sshPort, ["cat", "/tmp/marker"])).stdout.trim()).toBe("kept");
 
     await m.stop(0);
     expect(statSync(m.files.memory, { throwIfNoEntry: false })).toBeUndefined();

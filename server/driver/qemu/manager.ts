@@ -203,7 +203,7 @@ export class QemuManager implements Manager {
         // Memory in a file: qemu starts paused and the device state is loaded over QMP
         // (a saved state without the memory needs x-ignore-shared set before it loads).
         loadvm: options.resume && !memoryInFile ? SUSPEND_TAG : undefined,
-        memoryFile: memoryInFile ? this.files.memory : undefined,
+        memoryFile: memoryInFile ? { path: this.files.memory, mapping: options.resume ? "private" : "shared" } : undefined,
         paused: options.resume && memoryInFile,
         cpus: options.cpus,
         memoryMiB: options.memoryMiB,
@@ -492,7 +492,8 @@ export class QemuManager implements Manager {
   async suspend(): Promise<void> {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
-    // Memory in a file stays there: the saved state is the devices' alone (about 1 MB).
+    // Memory qemu maps shared from a file stays there: the saved state is the devices' alone
+    // (about 1 MB). A resumed VM maps it privately, and its memory is saved with them.
     const memoryInFile = await exists(this.files.memory);
     await withQmp(this.files.qmpSocket, async (qmp) => {
       await qmp.execute("stop");
@@ -860,8 +861,9 @@ async function isOurQemu(pid: number, id: string): Promise<boolean> {
 }
 
 /**
- * x-ignore-shared: while on, savevm and loadvm leave out memory qemu maps shared from a file
- * (memory-backend-file, share=on), which is where that memory already is.
+ * x-ignore-shared: while on, savevm leaves out memory qemu maps shared from a file
+ * (memory-backend-file, share=on), which is where that memory already is. A load sets it as
+ * the save did: the saved stream's layout depends on it.
  */
 async function ignoreSharedMemory(qmp: QmpClient, on: boolean): Promise<void> {
   await qmp.execute("migrate-set-capabilities", { capabilities: [{ capability: "x-ignore-shared", state: on }] });

@@ -40,9 +40,11 @@ export interface VmFiles {
    */
   uefiVars: string;
   /**
-   * The guest's memory as a file, for a VM that runs with `memoryFile` (StartOptions): qemu
-   * maps it shared, so a suspend leaves the memory here and saves only the device state.
-   * Present while such a VM runs or is suspended; a fresh boot and a stop remove it.
+   * The guest's memory as a file, for a VM that boots with `memoryFile` (StartOptions): qemu
+   * maps it shared, so a suspend leaves the memory here and saves only the device state. A
+   * resume maps it privately (QemuConfig.memoryFile), so the suspend after that saves the
+   * memory too; the file stays as the start of that memory. Present while such a VM runs or
+   * is suspended; a fresh boot and a stop remove it.
    */
   memory: string;
   /** The VM's own SSH key pair (0600). */
