@@ -11,7 +11,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { STAGING_STATES, type StagingState } from "../server/pool/pool.ts";
-import { median, runBench, waitForSsh } from "./setup.ts";
+import { median, runBench, untilQuiet, waitForSsh } from "./setup.ts";
 
 const runs = Number(process.argv[2] ?? 5);
 const stagings = (process.argv[3]?.split(",") ?? [...STAGING_STATES]).filter((s): s is StagingState => (STAGING_STATES as readonly string[]).includes(s));
@@ -36,6 +36,7 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
       const poolId = pools.get(staging) ?? "";
       // Measure each side on a quiet machine: every pool is full, nothing else boots.
       for (const id of pools.values()) await hangar.pools.kick(id);
+      await untilQuiet();
       const started = performance.now();
       const got = await api.pool.acquire({ poolId, timeoutSec: 300 });
       const acquired = performance.now() - started;
@@ -51,6 +52,7 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
       await api.pool.release({ vmId: got.vmId });
     }
     for (const id of pools.values()) await hangar.pools.kick(id);
+    await untilQuiet();
 
     const coldStarted = performance.now();
     const vm = await api.vm.create({ name: `cold-${run}`, imageId, cpus: 1, memoryMiB: 256 });
@@ -84,6 +86,7 @@ runBench("pool", async ({ work, hangar, api, imageId }) => {
     const logins: number[] = [];
     for (let run = 0; run < runs; run++) {
       await api.vm.suspend({ id: vm.id });
+      await untilQuiet();
       const started = performance.now();
       const resumed = await api.vm.start({ id: vm.id });
       resumes.push(performance.now() - started);

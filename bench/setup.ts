@@ -4,6 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -30,6 +31,33 @@ export async function waitForSsh(port: number, keyFile: string): Promise<void> {
     const result = await execa("ssh", ["-o", "ConnectTimeout=1", ...sshOptions(port, keyFile), "--", "root@127.0.0.1", "true"], { reject: false });
     if (result.exitCode === 0) return;
     await sleep(50);
+  }
+}
+
+/** The host's busy and total CPU time so far, from /proc/stat (in clock ticks). */
+async function cpuTicks(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile("/proc/stat", "utf8")).split("\n")[0] ?? "";
+  const fields = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  // idle and iowait
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
+/**
+ * Waits until the host's CPUs are mostly idle (at most 15 % busy over each of two 250 ms
+ * windows), up to 30 s: what a pool refilled or a VM released leaves running (a guest
+ * finishing its boot, writeback) would otherwise be measured with the next side.
+ */
+export async function untilQuiet(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let quietWindows = 0;
+  let before = await cpuTicks();
+  while (quietWindows < 2 && Date.now() < deadline) {
+    await sleep(250);
+    const now = await cpuTicks();
+    const busy = (now.busy - before.busy) / Math.max(1, now.total - before.total);
+    quietWindows = busy <= 0.15 ? quietWindows + 1 : 0;
+    before = now;
   }
 }
 
