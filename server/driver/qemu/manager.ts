@@ -455,7 +455,21 @@ export class QemuManager implements Manager {
       // A guest still booting has no ACPI button handler yet and misses a single press:
       // press again every second until it powers off or the time is up.
       const deadline = Date.now() + timeoutMs;
-      await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("system_powerdown"));
+      const ran = await withQmp(this.files.qmpSocket, async (qmp) => {
+        const status = ((await qmp.execute("query-status")) as { status?: string }).status;
+        // Started paused for a resume that never loaded: no guest runs there to shut down.
+        if (status === "prelaunch" || status === "inmigrate") return false;
+        // A paused guest (a pool's Paused staging) cannot see the button until it runs again.
+        if (status === "paused") await qmp.execute("cont");
+        await qmp.execute("system_powerdown");
+        return true;
+      });
+      if (!ran) {
+        this.log("its guest never ran (a resume not loaded), quitting");
+        await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("quit")).catch(() => undefined);
+        if (await waitForExit(pid, 3000)) return outcome("quit", "quit");
+        throw new Error("qemu did not quit");
+      }
       this.log("sent the ACPI power button");
       while (!(await waitForExit(pid, Math.min(1000, Math.max(0, deadline - Date.now()))))) {
         if (Date.now() >= deadline) break;
