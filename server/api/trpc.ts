@@ -324,6 +324,8 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
   try {
     data = await cluster.forward(location.host, encodeCall({ path, type, input: raw, principal: ctx.principal, actor: ctx.actor }), budgetMs);
   } catch (error) {
+    // The host went offline with the call in hand: a read that answers here while it is offline does so now.
+    if (meta.whenOffline === "answer-here" && isHangarError(error) && error.code === "HOST_OFFLINE") return next();
     if (!(error instanceof ForwardedFailure)) throw error;
     // The owning host's error, as it gave it: the same codes and sentence.
     if (error.domainCode) throw new HangarError(error.domainCode, error.message);

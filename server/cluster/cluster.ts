@@ -165,7 +165,33 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
    */
   async function forward(host: HostRef, call: ForwardedCall, budgetMs: number): Promise<unknown> {
     if (!jobs) throw new HangarError("HOST_OFFLINE", `Host ${host.name} cannot be reached from here: SQLite is one host.`);
-    const output = await jobs.call(host, call, budgetMs, call.path);
+    // A host that dies with the call in hand never answers: its heartbeat says so long
+    // before the call's budget (minutes) runs out.
+    const gone = new AbortController();
+    const watch = setInterval(
+      () => {
+        void locate(host.id).then(
+          (location) => {
+            if (location.kind !== "offline") return;
+            gone.abort(
+              new HangarError(
+                "HOST_OFFLINE",
+                `Host ${host.name} went offline (${offlineReason(location)}) before it answered ${call.path}; if it had begun, it may have run in part: check its result once that host's Hangar runs again.`,
+              ),
+            );
+          },
+          (error: unknown) => log(`watching host ${host.name}: ${error instanceof Error ? error.message : String(error)}`),
+        );
+      },
+      Math.min(5000, Math.floor(hosts.offlineAfterMs / 3)),
+    );
+    watch.unref();
+    let output: unknown;
+    try {
+      output = await jobs.call(host, call, budgetMs, call.path, gone.signal);
+    } finally {
+      clearInterval(watch);
+    }
     const outcome = callOutcome.safeParse(output);
     if (!outcome.success) throw new Error(`host ${host.name} answered ${call.path} with an unreadable job output`);
     if (outcome.data.ok) return decodeData(outcome.data.data);

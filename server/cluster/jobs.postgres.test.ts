@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { HangarError } from "../errors.ts";
 import { createJobs, type Jobs } from "./jobs.ts";
 
 let t: TestHangar;
@@ -35,5 +36,43 @@ describe("hosts starting together", () => {
     );
     expect(answers).toEqual(hosts.map((host, i) => ({ servedBy: host.name, data: { n: i } })));
     expect(log.filter((line) => line.includes("deadlock"))).toEqual([]);
+  });
+});
+
+describe("a host that does not answer", () => {
+  /** A host that made its queue, then stopped (as after kill -9): jobs wait there untaken. */
+  async function silentHost(name: string) {
+    const id = `${name}-${Date.now()}`;
+    const jobs = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    await jobs.serve(id, async () => ({}));
+    await jobs.close();
+    return { id, name };
+  }
+
+  it("a job nobody takes is refused as not run, naming the host", async () => {
+    const host = await silentHost("silent");
+    const caller = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 1500, log: () => undefined });
+    hosts.push({ ...host, jobs: caller });
+    await expect(caller.call(host, {}, 20_000, "vm.stop")).rejects.toThrow(/^Host silent did not answer within 2 s, so vm\.stop was not run/);
+  });
+
+  it("an abandoned call fails with the reason at once, and its job never runs when the host returns", async () => {
+    const host = await silentHost("gone");
+    const caller = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: caller });
+    const gone = new AbortController();
+    const call = caller.call(host, {}, 20_000, "vm.exec", gone.signal);
+    setTimeout(() => gone.abort(new HangarError("HOST_OFFLINE", "Host gone went offline.")), 300);
+    await expect(call).rejects.toMatchObject({ code: "HOST_OFFLINE", message: "Host gone went offline." });
+
+    const ran: unknown[] = [];
+    const back = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: back });
+    await back.serve(host.id, async (data) => {
+      ran.push(data);
+      return {};
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(ran).toEqual([]);
   });
 });

@@ -180,19 +180,24 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
   /**
    * Sends `data` to `host`'s queue and resolves with the job's output. Fails with TIMEOUT,
    * naming the host, when nobody takes the job within the pickup time (the job is cancelled)
-   * or it is not done within `budgetMs`.
+   * or it is not done within `budgetMs`; fails with `signal`'s reason (a HangarError) when it
+   * aborts, as when the host stops beating: the job is cancelled so it never runs later.
    */
-  async function call(host: HostRef, data: object, budgetMs: number, what: string): Promise<unknown> {
+  async function call(host: HostRef, data: object, budgetMs: number, what: string, signal?: AbortSignal): Promise<unknown> {
     await start();
     const queue = queueOf(host.id);
     const id = randomUUID();
+    let abandoned = () => false;
     const outcome = new Promise<unknown>((resolve, reject) => {
       let done = false;
+      /** The error to raise when the job turns out cancelled by this caller, not by its host. */
+      let cancelledHere: HangarError | undefined;
       const finish = (settle: () => void) => {
         if (done) return;
         done = true;
         clearTimeout(pickupTimer);
         clearTimeout(budgetTimer);
+        signal?.removeEventListener("abort", onAbort);
         waiters.delete(id);
         settle();
       };
@@ -207,6 +212,7 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
           if (!job) return;
           if (job.state === "active") waiter.taken = true;
           if (job.state === "completed") waiter.settle(job.output);
+          else if (job.state === "cancelled" && cancelledHere) waiter.fail(cancelledHere);
           else if (job.state === "failed" || job.state === "cancelled") {
             waiter.fail(
               new HangarError(
@@ -221,18 +227,29 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
         void (async () => {
           await waiter.check();
           if (done || waiter.taken) return;
+          cancelledHere = new HangarError(
+            "TIMEOUT",
+            `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`,
+          );
           await boss.cancel(queue, id).catch(() => undefined);
           // Taken in the meantime after all: it runs, and its outcome is awaited.
           await waiter.check();
           if (done || waiter.taken) return;
-          waiter.fail(
-            new HangarError(
-              "TIMEOUT",
-              `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`,
-            ),
-          );
+          waiter.fail(cancelledHere);
         })();
       }, pickupMs);
+      const onAbort = () => {
+        const reason: unknown = signal?.reason;
+        const error =
+          reason instanceof HangarError ? reason : new HangarError("TIMEOUT", `The call to host ${host.name} was abandoned before ${what} answered.`);
+        cancelledHere = error;
+        // Not taken: it must not run when the host comes back. Taken: its outcome is lost anyway.
+        void boss.cancel(queue, id).catch(() => undefined);
+        waiter.fail(error);
+      };
+      if (signal?.aborted) queueMicrotask(onAbort);
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      abandoned = () => cancelledHere !== undefined;
       const budgetTimer = setTimeout(() => {
         void waiter
           .check()
@@ -257,6 +274,8 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
       );
       return outcome;
     }
+    // Abandoned while it was being sent: the cancel may have come before the job existed.
+    if (abandoned()) await boss.cancel(queue, id).catch(() => undefined);
     await notify({ kind: "job", queue }).catch(() => undefined);
     return outcome;
   }
