@@ -125,4 +125,38 @@ describe("a terminal of a VM on another host", () => {
       await db.host.update({ where: { id: beta.id }, data: { apiAddress: beta.apiAddress } });
     }
   });
+
+  it("says the connection to the VM's host was lost when it drops mid-session", async () => {
+    const db = cluster.peer("alpha").hangar.db;
+    const beta = await db.host.findUniqueOrThrow({ where: { name: "beta" } });
+    // Alpha reaches beta through a relay whose connections are cut, as a host killed with -9 cuts them.
+    const betaPort = Number(new URL(beta.apiAddress).port);
+    const cut = new Set<net.Socket>();
+    const relay = net.createServer((inbound) => {
+      const outbound = net.connect(betaPort, "127.0.0.1");
+      inbound.pipe(outbound).pipe(inbound);
+      cut.add(inbound).add(outbound);
+      inbound.on("error", () => undefined);
+      outbound.on("error", () => undefined);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+    await db.host.update({ where: { id: beta.id }, data: { apiAddress: `http://127.0.0.1:${(relay.address() as AddressInfo).port}` } });
+    try {
+      const terminal = await open("alpha", "alpha");
+      terminal.ws.send(Buffer.from("before the cut\n"), { binary: true });
+      await terminal.until(() => terminal.text().includes("before the cut"), "the echo through the relay");
+      for (const socket of cut) socket.destroy();
+      await terminal.until(() => terminal.closeCode() !== 0, "the socket closing");
+      expect(terminal.controls).toEqual([
+        {
+          type: "error",
+          message: "The connection to host beta, where this VM runs, was lost; open the terminal again (if that host is down, once it is back).",
+        },
+      ]);
+      expect(terminal.closeCode()).toBe(1011);
+    } finally {
+      await db.host.update({ where: { id: beta.id }, data: { apiAddress: beta.apiAddress } });
+      relay.close();
+    }
+  });
 });

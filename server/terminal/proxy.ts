@@ -73,7 +73,18 @@ export async function proxyTerminal(client: WebSocket, grant: TicketGrant, owner
     if (!draining && client.bufferedAmount > HIGH_WATER) void drain();
   });
   upstream.on("close", (code: number) => {
-    if (client.readyState === WebSocket.OPEN) client.close(passable(code));
+    if (client.readyState !== WebSocket.OPEN) return;
+    // No close frame (1006): the owning host went away mid-session (killed, or the network
+    // between); the browser is told so, not just shown a closed socket.
+    if (code === 1006) {
+      client.send(
+        encodeControl({
+          type: "error",
+          message: `The connection to host ${owner.name}, where this VM runs, was lost; open the terminal again (if that host is down, once it is back).`,
+        }),
+      );
+    }
+    client.close(passable(code));
   });
 
   await new Promise<void>((resolve) => {
