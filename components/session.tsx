@@ -6,11 +6,10 @@
 import { useQuery } from "@tanstack/react-query";
 import { usePathname, useRouter } from "next/navigation";
 import { useEffect, type ReactNode } from "react";
+import { OPEN_PAGES, signInFor } from "./sign-in-path.ts";
 import { useTRPC, type RouterOutputs } from "./trpc.ts";
 
 export type Me = NonNullable<RouterOutputs["account"]["me"]["user"]>;
-
-const OPEN_PAGES = ["/sign-in", "/setup"];
 
 /**
  * After the session changed (sign-in, first admin, sign-out): a whole new page at `path`,
@@ -18,8 +17,14 @@ const OPEN_PAGES = ["/sign-in", "/setup"];
  * again under the new session. A cleared cache leaves mounted hooks on queries that are gone,
  * and an open WebSocket keeps the identity it was opened with.
  */
-export function startOverAt(path: "/" | "/sign-in"): void {
+export function startOverAt(path: string): void {
   window.location.assign(path);
+}
+
+/** Called with every failed query and change: a 401 means the session ended (expired, signed out elsewhere), so sign in again. */
+export function signInAgainIfUnauthorized(status: number | undefined): void {
+  if (status !== 401 || typeof window === "undefined" || OPEN_PAGES.includes(window.location.pathname)) return;
+  startOverAt(signInFor(window.location.pathname + window.location.search));
 }
 
 export function useMe(): Me | null | undefined {
@@ -36,7 +41,7 @@ export function SessionGate({ children }: { children: ReactNode }) {
   const open = OPEN_PAGES.includes(pathname);
   const target = me.data && !me.data.user && !open ? (me.data.needsFirstAdmin ? "/setup" : "/sign-in") : undefined;
   useEffect(() => {
-    if (target) router.replace(target);
+    if (target) router.replace(target === "/sign-in" ? signInFor(window.location.pathname + window.location.search) : target);
   }, [target, router]);
   if (open) return <>{children}</>;
   if (!me.data || !me.data.user) return <p className="muted">Checking your session…</p>;

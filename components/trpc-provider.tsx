@@ -5,11 +5,12 @@
  * event streams would hold for good), everything else over batched HTTP; both speak
  * superjson like the server.
  */
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink } from "@trpc/client";
 import { useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root.ts";
+import { signInAgainIfUnauthorized } from "./session.tsx";
 import { TRPCProvider } from "./trpc.ts";
 
 const url = "/api/trpc";
@@ -19,17 +20,23 @@ function webSocketUrl(): string {
   return `${window.location.protocol === "https:" ? "wss" : "ws"}://${window.location.host}/api/trpc-ws`;
 }
 
+function httpStatus(error: unknown): number | undefined {
+  return error instanceof TRPCClientError ? (error.data as { httpStatus?: number } | undefined)?.httpStatus : undefined;
+}
+
 /** Client errors (bad input, not found, conflicts) will not go away by asking again. */
 function shouldRetry(failureCount: number, error: unknown): boolean {
-  if (error instanceof TRPCClientError) {
-    const status = (error.data as { httpStatus?: number } | undefined)?.httpStatus;
-    if (status !== undefined && status < 500) return false;
-  }
+  const status = httpStatus(error);
+  if (status !== undefined && status < 500) return false;
   return failureCount < 2;
 }
 
 function makeQueryClient(): QueryClient {
+  // An ended session would otherwise leave each page showing the API's "Sign in first" sentence.
+  const onError = (error: unknown) => signInAgainIfUnauthorized(httpStatus(error));
   return new QueryClient({
+    queryCache: new QueryCache({ onError }),
+    mutationCache: new MutationCache({ onError }),
     defaultOptions: {
       queries: { staleTime: 5_000, retry: shouldRetry },
       mutations: { retry: false },

@@ -1,0 +1,31 @@
+// Sign-in sends a person back to the page that asked for it, and never to another site,
+// whatever the spelling of `next` (the browser drops tabs and newlines and reads "\" as "/").
+import { describe, expect, it } from "vitest";
+import { afterSignIn, signInFor } from "./sign-in-path.ts";
+
+const origin = "https://hangar.example";
+
+describe("afterSignIn", () => {
+  it.each([
+    ["/vms/abc", "/vms/abc"],
+    ["/vms/abc?tab=console#top", "/vms/abc?tab=console#top"],
+    [null, "/"],
+    ["", "/"],
+    ["vms/abc", "/"],
+    ["https://evil.example/", "/"],
+    ["//evil.example/", "/"],
+    ["/\\evil.example/", "/"],
+    ["/\t/evil.example/", "/"],
+    ["/\n/evil.example/", "/"],
+    ["/%2F/evil.example/", "/%2F/evil.example/"],
+  ])("%j -> %j", (next, to) => expect(afterSignIn(next, origin)).toBe(to));
+});
+
+describe("signInFor", () => {
+  it.each([
+    ["/vms/abc?tab=console", "/sign-in?next=%2Fvms%2Fabc%3Ftab%3Dconsole"],
+    ["/", "/sign-in"],
+    ["/sign-in?next=%2Fx", "/sign-in"],
+    ["/setup", "/sign-in"],
+  ])("%j -> %j", (from, to) => expect(signInFor(from)).toBe(to));
+});
