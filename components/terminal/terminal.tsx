@@ -80,6 +80,8 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
   const [connectionPhase, setPhase] = useState<Phase>("connecting");
   const [ready, setReady] = useState(false);
   const [message, setMessage] = useState<string>();
+  /** What the VM's state means for this terminal: news, not an error, so not in the red alert. */
+  const [stateNote, setStateNote] = useState<string>();
   const [title, setTitle] = useState("");
   const [readOnly, setReadOnly] = useState(false);
   const [paste, setPaste] = useState("");
@@ -154,6 +156,7 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
     connection.current?.close();
     connection.current = undefined;
     setMessage(undefined);
+    setStateNote(undefined);
     setPhase("connecting");
     try {
       const granted = await askTicket.current({ vmId, kind });
@@ -165,11 +168,12 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
         {
           onOpen: () => setPhase("connected"),
           onClose: (reason) => {
+            setStateNote(undefined);
             setMessage(reason);
             setPhase("disconnected");
           },
           onStatus: (state) =>
-            setMessage(
+            setStateNote(
               state === "Running" ? undefined : kind === "console" ? `The VM is ${state}; its console carries on here once it runs.` : `The VM is ${state}.`,
             ),
         },
@@ -225,6 +229,11 @@ export function Terminal({ vmId, kind, vmState, onStart }: { vmId: string; kind:
         </div>
       </div>
       {message ? <ErrorAlert message={message} /> : null}
+      {stateNote ? (
+        <p className="muted small" role="status">
+          {stateNote}
+        </p>
+      ) : null}
       <div className="terminal-screen" ref={box} />
       {kind === "console" && !readOnly ? (
         <div className="port-row">

@@ -84,6 +84,8 @@ class VmConsole {
   private socket: Socket | undefined;
   private connecting: Promise<void> | undefined;
   private paused = false;
+  /** The VM's state as the bus last told it: a suspend also ends qemu, and is not a stop. */
+  lastState: string | undefined;
   /** Set once the hub let go of this console; a connect that finishes later is undone. */
   closed = false;
 
@@ -124,8 +126,9 @@ class VmConsole {
       // qemu exited (or dropped us): take the slot again if it still runs, else say so.
       void this.connect().then(() => {
         if (this.socket || this.closed) return;
+        const state = this.lastState && this.lastState !== "Running" ? this.lastState : "Stopped";
         for (const viewer of this.viewers) {
-          viewer.sendStatus("Stopped");
+          viewer.sendStatus(state);
           viewer.sendBytes(Buffer.from(STOPPED_NOTICE));
         }
       });
@@ -193,6 +196,7 @@ export function createConsoleHub(deps: ConsoleHubDeps) {
       for (const viewer of vmConsole.viewers) viewer.close(`VM "${change.vmName}" was deleted.`);
       return;
     }
+    vmConsole.lastState = change.state;
     for (const viewer of vmConsole.viewers) viewer.sendStatus(change.state);
     if (change.state === "Running") void vmConsole.connect();
   });

@@ -259,6 +259,21 @@ describe("console hub", () => {
     expect(hub.viewerCounts()).toEqual({});
   });
 
+  it("says Suspending, not Stopped, when a suspend ends qemu", async () => {
+    const serial = await fakeSerial("suspend");
+    const bus = new VmBus();
+    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
+    const watcher = viewer();
+    const attached = await hub.attach("vm1", watcher.v);
+    await expect.poll(() => serial.clients.length).toBe(1);
+    bus.publish({ vmId: "vm1", vmName: "v", state: "Suspending", eventId: "" });
+    await serial.stop();
+    await expect.poll(() => watcher.text()).toContain(STOPPED_NOTICE);
+    bus.publish({ vmId: "vm1", vmName: "v", state: "Suspended", eventId: "" });
+    expect(watcher.statuses).toEqual(["Suspending", "Suspending", "Suspended"]);
+    attached.detach();
+  });
+
   it("closes viewers when the VM is deleted, and undoes a connect that finishes after everyone left", async () => {
     const serial = await fakeSerial("gone");
     const bus = new VmBus();
