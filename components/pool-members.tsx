@@ -54,7 +54,15 @@ export function PoolMembers({ vms }: { vms: PoolRow["vms"] }) {
                 <td className="nowrap">{vm.acquiredAt ? formatTime(vm.acquiredAt) : "—"}</td>
                 <td>
                   {vm.acquiredAt && canControl(me, vm) ? (
-                    <button type="button" className="small" disabled={releasing} onClick={() => release.mutate({ vmId: vm.id })}>
+                    <button
+                      type="button"
+                      className="small"
+                      disabled={releasing}
+                      onClick={() => {
+                        // Release deletes the VM, as Delete does, and asks first as Delete does.
+                        if (window.confirm(`Release ${vm.name}? It is stopped and deleted; its disk cannot be recovered.`)) release.mutate({ vmId: vm.id });
+                      }}
+                    >
                       Release
                     </button>
                   ) : null}

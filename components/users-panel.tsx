@@ -55,6 +55,7 @@ export function UsersPanel() {
     const formElement = event.currentTarget;
     const form = new FormData(formElement);
     setError(undefined);
+    setNotice(undefined);
     add.mutate(
       {
         email: String(form.get("email") ?? ""),
@@ -62,14 +63,26 @@ export function UsersPanel() {
         password: String(form.get("password") ?? ""),
         role: formRole(form.get("role")),
       },
-      { onSuccess: () => formElement.reset() },
+      {
+        // The new row can be below the fold: say that it worked.
+        onSuccess: (user) => {
+          formElement.reset();
+          setNotice(`Added ${user.email} as ${user.role === "viewer" ? "a viewer" : `an ${user.role}`}.`);
+        },
+      },
     );
   }
 
   function saveQuotas(user: User, event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);
-    update.mutate({ id: user.id, maxVms: quota(form.get("maxVms")), maxCpus: quota(form.get("maxCpus")), maxMemoryMiB: quota(form.get("maxMemoryMiB")) });
+    setError(undefined);
+    setNotice(undefined);
+    // The fields look the same before and after a save: say that it worked.
+    update.mutate(
+      { id: user.id, maxVms: quota(form.get("maxVms")), maxCpus: quota(form.get("maxCpus")), maxMemoryMiB: quota(form.get("maxMemoryMiB")) },
+      { onSuccess: () => setNotice(`Saved the quotas of ${user.email}.`) },
+    );
   }
 
   return (

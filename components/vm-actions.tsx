@@ -4,6 +4,7 @@
  * Stop, Restart, Suspend, Delete), with the server's sentence in an inline alert when one fails.
  */
 import { useMutation } from "@tanstack/react-query";
+import { useRef } from "react";
 import { ErrorAlert } from "./error-alert.tsx";
 import { canControl } from "../lib/vocabulary.ts";
 import { useMe } from "./session.tsx";
@@ -42,12 +43,24 @@ export function VmActions({ vm, onDeleted }: { vm: Pick<VmRow, "id" | "name" | "
   );
   const busy = start.isPending || stop.isPending || restart.isPending || suspend.isPending || remove.isPending;
 
+  // `busy` reaches React a tick after mutate(), too late for a double-click's second click,
+  // which the server would refuse ("is Starting") while the first one succeeds.
+  const acting = useRef(false);
   function run(action: VmButton) {
-    if (action === "Start") start.mutate({ id: vm.id });
-    else if (action === "Stop") stop.mutate({ id: vm.id });
-    else if (action === "Restart") restart.mutate({ id: vm.id });
-    else if (action === "Suspend") suspend.mutate({ id: vm.id });
-    else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate({ id: vm.id });
+    if (acting.current) return;
+    acting.current = true;
+    const input = { id: vm.id };
+    const done = {
+      onSettled: () => {
+        acting.current = false;
+      },
+    };
+    if (action === "Start") start.mutate(input, done);
+    else if (action === "Stop") stop.mutate(input, done);
+    else if (action === "Restart") restart.mutate(input, done);
+    else if (action === "Suspend") suspend.mutate(input, done);
+    else if (window.confirm(`Delete VM "${vm.name}"? Its disk is removed and cannot be recovered.`)) remove.mutate(input, done);
+    else acting.current = false;
   }
 
   // Viewers, and operators on VMs they do not own, get no buttons: the server would refuse.

@@ -6,6 +6,7 @@
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useQuery } from "@tanstack/react-query";
+import { useEffect } from "react";
 import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
@@ -37,6 +38,12 @@ export function VmDetails({ id }: { id: string }) {
   const router = useRouter();
   const query = useQuery(trpc.vm.get.queryOptions({ id }));
   const me = useMe();
+  const name = query.data?.name;
+  // The route's metadata knows only the id: name the tab after the VM once it is read, so
+  // several VM pages open side by side can be told apart.
+  useEffect(() => {
+    if (name) document.title = `${name} · Hangar`;
+  }, [name]);
 
   if (query.isPending) return <p className="muted">Loading VM…</p>;
   if (query.isError) {
@@ -149,8 +156,9 @@ export function VmDetails({ id }: { id: string }) {
             </>
           ) : null}
         </dl>
-        {/* Through Hangar with the person's own key (Account page), from any machine that reaches Hangar. */}
-        <CopyCommand label="SSH command" command={`hangar ssh ${vm.name}`} />
+        {/* Through Hangar with the person's own key (Account page), from any machine that reaches Hangar;
+            its SSH tunnel is only for those who control the VM, so nobody else is shown a command that is refused. */}
+        {canControl(me, vm) ? <CopyCommand label="SSH command" command={`hangar ssh ${vm.name}`} /> : null}
       </section>
 
       <VmGraphs id={vm.id} running={vm.state === "Running"} />

@@ -72,7 +72,7 @@ const columns: ColumnDef<VmRow>[] = [
     cell: ({ row, table }) => (
       <span className="name-cell">
         {/* One link per row: prefetching each route as it scrolls into view would ask the server for every page. */}
-        <Link href={`/vms/${row.original.id}`} className="vm-name" prefetch={false}>
+        <Link href={`/vms/${row.original.id}`} className="vm-name" prefetch={false} title={row.original.name}>
           {row.original.name}
         </Link>
         <TagChips tags={row.original.tags} onPick={table.options.meta?.filterByTag} />
@@ -160,6 +160,18 @@ declare module "@tanstack/react-table" {
 
 function isUnfiltered(filter: VmFilter): boolean {
   return !filter.search.trim() && !filter.state && filter.owner === "all" && !filter.hostId && !filter.imageId && !filter.poolId && !filter.tag;
+}
+
+/**
+ * What an empty list says. An operator starts on "My VMs", which they did not pick, so a
+ * filter they never set is not blamed; a viewer has no New VM button to be pointed at.
+ */
+function emptyText(filter: VmFilter, role: Me["role"]): string {
+  if (isUnfiltered(filter)) return role === "viewer" ? "No VMs yet." : "No VMs yet. Create one with New VM.";
+  if (isUnfiltered({ ...filter, owner: "all" }) && filter.owner === "mine") {
+    return "You have no VMs yet. Create one with New VM, or choose Everyone under Owner to see the others' VMs.";
+  }
+  return "No VM matches the search and filters.";
 }
 
 /**
@@ -322,9 +334,7 @@ function Inventory({ me }: { me: Me }) {
           {list.isPending ? "Loading VMs…" : updating ? "Updating the list…" : `${list.total} VM${list.total === 1 ? "" : "s"}`}
         </p>
         {list.error ? <ErrorAlert message={errorText(list.error)} /> : null}
-        {!list.isPending && rows.length === 0 ? (
-          <p className="empty">{isUnfiltered(filter) ? "No VMs yet. Create one with New VM." : "No VM matches the search and filters."}</p>
-        ) : null}
+        {!list.isPending && rows.length === 0 ? <p className="empty">{emptyText(filter, me.role)}</p> : null}
         {rows.length > 0 ? (
           <div className="table-scroll" ref={scroller}>
             <table className="table" aria-rowcount={list.total + 1}>

@@ -1,7 +1,7 @@
 // Every page of the dashboard, reached through its navigation as a person clicks: each shows
 // its heading, with no error in the browser's console and no failed request.
 import { expect, test, type Page } from "@playwright/test";
-import { api, removeVm, uniqueName } from "./hangar.ts";
+import { ADMIN, api, removeVm, uniqueName } from "./hangar.ts";
 
 let vmId = "";
 
@@ -49,6 +49,8 @@ test("every page loads from the navigation with its heading, no console error an
   const vm = await api.vm.get.query({ id: vmId });
   await page.locator(`[data-testid="vm-row"][data-vm-id="${vmId}"]`).getByRole("link", { name: vm.name }).click();
   await expect(page.getByRole("heading", { name: vm.name, level: 1 })).toBeVisible();
+  // Named after the VM, so several VM tabs can be told apart.
+  await expect(page).toHaveTitle(`${vm.name} · Hangar`);
   await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Images", exact: true }).click();
   await page.getByRole("link", { name: "hangar-tiny", exact: true }).click();
   await expect(page.getByRole("heading", { name: "hangar-tiny", level: 1 })).toBeVisible();
@@ -59,6 +61,36 @@ test("every page loads from the navigation with its heading, no console error an
   const missing = await page.goto("/no-such-page");
   expect(missing?.status()).toBe(404);
   await expect(page.getByRole("link", { name: "Hangar", exact: true })).toBeVisible();
+  await expect(page).toHaveTitle("Not found · Hangar");
+});
+
+test("at a phone's width no page is wider than the screen", async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ["/", "/pools", "/hosts", "/images", "/tokens", "/account", "/users", "/audit", `/vms/${vmId}`]) {
+    await page.goto(path);
+    await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(390);
+  }
+});
+
+test.describe("signed out", () => {
+  test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("a link to a page, and a session that ends on it, go through sign-in back to that page", async ({ page, context }) => {
+    await page.goto(`/vms/${vmId}`);
+    await expect(page).toHaveURL(`/sign-in?next=${encodeURIComponent(`/vms/${vmId}`)}`);
+    await page.getByLabel("Email").fill(ADMIN.email);
+    await page.getByLabel("Password").fill(ADMIN.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page).toHaveURL(`/vms/${vmId}`);
+    await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+
+    // The session ends (expired, or signed out elsewhere): the next change asks to sign in, not "Sign in first, or send an API token".
+    await context.clearCookies();
+    await page.getByLabel("New name").fill(uniqueName("renamed"));
+    await page.getByRole("button", { name: "Rename" }).click();
+    await expect(page).toHaveURL(`/sign-in?next=${encodeURIComponent(`/vms/${vmId}`)}`);
+  });
 });
 
 test.describe("as a viewer", () => {
@@ -76,6 +108,10 @@ test.describe("as a viewer", () => {
     const navigation = page.getByRole("navigation", { name: "Main" });
     for (const adminOnly of ["Users", "Audit"]) await expect(navigation.getByRole("link", { name: adminOnly, exact: true })).toHaveCount(0);
     const links = await navigation.getByRole("link").allTextContents();
+    // Importing images is for admins; a viewer is told so instead of a form that would be refused.
+    await navigation.getByRole("link", { name: "Images", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "Import an image" })).toHaveCount(0);
+    await expect(page.getByText("Only admins see the form that imports images.", { exact: false })).toBeVisible();
     for (const link of links) {
       await navigation.getByRole("link", { name: link, exact: true }).click();
       await expect(page.getByRole("heading", { level: 1 })).toBeVisible();

@@ -176,6 +176,7 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   await shot(page, "pools");
   await remember(); // the replacement the pool started at once
 
+  page.once("dialog", (dialog) => void dialog.accept());
   await acquiredRow.getByRole("button", { name: "Release" }).click();
   await expect(acquiredRow).toHaveCount(0, STATE_CHANGE);
   await expect(acquired).toHaveCount(0);

@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { AdminOnly } from "@/components/admin-only.tsx";
 import { ImagesTable } from "@/components/images-table.tsx";
 import { ImportImageForm } from "@/components/import-image-form.tsx";
 
@@ -11,7 +12,10 @@ export default function ImagesPage() {
       <section className="card flush">
         <ImagesTable />
       </section>
-      <ImportImageForm />
+      {/* image.import is for admins: others would fill the form in only to be refused. */}
+      <AdminOnly what="the form that imports images">
+        <ImportImageForm />
+      </AdminOnly>
     </div>
   );
 }
