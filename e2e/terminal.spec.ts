@@ -61,7 +61,12 @@ test("two people watching the console see the same output", async ({ page, brows
 
 test("an SSH shell runs a command, and closing the tab leaves no session behind", async ({ page }) => {
   await page.goto(`/vms/${vmId}`);
-  await page.getByRole("tab", { name: "Shell" }).click();
+  // Reached from the keyboard, as tabs are: the arrows move from Console past Display to Shell.
+  await page.getByRole("tab", { name: "Console" }).focus();
+  await page.keyboard.press("ArrowRight");
+  await page.keyboard.press("ArrowRight");
+  await expect(page.getByRole("tab", { name: "Shell" })).toBeFocused();
+  await expect(page.getByRole("tab", { name: "Shell" })).toHaveAttribute("aria-selected", "true");
   await expect(page.getByTestId("terminal-shell")).toHaveAttribute("data-phase", "connected", LONG);
   // Hangar logs in as its own account, not root: the prompt is hangar's.
   await expect(screen(page, "shell")).toContainText("hangar@", LONG);
