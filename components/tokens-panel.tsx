@@ -98,7 +98,16 @@ export function TokensPanel() {
                     {token.revokedAt ? (
                       <span className="muted">revoked</span>
                     ) : (
-                      <button type="button" className="danger small" onClick={() => revoke.mutate({ id: token.id })}>
+                      <button
+                        type="button"
+                        className="danger small"
+                        onClick={() => {
+                          // Cannot be undone, and whatever uses the token stops working at once.
+                          if (window.confirm(`Revoke token "${token.name}"? Whatever uses it is refused from now on; this cannot be undone.`)) {
+                            revoke.mutate({ id: token.id });
+                          }
+                        }}
+                      >
                         Revoke
                       </button>
                     )}

@@ -50,6 +50,11 @@ test("a token made on the Tokens page works for a service at once, and not after
   expect((await service.account.me.query()).user).toMatchObject({ role: "admin" });
 
   const row = page.getByTestId("token-row").filter({ hasText: name });
+  // Revoking asks first, naming the token.
+  page.once("dialog", (dialog) => {
+    expect(dialog.message()).toContain(`Revoke token "${name}"?`);
+    void dialog.accept();
+  });
   await row.getByRole("button", { name: "Revoke" }).click();
   await expect(row).toContainText(/revoked/i);
   expect(await refusalCode(service.vm.list.query())).toBe("UNAUTHORIZED");
