@@ -87,8 +87,13 @@ test.describe("signed out", () => {
 
     // The session ends (expired, or signed out elsewhere): the next change asks to sign in, not "Sign in first, or send an API token".
     await context.clearCookies();
-    await page.getByLabel("New name").fill(uniqueName("renamed"));
-    await page.getByRole("button", { name: "Rename" }).click();
+    // Refused from now on (401): this change, or a read the page makes meanwhile, sends it to sign-in, whichever comes first.
+    const rename = page.getByRole("button", { name: "Rename" });
+    await page
+      .getByLabel("New name")
+      .fill(uniqueName("renamed"), { timeout: 5_000 })
+      .then(() => rename.click({ timeout: 5_000 }))
+      .catch(() => undefined);
     await expect(page).toHaveURL(`/sign-in?next=${encodeURIComponent(`/vms/${vmId}`)}`);
   });
 });
