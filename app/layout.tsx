@@ -24,6 +24,10 @@ export default function RootLayout({ children }: { children: ReactNode }) {
     <html lang="en">
       <body>
         <TrpcProvider>
+          {/* The first Tab stop: past the nine links of the top bar to the page itself. */}
+          <a href="#content" className="skip-link">
+            Skip to content
+          </a>
           <header className="topbar">
             <div className="topbar-inner">
               <Link href="/" className="brand">
@@ -34,7 +38,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
               <UserMenu />
             </div>
           </header>
-          <main className="container">
+          <main className="container" id="content" tabIndex={-1}>
             <SessionGate>{children}</SessionGate>
           </main>
         </TrpcProvider>

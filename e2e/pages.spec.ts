@@ -30,6 +30,11 @@ test("every page loads from the navigation with its heading, no console error an
   const problems = watchProblems(page);
   await page.goto("/");
   await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
+  // The first Tab reaches "Skip to content", which takes the keyboard past the top bar to the page.
+  await page.keyboard.press("Tab");
+  await expect(page.getByRole("link", { name: "Skip to content" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.locator("main#content")).toBeFocused();
   const pages: [link: string, heading: string | RegExp][] = [
     ["Pools", /pools/i],
     ["Hosts", /hosts/i],
