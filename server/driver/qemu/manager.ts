@@ -264,8 +264,8 @@ export class QemuManager implements Manager {
           await ignoreSharedMemory(qmp, false);
           await qmp.execute("cont");
         }
-        const status = (await qmp.execute("query-status")) as { status?: string };
-        if (status.status !== "running") throw new Error(`qemu is ${status.status ?? "in an unknown state"}, not running`);
+        const status = await runStatus(qmp);
+        if (status !== "running") throw new Error(`qemu is ${status ?? "in an unknown state"}, not running`);
         const listed = parseUsernetForwards(await qmp.human("info usernet"));
         // The saved state is loaded: the disk need not keep it.
         if (options.resume) await hmp(qmp, `delvm ${SUSPEND_TAG}`);
@@ -456,7 +456,7 @@ export class QemuManager implements Manager {
       // press again every second until it powers off or the time is up.
       const deadline = Date.now() + timeoutMs;
       const ran = await withQmp(this.files.qmpSocket, async (qmp) => {
-        const status = ((await qmp.execute("query-status")) as { status?: string }).status;
+        const status = await runStatus(qmp);
         // Started paused for a resume that never loaded: no guest runs there to shut down.
         if (status === "prelaunch" || status === "inmigrate") return false;
         // A paused guest (a pool's Paused staging) cannot see the button until it runs again.
@@ -564,7 +564,7 @@ export class QemuManager implements Manager {
     await withQmp(
       this.files.qmpSocket,
       async (qmp) => {
-        const status = ((await qmp.execute("query-status")) as { status?: string }).status;
+        const status = await runStatus(qmp);
         // Started paused with its memory in a file, its devices not loaded yet: continuing now
         // would boot the guest afresh over the saved memory, so load them first.
         if (status === "prelaunch" && saved && memoryInFile) {
@@ -589,7 +589,7 @@ export class QemuManager implements Manager {
     // A savevm still under way holds qemu's main loop: QMP answers once it is done.
     const status = await withQmp(
       this.files.qmpSocket,
-      async (qmp) => ((await qmp.execute("query-status", undefined, SAVE_TIMEOUT_MS)) as { status?: string }).status,
+      (qmp) => runStatus(qmp, SAVE_TIMEOUT_MS),
       SAVE_TIMEOUT_MS,
     );
     // suspend() pauses the guest before it saves: a running guest never got that far, and
@@ -817,6 +817,14 @@ export class QemuManager implements Manager {
       await unlink(file).catch(() => undefined);
     }
   }
+}
+
+const statusJson = z.object({ status: z.string() });
+
+/** qemu's run state ("running", "paused", "prelaunch", ...); undefined if it answers something else. */
+async function runStatus(qmp: QmpClient, timeoutMs?: number): Promise<string | undefined> {
+  const parsed = statusJson.safeParse(await qmp.execute("query-status", undefined, timeoutMs));
+  return parsed.success ? parsed.data.status : undefined;
 }
 
 /** An HMP command whose output is empty on success and the error text otherwise. */
