@@ -168,6 +168,20 @@ describe("path imports", () => {
     expect(result).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/external data file/) });
   });
 
+  it("imports a blank raw disk by path, and refuses a file that is not whole sectors (a text file is no disk)", async () => {
+    const api = await callerFor(t.hangar);
+    writeFileSync(path.join(t.env.imagesDir, "blank.img"), Buffer.alloc(MiB));
+    writeFileSync(path.join(t.env.imagesDir, "notes.txt"), "these are notes, not a disk\n");
+    writeFileSync(path.join(t.env.imagesDir, "empty.img"), "");
+    expect(await api.image.import({ name: "blank", path: "blank.img" })).toMatchObject({ status: "ready", format: "qcow2" });
+    for (const [name, file] of [["notes", "notes.txt"], ["empty", "empty.img"]] as const) {
+      const result = await refusal(api.image.import({ name, path: file }));
+      expect(result).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/^The file is not a disk image: .*512-byte sectors/) });
+      expect(await t.hangar.db.image.count({ where: { name } })).toBe(0);
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
   it.each(["vmdk", "vdi", "vhdx", "qed"])("refuses a %s disk", async (format) => {
     const api = await callerFor(t.hangar);
     await qemuImg("create", "-q", "-f", format, path.join(t.env.imagesDir, `disk.${format}`), "1M");

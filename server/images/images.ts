@@ -214,7 +214,7 @@ export function createImages({
 
   /**
    * Checks a private copy of a disk and converts it into images/<sha256>.qcow2; `raw` must look
-   * like a disk when `requireDisk` (URL imports: a web page is not one). An ISO9660 image (an
+   * be whole sectors, and look like a disk when `requireDisk` (URL imports: a web page is not one). An ISO9660 image (an
    * installer for a CD-ROM drive) stays raw, as images/<sha256>.iso: it has no header that
    * could name a file, and the drive reads it as it is.
    */
@@ -225,10 +225,14 @@ export function createImages({
         const iso = await settle(copy, sha256, "iso");
         return { path: iso, sizeBytes: BigInt((await stat(iso)).size), format: "raw" };
       }
-      if (info.format === "raw" && requireDisk) {
+      if (info.format === "raw") {
         const { head, size } = await readHead(copy);
-        if (!plausibleRawDisk(head, size)) {
+        if (requireDisk && !plausibleRawDisk(head, size)) {
           throw new HangarError("INVALID_INPUT", "The download is not a disk image: neither qcow2 nor a raw disk with a partition table or file system.");
+        }
+        // A blank raw disk may hold nothing yet, but it is whole sectors: a text file is not a disk.
+        if (size === 0 || size % 512 !== 0) {
+          throw new HangarError("INVALID_INPUT", "The file is not a disk image: neither qcow2 nor a raw disk (a raw disk is a whole number of 512-byte sectors).");
         }
       }
       const target = path.join(imagesDir, `${sha256}.qcow2`);
