@@ -174,7 +174,10 @@ describe("path imports", () => {
     writeFileSync(path.join(t.env.imagesDir, "notes.txt"), "these are notes, not a disk\n");
     writeFileSync(path.join(t.env.imagesDir, "empty.img"), "");
     expect(await api.image.import({ name: "blank", path: "blank.img" })).toMatchObject({ status: "ready", format: "qcow2" });
-    for (const [name, file] of [["notes", "notes.txt"], ["empty", "empty.img"]] as const) {
+    for (const [name, file] of [
+      ["notes", "notes.txt"],
+      ["empty", "empty.img"],
+    ] as const) {
       const result = await refusal(api.image.import({ name, path: file }));
       expect(result).toMatchObject({ code: "BAD_REQUEST", message: expect.stringMatching(/^The file is not a disk image: .*512-byte sectors/) });
       expect(await t.hangar.db.image.count({ where: { name } })).toBe(0);

@@ -232,7 +232,10 @@ export function createImages({
         }
         // A blank raw disk may hold nothing yet, but it is whole sectors: a text file is not a disk.
         if (size === 0 || size % 512 !== 0) {
-          throw new HangarError("INVALID_INPUT", "The file is not a disk image: neither qcow2 nor a raw disk (a raw disk is a whole number of 512-byte sectors).");
+          throw new HangarError(
+            "INVALID_INPUT",
+            "The file is not a disk image: neither qcow2 nor a raw disk (a raw disk is a whole number of 512-byte sectors).",
+          );
         }
       }
       const target = path.join(imagesDir, `${sha256}.qcow2`);

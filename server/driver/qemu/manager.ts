@@ -587,11 +587,7 @@ export class QemuManager implements Manager {
     const pid = await this.pid();
     if (pid === 0) throw new NotRunningError(`VM ${this.id} is not running`);
     // A savevm still under way holds qemu's main loop: QMP answers once it is done.
-    const status = await withQmp(
-      this.files.qmpSocket,
-      (qmp) => runStatus(qmp, SAVE_TIMEOUT_MS),
-      SAVE_TIMEOUT_MS,
-    );
+    const status = await withQmp(this.files.qmpSocket, (qmp) => runStatus(qmp, SAVE_TIMEOUT_MS), SAVE_TIMEOUT_MS);
     // suspend() pauses the guest before it saves: a running guest never got that far, and
     // a saved state older than the interrupted suspend is not this suspend's.
     const savedAt = status === "running" ? undefined : await this.suspendedStateSavedAt();
