@@ -54,7 +54,7 @@ export function PortForwardsTable({ vm, canChange }: { vm: Pick<VmDetail, "id" |
             <td className="num">{vm.sshPort ?? "any"}</td>
             <td aria-hidden="true">→</td>
             <td className="num">22 (SSH)</td>
-            <td className="num">{vm.sshPort ?? "—"}</td>
+            <td className="num">{vm.state === "Running" ? (vm.sshPort ?? "—") : "—"}</td>
             {canChange ? <td></td> : null}
           </tr>
           {vm.ports.map((port) => (

@@ -140,7 +140,7 @@ export function VmDetails({ id }: { id: string }) {
             <ReadyCondition state={vm.readyState} detail={vm.readyDetail} at={vm.readyAt} />
           </dd>
           <dt>SSH port</dt>
-          <dd data-testid="vm-ssh-port">{vm.sshPort ?? "—"}</dd>
+          <dd data-testid="vm-ssh-port">{vm.state === "Running" ? (vm.sshPort ?? "—") : "—"}</dd>
           <dt>PID</dt>
           <dd>{vm.pid ?? "—"}</dd>
           <dt>Created</dt>
