@@ -21,6 +21,9 @@ interface PortRow {
 export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string, started?: string) => void; onCancel: () => void }) {
   const trpc = useTRPC();
   const images = useQuery(trpc.image.list.queryOptions());
+  const hosts = useQuery(trpc.host.list.queryOptions());
+  // The bridges some online host opens to VMs (HANGAR_BRIDGES): the only ones a VM may join.
+  const bridges = [...new Set((hosts.data ?? []).filter((h) => h.online).flatMap((h) => h.bridges))].sort();
   const id = useId();
   const [name, setName] = useState("");
   const [imageId, setImageId] = useState("");
@@ -73,7 +76,7 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
       memoryMiB: Number(memory),
       ...(userData.trim() ? { userData } : {}),
       network,
-      ...(network === "bridge" ? { bridge: bridge.trim() } : {}),
+      ...(network === "bridge" ? { bridge: bridge || bridges[0] || "" } : {}),
       ...(diskGiB.trim() ? { diskGiB: Number(diskGiB) } : {}),
       ...(autostart ? { autostart } : {}),
       ...(splitTags(tags).length > 0 ? { tags: splitTags(tags) } : {}),
@@ -161,13 +164,21 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
           >
             <option value="nat">nat: outbound with DNS</option>
             <option value="isolated">isolated: no way out</option>
-            <option value="bridge">bridge: on a host bridge</option>
+            <option value="bridge" disabled={bridges.length === 0}>
+              {bridges.length === 0 ? "bridge: no host bridge is open to VMs" : "bridge: on a host bridge"}
+            </option>
           </select>
         </div>
         {network === "bridge" ? (
           <div className="field">
             <label htmlFor={`${id}-bridge`}>Host bridge</label>
-            <input id={`${id}-bridge`} name="bridge" value={bridge} onChange={(e) => setBridge(e.target.value)} required placeholder="br0" spellCheck={false} />
+            <select id={`${id}-bridge`} name="bridge" value={bridge || bridges[0] || ""} onChange={(e) => setBridge(e.target.value)}>
+              {bridges.map((b) => (
+                <option key={b} value={b}>
+                  {b}
+                </option>
+              ))}
+            </select>
           </div>
         ) : null}
         <div className="field">

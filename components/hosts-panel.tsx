@@ -61,6 +61,7 @@ export function HostsPanel() {
             </div>
             <p className="muted">
               Heartbeat {age} s ago · {host.vmCount} VM{host.vmCount === 1 ? "" : "s"} · accelerator {host.accelerator}
+              {host.bridges.length > 0 ? ` · bridges ${host.bridges.join(", ")}` : ""}
             </p>
             {u ? (
               <div className="capacity">

@@ -49,6 +49,9 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(dialog.getByLabel("Image", { exact: true })).toHaveValue(tiny!.id);
   await expect(dialog.getByLabel("CPUs", { exact: true })).toHaveValue("1");
   await expect(dialog.getByLabel("Memory (MiB)", { exact: true })).toHaveValue("256");
+  // No host opens a bridge to VMs here (HANGAR_BRIDGES): the form says so rather than offer one.
+  await expect(dialog.getByLabel("Network", { exact: true }).locator('option[value="bridge"]')).toBeDisabled();
+  await expect(dialog.getByLabel("Network", { exact: true }).locator('option[value="bridge"]')).toHaveText("bridge: no host bridge is open to VMs");
   await dialog.getByRole("button", { name: "Create VM" }).click();
   await expect(dialog).toBeHidden();
   await expect(page.getByRole("status").filter({ hasText: `Created VM ${name}.` })).toBeVisible();
@@ -75,6 +78,7 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page).toHaveURL(new RegExp(`/vms/${id}$`));
   await expect(page.getByRole("heading", { name })).toBeVisible();
   await expect(page.getByTestId("vm-state")).toHaveText("Running");
+  await expect(page.getByTestId("vm-ssh-port")).toHaveText(/^\d{2,5}$/);
   await expect(page.getByLabel("SSH command")).toHaveText(`hangar ssh ${name}`);
   // The ready condition: cloud-init's result (the tiny guest's stand-in), pushed live.
   await expect(page.getByTestId("vm-ready")).toContainText("Ready — cloud-init done", STATE_CHANGE);

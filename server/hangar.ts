@@ -90,6 +90,7 @@ export function createHangar({
     offlineAfterMs: env.HANGAR_HOST_OFFLINE_AFTER_SEC * 1000,
     memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
     forwardAddress: env.HANGAR_FORWARD_ADDRESS,
+    bridges: env.HANGAR_BRIDGES,
   });
   const cluster = createCluster({ db, databaseUrl: env.databaseUrl, hosts, log });
   const secret = authSecret ?? env.HANGAR_AUTH_SECRET ?? stateDirSecret(env.stateDir);

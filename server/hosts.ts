@@ -27,6 +27,8 @@ export interface HostsOptions {
   memory?: { overcommit: number; reserveMiB: number };
   /** HANGAR_FORWARD_ADDRESS: where VM port forwards listen. */
   forwardAddress?: string;
+  /** HANGAR_BRIDGES: the host bridges VMs may join here. */
+  bridges?: string[];
 }
 
 /** Raised at start-up when another live process holds this host name. */
@@ -49,6 +51,11 @@ export function sshAddressFor(forwardAddress: string): string {
   return external?.address ?? "127.0.0.1";
 }
 
+/** The bridges a Host row lists (stored comma-separated). */
+export function bridgesOf(host: { bridges: string }): string[] {
+  return host.bridges.split(",").filter(Boolean);
+}
+
 /** Whether the process `pid` of this machine still exists. */
 function processExists(pid: number): boolean {
   try {
@@ -68,6 +75,7 @@ export function createHosts({
   offlineAfterMs = 15_000,
   memory = { overcommit: 1, reserveMiB: 1024 },
   forwardAddress = "127.0.0.1",
+  bridges = [],
 }: HostsOptions) {
   /** This process's claim on the host name: machine, pid and a random part. */
   const leaseToken = `${os.hostname()}/${process.pid}/${randomBytes(6).toString("hex")}`;
@@ -88,6 +96,7 @@ export function createHosts({
       memoryMiB,
       memoryLimitMiB: memoryLimitMiB(memoryMiB, memory.overcommit, memory.reserveMiB),
       sshAddress: sshAddressFor(forwardAddress),
+      bridges: bridges.join(","),
     };
   }
 
@@ -216,7 +225,7 @@ export function createHosts({
   /** Every host, with whether it is online. */
   async function list() {
     const hosts = await db.host.findMany({ orderBy: { name: "asc" }, omit: { leaseOwner: true } });
-    return hosts.map((host) => ({ ...host, online: isOnline(host) }));
+    return hosts.map((host) => ({ ...host, bridges: bridgesOf(host), online: isOnline(host) }));
   }
 
   return { name, selfId, claim, release, beat, startHeartbeat, isOnline, list, offlineAfterMs, sshAddress: sshAddressFor(forwardAddress) };

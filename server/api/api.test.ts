@@ -171,7 +171,14 @@ describe("network modes and port forwards", () => {
     const vm = await api.vm.create({ ...goodSpec, name: "netted", imageId });
     expect(vm.network).toBe("nat");
     const bridged = await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "bridge", bridge: "br0" }));
-    expect(bridged).toEqual({ code: "BAD_REQUEST", message: "No host bridge is open to VMs on this host; an admin lists them in HANGAR_BRIDGES." });
+    expect(bridged).toEqual({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/^No host bridge is open to VMs on host \S+; an admin lists them in HANGAR_BRIDGES\.$/),
+    });
+    expect(await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "bridge" }))).toEqual({
+      code: "BAD_REQUEST",
+      message: 'Name the host bridge a VM on network "bridge" joins; the Hosts page lists each host\'s bridges.',
+    });
     expect((await refusal(api.vm.create({ ...goodSpec, name: "bridged", imageId, network: "isolated", bridge: "br0" }))).code).toBe("BAD_REQUEST");
 
     const first = await api.vm.start({ id: vm.id });

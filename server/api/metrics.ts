@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { HangarError } from "../errors.ts";
+import { bridgesOf } from "../hosts.ts";
 import { RANGES } from "../metrics/history.ts";
 import { hostPointSchema, pointsOf, vmPointSchema } from "../metrics/points.ts";
 import type { HostPoint } from "../metrics/sampler.ts";
@@ -47,7 +48,7 @@ export const metricsRouter = router({
     const { db, metrics, env } = ctx.hangar;
     const self = await ctx.hangar.hosts.selfId();
     const [hosts, counts] = await Promise.all([
-      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, accelerator: true } }),
+      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, accelerator: true, bridges: true } }),
       db.vm.groupBy({ by: ["hostId"], _count: { _all: true } }),
     ]);
     const stored = await metrics.history.latestStored(
@@ -62,6 +63,7 @@ export const metricsRouter = router({
       const usage: HostPoint | null = own ?? (remote ? (pointsOf(hostPointSchema, [remote])[0] ?? null) : null);
       return {
         ...host,
+        bridges: bridgesOf(host),
         self: host.id === self,
         heartbeatAgeSec: ageSec,
         online: ageSec <= env.HANGAR_HOST_OFFLINE_AFTER_SEC,

@@ -282,7 +282,15 @@ function idIn(raw: unknown, field: string): string | undefined {
 }
 
 /** What placement reads of a create's raw input; input it refuses is the procedure's to report. */
-const placementInput = z.object({ hostId: id.optional(), memoryMiB: z.number().int().min(1).max(65536), imageId: id.optional() });
+const placementInput = z
+  .object({
+    hostId: id.optional(),
+    memoryMiB: z.number().int().min(1).max(65536),
+    imageId: id.optional(),
+    network: z.string().optional(),
+    bridge: z.string().optional(),
+  })
+  .transform(({ network, bridge, ...rest }) => ({ ...rest, bridge: network === "bridge" && bridge ? bridge : undefined }));
 
 /** Extra time a forwarded call gets on top of its own timeout (or of two minutes without one). */
 const FORWARD_SLACK_MS = 120_000;

@@ -45,7 +45,8 @@ describe("three hosts on one database", () => {
     cluster = await startCluster({
       env: { HANGAR_HOST_OFFLINE_AFTER_SEC: String(OFFLINE_AFTER_SEC) },
       // Gamma forwards its VMs' ports on every address, as a host that others reach does.
-      hostEnv: { gamma: { HANGAR_FORWARD_ADDRESS: "0.0.0.0" } },
+      // Only beta opens a host bridge to VMs.
+      hostEnv: { gamma: { HANGAR_FORWARD_ADDRESS: "0.0.0.0" }, beta: { HANGAR_BRIDGES: "hgbr0" } },
     });
   }, 600_000);
   afterAll(async () => {
@@ -67,7 +68,24 @@ describe("three hosts on one database", () => {
       ["gamma", true],
     ]);
     for (const host of hosts) expect(host.memoryLimitMiB).toBeGreaterThan(0);
+    expect(hosts.map((h) => h.bridges)).toEqual([[], ["hgbr0"], []]);
   });
+
+  it("places a VM on a host bridge where that bridge is open to VMs, and names the bridges there are otherwise", async () => {
+    const alpha = cluster.host("alpha").api;
+    const bridged = await alpha.vm.create.mutate({ name: "bridged", imageId: await image(), network: "bridge", bridge: "hgbr0", ...spec });
+    expect(bridged).toMatchObject({ host: { name: "beta" }, network: "bridge", bridge: "hgbr0" });
+    expect(await refusal(alpha.vm.create.mutate({ name: "bridged-2", imageId: await image(), network: "bridge", bridge: "br7", ...spec }))).toEqual({
+      domainCode: "INVALID_INPUT",
+      message: 'Bridge "br7" is not open to VMs on any host; pick one that is: hgbr0.',
+    });
+    const onAlpha = { name: "bridged-3", imageId: await image(), network: "bridge" as const, bridge: "hgbr0", hostId: cluster.host("alpha").id, ...spec };
+    expect(await refusal(alpha.vm.create.mutate(onAlpha))).toEqual({
+      domainCode: "INVALID_INPUT",
+      message: "No host bridge is open to VMs on host alpha; an admin lists them in HANGAR_BRIDGES.",
+    });
+    await alpha.vm.delete.mutate({ id: bridged.id });
+  }, 120_000);
 
   it("creates through alpha on beta, then starts, execs in, stops and snapshots beta's VM through alpha", async () => {
     const alpha = cluster.host("alpha").api;

@@ -13,7 +13,7 @@ import type { Recorder } from "../audit/recorder.ts";
 import type { Db } from "../db.ts";
 import { databaseProvider } from "../database-url.ts";
 import { HangarError, type ErrorCode } from "../errors.ts";
-import type { Hosts } from "../hosts.ts";
+import { bridgesOf, type Hosts } from "../hosts.ts";
 import type { VmChange } from "../vms/bus.ts";
 import { isState } from "../vms/state.ts";
 import { choosePlacement, HOLDS_MEMORY, noRoom, type HostLoad } from "./capacity.ts";
@@ -98,6 +98,15 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     return pool ? locate(pool.hostId) : { kind: "here" };
   }
 
+  /** Why no host in `hosts` takes a VM on host bridge `bridge`, with the bridges they do offer. */
+  function noBridgeSentence(bridge: string, hosts: { name: string; bridges: string }[]): string {
+    const offered = [...new Set(hosts.flatMap(bridgesOf))].sort();
+    const where = hosts.length === 1 && hosts[0] ? `host ${hosts[0].name}` : "any host";
+    return offered.length === 0
+      ? `No host bridge is open to VMs on ${where}; an admin lists them in HANGAR_BRIDGES.`
+      : `Bridge "${bridge}" is not open to VMs on ${where}; pick one that is: ${offered.join(", ")}.`;
+  }
+
   /** The sentence for an action refused because its host is offline. */
   function offlineSentence(location: OfflineHost, what: string): string {
     return `${what} is on host ${location.host.name}, which is offline (${offlineReason(location)}); nothing acts on its VMs until that host's Hangar runs again.`;
@@ -112,9 +121,9 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
   }
 
   /** Each host's load: memory for VMs, what its running VMs take, whether it holds the image. */
-  async function loads(imageId: string | undefined): Promise<(HostLoad & { heartbeatAt: Date })[]> {
+  async function loads(imageId: string | undefined): Promise<(HostLoad & { heartbeatAt: Date; bridges: string })[]> {
     const [rows, running, holders] = await Promise.all([
-      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, memoryLimitMiB: true } }),
+      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, memoryLimitMiB: true, bridges: true } }),
       db.vm.groupBy({ by: ["hostId"], where: { state: { in: [...HOLDS_MEMORY] } }, _sum: { memoryMiB: true } }),
       imageId && imageHolders ? imageHolders(imageId) : Promise.resolve(undefined),
     ]);
@@ -132,10 +141,13 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
    * and has room (refused with a sentence otherwise), else the live host with room that
    * placement prefers. On SQLite only this host.
    */
-  async function place(input: { hostId?: string; memoryMiB: number; imageId?: string }): Promise<HostRef & { here: boolean }> {
+  async function place(input: { hostId?: string; memoryMiB: number; imageId?: string; bridge?: string }): Promise<HostRef & { here: boolean }> {
     const self = await hosts.selfId();
     const all = await loads(input.imageId);
-    const candidates = jobs ? all : all.filter((h) => h.id === self);
+    let candidates = jobs ? all : all.filter((h) => h.id === self);
+    // A VM on a host bridge goes where that bridge is open to VMs.
+    const { bridge } = input;
+    const offers = (host: { bridges: string }) => bridge === undefined || bridgesOf(host).includes(bridge);
     if (input.hostId !== undefined) {
       const host = all.find((h) => h.id === input.hostId);
       if (!host) throw new HangarError("NOT_FOUND", `No host with id "${input.hostId}"; host.list names the hosts.`);
@@ -143,9 +155,15 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
         const location = host.online ? { ...offline(host), unreachable: true as const } : offline(host);
         throw new HangarError("HOST_OFFLINE", `Host ${host.name} is offline (${offlineReason(location)}); pick another host, or leave hostId out.`);
       }
+      if (!offers(host)) throw new HangarError("INVALID_INPUT", noBridgeSentence(bridge ?? "", [host]));
       const full = noRoom(host, input.memoryMiB);
       if (full) throw new HangarError("HOST_FULL", full);
       return { id: host.id, name: host.name, here: host.id === self };
+    }
+    if (bridge !== undefined) {
+      const bridged = candidates.filter(offers);
+      if (bridged.length === 0) throw new HangarError("INVALID_INPUT", noBridgeSentence(bridge, candidates));
+      candidates = bridged;
     }
     const choice = choosePlacement(candidates, input.memoryMiB);
     if ("refusal" in choice) throw new HangarError(candidates.some((h) => h.online) ? "HOST_FULL" : "HOST_OFFLINE", choice.refusal);

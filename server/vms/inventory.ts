@@ -152,13 +152,18 @@ export async function getVm(hangar: Hangar, id: string) {
  */
 export async function createVm(hangar: Hangar, input: CreateVmInput, actor: string, ownerId?: string) {
   const { db } = hangar;
-  const bridge = checkNetwork(hangar, input);
+  const bridge = checkNetwork(input);
   const tags = encodeTags(checkTags(input.tags ?? []));
   if (ownerId) await assertWithinQuota(db, ownerId, input.cpus, input.memoryMiB);
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
   if (image.status !== "ready") throw new HangarError("IMAGE_NOT_READY", `Image "${image.name}" is ${image.status}; wait until it is ready.`);
-  const host = await hangar.cluster.place({ hostId: input.hostId ?? (await hangar.lifecycle.hostId()), memoryMiB: input.memoryMiB, imageId: image.id });
+  const host = await hangar.cluster.place({
+    hostId: input.hostId ?? (await hangar.lifecycle.hostId()),
+    memoryMiB: input.memoryMiB,
+    imageId: image.id,
+    bridge: bridge ?? undefined,
+  });
   if (!host.here) throw new Error(`createVm ran on a host placement did not pick (${host.name})`);
   const cdrom = input.cdromImageId ? await cdromImage(hangar, input.cdromImageId) : undefined;
   if (await db.vm.findUnique({ where: { name: input.name } })) {
