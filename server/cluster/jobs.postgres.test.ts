@@ -75,4 +75,28 @@ describe("a host that does not answer", () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(ran).toEqual([]);
   });
+
+  it("a job taken after its pickup time is not run, even when its caller never cancelled it (the caller's host died)", async () => {
+    const host = await silentHost("late");
+    const caller = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 1000, log: () => undefined });
+    const call = caller.call(host, { n: 1 }, 20_000, "vm.delete").catch((error: unknown) => error);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The caller goes away with its job sent and untaken, before its pickup time ends.
+    await caller.close();
+    expect(await call).toMatchObject({ message: expect.stringMatching(/^Hangar is shutting down/) });
+
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const ran: unknown[] = [];
+    const back = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: back });
+    await back.serve(host.id, async (data) => {
+      ran.push(data);
+      return {};
+    });
+    // Its worker took the job at once, and found it too late to run.
+    const answered = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: answered });
+    expect(await answered.call(host, { n: 2 }, 20_000, "vm.get")).toEqual({});
+    expect(ran).toEqual([{ n: 2 }]);
+  });
 });

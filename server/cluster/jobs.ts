@@ -8,8 +8,11 @@
  * notifies the owning host, whose idle pg-boss worker fetches at once (instead of at its
  * next poll, which stays as the fallback); the worker completes the job with its outcome,
  * then notifies that the job is taken and later done, and the caller reads the output from
- * pg-boss. A caller whose job nobody takes within the pickup time cancels it (it never runs
- * later) and says which host did not answer.
+ * pg-boss. A caller whose job nobody takes within the pickup time cancels it and says which
+ * host did not answer, and that the call was not run. That stays true: a host takes the job
+ * too late to run it when more than the pickup time passed between its sending and its
+ * taking, both on the database's clock (a job taken in the instant of its cancel, or left by
+ * a caller that died, is never run later).
  */
 import { randomUUID } from "node:crypto";
 import PgBoss from "pg-boss";
@@ -22,6 +25,16 @@ const CHANNEL = "hangar_cluster";
 
 /** How many forwarded calls a host runs at once (a long exec does not hold up a start). */
 const WORKERS = 12;
+
+/** How long after the pickup time a caller looks at its job: a taking meanwhile is too late to run it. */
+const PICKUP_SLACK_MS = 1000;
+
+/** A forwarded call as sent: the caller's data, and how long the caller waits for it to be taken. */
+const envelope = z.object({ call: z.unknown(), pickupMs: z.number() });
+
+/** The output of a job taken after its pickup time: not run. */
+const NOT_RUN = { notRun: true } as const;
+const notRun = z.object({ notRun: z.literal(true) }).strict();
 
 /** A worker's fallback poll when a notification is lost (each is woken by NOTIFY otherwise). */
 const FALLBACK_POLL_SECONDS = 10;
@@ -158,12 +171,16 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
     served = { queue, workerIds, busy };
     for (let i = 0; i < WORKERS; i += 1) {
       let workerId = "";
-      workerId = await boss.work<unknown>(queue, { batchSize: 1, pollingIntervalSeconds: FALLBACK_POLL_SECONDS }, async (jobs) => {
+      const options = { batchSize: 1, pollingIntervalSeconds: FALLBACK_POLL_SECONDS, includeMetadata: true as const };
+      workerId = await boss.work<unknown>(queue, options, async (jobs) => {
         busy.add(workerId);
         try {
           for (const job of jobs) {
             await notify({ kind: "taken", id: job.id }).catch(() => undefined);
-            const outcome = await handle(job.data);
+            const sent = envelope.safeParse(job.data);
+            // Taken after its pickup time: its caller has said, or is about to say, that it was not run.
+            const inTime = sent.success && job.startedOn.getTime() - job.createdOn.getTime() <= sent.data.pickupMs;
+            const outcome = inTime ? await handle(sent.data.call) : NOT_RUN;
             // Completed here, with the outcome, so the caller can read it when told; pg-boss's
             // own completion after this handler then finds the job done and changes nothing.
             await boss.complete(queue, job.id, outcome);
@@ -188,6 +205,7 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
     const queue = queueOf(host.id);
     const id = randomUUID();
     let abandoned = () => false;
+    let armPickup = () => {};
     const outcome = new Promise<unknown>((resolve, reject) => {
       let done = false;
       /** The error to raise when the job turns out cancelled by this caller, not by its host. */
@@ -211,8 +229,10 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
           const job = await boss.getJobById<unknown>(queue, id, { includeArchive: true }).catch(() => null);
           if (!job) return;
           if (job.state === "active") waiter.taken = true;
-          if (job.state === "completed") waiter.settle(job.output);
-          else if (job.state === "cancelled" && cancelledHere) waiter.fail(cancelledHere);
+          if (job.state === "completed") {
+            if (notRun.safeParse(job.output).success) waiter.fail(notRunError());
+            else waiter.settle(job.output);
+          } else if (job.state === "cancelled" && cancelledHere) waiter.fail(cancelledHere);
           else if (job.state === "failed" || job.state === "cancelled") {
             waiter.fail(
               new HangarError(
@@ -223,21 +243,28 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
           }
         },
       };
-      const pickupTimer = setTimeout(() => {
-        void (async () => {
-          await waiter.check();
-          if (done || waiter.taken) return;
-          cancelledHere = new HangarError(
-            "TIMEOUT",
-            `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`,
-          );
-          await boss.cancel(queue, id).catch(() => undefined);
-          // Taken in the meantime after all: it runs, and its outcome is awaited.
-          await waiter.check();
-          if (done || waiter.taken) return;
-          waiter.fail(cancelledHere);
-        })();
-      }, pickupMs);
+      const notRunError = () =>
+        new HangarError(
+          "TIMEOUT",
+          `Host ${host.name} did not answer within ${Math.round(pickupMs / 1000)} s, so ${what} was not run; look at that host (is its Hangar running?), then try again.`,
+        );
+      // Armed once the job is sent, so the pickup time runs from no earlier than its creation.
+      let pickupTimer: NodeJS.Timeout | undefined;
+      armPickup = () => {
+        pickupTimer = setTimeout(() => {
+          void (async () => {
+            await waiter.check();
+            if (done || waiter.taken) return;
+            // From now on a host that takes the job finds it too late and does not run it.
+            cancelledHere = notRunError();
+            await boss.cancel(queue, id).catch(() => undefined);
+            // Taken in time after all: its outcome is awaited.
+            await waiter.check();
+            if (done || waiter.taken) return;
+            waiter.fail(cancelledHere);
+          })();
+        }, pickupMs + PICKUP_SLACK_MS);
+      };
       const onAbort = () => {
         const reason: unknown = signal?.reason;
         const error =
@@ -265,7 +292,7 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
       waiters.set(id, waiter);
     });
     try {
-      await boss.send(queue, data, { id, retryLimit: 0, expireInSeconds: Math.ceil(budgetMs / 1000) });
+      await boss.send(queue, { call: data, pickupMs }, { id, retryLimit: 0, expireInSeconds: Math.ceil(budgetMs / 1000) });
     } catch (error) {
       waiters.get(id)?.fail(
         new HangarError("TIMEOUT", `Host ${host.name} takes no calls yet (it has not started its job queue); start its Hangar, then try again.`, {
@@ -276,6 +303,7 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
     }
     // Abandoned while it was being sent: the cancel may have come before the job existed.
     if (abandoned()) await boss.cancel(queue, id).catch(() => undefined);
+    else armPickup();
     await notify({ kind: "job", queue }).catch(() => undefined);
     return outcome;
   }
