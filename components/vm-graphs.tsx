@@ -47,13 +47,21 @@ function columns(points: VmPoint[], fields: (keyof Omit<VmPoint, "at">)[]): uPlo
 export function VmGraphs({ id, running }: { id: string; running: boolean }) {
   const trpc = useTRPC();
   const [range, setRange] = useState<Range>("1h");
-  const history = useQuery(trpc.metrics.vm.queryOptions({ id, range }));
+  const history = useQuery(
+    trpc.metrics.vm.queryOptions(
+      { id, range },
+      {
+        // A VM on another host: its points come from there, asked for again at each sample.
+        refetchInterval: (query) => (running && range === "1h" && query.state.data?.live === false ? query.state.data.intervalSec * 1000 : false),
+      },
+    ),
+  );
   const [live, setLive] = useState<VmPoint[]>([]);
   useSubscription(
     trpc.metrics.onVm.subscriptionOptions(
       { id },
       {
-        enabled: running && range === "1h",
+        enabled: running && range === "1h" && history.data?.live === true,
         onStarted: () => setLive([]),
         onData: (point) => setLive((points) => [...points.filter((p) => p.at >= point.at - HOUR_MS), point]),
       },

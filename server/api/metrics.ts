@@ -19,14 +19,21 @@ async function requireVm(ctx: Context, vmId: string) {
  * and live points as the sampler takes them (HANGAR_SAMPLE_INTERVAL_SEC).
  */
 export const metricsRouter = router({
-  /** A VM's points over the last hour (full resolution) or 24 hours (minutes), oldest first. */
+  /**
+   * A VM's points over the last hour (full resolution) or 24 hours (minutes), oldest first.
+   * Answered by the VM's host, which holds its full-resolution points (the database has
+   * minutes); `live` says whether onVm on the host called streams the VM's new points, or the
+   * caller asks again each interval instead (a VM on another host).
+   */
   vm: procedure
-    .meta({ permission: "read" })
+    .meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here" })
     .input(z.object({ id, range }))
     .query(async ({ ctx, input }) => {
-      await requireVm(ctx, input.id);
+      const vm = await ctx.hangar.db.vm.findUnique({ where: { id: input.id }, select: { hostId: true } });
+      if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+      const sampledHere = vm.hostId === null || vm.hostId === (await ctx.hangar.hosts.selfId());
       const points = pointsOf(vmPointSchema, await ctx.hangar.metrics.history.points("vm", input.id, input.range));
-      return { range: input.range, intervalSec: ctx.hangar.env.HANGAR_SAMPLE_INTERVAL_SEC, points };
+      return { range: input.range, intervalSec: ctx.hangar.env.HANGAR_SAMPLE_INTERVAL_SEC, points, live: sampledHere && ctx.transport.kind !== "forwarded" };
     }),
   /** A host's points (this host when no id is given). */
   host: procedure

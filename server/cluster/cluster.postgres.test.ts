@@ -101,6 +101,11 @@ describe("three hosts on one database", () => {
     expect(ran).toMatchObject({ exitCode: 0, stdout: "on-beta\n" });
     // The serial tail is beta's file, read there.
     expect((await alpha.vm.get.query({ id: vm.id })).serialTail).toContain("on-beta login:");
+    // Usage at full resolution is beta's (the database holds minutes): alpha's page asks again
+    // each interval rather than listen, since only beta samples the VM.
+    await expect.poll(async () => (await alpha.metrics.vm.query({ id: vm.id, range: "1h" })).points.length, { timeout: 30_000 }).toBeGreaterThan(0);
+    expect(await alpha.metrics.vm.query({ id: vm.id, range: "1h" })).toMatchObject({ live: false, intervalSec: 5 });
+    expect(await beta.api.metrics.vm.query({ id: vm.id, range: "1h" })).toMatchObject({ live: true });
     expect(await alpha.vm.stop.mutate({ id: vm.id, timeoutSec: 30 })).toMatchObject({ state: "Stopped" });
     expect(await alpha.snapshot.create.mutate({ id: vm.id, name: "before" })).toEqual([expect.objectContaining({ name: "before" })]);
     expect(await cluster.host("gamma").api.snapshot.list.query({ id: vm.id })).toEqual([expect.objectContaining({ name: "before" })]);
