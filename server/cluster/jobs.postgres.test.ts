@@ -49,6 +49,18 @@ describe("a host that does not answer", () => {
     return { id, name };
   }
 
+  /** The host serving its queue again; what it runs goes into the returned list. */
+  async function hostBack(host: { id: string; name: string }): Promise<unknown[]> {
+    const ran: unknown[] = [];
+    const back = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: back });
+    await back.serve(host.id, async (data) => {
+      ran.push(data);
+      return {};
+    });
+    return ran;
+  }
+
   it("a job nobody takes is refused as not run, naming the host", async () => {
     const host = await silentHost("silent");
     const caller = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 1500, log: () => undefined });
@@ -65,13 +77,7 @@ describe("a host that does not answer", () => {
     setTimeout(() => gone.abort(new HangarError("HOST_OFFLINE", "Host gone went offline.")), 300);
     await expect(call).rejects.toMatchObject({ code: "HOST_OFFLINE", message: "Host gone went offline." });
 
-    const ran: unknown[] = [];
-    const back = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
-    hosts.push({ ...host, jobs: back });
-    await back.serve(host.id, async (data) => {
-      ran.push(data);
-      return {};
-    });
+    const ran = await hostBack(host);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(ran).toEqual([]);
   });
@@ -86,13 +92,7 @@ describe("a host that does not answer", () => {
     expect(await call).toMatchObject({ message: expect.stringMatching(/^Hangar is shutting down/) });
 
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const ran: unknown[] = [];
-    const back = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
-    hosts.push({ ...host, jobs: back });
-    await back.serve(host.id, async (data) => {
-      ran.push(data);
-      return {};
-    });
+    const ran = await hostBack(host);
     // Its worker took the job at once, and found it too late to run.
     const answered = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
     hosts.push({ ...host, jobs: answered });
