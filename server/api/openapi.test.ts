@@ -4,6 +4,7 @@
 import http from "node:http";
 import { TRPCError, type AnyProcedure } from "@trpc/server";
 import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { createHttpServer, WRONG_HOST_MESSAGE } from "../http-server.ts";
@@ -78,6 +79,43 @@ describe("the OpenAPI document", () => {
       expect(meta.openapi.method).toBe(type === "query" ? "GET" : "POST");
     }
     expect(declaredRoutes()).toEqual(expect.arrayContaining(["GET /vms", "GET /vms/{id}", "POST /vms", "POST /vms/{id}/start"]));
+  });
+
+  it("describes Hangar's error body (with data.domainCode) and every status a route answers with", () => {
+    const schemas = document.components.schemas ?? {};
+    expect(Object.keys(schemas).filter((name) => name.startsWith("error."))).toEqual([]);
+    const error = z
+      .object({
+        required: z.array(z.string()),
+        properties: z.object({ data: z.object({ properties: z.object({ domainCode: z.object({ enum: z.array(z.string().nullable()) }) }) }) }),
+      })
+      .parse(schemas.Error);
+    expect(error.required).toEqual(["message", "code", "data"]);
+    expect(error.properties.data.properties.domainCode.enum).toEqual(expect.arrayContaining(["VM_INVALID_TRANSITION", "QUOTA_EXCEEDED", null]));
+    const statuses = (route: string, method: "get" | "post") => Object.keys(document.paths[route]?.[method]?.responses ?? {});
+    expect(statuses("/vms/{id}/start", "post")).toEqual(["200", "400", "401", "403", "404", "408", "409", "412", "413", "415", "500"]);
+    expect(statuses("/vms/{id}", "get")).toEqual(expect.arrayContaining(["404", "412"]));
+    for (const [route, item] of Object.entries(document.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [status, answer] of Object.entries(op?.responses ?? {})) {
+          if (status === "200" || status === "304") continue;
+          expect(JSON.stringify(answer.content), `${method} ${route} ${status}`).toContain("#/components/schemas/Error");
+        }
+      }
+    }
+  });
+
+  it("declares the values of network, readyState and actions, dates as date-time, and names its result objects", () => {
+    const row = z.object({ properties: z.record(z.string(), z.unknown()) }).parse(document.components.schemas?.VmRow).properties;
+    expect(row.network).toMatchObject({ enum: ["nat", "isolated", "bridge"] });
+    expect(JSON.stringify(row.readyState)).toContain('"enum":["booting","ready","error"]');
+    expect(row.actions).toMatchObject({ items: { enum: ["Clone", "Start", "Stop", "Suspend", "Delete"] } });
+    expect(row.createdAt).toMatchObject({ type: "string", format: "date-time" });
+    // One state or several: a repeated query parameter, typed as a list for client generators.
+    const parameters = openApiDocument("https://hangar.example").paths?.["/vms"]?.get?.parameters ?? [];
+    const state = parameters.find((parameter) => "name" in parameter && parameter.name === "state");
+    expect(state).toMatchObject({ style: "form", explode: true, schema: { type: "array", items: { enum: expect.arrayContaining(["Running"]) } } });
+    expect(JSON.stringify(document.paths["/vms/{id}/exec"])).toContain("#/components/schemas/ExecResult");
   });
 
   it("describes a page of the inventory: its rows' fields, the cursor and the total", () => {
@@ -249,6 +287,127 @@ describe("REST over HTTP with a token", () => {
     expect(viaTrpc).toBe("BAD_REQUEST");
     // Numbers keep the library's coercion: query strings carry them.
     expect(await call("GET", "/api/v1/vms?limit=1", { token: viewerToken })).toMatchObject({ status: 200 });
+  });
+
+  it("takes JSON numbers in a body as they are: a string, boolean, array or null is refused, over tRPC too once REST ran", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "numbers", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    for (const cpus of ["2", [2], true, null, ""]) {
+      expect(await call("POST", `/api/v1/vms/${id}/resize`, { token: adminToken, body: { cpus } }), JSON.stringify(cpus)).toMatchObject({
+        status: 400,
+        body: { code: "BAD_REQUEST", message: expect.stringMatching(/^cpus: .*expected number/) },
+      });
+    }
+    expect((await t.hangar.db.vm.findUniqueOrThrow({ where: { id } })).cpus).toBe(1);
+    const admin = await callerFor(t.hangar, "admin");
+    const viaTrpc = await admin.vm.resize({ id, cpus: true as unknown as number }).then(
+      () => "resized",
+      (error: unknown) => (error instanceof TRPCError ? error.code : String(error)),
+    );
+    expect(viaTrpc).toBe("BAD_REQUEST");
+    expect(await call("POST", `/api/v1/vms/${id}/resize`, { token: adminToken, body: { cpus: 2 } })).toMatchObject({ status: 200, body: { cpus: 2 } });
+  });
+
+  it("refuses fields a route does not take, in the body or the query string of a POST, naming them", async () => {
+    const typo = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "typo", imageId, cpus: 1, memoryMiB: 256, diskGib: 20 } });
+    expect(typo).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST", message: expect.stringMatching(/^POST \/vms takes no field "diskGib"; its fields are name, imageId, .*diskGiB/) },
+    });
+    expect(await t.hangar.db.vm.findFirst({ where: { name: "typo" } })).toBeNull();
+    const vm = await t.hangar.db.vm.findFirstOrThrow({ where: { name: "rest-1" } });
+    expect(await call("POST", `/api/v1/vms/${vm.id}/stop?timeoutSec=5`, { token: adminToken, body: {} })).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST", message: 'POST /vms/{id}/stop takes its fields in the JSON body, not the query string; move "timeoutSec" there.' },
+    });
+    expect((await t.hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Running");
+    // The path's id may come in the body as well (the path's wins).
+    expect(await call("POST", `/api/v1/vms/${vm.id}/tags`, { token: adminToken, body: { id: vm.id, tags: ["x"] } })).toMatchObject({ status: 200 });
+  });
+
+  it("answers an unknown route 404 and a known one with the wrong method 405 with Allow, each with a sentence", async () => {
+    expect(await call("GET", "/api/v1/nothing-here", { token: adminToken })).toMatchObject({
+      status: 404,
+      body: { code: "NOT_FOUND", message: "No route GET /api/v1/nothing-here; /api/openapi.json lists them." },
+    });
+    expect(await call("GET", "/api/v1/vms/abc/start", { token: adminToken })).toMatchObject({
+      status: 405,
+      body: { code: "METHOD_NOT_SUPPORTED", message: "/vms/{id}/start is called with POST, not GET." },
+    });
+    expect(await call("POST", "/api/v1/vms/abc", { token: adminToken, body: {} })).toMatchObject({
+      status: 405,
+      body: { message: "/vms/{id} is called with GET, not POST." },
+    });
+    // A HEAD runs its GET: a missing VM is 404 (the library alone answered every HEAD 204).
+    const head = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const headers = { host: `127.0.0.1:${port}`, authorization: `Bearer ${viewerToken}` };
+        const req = http.request({ host: "127.0.0.1", port, method: "HEAD", path, headers }, (res) => {
+          res.resume();
+          res.on("end", () => resolve(res.statusCode ?? 0));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    expect(await head("/api/v1/vms/nosuchvm")).toBe(404);
+    expect(await head("/api/v1/vms")).toBe(200);
+  });
+
+  it("takes the JSON media type in any case, and words the refusal of another", async () => {
+    const vm = await t.hangar.db.vm.findFirstOrThrow({ where: { name: "rest-1" } });
+    expect(await call("POST", `/api/v1/vms/${vm.id}/tags`, { token: adminToken, body: { tags: [] }, type: "Application/JSON; charset=UTF-8" })).toMatchObject({
+      status: 200,
+    });
+    expect(await call("POST", `/api/v1/vms/${vm.id}/tags`, { token: adminToken, raw: "{}", type: "text/plain" })).toMatchObject({
+      status: 415,
+      body: { code: "UNSUPPORTED_MEDIA_TYPE", message: 'Send the body as JSON with Content-Type: application/json (the request\'s was "text/plain").' },
+    });
+  });
+
+  it("says that a token sent is not valid, rather than ask for one", async () => {
+    expect(await call("GET", "/api/v1/vms", { token: "hgr_revoked-or-mistyped" })).toMatchObject({
+      status: 401,
+      body: { code: "UNAUTHORIZED", message: expect.stringMatching(/^That API token is not valid/), data: { domainCode: "UNAUTHENTICATED" } },
+    });
+  });
+
+  it("compresses JSON answers when the client accepts gzip, as /api/trpc does", async () => {
+    const answer = await new Promise<{ encoding: string | undefined; body: Buffer }>((resolve, reject) => {
+      const headers = { host: `127.0.0.1:${port}`, authorization: `Bearer ${viewerToken}`, "accept-encoding": "gzip" };
+      http
+        .get({ host: "127.0.0.1", port, path: "/api/v1/vms", headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk: Buffer) => chunks.push(chunk));
+          res.on("end", () => resolve({ encoding: res.headers["content-encoding"], body: Buffer.concat(chunks) }));
+        })
+        .on("error", reject);
+    });
+    expect(answer.encoding).toBe("gzip");
+    expect(JSON.parse(gunzipSync(answer.body).toString("utf8"))).toMatchObject({ items: expect.any(Array) });
+  });
+
+  it("tags a GET's answer with an ETag and answers 304 without a body while it is unchanged", async () => {
+    const get = (path: string, ifNoneMatch?: string) =>
+      new Promise<{ status: number; etag: string | undefined; body: string }>((resolve, reject) => {
+        const headers: Record<string, string> = { host: `127.0.0.1:${port}`, authorization: `Bearer ${viewerToken}` };
+        if (ifNoneMatch) headers["if-none-match"] = ifNoneMatch;
+        http
+          .get({ host: "127.0.0.1", port, path, headers }, (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => (body += chunk));
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, etag: res.headers.etag, body }));
+          })
+          .on("error", reject);
+      });
+    const first = await get("/api/v1/vms");
+    expect(first).toMatchObject({ status: 200, etag: expect.stringMatching(/^"[\w-]+"$/) });
+    expect(await get("/api/v1/vms", first.etag)).toEqual({ status: 304, etag: first.etag, body: "" });
+    const vm = await t.hangar.db.vm.findFirstOrThrow({ where: { name: "rest-1" } });
+    await call("POST", `/api/v1/vms/${vm.id}/tags`, { token: adminToken, body: { tags: ["etag-changed"] } });
+    expect((await get("/api/v1/vms", first.etag)).status).toBe(200);
+    // Errors carry none.
+    expect(await get("/api/v1/vms/nosuchvm")).toMatchObject({ status: 404, etag: undefined });
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {

@@ -5,7 +5,8 @@
  * the resolver's own, so tRPC callers (the dashboard, hangar/client) see every field.
  */
 import { z } from "zod";
-import { STATES } from "../vms/state.ts";
+import { NETWORK_MODES } from "../vms/forwards.ts";
+import { ACTIONS, STATES } from "../vms/state.ts";
 import type { getVm } from "../vms/inventory.ts";
 import type { VmListPage } from "../vms/list.ts";
 
@@ -52,18 +53,18 @@ const vmFields = {
   cpus: z.number().int(),
   memoryMiB: z.number().int(),
   diskGiB: z.number().int().nullable(),
-  network: z.string().meta({ description: "nat, isolated or bridge" }),
+  network: z.enum(NETWORK_MODES),
   sshPort: z.number().int().nullable(),
-  readyState: z.string().nullable().meta({ description: "booting, ready or error, while the VM runs" }),
+  readyState: z.enum(["booting", "ready", "error"]).nullable().meta({ description: "While the VM runs; null otherwise" }),
   readyDetail: z.string().nullable(),
   error: z.string().nullable(),
   ownerId: z.string().nullable(),
   poolId: z.string().nullable(),
   tags: z.array(z.string()),
-  createdAt: z.date(),
-  updatedAt: z.date(),
+  createdAt: z.date().meta({ format: "date-time" }),
+  updatedAt: z.date().meta({ format: "date-time" }),
   ports: z.array(portForward),
-  actions: z.array(z.string()).meta({ description: "What may be done to it in this state: Start, Stop, Suspend, Clone, Delete" }),
+  actions: z.array(z.enum(ACTIONS.filter((action) => action !== "None"))).meta({ description: "What may be done to it in this state" }),
 };
 
 type VmDetail = Awaited<ReturnType<typeof getVm>>;
@@ -101,10 +102,12 @@ export const addressesOutput = z
     detail: z.string(),
   })
   .meta({ id: "VmAddresses" });
-export const deletedOutput = z.object({ id: z.string() });
-export const execOutput = z.object({
-  stdout: z.string(),
-  stderr: z.string(),
-  exitCode: z.number().int(),
-  truncated: z.boolean().meta({ description: "Output past 1 MiB was cut off" }),
-});
+export const deletedOutput = z.object({ id: z.string() }).meta({ id: "VmDeleted" });
+export const execOutput = z
+  .object({
+    stdout: z.string(),
+    stderr: z.string(),
+    exitCode: z.number().int(),
+    truncated: z.boolean().meta({ description: "Output past 1 MiB was cut off" }),
+  })
+  .meta({ id: "ExecResult" });

@@ -111,7 +111,7 @@ function encoded(json: string): Encoded {
 }
 
 /** If-None-Match names `etag` (or is *). */
-function notModified(header: string | undefined, etag: string): boolean {
+export function notModified(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   return header.split(",").some((tag) => {
     const trimmed = tag.trim();

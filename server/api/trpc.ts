@@ -243,7 +243,13 @@ const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, ne
   if (!meta) throw new HangarError("FORBIDDEN", "This procedure declares no permission, so nobody may call it.");
   if (meta.permission === "public") return next();
   const principal = ctx.principal;
-  if (!principal) throw new HangarError("UNAUTHENTICATED", "Sign in first, or send an API token as Authorization: Bearer <token>.");
+  if (!principal) {
+    // A token was sent and matched none: say so, rather than ask for one.
+    if (ctx.transport.kind === "http" && ctx.transport.bearer) {
+      throw new HangarError("UNAUTHENTICATED", "That API token is not valid: it was revoked, has expired or is mistyped. Make a new one on the Tokens page.");
+    }
+    throw new HangarError("UNAUTHENTICATED", "Sign in first, or send an API token as Authorization: Bearer <token>.");
+  }
   // Every change is a mutation (terminal tickets too), so this holds for the REST routes as well.
   if (principal.readOnly && type === "mutation") {
     throw new HangarError("FORBIDDEN", `Token ${principal.tokenName ?? ""} is read-only: it reads, and changes nothing. Use a token made without "Read only".`);
