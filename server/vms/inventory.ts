@@ -224,13 +224,12 @@ async function cdromImage({ db }: Hangar, imageId: string) {
  * returns the VM as getVm does. TIMEOUT when it does not happen in time.
  */
 export async function waitForVm(hangar: Hangar, input: { id: string; for: "ready" | State; timeoutSec: number }, actor: string, signal?: AbortSignal) {
-  if (!(await hangar.db.vm.findUnique({ where: { id: input.id }, select: { id: true } }))) {
-    throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
-  }
+  const vm = await hangar.db.vm.findUnique({ where: { id: input.id }, select: { id: true, name: true } });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
   const timeoutMs = input.timeoutSec * 1000;
   if (input.for === "ready") await hangar.lifecycle.waitForReady(input.id, timeoutMs, signal);
   else {
-    await waitForState(hangar.lifecycle.instance(input.id, actor), input.for, { timeoutMs, signal });
+    await waitForState(hangar.lifecycle.instance(input.id, actor), input.for, { timeoutMs, signal, label: `"${vm.name}"` });
   }
   if (input.for === "Deleted") return null;
   return getVm(hangar, input.id);

@@ -10,18 +10,20 @@ export interface WaitOptions {
   timeoutMs?: number;
   intervalMs?: number;
   signal?: AbortSignal;
+  /** How the messages name the VM: its quoted name for a person who asked (vm.wait), else its id. */
+  label?: string;
 }
 
 /**
  * One poll: true once `final` is reached; throws on an intermediate state that is not
  * allowed. Seed: WaitForStateFunc.
  */
-export function waitForStateFunc(inst: Pick<Instance, "id" | "state">, final: State, intermediate: State[] = []) {
+export function waitForStateFunc(inst: Pick<Instance, "id" | "state">, final: State, intermediate: State[] = [], label = inst.id()) {
   return async (): Promise<boolean> => {
     const state = await inst.state();
     if (state === final) return true;
     if (intermediate.length > 0 && !intermediate.includes(state)) {
-      throw new HangarError("WAIT_FAILED", `VM ${inst.id()} reached ${state} while waiting for ${final} (allowed on the way: ${intermediate.join(", ")}).`);
+      throw new HangarError("WAIT_FAILED", `VM ${label} reached ${state} while waiting for ${final} (allowed on the way: ${intermediate.join(", ")}).`);
     }
     return false;
   };
@@ -29,14 +31,14 @@ export function waitForStateFunc(inst: Pick<Instance, "id" | "state">, final: St
 
 /** Polls until `final`, failing on an unexpected intermediate state or after the timeout. */
 export async function waitForState(inst: Pick<Instance, "id" | "state">, final: State, options: WaitOptions = {}): Promise<void> {
-  const { intermediate = [], timeoutMs = 60_000, intervalMs = 200, signal } = options;
-  const poll = waitForStateFunc(inst, final, intermediate);
+  const { intermediate = [], timeoutMs = 60_000, intervalMs = 200, signal, label = inst.id() } = options;
+  const poll = waitForStateFunc(inst, final, intermediate, label);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await poll()) return;
-    if (signal?.aborted) throw new HangarError("WAIT_FAILED", `Waiting for VM ${inst.id()} to be ${final} was cancelled.`);
+    if (signal?.aborted) throw new HangarError("WAIT_FAILED", `Waiting for VM ${label} to be ${final} was cancelled.`);
     if (Date.now() >= deadline) {
-      throw new HangarError("WAIT_FAILED", `VM ${inst.id()} did not reach ${final} within ${Math.round(timeoutMs / 1000)} s (it is ${await inst.state()}).`);
+      throw new HangarError("WAIT_FAILED", `VM ${label} did not reach ${final} within ${Math.round(timeoutMs / 1000)} s (it is ${await inst.state()}).`);
     }
     await sleep(intervalMs);
   }
