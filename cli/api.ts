@@ -3,6 +3,7 @@
  * router's type only: no server code is loaded), the exit codes, and small shared helpers.
  */
 import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@trpc/client";
+import { readFile } from "node:fs/promises";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 import { loadConfig, type Config } from "./config.ts";
@@ -50,22 +51,99 @@ const BY_TRPC_CODE: Record<string, number> = {
   TIMEOUT: EXIT.TIMEOUT,
 };
 
+/** The API's input fields that the server's sentences name, as the flags a person typed here. */
+const FLAGS: [RegExp, string][] = [
+  [/\btimeoutSec\b/g, "--timeout"],
+  [/\bmemoryMiB\b/g, "--memory"],
+  [/\bdiskGiB\b/g, "--disk"],
+];
+const asFlags = (message: string) => FLAGS.reduce((text, [field, flag]) => text.replace(field, flag), message);
+
 /** Any error as a CliError: a server's refusal keeps its sentence and gets its exit code. */
 export function asCliError(error: unknown): CliError {
   if (error instanceof CliError) return error;
   if (error instanceof TRPCClientError) {
+    // clientFor's fetch already said why the server could not be reached.
+    if (error.cause instanceof CliError) return error.cause;
     const code: unknown = error.data && typeof error.data === "object" && "code" in error.data ? error.data.code : undefined;
-    if (typeof code === "string") return new CliError(error.message, BY_TRPC_CODE[code] ?? EXIT.FAILED);
+    // The server's sentence ("Sign in first, or send an API token…") is for the web: here a
+    // token was sent, and it is the one that no longer works.
+    if (code === "UNAUTHORIZED") return new CliError(NOT_ACCEPTED, EXIT.UNAUTHENTICATED);
+    if (typeof code === "string") return new CliError(asFlags(error.message), BY_TRPC_CODE[code] ?? EXIT.FAILED);
     return new CliError(`Cannot reach Hangar: ${error.message}`, EXIT.UNREACHABLE);
   }
   return new CliError(error instanceof Error ? error.message : String(error), EXIT.FAILED);
 }
 
+export const NOT_ACCEPTED = "Hangar does not accept your API token (unknown, expired or revoked): run `hangar login URL` again.";
+
+/** fetch's causes, as a person reads them ("fetch failed" alone says nothing). */
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: "nothing answers there (connection refused)",
+  ENOTFOUND: "no such host",
+  EAI_AGAIN: "its name does not resolve now",
+  ETIMEDOUT: "the connection timed out",
+  UND_ERR_CONNECT_TIMEOUT: "the connection timed out",
+  ECONNRESET: "the connection was reset",
+  EHOSTUNREACH: "the host is unreachable",
+  ENETUNREACH: "the network is unreachable",
+  ERR_SSL_WRONG_VERSION_NUMBER: "it does not answer https there (is it http://?)",
+};
+
+/** A request that got no answer from `origin`, with the reason fetch's cause gives. */
+export function unreachable(origin: string, error: unknown): CliError {
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const code = cause && typeof cause === "object" && "code" in cause && typeof cause.code === "string" ? cause.code : "";
+  // OpenSSL's messages run on with its source file: their first line, without it.
+  const said = (cause instanceof Error ? cause.message : String(cause))
+    .split("\n", 1)[0]
+    ?.replace(/:[^:\s]*\.c:\d+:?$/, "")
+    .replace(/\.$/, "");
+  return new CliError(`Cannot reach Hangar at ${origin}: ${REASONS[code] ?? said}.`, EXIT.UNREACHABLE);
+}
+
+/** Hangar's address as typed (a login's argument, HANGAR_URL): its origin, or a usage error that shows the form. */
+export function hangarOrigin(raw: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  // "localhost:3000" parses, as the scheme "localhost:": only http and https are addresses here.
+  if (!url || (url.protocol !== "http:" && url.protocol !== "https:"))
+    throw new CliError(`"${raw}" is not Hangar's address; give it with http:// or https://, e.g. https://hangar.example.`, EXIT.USAGE);
+  return url.origin;
+}
+
 export type Client = TRPCClient<AppRouter>;
 
 export function clientFor(config: Config): Client {
+  const origin = new URL(config.url).origin;
   return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: new URL("/api/trpc", config.url).toString(), transformer: superjson, headers: { authorization: `Bearer ${config.token}` } })],
+    links: [
+      httpLink({
+        url: new URL("/api/trpc", config.url).toString(),
+        transformer: superjson,
+        headers: { authorization: `Bearer ${config.token}` },
+        fetch: async (input, init) => {
+          const response = await fetch(input, init).catch((error: unknown) => {
+            throw unreachable(origin, error);
+          });
+          // Another web server at that address answers with a page, which tRPC reports as bad
+          // JSON; Hangar's own plain-text refusals (a host name it does not answer to) say why.
+          const type = response.headers.get("content-type") ?? "";
+          if (type.includes("json")) return response;
+          const said = type.startsWith("text/plain") ? (await response.text()).split("\n", 1)[0]?.slice(0, 300) : undefined;
+          throw new CliError(
+            said
+              ? `${origin} refused (HTTP ${response.status}): ${said}`
+              : `${origin} does not answer as Hangar does (HTTP ${response.status}, no API there); check the address.`,
+            EXIT.UNREACHABLE,
+          );
+        },
+      }),
+    ],
   });
 }
 
@@ -73,7 +151,7 @@ export function clientFor(config: Config): Client {
 export async function requireConfig(): Promise<Config> {
   const config = await loadConfig();
   if (!config) throw new CliError("Not logged in: run `hangar login URL` first (or set HANGAR_URL and HANGAR_TOKEN).", EXIT.UNAUTHENTICATED);
-  return config;
+  return { ...config, url: hangarOrigin(config.url) };
 }
 
 export async function connect(): Promise<{ config: Config; api: Client }> {
@@ -122,6 +200,16 @@ export async function resolvePool(api: Client, nameOrId: string): Promise<string
   return found.id;
 }
 
+const FILE_REASONS: Record<string, string> = { ENOENT: "no such file", EISDIR: "it is a directory", EACCES: "permission denied" };
+
+/** A local file the person named (`--user-data`, `--public-key`): its text, or one sentence and exit 5. */
+export async function readLocalFile(file: string, flag: string): Promise<string> {
+  return readFile(file, "utf8").catch((error: unknown) => {
+    const code = error && typeof error === "object" && "code" in error && typeof error.code === "string" ? error.code : "";
+    throw new CliError(`Cannot read ${flag} ${file}: ${FILE_REASONS[code] ?? (error instanceof Error ? error.message : String(error))}.`, EXIT.NOT_FOUND);
+  });
+}
+
 /** Results on stdout: JSON for scripts, or the human form. Progress goes to stderr. */
 export function output<T>(json: boolean, value: T, human: (value: T) => string): void {
   process.stdout.write(json ? `${toJson(value, 2)}\n` : `${human(value)}\n`);
@@ -130,6 +218,13 @@ export function output<T>(json: boolean, value: T, human: (value: T) => string):
 /** JSON with sizes (bigint on the server) as numbers: exact up to 8 PiB, which disks stay under. */
 export function toJson(value: unknown, indent?: number): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? Number(v) : v), indent);
+}
+
+/** A time as a person reads it in a table: this machine's local time, to the minute (or second). */
+export function localTime(date: Date, seconds = false): string {
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const day = `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+  return `${day} ${pad(date.getHours())}:${pad(date.getMinutes())}${seconds ? `:${pad(date.getSeconds())}` : ""}`;
 }
 
 /** A plain text table, columns padded to their widest cell. */

@@ -5,9 +5,12 @@ import os from "node:os";
 import path from "node:path";
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, describe, expect, it } from "vitest";
-import { EXIT, asCliError } from "./api.ts";
+import { CliError, EXIT, asCliError, hangarOrigin, readLocalFile, unreachable } from "./api.ts";
 import { configFile, loadConfig, saveConfig } from "./config.ts";
 import { createEscape } from "./terminal.ts";
+import { Command } from "commander";
+import { execa } from "execa";
+import { completionScript } from "./completion.ts";
 
 const work = mkdtempSync(path.join(os.tmpdir(), "hangar-cli-units-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -21,6 +24,18 @@ describe("console escape", () => {
     expect(escape(Buffer.from("\r~"))).toEqual({ send: Buffer.from("\r"), leave: false });
     // The dot may come in the next read.
     expect(escape(Buffer.from("."))).toEqual({ send: Buffer.alloc(0), leave: true });
+  });
+
+  it("still leaves after the terminal answers the guest's cursor query (busybox's prompt) or an arrow key", () => {
+    const escape = createEscape();
+    expect(escape(Buffer.from("echo hi\r"))).toEqual({ send: Buffer.from("echo hi\r"), leave: false });
+    // The answer to ESC [ 6 n arrives after the Enter, before the person types ~.
+    expect(escape(Buffer.from("\x1b[30;15R"))).toEqual({ send: Buffer.from("\x1b[30;15R"), leave: false });
+    expect(escape(Buffer.from("\x1bOA"))).toEqual({ send: Buffer.from("\x1bOA"), leave: false });
+    expect(escape(Buffer.from("~."))).toEqual({ send: Buffer.alloc(0), leave: true });
+    // Text typed after a sequence is not the start of a line.
+    const other = createEscape();
+    expect(other(Buffer.from("\x1b[Dx~."))).toEqual({ send: Buffer.from("\x1b[Dx~."), leave: false });
   });
 });
 
@@ -44,7 +59,6 @@ describe("config", () => {
 describe("exit codes", () => {
   it.each([
     ["BAD_REQUEST", EXIT.USAGE],
-    ["UNAUTHORIZED", EXIT.UNAUTHENTICATED],
     ["FORBIDDEN", EXIT.FORBIDDEN],
     ["NOT_FOUND", EXIT.NOT_FOUND],
     ["CONFLICT", EXIT.CONFLICT],
@@ -56,7 +70,76 @@ describe("exit codes", () => {
     expect(asCliError(error)).toMatchObject({ message: "No VM named x.", exitCode: exit });
   });
 
+  it("names the CLI's flags where the server's sentence names its input fields", () => {
+    const message = "The command did not finish within 2 s and was ended; give it a larger timeoutSec.";
+    const error = new TRPCClientError(message, { result: { error: { message, code: -1, data: { code: "TIMEOUT" } } } });
+    expect(asCliError(error).message).toBe("The command did not finish within 2 s and was ended; give it a larger --timeout.");
+  });
+
   it("is 8 when the server cannot be reached", () => {
     expect(asCliError(new TRPCClientError("fetch failed")).exitCode).toBe(EXIT.UNREACHABLE);
+  });
+
+  it("is 3 for a token the server does not accept, saying to log in again rather than the web's sentence", () => {
+    const error = new TRPCClientError("Sign in first.", { result: { error: { message: "Sign in first.", code: -1, data: { code: "UNAUTHORIZED" } } } });
+    expect(asCliError(error)).toMatchObject({ exitCode: EXIT.UNAUTHENTICATED, message: expect.stringMatching(/hangar login/) as unknown });
+  });
+
+  it("says where and why the server could not be reached, keeping the fetch wrapper's sentence", () => {
+    const refused = new TypeError("fetch failed", { cause: Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), { code: "ECONNREFUSED" }) });
+    const failure = unreachable("http://127.0.0.1:9", refused);
+    expect(failure).toMatchObject({
+      exitCode: EXIT.UNREACHABLE,
+      message: "Cannot reach Hangar at http://127.0.0.1:9: nothing answers there (connection refused).",
+    });
+    expect(asCliError(new TRPCClientError(failure.message, { cause: failure }))).toBe(failure);
+    const tls = new TypeError("fetch failed", {
+      cause: new Error("80BC:error:0A00010B:SSL routines::wrong version number:../deps/openssl/ssl/record/ssl3_record.c:350:\n"),
+    });
+    expect(unreachable("https://h", tls).message).toBe("Cannot reach Hangar at https://h: 80BC:error:0A00010B:SSL routines::wrong version number.");
+  });
+});
+
+describe("local files", () => {
+  it("that cannot be read are one sentence and exit 5, naming the flag", async () => {
+    await expect(readLocalFile(path.join(work, "missing.yaml"), "--user-data")).rejects.toMatchObject({
+      exitCode: EXIT.NOT_FOUND,
+      message: `Cannot read --user-data ${path.join(work, "missing.yaml")}: no such file.`,
+    });
+    await expect(readLocalFile(work, "--user-data")).rejects.toMatchObject({ message: `Cannot read --user-data ${work}: it is a directory.` });
+  });
+});
+
+describe("Hangar's address", () => {
+  it("is an http or https origin; anything else is a usage error that shows the form", () => {
+    expect(hangarOrigin("https://hangar.example/vms?x=1")).toBe("https://hangar.example");
+    expect(hangarOrigin("http://127.0.0.1:3000")).toBe("http://127.0.0.1:3000");
+    for (const raw of ["localhost:3000", "127.0.0.1:3000", "hangar.example", "ftp://hangar.example"]) {
+      expect(() => hangarOrigin(raw)).toThrow(CliError);
+      expect(() => hangarOrigin(raw)).toThrow(/http:\/\/ or https:\/\//);
+    }
+  });
+});
+
+describe("bash completion", () => {
+  it("finds the command past options and completes subcommands, options and VM names where a VM goes", async () => {
+    const program = new Command("hangar").option("--json");
+    program.command("get").argument("<vm>");
+    program.command("stop").argument("<vm...>").option("--timeout <sec>");
+    program.command("create").argument("<name>").option("--cpus <n>").option("--memory <MiB>");
+    program.command("snapshot").command("ls").argument("<vm>");
+    // `hangar ls --names` answers with two VMs.
+    const script = `hangar() { printf "web-1\\nweb-2\\n"; }\n${completionScript(program, "bash")}`;
+    const complete = async (...words: string[]) => {
+      const line = `COMP_WORDS=(hangar ${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length}; _hangar; echo "\${COMPREPLY[*]}"`;
+      return (await execa("bash", ["--norc", "--noprofile", "-c", `${script}\n${line}`])).stdout;
+    };
+    expect(await complete("--json", "g")).toBe("get");
+    expect(await complete("snapshot", "")).toBe("ls");
+    expect(await complete("snapshot", "ls", "w")).toBe("web-1 web-2");
+    expect(await complete("get", "web-1", "w")).toBe("");
+    expect(await complete("--json", "stop", "--timeout", "5", "web-1", "web-")).toBe("web-1 web-2");
+    expect(await complete("create", "--cpus", "2", "x", "--m")).toBe("--memory");
+    expect(await complete("create", "")).toBe("");
   });
 });

@@ -106,18 +106,24 @@ describe("hangar CLI", () => {
     const waited = await hangar(["wait", "cli-1", "ready", "--timeout", "300", "--json"]);
     expect(waited.exitCode, waited.stderr).toBe(0);
     expect(JSON.parse(waited.stdout)).toMatchObject({ name: "cli-1", readyState: "ready" });
+    // A state in any case; running out of time names the VM as the person did, and exits 7.
+    const late = await hangar(["wait", "cli-1", "stopped", "--timeout", "1"]);
+    expect([late.exitCode, late.stderr.trim()]).toEqual([7, 'hangar: VM "cli-1" did not reach Stopped within 1 s (it is Running).']);
     const listed = JSON.parse((await hangar(["ls", "--json"])).stdout) as { name: string; state: string }[];
     expect(listed.map((vm) => [vm.name, vm.state])).toEqual([["cli-1", "Running"]]);
     // Filters go to the server.
     expect((await hangar(["ls", "--state", "Running", "--search", "cli", "--mine", "--names"])).stdout).toBe("cli-1");
     expect((await hangar(["ls", "--state", "Stopped", "--names"])).stdout).toBe("");
     expect((await hangar(["ls", "--state", "Sleeping"])).exitCode).toBe(2);
+    // States in any case, as people type them; --names with --json is an array.
+    expect((await hangar(["ls", "--state", "running", "--names", "--json"])).stdout).toBe('["cli-1"]');
 
     // No such VM: exit 5.
     expect((await hangar(["get", "nope"])).exitCode).toBe(5);
 
     // hangar ssh: the person's own ssh, their own key, through the bridge.
-    const uname = await hangar(["ssh", "cli-1", "-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : [])), "--", "uname", "-a"]);
+    // `-o OPTION` before the VM's name, as ssh takes it: each -o takes one value, not the name too.
+    const uname = await hangar(["ssh", "-i", key, ...sshOptions, "cli-1", "--", "uname", "-a"]);
     expect(uname.exitCode, uname.stderr).toBe(0);
     expect(uname.stdout).toMatch(/^Linux cli-1 /);
     // No key offered and none on the account: ssh's refusal, then what to do about it.
@@ -192,10 +198,10 @@ describe("hangar CLI", () => {
     expect((await hangar(["delete", "cli-1"])).exitCode).toBe(6);
     expect((await hangar(["stop", "cli-1", "--timeout", "0"])).exitCode).toBe(0);
     // Snapshots of the stopped VM's disk.
-    expect((await hangar(["snapshot", "create", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: before-upgrade");
+    expect((await hangar(["snapshot", "create", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: took snapshot before-upgrade; snapshots: before-upgrade");
     expect(JSON.parse((await hangar(["snapshot", "ls", "cli-1", "--json"])).stdout)).toMatchObject([{ name: "before-upgrade", vmStateBytes: 0 }]);
     expect((await hangar(["snapshot", "revert", "cli-1", "nope"])).exitCode).toBe(5);
-    expect((await hangar(["snapshot", "rm", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: (no snapshots)");
+    expect((await hangar(["snapshot", "rm", "cli-1", "before-upgrade"])).stdout).toBe("cli-1: deleted snapshot before-upgrade; snapshots: (none)");
     // Several VMs at once: each goes on its own, one that fails says why and sets the exit code.
     // Without --image, the image the New VM form picks: the built-in one.
     const made = await hangar(["create", "cli-0", "--tag", "Web", "--tag", "ci", "--json"]);
@@ -232,9 +238,11 @@ describe("hangar CLI", () => {
       4,
       'hangar: Token ci-ro is read-only: it reads, and changes nothing. Use a token made without "Read only".',
     ]);
-    expect((await hangar(["token", "ls"])).stdout).toMatch(/^ci-ro +hgr_\S+ +read only +never +\S+ +active$/m);
+    expect((await hangar(["token", "ls"])).stdout).toMatch(/^ci-ro +hgr_\S+ +read only +never +\d{4}-\d\d-\d\d \d\d:\d\d +active$/m);
     expect((await hangar(["token", "revoke", "ci-ro"])).stdout).toBe("Token ci-ro revoked");
-    expect((await asService(["ls"])).exitCode).toBe(3);
+    // A revoked token: exit 3, and what to do rather than the web's "Sign in first".
+    const revoked = await asService(["ls"]);
+    expect([revoked.exitCode, revoked.stderr]).toEqual([3, expect.stringMatching(/does not accept your API token .*hangar login/) as unknown]);
     // Pools are an admin's to make.
     const poolMade = await hangar(["pool", "create", "cli-pool", "--image", image?.name ?? "", "--size", "1"]);
     expect([poolMade.exitCode, poolMade.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);

@@ -10,7 +10,7 @@ import { Writable } from "node:stream";
 import { createTRPCClient, httpLink } from "@trpc/client";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
-import { CliError, EXIT, clientFor } from "./api.ts";
+import { CliError, EXIT, clientFor, hangarOrigin, unreachable } from "./api.ts";
 import { saveConfig, type Config } from "./config.ts";
 
 /**
@@ -63,7 +63,7 @@ async function tokenFromPassword(url: string, email: string, password: string): 
     headers: { "content-type": "application/json", origin },
     body: JSON.stringify({ email, password }),
   }).catch((error: unknown) => {
-    throw new CliError(`Cannot reach Hangar at ${origin}: ${error instanceof Error ? error.message : String(error)}`, EXIT.UNREACHABLE);
+    throw unreachable(origin, error);
   });
   if (response.status === 401 || response.status === 403) throw new CliError("Wrong email or password.", EXIT.UNAUTHENTICATED);
   if (!response.ok) throw new CliError(`Signing in failed (HTTP ${response.status}).`, EXIT.FAILED);
@@ -88,12 +88,7 @@ export interface LoginOptions {
 }
 
 export async function login(rawUrl: string, options: LoginOptions) {
-  let url: string;
-  try {
-    url = new URL(rawUrl).origin;
-  } catch {
-    throw new CliError(`"${rawUrl}" is not a URL; give Hangar's address, e.g. https://hangar.example.`, EXIT.USAGE);
-  }
+  const url = hangarOrigin(rawUrl);
   let token: string;
   if (options.tokenStdin) token = await readStdin();
   else if (options.email && options.passwordStdin) token = await tokenFromPassword(url, options.email, await readStdin());

@@ -10,13 +10,14 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Argument, Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { execa } from "execa";
 import { createTRPCClient, createWSClient, wsLink } from "@trpc/client";
 import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
-import { CliError, EXIT, asCliError, connect, output, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
+import packageJson from "../package.json" with { type: "json" };
+import { CliError, EXIT, asCliError, connect, localTime, output, readLocalFile, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
 import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { login, readStdin } from "./login.ts";
@@ -32,6 +33,7 @@ const LAUNCHER =
 const program = new Command("hangar")
   .description("Hangar's command line: VMs, consoles, ssh, pools and images on a Hangar server.")
   .option("--json", "print results as JSON (for scripts)")
+  .version(packageJson.version, "-V, --version", "print the CLI's version")
   .showHelpAfterError()
   .exitOverride();
 
@@ -57,6 +59,13 @@ const int = (name: string) => (value: string) => {
   return number;
 };
 
+/** A VM state as the API names it, typed in any case (`running` is Running). */
+const vmState = (value: string) => {
+  const state = VM_STATES.find((s) => s.toLowerCase() === value.toLowerCase());
+  if (!state) throw new InvalidArgumentError(`Allowed choices are ${VM_STATES.join(", ")}.`);
+  return state;
+};
+
 /** A VM as one line of a table. */
 const vmRow = (vm: {
   name: string;
@@ -69,12 +78,23 @@ const vmRow = (vm: {
   tags: string[];
 }) => [vm.name, vm.state, vm.readyState ?? "", String(vm.cpus), `${vm.memoryMiB} MiB`, vm.image.name, vm.owner?.email ?? "", vm.tags.join(",")];
 const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER", "TAGS"];
+/** A command's examples, after its options in --help. */
+const examples = (...lines: string[]) => ["", "Examples:", ...lines.map((line) => `  ${line}`)].join("\n");
+const vmCount = (n: number) => `${n} VM${n === 1 ? "" : "s"}`;
 /** A repeatable option's values, in order. */
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 program
   .command("login")
   .description("save Hangar's address and an API token (~/.config/hangar/config.json, mode 0600)")
+  .addHelpText(
+    "after",
+    examples(
+      "hangar login https://hangar.example                 # paste a token, or Enter for email + password",
+      'echo "$HANGAR_TOKEN" | hangar login https://hangar.example --token-stdin',
+      "hangar login https://hangar.example --email me@example.com --password-stdin < pw.txt",
+    ),
+  )
   .argument("<url>", "Hangar's address, e.g. https://hangar.example")
   .option("--token-stdin", "read the API token from stdin")
   .option("--email <email>", "sign in with this email and a password, and make a token")
@@ -91,7 +111,7 @@ program
   .description("list VMs")
   .option("--names", "only the names, one a line")
   .option("--search <text>", "only VMs whose name contains it")
-  .addOption(new Option("--state <state>", "only VMs in this state").choices(VM_STATES))
+  .option("--state <state>", `only VMs in this state: ${VM_STATES.join(", ")}`, vmState)
   .option("--mine", "only your own VMs")
   .option("--tag <tag>", "only VMs with this tag")
   .action(
@@ -114,7 +134,9 @@ program
         cursor = page.nextCursor ?? undefined;
         more = cursor !== undefined;
       }
-      if (options.names) return void process.stdout.write(vms.map((vm) => `${vm.name}\n`).join(""));
+      const names = vms.map((vm) => vm.name);
+      // One a line for shells (nothing at all for none), an array with --json.
+      if (options.names) return void process.stdout.write(json(command) ? `${toJson(names)}\n` : names.map((n) => `${n}\n`).join(""));
       output(json(command), vms, (list) => table(VM_HEADER, list.map(vmRow)));
     }),
   );
@@ -158,6 +180,7 @@ program
 program
   .command("create")
   .description("create a VM (Stopped unless --start)")
+  .addHelpText("after", examples("hangar create web-1 --start", "hangar create web-1 --image debian-12 --cpus 2 --memory 1024 --tag prod --start"))
   .argument("<name>", "the VM's name (a DNS label)")
   .option("--image <image>", `image name or id (default: ${BUILTIN_IMAGE}, else the first ready image)`)
   .option("--cpus <n>", "vCPUs", int("--cpus"), 1)
@@ -188,7 +211,7 @@ program
         command: Command,
       ) => {
         const { api } = await connect();
-        const userData = options.userData ? await readFile(options.userData, "utf8") : undefined;
+        const userData = options.userData ? await readLocalFile(options.userData, "--user-data") : undefined;
         let vm = await api.vm.create.mutate({
           name,
           imageId: await resolveImage(api, options.image),
@@ -396,6 +419,9 @@ program
 program
   .command("exec")
   .description("run a command in a VM (argv, no shell) and exit with its status")
+  // `hangar exec web-1 uname -a` reads -a as exec's own option: say where the command goes.
+  .showHelpAfterError("(The VM's command goes after --, e.g. hangar exec web-1 -- uname -a.)")
+  .addHelpText("after", examples("hangar exec web-1 -- uname -a", "hangar exec web-1 --root -- sh -c 'apt-get update && apt-get -y upgrade'"))
   .argument("<vm>", "name")
   .argument("<command...>", "the program and its arguments (after --)")
   .option("--root", "run it as root (sudo)")
@@ -416,23 +442,30 @@ program
 program
   .command("cp")
   .description("copy a file or directory from the server's sync root into a VM (rsync); from your own machine: hangar push")
+  .addHelpText("after", examples("hangar cp releases/app-1.2 web-1:/srv/app   # releases/ is under HANGAR_SYNC_ROOT on the server"))
   .argument("<from>", "a path under the server's sync root (HANGAR_SYNC_ROOT)")
   .argument("<vm:path>", "the VM and the absolute path in it, e.g. web-1:/srv/site")
   .option("--root", "write as root")
   .option("--chown <owner>", "owner:group of what is written")
-  .option("--exclude <pattern...>", "rsync patterns to leave out")
+  .option("--exclude <pattern>", "an rsync pattern to leave out (again for more)", collect)
   .action(
     run(async (from: string, target: string, options: { root?: boolean; chown?: string; exclude?: string[] }, command: Command) => {
+      // `cp VM:PATH DIR`, as limactl copy takes it, is a pull: say so rather than "names no VM path".
+      if (/^[a-z0-9-]+:/.test(from) && !target.includes(":"))
+        throw new CliError(`cp copies from the server's sync root into a VM; to copy out of a VM to this machine: hangar pull ${from} ${target}`, EXIT.USAGE);
       const to = vmPath(target);
       const { api } = await connect();
-      const result = await api.vm.sync.mutate({
-        id: await resolveVm(api, to.vm),
-        from,
-        to: to.path,
-        asRoot: options.root,
-        chown: options.chown,
-        excludes: options.exclude,
-      });
+      const id = await resolveVm(api, to.vm);
+      const result = await api.vm.sync
+        .mutate({ id, from, to: to.path, asRoot: options.root, chown: options.chown, excludes: options.exclude })
+        .catch((error: unknown) => {
+          // Most who try cp mean files on their own machine, which the server cannot see.
+          const failure = asCliError(error);
+          throw new CliError(
+            `${failure.message} (cp copies from the server's sync root; from this machine: hangar push LOCAL… ${to.vm}:DIR)`,
+            failure.exitCode,
+          );
+        });
       output(json(command), result, () => `Copied ${from} to ${target}.`);
     }),
   );
@@ -440,21 +473,23 @@ program
 program
   .command("wait")
   .description("wait until a VM is ready (cloud-init finished) or in a state")
+  .addHelpText("after", examples("hangar wait web-1                # cloud-init finished", "hangar wait web-1 Stopped --timeout 300"))
   .argument("<vm>", "name")
   .argument("[what]", 'ready, or a state such as "Running" or "Stopped" (as --for)')
   .option("--for <what>", 'ready, or a state such as "Running" or "Stopped"', "ready")
   .option("--timeout <sec>", "give up after this long (exit 7)", int("--timeout"), 120)
   .action(
     run(async (name: string, what: string | undefined, options: { for: string; timeout: number }, command: Command) => {
-      const target = what ?? options.for;
+      const wanted = what ?? options.for;
+      const target = wanted.toLowerCase() === "ready" ? "ready" : VM_STATES.find((s) => s.toLowerCase() === wanted.toLowerCase());
+      if (!target) throw new CliError(`Wait for "ready" or a VM state (${VM_STATES.join(", ")}), not "${wanted}".`, EXIT.USAGE);
       const { api } = await connect();
       const id = await resolveVm(api, name);
       const bar = progressBar(`waiting for ${target}`, options.timeout, !json(command));
       const started = Date.now();
       const tick = setInterval(() => bar.update(Math.min(Math.round((Date.now() - started) / 1000), options.timeout)), 500);
       try {
-        // The server checks `for`; a wrong one is its BAD_REQUEST, with the sentence.
-        const vm = await api.vm.wait.query({ id, for: target as "ready", timeoutSec: options.timeout });
+        const vm = await api.vm.wait.query({ id, for: target, timeoutSec: options.timeout });
         bar.stop();
         output(json(command), vm, (v) => (v ? `${v.name} ${v.state}${v.readyState ? ` (${v.readyState})` : ""}` : `${name} deleted`));
       } finally {
@@ -467,6 +502,7 @@ program
 program
   .command("console")
   .description("the VM's serial console in this terminal (~. to leave)")
+  .addHelpText("after", examples("hangar console web-1    # Enter for a login prompt; ~. at the start of a line leaves"))
   .argument("<vm>", "name")
   .action(
     run(async (name: string) => {
@@ -492,12 +528,15 @@ const withSshOptions = (command: Command) =>
   command
     .option("-l, --user <user>", "log in as this user (default: the image's login user)")
     .option("-i, --identity <file>", "the private key to use")
-    .option("-o, --option <option...>", "more ssh -o options");
+    // Repeated, as ssh takes it: a variadic `-o` would also take the VM's name that follows.
+    .option("-o, --option <option>", "an ssh -o option (again for more), e.g. -o ConnectTimeout=5", collect);
 
 /** ssh's arguments to reach VM `name`, as the person chose. */
 async function sshTo(name: string, choices: SshChoices) {
   const { api } = await connect();
   const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
+  // Said here, once: through ssh it comes back from `hangar proxy` amid ssh's own "kex_exchange_identification" lines.
+  if (vm.state !== "Running") throw new CliError(`VM "${vm.name}" is ${vm.state}; start it first (hangar start ${vm.name}).`, EXIT.CONFLICT);
   return sshArgs(LAUNCHER, { id: vm.id, name: vm.name, user: vm.image.loginUser }, choices);
 }
 
@@ -505,6 +544,16 @@ withSshOptions(
   program
     .command("ssh")
     .description("your own ssh to the VM through Hangar (as the image's login user)")
+    .showHelpAfterError("(The VM's command goes after --, e.g. hangar ssh web-1 -- uname -a.)")
+    .addHelpText(
+      "after",
+      examples(
+        "hangar ssh web-1",
+        "hangar ssh web-1 -- uname -a",
+        "hangar ssh -i ~/.ssh/work_ed25519 -l root web-1",
+        "ssh -o ProxyCommand='hangar proxy %h' hangar@web-1   # plain ssh, scp, rsync",
+      ),
+    )
     .argument("<vm>", "name")
     .argument("[command...]", "a command to run instead of a login shell (after --)"),
 ).action(
@@ -527,6 +576,7 @@ withSshOptions(
   program
     .command("push")
     .description("copy local files or directories into a VM's directory, over your own ssh through Hangar")
+    .addHelpText("after", examples("hangar push ./site web-1:/srv          # makes /srv/site", "hangar push --root app.conf web-1:/etc/app"))
     .argument("<paths...>", "local files or directories, then VM:DIR (made if missing)")
     .option("--root", "write as root (sudo in the guest)"),
 ).action(
@@ -542,6 +592,7 @@ withSshOptions(
   program
     .command("pull")
     .description("copy files or directories of a VM into a local directory, over your own ssh through Hangar")
+    .addHelpText("after", examples("hangar pull web-1:/var/log/syslog logs/", "hangar pull --root web-1:/etc/ssh web-1:/etc/hosts backup/"))
     .argument("<paths...>", "VM:PATH (one VM), then a local directory (made if missing)")
     .option("--root", "read as root (sudo in the guest)"),
 ).action(
@@ -584,7 +635,7 @@ pool
   .action(
     run(async (name: string, options: { timeout: number; publicKey?: string }, command: Command) => {
       const { api } = await connect();
-      const publicKey = options.publicKey ? (await readFile(options.publicKey, "utf8")).trim() : undefined;
+      const publicKey = options.publicKey ? (await readLocalFile(options.publicKey, "--public-key")).trim() : undefined;
       const acquired = await api.pool.acquire.mutate({ poolId: await resolvePool(api, name), timeoutSec: options.timeout, publicKey });
       // The VM's own private key is the server's; the CLI reaches the VM with `hangar ssh`.
       const { privateKey: _privateKey, ...shown } = acquired;
@@ -628,7 +679,7 @@ pool
           cpus: options.cpus,
           memoryMiB: options.memory,
         });
-        output(json(command), made, (p) => `Pool ${p.name}: ${p.size} VMs, waiting ${p.staging}`);
+        output(json(command), made, (p) => `Pool ${p.name}: ${vmCount(p.size)}, waiting ${p.staging}`);
       },
     ),
   );
@@ -641,7 +692,7 @@ pool
     run(async (name: string, size: number, _options: unknown, command: Command) => {
       const { api } = await connect();
       const resized = await api.pool.resize.mutate({ id: await resolvePool(api, name), size });
-      output(json(command), resized, () => `Pool ${name}: ${size} VMs`);
+      output(json(command), resized, () => `Pool ${name}: ${vmCount(size)}`);
     }),
   );
 pool
@@ -671,8 +722,8 @@ token
             t.name,
             `${t.prefix}…`,
             t.readOnly ? "read only" : "as you",
-            t.expiresAt?.toISOString() ?? "never",
-            t.lastUsedAt?.toISOString() ?? "never",
+            t.expiresAt ? localTime(t.expiresAt) : "never",
+            t.lastUsedAt ? localTime(t.lastUsedAt) : "never",
             t.revokedAt ? "revoked" : "active",
           ]),
         ),
@@ -785,15 +836,15 @@ snapshot
       output(json(command), snapshots, (list) =>
         table(
           ["NAME", "CREATED", "MEMORY"],
-          list.map((s) => [s.name, s.createdAt.toISOString(), s.vmStateBytes > 0 ? `${Math.round(s.vmStateBytes / 2 ** 20)} MiB` : "—"]),
+          list.map((s) => [s.name, localTime(s.createdAt), s.vmStateBytes > 0 ? `${Math.round(s.vmStateBytes / 2 ** 20)} MiB` : "—"]),
         ),
       );
     }),
   );
-for (const [verb, action, summary] of [
-  ["create", "create", "take a snapshot"],
-  ["revert", "revert", "go back to a snapshot"],
-  ["rm", "delete", "delete a snapshot"],
+for (const [verb, action, summary, done] of [
+  ["create", "create", "take a snapshot", "took snapshot"],
+  ["revert", "revert", "go back to a snapshot", "reverted to snapshot"],
+  ["rm", "delete", "delete a snapshot", "deleted snapshot"],
 ] as const) {
   snapshot
     .command(verb)
@@ -804,7 +855,8 @@ for (const [verb, action, summary] of [
       run(async (name: string, snapshotName: string, _options: unknown, command: Command) => {
         const { api } = await connect();
         const snapshots = await api.snapshot[action].mutate({ id: await resolveVm(api, name), name: snapshotName });
-        output(json(command), snapshots, (list) => `${name}: ${list.map((s) => s.name).join(" ") || "(no snapshots)"}`);
+        // What was done first: the list alone reads the same after a create and a revert.
+        output(json(command), snapshots, (list) => `${name}: ${done} ${snapshotName}; snapshots: ${list.map((s) => s.name).join(" ") || "(none)"}`);
       }),
     );
 }
@@ -918,7 +970,7 @@ program
       const vmId = name ? await resolveVm(api, name) : undefined;
       const { events } = await api.vm.events.query({ vmId, limit: options.limit });
       const print = (line: object, human: string) => process.stdout.write(json(command) ? `${toJson(line)}\n` : `${human}\n`);
-      for (const e of events.reverse()) print(e, `${e.createdAt.toISOString()}  ${e.vmName ?? ""}  ${e.action}  ${e.ok ? "ok" : "FAILED"}  ${e.message}`);
+      for (const e of events.reverse()) print(e, `${localTime(e.createdAt, true)}  ${e.vmName ?? ""}  ${e.action}  ${e.ok ? "ok" : "FAILED"}  ${e.message}`);
       if (!options.follow) return;
       const url = new URL("/api/trpc-ws", config.url);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -928,13 +980,29 @@ program
           super(address, { headers: { authorization: `Bearer ${config.token}` } });
         }
       }
-      const ws = createWSClient({ url: url.toString(), WebSocket: WithToken as unknown as typeof globalThis.WebSocket });
+      // A follower outlives a restart of the server: it says so on stderr and tries again every
+      // few seconds (tRPC's own backoff grows to 30 s), resuming from the last event it saw.
+      let lost = false;
+      const ws = createWSClient({
+        url: url.toString(),
+        WebSocket: WithToken as unknown as typeof globalThis.WebSocket,
+        retryDelayMs: (attempt) => Math.min(1000 * 2 ** attempt, 5000),
+        onClose: () => {
+          if (!lost) process.stderr.write("hangar: lost the connection to Hangar; reconnecting…\n");
+          lost = true;
+        },
+        onOpen: () => {
+          if (lost) process.stderr.write("hangar: reconnected.\n");
+          lost = false;
+        },
+      });
       const live = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws, transformer: superjson })] });
       await new Promise<void>((resolve, reject) => {
         live.vm.onChange.subscribe(undefined, {
           onData: ({ data }) => {
             if (vmId && data.vmId !== vmId) return;
-            print(data, `${new Date().toISOString()}  ${data.row?.name ?? data.vmId}  ${data.state}`);
+            // vmName: a deleted VM's change has no row left to name it.
+            print(data, `${localTime(new Date(), true)}  ${data.vmName}  ${data.state}`);
           },
           onError: reject,
           onComplete: resolve,

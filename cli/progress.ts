@@ -9,7 +9,8 @@ export interface Progress {
 export function progressBar(label: string, total: number, enabled: boolean, unit = "s"): Progress {
   if (!enabled || !process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} ${unit}`, hideCursor: true, clearOnComplete: true },
+    // The cursor stays visible: a hidden one stayed hidden in the person's shell after Ctrl+C.
+    { stream: process.stderr, format: `${label} [{bar}] {value}/{total} ${unit}`, hideCursor: false, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0);

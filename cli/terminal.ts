@@ -89,20 +89,42 @@ export async function pipeProxy(ws: WebSocket, input: NodeJS.ReadableStream & { 
 
 /**
  * The escape a person types to leave the console: `~.` at the start of a line. Returns what
- * to send and whether to leave; `~~` sends one `~`.
+ * to send and whether to leave; `~~` sends one `~`. Escape sequences (arrow keys, and the
+ * terminal's answers to the guest's queries: busybox's shell asks for the cursor position
+ * after each prompt, `ESC [ 6 n`, and the answer arrives after the Enter) pass through
+ * without ending the start of a line, or `~.` after a prompt would never leave.
  */
 export function createEscape() {
   let lineStart = true;
   let tilde = false;
+  /** Where in an escape sequence the bytes are: ESC seen, inside CSI (`ESC [`), or SS3 (`ESC O`). */
+  let sequence: "none" | "esc" | "csi" | "ss3" = "none";
   return (bytes: Buffer): { send: Buffer; leave: boolean } => {
     const send: number[] = [];
     for (const byte of bytes) {
+      if (sequence !== "none") {
+        send.push(byte);
+        if (sequence === "esc") sequence = byte === 0x5b ? "csi" : byte === 0x4f ? "ss3" : "none";
+        else if (sequence === "ss3" || (byte >= 0x40 && byte <= 0x7e)) sequence = "none";
+        continue;
+      }
       if (tilde) {
         tilde = false;
         if (byte === 0x2e) return { send: Buffer.from(send), leave: true };
         if (byte !== 0x7e) send.push(0x7e);
+        if (byte === 0x1b) {
+          sequence = "esc";
+          send.push(byte);
+          lineStart = false;
+          continue;
+        }
         send.push(byte);
         lineStart = byte === 0x0d || byte === 0x0a;
+        continue;
+      }
+      if (byte === 0x1b) {
+        sequence = "esc";
+        send.push(byte);
         continue;
       }
       if (lineStart && byte === 0x7e) {
