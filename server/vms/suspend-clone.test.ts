@@ -88,6 +88,8 @@ describe("suspend and resume", () => {
 describe("snapshots and clones", () => {
   it("reverts a running VM to a live snapshot, a stopped one to a disk snapshot, clones it and makes an image of it", async () => {
     const vm = await newRunningVm("snap-src");
+    const hostKey = (id: string) => sh(id, "dropbearkey -y -f /etc/dropbear/dropbear_ed25519_host_key | grep ^ssh-ed25519");
+    const firstKey = await hostKey(vm.id);
     await sh(vm.id, "echo one > /data/file && sync");
     await api.snapshot.create({ id: vm.id, name: "live-1" });
     await sh(vm.id, "echo two > /data/file && sync");
@@ -103,6 +105,8 @@ describe("snapshots and clones", () => {
     await api.snapshot.create({ id: vm.id, name: "disk-1" });
     await api.snapshot.delete({ id: vm.id, name: "live-1" });
     await api.vm.start({ id: vm.id });
+    // The guest's SSH host key is the one it had: a client that remembers it trusts it again.
+    expect(await hostKey(vm.id)).toBe(firstKey);
     await sh(vm.id, "echo three > /data/file && sync");
     await api.vm.stop({ id: vm.id, timeoutSec: 30 });
     await api.snapshot.revert({ id: vm.id, name: "disk-1" });
@@ -117,6 +121,8 @@ describe("snapshots and clones", () => {
     expect(await sh(clone.id, "hostname; cat /run/instance-id /data/file")).toBe(`snap-clone\n${clone.id}\none`);
     const [sourceKey, cloneKey] = await Promise.all([t.hangar.driverFor(vm.id).identity(), t.hangar.driverFor(clone.id).identity()]);
     expect(cloneKey.publicKey).not.toBe(sourceKey.publicKey);
+    // A clone is another instance: it makes its own host key.
+    expect(await hostKey(clone.id)).not.toBe(firstKey);
 
     // An image of the source's disk as it is now: its files, none of its snapshots.
     const image = await api.vm.publish({ id: vm.id, name: "snap-image" });
