@@ -114,9 +114,11 @@ function describeZodError(error: ZodError): string {
       const field = String(issue.path.at(-1));
       return issue.message.startsWith(`${field} `) ? `${where}${issue.message.slice(field.length)}` : `${where}: ${issue.message}`;
     })
-    .join("; ");
+    // Each its own sentence: "hostPort must be 0 to 65535. guestPort 22 is SSH's…".
+    .map((problem) => (/[.!?]$/.test(problem) ? problem : `${problem}.`))
+    .join(" ");
   const more = error.issues.length - shown;
-  return more > 0 ? `${problems}; and ${more} more problem${more === 1 ? "" : "s"}` : problems;
+  return more > 0 ? `${problems} And ${more} more problem${more === 1 ? "" : "s"}.` : problems;
 }
 
 /** Errors already made safe for callers (and logged when they needed to be). */
