@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { STREAMS } from "../audit/recorder.ts";
 import { id, userId, vmName } from "./schemas.ts";
+import { eventPageOutput } from "./outputs.ts";
 import { procedure, router } from "./trpc.ts";
 
 /**
@@ -9,7 +10,16 @@ import { procedure, router } from "./trpc.ts";
  */
 export const auditRouter = router({
   list: procedure
-    .meta({ permission: "admin" })
+    .meta({
+      permission: "admin",
+      openapi: {
+        method: "GET",
+        path: "/audit",
+        summary: "The audit log: VM events and audit entries, newest first, in pages (admins)",
+        protect: true,
+        tags: ["audit"],
+      },
+    })
     .input(
       z.object({
         stream: z.enum(STREAMS, "stream must be vm or audit.").optional(),
@@ -27,6 +37,7 @@ export const auditRouter = router({
         cursor: id.optional(),
       }),
     )
+    .output(eventPageOutput)
     .query(async ({ ctx, input }) => {
       const events = await ctx.hangar.db.event.findMany({
         where: {

@@ -1,8 +1,12 @@
 import type { Db } from "../db.ts";
 import { z } from "zod";
 import { HangarError } from "../errors.ts";
+import { imageDeletedOutput, imageListOutput, imageOutput, importedImageOutput } from "./outputs.ts";
 import { id, importImageInput } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
+
+/** The REST route of an image procedure (server/api/openapi.ts). */
+const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["image"] });
 
 type Image = Awaited<ReturnType<Db["image"]["findMany"]>>[number];
 
@@ -13,22 +17,26 @@ const HOST_PATH = /(?<![\w:/.])\/[^\s"'`,;)]+/g;
  * An image as a caller may see it: admins get the host paths of the disk, kernel and initrd;
  * everyone else gets whether it boots a kernel directly, and errors without paths.
  */
-function imageView(image: Image, isAdmin: boolean) {
+export function imageView(image: Image, isAdmin: boolean) {
   const directBoot = image.kernel !== null;
   if (isAdmin) return { ...image, directBoot };
   return { ...image, path: null, kernel: null, initrd: null, error: image.error?.replace(HOST_PATH, "…") ?? null, directBoot };
 }
 
 export const imageRouter = router({
-  list: procedure.meta({ permission: "read" }).query(async ({ ctx }) => {
-    const images = await ctx.hangar.db.image.findMany({ orderBy: { createdAt: "asc" } });
-    const isAdmin = ctx.principal?.role === "admin";
-    return images.map((image) => imageView(image, isAdmin));
-  }),
+  list: procedure
+    .meta({ permission: "read", openapi: rest("GET", "/images", "Every image") })
+    .output(imageListOutput)
+    .query(async ({ ctx }) => {
+      const images = await ctx.hangar.db.image.findMany({ orderBy: { createdAt: "asc" } });
+      const isAdmin = ctx.principal?.role === "admin";
+      return images.map((image) => imageView(image, isAdmin));
+    }),
   /** One image, and what uses it (VMs, pools). */
   get: procedure
-    .meta({ permission: "read" })
+    .meta({ permission: "read", openapi: rest("GET", "/images/{id}", "One image, and the VMs and pools that use it") })
     .input(z.object({ id }))
+    .output(imageOutput)
     .query(async ({ ctx, input }) => {
       const image = await ctx.hangar.db.image.findUnique({ where: { id: input.id } });
       if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.id}".`);
@@ -36,11 +44,17 @@ export const imageRouter = router({
     }),
   /** Refused while VMs or pools use it. */
   delete: procedure
-    .meta({ permission: "admin" })
+    .meta({ permission: "admin", openapi: rest("POST", "/images/{id}/delete", "Delete an image nothing uses (admins)") })
     .input(z.object({ id }))
+    .output(imageDeletedOutput)
     .mutation(({ ctx, input }) => ctx.hangar.images.deleteImage(input.id)),
+  /**
+   * From a url (fetched in the background: poll GET /images/{id} until status is ready or
+   * failed) or a file under the images directory (imported before the answer).
+   */
   import: procedure
-    .meta({ permission: "admin" })
+    .meta({ permission: "admin", openapi: rest("POST", "/images", "Import an image from a url or a file under the images directory (admins)") })
     .input(importImageInput)
+    .output(importedImageOutput)
     .mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
 });

@@ -1,7 +1,9 @@
 // The REST surface and its OpenAPI document: the document has the shape OpenAPI 3 requires
 // and names every procedure that has a route, and the procedures answer over real HTTP with
 // an API token, with the errorFormatter's messages and the HTTP status of their code.
+import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import path from "node:path";
 import { TRPCError, type AnyProcedure } from "@trpc/server";
 import type { AddressInfo } from "node:net";
 import { gunzipSync } from "node:zlib";
@@ -118,6 +120,35 @@ describe("the OpenAPI document", () => {
     expect(JSON.stringify(document.paths["/vms/{id}/exec"])).toContain("#/components/schemas/ExecResult");
   });
 
+  it("has routes for images, snapshots, pools, waiting, events and the audit log, with image sizes as integers", () => {
+    expect(declaredRoutes()).toEqual(
+      expect.arrayContaining([
+        "GET /images",
+        "GET /images/{id}",
+        "POST /images",
+        "POST /images/{id}/delete",
+        "GET /vms/{id}/snapshots",
+        "POST /vms/{id}/snapshots",
+        "POST /vms/{id}/snapshots/{name}/revert",
+        "POST /vms/{id}/snapshots/{name}/delete",
+        "GET /pools",
+        "POST /pools",
+        "POST /pools/{poolId}/acquire",
+        "POST /vms/{vmId}/release",
+        "GET /vms/{id}/wait",
+        "GET /events",
+        "GET /audit",
+        "POST /vms/{id}/forwards",
+        "POST /vms/{id}/forwards/delete",
+      ]),
+    );
+    const image = z.object({ properties: z.record(z.string(), z.unknown()) }).parse(document.components.schemas?.Image).properties;
+    expect(image.sizeBytes).toMatchObject({ type: "integer", format: "int64", description: expect.stringMatching(/JSON integer over REST/) });
+    expect(JSON.stringify(document.paths["/images"])).toContain("#/components/schemas/Image");
+    expect(JSON.stringify(document.paths["/pools/{poolId}/acquire"])).toContain("#/components/schemas/AcquiredVm");
+    expect(JSON.stringify(document.paths["/events"])).toContain("#/components/schemas/EventPage");
+  });
+
   it("describes a page of the inventory: its rows' fields, the cursor and the total", () => {
     const schemas = JSON.stringify(document.components.schemas);
     const page = z.object({ properties: z.object({ items: z.unknown(), nextCursor: z.unknown(), total: z.unknown() }) });
@@ -148,6 +179,7 @@ describe("REST over HTTP with a token", () => {
   });
 
   afterAll(async () => {
+    await t.hangar.pools.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     t.hangar.terminals.close();
@@ -408,6 +440,171 @@ describe("REST over HTTP with a token", () => {
     expect((await get("/api/v1/vms", first.etag)).status).toBe(200);
     // Errors carry none.
     expect(await get("/api/v1/vms/nosuchvm")).toMatchObject({ status: 404, etag: undefined });
+  });
+
+  it("lists and reads images, sizes as JSON integers and host paths for admins alone; tRPC keeps its bigints", async () => {
+    const sized = await t.hangar.db.image.create({ data: { name: "sized", path: "/var/lib/hangar/images/s.qcow2", sizeBytes: 5n * 2n ** 30n } });
+    const listed = await call("GET", "/api/v1/images", { token: viewerToken });
+    expect(listed.status).toBe(200);
+    expect(listed.body).toEqual(
+      expect.arrayContaining([expect.objectContaining({ id: sized.id, name: "sized", sizeBytes: 5 * 2 ** 30, progress: 0, path: null, directBoot: false })]),
+    );
+    expect(JSON.stringify(listed.body)).not.toContain("/var/lib/hangar");
+    const read = await call("GET", `/api/v1/images/${sized.id}`, { token: viewerToken });
+    expect(read).toMatchObject({ status: 200, body: { id: sized.id, sizeBytes: 5 * 2 ** 30, path: null, vms: [], pools: [] } });
+    expect(await call("GET", `/api/v1/images/${sized.id}`, { token: adminToken })).toMatchObject({
+      status: 200,
+      body: { path: "/var/lib/hangar/images/s.qcow2" },
+    });
+    expect(await call("GET", "/api/v1/images/nosuchimage", { token: viewerToken })).toMatchObject({ status: 404, body: { code: "NOT_FOUND" } });
+    const viaTrpc = await (await callerFor(t.hangar, "viewer")).image.list();
+    expect(viaTrpc.find((image) => image.id === sized.id)).toMatchObject({ sizeBytes: 5n * 2n ** 30n, progress: 0n, path: null });
+    expect((await (await callerFor(t.hangar, "viewer")).image.get({ id: sized.id })).sizeBytes).toBe(5n * 2n ** 30n);
+  });
+
+  it("imports an image from a file under the images directory and deletes it, for admins alone", async () => {
+    mkdirSync(t.env.imagesDir, { recursive: true });
+    writeFileSync(path.join(t.env.imagesDir, "rest-blank.img"), Buffer.alloc(1024 * 1024));
+    expect(await call("POST", "/api/v1/images", { token: viewerToken, body: { name: "rest-blank", path: "rest-blank.img" } })).toMatchObject({
+      status: 403,
+    });
+    expect(await call("POST", "/api/v1/images", { token: adminToken, body: { name: "rest-blank" } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/either a path .* or a url/) },
+    });
+    const imported = await call("POST", "/api/v1/images", { token: adminToken, body: { name: "rest-blank", path: "rest-blank.img" } });
+    expect(imported).toMatchObject({ status: 200, body: { name: "rest-blank", status: "ready", format: "qcow2", progress: 1024 * 1024 } });
+    const image = z.object({ id: z.string(), sizeBytes: z.number().int().positive() }).parse(imported.body);
+    expect(await call("POST", `/api/v1/images/${image.id}/delete`, { token: viewerToken, body: {} })).toMatchObject({ status: 403 });
+    expect(await call("POST", `/api/v1/images/${image.id}/delete`, { token: adminToken, body: {} })).toEqual(
+      expect.objectContaining({ status: 200, body: { id: image.id } }),
+    );
+    expect(await t.hangar.db.image.findUnique({ where: { id: image.id } })).toBeNull();
+    // In use: refused with the reason.
+    await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-image-user", imageId, cpus: 1, memoryMiB: 256 } });
+    expect(await call("POST", `/api/v1/images/${imageId}/delete`, { token: adminToken, body: {} })).toMatchObject({
+      status: 409,
+      body: { data: { domainCode: "IMAGE_IN_USE" } },
+    });
+  });
+
+  it("takes, lists, reverts and deletes snapshots of a stopped VM, each answering the list", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-snap", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    expect(await call("GET", `/api/v1/vms/${id}/snapshots`, { token: viewerToken })).toMatchObject({ status: 200, body: [] });
+    const taken = await call("POST", `/api/v1/vms/${id}/snapshots`, { token: adminToken, body: { name: "before" } });
+    expect(taken).toMatchObject({ status: 200, body: [{ name: "before", vmStateBytes: 0, createdAt: expect.any(String) }] });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots`, { token: adminToken, body: { name: "before" } })).toMatchObject({ status: 409 });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots`, { token: adminToken, body: { name: "hangar-x" } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/reserved/) },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots`, { token: viewerToken, body: { name: "mine" } })).toMatchObject({ status: 403 });
+    expect(await call("GET", `/api/v1/vms/${id}/snapshots`, { token: viewerToken })).toMatchObject({ status: 200, body: [{ name: "before" }] });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots/before/revert`, { token: adminToken })).toMatchObject({ status: 200, body: [{ name: "before" }] });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots/nothing/delete`, { token: adminToken, body: {} })).toMatchObject({
+      status: 404,
+      body: { message: expect.stringMatching(/no snapshot named "nothing"/) },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/snapshots/before/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 200, body: [] });
+  });
+
+  it("waits for a VM's state, and pages its events by cursor", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-wait", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    expect(await call("GET", `/api/v1/vms/${id}/wait?for=Stopped&timeoutSec=5`, { token: viewerToken })).toMatchObject({
+      status: 200,
+      body: { id, state: "Stopped" },
+    });
+    const waiting = call("GET", `/api/v1/vms/${id}/wait?for=Running&timeoutSec=10`, { token: viewerToken });
+    await call("POST", `/api/v1/vms/${id}/start`, { token: adminToken, body: {} });
+    expect(await waiting).toMatchObject({ status: 200, body: { id, state: "Running" } });
+    expect(await call("GET", `/api/v1/vms/${id}/wait?for=Sleeping`, { token: viewerToken })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/^for is "ready" or a VM state/) },
+    });
+    expect(await call("GET", `/api/v1/vms/${id}/wait?for=Stopped&timeoutSec=1`, { token: viewerToken })).toMatchObject({ status: 408 });
+
+    const pages: { action: string }[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await call("GET", `/api/v1/events?vmId=${id}&limit=1${cursor ? `&cursor=${cursor}` : ""}`, { token: viewerToken });
+      expect(page.status).toBe(200);
+      const parsed = z
+        .object({ events: z.array(z.object({ vmId: z.string(), action: z.string(), createdAt: z.iso.datetime() })), nextCursor: z.string().optional() })
+        .parse(page.body);
+      expect(parsed.events.every((event) => event.vmId === id)).toBe(true);
+      pages.push(parsed.events);
+      cursor = parsed.nextCursor;
+    } while (cursor && pages.length < 20);
+    expect(pages.every((events) => events.length === 1)).toBe(true);
+    const all = await call("GET", `/api/v1/events?vmId=${id}&limit=200`, { token: viewerToken });
+    expect(all).toMatchObject({ status: 200, body: { events: pages.flat() } });
+    expect(all.body).not.toHaveProperty("nextCursor");
+    expect(pages.flat().map((event) => event.action)).toEqual(expect.arrayContaining(["create", "start"]));
+
+    expect(await call("GET", "/api/v1/audit?limit=2", { token: viewerToken })).toMatchObject({ status: 403 });
+    const audit = await call("GET", "/api/v1/audit?stream=audit&limit=2", { token: adminToken });
+    expect(audit).toMatchObject({ status: 200, body: { events: expect.any(Array) } });
+  });
+
+  it("makes a pool, acquires a VM from it with its key for the caller alone, and releases it", async () => {
+    const spec = { name: "rest-pool", imageId, cpus: 1, memoryMiB: 128, size: 1, staging: "Running" };
+    expect(await call("POST", "/api/v1/pools", { token: viewerToken, body: spec })).toMatchObject({ status: 403 });
+    const made = await call("POST", "/api/v1/pools", { token: adminToken, body: spec });
+    expect(made).toMatchObject({ status: 200, body: { name: "rest-pool", size: 1, staging: "Running" } });
+    const poolId = z.object({ id: z.string() }).parse(made.body).id;
+    expect(await call("POST", `/api/v1/pools/${poolId}/acquire`, { token: viewerToken, body: {} })).toMatchObject({ status: 403 });
+    const acquired = await call("POST", `/api/v1/pools/${poolId}/acquire`, { token: adminToken, body: { timeoutSec: 30 } });
+    expect(acquired).toMatchObject({
+      status: 200,
+      body: { name: expect.stringMatching(/^rest-pool-/), sshPort: expect.any(Number), privateKey: expect.any(String) },
+    });
+    const vmId = z.object({ vmId: z.string() }).parse(acquired.body).vmId;
+    const keyed = await call("POST", `/api/v1/pools/${poolId}/acquire`, {
+      token: adminToken,
+      body: { timeoutSec: 30, publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx0rAEgJkAtD2dYdQ2nkrW8VZV5mXP2R8I2y5xG3R5o rest" },
+    });
+    expect(keyed.status).toBe(200);
+    expect(keyed.body).not.toHaveProperty("privateKey");
+    const pools = await call("GET", "/api/v1/pools", { token: viewerToken });
+    expect(pools).toMatchObject({ status: 200, body: [expect.objectContaining({ id: poolId, image: { name: "base" }, deleting: false })] });
+    expect(JSON.stringify(pools.body)).not.toMatch(/PRIVATE KEY/);
+    expect(await call("POST", `/api/v1/vms/${vmId}/release`, { token: viewerToken, body: {} })).toMatchObject({ status: 403 });
+    expect(await call("POST", `/api/v1/vms/${vmId}/release`, { token: adminToken, body: {} })).toMatchObject({ status: 200, body: { vmId } });
+    expect(await t.hangar.db.vm.findUnique({ where: { id: vmId } })).toBeNull();
+    expect(await call("POST", `/api/v1/pools/${poolId}/resize`, { token: adminToken, body: { size: 0 } })).toMatchObject({ status: 200, body: { size: 0 } });
+    expect(await call("POST", `/api/v1/pools/${poolId}/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 200, body: { id: poolId } });
+  });
+
+  it("adds and removes port forwards, and sets protection, autostart, description and disk size", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-knobs", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    expect(await call("POST", `/api/v1/vms/${id}/forwards`, { token: adminToken, body: { hostPort: 0, guestPort: 8080 } })).toMatchObject({
+      status: 200,
+      body: { vmId: id, hostPort: 0, guestPort: 8080, boundPort: null },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/forwards`, { token: adminToken, body: { hostPort: 0, guestPort: "8081" } })).toMatchObject({ status: 400 });
+    expect(await call("POST", `/api/v1/vms/${id}/forwards/delete`, { token: adminToken, body: { guestPort: 8080 } })).toMatchObject({
+      status: 200,
+      body: { guestPort: 8080 },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/protection`, { token: adminToken, body: { protection: true } })).toMatchObject({
+      status: 200,
+      body: { protection: true },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 412 });
+    expect(await call("POST", `/api/v1/vms/${id}/protection`, { token: adminToken, body: { protection: "false" } })).toMatchObject({ status: 400 });
+    expect(await call("POST", `/api/v1/vms/${id}/autostart`, { token: adminToken, body: { autostart: true, order: 2 } })).toMatchObject({
+      status: 200,
+      body: { autostart: true, order: 2, delaySec: 0 },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/description`, { token: adminToken, body: { description: "CI runner" } })).toMatchObject({
+      status: 200,
+      body: { description: "CI runner" },
+    });
+    const grown = await call("POST", `/api/v1/vms/${id}/disk/resize`, { token: adminToken, body: { diskGiB: 30 } });
+    expect(grown.status).toBe(200);
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {

@@ -9,6 +9,7 @@
  * library runs, in the same shape: an unknown route 404, a known one with another method 405,
  * and for a POST a query string, a body that is not a JSON object (415 when not sent as JSON)
  * or one naming a field the route does not take 400, since the library would drop them unseen.
+ * Answers are plain JSON: dates as ISO strings, bigints (image sizes) as numbers (restJson).
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
@@ -119,6 +120,53 @@ function jsonObjectBody(req: IncomingMessage, text: string): { body: string; fie
 const router = appRouter as unknown as OpenApiRouter;
 
 /**
+ * `value` as JSON can carry it: bigints (image sizes, which tRPC's superjson keeps as they
+ * are) become numbers, exact below 2^53. Copies only what holds one: anything else, vm.list's
+ * shared page included, is handed back as it is.
+ */
+function restJson(value: unknown): unknown {
+  if (typeof value === "bigint") return Number(value);
+  if (Array.isArray(value)) {
+    const items = value.map(restJson);
+    return items.some((item, index) => item !== value[index]) ? items : value;
+  }
+  if (typeof value !== "object" || value === null || Object.getPrototypeOf(value) !== Object.prototype) return value;
+  let copy: Record<string, unknown> | undefined;
+  for (const [key, field] of Object.entries(value)) {
+    const converted = restJson(field);
+    if (converted !== field) (copy ??= { ...value })[key] = converted;
+  }
+  return copy ?? value;
+}
+
+/**
+ * The router as the library calls it: the same procedures, each answer through restJson, since
+ * the library serializes it with JSON.stringify (which refuses bigints) and takes no transformer.
+ */
+const restRouter: OpenApiRouter = {
+  ...router,
+  createCaller: ((ctx: unknown) => {
+    const caller = appRouter.createCaller(ctx as never) as unknown as Record<string, Record<string, (input: unknown) => Promise<unknown>>>;
+    return new Proxy(
+      {},
+      {
+        get: (_, namespace: string) =>
+          new Proxy(
+            {},
+            {
+              get: (__, name: string) => async (input: unknown) => {
+                const procedure = caller[namespace]?.[name];
+                if (!procedure) throw new Error(`no procedure ${namespace}.${name}`);
+                return restJson(await procedure(input));
+              },
+            },
+          ),
+      },
+    );
+  }) as OpenApiRouter["createCaller"],
+};
+
+/**
  * trpc-to-openapi turns on zod's coercion inside the shared input schemas at a route's first
  * REST call (its coerceSchema), for tRPC calls as well from then on, bodies included, and
  * inside arrays of objects: Boolean(value) makes "false" true, and Number(value) makes `true`
@@ -196,7 +244,7 @@ const ERROR_STATUSES = {
   400: "Input the route does not take; the message names the field and what to change.",
   401: "No API token, or one revoked, expired or unknown.",
   403: "The token's owner may not do this (role, ownership, quota), or the token is read-only.",
-  404: "No VM (or image) with that id.",
+  404: "No VM, image, pool or snapshot with that id (or name).",
   408: "A command ran past its timeoutSec, or the VM's host did not answer in time.",
   409: "The VM's state does not allow it now, another action on it is under way, or the name is taken.",
   412: "The VM must be running (or stopped) for this, is protected, or its host is offline or full.",
@@ -288,7 +336,7 @@ export function createRestHandler(hangar: Hangar) {
   // its type says); the context is made from the Node request itself, as for /api/trpc.
   const request = new AsyncLocalStorage<IncomingMessage>();
   const handler = createOpenApiHttpHandler({
-    router,
+    router: restRouter,
     createContext: () => {
       const req = request.getStore();
       if (!req) throw new Error("REST call outside handleRest");

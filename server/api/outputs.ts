@@ -7,8 +7,14 @@
 import { z } from "zod";
 import { NETWORK_MODES } from "../vms/forwards.ts";
 import { ACTIONS, STATES } from "../vms/state.ts";
+import { STREAMS } from "../audit/recorder.ts";
+import type { Db } from "../db.ts";
+import type { createImages } from "../images/images.ts";
+import type { Pools } from "../pool/pool.ts";
+import { FIRMWARES, STAGING_STATES } from "../../lib/vocabulary.ts";
 import type { getVm } from "../vms/inventory.ts";
 import type { VmListPage } from "../vms/list.ts";
+import type { imageView } from "./image.ts";
 
 /**
  * `schema`, declared as producing the resolver's type `T`. Sound because the schema is a
@@ -68,6 +74,11 @@ const vmFields = {
 };
 
 type VmDetail = Awaited<ReturnType<typeof getVm>>;
+type Row<M extends "event" | "pool" | "portForward"> = Awaited<ReturnType<Db[M]["findFirstOrThrow"]>>;
+type Event = Row<"event">;
+type Pool = Row<"pool">;
+type PortForward = Row<"portForward">;
+type Images = ReturnType<typeof createImages>;
 
 export const vmRowOutput = z.looseObject(vmFields).meta({ id: "VmRow" });
 export const vmListOutput = documented<VmListPage>(
@@ -111,3 +122,139 @@ export const execOutput = z
     truncated: z.boolean().meta({ description: "Output past 1 MiB was cut off" }),
   })
   .meta({ id: "ExecResult" });
+
+/**
+ * A count of bytes the database keeps as a BigInt. tRPC (superjson) carries it as a bigint,
+ * as ever; REST answers it as a JSON integer (restJson in api/openapi.ts), exact up to 2^53
+ * bytes (8 PiB), past any disk image.
+ */
+const bytes = (description: string) => z.bigint().meta({ description: `${description}; a JSON integer over REST` });
+
+const imageFields = {
+  id: z.string(),
+  name: z.string(),
+  path: z.string().nullable().meta({ description: "The disk's host path: for admins; null for everyone else" }),
+  format: z.string().meta({ description: "qcow2, raw or iso" }),
+  sha256: z.string().nullable(),
+  sizeBytes: bytes("The disk's size in bytes (while importing: the size expected, 0 when unknown)"),
+  kernel: z.string().nullable().meta({ description: "Direct kernel boot's host path: for admins; null for everyone else" }),
+  initrd: z.string().nullable().meta({ description: "Direct kernel boot's host path: for admins; null for everyone else" }),
+  cmdline: z.string().nullable(),
+  loginUser: z.string().meta({ description: "The guest account Hangar logs in as (exec, sync, readiness)" }),
+  firmware: z.enum(FIRMWARES),
+  status: z.enum(["ready", "importing", "failed"]),
+  progress: bytes("Bytes received so far while it imports"),
+  error: z.string().nullable().meta({ description: "Why its import failed" }),
+  createdAt: z.date().meta({ format: "date-time" }),
+  directBoot: z.boolean().meta({ description: "Whether it boots a kernel directly rather than through the firmware" }),
+};
+
+type ImageView = ReturnType<typeof imageView>;
+const imageSchema = z.looseObject(imageFields).meta({ id: "Image" });
+export const imageListOutput = documented<ImageView[]>(z.array(imageSchema));
+export const imageOutput = documented<ImageView & Awaited<ReturnType<Images["usersOf"]>>>(
+  z
+    .looseObject({
+      ...imageFields,
+      vms: z
+        .array(z.object({ id: z.string(), name: z.string(), state: z.enum(STATES) }))
+        .meta({ description: "VMs made from it or with it in their CD-ROM drive" }),
+      pools: z.array(z.object({ id: z.string(), name: z.string() })),
+    })
+    .meta({ id: "ImageDetail" }),
+);
+/** An image row as an import or a publish makes it (admins only: paths included). */
+export const importedImageOutput = documented<Awaited<ReturnType<Images["importImage"]>>>(
+  z.looseObject({ ...imageFields, directBoot: imageFields.directBoot.optional() }).meta({ id: "ImportedImage" }),
+);
+export const imageDeletedOutput = z.object({ id: z.string() }).meta({ id: "ImageDeleted" });
+
+export const snapshotListOutput = z
+  .array(
+    z
+      .object({
+        name: z.string(),
+        vmStateBytes: z.number().int().meta({ description: "Bytes of VM state saved with it (0 for a disk-only snapshot, taken while Stopped)" }),
+        createdAt: z.date().meta({ format: "date-time" }),
+      })
+      .meta({ id: "Snapshot" }),
+  )
+  .meta({ description: "The VM's snapshots after the change" });
+
+const eventSchema = z
+  .looseObject({
+    id: z.string(),
+    stream: z.enum(STREAMS),
+    actor: z.string().meta({ description: "A user, a token, or system / reconciler" }),
+    action: z.string().meta({ description: "start, stop, snapshot-create, sign-in…" }),
+    vmId: z.string().nullable(),
+    vmName: z.string().nullable().meta({ description: "The VM's name then: events outlive deleted VMs" }),
+    target: z.string().nullable(),
+    userId: z.string().nullable(),
+    fromState: z.string().nullable(),
+    toState: z.string().nullable(),
+    ok: z.boolean(),
+    message: z.string(),
+    requestId: z.string().nullable(),
+    createdAt: z.date().meta({ format: "date-time" }),
+  })
+  .meta({ id: "Event" });
+export const eventPageOutput = documented<{ events: Event[]; nextCursor: string | undefined }>(
+  z
+    .object({
+      events: z.array(eventSchema).meta({ description: "Newest first" }),
+      nextCursor: z.string().optional().meta({ description: "Pass as cursor, with the same filters, for the next page; absent on the last" }),
+    })
+    .meta({ id: "EventPage" }),
+);
+
+const poolFields = {
+  id: z.string(),
+  name: z.string(),
+  imageId: z.string(),
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  userData: z.string().nullable(),
+  size: z.number().int().meta({ description: "How many VMs it keeps waiting" }),
+  staging: z.enum(STAGING_STATES).meta({ description: "The state its waiting VMs are kept in" }),
+  hostId: z.string().nullable(),
+  deletingAt: z.date().meta({ format: "date-time" }).nullable(),
+  createdAt: z.date().meta({ format: "date-time" }),
+};
+export const poolOutput = documented<Pool>(z.looseObject(poolFields).meta({ id: "Pool" }));
+export const poolListOutput = documented<Awaited<ReturnType<Pools["listPools"]>>>(
+  z.array(
+    z
+      .looseObject({
+        ...poolFields,
+        image: z.object({ name: z.string() }),
+        vms: z.array(z.looseObject({ id: z.string(), name: z.string(), state: z.enum(STATES), acquiredAt: z.date().meta({ format: "date-time" }).nullable() })),
+        ready: z.number().int().meta({ description: "Members waiting, ready to hand out" }),
+        filling: z.boolean(),
+        deleting: z.boolean(),
+      })
+      .meta({ id: "PoolWithMembers" }),
+  ),
+);
+export const poolDeletedOutput = z.object({ id: z.string() }).meta({ id: "PoolDeleted" });
+export const acquiredOutput = z
+  .object({
+    vmId: z.string(),
+    name: z.string(),
+    host: z.string().meta({ description: "Where to SSH" }),
+    sshPort: z.number().int(),
+    user: z.string(),
+    privateKey: z.string().optional().meta({ description: "The VM's own private key (OpenSSH), for this caller alone; absent when publicKey was given" }),
+  })
+  .meta({ id: "AcquiredVm" });
+export const releasedOutput = z.object({ vmId: z.string() }).meta({ id: "ReleasedVm" });
+
+export const forwardOutput = documented<PortForward>(z.looseObject({ ...portForward.shape, id: z.string(), vmId: z.string() }).meta({ id: "PortForward" }));
+export const forwardRemovedOutput = z.object({ guestPort: z.number().int() }).meta({ id: "PortForwardRemoved" });
+export const diskOutput = z
+  .object({
+    virtualBytes: z.number().int().meta({ description: "The disk's size as the guest sees it" }),
+    actualBytes: z.number().int().meta({ description: "What it takes on the host" }),
+  })
+  .nullable()
+  .meta({ id: "Disk", description: "null when the disk could not be read" });

@@ -1,15 +1,22 @@
 import { z } from "zod";
 import { STAGING_STATES } from "../../lib/vocabulary.ts";
+import { acquiredOutput, poolDeletedOutput, poolListOutput, poolOutput, releasedOutput } from "./outputs.ts";
 import { cpus, id, memoryMiB, userData, vmName } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
 const size = z.number().int("size must be a whole number.").min(0, "size must be 0 or more.").max(32, "A pool holds at most 32 VMs.");
 
+/** The REST route of a pool procedure (server/api/openapi.ts). */
+const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["pool"] });
+
 export const poolRouter = router({
-  list: procedure.meta({ permission: "read" }).query(({ ctx }) => ctx.hangar.pools.listPools()),
+  list: procedure
+    .meta({ permission: "read", openapi: rest("GET", "/pools", "Every pool, with its members") })
+    .output(poolListOutput)
+    .query(({ ctx }) => ctx.hangar.pools.listPools()),
   /** A pool on `hostId`, or on the host placement picks; its members live there. */
   create: procedure
-    .meta({ permission: "pool.manage", runsOn: "placement" })
+    .meta({ permission: "pool.manage", runsOn: "placement", openapi: rest("POST", "/pools", "Create a pool of ready VMs") })
     .input(
       z.object({
         name: vmName,
@@ -22,14 +29,17 @@ export const poolRouter = router({
         hostId: id.optional(),
       }),
     )
+    .output(poolOutput)
     .mutation(({ ctx, input }) => ctx.hangar.pools.createPool(input, ctx.actor)),
   resize: procedure
-    .meta({ permission: "pool.manage", runsOn: "pool" })
+    .meta({ permission: "pool.manage", runsOn: "pool", openapi: rest("POST", "/pools/{id}/resize", "Change how many VMs a pool keeps waiting") })
     .input(z.object({ id, size }))
+    .output(poolOutput)
     .mutation(({ ctx, input }) => ctx.hangar.pools.resizePool(input.id, input.size)),
   delete: procedure
-    .meta({ permission: "pool.manage", runsOn: "pool" })
+    .meta({ permission: "pool.manage", runsOn: "pool", openapi: rest("POST", "/pools/{id}/delete", "Delete a pool (VMs handed out stay their holders')") })
     .input(z.object({ id }))
+    .output(poolDeletedOutput)
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.pools.deletePool(input.id, ctx.actor);
       return { id: input.id };
@@ -39,7 +49,12 @@ export const poolRouter = router({
    * publicKey and your own keys (account.addSshKey) are added for the login user.
    */
   acquire: procedure
-    .meta({ permission: "pool.use", runsOn: "pool", poolInput: "poolId" })
+    .meta({
+      permission: "pool.use",
+      runsOn: "pool",
+      poolInput: "poolId",
+      openapi: rest("POST", "/pools/{poolId}/acquire", "Take a ready VM from a pool: where to SSH, and its key unless publicKey is given"),
+    })
     .input(
       z.object({
         poolId: id,
@@ -51,6 +66,7 @@ export const poolRouter = router({
           .optional(),
       }),
     )
+    .output(acquiredOutput)
     .mutation(({ ctx, input }) =>
       ctx.hangar.pools.acquire(input.poolId, {
         actor: ctx.actor,
@@ -60,8 +76,14 @@ export const poolRouter = router({
       }),
     ),
   release: procedure
-    .meta({ permission: "vm.control", vmInput: "vmId", runsOn: "vm" })
+    .meta({
+      permission: "vm.control",
+      vmInput: "vmId",
+      runsOn: "vm",
+      openapi: rest("POST", "/vms/{vmId}/release", "Give a VM acquired from a pool back: it is stopped and deleted"),
+    })
     .input(z.object({ vmId: id }))
+    .output(releasedOutput)
     .mutation(async ({ ctx, input }) => {
       await ctx.hangar.pools.release(input.vmId, ctx.actor);
       return { vmId: input.vmId };

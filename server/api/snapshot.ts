@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { changeSnapshot, listSnapshots } from "../vms/snapshots.ts";
+import { snapshotListOutput } from "./outputs.ts";
 import { id } from "./schemas.ts";
 import { procedure, router } from "./trpc.ts";
 
@@ -10,21 +11,28 @@ const snapshotName = z
 
 const target = z.object({ id, name: snapshotName });
 
+/** The REST route of a snapshot procedure (server/api/openapi.ts); each answers the VM's snapshots. */
+const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["snapshot"] });
+
 export const snapshotRouter = router({
   list: procedure
-    .meta({ permission: "read", runsOn: "vm" })
+    .meta({ permission: "read", runsOn: "vm", openapi: rest("GET", "/vms/{id}/snapshots", "A VM's snapshots") })
     .input(z.object({ id }))
+    .output(snapshotListOutput)
     .query(({ ctx, input }) => listSnapshots(ctx.hangar, input.id)),
   create: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/snapshots", "Take a snapshot of a Stopped or Running VM") })
     .input(target)
+    .output(snapshotListOutput)
     .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "create" }, ctx.actor)),
   revert: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/snapshots/{name}/revert", "Revert a VM to a snapshot") })
     .input(target)
+    .output(snapshotListOutput)
     .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "revert" }, ctx.actor)),
   delete: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/snapshots/{name}/delete", "Delete a snapshot") })
     .input(target)
+    .output(snapshotListOutput)
     .mutation(({ ctx, input }) => changeSnapshot(ctx.hangar, { ...input, action: "delete" }, ctx.actor)),
 });

@@ -21,7 +21,19 @@ import { publishDisk, resizeDisk } from "../vms/disks.ts";
 import { resizeVm } from "../vms/resources.ts";
 import { setAutostart } from "../vms/autostart.ts";
 import { vmAddresses } from "../vms/addresses.ts";
-import { addressesOutput, deletedOutput, execOutput, serialTailOutput, vmListOutput, vmOutput } from "./outputs.ts";
+import {
+  addressesOutput,
+  deletedOutput,
+  diskOutput,
+  eventPageOutput,
+  execOutput,
+  forwardOutput,
+  forwardRemovedOutput,
+  importedImageOutput,
+  serialTailOutput,
+  vmListOutput,
+  vmOutput,
+} from "./outputs.ts";
 import {
   cpus,
   createVmInput,
@@ -133,8 +145,9 @@ export const vmRouter = router({
    * happen in timeoutSec; PRECONDITION_FAILED when the VM stops while waiting for ready.
    */
   wait: procedure
-    .meta({ permission: "read", runsOn: "vm" })
+    .meta({ permission: "read", runsOn: "vm", openapi: rest("GET", "/vms/{id}/wait", "Wait until a VM is ready or in a state (null once Deleted)") })
     .input(waitInput)
+    .output(vmOutput.nullable())
     .query(async ({ ctx, input, signal }) => {
       const vm = await waitForVm(ctx.hangar, input, ctx.actor, signal);
       return vm && forCaller(ctx, vm);
@@ -152,8 +165,9 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/disk/resize", "Grow a Stopped VM's disk") })
     .input(z.object({ id, diskGiB }))
+    .output(diskOutput)
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),
   /** A new name, in any state; the guest's hostname follows at its next boot. */
   rename: procedure
@@ -163,13 +177,13 @@ export const vmRouter = router({
     .mutation(async ({ ctx, input }) => forCaller(ctx, await renameVm(ctx.hangar, input, ctx.actor))),
   /** What the VM is for, in people's words (shown on its page; not in list rows). */
   describe: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/description", "Set what a VM is for") })
     .input(z.object({ id, description }))
     .output(z.object({ description: z.string() }))
     .mutation(({ ctx, input }) => describeVm(ctx.hangar, input, ctx.actor)),
   /** Protection on or off: while on, the VM cannot be deleted (Proxmox's Protection). */
   setProtection: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/protection", "Turn a VM's protection from deletion on or off") })
     .input(z.object({ id, protection: z.boolean() }))
     .output(z.object({ protection: z.boolean() }))
     .mutation(({ ctx, input }) => setProtection(ctx.hangar, input, ctx.actor)),
@@ -198,7 +212,7 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => resizeVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId)),
   /** Whether the VM starts when its host boots (the first Hangar start on a new boot of the machine). */
   setAutostart: procedure
-    .meta({ permission: "vm.control" })
+    .meta({ permission: "vm.control", openapi: rest("POST", "/vms/{id}/autostart", "Whether a VM starts when its host boots, and in what order") })
     .input(
       z.object({
         id,
@@ -213,21 +227,26 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => setAutostart(ctx.hangar, input, ctx.actor)),
   /** A new image from a Stopped VM's disk (admins: images are everyone's). */
   publish: procedure
-    .meta({ permission: "admin", runsOn: "vm" })
+    .meta({ permission: "admin", runsOn: "vm", openapi: rest("POST", "/vms/{id}/publish", "A new image from a Stopped VM's disk (admins)") })
     .input(z.object({ id, name: vmName }))
+    .output(importedImageOutput)
     .mutation(({ ctx, input }) => publishDisk(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/forwards", "Forward a host port (0: any free one) to a guest port") })
     .input(portForward.extend({ id }))
+    .output(forwardOutput)
     .mutation(({ ctx, input }) => addForward(ctx.hangar, input, ctx.actor)),
   removeForward: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/forwards/delete", "Remove the forward of a guest port") })
     .input(z.object({ id, guestPort: portForward.shape.guestPort }))
+    .output(forwardRemovedOutput)
     .mutation(({ ctx, input }) => removeForward(ctx.hangar, input, ctx.actor)),
+  /** VM events (lifecycle, snapshots, pools), of one VM (vmId) or all, newest first, in pages. */
   events: procedure
-    .meta({ permission: "read" })
+    .meta({ permission: "read", openapi: rest("GET", "/events", "VM events, of one VM (vmId) or all, newest first, in pages") })
     .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: id.optional() }))
+    .output(eventPageOutput)
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
   /**
    * Live changes, each with the VM's list row (null once gone). The dashboard takes them
