@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { actorLabel } from "../auth/permissions.ts";
-import { authenticate } from "../auth/principal.ts";
+import { authenticate, bearerToken } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
 import { BODY_TOO_LARGE, closeAfterReply, readBody } from "./body.ts";
 import { compressJson, createListResponses } from "./responses.ts";
@@ -26,7 +26,7 @@ export async function contextFor(hangar: Hangar, req: IncomingMessage): Promise<
     kind: "http",
     origin: req.headers.origin,
     fetchSite: single(req.headers["sec-fetch-site"]),
-    bearer: req.headers.authorization?.startsWith("Bearer ") ?? false,
+    bearer: bearerToken(req.headers.authorization) !== undefined,
   };
   return { hangar, transport, principal, actor: principal ? actorLabel(principal) : "anonymous" };
 }

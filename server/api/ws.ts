@@ -15,7 +15,7 @@ import { applyWSSHandler } from "@trpc/server/adapters/ws";
 import { WebSocketServer, type WebSocket } from "ws";
 import { onAccessChange } from "../auth/access.ts";
 import type { Principal } from "../auth/permissions.ts";
-import { authenticate } from "../auth/principal.ts";
+import { authenticate, bearerToken } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
 import { originAllowed } from "../origins.ts";
 import { contextFor } from "./http.ts";
@@ -78,7 +78,7 @@ export function createTrpcWebSocket(hangar: Hangar) {
       const url = new URL(req.url ?? "/", "http://hangar");
       if (url.pathname !== TRPC_WS_PATH) return refuse(socket, "404 Not Found", "No such WebSocket endpoint.");
       // Browsers always send Origin on a WebSocket; a service without one must bring a token.
-      const service = req.headers.origin === undefined && req.headers.authorization?.startsWith("Bearer ");
+      const service = req.headers.origin === undefined && bearerToken(req.headers.authorization) !== undefined;
       if (!service && !originAllowed(req.headers.origin, hangar.env.allowedOrigins)) return refuse(socket, "403 Forbidden", "Origin not allowed.");
       wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
     },

@@ -203,6 +203,8 @@ describe("API tokens", () => {
     expect(created.token).toMatch(/^hgr_/);
     const principal = await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${created.token}` });
     expect(principal).toMatchObject({ email: "svc@test.hangar", role: "operator", via: "token", tokenName: "deploy" });
+    // The scheme's name is case-insensitive (RFC 9110), as curl and requests users write it.
+    expect(await authenticate(hangar.db, hangar.auth, { authorization: `bearer ${created.token}` })).toMatchObject({ tokenName: "deploy" });
     const [listed] = await op.token.list();
     expect(listed?.lastUsedAt).not.toBeNull();
     expect(JSON.stringify(listed)).not.toContain(created.token);

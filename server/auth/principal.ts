@@ -6,11 +6,15 @@ import type { Auth } from "./better-auth.ts";
 import { isRole, type Principal } from "./permissions.ts";
 import { principalForToken } from "./tokens.ts";
 
+/** The token of an `Authorization: Bearer <token>` header; the scheme's case does not matter (RFC 9110). */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const match = /^bearer +(\S+) *$/i.exec(authorization ?? "");
+  return match?.[1];
+}
+
 export async function authenticate(db: Db, auth: Auth, headers: IncomingHttpHeaders): Promise<Principal | null> {
-  const authorization = headers.authorization;
-  if (authorization?.startsWith("Bearer ")) {
-    return (await principalForToken(db, authorization.slice("Bearer ".length).trim())) ?? null;
-  }
+  const token = bearerToken(headers.authorization);
+  if (token !== undefined) return (await principalForToken(db, token)) ?? null;
   const session = await auth.api.getSession({ headers: fromNodeHeaders(headers) }).catch(() => null);
   if (!session) return null;
   // The row, not the cookie cache: a role change or a disabling takes effect at once.

@@ -5,6 +5,7 @@
  * a private network; that address is the lock there.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { bearerToken } from "../auth/principal.ts";
 import { principalForToken } from "../auth/tokens.ts";
 import type { Db } from "../db.ts";
 import { logger } from "../log.ts";
@@ -34,8 +35,8 @@ async function serve(metrics: Metrics, res: ServerResponse): Promise<void> {
 /** /metrics on the main port: an admin's API token only. */
 export async function handleMetrics(db: Db, metrics: Metrics, req: IncomingMessage, res: ServerResponse): Promise<void> {
   if (req.method !== "GET" && req.method !== "HEAD") return plain(res, 405, "Use GET.", { Allow: "GET, HEAD" });
-  const authorization = req.headers.authorization;
-  const principal = authorization?.startsWith("Bearer ") ? await principalForToken(db, authorization.slice("Bearer ".length).trim()) : undefined;
+  const token = bearerToken(req.headers.authorization);
+  const principal = token !== undefined ? await principalForToken(db, token) : undefined;
   if (!principal)
     return plain(res, 401, "Send an admin's API token as Authorization: Bearer <token>, or scrape HANGAR_METRICS_ADDRESS.", {
       "WWW-Authenticate": 'Bearer realm="hangar"',
