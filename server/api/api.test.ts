@@ -42,6 +42,7 @@ describe("vm.create input", () => {
     ["too little memory", { memoryMiB: 16 }, /at least 64 MiB/],
     ["a privileged host port", { ports: [{ hostPort: 80, guestPort: 80 }] }, /^ports\.0\.hostPort must be 0 \(any free port\) or 1024 and above\.$/],
     ["a disk of 0 GiB", { diskGiB: 0 }, /^diskGiB must be at least 1\.$/],
+    ["no CPUs and no memory given", { cpus: undefined, memoryMiB: undefined }, /^cpus is required \(number\)\. memoryMiB is required \(number\)\.$/],
     ["forwarding SSH again", { ports: [{ hostPort: 0, guestPort: 22 }] }, /always forwarded/],
     [
       "a guest port twice",

@@ -110,6 +110,8 @@ function describeZodError(error: ZodError): string {
     .map((issue) => {
       if (issue.path.length === 0) return issue.message;
       const where = issue.path.join(".");
+      // zod's own words for a field left out: "Invalid input: expected number, received undefined".
+      if (issue.code === "invalid_type" && issue.message.endsWith("received undefined")) return `${where} is required (${issue.expected}).`;
       // "diskGiB must be…" names its field already: "ports.1.hostPort must be…", not "…: hostPort must be…".
       const field = String(issue.path.at(-1));
       return issue.message.startsWith(`${field} `) ? `${where}${issue.message.slice(field.length)}` : `${where}: ${issue.message}`;
