@@ -7,6 +7,7 @@ import { TRPCClientError } from "@trpc/client";
 import { afterAll, describe, expect, it } from "vitest";
 import { CliError, EXIT, asCliError, hangarOrigin, readLocalFile, unreachable } from "./api.ts";
 import { configFile, loadConfig, saveConfig } from "./config.ts";
+import { sshCommandWords } from "./ssh.ts";
 import { createEscape } from "./terminal.ts";
 import { Command } from "commander";
 import { execa } from "execa";
@@ -36,6 +37,38 @@ describe("console escape", () => {
     // Text typed after a sequence is not the start of a line.
     const other = createEscape();
     expect(other(Buffer.from("\x1b[Dx~."))).toEqual({ send: Buffer.from("\x1b[Dx~."), leave: false });
+  });
+});
+
+describe("hangar ssh's words", () => {
+  it.each([
+    [
+      ["web-1", "ls", "-la"],
+      ["web-1", "--", "ls", "-la"],
+    ],
+    [
+      ["-i", "key", "web-1", "uname", "-a"],
+      ["-i", "key", "web-1", "--", "uname", "-a"],
+    ],
+    [
+      ["web-1", "-i", "key", "-o", "ConnectTimeout=5", "ls"],
+      ["web-1", "-i", "key", "-o", "ConnectTimeout=5", "--", "ls"],
+    ],
+    [
+      ["--user=root", "web-1", "id", "-u"],
+      ["--user=root", "web-1", "--", "id", "-u"],
+    ],
+    [
+      ["web-1", "--", "uname", "-a"],
+      ["web-1", "--", "uname", "-a"],
+    ],
+    [
+      ["web-1", "-l", "root"],
+      ["web-1", "-l", "root"],
+    ],
+    [["web-1"], ["web-1"]],
+  ])("reads %j as ssh would: %j", (words, expected) => {
+    expect(sshCommandWords(words)).toEqual(expected);
   });
 });
 

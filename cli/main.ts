@@ -22,7 +22,7 @@ import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/voca
 import { completionScript } from "./completion.ts";
 import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
-import { pull, push, sshArgs, vmPath, type SshChoices } from "./ssh.ts";
+import { pull, push, sshArgs, sshCommandWords, vmPath, type SshChoices } from "./ssh.ts";
 import { openTerminal, pipeProxy, runConsole } from "./terminal.ts";
 
 /** bin/hangar.mjs, which ssh runs as the ProxyCommand: beside cli/ for the source, two up from dist/cli/ for the bundle. */
@@ -549,13 +549,13 @@ withSshOptions(
       "after",
       examples(
         "hangar ssh web-1",
-        "hangar ssh web-1 -- uname -a",
+        "hangar ssh web-1 uname -a                  # as ssh: the command follows the VM",
         "hangar ssh -i ~/.ssh/work_ed25519 -l root web-1",
         "ssh -o ProxyCommand='hangar proxy %h' hangar@web-1   # plain ssh, scp, rsync",
       ),
     )
     .argument("<vm>", "name")
-    .argument("[command...]", "a command to run instead of a login shell (after --)"),
+    .argument("[command...]", "a command to run instead of a login shell (its options are its own, as with ssh)"),
 ).action(
   run(async (name: string, argv: string[], options: SshChoices) => {
     const result = await execa("ssh", [...(await sshTo(name, options)), ...argv], { stdio: "inherit", reject: false });
@@ -1018,7 +1018,10 @@ program
   .action((shell: "bash" | "zsh") => void process.stdout.write(completionScript(program, shell)));
 
 try {
-  await program.parseAsync(process.argv);
+  // The first word that is not an option names the command (the program's own take no value).
+  const at = process.argv.findIndex((word, i) => i >= 2 && !word.startsWith("-"));
+  const argv = process.argv[at] === "ssh" ? [...process.argv.slice(0, at + 1), ...sshCommandWords(process.argv.slice(at + 1))] : process.argv;
+  await program.parseAsync(argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     // Help and version end well; anything commander refused is a usage error.

@@ -49,6 +49,30 @@ export function sshArgs(launcher: string, vm: SshTarget, choices: SshChoices): s
   ];
 }
 
+/** `hangar ssh`'s options that take a value (the next word, or after "=" in the long form). */
+const SSH_VALUE_OPTIONS = new Set(["-l", "--user", "-i", "--identity", "-o", "--option"]);
+
+/**
+ * `hangar ssh`'s words (those after "ssh") as ssh reads its own: options before and after the
+ * VM, and from the first word after the VM that is not an option, the command, options and
+ * all; so `hangar ssh web-1 ls -la` runs `ls -la` (commander would take -la as its options).
+ * Marks where the command starts with "--", unless the person did.
+ */
+export function sshCommandWords(words: string[]): string[] {
+  let vmSeen = false;
+  for (let i = 0; i < words.length; i += 1) {
+    const word = words[i] ?? "";
+    if (word === "--") return words;
+    if (word.startsWith("-") && word !== "-") {
+      if (SSH_VALUE_OPTIONS.has(word)) i += 1;
+      continue;
+    }
+    if (!vmSeen) vmSeen = true;
+    else return [...words.slice(0, i), "--", ...words.slice(i)];
+  }
+  return words;
+}
+
 /** `VM:path` split; USAGE when there is no VM part or no path. */
 export function vmPath(text: string): { vm: string; path: string } {
   const at = text.indexOf(":");
