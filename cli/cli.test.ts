@@ -127,9 +127,9 @@ describe("hangar CLI", () => {
     expect(uname.exitCode, uname.stderr).toBe(0);
     expect(uname.stdout).toMatch(/^Linux cli-1 /);
     // As ssh reads it: the command follows the VM, its options its own (-la is not hangar's).
-    const listed = await hangar(["ssh", "-i", key, ...sshOptions, "cli-1", "ls", "-la", "/"]);
-    expect(listed.exitCode, listed.stderr).toBe(0);
-    expect(listed.stdout).toMatch(/^d.* proc$/m);
+    const rootListing = await hangar(["ssh", "-i", key, ...sshOptions, "cli-1", "ls", "-la", "/"]);
+    expect(rootListing.exitCode, rootListing.stderr).toBe(0);
+    expect(rootListing.stdout).toMatch(/^d.* proc$/m);
     // No key offered and none on the account: ssh's refusal, then what to do about it.
     const removed = await hangar(["key", "rm", "dev@laptop"]);
     expect(removed.exitCode, removed.stderr).toBe(0);
