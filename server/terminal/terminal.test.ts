@@ -160,6 +160,17 @@ describe("console hub", () => {
     return { v, text: () => Buffer.concat(received).toString(), statuses, closed };
   }
 
+  /** A hub over a fake serial console named `name`, with one viewer attached once the hub has connected. */
+  async function hubWithViewer(name: string) {
+    const serial = await fakeSerial(name);
+    const bus = new VmBus();
+    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
+    const watcher = viewer();
+    const attached = await hub.attach("vm1", watcher.v);
+    await expect.poll(() => serial.clients.length).toBe(1);
+    return { serial, bus, hub, watcher, attached };
+  }
+
   it("holds one serial connection, sends scrollback first and fans live bytes out to every viewer", async () => {
     const serial = await fakeSerial("fanout");
     const bus = new VmBus();
@@ -227,12 +238,7 @@ describe("console hub", () => {
   });
 
   it("tells viewers when the VM stops and reconnects them by itself when it starts again", async () => {
-    const serial = await fakeSerial("restart");
-    const bus = new VmBus();
-    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
-    const watcher = viewer();
-    const attached = await hub.attach("vm1", watcher.v);
-    await expect.poll(() => serial.clients.length).toBe(1);
+    const { serial, bus, hub, watcher, attached } = await hubWithViewer("restart");
     serial.print("first boot\r\n");
     await expect.poll(() => watcher.text()).toContain("first boot");
 
@@ -260,12 +266,7 @@ describe("console hub", () => {
   });
 
   it("says Suspending, not Stopped, when a suspend ends qemu", async () => {
-    const serial = await fakeSerial("suspend");
-    const bus = new VmBus();
-    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
-    const watcher = viewer();
-    const attached = await hub.attach("vm1", watcher.v);
-    await expect.poll(() => serial.clients.length).toBe(1);
+    const { serial, bus, hub, watcher, attached } = await hubWithViewer("suspend");
     bus.publish({ vmId: "vm1", vmName: "v", state: "Suspending", eventId: "" });
     await serial.stop();
     await expect.poll(() => watcher.text()).toContain(STOPPED_NOTICE);
@@ -275,12 +276,7 @@ describe("console hub", () => {
   });
 
   it("closes viewers when the VM is deleted, and undoes a connect that finishes after everyone left", async () => {
-    const serial = await fakeSerial("gone");
-    const bus = new VmBus();
-    const hub = createConsoleHub({ bus, driverFor: serial.driverFor });
-    const watcher = viewer();
-    await hub.attach("vm1", watcher.v);
-    await expect.poll(() => serial.clients.length).toBe(1);
+    const { serial, bus, hub, watcher } = await hubWithViewer("gone");
     bus.publish({ vmId: "vm1", vmName: "doomed", state: "Gone", eventId: "" });
     expect(watcher.closed).toEqual(['VM "doomed" was deleted.']);
     expect(hub.viewerCounts()).toEqual({});
