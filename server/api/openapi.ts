@@ -50,13 +50,17 @@ interface Route {
   runsOn: Meta["runsOn"];
 }
 
+/** The schema inside an optional, nullable, default or prefault one; undefined for any other. */
+function inner(schema: unknown): unknown {
+  const wraps = schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault;
+  return wraps ? schema.unwrap() : undefined;
+}
+
 /** The keys of an input object (through optional, nullable, default), or undefined. */
 function objectKeys(schema: unknown): string[] | undefined {
   if (schema instanceof z.ZodObject) return Object.keys(schema.shape);
-  if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
-    return objectKeys(schema.unwrap());
-  }
-  return undefined;
+  const unwrapped = inner(schema);
+  return unwrapped === undefined ? undefined : objectKeys(unwrapped);
 }
 
 const routes: Route[] = procedures.flatMap(({ _def: { inputs = [], meta } }) => {
@@ -185,8 +189,8 @@ function keepUncoerced(schema: unknown, numbersToo: boolean): void {
     for (const field of Object.values(schema.shape)) keepUncoerced(field, numbersToo);
   } else if (schema instanceof z.ZodArray) {
     keepUncoerced(schema.element, numbersToo);
-  } else if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable || schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
-    keepUncoerced(schema.unwrap(), numbersToo);
+  } else {
+    keepUncoerced(inner(schema), numbersToo);
   }
 }
 for (const { _def: def } of procedures) {
