@@ -10,8 +10,9 @@ import { procedure, router, type Context } from "./trpc.ts";
 const range = z.enum(RANGES, "range must be 1h (full resolution) or 24h (one point a minute).").default("1h");
 
 async function requireVm(ctx: Context, vmId: string) {
-  const vm = await ctx.hangar.db.vm.findUnique({ where: { id: vmId }, select: { id: true } });
+  const vm = await ctx.hangar.db.vm.findUnique({ where: { id: vmId }, select: { id: true, hostId: true } });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}"; it may have been deleted.`);
+  return vm;
 }
 
 /**
@@ -29,8 +30,7 @@ export const metricsRouter = router({
     .meta({ permission: "read", runsOn: "vm", whenOffline: "answer-here" })
     .input(z.object({ id, range }))
     .query(async ({ ctx, input }) => {
-      const vm = await ctx.hangar.db.vm.findUnique({ where: { id: input.id }, select: { hostId: true } });
-      if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+      const vm = await requireVm(ctx, input.id);
       const sampledHere = vm.hostId === null || vm.hostId === (await ctx.hangar.hosts.selfId());
       const points = pointsOf(vmPointSchema, await ctx.hangar.metrics.history.points("vm", input.id, input.range));
       return { range: input.range, intervalSec: ctx.hangar.env.HANGAR_SAMPLE_INTERVAL_SEC, points, live: sampledHere && ctx.transport.kind !== "forwarded" };
