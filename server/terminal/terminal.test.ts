@@ -266,7 +266,7 @@ describe("console hub", () => {
   });
 
   it("says Suspending, not Stopped, when a suspend ends qemu", async () => {
-    const { serial, bus, hub, watcher, attached } = await hubWithViewer("suspend");
+    const { serial, bus, watcher, attached } = await hubWithViewer("suspend");
     bus.publish({ vmId: "vm1", vmName: "v", state: "Suspending", eventId: "" });
     await serial.stop();
     await expect.poll(() => watcher.text()).toContain(STOPPED_NOTICE);
