@@ -33,7 +33,7 @@ export interface HangarOptions {
   driverFor?: (vmId: string) => Manager;
   log?: (message: string) => void;
   /** Pool keeper timings (tests shorten them). */
-  pool?: Pick<PoolDeps, "backoffMs" | "readyTimeoutMs">;
+  pool?: Pick<PoolDeps, "backoffMs" | "readyTimeoutMs" | "refillDelayMs">;
   /** How long the reconciler gives the guest of an interrupted stop (tests shorten it). */
   reconciler?: Pick<ReconcilerDeps, "stopTimeoutMs">;
   /**

@@ -1,6 +1,6 @@
 // Pool semantics on a fake driver: sizes, concurrent acquires, release, close, failures.
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
@@ -16,7 +16,7 @@ let fake: FakeDriver;
 
 beforeEach(async () => {
   fake = new FakeDriver();
-  t = await createTestHangar({ driverFor: fake.managerFor, pool: { backoffMs: { first: 10, max: 40 }, readyTimeoutMs: 1000 } });
+  t = await createTestHangar({ driverFor: fake.managerFor, pool: { backoffMs: { first: 10, max: 40 }, readyTimeoutMs: 1000, refillDelayMs: 1000 } });
   hangar = t.hangar;
 });
 afterEach(async () => {
@@ -153,16 +153,19 @@ describe("pools", () => {
     await expect(hangar.pools.release(after[0]?.id ?? "", "svc")).rejects.toMatchObject({ code: "INVALID_INPUT" });
   });
 
-  it("boots the replacement only once the acquired VM is handed out, so the two do not share the CPU", async () => {
+  it("boots the replacement only a moment after the acquired VM is handed out, so the two do not share the CPU", async () => {
     const pool = await newPool(1);
     fake.startDelayMs = 300;
     const acquiring = hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
     await sleep(150);
     expect(await members(pool.id)).toHaveLength(1);
     const got = await acquiring;
+    // refillDelayMs (1 s here): the new owner's first login has the CPU to itself.
+    await sleep(150);
+    expect(await members(pool.id)).toHaveLength(1);
+    await vi.waitFor(async () => expect(await members(pool.id)).toHaveLength(2), { timeout: 5000, interval: 50 });
     await hangar.pools.kick(pool.id);
     const after = await members(pool.id);
-    expect(after).toHaveLength(2);
     expect(after.find((vm) => vm.id !== got.vmId)?.state).toBe("Suspended");
   });
 

@@ -78,6 +78,12 @@ export interface PoolDeps {
   noRoom?: (memoryMiB: number) => Promise<string | undefined>;
   /** Where other machines reach this host's VM forwards (what acquire reports as `host`). */
   sshAddress?: () => string;
+  /**
+   * How long after a hand-out the pool waits before it boots the replacement: the new
+   * owner's first login runs on the CPU a replacement's boot would take (under TCG a boot
+   * keeps a core busy for seconds). An acquire that finds the pool empty refills it at once.
+   */
+  refillDelayMs?: number;
 }
 
 const KEEPER = "pool-keeper";
@@ -99,6 +105,7 @@ export function createPools({
   readyTimeoutMs = 120_000,
   noRoom,
   sshAddress,
+  refillDelayMs = 2000,
 }: PoolDeps) {
   /** Says "a member became ready" to waiting acquirers. */
   const ready = new EventEmitter();
@@ -112,6 +119,8 @@ export function createPools({
   const afterRestart = new Set<string>();
   /** Members an acquire of this process is handing out: no restart cut those short. */
   const handing = new Set<string>();
+  /** Refills waiting out refillDelayMs after a hand-out; close() cancels them. */
+  const refills = new Set<NodeJS.Timeout>();
   let unsubscribe: (() => void) | undefined;
   let closed = false;
 
@@ -395,10 +404,18 @@ export function createPools({
         : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
     } finally {
       handing.delete(vm.id);
-      // The replacement boots once this VM is handed out: a boot beside a resume would
-      // take the CPU the caller is waiting on.
-      void kick(pool.id);
+      refillSoon(pool.id);
     }
+  }
+
+  /** Kicks `poolId` after refillDelayMs, unless the pool keeper closes first. */
+  function refillSoon(poolId: string): void {
+    const timer = setTimeout(() => {
+      refills.delete(timer);
+      void kick(poolId);
+    }, refillDelayMs);
+    timer.unref();
+    refills.add(timer);
   }
 
   /** Stops and deletes an acquired VM; the pool already made its replacement. */
@@ -575,6 +592,8 @@ export function createPools({
 
   async function close() {
     closed = true;
+    for (const timer of refills) clearTimeout(timer);
+    refills.clear();
     unsubscribe?.();
     await Promise.allSettled([...filling.values(), ...deleting.values()]);
   }
