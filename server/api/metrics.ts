@@ -90,13 +90,11 @@ export const metricsRouter = router({
         if (vm) yield vm.point;
       }
     }),
-  /** Each sample's CPU and memory of every running VM, for the VM table's columns. */
+  /**
+   * Each sample's CPU and memory of every running VM, for the VM table's columns: this
+   * host's VMs live, other hosts' from the minute their host stored last.
+   */
   onUsage: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {
-    for await (const sample of ctx.hangar.metrics.samples(signal)) {
-      yield sample.vms.map((vm) => ({
-        id: vm.id,
-        usage: { cpuPercent: vm.point.cpuPercent, rssMiB: vm.point.rssBytes === null ? null : vm.point.rssBytes / 1024 / 1024 },
-      }));
-    }
+    for await (const sample of ctx.hangar.metrics.samples(signal)) yield ctx.hangar.metrics.usages(sample);
   }),
 });

@@ -98,6 +98,44 @@ describe("a VM whose host is offline", () => {
   });
 });
 
+describe("usage of a VM on another host", () => {
+  beforeEach(() => setUp());
+
+  it("is the minute its host stored last, in vm.list and on the live usage stream; a stopped one has none", async () => {
+    const { hangar } = t;
+    const admin = await callerFor(hangar, "admin");
+    const [running, stopped] = [await admin.vm.create({ name: "busy", imageId, ...spec }), await admin.vm.create({ name: "idle", imageId, ...spec })];
+    const beta = await hangar.db.host.create({
+      data: { name: "beta", apiAddress: "http://10.0.0.2:3000", heartbeatAt: new Date(), accelerator: "tcg", freeMemoryMiB: 4096 },
+    });
+    await hangar.db.vm.update({ where: { id: running.id }, data: { hostId: beta.id, state: "Running", pid: 4242 } });
+    await hangar.db.vm.update({ where: { id: stopped.id }, data: { hostId: beta.id } });
+    const minute = (cpuPercent: number, at: number) =>
+      JSON.stringify({
+        cpuPercent,
+        rssBytes: 300 * 1024 * 1024,
+        ...Object.fromEntries(
+          ["diskReadBytesPerSec", "diskWriteBytesPerSec", "diskReadOpsPerSec", "diskWriteOpsPerSec", "netRxBytesPerSec", "netTxBytesPerSec"].map((k) => [k, 0]),
+        ),
+        at,
+      });
+    // What beta's sampler stored: two minutes of the running VM, one of the stopped one's past.
+    for (const [subjectId, cpuPercent, ago] of [
+      [running.id, 10, 120_000],
+      [running.id, 37, 60_000],
+      [stopped.id, 50, 60_000],
+    ] as const) {
+      await hangar.db.metricPoint.create({ data: { kind: "vm", subjectId, at: new Date(Date.now() - ago), data: minute(cpuPercent, Date.now() - ago) } });
+    }
+
+    const sample = await hangar.metrics.tick();
+    const rows = (await admin.vm.list()).items;
+    expect(rows.find((row) => row.id === running.id)?.usage).toEqual({ cpuPercent: 37, rssMiB: 300 });
+    expect(rows.find((row) => row.id === stopped.id)?.usage).toBeNull();
+    expect(hangar.metrics.usages(sample)).toEqual([{ id: running.id, usage: { cpuPercent: 37, rssMiB: 300 } }]);
+  });
+});
+
 describe("capacity of this host", () => {
   beforeEach(() => setUp({ settings: { HANGAR_MEMORY_RESERVE_MIB: reserveLeaving(600) } }));
 

@@ -10,7 +10,14 @@ import type { Db } from "../db.ts";
 import type { BlockStats } from "../driver/manager.ts";
 import { logger } from "../log.ts";
 import { createHistory } from "./history.ts";
+import { pointsOf, vmPointSchema } from "./points.ts";
 import { createSampler, type Sampler, type HostPoint, type Sample, type SamplerInventory, type VmPoint, type VmProbe, type VmSample } from "./sampler.ts";
+
+/**
+ * How often the sampler reads the newest stored usage of VMs running on other hosts: their
+ * hosts write a point a minute, so a fresher read would find the same one.
+ */
+const REMOTE_USAGE_REFRESH_MS = 30_000;
 
 /** States in which a VM holds its vCPUs and memory on the host. */
 const HOLDING = new Set(["Starting", "Running", "Stopping", "Suspending"]);
@@ -37,6 +44,10 @@ export interface VmUsage {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+function usageOf(point: Pick<VmPoint, "cpuPercent" | "rssBytes">): VmUsage {
+  return { cpuPercent: point.cpuPercent, rssMiB: point.rssBytes === null ? null : point.rssBytes / 1024 / 1024 };
+}
+
 /** The kernel's clock ticks per second (USER_HZ), for /proc/<pid>/stat. */
 async function ticksPerSecond(): Promise<number> {
   const result = await execa("getconf", ["CLK_TCK"], { reject: false });
@@ -52,6 +63,9 @@ export function createMetrics(deps: MetricsDeps) {
   let latest: Sample | undefined;
   /** The newest sample's VMs by id (vm.list looks each row up). */
   let latestById = new Map<string, VmSample>();
+  /** Usage of VMs running on other hosts, from the minute their host stored last. */
+  let remoteUsage = new Map<string, VmUsage>();
+  let remoteReadAt = 0;
 
   async function inventory(): Promise<SamplerInventory> {
     const self = await deps.hostId();
@@ -82,11 +96,37 @@ export function createMetrics(deps: MetricsDeps) {
       probeFor: deps.probeFor,
     });
 
+  /**
+   * Reads the newest stored point of each VM running on another host, at most every
+   * REMOTE_USAGE_REFRESH_MS: the VM table shows those VMs' CPU and memory a minute late
+   * rather than not at all. A failed read keeps the figures it had.
+   */
+  async function readRemoteUsage(hostId: string): Promise<void> {
+    if (Date.now() - remoteReadAt < REMOTE_USAGE_REFRESH_MS) return;
+    remoteReadAt = Date.now();
+    try {
+      const vms = await db.vm.findMany({ where: { hostId: { not: hostId }, state: "Running" }, select: { id: true } });
+      const stored = await history.latestStored(
+        "vm",
+        vms.map((vm) => vm.id),
+      );
+      const usage = new Map<string, VmUsage>();
+      for (const [id, point] of stored) {
+        const [parsed] = pointsOf(vmPointSchema, [point]);
+        if (parsed) usage.set(id, usageOf(parsed));
+      }
+      remoteUsage = usage;
+    } catch (error) {
+      logger.warn({ err: error }, "reading other hosts' VM usage failed");
+    }
+  }
+
   /** Takes one sample and feeds the history and the live stream. */
   async function tick(): Promise<Sample> {
     sampler ??= makeSampler();
     const sample = await (await sampler).sample();
     const hostId = await deps.hostId();
+    await readRemoteUsage(hostId);
     history.add("host", hostId, sample.host);
     for (const vm of sample.vms) history.add("vm", vm.id, vm.point);
     latest = sample;
@@ -123,11 +163,15 @@ export function createMetrics(deps: MetricsDeps) {
     };
   }
 
-  /** The newest usage of a VM this host samples, for the VM table. */
+  /** The newest usage of a VM, for the VM table: this host's from its last sample, another host's from its last stored minute. */
   function usage(vmId: string): VmUsage | null {
     const point = latestById.get(vmId)?.point;
-    if (!point) return null;
-    return { cpuPercent: point.cpuPercent, rssMiB: point.rssBytes === null ? null : point.rssBytes / 1024 / 1024 };
+    return point ? usageOf(point) : (remoteUsage.get(vmId) ?? null);
+  }
+
+  /** Every VM's usage this process knows, for the VM table's live columns (metrics.onUsage). */
+  function usages(sample: Sample): { id: string; usage: VmUsage }[] {
+    return [...sample.vms.map((vm) => ({ id: vm.id, usage: usageOf(vm.point) })), ...[...remoteUsage].map(([id, usage]) => ({ id, usage }))];
   }
 
   /** Every sample from now on, until `signal` ends it. */
@@ -320,6 +364,7 @@ export function createMetrics(deps: MetricsDeps) {
     tick,
     start,
     usage,
+    usages,
     samples,
     hostPoint,
     registry,
