@@ -3,10 +3,9 @@ import { z } from "zod";
 import { HangarError } from "../errors.ts";
 import { imageDeletedOutput, imageListOutput, imageOutput, importedImageOutput } from "./outputs.ts";
 import { id, importImageInput } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { procedure, router, restRoutes } from "./trpc.ts";
 
-/** The REST route of an image procedure (server/api/openapi.ts). */
-const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["image"] });
+const rest = restRoutes("image");
 
 type Image = Awaited<ReturnType<Db["image"]["findMany"]>>[number];
 

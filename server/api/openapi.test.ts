@@ -1,6 +1,7 @@
 // The REST surface and its OpenAPI document: the document has the shape OpenAPI 3 requires
 // and names every procedure that has a route, and the procedures answer over real HTTP with
 // an API token, with the errorFormatter's messages and the HTTP status of their code.
+import { generateKeyPairSync, createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -149,6 +150,51 @@ describe("the OpenAPI document", () => {
     expect(JSON.stringify(document.paths["/events"])).toContain("#/components/schemas/EventPage");
   });
 
+  it("has routes for tokens, users, the caller's account and SSH keys, and vm.sync, each answering a named schema", () => {
+    const expected: Record<string, string> = {
+      "GET /tokens": "Token",
+      "POST /tokens": "CreatedToken",
+      "POST /tokens/{id}/revoke": "RevokedToken",
+      "GET /users": "User",
+      "POST /users": "User",
+      "POST /users/{id}": "User",
+      "POST /users/{id}/password": "UserId",
+      "POST /users/{id}/delete": "UserId",
+      "GET /account": "Me",
+      "GET /account/ssh-keys": "SshKey",
+      "POST /account/ssh-keys": "SshKey",
+      "POST /account/ssh-keys/{id}/delete": "SshKeyRemoved",
+      "POST /vms/{id}/sync": "VmSynced",
+    };
+    expect(declaredRoutes()).toEqual(expect.arrayContaining(Object.keys(expected)));
+    for (const [route, schema] of Object.entries(expected)) {
+      const [method = "", routePath = ""] = route.split(" ");
+      const success = document.paths[routePath]?.[method.toLowerCase() as "get" | "post"]?.responses["200"];
+      expect(JSON.stringify(success?.content), route).toContain(`"#/components/schemas/${schema}"`);
+      expect(document.components.schemas?.[schema], route).toBeDefined();
+    }
+    const created = z.object({ required: z.array(z.string()), properties: z.record(z.string(), z.unknown()) }).parse(document.components.schemas?.CreatedToken);
+    expect(created.required).toEqual(expect.arrayContaining(["token", "id", "prefix", "readOnly"]));
+    // The list never carries a token, nor its hash.
+    const listed = z.object({ properties: z.record(z.string(), z.unknown()) }).parse(document.components.schemas?.Token).properties;
+    expect(Object.keys(listed)).not.toEqual(expect.arrayContaining(["token"]));
+    expect(Object.keys(listed)).not.toEqual(expect.arrayContaining(["hash"]));
+    // A person's own password change, and the first-run setup, are not for services.
+    const routeOf = (name: string) => (appRouter._def.procedures as unknown as Record<string, AnyProcedure>)[name]?._def.meta as Meta | undefined;
+    expect(routeOf("account.changePassword")).toBeDefined();
+    expect(routeOf("account.changePassword")?.openapi).toBeUndefined();
+    expect(routeOf("account.createFirstAdmin")?.openapi).toBeUndefined();
+  });
+
+  it("documents a schema for every route's answer", () => {
+    for (const [route, item] of Object.entries(document.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        const schema = op?.responses["200"]?.content?.["application/json"]?.schema;
+        expect(schema && Object.keys(schema).length > 0, `${method} ${route}`).toBe(true);
+      }
+    }
+  });
+
   it("describes a page of the inventory: its rows' fields, the cursor and the total", () => {
     const schemas = JSON.stringify(document.components.schemas);
     const page = z.object({ properties: z.object({ items: z.unknown(), nextCursor: z.unknown(), total: z.unknown() }) });
@@ -164,17 +210,20 @@ describe("REST over HTTP with a token", () => {
   let port: number;
   let adminToken: string;
   let viewerToken: string;
+  let operatorToken: string;
   let imageId: string;
+  const fake = new FakeDriver();
 
   beforeAll(async () => {
     server = http.createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     port = (server.address() as AddressInfo).port;
-    t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port } });
+    t = await createTestHangar({ driverFor: fake.managerFor, settings: { PORT: port } });
     const noPages = { handle: async () => undefined, handleUpgrade: async () => undefined };
     createHttpServer({ hangar: t.hangar, dev: false, pages: noPages }, server);
     adminToken = (await (await callerFor(t.hangar, "admin")).token.create({ name: "rest" })).token;
     viewerToken = (await (await callerFor(t.hangar, "viewer")).token.create({ name: "rest" })).token;
+    operatorToken = (await (await callerFor(t.hangar, "operator")).token.create({ name: "rest" })).token;
     imageId = (await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
   });
 
@@ -187,8 +236,12 @@ describe("REST over HTTP with a token", () => {
   });
 
   /** A call with `body` as JSON, or `raw` as the body's text exactly (JSON's content type unless `type` says). */
-  function call(method: "GET" | "POST", path: string, options: { token?: string; body?: unknown; raw?: string; type?: string; host?: string } = {}) {
-    const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${port}` };
+  function call(
+    method: "GET" | "POST",
+    path: string,
+    options: { token?: string; body?: unknown; raw?: string; type?: string; host?: string; headers?: Record<string, string> } = {},
+  ) {
+    const headers: Record<string, string> = { host: options.host ?? `127.0.0.1:${port}`, ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.body !== undefined || options.raw !== undefined) headers["content-type"] = "application/json";
     if (options.type !== undefined) headers["content-type"] = options.type;
@@ -605,6 +658,295 @@ describe("REST over HTTP with a token", () => {
     });
     const grown = await call("POST", `/api/v1/vms/${id}/disk/resize`, { token: adminToken, body: { diskGiB: 30 } });
     expect(grown.status).toBe(200);
+  });
+
+  /** A fresh OpenSSH ed25519 public key line, and the fingerprint ssh-keygen -l gives it. */
+  function publicKey(comment: string) {
+    const { publicKey: key } = generateKeyPairSync("ed25519");
+    const raw = Buffer.from(z.object({ x: z.string() }).parse(key.export({ format: "jwk" })).x, "base64url");
+    const field = (bytes: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, bytes.length]), bytes]);
+    const blob = Buffer.concat([field(Buffer.from("ssh-ed25519")), field(raw)]);
+    const fingerprint = `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+    return { line: `ssh-ed25519 ${blob.toString("base64")} ${comment}`, fingerprint };
+  }
+
+  it("lists, makes and revokes the caller's own tokens; the secret is answered once and works at once", async () => {
+    const mine = await call("GET", "/api/v1/tokens", { token: operatorToken });
+    expect(mine).toMatchObject({ status: 200, body: [expect.objectContaining({ name: "rest", prefix: expect.stringMatching(/^hgr_/), revokedAt: null })] });
+    // Only the operator's own, and no secret or hash in sight.
+    expect(z.array(z.unknown()).parse(mine.body)).toHaveLength(1);
+    expect(JSON.stringify(mine.body)).not.toContain(operatorToken);
+    expect(mine.body).toEqual([expect.not.objectContaining({ hash: expect.anything() })]);
+
+    const made = await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "ci runner", expiresInDays: 30 } });
+    expect(made).toMatchObject({
+      status: 200,
+      body: {
+        name: "ci runner",
+        readOnly: false,
+        token: expect.stringMatching(/^hgr_/),
+        prefix: expect.stringMatching(/^hgr_/),
+        expiresAt: expect.any(String),
+      },
+    });
+    const created = z.object({ id: z.string(), token: z.string(), expiresAt: z.iso.datetime() }).parse(made.body);
+    expect(new Date(created.expiresAt).getTime() - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    expect(await call("GET", "/api/v1/account", { token: created.token })).toMatchObject({
+      status: 200,
+      body: {
+        user: { email: "operator@test.hangar", role: "operator", via: "token", tokenName: "ci runner", label: "token ci runner (operator@test.hangar)" },
+      },
+    });
+    const listed = await call("GET", "/api/v1/tokens", { token: created.token });
+    expect(listed).toMatchObject({
+      status: 200,
+      body: [expect.objectContaining({ name: "rest" }), expect.objectContaining({ id: created.id, name: "ci runner" })],
+    });
+    expect(JSON.stringify(listed.body)).not.toContain(created.token);
+    // The change is audited as the token that made it.
+    expect(await t.hangar.db.event.count({ where: { action: "token-create", target: "ci runner", actor: "token rest (operator@test.hangar)" } })).toBe(1);
+
+    expect(await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "ci runner" } })).toMatchObject({
+      status: 409,
+      body: { data: { domainCode: "ALREADY_EXISTS" } },
+    });
+    expect(await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "x", expiresInDays: "30" } })).toMatchObject({ status: 400 });
+    expect(await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "x", role: "admin" } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/takes no field "role"/) },
+    });
+
+    // Someone else's token is not found, and stays valid.
+    const adminTokens = z.array(z.object({ id: z.string() })).parse((await call("GET", "/api/v1/tokens", { token: adminToken })).body);
+    const adminTokenId = adminTokens[0]?.id ?? "";
+    expect(await call("POST", `/api/v1/tokens/${adminTokenId}/revoke`, { token: operatorToken })).toMatchObject({
+      status: 404,
+      body: { code: "NOT_FOUND", message: `No token with id "${adminTokenId}" among yours.` },
+    });
+    expect((await call("GET", "/api/v1/tokens", { token: adminToken })).status).toBe(200);
+
+    const revoked = await call("POST", `/api/v1/tokens/${created.id}/revoke`, { token: operatorToken, body: {} });
+    expect(revoked).toMatchObject({ status: 200, body: { id: created.id, revokedAt: expect.any(String) } });
+    expect(await call("GET", "/api/v1/tokens", { token: created.token })).toMatchObject({ status: 401, body: { data: { domainCode: "UNAUTHENTICATED" } } });
+    expect(await call("GET", "/api/v1/account", { token: created.token })).toMatchObject({ status: 200, body: { user: null } });
+  });
+
+  it("lets a read-only token read its tokens, keys and account, and refuses it every change: no token, key or revoke", async () => {
+    const made = await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "reader", readOnly: true } });
+    expect(made).toMatchObject({ status: 200, body: { readOnly: true } });
+    const reader = z.object({ id: z.string(), token: z.string() }).parse(made.body);
+    expect(await call("GET", "/api/v1/account", { token: reader.token })).toMatchObject({ status: 200, body: { user: { readOnly: true, via: "token" } } });
+    expect((await call("GET", "/api/v1/tokens", { token: reader.token })).status).toBe(200);
+    expect((await call("GET", "/api/v1/account/ssh-keys", { token: reader.token })).status).toBe(200);
+    const before = await t.hangar.db.apiToken.count();
+    for (const body of [{ name: "escalated" }, { name: "escalated", readOnly: false }, { name: "escalated", readOnly: true }]) {
+      expect(await call("POST", "/api/v1/tokens", { token: reader.token, body }), JSON.stringify(body)).toMatchObject({
+        status: 403,
+        body: { code: "FORBIDDEN", message: expect.stringMatching(/^Token reader is read-only/) },
+      });
+    }
+    expect(await t.hangar.db.apiToken.count()).toBe(before);
+    expect(await call("POST", `/api/v1/tokens/${reader.id}/revoke`, { token: reader.token })).toMatchObject({ status: 403 });
+    expect(await call("POST", "/api/v1/account/ssh-keys", { token: reader.token, body: { publicKey: publicKey("ro").line } })).toMatchObject({ status: 403 });
+    expect((await t.hangar.db.apiToken.findUniqueOrThrow({ where: { id: reader.id } })).revokedAt).toBeNull();
+  });
+
+  it("manages users for admins alone: add, list, change role and quotas, set a password, remove", async () => {
+    const spec = { email: "Rest.User@test.hangar", name: "Rest User", password: "a long password", role: "operator" };
+    const admin = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "admin@test.hangar" } });
+    const operator = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "operator@test.hangar" } });
+    // Every admin route refuses a non-admin token with 403, and changes nothing.
+    for (const token of [viewerToken, operatorToken]) {
+      expect(await call("GET", "/api/v1/users", { token })).toMatchObject({ status: 403, body: { code: "FORBIDDEN", message: "Only admins can do this." } });
+      expect(await call("POST", "/api/v1/users", { token, body: spec })).toMatchObject({ status: 403 });
+      expect(await call("POST", `/api/v1/users/${operator.id}`, { token, body: { role: "admin" } })).toMatchObject({ status: 403 });
+      expect(await call("POST", `/api/v1/users/${admin.id}/password`, { token, body: { password: "taken over!" } })).toMatchObject({ status: 403 });
+      expect(await call("POST", `/api/v1/users/${admin.id}/delete`, { token, body: {} })).toMatchObject({ status: 403 });
+    }
+    expect((await t.hangar.db.user.findUniqueOrThrow({ where: { id: operator.id } })).role).toBe("operator");
+    expect(await t.hangar.db.user.findUnique({ where: { email: "rest.user@test.hangar" } })).toBeNull();
+
+    const added = await call("POST", "/api/v1/users", { token: adminToken, body: spec });
+    expect(added).toMatchObject({
+      status: 200,
+      body: { email: "rest.user@test.hangar", name: "Rest User", role: "operator", disabled: false, maxVms: null, createdAt: expect.any(String) },
+    });
+    expect(JSON.stringify(added.body)).not.toContain("a long password");
+    const id = z.object({ id: z.string() }).parse(added.body).id;
+    expect(await call("POST", "/api/v1/users", { token: adminToken, body: spec })).toMatchObject({
+      status: 409,
+      body: { data: { domainCode: "ALREADY_EXISTS" } },
+    });
+    expect(await call("POST", "/api/v1/users", { token: adminToken, body: { ...spec, email: "other@test.hangar", role: "root" } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/role must be admin, operator or viewer/) },
+    });
+    expect(await call("POST", "/api/v1/users", { token: adminToken, body: { ...spec, email: "short@test.hangar", password: "short" } })).toMatchObject({
+      status: 400,
+    });
+    const listed = await call("GET", "/api/v1/users", { token: adminToken });
+    expect(listed).toMatchObject({ status: 200, body: expect.arrayContaining([expect.objectContaining({ id, role: "operator" })]) });
+
+    const changed = await call("POST", `/api/v1/users/${id}`, { token: adminToken, body: { role: "viewer", maxVms: 3, maxMemoryMiB: 2048 } });
+    expect(changed).toMatchObject({ status: 200, body: { id, role: "viewer", maxVms: 3, maxCpus: null, maxMemoryMiB: 2048 } });
+    expect(await call("POST", `/api/v1/users/${id}`, { token: adminToken, body: { maxVms: null } })).toMatchObject({ status: 200, body: { maxVms: null } });
+    expect(await call("POST", `/api/v1/users/${id}`, { token: adminToken, body: { maxVms: "3" } })).toMatchObject({ status: 400 });
+    expect(await call("POST", `/api/v1/users/${id}`, { token: adminToken, body: { disabled: "true" } })).toMatchObject({ status: 400 });
+    expect(await call("POST", `/api/v1/users/${id}`, { token: adminToken, body: { quota: 3 } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/^POST \/users\/\{id\} takes no field "quota"; its fields are role, disabled, maxVms/) },
+    });
+    expect(await call("POST", "/api/v1/users/nosuchuser", { token: adminToken, body: { role: "viewer" } })).toMatchObject({
+      status: 404,
+      body: { message: 'No user with id "nosuchuser".' },
+    });
+    // The last enabled admin stays one.
+    expect(await call("POST", `/api/v1/users/${admin.id}`, { token: adminToken, body: { role: "operator" } })).toMatchObject({
+      status: 400,
+      body: { message: "This is the last enabled admin; make someone else admin first." },
+    });
+    expect((await t.hangar.db.user.findUniqueOrThrow({ where: { id: admin.id } })).role).toBe("admin");
+    expect(await t.hangar.db.event.count({ where: { action: "user-update", target: "rest.user@test.hangar", actor: "token rest (admin@test.hangar)" } })).toBe(
+      2,
+    );
+
+    const signIn = async (password: string) =>
+      (await t.hangar.auth.api.signInEmail({ body: { email: "rest.user@test.hangar", password }, asResponse: true })).status;
+    expect(await signIn("a long password")).toBe(200);
+    expect(await call("POST", `/api/v1/users/${id}/password`, { token: adminToken, body: { password: "another long one" } })).toMatchObject({
+      status: 200,
+      body: { id },
+    });
+    expect(await signIn("a long password")).toBe(401);
+    expect(await signIn("another long one")).toBe(200);
+
+    expect(await call("POST", `/api/v1/users/${id}/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 200, body: { id } });
+    expect(await t.hangar.db.user.findUnique({ where: { id } })).toBeNull();
+    expect(await call("POST", `/api/v1/users/${id}/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 404 });
+    expect(await call("POST", `/api/v1/users/${admin.id}/delete`, { token: adminToken, body: {} })).toMatchObject({ status: 400 });
+  });
+
+  it("reads who the caller is and manages their own SSH keys, never another's", async () => {
+    expect(await call("GET", "/api/v1/account", { token: viewerToken })).toMatchObject({
+      status: 200,
+      body: { user: { email: "viewer@test.hangar", role: "viewer", via: "token", tokenName: "rest" }, needsFirstAdmin: false },
+    });
+    expect(await call("GET", "/api/v1/account")).toMatchObject({ status: 200, body: { user: null, needsFirstAdmin: false } });
+    expect(await call("GET", "/api/v1/account/ssh-keys")).toMatchObject({ status: 401 });
+
+    const key = publicKey("alice@laptop");
+    const added = await call("POST", "/api/v1/account/ssh-keys", { token: operatorToken, body: { publicKey: key.line } });
+    expect(added).toMatchObject({
+      status: 200,
+      body: { name: "alice@laptop", fingerprint: key.fingerprint, publicKey: key.line.split(" ").slice(0, 2).join(" ") },
+    });
+    const keyId = z.object({ id: z.string() }).parse(added.body).id;
+    expect(await call("POST", "/api/v1/account/ssh-keys", { token: operatorToken, body: { publicKey: key.line, name: "again" } })).toMatchObject({
+      status: 409,
+      body: { message: `You already added this key (${key.fingerprint}).` },
+    });
+    expect(await call("POST", "/api/v1/account/ssh-keys", { token: operatorToken, body: { publicKey: "ssh-ed25519 AAAA" } })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/damaged or incomplete/) },
+    });
+    // A viewer has keys of their own (for VMs an admin gives them), and sees none of the operator's.
+    const viewerKey = publicKey("viewer");
+    expect(await call("POST", "/api/v1/account/ssh-keys", { token: viewerToken, body: { publicKey: viewerKey.line, name: "mine" } })).toMatchObject({
+      status: 200,
+      body: { name: "mine" },
+    });
+    expect(await call("GET", "/api/v1/account/ssh-keys", { token: viewerToken })).toMatchObject({
+      status: 200,
+      body: [{ name: "mine", fingerprint: viewerKey.fingerprint }],
+    });
+    expect(await call("GET", "/api/v1/account/ssh-keys", { token: operatorToken })).toMatchObject({
+      status: 200,
+      body: [{ id: keyId, name: "alice@laptop", createdAt: expect.any(String) }],
+    });
+    expect(await call("POST", `/api/v1/account/ssh-keys/${keyId}/delete`, { token: viewerToken, body: {} })).toMatchObject({
+      status: 404,
+      body: { message: `No SSH key with id "${keyId}" among yours.` },
+    });
+    expect(await call("POST", `/api/v1/account/ssh-keys/${keyId}/delete`, { token: operatorToken, body: {} })).toEqual(
+      expect.objectContaining({ status: 200, body: { id: keyId, name: "alice@laptop", fingerprint: key.fingerprint } }),
+    );
+    expect(await call("GET", "/api/v1/account/ssh-keys", { token: operatorToken })).toMatchObject({ status: 200, body: [] });
+    // A password change is a person's, on the Account page: no route for it.
+    expect(await call("POST", "/api/v1/account/password", { token: operatorToken, body: { currentPassword: "x", newPassword: "yyyyyyyy" } })).toMatchObject({
+      status: 404,
+    });
+  });
+
+  it("takes a session cookie on the account routes as on the others: a change from another site's page is refused", async () => {
+    await call("POST", "/api/v1/users", {
+      token: adminToken,
+      body: { email: "cookie@test.hangar", name: "Cookie", password: "a long password", role: "viewer" },
+    });
+    const signedIn = await t.hangar.auth.api.signInEmail({ body: { email: "cookie@test.hangar", password: "a long password" }, asResponse: true });
+    const cookie = (signedIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    expect(cookie).toMatch(/=/);
+    expect(await call("GET", "/api/v1/account", { headers: { cookie } })).toMatchObject({
+      status: 200,
+      body: { user: { email: "cookie@test.hangar", via: "session" } },
+    });
+    const crossSite = await call("POST", "/api/v1/tokens", { headers: { cookie, origin: "https://evil.example" }, body: { name: "stolen" } });
+    expect(crossSite).toMatchObject({ status: 403, body: { message: expect.stringMatching(/came from a page of another site/) } });
+    expect(await t.hangar.db.apiToken.count({ where: { name: "stolen" } })).toBe(0);
+    const sameSite = await call("POST", "/api/v1/tokens", { headers: { cookie, origin: `http://127.0.0.1:${port}` }, body: { name: "mine" } });
+    expect(sameSite).toMatchObject({ status: 200, body: { name: "mine", token: expect.stringMatching(/^hgr_/) } });
+  });
+
+  it("syncs from the sync root into a running VM the caller controls, with errors that name no host path", async () => {
+    const created = await call("POST", "/api/v1/vms", { token: operatorToken, body: { name: "rest-sync", imageId, cpus: 1, memoryMiB: 256 } });
+    const id = z.object({ id: z.string() }).parse(created.body).id;
+    mkdirSync(path.join(t.env.syncRoot, "site"), { recursive: true });
+    writeFileSync(path.join(t.env.syncRoot, "site", "index.html"), "hello");
+    const sync = { from: "site/", to: "/srv/www", excludes: ["*.tmp"] };
+    expect(await call("POST", `/api/v1/vms/${id}/sync`, { token: operatorToken, body: sync })).toMatchObject({
+      status: 412,
+      body: { data: { domainCode: "NOT_RUNNING" }, message: 'VM "rest-sync" is Stopped; start it first.' },
+    });
+    expect(await call("POST", `/api/v1/vms/${id}/start`, { token: operatorToken, body: {} })).toMatchObject({ status: 200, body: { state: "Running" } });
+    expect(await call("POST", `/api/v1/vms/${id}/sync`, { token: operatorToken, body: sync })).toEqual(
+      expect.objectContaining({ status: 200, body: { from: "site/", to: "/srv/www" } }),
+    );
+    expect(await call("POST", `/api/v1/vms/${id}/sync`, { token: adminToken, body: { from: "site/index.html", to: "/srv", asRoot: true } })).toMatchObject({
+      status: 200,
+      body: { from: "site/index.html", to: "/srv" },
+    });
+    // Someone else's VM, a viewer, a read-only token: refused.
+    expect(await call("POST", `/api/v1/vms/${id}/sync`, { token: viewerToken, body: sync })).toMatchObject({ status: 403 });
+    const reader = z
+      .object({ token: z.string() })
+      .parse((await call("POST", "/api/v1/tokens", { token: operatorToken, body: { name: "sync-reader", readOnly: true } })).body);
+    expect(await call("POST", `/api/v1/vms/${id}/sync`, { token: reader.token, body: sync })).toMatchObject({ status: 403 });
+    const adminVm = z
+      .object({ id: z.string() })
+      .parse((await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-sync-admin", imageId, cpus: 1, memoryMiB: 256 } })).body);
+    expect(await call("POST", `/api/v1/vms/${adminVm.id}/sync`, { token: operatorToken, body: sync })).toMatchObject({
+      status: 403,
+      body: { message: "You can only change VMs you own; ask an admin or the VM's owner." },
+    });
+
+    for (const [body, message] of [
+      [{ ...sync, from: "../../etc" }, /^from must name an existing file or directory under the sync root\.$/],
+      [{ ...sync, from: "nothing-here" }, /^from must name an existing file or directory under the sync root\.$/],
+      [{ ...sync, to: "srv" }, /^to must be an absolute path/],
+      [{ ...sync, asRoot: "true" }, /^asRoot/],
+      [{ ...sync, exclude: ["*.tmp"] }, /takes no field "exclude"; its fields are from, to, excludes, chown, asRoot\.$/],
+    ] as const) {
+      const refused = await call("POST", `/api/v1/vms/${id}/sync`, { token: operatorToken, body });
+      expect(refused, JSON.stringify(body)).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(message) } });
+      expect(JSON.stringify(refused.body)).not.toContain(t.env.stateDir);
+    }
+    // A failed copy says what failed, without the host's paths or the command line.
+    fake.failNext.set("sync", new Error(`rsync: change_dir "${path.join(t.env.syncRoot, "site")}" failed: No such file or directory`));
+    const failed = await call("POST", `/api/v1/vms/${id}/sync`, { token: operatorToken, body: sync });
+    expect(failed).toMatchObject({
+      status: 500,
+      body: { message: expect.stringMatching(/^Syncing into VM "rest-sync" failed: rsync: change_dir "…\/site" failed/) },
+    });
+    for (const leak of [t.env.stateDir, t.env.syncRoot, "ssh -i"]) expect(JSON.stringify(failed.body)).not.toContain(leak);
   });
 
   it("answers only to Hangar's own host names, like every other path", async () => {

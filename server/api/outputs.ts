@@ -5,15 +5,19 @@
  * the resolver's own, so tRPC callers (the dashboard, hangar/client) see every field.
  */
 import { z } from "zod";
-import { NETWORK_MODES } from "../vms/forwards.ts";
-import { ACTIONS, STATES } from "../vms/state.ts";
+import { FIRMWARES, STAGING_STATES } from "../../lib/vocabulary.ts";
 import { STREAMS } from "../audit/recorder.ts";
+import { ROLES, type Principal } from "../auth/permissions.ts";
+import type { addSshKey, listSshKeys } from "../auth/ssh-keys.ts";
+import type { createToken, listTokens } from "../auth/tokens.ts";
+import type { listUsers } from "../auth/users.ts";
 import type { Db } from "../db.ts";
 import type { createImages } from "../images/images.ts";
 import type { Pools } from "../pool/pool.ts";
-import { FIRMWARES, STAGING_STATES } from "../../lib/vocabulary.ts";
+import { NETWORK_MODES } from "../vms/forwards.ts";
 import type { getVm } from "../vms/inventory.ts";
 import type { VmListPage } from "../vms/list.ts";
+import { ACTIONS, STATES } from "../vms/state.ts";
 import type { imageView } from "./image.ts";
 
 /**
@@ -258,3 +262,92 @@ export const diskOutput = z
   })
   .nullable()
   .meta({ id: "Disk", description: "null when the disk could not be read" });
+
+export const syncOutput = z
+  .object({
+    from: z.string().meta({ description: "As given: under the sync root of the VM's host" }),
+    to: z.string().meta({ description: "As given: the path in the VM" }),
+  })
+  .meta({ id: "VmSynced" });
+
+const tokenFields = {
+  id: z.string(),
+  name: z.string(),
+  prefix: z.string().meta({ description: "The token's first characters, to tell it apart; never the whole token" }),
+  expiresAt: z.date().meta({ format: "date-time" }).nullable().meta({ description: "null: it does not expire" }),
+  readOnly: z.boolean().meta({ description: "Reads only: every change made with it is refused" }),
+};
+export const tokenListOutput = documented<Awaited<ReturnType<typeof listTokens>>>(
+  z.array(
+    z
+      .looseObject({
+        ...tokenFields,
+        lastUsedAt: z.date().meta({ format: "date-time" }).nullable(),
+        revokedAt: z.date().meta({ format: "date-time" }).nullable(),
+        createdAt: z.date().meta({ format: "date-time" }),
+      })
+      .meta({ id: "Token" }),
+  ),
+);
+export const createdTokenOutput = documented<Awaited<ReturnType<typeof createToken>>>(
+  z
+    .looseObject({
+      ...tokenFields,
+      token: z.string().meta({ description: "The token itself (Authorization: Bearer <token>), shown this once: Hangar keeps only its hash" }),
+    })
+    .meta({ id: "CreatedToken" }),
+);
+export const revokedTokenOutput = z
+  .object({ id: z.string(), revokedAt: z.date().meta({ format: "date-time" }).nullable() })
+  .meta({ id: "RevokedToken", description: "The token, revoked from revokedAt on (the first revoke's time when it was already revoked)" });
+
+type User = Awaited<ReturnType<typeof listUsers>>[number];
+const userSchema = z
+  .looseObject({
+    id: z.string(),
+    email: z.string(),
+    name: z.string(),
+    role: z.enum(ROLES),
+    disabled: z.boolean().meta({ description: "A disabled user cannot sign in, and their tokens stop working" }),
+    maxVms: z.number().int().nullable().meta({ description: "Quota on their VMs; null: no limit" }),
+    maxCpus: z.number().int().nullable().meta({ description: "Quota on the vCPUs of their VMs; null: no limit" }),
+    maxMemoryMiB: z.number().int().nullable().meta({ description: "Quota on the memory of their VMs, in MiB; null: no limit" }),
+    createdAt: z.date().meta({ format: "date-time" }),
+  })
+  .meta({ id: "User" });
+export const userListOutput = documented<User[]>(z.array(userSchema));
+export const userOutput = documented<User>(userSchema);
+export const userIdOutput = z.object({ id: z.string() }).meta({ id: "UserId" });
+
+export const meOutput = documented<{ user: (Principal & { label: string }) | null; needsFirstAdmin: boolean }>(
+  z
+    .looseObject({
+      user: z
+        .looseObject({
+          userId: z.string(),
+          email: z.string(),
+          role: z.enum(ROLES),
+          via: z.enum(["session", "token"]).meta({ description: "How the caller signed in: a browser session or an API token" }),
+          tokenId: z.string().optional().meta({ description: "The token's id, when via is token" }),
+          tokenName: z.string().optional(),
+          readOnly: z.boolean().optional().meta({ description: "true for a read-only token" }),
+          label: z.string().meta({ description: "How the caller shows in events: an email, or token <name> (<email>)" }),
+        })
+        .nullable()
+        .meta({ description: "null without a valid session or token" }),
+      needsFirstAdmin: z.boolean().meta({ description: "No user exists yet" }),
+    })
+    .meta({ id: "Me" }),
+);
+
+const sshKeyFields = {
+  id: z.string(),
+  name: z.string(),
+  fingerprint: z.string().meta({ description: "SHA256:… as ssh-keygen -l prints it" }),
+};
+const sshKeySchema = z
+  .looseObject({ ...sshKeyFields, publicKey: z.string().meta({ description: "The key's type and data" }), createdAt: z.date().meta({ format: "date-time" }) })
+  .meta({ id: "SshKey" });
+export const sshKeyListOutput = documented<Awaited<ReturnType<typeof listSshKeys>>>(z.array(sshKeySchema));
+export const sshKeyOutput = documented<Awaited<ReturnType<typeof addSshKey>>>(sshKeySchema);
+export const sshKeyRemovedOutput = z.object(sshKeyFields).meta({ id: "SshKeyRemoved" });

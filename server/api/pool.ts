@@ -2,12 +2,11 @@ import { z } from "zod";
 import { STAGING_STATES } from "../../lib/vocabulary.ts";
 import { acquiredOutput, poolDeletedOutput, poolListOutput, poolOutput, releasedOutput } from "./outputs.ts";
 import { cpus, id, memoryMiB, userData, vmName } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { procedure, router, restRoutes } from "./trpc.ts";
 
 const size = z.number().int("size must be a whole number.").min(0, "size must be 0 or more.").max(32, "A pool holds at most 32 VMs.");
 
-/** The REST route of a pool procedure (server/api/openapi.ts). */
-const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["pool"] });
+const rest = restRoutes("pool");
 
 export const poolRouter = router({
   list: procedure

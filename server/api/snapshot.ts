@@ -2,7 +2,7 @@ import { z } from "zod";
 import { changeSnapshot, listSnapshots } from "../vms/snapshots.ts";
 import { snapshotListOutput } from "./outputs.ts";
 import { id } from "./schemas.ts";
-import { procedure, router } from "./trpc.ts";
+import { procedure, router, restRoutes } from "./trpc.ts";
 
 const snapshotName = z
   .string()
@@ -11,8 +11,8 @@ const snapshotName = z
 
 const target = z.object({ id, name: snapshotName });
 
-/** The REST route of a snapshot procedure (server/api/openapi.ts); each answers the VM's snapshots. */
-const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["snapshot"] });
+/** Each snapshot route answers the VM's snapshots. */
+const rest = restRoutes("snapshot");
 
 export const snapshotRouter = router({
   list: procedure

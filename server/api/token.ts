@@ -1,15 +1,22 @@
 import { z } from "zod";
 import { createToken, listTokens, revokeToken } from "../auth/tokens.ts";
+import { createdTokenOutput, revokedTokenOutput, tokenListOutput } from "./outputs.ts";
 import { id } from "./schemas.ts";
-import { auditChange, procedure, router } from "./trpc.ts";
+import { auditChange, procedure, router, restRoutes } from "./trpc.ts";
+
+const rest = restRoutes("token");
 
 const tokenName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$/, "Token names are 1 to 63 letters, digits, spaces, dots, dashes and underscores.");
 
 /** Each user's own API tokens. The token itself is shown once, by create. */
 export const tokenRouter = router({
-  list: procedure.meta({ permission: "tokens.own" }).query(({ ctx }) => listTokens(ctx.hangar.db, ctx.principal?.userId ?? "")),
+  list: procedure
+    .meta({ permission: "tokens.own", openapi: rest("GET", "/tokens", "Your API tokens (never the tokens themselves)") })
+    .output(tokenListOutput)
+    .query(({ ctx }) => listTokens(ctx.hangar.db, ctx.principal?.userId ?? "")),
+  /** A read-only token changes nothing, so it makes no token either (api/trpc.ts refuses its mutations). */
   create: procedure
-    .meta({ permission: "tokens.own" })
+    .meta({ permission: "tokens.own", openapi: rest("POST", "/tokens", "Make an API token of yours; the answer holds the token, shown this once") })
     .input(
       z.object({
         name: tokenName,
@@ -18,6 +25,7 @@ export const tokenRouter = router({
         readOnly: z.boolean().optional(),
       }),
     )
+    .output(createdTokenOutput)
     .mutation(async ({ ctx, input }) => {
       const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input);
       await auditChange(ctx, {
@@ -28,8 +36,9 @@ export const tokenRouter = router({
       return created;
     }),
   revoke: procedure
-    .meta({ permission: "tokens.own" })
+    .meta({ permission: "tokens.own", openapi: rest("POST", "/tokens/{id}/revoke", "Revoke a token of yours; it stops working at once") })
     .input(z.object({ id }))
+    .output(revokedTokenOutput)
     .mutation(async ({ ctx, input }) => {
       const token = await revokeToken(ctx.hangar.db, ctx.principal?.userId ?? "", input.id);
       await auditChange(ctx, { action: "token-revoke", message: `Revoked token ${token.name}`, target: token.name });

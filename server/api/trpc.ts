@@ -81,6 +81,11 @@ type OpenApiRoute = {
   tags?: string[];
 };
 
+/** The REST routes of one router, grouped under `tag` in the document (server/api/openapi.ts). */
+export function restRoutes(tag: string) {
+  return (method: "GET" | "POST", path: `/${string}`, summary: string): OpenApiRoute => ({ method, path, summary, protect: true, tags: [tag] });
+}
+
 // A type, not an interface: trpc-to-openapi wants meta assignable to a string-keyed record.
 export type Meta = {
   permission: Permission;

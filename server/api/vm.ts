@@ -31,6 +31,7 @@ import {
   forwardRemovedOutput,
   importedImageOutput,
   serialTailOutput,
+  syncOutput,
   vmListOutput,
   vmOutput,
 } from "./outputs.ts";
@@ -49,7 +50,7 @@ import {
   vmName,
   waitInput,
 } from "./schemas.ts";
-import { procedure, router, type Context } from "./trpc.ts";
+import { procedure, router, restRoutes, type Context } from "./trpc.ts";
 
 /** Host paths (the VM's key file) are for admins; everyone else gets null. */
 function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "principal">, vm: T): T {
@@ -59,8 +60,7 @@ function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "
 /** How long a stop waits for the guest to power off before forcing it. */
 const stopTimeout = z.number().int().min(0, "timeoutSec must be 0 or more.").max(600, "timeoutSec is at most 600.").default(30);
 
-/** The REST route of a VM procedure (server/api/openapi.ts). */
-const rest = (method: "GET" | "POST", path: `/${string}`, summary: string) => ({ method, path, summary, protect: true, tags: ["vm"] });
+const rest = restRoutes("vm");
 
 export const vmRouter = router({
   /**
@@ -160,8 +160,13 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
   /** rsync from the sync root of the VM's host into the VM. */
   sync: procedure
-    .meta({ permission: "vm.control", runsOn: "vm" })
+    .meta({
+      permission: "vm.control",
+      runsOn: "vm",
+      openapi: rest("POST", "/vms/{id}/sync", "Copy a file or directory from the sync root of the VM's host into a running VM"),
+    })
     .input(syncInput)
+    .output(syncOutput)
     .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
