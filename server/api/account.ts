@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PASSWORD_LENGTH } from "../../lib/vocabulary.ts";
+import { HangarError } from "../errors.ts";
 import { actorLabel } from "../auth/permissions.ts";
 import { addSshKey, listSshKeys, removeSshKey } from "../auth/ssh-keys.ts";
 import { createFirstAdmin, setPassword } from "../auth/users.ts";
@@ -60,6 +61,7 @@ export const accountRouter = router({
     .meta({ permission: "tokens.own" })
     .input(z.object({ currentPassword: z.string().max(256, "That is not your current password."), newPassword: password }))
     .mutation(async ({ ctx, input }) => {
+      if (ctx.principal?.via === "token") throw new HangarError("FORBIDDEN", "Change your password signed in, on the Account page; an API token cannot.");
       await setPassword(ctx.hangar.db, ctx.hangar.auth, ctx.principal?.userId ?? "", input.newPassword, {
         current: input.currentPassword,
         keepSessionId: ctx.principal?.sessionId,

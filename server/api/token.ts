@@ -27,7 +27,7 @@ export const tokenRouter = router({
     )
     .output(createdTokenOutput)
     .mutation(async ({ ctx, input }) => {
-      const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input);
+      const created = await createToken(ctx.hangar.db, ctx.principal?.userId ?? "", input, ctx.principal?.tokenId);
       await auditChange(ctx, {
         action: "token-create",
         message: `Created ${created.readOnly ? "read-only " : ""}token ${created.name} (${created.prefix}…)`,

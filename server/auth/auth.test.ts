@@ -239,6 +239,40 @@ describe("API tokens", () => {
     expect((await admin.token.list()).find((t) => t.name === "grafana")?.readOnly).toBe(true);
   });
 
+  it("made with a token that expires, expire no later than it; a token changes no password", async () => {
+    const op = await callerFor(hangar, "operator", "mint@test.hangar");
+    const { token } = await op.token.create({ name: "ci", expiresInDays: 7 });
+    const principal = await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${token}` });
+    const ci = createCaller({ hangar, principal, actor: "token ci", transport: IN_PROCESS });
+    const refusal = (attempt: Promise<unknown>) =>
+      attempt.then(
+        () => "done",
+        (error: unknown) => (error instanceof TRPCError ? [error.code, error.message] : error),
+      );
+    for (const outliving of [{ name: "forever" }, { name: "longer", expiresInDays: 8 }]) {
+      expect(await refusal(ci.token.create(outliving))).toEqual([
+        "FORBIDDEN",
+        expect.stringMatching(
+          /^The token you call with expires on \d{4}-\d{2}-\d{2}, and a token it makes may not outlive it: set expiresInDays to 6 or less, or make the new token signed in, on the Account page\.$/,
+        ),
+      ]);
+    }
+    expect((await ci.token.create({ name: "shorter", expiresInDays: 6 })).expiresAt).not.toBeNull();
+    // A token that does not expire makes any.
+    const { token: forever } = await op.token.create({ name: "forever" });
+    const long = createCaller({
+      hangar,
+      principal: await authenticate(hangar.db, hangar.auth, { authorization: `Bearer ${forever}` }),
+      actor: "token forever",
+      transport: IN_PROCESS,
+    });
+    expect((await long.token.create({ name: "also-forever" })).expiresAt).toBeNull();
+    expect(await refusal(ci.account.changePassword({ currentPassword: "whatever it is", newPassword: "a new long password" }))).toEqual([
+      "FORBIDDEN",
+      "Change your password signed in, on the Account page; an API token cannot.",
+    ]);
+  });
+
   it("expire, and die with a disabled owner", async () => {
     const op = await callerFor(hangar, "operator", "exp@test.hangar");
     const created = await op.token.create({ name: "short", expiresInDays: 1 });

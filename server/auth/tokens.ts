@@ -28,9 +28,24 @@ export function hashToken(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
-export async function createToken(db: Db, userId: string, input: { name: string; expiresInDays?: number; readOnly?: boolean }) {
+/**
+ * A new token of `userId`. Made with a token (`madeWith`), it expires no later than that
+ * token: a token that expires cannot mint one that outlives it.
+ */
+export async function createToken(db: Db, userId: string, input: { name: string; expiresInDays?: number; readOnly?: boolean }, madeWith?: string) {
   if (await db.apiToken.findUnique({ where: { userId_name: { userId, name: input.name } } })) {
     throw new HangarError("ALREADY_EXISTS", `You already have a token named "${input.name}"; revoke it or pick another name.`);
+  }
+  const expiresAt = input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null;
+  const maker = madeWith ? await db.apiToken.findUnique({ where: { id: madeWith }, select: { expiresAt: true } }) : null;
+  if (maker?.expiresAt && (expiresAt === null || expiresAt > maker.expiresAt)) {
+    const days = Math.floor((maker.expiresAt.getTime() - Date.now()) / 86_400_000);
+    throw new HangarError(
+      "FORBIDDEN",
+      `The token you call with expires on ${maker.expiresAt.toISOString().slice(0, 10)}, and a token it makes may not outlive it: ${
+        days >= 1 ? `set expiresInDays to ${days} or less, or ` : ""
+      }make the new token signed in, on the Account page.`,
+    );
   }
   const token = `${PREFIX}${randomBytes(32).toString("base64url")}`;
   const row = await db.apiToken.create({
@@ -39,7 +54,7 @@ export async function createToken(db: Db, userId: string, input: { name: string;
       userId,
       hash: hashToken(token),
       prefix: token.slice(0, PREFIX.length + 6),
-      expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86_400_000) : null,
+      expiresAt,
       readOnly: input.readOnly ?? false,
     },
   });
