@@ -254,7 +254,7 @@ const ERROR_STATUSES = {
   412: "The VM must be running (or stopped) for this, is protected, or its host is offline or full.",
   413: "The request body is over 1 MiB.",
   415: "The body was not sent as application/json.",
-  500: "An unexpected failure; the message has an incident id that the server log keeps.",
+  500: "A host tool failed (domainCode DRIVER_FAILED, with its sentence), or an unexpected failure, whose message has an incident id that the server log keeps.",
 } as const;
 
 /** The error statuses a route can answer with. */
