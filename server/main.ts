@@ -21,7 +21,7 @@ import { runForwardedCall } from "./cluster/serve.ts";
 import { createHttpServer } from "./http-server.ts";
 import { logger } from "./log.ts";
 import { startMetricsServer } from "./metrics/http.ts";
-import { migrateDatabase } from "./migrate.ts";
+import { EXIT_NEWER_DATABASE, NewerDatabaseError, migrateDatabase } from "./migrate.ts";
 import { machineBootId, machineStopping, startAtBoot, stopForShutdown } from "./vms/autostart.ts";
 import { startFanout } from "./vms/fanout.ts";
 
@@ -47,7 +47,11 @@ async function confineGuests(qemuUser: string): Promise<void> {
 async function main(): Promise<void> {
   const env = loadEnv();
   logger.level = env.HANGAR_LOG_LEVEL;
-  await migrateDatabase(env.databaseUrl);
+  const migrated = await migrateDatabase(env.databaseUrl);
+  if (migrated.length > 0) {
+    const which = migrated.length <= 8 ? migrated.join(", ") : `${migrated[0]} to ${migrated.at(-1)}`;
+    log(`database migrated: ${migrated.length === 1 ? "1 migration" : `${migrated.length} migrations`} applied (${which})`);
+  }
   const db = createDb(env.databaseUrl);
   // One secret for every host on this database: a session from one is good on all.
   const authSecret = await resolveAuthSecret({ db, stateDir: env.stateDir, fromEnv: env.HANGAR_AUTH_SECRET });
@@ -178,6 +182,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
+  // A database a newer Hangar migrated is no failure a restart mends.
+  if (error instanceof NewerDatabaseError) {
+    logger.fatal(error.message);
+    process.exit(EXIT_NEWER_DATABASE);
+  }
   logger.fatal({ err: error }, error instanceof Error ? error.message : String(error));
   process.exit(1);
 });

@@ -9,17 +9,53 @@
  * `_prisma_migrations` table, so `prisma migrate` can take over once that is fixed.
  */
 import { createHash, randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
 import { execa } from "execa";
 import pg from "pg";
-import { databaseProvider } from "./database-url.ts";
+import { z } from "zod";
+import { databaseProvider, type DatabaseProvider } from "./database-url.ts";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-export async function migrateDatabase(databaseUrl: string): Promise<void> {
+/** The migrations this checkout has for `provider`, oldest first. */
+export async function knownMigrations(provider: DatabaseProvider): Promise<string[]> {
+  const dir = path.join(root, "prisma", provider, "migrations");
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+}
+
+/** The server's exit status when it refuses a newer database: the service unit does not restart it (RestartPreventExitStatus). */
+export const EXIT_NEWER_DATABASE = 78;
+
+export class NewerDatabaseError extends Error {}
+
+/**
+ * Migrations have no way back: a database that a newer Hangar has migrated holds columns and
+ * marks this version neither keeps nor clears (a restart the newer one marked would be left
+ * standing, and carried out when the newer one is back, on a VM stopped meanwhile). It is
+ * refused before anything runs on it, with what to do instead.
+ */
+export function refuseNewerDatabase(applied: string[], known: string[]): void {
+  const unknown = applied.filter((name) => !known.includes(name)).sort();
+  if (unknown.length === 0) return;
+  throw new NewerDatabaseError(
+    `This database was migrated by a newer Hangar: ${unknown.length === 1 ? "migration" : "migrations"} ${unknown.join(", ")} ${unknown.length === 1 ? "is" : "are"} not in this version (whose newest is ${known.at(-1) ?? "none"}). ` +
+      "Hangar does not run on a database newer than itself; start the newer version again, or restore the backup taken before the upgrade to run this one.",
+  );
+}
+
+/** Applies the migrations the database lacks; returns their names (none: it was up to date). */
+export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
   if (databaseProvider(databaseUrl) === "postgres") return migratePostgres(databaseUrl);
+  const known = await knownMigrations("sqlite");
+  const before = sqliteApplied(databaseUrl.slice("file:".length));
+  refuseNewerDatabase(before, known);
   const prisma = path.join(root, "node_modules", ".bin", "prisma");
   const result = await execa(prisma, ["migrate", "deploy"], {
     cwd: root,
@@ -28,17 +64,32 @@ export async function migrateDatabase(databaseUrl: string): Promise<void> {
     all: true,
   });
   if (result.exitCode !== 0) throw new Error(`Database migration failed:\n${result.all}`);
+  return known.filter((name) => !before.includes(name));
+}
+
+/** The migrations recorded in a SQLite database (none when the file or the table does not exist yet). */
+function sqliteApplied(file: string): string[] {
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
+    if (!table) return [];
+    const rows = z
+      .array(z.object({ migration_name: z.string() }))
+      .parse(db.prepare("SELECT migration_name FROM _prisma_migrations WHERE rolled_back_at IS NULL").all());
+    return rows.map((row) => row.migration_name);
+  } finally {
+    db.close();
+  }
 }
 
 /** An arbitrary constant: the advisory lock two Hangar processes migrating at once share. */
 const MIGRATION_LOCK = 72_616_001;
 
-async function migratePostgres(databaseUrl: string): Promise<void> {
+async function migratePostgres(databaseUrl: string): Promise<string[]> {
   const dir = path.join(root, "prisma", "postgres", "migrations");
-  const names = (await readdir(dir, { withFileTypes: true }))
-    .filter((e) => e.isDirectory())
-    .map((e) => e.name)
-    .sort();
+  const names = await knownMigrations("postgres");
+  const appliedNow: string[] = [];
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -52,10 +103,14 @@ async function migratePostgres(databaseUrl: string): Promise<void> {
       "rolled_back_at" TIMESTAMPTZ,
       "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
       "applied_steps_count" INTEGER NOT NULL DEFAULT 0)`);
-    const applied = await client.query<{ migration_name: string; checksum: string }>(
-      `SELECT migration_name, checksum FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`,
+    const applied = await client.query<{ migration_name: string; checksum: string; finished: boolean }>(
+      `SELECT migration_name, checksum, finished_at IS NOT NULL AS finished FROM "_prisma_migrations" WHERE rolled_back_at IS NULL`,
     );
-    const done = new Map(applied.rows.map((row) => [row.migration_name, row.checksum]));
+    refuseNewerDatabase(
+      applied.rows.map((row) => row.migration_name),
+      names,
+    );
+    const done = new Map(applied.rows.filter((row) => row.finished).map((row) => [row.migration_name, row.checksum]));
     for (const name of names) {
       const sql = await readFile(path.join(dir, name, "migration.sql"), "utf8");
       const checksum = createHash("sha256").update(sql).digest("hex");
@@ -73,6 +128,7 @@ async function migratePostgres(databaseUrl: string): Promise<void> {
           name,
         ]);
         await client.query("COMMIT");
+        appliedNow.push(name);
       } catch (error) {
         await client.query("ROLLBACK");
         throw new Error(`Database migration ${name} failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -82,4 +138,5 @@ async function migratePostgres(databaseUrl: string): Promise<void> {
     await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => undefined);
     await client.end();
   }
+  return appliedNow;
 }

@@ -61,3 +61,11 @@ export async function createTestDatabase(template: string, stateDir: string): Pr
   await admin((c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
   return { url: databaseUrlFor(name), drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined) };
 }
+
+/** An empty database, not from the template (migration tests bring it up themselves); returns its URL and how to drop it. */
+export async function createEmptyDatabase(workDir: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (testDbKind() === "sqlite") return { url: `file:${path.join(workDir, `empty-${randomBytes(4).toString("hex")}.db`)}`, drop: async () => undefined };
+  const name = `hangar_e_${randomBytes(6).toString("hex")}`;
+  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  return { url: databaseUrlFor(name), drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined) };
+}
