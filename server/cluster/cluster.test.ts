@@ -136,6 +136,26 @@ describe("usage of a VM on another host", () => {
   });
 });
 
+describe("this host back after a time offline", () => {
+  beforeEach(() => setUp());
+
+  it("tells each VM with something to check again, not the stopped ones", async () => {
+    const { hangar } = t;
+    const admin = await callerFor(hangar, "admin");
+    const [running, stopped] = [
+      await admin.vm.create({ name: "was-running", imageId, ...spec }),
+      await admin.vm.create({ name: "was-stopped", imageId, ...spec }),
+    ];
+    await hangar.db.vm.update({ where: { id: running.id }, data: { state: "Running", pid: 4242 } });
+    await hangar.db.vm.update({ where: { id: stopped.id }, data: { state: "Stopped" } });
+    await hangar.cluster.recordBack(42_000, hangar.recorder);
+    const told = await hangar.db.event.findMany({ where: { action: "host-back" } });
+    expect(told.map((event) => [event.vmName, event.message])).toEqual([
+      ["was-running", `Host ${hangar.hosts.name} is back after 42 s offline; its reconciler checks this VM again`],
+    ]);
+  });
+});
+
 describe("capacity of this host", () => {
   beforeEach(() => setUp({ settings: { HANGAR_MEMORY_RESERVE_MIB: reserveLeaving(600) } }));
 

@@ -234,11 +234,13 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
 
   /**
    * This host beats again after `offlineForMs` without (a restart after a crash, or a stall):
-   * each of its VMs gets an event saying so; the reconciler then resolves them.
+   * each of its VMs the reconciler has something to check on gets an event saying so. A
+   * Stopped or never-started VM has no qemu to look for: a thousand of them would get a
+   * thousand events saying nothing.
    */
   async function recordBack(offlineForMs: number, recorder: Recorder): Promise<void> {
     const self = await hosts.selfId();
-    const vms = await db.vm.findMany({ where: { hostId: self }, select: { id: true, name: true } });
+    const vms = await db.vm.findMany({ where: { hostId: self, state: { notIn: ["Stopped", "Initial"] } }, select: { id: true, name: true } });
     const message = `Host ${hosts.name} is back after ${Math.round(offlineForMs / 1000)} s offline; its reconciler checks this VM again`;
     for (const vm of vms) await recorder.record({ stream: "vm", vm, actor: "reconciler", action: "host-back", ok: true, message });
   }
