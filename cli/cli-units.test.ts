@@ -1,5 +1,5 @@
 // The CLI's pure parts: the console's `~.` escape, where the login is kept (XDG, modes),
-// and which server refusals become which exit codes.
+// which server refusals become which exit codes, and how events read.
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +12,7 @@ import { createEscape } from "./terminal.ts";
 import { Command } from "commander";
 import { execa } from "execa";
 import { completionScript } from "./completion.ts";
+import { eventTable, seenIds } from "./events.ts";
 
 const work = mkdtempSync(path.join(os.tmpdir(), "hangar-cli-units-"));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -174,5 +175,58 @@ describe("bash completion", () => {
     expect(await complete("--json", "stop", "--timeout", "5", "web-1", "web-")).toBe("web-1 web-2");
     expect(await complete("create", "--cpus", "2", "x", "--m")).toBe("--memory");
     expect(await complete("create", "")).toBe("");
+  });
+});
+
+describe("event lines", () => {
+  const at = (second: number) => new Date(2026, 2, 4, 9, 5, second);
+  const started = { id: "e1", createdAt: at(1), vmName: "web-1", action: "start", ok: true, message: "Running as pid 42, SSH on port 40022" };
+  const failed = { id: "e2", createdAt: at(2), vmName: "db", action: "stop", ok: false, message: "Stop failed: qemu did not finish in time" };
+
+  it("are a table: a header, then time, VM, action, ok or FAILED and the message in aligned columns", () => {
+    const lines = eventTable([started, failed]);
+    expect([lines.header(), lines.line(started), lines.line(failed)]).toEqual([
+      "TIME                 VM            ACTION     RESULT  MESSAGE",
+      "2026-03-04 09:05:01  web-1         start      ok      Running as pid 42, SSH on port 40022",
+      "2026-03-04 09:05:02  db            stop       FAILED  Stop failed: qemu did not finish in time",
+    ]);
+  });
+
+  it("sit under the header with no past event to size the columns (--follow --limit 0)", () => {
+    const lines = eventTable([]);
+    expect([lines.header(), lines.line(started)]).toEqual([
+      "TIME                 VM            ACTION     RESULT  MESSAGE",
+      "2026-03-04 09:05:01  web-1         start      ok      Running as pid 42, SSH on port 40022",
+    ]);
+  });
+
+  it("line a live event up with the past ones printed before it, and end with their last word", () => {
+    const pastEvent = { ...started, vmName: "web-server-eu-1" };
+    const lines = eventTable([pastEvent]);
+    expect([lines.header(), lines.line(pastEvent), lines.line(failed)]).toEqual([
+      "TIME                 VM               ACTION     RESULT  MESSAGE",
+      "2026-03-04 09:05:01  web-server-eu-1  start      ok      Running as pid 42, SSH on port 40022",
+      "2026-03-04 09:05:02  db               stop       FAILED  Stop failed: qemu did not finish in time",
+    ]);
+    // An event stored without a VM name, and one without a message: no padding ends a line.
+    expect(eventTable([]).line({ createdAt: at(3), vmName: null, action: "tags", ok: true, message: "" })).toBe(
+      "2026-03-04 09:05:03                tags       ok",
+    );
+  });
+
+  it("keep their columns for the lifecycle's actions, and widen them from the line a wider cell arrives", () => {
+    const lines = eventTable([started]);
+    const reconciled = { ...started, action: "reconcile", ok: false, message: "qemu exited unexpectedly" };
+    expect(lines.line(reconciled)).toBe("2026-03-04 09:05:01  web-1         reconcile  FAILED  qemu exited unexpectedly");
+    const longer = { ...started, vmName: "a-much-longer-name", action: "snapshot-create", message: "Snapshot s1 (115 ms)" };
+    expect(lines.line(longer)).toBe("2026-03-04 09:05:01  a-much-longer-name  snapshot-create  ok      Snapshot s1 (115 ms)");
+    expect(lines.line(started)).toBe("2026-03-04 09:05:01  web-1               start            ok      Running as pid 42, SSH on port 40022");
+  });
+
+  it("are printed once each: an event seen again (a replay after a reconnect) is known, until it is among the oldest forgotten", () => {
+    const seen = seenIds(2);
+    expect([seen.first("a"), seen.first("a"), seen.first("b"), seen.first("c")]).toEqual([true, false, true, true]);
+    // Two are kept: "a" was forgotten, "c" is still known.
+    expect([seen.first("c"), seen.first("a")]).toEqual([false, true]);
   });
 });

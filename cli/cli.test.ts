@@ -3,8 +3,9 @@
 // launcher. login with email and password, create, start, wait, `hangar ssh -- uname -a`
 // with the user's own key (added on their account, installed by cloud-init), ssh's own
 // ProxyCommand through `hangar proxy`, push and pull over it, `hangar console` in a PTY
-// (script), and --json.
-import { execa } from "execa";
+// (script), --json, and `hangar events --follow` printing the walk's events as they happen,
+// in the columns of past events.
+import { execa, type ResultPromise } from "execa";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -30,6 +31,23 @@ let url = "";
 const hangar = (args: string[], options: { input?: string } = {}) =>
   execa(process.execPath, [LAUNCHER, ...args], { env, extendEnv: true, reject: false, input: options.input, timeout: 300_000 });
 
+/** `hangar events --follow` processes still running, ended after the walk (or when it fails). */
+const followers: ResultPromise[] = [];
+/** `hangar ARGS`, left running: what it has printed so far, and how it ended once stopped. */
+function follow(args: string[]) {
+  const run = execa(process.execPath, [LAUNCHER, ...args], { env, extendEnv: true, reject: false });
+  followers.push(run);
+  let out = "";
+  run.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  return {
+    out: () => out,
+    stop: async () => {
+      run.kill();
+      return run;
+    },
+  };
+}
+
 beforeAll(async () => {
   server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -47,6 +65,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const run of followers) run.kill();
   for (const vm of await t.hangar.db.vm.findMany()) {
     await t.hangar.lifecycle.stopVm(vm.id, 0, "test").catch(() => undefined);
     await t.hangar.lifecycle.deleteVm(vm.id, "test").catch(() => undefined);
@@ -78,6 +97,15 @@ describe("hangar CLI", () => {
     const login = await hangar(["--json", "login", url, "--email", "dev@test.hangar", "--password-stdin"], { input: "a long password\n" });
     expect(login.stderr).toBe("");
     expect(JSON.parse(login.stdout)).toMatchObject({ url, email: "dev@test.hangar", role: "operator" });
+    // Followers from here on: one for people, one for scripts (only new events, with --limit 0).
+    const listening = t.hangar.bus.listeners();
+    const watching = follow(["events", "--follow"]);
+    const watchingJson = follow(["--json", "events", "-f", "--limit", "0"]);
+    // And one whose reader stops after the header, as `| head -1` does: its next line ends it, quietly.
+    const cutShort = execa(process.execPath, [LAUNCHER, "events", "-f", "--limit", "0"], { env, extendEnv: true, reject: false });
+    followers.push(cutShort);
+    cutShort.stdout?.once("data", () => cutShort.stdout?.destroy());
+    await expect.poll(() => t.hangar.bus.listeners(), { timeout: 30_000 }).toBe(listening + 3);
     const file = path.join(configHome, "hangar", "config.json");
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
@@ -215,6 +243,9 @@ describe("hangar CLI", () => {
     // A protected VM is not deleted until its protection is off.
     expect((await hangar(["protect", "cli-2", "on"])).stdout).toBe("cli-2 protection on");
     expect((await hangar(["get", "cli-2"])).stdout).toMatch(/^protection: on$/m);
+    // Why its last action failed, as the VM page says it.
+    await t.hangar.db.vm.update({ where: { name: "cli-2" }, data: { error: "Start failed: qemu exited with code 1" } });
+    expect((await hangar(["get", "cli-2"])).stdout).toMatch(/^error: Start failed: qemu exited with code 1$/m);
     const kept = await hangar(["delete", "cli-2"]);
     expect([kept.exitCode, kept.stderr.trim()]).toEqual([6, 'hangar: cli-2: VM "cli-2" is protected from deletion; turn its protection off first.']);
     expect((await hangar(["protect", "cli-2", "off"])).stdout).toBe("cli-2 protection off");
@@ -260,6 +291,37 @@ describe("hangar CLI", () => {
       { name: "cli-1", state: "Deleted" },
       { name: "cli-2", state: "Deleted" },
     ]);
+    // The followers printed the walk's events as they were recorded: a person's lines in the
+    // columns of `hangar events`, a script's the objects of `hangar events --json`; a state in
+    // progress (Starting) and the row's removal after Deleted (Gone) are no events.
+    const isDeleted = (line: string) => /^\S+ \S+ +cli-2 +delete +ok +Deleted$/m.test(line);
+    await expect.poll(watching.out, { timeout: 30_000 }).toSatisfy(isDeleted);
+    await expect.poll(watchingJson.out, { timeout: 30_000 }).toMatch(/"action":"delete"[^\n]*"vmName":"cli-2"/);
+    const quiet = await cutShort;
+    expect([quiet.exitCode, quiet.stderr]).toEqual([0, ""]);
+    const shown = String((await watching.stop()).stdout);
+    const scripted = String((await watchingJson.stop()).stdout);
+    const human = shown.split("\n");
+    expect(human[0]).toMatch(/^TIME +VM +ACTION +RESULT +MESSAGE$/);
+    expect(human).toContainEqual(expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  cli-1 +start +ok +Running as pid \d+, SSH on port \d+$/));
+    expect(human).toContainEqual(expect.stringMatching(/^\S+ \S+  cli-1 +stop +ok +/));
+    expect(human).toContainEqual(expect.stringMatching(/^\S+ \S+  cli-2 +protection +ok +/));
+    expect(shown).not.toMatch(/Starting|Gone/);
+    const live = scripted
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(live.map((e) => `${String(e.vmName)} ${String(e.action)} ${String(e.ok)}`)).toEqual(
+      expect.arrayContaining(["cli-1 start true", "cli-2 delete true"]),
+    );
+    // The same objects `hangar events --json` prints of the past, key for key (a deleted VM's
+    // events no longer name its id: the live one was read before or after the row went).
+    const past = (await hangar(["--json", "events", "--limit", "500"])).stdout.split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const event of live) {
+      const stored = past.find((e) => e.id === event.id);
+      expect(Object.keys(event).sort()).toEqual(Object.keys(stored ?? {}).sort());
+      expect({ ...event, vmId: undefined }).toEqual({ ...stored, vmId: undefined });
+    }
     // One walk through every command, each run as its own process (about a second of start-up
     // each): it needs more than the default while the machine is busy with other suites.
   }, 300_000);

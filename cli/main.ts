@@ -20,6 +20,7 @@ import packageJson from "../package.json" with { type: "json" };
 import { CliError, EXIT, asCliError, connect, localTime, output, readLocalFile, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
 import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
+import { eventTable, seenIds } from "./events.ts";
 import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
 import { pull, push, sshArgs, sshCommandWords, vmPath, type SshChoices } from "./ssh.ts";
@@ -39,6 +40,13 @@ const program = new Command("hangar")
 
 const json = (command: Command) => Boolean(command.optsWithGlobals().json);
 
+// A reader that stopped early (`hangar events -f | head -3`) has what it wanted: end quietly
+// rather than with EPIPE's stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+  process.exit(EXIT.OK);
+});
+
 /** Runs a command's body; a failure prints its sentence and sets its exit code. */
 function run<A extends unknown[]>(body: (...args: A) => Promise<number | void>) {
   return async (...args: A) => {
@@ -56,6 +64,13 @@ function run<A extends unknown[]>(body: (...args: A) => Promise<number | void>) 
 const int = (name: string) => (value: string) => {
   const number = Number(value);
   if (!Number.isInteger(number)) throw new CliError(`${name} must be a whole number.`, EXIT.USAGE);
+  return number;
+};
+
+/** A number of things: a whole number, 0 or more. */
+const count = (name: string) => (value: string) => {
+  const number = int(name)(value);
+  if (number < 0) throw new CliError(`${name} must be 0 or more.`, EXIT.USAGE);
   return number;
 };
 
@@ -158,6 +173,8 @@ program
           `id: ${v.id}`,
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
+          // Why its last action failed, or why it stopped on its own (the VM page shows it too).
+          v.error ? `error: ${v.error}` : "",
           v.addresses
             ? `addresses: ${v.addresses
                 .filter((nic) => nic.addresses.length > 0)
@@ -960,17 +977,40 @@ key
 
 program
   .command("events")
-  .description("VM events, oldest first; --follow prints changes as they happen")
+  .description("VM events, oldest first; --follow prints each new one as it is recorded")
+  .addHelpText(
+    "after",
+    examples(
+      "hangar events web-1 --limit 50",
+      "hangar events --follow              # Ctrl+C to stop",
+      "hangar events --follow --json | jq -c 'select(.ok | not)'",
+    ),
+  )
   .argument("[vm]", "only this VM")
-  .option("--limit <n>", "how many past events", int("--limit"), 20)
-  .option("-f, --follow", "keep printing changes until interrupted")
+  .option("--limit <n>", "how many past events (0 with --follow: only new ones)", count("--limit"), 20)
+  .option("-f, --follow", "keep printing new events until interrupted")
   .action(
     run(async (name: string | undefined, options: { limit: number; follow?: boolean }, command: Command) => {
       const { config, api } = await connect();
       const vmId = name ? await resolveVm(api, name) : undefined;
-      const { events } = await api.vm.events.query({ vmId, limit: options.limit });
-      const print = (line: object, human: string) => process.stdout.write(json(command) ? `${toJson(line)}\n` : `${human}\n`);
-      for (const e of events.reverse()) print(e, `${localTime(e.createdAt, true)}  ${e.vmName ?? ""}  ${e.action}  ${e.ok ? "ok" : "FAILED"}  ${e.message}`);
+      // Newest first, a page (at most 200) at a time; printed oldest first.
+      const past: Awaited<ReturnType<typeof api.vm.events.query>>["events"] = [];
+      for (let cursor: string | undefined, more = options.limit > 0; more;) {
+        const page = await api.vm.events.query({ vmId, limit: Math.min(200, options.limit - past.length), cursor });
+        past.push(...page.events);
+        cursor = page.nextCursor;
+        more = cursor !== undefined && past.length < options.limit;
+      }
+      past.reverse();
+      // Past and live events alike: the same columns, or the same JSON object one a line.
+      const lines = eventTable(past);
+      const seen = seenIds();
+      const print = (event: (typeof past)[number]) => {
+        if (!seen.first(event.id)) return;
+        process.stdout.write(`${json(command) ? toJson(event) : lines.line(event)}\n`);
+      };
+      if (!json(command)) process.stdout.write(`${lines.header()}\n`);
+      for (const event of past) print(event);
       if (!options.follow) return;
       const url = new URL("/api/trpc-ws", config.url);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
@@ -998,11 +1038,13 @@ program
       });
       const live = createTRPCClient<AppRouter>({ links: [wsLink({ client: ws, transformer: superjson })] });
       await new Promise<void>((resolve, reject) => {
-        live.vm.onChange.subscribe(undefined, {
+        // From the newest past event on: what was recorded since it was read comes first.
+        live.vm.onChange.subscribe(past.length > 0 ? { lastEventId: past[past.length - 1]?.id } : undefined, {
           onData: ({ data }) => {
             if (vmId && data.vmId !== vmId) return;
-            // vmName: a deleted VM's change has no row left to name it.
-            print(data, `${localTime(new Date(), true)}  ${data.vmName}  ${data.state}`);
+            // Only recorded events: a state in progress (Starting) and a deleted VM's row
+            // leaving (Gone) are changes for the dashboard's lists, with no event of their own.
+            if (data.event) print(data.event);
           },
           onError: reject,
           onComplete: resolve,

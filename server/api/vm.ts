@@ -254,8 +254,10 @@ export const vmRouter = router({
     .output(eventPageOutput)
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
   /**
-   * Live changes, each with the VM's list row (null once gone). The dashboard takes them
-   * over its one WebSocket; a reconnect passes the last event id and first gets what it missed.
+   * Live changes, each with the VM's list row (null once gone) and the event recorded for it
+   * as vm.events lists it (null for a state in progress and for "Gone"). The dashboard takes
+   * them over its one WebSocket, `hangar events --follow` too; a reconnect passes the last
+   * event id and first gets what it missed.
    */
   onChange: procedure
     .meta({ permission: "read" })

@@ -1,6 +1,7 @@
 // Live changes over the dashboard's one WebSocket (/api/trpc-ws): each change carries the
-// VM's list row, a reconnect with the last event id gets what it missed, and the upgrade
-// is refused to foreign origins. Real HTTP server, real tRPC WebSocket client.
+// VM's list row and the event recorded for it, a reconnect with the last event id gets what
+// it missed, and the upgrade is refused to foreign origins. Real HTTP server, real tRPC
+// WebSocket client.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { TRPCClientError, createTRPCClient, createWSClient, wsLink, type TRPCClient } from "@trpc/client";
@@ -106,6 +107,45 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect(change).toMatchObject({ vmId: vm.id, state: "Stopped", eventId: event.id, row: { id: vm.id, cpus: 2, memoryMiB: 256 } });
   });
 
+  it("carries the event recorded for each change, as vm.events lists it; a state in progress and the row's removal have none", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "evented", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const listening = t.hangar.bus.listeners();
+    const seen = collect(wsClient(port, token), undefined, (changes) => changes.some((c) => c.state === "Gone"));
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 1);
+    await admin.vm.start({ id: vm.id });
+    await admin.vm.setTags({ id: vm.id, tags: ["web"] });
+    await admin.vm.stop({ id: vm.id, timeoutSec: 0 });
+    const stored = (await admin.vm.events({ vmId: vm.id, limit: 50 })).events;
+    await admin.vm.delete({ id: vm.id });
+    const changes = (await seen).filter((c) => c.vmId === vm.id);
+    // The readiness of the fake guest may settle (a Running event) before the tags or after.
+    const lines = changes.map((c) => [c.state, c.event ? `${c.event.action} ${c.event.ok ? "ok" : "FAILED"}` : null]).filter(([, e]) => e !== "ready ok");
+    expect(lines).toEqual([
+      ["Starting", null],
+      ["Running", "start ok"],
+      ["Running", "tags ok"],
+      ["Stopping", null],
+      ["Stopped", "stop ok"],
+      ["Deleting", null],
+      ["Deleted", "delete ok"],
+      ["Gone", null],
+    ]);
+    // Each recorded event as vm.events lists it: its id is the change's, its fields the stored ones.
+    for (const change of changes.filter((c) => c.event && c.state !== "Deleted")) {
+      expect(change.event?.id).toBe(change.eventId);
+      expect(change.event).toEqual(stored.find((e) => e.id === change.eventId));
+    }
+    expect(changes.find((c) => c.state === "Deleted")?.event).toMatchObject({
+      stream: "vm",
+      vmName: "evented",
+      action: "delete",
+      ok: true,
+      message: "Deleted",
+    });
+  });
+
   it("resumes from the last event id: a reconnect first gets the changes it missed", async () => {
     const { t, port, admin, token } = await serve();
     const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
@@ -118,6 +158,9 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect(missed.map((c) => c.state)).toEqual([...missed.slice(0, -1).map(() => "Running"), "Stopped"]);
     expect(missed.length).toBeGreaterThanOrEqual(2);
     expect(missed.every((c) => c.row?.state === "Stopped")).toBe(true);
+    // With the events as they were recorded: the start's, maybe the ready condition's, the stop's.
+    expect(missed.map((c) => c.event?.id)).toEqual(missed.map((c) => c.eventId));
+    expect([missed[0]?.event?.action, missed.at(-1)?.event?.action]).toEqual(["start", "stop"]);
   });
 
   it("refuses the upgrade from a foreign origin, and calls without a principal", async () => {

@@ -76,6 +76,8 @@ describe("a cluster of two hosts", () => {
     const running = await until("beta's VM Running on alpha", () => changes.find((c) => c.vmId === vm.id && c.state === "Running"));
     // Alpha read the row itself: the change carries beta's VM as the list shows it.
     expect(running.row).toMatchObject({ id: vm.id, name: "made-on-beta", state: "Running" });
+    // And the event beta recorded for it, read by alpha from the id the notification named.
+    expect(running.event).toMatchObject({ id: running.eventId, action: "start", ok: true, vmName: "made-on-beta", toState: "Running" });
     expect(changes.filter((c) => c.vmId === vm.id).map((c) => c.state)).toEqual(["Initial", "Cloning", "Stopped", "Starting", "Running"]);
   });
 

@@ -6,6 +6,7 @@ import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { cloneExistingVm, createVm } from "./inventory.ts";
+import { describeStop } from "./lifecycle.ts";
 
 let t: TestHangar;
 let hangar: Hangar;
@@ -37,6 +38,19 @@ async function codeOf(promise: Promise<unknown>) {
   );
   return error instanceof HangarError ? error.code : String(error);
 }
+
+describe("a stop's event", () => {
+  it.each([
+    [{ how: "powered-off", afterMs: 2345 }, 30_000, "Powered off after 2.3 s"],
+    [{ how: "quit", afterMs: 30_100 }, 30_000, "Forced: the guest did not power off within 30.0 s, so qemu was told to quit"],
+    [{ how: "killed", afterMs: 33_000 }, 30_000, "Forced: the guest did not power off within 30.0 s and qemu did not quit, so it was killed"],
+    // Given no time, the guest is not the one that failed: the stop was meant to be forced.
+    [{ how: "quit", afterMs: 40 }, 0, "Forced: the stop gave the guest no time to power off, so qemu was told to quit"],
+    [{ how: "killed", afterMs: 3040 }, 0, "Forced: the stop gave the guest no time to power off and qemu did not quit, so it was killed"],
+  ] as const)("%j with %i ms to power off reads %j", (outcome, timeoutMs, message) => {
+    expect(describeStop(outcome, timeoutMs)).toBe(message);
+  });
+});
 
 describe("lifecycle", () => {
   it("clones a new VM to Stopped and records create and clone events", async () => {

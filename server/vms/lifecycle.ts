@@ -103,16 +103,18 @@ export function networkOf(vm: { name: string; network: string; bridge: string | 
 
 const GIB = 1024 ** 3;
 
-/** How a stop ended, for its event: a forced stop is said to be one. */
+/** How a stop ended, for its event: a forced stop is said to be one, and why. */
 export function describeStop(outcome: StopOutcome, timeoutMs: number): string {
   const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  // A stop given no time (timeoutSec 0) is forced by its caller, not by a guest that ignored the button.
+  const why = timeoutMs > 0 ? `the guest did not power off within ${seconds(timeoutMs)}` : "the stop gave the guest no time to power off";
   switch (outcome.how) {
     case "powered-off":
       return `Powered off after ${seconds(outcome.afterMs)}`;
     case "quit":
-      return `Forced: the guest did not power off within ${seconds(timeoutMs)}, so qemu was told to quit`;
+      return `Forced: ${why}, so qemu was told to quit`;
     case "killed":
-      return `Forced: the guest did not power off within ${seconds(timeoutMs)} and qemu did not quit, so it was killed`;
+      return `Forced: ${why} and qemu did not quit, so it was killed`;
   }
 }
 
