@@ -146,6 +146,34 @@ describe("vm.onChange over /api/trpc-ws", () => {
     });
   });
 
+  it("carries the events that leave the state as it is: description, forwards, snapshots, disk, autostart", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "kept", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const listening = t.hangar.bus.listeners();
+    const seen = collect(wsClient(port, token), undefined, (changes) => changes.some((c) => c.event?.action === "autostart"));
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 1);
+    await admin.vm.describe({ id: vm.id, description: "the web tier" });
+    await admin.vm.addForward({ id: vm.id, hostPort: 0, guestPort: 80 });
+    await admin.vm.removeForward({ id: vm.id, guestPort: 80 });
+    await admin.snapshot.create({ id: vm.id, name: "before" });
+    await admin.snapshot.delete({ id: vm.id, name: "before" });
+    await admin.vm.resizeDisk({ id: vm.id, diskGiB: 20 });
+    await admin.vm.setAutostart({ id: vm.id, autostart: true });
+    const changes = (await seen).filter((c) => c.vmId === vm.id);
+    expect(changes.map((c) => [c.state, c.event?.action])).toEqual([
+      ["Stopped", "describe"],
+      ["Stopped", "forward-add"],
+      ["Stopped", "forward-remove"],
+      ["Stopped", "snapshot-create"],
+      ["Stopped", "snapshot-delete"],
+      ["Stopped", "disk-resize"],
+      ["Stopped", "autostart"],
+    ]);
+    expect(changes[1]?.row?.ports).toEqual([expect.objectContaining({ guestPort: 80 })]);
+    expect(changes[2]?.row?.ports).toEqual([]);
+  });
+
   it("resumes from the last event id: a reconnect first gets the changes it missed", async () => {
     const { t, port, admin, token } = await serve();
     const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { announceRowChange } from "./bus.ts";
 
 /** The actor of the starts, in the VMs' events. */
 export const AUTOSTART_ACTOR = "autostart";
@@ -110,7 +111,8 @@ export async function setAutostart(hangar: Hangar, input: AutostartInput, actor:
   });
   const when = [next.order !== null ? `order ${next.order}` : "", next.delaySec > 0 ? `then ${next.delaySec} s before the next` : ""].filter(Boolean);
   const message = next.autostart ? `Starts when its host boots${when.length > 0 ? ` (${when.join(", ")})` : ""}` : "No longer starts when its host boots";
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "autostart", ok: true, message });
+  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "autostart", ok: true, message });
+  await announceRowChange(hangar, vm, event.id);
   return next;
 }
 

@@ -5,7 +5,8 @@
  * processes and delivers theirs.
  */
 import { EventEmitter, on } from "node:events";
-import type { State } from "./state.ts";
+import type { Db } from "../db.ts";
+import { isState, type State } from "./state.ts";
 
 export interface VmChange {
   vmId: string;
@@ -62,4 +63,15 @@ export class VmBus {
       },
     };
   }
+}
+
+/**
+ * Tells open lists, VM pages and `hangar events --follow` that VM `vm` changed without moving
+ * its state (the recorder publishes state changes only): its row (tags, forwards, resources)
+ * or what its page shows (snapshots, disk, autostart), with event `eventId`. The state is
+ * read again: an action may have moved it since.
+ */
+export async function announceRowChange(hangar: { db: Db; bus: VmBus }, vm: { id: string; name: string }, eventId: string): Promise<void> {
+  const now = await hangar.db.vm.findUnique({ where: { id: vm.id }, select: { state: true } });
+  if (now && isState(now.state)) hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId });
 }

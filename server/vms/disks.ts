@@ -5,6 +5,7 @@
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError } from "../driver/manager.ts";
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { announceRowChange } from "./bus.ts";
 
 const GIB = 1024 ** 3;
 
@@ -29,7 +30,8 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
     throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message: `Disk grown to ${input.diskGiB} GiB` });
+  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message: `Disk grown to ${input.diskGiB} GiB` });
+  await announceRowChange(hangar, vm, event.id);
   return diskOf(hangar, vm.id);
 }
 
@@ -48,7 +50,8 @@ export async function publishDisk(hangar: Hangar, input: { id: string; name: str
     const image = await hangar.lifecycle.withLock(vm.id, "making an image from its disk", ["Stopped"], () =>
       hangar.images.publishImage({ name: input.name, writeDisk: (target) => driver.exportDisk(target), from: vm.image }),
     );
-    await hangar.recorder.record({ stream: "vm", vm, actor, action: "publish", ok: true, message: `Image ${image.name} made from its disk` });
+    const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "publish", ok: true, message: `Image ${image.name} made from its disk` });
+    await announceRowChange(hangar, vm, event.id);
     return image;
   } catch (error) {
     if (isHangarError(error)) throw error;

@@ -5,6 +5,7 @@
  */
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { announceRowChange } from "./bus.ts";
 import { stoppedMeanwhile } from "./lifecycle.ts";
 
 /** How a VM reaches the network; see NetworkConfig in server/driver/manager.ts. */
@@ -68,7 +69,15 @@ export async function addForward(hangar: Hangar, input: { id: string; hostPort: 
   async function keep(bound: number | null) {
     const forward = await db.portForward.update({ where: { id: row.id }, data: { boundPort: bound } });
     const where = bound ? `host port ${bound}` : input.hostPort ? `host port ${input.hostPort} from the next start` : "a free host port from the next start";
-    await hangar.recorder.record({ stream: "vm", vm, actor, action: "forward-add", ok: true, message: `Guest port ${input.guestPort} forwarded on ${where}` });
+    const event = await hangar.recorder.record({
+      stream: "vm",
+      vm,
+      actor,
+      action: "forward-add",
+      ok: true,
+      message: `Guest port ${input.guestPort} forwarded on ${where}`,
+    });
+    await announceRowChange(hangar, vm, event.id);
     return forward;
   }
 }
@@ -90,6 +99,14 @@ export async function removeForward(hangar: Hangar, input: { id: string; guestPo
     }
   }
   await hangar.db.portForward.delete({ where: { id: forward.id } });
-  await hangar.recorder.record({ stream: "vm", vm, actor, action: "forward-remove", ok: true, message: `Guest port ${input.guestPort} no longer forwarded` });
+  const event = await hangar.recorder.record({
+    stream: "vm",
+    vm,
+    actor,
+    action: "forward-remove",
+    ok: true,
+    message: `Guest port ${input.guestPort} no longer forwarded`,
+  });
+  await announceRowChange(hangar, vm, event.id);
   return { guestPort: input.guestPort };
 }

@@ -8,6 +8,7 @@ import { assertWithinQuota } from "../auth/users.ts";
 import type { Hangar } from "../hangar.ts";
 import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
+import { announceRowChange } from "./bus.ts";
 import { stoppedMeanwhile, type CloneInfo } from "./lifecycle.ts";
 import { isState, transition, validActions, type Action, type State } from "./state.ts";
 import { checkTags, decodeTags, encodeTags } from "./tags.ts";
@@ -322,7 +323,7 @@ export async function describeVm(hangar: Hangar, input: { id: string; descriptio
   const description = input.description.trim();
   if (description !== vm.description) {
     await hangar.db.vm.update({ where: { id: vm.id }, data: { description } });
-    await hangar.recorder.record({
+    const event = await hangar.recorder.record({
       stream: "vm",
       vm,
       actor,
@@ -330,6 +331,7 @@ export async function describeVm(hangar: Hangar, input: { id: string; descriptio
       ok: true,
       message: description ? "Description changed" : "Description removed",
     });
+    await announceRowChange(hangar, vm, event.id);
   }
   return { description };
 }
@@ -373,15 +375,6 @@ export async function setTags(hangar: Hangar, input: { id: string; tags: string[
   });
   await announceRowChange(hangar, vm, event.id);
   return { tags };
-}
-
-/**
- * Tells open lists that VM `vm`'s row changed (the recorder publishes state changes only),
- * with its state read again: an action may have moved it since.
- */
-export async function announceRowChange(hangar: Hangar, vm: { id: string; name: string }, eventId: string): Promise<void> {
-  const now = await hangar.db.vm.findUnique({ where: { id: vm.id }, select: { state: true } });
-  if (now && isState(now.state)) hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId });
 }
 
 /**

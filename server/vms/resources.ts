@@ -6,7 +6,7 @@
 import { assertWithinQuota } from "../auth/users.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
-import { announceRowChange } from "./inventory.ts";
+import { announceRowChange } from "./bus.ts";
 
 export interface ResizeInput {
   id: string;

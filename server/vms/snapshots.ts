@@ -6,6 +6,7 @@
 import { SnapshotNotFoundError } from "../driver/manager.ts";
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
+import { announceRowChange } from "./bus.ts";
 
 type SnapshotAction = "create" | "revert" | "delete";
 
@@ -48,7 +49,7 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   } catch (error) {
     if (error instanceof HangarError) throw error;
     if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
-    await hangar.recorder.record({
+    const failed = await hangar.recorder.record({
       stream: "vm",
       vm,
       actor,
@@ -56,9 +57,10 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
       ok: false,
       message: `Snapshot ${input.name}: ${userMessage(error)}`,
     });
+    await announceRowChange(hangar, vm, failed.id);
     throw new HangarError("DRIVER_FAILED", `Snapshot ${input.action} of "${input.name}" on VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
-  await hangar.recorder.record({
+  const done = await hangar.recorder.record({
     stream: "vm",
     vm,
     actor,
@@ -66,5 +68,6 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
     ok: true,
     message: `Snapshot ${input.name} (${Date.now() - started} ms)`,
   });
+  await announceRowChange(hangar, vm, done.id);
   return listSnapshots(hangar, vm.id);
 }
