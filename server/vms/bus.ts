@@ -52,14 +52,23 @@ export class VmBus {
   }
 
   /**
-   * The changes as an async iterable, ended by `signal`. It listens from this call on, not
-   * from the first read, so a caller can look something up first without missing a change.
+   * The changes as an async iterable, ended by `signal`, each passed through `prepare` the
+   * moment it is published rather than when the reader gets to it: a reader behind by a few
+   * changes still sees what each one meant then. It listens from this call on, not from the
+   * first read, so a caller can look something up first without missing a change.
    */
-  changes(signal?: AbortSignal): AsyncIterable<VmChange> {
-    const events = on(this.emitter, "change", { signal });
+  changes<T>(prepare: (change: VmChange) => T, signal?: AbortSignal): AsyncIterable<T> {
+    const prepared = new EventEmitter();
+    const unsubscribe = this.subscribe((change) => prepared.emit("change", prepare(change)));
+    signal?.addEventListener("abort", unsubscribe, { once: true });
+    const values = on(prepared, "change", { signal });
     return {
       async *[Symbol.asyncIterator]() {
-        for await (const [change] of events) yield change as VmChange;
+        try {
+          for await (const [value] of values) yield value as T;
+        } finally {
+          unsubscribe();
+        }
       },
     };
   }

@@ -68,7 +68,13 @@ async function missedSince(hangar: Hangar, lastEventId: string): Promise<VmChang
 
 /** Every change from now on (after those missed since `lastEventId`), each with its row. */
 export async function* liveChanges(hangar: Hangar, lastEventId: string | null | undefined, signal?: AbortSignal): AsyncGenerator<LiveChange> {
-  const live = hangar.bus.changes(signal);
+  // Each change's row is read as it is published: read when this listener gets to it (after a
+  // replay, or behind a burst) it would show what later actions made of the VM.
+  const live = hangar.bus.changes((change) => {
+    const read = withRow(hangar, change);
+    read.catch(() => undefined);
+    return read;
+  }, signal);
   const replayed = new Set<string>();
   if (lastEventId) {
     for (const change of await missedSince(hangar, lastEventId)) {
@@ -76,8 +82,9 @@ export async function* liveChanges(hangar: Hangar, lastEventId: string | null | 
       yield await withRow(hangar, change);
     }
   }
-  for await (const change of live) {
+  for await (const read of live) {
+    const change = await read;
     if (change.eventId && replayed.has(change.eventId)) continue;
-    yield await withRow(hangar, change);
+    yield change;
   }
 }
