@@ -6,6 +6,7 @@ import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { setAutostart } from "../vms/autostart.ts";
+import type { VmChange } from "../vms/bus.ts";
 import { renameVm, setProtection } from "../vms/inventory.ts";
 import { resizeVm } from "../vms/resources.ts";
 import type { StagingState } from "./pool.ts";
@@ -167,6 +168,16 @@ describe("pools", () => {
     await hangar.pools.kick(pool.id);
     const after = await members(pool.id);
     expect(after.find((vm) => vm.id !== got.vmId)?.state).toBe("Suspended");
+  });
+
+  it("tells open lists a Running member was handed out: its owner changed, not its state", async () => {
+    const pool = await newPool(1, "Running");
+    const changes: VmChange[] = [];
+    const unsubscribe = hangar.bus.subscribe((change) => changes.push(change));
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    unsubscribe();
+    const handed = await hangar.db.event.findFirstOrThrow({ where: { vmId: got.vmId, action: "pool-acquired" } });
+    expect(changes.filter((change) => change.vmId === got.vmId)).toEqual([{ vmId: got.vmId, vmName: got.name, state: "Running", eventId: handed.id }]);
   });
 
   it("counts an acquired VM against its new owner's quota, as a created one", async () => {

@@ -21,7 +21,7 @@ import { assertWithinQuota } from "../auth/users.ts";
 import type { Db } from "../db.ts";
 import type { Manager } from "../driver/manager.ts";
 import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
-import type { VmBus, VmChange } from "../vms/bus.ts";
+import { announceRowChange, type VmBus, type VmChange } from "../vms/bus.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { isTransient, type State } from "../vms/state.ts";
 import { cleanupVm } from "../vms/wait.ts";
@@ -126,7 +126,7 @@ export function createPools({
 
   /** A pool event; `vm` names the member (its id only while the row exists). */
   async function record(poolName: string, action: string, ok: boolean, message: string, vm?: { id: string | null; name: string }) {
-    await recorder.record({
+    return recorder.record({
       stream: "vm",
       vm: { id: vm?.id ?? null, name: vm?.name ?? poolName },
       actor: KEEPER,
@@ -394,7 +394,9 @@ export function createPools({
       }
       const privateKey = options.publicKey ? undefined : identity.privateKey;
       // The last write before the answer: start-up takes a claimed member without it for an acquire cut short.
-      await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
+      const handed = await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
+      // Its owner and pool changed, not its state: open lists show it as the new owner's now.
+      await announceRowChange({ db, bus }, vm, handed.id);
       return { vmId: vm.id, name: vm.name, host: sshAddress?.() ?? driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
     } catch (error) {
       await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
