@@ -322,6 +322,13 @@ describe("hangar CLI", () => {
       expect(Object.keys(event).sort()).toEqual(Object.keys(stored ?? {}).sort());
       expect({ ...event, vmId: undefined }).toEqual({ ...stored, vmId: undefined });
     }
+    // A deleted VM's events, by the name it had; a name no VM ever had is an error.
+    const gone = await hangar(["events", "cli-2"]);
+    expect([gone.exitCode, gone.stderr.trim()]).toEqual([0, 'hangar: no VM is named "cli-2" now; these are the events of the deleted VM(s) of that name.']);
+    expect(gone.stdout).toMatch(/^\S+ \S+ +cli-2 +delete +ok +Deleted$/m);
+    expect(gone.stdout).not.toMatch(/cli-1/);
+    const never = await hangar(["events", "never-was"]);
+    expect([never.exitCode, never.stderr.trim()]).toEqual([5, 'hangar: No VM is named "never-was", and none was; `hangar ls` lists them.']);
     // One walk through every command, each run as its own process (about a second of start-up
     // each): it needs more than the default while the machine is busy with other suites.
   }, 300_000);

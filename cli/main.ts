@@ -992,16 +992,25 @@ program
   .action(
     run(async (name: string | undefined, options: { limit: number; follow?: boolean }, command: Command) => {
       const { config, api } = await connect();
-      const vmId = name ? await resolveVm(api, name) : undefined;
+      // A VM no longer there is looked for by name: a deleted VM's events keep its name, not its id.
+      const vmId = name
+        ? await resolveVm(api, name).catch((error: unknown) =>
+            error instanceof CliError && error.exitCode === EXIT.NOT_FOUND ? undefined : Promise.reject(error),
+          )
+        : undefined;
+      const vmName = name && !vmId ? name : undefined;
       // Newest first, a page (at most 200) at a time; printed oldest first.
       const past: Awaited<ReturnType<typeof api.vm.events.query>>["events"] = [];
       for (let cursor: string | undefined, more = options.limit > 0; more;) {
-        const page = await api.vm.events.query({ vmId, limit: Math.min(200, options.limit - past.length), cursor });
+        const page = await api.vm.events.query({ vmId, vmName, limit: Math.min(200, options.limit - past.length), cursor });
         past.push(...page.events);
         cursor = page.nextCursor;
         more = cursor !== undefined && past.length < options.limit;
       }
       past.reverse();
+      if (vmName && options.limit > 0 && past.length === 0)
+        throw new CliError(`No VM is named "${vmName}", and none was; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
+      if (vmName) process.stderr.write(`hangar: no VM is named "${vmName}" now; these are the events of the deleted VM(s) of that name.\n`);
       // Past and live events alike: the same columns, or the same JSON object one a line.
       const lines = eventTable(past);
       const seen = seenIds();
@@ -1041,7 +1050,7 @@ program
         // From the newest past event on: what was recorded since it was read comes first.
         live.vm.onChange.subscribe(past.length > 0 ? { lastEventId: past[past.length - 1]?.id } : undefined, {
           onData: ({ data }) => {
-            if (vmId && data.vmId !== vmId) return;
+            if ((vmId && data.vmId !== vmId) || (vmName && data.vmName !== vmName)) return;
             // Only recorded events: a state in progress (Starting) and a deleted VM's row
             // leaving (Gone) are changes for the dashboard's lists, with no event of their own.
             if (data.event) print(data.event);

@@ -388,6 +388,25 @@ describe("disks and stops", () => {
     expect((await api.vm.create({ ...goodSpec, name: "old-name", imageId })).name).toBe("old-name");
   });
 
+  it("lists a deleted VM's events by the name it had (its id is gone from them), beside a new VM's of that name", async () => {
+    const first = await api.vm.create({ ...goodSpec, name: "reused", imageId });
+    await api.vm.delete({ id: first.id });
+    const second = await api.vm.create({ ...goodSpec, name: "reused", imageId });
+    const byName = (await api.vm.events({ vmName: "reused", limit: 50 })).events;
+    // A create also records its disk's clone.
+    expect(byName.filter((e) => e.action !== "clone").map((e) => [e.action, e.vmId])).toEqual([
+      ["create", second.id],
+      ["delete", null],
+      ["create", null],
+    ]);
+    const both = (await api.vm.events({ vmName: "reused", vmId: second.id, limit: 50 })).events;
+    expect(both.map((e) => [e.action, e.vmId]).sort()).toEqual([
+      ["clone", second.id],
+      ["create", second.id],
+    ]);
+    expect((await api.vm.events({ vmName: "never-was", limit: 50 })).events).toEqual([]);
+  });
+
   it("keeps what a VM is for on its page, not in list rows, and refuses an essay", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "described", imageId, description: "  CI runner for the web team\n(ask Ana)  " });
     expect((await api.vm.get({ id: vm.id })).description).toBe("CI runner for the web team\n(ask Ana)");

@@ -249,8 +249,18 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => removeForward(ctx.hangar, input, ctx.actor)),
   /** VM events (lifecycle, snapshots, pools), of one VM (vmId) or all, newest first, in pages. */
   events: procedure
-    .meta({ permission: "read", openapi: rest("GET", "/events", "VM events, of one VM (vmId) or all, newest first, in pages") })
-    .input(z.object({ vmId: id.optional(), limit: z.number().int().min(1).max(200).default(50), cursor: id.optional() }))
+    .meta({
+      permission: "read",
+      openapi: rest("GET", "/events", "VM events, of one VM (vmId), of the VMs once named vmName (a deleted one's too), or all; newest first, in pages"),
+    })
+    .input(
+      z.object({
+        vmId: id.optional(),
+        vmName: z.string().min(1).max(200).optional(),
+        limit: z.number().int().min(1).max(200).default(50),
+        cursor: id.optional(),
+      }),
+    )
     .output(eventPageOutput)
     .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
   /**

@@ -243,9 +243,10 @@ const SYNC_READY_WAIT_MS = 120_000;
  * VM events (the "vm" stream: lifecycle, reconciler, snapshots, pools), of one VM or all,
  * newest first. Sign-ins and account, user and token changes are the audit log's.
  */
-export async function listEvents(hangar: Hangar, input: { vmId?: string; limit: number; cursor?: string }) {
+export async function listEvents(hangar: Hangar, input: { vmId?: string; vmName?: string; limit: number; cursor?: string }) {
   const events = await hangar.db.event.findMany({
-    where: { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}) },
+    // By name: a deleted VM's events keep its name, not its id.
+    where: { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}), ...(input.vmName ? { vmName: input.vmName } : {}) },
     orderBy: [{ createdAt: "desc" }, { id: "desc" }],
     take: input.limit + 1,
     ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
