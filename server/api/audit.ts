@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { STREAMS } from "../audit/recorder.ts";
+import { STREAMS, listEvents } from "../audit/recorder.ts";
 import { id, userId, vmName } from "./schemas.ts";
 import { eventPageOutput } from "./outputs.ts";
 import { procedure, router } from "./trpc.ts";
@@ -38,22 +38,19 @@ export const auditRouter = router({
       }),
     )
     .output(eventPageOutput)
-    .query(async ({ ctx, input }) => {
-      const events = await ctx.hangar.db.event.findMany({
-        where: {
+    .query(({ ctx, input }) =>
+      listEvents(
+        ctx.hangar.db,
+        {
           ...(input.stream ? { stream: input.stream } : {}),
           ...(input.vmId ? { vmId: input.vmId } : {}),
           ...(input.vmName ? { vmName: input.vmName } : {}),
           ...(input.userId ? { userId: input.userId } : {}),
           ...(input.action ? { action: input.action } : {}),
         },
-        orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-        take: input.limit + 1,
-        ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
-      });
-      const page = events.slice(0, input.limit);
-      return { events: page, nextCursor: events.length > input.limit ? page[page.length - 1]?.id : undefined };
-    }),
+        input,
+      ),
+    ),
   /** Every VM name the log mentions, deleted VMs' included, for the VM filter. */
   vmNames: procedure.meta({ permission: "admin" }).query(async ({ ctx }) => {
     const names = await ctx.hangar.db.event.groupBy({ by: ["vmName"], where: { vmName: { not: null } }, orderBy: { vmName: "asc" } });

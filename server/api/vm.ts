@@ -6,7 +6,6 @@ import {
   describeVm,
   execInVm,
   getVm,
-  listEvents,
   renameVm,
   setProtection,
   setTags,
@@ -14,6 +13,7 @@ import {
   vmSerialTail,
   waitForVm,
 } from "../vms/inventory.ts";
+import { listEvents } from "../audit/recorder.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -256,13 +256,16 @@ export const vmRouter = router({
     .input(
       z.object({
         vmId: id.optional(),
-        vmName: z.string().min(1).max(200).optional(),
+        vmName: vmName.optional(),
         limit: z.number().int().min(1).max(200).default(50),
         cursor: id.optional(),
       }),
     )
     .output(eventPageOutput)
-    .query(({ ctx, input }) => listEvents(ctx.hangar, input)),
+    // VM events only: sign-ins and account, user and token changes are the audit log's.
+    .query(({ ctx, input }) =>
+      listEvents(ctx.hangar.db, { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}), ...(input.vmName ? { vmName: input.vmName } : {}) }, input),
+    ),
   /**
    * Live changes, each with the VM's list row (null once gone) and the event recorded for it
    * as vm.events lists it (null for a state in progress and for "Gone"). The dashboard takes

@@ -85,3 +85,18 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
 
   return { record };
 }
+
+/** Which events a page is of: a stream, a VM (by id, or by name for a deleted one), a user, an action. */
+export type EventFilter = NonNullable<Parameters<Db["event"]["findMany"]>[0]>["where"];
+
+/** A page of the events `where` picks, newest first; nextCursor names the last while more remain. */
+export async function listEvents(db: Db, where: EventFilter, page: { limit: number; cursor?: string | undefined }) {
+  const events = await db.event.findMany({
+    where,
+    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
+    take: page.limit + 1,
+    ...(page.cursor ? { cursor: { id: page.cursor }, skip: 1 } : {}),
+  });
+  const found = events.slice(0, page.limit);
+  return { events: found, nextCursor: events.length > page.limit ? found[found.length - 1]?.id : undefined };
+}

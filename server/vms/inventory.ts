@@ -240,22 +240,6 @@ export async function waitForVm(hangar: Hangar, input: { id: string; for: "ready
 const SYNC_READY_WAIT_MS = 120_000;
 
 /**
- * VM events (the "vm" stream: lifecycle, reconciler, snapshots, pools), of one VM or all,
- * newest first. Sign-ins and account, user and token changes are the audit log's.
- */
-export async function listEvents(hangar: Hangar, input: { vmId?: string; vmName?: string; limit: number; cursor?: string }) {
-  const events = await hangar.db.event.findMany({
-    // By name: a deleted VM's events keep its name, not its id.
-    where: { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}), ...(input.vmName ? { vmName: input.vmName } : {}) },
-    orderBy: [{ createdAt: "desc" }, { id: "desc" }],
-    take: input.limit + 1,
-    ...(input.cursor ? { cursor: { id: input.cursor }, skip: 1 } : {}),
-  });
-  const page = events.slice(0, input.limit);
-  return { events: page, nextCursor: events.length > input.limit ? page[page.length - 1]?.id : undefined };
-}
-
-/**
  * Clone a Stopped VM into a new one: same image and spec, a copy of its disk, a fresh
  * SSH key and cloud-init instance-id (so it boots as a new machine with its own hostname),
  * cloneInfo naming the source. Port forwards come along with host ports picked anew.
