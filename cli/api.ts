@@ -180,6 +180,13 @@ export async function resolveVm(api: Client, nameOrId: string): Promise<string> 
   throw new CliError(`No VM named "${nameOrId}"; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
 }
 
+/** The id of the user with this email (admins list users; anyone else is refused there). */
+export async function resolveUser(api: Client, email: string): Promise<string> {
+  const found = (await api.user.list.query()).find((user) => user.email.toLowerCase() === email.toLowerCase());
+  if (!found) throw new CliError(`No user has the email "${email}".`, EXIT.NOT_FOUND);
+  return found.id;
+}
+
 /** The image named, or with none named the one the New VM form picks (defaultImage). */
 export async function resolveImage(api: Client, nameOrId: string | undefined): Promise<string> {
   const images = await api.image.list.query();

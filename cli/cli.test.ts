@@ -332,4 +332,29 @@ describe("hangar CLI", () => {
     // One walk through every command, each run as its own process (about a second of start-up
     // each): it needs more than the default while the machine is busy with other suites.
   }, 300_000);
+
+  it("shows an admin the audit log, by stream, user, VM and action; the walk's actions are its user's", async () => {
+    const admin = await callerFor(t.hangar, "admin");
+    await admin.user.add({ email: "boss@test.hangar", name: "boss", password: "a long password", role: "admin" });
+    const bossEnv = { ...env, XDG_CONFIG_HOME: path.join(work, "boss-config") };
+    const asBoss = (args: string[], input?: string) => execa(process.execPath, [LAUNCHER, ...args], { env: bossEnv, extendEnv: true, reject: false, input });
+    const login = await asBoss(["login", url, "--email", "boss@test.hangar", "--password-stdin"], "a long password\n");
+    expect(login.exitCode, login.stderr).toBe(0);
+    const signIns = await asBoss(["--json", "audit", "--stream", "audit", "--action", "sign-in", "--user", "dev@test.hangar"]);
+    expect(signIns.exitCode, signIns.stderr).toBe(0);
+    const entries = JSON.parse(signIns.stdout) as { actor: string; action: string; stream: string }[];
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.every((e) => e.actor === "dev@test.hangar" && e.action === "sign-in" && e.stream === "audit")).toBe(true);
+    // The walk's VM actions are filed under its user; a deleted VM's are found by its name.
+    const stops = JSON.parse((await asBoss(["--json", "audit", "--user", "dev@test.hangar", "--action", "stop"])).stdout) as { vmName: string }[];
+    expect(stops.map((e) => e.vmName)).toContain("cli-1");
+    const table = await asBoss(["audit", "--vm", "cli-2", "--limit", "500"]);
+    expect(table.stdout.split("\n")[0]).toMatch(/^TIME +WHO +ACTION +RESULT +ON +MESSAGE$/);
+    // The CLI calls with the token its login made: that token, and whose it is.
+    expect(table.stdout).toMatch(/^\S+ \S+ +token cli .*\(dev@test\.hangar\) +delete +ok +cli-2 +Deleted$/m);
+    expect(table.stdout).not.toMatch(/cli-1/);
+    const nobody = await asBoss(["audit", "--user", "nobody@test.hangar"]);
+    expect([nobody.exitCode, nobody.stderr.trim()]).toEqual([5, 'hangar: No user has the email "nobody@test.hangar".']);
+    expect((await asBoss(["audit", "--stream", "everything"])).exitCode).toBe(2);
+  }, 120_000);
 });

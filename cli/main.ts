@@ -17,7 +17,21 @@ import superjson from "superjson";
 import WebSocket from "ws";
 import type { AppRouter } from "../server/api/root.ts";
 import packageJson from "../package.json" with { type: "json" };
-import { CliError, EXIT, asCliError, connect, localTime, output, readLocalFile, resolveImage, resolvePool, resolveVm, table, toJson } from "./api.ts";
+import {
+  CliError,
+  EXIT,
+  asCliError,
+  connect,
+  localTime,
+  output,
+  readLocalFile,
+  resolveImage,
+  resolvePool,
+  resolveUser,
+  resolveVm,
+  table,
+  toJson,
+} from "./api.ts";
 import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { eventTable, seenIds } from "./events.ts";
@@ -1059,6 +1073,41 @@ program
           onComplete: resolve,
         });
       });
+    }),
+  );
+
+program
+  .command("audit")
+  .description("the audit log, oldest first: sign-ins, users, tokens and VM events, with who did what (admins)")
+  .addHelpText(
+    "after",
+    examples("hangar audit --stream audit --action sign-in", "hangar audit --user ana@example.com --limit 100", "hangar audit --vm old-web"),
+  )
+  .addOption(new Option("--stream <stream>", "only VM events, or only sign-ins and account, user and token changes").choices(["vm", "audit"]))
+  .option("--vm <name>", "only this VM's events, a deleted one's too")
+  .option("--user <email>", "only what this user did")
+  .option("--action <action>", "only this action, e.g. sign-in, token-create, stop")
+  .option("--limit <n>", "how many entries", count("--limit"), 50)
+  .action(
+    run(async (options: { stream?: "vm" | "audit"; vm?: string; user?: string; action?: string; limit: number }, command: Command) => {
+      const { api } = await connect();
+      const userId = options.user ? await resolveUser(api, options.user) : undefined;
+      const filter = { stream: options.stream, vmName: options.vm, userId, action: options.action };
+      // Newest first, a page (at most 200) at a time; printed oldest first, as events are.
+      const entries: Awaited<ReturnType<typeof api.audit.list.query>>["events"] = [];
+      for (let cursor: string | undefined, more = options.limit > 0; more;) {
+        const page = await api.audit.list.query({ ...filter, limit: Math.min(200, options.limit - entries.length), cursor });
+        entries.push(...page.events);
+        cursor = page.nextCursor;
+        more = cursor !== undefined && entries.length < options.limit;
+      }
+      entries.reverse();
+      output(json(command), entries, (list) =>
+        table(
+          ["TIME", "WHO", "ACTION", "RESULT", "ON", "MESSAGE"],
+          list.map((e) => [localTime(e.createdAt, true), e.actor, e.action, e.ok ? "ok" : "FAILED", e.vmName ?? e.target ?? "", e.message]),
+        ),
+      );
     }),
   );
 

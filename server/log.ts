@@ -8,6 +8,13 @@ import { pino } from "pino";
 
 interface RequestScope {
   requestId: string;
+  caller?: Caller;
+}
+
+/** Who made an API call, once it is known: the actor its events are written as, and their user. */
+export interface Caller {
+  actor: string;
+  userId: string | null;
 }
 
 const scope = new AsyncLocalStorage<RequestScope>();
@@ -20,6 +27,17 @@ export function withRequestId<T>(requestId: string, fn: () => T): T {
 /** The id of the API call this code runs for, if any. */
 export function currentRequestId(): string | undefined {
   return scope.getStore()?.requestId;
+}
+
+/** Runs `fn` as the part of the current API call made for `caller` (after its permission check). */
+export function withCaller<T>(caller: Caller, fn: () => T): T {
+  const current = scope.getStore();
+  return current ? scope.run({ ...current, caller }, fn) : fn();
+}
+
+/** Who made the API call this code runs for, if any. */
+export function currentCaller(): Caller | undefined {
+  return scope.getStore()?.caller;
 }
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;

@@ -30,7 +30,7 @@ import { originAllowed } from "../origins.ts";
 import { actorLabel, atLeast, canControlVm, refusal, type Permission, type Principal } from "../auth/permissions.ts";
 import { ERROR_CODES, HangarError, fromDatabaseError, isHangarError, withoutHostPaths, type ErrorCode } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
-import { logger, withRequestId } from "../log.ts";
+import { logger, withCaller, withRequestId } from "../log.ts";
 import { id, malformedText } from "./schemas.ts";
 
 // 1. Context
@@ -287,7 +287,8 @@ const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, ne
     }
   })();
   if (!allowed) throw new HangarError("FORBIDDEN", refusal(meta.permission));
-  return next({ ctx: { principal } });
+  // The events the call records under its actor are its user's (the audit log filters by user).
+  return withCaller({ actor: ctx.actor, userId: principal.userId }, () => next({ ctx: { principal } }));
 });
 
 /** The input field `field` of raw input, when it is an id. */

@@ -4,10 +4,11 @@
  *   whoever may read the VM (vm.events).
  * - "audit": sign-ins and changes to users, tokens and accounts. Admins only (audit.list).
  * A VM event that moves a VM's state is also published on the bus, once it is stored.
- * An entry recorded while an API call runs carries that call's request id (server/log.ts).
+ * An entry recorded while an API call runs carries that call's request id (server/log.ts),
+ * and a VM event recorded under the caller's actor carries the caller's user id.
  */
 import type { Db } from "../db.ts";
-import { currentRequestId } from "../log.ts";
+import { currentCaller, currentRequestId } from "../log.ts";
 import type { VmBus } from "../vms/bus.ts";
 import type { State } from "../vms/state.ts";
 
@@ -48,6 +49,16 @@ export type Entry = VmEvent | AuditEntry;
 
 export type Recorder = ReturnType<typeof createRecorder>;
 
+/**
+ * The user behind `actor` when the API call being served is theirs. Work a call sets going
+ * under another actor (a pool's refill, the reconciler) runs in the call's scope too, but
+ * is not the caller's doing.
+ */
+function callerUserId(actor: Actor): string | null {
+  const caller = currentCaller();
+  return caller && caller.actor === actor ? caller.userId : null;
+}
+
 export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
   async function record(entry: Entry) {
     if (entry.stream === "audit") {
@@ -75,7 +86,7 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
         toState: entry.to ?? null,
         ok: entry.ok,
         message: entry.message,
-        userId: entry.userId ?? null,
+        userId: entry.userId ?? callerUserId(entry.actor),
         requestId: currentRequestId() ?? null,
       },
     });

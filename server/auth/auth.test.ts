@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { appRouter, createCaller } from "../api/root.ts";
 import { IN_PROCESS, type Meta } from "../api/trpc.ts";
 import type { Hangar } from "../hangar.ts";
+import { withCaller, withRequestId } from "../log.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { REPO_ROOT } from "../testing/paths.ts";
@@ -103,6 +104,26 @@ describe("roles", () => {
     // A's own calls work, and an admin may act on A's VM.
     await a.vm.start({ id: vm.id });
     await (await callerFor(hangar, "admin")).vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
+  it("files a user's VM actions under them in the audit log, not the work those actions set going", async () => {
+    const operator = await callerFor(hangar, "operator", "ana@test.hangar");
+    const ana = await hangar.db.user.findUniqueOrThrow({ where: { email: "ana@test.hangar" } });
+    const vm = await operator.vm.create({ name: "anas", imageId, ...spec });
+    await operator.vm.start({ id: vm.id });
+    await operator.vm.stop({ id: vm.id, timeoutSec: 0 });
+    // A reconciler's event recorded while her call runs is not hers.
+    await withRequestId("req", () =>
+      withCaller({ actor: "ana@test.hangar", userId: ana.id }, () =>
+        hangar.recorder.record({ stream: "vm", vm, actor: "reconciler", action: "reconcile", ok: true, message: "checked" }),
+      ),
+    );
+    const admin = await callerFor(hangar, "admin");
+    const hers = await admin.audit.list({ userId: ana.id, limit: 50 });
+    expect(hers.events.map((e) => e.action).sort()).toEqual(["clone", "create", "start", "stop"]);
+    expect(hers.events.every((e) => e.actor === "ana@test.hangar" && e.vmName === "anas")).toBe(true);
+    const reconciled = await admin.audit.list({ vmId: vm.id, action: "reconcile", limit: 5 });
+    expect(reconciled.events.map((e) => [e.actor, e.userId])).toEqual([["reconciler", null]]);
   });
 
   it("shows a viewer VM events but none of the audit log (sign-ins, users, tokens)", async () => {
