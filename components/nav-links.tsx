@@ -19,10 +19,12 @@ export function NavLinks() {
   const pathname = usePathname() ?? "/";
   const me = useMe();
   if (!me) return null;
+  // No prefetch: each page reads its data itself, and prefetching every section's route made
+  // each page load ask the server for eight renders beside its own first data.
   return (
     <nav aria-label="Main">
       {LINKS.filter((link) => !link.admin || me.role === "admin").map((link) => (
-        <Link key={link.href} href={link.href} aria-current={link.match(pathname) ? "page" : undefined}>
+        <Link key={link.href} href={link.href} prefetch={false} aria-current={link.match(pathname) ? "page" : undefined}>
           {link.label}
         </Link>
       ))}
