@@ -1,10 +1,12 @@
 import type { Metadata } from "next";
+import { headers } from "next/headers";
 import Link from "next/link";
 import type { ReactNode } from "react";
 import { LiveUpdates } from "@/components/live-updates.tsx";
 import { NavLinks } from "@/components/nav-links.tsx";
 import { SessionGate, UserMenu } from "@/components/session.tsx";
 import { TrpcProvider } from "@/components/trpc-provider.tsx";
+import { SESSION_SEED_HEADER } from "@/lib/vocabulary.ts";
 import "./globals.css";
 
 /**
@@ -19,11 +21,13 @@ export const metadata: Metadata = {
   icons: { icon: "/favicon.svg" },
 };
 
-export default function RootLayout({ children }: { children: ReactNode }) {
+export default async function RootLayout({ children }: { children: ReactNode }) {
+  // Who is signed in, as Hangar's server read it for this page (server/http-server.ts).
+  const session = (await headers()).get(SESSION_SEED_HEADER) ?? undefined;
   return (
     <html lang="en">
       <body>
-        <TrpcProvider>
+        <TrpcProvider session={session}>
           {/* The first Tab stop: past the nine links of the top bar to the page itself. */}
           <a href="#content" className="skip-link">
             Skip to content

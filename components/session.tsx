@@ -5,7 +5,7 @@
  */
 import { useQuery } from "@tanstack/react-query";
 import { usePathname, useRouter } from "next/navigation";
-import { useEffect, type ReactNode } from "react";
+import { useEffect, useSyncExternalStore, type ReactNode } from "react";
 import { OPEN_PAGES, signInFor } from "./sign-in-path.ts";
 import { useTRPC, type RouterOutputs } from "./trpc.ts";
 
@@ -33,18 +33,26 @@ export function useMe(): Me | null | undefined {
   return me.data ? me.data.user : undefined;
 }
 
+/** For useSyncExternalStore: false while rendered on the server and hydrated, true after. */
+const noChange = () => () => undefined;
+const inBrowser = () => true;
+const onServer = () => false;
+
 export function SessionGate({ children }: { children: ReactNode }) {
   const trpc = useTRPC();
   const router = useRouter();
   const pathname = usePathname() ?? "/";
   const me = useQuery(trpc.account.me.queryOptions(undefined, { staleTime: 60_000 }));
+  // Pages render in the browser only: the server knows who is signed in (the top bar shows
+  // it at once), but a page's own first render waits for the tab to run.
+  const mounted = useSyncExternalStore(noChange, inBrowser, onServer);
   const open = OPEN_PAGES.includes(pathname);
   const target = me.data && !me.data.user && !open ? (me.data.needsFirstAdmin ? "/setup" : "/sign-in") : undefined;
   useEffect(() => {
     if (target) router.replace(target === "/sign-in" ? signInFor(window.location.pathname + window.location.search) : target);
   }, [target, router]);
   if (open) return <>{children}</>;
-  if (!me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
+  if (!mounted || !me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
   return <>{children}</>;
 }
 

@@ -6,12 +6,13 @@
  * superjson like the server.
  */
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink } from "@trpc/client";
 import { useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root.ts";
 import { signInAgainIfUnauthorized } from "./session.tsx";
-import { TRPCProvider } from "./trpc.ts";
+import { TRPCProvider, type RouterOutputs } from "./trpc.ts";
 
 const url = "/api/trpc";
 
@@ -44,8 +45,12 @@ function makeQueryClient(): QueryClient {
   });
 }
 
-export function TrpcProvider({ children }: { children: ReactNode }) {
-  const [queryClient] = useState(makeQueryClient);
+/**
+ * `session`: the caller's account.me answer as the server read it for this page (superjson,
+ * URI-encoded), put in the cache so that the page asks for its data at once, not after
+ * asking who is signed in.
+ */
+export function TrpcProvider({ children, session }: { children: ReactNode; session?: string }) {
   const [trpcClient] = useState(() =>
     createTRPCClient<AppRouter>({
       links: [
@@ -64,6 +69,14 @@ export function TrpcProvider({ children }: { children: ReactNode }) {
       ],
     }),
   );
+  const [queryClient] = useState(() => {
+    const client = makeQueryClient();
+    if (session) {
+      const me = createTRPCOptionsProxy<AppRouter>({ client: trpcClient, queryClient: client }).account.me;
+      client.setQueryData(me.queryKey(), superjson.parse<RouterOutputs["account"]["me"]>(decodeURIComponent(session)));
+    }
+    return client;
+  });
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>

@@ -14,6 +14,15 @@
 export const VM_NAME_PATTERN = "[a-z0-9]([a-z0-9\\-]{0,61}[a-z0-9])?";
 export const VM_NAME_RULE = "1 to 63 lowercase letters, digits and hyphens, not starting or ending with a hyphen";
 
+// Pages
+
+/**
+ * The request header through which Hangar's server hands the page it renders the caller's
+ * account.me answer (superjson, URI-encoded), so a tab knows who is signed in without asking
+ * first. The server sets it on page requests and drops any a client sent.
+ */
+export const SESSION_SEED_HEADER = "x-hangar-session";
+
 // Passwords
 
 /** better-auth's limits on a password (server/auth/better-auth.ts is set from these). */

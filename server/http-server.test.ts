@@ -5,7 +5,9 @@ import { statSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import superjson from "superjson";
 import { afterEach, describe, expect, it } from "vitest";
+import { SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
 import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
 import type { Settings } from "./env.ts";
@@ -21,6 +23,8 @@ interface Served {
   origin: string;
   /** The policy Next would have read from each page request. */
   pageRequests: (string | undefined)[];
+  /** The session seed Next would have read from each page request (app/layout.tsx). */
+  pageSeeds: (string | undefined)[];
   server: http.Server;
 }
 
@@ -43,6 +47,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
   const t = await createTestHangar({ driverFor: new FakeDriver().managerFor, settings: { PORT: port, ...settings(port) } });
   running.push({ server, t });
   const pageRequests: (string | undefined)[] = [];
+  const pageSeeds: (string | undefined)[] = [];
   createHttpServer(
     {
       hangar: t.hangar,
@@ -50,6 +55,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
       pages: {
         handle: async (req, res) => {
           pageRequests.push(req.headers["content-security-policy"] as string | undefined);
+          pageSeeds.push(req.headers[SESSION_SEED_HEADER] as string | undefined);
           res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>page</title>");
         },
         handleUpgrade: async (_req, socket) => {
@@ -59,7 +65,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
     },
     server,
   );
-  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests, server };
+  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests, pageSeeds, server };
 }
 
 interface Reply {
@@ -204,6 +210,24 @@ describe("first admin", () => {
     expect(await bootstrapAdmin(t.hangar.db, t.hangar.auth, t.env.stateDir, "boot@test.hangar", "a long password")).toBeNull();
     expect((await t.hangar.db.user.findUniqueOrThrow({ where: { email: "boot@test.hangar" } })).role).toBe("admin");
     expect(() => statSync(path.join(t.env.stateDir, SETUP_CODE_FILE))).toThrow();
+  });
+});
+
+describe("the page's session seed", () => {
+  it("tells a page a browser opens who is signed in, as account.me would, and drops the header a client sent", async () => {
+    const served = await serve();
+    await addUser(served.t.hangar.db, served.t.hangar.auth, { email: "seen@test.hangar", name: "Seen", password: "a long password", role: "operator" });
+    const { cookie } = await signIn(served, "seen@test.hangar", "a long password");
+    const forged = encodeURIComponent(superjson.stringify({ user: { email: "boss@test.hangar", role: "admin" }, needsFirstAdmin: false }));
+    const open = (urlPath: string, headers: Record<string, string>) => send(served.port, "GET", urlPath, { host: served.host, ...headers });
+    await open("/", { cookie, "sec-fetch-dest": "document" });
+    await open("/", { "sec-fetch-dest": "document", [SESSION_SEED_HEADER]: forged });
+    await open("/_next/static/chunks/app.js", { cookie, "sec-fetch-dest": "script", [SESSION_SEED_HEADER]: forged });
+    await open("/pools?_rsc=1", { cookie, [SESSION_SEED_HEADER]: forged });
+    const [signedIn, anonymous, script, payload] = served.pageSeeds.map((seed) => (seed === undefined ? undefined : superjson.parse(decodeURIComponent(seed))));
+    expect(signedIn).toMatchObject({ user: { email: "seen@test.hangar", role: "operator" }, needsFirstAdmin: false });
+    expect(anonymous).toEqual({ user: null, needsFirstAdmin: false });
+    expect([script, payload]).toEqual([undefined, undefined]);
   });
 });
 

@@ -4,13 +4,14 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
+import superjson from "superjson";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
 import { actorLabel } from "../auth/permissions.ts";
 import { authenticate, bearerToken } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
 import { BODY_TOO_LARGE, closeAfterReply, readBody } from "./body.ts";
 import { compressJson, createListResponses } from "./responses.ts";
-import { appRouter } from "./root.ts";
+import { appRouter, createCaller } from "./root.ts";
 import type { Context, Transport } from "./trpc.ts";
 
 export const TRPC_BASE_PATH = "/api/trpc/";
@@ -29,6 +30,12 @@ export async function contextFor(hangar: Hangar, req: IncomingMessage): Promise<
     bearer: bearerToken(req.headers.authorization) !== undefined,
   };
   return { hangar, transport, principal, actor: principal ? actorLabel(principal) : "anonymous" };
+}
+
+/** The caller's account.me answer as a page's first render takes it (SESSION_SEED_HEADER). */
+export async function sessionSeed(hangar: Hangar, req: IncomingMessage): Promise<string> {
+  const me = await createCaller(await contextFor(hangar, req)).account.me();
+  return encodeURIComponent(superjson.stringify(me));
 }
 
 /**
