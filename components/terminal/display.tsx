@@ -7,7 +7,7 @@
 import type RFB from "@novnc/novnc";
 import { useMutation } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef, useState } from "react";
-import { z } from "zod";
+import { z } from "zod/mini";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
 

@@ -8,7 +8,7 @@ import "@xterm/xterm/css/xterm.css";
 import { useMutation } from "@tanstack/react-query";
 import type { Terminal as Xterm } from "@xterm/xterm";
 import { useCallback, useEffect, useRef, useState } from "react";
-import { z } from "zod";
+import { z } from "zod/mini";
 import type { TerminalKind as AnyTerminalKind } from "../../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "../error-alert.tsx";
 import { useTRPC } from "../trpc.ts";
@@ -18,7 +18,7 @@ export type TerminalKind = Exclude<AnyTerminalKind, "display" | "tunnel">;
 type Phase = "inactive" | "connecting" | "connected" | "disconnected";
 
 /** A control message from the bridge (server/terminal/protocol.ts): exit, error or status. */
-const controlMessage = z.object({ type: z.string(), code: z.number().optional(), message: z.string().optional(), state: z.string().optional() });
+const controlMessage = z.object({ type: z.string(), code: z.optional(z.number()), message: z.optional(z.string()), state: z.optional(z.string()) });
 
 function parseJson(text: string): unknown {
   try {
