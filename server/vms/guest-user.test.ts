@@ -53,13 +53,15 @@ describe("Hangar's own account in the guest", () => {
     writeFileSync(path.join(dir, "skip.tmp"), "left out\n");
     await api.vm.sync({ id: vm.id, from: "site/", to: "/home/hangar/tar-contents", excludes: ["*.tmp"] });
     await api.vm.sync({ id: vm.id, from: "site", to: "/home/hangar" });
+    // A directory to a path not there yet: made, with the directory inside (as rsync), not its files run together into one.
+    await api.vm.sync({ id: vm.id, from: "site", to: "/home/hangar/new-dir" });
     await api.vm.sync({ id: vm.id, from: "site/index.html", to: "/home/hangar/renamed.html" });
     await api.vm.sync({ id: vm.id, from: "site/", to: "/etc/tar-given", chown: "hangar:hangar" });
     const copied = await sh(
       vm.id,
-      "ls /home/hangar/tar-contents; cat /home/hangar/site/index.html /home/hangar/renamed.html; stat -c '%U' /etc/tar-given/index.html",
+      "ls /home/hangar/tar-contents; cat /home/hangar/site/index.html /home/hangar/renamed.html /home/hangar/new-dir/site/index.html; stat -c '%U' /etc/tar-given/index.html",
     );
-    expect(copied).toMatchObject({ exitCode: 0, stdout: "index.html\nhello\nhello\nhangar\n" });
+    expect(copied).toMatchObject({ exitCode: 0, stdout: "index.html\nhello\nhello\nhello\nhangar\n" });
   });
 
   it("ends a command that runs past its timeout with TIMEOUT and a sentence", async () => {

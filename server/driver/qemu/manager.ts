@@ -398,8 +398,8 @@ export class QemuManager implements Manager {
 
   /**
    * sync for a guest without rsync, with rsync's meaning of `from`: "dir/" copies the
-   * directory's contents into `to`; "dir" or "file" copies it into `to` when that is a
-   * directory, else (a file) to the path `to`.
+   * directory's contents into `to`; "dir" copies it into `to` (made if missing); "file"
+   * copies it into `to` when that is a directory, else to the path `to`.
    */
   private async syncByTar(
     from: string,
@@ -413,6 +413,9 @@ export class QemuManager implements Manager {
   ): Promise<void> {
     const contents = from.endsWith("/");
     const source = contents ? from.slice(0, -1) : from;
+    // As rsync: a directory (without the slash) lands inside `to`, made if missing; only a
+    // file may become the path `to` itself.
+    const mode = contents ? "contents" : (await stat(source)).isDirectory() ? "dir" : "file";
     const tarArgs = [
       "-c",
       "-f",
@@ -426,11 +429,11 @@ export class QemuManager implements Manager {
     // The guest's shell gets its values as positional parameters, quoted, never spliced in.
     const script = [
       'to="$1"; owner="$2"',
-      'if [ -d "$to" ] || [ "$3" = contents ]; then mkdir -p -- "$to" && tar -x -f - -C "$to"',
+      'if [ -d "$to" ] || [ "$3" != file ]; then mkdir -p -- "$to" && tar -x -f - -C "$to"',
       'else mkdir -p -- "$(dirname -- "$to")" && tar -x -O -f - > "$to"; fi',
       'if [ -n "$owner" ]; then chown -R -- "$owner" "$to"; fi',
     ].join("\n");
-    const remote = [...(viaSudo ? ["sudo", "-n"] : []), "sh", "-c", script, "sync", to, chown ?? "", contents ? "contents" : "item"].map(shellQuote).join(" ");
+    const remote = [...(viaSudo ? ["sudo", "-n"] : []), "sh", "-c", script, "sync", to, chown ?? "", mode].map(shellQuote).join(" ");
     const result = await execa("tar", tarArgs, { reject: false, stdin: "ignore" }).pipe(
       "ssh",
       [...sshOptions(sshPort, identityFile), `${user}@${this.sshHost()}`, "--", remote],
