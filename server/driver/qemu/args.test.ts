@@ -59,6 +59,14 @@ describe("buildQemuArgs golden files", () => {
 
   it("bridge: an isolated user network for SSH plus a NIC on the host bridge", () =>
     golden("network-bridge", config({ network: { mode: "bridge", bridge: "br0" } })));
+
+  it("bridge: gives each VM's bridged NIC its own MAC, the same at every start", () => {
+    const mac = (id: string) =>
+      buildQemuArgs(config({ id, network: { mode: "bridge", bridge: "br0" } })).find((arg) => arg.startsWith("virtio-net-pci,netdev=lan0"));
+    expect(mac("vm-a")).toMatch(/,mac=52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(mac("vm-a")).toBe(mac("vm-a"));
+    expect(mac("vm-a")).not.toBe(mac("vm-b"));
+  });
   it("drops to an unprivileged user when Hangar runs as root, resuming a suspended VM", () =>
     golden("runas-loadvm", config({ runAs: "hangar-qemu", loadvm: "hangar-suspend" })));
   it("memory in a file, started paused (a resume that loads the device state over QMP)", () =>

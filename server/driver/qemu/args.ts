@@ -3,6 +3,7 @@
  * qemuxml2argv): no I/O here, golden tests in args.test.ts. `-daemonize` changes directory
  * to `/`, so every path must be absolute.
  */
+import { createHash } from "node:crypto";
 import type { DirectBootOptions, Firmware, NetworkConfig, PortForward } from "../manager.ts";
 import type { VmFiles } from "./paths.ts";
 
@@ -101,6 +102,16 @@ export function forwardAddress(value: string): string {
   return value;
 }
 
+/**
+ * The bridged NIC's MAC, the VM's own and the same at every start (from its id, in qemu's
+ * 52:54:00 prefix). Without it qemu numbers NICs per process, so every VM's second NIC was
+ * 52:54:00:12:34:57 and two VMs on one bridge clashed.
+ */
+export function bridgeMac(id: string): string {
+  const bytes = [...createHash("sha256").update(id).digest().subarray(0, 3)];
+  return ["52", "54", "00", ...bytes.map((byte) => byte.toString(16).padStart(2, "0"))].join(":");
+}
+
 /** A Linux interface name: up to 15 characters, no separators qemu or the helper would misread. */
 export function bridgeName(value: string): string {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(value) || value.startsWith("-")) throw new QemuConfigError(`bridge "${value}" is not an interface name`);
@@ -175,7 +186,7 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
   ];
   if (config.network.mode === "bridge") {
-    args.push("-netdev", `bridge,id=lan0,br=${bridgeName(config.network.bridge)}`, "-device", "virtio-net-pci,netdev=lan0");
+    args.push("-netdev", `bridge,id=lan0,br=${bridgeName(config.network.bridge)}`, "-device", `virtio-net-pci,netdev=lan0,mac=${bridgeMac(config.id)}`);
   }
   if (config.monitor) {
     args.push("-monitor", `unix:${pathValue("monitor socket", files.monitorSocket)},server=on,wait=off`);
