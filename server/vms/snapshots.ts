@@ -30,6 +30,7 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   const vm = await settledVm(hangar, input.id);
   const driver = hangar.driverFor(vm.id);
   const started = Date.now();
+  let clock = "";
   // Locked meanwhile, as Proxmox locks a VM for a snapshot: a start during qemu-img's work on
   // the disk, or a stop during savevm, is refused with VM_BUSY instead of failing midway.
   const doing = { create: "taking snapshot", revert: "reverting to snapshot", delete: "deleting snapshot" }[input.action];
@@ -42,6 +43,13 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
         await driver.createSnapshot(input.name);
       } else if (input.action === "revert") {
         await driver.revertSnapshot(input.name);
+        // A live snapshot brings back the guest's clock of that moment: set it to the host's
+        // as a resume does (through the guest agent), else say it is behind.
+        if (vm.state === "Running") {
+          clock = (await driver.syncGuestClock().catch(() => false))
+            ? "; guest clock set to the host's"
+            : "; no guest agent answered: the guest's clock is at the snapshot's time until it syncs itself (NTP)";
+        }
       } else {
         await driver.deleteSnapshot(input.name);
       }
@@ -66,7 +74,7 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
     actor,
     action: `snapshot-${input.action}`,
     ok: true,
-    message: `Snapshot ${input.name} (${Date.now() - started} ms)`,
+    message: `Snapshot ${input.name} (${Date.now() - started} ms)${clock}`,
   });
   await announceRowChange(hangar, vm, done.id);
   return listSnapshots(hangar, vm.id);

@@ -93,8 +93,15 @@ describe("snapshots and clones", () => {
     await sh(vm.id, "echo one > /data/file && sync");
     await api.snapshot.create({ id: vm.id, name: "live-1" });
     await sh(vm.id, "echo two > /data/file && sync");
+    // Long enough after the snapshot that a clock brought back with it would be seconds behind.
+    await new Promise((resolve) => setTimeout(resolve, 4000));
     await api.snapshot.revert({ id: vm.id, name: "live-1" });
     expect(await sh(vm.id, "cat /data/file")).toBe("one");
+    expect(Math.abs(Number(await sh(vm.id, "date +%s")) - Date.now() / 1000)).toBeLessThan(3);
+    expect((await api.vm.events({ vmId: vm.id, limit: 1 })).events[0]).toMatchObject({
+      action: "snapshot-revert",
+      message: expect.stringMatching(/guest clock set to the host's$/),
+    });
     const live = await api.snapshot.list({ id: vm.id });
     expect(live.map((s) => s.name)).toEqual(["live-1"]);
     expect(live[0]?.vmStateBytes).toBeGreaterThan(0);
