@@ -284,6 +284,9 @@ describe("hangar CLI", () => {
     // Images are everyone's: only an admin makes one.
     const publish = await hangar(["image", "publish", "cli-2", "cli-image"]);
     expect([publish.exitCode, publish.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);
+    // An import says how the image boots only as bios or uefi, refused before it asks the server.
+    const firmware = await hangar(["image", "import", "cli-fw", "--url", "https://example.com/x.qcow2", "--firmware", "coreboot"]);
+    expect([firmware.exitCode, firmware.stderr]).toEqual([2, expect.stringMatching(/Allowed choices are bios, uefi/)]);
     const deleted = await hangar(["--json", "delete", "cli-1", "nope", "cli-2"]);
     expect(deleted.exitCode).toBe(5);
     expect(deleted.stderr).toMatch(/^hangar: nope: No VM named "nope"/m);

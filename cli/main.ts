@@ -32,7 +32,7 @@ import {
   table,
   toJson,
 } from "./api.ts";
-import { BUILTIN_IMAGE, STAGING_STATES, VM_STATES, splitTags } from "../lib/vocabulary.ts";
+import { BUILTIN_IMAGE, FIRMWARES, STAGING_STATES, VM_STATES, splitTags, type Firmware } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
 import { eventTable, seenIds } from "./events.ts";
 import { login, readStdin } from "./login.ts";
@@ -835,10 +835,18 @@ image
   .option("--path <path>", "a file under the server's images directory")
   .option("--sha256 <hex>", "the expected checksum")
   .option("--login-user <user>", "the account Hangar logs in as (default hangar)")
+  .addOption(new Option("--firmware <firmware>", "how it boots (default: uefi for a disk with only an EFI system partition, else bios)").choices(FIRMWARES))
   .action(
-    run(async (name: string, options: { url?: string; path?: string; sha256?: string; loginUser?: string }, command: Command) => {
+    run(async (name: string, options: { url?: string; path?: string; sha256?: string; loginUser?: string; firmware?: Firmware }, command: Command) => {
       const { api } = await connect();
-      const started = await api.image.import.mutate({ name, url: options.url, path: options.path, sha256: options.sha256, loginUser: options.loginUser });
+      const started = await api.image.import.mutate({
+        name,
+        url: options.url,
+        path: options.path,
+        sha256: options.sha256,
+        loginUser: options.loginUser,
+        firmware: options.firmware,
+      });
       const bar = progressBar(`importing ${name}`, 1, !json(command), "MiB");
       let current: { name: string; status: string; error: string | null; progress: bigint; sizeBytes: bigint } = started;
       while (current.status === "importing") {
@@ -850,7 +858,7 @@ image
         );
       }
       bar.stop();
-      if (current.status === "failed") throw new CliError(`The import failed: ${current.error ?? "no reason given"}`, EXIT.FAILED);
+      if (current.status === "failed") throw new CliError(current.error ?? "The import failed; the server gave no reason.", EXIT.FAILED);
       output(json(command), current, (i) => `${i.name} ${i.status}`);
     }),
   );
