@@ -31,7 +31,7 @@ const names = (users: User[]) => users.map((u) => (typeof u === "string" ? u : u
 const hangarOf = (users: User[]) => users.find((u): u is Exclude<User, string> => typeof u !== "string" && u.name === "hangar");
 
 describe("cidata ISO", () => {
-  it("holds user-data (with Hangar's account) and meta-data under the volume label cidata", async () => {
+  it("holds user-data (with Hangar's account), meta-data and Hangar's vendor-data under the volume label cidata", async () => {
     const iso = path.join(work, "seed.iso");
     await writeCidataIso(iso, { instanceId: "cm3vm0001", hostname: "web-1", sshAuthorizedKeys: [KEY], userData: "#cloud-config\nruncmd:\n  - echo hi\n" });
     const { stdout: volume } = await execa("isoinfo", ["-d", "-i", iso]);
@@ -41,6 +41,7 @@ describe("cidata ISO", () => {
     );
     const userData = await readIsoFile(iso, "user-data");
     expect(userData).toBe(renderUserData("#cloud-config\nruncmd:\n  - echo hi\n", [KEY]));
+    expect(await readIsoFile(iso, "vendor-data")).toBe("#cloud-config\nmanage_etc_hosts: true\n");
     golden("runcmd", userData);
   });
 

@@ -158,14 +158,22 @@ function stringifyUsers(keys: string[]): string {
   return doc.toString({ lineWidth: 0 });
 }
 
+/**
+ * Hangar's defaults, which the VM's own user-data overrides (cloud-init's vendor-data): the
+ * guest's hostname in /etc/hosts, as clouds' images have it. Without it, sudo looked the
+ * hostname up in DNS at every call (seconds under nat) and said it could not resolve it.
+ */
+export const VENDOR_DATA = "#cloud-config\nmanage_etc_hosts: true\n";
+
 /** Writes the seed files and builds `isoPath` with genisoimage (-V cidata -J -r). */
 export async function writeCidataIso(isoPath: string, input: CidataInput): Promise<void> {
   const userData = renderUserData(input.userData, input.sshAuthorizedKeys);
   const work = await mkdtemp(path.join(os.tmpdir(), "hangar-cidata-"));
   try {
-    const files = ["user-data", "meta-data"];
+    const files = ["user-data", "meta-data", "vendor-data"];
     await writeFile(path.join(work, "user-data"), userData);
     await writeFile(path.join(work, "meta-data"), renderMetaData(input));
+    await writeFile(path.join(work, "vendor-data"), VENDOR_DATA);
     if (input.networkConfig) {
       await writeFile(path.join(work, "network-config"), input.networkConfig);
       files.push("network-config");
