@@ -47,6 +47,24 @@ export function eventTable(past: ShownEvent[]) {
   };
 }
 
+/**
+ * The newest `limit` events (or audit entries), read a page of at most 200 at a time (the
+ * API gives newest first), oldest first as they are printed.
+ */
+export async function newestOldestFirst<T>(
+  limit: number,
+  read: (page: { limit: number; cursor: string | undefined }) => Promise<{ events: T[]; nextCursor?: string | undefined }>,
+): Promise<T[]> {
+  const found: T[] = [];
+  for (let cursor: string | undefined, more = limit > 0; more;) {
+    const page = await read({ limit: Math.min(200, limit - found.length), cursor });
+    found.push(...page.events);
+    cursor = page.nextCursor;
+    more = cursor !== undefined && found.length < limit;
+  }
+  return found.reverse();
+}
+
 /** Event ids already printed, the newest `limit` of them: a replay after a reconnect may repeat a few. */
 export function seenIds(limit = 1000) {
   const ids = new Set<string>();

@@ -34,7 +34,7 @@ import {
 } from "./api.ts";
 import { BUILTIN_IMAGE, FIRMWARES, STAGING_STATES, VM_STATES, splitTags, type Firmware } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
-import { eventTable, seenIds } from "./events.ts";
+import { eventTable, newestOldestFirst, seenIds } from "./events.ts";
 import { login, readStdin } from "./login.ts";
 import { progressBar } from "./progress.ts";
 import { pull, push, sshArgs, sshCommandWords, vmPath, type SshChoices } from "./ssh.ts";
@@ -1021,15 +1021,7 @@ program
           )
         : undefined;
       const vmName = name && !vmId ? name : undefined;
-      // Newest first, a page (at most 200) at a time; printed oldest first.
-      const past: Awaited<ReturnType<typeof api.vm.events.query>>["events"] = [];
-      for (let cursor: string | undefined, more = options.limit > 0; more;) {
-        const page = await api.vm.events.query({ vmId, vmName, limit: Math.min(200, options.limit - past.length), cursor });
-        past.push(...page.events);
-        cursor = page.nextCursor;
-        more = cursor !== undefined && past.length < options.limit;
-      }
-      past.reverse();
+      const past = await newestOldestFirst(options.limit, (page) => api.vm.events.query({ vmId, vmName, ...page }));
       if (vmName && options.limit > 0 && past.length === 0)
         throw new CliError(`No VM is named "${vmName}", and none was; \`hangar ls\` lists them.`, EXIT.NOT_FOUND);
       if (vmName) process.stderr.write(`hangar: no VM is named "${vmName}" now; these are the events of the deleted VM(s) of that name.\n`);
@@ -1101,15 +1093,7 @@ program
       const { api } = await connect();
       const userId = options.user ? await resolveUser(api, options.user) : undefined;
       const filter = { stream: options.stream, vmName: options.vm, userId, action: options.action };
-      // Newest first, a page (at most 200) at a time; printed oldest first, as events are.
-      const entries: Awaited<ReturnType<typeof api.audit.list.query>>["events"] = [];
-      for (let cursor: string | undefined, more = options.limit > 0; more;) {
-        const page = await api.audit.list.query({ ...filter, limit: Math.min(200, options.limit - entries.length), cursor });
-        entries.push(...page.events);
-        cursor = page.nextCursor;
-        more = cursor !== undefined && entries.length < options.limit;
-      }
-      entries.reverse();
+      const entries = await newestOldestFirst(options.limit, (page) => api.audit.list.query({ ...filter, ...page }));
       output(json(command), entries, (list) =>
         table(
           ["TIME", "WHO", "ACTION", "RESULT", "ON", "MESSAGE"],

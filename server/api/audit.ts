@@ -39,15 +39,10 @@ export const auditRouter = router({
     )
     .output(eventPageOutput)
     .query(({ ctx, input }) =>
+      // A filter left undefined filters nothing (Prisma); an empty action is none given.
       listEvents(
         ctx.hangar.db,
-        {
-          ...(input.stream ? { stream: input.stream } : {}),
-          ...(input.vmId ? { vmId: input.vmId } : {}),
-          ...(input.vmName ? { vmName: input.vmName } : {}),
-          ...(input.userId ? { userId: input.userId } : {}),
-          ...(input.action ? { action: input.action } : {}),
-        },
+        { stream: input.stream, vmId: input.vmId, vmName: input.vmName, userId: input.userId, action: input.action || undefined },
         input,
       ),
     ),

@@ -263,9 +263,7 @@ export const vmRouter = router({
     )
     .output(eventPageOutput)
     // VM events only: sign-ins and account, user and token changes are the audit log's.
-    .query(({ ctx, input }) =>
-      listEvents(ctx.hangar.db, { stream: "vm", ...(input.vmId ? { vmId: input.vmId } : {}), ...(input.vmName ? { vmName: input.vmName } : {}) }, input),
-    ),
+    .query(({ ctx, input }) => listEvents(ctx.hangar.db, { stream: "vm", vmId: input.vmId, vmName: input.vmName }, input)),
   /**
    * Live changes, each with the VM's list row (null once gone) and the event recorded for it
    * as vm.events lists it (null for a state in progress and for "Gone"). The dashboard takes
