@@ -157,7 +157,7 @@ export const vmRouter = router({
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/exec", "Run a command in a running VM") })
     .input(execInput)
     .output(execOutput)
-    .mutation(({ ctx, input }) => execInVm(ctx.hangar, input)),
+    .mutation(({ ctx, input }) => execInVm(ctx.hangar, input, ctx.actor)),
   /** rsync from the sync root of the VM's host into the VM. */
   sync: procedure
     .meta({
@@ -167,7 +167,7 @@ export const vmRouter = router({
     })
     .input(syncInput)
     .output(syncOutput)
-    .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input)),
+    .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input, ctx.actor)),
   /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/disk/resize", "Grow a Stopped VM's disk") })

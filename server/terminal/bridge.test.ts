@@ -57,8 +57,8 @@ async function sshConnections(): Promise<number> {
 }
 
 /** A terminal socket with what it received, as text and control messages. */
-async function open(kind: TerminalKind, headers: Record<string, string> = { origin: "" }) {
-  const { path: wsPath } = await api.terminal.ticket({ vmId, kind });
+async function open(kind: TerminalKind, headers: Record<string, string> = { origin: "" }, caller: typeof api = api) {
+  const { path: wsPath } = await caller.terminal.ticket({ vmId, kind });
   const ws = new WebSocket(`${origin.replace("http", "ws")}${wsPath}`, { headers: { origin: headers.origin || origin } });
   let text = "";
   const controls: unknown[] = [];
@@ -80,6 +80,15 @@ async function open(kind: TerminalKind, headers: Record<string, string> = { orig
     }
   };
   return { ws, text: () => text, controls, until, type: (s: string) => ws.send(Buffer.from(s), { binary: true }) };
+}
+
+/** The VM's events of one action, oldest first, as "actor: message". */
+async function recordedAs(action: string) {
+  const { events } = await api.vm.events({ vmId, limit: 100 });
+  return events
+    .filter((event) => event.action === action)
+    .map((event) => `${event.actor}: ${event.message}`)
+    .reverse();
 }
 
 /**
@@ -210,6 +219,7 @@ describe("terminal bridge", () => {
     expect(second.controls).toContainEqual({ type: "error", message: 'The qemu monitor of VM "term" is open in another terminal; close that one first.' });
     monitor.ws.close();
     await expect.poll(() => bridge.counts().monitor).toBe(0);
+    await expect.poll(() => recordedAs("monitor")).toEqual(["admin@test.hangar: Opened the qemu monitor"]);
     const viewer = await callerFor(t.hangar, "viewer");
     await expect(viewer.terminal.ticket({ vmId, kind: "monitor" })).rejects.toMatchObject({ code: "FORBIDDEN" });
   });
@@ -233,6 +243,8 @@ describe("terminal bridge", () => {
     expect(second.controls).toContainEqual({ type: "error", message: "A view-only display does not accept RFB message type 77." });
     first.ws.close();
     await expect.poll(() => bridge.counts().display).toBe(0);
+    // The reader only watched: the events name the one who could type.
+    await expect.poll(() => recordedAs("display")).toEqual(["admin@test.hangar: Opened the display, with keyboard and mouse"]);
   });
 
   it("refuses a display upgrade for a wrong kind, ticket or origin", async () => {
@@ -276,6 +288,7 @@ describe("terminal bridge", () => {
     const banner = await new Promise<string>((resolve) => ws.once("message", (data: Buffer) => resolve(data.toString("latin1"))));
     expect(banner).toMatch(/^SSH-2\.0-/);
     expect(bridge.counts().tunnel).toBe(1);
+    await expect.poll(() => recordedAs("tunnel")).toEqual(["cli: Opened a tunnel to the VM's SSH port, for the caller's own ssh client"]);
     ws.close();
     await expect.poll(() => bridge.counts().tunnel).toBe(0);
     await expect.poll(() => sshConnections()).toBe(0);
@@ -310,6 +323,43 @@ describe("terminal bridge", () => {
     // The guest's side agrees: no dropbear session process is left but the one running this.
     const sessions = await api.vm.exec({ id: vmId, command: ["sh", "-c", "cat /proc/[0-9]*/comm | grep -cx dropbear"] });
     expect(Number(sessions.stdout.trim())).toBe(2);
+  });
+
+  it("records in the VM's events the terminals and commands that can change it, under their user, and not a console only watched", async () => {
+    const since = new Date();
+    const viewer = await callerFor(t.hangar, "viewer");
+    const watched = await open("console", undefined, viewer);
+    await watched.until("login:");
+    watched.type("\n");
+    watched.ws.close();
+    const typedIn = await open("console");
+    await typedIn.until("login:");
+    const shown = typedIn.text().length;
+    typedIn.type("\n");
+    typedIn.type("\n");
+    // Whatever the console was at (a login or a shell), it answers the keys with a new prompt.
+    await expect.poll(() => typedIn.text().length).toBeGreaterThan(shown);
+    typedIn.ws.close();
+    const shell = await open("shell");
+    await shell.until("$ ");
+    shell.ws.close();
+    await api.vm.exec({ id: vmId, command: ["sh", "-c", "echo the-secret-argument"] });
+    mkdirSync(path.join(t.env.syncRoot, "audited"), { recursive: true });
+    await api.vm.sync({ id: vmId, from: "audited/", to: "/tmp/audited" });
+
+    const me = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "admin@test.hangar" } });
+    const recorded = async () =>
+      (await api.vm.events({ vmId, limit: 50 })).events
+        .filter((event) => event.createdAt >= since)
+        .map(({ actor, userId, action, ok, message }) => ({ actor, userId, action, ok, message }))
+        .reverse();
+    const mine = { actor: "admin@test.hangar", userId: me.id, ok: true };
+    await expect.poll(recorded).toEqual([
+      { ...mine, action: "console", message: "Typed into the serial console" },
+      { ...mine, action: "shell", message: "Opened a shell as hangar" },
+      { ...mine, action: "exec", message: 'Ran "sh" as hangar: exit 0' },
+      { ...mine, action: "sync", message: "Copied audited/ into /tmp/audited as hangar" },
+    ]);
   });
 
   it("runs commands and syncs files for services, and refuses a VM that is not running", async () => {

@@ -15,6 +15,7 @@ import type { IncomingMessage } from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
+import type { Recorder } from "../audit/recorder.ts";
 import { onAccessChange } from "../auth/access.ts";
 import { CLUSTER_HEADER, verifyPass } from "../auth/cluster-secret.ts";
 import { canControl, isRole } from "../../lib/vocabulary.ts";
@@ -43,7 +44,7 @@ export function withoutCursorReports(bytes: Buffer): Buffer {
 export const MAX_FRAME_BYTES = 64 * 1024;
 
 export interface BridgeOptions {
-  hangar: { db: Db; driverFor: (vmId: string) => Manager; hosts: { selfId: () => Promise<string> }; clusterKey: Buffer };
+  hangar: { db: Db; driverFor: (vmId: string) => Manager; hosts: { selfId: () => Promise<string> }; clusterKey: Buffer; recorder: Recorder };
   hub: ConsoleHub;
   tickets: TicketStore;
   /** Every origin allowed to open terminals: Hangar's public origins and HANGAR_ALLOWED_ORIGINS. */
@@ -216,6 +217,12 @@ export function createTerminalBridge({
 
     const vm = await hangar.db.vm.findUnique({ where: { id: grant.vmId } });
     if (!vm) return terminal.close("The VM no longer exists.");
+    // A terminal that can change the VM is in its events, under the ticket's holder, as its
+    // other actions are; one that only watches is not (every VM page watches the console).
+    const record = (message: string) =>
+      void hangar.recorder
+        .record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor: grant.actor, userId: grant.userId, action: grant.kind, ok: true, message })
+        .catch(() => undefined);
 
     const sendBytes = (bytes: Buffer) => {
       if (ws.readyState === ws.OPEN) ws.send(bytes, { binary: true });
@@ -231,13 +238,17 @@ export function createTerminalBridge({
       send(ws, { type: "status", state: vm.state });
       const attached = await hub.attach(vm.id, viewer);
       onEnd(attached.detach);
+      let typed = false;
       onMessage((data, binary) => {
         if (!binary || grant.readOnly) return;
         // A shell's line editor asks the terminal where its cursor is (ESC[6n); every viewer's
         // xterm answers, and answers beyond the one it asked for arrive as typed keys. The
         // console is shared, so no viewer answers: the editor does without.
         const keys = withoutCursorReports(data);
-        if (keys.length > 0) attached.write(keys);
+        if (keys.length === 0) return;
+        attached.write(keys);
+        if (!typed) record("Typed into the serial console");
+        typed = true;
       });
       return;
     }
@@ -258,6 +269,7 @@ export function createTerminalBridge({
       monitor.on("error", () => undefined);
       monitor.on("close", () => terminal.close());
       onMessage((data, binary) => binary && monitor.write(data));
+      record("Opened the qemu monitor");
       return;
     }
 
@@ -267,6 +279,7 @@ export function createTerminalBridge({
       const display = pipeDisplay(screen, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: grant.readOnly });
       onEnd(display.close);
       onMessage((data, binary) => binary && display.write(data));
+      if (!grant.readOnly) record("Opened the display, with keyboard and mouse");
       return;
     }
 
@@ -286,17 +299,20 @@ export function createTerminalBridge({
       const tunnel = pipeDisplay(ssh, { sendBytes, bufferedAmount: () => ws.bufferedAmount, close: terminal.close }, { readOnly: false, closedMessage: "" });
       onEnd(tunnel.close);
       onMessage((data, binary) => binary && tunnel.write(data));
+      record("Opened a tunnel to the VM's SSH port, for the caller's own ssh client");
       return;
     }
 
     const identity = await driver.identity();
     const image = await hangar.db.image.findUnique({ where: { id: vm.imageId }, select: { loginUser: true } });
     if (ended) return;
+    const user = image?.loginUser ?? HANGAR_LOGIN_USER;
+    record(`Opened a shell as ${user}`);
     const shell = openShell(
       {
         host: driver.sshHost(),
         sshPort,
-        user: image?.loginUser ?? HANGAR_LOGIN_USER,
+        user,
         privateKey: identity.privateKey,
         cols: 80,
         rows: 24,

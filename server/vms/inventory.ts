@@ -399,20 +399,28 @@ export async function renameVm(hangar: Hangar, input: { id: string; name: string
  * through `sudo -n` with asRoot; output capped at 1 MiB each, flagged when cut. A VM that is
  * still booting is waited for within the same timeoutSec.
  */
-export async function execInVm(hangar: Hangar, input: { id: string; command: string[]; timeoutSec: number; asRoot?: boolean }) {
+export async function execInVm(hangar: Hangar, input: { id: string; command: string[]; timeoutSec: number; asRoot?: boolean }, actor: string) {
   const deadline = Date.now() + input.timeoutSec * 1000;
   const vm = await readyVm(hangar, input.id, input.timeoutSec * 1000);
   const driver = hangar.driverFor(vm.id);
   const { privateKeyFile } = await driver.identity();
+  // Every reader of the VM reads its events: the program is named, its arguments (which may
+  // carry secrets) are not.
+  const ran = `Ran ${JSON.stringify(path.posix.basename(input.command[0] ?? ""))} as ${input.asRoot ? "root" : vm.loginUser}`;
+  const record = (ok: boolean, outcome: string) =>
+    hangar.recorder.record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor, action: "exec", ok, message: `${ran}: ${outcome}` });
   try {
-    return await driver.shell(input.command, vm.sshPort, privateKeyFile, {
+    const result = await driver.shell(input.command, vm.sshPort, privateKeyFile, {
       user: vm.loginUser,
       asRoot: input.asRoot,
       timeoutMs: Math.max(deadline - Date.now(), 1000),
       maxOutputBytes: 1024 * 1024,
     });
+    await record(true, `exit ${result.exitCode}`);
+    return result;
   } catch (error) {
     if (error instanceof CommandTimeoutError) {
+      await record(false, `ended after ${input.timeoutSec} s`);
       throw new HangarError(
         "TIMEOUT",
         `The command in VM "${vm.name}" did not finish within ${input.timeoutSec} s and was ended; give it a larger timeoutSec.`,
@@ -431,7 +439,11 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
  * Sync). Files are written as the image's login user; with asRoot, or a chown (which only root
  * may do), the guest's rsync runs through `sudo -n` (root-owned targets such as /etc or /opt).
  */
-export async function syncToVm(hangar: Hangar, input: { id: string; from: string; to: string; excludes?: string[]; chown?: string; asRoot?: boolean }) {
+export async function syncToVm(
+  hangar: Hangar,
+  input: { id: string; from: string; to: string; excludes?: string[]; chown?: string; asRoot?: boolean },
+  actor: string,
+) {
   const root = await realpath(hangar.env.syncRoot).catch(() => undefined);
   // Host paths are the admin's to know: messages name the setting, not the directory.
   if (!root)
@@ -453,5 +465,14 @@ export async function syncToVm(hangar: Hangar, input: { id: string; from: string
     }
     throw new HangarError("DRIVER_FAILED", `Syncing into VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
+  const as = input.asRoot || input.chown ? "root" : vm.loginUser;
+  await hangar.recorder.record({
+    stream: "vm",
+    vm: { id: vm.id, name: vm.name },
+    actor,
+    action: "sync",
+    ok: true,
+    message: `Copied ${input.from} into ${input.to} as ${as}`,
+  });
   return { from: input.from, to: input.to };
 }
