@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserDataError } from "../driver/user-data.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { withoutSecrets } from "./image.ts";
 
 let t: TestHangar;
 let fake: FakeDriver;
@@ -155,6 +156,20 @@ describe("image.import input", () => {
     expect(image).toMatchObject({ format: "qcow2", status: "ready", progress: 1024n * 1024n, firmware: "bios" });
     expect(image.sha256).toBe("30e14955ebf1352266dc2ff8067e68104607e750abb9d3b36582b8af909fcb58");
     expect(image.path).toBe(path.join(t.env.imagesDir, `${image.sha256}.qcow2`));
+    await api.image.delete({ id: image.id });
+    // The audit log says who imported and deleted it; the refused import is not there.
+    const { events } = await api.audit.list({ stream: "audit", limit: 10 });
+    const imageEntries = events
+      .filter((event) => event.action.startsWith("image-"))
+      .map(({ actor, action, target, message }) => ({ actor, action, target, message }));
+    expect(imageEntries).toEqual([
+      { actor: "admin@test.hangar", action: "image-delete", target: "blank", message: "Deleted image blank" },
+      { actor: "admin@test.hangar", action: "image-import", target: "blank", message: "Imported image blank from file blank.img" },
+    ]);
+  });
+
+  it("keeps a URL's credentials and query out of the audit log", () => {
+    expect(withoutSecrets("https://ana:hunter2@images.example/debian/12.qcow2?X-Amz-Signature=abc#frag")).toBe("https://images.example/debian/12.qcow2");
   });
 
   it("takes the firmware given over the one detected, and refuses an unknown one", async () => {

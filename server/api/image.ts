@@ -3,7 +3,7 @@ import { z } from "zod";
 import { HangarError } from "../errors.ts";
 import { imageDeletedOutput, imageListOutput, imageOutput, importedImageOutput } from "./outputs.ts";
 import { id, importImageInput } from "./schemas.ts";
-import { procedure, router, restRoutes } from "./trpc.ts";
+import { auditChange, procedure, router, restRoutes } from "./trpc.ts";
 
 const rest = restRoutes("image");
 
@@ -20,6 +20,12 @@ export function imageView(image: Image, isAdmin: boolean) {
   const directBoot = image.kernel !== null;
   if (isAdmin) return { ...image, directBoot };
   return { ...image, path: null, kernel: null, initrd: null, error: image.error?.replace(HOST_PATH, "…") ?? null, directBoot };
+}
+
+/** A URL as the audit log keeps it: no credentials, no query (signed URLs carry their key there). */
+export function withoutSecrets(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
 }
 
 export const imageRouter = router({
@@ -46,7 +52,12 @@ export const imageRouter = router({
     .meta({ permission: "admin", openapi: rest("POST", "/images/{id}/delete", "Delete an image nothing uses (admins)") })
     .input(z.object({ id }))
     .output(imageDeletedOutput)
-    .mutation(({ ctx, input }) => ctx.hangar.images.deleteImage(input.id)),
+    .mutation(async ({ ctx, input }) => {
+      const image = await ctx.hangar.db.image.findUnique({ where: { id: input.id }, select: { name: true } });
+      const deleted = await ctx.hangar.images.deleteImage(input.id);
+      await auditChange(ctx, { action: "image-delete", message: `Deleted image ${image?.name ?? input.id}`, target: image?.name ?? input.id });
+      return deleted;
+    }),
   /**
    * From a url (fetched in the background: poll GET /images/{id} until status is ready or
    * failed) or a file under the images directory (imported before the answer).
@@ -55,5 +66,15 @@ export const imageRouter = router({
     .meta({ permission: "admin", openapi: rest("POST", "/images", "Import an image from a url or a file under the images directory (admins)") })
     .input(importImageInput)
     .output(importedImageOutput)
-    .mutation(({ ctx, input }) => ctx.hangar.images.importImage(input)),
+    .mutation(async ({ ctx, input }) => {
+      const image = await ctx.hangar.images.importImage(input);
+      await auditChange(ctx, {
+        action: "image-import",
+        message: input.url
+          ? `Began importing image ${image.name} from ${withoutSecrets(input.url)}`
+          : `Imported image ${image.name} from file ${input.path ?? ""}`,
+        target: image.name,
+      });
+      return image;
+    }),
 });
