@@ -330,7 +330,11 @@ describe("REST over HTTP with a token", () => {
     const id = z.object({ id: z.string() }).parse(created.body).id;
     expect(await call("POST", "/api/v1/vms", { token: adminToken, raw: "{bad" })).toMatchObject({
       status: 400,
-      body: { code: "BAD_REQUEST", message: "The request body is not valid JSON; send a JSON object of the route's fields, such as {}." },
+      body: {
+        code: "BAD_REQUEST",
+        message: "The request body is not valid JSON; send a JSON object of the route's fields, such as {}.",
+        data: { domainCode: "INVALID_INPUT" },
+      },
     });
     for (const [raw, got] of [
       ["null", "null"],
@@ -354,7 +358,10 @@ describe("REST over HTTP with a token", () => {
 
   it("words input errors as tRPC does, without zod's raw issues", async () => {
     const badName = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "Bad_Name", imageId, cpus: 1, memoryMiB: 256 } });
-    expect(badName).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^name: .*DNS labels/) } });
+    expect(badName).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST", message: expect.stringMatching(/^name: .*DNS labels/), data: { domainCode: "INVALID_INPUT" } },
+    });
     expect(badName.body).not.toHaveProperty("issues");
     const badLimit = await call("GET", "/api/v1/vms?limit=abc", { token: viewerToken });
     expect(badLimit).toMatchObject({ status: 400, body: { code: "BAD_REQUEST", message: expect.stringMatching(/^limit/) } });

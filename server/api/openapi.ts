@@ -34,7 +34,7 @@ function refuse(res: ServerResponse, status: keyof typeof REFUSAL_CODES, message
   const code = REFUSAL_CODES[status];
   res
     .writeHead(status, { ...headers, "Content-Type": "application/json" })
-    .end(JSON.stringify({ message, code, data: { code, httpStatus: status, domainCode: null } }));
+    .end(JSON.stringify({ message, code, data: { code, httpStatus: status, domainCode: status === 400 ? "INVALID_INPUT" : null } }));
 }
 
 type RestProcedure = { _def: { inputs?: unknown[]; meta?: Meta } };

@@ -147,7 +147,12 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
     if (domain.code === "DRIVER_FAILED") logger.error({ err: domain.cause ?? domain, procedure: where }, domain.message);
     safe = new TRPCError({ code: ERROR_CODES[domain.code as ErrorCode], message: withoutHostPaths(domain.message), cause: domain });
   } else if (cause instanceof ZodError) {
-    safe = new TRPCError({ code: "BAD_REQUEST", message: describeZodError(cause), cause });
+    // Input the schema refuses is INVALID_INPUT, as the domain's own refusals of input are.
+    safe = new TRPCError({
+      code: "BAD_REQUEST",
+      message: describeZodError(cause),
+      cause: new HangarError("INVALID_INPUT", describeZodError(cause), { cause }),
+    });
   } else if (error.code !== "INTERNAL_SERVER_ERROR") {
     safe = new TRPCError({ code: error.code, message: withoutHostPaths(error.message) || "The request was refused.", cause });
   } else {
