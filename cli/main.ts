@@ -312,7 +312,7 @@ for (const [verb, describe] of [
 
 program
   .command("resize")
-  .description("change a Stopped VM's CPUs, memory or disk (disks only grow); in effect from its next start")
+  .description("change a Stopped VM's CPUs or memory (from its next start), or grow its disk (Stopped or Running; disks only grow)")
   .argument("<vm>", "name")
   .option("--cpus <n>", "vCPUs", int("--cpus"))
   .option("--memory <MiB>", "memory in MiB", int("--memory"))

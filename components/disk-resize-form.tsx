@@ -1,5 +1,5 @@
 "use client";
-/** Grow a Stopped VM's disk; the guest's cloud-init grows its root partition at the next boot. */
+/** Grow a Stopped or Running VM's disk; the guest's cloud-init grows its root partition at the next boot. */
 import { useMutation } from "@tanstack/react-query";
 import type { FormEvent } from "react";
 import { ErrorAlert } from "./error-alert.tsx";

@@ -168,12 +168,13 @@ export function VmDetails({ id }: { id: string }) {
         <TerminalTabs vm={vm} />
       </section>
 
-      {/* A pool gives the members waiting in it their CPUs and memory. */}
-      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? (
+      {/* CPUs and memory change while Stopped, for the next start; the disk grows while Running too.
+          A pool gives the members waiting in it their CPUs and memory. */}
+      {canControl(me, vm) && (vm.state === "Stopped" || vm.state === "Running") && (!vm.poolId || vm.acquiredAt) ? (
         <section className="card" aria-labelledby="vm-hardware-title">
-          <h2 id="vm-hardware-title">CPUs, memory and disk</h2>
-          <ResourcesForm key={`${vm.cpus}-${vm.memoryMiB}`} vmId={vm.id} cpus={vm.cpus} memoryMiB={vm.memoryMiB} />
-          {vm.disk ? <DiskResizeForm vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} /> : null}
+          <h2 id="vm-hardware-title">{vm.state === "Stopped" ? "CPUs, memory and disk" : "Disk"}</h2>
+          {vm.state === "Stopped" ? <ResourcesForm key={`${vm.cpus}-${vm.memoryMiB}`} vmId={vm.id} cpus={vm.cpus} memoryMiB={vm.memoryMiB} /> : null}
+          {vm.disk ? <DiskResizeForm key={vm.disk.virtualBytes} vmId={vm.id} currentGiB={vm.disk.virtualBytes / 1024 ** 3} /> : null}
         </section>
       ) : null}
 

@@ -95,6 +95,13 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page.getByTestId("vm-state")).toHaveText("Running");
   expect(qemuPids(id!)).not.toEqual(firstPids);
 
+  // The disk grows while it runs; CPUs and memory wait for a stop.
+  const disk = page.getByRole("form", { name: "Grow the disk" });
+  const grownGiB = Number(await disk.getByLabel("New size (GiB)").inputValue());
+  await disk.getByRole("button", { name: "Grow disk" }).click();
+  await expect(page.getByTestId("event-list")).toContainText(`Disk grown to ${grownGiB} GiB while running`, STATE_CHANGE);
+  await expect(page.getByRole("form", { name: "Change CPUs and memory" })).toHaveCount(0);
+
   // Back to the list: stop, then delete.
   await page.goBack();
   const again = vmRow(page, name);

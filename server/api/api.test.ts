@@ -292,7 +292,7 @@ describe("network modes and port forwards", () => {
 });
 
 describe("disks and stops", () => {
-  it("creates a disk of the asked size, grows it while stopped, and says why it will not", async () => {
+  it("creates a disk of the asked size, grows it while stopped or running, and says why it will not", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "roomy", imageId, diskGiB: 8 });
     expect(vm.diskGiB).toBe(8);
     expect(vm.disk?.virtualBytes).toBe(8 * 1024 ** 3);
@@ -305,8 +305,15 @@ describe("disks and stops", () => {
     expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toMatch(/has snapshots.*delete them first/);
     await api.snapshot.delete({ id: vm.id, name: "s1" });
     await api.vm.start({ id: vm.id });
-    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))).message).toBe('VM "roomy" is Running; stop it before growing its disk.');
-    expect((await api.vm.get({ id: vm.id })).diskGiB).toBe(10);
+    expect((await api.vm.resizeDisk({ id: vm.id, diskGiB: 12 }))?.virtualBytes).toBe(12 * 1024 ** 3);
+    expect((await api.vm.events({ vmId: vm.id, limit: 1 })).events[0]?.message).toMatch(/^Disk grown to 12 GiB while running: the guest sees it now;/);
+    // A saved state holds the disk's size.
+    await api.vm.suspend({ id: vm.id });
+    expect((await refusal(api.vm.resizeDisk({ id: vm.id, diskGiB: 14 }))).message).toBe(
+      'VM "roomy" is Suspended; its disk grows while it is Stopped or Running.',
+    );
+    expect((await api.vm.get({ id: vm.id })).diskGiB).toBe(12);
+    await api.vm.start({ id: vm.id });
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 

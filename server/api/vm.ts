@@ -168,9 +168,9 @@ export const vmRouter = router({
     .input(syncInput)
     .output(syncOutput)
     .mutation(({ ctx, input }) => syncToVm(ctx.hangar, input, ctx.actor)),
-  /** Grows a Stopped VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
+  /** Grows a Stopped or Running VM's disk (never shrinks it); the guest grows its root partition at the next boot. */
   resizeDisk: procedure
-    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/disk/resize", "Grow a Stopped VM's disk") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/disk/resize", "Grow a Stopped or Running VM's disk") })
     .input(z.object({ id, diskGiB }))
     .output(diskOutput)
     .mutation(({ ctx, input }) => resizeDisk(ctx.hangar, input, ctx.actor)),

@@ -366,7 +366,10 @@ export interface Manager {
   removeForward(hostPort: number): Promise<void>;
   /** The disk's size as the guest sees it and the bytes it takes on the host. */
   diskInfo(): Promise<DiskInfo>;
-  /** Grows the disk of a VM that is not running to `sizeBytes`. MUST refuse to shrink it. */
+  /**
+   * Grows the VM's disk to `sizeBytes`, stopped or running (the guest sees the new size at
+   * once; its partitions are its own). MUST refuse to shrink it, or to resize a disk with snapshots.
+   */
   resizeDisk(sizeBytes: number): Promise<void>;
   /**
    * Writes the disk of a VM that is not running to `target` as one qcow2 file of its own:

@@ -362,6 +362,15 @@ describe("terminal bridge", () => {
     ]);
   });
 
+  it("grows the disk of the running VM, and the guest sees the new size at once", async () => {
+    const sectors = async () => Number((await api.vm.exec({ id: vmId, command: ["cat", "/sys/block/vda/size"] })).stdout.trim());
+    const before = await sectors();
+    const grownGiB = Math.ceil((before * 512) / 1024 ** 3) + 1;
+    expect((await api.vm.resizeDisk({ id: vmId, diskGiB: grownGiB }))?.virtualBytes).toBe(grownGiB * 1024 ** 3);
+    await expect.poll(sectors).toBe((grownGiB * 1024 ** 3) / 512);
+    expect((await api.vm.get({ id: vmId })).state).toBe("Running");
+  });
+
   it("runs commands and syncs files for services, and refuses a VM that is not running", async () => {
     const result = await api.vm.exec({ id: vmId, command: ["sh", "-c", "echo out; echo err >&2; exit 4"] });
     expect(result).toMatchObject({ stdout: "out\n", stderr: "err\n", exitCode: 4, truncated: false });

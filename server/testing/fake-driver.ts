@@ -136,7 +136,6 @@ export class FakeDriver {
       diskInfo: async () => ({ virtualBytes: vm.diskBytes, actualBytes: 1024 * 1024 }),
       resizeDisk: async (sizeBytes) => {
         vm.calls.push("resize");
-        if (vm.running) throw new AlreadyRunningError();
         if (sizeBytes < vm.diskBytes) throw new DiskShrinkError(vm.diskBytes);
         if (vm.snapshots.length > 0) throw new DiskHasSnapshotsError();
         vm.diskBytes = sizeBytes;

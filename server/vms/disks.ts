@@ -1,6 +1,6 @@
 /**
- * A VM's disk: grown while the VM is stopped (the guest's cloud-init grows its root
- * partition at the next boot), made into an image, and its size and use on the host.
+ * A VM's disk: grown while the VM is stopped or running (the guest's cloud-init grows its
+ * root partition at the next boot), made into an image, and its size and use on the host.
  */
 import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError } from "../driver/manager.ts";
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
@@ -9,15 +9,21 @@ import { announceRowChange } from "./bus.ts";
 
 const GIB = 1024 ** 3;
 
-/** Grows VM `id`'s disk to `diskGiB`. Stopped VMs only; disks never shrink. */
+/**
+ * Grows VM `id`'s disk to `diskGiB`, Stopped or Running (as Proxmox and Incus do); disks
+ * never shrink. A suspended or paused VM's saved state holds the disk's size: not then.
+ */
 export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: number }, actor: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id: input.id } });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
-  if (vm.state !== "Stopped" || hangar.lifecycle.isBusy(vm.id)) {
-    throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is ${vm.state}; stop it before growing its disk.`);
+  const running = vm.state === "Running";
+  if ((vm.state !== "Stopped" && !running) || hangar.lifecycle.isBusy(vm.id)) {
+    throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is ${vm.state}; its disk grows while it is Stopped or Running.`);
   }
   try {
-    await hangar.lifecycle.withLock(vm.id, "growing its disk", ["Stopped"], () => hangar.driverFor(vm.id).resizeDisk(input.diskGiB * GIB));
+    await hangar.lifecycle.withLock(vm.id, "growing its disk", [running ? "Running" : "Stopped"], () =>
+      hangar.driverFor(vm.id).resizeDisk(input.diskGiB * GIB),
+    );
   } catch (error) {
     if (error instanceof DiskShrinkError) {
       throw new HangarError("INVALID_INPUT", `The disk of VM "${vm.name}" is ${formatGiB(error.currentBytes)} GiB; disks only grow, so ask for more.`);
@@ -26,11 +32,14 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has snapshots, and a disk with snapshots cannot be resized; delete them first.`);
     }
     if (isHangarError(error)) throw error;
-    if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; stop it first.`);
+    if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; try again once it runs.`);
     throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });
-  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message: `Disk grown to ${input.diskGiB} GiB` });
+  const message = running
+    ? `Disk grown to ${input.diskGiB} GiB while running: the guest sees it now; cloud-init grows its root partition at the next boot (or run growpart and resize2fs)`
+    : `Disk grown to ${input.diskGiB} GiB`;
+  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "disk-resize", ok: true, message });
   await announceRowChange(hangar, vm, event.id);
   return diskOf(hangar, vm.id);
 }

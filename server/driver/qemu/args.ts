@@ -227,6 +227,9 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   return args;
 }
 
+/** The disk's drive as qemu names it: if=virtio drives are virtio0, virtio1… in argv order, the disk first. */
+export const DISK_DRIVE = "virtio0";
+
 /**
  * UEFI: OVMF's code and the VM's variable store as the two flash chips. They come after the
  * disk on purpose: savevm writes the VM state into the first writable drive that can hold

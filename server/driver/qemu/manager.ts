@@ -36,7 +36,7 @@ import {
   type StopOutcome,
 } from "../manager.ts";
 import { logger } from "../../log.ts";
-import { SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
+import { DISK_DRIVE, SNAPSHOT_TAG, USER_NAME, USER_NETDEV, buildQemuArgs, forwardAddress, type Accel } from "./args.ts";
 import { queryBlockStats } from "./blockstats.ts";
 import { queryGuestMemory } from "./guest-stats.ts";
 import { writeCidataIso } from "./cidata.ts";
@@ -749,11 +749,16 @@ export class QemuManager implements Manager {
   }
 
   async resizeDisk(sizeBytes: number): Promise<void> {
-    if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before resizing its disk`);
     const { virtualBytes } = await this.diskInfo();
     if (sizeBytes < virtualBytes) throw new DiskShrinkError(virtualBytes);
     if ((await this.readSnapshots()).length > 0) throw new DiskHasSnapshotsError();
-    if (sizeBytes > virtualBytes) await execa("qemu-img", ["resize", "-q", "-f", "qcow2", "--", this.files.disk, String(sizeBytes)]);
+    if (sizeBytes === virtualBytes) return;
+    if (await this.running()) {
+      // qemu grows the file and tells virtio-blk: the guest sees the new size at once.
+      await withQmp(this.files.qmpSocket, (qmp) => qmp.execute("block_resize", { device: DISK_DRIVE, size: sizeBytes }, 60_000));
+      return;
+    }
+    await execa("qemu-img", ["resize", "-q", "-f", "qcow2", "--", this.files.disk, String(sizeBytes)]);
   }
 
   async syncGuestClock(): Promise<boolean> {
