@@ -805,6 +805,32 @@ image
     }),
   );
 image
+  .command("get")
+  .description("show one image, and the VMs and pools that use it")
+  .argument("<image>", "image name or id")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const found = await api.image.get.query({ id: await resolveImage(api, name) });
+      output(json(command), found, (i) =>
+        [
+          `name: ${i.name}`,
+          `id: ${i.id}`,
+          `status: ${i.status}${i.status === "importing" ? ` (${Math.round(Number(i.progress) / 2 ** 20)} MiB so far)` : ""}`,
+          i.error ? `error: ${i.error}` : "",
+          `format: ${i.format}, ${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`,
+          `boots: ${i.directBoot ? `its own kernel${i.cmdline ? ` (${i.cmdline})` : ""}` : i.firmware}`,
+          `login: ${i.loginUser}`,
+          i.sha256 ? `sha256: ${i.sha256}` : "",
+          `created: ${localTime(i.createdAt)}`,
+          `used by: ${[...i.vms.map((vm) => `VM ${vm.name}`), ...i.pools.map((p) => `pool ${p.name}`)].join(", ") || "nothing"}`,
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
+    }),
+  );
+image
   .command("publish")
   .description("make an image of a Stopped VM's disk (admins)")
   .argument("<vm>", "the VM")
