@@ -286,7 +286,10 @@ describe("hangar CLI", () => {
     expect([publish.exitCode, publish.stderr.trim()]).toEqual([4, "hangar: Only admins can do this."]);
     // Anyone may look at an image, and see what uses it.
     const imageShown = await hangar(["image", "get", image?.name ?? ""]);
-    expect([imageShown.exitCode, imageShown.stdout]).toEqual([0, expect.stringMatching(/^name: hangar-tiny\n[\s\S]*^status: ready$[\s\S]*^used by: .*VM cli-2/m)]);
+    expect([imageShown.exitCode, imageShown.stdout]).toEqual([
+      0,
+      expect.stringMatching(/^name: hangar-tiny\n[\s\S]*^status: ready$[\s\S]*^used by: .*VM cli-2/m),
+    ]);
     expect(JSON.parse((await hangar(["image", "get", image?.name ?? "", "--json"])).stdout)).toMatchObject({ name: "hangar-tiny", status: "ready" });
     // An import says how the image boots only as bios or uefi, refused before it asks the server.
     const firmware = await hangar(["image", "import", "cli-fw", "--url", "https://example.com/x.qcow2", "--firmware", "coreboot"]);

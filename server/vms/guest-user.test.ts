@@ -89,7 +89,11 @@ describe("Hangar's own account in the guest", () => {
     expect(settled).toMatchObject({ readyState: "error", readyDetail: expect.stringMatching(/^cloud-init failed in module scripts_user/) });
     expect((await sh(vm.id, "whoami; cat /run/script-ran")).stdout).toBe("hangar\nfrom-script\n");
     const events = (await api.vm.events({ vmId: vm.id, limit: 10 })).events;
-    expect(events.find((event) => event.action === "ready")).toMatchObject({ action: "ready", ok: false, message: expect.stringMatching(/^Not ready: cloud-init failed in module scripts_user/) });
+    expect(events.find((event) => event.action === "ready")).toMatchObject({
+      action: "ready",
+      ok: false,
+      message: expect.stringMatching(/^Not ready: cloud-init failed in module scripts_user/),
+    });
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 });
