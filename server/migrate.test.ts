@@ -2,7 +2,7 @@
 // wrote them) is migrated at start-up with every row kept; a database a newer Hangar has
 // migrated is refused before anything is applied to it.
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -312,6 +312,19 @@ describe(`upgrading the database (${testDbKind()})`, () => {
     } finally {
       await db.$disconnect();
     }
+  });
+
+  it.skipIf(testDbKind() !== "sqlite")("leaves the SQLite file readable by Hangar's user alone, whatever the umask", async () => {
+    const url = await emptyDatabase();
+    const file = url.slice("file:".length);
+    const umask = process.umask(0o022);
+    try {
+      await migrateDatabase(url);
+    } finally {
+      process.umask(umask);
+    }
+    // Sessions and the auth secret are in it: not for the user qemu drops to, nor anyone else.
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it("refuses a database a newer Hangar has migrated, before applying anything to it", async () => {

@@ -10,7 +10,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, readdir } from "node:fs/promises";
+import { chmod, readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
@@ -64,6 +64,10 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
     all: true,
   });
   if (result.exitCode !== 0) throw new Error(`Database migration failed:\n${result.all}`);
+  // Sessions and the auth secret live in it: Hangar's user's alone, whatever the umask (a root
+  // Hangar started by hand left it 0644, readable by the user qemu drops to). SQLite gives its
+  // journal the same mode.
+  await chmod(databaseUrl.slice("file:".length), 0o600);
   return known.filter((name) => !before.includes(name));
 }
 
