@@ -1,11 +1,15 @@
 // Malformed WebSocket frames, written byte by byte over TCP against the real bridge: each
 // closes its own connection with the matching close code, none becomes an uncaught
-// exception, and the bridge keeps serving.
+// exception, and the bridge keeps serving. A ticket whose grant ended before it was redeemed
+// (its token revoked, its user demoted) is refused at the upgrade.
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { createCaller } from "../api/root.ts";
+import { IN_PROCESS } from "../api/trpc.ts";
+import { authenticate } from "../auth/principal.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { MAX_FRAME_BYTES, createTerminalBridge, type TerminalBridge } from "./bridge.ts";
@@ -192,5 +196,40 @@ describe("malformed WebSocket frames", () => {
     expect(JSON.parse(first)).toEqual({ type: "status", state: "Stopped" });
     ws.close();
     await expect.poll(() => bridge.counts()).toEqual({ console: 0, shell: 0, monitor: 0, display: 0, tunnel: 0 });
+  });
+});
+
+describe("a ticket whose grant ended before it was redeemed", () => {
+  /** The status line and body the upgrade was answered with, or "open". */
+  function upgrade(path: string, headers: Record<string, string>): Promise<string> {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(`${origin.replace("http", "ws")}${path}`, { headers });
+      ws.on("unexpected-response", (_req, res) => {
+        let body = "";
+        res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+        res.on("end", () => resolve(`${res.statusCode ?? 0} ${body}`));
+      });
+      ws.on("open", () => {
+        ws.close();
+        resolve("open");
+      });
+    });
+  }
+
+  it("is refused, not opened until the next sweep, once its token is revoked or its user may no longer control the VM", async () => {
+    const late = await callerFor(t.hangar, "admin", "late@test.hangar");
+    const user = await t.hangar.db.user.findUniqueOrThrow({ where: { email: "late@test.hangar" } });
+    const made = await late.token.create({ name: "revoked-before-use" });
+    const principal = await authenticate(t.hangar.db, t.hangar.auth, { authorization: `Bearer ${made.token}` });
+    if (!principal) throw new Error("the new token did not authenticate");
+    const viaToken = createCaller({ hangar: t.hangar, transport: IN_PROCESS, principal, actor: "token revoked-before-use" });
+    const { path } = await viaToken.terminal.ticket({ vmId, kind: "console" });
+    await late.token.revoke({ id: made.id });
+    expect(await upgrade(path, {})).toBe("403 The API token this terminal was opened with was revoked or has expired.");
+
+    const typing = await late.terminal.ticket({ vmId, kind: "console" });
+    expect(typing.readOnly).toBe(false);
+    await api.user.update({ id: user.id, role: "viewer" });
+    expect(await upgrade(typing.path, { origin })).toBe("403 You may no longer control this VM; open the terminal again to watch it.");
   });
 });

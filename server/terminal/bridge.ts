@@ -96,8 +96,8 @@ export function createTerminalBridge({
   /**
    * Checks, in this order and before anything is attached: the Origin (so a cross-site
    * page cannot even burn a ticket), then the ticket, which must name the VM and kind the
-   * URL asks for. Without an Origin the ticket must have been issued to an API token. Any
-   * failure is a plain 403.
+   * URL asks for, then that its grant still holds (session, token, role). Without an Origin
+   * the ticket must have been issued to an API token. Any failure is a plain 403.
    */
   function handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     // Node's HTTP server stops watching an upgraded socket's errors: a peer that resets
@@ -116,6 +116,10 @@ export function createTerminalBridge({
       .then(async (grant) => {
         if (!grant)
           return refuse(socket, origin === undefined ? "Origin not allowed." : "No valid ticket for this VM and terminal: ask terminal.ticket for a new one.");
+        // A ticket lives 30 s: a sign-out, revocation or demotion since it was issued refuses it
+        // now, rather than at the next sweep with the terminal already open.
+        const gone = await revoked(grant);
+        if (gone) return refuse(socket, gone);
         const owner = await ownerElsewhere(grant.vmId);
         wss.handleUpgrade(req, socket, head, (ws) => {
           // A malformed frame (unmasked, bad opcode, too long, bad UTF-8) is a client's fault:
