@@ -15,7 +15,7 @@ import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { createTrpcHandler, TRPC_BASE_PATH } from "./http.ts";
 import { appRouter, createCaller } from "./root.ts";
-import { IN_PROCESS } from "./trpc.ts";
+import { IN_PROCESS, UNREADABLE_INPUT } from "./trpc.ts";
 
 /** Every process Hangar starts goes through execa: each call is counted here. */
 const spawned = vi.hoisted(() => [] as string[]);
@@ -426,6 +426,20 @@ describe("fuzzing over real HTTP", () => {
     ["an unknown procedure", "nope.nothing", { method: "GET" }],
     ["PUT", "vm.list", { method: "PUT", body: "{}" }],
   ];
+
+  it.each([
+    ["a superjson custom type without its transformer", '{"json":{"id":"x"},"meta":{"values":{"id":[["custom","Nope"]]}}}'],
+    ["a superjson Set made of a number", '{"json":{"id":5},"meta":{"values":{"id":["set"]}}}'],
+    ["a superjson class nobody registered", '{"json":{"id":"x"},"meta":{"values":{"id":[["class","Nope"]]}}}'],
+    ["a superjson bigint that is not a number", '{"json":{"id":"x"},"meta":{"values":{"id":["bigint"]}}}'],
+    ["malformed JSON", "{"],
+  ])("says in its own words that it cannot read %s", async (_label, body) => {
+    const response = await fetch(`${base}vm.start`, { method: "POST", body, headers: { "content-type": "application/json", authorization: bearer } });
+    const { error } = (await response.json()) as { error: { json: { message: string; data: { code: string } } } };
+    expect(error.json.data.code).toBe("BAD_REQUEST");
+    // Not the library's own words ("Maximum call stack size exceeded", "number 5 is not iterable…").
+    expect(error.json.message).toBe(UNREADABLE_INPUT);
+  });
 
   it.each(requests)("answers %s without a 500 or a leak", async (_label, pathAndQuery, init) => {
     for (const authorization of [bearer, undefined]) {

@@ -11,8 +11,8 @@
  *    with that id, in the server log. No message carries a host path, argv or SQL.
  * 3. Procedures: one `procedure`. Each call first gets a request id (its log lines and
  *    events carry it) and, unless a subscription, a latency timer for /metrics. Then its raw input must be text a
- *    database can hold (well-formed Unicode, no NUL), the caller of a WebSocket is read again,
- *    and a mutation sent over HTTP without
+ *    database can hold (well-formed Unicode, no NUL), a subscription must come over the WebSocket,
+ *    the caller of a WebSocket is read again, and a mutation sent over HTTP without
  *    a Bearer token must come from an allowed origin (CSRF). Each declares the permission it
  *    needs in its meta (server/auth/permissions.ts), which one middleware enforces. A
  *    procedure without one is refused, and a test walks the router to keep it so. A
@@ -128,6 +128,9 @@ function describeZodError(error: ZodError): string {
   return more > 0 ? `${problems} And ${more} more problem${more === 1 ? "" : "s"}.` : problems;
 }
 
+/** The sentence for a request tRPC could not read: not JSON, superjson "meta" naming what it cannot make, a WebSocket message of no call. */
+export const UNREADABLE_INPUT = `The request's input is not JSON as tRPC's client writes it (superjson); send {"json": <input>}.`;
+
 /** Errors already made safe for callers (and logged when they needed to be). */
 const published = new WeakSet<TRPCError>();
 
@@ -153,6 +156,10 @@ function publicError(error: TRPCError, path: string | undefined): TRPCError {
       message: describeZodError(cause),
       cause: new HangarError("INVALID_INPUT", describeZodError(cause), { cause }),
     });
+  } else if ((error.code === "BAD_REQUEST" || error.code === "PARSE_ERROR") && cause instanceof Error && !(cause instanceof TRPCError)) {
+    // tRPC could not read the request (JSON.parse, superjson; a WebSocket message) and took the
+    // thrown error's own words: "Maximum call stack size exceeded", "Cannot destructure property 'json' of 'payload'…".
+    safe = new TRPCError({ code: error.code, message: UNREADABLE_INPUT, cause: new HangarError("INVALID_INPUT", UNREADABLE_INPUT, { cause }) });
   } else if (error.code !== "INTERNAL_SERVER_ERROR") {
     safe = new TRPCError({ code: error.code, message: withoutHostPaths(error.message) || "The request was refused.", cause });
   } else {
@@ -239,6 +246,18 @@ const sameOriginMutations = t.middleware(({ ctx, type, next }) => {
       "FORBIDDEN",
       "This change came from a page of another site; use Hangar's own pages, or an API token (Authorization: Bearer) from a service.",
     );
+  }
+  return next();
+});
+
+/**
+ * A subscription outlives the credentials it started with, and only the API WebSocket (ws.ts)
+ * reads its caller again and ends it when they go. Over plain HTTP (tRPC's server-sent events)
+ * it would stream on after a sign-out, a token's revocation or a demotion, so it is refused there.
+ */
+const subscriptionsOverWebSocket = t.middleware(({ ctx, type, next }) => {
+  if (type === "subscription" && ctx.transport.kind === "http" && !ctx.recheck) {
+    throw new HangarError("INVALID_INPUT", "Live changes come over the API WebSocket (tRPC's wsLink to ws://HOST/api/trpc-ws), not over HTTP.");
   }
   return next();
 });
@@ -377,6 +396,7 @@ export const procedure = t.procedure
   .use(observed)
   .use(domainErrors)
   .use(wellFormedInput)
+  .use(subscriptionsOverWebSocket)
   .use(currentPrincipal)
   .use(sameOriginMutations)
   .use(enforcePermission)

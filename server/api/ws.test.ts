@@ -13,6 +13,7 @@ import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar } from "../testing/fixtures.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import type { AppRouter } from "./root.ts";
+import { UNREADABLE_INPUT } from "./trpc.ts";
 import { TRPC_WS_PATH } from "./ws.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -191,6 +192,21 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect([missed[0]?.event?.action, missed.at(-1)?.event?.action]).toEqual(["start", "stop"]);
   });
 
+  it("says in its own words that it cannot read a message, not the library's", async () => {
+    const { port, token } = await serve();
+    const socket = new WebSocket(`ws://127.0.0.1:${port}${TRPC_WS_PATH}`, { headers: { authorization: `Bearer ${token}` } });
+    cleanups.push(() => socket.close());
+    const answers: string[] = [];
+    socket.on("message", (data: Buffer) => answers.push((JSON.parse(data.toString()) as { error: { json: { message: string } } }).error.json.message));
+    await new Promise((resolve) => socket.once("open", resolve));
+    // JSON that is not JSON; no input where superjson wants one ("Cannot destructure property 'json'…"); a custom type nobody registered.
+    socket.send("{");
+    socket.send('{"id":1,"method":"query","params":{"path":"vm.get","input":null}}');
+    socket.send('{"id":2,"method":"query","params":{"path":"vm.get","input":{"json":{"id":"x"},"meta":{"values":{"id":[["custom","Nope"]]}}}}}');
+    await expect.poll(() => answers.length).toBe(3);
+    expect(answers).toEqual([UNREADABLE_INPUT, UNREADABLE_INPUT, UNREADABLE_INPUT]);
+  });
+
   it("refuses the upgrade from a foreign origin, and calls without a principal", async () => {
     const { port } = await serve();
     const status = await new Promise<number>((resolve) => {
@@ -228,6 +244,26 @@ describe("a socket that outlives its credentials", () => {
     await expect(live.ended).resolves.toMatchObject({ data: { code: "UNAUTHORIZED" } });
     await expect(client.account.me.query()).resolves.toMatchObject({ user: null });
     await expect(client.token.create.mutate({ name: "minted-after-revoke" })).rejects.toMatchObject({ data: { code: "UNAUTHORIZED" } });
+  });
+
+  it("serves no subscription over plain HTTP, where nothing would end it when the token is revoked", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    // tRPC answers a subscription GET with server-sent events; this one says why and ends.
+    const input = encodeURIComponent(JSON.stringify({ json: {} }));
+    for (const path of [`vm.onChange?input=${input}`, "metrics.onUsage"]) {
+      const response = await fetch(`http://127.0.0.1:${port}/api/trpc/${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      const stream = await response.text();
+      expect(stream).toContain("Live changes come over the API WebSocket (tRPC's wsLink to ws://HOST/api/trpc-ws), not over HTTP.");
+      expect(stream).not.toContain('"vmId"');
+    }
+    // No listener was left on the bus: a change made now reaches nobody over HTTP.
+    const listening = t.hangar.bus.listeners();
+    await admin.vm.create({ name: "unseen", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    expect(t.hangar.bus.listeners()).toBe(listening);
   });
 
   it("gives a demoted admin a viewer's rights over the WebSocket from then on", async () => {
