@@ -250,17 +250,80 @@ const sameOriginMutations = t.middleware(({ ctx, type, next }) => {
   return next();
 });
 
+/** Live subscriptions one user may hold on this host at once: a tab holds one to three (about 60 KB each). */
+export const MAX_SUBSCRIPTIONS_PER_USER = 500;
+/** Open subscriptions, by user id. */
+const openSubscriptions = new Map<string, number>();
+
+/** `source`, calling `release` once when it ends, however it ends (even if it never started). */
+function releasing<T>(source: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const inner = source[Symbol.asyncIterator]();
+      return {
+        async next() {
+          try {
+            const step = await inner.next();
+            if (step.done) release();
+            return step;
+          } catch (error) {
+            release();
+            throw error;
+          }
+        },
+        async return(value?: unknown) {
+          release();
+          return (await inner.return?.(value)) ?? { done: true, value: undefined };
+        },
+      };
+    },
+  };
+}
+
 /**
  * A subscription outlives the credentials it started with, and only the API WebSocket (ws.ts)
  * reads its caller again and ends it when they go. Over plain HTTP (tRPC's server-sent events)
  * it would stream on after a sign-out, a token's revocation or a demotion, so it is refused there.
+ * Each holds memory until it ends: a user's are counted, so a script (or a read-only token)
+ * opening thousands on one socket is refused rather than filling the server's memory.
  */
-const subscriptionsOverWebSocket = t.middleware(({ ctx, type, next }) => {
-  if (type === "subscription" && ctx.transport.kind === "http" && !ctx.recheck) {
+const liveSubscriptions = t.middleware(async ({ ctx, type, next }) => {
+  if (type !== "subscription") return next();
+  if (ctx.transport.kind === "http" && !ctx.recheck) {
     throw new HangarError("INVALID_INPUT", "Live changes come over the API WebSocket (tRPC's wsLink to ws://HOST/api/trpc-ws), not over HTTP.");
   }
-  return next();
+  const user = ctx.principal?.userId;
+  if (!user) return next();
+  const open = openSubscriptions.get(user) ?? 0;
+  if (open >= MAX_SUBSCRIPTIONS_PER_USER) {
+    throw new HangarError(
+      "RATE_LIMITED",
+      `You hold ${MAX_SUBSCRIPTIONS_PER_USER} live subscriptions on this host already (a tab holds a few); end some, or close tabs or connections, first.`,
+    );
+  }
+  openSubscriptions.set(user, open + 1);
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    const left = (openSubscriptions.get(user) ?? 1) - 1;
+    if (left > 0) openSubscriptions.set(user, left);
+    else openSubscriptions.delete(user);
+  };
+  const result = await next().catch((error: unknown) => {
+    release();
+    throw error;
+  });
+  if (!result.ok || !isAsyncIterable(result.data)) {
+    release();
+    return result;
+  }
+  return { ...result, data: releasing(result.data, release) };
 });
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === "object" && value !== null && Symbol.asyncIterator in value;
+}
 
 /** On a long-lived connection, the caller as the database has them now, not as at connect. */
 const currentPrincipal = t.middleware(async ({ ctx, next }) => {
@@ -396,7 +459,7 @@ export const procedure = t.procedure
   .use(observed)
   .use(domainErrors)
   .use(wellFormedInput)
-  .use(subscriptionsOverWebSocket)
+  .use(liveSubscriptions)
   .use(currentPrincipal)
   .use(sameOriginMutations)
   .use(enforcePermission)

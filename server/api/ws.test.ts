@@ -13,7 +13,7 @@ import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar } from "../testing/fixtures.ts";
 import type { LiveChange } from "../vms/changes.ts";
 import type { AppRouter } from "./root.ts";
-import { UNREADABLE_INPUT } from "./trpc.ts";
+import { MAX_SUBSCRIPTIONS_PER_USER, UNREADABLE_INPUT } from "./trpc.ts";
 import { TRPC_WS_PATH } from "./ws.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -264,6 +264,32 @@ describe("a socket that outlives its credentials", () => {
     const listening = t.hangar.bus.listeners();
     await admin.vm.create({ name: "unseen", imageId: image.id, cpus: 1, memoryMiB: 128 });
     expect(t.hangar.bus.listeners()).toBe(listening);
+  });
+
+  it("refuses a user's subscriptions past the limit, over all their sockets, and takes new ones as old ones end", async () => {
+    const { t, port } = await serve();
+    const viewer = await callerFor(t.hangar, "viewer");
+    const { token } = await viewer.token.create({ name: "wall-display", readOnly: true });
+    const sockets = [wsClient(port, token), wsClient(port, token)];
+    const held = Array.from({ length: MAX_SUBSCRIPTIONS_PER_USER }, (_, i) => {
+      let started: () => void = () => undefined;
+      const ready = new Promise<void>((resolve) => (started = resolve));
+      const subscription = (sockets[i % 2] ?? sockets[0])?.vm.onChange.subscribe(undefined, { onStarted: () => started(), onData: () => undefined });
+      cleanups.push(() => subscription?.unsubscribe());
+      return { ready, subscription };
+    });
+    await Promise.all(held.map((h) => h.ready));
+    const listening = t.hangar.bus.listeners();
+    await expect(subscribed(sockets[0] ?? wsClient(port, token)).ended).resolves.toMatchObject({
+      data: { code: "TOO_MANY_REQUESTS" },
+      message: `You hold ${MAX_SUBSCRIPTIONS_PER_USER} live subscriptions on this host already (a tab holds a few); end some, or close tabs or connections, first.`,
+    });
+    // Another user is not held back by this one's.
+    const { token: adminToken } = await (await callerFor(t.hangar, "admin")).token.create({ name: "admin-live" });
+    await subscribed(wsClient(port, adminToken)).ready;
+    held[0]?.subscription?.unsubscribe();
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening);
+    await subscribed(sockets[1] ?? wsClient(port, token)).ready;
   });
 
   it("gives a demoted admin a viewer's rights over the WebSocket from then on", async () => {
