@@ -125,6 +125,26 @@ describe("vm.create input", () => {
   });
 });
 
+describe("user-data", () => {
+  it("is shown to those who may control the VM, and to admins for pools; other readers get null", async () => {
+    const secret = "#cloud-config\nchpasswd: { list: 'root:s3cret' }\n";
+    const owner = await callerFor(t.hangar, "operator", "owner@test.hangar");
+    const other = await callerFor(t.hangar, "operator", "other@test.hangar");
+    const viewer = await callerFor(t.hangar, "viewer");
+    const vm = await owner.vm.create({ ...goodSpec, name: "secretive", imageId, userData: secret });
+    expect(vm.userData).toBe(secret);
+    expect((await owner.vm.get({ id: vm.id })).userData).toBe(secret);
+    expect((await api.vm.get({ id: vm.id })).userData).toBe(secret);
+    expect((await other.vm.get({ id: vm.id })).userData).toBeNull();
+    expect((await viewer.vm.get({ id: vm.id })).userData).toBeNull();
+    const pool = await api.pool.create({ name: "secretive-pool", imageId, ...goodSpec, size: 0, staging: "Stopped", userData: secret });
+    const seen = async (caller: typeof api) => (await caller.pool.list()).find((p) => p.id === pool.id)?.userData;
+    expect([await seen(api), await seen(owner), await seen(viewer)]).toEqual([secret, null, null]);
+    await api.pool.delete({ id: pool.id });
+    await owner.vm.delete({ id: vm.id });
+  });
+});
+
 describe("image.import input", () => {
   it("refuses a path outside the images directory", async () => {
     const result = await refusal(api.image.import({ name: "etc", path: "/etc/passwd" }));

@@ -12,7 +12,11 @@ export const poolRouter = router({
   list: procedure
     .meta({ permission: "read", openapi: rest("GET", "/pools", "Every pool, with its members") })
     .output(poolListOutput)
-    .query(({ ctx }) => ctx.hangar.pools.listPools()),
+    .query(async ({ ctx }) => {
+      const pools = await ctx.hangar.pools.listPools();
+      // A pool's user-data is its admin's (it may carry secrets its members get): others get null.
+      return ctx.principal?.role === "admin" ? pools : pools.map((pool) => ({ ...pool, userData: null }));
+    }),
   /** A pool on `hostId`, or on the host placement picks; its members live there. */
   create: procedure
     .meta({ permission: "pool.manage", runsOn: "placement", openapi: rest("POST", "/pools", "Create a pool of ready VMs") })

@@ -14,6 +14,7 @@ import {
   waitForVm,
 } from "../vms/inventory.ts";
 import { listEvents } from "../audit/recorder.ts";
+import { canControlVm } from "../auth/permissions.ts";
 import { liveChanges } from "../vms/changes.ts";
 import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
@@ -52,9 +53,14 @@ import {
 } from "./schemas.ts";
 import { procedure, router, restRoutes, type Context } from "./trpc.ts";
 
-/** Host paths (the VM's key file) are for admins; everyone else gets null. */
-function forCaller<T extends { sshKeyPath: string | null }>(ctx: Pick<Context, "principal">, vm: T): T {
-  return ctx.principal?.role === "admin" ? vm : { ...vm, sshKeyPath: null };
+/**
+ * A VM as the caller may see it. Host paths (the VM's key file) are for admins; its user-data,
+ * which often carries passwords and keys, for those who may control it. Others get null.
+ */
+function forCaller<T extends { sshKeyPath: string | null; ownerId: string | null; userData?: string | null }>(ctx: Pick<Context, "principal">, vm: T): T {
+  const { principal } = ctx;
+  const paths = principal?.role === "admin" ? vm : { ...vm, sshKeyPath: null };
+  return principal && canControlVm(principal, vm) ? paths : { ...paths, ...(vm.userData === undefined ? {} : { userData: null }) };
 }
 
 /** How long a stop waits for the guest to power off before forcing it. */
