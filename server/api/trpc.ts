@@ -373,7 +373,7 @@ const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, ne
       }
     }
   })();
-  if (!allowed) throw new HangarError("FORBIDDEN", refusal(meta.permission));
+  if (!allowed) throw new HangarError("FORBIDDEN", refusal(meta.permission, principal.role));
   // The events the call records under its actor are its user's (the audit log filters by user).
   return withCaller({ actor: ctx.actor, userId: principal.userId }, () => next({ ctx: { principal } }));
 });

@@ -55,6 +55,17 @@ describe("roles", () => {
     expect(await anonymous.account.me()).toMatchObject({ user: null });
   });
 
+  it("tells a viewer who owns a VM (made before a demotion) that viewers change none, rather than to ask its owner", async () => {
+    const before = await callerFor(hangar, "operator", "demoted@test.hangar");
+    const vm = await before.vm.create({ name: "kept-after-demotion", imageId, ...spec });
+    const after = await callerFor(hangar, "viewer", "demoted@test.hangar");
+    await expect(after.vm.start({ id: vm.id })).rejects.toMatchObject({
+      code: "FORBIDDEN",
+      message: "Viewers cannot change VMs, their own included; an admin can make you an operator.",
+    });
+    await before.vm.delete({ id: vm.id });
+  });
+
   it("lets a viewer read but not start, create or see users", async () => {
     const admin = await callerFor(hangar, "admin");
     const vm = await admin.vm.create({ name: "v1", imageId, ...spec });

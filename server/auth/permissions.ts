@@ -58,10 +58,12 @@ export function canControlVm(principal: Principal, vm: { ownerId: string | null 
   return canControl(principal, vm);
 }
 
-/** The sentence for a refusal of `permission`. */
-export function refusal(permission: Permission): string {
+/** The sentence for a refusal of `permission` to someone of `role`. */
+export function refusal(permission: Permission, role: Role): string {
   switch (permission) {
     case "vm.control":
+      // A viewer may own VMs (made before a demotion) and still change none.
+      if (role === "viewer") return "Viewers cannot change VMs, their own included; an admin can make you an operator.";
       return "You can only change VMs you own; ask an admin or the VM's owner.";
     case "admin":
     case "pool.manage":
