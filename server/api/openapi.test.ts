@@ -325,6 +325,21 @@ describe("REST over HTTP with a token", () => {
     expect(await call("GET", "/api/v1/vms?limit=5&state=Running&state=Stopped", { token: viewerToken })).toMatchObject({ status: 200 });
   });
 
+  it("refuses a query parameter the route does not take, rather than answer as if unfiltered", async () => {
+    expect(await call("GET", "/api/v1/events?stream=audit", { token: viewerToken })).toMatchObject({
+      status: 400,
+      body: { code: "BAD_REQUEST", message: 'GET /events takes no parameter "stream"; its parameters are vmId, vmName, limit, cursor.' },
+    });
+    expect(await call("GET", "/api/v1/vms?limt=5", { token: viewerToken })).toMatchObject({
+      status: 400,
+      body: { message: expect.stringMatching(/^GET \/vms takes no parameter "limt"; its parameters are .*limit/) },
+    });
+    expect(await call("GET", "/api/v1/images?x=1", { token: viewerToken })).toMatchObject({
+      status: 400,
+      body: { message: 'GET /images takes no parameter "x"; it takes no parameters.' },
+    });
+  });
+
   it("takes a body only as a JSON object, and an empty one as no fields", async () => {
     const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-body", imageId, cpus: 1, memoryMiB: 256 } });
     const id = z.object({ id: z.string() }).parse(created.body).id;

@@ -116,6 +116,14 @@ function jsonObjectBody(req: IncomingMessage, text: string): { body: string; fie
   return { body: text, fields: Object.keys(value) };
 }
 
+/** The sentence for a field (or query parameter) `name` that `route` does not take. */
+function unknownField(route: Route, what: "field" | "parameter", name: string): string {
+  // The path's own parameters (id) are taken in the body too, but not offered.
+  const known = [...(route.fields ?? [])].filter((field) => !route.path.includes(`{${field}}`));
+  const offered = known.length > 0 ? `its ${what}s are ${known.join(", ")}` : `it takes no ${what}s`;
+  return `${route.method} ${route.path} takes no ${what} "${name.slice(0, 64)}"; ${offered}.`;
+}
+
 /**
  * The library types a router's meta as an open record, which a meta with a required field
  * (`permission`) cannot be assigned to as a whole; it reads only `meta.openapi`, which Meta
@@ -374,6 +382,10 @@ export function createRestHandler(hangar: Hangar) {
       }
       compressJson(req, res);
       if (req.method === "GET" || req.method === "HEAD") {
+        // zod drops parameters it does not know: a filter misspelt or on the wrong route
+        // ("stream" on /events) would answer unfiltered, as if it had filtered.
+        const unknown = route.fields && [...new URLSearchParams(query).keys()].find((key) => !route.fields?.has(key));
+        if (route.fields && unknown !== undefined) return refuse(res, 400, unknownField(route, "parameter", unknown));
         // The library answers any HEAD 204 without running the route (a "warmup"), so a HEAD of a
         // missing VM looked found; run it as the GET it asks about (Node sends no body for a HEAD).
         req.method = "GET";
@@ -396,11 +408,7 @@ export function createRestHandler(hangar: Hangar) {
           if ("problem" in checked) return refuse(res, checked.status ?? 400, checked.problem);
           // zod drops fields it does not know: a misspelt optional one ("diskGib") would be ignored unseen.
           const unknown = route.fields && checked.fields.find((field) => !route.fields?.has(field));
-          if (route.fields && unknown !== undefined) {
-            // The path's own parameters (id) are taken in the body too, but not offered.
-            const known = [...route.fields].filter((field) => !route.path.includes(`{${field}}`)).join(", ");
-            return refuse(res, 400, `${route.method} ${route.path} takes no field "${unknown.slice(0, 64)}"; its fields are ${known}.`);
-          }
+          if (route.fields && unknown !== undefined) return refuse(res, 400, unknownField(route, "field", unknown));
           // The library reads a string body from here instead of the (already read) stream.
           Object.assign(req, { body: checked.body });
           void request.run(req, () => handler(req, res));
