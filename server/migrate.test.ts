@@ -1,8 +1,9 @@
 // Upgrading: a database made by an older Hangar (its migrations only, its rows written as it
 // wrote them) is migrated at start-up with every row kept; a database a newer Hangar has
 // migrated is refused before anything is applied to it.
+import { spawnSync } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -342,5 +343,30 @@ describe(`upgrading the database (${testDbKind()})`, () => {
     );
     // Nothing of this release was applied: the database is as the newer one left it.
     expect(await appliedMigrations(url)).toEqual([...old, "29991231000000_from_a_newer_hangar"]);
+  });
+
+  it.runIf(testDbKind() === "sqlite")("starts on a SQLite database a process killed in the middle of a write left (a hot journal)", async () => {
+    const url = await emptyDatabase();
+    await migrateDatabase(url);
+    const file = url.slice("file:".length);
+    // A writer killed -9 with its transaction half in the file: a small cache spills the pages.
+    const writer = [
+      "const Database = require('better-sqlite3');",
+      `const db = new Database(${JSON.stringify(file)});`,
+      "db.pragma('cache_size = 1');",
+      "db.exec('BEGIN IMMEDIATE; CREATE TABLE half_written (x)');",
+      "for (let i = 0; i < 50; i++) db.prepare('INSERT INTO half_written VALUES (?)').run('y'.repeat(4000));",
+      "process.kill(process.pid, 'SIGKILL');",
+    ].join("\n");
+    expect(spawnSync(process.execPath, ["-e", writer], { cwd: REPO_ROOT }).signal).toBe("SIGKILL");
+    expect(existsSync(`${file}-journal`)).toBe(true);
+    expect(await migrateDatabase(url)).toEqual([]);
+    // The half-written transaction was rolled back, and the rows are readable.
+    const sql = await connect(url);
+    try {
+      expect(await sql.rows("SELECT name FROM sqlite_master WHERE name = 'half_written'")).toEqual([]);
+    } finally {
+      await sql.close();
+    }
   });
 });

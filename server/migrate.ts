@@ -74,7 +74,9 @@ export async function migrateDatabase(databaseUrl: string): Promise<string[]> {
 /** The migrations recorded in a SQLite database (none when the file or the table does not exist yet). */
 function sqliteApplied(file: string): string[] {
   if (!existsSync(file)) return [];
-  const db = new Database(file, { readonly: true, fileMustExist: true });
+  // Not read-only: a process killed in the middle of a write leaves a hot journal, which only a
+  // writable connection rolls back (read-only, every start fails with SQLITE_READONLY_ROLLBACK).
+  const db = new Database(file, { fileMustExist: true });
   try {
     const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'").get();
     if (!table) return [];
