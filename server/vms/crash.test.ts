@@ -47,7 +47,7 @@ async function lastReconcile(hangar: Hangar, vmName: string) {
 }
 
 interface Case {
-  state: "Cloning" | "Starting" | "Stopping" | "Suspending" | "Deleting";
+  state: "Cloning" | "Starting" | "Stopping" | "Suspending" | "Deleting" | "Deleted";
   alive: boolean;
   /** Suspending: the suspend's saved state is complete in the disk. */
   saved?: boolean;
@@ -119,6 +119,8 @@ const cases: Case[] = [
   },
   { state: "Deleting", alive: true, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
   { state: "Deleting", alive: false, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
+  // Between a delete's Deleted and the removal of its row: the row would stay, undeletable.
+  { state: "Deleted", alive: false, to: "Gone", message: /delete interrupted by a restart was carried out/, error: null },
 ];
 
 describe("crash matrix on the fake driver", () => {

@@ -683,18 +683,22 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     });
   }
 
-  /** Reconciler: carries out a delete a crash interrupted. [Deleting] -> Deleted, then the row goes (its events stay). */
-  async function resumeDelete(vmId: string): Promise<State | undefined> {
-    return takeOver(vmId, "Deleting", async (vm) => {
+  /**
+   * Reconciler: carries out a delete a crash interrupted. [Deleting] -> Deleted, then the row
+   * goes (its events stay). A row a crash left Deleted (its files gone, the row not yet) goes
+   * too: no action leaves Deleted but Clone, so it would stay listed and hold its name.
+   */
+  async function resumeDelete(vmId: string, from: "Deleting" | "Deleted" = "Deleting"): Promise<State | undefined> {
+    return takeOver(vmId, from, async (vm) => {
       const driver = driverFor(vmId);
       try {
         await driver.kill();
         await driver.delete();
       } catch (error) {
-        return settleFailure(vm, "Deleting", "ErrorUnknown", "Carrying out an interrupted delete", error);
+        return settleFailure(vm, from, "ErrorUnknown", "Carrying out an interrupted delete", error);
       }
       const message = "A delete interrupted by a restart was carried out";
-      if (!(await settle(vm, "Deleting", "Deleted", { message }, { pid: null }))) return undefined;
+      if (!(await settle(vm, from, "Deleted", { message }, { pid: null }))) return undefined;
       await db.vm.delete({ where: { id: vmId } });
       bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
       return "Deleted";

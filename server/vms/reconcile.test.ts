@@ -27,8 +27,8 @@ describe("decide", () => {
     ["Suspended", false, "none"],
     ["Deleting", true, "finish-delete"],
     ["Deleting", false, "finish-delete"],
-    ["Deleted", true, "none"],
-    ["Deleted", false, "none"],
+    ["Deleted", true, "finish-delete"],
+    ["Deleted", false, "finish-delete"],
     ["ErrorUnknown", true, "adopt"],
     ["ErrorUnknown", false, "mark", "Stopped"],
   ];

@@ -30,7 +30,7 @@ export type Decision =
   | { kind: "finish-suspend" }
   /** Cloning: remove the half-made disk -> Initial (rolled back). */
   | { kind: "undo-clone" }
-  /** Deleting: kill, remove the files, drop the row (carried out). */
+  /** Deleting (or Deleted, the row not yet dropped): kill, remove the files, drop the row (carried out). */
   | { kind: "finish-delete" };
 
 /** What the reconciler can tell of a qemu that ended on its own: not why (it is not our child). */
@@ -52,6 +52,8 @@ export function decide(state: State, alive: boolean): Decision {
     case "Cloning":
       return { kind: "undo-clone" };
     case "Deleting":
+    // Deleted rests only between a delete's removal of the files and of the row: a crash left it.
+    case "Deleted":
       return { kind: "finish-delete" };
     case "Stopped":
     case "Suspended":
@@ -67,7 +69,6 @@ export function decide(state: State, alive: boolean): Decision {
             error: "An action on this VM failed and left no qemu running; it is stopped. Its events say what failed.",
           };
     case "Initial":
-    case "Deleted":
       return { kind: "none" };
   }
 }
@@ -152,7 +153,7 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
         }
         break;
       case "finish-delete":
-        reached = await lifecycle.resumeDelete(vm.id);
+        reached = await lifecycle.resumeDelete(vm.id, vm.state === "Deleted" ? "Deleted" : "Deleting");
         break;
     }
     if (reached) log(`${vm.name}: ${vm.state} -> ${reached} (${decision.kind})`);
