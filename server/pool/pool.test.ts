@@ -405,6 +405,17 @@ describe("members that fall off their staging", () => {
     expect(got.vmId).not.toBe(member?.id);
   });
 
+  it("replaces at once a waiting member someone deleted (vm.delete), not at the next restart", async () => {
+    await hangar.pools.start();
+    const pool = await newPool(1, "Suspended");
+    const [member] = await members(pool.id);
+    await hangar.lifecycle.deleteVm(member?.id ?? "", "someone");
+    // No kick here: the keeper heard the delete itself, though the row naming the pool is gone.
+    await expect.poll(async () => (await hangar.pools.listPools())[0]?.ready, { timeout: 10_000 }).toBe(1);
+    const [replacement] = await members(pool.id);
+    expect(replacement?.id).not.toBe(member?.id);
+  });
+
   it("replaces a Running member whose boot, watched again after a restart, ended not ready", async () => {
     const pool = await newPool(1, "Running");
     const [member] = await members(pool.id);

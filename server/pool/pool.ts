@@ -537,7 +537,18 @@ export function createPools({
    * pool's filler looks again: a member whose qemu died is replaced now, not at a restart.
    */
   function heard(change: VmChange): void {
-    if (change.state === "Gone" || isTransient(change.state) || change.vmId === "") return;
+    if (change.vmId === "") return;
+    // A deleted row no longer names its pool: an idle member deleted by hand (vm.delete) would
+    // leave its pool short until the next restart, so every open pool of this host looks.
+    if (change.state === "Gone") {
+      void lifecycle
+        .hostId()
+        .then((hostId) => db.pool.findMany({ where: { hostId, deletingAt: null }, select: { id: true } }))
+        .then((open) => open.forEach((pool) => void kick(pool.id)))
+        .catch((error: unknown) => log(`pool keeper: after the delete of ${change.vmName}: ${errorMessage(error)}`));
+      return;
+    }
+    if (isTransient(change.state)) return;
     void db.vm
       .findUnique({ where: { id: change.vmId }, select: { poolId: true, acquiredAt: true } })
       .then((vm) => (vm?.poolId && !vm.acquiredAt ? kick(vm.poolId) : undefined))
