@@ -233,6 +233,19 @@ describe("lifecycle", () => {
     expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true });
   });
 
+  it("says the guest had resumed, not that its state did not load, when qemu is killed after the resume loaded and dropped that state", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    await hangar.lifecycle.suspendVm(vm.id, "t");
+    // The state loaded and was deleted from the disk (delvm), then qemu was killed before the start returned.
+    fake.vm(vm.id).saved = false;
+    fake.failNext.set("start", new Error("QMP connection failed: read ECONNRESET"));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
+    expect(row.state).toBe("Stopped");
+    expect(row.error).toMatch(/^qemu ended after the guest had resumed from its saved state, so what was in its memory is lost; .*read ECONNRESET/);
+  });
+
   it("stops a VM whose qemu ends during a suspend, saying its memory is lost, instead of leaving it unknown", async () => {
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "t");

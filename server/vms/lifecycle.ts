@@ -405,7 +405,11 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
         if (keepsSaved) message = `${message.replace(/[^.]$/, "$&.")} The saved state is kept; start the VM again to resume it.`;
         else if (resume && !stillRuns) {
           await driver.discardSuspendedState().catch(() => undefined);
-          message = `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`;
+          // Not refused and no longer in the disk: qemu loaded it and dropped it, then ended (killed) with the guest resumed.
+          message =
+            error instanceof SavedStateLoadError
+              ? `The saved state did not load, so it was dropped; start the VM again to boot it. ${message}`
+              : `qemu ended after the guest had resumed from its saved state, so what was in its memory is lost; start the VM again to boot it. ${message}`;
         }
         // Suspended again, it keeps what its boot had reached, as after a suspend.
         await finish(vm, actor, "start", from, to, false, message, { pid: null, ...(keepsSaved ? {} : NOT_RUNNING) });
