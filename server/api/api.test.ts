@@ -337,6 +337,21 @@ describe("disks and stops", () => {
     await api.vm.stop({ id: vm.id, timeoutSec: 0 });
   });
 
+  it("speaks of the guest's clock after a live revert only while a guest runs", async () => {
+    const vm = await api.vm.create({ ...goodSpec, name: "reverted", imageId });
+    await api.vm.start({ id: vm.id });
+    await api.snapshot.create({ id: vm.id, name: "s1" });
+    const revertMessage = async () => {
+      await api.snapshot.revert({ id: vm.id, name: "s1" });
+      return (await api.vm.events({ vmId: vm.id, limit: 1 })).events[0]?.message;
+    };
+    expect(await revertMessage()).toMatch(/^Snapshot s1 \(\d+ ms\); no guest agent answered: the guest's clock is at the snapshot's time/);
+    // Its qemu ended just before (the reconciler has not seen it yet): the disk was reverted, no guest.
+    fake.vm(vm.id).running = false;
+    expect(await revertMessage()).toMatch(/^Snapshot s1 \(\d+ ms\)$/);
+    await api.vm.stop({ id: vm.id, timeoutSec: 0 });
+  });
+
   it("locks a VM while a snapshot is taken, as Proxmox does: actions on it meanwhile are refused with CONFLICT, then go through", async () => {
     const vm = await api.vm.create({ ...goodSpec, name: "locked", imageId });
     fake.snapshotDelayMs = 400;

@@ -149,6 +149,7 @@ export class FakeDriver {
       },
       syncGuestClock: async () => {
         vm.calls.push("clock");
+        if (!vm.running) throw new NotRunningError();
         return false;
       },
       exists: async () => vm.exists,

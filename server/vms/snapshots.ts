@@ -44,11 +44,14 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
       } else if (input.action === "revert") {
         await driver.revertSnapshot(input.name);
         // A live snapshot brings back the guest's clock of that moment: set it to the host's
-        // as a resume does (through the guest agent), else say it is behind.
+        // as a resume does (through the guest agent), else say it is behind. A qemu that ended
+        // meanwhile had its disk reverted, not a guest: no clock to speak of.
         if (vm.state === "Running") {
-          clock = (await driver.syncGuestClock().catch(() => false))
-            ? "; guest clock set to the host's"
-            : "; no guest agent answered: the guest's clock is at the snapshot's time until it syncs itself (NTP)";
+          clock = await driver.syncGuestClock().then(
+            (set) =>
+              set ? "; guest clock set to the host's" : "; no guest agent answered: the guest's clock is at the snapshot's time until it syncs itself (NTP)",
+            () => "",
+          );
         }
       } else {
         await driver.deleteSnapshot(input.name);
