@@ -342,7 +342,10 @@ const enforcePermission = t.middleware(async ({ ctx, meta, type, getRawInput, ne
   if (!principal) {
     // A token was sent and matched none: say so, rather than ask for one.
     if (ctx.transport.kind === "http" && ctx.transport.bearer) {
-      throw new HangarError("UNAUTHENTICATED", "That API token is not valid: it was revoked, has expired or is mistyped. Make a new one on the Tokens page.");
+      throw new HangarError(
+        "UNAUTHENTICATED",
+        "That API token is not valid: it was revoked, has expired or is mistyped, or its user is disabled. Make a new one on the Tokens page (or ask an admin).",
+      );
     }
     throw new HangarError("UNAUTHENTICATED", "Sign in first, or send an API token as Authorization: Bearer <token>.");
   }
