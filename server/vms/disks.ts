@@ -11,7 +11,7 @@ const GIB = 1024 ** 3;
 
 /**
  * Grows VM `id`'s disk to `diskGiB`, Stopped or Running (as Proxmox and Incus do); disks
- * never shrink. A suspended or paused VM's saved state holds the disk's size: not then.
+ * never shrink. A Suspended VM's saved state holds the disk's size: not then.
  */
 export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: number }, actor: string) {
   const vm = await hangar.db.vm.findUnique({ where: { id: input.id } });
@@ -32,7 +32,6 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has snapshots, and a disk with snapshots cannot be resized; delete them first.`);
     }
     if (isHangarError(error)) throw error;
-    if (error instanceof AlreadyRunningError) throw new HangarError("VM_BUSY", `VM "${vm.name}" started meanwhile; try again once it runs.`);
     throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });
