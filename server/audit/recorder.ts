@@ -90,7 +90,7 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
         requestId: currentRequestId() ?? null,
       },
     });
-    if (entry.to) bus.publish({ vmId: entry.vm.id ?? "", vmName: entry.vm.name, state: entry.to, eventId: event.id });
+    if (entry.to) await bus.publish({ vmId: entry.vm.id ?? "", vmName: entry.vm.name, state: entry.to, eventId: event.id });
     return event;
   }
 

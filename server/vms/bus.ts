@@ -24,11 +24,21 @@ export class VmBus {
   }
 
   private relay: ((change: VmChange) => void) | undefined;
+  /** What listeners' `prepare` started for the change being published (changes()). */
+  private preparing: Promise<unknown>[] = [];
 
-  /** A change made in this process: its listeners get it, and so do other processes' (relayed). */
-  publish(change: VmChange): void {
+  /**
+   * A change made in this process: its listeners get it, and so do other processes' (relayed).
+   * Resolves once what listeners prepare for it (a live stream's row read) is done: a caller
+   * that awaits it before its next write has every listener see the VM as this change left it.
+   */
+  publish(change: VmChange): Promise<void> {
+    this.preparing = [];
     this.emitter.emit("change", change);
     this.relay?.(change);
+    const prepared = this.preparing;
+    this.preparing = [];
+    return Promise.allSettled(prepared).then(() => undefined);
   }
 
   /** A change another process made: only this process's listeners get it. */
@@ -59,7 +69,11 @@ export class VmBus {
    */
   changes<T>(prepare: (change: VmChange) => T, signal?: AbortSignal): AsyncIterable<T> {
     const prepared = new EventEmitter();
-    const unsubscribe = this.subscribe((change) => prepared.emit("change", prepare(change)));
+    const unsubscribe = this.subscribe((change) => {
+      const value = prepare(change);
+      if (value instanceof Promise) this.preparing.push(value);
+      prepared.emit("change", value);
+    });
     signal?.addEventListener("abort", unsubscribe, { once: true });
     const values = on(prepared, "change", { signal });
     return {
@@ -82,5 +96,5 @@ export class VmBus {
  */
 export async function announceRowChange(hangar: { db: Db; bus: VmBus }, vm: { id: string; name: string }, eventId: string): Promise<void> {
   const now = await hangar.db.vm.findUnique({ where: { id: vm.id }, select: { state: true } });
-  if (now && isState(now.state)) hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId });
+  if (now && isState(now.state)) await hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state: now.state, eventId });
 }

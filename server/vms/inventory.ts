@@ -390,7 +390,7 @@ export async function renameVm(hangar: Hangar, input: { id: string; name: string
   });
   // Open lists show the new name; the state is read again, as an action may have moved it meanwhile.
   const renamed = await getVm(hangar, vm.id);
-  if (isState(renamed.state)) hangar.bus.publish({ vmId: vm.id, vmName: input.name, state: renamed.state, eventId: event.id });
+  if (isState(renamed.state)) await hangar.bus.publish({ vmId: vm.id, vmName: input.name, state: renamed.state, eventId: event.id });
   return renamed;
 }
 

@@ -225,7 +225,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       const now = await db.vm.findUnique({ where: { id: vmId }, select: { state: true } });
       throw new HangarError("VM_BUSY", `Another request changed VM "${vm.name}" first (it is ${now?.state ?? "gone"} now); try again once it settles.`);
     }
-    if (next !== from) bus.publish({ vmId, vmName: vm.name, state: next, eventId: "" });
+    if (next !== from) void bus.publish({ vmId, vmName: vm.name, state: next, eventId: "" });
     // A start uses the CPUs and memory the VM has as it leaves Stopped: a resize
     // (vms/resources.ts) writes only while the VM is Stopped, so it came before or fails.
     return { vm: action === "Start" && next !== from ? await load(vmId) : vm, from, next };
@@ -475,7 +475,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       await db.vm.update({ where: { id: vmId }, data: { state: "Deleted", pid: null } });
       await recorder.record({ stream: "vm", vm: { id: vmId, name: vm.name }, actor, action: "delete", from, to: "Deleted", ok: true, message: "Deleted" });
       await db.vm.delete({ where: { id: vmId } });
-      bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
+      void bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
     });
   }
 
@@ -704,7 +704,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
       const message = "A delete interrupted by a restart was carried out";
       if (!(await settle(vm, from, "Deleted", { message }, { pid: null }))) return undefined;
       await db.vm.delete({ where: { id: vmId } });
-      bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
+      void bus.publish({ vmId, vmName: vm.name, state: "Gone", eventId: "" });
       return "Deleted";
     });
   }
