@@ -3,13 +3,14 @@
  * - "vm": lifecycle actions, reconciliations, snapshots and pool events. Readable by
  *   whoever may read the VM (vm.events).
  * - "audit": sign-ins and changes to users, tokens and accounts. Admins only (audit.list).
- * A VM event that moves a VM's state is also published on the bus, once it is stored.
+ * A VM event that moves a VM's state (or is marked live) is also published on the bus, once
+ * it is stored.
  * An entry recorded while an API call runs carries that call's request id (server/log.ts),
  * and a VM event recorded under the caller's actor carries the caller's user id.
  */
 import type { Db } from "../db.ts";
 import { currentCaller, currentRequestId } from "../log.ts";
-import type { VmBus } from "../vms/bus.ts";
+import { announceRowChange, type VmBus } from "../vms/bus.ts";
 import type { State } from "../vms/state.ts";
 
 export const STREAMS = ["vm", "audit"] as const;
@@ -31,6 +32,11 @@ export interface VmEvent {
   to?: State | "Gone" | null;
   /** The user behind the actor, for filtering. */
   userId?: string | null;
+  /**
+   * Sent live though the state did not move (open VM pages, `hangar events --follow`): an
+   * action on the VM that no row shows, such as a command run or a terminal opened.
+   */
+  live?: boolean;
 }
 
 export interface AuditEntry {
@@ -91,6 +97,7 @@ export function createRecorder({ db, bus }: { db: Db; bus: VmBus }) {
       },
     });
     if (entry.to) await bus.publish({ vmId: entry.vm.id ?? "", vmName: entry.vm.name, state: entry.to, eventId: event.id });
+    else if (entry.live && entry.vm.id) await announceRowChange({ db, bus }, { id: entry.vm.id, name: entry.vm.name }, event.id);
     return event;
   }
 

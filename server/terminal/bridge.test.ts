@@ -325,8 +325,10 @@ describe("terminal bridge", () => {
     expect(Number(sessions.stdout.trim())).toBe(2);
   });
 
-  it("records in the VM's events the terminals and commands that can change it, under their user, and not a console only watched", async () => {
+  it("records in the VM's events the terminals and commands that can change it, under their user, and not a console only watched, and sends them live", async () => {
     const since = new Date();
+    const published: string[] = [];
+    const unsubscribe = t.hangar.bus.subscribe((change) => published.push(change.eventId));
     const viewer = await callerFor(t.hangar, "viewer");
     const watched = await open("console", undefined, viewer);
     await watched.until("login:");
@@ -360,6 +362,10 @@ describe("terminal bridge", () => {
       { ...mine, action: "exec", message: 'Ran "sh" as hangar: exit 0' },
       { ...mine, action: "sync", message: "Copied audited/ into /tmp/audited as hangar" },
     ]);
+    // Open VM pages and `hangar events --follow` get each as it is recorded, though no state moved.
+    const ids = (await api.vm.events({ vmId, limit: 50 })).events.filter((event) => event.createdAt >= since).map((event) => event.id);
+    await expect.poll(() => ids.filter((id) => !published.includes(id))).toEqual([]);
+    unsubscribe();
   });
 
   it("grows the disk of the running VM, and the guest sees the new size at once", async () => {

@@ -225,7 +225,7 @@ export function createTerminalBridge({
     // other actions are; one that only watches is not (every VM page watches the console).
     const record = (message: string) =>
       void hangar.recorder
-        .record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor: grant.actor, userId: grant.userId, action: grant.kind, ok: true, message })
+        .record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor: grant.actor, userId: grant.userId, action: grant.kind, ok: true, message, live: true })
         .catch(() => undefined);
 
     const sendBytes = (bytes: Buffer) => {

@@ -408,7 +408,7 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
   // carry secrets) are not.
   const ran = `Ran ${JSON.stringify(path.posix.basename(input.command[0] ?? ""))} as ${input.asRoot ? "root" : vm.loginUser}`;
   const record = (ok: boolean, outcome: string) =>
-    hangar.recorder.record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor, action: "exec", ok, message: `${ran}: ${outcome}` });
+    hangar.recorder.record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor, action: "exec", ok, message: `${ran}: ${outcome}`, live: true });
   try {
     const result = await driver.shell(input.command, vm.sshPort, privateKeyFile, {
       user: vm.loginUser,
@@ -473,6 +473,7 @@ export async function syncToVm(
     action: "sync",
     ok: true,
     message: `Copied ${input.from} into ${input.to} as ${as}`,
+    live: true,
   });
   return { from: input.from, to: input.to };
 }
