@@ -1,11 +1,13 @@
 // The job queue hosts forward calls through, with several hosts starting at one moment: each
 // creates its queue (DDL on pg-boss's shared tables) while the others do, as a cluster's
 // machines do after a power cut.
+import { setTimeout as sleep } from "node:timers/promises";
+import PgBoss from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { HangarError } from "../errors.ts";
-import { createJobs, type Jobs } from "./jobs.ts";
+import { createJobs, queueOf, type Jobs } from "./jobs.ts";
 
 let t: TestHangar;
 const hosts: { id: string; name: string; jobs: Jobs }[] = [];
@@ -98,5 +100,30 @@ describe("a host that does not answer", () => {
     hosts.push({ ...host, jobs: answered });
     expect(await answered.call(host, { n: 2 }, 20_000, "vm.get")).toEqual({});
     expect(ran).toEqual([{ n: 2 }]);
+  });
+
+  it("a call whose host restarted after a crash with it in hand fails as cut short once the host is back, not at the end of its budget", async () => {
+    const host = await silentHost("crashed");
+    const caller = createJobs({ databaseUrl: t.env.databaseUrl, pickupMs: 20_000, log: () => undefined });
+    hosts.push({ ...host, jobs: caller });
+    // A budget longer than the test: only the host's return can end the call in time.
+    const call = caller.call(host, { n: 1 }, 3_600_000, "vm.stop").catch((error: unknown) => error);
+    // The host's process takes the job, then dies with it in hand (kill -9): the job stays taken.
+    const dying = new PgBoss({ connectionString: t.env.databaseUrl, schedule: false });
+    await dying.start();
+    let taken: unknown[] = [];
+    while (taken.length === 0) {
+      taken = await dying.fetch(queueOf(host.id));
+      if (taken.length === 0) await sleep(50);
+    }
+    await dying.stop({ graceful: false, wait: true });
+
+    // Back before it would show offline: its new process settles what the old one left.
+    const ran = await hostBack(host);
+    expect(await call).toMatchObject({
+      code: "TIMEOUT",
+      message: expect.stringMatching(/^Host crashed restarted while it ran vm\.stop, so it may have run in part/),
+    });
+    expect(ran).toEqual([]);
   });
 });

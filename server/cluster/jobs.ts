@@ -36,6 +36,14 @@ const envelope = z.object({ call: z.unknown(), pickupMs: z.number() });
 const NOT_RUN = { notRun: true } as const;
 const notRun = z.object({ notRun: z.literal(true) }).strict();
 
+/** The output of a job the host's previous process had taken when it ended (a crash): cut short. */
+const CUT_SHORT = { cutShort: true } as const;
+const cutShort = z.object({ cutShort: z.literal(true) }).strict();
+
+/** pg-boss's schema (its default, which Hangar keeps). */
+const BOSS_SCHEMA = "pgboss";
+const jobIds = z.array(z.object({ id: z.string() }));
+
 /** A worker's fallback poll when a notification is lost (each is woken by NOTIFY otherwise). */
 const FALLBACK_POLL_SECONDS = 10;
 
@@ -159,13 +167,29 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
   }
 
   /**
+   * Jobs of `queue` taken by this host's previous process, which ended with them in hand (a
+   * crash, then a restart): nothing will ever complete them, and a restart quicker than the
+   * offline time never shows the host offline, so their callers would wait out their whole
+   * budget (minutes). They are failed now, and their callers told at once.
+   */
+  async function failCutShort(queue: string): Promise<void> {
+    const found = await boss.getDb().executeSql(`SELECT id FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'active'`, [queue]);
+    for (const { id } of jobIds.parse(found.rows)) {
+      await boss.fail(queue, id, CUT_SHORT);
+      await notify({ kind: "done", id }).catch(() => undefined);
+    }
+  }
+
+  /**
    * Works this host's queue: each job's data goes to `handle`, whose outcome (JSON) becomes
-   * the job's output. `handle` must not throw: it returns failures as outcomes.
+   * the job's output. `handle` must not throw: it returns failures as outcomes. Called once,
+   * at start-up, by the one process that holds the host name (its lease).
    */
   async function serve(hostId: string, handle: (data: unknown) => Promise<object>): Promise<void> {
     await start();
     const queue = queueOf(hostId);
     await createQueueInTurn(queue);
+    await failCutShort(queue);
     const busy = new Set<string>();
     const workerIds: string[] = [];
     served = { queue, workerIds, busy };
@@ -233,7 +257,14 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
             if (notRun.safeParse(job.output).success) waiter.fail(notRunError());
             else waiter.settle(job.output);
           } else if (job.state === "cancelled" && cancelledHere) waiter.fail(cancelledHere);
-          else if (job.state === "failed" || job.state === "cancelled") {
+          else if (job.state === "failed" && cutShort.safeParse(job.output).success) {
+            waiter.fail(
+              new HangarError(
+                "TIMEOUT",
+                `Host ${host.name} restarted while it ran ${what}, so it may have run in part (that host finishes or undoes what a restart cut short); look at the VM before trying again.`,
+              ),
+            );
+          } else if (job.state === "failed" || job.state === "cancelled") {
             waiter.fail(
               new HangarError(
                 "TIMEOUT",
