@@ -20,6 +20,20 @@ afterAll(async () => {
   await cluster.close();
 });
 
+describe("a refusal the VM's host phrases about itself", () => {
+  it("names that host to a caller on another host", async () => {
+    const alphaHangar = cluster.peer("alpha").hangar;
+    const betaHangar = cluster.peer("beta").hangar;
+    const alpha = await callerFor(alphaHangar);
+    const image = await tinyImage(betaHangar);
+    const vm = await alpha.vm.create({ name: "synced", imageId: image.id, cpus: 1, memoryMiB: 128, hostId: await betaHangar.hosts.selfId() });
+    // Beta has no sync root: its own sentence says "on this host", which alpha is not.
+    await expect(alpha.vm.sync({ id: vm.id, from: "site", to: "/srv" })).rejects.toThrow(
+      "The sync root (HANGAR_SYNC_ROOT) does not exist on host beta; an admin must create it and put the files there.",
+    );
+  });
+});
+
 describe("a host that stops beating with a forwarded call in hand", () => {
   it("fails the call with HOST_OFFLINE, naming the host, and vm.get then answers from the database", async () => {
     const alphaHangar = cluster.peer("alpha").hangar;

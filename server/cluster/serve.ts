@@ -25,6 +25,14 @@ function procedureAt(caller: unknown, path: string): ((input: unknown) => Promis
   };
 }
 
+/**
+ * A sentence the owning host phrased for a caller of its own ("taken on this host", "does not
+ * exist on this host"): the caller is on another host, so it names the host it is about.
+ */
+function forCallerElsewhere(hangar: Hangar, message: string): string {
+  return message.replaceAll("this host", `host ${hangar.hosts.name}`);
+}
+
 export async function runForwardedCall(hangar: Hangar, data: unknown, log: (message: string) => void = () => undefined): Promise<CallOutcome> {
   const call = forwardedCall.safeParse(data);
   if (!call.success)
@@ -33,13 +41,23 @@ export async function runForwardedCall(hangar: Hangar, data: unknown, log: (mess
   const caller = createCaller({ hangar, transport: { kind: "forwarded" }, principal, actor });
   const procedure = procedureAt(caller, path);
   if (!procedure)
-    return { ok: false, code: "NOT_FOUND", domainCode: null, message: `This host has no procedure ${path}; the hosts may run different Hangar versions.` };
+    return {
+      ok: false,
+      code: "NOT_FOUND",
+      domainCode: null,
+      message: `Host ${hangar.hosts.name} has no procedure ${path}; the hosts may run different Hangar versions.`,
+    };
   try {
     return success(await procedure(decodeInput(call.data)));
   } catch (error) {
-    // Errors leave procedures already public (api/trpc.ts): codes and sentence as they are.
+    // Errors leave procedures already public (api/trpc.ts): codes as they are, and the sentence.
     if (error instanceof TRPCError) {
-      return { ok: false, code: error.code, domainCode: isHangarError(error.cause) ? error.cause.code : null, message: error.message };
+      return {
+        ok: false,
+        code: error.code,
+        domainCode: isHangarError(error.cause) ? error.cause.code : null,
+        message: forCallerElsewhere(hangar, error.message),
+      };
     }
     log(`forwarded ${path} failed: ${errorDetail(error)}`);
     return { ok: false, code: "INTERNAL_SERVER_ERROR", domainCode: null, message: "internal error on the VM's host; its log has the details" };
