@@ -13,7 +13,8 @@ import { createRecorder } from "./audit/recorder.ts";
 import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
 import { clusterKey } from "./auth/cluster-secret.ts";
 import { createCluster } from "./cluster/cluster.ts";
-import { createHosts, sshAddressFor } from "./hosts.ts";
+import { databaseProvider } from "./database-url.ts";
+import { createHosts, postgresNow, sshAddressFor } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
 import { createConsoleHub } from "./terminal/console-hub.ts";
 import { createTicketStore } from "./terminal/tickets.ts";
@@ -91,6 +92,7 @@ export function createHangar({
     memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
     forwardAddress: env.HANGAR_FORWARD_ADDRESS,
     bridges: env.HANGAR_BRIDGES,
+    databaseNow: databaseProvider(env.databaseUrl) === "postgres" ? postgresNow(db) : undefined,
   });
   const cluster = createCluster({ db, databaseUrl: env.databaseUrl, hosts, log });
   const secret = authSecret ?? env.HANGAR_AUTH_SECRET ?? stateDirSecret(env.stateDir);

@@ -8,9 +8,13 @@
  * being one host: a second process with the same name is refused at start-up while the
  * first one's lease runs. A lease left by a process of this machine that no longer exists
  * (a crash, then a quick restart) is taken over at once.
+ *
+ * Heartbeats and leases are times one host writes and the others compare: they are on the
+ * database's clock, which all hosts share, not on each machine's own.
  */
 import { randomBytes } from "node:crypto";
 import os from "node:os";
+import { z } from "zod";
 import { HOLDS_MEMORY, memoryLimitMiB } from "./cluster/capacity.ts";
 import type { Db } from "./db.ts";
 import { connectAddress } from "./driver/qemu/ports.ts";
@@ -29,6 +33,8 @@ export interface HostsOptions {
   forwardAddress?: string;
   /** HANGAR_BRIDGES: the host bridges VMs may join here. */
   bridges?: string[];
+  /** Reads the database's clock (PostgreSQL); without it (SQLite: one host) this machine's clock is the only one. */
+  databaseNow?: () => Promise<Date>;
 }
 
 /** Raised at start-up when another live process holds this host name. */
@@ -49,6 +55,15 @@ export function sshAddressFor(forwardAddress: string): string {
     .flat()
     .find((a) => a && a.family === "IPv4" && !a.internal);
   return external?.address ?? "127.0.0.1";
+}
+
+/** PostgreSQL's clock, read through `db`: the one every host of a shared database agrees on. */
+export function postgresNow(db: Db): () => Promise<Date> {
+  const rows = z.tuple([z.object({ now: z.date() })]);
+  return async () => {
+    const [row] = rows.parse(await db.$queryRaw`SELECT now() AS now`);
+    return row.now;
+  };
 }
 
 /** The bridges a Host row lists (stored comma-separated). */
@@ -76,6 +91,7 @@ export function createHosts({
   memory = { overcommit: 1, reserveMiB: 1024 },
   forwardAddress = "127.0.0.1",
   bridges = [],
+  databaseNow,
 }: HostsOptions) {
   /** This process's claim on the host name: machine, pid and a random part. */
   const leaseToken = `${os.hostname()}/${process.pid}/${randomBytes(6).toString("hex")}`;
@@ -83,13 +99,31 @@ export function createHosts({
   let selfKnown: string | undefined;
   let leased = false;
   let lastBeat = 0;
+  /** The database's clock minus this machine's, measured at each beat. */
+  let skewMs = 0;
+
+  /**
+   * Now on the database's clock. Another machine's clock a minute behind would otherwise
+   * write heartbeats every other host reads as a minute old (offline while it beats), and
+   * one ahead would keep a dead host online as long.
+   */
+  function now(): Date {
+    return new Date(Date.now() + skewMs);
+  }
+
+  async function syncClock(): Promise<void> {
+    if (!databaseNow) return;
+    const before = Date.now();
+    const database = await databaseNow();
+    skewMs = database.getTime() - Math.round((before + Date.now()) / 2);
+  }
 
   /** What the heartbeat reports, besides what the host's VMs take. */
   function facts() {
     const memoryMiB = Math.floor(os.totalmem() / MIB);
     return {
       apiAddress,
-      heartbeatAt: new Date(),
+      heartbeatAt: now(),
       accelerator: accelerator(),
       freeMemoryMiB: Math.floor(os.freemem() / MIB),
       cpus: os.cpus().length,
@@ -107,6 +141,7 @@ export function createHosts({
   }
 
   async function register(): Promise<string> {
+    await syncClock();
     const data = facts();
     const host = await db.host.upsert({ where: { name }, create: { name, ...data }, update: data });
     selfKnown = host.id;
@@ -126,8 +161,9 @@ export function createHosts({
    * or it is new), so the caller can say it is back.
    */
   async function claim(): Promise<{ id: string; offlineForMs: number }> {
-    const now = new Date();
-    const lease = { leaseOwner: leaseToken, leaseUntil: new Date(now.getTime() + offlineAfterMs) };
+    await syncClock();
+    const at = now();
+    const lease = { leaseOwner: leaseToken, leaseUntil: new Date(at.getTime() + offlineAfterMs) };
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const existing = await db.host.findUnique({ where: { name } });
       if (!existing) {
@@ -139,7 +175,7 @@ export function createHosts({
           continue;
         }
       }
-      const free = !existing.leaseOwner || !existing.leaseUntil || existing.leaseUntil < now || holderIsGone(existing.leaseOwner);
+      const free = !existing.leaseOwner || !existing.leaseUntil || existing.leaseUntil < at || holderIsGone(existing.leaseOwner);
       if (!free) {
         const [machine, pid] = (existing.leaseOwner ?? "").split("/");
         throw new HostNameTakenError(
@@ -148,7 +184,7 @@ export function createHosts({
         );
       }
       const won = await db.host.updateMany({ where: { id: existing.id, leaseOwner: existing.leaseOwner }, data: { ...facts(), ...lease } });
-      const silentForMs = now.getTime() - existing.heartbeatAt.getTime();
+      const silentForMs = at.getTime() - existing.heartbeatAt.getTime();
       if (won.count === 1) return taken(existing.id, silentForMs > offlineAfterMs ? silentForMs : 0);
     }
     throw new HostNameTakenError(
@@ -176,10 +212,14 @@ export function createHosts({
    */
   async function beat(): Promise<{ lost: true } | { lost: false; offlineForMs: number }> {
     const id = await selfId();
+    await syncClock();
     const data = { ...facts(), ...(await allocated(id)) };
     const since = Date.now() - lastBeat;
     if (leased) {
-      const renewed = await db.host.updateMany({ where: { id, leaseOwner: leaseToken }, data: { ...data, leaseUntil: new Date(Date.now() + offlineAfterMs) } });
+      const renewed = await db.host.updateMany({
+        where: { id, leaseOwner: leaseToken },
+        data: { ...data, leaseUntil: new Date(now().getTime() + offlineAfterMs) },
+      });
       if (renewed.count === 0) return { lost: true };
     } else {
       await db.host.update({ where: { id }, data });
@@ -219,7 +259,7 @@ export function createHosts({
 
   /** Whether `host` beats: this host always does while it runs. */
   function isOnline(host: { id: string; heartbeatAt: Date }): boolean {
-    return host.id === selfKnown || Date.now() - host.heartbeatAt.getTime() <= offlineAfterMs;
+    return host.id === selfKnown || now().getTime() - host.heartbeatAt.getTime() <= offlineAfterMs;
   }
 
   /** Every host, with whether it is online. */
@@ -228,5 +268,5 @@ export function createHosts({
     return hosts.map((host) => ({ ...host, bridges: bridgesOf(host), online: isOnline(host) }));
   }
 
-  return { name, selfId, claim, release, beat, startHeartbeat, isOnline, list, offlineAfterMs, sshAddress: sshAddressFor(forwardAddress) };
+  return { name, selfId, claim, release, beat, startHeartbeat, isOnline, now, list, offlineAfterMs, sshAddress: sshAddressFor(forwardAddress) };
 }

@@ -62,7 +62,8 @@ export const metricsRouter = router({
       "host",
       hosts.map((h) => h.id),
     );
-    const now = Date.now();
+    // Heartbeats are on the database's clock (hosts.ts).
+    const now = ctx.hangar.hosts.now().getTime();
     return hosts.map((host) => {
       const ageSec = Math.max(0, (now - host.heartbeatAt.getTime()) / 1000);
       const own = host.id === self ? metrics.hostPoint() : undefined;

@@ -72,7 +72,7 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
   const jobs = shared ? createJobs({ databaseUrl, pickupMs: Math.max(hosts.offlineAfterMs, MIN_PICKUP_MS), log }) : undefined;
 
   function offline(host: { id: string; name: string; heartbeatAt: Date }): OfflineHost {
-    return { kind: "offline", host: { id: host.id, name: host.name }, silentForMs: Date.now() - host.heartbeatAt.getTime() };
+    return { kind: "offline", host: { id: host.id, name: host.name }, silentForMs: hosts.now().getTime() - host.heartbeatAt.getTime() };
   }
 
   /** Where the host `hostId` is, seen from this process. Rows without a host are this one's. */
