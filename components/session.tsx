@@ -1,12 +1,13 @@
 "use client";
 /**
  * Who is signed in (account.me), the gate that sends everyone else to sign in (or, on a
- * fresh install, to create the first admin), and the menu with Sign out.
+ * fresh install, to create the first admin) and the signed-in away from those two pages,
+ * and the menu with Sign out.
  */
 import { useQuery } from "@tanstack/react-query";
 import { usePathname, useRouter } from "next/navigation";
 import { useEffect, useSyncExternalStore, type ReactNode } from "react";
-import { OPEN_PAGES, signInFor } from "./sign-in-path.ts";
+import { OPEN_PAGES, afterSignIn, detour, signInFor } from "./sign-in-path.ts";
 import { useTRPC, type RouterOutputs } from "./trpc.ts";
 
 export type Me = NonNullable<RouterOutputs["account"]["me"]["user"]>;
@@ -47,10 +48,13 @@ export function SessionGate({ children }: { children: ReactNode }) {
   // it at once), but a page's own first render waits for the tab to run.
   const mounted = useSyncExternalStore(noChange, inBrowser, onServer);
   const open = OPEN_PAGES.includes(pathname);
-  const target = me.data && !me.data.user && !open ? (me.data.needsFirstAdmin ? "/setup" : "/sign-in") : undefined;
+  const away = me.data ? detour(pathname, { signedIn: me.data.user !== null, needsFirstAdmin: me.data.needsFirstAdmin }) : undefined;
   useEffect(() => {
-    if (target) router.replace(target === "/sign-in" ? signInFor(window.location.pathname + window.location.search) : target);
-  }, [target, router]);
+    if (away === "setup") router.replace("/setup");
+    else if (away === "sign-in") router.replace(signInFor(window.location.pathname + window.location.search));
+    else if (away === "back") router.replace(afterSignIn(new URLSearchParams(window.location.search).get("next"), window.location.origin));
+  }, [away, router]);
+  if (away) return <p className="muted">Checking your session…</p>;
   if (open) return <>{children}</>;
   if (!mounted || !me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
   return <>{children}</>;

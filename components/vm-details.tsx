@@ -25,7 +25,7 @@ import { RenameForm } from "./rename-form.tsx";
 import { ResourcesForm } from "./resources-form.tsx";
 import { SerialTail } from "./serial-tail.tsx";
 import { canControl } from "../lib/vocabulary.ts";
-import { useMe } from "./session.tsx";
+import { useMe, type Me } from "./session.tsx";
 import { SnapshotList } from "./snapshot-list.tsx";
 import { TerminalTabs } from "./terminal/terminal-tabs.tsx";
 import { HostOfflineBadge, StateBadge } from "./state-badge.tsx";
@@ -71,6 +71,7 @@ export function VmDetails({ id }: { id: string }) {
         </div>
         <VmActions vm={vm} onDeleted={() => router.push("/")} />
       </div>
+      {me && !canControl(me, vm) ? <WatchOnly me={me} owner={vm.owner?.email ?? null} /> : null}
 
       <section className="card">
         <h2>Properties</h2>
@@ -226,6 +227,19 @@ export function VmDetails({ id }: { id: string }) {
         <SerialTail vm={vm} readAt={query.dataUpdatedAt} />
       </section>
     </div>
+  );
+}
+
+/**
+ * Why the page offers this person no actions and no forms: the server would refuse them, so
+ * the page says who may change the VM rather than leave them looking for the buttons.
+ */
+function WatchOnly({ me, owner }: { me: Me; owner: string | null }) {
+  const may = owner ? `its owner ${owner} and admins` : "admins";
+  return (
+    <p className="notice" data-testid="vm-watch-only">
+      {me.role === "viewer" ? "You are signed in as a viewer: you" : "You"} can watch this VM; only {may} can change it.
+    </p>
   );
 }
 

@@ -43,8 +43,24 @@ test("the dashboard works under Hangar's security headers, with no policy violat
   expect(violations).toEqual([]);
 });
 
+test("the first-admin form and sign-in send a signed-in person on instead of asking again", async ({ page }) => {
+  // The first-admin form would say Hangar has no users yet; it has.
+  await page.goto("/setup");
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole("heading", { name: "Virtual machines" })).toBeVisible();
+  await page.goto("/sign-in?next=%2Fimages");
+  await expect(page).toHaveURL(/\/images$/);
+  await expect(page.getByRole("heading", { name: "Images" })).toBeVisible();
+});
+
 test.describe("without a session", () => {
   test.use({ storageState: { cookies: [], origins: [] } });
+
+  test("the first-admin form of a Hangar that has its admin sends the visitor to sign in", async ({ page }) => {
+    await page.goto("/setup");
+    await expect(page).toHaveURL(/\/sign-in$/);
+    await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  });
 
   test("the sign-in page works under Hangar's security headers, with no policy violation", async ({ page }) => {
     const violations = cspViolations(page);
@@ -84,6 +100,13 @@ test.describe("without a session", () => {
     await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
     await expect(row.getByRole("button")).toHaveCount(0);
     await expect(page.getByRole("button", { name: "New VM" })).toHaveCount(0);
+    // The VM's page says why it offers nothing to do, instead of leaving the buttons to be looked for.
+    await row.getByRole("link", { name: vm.name }).click();
+    await expect(page.getByRole("heading", { name: vm.name })).toBeVisible();
+    await expect(page.getByTestId("vm-watch-only")).toHaveText(
+      `You are signed in as a viewer: you can watch this VM; only its owner ${ADMIN.email} and admins can change it.`,
+    );
+    await expect(page.locator(".vm-actions").getByRole("button")).toHaveCount(0);
     const asViewer = await clientFor(viewer);
     expect(await refusalCode(asViewer.vm.start.mutate({ id: vm.id }))).toBe("FORBIDDEN");
     expect((await api.vm.get.query({ id: vm.id })).state).toBe("Stopped");
