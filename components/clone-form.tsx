@@ -5,6 +5,7 @@ import { useRouter } from "next/navigation";
 import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC } from "./trpc.ts";
+import { useSingleFlight } from "./use-single-flight.ts";
 import { VmNameField } from "./vm-fields.tsx";
 
 export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
@@ -12,6 +13,7 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
   const router = useRouter();
   const queryClient = useQueryClient();
   const [error, setError] = useState<string>();
+  const once = useSingleFlight();
   const clone = useMutation(
     trpc.vm.clone.mutationOptions({
       onError: (e) => setError(errorText(e)),
@@ -24,8 +26,11 @@ export function CloneForm({ vmId, vmName }: { vmId: string; vmName: string }) {
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
-    setError(undefined);
-    clone.mutate({ id: vmId, name: String(new FormData(event.currentTarget).get("name") ?? "") });
+    const name = String(new FormData(event.currentTarget).get("name") ?? "");
+    once(() => {
+      setError(undefined);
+      return clone.mutateAsync({ id: vmId, name });
+    });
   }
 
   return (

@@ -12,6 +12,7 @@ import { PoolMembers } from "./pool-members.tsx";
 import { ResizePoolForm } from "./resize-pool-form.tsx";
 import { useMe } from "./session.tsx";
 import { useTRPC, type PoolRow } from "./trpc.ts";
+import { useSingleFlight } from "./use-single-flight.ts";
 
 /** Still making members: the keeper is at work, or fewer are ready than the size asks. */
 export function isFilling(pool: Pick<PoolRow, "filling" | "ready" | "size" | "deleting">): boolean {
@@ -33,6 +34,7 @@ export function PoolCard({ pool }: { pool: PoolRow }) {
   };
   const acquire = useMutation(trpc.pool.acquire.mutationOptions({ ...settle, onSuccess: setAcquired }));
   const remove = useMutation(trpc.pool.delete.mutationOptions(settle));
+  const once = useSingleFlight();
   const admin = me?.role === "admin";
   const filling = isFilling(pool);
   // The hand-out stays on screen while its VM is still a member (until released).
@@ -52,7 +54,7 @@ export function PoolCard({ pool }: { pool: PoolRow }) {
               type="button"
               className="primary"
               disabled={acquire.isPending || remove.isPending || pool.deleting}
-              onClick={() => acquire.mutate({ poolId: pool.id, timeoutSec: 120 })}
+              onClick={() => once(() => acquire.mutateAsync({ poolId: pool.id, timeoutSec: 120 }))}
             >
               Acquire
             </button>

@@ -8,6 +8,7 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { useTRPC, type VmDetail } from "./trpc.ts";
+import { useSingleFlight } from "./use-single-flight.ts";
 
 export function PortForwardsTable({ vm, canChange }: { vm: Pick<VmDetail, "id" | "ports" | "sshPort" | "state">; canChange: boolean }) {
   const trpc = useTRPC();
@@ -16,6 +17,7 @@ export function PortForwardsTable({ vm, canChange }: { vm: Pick<VmDetail, "id" |
   const [hostPort, setHostPort] = useState("");
   const [guestPort, setGuestPort] = useState("");
   const [error, setError] = useState<string>();
+  const once = useSingleFlight();
   const refresh = () => queryClient.invalidateQueries(trpc.vm.get.queryFilter({ id: vm.id }));
   const add = useMutation(
     trpc.vm.addForward.mutationOptions({
@@ -34,7 +36,7 @@ export function PortForwardsTable({ vm, canChange }: { vm: Pick<VmDetail, "id" |
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
-    add.mutate({ id: vm.id, hostPort: Number(hostPort || 0), guestPort: Number(guestPort) });
+    once(() => add.mutateAsync({ id: vm.id, hostPort: Number(hostPort || 0), guestPort: Number(guestPort) }));
   }
 
   return (

@@ -8,6 +8,7 @@ import { useState, type FormEvent } from "react";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatBytes, formatTime } from "./format.ts";
 import { useTRPC } from "./trpc.ts";
+import { useSingleFlight } from "./use-single-flight.ts";
 
 export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: string; canChange: boolean }) {
   const trpc = useTRPC();
@@ -23,6 +24,7 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
   const create = useMutation(trpc.snapshot.create.mutationOptions(settle));
   const revert = useMutation(trpc.snapshot.revert.mutationOptions(settle));
   const remove = useMutation(trpc.snapshot.delete.mutationOptions(settle));
+  const once = useSingleFlight();
   const settled = state === "Stopped" || state === "Running";
   const busy = create.isPending || revert.isPending || remove.isPending;
   const disabled = !settled || busy;
@@ -30,7 +32,8 @@ export function SnapshotList({ vmId, state, canChange }: { vmId: string; state: 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const formElement = event.currentTarget;
-    create.mutate({ id: vmId, name: String(new FormData(formElement).get("name") ?? "").trim() }, { onSuccess: () => formElement.reset() });
+    const name = String(new FormData(formElement).get("name") ?? "").trim();
+    once(() => create.mutateAsync({ id: vmId, name }).then(() => formElement.reset()));
   }
 
   return (

@@ -159,8 +159,14 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   };
   await remember();
 
-  // Acquire boots the Stopped member and hands it out once it is ready again.
-  await pool.getByRole("button", { name: "Acquire" }).click();
+  // Acquire boots the Stopped member and hands it out once it is ready again. A double-click
+  // asks once: a second call would hand out the replacement too, to a page that shows one.
+  let acquires = 0;
+  page.on("request", (request) => {
+    const { pathname } = new URL(request.url());
+    if (pathname.startsWith("/api/trpc/")) acquires += pathname.split(",").filter((call) => call.endsWith("pool.acquire")).length;
+  });
+  await pool.getByRole("button", { name: "Acquire" }).dblclick();
   const acquired = pool.getByTestId("acquired");
   await expect(acquired.getByLabel("Straight to its forwarded SSH port")).toContainText(/^ssh -p \d+ -i \S+\.key hangar@127\.0\.0\.1$/, ACQUIRE);
   await expect(acquired.getByLabel("Through Hangar, with that key")).toHaveText(/^hangar ssh -i \S+\.key \S+$/);
@@ -173,6 +179,7 @@ test("a pool fills, hands out a member, takes it back, and goes away with its VM
   await expect(acquiredRow).toContainText(ADMIN.email);
   await expect(acquiredRow.getByTestId("vm-state")).toHaveText("Running");
   expect(qemuPids(acquiredId)).toHaveLength(1);
+  expect(acquires).toBe(1);
   await shot(page, "pools");
   await remember(); // the replacement the pool started at once
 

@@ -210,3 +210,44 @@ test("a stopped VM's CPUs and memory change on its page for its next start, it c
   expect(made?.status).toBe("ready");
   await api.image.delete.mutate({ id: made!.id });
 });
+
+test("a double-click on Take snapshot, Add forward or Clone sends it once, and shows no refusal of the second click", async ({ page }) => {
+  const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
+  const vm = await api.vm.create.mutate({ name: uniqueName("e2e-dbl"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 });
+  created.push(vm.id);
+  // The procedures the page calls, one entry per call (calls of one tick share a request).
+  const sent: string[] = [];
+  page.on("request", (request) => {
+    const { pathname } = new URL(request.url());
+    if (pathname.startsWith("/api/trpc/")) sent.push(...pathname.slice("/api/trpc/".length).split(","));
+  });
+  const times = (procedure: string) => sent.filter((name) => name === procedure).length;
+  // The page's own alerts, not the route announcer's: where a refused second click shows.
+  const alerts = page.getByRole("main").getByRole("alert");
+  await page.goto(`/vms/${vm.id}`);
+  await expect(page.getByRole("heading", { name: vm.name })).toBeVisible();
+
+  const snapshotForm = page.getByRole("form", { name: "New snapshot" });
+  await snapshotForm.getByLabel("Snapshot name").fill("once");
+  await snapshotForm.getByRole("button", { name: "Take snapshot" }).dblclick();
+  await expect(page.getByTestId("snapshot-list").getByRole("cell", { name: "once", exact: true })).toHaveCount(1, STATE_CHANGE);
+  await expect(snapshotForm.getByLabel("Snapshot name")).toHaveValue("");
+  expect(times("snapshot.create")).toBe(1);
+  await expect(alerts).toHaveCount(0);
+
+  const forwardForm = page.getByRole("form", { name: "Add a port forward" });
+  await forwardForm.getByLabel("Guest port").fill("8080");
+  await forwardForm.getByRole("button", { name: "Add forward" }).dblclick();
+  await expect(page.getByTestId("port-forwards").getByRole("cell", { name: "8080", exact: true })).toHaveCount(1, STATE_CHANGE);
+  expect(times("vm.addForward")).toBe(1);
+  await expect(alerts).toHaveCount(0);
+
+  const cloneName = uniqueName("e2e-dbl-clone");
+  await page.getByLabel("Clone name").fill(cloneName);
+  await page.getByRole("button", { name: "Clone" }).dblclick();
+  await expect(page.getByRole("heading", { name: cloneName })).toBeVisible(STATE_CHANGE);
+  const clones = (await api.vm.list.query({ search: cloneName })).items;
+  created.push(...clones.map((clone) => clone.id));
+  expect(clones).toHaveLength(1);
+  expect(times("vm.clone")).toBe(1);
+});
