@@ -185,6 +185,12 @@ describe("roles", () => {
     const error = await op.vm.create({ name: "q2", imageId, ...spec }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VM and you have 1; delete one first." });
     expect(await hangar.db.vm.count()).toBe(1);
+    // An admin lowers a quota below what the operator has: the refusal counts what must go.
+    await (await callerFor(hangar, "admin")).user.update({ id: user.id, maxVms: 2 });
+    await op.vm.create({ name: "q2", imageId, ...spec });
+    await (await callerFor(hangar, "admin")).user.update({ id: user.id, maxVms: 1 });
+    const over = await op.vm.create({ name: "q3", imageId, ...spec }).catch((e: unknown) => e);
+    expect(over).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VM and you have 2; delete 2 first." });
   });
 
   it("holds a resize to the owner's quota, and lets anyone give less", async () => {

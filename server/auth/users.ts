@@ -213,7 +213,12 @@ export async function assertWithinQuota(
         ? `their other VMs use ${used} and this one would have ${wanted}`
         : `your other VMs use ${used} and you asked for ${wanted} for this one`;
   if (!resizing && user.maxVms !== null && owned.length + 1 > user.maxVms) {
-    throw new HangarError("QUOTA_EXCEEDED", `Your quota is ${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"} and you have ${owned.length}; delete one first.`);
+    // A quota lowered below what someone has leaves more than one VM to delete before the next.
+    const over = owned.length + 1 - user.maxVms;
+    throw new HangarError(
+      "QUOTA_EXCEEDED",
+      `Your quota is ${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"} and you have ${owned.length}; delete ${over === 1 ? "one" : over} first.`,
+    );
   }
   if (user.maxCpus !== null && usedCpus + cpus > user.maxCpus) {
     throw new HangarError("QUOTA_EXCEEDED", `${whose} is ${user.maxCpus} ${user.maxCpus === 1 ? "vCPU" : "vCPUs"}; ${usage(String(usedCpus), String(cpus))}.`);
