@@ -1090,6 +1090,8 @@ program
         // From the newest past event on: what was recorded since it was read comes first.
         live.vm.onChange.subscribe(past.length > 0 ? { lastEventId: past[past.length - 1]?.id } : undefined, {
           onData: ({ data }) => {
+            // The stream's start (whether its replay was all that was missed) is for dashboards' lists.
+            if ("caughtUp" in data) return;
             if ((vmId && data.vmId !== vmId) || (vmName && data.vmName !== vmName)) return;
             // Only recorded events: a state in progress (Starting) and a deleted VM's row
             // leaving (Gone) are changes for the dashboard's lists, with no event of their own.

@@ -1,10 +1,12 @@
 "use client";
 /**
  * The one live stream per tab: vm.onChange over the tab's WebSocket. Each change carries
- * the VM's list row, patched into every cached list in place (vm-list-patch.ts, by each
- * list's own filters); only what is on screen for that VM (its page, its events, the pools
- * it is in) is asked for again. No polling, no whole-list fetch
- * per change. After a (re)connect the list is read once, since changes may have been missed.
+ * the VM's list row, patched into every cached list where its filters and order put it
+ * (vm-list-patch.ts); only what is on screen for that VM (its page, its events, the pools
+ * it is in) is asked for again. No polling, no whole-list fetch per change. A reconnect
+ * resumes from the last change seen and is first given what it missed; the lists are read
+ * again only when the server says that was not all (and once when the stream first starts,
+ * since the page's first lists may have been read before it).
  */
 import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
@@ -33,18 +35,18 @@ export function LiveUpdates() {
   const apply = useCallback(
     (change: LiveChange) => {
       if (me) {
-        const rowChange = { vmId: change.vmId, row: change.row, created: change.state === "Initial" };
+        const rowChange = { vmId: change.vmId, row: change.row, before: change.before, created: change.state === "Initial" };
         // Every cached list (each search and filter the table asked for), by its own filters.
         for (const [key, data] of queryClient.getQueriesData<InfiniteData<VmListPage, unknown>>({ queryKey: trpc.vm.list.infiniteQueryKey() })) {
           const query = queryOfKey(key);
           if (!data || !query) continue;
-          const pages = patchPages(data.pages, rowChange, query, me.userId, "start");
+          const pages = patchPages(data.pages, rowChange, query, me.userId);
           if (pages !== data.pages) queryClient.setQueryData(key, { ...data, pages });
         }
         for (const [key, data] of queryClient.getQueriesData<VmListPage>({ queryKey: trpc.vm.list.queryKey() })) {
           const query = queryOfKey(key);
           if (!data || !query || !("items" in data)) continue;
-          const [page] = patchPages([data], rowChange, query, me.userId, "end");
+          const [page] = patchPages([data], rowChange, query, me.userId);
           if (page && page !== data) queryClient.setQueryData(key, page);
         }
       }
@@ -66,8 +68,10 @@ export function LiveUpdates() {
   const subscription = useSubscription(
     trpc.vm.onChange.subscriptionOptions(undefined, {
       enabled: Boolean(me),
-      onStarted: catchUp,
-      onData: (tracked) => apply(tracked.data),
+      onData: ({ data }) => {
+        if (!("caughtUp" in data)) apply(data);
+        else if (!data.caughtUp) catchUp();
+      },
     }),
   );
   if (!me) return null;

@@ -5,6 +5,7 @@
  */
 // zod's mini build: the whole of zod is a large part of the inventory page's script.
 import { z } from "zod/mini";
+import { VM_SORT_KEYS } from "../lib/vocabulary.ts";
 import type { RouterInputs, VmRow } from "./trpc.ts";
 
 export type VmState = VmRow["state"];
@@ -59,7 +60,7 @@ export function listQuery(filter: VmFilter, sort: VmSort): VmListQuery {
   };
 }
 
-/** The filter part of a cached list's input, read back from its query key. */
+/** The filters and order of a cached list's input, read back from its query key. */
 const cachedQuery = z.object({
   search: z.optional(z.string()),
   state: z.optional(z.union([z.string(), z.array(z.string())])),
@@ -68,6 +69,8 @@ const cachedQuery = z.object({
   imageId: z.optional(z.string()),
   poolId: z.optional(z.string()),
   tag: z.optional(z.string()),
+  sort: z.optional(z.enum(VM_SORT_KEYS)),
+  order: z.optional(z.enum(["asc", "desc"])),
 });
 export type CachedQuery = z.infer<typeof cachedQuery>;
 
@@ -77,8 +80,11 @@ export function queryOfKey(key: readonly unknown[]): CachedQuery | undefined {
   return parsed.success ? (parsed.data.input ?? {}) : undefined;
 }
 
+/** What a list filters a row by. */
+export type FilteredFields = Pick<VmRow, "name" | "state" | "ownerId" | "hostId" | "imageId" | "poolId" | "tags">;
+
 /** Does this row belong in a list asked for with `query`? As the server filters (server/vms/list.ts). */
-export function matchesQuery(row: VmRow, query: CachedQuery, myUserId: string): boolean {
+export function matchesQuery(row: FilteredFields, query: CachedQuery, myUserId: string): boolean {
   if (query.search && !row.name.includes(query.search.toLowerCase())) return false;
   if (query.state !== undefined && !(Array.isArray(query.state) ? query.state : [query.state]).includes(row.state)) return false;
   const ownerId = query.owner === "mine" ? myUserId : query.owner;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { VmRow } from "./trpc.ts";
 import { matchesQuery, queryOfKey } from "./vm-filter.ts";
-import { patchPages, type VmListPage } from "./vm-list-patch.ts";
+import { patchPages, type RowChange, type VmListPage } from "./vm-list-patch.ts";
 
 const ME = "user-me";
 
@@ -51,14 +51,22 @@ function row(id: string, change: Partial<VmRow> = {}): VmRow {
 const page = (items: VmRow[], nextCursor: string | null, total = items.length): VmListPage => ({ items, nextCursor, total });
 const ids = (pages: VmListPage[]) => pages.map((p) => p.items.map((r) => r.id));
 
+/** Created in the order of their ids: a before b before c… */
+const made = (id: string) => ({ createdAt: new Date(id.charCodeAt(0) * 1000) });
+const vm = (id: string, change: Partial<VmRow> = {}) => row(id, { ...made(id), ...change });
+/** The table's default order: newest first. */
+const NEWEST = { sort: "created", order: "desc" } as const;
+const BY_NAME = { sort: "name", order: "asc" } as const;
+const change = (vmId: string, next: VmRow | null, extra: Partial<RowChange> = {}): RowChange => ({ vmId, row: next, before: null, created: false, ...extra });
+
 describe("patchPages", () => {
-  const pages = [page([row("a"), row("b")], "c1", 4), page([row("c"), row("d")], null, 4)];
+  const pages = [page([vm("d"), vm("c")], "c1", 4), page([vm("b"), vm("a")], null, 4)];
 
   it("replaces a changed row where it is, leaving the other pages as they were", () => {
-    const next = patchPages(pages, { vmId: "c", row: row("c", { state: "Running" }), created: false }, {}, ME, "start");
+    const next = patchPages(pages, change("b", vm("b", { state: "Running" })), NEWEST, ME);
     expect(ids(next)).toEqual([
-      ["a", "b"],
-      ["c", "d"],
+      ["d", "c"],
+      ["b", "a"],
     ]);
     expect(next[1]?.items[0]?.state).toBe("Running");
     expect(next[0]).toBe(pages[0]);
@@ -66,53 +74,104 @@ describe("patchPages", () => {
   });
 
   it("drops a row whose tags no longer include the list's tag, and adds one tagged since", () => {
-    const query = { tag: "web" };
-    const pages = [page([row("a", { tags: ["web"] }), row("b", { tags: ["web", "db"] })], null)];
-    const untagged = patchPages(pages, { vmId: "b", row: row("b", { tags: ["db"] }), created: false }, query, ME, "start");
-    expect(ids(untagged)).toEqual([["a"]]);
+    const query = { ...NEWEST, tag: "web" };
+    const pages = [page([vm("b", { tags: ["web"] }), vm("a", { tags: ["web", "db"] })], null)];
+    const untagged = patchPages(pages, change("a", vm("a", { tags: ["db"] })), query, ME);
+    expect(ids(untagged)).toEqual([["b"]]);
     expect(untagged[0]?.total).toBe(1);
-    const tagged = patchPages(untagged, { vmId: "c", row: row("c", { tags: ["web"] }), created: false }, query, ME, "start");
-    expect(ids(tagged)).toEqual([["c", "a"]]);
+    const tagged = patchPages(untagged, change("c", vm("c", { tags: ["web"] })), query, ME);
+    expect(ids(tagged)).toEqual([["c", "b"]]);
+    expect(tagged[0]?.total).toBe(2);
   });
 
   it("drops a row once it is gone or no longer matches the list's filters", () => {
-    expect(ids(patchPages(pages, { vmId: "b", row: null, created: false }, {}, ME, "start"))).toEqual([["a"], ["c", "d"]]);
-    const stopped = patchPages(pages, { vmId: "a", row: row("a", { state: "Running" }), created: false }, { state: "Stopped" }, ME, "start");
-    expect(ids(stopped)).toEqual([["b"], ["c", "d"]]);
+    expect(ids(patchPages(pages, change("c", null), NEWEST, ME))).toEqual([["d"], ["b", "a"]]);
+    const stopped = patchPages(pages, change("d", vm("d", { state: "Running" })), { ...NEWEST, state: "Stopped" }, ME);
+    expect(ids(stopped)).toEqual([["c"], ["b", "a"]]);
     expect(stopped.map((p) => p.total)).toEqual([3, 3]);
   });
 
-  it("puts a new VM first only if it matches", () => {
-    const mine = patchPages(pages, { vmId: "n", row: row("n"), created: true }, { owner: "mine" }, ME, "start");
+  it("puts a new VM where the list's order puts it, only if it matches", () => {
+    const mine = patchPages(pages, change("n", vm("n"), { created: true }), { ...NEWEST, owner: "mine" }, ME);
     expect(ids(mine)).toEqual([
-      ["n", "a", "b"],
-      ["c", "d"],
+      ["n", "d", "c"],
+      ["b", "a"],
     ]);
     expect(mine.map((p) => p.total)).toEqual([5, 5]);
-    const theirs = row("n", { ownerId: "someone-else" });
-    expect(patchPages(pages, { vmId: "n", row: theirs, created: true }, { owner: "mine" }, ME, "start")).toBe(pages);
-    expect(patchPages(pages, { vmId: "n", row: row("n", { name: "other" }), created: true }, { search: "vm-" }, ME, "start")).toBe(pages);
+    const theirs = vm("n", { ownerId: "someone-else" });
+    expect(patchPages(pages, change("n", theirs, { created: true }), { ...NEWEST, owner: "mine" }, ME)).toBe(pages);
+    expect(patchPages(pages, change("n", vm("n", { name: "other" }), { created: true }), { ...NEWEST, search: "vm-" }, ME)).toBe(pages);
   });
 
-  it("does not add a known VM that may be on a page not read yet, but does once every page is read", () => {
-    const partial = [page([row("a")], "c1", 3)];
-    expect(patchPages(partial, { vmId: "z", row: row("z"), created: false }, {}, ME, "start")).toBe(partial);
-    const complete = [page([row("a")], null, 1)];
-    expect(ids(patchPages(complete, { vmId: "z", row: row("z", { state: "Running" }), created: false }, { state: "Running" }, ME, "start"))).toEqual([
-      ["z", "a"],
+  it("puts a new VM in its place by name, and leaves one that sorts past the pages read to a later page", () => {
+    const byName = [page([vm("a"), vm("c")], "c1", 10)];
+    const placed = patchPages(byName, change("b", vm("b"), { created: true }), BY_NAME, ME);
+    expect(ids(placed)).toEqual([["a", "b", "c"]]);
+    expect(placed[0]?.total).toBe(11);
+    const later = patchPages(byName, change("z", vm("z"), { created: true }), BY_NAME, ME);
+    expect(ids(later)).toEqual([["a", "c"]]);
+    expect(later[0]?.total).toBe(11);
+  });
+
+  it("moves a renamed VM to its new place by name, from a page not read yet too, without counting it twice", () => {
+    const byName = [page([vm("a"), vm("c"), vm("e")], "c1", 10), page([vm("g"), vm("i")], "c2", 10)];
+    const moved = patchPages(byName, change("i", vm("i", { name: "vm-b" })), BY_NAME, ME);
+    expect(ids(moved)).toEqual([["a", "i", "c", "e"], ["g"]]);
+    expect(moved.map((p) => p.total)).toEqual([10, 10]);
+    const fromLater = patchPages(byName, change("x", vm("x", { name: "vm-d" }), { before: vm("x", { name: "vm-x" }) }), BY_NAME, ME);
+    expect(ids(fromLater)).toEqual([
+      ["a", "c", "x", "e"],
+      ["g", "i"],
     ]);
+    expect(fromLater.map((p) => p.total)).toEqual([10, 10]);
+    const away = patchPages(byName, change("a", vm("a", { name: "vm-zz" })), BY_NAME, ME);
+    expect(ids(away)).toEqual([
+      ["c", "e"],
+      ["g", "i"],
+    ]);
+    expect(away.map((p) => p.total)).toEqual([10, 10]);
+  });
+
+  it("moves a started VM among the running ones when the list sorts by state", () => {
+    const byState = [page([vm("r", { state: "Running" }), vm("a"), vm("b")], null, 3)];
+    const started = patchPages(byState, change("b", vm("b", { state: "Running" })), { sort: "state", order: "asc" }, ME);
+    expect(ids(started)).toEqual([["b", "r", "a"]]);
+  });
+
+  it("counts a VM that enters or leaves a filter on pages not read yet by the row it had before", () => {
+    const partial = [page([vm("y"), vm("x")], "c1", 50)];
+    const query = { ...NEWEST, state: "Stopped" } as const;
+    const entered = patchPages(partial, change("z", vm("z"), { before: vm("z", { state: "Running" }) }), query, ME);
+    expect(ids(entered)).toEqual([["z", "y", "x"]]);
+    expect(entered[0]?.total).toBe(51);
+    const left = patchPages(partial, change("a", vm("a", { state: "Running" }), { before: vm("a") }), query, ME);
+    expect(ids(left)).toEqual([["y", "x"]]);
+    expect(left[0]?.total).toBe(49);
+    const deleted = patchPages(partial, change("a", null, { before: vm("a") }), query, ME);
+    expect(deleted[0]?.total).toBe(49);
+    // Not known how it was: placed where it goes now, the count as it was.
+    const unknown = patchPages(partial, change("z", vm("z")), query, ME);
+    expect(ids(unknown)).toEqual([["z", "y", "x"]]);
+    expect(unknown[0]?.total).toBe(50);
+  });
+
+  it("adds a VM to a list whose pages are all read wherever it goes", () => {
+    const complete = [page([vm("b")], null, 1)];
+    const running = patchPages(complete, change("a", vm("a", { state: "Running" })), { ...NEWEST, state: "Running" }, ME);
+    expect(ids(running)).toEqual([["b", "a"]]);
+    expect(running[0]?.total).toBe(2);
   });
 
   it("appends to an unpaged list, which is oldest first", () => {
-    const all = [page([row("a")], null)];
-    expect(ids(patchPages(all, { vmId: "n", row: row("n"), created: true }, {}, ME, "end"))).toEqual([["a", "n"]]);
+    const all = [page([vm("a")], null)];
+    expect(ids(patchPages(all, change("n", vm("n"), { created: true }), {}, ME))).toEqual([["a", "n"]]);
   });
 });
 
 describe("the list's filters read back from a query key", () => {
   it("takes the input of a tRPC key and ignores its paging", () => {
     const key = [["vm", "list"], { input: { search: "web", state: "Running", sort: "name", order: "asc", limit: 100 }, type: "infinite" }];
-    expect(queryOfKey(key)).toEqual({ search: "web", state: "Running" });
+    expect(queryOfKey(key)).toEqual({ search: "web", state: "Running", sort: "name", order: "asc" });
     expect(queryOfKey([["vm", "list"], { type: "query" }])).toEqual({});
     expect(queryOfKey([["vm", "list"], { input: { owner: 5 }, type: "query" }])).toBeUndefined();
   });

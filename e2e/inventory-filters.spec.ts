@@ -208,3 +208,24 @@ test("every VM that matches, on pages not loaded too, can be selected and delete
   await expect(page.getByTestId("vm-count")).toHaveText("0 VMs", { timeout: 120_000 });
   expect((await api.vm.list.query({ search: prefix })).total).toBe(0);
 });
+
+test("a table sorted by name puts a VM created or renamed meanwhile in its place", async ({ page }) => {
+  const imageId = await tinyImageId();
+  const prefix = uniqueName("ord");
+  const spec = { imageId, cpus: 1, memoryMiB: 128 };
+  for (const suffix of ["b", "d"]) created.push((await api.vm.create.mutate({ name: `${prefix}-${suffix}`, ...spec })).id);
+
+  await page.goto("/");
+  await page.getByLabel("Search VMs by name").fill(prefix);
+  await page.getByRole("columnheader", { name: "Name" }).getByRole("button").click();
+  await expect.poll(() => names(page)).toEqual([`${prefix}-b`, `${prefix}-d`]);
+
+  // A new VM goes where its name puts it, not first.
+  const c = await api.vm.create.mutate({ name: `${prefix}-c`, ...spec });
+  created.push(c.id);
+  await expect.poll(() => names(page)).toEqual([`${prefix}-b`, `${prefix}-c`, `${prefix}-d`]);
+  // A renamed one moves to its new place.
+  await api.vm.rename.mutate({ id: c.id, name: `${prefix}-e` });
+  await expect.poll(() => names(page)).toEqual([`${prefix}-b`, `${prefix}-d`, `${prefix}-e`]);
+  await expect(page.getByTestId("vm-count")).toHaveText("3 VMs");
+});

@@ -64,6 +64,73 @@ export const VM_STATES = [
   "ErrorUnknown",
 ] as const;
 
+/**
+ * Where a state sorts when vm.list sorts by state (the order above). A VM being made (Initial,
+ * Cloning) sorts with the Stopped VMs it becomes: its place then does not move while it is
+ * made, so a caller paging by state meanwhile gets it once.
+ */
+export function stateSortRank(state: string): number {
+  const sortsAs = state === "Initial" || state === "Cloning" ? "Stopped" : state;
+  const rank = (VM_STATES as readonly string[]).indexOf(sortsAs);
+  return rank < 0 ? VM_STATES.length : rank;
+}
+
+/** What vm.list sorts by: name, state, when it was created, its owner's email, its host's name. */
+export const VM_SORT_KEYS = ["name", "state", "created", "owner", "host"] as const;
+export type VmSortKey = (typeof VM_SORT_KEYS)[number];
+
+/** The fields of a VM's list row vm.list sorts by. */
+export interface VmSortFields {
+  id: string;
+  name: string;
+  state: string;
+  createdAt: Date;
+  owner: { email: string } | null;
+  host: { name: string } | null;
+}
+
+type SortValue = string | number | null;
+
+/** The value a row sorts by; null when it has none (no owner, no host). */
+function sortValue(row: VmSortFields, sort: VmSortKey): SortValue {
+  switch (sort) {
+    case "name":
+      return row.name;
+    case "state":
+      return stateSortRank(row.state);
+    case "created":
+      return row.createdAt.getTime();
+    case "owner":
+      return row.owner?.email ?? null;
+    case "host":
+      return row.host?.name ?? null;
+  }
+}
+
+/** A row's place in vm.list's order: its sort value, then its id (ids are unique, so no two rows tie). */
+export interface VmSortKeyOf {
+  value: SortValue;
+  id: string;
+}
+
+export function vmSortKey(row: VmSortFields, sort: VmSortKey): VmSortKeyOf {
+  return { value: sortValue(row, sort), id: row.id };
+}
+
+/**
+ * The order of two keys in `direction` (1 ascending, -1 descending), as vm.list pages: rows
+ * without the value (no owner, no host) come last either way. The server pages by it and the
+ * dashboard puts a changed row in its place by it.
+ */
+export function compareVmSortKeys(a: VmSortKeyOf, b: VmSortKeyOf, direction: 1 | -1): number {
+  if (a.value !== b.value) {
+    if (a.value === null) return 1;
+    if (b.value === null) return -1;
+    return direction * (a.value < b.value ? -1 : 1);
+  }
+  return direction * (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 /** The states in which the guest runs, so it may print to its serial console. */
 export function guestRuns(state: string): boolean {
   return state === "Starting" || state === "Running" || state === "Stopping";

@@ -46,7 +46,7 @@ export function malformedText(input: unknown): string | undefined {
 import { STATES } from "../vms/state.ts";
 import { FIRMWARES } from "../driver/manager.ts";
 import { userDataProblem } from "../driver/user-data.ts";
-import { MAX_TAGS, VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE } from "../../lib/vocabulary.ts";
+import { MAX_TAGS, VM_LIMITS, VM_NAME_PATTERN, VM_NAME_RULE, VM_SORT_KEYS, type VmSortKey } from "../../lib/vocabulary.ts";
 
 export const vmName = z.string().regex(new RegExp(`^${VM_NAME_PATTERN}$`), `Names are DNS labels: ${VM_NAME_RULE}.`);
 
@@ -232,9 +232,8 @@ export const waitInput = z.object({
   timeoutSec: z.number().int("timeoutSec must be a whole number.").min(1, "timeoutSec must be at least 1.").max(600, "timeoutSec is at most 600.").default(120),
 });
 
-/** What vm.list sorts by: name, state, when it was created, its owner's email, its host's name. */
-export const VM_SORT_KEYS = ["name", "state", "created", "owner", "host"] as const;
-export type VmSortKey = (typeof VM_SORT_KEYS)[number];
+/** What vm.list sorts by (lib/vocabulary.ts: the dashboard sorts a changed row into place by the same order). */
+export { VM_SORT_KEYS, type VmSortKey };
 
 /** A page of vm.list holds at most this many rows. */
 export const VM_LIST_MAX_LIMIT = 1000;

@@ -15,7 +15,7 @@ import {
 } from "../vms/inventory.ts";
 import { listEvents } from "../audit/recorder.ts";
 import { canControlVm } from "../auth/permissions.ts";
-import { liveChanges } from "../vms/changes.ts";
+import { liveChanges, timeMark } from "../vms/changes.ts";
 import { listVmPage, tagsInUse } from "../vms/list.ts";
 import { addForward, removeForward } from "../vms/forwards.ts";
 import { publishDisk, resizeDisk } from "../vms/disks.ts";
@@ -271,21 +271,23 @@ export const vmRouter = router({
     // VM events only: sign-ins and account, user and token changes are the audit log's.
     .query(({ ctx, input }) => listEvents(ctx.hangar.db, { stream: "vm", vmId: input.vmId, vmName: input.vmName }, input)),
   /**
-   * Live changes, each with the VM's list row (null once gone) and the event recorded for it
-   * as vm.events lists it (null for a state in progress and for "Gone"). The dashboard takes
-   * them over its one WebSocket, `hangar events --follow` too; a reconnect passes the last
-   * event id and first gets what it missed.
+   * Live changes, each with the VM's list row (null once gone), its row before the change
+   * when known, and the event recorded for it as vm.events lists it (null for a state in
+   * progress and for "Gone"). The dashboard takes them over its one WebSocket, `hangar events
+   * --follow` too; a reconnect passes the last event id and first gets what it missed. After
+   * that replay comes `{ caughtUp }`: false when the caller must read its lists again.
    */
   onChange: procedure
     .meta({ permission: "read" })
     .input(z.object({ lastEventId: id.nullish() }).optional())
     .subscription(async function* ({ ctx, input, signal }) {
-      // A change to a state in progress is no recorded event: it carries the last event id
-      // seen, so a reconnect resumes from there.
-      let resumeFrom = input?.lastEventId ?? `live${Date.now()}`;
-      for await (const change of liveChanges(ctx.hangar, input?.lastEventId, signal)) {
-        if (change.eventId) resumeFrom = change.eventId;
-        yield tracked(resumeFrom, change);
+      // Every message carries a resume point, the start's too: a tab that saw no event yet
+      // resumes from the time it subscribed. A change to a state in progress is no recorded
+      // event: it carries the last one seen.
+      let resumeFrom = input?.lastEventId ?? timeMark();
+      for await (const message of liveChanges(ctx.hangar, input?.lastEventId, signal)) {
+        if ("eventId" in message && message.eventId) resumeFrom = message.eventId;
+        yield tracked(resumeFrom, message);
       }
     }),
 });

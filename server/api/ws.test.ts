@@ -11,7 +11,7 @@ import WebSocket from "ws";
 import { createHttpServer } from "../http-server.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar } from "../testing/fixtures.ts";
-import type { LiveChange } from "../vms/changes.ts";
+import { REPLAY_LIMIT, type LiveChange, type LiveMessage } from "../vms/changes.ts";
 import type { AppRouter } from "./root.ts";
 import { MAX_SUBSCRIPTIONS_PER_USER, UNREADABLE_INPUT } from "./trpc.ts";
 import { TRPC_WS_PATH } from "./ws.ts";
@@ -62,8 +62,10 @@ function collect(client: TRPCClient<AppRouter>, input: { lastEventId?: string } 
   const changes: LiveChange[] = [];
   return new Promise<LiveChange[]>((resolve, reject) => {
     const subscription = client.vm.onChange.subscribe(input, {
-      onData: (tracked) => {
-        changes.push(tracked.data);
+      onData: ({ data }) => {
+        // The stream's start says whether a replay was all that was missed (its own test below).
+        if ("caughtUp" in data) return;
+        changes.push(data);
         if (done(changes)) {
           subscription.unsubscribe();
           resolve(changes);
@@ -190,6 +192,97 @@ describe("vm.onChange over /api/trpc-ws", () => {
     // With the events as they were recorded: the start's, maybe the ready condition's, the stop's.
     expect(missed.map((c) => c.event?.id)).toEqual(missed.map((c) => c.eventId));
     expect([missed[0]?.event?.action, missed.at(-1)?.event?.action]).toEqual(["start", "stop"]);
+  });
+
+  /** Every message of one subscription (tracked ids too) until `done` says enough. */
+  function messages(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (seen: { id: string; data: LiveMessage }[]) => boolean) {
+    const seen: { id: string; data: LiveMessage }[] = [];
+    return new Promise<typeof seen>((resolve, reject) => {
+      const subscription = client.vm.onChange.subscribe(input, {
+        onData: (tracked) => {
+          seen.push(tracked);
+          if (done(seen)) {
+            subscription.unsubscribe();
+            resolve(seen);
+          }
+        },
+        onError: reject,
+      });
+      cleanups.push(() => subscription.unsubscribe());
+    });
+  }
+  const caughtUp = (message: LiveMessage) => ("caughtUp" in message ? message.caughtUp : undefined);
+
+  it("tells a new subscription to read its lists, and a resumed one that missed only changes it replayed that it has caught up", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "resumed-rows", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    // A tab that has seen no change yet: its resume point is the start's, a time.
+    const [start] = await messages(wsClient(port, token), undefined, () => true);
+    expect(start?.data).toEqual({ caughtUp: false });
+    // Missed while away: row changes that move no state (tags, a rename) as well as states.
+    await admin.vm.setTags({ id: vm.id, tags: ["web"] });
+    await admin.vm.rename({ id: vm.id, name: "renamed-rows" });
+    await admin.vm.start({ id: vm.id });
+    const resumed = await messages(wsClient(port, token), { lastEventId: start?.id }, (seen) => seen.some((m) => "caughtUp" in m.data));
+    const replayed = resumed.flatMap((m) => ("caughtUp" in m.data ? [] : [m.data]));
+    expect(replayed.map((c) => c.event?.action)).toEqual(expect.arrayContaining(["tags", "rename", "start"]));
+    expect(replayed.every((c) => c.row?.name === "renamed-rows" && c.row.tags.includes("web"))).toBe(true);
+    expect(caughtUp(resumed.at(-1)!.data)).toBe(true);
+  });
+
+  it("tells a resumed subscription to read its lists again when it missed more than is replayed, or a deletion", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const kept = await admin.vm.create({ name: "kept", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const gone = await admin.vm.create({ name: "gone", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const last = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: gone.id }, orderBy: { createdAt: "desc" } });
+    await admin.vm.delete({ id: gone.id });
+    const afterDelete = await messages(wsClient(port, token), { lastEventId: last.id }, (seen) => seen.some((m) => "caughtUp" in m.data));
+    expect(caughtUp(afterDelete.at(-1)!.data)).toBe(false);
+
+    const mark = await t.hangar.db.event.findFirstOrThrow({ orderBy: [{ createdAt: "desc" }, { id: "desc" }] });
+    await t.hangar.db.event.createMany({
+      data: Array.from({ length: REPLAY_LIMIT + 1 }, (_, i) => ({
+        stream: "vm",
+        vmId: kept.id,
+        vmName: kept.name,
+        actor: "test",
+        action: "exec",
+        ok: true,
+        message: `run ${i}`,
+        createdAt: new Date(mark.createdAt.getTime() + 1 + i),
+      })),
+    });
+    const farBehind = await messages(wsClient(port, token), { lastEventId: mark.id }, (seen) => seen.some((m) => "caughtUp" in m.data));
+    expect(farBehind.map((m) => m.data)).toEqual([{ caughtUp: false }]);
+  });
+
+  it("carries the row a VM had before each change, so a tab can tell whether a list it has not read to the end held it", async () => {
+    const { t, port, admin, token } = await serve();
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await admin.vm.create({ name: "before-name", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    const listening = t.hangar.bus.listeners();
+    const seen = collect(wsClient(port, token), undefined, (changes) => changes.some((c) => c.state === "Running"));
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 1);
+    await admin.vm.rename({ id: vm.id, name: "after-name" });
+    await admin.vm.start({ id: vm.id });
+    const [renamed, ...rest] = await seen;
+    // The first change this process read of the VM: what it was before is not known.
+    expect(renamed).toMatchObject({ row: { name: "after-name", state: "Stopped" }, before: null });
+    expect(rest.map((c) => [c.state, c.before?.name, c.before?.state])).toEqual([
+      ["Starting", "after-name", "Stopped"],
+      ["Running", "after-name", "Starting"],
+    ]);
+    // Unless lists were served since: then it is the row they were served with.
+    const listed = await admin.vm.create({ name: "listed", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    // (Listing also starts vm.list's own listener, which counts changes.)
+    await admin.vm.list();
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 1);
+    const next = collect(wsClient(port, token), undefined, (changes) => changes.some((c) => c.vmId === listed.id));
+    await expect.poll(() => t.hangar.bus.listeners()).toBe(listening + 2);
+    await admin.vm.setTags({ id: listed.id, tags: ["web"] });
+    expect((await next).find((c) => c.vmId === listed.id)).toMatchObject({ row: { tags: ["web"] }, before: { name: "listed", tags: [] } });
   });
 
   it("says in its own words that it cannot read a message, not the library's", async () => {

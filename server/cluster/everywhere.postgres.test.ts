@@ -63,7 +63,12 @@ describe("a cluster of two hosts", () => {
     const live = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] });
     const changes: LiveChange[] = [];
     const started = new Promise<void>((resolve) => {
-      const subscription = live.vm.onChange.subscribe(undefined, { onStarted: () => resolve(), onData: (tracked) => changes.push(tracked.data) });
+      const subscription = live.vm.onChange.subscribe(undefined, {
+        onStarted: () => resolve(),
+        onData: ({ data }) => {
+          if (!("caughtUp" in data)) changes.push(data);
+        },
+      });
       closers.push(() => subscription.unsubscribe());
     });
     await started;

@@ -52,7 +52,9 @@ export function liveStream(host: ClusterHost, token: string) {
   const client = createWSClient({ url: `ws://127.0.0.1:${host.port}${TRPC_WS_PATH}`, WebSocket: WithHeaders as unknown as typeof globalThis.WebSocket });
   const changes: (LiveChange & { receivedAt: number })[] = [];
   const subscription = createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] }).vm.onChange.subscribe(undefined, {
-    onData: (tracked) => changes.push({ ...tracked.data, receivedAt: Date.now() }),
+    onData: ({ data }) => {
+      if (!("caughtUp" in data)) changes.push({ ...data, receivedAt: Date.now() });
+    },
   });
   return {
     changes,

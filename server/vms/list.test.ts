@@ -137,12 +137,15 @@ describe("vm.list", () => {
   it("returns every VM exactly once across pages while VMs are being created", async () => {
     const before = new Set((await admin.vm.list()).items.map((row) => row.id));
     let made = 0;
-    // New VMs land after the cursor (created asc), before it (created desc), and anywhere (name, owner).
+    // New VMs land after the cursor (created asc), before it (created desc), and anywhere (name,
+    // owner, state: a VM being made moves from Initial through Cloning to Stopped meanwhile).
     const orders = [
       ["created", "asc"],
       ["created", "desc"],
       ["name", "asc"],
       ["owner", "desc"],
+      ["state", "asc"],
+      ["state", "desc"],
     ] as const;
     for (const [sort, order] of orders) {
       // A VM is being made while each next page is read.
@@ -158,6 +161,20 @@ describe("vm.list", () => {
     }
     expect(made).toBeGreaterThan(0);
   }, 600_000);
+
+  it("returns a VM once under a sort by state while it is made (Initial, Cloning, then Stopped)", async () => {
+    for (const order of ["asc", "desc"] as const) {
+      const hostId = await t.hangar.lifecycle.hostId();
+      const vm = await t.hangar.db.vm.create({ data: { name: `making-${order}`, imageId, cpus: 1, memoryMiB: 128, state: "Initial", hostId } });
+      const made = async (state: "Cloning" | "Stopped") => {
+        await t.hangar.db.vm.update({ where: { id: vm.id }, data: { state } });
+        await t.hangar.bus.publish({ vmId: vm.id, vmName: vm.name, state, eventId: "" });
+      };
+      const steps = [() => made("Cloning"), () => made("Stopped")];
+      const seen = await allPages({ sort: "state", order, limit: 7 }, async () => void (await steps.shift()?.()));
+      expect(seen.filter((id) => id === vm.id)).toEqual([vm.id]);
+    }
+  });
 
   it("refuses a cursor it did not make, or one of another sort, with a sentence", async () => {
     expect(await refusal(admin.vm.list({ cursor: "bm90LWEtY3Vyc29y" }))).toMatchObject({

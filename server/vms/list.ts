@@ -17,7 +17,8 @@ import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import type { VmListInput, VmSortKey } from "../api/schemas.ts";
 import { readInventory } from "./inventory.ts";
-import { STATES, type State } from "./state.ts";
+import { compareVmSortKeys as compareKeys, vmSortKey, type VmSortKeyOf as Key } from "../../lib/vocabulary.ts";
+import type { State } from "./state.ts";
 
 /** How long a snapshot serves when no change came (writes that publish nothing show by then). */
 const SNAPSHOT_MAX_AGE_MS = 1000;
@@ -79,44 +80,6 @@ function currentSnapshot(hangar: Hangar): Snapshot {
   return snapshot;
 }
 
-type SortValue = string | number | null;
-
-const stateRank = new Map<string, number>(STATES.map((state, index) => [state, index]));
-
-/** The value a row sorts by; null when it has none (no owner, no host). */
-function sortValue(row: VmListRow, sort: VmSortKey): SortValue {
-  switch (sort) {
-    case "name":
-      return row.name;
-    case "state":
-      return stateRank.get(row.state) ?? STATES.length;
-    case "created":
-      return row.createdAt.getTime();
-    case "owner":
-      return row.owner?.email ?? null;
-    case "host":
-      return row.host?.name ?? null;
-  }
-}
-
-interface Key {
-  value: SortValue;
-  id: string;
-}
-
-/**
- * The order of (value, id) in `direction` (1 ascending, -1 descending); ids are unique, so
- * no two rows tie. Rows without the value (no owner, no host) come last either way.
- */
-function compareKeys(a: Key, b: Key, direction: 1 | -1): number {
-  if (a.value !== b.value) {
-    if (a.value === null) return 1;
-    if (b.value === null) return -1;
-    return direction * (a.value < b.value ? -1 : 1);
-  }
-  return direction * (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
-
 const cursorSchema = z.object({
   sort: z.enum(["name", "state", "created", "owner", "host"]),
   order: z.enum(["asc", "desc"]),
@@ -165,7 +128,7 @@ function matches(query: Query, ownerId: string | undefined): (row: VmListRow) =>
 
 function pageOf(rows: VmListRow[], query: Query, ownerId: string | undefined, limit: number): VmListPage {
   const direction = query.order === "asc" ? 1 : -1;
-  const keyed = rows.filter(matches(query, ownerId)).map((row) => ({ row, key: { value: sortValue(row, query.sort), id: row.id } }));
+  const keyed = rows.filter(matches(query, ownerId)).map((row) => ({ row, key: vmSortKey(row, query.sort) }));
   keyed.sort((a, b) => compareKeys(a.key, b.key, direction));
   let start = 0;
   if (query.cursor) {
@@ -203,6 +166,15 @@ export async function listVmPage(hangar: Hangar, input: VmListInput, callerId: s
     page.catch(() => snapshot.pages.delete(key));
   }
   return page;
+}
+
+/**
+ * VM `id`'s row in the snapshot lists were last served from, without reading a new one;
+ * undefined when none is held or it lacks the VM.
+ */
+export async function heldRow(hangar: Hangar, id: string): Promise<VmListRow | undefined> {
+  const rows = await inventoryOf(hangar).snapshot?.rows;
+  return rows?.find((row) => row.id === id);
 }
 
 /** The tags VMs have, by tag, each with how many VMs have it (from vm.list's snapshot: free while nothing changes). */
