@@ -96,6 +96,14 @@ export const metricsRouter = router({
    * host's VMs live, other hosts' from the minute their host stored last.
    */
   onUsage: procedure.meta({ permission: "read" }).subscription(async function* ({ ctx, signal }) {
-    for await (const sample of ctx.hangar.metrics.samples(signal)) yield ctx.hangar.metrics.usages(sample);
+    let empty = false;
+    for await (const sample of ctx.hangar.metrics.samples(signal)) {
+      const usages = ctx.hangar.metrics.usages(sample);
+      // With nothing running, one empty sample clears a table's figures; more would make every
+      // idle tab cost a message each interval however few VMs run.
+      if (usages.length === 0 && empty) continue;
+      empty = usages.length === 0;
+      yield usages;
+    }
   }),
 });

@@ -285,6 +285,25 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect((await next).find((c) => c.vmId === listed.id)).toMatchObject({ row: { tags: ["web"] }, before: { name: "listed", tags: [] } });
   });
 
+  it("sends the VM table's usage figures only while some VM runs, and one empty sample to clear them", async () => {
+    const { t, port, token } = await serve();
+    const usage = { cpuPercent: 5, rssMiB: 64 };
+    const running = [[], [], [{ id: "a", usage }], [{ id: "a", usage }], [], [], []];
+    // Samples as the sampler would emit them, each with the VMs that run then.
+    const samples = running.map((vms, at) => ({ at, vms }));
+    Object.assign(t.hangar.metrics, {
+      samples: async function* () {
+        yield* samples;
+      },
+      usages: (sample: { vms: { id: string; usage: typeof usage }[] }) => sample.vms,
+    });
+    const sent = await new Promise<unknown[]>((resolve, reject) => {
+      const seen: unknown[] = [];
+      wsClient(port, token).metrics.onUsage.subscribe(undefined, { onData: (data) => seen.push(data), onComplete: () => resolve(seen), onError: reject });
+    });
+    expect(sent).toEqual([[], [{ id: "a", usage }], [{ id: "a", usage }], []]);
+  });
+
   it("says in its own words that it cannot read a message, not the library's", async () => {
     const { port, token } = await serve();
     const socket = new WebSocket(`ws://127.0.0.1:${port}${TRPC_WS_PATH}`, { headers: { authorization: `Bearer ${token}` } });
