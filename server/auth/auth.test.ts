@@ -184,6 +184,8 @@ describe("roles", () => {
     await op.vm.create({ name: "q1", imageId, ...spec });
     const error = await op.vm.create({ name: "q2", imageId, ...spec }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "FORBIDDEN", message: "Your quota is 1 VM and you have 1; delete one first." });
+    // A name taken is the refusal that helps, quota or not.
+    expect(await op.vm.create({ name: "q1", imageId, ...spec }).catch((e: unknown) => e)).toMatchObject({ code: "CONFLICT" });
     expect(await hangar.db.vm.count()).toBe(1);
     // An admin lowers a quota below what the operator has: the refusal counts what must go.
     await (await callerFor(hangar, "admin")).user.update({ id: user.id, maxVms: 2 });

@@ -155,6 +155,10 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
   const { db } = hangar;
   const bridge = checkNetwork(input);
   const tags = encodeTags(checkTags(input.tags ?? []));
+  // A name taken is said first, as clone does: at a quota, "delete one first" misleads.
+  if (await db.vm.findUnique({ where: { name: input.name } })) {
+    throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
+  }
   if (ownerId) await assertWithinQuota(db, ownerId, input.cpus, input.memoryMiB);
   const image = await db.image.findUnique({ where: { id: input.imageId } });
   if (!image) throw new HangarError("NOT_FOUND", `No image with id "${input.imageId}"; pick one from the Images page.`);
@@ -167,9 +171,6 @@ export async function createVm(hangar: Hangar, input: CreateVmInput, actor: stri
   });
   if (!host.here) throw new Error(`createVm ran on a host placement did not pick (${host.name})`);
   const cdrom = input.cdromImageId ? await cdromImage(hangar, input.cdromImageId) : undefined;
-  if (await db.vm.findUnique({ where: { name: input.name } })) {
-    throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
-  }
   const ports = input.ports ?? [];
   const taken = ports.filter((p) => p.hostPort !== 0).map((p) => p.hostPort);
   if (taken.length > 0) {
