@@ -11,7 +11,8 @@
 import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
-import { useMe } from "./session.tsx";
+import { signInAgainIfUnauthorized, useMe } from "./session.tsx";
+import { httpStatus } from "./trpc-provider.tsx";
 import type { LiveChange } from "@/server/vms/changes.ts";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
@@ -72,6 +73,9 @@ export function LiveUpdates() {
         if (!("caughtUp" in data)) apply(data);
         else if (!data.caughtUp) catchUp();
       },
+      // Signed out in another tab (or the session ended): the socket reconnects as nobody and
+      // the stream is refused; the tab goes to sign-in rather than show "reconnecting" for good.
+      onError: (error) => signInAgainIfUnauthorized(httpStatus(error)),
     }),
   );
   if (!me) return null;

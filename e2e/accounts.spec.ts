@@ -73,7 +73,7 @@ test.describe("without a session", () => {
     expect(violations).toEqual([]);
   });
 
-  test("a person signs in with email and password, and signs out", async ({ page }) => {
+  test("a person signs in with email and password, and signs out, and their other tab follows", async ({ page }) => {
     await page.goto("/");
     await expect(page).toHaveURL(/\/sign-in$/);
     await page.getByLabel("Email").fill(ADMIN.email);
@@ -84,8 +84,14 @@ test.describe("without a session", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await expect(page.getByText(`${ADMIN.email} · admin`)).toBeVisible();
     await expect(page.getByRole("link", { name: "Users" })).toBeVisible();
+    const otherTab = await page.context().newPage();
+    await otherTab.goto("/images");
+    await expect(otherTab.getByText("live", { exact: true })).toBeVisible();
     await page.getByRole("button", { name: "Sign out" }).click();
     await expect(page).toHaveURL(/\/sign-in$/);
+    // Its live stream ends with the session; it goes to sign-in, to come back to its page.
+    await expect(otherTab).toHaveURL(/\/sign-in\?next=%2Fimages$/);
+    await otherTab.close();
   });
 
   test("a viewer sees no action buttons, and the API refuses their start with FORBIDDEN", async ({ page }) => {
