@@ -73,6 +73,8 @@ export default defineConfig({
       HANGAR_ADMIN_PASSWORD: ADMIN.password,
       // Every test signs in from 127.0.0.1; the default of 10 a minute is for people.
       HANGAR_SIGNIN_PER_MINUTE: "1000",
+      // One loopback address URL imports may reach: a test's own file server (127.0.0.1 stays refused).
+      HANGAR_IMPORT_ALLOW: "127.0.0.2/32",
     },
   },
 });

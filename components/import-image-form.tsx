@@ -1,6 +1,6 @@
 "use client";
 /** Import a base image from a file under the images directory or from an http(s) URL. */
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
 import { FIRMWARES, type Firmware } from "../lib/vocabulary.ts";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
@@ -19,7 +19,11 @@ export function ImportImageForm() {
   const [firmware, setFirmware] = useState<Firmware | "">("");
   const [loginUser, setLoginUser] = useState("");
   const [error, setError] = useState<string>();
-  const [started, setStarted] = useState<string>();
+  const [started, setStarted] = useState<{ id: string; name: string }>();
+  // The images table's own list (one cache, no extra request): the notice follows the import,
+  // and goes with the image if it is deleted.
+  const images = useQuery(trpc.image.list.queryOptions());
+  const startedImage = started ? images.data?.find((image) => image.id === started.id) : undefined;
 
   const importImage = useMutation(
     trpc.image.import.mutationOptions({
@@ -29,7 +33,7 @@ export function ImportImageForm() {
       },
       onError: (e) => setError(errorText(e)),
       onSuccess: (image) => {
-        setStarted(image.status === "importing" ? `Importing ${image.name}…` : `Imported ${image.name}.`);
+        setStarted({ id: image.id, name: image.name });
         setName("");
         setLocation("");
         setSha256("");
@@ -125,16 +129,28 @@ export function ImportImageForm() {
         </div>
       </details>
       <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
-      {started ? (
-        <p className="notice" role="status">
-          {started}
-        </p>
-      ) : null}
+      {started && (startedImage || !images.data) ? <ImportNotice name={started.name} status={startedImage?.status} /> : null}
       <div className="buttons">
         <button type="submit" className="primary" disabled={importImage.isPending}>
           {importImage.isPending ? "Importing…" : "Import image"}
         </button>
       </div>
     </form>
+  );
+}
+
+/** Where the import just started stands; a failure's reason is on its row in the table. */
+function ImportNotice({ name, status }: { name: string; status: string | undefined }) {
+  if (status === "failed") {
+    return (
+      <p className="notice bad" role="status">
+        The import of {name} failed; the images table says why.
+      </p>
+    );
+  }
+  return (
+    <p className="notice" role="status">
+      {status === "ready" ? `Imported ${name}.` : `Importing ${name}…`}
+    </p>
   );
 }

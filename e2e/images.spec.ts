@@ -3,6 +3,7 @@
 // VM dialog, is told in a sentence (naming no host path) when the path is outside the images
 // directory, and deletes it.
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:http";
 import path from "node:path";
 import { expect, test } from "@playwright/test";
 import { execa } from "execa";
@@ -48,4 +49,26 @@ test("an image imported on the Images page as UEFI with its own login account sh
   const image = (await api.image.list.query()).find((i) => i.name === name);
   expect(image).toMatchObject({ firmware: "uefi", loginUser: "root" });
   await api.image.delete.mutate({ id: image?.id ?? "" });
+});
+
+test("an import that fails after it started says so where it said it was importing", async ({ page }) => {
+  const name = uniqueName("img-bad");
+  // A file server that has no such file, on the loopback address the server may import from.
+  const files = createServer((_, res) => res.writeHead(404).end("no such file"));
+  await new Promise<void>((resolve) => files.listen(0, "127.0.0.2", resolve));
+  const address = files.address();
+  const port = address !== null && typeof address === "object" ? address.port : 0;
+  try {
+    await page.goto("/images");
+    const form = page.locator("form").filter({ has: page.getByRole("heading", { name: "Import an image" }) });
+    await form.getByLabel("Name").fill(name);
+    await form.getByLabel("URL", { exact: true }).fill(`http://127.0.0.2:${port}/disk.qcow2`);
+    await form.getByRole("button", { name: "Import image" }).click();
+    await expect(form.getByRole("status")).toHaveText(`The import of ${name} failed; the images table says why.`);
+    const image = (await api.image.list.query()).find((i) => i.name === name);
+    expect(image?.status).toBe("failed");
+    await api.image.delete.mutate({ id: image?.id ?? "" });
+  } finally {
+    files.close();
+  }
 });
