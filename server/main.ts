@@ -79,7 +79,8 @@ async function main(): Promise<void> {
   // PostgreSQL may be shared by several hosts: their changes reach this one's dashboards.
   const fanout = databaseProvider(env.databaseUrl) === "postgres" ? startFanout({ databaseUrl: env.databaseUrl, db, bus: hangar.bus, log }) : undefined;
   const builtin = await hangar.images.ensureBuiltinImage(env.guestDir);
-  if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh`);
+  // setup.sh builds it under the checkout's data/; a state dir elsewhere finds it through HANGAR_GUEST_DIR.
+  if (!builtin) log(`no built-in image at ${env.guestDir}; run scripts/setup.sh, or point HANGAR_GUEST_DIR at the one it built (data/images/hangar-tiny)`);
   const interrupted = await hangar.images.failInterruptedImports();
   if (interrupted > 0) log(`${interrupted} image import(s) interrupted by the restart marked failed`);
   await confineGuests(env.HANGAR_QEMU_USER);
