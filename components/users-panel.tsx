@@ -31,6 +31,9 @@ export function UsersPanel() {
   const remove = useMutation(trpc.user.remove.mutationOptions(settle));
   const newPassword = useMutation(trpc.user.setPassword.mutationOptions({ onError: (e: unknown) => setError(errorText(e)) }));
   const [notice, setNotice] = useState<string>();
+  // The server keeps one enabled admin; their row offers nothing it would refuse, and says why.
+  const enabledAdmins = users.data?.filter((user) => user.role === "admin" && !user.disabled) ?? [];
+  const lastAdminId = enabledAdmins.length === 1 ? enabledAdmins[0]?.id : undefined;
 
   function setPassword(user: User, event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
@@ -141,10 +144,14 @@ export function UsersPanel() {
                 <td>
                   {user.email}
                   <div className="muted">{user.name}</div>
+                  {user.id === lastAdminId ? (
+                    <div className="muted small">The only enabled admin: make someone else admin before demoting, disabling or removing them.</div>
+                  ) : null}
                 </td>
                 <td>
                   <select
                     aria-label={`Role of ${user.email}`}
+                    disabled={user.id === lastAdminId}
                     value={user.role}
                     onChange={(e) => update.mutate({ id: user.id, role: e.target.value as (typeof ROLES)[number] })}
                   >
@@ -173,7 +180,12 @@ export function UsersPanel() {
                 </td>
                 <td>{user.disabled ? <span className="bad">disabled</span> : <span className="ok">active</span>}</td>
                 <td className="buttons">
-                  <button type="button" className="small" onClick={() => update.mutate({ id: user.id, disabled: !user.disabled })}>
+                  <button
+                    type="button"
+                    className="small"
+                    disabled={user.id === lastAdminId}
+                    onClick={() => update.mutate({ id: user.id, disabled: !user.disabled })}
+                  >
                     {user.disabled ? "Enable" : "Disable"}
                   </button>
                   <details>
@@ -188,6 +200,7 @@ export function UsersPanel() {
                   <button
                     type="button"
                     className="danger small"
+                    disabled={user.id === lastAdminId}
                     onClick={() => window.confirm(`Remove ${user.email}? Their VMs stay, without an owner.`) && remove.mutate({ id: user.id })}
                   >
                     Remove

@@ -2,7 +2,7 @@
 // the role given; a role change and a disable take effect on their next call; a token made on
 // the Tokens page works for a service at once and stops working once revoked there.
 import { expect, test } from "@playwright/test";
-import { api, clientFor, refusalCode, uniqueName } from "./hangar.ts";
+import { ADMIN, api, clientFor, refusalCode, uniqueName } from "./hangar.ts";
 
 test("an admin adds a person on the Users page, changes their role and disables them; each takes effect at once", async ({ page }) => {
   const person = { email: `${uniqueName("ops")}@e2e.hangar`, password: "a good long password" };
@@ -23,6 +23,12 @@ test("an admin adds a person on the Users page, changes their role and disables 
   await expect.poll(async () => (await asPerson.account.me.query()).user?.role).toBe("viewer");
   const image = (await api.image.list.query()).find((i) => i.name === "hangar-tiny");
   expect(await refusalCode(asPerson.vm.create.mutate({ name: uniqueName("no"), imageId: image?.id ?? "", cpus: 1, memoryMiB: 128 }))).toBe("FORBIDDEN");
+
+  // The only enabled admin's row offers nothing the server would refuse, and says why.
+  const adminRow = page.locator(`[data-testid="user-row"][data-email="${ADMIN.email}"]`);
+  await expect(adminRow).toContainText("The only enabled admin");
+  await expect(adminRow.getByRole("button", { name: "Remove" })).toBeDisabled();
+  await expect(adminRow.getByLabel(`Role of ${ADMIN.email}`)).toBeDisabled();
 
   await row.getByRole("button", { name: "Disable" }).click();
   await expect(row).toContainText("disabled");
