@@ -136,6 +136,7 @@ export class FakeDriver {
       diskInfo: async () => ({ virtualBytes: vm.diskBytes, actualBytes: 1024 * 1024 }),
       resizeDisk: async (sizeBytes) => {
         vm.calls.push("resize");
+        this.maybeFail("resizeDisk");
         if (sizeBytes < vm.diskBytes) throw new DiskShrinkError(vm.diskBytes);
         if (vm.snapshots.length > 0) throw new DiskHasSnapshotsError();
         vm.diskBytes = sizeBytes;
@@ -305,6 +306,7 @@ export class FakeDriver {
       listSnapshots: async () => vm.snapshots.map((name) => ({ name, vmStateBytes: vm.running ? 1 : 0, createdAt: new Date(0) })),
       createSnapshot: async (name) => {
         await sleep(this.snapshotDelayMs);
+        this.maybeFail("createSnapshot");
         vm.snapshots.push(name);
       },
       revertSnapshot: async (name) => {

@@ -6,6 +6,7 @@ import { AlreadyRunningError, DiskHasSnapshotsError, DiskShrinkError } from "../
 import { HangarError, isHangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { announceRowChange } from "./bus.ts";
+import { stoppedMeanwhile } from "./lifecycle.ts";
 
 const GIB = 1024 ** 3;
 
@@ -32,6 +33,11 @@ export async function resizeDisk(hangar: Hangar, input: { id: string; diskGiB: n
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" has snapshots, and a disk with snapshots cannot be resized; delete them first.`);
     }
     if (isHangarError(error)) throw error;
+    if (running && (await stoppedMeanwhile(hangar, vm.id, error))) {
+      throw new HangarError("NOT_RUNNING", `VM "${vm.name}" stopped while its disk grew (its qemu ended); grow it again, Stopped or once it runs.`, {
+        cause: error,
+      });
+    }
     throw new HangarError("DRIVER_FAILED", `Growing the disk of VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   await hangar.db.vm.update({ where: { id: vm.id }, data: { diskGiB: input.diskGiB } });

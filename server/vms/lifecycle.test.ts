@@ -6,7 +6,9 @@ import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { cloneExistingVm, createVm } from "./inventory.ts";
+import { resizeDisk } from "./disks.ts";
 import { describeStop } from "./lifecycle.ts";
+import { changeSnapshot } from "./snapshots.ts";
 
 let t: TestHangar;
 let hangar: Hangar;
@@ -255,10 +257,42 @@ describe("lifecycle", () => {
     const suspending = codeOf(hangar.lifecycle.suspendVm(vm.id, "t"));
     await sleep(50);
     Object.assign(fake.vm(vm.id), { running: false, pid: 0 });
-    expect(await suspending).toBe("DRIVER_FAILED");
+    // Not the host's failure (a 500): the VM was ended under the call.
+    expect(await suspending).toBe("NOT_RUNNING");
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect(row.state).toBe("Stopped");
     expect(row.error).toMatch(/qemu ended during the save .*what was in its memory is lost/);
+  });
+
+  it("says a running VM's snapshot or disk growth failed because its qemu ended, not that the host failed", async () => {
+    const vm = await newVm();
+    await hangar.lifecycle.startVm(vm.id, "t");
+    const killed = () => Object.assign(fake.vm(vm.id), { running: false, pid: 0 });
+
+    fake.failNext.set("createSnapshot", new Error("QMP connection failed: read ECONNRESET"));
+    fake.snapshotDelayMs = 100;
+    const snapshot = changeSnapshot(hangar, { id: vm.id, name: "s1", action: "create" }, "t").catch((e: unknown) => e);
+    await sleep(30);
+    killed();
+    const refused = await snapshot;
+    expect(refused).toMatchObject({
+      code: "NOT_RUNNING",
+      message: 'VM "vm-1" stopped during the snapshot create of "s1" (its qemu ended); list its snapshots to see where it stands, then start it again.',
+    });
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "snapshot-create" } });
+    expect(event).toMatchObject({ ok: false, message: "Snapshot s1: the VM's qemu ended during it" });
+
+    // The same qemu failure with qemu still alive is the host's.
+    fake.failNext.set("createSnapshot", new Error("savevm: No space left on device"));
+    Object.assign(fake.vm(vm.id), { running: true });
+    expect(await codeOf(changeSnapshot(hangar, { id: vm.id, name: "s2", action: "create" }, "t"))).toBe("DRIVER_FAILED");
+
+    fake.failNext.set("resizeDisk", new Error("QMP connection failed: read ECONNRESET"));
+    killed();
+    expect(await resizeDisk(hangar, { id: vm.id, diskGiB: 40 }, "t").catch((e: unknown) => e)).toMatchObject({
+      code: "NOT_RUNNING",
+      message: expect.stringMatching(/^VM "vm-1" stopped while its disk grew \(its qemu ended\)/),
+    });
   });
 
   it("leaves a VM whose saved state fails to load Stopped, and drops that state", async () => {

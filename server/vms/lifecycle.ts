@@ -505,7 +505,12 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
           }
           const message = `Suspend failed: qemu ended during the save (${userMessage(error)}); the VM is stopped, and what was in its memory is lost.`;
           await finish(vm, actor, "suspend", from, "Stopped", false, message, { pid: null, ...NOT_RUNNING });
-          throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: qemu ended during the save; it is stopped now.`, { cause: error });
+          // Not the host's failure: someone or something ended the VM's qemu, as with exec.
+          throw new HangarError(
+            "NOT_RUNNING",
+            `VM "${vm.name}" stopped during the suspend (its qemu ended), so what was in its memory is lost; start it to boot it again.`,
+            { cause: error },
+          );
         }
         await finish(vm, actor, "suspend", from, "ErrorUnknown", false, `Suspend failed: ${userMessage(error)}`);
         throw new HangarError("DRIVER_FAILED", `Suspending VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });

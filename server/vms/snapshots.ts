@@ -7,6 +7,7 @@ import { SnapshotNotFoundError } from "../driver/manager.ts";
 import { HangarError, userMessage } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { announceRowChange } from "./bus.ts";
+import { stoppedMeanwhile } from "./lifecycle.ts";
 
 type SnapshotAction = "create" | "revert" | "delete";
 
@@ -60,15 +61,24 @@ export async function changeSnapshot(hangar: Hangar, input: { id: string; name: 
   } catch (error) {
     if (error instanceof HangarError) throw error;
     if (error instanceof SnapshotNotFoundError) throw new HangarError("NOT_FOUND", `VM "${vm.name}" has no snapshot named "${input.name}".`);
+    // A running VM's snapshot is the work of its qemu: one that ended meanwhile (killed) is no host failure.
+    const ended = vm.state === "Running" && (await stoppedMeanwhile(hangar, vm.id, error));
     const failed = await hangar.recorder.record({
       stream: "vm",
       vm,
       actor,
       action: `snapshot-${input.action}`,
       ok: false,
-      message: `Snapshot ${input.name}: ${userMessage(error)}`,
+      message: `Snapshot ${input.name}: ${ended ? "the VM's qemu ended during it" : userMessage(error)}`,
     });
     await announceRowChange(hangar, vm, failed.id);
+    if (ended) {
+      throw new HangarError(
+        "NOT_RUNNING",
+        `VM "${vm.name}" stopped during the snapshot ${input.action} of "${input.name}" (its qemu ended); list its snapshots to see where it stands, then start it again.`,
+        { cause: error },
+      );
+    }
     throw new HangarError("DRIVER_FAILED", `Snapshot ${input.action} of "${input.name}" on VM "${vm.name}" failed: ${userMessage(error)}`, { cause: error });
   }
   const done = await hangar.recorder.record({
