@@ -6,7 +6,7 @@ import { LiveUpdates } from "@/components/live-updates.tsx";
 import { NavLinks } from "@/components/nav-links.tsx";
 import { SessionGate, UserMenu } from "@/components/session.tsx";
 import { TrpcProvider } from "@/components/trpc-provider.tsx";
-import { SESSION_SEED_HEADER } from "@/lib/vocabulary.ts";
+import { LIST_SEED_HEADER, SESSION_SEED_HEADER } from "@/lib/vocabulary.ts";
 import "./globals.css";
 
 /**
@@ -22,12 +22,12 @@ export const metadata: Metadata = {
 };
 
 export default async function RootLayout({ children }: { children: ReactNode }) {
-  // Who is signed in, as Hangar's server read it for this page (server/http-server.ts).
-  const session = (await headers()).get(SESSION_SEED_HEADER) ?? undefined;
+  // Who is signed in, and on the inventory page its first rows, as Hangar's server read them for this page (server/http-server.ts).
+  const seeds = await headers();
   return (
     <html lang="en">
       <body>
-        <TrpcProvider session={session}>
+        <TrpcProvider session={seeds.get(SESSION_SEED_HEADER) ?? undefined} list={seeds.get(LIST_SEED_HEADER) ?? undefined}>
           {/* The first Tab stop: past the nine links of the top bar to the page itself. */}
           <a href="#content" className="skip-link">
             Skip to content

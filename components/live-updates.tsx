@@ -6,13 +6,14 @@
  * it is in) is asked for again. No polling, no whole-list fetch per change. A reconnect
  * resumes from the last change seen and is first given what it missed; the lists are read
  * again only when the server says that was not all (and once when the stream first starts,
- * since the page's first lists may have been read before it).
+ * since the page's first lists may have been read before it, unless the page came with them
+ * and the point they were read at).
  */
 import { useQueryClient, type InfiniteData } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { useCallback } from "react";
 import { signInAgainIfUnauthorized, useMe } from "./session.tsx";
-import { httpStatus } from "./trpc-provider.tsx";
+import { httpStatus, useSeedResumePoint } from "./trpc-provider.tsx";
 import type { LiveChange } from "@/server/vms/changes.ts";
 import { refreshVm } from "./refresh-vm.ts";
 import { useTRPC } from "./trpc.ts";
@@ -66,8 +67,11 @@ export function LiveUpdates() {
     },
     [queryClient, trpc, me],
   );
+  // A page that came with its first list starts from that read: what changed since is sent,
+  // and the lists are not read again.
+  const resumeFrom = useSeedResumePoint();
   const subscription = useSubscription(
-    trpc.vm.onChange.subscriptionOptions(undefined, {
+    trpc.vm.onChange.subscriptionOptions(resumeFrom ? { lastEventId: resumeFrom } : undefined, {
       enabled: Boolean(me),
       onData: ({ data }) => {
         if (!("caughtUp" in data)) apply(data);

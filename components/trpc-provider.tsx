@@ -8,11 +8,13 @@
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { createTRPCOptionsProxy } from "@trpc/tanstack-react-query";
 import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientError, wsLink } from "@trpc/client";
-import { useState, type ReactNode } from "react";
+import { createContext, useContext, useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root.ts";
+import { firstVmListQuery } from "@/lib/vocabulary.ts";
 import { signInAgainIfUnauthorized } from "./session.tsx";
 import { TRPCProvider, type RouterOutputs } from "./trpc.ts";
+import { nextPageCursor } from "./vm-filter.ts";
 
 const url = "/api/trpc";
 
@@ -48,9 +50,12 @@ function makeQueryClient(): QueryClient {
 /**
  * `session`: the caller's account.me answer as the server read it for this page (superjson,
  * URI-encoded), put in the cache so that the page asks for its data at once, not after
- * asking who is signed in.
+ * asking who is signed in. `list`: on the inventory page, the first page of the list the
+ * table starts on (firstVmListQuery), read with the page, so its rows show without asking,
+ * and the point the tab's live stream starts from: it is sent what changed since that read
+ * instead of reading the lists again.
  */
-export function TrpcProvider({ children, session }: { children: ReactNode; session?: string }) {
+export function TrpcProvider({ children, session, list }: { children: ReactNode; session?: string; list?: string }) {
   const [trpcClient] = useState(() =>
     createTRPCClient<AppRouter>({
       links: [
@@ -69,19 +74,30 @@ export function TrpcProvider({ children, session }: { children: ReactNode; sessi
       ],
     }),
   );
-  const [queryClient] = useState(() => {
+  const [{ queryClient, resumeFrom }] = useState(() => {
     const client = makeQueryClient();
-    if (session) {
-      const me = createTRPCOptionsProxy<AppRouter>({ client: trpcClient, queryClient: client }).account.me;
-      client.setQueryData(me.queryKey(), superjson.parse<RouterOutputs["account"]["me"]>(decodeURIComponent(session)));
-    }
-    return client;
+    if (!session) return { queryClient: client };
+    const trpc = createTRPCOptionsProxy<AppRouter>({ client: trpcClient, queryClient: client });
+    const me = superjson.parse<RouterOutputs["account"]["me"]>(decodeURIComponent(session));
+    client.setQueryData(trpc.account.me.queryKey(), me);
+    if (!list || !me.user) return { queryClient: client };
+    const seed = superjson.parse<{ resumeFrom: string; page: RouterOutputs["vm"]["list"] }>(decodeURIComponent(list));
+    const first = trpc.vm.list.infiniteQueryOptions(firstVmListQuery(me.user.role), { getNextPageParam: nextPageCursor });
+    client.setQueryData(first.queryKey, { pages: [seed.page], pageParams: [first.initialPageParam] });
+    return { queryClient: client, resumeFrom: seed.resumeFrom };
   });
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
-        {children}
+        <SeedResumePoint.Provider value={resumeFrom}>{children}</SeedResumePoint.Provider>
       </TRPCProvider>
     </QueryClientProvider>
   );
+}
+
+const SeedResumePoint = createContext<string | undefined>(undefined);
+
+/** Where the tab's live stream starts when the page came with lists read by the server; undefined otherwise. */
+export function useSeedResumePoint(): string | undefined {
+  return useContext(SeedResumePoint);
 }

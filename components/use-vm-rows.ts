@@ -7,7 +7,7 @@
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useMemo } from "react";
 import { useTRPC, type VmRow } from "./trpc.ts";
-import { listQuery, type VmFilter, type VmSort } from "./vm-filter.ts";
+import { listQuery, nextPageCursor, type VmFilter, type VmSort } from "./vm-filter.ts";
 
 export interface VmRows {
   rows: VmRow[];
@@ -26,7 +26,7 @@ export function useVmRows(filter: VmFilter, sort: VmSort): VmRows {
   const trpc = useTRPC();
   const list = useInfiniteQuery(
     trpc.vm.list.infiniteQueryOptions(listQuery(filter, sort), {
-      getNextPageParam: (page) => page.nextCursor ?? undefined,
+      getNextPageParam: nextPageCursor,
       // A new search shows the old rows until its own arrive, instead of an empty table.
       placeholderData: (previous) => previous,
     }),

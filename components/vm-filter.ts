@@ -5,7 +5,7 @@
  */
 // zod's mini build: the whole of zod is a large part of the inventory page's script.
 import { z } from "zod/mini";
-import { VM_SORT_KEYS } from "../lib/vocabulary.ts";
+import { VM_LIST_PAGE_SIZE, VM_SORT_KEYS } from "../lib/vocabulary.ts";
 import type { RouterInputs, VmRow } from "./trpc.ts";
 
 export type VmState = VmRow["state"];
@@ -35,10 +35,7 @@ export interface VmSort {
 /** Newest first: a VM just created shows on top, where live changes put new rows. */
 export const DEFAULT_SORT: VmSort = { key: "created", desc: true };
 
-/** Rows per page: a screenful and more, small enough to arrive at once. */
-export const PAGE_SIZE = 100;
-
-/** Operators start on their own VMs; admins and viewers see the whole inventory. */
+/** Operators start on their own VMs; admins and viewers see the whole inventory (as firstVmListQuery). */
 export function defaultFilter(role: string): VmFilter {
   return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "", tag: "" };
 }
@@ -56,8 +53,13 @@ export function listQuery(filter: VmFilter, sort: VmSort): VmListQuery {
     ...(filter.tag ? { tag: filter.tag } : {}),
     sort: sort.key,
     order: sort.desc ? "desc" : "asc",
-    limit: PAGE_SIZE,
+    limit: VM_LIST_PAGE_SIZE,
   };
+}
+
+/** The cursor of the page after `page` (the table's getNextPageParam); undefined after the last. */
+export function nextPageCursor(page: { nextCursor: string | null }): string | undefined {
+  return page.nextCursor ?? undefined;
 }
 
 /** The filters and order of a cached list's input, read back from its query key. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { VmRow } from "./trpc.ts";
-import { matchesQuery, queryOfKey } from "./vm-filter.ts";
+import { firstVmListQuery } from "../lib/vocabulary.ts";
+import { DEFAULT_SORT, defaultFilter, listQuery, matchesQuery, queryOfKey } from "./vm-filter.ts";
 import { patchPages, type RowChange, type VmListPage } from "./vm-list-patch.ts";
 
 const ME = "user-me";
@@ -186,5 +187,12 @@ describe("the list's filters read back from a query key", () => {
     expect(matchesQuery(vm, { owner: ME }, "another-user")).toBe(true);
     expect(matchesQuery(vm, { hostId: "host2" }, ME)).toBe(false);
     expect(matchesQuery(vm, { poolId: "p2" }, ME)).toBe(false);
+  });
+});
+
+describe("the list a page's server seeds", () => {
+  it.each(["admin", "operator", "viewer"])("is the one the table asks for first, as %s", (role) => {
+    // Any difference is a different query key: the seeded rows would be ignored and the list asked for anyway.
+    expect(firstVmListQuery(role)).toStrictEqual(listQuery(defaultFilter(role), DEFAULT_SORT));
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Many tabs of one browser: each holds its live updates on the tab's WebSocket, not on one
  * of the six HTTP connections a browser allows a host, so eight tabs all show a change and
- * a ninth still loads.
+ * a ninth still loads. A new tab's first rows come with the page, and its live stream starts
+ * from that read: it is sent what changed since, and reads no list.
  */
 import { expect, test, type Page } from "@playwright/test";
 import { api, removeVm, uniqueName } from "./hangar.ts";
@@ -36,4 +37,30 @@ test("eight tabs all show a change, and a ninth loads", async ({ context }) => {
   await expect(state(ninth)).toHaveText("Running");
   await api.vm.stop.mutate({ id: vm.id, timeoutSec: 0 });
   for (const page of [...tabs, ninth]) await expect(state(page)).toHaveText("Stopped");
+});
+
+test("a new tab shows its first rows without reading the list, and a change made before its live stream started", async ({ page }) => {
+  const tiny = (await api.image.list.query()).find((image) => image.name === "hangar-tiny");
+  const name = uniqueName("seed");
+  vmId = (await api.vm.create.mutate({ name, imageId: tiny!.id, cpus: 1, memoryMiB: 128 })).id;
+  const listReads: string[] = [];
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname.split(",").some((part) => part.endsWith("vm.list"))) listReads.push(request.url());
+  });
+  // The tab's subscription is held back until the VM has changed: the change falls between
+  // the page's list read and the stream's start.
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await page.routeWebSocket(/\/api\/trpc-ws/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => void released.then(() => server.send(message)));
+  });
+  await page.goto("/");
+  const description = page.locator(`[data-testid="vm-row"][data-vm-name="${name}"]`);
+  await expect(description).toBeVisible();
+  await api.vm.setTags.mutate({ id: vmId, tags: ["seeded-then-changed"] });
+  release();
+  await expect(description).toContainText("seeded-then-changed");
+  await expect(page.locator(".live-on")).toBeVisible();
+  expect(listReads).toEqual([]);
 });

@@ -23,6 +23,12 @@ export const VM_NAME_RULE = "1 to 63 lowercase letters, digits and hyphens, not 
  */
 export const SESSION_SEED_HEADER = "x-hangar-session";
 
+/**
+ * The same for the inventory page's first vm.list (firstVmListQuery of the caller's role):
+ * its rows come with the page instead of after a round trip once the page runs.
+ */
+export const LIST_SEED_HEADER = "x-hangar-list";
+
 // Passwords
 
 /** better-auth's limits on a password (server/auth/better-auth.ts is set from these). */
@@ -78,6 +84,17 @@ export function stateSortRank(state: string): number {
 /** What vm.list sorts by: name, state, when it was created, its owner's email, its host's name. */
 export const VM_SORT_KEYS = ["name", "state", "created", "owner", "host"] as const;
 export type VmSortKey = (typeof VM_SORT_KEYS)[number];
+
+/** Rows per vm.list page the inventory table asks for: a screenful and more, small enough to arrive at once. */
+export const VM_LIST_PAGE_SIZE = 100;
+
+/**
+ * The inventory table's first vm.list, before anyone picks a filter or order: newest first,
+ * and an operator's own VMs only (admins and viewers see the whole inventory).
+ */
+export function firstVmListQuery(role: string) {
+  return { ...(role === "operator" ? { owner: "mine" as const } : {}), sort: "created" as const, order: "desc" as const, limit: VM_LIST_PAGE_SIZE };
+}
 
 /** The fields of a VM's list row vm.list sorts by. */
 export interface VmSortFields {

@@ -7,12 +7,13 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import superjson from "superjson";
 import { afterEach, describe, expect, it } from "vitest";
-import { SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
+import { LIST_SEED_HEADER, SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
 import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
 import type { Settings } from "./env.ts";
 import { NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
 import { FakeDriver } from "./testing/fake-driver.ts";
+import { createVm } from "./vms/inventory.ts";
 import { createTestHangar, type TestHangar } from "./testing/fixtures.ts";
 
 interface Served {
@@ -25,6 +26,8 @@ interface Served {
   pageRequests: (string | undefined)[];
   /** The session seed Next would have read from each page request (app/layout.tsx). */
   pageSeeds: (string | undefined)[];
+  /** The same for the inventory's first list. */
+  listSeeds: (string | undefined)[];
   server: http.Server;
 }
 
@@ -48,6 +51,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
   running.push({ server, t });
   const pageRequests: (string | undefined)[] = [];
   const pageSeeds: (string | undefined)[] = [];
+  const listSeeds: (string | undefined)[] = [];
   createHttpServer(
     {
       hangar: t.hangar,
@@ -56,6 +60,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
         handle: async (req, res) => {
           pageRequests.push(req.headers["content-security-policy"] as string | undefined);
           pageSeeds.push(req.headers[SESSION_SEED_HEADER] as string | undefined);
+          listSeeds.push(req.headers[LIST_SEED_HEADER] as string | undefined);
           res.writeHead(200, { "Content-Type": "text/html" }).end("<!doctype html><title>page</title>");
         },
         handleUpgrade: async (_req, socket) => {
@@ -65,7 +70,7 @@ async function serve(settings: (port: number) => Partial<Settings> = () => ({}))
     },
     server,
   );
-  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests, pageSeeds, server };
+  return { t, port, host: `127.0.0.1:${port}`, origin: `http://127.0.0.1:${port}`, pageRequests, pageSeeds, listSeeds, server };
 }
 
 interface Reply {
@@ -228,6 +233,39 @@ describe("the page's session seed", () => {
     expect(signedIn).toMatchObject({ user: { email: "seen@test.hangar", role: "operator" }, needsFirstAdmin: false });
     expect(anonymous).toEqual({ user: null, needsFirstAdmin: false });
     expect([script, payload]).toEqual([undefined, undefined]);
+  });
+
+  it("gives the inventory page the first page of the list its table starts on, read as the caller, and nothing else does", async () => {
+    const served = await serve();
+    const { hangar } = served.t;
+    const operator = await addUser(hangar.db, hangar.auth, { email: "ops@test.hangar", name: "Ops", password: "a long password", role: "operator" });
+    const other = await addUser(hangar.db, hangar.auth, { email: "other@test.hangar", name: "Other", password: "a long password", role: "operator" });
+    const image = await hangar.db.image.create({ data: { name: "base", path: "/images/base.qcow2", status: "ready" } });
+    for (const [name, owner] of [
+      ["hers-1", operator.id],
+      ["theirs", other.id],
+      ["hers-2", operator.id],
+    ] as const) {
+      await createVm(hangar, { name, imageId: image.id, cpus: 1, memoryMiB: 128 }, "tester", owner);
+    }
+    const { cookie } = await signIn(served, "ops@test.hangar", "a long password");
+    const forged = encodeURIComponent(superjson.stringify({ items: [], nextCursor: null, total: 0 }));
+    const open = (urlPath: string, headers: Record<string, string>) => send(served.port, "GET", urlPath, { host: served.host, ...headers });
+    const opened = Date.now();
+    await open("/?q=1", { cookie, "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
+    await open("/pools", { cookie, "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
+    await open("/", { "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
+    const [inventory, pools, anonymous] = served.listSeeds.map((seed) =>
+      seed === undefined ? undefined : superjson.parse<{ resumeFrom: string; page: { items: { name: string }[]; total: number } }>(decodeURIComponent(seed)),
+    );
+    // An operator's table starts on their own VMs, newest first; the tab's live stream starts
+    // from a time mark taken before the read (vm.onChange sends what changed since).
+    expect(inventory?.page.items.map((vm) => vm.name)).toEqual(["hers-2", "hers-1"]);
+    expect(inventory?.page.total).toBe(2);
+    const mark = Number(/^live(\d+)$/.exec(inventory?.resumeFrom ?? "")?.[1]);
+    expect(mark).toBeGreaterThanOrEqual(opened);
+    expect(mark).toBeLessThanOrEqual(Date.now());
+    expect([pools, anonymous]).toEqual([undefined, undefined]);
   });
 });
 

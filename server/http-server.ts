@@ -11,8 +11,8 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { toNodeHandler } from "better-auth/node";
-import { SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
-import { TRPC_BASE_PATH, createTrpcHandler, sessionSeed } from "./api/http.ts";
+import { LIST_SEED_HEADER, SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
+import { TRPC_BASE_PATH, createTrpcHandler, pageSeed } from "./api/http.ts";
 import { OPENAPI_DOCUMENT_PATH, REST_BASE_PATH, createRestHandler } from "./api/openapi.ts";
 import { TRPC_WS_PATH, createTrpcWebSocket } from "./api/ws.ts";
 import { CLIENT_IP_HEADER } from "./auth/better-auth.ts";
@@ -158,11 +158,16 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     req.headers["content-security-policy"] = policy;
     delete req.headers["content-security-policy-report-only"];
     delete req.headers[SESSION_SEED_HEADER];
-    // A page a browser opens is told who is signed in (app/layout.tsx), saving the tab a
-    // round trip before it asks for its data; scripts, styles and route payloads are not.
+    delete req.headers[LIST_SEED_HEADER];
+    // A page a browser opens is told who is signed in (app/layout.tsx), and the inventory
+    // page its first rows, saving the tab round trips before it shows them; scripts, styles
+    // and route payloads are not.
     if (req.headers["sec-fetch-dest"] !== "document") return void pages.handle(req, res);
-    void sessionSeed(hangar, req)
-      .then((seed) => (req.headers[SESSION_SEED_HEADER] = seed))
+    void pageSeed(hangar, req, req.url?.split("?")[0] === "/")
+      .then((seed) => {
+        req.headers[SESSION_SEED_HEADER] = seed.session;
+        if (seed.list) req.headers[LIST_SEED_HEADER] = seed.list;
+      })
       .catch(() => undefined)
       .then(() => pages.handle(req, res));
   });

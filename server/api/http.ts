@@ -6,9 +6,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
+import { firstVmListQuery } from "../../lib/vocabulary.ts";
 import { actorLabel } from "../auth/permissions.ts";
 import { authenticate, bearerToken } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
+import { timeMark } from "../vms/changes.ts";
 import { BODY_TOO_LARGE, closeAfterReply, readBody } from "./body.ts";
 import { compressJson, createListResponses } from "./responses.ts";
 import { appRouter, createCaller } from "./root.ts";
@@ -32,10 +34,21 @@ export async function contextFor(hangar: Hangar, req: IncomingMessage): Promise<
   return { hangar, transport, principal, actor: principal ? actorLabel(principal) : "anonymous" };
 }
 
-/** The caller's account.me answer as a page's first render takes it (SESSION_SEED_HEADER). */
-export async function sessionSeed(hangar: Hangar, req: IncomingMessage): Promise<string> {
-  const me = await createCaller(await contextFor(hangar, req)).account.me();
-  return encodeURIComponent(superjson.stringify(me));
+/**
+ * What a page's first render takes from the server (superjson, URI-encoded): the caller's
+ * account.me answer (SESSION_SEED_HEADER) and, for the inventory page, the first page of
+ * its list (LIST_SEED_HEADER), read as the caller with the caller's permissions.
+ */
+export async function pageSeed(hangar: Hangar, req: IncomingMessage, inventory: boolean): Promise<{ session: string; list?: string }> {
+  const caller = createCaller(await contextFor(hangar, req));
+  const me = await caller.account.me();
+  const session = encodeURIComponent(superjson.stringify(me));
+  if (!inventory || !me.user) return { session };
+  // Taken before the read: the tab's live stream starts from it, and is sent what changed since.
+  const resumeFrom = timeMark();
+  // Without it the page asks as it did before: a failed read here is not the page's failure.
+  const page = await caller.vm.list(firstVmListQuery(me.user.role)).catch(() => undefined);
+  return page ? { session, list: encodeURIComponent(superjson.stringify({ resumeFrom, page })) } : { session };
 }
 
 /**
