@@ -116,6 +116,7 @@ export function createHangar({
       recorder,
       driverFor: driver,
       hostId: hosts.selfId,
+      hostName: hosts.name,
       noRoom: cluster.noRoomHere,
       localImage: localImage ?? copies.ensureLocal,
       readiness: { watchLimitMs: env.HANGAR_READY_TIMEOUT_SEC * 1000 },

@@ -169,10 +169,12 @@ describe("lifecycle", () => {
     const sentence = "Host port 3401 is taken on this host; free it, or forward guest port 80 on another host port (0 for any free one).";
     expect(error).toBeInstanceOf(HangarError);
     expect(error).toMatchObject({ code: "PORT_IN_USE", message: `Starting VM "b-port" failed: ${sentence}` });
+    // What the VM keeps is read from every host: it names this one.
+    const kept = `Start failed: Host port 3401 is taken on host ${hangar.hosts.name}; free it, or forward guest port 80 on another host port (0 for any free one).`;
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
-    expect([row.state, row.error]).toEqual(["Stopped", `Start failed: ${sentence}`]);
+    expect([row.state, row.error]).toEqual(["Stopped", kept]);
     const event = await hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "start" } });
-    expect([event.ok, event.message]).toEqual([false, `Start failed: ${sentence}`]);
+    expect([event.ok, event.message]).toEqual([false, kept]);
   });
 
   it("marks a VM ErrorUnknown when a stop fails and qemu still runs; delete then cleans up", async () => {

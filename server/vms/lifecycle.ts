@@ -35,6 +35,8 @@ export interface LifecycleDeps {
   driverFor: (vmId: string) => Manager;
   /** This host's id: only VMs of this host are acted on here (server/cluster/ forwards the others). */
   hostId: () => Promise<string>;
+  /** This host's name, for what is kept on a VM and read from any host. */
+  hostName: string;
   /**
    * Why this host cannot run one more VM of `memoryMiB` now, or undefined: a start beyond
    * the host's memory for VMs is refused with it (server/cluster/capacity.ts).
@@ -130,7 +132,7 @@ export async function stoppedMeanwhile(hangar: { db: Db; driverFor: (vmId: strin
   return now?.state !== "Running" || !(await hangar.driverFor(vmId).running());
 }
 
-export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, readiness: readinessTimings, localImage }: LifecycleDeps) {
+export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName, noRoom, readiness: readinessTimings, localImage }: LifecycleDeps) {
   /**
    * VMs with an action under way in this process (how many hold each); the reconciler
    * leaves them alone. An action holds its VM from before its compare-and-set, so the row
@@ -242,8 +244,10 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, noRoom, 
     message: string,
     data: Record<string, unknown> = {},
   ) {
-    await db.vm.update({ where: { id: vm.id }, data: { ...data, state: to, error: ok ? null : message } });
-    await recorder.record({ stream: "vm", vm, actor, action, from, to, ok, message });
+    // Kept on the VM and in its events, read from every host: "this host" says which one.
+    const kept = message.replaceAll("this host", `host ${hostName}`);
+    await db.vm.update({ where: { id: vm.id }, data: { ...data, state: to, error: ok ? null : kept } });
+    await recorder.record({ stream: "vm", vm, actor, action, from, to, ok, message: kept });
   }
 
   async function setGuestClock(vm: { id: string; name: string }, driver: Manager): Promise<void> {
