@@ -5,7 +5,7 @@
  */
 // zod's mini build: the whole of zod is a large part of the inventory page's script.
 import { z } from "zod/mini";
-import { VM_LIST_PAGE_SIZE, VM_SORT_KEYS } from "../lib/vocabulary.ts";
+import { VM_LIST_PAGE_SIZE, VM_SORT_KEYS, firstVmListQuery } from "../lib/vocabulary.ts";
 import type { RouterInputs, VmRow } from "./trpc.ts";
 
 export type VmState = VmRow["state"];
@@ -32,12 +32,15 @@ export interface VmSort {
   desc: boolean;
 }
 
-/** Newest first: a VM just created shows on top, where live changes put new rows. */
-export const DEFAULT_SORT: VmSort = { key: "created", desc: true };
+/** The order is the same for every role. */
+const firstOrder = firstVmListQuery("any role");
 
-/** Operators start on their own VMs; admins and viewers see the whole inventory (as firstVmListQuery). */
+/** Newest first (firstVmListQuery): a VM just created shows on top, where live changes put new rows. */
+export const DEFAULT_SORT: VmSort = { key: firstOrder.sort, desc: firstOrder.order === "desc" };
+
+/** Operators start on their own VMs; admins and viewers see the whole inventory (firstVmListQuery). */
 export function defaultFilter(role: string): VmFilter {
-  return { search: "", state: "", owner: role === "operator" ? "mine" : "all", hostId: "", imageId: "", poolId: "", tag: "" };
+  return { search: "", state: "", owner: firstVmListQuery(role).owner ?? "all", hostId: "", imageId: "", poolId: "", tag: "" };
 }
 
 /** vm.list's input for a filter and sort (empty choices left out). */

@@ -70,6 +70,14 @@ export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * A sentence this host phrased for its own callers ("taken on this host"), for a reader on any
+ * host (a forwarded call's caller, what a VM keeps): it names the host instead.
+ */
+export function namingHost(message: string, hostName: string): string {
+  return message.replaceAll("this host", `host ${hostName}`);
+}
+
 /** The message with the chain of causes under it: everything the server log should keep. */
 export function errorDetail(error: unknown): string {
   const cause = error instanceof Error ? error.cause : undefined;

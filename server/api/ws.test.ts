@@ -57,24 +57,30 @@ function wsClient(port: number, token: string, origin?: string): TRPCClient<AppR
   return createTRPCClient<AppRouter>({ links: [wsLink({ client, transformer: superjson })] });
 }
 
-/** Collects the changes of one subscription until `done` says enough. */
-function collect(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (changes: LiveChange[]) => boolean) {
-  const changes: LiveChange[] = [];
-  return new Promise<LiveChange[]>((resolve, reject) => {
+/** Every message of one subscription (tracked ids too) until `done` says enough. */
+function messages(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (seen: { id: string; data: LiveMessage }[]) => boolean) {
+  const seen: { id: string; data: LiveMessage }[] = [];
+  return new Promise<typeof seen>((resolve, reject) => {
     const subscription = client.vm.onChange.subscribe(input, {
-      onData: ({ data }) => {
-        // The stream's start says whether a replay was all that was missed (its own test below).
-        if ("caughtUp" in data) return;
-        changes.push(data);
-        if (done(changes)) {
+      onData: (tracked) => {
+        seen.push(tracked);
+        if (done(seen)) {
           subscription.unsubscribe();
-          resolve(changes);
+          resolve(seen);
         }
       },
       onError: reject,
     });
     cleanups.push(() => subscription.unsubscribe());
   });
+}
+
+/** The changes among `seen` (the stream's start left out: its own test below). */
+const changesOf = (seen: { data: LiveMessage }[]) => seen.flatMap(({ data }) => ("caughtUp" in data ? [] : [data]));
+
+/** Collects the changes of one subscription until `done` says enough. */
+async function collect(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (changes: LiveChange[]) => boolean) {
+  return changesOf(await messages(client, input, (seen) => done(changesOf(seen))));
 }
 
 describe("vm.onChange over /api/trpc-ws", () => {
@@ -194,23 +200,6 @@ describe("vm.onChange over /api/trpc-ws", () => {
     expect([missed[0]?.event?.action, missed.at(-1)?.event?.action]).toEqual(["start", "stop"]);
   });
 
-  /** Every message of one subscription (tracked ids too) until `done` says enough. */
-  function messages(client: TRPCClient<AppRouter>, input: { lastEventId?: string } | undefined, done: (seen: { id: string; data: LiveMessage }[]) => boolean) {
-    const seen: { id: string; data: LiveMessage }[] = [];
-    return new Promise<typeof seen>((resolve, reject) => {
-      const subscription = client.vm.onChange.subscribe(input, {
-        onData: (tracked) => {
-          seen.push(tracked);
-          if (done(seen)) {
-            subscription.unsubscribe();
-            resolve(seen);
-          }
-        },
-        onError: reject,
-      });
-      cleanups.push(() => subscription.unsubscribe());
-    });
-  }
   const caughtUp = (message: LiveMessage) => ("caughtUp" in message ? message.caughtUp : undefined);
 
   it("tells a new subscription to read its lists, and a resumed one that missed only changes it replayed that it has caught up", async () => {

@@ -6,7 +6,7 @@
  */
 import { TRPCError } from "@trpc/server";
 import { createCaller } from "../api/root.ts";
-import { errorDetail, isHangarError } from "../errors.ts";
+import { errorDetail, isHangarError, namingHost } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { decodeInput, forwardedCall, success, type CallOutcome } from "./calls.ts";
 
@@ -23,14 +23,6 @@ function procedureAt(caller: unknown, path: string): ((input: unknown) => Promis
     const result: unknown = await Reflect.apply(procedure, undefined, [input]);
     return result;
   };
-}
-
-/**
- * A sentence the owning host phrased for a caller of its own ("taken on this host", "does not
- * exist on this host"): the caller is on another host, so it names the host it is about.
- */
-function forCallerElsewhere(hangar: Hangar, message: string): string {
-  return message.replaceAll("this host", `host ${hangar.hosts.name}`);
 }
 
 export async function runForwardedCall(hangar: Hangar, data: unknown, log: (message: string) => void = () => undefined): Promise<CallOutcome> {
@@ -56,7 +48,7 @@ export async function runForwardedCall(hangar: Hangar, data: unknown, log: (mess
         ok: false,
         code: error.code,
         domainCode: isHangarError(error.cause) ? error.cause.code : null,
-        message: forCallerElsewhere(hangar, error.message),
+        message: namingHost(error.message, hangar.hosts.name),
       };
     }
     log(`forwarded ${path} failed: ${errorDetail(error)}`);

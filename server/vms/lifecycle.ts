@@ -20,7 +20,7 @@ import {
 } from "../driver/manager.ts";
 import type { Actor, Recorder } from "../audit/recorder.ts";
 import { authorizedKeysOf } from "../auth/ssh-keys.ts";
-import { HangarError, isHangarError, userMessage } from "../errors.ts";
+import { HangarError, isHangarError, namingHost, userMessage } from "../errors.ts";
 import { UserDataError } from "../driver/user-data.ts";
 import type { ImageFiles, LocalImage } from "../images/copies.ts";
 import type { VmBus } from "./bus.ts";
@@ -244,8 +244,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
     message: string,
     data: Record<string, unknown> = {},
   ) {
-    // Kept on the VM and in its events, read from every host: "this host" says which one.
-    const kept = message.replaceAll("this host", `host ${hostName}`);
+    // Kept on the VM and in its events, read from every host.
+    const kept = namingHost(message, hostName);
     await db.vm.update({ where: { id: vm.id }, data: { ...data, state: to, error: ok ? null : kept } });
     await recorder.record({ stream: "vm", vm, actor, action, from, to, ok, message: kept });
   }
