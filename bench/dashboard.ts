@@ -3,8 +3,9 @@
  * for the run (production build: `npx next build` first). The VM rows are written straight
  * into the database before the server starts; one real tiny VM is started and stopped to
  * make changes. Prints:
- *   - first rows: navigation to the first visible row (median of fresh tabs; goal < 1 s),
- *     with the rows and elements in the page against the inventory's size, and how many
+ *   - first rows: navigation to the frame that paints the first row (median of fresh tabs;
+ *     goal < 1 s), and to when that row takes clicks; the rows and elements in the page
+ *     against the inventory's size, and how many
  *     vm.list requests each fresh tab made until a second after its live stream started;
  *   - route prefetches fired by scrolling the whole table (goal 0);
  *   - with 8 tabs of one browser open, the time from the Running event to the change
@@ -118,6 +119,43 @@ function watchState(page: Page, vmId: string, state: string): Promise<number> {
   })`);
 }
 
+interface FirstRowTimes {
+  /** The frame that paints the first row, in ms from navigation start. */
+  painted: number;
+  /** When the first row's controls are enabled, i.e. the tab's scripts have taken over the row. */
+  usable: number;
+}
+
+/**
+ * Run in each fresh tab before its document: notes when the first VM row enters the page and
+ * the animation frame after it (the browser paints right after a frame's callbacks, and holds
+ * them back while a stylesheet or a script blocks rendering), and when that row's controls are
+ * enabled. Times are the page's own clock (0 = navigation start): Playwright's round trips to
+ * a busy page would be measured otherwise. A string for the same reason as watchState.
+ */
+const FIRST_ROW_TIMES = `(() => {
+  let painted, usable, finish;
+  const done = new Promise((resolve) => (finish = resolve));
+  window.__firstRow = { done };
+  const check = () => {
+    const row = document.querySelector('[data-testid="vm-row"]');
+    if (!row) return;
+    if (painted === undefined) {
+      painted = null;
+      requestAnimationFrame(() => { painted = performance.now(); settle(); });
+    }
+    const control = row.querySelector("input, button");
+    if (usable === undefined && control && control.matches(":enabled")) { usable = performance.now(); settle(); }
+  };
+  const settle = () => {
+    if (typeof painted !== "number" || usable === undefined) return;
+    observer.disconnect();
+    finish({ painted, usable });
+  };
+  const observer = new MutationObserver(check);
+  observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["disabled"] });
+})()`;
+
 async function openTab(context: BrowserContext, vmName: string): Promise<Page> {
   const page = await context.newPage();
   await page.goto("/");
@@ -184,6 +222,7 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
 
     // First rows: a fresh tab each time (nothing cached), navigation start to a visible row.
     const firstRows: number[] = [];
+    const firstRowsUsable: number[] = [];
     const newTabListReads: number[] = [];
     let shape = { rows: 0, elements: 0 };
     for (let i = 0; i < FIRST_ROW_SAMPLES; i++) {
@@ -193,10 +232,11 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       page.on("request", (request) => {
         if (new URL(request.url()).pathname.split(",").some((part) => part.endsWith("vm.list"))) listReads += 1;
       });
-      const started = performance.now();
+      await page.addInitScript(FIRST_ROW_TIMES);
       await page.goto("/");
-      await page.locator('[data-testid="vm-row"]').first().waitFor({ state: "visible" });
-      firstRows.push(performance.now() - started);
+      const times = await page.evaluate<FirstRowTimes>("window.__firstRow.done");
+      firstRows.push(times.painted);
+      firstRowsUsable.push(times.usable);
       // Once the live stream has started (and said whether the tab missed anything), the lists it would read again are asked for at once.
       await page.locator(".live-on").waitFor();
       await sleep(1000);
@@ -207,7 +247,8 @@ runBench("dashboard", async ({ work, hangar, imageId }) => {
       }));
       await context.close();
     }
-    console.log(`first rows visible        median ${median(firstRows).toFixed(0)} ms of ${FIRST_ROW_SAMPLES} fresh tabs (goal < 1000 ms)`);
+    console.log(`first rows visible        median ${median(firstRows).toFixed(0)} ms of ${FIRST_ROW_SAMPLES} fresh tabs (goal < 1000 ms): painted on screen`);
+    console.log(`first rows usable         median ${median(firstRowsUsable).toFixed(0)} ms: the first row's controls take clicks (the tab's scripts have run)`);
     console.log(`vm.list reads by a tab   ${newTabListReads.join(", ")} in its first second live (its first rows come with the page)`);
     console.log(`rows in the page          ${shape.rows} of ${VMS + 1} VMs, ${shape.elements} elements`);
 

@@ -34,6 +34,13 @@ export function useMe(): Me | null | undefined {
   return me.data ? me.data.user : undefined;
 }
 
+/**
+ * Pages the server renders with their data, so that they show before the tab's scripts have
+ * run: the inventory, which comes with its first rows (server/api/http.ts pageSeed). Their
+ * first render in the browser must equal the server's, e.g. ages count to the seed's time.
+ */
+const SERVER_RENDERED_PAGES = ["/"];
+
 /** For useSyncExternalStore: false while rendered on the server and hydrated, true after. */
 const noChange = () => () => undefined;
 const inBrowser = () => true;
@@ -44,8 +51,8 @@ export function SessionGate({ children }: { children: ReactNode }) {
   const router = useRouter();
   const pathname = usePathname() ?? "/";
   const me = useQuery(trpc.account.me.queryOptions(undefined, { staleTime: 60_000 }));
-  // Pages render in the browser only: the server knows who is signed in (the top bar shows
-  // it at once), but a page's own first render waits for the tab to run.
+  // The server knows who is signed in (the top bar shows it at once), but most pages render
+  // in the browser only: their first render waits for the tab to run.
   const mounted = useSyncExternalStore(noChange, inBrowser, onServer);
   const open = OPEN_PAGES.includes(pathname);
   const away = me.data ? detour(pathname, { signedIn: me.data.user !== null, needsFirstAdmin: me.data.needsFirstAdmin }) : undefined;
@@ -56,7 +63,17 @@ export function SessionGate({ children }: { children: ReactNode }) {
   }, [away, router]);
   if (away) return <p className="muted">Checking your session…</p>;
   if (open) return <>{children}</>;
-  if (!mounted || !me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
+  if (!me.data || !me.data.user) return <p className="muted">Checking your session…</p>;
+  if (SERVER_RENDERED_PAGES.includes(pathname)) {
+    // Shown before the tab's scripts run, and inert until they do: a click or a keystroke
+    // there would be lost (Playwright, too, waits for the controls to be enabled).
+    return (
+      <fieldset className="page-frame" disabled={!mounted}>
+        {children}
+      </fieldset>
+    );
+  }
+  if (!mounted) return <p className="muted">Checking your session…</p>;
   return <>{children}</>;
 }
 

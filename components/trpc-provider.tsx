@@ -13,6 +13,7 @@ import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root.ts";
 import { firstVmListQuery } from "@/lib/vocabulary.ts";
 import { signInAgainIfUnauthorized } from "./session.tsx";
+import { RenderedAt } from "./use-now.ts";
 import { TRPCProvider, type RouterOutputs } from "./trpc.ts";
 import { nextPageCursor } from "./vm-filter.ts";
 
@@ -74,22 +75,24 @@ export function TrpcProvider({ children, session, list }: { children: ReactNode;
       ],
     }),
   );
-  const [{ queryClient, resumeFrom }] = useState(() => {
+  const [{ queryClient, resumeFrom, readAt }] = useState(() => {
     const client = makeQueryClient();
     if (!session) return { queryClient: client };
     const trpc = createTRPCOptionsProxy<AppRouter>({ client: trpcClient, queryClient: client });
     const me = superjson.parse<RouterOutputs["account"]["me"]>(decodeURIComponent(session));
     client.setQueryData(trpc.account.me.queryKey(), me);
     if (!list || !me.user) return { queryClient: client };
-    const seed = superjson.parse<{ resumeFrom: string; page: RouterOutputs["vm"]["list"] }>(decodeURIComponent(list));
+    const seed = superjson.parse<{ resumeFrom: string; readAt: number; page: RouterOutputs["vm"]["list"] }>(decodeURIComponent(list));
     const first = trpc.vm.list.infiniteQueryOptions(firstVmListQuery(me.user.role), { getNextPageParam: nextPageCursor });
     client.setQueryData(first.queryKey, { pages: [seed.page], pageParams: [first.initialPageParam] });
-    return { queryClient: client, resumeFrom: seed.resumeFrom };
+    return { queryClient: client, resumeFrom: seed.resumeFrom, readAt: seed.readAt };
   });
   return (
     <QueryClientProvider client={queryClient}>
       <TRPCProvider trpcClient={trpcClient} queryClient={queryClient}>
-        <SeedResumePoint.Provider value={resumeFrom}>{children}</SeedResumePoint.Provider>
+        <SeedResumePoint.Provider value={resumeFrom}>
+          <RenderedAt.Provider value={readAt}>{children}</RenderedAt.Provider>
+        </SeedResumePoint.Provider>
       </TRPCProvider>
     </QueryClientProvider>
   );

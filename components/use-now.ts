@@ -1,5 +1,5 @@
 "use client";
-import { useEffect, useState, useSyncExternalStore } from "react";
+import { createContext, useContext, useEffect, useState, useSyncExternalStore } from "react";
 
 /**
  * One clock for every "3m ago" cell on the page: a single timer, started by the first cell
@@ -27,12 +27,20 @@ function subscribe(listener: () => void): () => void {
   };
 }
 
+/**
+ * When the server read what the page shows (the inventory's seed), for a page rendered on the
+ * server: its render and the tab's first (hydration) count ages to the same moment, so they
+ * agree; the tab moves to its own clock right after.
+ */
+export const RenderedAt = createContext<number | undefined>(undefined);
+
 /** The time of the shared clock's last tick (Date.now() to the minute). */
 export function useMinuteClock(): number {
+  const renderedAt = useContext(RenderedAt);
   return useSyncExternalStore(
     subscribe,
     () => now,
-    () => now,
+    () => renderedAt ?? now,
   );
 }
 

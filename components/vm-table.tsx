@@ -30,6 +30,11 @@ import { useVmRows } from "./use-vm-rows.ts";
 const ROW_ESTIMATE = 49;
 /** Rows rendered beyond the visible ones, so a quick scroll does not show blanks. */
 const OVERSCAN = 10;
+/**
+ * The table's height before it is measured: the rows the server renders (and the tab's first
+ * render, which must equal it), about a screenful.
+ */
+const FIRST_RENDER_HEIGHT = 800;
 /** The next page is asked for when the last rendered row is this close to the end. */
 const PREFETCH_ROWS = 20;
 
@@ -294,6 +299,7 @@ function Inventory({ me }: { me: Me }) {
     getScrollElement: () => scroller.current,
     estimateSize: () => ROW_ESTIMATE,
     overscan: OVERSCAN,
+    initialRect: { width: 0, height: FIRST_RENDER_HEIGHT },
     getItemKey: (index) => rows[index]?.id ?? index,
   });
   const items = virtualizer.getVirtualItems();

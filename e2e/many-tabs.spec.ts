@@ -64,3 +64,36 @@ test("a new tab shows its first rows without reading the list, and a change made
   await expect(page.locator(".live-on")).toBeVisible();
   expect(listReads).toEqual([]);
 });
+
+test("the first rows are in the page as it arrives, inert until the tab's scripts run, and then work", async ({ page }) => {
+  const tiny = (await api.image.list.query()).find((image) => image.name === "hangar-tiny");
+  const name = uniqueName("html");
+  vmId = (await api.vm.create.mutate({ name, imageId: tiny!.id, cpus: 1, memoryMiB: 128 })).id;
+  const errors: string[] = [];
+  page.on("console", (message) => void (message.type() === "error" && errors.push(message.text())));
+  page.on("pageerror", (error) => errors.push(error.message));
+
+  const html = await (await page.request.get("/", { headers: { "sec-fetch-dest": "document" } })).text();
+  expect(html).toContain(`data-vm-name="${name}"`);
+
+  // The page's scripts are held back: what shows meanwhile is the server's HTML alone.
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  await page.route("**/_next/static/chunks/*.js", async (route) => {
+    await released;
+    await route.continue();
+  });
+  await page.goto("/", { waitUntil: "commit" });
+  const row = page.locator(`[data-testid="vm-row"][data-vm-name="${name}"]`);
+  await expect(row.getByTestId("vm-state")).toHaveText("Stopped");
+  await expect(row.getByRole("cell").filter({ hasText: "<1m" })).toBeVisible();
+  const tick = row.getByRole("checkbox", { name: `Select ${name}` });
+  await expect(tick).toBeDisabled();
+  await expect(page.getByRole("button", { name: "New VM" })).toBeDisabled();
+
+  release();
+  await tick.check();
+  await expect(page.getByRole("toolbar", { name: "Selected VMs" })).toContainText("1 VM selected");
+  await expect(page.locator(".live-on")).toBeVisible();
+  expect(errors).toEqual([]);
+});

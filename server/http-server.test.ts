@@ -256,7 +256,7 @@ describe("the page's session seed", () => {
     await open("/pools", { cookie, "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
     await open("/", { "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
     const [inventory, pools, anonymous] = served.listSeeds.map((seed) =>
-      seed === undefined ? undefined : superjson.parse<{ resumeFrom: string; page: { items: { name: string }[]; total: number } }>(decodeURIComponent(seed)),
+      seed === undefined ? undefined : superjson.parse<{ resumeFrom: string; readAt: number; page: { items: { name: string }[]; total: number } }>(decodeURIComponent(seed)),
     );
     // An operator's table starts on their own VMs, newest first; the tab's live stream starts
     // from a time mark taken before the read (vm.onChange sends what changed since).
@@ -265,6 +265,8 @@ describe("the page's session seed", () => {
     const mark = Number(/^live(\d+)$/.exec(inventory?.resumeFrom ?? "")?.[1]);
     expect(mark).toBeGreaterThanOrEqual(opened);
     expect(mark).toBeLessThanOrEqual(Date.now());
+    // The page's ages count to the same moment on the server and in the tab's first render.
+    expect(inventory?.readAt).toBe(mark);
     expect([pools, anonymous]).toEqual([undefined, undefined]);
   });
 });

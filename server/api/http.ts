@@ -45,10 +45,12 @@ export async function pageSeed(hangar: Hangar, req: IncomingMessage, inventory: 
   const session = encodeURIComponent(superjson.stringify(me));
   if (!inventory || !me.user) return { session };
   // Taken before the read: the tab's live stream starts from it, and is sent what changed since.
-  const resumeFrom = timeMark();
+  // The page's ages are counted to it too, by the server's render and by the tab's first.
+  const readAt = Date.now();
+  const resumeFrom = timeMark(readAt);
   // Without it the page asks as it did before: a failed read here is not the page's failure.
   const page = await caller.vm.list(firstVmListQuery(me.user.role)).catch(() => undefined);
-  return page ? { session, list: encodeURIComponent(superjson.stringify({ resumeFrom, page })) } : { session };
+  return page ? { session, list: encodeURIComponent(superjson.stringify({ resumeFrom, readAt, page })) } : { session };
 }
 
 /**
