@@ -11,7 +11,10 @@ export const ERROR_CODES = {
   NOT_FOUND: "NOT_FOUND",
   /** A VM with protection on cannot be deleted (Proxmox's Protection); turn it off first. */
   VM_PROTECTED: "PRECONDITION_FAILED",
-  /** The VM must be running for this. Seed: ErrVMNotRunning / ErrNotRunning. */
+  /**
+   * The VM must be running for this, or it stopped under the action (its qemu ended: killed,
+   * as it started or during a save). Seed: ErrVMNotRunning / ErrNotRunning.
+   */
   NOT_RUNNING: "PRECONDITION_FAILED",
   /** Start of a VM whose qemu is already running. Seed: ErrAlreadyRunning. */
   ALREADY_RUNNING: "CONFLICT",

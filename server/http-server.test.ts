@@ -256,7 +256,9 @@ describe("the page's session seed", () => {
     await open("/pools", { cookie, "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
     await open("/", { "sec-fetch-dest": "document", [LIST_SEED_HEADER]: forged });
     const [inventory, pools, anonymous] = served.listSeeds.map((seed) =>
-      seed === undefined ? undefined : superjson.parse<{ resumeFrom: string; readAt: number; page: { items: { name: string }[]; total: number } }>(decodeURIComponent(seed)),
+      seed === undefined
+        ? undefined
+        : superjson.parse<{ resumeFrom: string; readAt: number; page: { items: { name: string }[]; total: number } }>(decodeURIComponent(seed)),
     );
     // An operator's table starts on their own VMs, newest first; the tab's live stream starts
     // from a time mark taken before the read (vm.onChange sends what changed since).

@@ -16,8 +16,8 @@ export class AlreadyRunningError extends Error {
 
 /** Stop (or shell, sync…) of a VM that is not running. Seed: ErrNotRunning. */
 export class NotRunningError extends Error {
-  constructor(message = "VM is not running") {
-    super(message);
+  constructor(message = "VM is not running", options?: { cause?: unknown }) {
+    super(message, options);
     this.name = "NotRunningError";
   }
 }

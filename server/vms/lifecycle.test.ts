@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { setTimeout as sleep } from "node:timers/promises";
-import { HostPortTakenError, HostToolMissingError, SavedStateLoadError } from "../driver/manager.ts";
+import { HostPortTakenError, HostToolMissingError, NotRunningError, SavedStateLoadError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
@@ -264,6 +264,21 @@ describe("lifecycle", () => {
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
     expect(row.state).toBe("Stopped");
     expect(row.error).toMatch(/qemu ended during the save .*what was in its memory is lost/);
+  });
+
+  it("says a start failed because its qemu was ended as it started, not that the host failed", async () => {
+    const vm = await newVm();
+    fake.failNext.set("start", new NotRunningError("qemu was ended by SIGKILL as it started"));
+    expect(await hangar.lifecycle.startVm(vm.id, "t").catch((e: unknown) => e)).toMatchObject({
+      code: "NOT_RUNNING",
+      message: 'Starting VM "vm-1" failed: qemu was ended by SIGKILL as it started, so the VM is stopped; start it again.',
+    });
+    expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).toMatchObject({ state: "Stopped", pid: null });
+    // A qemu that fails on its own is the host's failure.
+    fake.failNext.set("start", new Error("qemu failed to start (exit code 1); the server log has its output"));
+    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    await hangar.lifecycle.startVm(vm.id, "t");
+    expect((await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).state).toBe("Running");
   });
 
   it("says a running VM's snapshot or disk growth failed because its qemu ended, not that the host failed", async () => {

@@ -404,7 +404,9 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
         const reason =
           error instanceof UserDataError
             ? `${error.message} A VM keeps the user-data it was created with; create one with user-data cloud-init can read.`
-            : userMessage(error);
+            : error instanceof NotRunningError && !stillRuns && !resume
+              ? `${userMessage(error)}, so the VM is stopped; start it again.`
+              : userMessage(error);
         let message = `Start failed: ${reason}`;
         if (keepsSaved) message = `${message.replace(/[^.]$/, "$&.")} The saved state is kept; start the VM again to resume it.`;
         else if (resume && !stillRuns) {
@@ -425,9 +427,12 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
               ? "PORT_IN_USE"
               : error instanceof UserDataError
                 ? "INVALID_INPUT"
-                : isHangarError(error)
-                  ? error.code
-                  : "DRIVER_FAILED";
+                : // Someone ended its qemu as it started: not the host's failure, as with a suspend cut short.
+                  error instanceof NotRunningError && !stillRuns
+                  ? "NOT_RUNNING"
+                  : isHangarError(error)
+                    ? error.code
+                    : "DRIVER_FAILED";
         throw new HangarError(code, `Starting VM "${vm.name}" failed: ${reason}`, { cause: error });
       }
     });

@@ -56,6 +56,8 @@ const snapshotsJson = z.object({
 export const MACHINE_FAMILY = "q35";
 /** The internal snapshot that holds a suspended VM's state. */
 export const SUSPEND_TAG = "hangar-suspend";
+/** Signals that end a process on someone's say (kill, the OOM killer), not a crash of qemu's own. */
+const ENDING_SIGNALS = new Set(["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP"]);
 const QEMU = "qemu-system-x86_64";
 /** How long saving a suspended VM's state may take (all its memory goes into the disk). */
 const SAVE_TIMEOUT_MS = 300_000;
@@ -250,12 +252,14 @@ export class QemuManager implements Manager {
       if (options.resume && !memoryInFile && typeof launch.exitCode === "number") {
         throw new SavedStateLoadError(`qemu exited with code ${launch.exitCode} while loading it; the server log has its output`);
       }
+      // Ended by someone (kill, an OOM killer's SIGKILL), not failed: the VM simply is not running.
+      if (launch.signal && ENDING_SIGNALS.has(launch.signal)) throw new NotRunningError(`qemu was ended by ${launch.signal} as it started`);
       const how = launch.signal ? `was ended by ${launch.signal} as it started` : `failed to start (exit code ${launch.exitCode ?? "unknown"})`;
       throw new Error(`qemu ${how}; the server log has its output`);
     }
     try {
       const pid = await this.pid();
-      if (pid === 0) throw new Error("qemu daemonized but left no live process");
+      if (pid === 0) throw new NotRunningError("qemu ended as it started");
       const forwards = await withQmp(this.files.qmpSocket, async (qmp) => {
         if (options.resume && memoryInFile) {
           await ignoreSharedMemory(qmp, true);
@@ -282,7 +286,10 @@ export class QemuManager implements Manager {
       this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on ${this.forwardAddress}:${sshPort}`);
       return { machine, pid, sshPort, ports };
     } catch (error) {
+      // Gone before it was asked how it runs (killed once daemonized): it ended, nothing failed here.
+      const ended = !(await this.running().catch(() => true));
       await this.forceStop();
+      if (ended && !(error instanceof NotRunningError)) throw new NotRunningError("qemu ended as it started", { cause: error });
       throw error;
     }
   }
