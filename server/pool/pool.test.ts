@@ -1,6 +1,7 @@
 // Pool semantics on a fake driver: sizes, concurrent acquires, release, close, failures.
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { NotRunningError } from "../driver/manager.ts";
 import { HangarError } from "../errors.ts";
 import type { Hangar } from "../hangar.ts";
 import { CLOUD_INIT_DONE, FakeDriver } from "../testing/fake-driver.ts";
@@ -331,6 +332,25 @@ describe("pools", () => {
     await hangar.pools.resizePool(pool.id, 2);
     await hangar.pools.kick(pool.id);
     expect(await members(pool.id)).toHaveLength(2);
+  });
+
+  it("hands out the next member when the one claimed has its qemu ended under the hand-out; a fault of the host's is the answer", async () => {
+    const pool = await newPool(2);
+    const [first, second] = await hangar.db.vm.findMany({ where: { poolId: pool.id }, orderBy: { createdAt: "asc" } });
+    fake.failNext.set("start", new NotRunningError("qemu was ended by SIGKILL as it started"));
+    const got = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 });
+    expect(got.vmId).toBe(second?.id);
+    expect(await hangar.db.vm.findUnique({ where: { id: first?.id } })).toBeNull();
+    const failed = await hangar.db.event.findFirstOrThrow({ where: { action: "pool-failed" } });
+    expect(failed.message).toBe(`Pool warm: ${first?.name} could not be handed out: its qemu ended meanwhile`);
+
+    // qemu that cannot start at all would fail each next member alike: the caller is told at once.
+    await hangar.pools.kick(pool.id);
+    fake.failNext.set("start", new Error("qemu failed to start (exit code 1); the server log has its output"));
+    const refused = await hangar.pools.acquire(pool.id, { actor: "svc", timeoutMs: 5000 }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: "DRIVER_FAILED", message: expect.stringMatching(/^Starting VM "warm-[0-9a-f]+" failed: qemu failed to start/) });
+    // One member tried, not the next one too.
+    expect(await hangar.db.event.count({ where: { action: "pool-failed" } })).toBe(2);
   });
 
   it("retries a failing create with backoff, leaves no half-made VM, and an acquire times out cleanly", async () => {

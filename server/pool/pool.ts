@@ -19,7 +19,7 @@ import type { Recorder } from "../audit/recorder.ts";
 import { authorizedKeysOf } from "../auth/ssh-keys.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Db } from "../db.ts";
-import type { Manager } from "../driver/manager.ts";
+import { NotRunningError, type Manager } from "../driver/manager.ts";
 import { HangarError, errorDetail, errorMessage, userMessage } from "../errors.ts";
 import { announceRowChange, type VmBus, type VmChange } from "../vms/bus.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
@@ -168,6 +168,7 @@ export function createPools({
     const deadline = Date.now() + timeoutMs;
     const driver = driverFor(vmId);
     while (!(await driver.sshAnswers(sshPort))) {
+      if (!(await driver.running())) throw new NotRunningError(`VM ${vmId}'s qemu ended while its SSH was awaited`);
       if (Date.now() >= deadline) throw new HangarError("WAIT_FAILED", `VM ${vmId} did not answer SSH within ${Math.round(timeoutMs / 1000)} s.`);
       await sleep(50);
     }
@@ -345,6 +346,45 @@ export function createPools({
     // An acquired VM is its new owner's, so it counts against their quota as a created one would.
     if (options.ownerId) await assertWithinQuota(db, options.ownerId, pool.cpus, pool.memoryMiB);
     const deadline = Date.now() + options.timeoutMs;
+    for (;;) {
+      const vm = await claimWithin(pool, deadline, options);
+      try {
+        return await handOut(pool, vm, deadline, options);
+      } catch (error) {
+        // A member whose qemu was ended under the hand-out (killed, the OOM killer) is no
+        // fault of the pool's: the caller gets the next one, or the refill, within the time asked.
+        const ended = await endedUnder(vm.id, error);
+        await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${ended ? "its qemu ended meanwhile" : userMessage(error)}`, vm);
+        await discard(vm.id, KEEPER, 5000).catch(() => undefined);
+        if (ended && Date.now() < deadline) continue;
+        throw error instanceof HangarError
+          ? error
+          : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
+      } finally {
+        handing.delete(vm.id);
+        refillSoon(pool.id);
+      }
+    }
+  }
+
+  /**
+   * Whether a hand-out failed because the member's qemu ended under it, rather than for a
+   * fault of the host's (qemu that cannot start at all is the host's, and so is each next member's).
+   */
+  async function endedUnder(vmId: string, error: unknown): Promise<boolean> {
+    if (error instanceof NotRunningError || (error instanceof HangarError && error.code === "NOT_RUNNING")) return true;
+    if (error instanceof HangarError) return false;
+    return !(await driverFor(vmId)
+      .running()
+      .catch(() => true));
+  }
+
+  /** A claimed member, waiting for one to be ready (kicking the filler) until `deadline`. */
+  async function claimWithin(
+    pool: { id: string; name: string; staging: string },
+    deadline: number,
+    options: { actor: string; ownerId?: string; timeoutMs: number },
+  ) {
     let vm = await claim(pool.id, pool.staging, options);
     while (!vm) {
       void kick(pool.id);
@@ -366,48 +406,47 @@ export function createPools({
       await loadPool(pool.id);
       vm = await claim(pool.id, pool.staging, options);
     }
-    try {
-      if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
-      if (pool.staging === "Paused") {
-        const driver = driverFor(vm.id);
-        await driver.unpause();
-        // The guest's clock stood still while paused; its agent, where it has one, sets it.
-        void driver.syncGuestClock().catch(() => false);
-      }
-      // Members were ready when staged. A Running one has run on since, so sshd's banner shows
-      // it still answers. A Paused or Suspended one carries on from the instant it was ready
-      // in and is handed out once qemu runs it: a banner probe first cost the resumed guest a
-      // second sshd under TCG's cold code cache, about 0.2 s that the caller's login did not
-      // get back. A Stopped member boots afresh and has to be ready again.
-      if (pool.staging === "Stopped") await waitForReady(vm.id, Math.max(deadline - Date.now(), 30_000));
-      const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id }, include: { image: { select: { loginUser: true } } } });
-      if (pool.staging === "Running") await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
-      const user = started.image.loginUser;
+    return vm;
+  }
+
+  /** Brings a claimed member to running and ready as its staging needs, with the caller's keys. */
+  async function handOut(
+    pool: { name: string; staging: string },
+    vm: { id: string; name: string; state: string; poolId: string | null },
+    deadline: number,
+    options: { actor: string; ownerId?: string; publicKey?: string },
+  ): Promise<Acquired> {
+    if (vm.state !== "Running") await lifecycle.startVm(vm.id, options.actor);
+    if (pool.staging === "Paused") {
       const driver = driverFor(vm.id);
-      const identity = await driver.identity();
-      // The caller's key for this acquire, and the new owner's own keys (Account page).
-      const keys = [...(options.publicKey ? [options.publicKey.trim()] : []), ...(await authorizedKeysOf(db, options.ownerId))];
-      if (keys.length > 0) {
-        const install = ["sh", "-c", 'umask 077; mkdir -p "$HOME/.ssh"; cat >> "$HOME/.ssh/authorized_keys"'];
-        const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${keys.join("\n")}\n` });
-        if (added.exitCode !== 0) throw new Error(`could not install the keys: ${added.stderr}`);
-      }
-      const privateKey = options.publicKey ? undefined : identity.privateKey;
-      // The last write before the answer: start-up takes a claimed member without it for an acquire cut short.
-      const handed = await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
-      // Its owner and pool changed, not its state: open lists show it as the new owner's now.
-      await announceRowChange({ db, bus }, vm, handed.id);
-      return { vmId: vm.id, name: vm.name, host: sshAddress?.() ?? driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
-    } catch (error) {
-      await record(pool.name, "failed", false, `${vm.name} could not be handed out: ${userMessage(error)}`, vm);
-      await discard(vm.id, KEEPER, 5000).catch(() => undefined);
-      throw error instanceof HangarError
-        ? error
-        : new HangarError("DRIVER_FAILED", `Acquiring from pool "${pool.name}" failed: ${userMessage(error)}`, { cause: error });
-    } finally {
-      handing.delete(vm.id);
-      refillSoon(pool.id);
+      await driver.unpause();
+      // The guest's clock stood still while paused; its agent, where it has one, sets it.
+      void driver.syncGuestClock().catch(() => false);
     }
+    // Members were ready when staged. A Running one has run on since, so sshd's banner shows
+    // it still answers. A Paused or Suspended one carries on from the instant it was ready
+    // in and is handed out once qemu runs it: a banner probe first cost the resumed guest a
+    // second sshd under TCG's cold code cache, about 0.2 s that the caller's login did not
+    // get back. A Stopped member boots afresh and has to be ready again.
+    if (pool.staging === "Stopped") await waitForReady(vm.id, Math.max(deadline - Date.now(), 30_000));
+    const started = await db.vm.findUniqueOrThrow({ where: { id: vm.id }, include: { image: { select: { loginUser: true } } } });
+    if (pool.staging === "Running") await waitForSshBanner(vm.id, started.sshPort ?? 0, Math.max(deadline - Date.now(), 30_000));
+    const user = started.image.loginUser;
+    const driver = driverFor(vm.id);
+    const identity = await driver.identity();
+    // The caller's key for this acquire, and the new owner's own keys (Account page).
+    const keys = [...(options.publicKey ? [options.publicKey.trim()] : []), ...(await authorizedKeysOf(db, options.ownerId))];
+    if (keys.length > 0) {
+      const install = ["sh", "-c", 'umask 077; mkdir -p "$HOME/.ssh"; cat >> "$HOME/.ssh/authorized_keys"'];
+      const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${keys.join("\n")}\n` });
+      if (added.exitCode !== 0) throw new Error(`could not install the keys: ${added.stderr}`);
+    }
+    const privateKey = options.publicKey ? undefined : identity.privateKey;
+    // The last write before the answer: start-up takes a claimed member without it for an acquire cut short.
+    const handed = await record(pool.name, "acquired", true, `${vm.name} handed to ${options.actor}`, vm);
+    // Its owner and pool changed, not its state: open lists show it as the new owner's now.
+    await announceRowChange({ db, bus }, vm, handed.id);
+    return { vmId: vm.id, name: vm.name, host: sshAddress?.() ?? driver.sshHost(), sshPort: started.sshPort ?? 0, user, privateKey };
   }
 
   /** Kicks `poolId` after refillDelayMs, unless the pool keeper closes first. */

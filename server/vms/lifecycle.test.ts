@@ -225,13 +225,14 @@ describe("lifecycle", () => {
     const vm = await newVm();
     await hangar.lifecycle.startVm(vm.id, "t");
     await hangar.lifecycle.suspendVm(vm.id, "t");
-    fake.failNext.set("start", new Error("QMP connection failed: read ECONNRESET"));
-    expect(await codeOf(hangar.lifecycle.startVm(vm.id, "t"))).toBe("DRIVER_FAILED");
+    // The driver's word for a qemu gone as it started (its QMP connection broke, and no process is left).
+    fake.failNext.set("start", new NotRunningError("qemu ended as it started"));
+    expect(await hangar.lifecycle.startVm(vm.id, "t").catch((e: unknown) => e)).toMatchObject({
+      code: "NOT_RUNNING",
+      message: 'Starting VM "vm-1" failed: qemu ended as it started. Its saved state is kept; start it again to resume it.',
+    });
     const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: vm.id } });
-    expect([row.state, row.error]).toEqual([
-      "Suspended",
-      "Start failed: QMP connection failed: read ECONNRESET. The saved state is kept; start the VM again to resume it.",
-    ]);
+    expect([row.state, row.error]).toEqual(["Suspended", "Start failed: qemu ended as it started. The saved state is kept; start the VM again to resume it."]);
     expect(fake.vm(vm.id)).toMatchObject({ running: false, saved: true });
     await hangar.lifecycle.startVm(vm.id, "t");
     expect(fake.vm(vm.id).lastStart).toMatchObject({ resume: true });

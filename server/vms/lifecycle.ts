@@ -433,7 +433,10 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
                   : isHangarError(error)
                     ? error.code
                     : "DRIVER_FAILED";
-        throw new HangarError(code, `Starting VM "${vm.name}" failed: ${reason}`, { cause: error });
+        const answer = `Starting VM "${vm.name}" failed: ${reason}`;
+        throw new HangarError(code, keepsSaved ? `${answer.replace(/[^.]$/, "$&.")} Its saved state is kept; start it again to resume it.` : answer, {
+          cause: error,
+        });
       }
     });
   }
