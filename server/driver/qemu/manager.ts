@@ -286,10 +286,13 @@ export class QemuManager implements Manager {
       this.log(`${options.resume ? "resumed" : "running"} as pid ${pid}, SSH on ${this.forwardAddress}:${sshPort}`);
       return { machine, pid, sshPort, ports };
     } catch (error) {
-      // Gone before it was asked how it runs (killed once daemonized): it ended, nothing failed here.
+      // Gone before it was asked how it runs (killed once daemonized): it ended, nothing failed
+      // here. A saved state qemu refused stays that refusal, whether or not qemu ended over it.
       const ended = !(await this.running().catch(() => true));
       await this.forceStop();
-      if (ended && !(error instanceof NotRunningError)) throw new NotRunningError("qemu ended as it started", { cause: error });
+      if (ended && !(error instanceof NotRunningError) && !(error instanceof SavedStateLoadError)) {
+        throw new NotRunningError("qemu ended as it started", { cause: error });
+      }
       throw error;
     }
   }
