@@ -27,7 +27,7 @@ import type { ConsoleHub, Viewer } from "./console-hub.ts";
 import { pipeDisplay } from "./display-pipe.ts";
 import { decodeControl, encodeControl, type ControlMessage } from "./protocol.ts";
 import { BOOTING_MESSAGE, openShell } from "./ssh-session.ts";
-import { INTERNAL_TERMINAL_PATH, TERMINAL_PASS, proxyTerminal, type Owner } from "./proxy.ts";
+import { INTERNAL_TERMINAL_PATH, TERMINAL_PASS, proxyTerminal, toBuffer, type Owner } from "./proxy.ts";
 import { isTerminalKind, ticketGrant, type TerminalKind, type TicketGrant, type TicketStore } from "./tickets.ts";
 
 export const TERMINAL_PATH = "/ws/terminal";
@@ -210,7 +210,7 @@ export function createTerminalBridge({
     let handler: ((data: Buffer, binary: boolean) => void) | undefined;
     ws.on("message", (data: RawData, binary: boolean) => {
       terminal.lastInput = Date.now();
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+      const bytes = toBuffer(data);
       if (handler) handler(bytes, binary);
       else if (early.length < 256) early.push([bytes, binary]);
     });

@@ -26,7 +26,11 @@ export interface Owner {
   apiAddress: string;
 }
 
-const toBuffer = (data: RawData): Buffer => (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer));
+/** A message's bytes as one Buffer; one that already is (ws's usual) is passed on without a copy. */
+export function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
 
 /** Close codes a peer may not send itself (1005, 1006, 1015) become 1011 when passed on. */
 const passable = (code: number) =>
