@@ -3,9 +3,7 @@
  * applied to one row: a live change keeps, drops or adds a row in a cached list by this
  * test, so a patched list holds what asking the server again would hold.
  */
-// zod's mini build: the whole of zod is a large part of the inventory page's script.
-import { z } from "zod/mini";
-import { VM_LIST_PAGE_SIZE, VM_SORT_KEYS, firstVmListQuery } from "../lib/vocabulary.ts";
+import { VM_LIST_PAGE_SIZE, VM_SORT_KEYS, firstVmListQuery, type VmSortKey } from "../lib/vocabulary.ts";
 import type { RouterInputs, VmRow } from "./trpc.ts";
 
 export type VmState = VmRow["state"];
@@ -66,23 +64,56 @@ export function nextPageCursor(page: { nextCursor: string | null }): string | un
 }
 
 /** The filters and order of a cached list's input, read back from its query key. */
-const cachedQuery = z.object({
-  search: z.optional(z.string()),
-  state: z.optional(z.union([z.string(), z.array(z.string())])),
-  owner: z.optional(z.string()),
-  hostId: z.optional(z.string()),
-  imageId: z.optional(z.string()),
-  poolId: z.optional(z.string()),
-  tag: z.optional(z.string()),
-  sort: z.optional(z.enum(VM_SORT_KEYS)),
-  order: z.optional(z.enum(["asc", "desc"])),
-});
-export type CachedQuery = z.infer<typeof cachedQuery>;
+export interface CachedQuery {
+  search?: string;
+  state?: string | string[];
+  owner?: string;
+  hostId?: string;
+  imageId?: string;
+  poolId?: string;
+  tag?: string;
+  sort?: VmSortKey;
+  order?: "asc" | "desc";
+}
 
-/** The filters of a cached vm.list query key ([path, { input, type }]); undefined if it has none readable. */
+const TEXT_FIELDS = ["search", "owner", "hostId", "imageId", "poolId", "tag"] as const;
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value);
+/** One of vm.list's sort keys (the ids of the table's sortable columns). */
+export const isSortKey = (value: unknown): value is VmSortKey => VM_SORT_KEYS.some((key) => key === value);
+
+/**
+ * The filters of a cached vm.list query key ([path, { input, type }]); undefined if it has
+ * none readable. Read by hand, not with zod: the keys are this tab's own, and zod's code was
+ * the biggest part of what the inventory page loads besides React, Next and its tables.
+ */
 export function queryOfKey(key: readonly unknown[]): CachedQuery | undefined {
-  const parsed = z.object({ input: z.optional(cachedQuery) }).safeParse(key[1]);
-  return parsed.success ? (parsed.data.input ?? {}) : undefined;
+  const options = key[1];
+  if (!isRecord(options)) return undefined;
+  const input = options.input;
+  if (input === undefined) return {};
+  if (!isRecord(input)) return undefined;
+  const query: CachedQuery = {};
+  for (const field of TEXT_FIELDS) {
+    const value = input[field];
+    if (value === undefined) continue;
+    if (typeof value !== "string") return undefined;
+    query[field] = value;
+  }
+  const { state, sort, order } = input;
+  if (state !== undefined) {
+    if (typeof state !== "string" && !(Array.isArray(state) && state.every((one) => typeof one === "string"))) return undefined;
+    query.state = state;
+  }
+  if (sort !== undefined) {
+    if (!isSortKey(sort)) return undefined;
+    query.sort = sort;
+  }
+  if (order !== undefined) {
+    if (order !== "asc" && order !== "desc") return undefined;
+    query.order = order;
+  }
+  return query;
 }
 
 /** What a list filters a row by. */

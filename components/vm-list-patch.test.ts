@@ -175,6 +175,16 @@ describe("the list's filters read back from a query key", () => {
     expect(queryOfKey(key)).toEqual({ search: "web", state: "Running", sort: "name", order: "asc" });
     expect(queryOfKey([["vm", "list"], { type: "query" }])).toEqual({});
     expect(queryOfKey([["vm", "list"], { input: { owner: 5 }, type: "query" }])).toBeUndefined();
+    expect(queryOfKey([["vm", "list"], { input: { state: ["Running", "Paused"], owner: "mine", tag: "db" }, type: "infinite" }])).toEqual({
+      state: ["Running", "Paused"],
+      owner: "mine",
+      tag: "db",
+    });
+    // Anything not as the table asks makes the key unreadable: such a list is not patched.
+    for (const input of [{ state: ["Running", 1] }, { sort: "memory" }, { order: "up" }, { hostId: null }, "web"]) {
+      expect(queryOfKey([["vm", "list"], { input, type: "query" }])).toBeUndefined();
+    }
+    expect(queryOfKey([["vm", "list"]])).toBeUndefined();
   });
 
   it("matches as the server filters: name part, state list, mine, host, image, pool, tag", () => {

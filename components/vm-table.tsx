@@ -22,7 +22,7 @@ import { canControl } from "../lib/vocabulary.ts";
 import { VmActions } from "./vm-actions.tsx";
 import { VmBulkActions } from "./vm-bulk-actions.tsx";
 import type { VmListPage } from "./vm-list-patch.ts";
-import { DEFAULT_SORT, defaultFilter, listQuery, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
+import { DEFAULT_SORT, defaultFilter, isSortKey, listQuery, type SortKey, type VmFilter, type VmSort } from "./vm-filter.ts";
 import { VmFilters } from "./vm-filters.tsx";
 import { useVmRows } from "./use-vm-rows.ts";
 
@@ -37,13 +37,6 @@ const OVERSCAN = 10;
 const FIRST_RENDER_HEIGHT = 800;
 /** The next page is asked for when the last rendered row is this close to the end. */
 const PREFETCH_ROWS = 20;
-
-/** The columns vm.list sorts by (its sort keys are the column ids); the others do not sort. */
-const SORTABLE: Record<SortKey, true> = { name: true, state: true, created: true, owner: true, host: true };
-
-function isSortKey(id: string): id is SortKey {
-  return Object.hasOwn(SORTABLE, id);
-}
 
 const columns: ColumnDef<VmRow>[] = [
   {
@@ -350,6 +343,7 @@ function Inventory({ me }: { me: Me }) {
                     {group.headers.map((header) => {
                       const sorted = header.column.getIsSorted();
                       const id = header.column.id;
+                      // vm.list's sort keys are the ids of the columns it sorts by.
                       const sortKey = isSortKey(id) ? id : undefined;
                       const numeric = header.column.columnDef.meta?.numeric ? "num" : undefined;
                       return (
