@@ -86,6 +86,10 @@ describe("pools", () => {
     expect((await renameVm(hangar, { id: got.vmId, name: "mine-now" }, "svc")).name).toBe("mine-now");
     expect(await resizeVm(hangar, { id: got.vmId, cpus: 2 }, "svc")).toEqual({ cpus: 2, memoryMiB: 128 });
     expect(await setAutostart(hangar, { id: got.vmId, autostart: true }, "svc")).toEqual({ autostart: true, order: null, delaySec: 0 });
+    // A release that fails is the caller's answer, not carried on later by the reconciler.
+    fake.failNext.set("delete", new Error("disk busy"));
+    await expect(hangar.pools.release(got.vmId, "svc")).rejects.toMatchObject({ code: "DRIVER_FAILED" });
+    expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: got.vmId } })).toMatchObject({ releasePending: false });
   });
 
   it("keeps Paused members running with their CPUs stopped, and hands one out carried on", async () => {

@@ -70,8 +70,8 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
   return { ...vm, state, actions };
 }
 
-/** What a list row leaves out: user-data can be long and is only on vm.get; a restart under way is internal. */
-const slim = { omit: { userData: true, description: true, restartPending: true } } as const;
+/** What a list row leaves out: user-data can be long and is only on vm.get; a restart or release under way is internal. */
+const slim = { omit: { userData: true, description: true, restartPending: true, releasePending: true } } as const;
 
 /**
  * The inventory: every VM with its image, ports, owner and host (vm.list pages it, list.ts).

@@ -780,6 +780,43 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
     return failure === undefined ? "Running" : undefined;
   }
 
+  /**
+   * Reconciler: completes a pool release a crash interrupted (pool.ts marks the row before its
+   * stop), once whatever it was in the middle of has settled: the caller asked for the VM to
+   * go, so it is stopped at once, as a pool's members are, and deleted. A protected VM is
+   * kept: the release refuses those before its mark, so only a protection turned on since has it.
+   */
+  async function resumeRelease(vmId: string): Promise<State | undefined> {
+    if (inFlight.has(vmId)) return undefined;
+    const vm = await db.vm.findUnique({
+      where: { id: vmId },
+      select: { id: true, name: true, state: true, releasePending: true, protection: true, pool: { select: { name: true } } },
+    });
+    if (!vm?.releasePending || !isState(vm.state) || isTransient(vm.state)) return undefined;
+    if (vm.protection) {
+      await db.vm.updateMany({ where: { id: vmId }, data: { releasePending: false } });
+      return undefined;
+    }
+    const released = `Pool ${vm.pool?.name ?? "(deleted)"}: ${vm.name} released (a release interrupted by a restart of Hangar was completed)`;
+    try {
+      if (vm.state === "Running") await stopVm(vmId, 0, "system");
+      await deleteVm(vmId, "system");
+    } catch (error) {
+      await db.vm.updateMany({ where: { id: vmId }, data: { releasePending: false } });
+      await recorder.record({
+        stream: "vm",
+        vm,
+        actor: "system",
+        action: "pool-released",
+        ok: false,
+        message: `A release interrupted by a restart of Hangar could not be completed: ${userMessage(error)}; delete the VM instead.`,
+      });
+      return undefined;
+    }
+    await recorder.record({ stream: "vm", vm: { id: null, name: vm.name }, actor: "system", action: "pool-released", ok: true, message: released });
+    return "Deleted";
+  }
+
   function instance(vmId: string, actor: Actor): Instance {
     return {
       id: () => vmId,
@@ -828,6 +865,7 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
     resumeStop,
     resumeSuspend,
     resumeRestart,
+    resumeRelease,
     undoClone,
     resumeDelete,
     instance,

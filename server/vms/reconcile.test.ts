@@ -223,6 +223,34 @@ describe("reconciler", () => {
     expect(fake.vm(vm.id).calls.filter((c) => c === "start")).toHaveLength(2);
     expect(await hangar.db.event.count({ where: { vmId: vm.id, actor: "reconciler" } })).toBe(0);
   });
+
+  it("completes a pool release that Hangar's end cut short in its stop: the stop carried out, the VM deleted", async () => {
+    const vm = await runningVm();
+    // What a release leaves when the process dies during its stop: the row Stopping, the mark on.
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { state: "Stopping", releasePending: true } });
+    await hangar.reconciler.reconcileAll();
+    expect(await hangar.db.vm.findUnique({ where: { id: vm.id } })).toBeNull();
+    expect(fake.vm(vm.id).calls).toEqual(expect.arrayContaining(["stop", "delete"]));
+    const event = await hangar.db.event.findFirstOrThrow({ where: { vmName: "r-1", action: "pool-released" } });
+    expect(event).toMatchObject({
+      actor: "system",
+      ok: true,
+      message: expect.stringMatching(/r-1 released \(a release interrupted by a restart of Hangar was completed\)/),
+    });
+  });
+
+  it("completes a release cut short before its stop began, and keeps a VM protected since", async () => {
+    const vm = await runningVm();
+    await hangar.db.vm.update({ where: { id: vm.id }, data: { releasePending: true } });
+    await hangar.reconciler.reconcileWatched();
+    expect(await hangar.db.vm.findUnique({ where: { id: vm.id } })).toBeNull();
+
+    const kept = await createVm(hangar, { name: "r-2", imageId: vm.imageId, cpus: 1, memoryMiB: 128 }, "t");
+    await hangar.db.vm.update({ where: { id: kept.id }, data: { releasePending: true, protection: true } });
+    await hangar.reconciler.reconcileAll();
+    const row = await hangar.db.vm.findUniqueOrThrow({ where: { id: kept.id } });
+    expect([row.state, row.releasePending]).toEqual(["Stopped", false]);
+  });
 });
 
 describe("reconciler loop", () => {

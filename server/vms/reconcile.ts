@@ -90,14 +90,18 @@ export interface ReconcilerDeps {
 }
 
 export function createReconciler({ db, lifecycle, driverFor, log = () => undefined, stopTimeoutMs = 30_000 }: ReconcilerDeps) {
-  async function reconcileVm(vm: { id: string; name: string; state: string; restartPending?: boolean }): Promise<void> {
+  async function reconcileVm(vm: { id: string; name: string; state: string; restartPending?: boolean; releasePending?: boolean }): Promise<void> {
     const state = vm.state;
     if (!isState(state) || lifecycle.isBusy(vm.id)) return;
     await settle({ id: vm.id, name: vm.name, state });
-    // A restart cut short: completed once whatever it was in the middle of has settled.
+    // A restart or a pool release cut short: completed once whatever it was in the middle of has settled.
     if (vm.restartPending) {
       const restarted = await lifecycle.resumeRestart(vm.id);
       if (restarted) log(`${vm.name}: restarted (an interrupted restart completed)`);
+    }
+    if (vm.releasePending) {
+      const released = await lifecycle.resumeRelease(vm.id);
+      if (released) log(`${vm.name}: released (an interrupted pool release completed)`);
     }
   }
 
@@ -166,10 +170,13 @@ export function createReconciler({ db, lifecycle, driverFor, log = () => undefin
    */
   async function pass(scope: "all" | "watched"): Promise<void> {
     const self = await lifecycle.hostId();
-    const where = { hostId: self, ...(scope === "watched" ? { OR: [{ state: { in: [...WATCHED] } }, { restartPending: true }] } : {}) };
+    const where = {
+      hostId: self,
+      ...(scope === "watched" ? { OR: [{ state: { in: [...WATCHED] } }, { restartPending: true }, { releasePending: true }] } : {}),
+    };
     const vms = await db.vm.findMany({
       where,
-      select: { id: true, name: true, state: true, restartPending: true, error: true, poolId: true, pid: true, readyState: true },
+      select: { id: true, name: true, state: true, restartPending: true, releasePending: true, error: true, poolId: true, pid: true, readyState: true },
     });
     for (const vm of vms) {
       try {
