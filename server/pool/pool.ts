@@ -466,15 +466,18 @@ export function createPools({
     if (!vm.acquiredAt) throw new HangarError("INVALID_INPUT", `VM "${vm.name}" was not acquired from a pool; delete it instead.`);
     // Refused before the stop: the delete would be refused after it, with the guest already down.
     if (vm.protection) throw new HangarError("VM_PROTECTED", `VM "${vm.name}" is protected from deletion; turn its protection off first.`);
-    // Written before the stop: if Hangar ends in between, its next start completes the release.
-    await db.vm.update({ where: { id: vmId }, data: { releasePending: true } });
-    try {
-      await cleanupVm(lifecycle.instance(vmId, actor), 30_000);
-    } catch (error) {
-      // Answered to the caller, who decides what next: not carried on behind their back.
-      await db.vm.updateMany({ where: { id: vmId }, data: { releasePending: false } });
-      throw error;
-    }
+    // Held for the whole release: the reconciler must not complete it between its stop and delete.
+    await lifecycle.hold(vmId, async () => {
+      // Written before the stop: if Hangar ends in between, its next start completes the release.
+      await db.vm.update({ where: { id: vmId }, data: { releasePending: true } });
+      try {
+        await cleanupVm(lifecycle.instance(vmId, actor), 30_000);
+      } catch (error) {
+        // Answered to the caller, who decides what next: not carried on behind their back.
+        await db.vm.updateMany({ where: { id: vmId }, data: { releasePending: false } });
+        throw error;
+      }
+    });
     await record(vm.pool?.name ?? "(deleted)", "released", true, `${vm.name} released by ${actor}`, { id: null, name: vm.name });
     if (vm.poolId) void kick(vm.poolId);
   }

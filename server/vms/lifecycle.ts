@@ -870,6 +870,8 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
     resumeDelete,
     instance,
     isBusy: (vmId: string) => inFlight.has(vmId),
+    /** Holds VM `vmId` busy while `work` runs several actions (a pool release): the reconciler leaves it alone meanwhile. */
+    hold: guarded,
     withLock,
     hostId,
     /** Waits for the running VM's ready condition to settle (readiness.ts). */
