@@ -468,6 +468,11 @@ describe("disks and stops", () => {
     const vm = await api.vm.create({ ...goodSpec, name: "described", imageId, description: "  CI runner for the web team\n(ask Ana)  " });
     expect((await api.vm.get({ id: vm.id })).description).toBe("CI runner for the web team\n(ask Ana)");
     expect((await api.vm.list({ search: "described" })).items[0]).not.toHaveProperty("description");
+    // The marks of a restart or release under way are the server's own, in no answer.
+    for (const mark of ["restartPending", "releasePending"]) {
+      expect(await api.vm.get({ id: vm.id })).not.toHaveProperty(mark);
+      expect((await api.vm.list({ search: "described" })).items[0]).not.toHaveProperty(mark);
+    }
     expect(await api.vm.describe({ id: vm.id, description: "" })).toEqual({ description: "" });
     const [event] = (await api.vm.events({ vmId: vm.id, limit: 1 })).events;
     expect(event).toMatchObject({ action: "describe", message: "Description removed" });

@@ -70,8 +70,11 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
   return { ...vm, state, actions };
 }
 
-/** What a list row leaves out: user-data can be long and is only on vm.get; a restart or release under way is internal. */
-const slim = { omit: { userData: true, description: true, restartPending: true, releasePending: true } } as const;
+/** A restart or release under way: the lifecycle's and the reconciler's, in no answer. */
+const internal = { restartPending: true, releasePending: true } as const;
+
+/** What a list row leaves out: user-data can be long and is only on vm.get. */
+const slim = { omit: { userData: true, description: true, ...internal } } as const;
 
 /**
  * The inventory: every VM with its image, ports, owner and host (vm.list pages it, list.ts).
@@ -122,7 +125,7 @@ export async function vmSerialTail(hangar: Hangar, id: string): Promise<string> 
 }
 
 export async function getVm(hangar: Hangar, id: string) {
-  const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude });
+  const vm = await hangar.db.vm.findUnique({ where: { id }, include: vmInclude, omit: internal });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${id}"; it may have been deleted.`);
   // The VM's files are on its host: read here only when this is it (vm.get runs there while
   // it is online, and answers from the database alone while it is offline).
