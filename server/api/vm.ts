@@ -244,7 +244,7 @@ export const vmRouter = router({
     .mutation(({ ctx, input }) => publishDisk(ctx.hangar, input, ctx.actor)),
   /** Forwards a host port (0 for a free one) to a guest port, at once if the VM runs and at every start. */
   addForward: procedure
-    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/forwards", "Forward a host port (0: any free one) to a guest port") })
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/forwards", "Forward a host port (0 picks a free one) to a guest port") })
     .input(portForward.extend({ id }))
     .output(forwardOutput)
     .mutation(({ ctx, input }) => addForward(ctx.hangar, input, ctx.actor)),

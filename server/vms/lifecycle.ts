@@ -797,7 +797,6 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
       await db.vm.updateMany({ where: { id: vmId }, data: { releasePending: false } });
       return undefined;
     }
-    const released = `Pool ${vm.pool?.name ?? "(deleted)"}: ${vm.name} released (a release interrupted by a restart of Hangar was completed)`;
     try {
       if (vm.state === "Running") await stopVm(vmId, 0, "system");
       await deleteVm(vmId, "system");
@@ -813,7 +812,14 @@ export function createLifecycle({ db, bus, recorder, driverFor, hostId, hostName
       });
       return undefined;
     }
-    await recorder.record({ stream: "vm", vm: { id: null, name: vm.name }, actor: "system", action: "pool-released", ok: true, message: released });
+    await recorder.record({
+      stream: "vm",
+      vm: { id: null, name: vm.name },
+      actor: "system",
+      action: "pool-released",
+      ok: true,
+      message: `Pool ${vm.pool?.name ?? "(deleted)"}: ${vm.name} released (a release interrupted by a restart of Hangar was completed)`,
+    });
     return "Deleted";
   }
 
