@@ -205,8 +205,11 @@ describe("three hosts on one database", () => {
     await beta.kill("SIGKILL");
     await cluster.db.host.update({ where: { id: beta.id }, data: { bootId: "an-earlier-boot" } });
     await beta.restart();
-    await expect.poll(async () => (await beta.api.vm.get.query({ id: marked.id })).state, { timeout: 60_000, interval: 500 }).toBe("Running");
-    expect(await cluster.db.event.findFirst({ where: { vmId: marked.id, action: "start" } })).toMatchObject({ actor: "autostart", ok: true });
+    // The start's event is written just after its state: wait for the event.
+    await expect
+      .poll(() => cluster.db.event.findFirst({ where: { vmId: marked.id, action: "start" } }), { timeout: 60_000, interval: 500 })
+      .toMatchObject({ actor: "autostart", ok: true });
+    expect((await beta.api.vm.get.query({ id: marked.id })).state).toBe("Running");
     expect((await beta.api.vm.get.query({ id: left.id })).state).toBe("Stopped");
     expect(beta.logTail()).toMatch(/started at boot: at-boot/);
     await beta.api.vm.stop.mutate({ id: marked.id, timeoutSec: 0 });

@@ -480,7 +480,9 @@ describe("what a restart cut short", () => {
     // …and its stop, carried out by the reconciler at start-up, or never begun.
     if (stopped) await hangar.lifecycle.stopVm(id, 0, "reconciler");
     await hangar.pools.start();
-    await expect.poll(() => hangar.db.pool.count()).toBe(0);
+    // The event is the delete's last write: the pool row goes just before it.
+    await expect.poll(() => hangar.db.event.count({ where: { action: "pool-deleted" } })).toBe(1);
+    expect(await hangar.db.pool.count()).toBe(0);
     expect(await hangar.db.vm.count()).toBe(0);
     expect(fake.vm(id)).toMatchObject({ running: false, exists: false });
     // A paused guest ignores the power button: a member thrown away is forced off at once.
