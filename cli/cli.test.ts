@@ -165,6 +165,18 @@ describe("hangar CLI", () => {
     expect(keyless.exitCode).toBe(255);
     expect(keyless.stderr).toMatch(/your account has no SSH keys, so the VM has none of yours: add one \(`hangar key add/);
     expect((await hangar(["key", "add", `${key}.pub`])).exitCode).toBe(0);
+    // A key added after the VM's first boot: cloud-init does not give it; key install does.
+    const later = path.join(work, "later_ed25519");
+    await execa("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "dev@desk", "-f", later]);
+    expect((await hangar(["key", "add", `${later}.pub`])).exitCode).toBe(0);
+    const laterFlags = ["-i", later, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : []))];
+    const refused = await hangar(["ssh", ...laterFlags, "cli-1", "--", "true"]);
+    expect(refused.exitCode).toBe(255);
+    expect(refused.stderr).toMatch(/if cli-1 was made before you added your key, `hangar key install cli-1` gives it your keys/);
+    expect(JSON.parse((await hangar(["key", "install", "cli-1", "--json"])).stdout)).toEqual({ added: 1, keys: 2, user: "hangar" });
+    expect((await hangar(["key", "install", "cli-1"])).stdout).toBe("cli-1 already has your 2 keys (user hangar).");
+    const admitted = await hangar(["ssh", ...laterFlags, "cli-1", "--", "echo", "in"]);
+    expect([admitted.exitCode, admitted.stdout], admitted.stderr).toEqual([0, "in"]);
     // push and pull: files both ways as a tar stream over the same ssh, names with spaces too.
     const sshFlags = ["-i", key, ...sshOptions.flatMap((o, i) => (i % 2 === 1 ? [`--option=${o}`] : []))];
     const site = path.join(work, "site");

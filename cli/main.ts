@@ -590,14 +590,16 @@ withSshOptions(
 ).action(
   run(async (name: string, argv: string[], options: SshChoices) => {
     const result = await execa("ssh", [...(await sshTo(name, options)), ...argv], { stdio: "inherit", reject: false });
-    // 255 is ssh's own failure (the remote command's status is passed on as it is). Without -i
-    // and without keys on the account, the likely cause is that the VM has none of the person's keys.
-    if (result.exitCode === 255 && !options.identity) {
+    // 255 is ssh's own failure (the remote command's status is passed on as it is). Likely
+    // causes: no keys on the account (and no -i), or a VM made before the person's key was added.
+    if (result.exitCode === 255) {
       const { api } = await connect();
-      if ((await api.account.sshKeys.query()).length === 0)
+      const hasKeys = (await api.account.sshKeys.query()).length > 0;
+      if (!hasKeys && !options.identity)
         process.stderr.write(
           "hangar: your account has no SSH keys, so the VM has none of yours: add one (`hangar key add ~/.ssh/id_ed25519.pub`); VMs you create or acquire from then on get it.\n",
         );
+      if (hasKeys) process.stderr.write(`hangar: if ${name} was made before you added your key, \`hangar key install ${name}\` gives it your keys.\n`);
     }
     return result.exitCode ?? EXIT.FAILED;
   }),
@@ -977,7 +979,7 @@ forward
     }),
   );
 
-const key = program.command("key").description("your SSH public keys: VMs you create or acquire get them");
+const key = program.command("key").description("your SSH public keys: VMs you create or acquire get them; install adds them to one made before");
 key
   .command("ls")
   .description("list your SSH keys")
@@ -1020,6 +1022,21 @@ key
       if (found.length > 1) throw new CliError(`Several of your keys are named "${which}"; name one by its fingerprint.`, EXIT.USAGE);
       const removed = await api.account.removeSshKey.mutate({ id: found[0]?.id ?? "" });
       output(json(command), removed, (k) => `Removed ${k.name} (${k.fingerprint}).`);
+    }),
+  );
+key
+  .command("install")
+  .description("add your SSH keys to a running VM made before you added them (cloud-init gives keys only at a VM's first boot)")
+  .argument("<vm>", "name")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const result = await api.vm.addMyKeys.mutate({ id: await resolveVm(api, name) });
+      output(json(command), result, (r) =>
+        r.added === 0
+          ? `${name} already has your ${r.keys === 1 ? "key" : `${r.keys} keys`} (user ${r.user}).`
+          : `Added ${r.added} of your keys to ${r.user}@${name}.`,
+      );
     }),
   );
 

@@ -7,6 +7,7 @@ import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useQuery } from "@tanstack/react-query";
 import { useEffect } from "react";
+import { AddMyKeys } from "./add-my-keys.tsx";
 import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
@@ -160,6 +161,7 @@ export function VmDetails({ id }: { id: string }) {
         {/* Through Hangar with the person's own key (Account page), from any machine that reaches Hangar;
             its SSH tunnel is only for those who control the VM, so nobody else is shown a command that is refused. */}
         {canControl(me, vm) ? <CopyCommand label="SSH command" command={`hangar ssh ${vm.name}`} /> : null}
+        {canControl(me, vm) && vm.state === "Running" ? <AddMyKeys vmId={vm.id} /> : null}
       </section>
 
       <VmGraphs id={vm.id} running={vm.state === "Running"} />

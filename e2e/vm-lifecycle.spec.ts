@@ -7,6 +7,8 @@ import { expect, test, type Page } from "@playwright/test";
 import { api, attachSerialLog, expectNoQemu, qemuPids, removeVm, uniqueName } from "./hangar.ts";
 
 const STATE_CHANGE = { timeout: 60_000 };
+/** A public key for the page's "Add my SSH keys" (its private half is not needed here). */
+const LATER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDSG2kZ7+0indab+8xrb/q4/RI19+wBj67zL43PuC4IT e2e@later";
 const screenshots = process.env.HANGAR_E2E_SCREENSHOTS;
 
 /** VMs created by the current test, by id: cleaned up whatever happens. */
@@ -86,6 +88,17 @@ test("create, start, inspect, stop and delete a VM", async ({ page }) => {
   await expect(page.getByTestId("vm-addresses")).toContainText("No guest agent reports them");
   await expect(page.getByTestId("event-list").getByRole("cell", { name: "start", exact: true })).toHaveCount(1, STATE_CHANGE);
   await shot(page, "vm-page");
+
+  // A key added after the VM's first boot reaches it from its page (cloud-init gave it none).
+  const key = await api.account.addSshKey.mutate({ publicKey: LATER_KEY, name: "e2e-later" });
+  try {
+    await page.reload();
+    await page.getByRole("button", { name: "Add my SSH keys" }).click();
+    await expect(page.getByRole("status").filter({ hasText: "your keys" })).toHaveText(/^Added 1 of your keys for user hangar\.$/, STATE_CHANGE);
+    await expect(page.getByTestId("event-list").getByRole("cell", { name: "ssh-keys", exact: true })).toHaveCount(1);
+  } finally {
+    await api.account.removeSshKey.mutate({ id: key.id });
+  }
 
   // Restart: a stop, then a start, each in the events; a new qemu runs it.
   const firstPids = qemuPids(id!);

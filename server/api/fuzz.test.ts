@@ -92,6 +92,7 @@ beforeAll(async () => {
     "vm.clone": { id: target.id, name: "copy" },
     "vm.delete": { id: victim.id },
     "vm.exec": { id: target.id, command: ["echo", "hi"], timeoutSec: 5 },
+    "vm.addMyKeys": { id: target.id },
     "vm.sync": { id: target.id, from: "site/", to: "/srv", excludes: ["*.tmp"], chown: "root:root" },
     "vm.events": { vmId: target.id, limit: 10 },
     "vm.addForward": { id: target.id, hostPort: 0, guestPort: 8080 },

@@ -1,6 +1,7 @@
 import { tracked } from "@trpc/server";
 import { z } from "zod";
 import {
+  addKeysToVm,
   cloneExistingVm,
   createVm,
   describeVm,
@@ -164,6 +165,12 @@ export const vmRouter = router({
     .input(execInput)
     .output(execOutput)
     .mutation(({ ctx, input }) => execInVm(ctx.hangar, input, ctx.actor)),
+  /** Adds the caller's own SSH keys (Account page) to a running VM's login user; ones it has already are not added again. */
+  addMyKeys: procedure
+    .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/ssh-keys", "Add your own SSH keys to a running VM") })
+    .input(z.object({ id }))
+    .output(z.object({ added: z.number().int(), keys: z.number().int(), user: z.string() }))
+    .mutation(({ ctx, input }) => addKeysToVm(ctx.hangar, input, ctx.principal?.userId ?? "", ctx.actor)),
   /** rsync from the sync root of the VM's host into the VM. */
   sync: procedure
     .meta({

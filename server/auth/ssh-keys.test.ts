@@ -87,4 +87,28 @@ describe("account keys", () => {
     // No key of the caller's own for this acquire: the VM's key still comes back.
     expect(acquired.privateKey).toBeTruthy();
   });
+
+  it("adds the caller's keys to a running VM made before them, for those who may control it", async () => {
+    const me = await callerFor(t.hangar, "operator", "me@test.hangar");
+    const other = await callerFor(t.hangar, "operator", "other@test.hangar");
+    const viewer = await callerFor(t.hangar, "viewer", "viewer@test.hangar");
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const vm = await me.vm.create({ name: "older", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    await expect(me.vm.addMyKeys({ id: vm.id })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringMatching(/^Your account has no SSH keys/),
+    });
+    await me.account.addSshKey({ publicKey: key, name: "laptop" });
+    await expect(me.vm.addMyKeys({ id: vm.id })).rejects.toMatchObject({ code: "PRECONDITION_FAILED", message: 'VM "older" is Stopped; start it first.' });
+    await me.vm.start({ id: vm.id });
+    await other.account.addSshKey({ publicKey: key, name: "stolen" });
+    await expect(other.vm.addMyKeys({ id: vm.id })).rejects.toMatchObject({ code: "FORBIDDEN" });
+    await expect(viewer.vm.addMyKeys({ id: vm.id })).rejects.toMatchObject({ code: "FORBIDDEN" });
+
+    expect(await me.vm.addMyKeys({ id: vm.id })).toEqual({ added: 1, keys: 1, user: "hangar" });
+    const installs = fake.vms.get(vm.id)?.shells.filter((s) => s.command.join(" ").includes("authorized_keys")) ?? [];
+    expect(installs.map((s) => [s.options.user, s.options.input])).toEqual([["hangar", `${key.split(" ").slice(0, 2).join(" ")} laptop\n`]]);
+    const event = await t.hangar.db.event.findFirstOrThrow({ where: { vmId: vm.id, action: "ssh-keys" } });
+    expect(event).toMatchObject({ actor: "me@test.hangar", ok: true, message: "Added 1 of me@test.hangar's 1 SSH key to the login user hangar" });
+  });
 });

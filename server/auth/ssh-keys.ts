@@ -1,7 +1,8 @@
 /**
  * Users' own SSH public keys. A VM a user creates gets them through cloud-init (Hangar's
- * login account); a pooled VM a user acquires gets them appended to the login user's
- * authorized_keys. Only the public half is ever seen here.
+ * login account); a pooled VM a user acquires, or a running VM whose user asks for it
+ * (vm.addMyKeys: one created before the key was added), gets them appended to the login
+ * user's authorized_keys. Only the public half is ever seen here.
  */
 import { createHash } from "node:crypto";
 import type { Db } from "../db.ts";
@@ -99,3 +100,20 @@ export async function authorizedKeysOf(db: Db, userId: string | null | undefined
   const keys = await db.sshKey.findMany({ where: { userId }, orderBy: { createdAt: "asc" }, select: { publicKey: true, name: true } });
   return keys.map((key) => `${key.publicKey} ${key.name}`.trim());
 }
+
+/**
+ * Run as the login user with the key lines on stdin: appends each one whose type and data are
+ * not in authorized_keys yet (whatever its comment), and prints how many it appended. POSIX
+ * sh and grep, as in the tiny guest's busybox; no globbing of the words a key line splits into.
+ */
+export const INSTALL_KEYS_COMMAND = [
+  "sh",
+  "-c",
+  [
+    'set -f; umask 077; mkdir -p "$HOME/.ssh"; file="$HOME/.ssh/authorized_keys"; touch "$file"; added=0',
+    // A last line without its newline would run into the first key appended.
+    '[ -z "$(tail -c 1 "$file")" ] || echo >> "$file"',
+    'while IFS= read -r line; do set -- $line; [ $# -ge 2 ] || continue; grep -qF -- "$1 $2" "$file" && continue; printf \'%s\\n\' "$line" >> "$file"; added=$((added + 1)); done',
+    'echo "$added"',
+  ].join("\n"),
+] as const;

@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Recorder } from "../audit/recorder.ts";
-import { authorizedKeysOf } from "../auth/ssh-keys.ts";
+import { authorizedKeysOf, INSTALL_KEYS_COMMAND } from "../auth/ssh-keys.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import type { Db } from "../db.ts";
 import { NotRunningError, type Manager } from "../driver/manager.ts";
@@ -437,8 +437,7 @@ export function createPools({
     // The caller's key for this acquire, and the new owner's own keys (Account page).
     const keys = [...(options.publicKey ? [options.publicKey.trim()] : []), ...(await authorizedKeysOf(db, options.ownerId))];
     if (keys.length > 0) {
-      const install = ["sh", "-c", 'umask 077; mkdir -p "$HOME/.ssh"; cat >> "$HOME/.ssh/authorized_keys"'];
-      const added = await driver.shell(install, started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${keys.join("\n")}\n` });
+      const added = await driver.shell([...INSTALL_KEYS_COMMAND], started.sshPort ?? 0, identity.privateKeyFile, { user, input: `${keys.join("\n")}\n` });
       if (added.exitCode !== 0) throw new Error(`could not install the keys: ${added.stderr}`);
     }
     const privateKey = options.publicKey ? undefined : identity.privateKey;

@@ -24,6 +24,7 @@ import {
 } from "../driver/manager.ts";
 import type { ImageFiles } from "../images/copies.ts";
 import { READY_PROBE } from "../vms/readiness.ts";
+import { INSTALL_KEYS_COMMAND } from "../auth/ssh-keys.ts";
 
 /** The virtual size of every fake base image. */
 export const FAKE_IMAGE_BYTES = 1024 ** 3;
@@ -177,7 +178,10 @@ export class FakeDriver {
       shell: async (command, _port, _identity, options = {}): Promise<ShellResult> => {
         requireRunning();
         vm.shells.push({ command, options });
-        const stdout = command.join(" ") === READY_PROBE.join(" ") ? vm.cloudInitStatus : command.join(" ");
+        const line = command.join(" ");
+        // The key install answers how many keys it appended: here, every line it was given.
+        const keysGiven = (options.input ?? "").split("\n").filter(Boolean).length;
+        const stdout = line === READY_PROBE.join(" ") ? vm.cloudInitStatus : line === INSTALL_KEYS_COMMAND.join(" ") ? String(keysGiven) : line;
         return { stdout, stderr: "", exitCode: 0, truncated: false };
       },
       console: async () => {

@@ -5,6 +5,7 @@ import { CommandTimeoutError } from "../driver/manager.ts";
 import { HangarError, errorMessage, userMessage } from "../errors.ts";
 import { isIso9660 } from "../images/iso.ts";
 import { assertWithinQuota } from "../auth/users.ts";
+import { authorizedKeysOf, INSTALL_KEYS_COMMAND } from "../auth/ssh-keys.ts";
 import type { Hangar } from "../hangar.ts";
 import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
@@ -436,6 +437,41 @@ export async function execInVm(hangar: Hangar, input: { id: string; command: str
     }
     throw new HangarError("DRIVER_FAILED", `Running the command in VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
   }
+}
+
+/**
+ * Adds the caller's own SSH keys (Account page) to a running VM's login user: a VM created
+ * before a key was added, or owned by someone else the caller may control, does not have it,
+ * and cloud-init gives keys only at a VM's first boot. Keys already there are not added again.
+ */
+export async function addKeysToVm(hangar: Hangar, input: { id: string }, userId: string, actor: string) {
+  const keys = await authorizedKeysOf(hangar.db, userId);
+  if (keys.length === 0) {
+    throw new HangarError("INVALID_INPUT", "Your account has no SSH keys: add one on the Account page (or with `hangar key add`) first.");
+  }
+  const vm = await readyVm(hangar, input.id, 60_000);
+  const driver = hangar.driverFor(vm.id);
+  const { privateKeyFile } = await driver.identity();
+  let result;
+  try {
+    result = await driver.shell([...INSTALL_KEYS_COMMAND], vm.sshPort, privateKeyFile, {
+      user: vm.loginUser,
+      input: `${keys.join("\n")}\n`,
+      timeoutMs: 30_000,
+    });
+  } catch (error) {
+    if (await stoppedMeanwhile(hangar, vm.id, error))
+      throw new HangarError("NOT_RUNNING", `VM "${vm.name}" stopped before your keys were added; start it and try again.`, { cause: error });
+    throw new HangarError("DRIVER_FAILED", `Adding your SSH keys to VM "${vm.name}" failed: ${errorMessage(error)}`, { cause: error });
+  }
+  const added = /^\d+$/.test(result.stdout.trim()) ? Number(result.stdout.trim()) : undefined;
+  if (result.exitCode !== 0 || added === undefined) {
+    throw new HangarError("DRIVER_FAILED", `Adding your SSH keys to VM "${vm.name}" failed: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+  }
+  const owned = `${actor}'s ${keys.length} SSH key${keys.length === 1 ? "" : "s"}`;
+  const message = added === 0 ? `The login user ${vm.loginUser} already had ${owned}` : `Added ${added} of ${owned} to the login user ${vm.loginUser}`;
+  await hangar.recorder.record({ stream: "vm", vm: { id: vm.id, name: vm.name }, actor, action: "ssh-keys", ok: true, message, live: true });
+  return { added, keys: keys.length, user: vm.loginUser };
 }
 
 /**
