@@ -37,8 +37,8 @@ export function SshKeysPanel() {
       <form onInvalidCapture={() => setError(undefined)} className="card form" onSubmit={(e) => void submit(e)}>
         <h2>Add an SSH key</h2>
         <p className="muted">
-          VMs you create get your keys at their first boot, and pooled VMs you acquire get them at once. Then <code>hangar ssh NAME</code> logs you in with your
-          own key.
+          VMs you create get your keys at their first boot, and pooled VMs you acquire get them at once; a running VM made before gets them with Add my SSH keys
+          on its page. Then <code>hangar ssh NAME</code> logs you in with your own key.
         </p>
         <label className="field">
           <span>Public key (the line in ~/.ssh/id_ed25519.pub)</span>
