@@ -137,6 +137,9 @@ describe("hangar CLI", () => {
     // A state in any case; running out of time names the VM as the person did, and exits 7.
     const late = await hangar(["wait", "cli-1", "stopped", "--timeout", "1"]);
     expect([late.exitCode, late.stderr.trim()]).toEqual([7, 'hangar: VM "cli-1" did not reach Stopped within 1 s (it is Running).']);
+    // resume is for a Suspended VM: a Running one is left alone, not restarted.
+    const resumed = await hangar(["resume", "cli-1"]);
+    expect([resumed.exitCode, resumed.stderr.trim()]).toEqual([6, 'hangar: cli-1: VM "cli-1" is Running, not Suspended; nothing to resume.']);
     const listed = JSON.parse((await hangar(["ls", "--json"])).stdout) as { name: string; state: string }[];
     expect(listed.map((vm) => [vm.name, vm.state])).toEqual([["cli-1", "Running"]]);
     // Filters go to the server.

@@ -265,7 +265,8 @@ for (const [verb, describe] of [
   ["start", "start or resume VMs"],
   ["stop", "stop VMs (power button, then kill after --timeout)"],
   ["restart", "stop running VMs and start them again (a fresh boot)"],
-  ["suspend", "save VMs' state to disk and end them; start resumes them"],
+  ["suspend", "save VMs' state to disk and end them; start or resume resumes them"],
+  ["resume", "resume Suspended VMs where they were (as start does for them)"],
   ["delete", "delete VMs and their disks"],
 ] as const) {
   const cmd = program.command(verb).description(describe).argument("<vm...>", "names");
@@ -285,6 +286,12 @@ for (const [verb, describe] of [
             return api.vm.restart.mutate({ id, timeoutSec });
           case "suspend":
             return api.vm.suspend.mutate({ id });
+          case "resume": {
+            // start would boot a VM that is not Suspended afresh: not what "resume" asks for.
+            const { state } = await api.vm.get.query({ id });
+            if (state !== "Suspended") throw new CliError(`VM "${name}" is ${state}, not Suspended; nothing to resume.`, EXIT.CONFLICT);
+            return api.vm.start.mutate({ id });
+          }
           case "delete":
             return { ...(await api.vm.delete.mutate({ id })), name, state: "Deleted" };
         }
