@@ -3,8 +3,8 @@
 // launcher. login with email and password, create, start, wait, `hangar ssh -- uname -a`
 // with the user's own key (added on their account, installed by cloud-init), ssh's own
 // ProxyCommand through `hangar proxy`, push and pull over it, `hangar console` in a PTY
-// (script), --json, and `hangar events --follow` printing the walk's events as they happen,
-// in the columns of past events.
+// (script) and its --log, --json, and `hangar events --follow` printing the walk's events as
+// they happen, in the columns of past events.
 import { execa, type ResultPromise } from "execa";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -233,6 +233,10 @@ describe("hangar CLI", () => {
     const ended = await consoleRun;
     expect(ended.exitCode).toBe(0);
     expect(seen).toMatch(/Console closed/);
+    // What it printed, without attaching: the prompts the newlines brought are in it.
+    const log = await hangar(["console", "cli-1", "--log"]);
+    expect(log.exitCode, log.stderr).toBe(0);
+    expect(log.stdout).toMatch(/cli-1 login:/);
 
     // Port forwards, added while it runs.
     const forwarded = await hangar(["--json", "forward", "add", "cli-1", "8080"]);

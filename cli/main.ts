@@ -540,12 +540,21 @@ program
 program
   .command("console")
   .description("the VM's serial console in this terminal (~. to leave)")
-  .addHelpText("after", examples("hangar console web-1    # Enter for a login prompt; ~. at the start of a line leaves"))
+  .addHelpText(
+    "after",
+    examples("hangar console web-1    # Enter for a login prompt; ~. at the start of a line leaves", "hangar console web-1 --log | grep cloud-init"),
+  )
   .argument("<vm>", "name")
+  .option("--log", "print the end of what the console printed (its last 16 KiB), in any state, and exit")
   .action(
-    run(async (name: string) => {
+    run(async (name: string, options: { log?: boolean }) => {
       const { config, api } = await connect();
-      return runConsole(await openTerminal(config, api, await resolveVm(api, name), "console"));
+      const vmId = await resolveVm(api, name);
+      if (options.log) {
+        process.stdout.write((await api.vm.serialTail.query({ id: vmId })).text);
+        return;
+      }
+      return runConsole(await openTerminal(config, api, vmId, "console"));
     }),
   );
 
