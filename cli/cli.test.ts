@@ -385,5 +385,18 @@ describe("hangar CLI", () => {
     const nobody = await asBoss(["audit", "--user", "nobody@test.hangar"]);
     expect([nobody.exitCode, nobody.stderr.trim()]).toEqual([5, 'hangar: No user has the email "nobody@test.hangar".']);
     expect((await asBoss(["audit", "--stream", "everything"])).exitCode).toBe(2);
+
+    // An admin gives a VM to another user, or to nobody; dev (an operator) may not.
+    const image = await t.hangar.db.image.findFirstOrThrow();
+    await admin.vm.create({ name: "boss-made", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    expect(JSON.parse((await asBoss(["--json", "owner", "boss-made", "dev@test.hangar"])).stdout)).toMatchObject({
+      name: "boss-made",
+      owner: "dev@test.hangar",
+    });
+    expect((await hangar(["ls", "--mine", "--names"])).stdout).toBe("boss-made");
+    expect((await hangar(["owner", "boss-made", "--none"])).exitCode).toBe(4);
+    expect((await asBoss(["owner", "boss-made", "--none"])).stdout).toBe("boss-made owner none");
+    expect((await asBoss(["owner", "boss-made", "nobody@test.hangar"])).exitCode).toBe(5);
+    expect((await asBoss(["owner", "boss-made"])).exitCode).toBe(2);
   }, 120_000);
 });

@@ -418,6 +418,25 @@ program
   );
 
 program
+  .command("owner")
+  .description("give a VM to another user, or to nobody (admins)")
+  .addHelpText("after", examples("hangar owner web-1 bob@example.com", "hangar owner web-1 --none    # only admins control it then"))
+  .argument("<vm>", "name")
+  .argument("[email]", "the new owner's email")
+  .option("--none", "no owner")
+  .action(
+    run(async (name: string, email: string | undefined, options: { none?: boolean }, command: Command) => {
+      if (Boolean(email) === Boolean(options.none)) throw new CliError("Name the new owner's email, or --none for no owner.", EXIT.USAGE);
+      const { api } = await connect();
+      const id = await resolveVm(api, name);
+      const owner = email ? (await api.user.list.query()).find((user) => user.email === email.toLowerCase()) : undefined;
+      if (email && !owner) throw new CliError(`No user with email ${email}; the Users page lists them.`, EXIT.NOT_FOUND);
+      const result = await api.vm.setOwner.mutate({ id, ownerId: owner?.id ?? null });
+      output(json(command), { name, ...result, owner: owner?.email ?? null }, (r) => `${r.name} owner ${r.owner ?? "none"}`);
+    }),
+  );
+
+program
   .command("autostart")
   .description("whether a VM starts when its host boots")
   .argument("<vm>", "name")

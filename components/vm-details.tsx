@@ -20,6 +20,7 @@ import { EventList } from "./event-list.tsx";
 import { GuestAddresses } from "./guest-addresses.tsx";
 import { DiskResizeForm } from "./disk-resize-form.tsx";
 import { formatBytes, formatMemory, formatTime } from "./format.ts";
+import { OwnerSelect } from "./owner-select.tsx";
 import { PortForwardsTable } from "./port-forwards-table.tsx";
 import { PublishForm } from "./publish-form.tsx";
 import { RenameForm } from "./rename-form.tsx";
@@ -97,6 +98,10 @@ export function VmDetails({ id }: { id: string }) {
           <dd>{vm.state}</dd>
           <dt>Image</dt>
           <dd>{vm.image.name}</dd>
+          <dt>Owner</dt>
+          <dd data-testid="vm-owner">
+            <OwnerSelect vmId={vm.id} owner={vm.owner} disabled={vm.poolId !== null && !vm.acquiredAt} />
+          </dd>
           {vm.cdromImage ? (
             <>
               <dt>CD-ROM</dt>

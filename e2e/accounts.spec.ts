@@ -199,6 +199,20 @@ test("operator B can neither change operator A's VM nor see A's tokens", async (
   expect(await b.token.list.query()).toEqual([]);
 });
 
+test("an admin gives a VM to an operator on its page, and the operator then controls it", async ({ page }) => {
+  const person = await addUser("operator");
+  const operator = await clientFor(person);
+  const vm = await api.vm.create.mutate({ name: uniqueName("e2e-give"), imageId: await tinyImageId(), cpus: 1, memoryMiB: 128 });
+  created.push(vm.id);
+  expect(await refusalCode(operator.vm.setTags.mutate({ id: vm.id, tags: ["mine"] }))).toBe("FORBIDDEN");
+  await page.goto(`/vms/${vm.id}`);
+  await page.getByTestId("vm-owner").getByLabel("Owner").selectOption({ label: person.email });
+  await expect(page.getByTestId("event-list").getByRole("cell", { name: `Given to ${person.email}` })).toBeVisible();
+  expect((await api.vm.get.query({ id: vm.id })).owner?.email).toBe(person.email);
+  expect(await operator.vm.setTags.mutate({ id: vm.id, tags: ["mine"] })).toEqual({ tags: ["mine"] });
+  expect(await refusalCode(operator.vm.setOwner.mutate({ id: vm.id, ownerId: null }))).toBe("FORBIDDEN");
+});
+
 test("a change made through the API with a token shows up in an open dashboard without reload", async ({ page }) => {
   await page.goto("/");
   await expect(page.getByText("live", { exact: true })).toBeVisible();

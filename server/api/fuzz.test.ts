@@ -75,6 +75,8 @@ beforeAll(async () => {
   const spec = { imageId: image.id, cpus: 1, memoryMiB: 128 };
   const target = await operator.vm.create({ name: "target", ...spec });
   const victim = await operator.vm.create({ name: "victim", ...spec });
+  const given = await operator.vm.create({ name: "given", ...spec });
+  const operatorId = (await t.hangar.db.user.findFirstOrThrow({ where: { role: "operator" } })).id;
   const pool = await admin.pool.create({ name: "warm", ...spec, size: 0, staging: "Stopped" });
   const doomedPool = await admin.pool.create({ name: "doomed", ...spec, size: 0, staging: "Stopped" });
   const token = await operator.token.create({ name: "ci" });
@@ -106,6 +108,7 @@ beforeAll(async () => {
     "vm.setTags": { id: target.id, tags: ["web", "team-a"] },
     "vm.restart": { id: target.id, timeoutSec: 0 },
     "vm.setProtection": { id: target.id, protection: true },
+    "vm.setOwner": { id: given.id, ownerId: operatorId },
     "vm.listTags": undefined,
     "vm.addresses": { id: target.id },
     "vm.serialTail": { id: target.id },

@@ -8,6 +8,7 @@ import {
   execInVm,
   getVm,
   renameVm,
+  setOwner,
   setProtection,
   setTags,
   syncToVm,
@@ -48,6 +49,7 @@ import {
   portForward,
   syncInput,
   tags,
+  userId,
   vmListInput,
   vmName,
   waitInput,
@@ -205,6 +207,12 @@ export const vmRouter = router({
     .input(z.object({ id, protection: z.boolean() }))
     .output(z.object({ protection: z.boolean() }))
     .mutation(({ ctx, input }) => setProtection(ctx.hangar, input, ctx.actor)),
+  /** Gives the VM to another user (null: to nobody; only admins control it then), in any state (admins). */
+  setOwner: procedure
+    .meta({ permission: "admin", openapi: rest("POST", "/vms/{id}/owner", "Give a VM to another user, or to nobody (admins)") })
+    .input(z.object({ id, ownerId: userId.nullable() }))
+    .output(z.object({ ownerId: z.string().nullable() }))
+    .mutation(({ ctx, input }) => setOwner(ctx.hangar, input, ctx.actor)),
   /** Every tag some VM has, by tag, with how many VMs have it. */
   /** The running VM's interfaces and addresses as its guest agent reports them (a bridged VM's LAN address). */
   addresses: procedure

@@ -99,6 +99,7 @@ describe("roles", () => {
       ["vm.setTags", b.vm.setTags({ id: vm.id, tags: ["stolen"] })],
       ["vm.restart", b.vm.restart({ id: vm.id })],
       ["vm.setProtection", b.vm.setProtection({ id: vm.id, protection: false })],
+      ["vm.setOwner", b.vm.setOwner({ id: vm.id, ownerId: null })],
       ["snapshot.create", b.snapshot.create({ id: vm.id, name: "s1" })],
       ["snapshot.revert", b.snapshot.revert({ id: vm.id, name: "s1" })],
       ["snapshot.delete", b.snapshot.delete({ id: vm.id, name: "s1" })],
@@ -215,6 +216,47 @@ describe("roles", () => {
     await admin.user.update({ id: user.id, maxCpus: 1 });
     expect(await op.vm.resize({ id: small.id, cpus: 1 })).toEqual({ cpus: 1, memoryMiB: 128 });
     expect(await hangar.db.vm.findUniqueOrThrow({ where: { id: small.id } })).toMatchObject({ cpus: 1, memoryMiB: 128 });
+  });
+});
+
+describe("giving a VM to another user", () => {
+  it("moves control to the new owner within their quota, for admins only, and says so in the VM's events", async () => {
+    const admin = await callerFor(hangar, "admin");
+    const a = await callerFor(hangar, "operator", "leaving@test.hangar");
+    const b = await callerFor(hangar, "operator", "staying@test.hangar");
+    await callerFor(hangar, "viewer", "looking@test.hangar");
+    const user = (email: string) => hangar.db.user.findUniqueOrThrow({ where: { email } });
+    const [staying, looking] = [await user("staying@test.hangar"), await user("looking@test.hangar")];
+    const vm = await a.vm.create({ name: "handed-over", imageId, cpus: 2, memoryMiB: 256 });
+    expect(await refusal(a.vm.setOwner({ id: vm.id, ownerId: staying.id }))).toBe("FORBIDDEN");
+
+    await admin.user.update({ id: staying.id, maxCpus: 2 });
+    await b.vm.create({ name: "already", imageId, cpus: 1, memoryMiB: 128 });
+    expect(await admin.vm.setOwner({ id: vm.id, ownerId: staying.id }).catch((e: unknown) => e)).toMatchObject({
+      code: "FORBIDDEN",
+      message: "The quota of staying@test.hangar is 2 vCPUs; they use 1 and this VM has 2.",
+    });
+    expect(await admin.vm.setOwner({ id: vm.id, ownerId: looking.id }).catch((e: unknown) => e)).toMatchObject({
+      code: "BAD_REQUEST",
+      message: "looking@test.hangar is a viewer, who cannot control VMs; make them an operator first.",
+    });
+    expect(await refusal(admin.vm.setOwner({ id: vm.id, ownerId: "no-such-user" }))).toBe("NOT_FOUND");
+
+    await admin.user.update({ id: staying.id, maxCpus: 4 });
+    expect(await admin.vm.setOwner({ id: vm.id, ownerId: staying.id })).toEqual({ ownerId: staying.id });
+    expect(await refusal(a.vm.start({ id: vm.id }))).toBe("FORBIDDEN");
+    await b.vm.start({ id: vm.id });
+    expect((await b.vm.list({ owner: "mine", sort: "name", order: "asc" })).items.map((row) => [row.name, row.owner?.email])).toEqual([
+      ["already", "staying@test.hangar"],
+      ["handed-over", "staying@test.hangar"],
+    ]);
+    expect(await admin.vm.setOwner({ id: vm.id, ownerId: null })).toEqual({ ownerId: null });
+    expect(await refusal(b.vm.stop({ id: vm.id, timeoutSec: 0 }))).toBe("FORBIDDEN");
+    const events = await hangar.db.event.findMany({ where: { vmId: vm.id, action: "owner" }, orderBy: [{ createdAt: "asc" }, { id: "asc" }] });
+    expect(events.map((e) => [e.actor, e.message])).toEqual([
+      ["admin@test.hangar", "Given to staying@test.hangar"],
+      ["admin@test.hangar", "Owner removed: only admins control it"],
+    ]);
   });
 });
 

@@ -187,7 +187,7 @@ export async function createFirstAdmin(db: Db, auth: Auth, stateDir: string, inp
 /**
  * Quota check of `userId`'s VMs: a new VM of `cpus` and `memoryMiB`, or, with `resizing`, that
  * VM of theirs given these in place of its own. `owner` names them in the refusal when the
- * caller is someone else (an admin resizing another user's VM).
+ * caller is someone else (an admin resizing another user's VM, or giving them one).
  */
 export async function assertWithinQuota(
   db: Db,
@@ -207,17 +207,22 @@ export async function assertWithinQuota(
   const whose = owner ? `The quota of ${owner}` : "Your quota";
   /** What is used and asked for, e.g. "you use 2 and asked for 3 more". */
   const usage = (used: string, wanted: string) =>
-    !resizing
-      ? `you use ${used} and asked for ${wanted} more`
-      : owner
+    resizing
+      ? owner
         ? `their other VMs use ${used} and this one would have ${wanted}`
-        : `your other VMs use ${used} and you asked for ${wanted} for this one`;
+        : `your other VMs use ${used} and you asked for ${wanted} for this one`
+      : owner
+        ? `they use ${used} and this VM has ${wanted}`
+        : `you use ${used} and asked for ${wanted} more`;
   if (!resizing && user.maxVms !== null && owned.length + 1 > user.maxVms) {
+    const quota = `${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"}`;
     // A quota lowered below what someone has leaves more than one VM to delete before the next.
     const over = owned.length + 1 - user.maxVms;
     throw new HangarError(
       "QUOTA_EXCEEDED",
-      `Your quota is ${user.maxVms} ${user.maxVms === 1 ? "VM" : "VMs"} and you have ${owned.length}; delete ${over === 1 ? "one" : over} first.`,
+      owner
+        ? `The quota of ${owner} is ${quota} and they have ${owned.length}; raise it on the Users page first.`
+        : `Your quota is ${quota} and you have ${owned.length}; delete ${over === 1 ? "one" : over} first.`,
     );
   }
   if (user.maxCpus !== null && usedCpus + cpus > user.maxCpus) {

@@ -347,6 +347,35 @@ export async function setProtection(hangar: Hangar, input: { id: string; protect
   return { protection: input.protection };
 }
 
+/**
+ * Gives VM `id` to another user (`ownerId`), or to nobody (null: only admins control it then,
+ * as a removed user's VMs), in any state. The new owner's quota counts it; a member waiting
+ * in a pool is the pool's.
+ */
+export async function setOwner(hangar: Hangar, input: { id: string; ownerId: string | null }, actor: string) {
+  const { db } = hangar;
+  const vm = await db.vm.findUnique({
+    where: { id: input.id },
+    select: { id: true, name: true, cpus: true, memoryMiB: true, ownerId: true, acquiredAt: true, pool: { select: { name: true } } },
+  });
+  if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
+  if (vm.pool && !vm.acquiredAt) {
+    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which deletes its members as it needs; acquire it first.`);
+  }
+  const owner = input.ownerId ? await db.user.findUnique({ where: { id: input.ownerId }, select: { id: true, email: true, role: true } }) : null;
+  if (input.ownerId && !owner) throw new HangarError("NOT_FOUND", `No user with id "${input.ownerId}"; they may have been removed.`);
+  if (owner?.role === "viewer") {
+    throw new HangarError("INVALID_INPUT", `${owner.email} is a viewer, who cannot control VMs; make them an operator first.`);
+  }
+  if ((owner?.id ?? null) === vm.ownerId) return { ownerId: vm.ownerId };
+  if (owner) await assertWithinQuota(db, owner.id, vm.cpus, vm.memoryMiB, { owner: owner.email });
+  await db.vm.update({ where: { id: vm.id }, data: { ownerId: owner?.id ?? null } });
+  const message = owner ? `Given to ${owner.email}` : "Owner removed: only admins control it";
+  const event = await hangar.recorder.record({ stream: "vm", vm, actor, action: "owner", ok: true, message });
+  await announceRowChange(hangar, vm, event.id);
+  return { ownerId: owner?.id ?? null };
+}
+
 /** Replaces VM `id`'s tags (none: `[]`), in any state. */
 export async function setTags(hangar: Hangar, input: { id: string; tags: string[] }, actor: string) {
   const tags = checkTags(input.tags);
