@@ -23,6 +23,7 @@ export function OwnerSelect({ vmId, owner, disabled }: { vmId: string; owner: { 
     <>
       <select
         aria-label="Owner"
+        className="inline-choice"
         value={owner?.id ?? NOBODY}
         disabled={disabled || save.isPending || !users.data}
         onChange={(e) => save.mutate({ id: vmId, ownerId: e.target.value === NOBODY ? null : e.target.value })}
