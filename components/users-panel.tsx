@@ -201,7 +201,11 @@ export function UsersPanel() {
                     type="button"
                     className="danger small"
                     disabled={user.id === lastAdminId}
-                    onClick={() => window.confirm(`Remove ${user.email}? Their VMs stay, without an owner.`) && remove.mutate({ id: user.id })}
+                    onClick={() =>
+                      window.confirm(
+                        `Remove ${user.email}? Their VMs stay, without an owner, until an admin gives them to someone (Owner, on each VM's page).`,
+                      ) && remove.mutate({ id: user.id })
+                    }
                   >
                     Remove
                   </button>
