@@ -213,13 +213,13 @@ export const vmRouter = router({
     .input(z.object({ id, ownerId: userId.nullable() }))
     .output(z.object({ ownerId: z.string().nullable() }))
     .mutation(({ ctx, input }) => setOwner(ctx.hangar, input, ctx.actor)),
-  /** Every tag some VM has, by tag, with how many VMs have it. */
   /** The running VM's interfaces and addresses as its guest agent reports them (a bridged VM's LAN address). */
   addresses: procedure
     .meta({ permission: "read", runsOn: "vm", openapi: rest("GET", "/vms/{id}/addresses", "A running VM's addresses, from its guest agent") })
     .input(z.object({ id }))
     .output(addressesOutput)
     .query(({ ctx, input }) => vmAddresses(ctx.hangar, input.id)),
+  /** Every tag some VM has, by tag, with how many VMs have it. */
   listTags: procedure
     .meta({ permission: "read" })
     .output(z.array(z.object({ tag: z.string(), vms: z.number().int() })))
