@@ -326,6 +326,13 @@ export async function describeVm(hangar: Hangar, input: { id: string; descriptio
   return { description };
 }
 
+/** A member waiting in a pool is the pool's to keep or delete: changes to it wait for an acquire. */
+function refuseWaitingMember(vm: { name: string; acquiredAt: Date | null; pool: { name: string } | null }) {
+  if (vm.pool && !vm.acquiredAt) {
+    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which deletes its members as it needs; acquire it first.`);
+  }
+}
+
 /**
  * Protection on or off (Proxmox's Protection): a protected VM cannot be deleted, whatever
  * asks (lifecycle.ts refuses). A pool's waiting members are the pool's to delete.
@@ -336,9 +343,7 @@ export async function setProtection(hangar: Hangar, input: { id: string; protect
     select: { id: true, name: true, protection: true, acquiredAt: true, pool: { select: { name: true } } },
   });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
-  if (vm.pool && !vm.acquiredAt) {
-    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which deletes its members as it needs; acquire it first.`);
-  }
+  refuseWaitingMember(vm);
   if (vm.protection === input.protection) return { protection: vm.protection };
   await hangar.db.vm.update({ where: { id: vm.id }, data: { protection: input.protection } });
   const message = input.protection ? "Protected from deletion" : "No longer protected from deletion";
@@ -359,9 +364,7 @@ export async function setOwner(hangar: Hangar, input: { id: string; ownerId: str
     select: { id: true, name: true, cpus: true, memoryMiB: true, ownerId: true, acquiredAt: true, pool: { select: { name: true } } },
   });
   if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${input.id}"; it may have been deleted.`);
-  if (vm.pool && !vm.acquiredAt) {
-    throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in pool "${vm.pool.name}", which deletes its members as it needs; acquire it first.`);
-  }
+  refuseWaitingMember(vm);
   const owner = input.ownerId ? await db.user.findUnique({ where: { id: input.ownerId }, select: { id: true, email: true, role: true } }) : null;
   if (input.ownerId && !owner) throw new HangarError("NOT_FOUND", `No user with id "${input.ownerId}"; they may have been removed.`);
   if (owner?.role === "viewer") {
