@@ -207,6 +207,13 @@ export async function resolvePool(api: Client, nameOrId: string): Promise<string
   return found.id;
 }
 
+/** The host with this name or id (`hangar host ls`); an offline one too: the server says why it refuses. */
+export async function resolveHost(api: Client, nameOrId: string): Promise<string> {
+  const found = (await api.host.list.query()).find((host) => host.name === nameOrId || host.id === nameOrId);
+  if (!found) throw new CliError(`No host named "${nameOrId}"; \`hangar host ls\` lists them.`, EXIT.NOT_FOUND);
+  return found.id;
+}
+
 const FILE_REASONS: Record<string, string> = { ENOENT: "no such file", EISDIR: "it is a directory", EACCES: "permission denied" };
 
 /** A local file the person named (`--user-data`, `--public-key`): its text, or one sentence and exit 5. */

@@ -398,5 +398,33 @@ describe("hangar CLI", () => {
     expect((await asBoss(["owner", "boss-made", "--none"])).stdout).toBe("boss-made owner none");
     expect((await asBoss(["owner", "boss-made", "nobody@test.hangar"])).exitCode).toBe(5);
     expect((await asBoss(["owner", "boss-made"])).exitCode).toBe(2);
+
+    // Hosts, by name: listed, asked for at create, filtered on.
+    const here = t.hangar.hosts.name;
+    expect(JSON.parse((await asBoss(["--json", "host", "ls"])).stdout)).toEqual([expect.objectContaining({ name: here, online: true })]);
+    expect((await asBoss(["host", "ls"])).stdout).toMatch(new RegExp(`^NAME +STATUS +ACCEL .*\n${here} +online +`));
+    const placed = await asBoss(["--json", "create", "placed", "--memory", "128", "--host", here]);
+    expect(placed.exitCode, placed.stderr).toBe(0);
+    expect(JSON.parse(placed.stdout)).toMatchObject({ name: "placed", host: { name: here } });
+    const nowhere = await asBoss(["create", "nowhere", "--host", "nope"]);
+    expect([nowhere.exitCode, nowhere.stderr.trim()]).toEqual([5, 'hangar: No host named "nope"; `hangar host ls` lists them.']);
+    expect((await asBoss(["ls", "--host", here, "--names"])).stdout.split("\n")).toContain("placed");
+    // One host: no HOST column. A VM on a second host, offline since an hour: the column
+    // shows, and `get` answers from the database without asking the guest through its host.
+    expect((await asBoss(["ls"])).stdout).not.toMatch(/HOST/);
+    const gone = await t.hangar.db.host.create({
+      data: { name: "gone", apiAddress: "http://127.0.0.1:9", heartbeatAt: new Date(Date.now() - 3_600_000), accelerator: "tcg", freeMemoryMiB: 0 },
+    });
+    const away = await admin.vm.create({ name: "away", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    await t.hangar.db.vm.update({ where: { id: away.id }, data: { hostId: gone.id, state: "Running" } });
+    try {
+      expect((await asBoss(["ls"])).stdout).toMatch(/^NAME .* HOST\n(.*\n)*away +Running .* gone \(offline\)$/m);
+      const got = await asBoss(["get", "away"]);
+      expect(got.exitCode, got.stderr).toBe(0);
+      expect(got.stdout).toMatch(/^host: gone \(offline\)$/m);
+    } finally {
+      await t.hangar.db.vm.delete({ where: { id: away.id } });
+      await t.hangar.db.host.delete({ where: { id: gone.id } });
+    }
   }, 120_000);
 });

@@ -25,6 +25,7 @@ import {
   localTime,
   output,
   readLocalFile,
+  resolveHost,
   resolveImage,
   resolvePool,
   resolveUser,
@@ -95,8 +96,7 @@ const vmState = (value: string) => {
   return state;
 };
 
-/** A VM as one line of a table. */
-const vmRow = (vm: {
+interface VmLine {
   name: string;
   state: string;
   readyState?: string | null;
@@ -105,7 +105,35 @@ const vmRow = (vm: {
   image: { name: string };
   owner?: { email: string } | null;
   tags: string[];
-}) => [vm.name, vm.state, vm.readyState ?? "", String(vm.cpus), `${vm.memoryMiB} MiB`, vm.image.name, vm.owner?.email ?? "", vm.tags.join(",")];
+  host: { name: string } | null;
+  hostOffline: boolean;
+}
+/** A VM's host as a table shows it: its name, and whether it is offline. */
+const hostCell = (vm: VmLine) => (vm.host ? `${vm.host.name}${vm.hostOffline ? " (offline)" : ""}` : "");
+/**
+ * VMs as a table. The HOST column shows only when they are on more than one host, as
+ * `incus list` shows LOCATION only in a cluster: on one host it would repeat one name.
+ */
+const vmTable = (vms: VmLine[]) => {
+  const hosts = new Set(vms.map((vm) => vm.host?.name ?? ""));
+  const withHost = hosts.size > 1 || vms.some((vm) => vm.hostOffline);
+  const row = (vm: VmLine) => [
+    vm.name,
+    vm.state,
+    vm.readyState ?? "",
+    String(vm.cpus),
+    `${vm.memoryMiB} MiB`,
+    vm.image.name,
+    vm.owner?.email ?? "",
+    vm.tags.join(","),
+  ];
+  return withHost
+    ? table(
+        [...VM_HEADER, "HOST"],
+        vms.map((vm) => [...row(vm), hostCell(vm)]),
+      )
+    : table(VM_HEADER, vms.map(row));
+};
 const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER", "TAGS"];
 /** A command's examples, after its options in --help. */
 const examples = (...lines: string[]) => ["", "Examples:", ...lines.map((line) => `  ${line}`)].join("\n");
@@ -143,31 +171,39 @@ program
   .option("--state <state>", `only VMs in this state: ${VM_STATES.join(", ")}`, vmState)
   .option("--mine", "only your own VMs")
   .option("--tag <tag>", "only VMs with this tag")
+  .option("--host <host>", "only VMs on this host (`hangar host ls`)")
   .action(
-    run(async (options: { names?: boolean; search?: string; state?: (typeof VM_STATES)[number]; mine?: boolean; tag?: string }, command: Command) => {
-      const { api } = await connect();
-      const filtered = options.search !== undefined || options.state !== undefined || options.mine || options.tag !== undefined;
-      // Filters go to the server, a page at a time; without any, the whole list in one call.
-      const vms = filtered ? [] : (await api.vm.list.query()).items;
-      for (let cursor: string | undefined, more = filtered; more;) {
-        const page = await api.vm.list.query({
-          search: options.search,
-          state: options.state,
-          owner: options.mine ? "mine" : undefined,
-          tag: options.tag,
-          sort: "name",
-          limit: 1000,
-          cursor,
-        });
-        vms.push(...page.items);
-        cursor = page.nextCursor ?? undefined;
-        more = cursor !== undefined;
-      }
-      const names = vms.map((vm) => vm.name);
-      // One a line for shells (nothing at all for none), an array with --json.
-      if (options.names) return void process.stdout.write(json(command) ? `${toJson(names)}\n` : names.map((n) => `${n}\n`).join(""));
-      output(json(command), vms, (list) => table(VM_HEADER, list.map(vmRow)));
-    }),
+    run(
+      async (
+        options: { names?: boolean; search?: string; state?: (typeof VM_STATES)[number]; mine?: boolean; tag?: string; host?: string },
+        command: Command,
+      ) => {
+        const { api } = await connect();
+        const filtered = options.search !== undefined || options.state !== undefined || options.mine || options.tag !== undefined || options.host !== undefined;
+        const hostId = options.host === undefined ? undefined : await resolveHost(api, options.host);
+        // Filters go to the server, a page at a time; without any, the whole list in one call.
+        const vms = filtered ? [] : (await api.vm.list.query()).items;
+        for (let cursor: string | undefined, more = filtered; more;) {
+          const page = await api.vm.list.query({
+            search: options.search,
+            state: options.state,
+            owner: options.mine ? "mine" : undefined,
+            tag: options.tag,
+            hostId,
+            sort: "name",
+            limit: 1000,
+            cursor,
+          });
+          vms.push(...page.items);
+          cursor = page.nextCursor ?? undefined;
+          more = cursor !== undefined;
+        }
+        const names = vms.map((vm) => vm.name);
+        // One a line for shells (nothing at all for none), an array with --json.
+        if (options.names) return void process.stdout.write(json(command) ? `${toJson(names)}\n` : names.map((n) => `${n}\n`).join(""));
+        output(json(command), vms, vmTable);
+      },
+    ),
   );
 
 program
@@ -178,13 +214,15 @@ program
     run(async (name: string, _options: unknown, command: Command) => {
       const { api } = await connect();
       const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
-      // What its guest agent reports, while it runs (a bridged VM's LAN address).
-      const reported = vm.state === "Running" ? await api.vm.addresses.query({ id: vm.id }) : undefined;
+      // What its guest agent reports, while it runs (a bridged VM's LAN address); its host
+      // asks the agent, so a VM whose host is offline shows what the database has.
+      const reported = vm.state === "Running" && !vm.hostOffline ? await api.vm.addresses.query({ id: vm.id }) : undefined;
       const addresses = reported?.interfaces ?? null;
       output(json(command), { ...vm, addresses }, (v) =>
         [
-          table(VM_HEADER, [vmRow(v)]),
+          vmTable([v]),
           `id: ${v.id}`,
+          v.host ? `host: ${hostCell(v)}` : "",
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
           // Why its last action failed, or why it stopped on its own (the VM page shows it too).
@@ -219,6 +257,7 @@ program
   .option("--disk <GiB>", "disk size in GiB", int("--disk"))
   .option("--user-data <file>", "cloud-init user-data file")
   .addOption(new Option("--network <mode>", "network").choices(["nat", "isolated", "bridge"]))
+  .option("--host <host>", "the host to run it on (`hangar host ls`; default: a live host with room)")
   .option("--autostart", "start it whenever its host boots")
   .option("--description <text>", "what the VM is for")
   .option("--tag <tag>", "a tag (again for more)", collect)
@@ -234,6 +273,7 @@ program
           disk?: number;
           userData?: string;
           network?: "nat" | "isolated" | "bridge";
+          host?: string;
           autostart?: boolean;
           description?: string;
           tag?: string[];
@@ -251,6 +291,7 @@ program
           diskGiB: options.disk,
           userData,
           network: options.network,
+          hostId: options.host === undefined ? undefined : await resolveHost(api, options.host),
           autostart: options.autostart,
           description: options.description,
           tags: options.tag,
@@ -678,6 +719,33 @@ withSshOptions(
   }),
 );
 
+const host = program.command("host").description("the hosts of this Hangar: the machines VMs run on");
+host
+  .command("ls")
+  .description("list hosts: online or not, and what their VMs take of them")
+  .action(
+    run(async (_options: unknown, command: Command) => {
+      const { api } = await connect();
+      const hosts = await api.host.list.query();
+      output(json(command), hosts, (list) =>
+        table(
+          ["NAME", "STATUS", "ACCEL", "VCPUS", "MEMORY", "SSH ADDRESS", "BRIDGES", "LAST HEARTBEAT"],
+          list.map((h) => [
+            h.name,
+            h.online ? "online" : "offline",
+            h.accelerator,
+            `${h.allocatedCpus}/${h.cpus}`,
+            // What running VMs take of what VMs may take (the host's memory x overcommit, less the reserve).
+            `${h.allocatedMemoryMiB}/${h.memoryLimitMiB} MiB`,
+            h.sshAddress,
+            h.bridges.join(","),
+            localTime(h.heartbeatAt, true),
+          ]),
+        ),
+      );
+    }),
+  );
+
 const pool = program.command("pool").description("warm pools");
 pool
   .command("ls")
@@ -685,11 +753,14 @@ pool
   .action(
     run(async (_options: unknown, command: Command) => {
       const { api } = await connect();
-      const pools = await api.pool.list.query();
+      const [pools, hosts] = await Promise.all([api.pool.list.query(), api.host.list.query()]);
+      const hostName = (id: string | null) => hosts.find((h) => h.id === id)?.name ?? "";
+      // A HOST column, as in `hangar ls`, only when the pools are on more than one host.
+      const withHost = new Set(pools.map((p) => p.hostId)).size > 1;
       output(json(command), pools, (list) =>
         table(
-          ["NAME", "STAGING", "READY", "SIZE", "IMAGE"],
-          list.map((p) => [p.name, p.staging, String(p.ready), String(p.size), p.image.name]),
+          ["NAME", "STAGING", "READY", "SIZE", "IMAGE", ...(withHost ? ["HOST"] : [])],
+          list.map((p) => [p.name, p.staging, String(p.ready), String(p.size), p.image.name, ...(withHost ? [hostName(p.hostId)] : [])]),
         ),
       );
     }),
@@ -731,11 +802,12 @@ pool
   .addOption(new Option("--staging <state>", "the state members wait in").choices(STAGING_STATES).default("Running"))
   .option("--cpus <n>", "vCPUs of each member", int("--cpus"), 1)
   .option("--memory <MiB>", "memory of each member in MiB", int("--memory"), 256)
+  .option("--host <host>", "the host its members live on (`hangar host ls`; default: a live host with room)")
   .action(
     run(
       async (
         name: string,
-        options: { image?: string; size: number; staging: (typeof STAGING_STATES)[number]; cpus: number; memory: number },
+        options: { image?: string; size: number; staging: (typeof STAGING_STATES)[number]; cpus: number; memory: number; host?: string },
         command: Command,
       ) => {
         const { api } = await connect();
@@ -746,6 +818,7 @@ pool
           staging: options.staging,
           cpus: options.cpus,
           memoryMiB: options.memory,
+          hostId: options.host === undefined ? undefined : await resolveHost(api, options.host),
         });
         output(json(command), made, (p) => `Pool ${p.name}: ${vmCount(p.size)}, waiting ${p.staging}`);
       },

@@ -140,7 +140,7 @@ export function VmDetails({ id }: { id: string }) {
           <dd data-testid="vm-network">{vm.network === "bridge" ? `bridge (${vm.bridge ?? "?"})` : vm.network}</dd>
           <dt>Addresses</dt>
           <dd data-testid="vm-addresses">
-            <GuestAddresses vmId={vm.id} running={vm.state === "Running"} />
+            <GuestAddresses vmId={vm.id} running={vm.state === "Running"} hostOffline={vm.hostOffline} />
           </dd>
           <dt>Ready</dt>
           <dd data-testid="vm-ready">
