@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { STREAMS, listEvents } from "../audit/recorder.ts";
 import { id, userId, vmName } from "./schemas.ts";
-import { eventPageOutput } from "./outputs.ts";
-import { procedure, router } from "./trpc.ts";
+import { eventPageOutput, hostListOutput } from "./outputs.ts";
+import { procedure, restRoutes, router } from "./trpc.ts";
 
 /**
  * The audit log: every event of both streams (VM events and audit entries), filtered by
@@ -53,6 +53,11 @@ export const auditRouter = router({
   }),
 });
 
+const rest = restRoutes("host");
+
 export const hostRouter = router({
-  list: procedure.meta({ permission: "read" }).query(({ ctx }) => ctx.hangar.hosts.list()),
+  list: procedure
+    .meta({ permission: "read", openapi: rest("GET", "/hosts", "Every host: online or not, and what its VMs take of it") })
+    .output(hostListOutput)
+    .query(({ ctx }) => ctx.hangar.hosts.list()),
 });

@@ -150,7 +150,7 @@ describe("the OpenAPI document", () => {
     expect(JSON.stringify(document.paths["/events"])).toContain("#/components/schemas/EventPage");
   });
 
-  it("has routes for tokens, users, the caller's account and SSH keys, and vm.sync, each answering a named schema", () => {
+  it("has routes for tokens, users, the caller's account and SSH keys, vm.sync and hosts, each answering a named schema", () => {
     const expected: Record<string, string> = {
       "GET /tokens": "Token",
       "POST /tokens": "CreatedToken",
@@ -165,6 +165,7 @@ describe("the OpenAPI document", () => {
       "POST /account/ssh-keys": "SshKey",
       "POST /account/ssh-keys/{id}/delete": "SshKeyRemoved",
       "POST /vms/{id}/sync": "VmSynced",
+      "GET /hosts": "Host",
     };
     expect(declaredRoutes()).toEqual(expect.arrayContaining(Object.keys(expected)));
     for (const [route, schema] of Object.entries(expected)) {
@@ -225,6 +226,8 @@ describe("REST over HTTP with a token", () => {
     viewerToken = (await (await callerFor(t.hangar, "viewer")).token.create({ name: "rest" })).token;
     operatorToken = (await (await callerFor(t.hangar, "operator")).token.create({ name: "rest" })).token;
     imageId = (await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } })).id;
+    // A server registers its host as it starts (main.ts); this one, as a server would before any call.
+    await t.hangar.hosts.selfId();
   });
 
   afterAll(async () => {
@@ -268,11 +271,14 @@ describe("REST over HTTP with a token", () => {
     expect(document.servers[0]?.url).toBe(`http://127.0.0.1:${port}/api/v1`);
   });
 
-  it("creates, reads, starts and lists a VM", async () => {
-    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256 } });
+  it("creates on a host it lists, reads, starts and lists a VM", async () => {
+    const hosts = await call("GET", "/api/v1/hosts", { token: viewerToken });
+    expect(hosts).toMatchObject({ status: 200, body: [{ online: true, accelerator: "undecided", bridges: [] }] });
+    const hostId = z.array(z.object({ id: z.string() })).parse(hosts.body)[0]?.id;
+    const created = await call("POST", "/api/v1/vms", { token: adminToken, body: { name: "rest-1", imageId, cpus: 1, memoryMiB: 256, hostId } });
     expect(created).toMatchObject({
       status: 200,
-      body: { name: "rest-1", state: "Stopped", cpus: 1, memoryMiB: 256, actions: expect.arrayContaining(["Start"]) },
+      body: { name: "rest-1", state: "Stopped", cpus: 1, memoryMiB: 256, actions: expect.arrayContaining(["Start"]), host: { id: hostId } },
     });
     const id = z.object({ id: z.string() }).parse(created.body).id;
 

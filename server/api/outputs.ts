@@ -12,6 +12,7 @@ import type { addSshKey, listSshKeys } from "../auth/ssh-keys.ts";
 import type { createToken, listTokens } from "../auth/tokens.ts";
 import type { listUsers } from "../auth/users.ts";
 import type { Db } from "../db.ts";
+import type { Hosts } from "../hosts.ts";
 import type { createImages } from "../images/images.ts";
 import type { Pools } from "../pool/pool.ts";
 import { NETWORK_MODES } from "../vms/forwards.ts";
@@ -241,6 +242,26 @@ export const poolListOutput = documented<Awaited<ReturnType<Pools["listPools"]>>
   ),
 );
 export const poolDeletedOutput = z.object({ id: z.string() }).meta({ id: "PoolDeleted" });
+export const hostListOutput = documented<Awaited<ReturnType<Hosts["list"]>>>(
+  z.array(
+    z
+      .looseObject({
+        id: z.string().meta({ description: "What vm.create and pool.create take as hostId" }),
+        name: z.string(),
+        online: z.boolean().meta({ description: "It has beaten within HANGAR_HOST_OFFLINE_AFTER_SEC" }),
+        heartbeatAt: z.date().meta({ format: "date-time" }),
+        accelerator: z.string().meta({ description: "kvm or tcg; undecided while its start-up probe runs" }),
+        cpus: z.number().int(),
+        memoryMiB: z.number().int(),
+        memoryLimitMiB: z.number().int().meta({ description: "The memory its VMs may take in all" }),
+        allocatedCpus: z.number().int().meta({ description: "vCPUs its running VMs take" }),
+        allocatedMemoryMiB: z.number().int().meta({ description: "Memory its running VMs take" }),
+        sshAddress: z.string().meta({ description: "Where its VMs' forwarded ports are reached" }),
+        bridges: z.array(z.string()).meta({ description: "Host bridges its VMs may join" }),
+      })
+      .meta({ id: "Host" }),
+  ),
+);
 export const acquiredOutput = z
   .object({
     vmId: z.string(),
