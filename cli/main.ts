@@ -108,33 +108,33 @@ interface VmLine {
   host: { name: string } | null;
   hostOffline: boolean;
 }
+const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER", "TAGS"];
+/** A VM as one line of a table. */
+const vmRow = (vm: VmLine) => [
+  vm.name,
+  vm.state,
+  vm.readyState ?? "",
+  String(vm.cpus),
+  `${vm.memoryMiB} MiB`,
+  vm.image.name,
+  vm.owner?.email ?? "",
+  vm.tags.join(","),
+];
 /** A VM's host as a table shows it: its name, and whether it is offline. */
 const hostCell = (vm: VmLine) => (vm.host ? `${vm.host.name}${vm.hostOffline ? " (offline)" : ""}` : "");
 /**
- * VMs as a table. The HOST column shows only when they are on more than one host, as
- * `incus list` shows LOCATION only in a cluster: on one host it would repeat one name.
+ * VMs as a table. The HOST column shows only when they are on more than one host (or one
+ * is offline), as `incus list` shows LOCATION only in a cluster: on one host it would
+ * repeat one name.
  */
 const vmTable = (vms: VmLine[]) => {
-  const hosts = new Set(vms.map((vm) => vm.host?.name ?? ""));
-  const withHost = hosts.size > 1 || vms.some((vm) => vm.hostOffline);
-  const row = (vm: VmLine) => [
-    vm.name,
-    vm.state,
-    vm.readyState ?? "",
-    String(vm.cpus),
-    `${vm.memoryMiB} MiB`,
-    vm.image.name,
-    vm.owner?.email ?? "",
-    vm.tags.join(","),
-  ];
-  return withHost
-    ? table(
-        [...VM_HEADER, "HOST"],
-        vms.map((vm) => [...row(vm), hostCell(vm)]),
-      )
-    : table(VM_HEADER, vms.map(row));
+  const withHost = new Set(vms.map((vm) => vm.host?.name ?? "")).size > 1 || vms.some((vm) => vm.hostOffline);
+  if (!withHost) return table(VM_HEADER, vms.map(vmRow));
+  return table(
+    [...VM_HEADER, "HOST"],
+    vms.map((vm) => [...vmRow(vm), hostCell(vm)]),
+  );
 };
-const VM_HEADER = ["NAME", "STATE", "READY", "CPUS", "MEMORY", "IMAGE", "OWNER", "TAGS"];
 /** A command's examples, after its options in --help. */
 const examples = (...lines: string[]) => ["", "Examples:", ...lines.map((line) => `  ${line}`)].join("\n");
 const vmCount = (n: number) => `${n} VM${n === 1 ? "" : "s"}`;
@@ -220,7 +220,7 @@ program
       const addresses = reported?.interfaces ?? null;
       output(json(command), { ...vm, addresses }, (v) =>
         [
-          vmTable([v]),
+          table(VM_HEADER, [vmRow(v)]),
           `id: ${v.id}`,
           v.host ? `host: ${hostCell(v)}` : "",
           v.description ? `description: ${v.description}` : "",
