@@ -12,13 +12,13 @@ import type { addSshKey, listSshKeys } from "../auth/ssh-keys.ts";
 import type { createToken, listTokens } from "../auth/tokens.ts";
 import type { listUsers } from "../auth/users.ts";
 import type { Db } from "../db.ts";
-import type { Hosts } from "../hosts.ts";
 import type { createImages } from "../images/images.ts";
 import type { Pools } from "../pool/pool.ts";
 import { NETWORK_MODES } from "../vms/forwards.ts";
 import type { getVm } from "../vms/inventory.ts";
 import type { VmListPage } from "../vms/list.ts";
 import { ACTIONS, STATES } from "../vms/state.ts";
+import type { hostView } from "./audit.ts";
 import type { imageView } from "./image.ts";
 
 /**
@@ -242,7 +242,7 @@ export const poolListOutput = documented<Awaited<ReturnType<Pools["listPools"]>>
   ),
 );
 export const poolDeletedOutput = z.object({ id: z.string() }).meta({ id: "PoolDeleted" });
-export const hostListOutput = documented<Awaited<ReturnType<Hosts["list"]>>>(
+export const hostListOutput = documented<ReturnType<typeof hostView>[]>(
   z.array(
     z
       .looseObject({
@@ -258,6 +258,7 @@ export const hostListOutput = documented<Awaited<ReturnType<Hosts["list"]>>>(
         allocatedMemoryMiB: z.number().int().meta({ description: "Memory its running VMs take" }),
         sshAddress: z.string().meta({ description: "Where its VMs' forwarded ports are reached" }),
         bridges: z.array(z.string()).meta({ description: "Host bridges its VMs may join" }),
+        apiAddress: z.string().nullable().meta({ description: "Where other hosts call it (admins; null for others)" }),
       })
       .meta({ id: "Host" }),
   ),
