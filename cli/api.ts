@@ -241,6 +241,35 @@ export function localTime(date: Date, seconds = false): string {
   return `${day} ${pad(date.getHours())}:${pad(date.getMinutes())}${seconds ? `:${pad(date.getSeconds())}` : ""}`;
 }
 
+/** A VM's last usage sample as `hangar get` shows it (as `incus info` does); only the figures measured. */
+export function usageText(usage: {
+  cpuPercent: number | null;
+  rssBytes: number | null;
+  guestMemTotalBytes: number | null;
+  guestMemUsedBytes: number | null;
+  diskReadBytesPerSec: number | null;
+  diskWriteBytesPerSec: number | null;
+  netRxBytesPerSec: number | null;
+  netTxBytesPerSec: number | null;
+}): string {
+  const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
+  const rate = (bytes: number) =>
+    bytes < 1024 ? `${Math.round(bytes)} B/s` : bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB/s` : `${(bytes / 2 ** 20).toFixed(1)} MiB/s`;
+  const { guestMemTotalBytes: total, guestMemUsedBytes: used } = usage;
+  return [
+    usage.cpuPercent === null ? "" : `CPU ${Math.round(usage.cpuPercent)} %`,
+    total === null || used === null ? "" : `guest memory ${mib(used)} used of ${mib(total)}`,
+    // qemu's resident memory: what the guest touched, and qemu's own (the TCG code cache too).
+    usage.rssBytes === null ? "" : `qemu resident ${mib(usage.rssBytes)}`,
+    usage.diskReadBytesPerSec === null || usage.diskWriteBytesPerSec === null
+      ? ""
+      : `disk read ${rate(usage.diskReadBytesPerSec)}, write ${rate(usage.diskWriteBytesPerSec)}`,
+    usage.netRxBytesPerSec === null || usage.netTxBytesPerSec === null ? "" : `network in ${rate(usage.netRxBytesPerSec)}, out ${rate(usage.netTxBytesPerSec)}`,
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
+
 /** A plain text table, columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));

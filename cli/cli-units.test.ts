@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { TRPCClientError } from "@trpc/client";
 import { afterAll, describe, expect, it } from "vitest";
-import { CliError, EXIT, asCliError, hangarOrigin, readLocalFile, unreachable } from "./api.ts";
+import { CliError, EXIT, asCliError, hangarOrigin, readLocalFile, unreachable, usageText } from "./api.ts";
 import { configFile, loadConfig, saveConfig } from "./config.ts";
 import { sshCommandWords } from "./ssh.ts";
 import { createEscape } from "./terminal.ts";
@@ -228,5 +228,37 @@ describe("event lines", () => {
     expect([seen.first("a"), seen.first("a"), seen.first("b"), seen.first("c")]).toEqual([true, false, true, true]);
     // Two are kept: "a" was forgotten, "c" is still known.
     expect([seen.first("c"), seen.first("a")]).toEqual([false, true]);
+  });
+});
+
+describe("a VM's usage in hangar get", () => {
+  const none = {
+    cpuPercent: null,
+    rssBytes: null,
+    guestMemTotalBytes: null,
+    guestMemUsedBytes: null,
+    diskReadBytesPerSec: null,
+    diskWriteBytesPerSec: null,
+    netRxBytesPerSec: null,
+    netTxBytesPerSec: null,
+  };
+  it("says each figure measured, in units a person reads, and leaves out the others", () => {
+    expect(
+      usageText({
+        cpuPercent: 12.6,
+        rssBytes: 300 * 2 ** 20,
+        guestMemTotalBytes: 2 ** 30,
+        guestMemUsedBytes: 100 * 2 ** 20,
+        diskReadBytesPerSec: 512,
+        diskWriteBytesPerSec: 3 * 2 ** 20,
+        netRxBytesPerSec: 2048,
+        netTxBytesPerSec: 0,
+      }),
+    ).toBe("CPU 13 %; guest memory 100 MiB used of 1024 MiB; qemu resident 300 MiB; disk read 512 B/s, write 3.0 MiB/s; network in 2.0 KiB/s, out 0 B/s");
+    // The first sample has no CPU share yet; a guest without a balloon driver, no memory of its own; NAT, no network figures.
+    expect(usageText({ ...none, rssBytes: 2 ** 27, diskReadBytesPerSec: 0, diskWriteBytesPerSec: 0 })).toBe(
+      "qemu resident 128 MiB; disk read 0 B/s, write 0 B/s",
+    );
+    expect(usageText(none)).toBe("");
   });
 });

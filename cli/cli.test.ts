@@ -149,8 +149,12 @@ describe("hangar CLI", () => {
     // States in any case, as people type them; --names with --json is an array.
     expect((await hangar(["ls", "--state", "running", "--names", "--json"])).stdout).toBe('["cli-1"]');
 
-    // No such VM: exit 5.
+    // No such VM: exit 5. A running one shows its host's newest usage sample (two make a CPU
+    // share; the guest's own memory figures come once its balloon driver has reported).
     expect((await hangar(["get", "nope"])).exitCode).toBe(5);
+    await t.hangar.metrics.tick();
+    await t.hangar.metrics.tick();
+    expect((await hangar(["get", "cli-1"])).stdout).toMatch(/^usage: CPU \d+ %; (guest memory \d+ MiB used of \d+ MiB; )?qemu resident \d+ MiB; disk read /m);
 
     // hangar ssh: the person's own ssh, their own key, through the bridge.
     // `-o OPTION` before the VM's name, as ssh takes it: each -o takes one value, not the name too.

@@ -32,6 +32,7 @@ import {
   resolveVm,
   table,
   toJson,
+  usageText,
 } from "./api.ts";
 import { BUILTIN_IMAGE, FIRMWARES, STAGING_STATES, VM_STATES, splitTags, type Firmware } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
@@ -216,13 +217,19 @@ program
       const vm = await api.vm.get.query({ id: await resolveVm(api, name) });
       // What its guest agent reports, while it runs (a bridged VM's LAN address); its host
       // asks the agent, so a VM whose host is offline shows what the database has.
-      const reported = vm.state === "Running" && !vm.hostOffline ? await api.vm.addresses.query({ id: vm.id }) : undefined;
+      const running = vm.state === "Running" && !vm.hostOffline;
+      const [reported, metrics] = running
+        ? await Promise.all([api.vm.addresses.query({ id: vm.id }), api.metrics.vm.query({ id: vm.id, range: "1h" })])
+        : [undefined, undefined];
       const addresses = reported?.interfaces ?? null;
-      output(json(command), { ...vm, addresses }, (v) =>
+      // Its host's newest sample (taken every HANGAR_SAMPLE_INTERVAL_SEC while it runs).
+      const usage = metrics?.points.at(-1) ?? null;
+      output(json(command), { ...vm, addresses, usage }, (v) =>
         [
           table(VM_HEADER, [vmRow(v)]),
           `id: ${v.id}`,
           v.host ? `host: ${hostCell(v)}` : "",
+          v.usage && usageText(v.usage) ? `usage: ${usageText(v.usage)}` : "",
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
           // Why its last action failed, or why it stopped on its own (the VM page shows it too).
