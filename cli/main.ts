@@ -224,12 +224,13 @@ program
       const addresses = reported?.interfaces ?? null;
       // Its host's newest sample (taken every HANGAR_SAMPLE_INTERVAL_SEC while it runs).
       const usage = metrics?.points.at(-1) ?? null;
+      const usageShown = usage ? usageText(usage) : "";
       output(json(command), { ...vm, addresses, usage }, (v) =>
         [
           table(VM_HEADER, [vmRow(v)]),
           `id: ${v.id}`,
           v.host ? `host: ${hostCell(v)}` : "",
-          v.usage && usageText(v.usage) ? `usage: ${usageText(v.usage)}` : "",
+          usageShown ? `usage: ${usageShown}` : "",
           v.description ? `description: ${v.description}` : "",
           v.readyDetail ? `ready: ${v.readyDetail}` : "",
           // Why its last action failed, or why it stopped on its own (the VM page shows it too).
