@@ -4,6 +4,7 @@
  */
 import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@trpc/client";
 import { readFile } from "node:fs/promises";
+import type { inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
 import type { AppRouter } from "../server/api/root.ts";
 import { loadConfig, type Config } from "./config.ts";
@@ -117,6 +118,8 @@ export function hangarOrigin(raw: string): string {
 }
 
 export type Client = TRPCClient<AppRouter>;
+/** One usage sample of a VM, as metrics.vm answers it. */
+export type VmUsagePoint = inferRouterOutputs<AppRouter>["metrics"]["vm"]["points"][number];
 
 export function clientFor(config: Config): Client {
   const origin = new URL(config.url).origin;
@@ -242,16 +245,7 @@ export function localTime(date: Date, seconds = false): string {
 }
 
 /** A VM's last usage sample as `hangar get` shows it (as `incus info` does); only the figures measured. */
-export function usageText(usage: {
-  cpuPercent: number | null;
-  rssBytes: number | null;
-  guestMemTotalBytes: number | null;
-  guestMemUsedBytes: number | null;
-  diskReadBytesPerSec: number | null;
-  diskWriteBytesPerSec: number | null;
-  netRxBytesPerSec: number | null;
-  netTxBytesPerSec: number | null;
-}): string {
+export function usageText(usage: VmUsagePoint): string {
   const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
   const rate = (bytes: number) =>
     bytes < 1024 ? `${Math.round(bytes)} B/s` : bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB/s` : `${(bytes / 2 ** 20).toFixed(1)} MiB/s`;

@@ -233,18 +233,22 @@ describe("event lines", () => {
 
 describe("a VM's usage in hangar get", () => {
   const none = {
+    at: 0,
     cpuPercent: null,
     rssBytes: null,
     guestMemTotalBytes: null,
     guestMemUsedBytes: null,
     diskReadBytesPerSec: null,
     diskWriteBytesPerSec: null,
+    diskReadOpsPerSec: null,
+    diskWriteOpsPerSec: null,
     netRxBytesPerSec: null,
     netTxBytesPerSec: null,
   };
   it("says each figure measured, in units a person reads, and leaves out the others", () => {
     expect(
       usageText({
+        ...none,
         cpuPercent: 12.6,
         rssBytes: 300 * 2 ** 20,
         guestMemTotalBytes: 2 ** 30,
