@@ -61,6 +61,10 @@ test("every page loads from the navigation with its heading, no console error an
   await expect(page.getByRole("heading", { name: "hangar-tiny", level: 1 })).toBeVisible();
 
   expect(problems).toEqual([]);
+  // Browsers ask for /favicon.ico on their own at times: it answers with the icon, never a 404
+  // in the console.
+  const icon = await page.request.get("/favicon.ico");
+  expect([icon.status(), icon.headers()["content-type"]]).toEqual([200, "image/svg+xml"]);
 
   // An address that is no page says so, in the dashboard's frame.
   const missing = await page.goto("/no-such-page");
