@@ -1,9 +1,8 @@
 import { z } from "zod";
 import { STREAMS, listEvents } from "../audit/recorder.ts";
-import type { Hosts } from "../hosts.ts";
 import { id, userId, vmName } from "./schemas.ts";
-import { eventPageOutput, hostListOutput } from "./outputs.ts";
-import { procedure, restRoutes, router } from "./trpc.ts";
+import { eventPageOutput } from "./outputs.ts";
+import { procedure, router } from "./trpc.ts";
 
 /**
  * The audit log: every event of both streams (VM events and audit entries), filtered by
@@ -52,27 +51,4 @@ export const auditRouter = router({
     const names = await ctx.hangar.db.event.groupBy({ by: ["vmName"], where: { vmName: { not: null } }, orderBy: { vmName: "asc" } });
     return names.flatMap(({ vmName }) => (vmName ? [vmName] : []));
   }),
-});
-
-const rest = restRoutes("host");
-
-type HostRow = Awaited<ReturnType<Hosts["list"]>>[number];
-
-/**
- * A host as the caller may see it. Where hosts call each other (their internal addresses)
- * and their machines' boot ids are the admins': others get what placement and the
- * dashboard need, as image paths are kept from them.
- */
-export function hostView(host: HostRow, isAdmin: boolean) {
-  return { ...host, apiAddress: isAdmin ? host.apiAddress : null, bootId: isAdmin ? host.bootId : null };
-}
-
-export const hostRouter = router({
-  list: procedure
-    .meta({ permission: "read", openapi: rest("GET", "/hosts", "Every host: online or not, and what its VMs take of it") })
-    .output(hostListOutput)
-    .query(async ({ ctx }) => {
-      const isAdmin = ctx.principal?.role === "admin";
-      return (await ctx.hangar.hosts.list()).map((host) => hostView(host, isAdmin));
-    }),
 });

@@ -18,7 +18,7 @@ import { NETWORK_MODES } from "../vms/forwards.ts";
 import type { getVm } from "../vms/inventory.ts";
 import type { VmListPage } from "../vms/list.ts";
 import { ACTIONS, STATES } from "../vms/state.ts";
-import type { hostView } from "./audit.ts";
+import type { hostView } from "./host.ts";
 import type { imageView } from "./image.ts";
 
 /**

@@ -1,5 +1,6 @@
 import { accountRouter } from "./account.ts";
-import { auditRouter, hostRouter } from "./audit.ts";
+import { auditRouter } from "./audit.ts";
+import { hostRouter } from "./host.ts";
 import { imageRouter } from "./image.ts";
 import { metricsRouter } from "./metrics.ts";
 import { poolRouter } from "./pool.ts";
