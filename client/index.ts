@@ -15,6 +15,7 @@ import type {
   inferTransformedProcedureOutput,
 } from "@trpc/server/unstable-core-do-not-import";
 import superjson from "superjson";
+import { MAX_BATCH_CALLS } from "../lib/vocabulary.ts";
 import type { AppRouter } from "../server/api/root.ts";
 
 export type { AppRouter };
@@ -49,13 +50,14 @@ type Procedures<R extends RouterRecord> = {
 
 export type HangarClient = Procedures<AppRouter["_def"]["record"]>;
 
-/** Calls made in the same tick go out as one HTTP request (tRPC's batch link). */
+/** Calls made in the same tick go out as one HTTP request (tRPC's batch link), up to the server's batch limit each. */
 export function createHangarClient({ url, token }: HangarClientOptions): HangarClient {
   return createTRPCClient<AppRouter>({
     links: [
       httpBatchLink({
         url: new URL("/api/trpc", url).toString(),
         transformer: superjson,
+        maxItems: MAX_BATCH_CALLS,
         headers: { authorization: `Bearer ${token}` },
       }),
     ],

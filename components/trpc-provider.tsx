@@ -11,7 +11,7 @@ import { createTRPCClient, createWSClient, httpBatchLink, splitLink, TRPCClientE
 import { createContext, useContext, useState, type ReactNode } from "react";
 import superjson from "superjson";
 import type { AppRouter } from "@/server/api/root.ts";
-import { firstVmListQuery } from "@/lib/vocabulary.ts";
+import { firstVmListQuery, MAX_BATCH_CALLS } from "@/lib/vocabulary.ts";
 import { signInAgainIfUnauthorized } from "./session.tsx";
 import { RenderedAt } from "./use-now.ts";
 import { TRPCProvider, type RouterOutputs } from "./trpc.ts";
@@ -70,7 +70,7 @@ export function TrpcProvider({ children, session, list }: { children: ReactNode;
             }),
             transformer: superjson,
           }),
-          false: httpBatchLink({ url, transformer: superjson }),
+          false: httpBatchLink({ url, transformer: superjson, maxItems: MAX_BATCH_CALLS }),
         }),
       ],
     }),

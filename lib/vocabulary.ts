@@ -29,6 +29,13 @@ export const SESSION_SEED_HEADER = "x-hangar-session";
  */
 export const LIST_SEED_HEADER = "x-hangar-list";
 
+/**
+ * The most calls one batched API request carries: the server refuses a longer batch (each
+ * call runs at once, so a batch of thousands would be a way around every rate a client
+ * keeps to), and Hangar's clients split theirs to fit.
+ */
+export const MAX_BATCH_CALLS = 50;
+
 // Passwords
 
 /** better-auth's limits on a password (server/auth/better-auth.ts is set from these). */

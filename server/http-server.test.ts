@@ -7,9 +7,11 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import superjson from "superjson";
 import { afterEach, describe, expect, it } from "vitest";
-import { LIST_SEED_HEADER, SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
+import { createHangarClient } from "../client/index.ts";
+import { LIST_SEED_HEADER, MAX_BATCH_CALLS, SESSION_SEED_HEADER } from "../lib/vocabulary.ts";
 import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
+import { createToken } from "./auth/tokens.ts";
 import type { Settings } from "./env.ts";
 import { NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
 import { FakeDriver } from "./testing/fake-driver.ts";
@@ -404,6 +406,32 @@ describe("request bodies", () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(serverRead).toBeLessThan(4 * 1024 * 1024);
+  });
+});
+
+describe("batches", () => {
+  it("carry at most MAX_BATCH_CALLS calls, and hangar/client splits a longer one to fit", async () => {
+    const served = await serve();
+    const calls = (n: number) => `/api/trpc/${Array(n).fill("account.me").join(",")}?batch=1`;
+    const full = await send(served.port, "GET", calls(MAX_BATCH_CALLS), { host: served.host });
+    expect([full.status, (JSON.parse(full.body) as unknown[]).length]).toEqual([200, MAX_BATCH_CALLS]);
+    const over = await send(served.port, "GET", calls(MAX_BATCH_CALLS + 1), { host: served.host });
+    expect(over.status).toBe(400);
+    // tRPC answers a batch's failure once for each of its calls.
+    const messages = (JSON.parse(over.body) as { error: { json: { message: string } } }[]).map((reply) => reply.error.json.message);
+    expect(new Set(messages)).toEqual(
+      new Set([`A batch carries at most ${MAX_BATCH_CALLS} calls (this one has ${MAX_BATCH_CALLS + 1}); send the rest in another request.`]),
+    );
+    const user = await addUser(served.t.hangar.db, served.t.hangar.auth, {
+      email: "ops@test.hangar",
+      name: "Ops",
+      password: "a long password",
+      role: "operator",
+    });
+    const { token } = await createToken(served.t.hangar.db, user.id, { name: "script" });
+    const client = createHangarClient({ url: served.origin, token });
+    const answers = await Promise.all(Array.from({ length: 3 * MAX_BATCH_CALLS + 1 }, () => client.account.me.query()));
+    expect(new Set(answers.map((me) => me.user?.email))).toEqual(new Set(["ops@test.hangar"]));
   });
 });
 

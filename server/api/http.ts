@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { TRPCError } from "@trpc/server";
 import superjson from "superjson";
 import { createHTTPHandler } from "@trpc/server/adapters/standalone";
-import { firstVmListQuery } from "../../lib/vocabulary.ts";
+import { firstVmListQuery, MAX_BATCH_CALLS } from "../../lib/vocabulary.ts";
 import { actorLabel } from "../auth/permissions.ts";
 import { authenticate, bearerToken } from "../auth/principal.ts";
 import type { Hangar } from "../hangar.ts";
@@ -53,6 +53,12 @@ export async function pageSeed(hangar: Hangar, req: IncomingMessage, inventory: 
   return page ? { session, list: encodeURIComponent(superjson.stringify({ resumeFrom, readAt, page })) } : { session };
 }
 
+/** How many calls a request to TRPC_BASE_PATH carries: its comma-separated paths when it is a batch. */
+function batchLength(url: string | undefined): number {
+  const { pathname, searchParams } = new URL(url ?? "/", "http://localhost");
+  return searchParams.get("batch") === "1" ? pathname.split(",").length : 1;
+}
+
 /**
  * The handler: vm.list GETs from the shared snapshot (ETag, 304), everything else through
  * tRPC; JSON answers compressed when the client accepts it.
@@ -65,6 +71,16 @@ export function createTrpcHandler(hangar: Hangar) {
     // The body, read within the limit before tRPC (which reads any size) and before the
     // context: tRPC takes a string body as the request's. An oversized one fails every call with 413.
     middleware: (req, res, next: (error?: TRPCError) => void) => {
+      const calls = batchLength(req.url);
+      if (calls > MAX_BATCH_CALLS) {
+        closeAfterReply(res);
+        return next(
+          new TRPCError({
+            code: "BAD_REQUEST",
+            message: `A batch carries at most ${MAX_BATCH_CALLS} calls (this one has ${calls}); send the rest in another request.`,
+          }),
+        );
+      }
       if (req.method === "GET" || req.method === "HEAD") return next();
       readBody(req).then(
         (text) => {
