@@ -200,8 +200,10 @@ export function buildQemuArgs(config: QemuConfig): string[] {
   // so their PCI addresses stay put: a VM suspended before it had a display still resumes.
   args.push("-vnc", `unix:${pathValue("VNC socket", files.vncSocket)},share=force-shared`, "-device", "VGA,addr=0x1e");
   // A balloon that is never inflated: the guest's driver reports its own memory figures
-  // (free, available, caches) for the VM's graphs. A fixed slot too, for the same reason.
-  args.push("-device", "virtio-balloon-pci,id=balloon0,addr=0x1d");
+  // (free, available, caches) for the VM's graphs, and the pages it leaves free, which
+  // qemu gives back to the host (free page reporting, as Proxmox turns on): a guest's
+  // boot no longer keeps all its memory resident. A fixed slot too, for the same reason.
+  args.push("-device", "virtio-balloon-pci,id=balloon0,addr=0x1d,free-page-reporting=on");
   // q35's built-in AHCI controller carries the CD-ROM: no new PCI device. Firmware boots the
   // disk first and falls through to the CD while the disk has no boot sector (an installer).
   if (config.cdrom !== undefined) {

@@ -35,6 +35,17 @@ function manager(id: string) {
 }
 
 /** The tiny guest, isolated, without forwards or user data; each test changes what it is about. */
+/** How much of a qemu's guest memory (its one mapping of that size) is resident, in MiB. */
+async function guestMemoryResidentMiB(pid: number, memoryMiB: number): Promise<number> {
+  const smaps = await readFile(`/proc/${pid}/smaps`, "utf8");
+  const sizeLine = new RegExp(`^Size:\\s+${memoryMiB * 1024} kB$`);
+  const lines = smaps.split("\n");
+  const at = lines.findIndex((line) => sizeLine.test(line));
+  const rss = lines.slice(at).find((line) => line.startsWith("Rss:"));
+  if (at < 0 || !rss) throw new Error(`qemu ${pid} maps no ${memoryMiB} MiB of guest memory`);
+  return Number(rss.split(/\s+/)[1]) / 1024;
+}
+
 function startOptions(sshAuthorizedKey: string, changes: Partial<StartOptions> = {}): StartOptions {
   return {
     userData: "",
@@ -98,6 +109,8 @@ describe("QemuManager with the tiny guest", () => {
     expect(quoted.stdout).toBe("42 its\nran\n");
     const failing = await m.shell(["sh", "-c", "exit 3"], result.sshPort, privateKeyFile);
     expect(failing.exitCode).toBe(3);
+    // Free page reporting: what the guest leaves free after its boot goes back to the host.
+    await expect.poll(() => guestMemoryResidentMiB(result.pid, 256), { timeout: 60_000 }).toBeLessThan(192);
 
     await expect(m.start(startOptions(publicKey))).rejects.toBeInstanceOf(AlreadyRunningError);
 
@@ -178,40 +191,47 @@ describe("QemuManager with the tiny guest", () => {
     await m.delete();
   });
 
-  it("resumes a VM suspended by a qemu without the devices added since (display, balloon)", async () => {
+  it("resumes a VM suspended by a qemu without the devices and features added since (display, balloon, free page reporting)", async () => {
     const m = manager("drv3");
     await m.create(path.join(guestDir, "disk.qcow2"));
     const { publicKey } = await m.identity();
     const options = startOptions(publicKey, { hostname: "drv-three", instanceId: "drv3" });
     const first = await m.start(options);
-    // The same qemu as an older Hangar ran it: this command line without the VGA card and the balloon.
     const argv = (await readFile(`/proc/${first.pid}/cmdline`, "latin1")).split("\0").slice(0, -1);
     await m.kill();
-    const older: string[] = [];
+    const uptime = async (port: number) => Number((await sshWhenReady(m, port, ["cat", "/proc/uptime"])).stdout.split(" ")[0]);
+    const readyLines = async () => (await m.serialTail(1_000_000)).split("hangar-guest: ssh ready").length;
+    /** Boots this command line as an older Hangar ran it, saves the guest as a suspend does, and resumes it as Hangar runs qemu now. */
+    const suspendUnderOlder = async (older: string[]) => {
+      await execa(argv[0] ?? "", older);
+      const [ssh] = (await m.forwards()).filter((f) => f.guestPort === 22);
+      const savedUptime = await uptime(ssh?.hostPort ?? 0);
+      const readyBefore = await readyLines();
+      await withQmp(m.files.qmpSocket, async (qmp) => {
+        await qmp.human(`savevm ${SUSPEND_TAG}`, 60_000);
+        await qmp.execute("quit").catch(() => undefined);
+      });
+      await expect.poll(() => m.running()).toBe(false);
+      const resumed = await m.start({ ...options, resume: true, machine: first.machine });
+      // The guest carried on from where it was saved rather than booting again.
+      expect(await uptime(resumed.sshPort)).toBeGreaterThanOrEqual(savedUptime);
+      expect(await readyLines()).toBe(readyBefore);
+      await m.kill();
+    };
+    // Before the display and the balloon: without the VGA card, its VNC socket and the balloon.
+    const withoutDevices: string[] = [];
     for (let i = 1; i < argv.length; i++) {
       const arg = argv[i] ?? "";
       const next = argv[i + 1] ?? "";
       if ((arg === "-device" && /^(VGA|virtio-balloon-pci),/.test(next)) || arg === "-vnc") i++;
-      else older.push(arg);
+      else withoutDevices.push(arg);
     }
-    expect(older.length).toBe(argv.length - 1 - 6);
-    await execa(argv[0] ?? "", older);
-    const [ssh] = (await m.forwards()).filter((f) => f.guestPort === 22);
-    const uptime = async (port: number) => Number((await sshWhenReady(m, port, ["cat", "/proc/uptime"])).stdout.split(" ")[0]);
-    const savedUptime = await uptime(ssh?.hostPort ?? 0);
-    const readyLines = async () => (await m.serialTail(1_000_000)).split("hangar-guest: ssh ready").length;
-    const readyBefore = await readyLines();
-    await withQmp(m.files.qmpSocket, async (qmp) => {
-      await qmp.human(`savevm ${SUSPEND_TAG}`, 60_000);
-      await qmp.execute("quit").catch(() => undefined);
-    });
-    await expect.poll(() => m.running()).toBe(false);
-
-    const resumed = await m.start({ ...options, resume: true, machine: first.machine });
-    // The guest carried on from where it was saved rather than booting again.
-    expect(await uptime(resumed.sshPort)).toBeGreaterThanOrEqual(savedUptime);
-    expect(await readyLines()).toBe(readyBefore);
-    await m.kill();
+    expect(withoutDevices.length).toBe(argv.length - 1 - 6);
+    await suspendUnderOlder(withoutDevices);
+    // Before free page reporting: the balloon without it.
+    const withoutReporting = argv.slice(1).map((arg) => arg.replace(/^(virtio-balloon-pci,.*),free-page-reporting=on$/, "$1"));
+    expect(withoutReporting.filter((arg, i) => arg !== argv[i + 1])).toEqual(["virtio-balloon-pci,id=balloon0,addr=0x1d"]);
+    await suspendUnderOlder(withoutReporting);
     await m.delete();
   });
 
