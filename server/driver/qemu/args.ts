@@ -11,6 +11,8 @@ export type Accel = "kvm" | "tcg";
 
 /** The id of the memory backend of a VM whose memory is a file. */
 const MEMORY_BACKEND = "ram0";
+/** The most memory TCG's translated-code cache takes in one qemu (MiB). */
+const TCG_CACHE_MIB = 512;
 
 /** The netdev id of the user network that carries SSH and the forwards (hostfwd_add names it). */
 export const USER_NETDEV = "net0";
@@ -137,7 +139,11 @@ export function buildQemuArgs(config: QemuConfig): string[] {
     "-name",
     `hangar-${config.id}`,
     "-machine",
-    `${config.machine},accel=${config.accel}${config.memoryFile !== undefined ? `,memory-backend=${MEMORY_BACKEND}` : ""}`,
+    `${config.machine}${config.memoryFile !== undefined ? `,memory-backend=${MEMORY_BACKEND}` : ""}`,
+    // TCG keeps the guest code it has translated in a cache qemu sizes at 1 GiB, taken as
+    // the guest runs more code: 512 MiB bounds it, as Lima does.
+    "-accel",
+    config.accel === "kvm" ? "kvm" : `tcg,tb-size=${TCG_CACHE_MIB}`,
     "-cpu",
     config.accel === "kvm" ? "host" : "max",
     "-smp",
