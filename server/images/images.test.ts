@@ -440,7 +440,7 @@ describe("URL imports", () => {
     expect(await imagesWith({}).failInterruptedImports()).toBe(1);
     expect(await t.hangar.db.image.findUniqueOrThrow({ where: { id: row.id } })).toMatchObject({
       status: "failed",
-      error: "Import failed: Hangar restarted while it ran; import the image again.",
+      error: "Hangar restarted while this image was being made; import or publish it again under this name.",
     });
     expect(existsSync(part)).toBe(false);
     // Importing again under the failed import's name replaces it.

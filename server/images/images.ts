@@ -56,7 +56,8 @@ export const DEFAULT_IMPORT_SETTINGS: ImportSettings = {
   maxBytes: 64 * 1024 ** 3,
 };
 
-const INTERRUPTED = "Import failed: Hangar restarted while it ran; import the image again.";
+/** An import or a publish that a restart cut short: the row says so, and the same name takes a new try. */
+const INTERRUPTED = "Hangar restarted while this image was being made; import or publish it again under this name.";
 
 /** Network and TLS failures, named by their code: they say what went wrong and name no file. */
 const CONNECTION_CODES =
@@ -375,7 +376,8 @@ export function createImages({
   /**
    * An image made from a VM's disk (Incus' publish, Proxmox's template): `writeDisk` writes
    * the disk as one standalone qcow2, which is stored like an import's; the boot files,
-   * firmware and login user are the VM's image's. A failure leaves no row and no file.
+   * firmware and login user are the VM's image's. A failure leaves no row and no file; a
+   * restart while it runs leaves the row failed, as it does an import's.
    */
   async function publishImage(input: {
     name: string;
