@@ -34,7 +34,6 @@ function manager(id: string) {
   return m;
 }
 
-/** The tiny guest, isolated, without forwards or user data; each test changes what it is about. */
 /** How much of a qemu's guest memory (its one mapping of that size) is resident, in MiB. */
 async function guestMemoryResidentMiB(pid: number, memoryMiB: number): Promise<number> {
   const smaps = await readFile(`/proc/${pid}/smaps`, "utf8");
@@ -46,6 +45,7 @@ async function guestMemoryResidentMiB(pid: number, memoryMiB: number): Promise<n
   return Number(rss.split(/\s+/)[1]) / 1024;
 }
 
+/** The tiny guest, isolated, without forwards or user data; each test changes what it is about. */
 function startOptions(sshAuthorizedKey: string, changes: Partial<StartOptions> = {}): StartOptions {
   return {
     userData: "",
