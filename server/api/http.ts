@@ -68,8 +68,9 @@ export function createTrpcHandler(hangar: Hangar) {
     router: appRouter,
     basePath: TRPC_BASE_PATH,
     createContext: ({ req }) => contextFor(hangar, req),
-    // The body, read within the limit before tRPC (which reads any size) and before the
-    // context: tRPC takes a string body as the request's. An oversized one fails every call with 413.
+    // Before tRPC and the context: a batch of more than MAX_BATCH_CALLS is refused unread,
+    // and the body is read within the limit (tRPC reads any size; it takes a string body as
+    // the request's). An oversized one fails every call with 413.
     middleware: (req, res, next: (error?: TRPCError) => void) => {
       const calls = batchLength(req.url);
       if (calls > MAX_BATCH_CALLS) {
