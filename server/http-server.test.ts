@@ -13,7 +13,7 @@ import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
 import { createToken } from "./auth/tokens.ts";
 import type { Settings } from "./env.ts";
-import { NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
+import { BAD_TARGET_MESSAGE, NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
 import { FakeDriver } from "./testing/fake-driver.ts";
 import { createVm } from "./vms/inventory.ts";
 import { createTestHangar, type TestHangar } from "./testing/fixtures.ts";
@@ -170,6 +170,21 @@ describe("Host check", () => {
     expect((await send(served.port, "GET", "/", { host: "hangar.test" })).status).toBe(200);
     expect((await send(served.port, "GET", "/", { host: "hangar.test:443" })).status).toBe(200);
     expect((await send(served.port, "GET", "/", { host: served.host })).status).toBe(421);
+  });
+
+  it("takes a full URL as the request target for its host, and refuses a target that is no path with 400", async () => {
+    const served = await serve();
+    // Absolute form (what a proxy sends): its authority is the host the check reads, not the header's.
+    const throughProxy = await send(served.port, "GET", `http://evil.example:${served.port}/`, { host: served.host });
+    expect([throughProxy.status, throughProxy.body]).toEqual([421, WRONG_HOST_MESSAGE]);
+    const own = await send(served.port, "GET", `${served.origin}/api/trpc/account.me`, { host: `evil.example:${served.port}` });
+    expect([own.status, JSON.parse(own.body)]).toEqual([200, { result: { data: { json: { user: null, needsFirstAdmin: true } } } }]);
+    for (const target of ["*", "ftp://127.0.0.1/"]) {
+      const reply = await send(served.port, "GET", target, { host: served.host });
+      expect([reply.status, reply.body], target).toEqual([400, BAD_TARGET_MESSAGE]);
+      expect(await upgradeStatus(served.port, target, { host: served.host, origin: served.origin }), target).toBe(400);
+    }
+    expect(served.pageRequests).toEqual([]);
   });
 });
 

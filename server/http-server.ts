@@ -82,6 +82,24 @@ function setSecurityHeaders(res: ServerResponse, policy: string): void {
 }
 
 /** Hangar's request and upgrade handling, on `server` (a new one unless given). */
+export const BAD_TARGET_MESSAGE = "Send the request to a path on this server, such as /.";
+
+/**
+ * Leaves every request with a path as its target (origin form), which all routing reads.
+ * A full URL as the target (absolute form, as a proxy sends it) names the host itself:
+ * RFC 9112 has that authority stand for the Host header, so the Host check applies to it.
+ * Anything else (`*`, another scheme) is false: answered with 400.
+ */
+function toOriginForm(req: IncomingMessage): boolean {
+  const target = req.url ?? "";
+  if (target.startsWith("/")) return true;
+  const url = URL.canParse(target) ? new URL(target) : undefined;
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") return false;
+  req.headers.host = url.host;
+  req.url = `${url.pathname}${url.search}`;
+  return true;
+}
+
 export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, server: Server = createServer()): Server {
   const hosts = acceptedHosts(hangar.env.publicOrigins);
   const handleTrpc = createTrpcHandler(hangar);
@@ -119,6 +137,11 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   }
 
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (!toOriginForm(req)) {
+      setSecurityHeaders(res, contentSecurityPolicy({ dev }));
+      res.writeHead(400, { "Content-Type": "text/plain; charset=utf-8", Connection: "close" }).end(BAD_TARGET_MESSAGE);
+      return;
+    }
     const url = req.url ?? "/";
     const isRest = url === REST_BASE_PATH || url.startsWith(`${REST_BASE_PATH}/`) || url.startsWith(`${REST_BASE_PATH}?`);
     const isDocument = url.split("?")[0] === OPENAPI_DOCUMENT_PATH;
@@ -173,12 +196,18 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
   });
 
   server.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => undefined);
+    if (!toOriginForm(req)) {
+      socket.end(
+        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(BAD_TARGET_MESSAGE)}\r\n\r\n${BAD_TARGET_MESSAGE}`,
+      );
+      return;
+    }
     if (req.url?.startsWith(INTERNAL_TERMINAL_PATH)) {
       hangar.terminals.handleUpgrade(req, socket, head);
       return;
     }
     if (!hostAllowed(req.headers.host, hosts)) {
-      socket.on("error", () => undefined);
       const body = WRONG_HOST_MESSAGE;
       socket.end(
         `HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
