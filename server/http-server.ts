@@ -81,7 +81,6 @@ function setSecurityHeaders(res: ServerResponse, policy: string): void {
   res.setHeader("Referrer-Policy", "same-origin");
 }
 
-/** Hangar's request and upgrade handling, on `server` (a new one unless given). */
 export const BAD_TARGET_MESSAGE = "Send the request to a path on this server, such as /.";
 
 /**
@@ -100,6 +99,7 @@ function toOriginForm(req: IncomingMessage): boolean {
   return true;
 }
 
+/** Hangar's request and upgrade handling, on `server` (a new one unless given). */
 export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, server: Server = createServer()): Server {
   const hosts = acceptedHosts(hangar.env.publicOrigins);
   const handleTrpc = createTrpcHandler(hangar);
