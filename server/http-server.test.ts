@@ -172,14 +172,14 @@ describe("Host check", () => {
     expect((await send(served.port, "GET", "/", { host: served.host })).status).toBe(421);
   });
 
-  it("takes a full URL as the request target for its host, and refuses a target that is no path with 400", async () => {
+  it("takes a full URL as the request target for its host, and refuses with 400 a target that is no path or not UTF-8", async () => {
     const served = await serve();
     // Absolute form (what a proxy sends): its authority is the host the check reads, not the header's.
     const throughProxy = await send(served.port, "GET", `http://evil.example:${served.port}/`, { host: served.host });
     expect([throughProxy.status, throughProxy.body]).toEqual([421, WRONG_HOST_MESSAGE]);
     const own = await send(served.port, "GET", `${served.origin}/api/trpc/account.me`, { host: `evil.example:${served.port}` });
     expect([own.status, JSON.parse(own.body)]).toEqual([200, { result: { data: { json: { user: null, needsFirstAdmin: true } } } }]);
-    for (const target of ["*", "ftp://127.0.0.1/"]) {
+    for (const target of ["*", "ftp://127.0.0.1/", "/vms/%ff%fe", "/api/v1/vms/%E0%A4%A"]) {
       const reply = await send(served.port, "GET", target, { host: served.host });
       expect([reply.status, reply.body], target).toEqual([400, BAD_TARGET_MESSAGE]);
       expect(await upgradeStatus(served.port, target, { host: served.host, origin: served.origin }), target).toBe(400);

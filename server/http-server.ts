@@ -81,22 +81,29 @@ function setSecurityHeaders(res: ServerResponse, policy: string): void {
   res.setHeader("Referrer-Policy", "same-origin");
 }
 
-export const BAD_TARGET_MESSAGE = "Send the request to a path on this server, such as /.";
+export const BAD_TARGET_MESSAGE = "Send the request to a path on this server, such as /, percent-encoded as UTF-8.";
 
 /**
  * Leaves every request with a path as its target (origin form), which all routing reads.
  * A full URL as the target (absolute form, as a proxy sends it) names the host itself:
  * RFC 9112 has that authority stand for the Host header, so the Host check applies to it.
- * Anything else (`*`, another scheme) is false: answered with 400.
+ * Anything else (`*`, another scheme), or a path whose percent-encoding is not UTF-8 (Next
+ * fails such a page's route with a 500), is false: answered with 400.
  */
 function toOriginForm(req: IncomingMessage): boolean {
   const target = req.url ?? "";
-  if (target.startsWith("/")) return true;
-  const url = URL.canParse(target) ? new URL(target) : undefined;
-  if (url?.protocol !== "http:" && url?.protocol !== "https:") return false;
-  req.headers.host = url.host;
-  req.url = `${url.pathname}${url.search}`;
-  return true;
+  if (!target.startsWith("/")) {
+    const url = URL.canParse(target) ? new URL(target) : undefined;
+    if (url?.protocol !== "http:" && url?.protocol !== "https:") return false;
+    req.headers.host = url.host;
+    req.url = `${url.pathname}${url.search}`;
+  }
+  try {
+    decodeURIComponent((req.url ?? "").split("?")[0] ?? "");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Hangar's request and upgrade handling, on `server` (a new one unless given). */
