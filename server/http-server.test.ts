@@ -13,7 +13,7 @@ import { bootstrapAdmin, addUser, SETUP_CODE_REFUSAL } from "./auth/users.ts";
 import { SETUP_CODE_FILE } from "./auth/setup-code.ts";
 import { createToken } from "./auth/tokens.ts";
 import type { Settings } from "./env.ts";
-import { BAD_TARGET_MESSAGE, NO_AUTH_ENDPOINT_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
+import { BAD_TARGET_MESSAGE, NO_AUTH_ENDPOINT_MESSAGE, PAGE_METHOD_MESSAGE, WRONG_HOST_MESSAGE, createHttpServer } from "./http-server.ts";
 import { FakeDriver } from "./testing/fake-driver.ts";
 import { createVm } from "./vms/inventory.ts";
 import { createTestHangar, type TestHangar } from "./testing/fixtures.ts";
@@ -185,6 +185,17 @@ describe("Host check", () => {
       expect(await upgradeStatus(served.port, target, { host: served.host, origin: served.origin }), target).toBe(400);
     }
     expect(served.pageRequests).toEqual([]);
+  });
+
+  it("answers pages to GET and HEAD only", async () => {
+    const served = await serve();
+    for (const method of ["POST", "PUT", "DELETE", "PATCH", "TRACE"]) {
+      const reply = await send(served.port, method, "/vms/abc", { host: served.host });
+      expect([reply.status, reply.headers.allow, reply.body], method).toEqual([405, "GET, HEAD", PAGE_METHOD_MESSAGE]);
+    }
+    expect(served.pageRequests).toEqual([]);
+    expect((await send(served.port, "HEAD", "/vms/abc", { host: served.host })).status).toBe(200);
+    expect((await send(served.port, "GET", "/vms/abc", { host: served.host })).status).toBe(200);
   });
 });
 

@@ -81,6 +81,7 @@ function setSecurityHeaders(res: ServerResponse, policy: string): void {
   res.setHeader("Referrer-Policy", "same-origin");
 }
 
+export const PAGE_METHOD_MESSAGE = "Pages answer GET and HEAD; the API is at /api/trpc and /api/v1.";
 export const BAD_TARGET_MESSAGE = "Send the request to a path on this server, such as /, percent-encoded as UTF-8.";
 
 /**
@@ -182,6 +183,12 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     }
     if (isMetricsRequest(req)) {
       void handleMetrics(hangar.db, hangar.metrics, req, res);
+      return;
+    }
+    // Pages and their files are read, never sent to (no server actions): Next would render a
+    // page for a DELETE or a TRACE too. Its development tools post to /__nextjs… paths.
+    if (req.method !== "GET" && req.method !== "HEAD" && !url.startsWith("/__nextjs")) {
+      res.writeHead(405, { Allow: "GET, HEAD", "Content-Type": "text/plain; charset=utf-8" }).end(PAGE_METHOD_MESSAGE);
       return;
     }
     // Next takes the nonce from the request's policy; a client's own policy header is replaced.
