@@ -107,6 +107,13 @@ function toOriginForm(req: IncomingMessage): boolean {
   }
 }
 
+/** Answers an upgrade request with `status` ("421 Misdirected Request") and a sentence, and closes. */
+function refuseUpgrade(socket: Duplex, status: string, sentence: string): void {
+  socket.end(
+    `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(sentence)}\r\n\r\n${sentence}`,
+  );
+}
+
 /** Hangar's request and upgrade handling, on `server` (a new one unless given). */
 export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, server: Server = createServer()): Server {
   const hosts = acceptedHosts(hangar.env.publicOrigins);
@@ -211,23 +218,12 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
 
   server.on("upgrade", (req, socket, head) => {
     socket.on("error", () => undefined);
-    if (!toOriginForm(req)) {
-      socket.end(
-        `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(BAD_TARGET_MESSAGE)}\r\n\r\n${BAD_TARGET_MESSAGE}`,
-      );
-      return;
-    }
+    if (!toOriginForm(req)) return refuseUpgrade(socket, "400 Bad Request", BAD_TARGET_MESSAGE);
     if (req.url?.startsWith(INTERNAL_TERMINAL_PATH)) {
       hangar.terminals.handleUpgrade(req, socket, head);
       return;
     }
-    if (!hostAllowed(req.headers.host, hosts)) {
-      const body = WRONG_HOST_MESSAGE;
-      socket.end(
-        `HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-      return;
-    }
+    if (!hostAllowed(req.headers.host, hosts)) return refuseUpgrade(socket, "421 Misdirected Request", WRONG_HOST_MESSAGE);
     if (req.url?.startsWith(TERMINAL_PATH)) hangar.terminals.handleUpgrade(req, socket, head);
     else if (req.url?.startsWith(TRPC_WS_PATH)) trpcWebSocket.handleUpgrade(req, socket, head);
     else void pages.handleUpgrade(req, socket, head);
