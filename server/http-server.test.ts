@@ -1,6 +1,7 @@
-// Hangar's HTTP server over real HTTP: the Host check on every path, the setup code, the
-// cross-site check of mutations, security headers and Secure cookies. Pages are a stand-in
-// for Next (which the e2e specs run); everything else is the real handler.
+// Hangar's HTTP server over real HTTP: the Host check on every path, request targets and
+// the methods pages answer, the setup code, the cross-site check of mutations, body and
+// batch limits, security headers and Secure cookies. Pages are a stand-in for Next (which
+// the e2e specs run); everything else is the real handler.
 import { statSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
