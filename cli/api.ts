@@ -244,9 +244,13 @@ export function localTime(date: Date, seconds = false): string {
   return `${day} ${pad(date.getHours())}:${pad(date.getMinutes())}${seconds ? `:${pad(date.getSeconds())}` : ""}`;
 }
 
+/** Bytes as whole MiB, as the CLI shows sizes. */
+export function mib(bytes: number | bigint): string {
+  return `${Math.round(Number(bytes) / 2 ** 20)} MiB`;
+}
+
 /** A VM's last usage sample as `hangar get` shows it (as `incus info` does); only the figures measured. */
 export function usageText(usage: VmUsagePoint): string {
-  const mib = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`;
   const rate = (bytes: number) =>
     bytes < 1024 ? `${Math.round(bytes)} B/s` : bytes < 2 ** 20 ? `${(bytes / 1024).toFixed(1)} KiB/s` : `${(bytes / 2 ** 20).toFixed(1)} MiB/s`;
   const { guestMemTotalBytes: total, guestMemUsedBytes: used } = usage;

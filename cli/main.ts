@@ -23,6 +23,7 @@ import {
   asCliError,
   connect,
   localTime,
+  mib,
   output,
   readLocalFile,
   resolveHost,
@@ -917,7 +918,7 @@ image
       output(json(command), images, (list) =>
         table(
           ["NAME", "STATUS", "SIZE", "LOGIN"],
-          list.map((i) => [i.name, i.status, `${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`, i.loginUser]),
+          list.map((i) => [i.name, i.status, mib(i.sizeBytes ?? 0), i.loginUser]),
         ),
       );
     }),
@@ -934,9 +935,9 @@ image
         [
           `name: ${i.name}`,
           `id: ${i.id}`,
-          `status: ${i.status}${i.status === "importing" ? ` (${Math.round(Number(i.progress) / 2 ** 20)} MiB so far)` : ""}`,
+          `status: ${i.status}${i.status === "importing" ? ` (${mib(i.progress)} so far)` : ""}`,
           i.error ? `error: ${i.error}` : "",
-          `format: ${i.format}, ${Math.round(Number(i.sizeBytes ?? 0) / 2 ** 20)} MiB`,
+          `format: ${i.format}, ${mib(i.sizeBytes ?? 0)}`,
           `boots: ${i.directBoot ? `its own kernel${i.cmdline ? ` (${i.cmdline})` : ""}` : i.firmware}`,
           `login: ${i.loginUser}`,
           i.sha256 ? `sha256: ${i.sha256}` : "",
@@ -1019,7 +1020,7 @@ snapshot
       output(json(command), snapshots, (list) =>
         table(
           ["NAME", "CREATED", "MEMORY"],
-          list.map((s) => [s.name, localTime(s.createdAt), s.vmStateBytes > 0 ? `${Math.round(s.vmStateBytes / 2 ** 20)} MiB` : "—"]),
+          list.map((s) => [s.name, localTime(s.createdAt), s.vmStateBytes > 0 ? mib(s.vmStateBytes) : "—"]),
         ),
       );
     }),
