@@ -413,6 +413,13 @@ describe("hangar CLI", () => {
     const nowhere = await asBoss(["create", "nowhere", "--host", "nope"]);
     expect([nowhere.exitCode, nowhere.stderr.trim()]).toEqual([5, 'hangar: No host named "nope"; `hangar host ls` lists them.']);
     expect((await asBoss(["ls", "--host", here, "--names"])).stdout.split("\n")).toContain("placed");
+    const moved = await asBoss(["move", "placed", here]);
+    expect([moved.exitCode, moved.stderr.trim()]).toEqual([
+      2,
+      t.hangar.cluster.shared
+        ? `hangar: VM "placed" is on host ${here} already.`
+        : "hangar: This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
+    ]);
     // One host: no HOST column. A VM on a second host, offline since an hour: the column
     // shows, and `get` answers from the database without asking the guest through its host.
     expect((await asBoss(["ls"])).stdout).not.toMatch(/HOST/);

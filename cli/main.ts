@@ -524,6 +524,20 @@ program
   );
 
 program
+  .command("move")
+  .description("move a Stopped VM to another host, with its disk, snapshots and SSH key")
+  .addHelpText("after", examples("hangar move web-1 beta"))
+  .argument("<vm>", "name")
+  .argument("<host>", "the host to move it to (`hangar host ls`)")
+  .action(
+    run(async (name: string, host: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const vm = await api.vm.move.mutate({ id: await resolveVm(api, name), hostId: await resolveHost(api, host) });
+      output(json(command), vm, (v) => `${v.name} ${v.state} on ${v.host?.name ?? host}`);
+    }),
+  );
+
+program
   .command("exec")
   .description("run a command in a VM (argv, no shell) and exit with its status")
   // `hangar exec web-1 uname -a` reads -a as exec's own option: say where the command goes.

@@ -10,6 +10,7 @@ import { useEffect } from "react";
 import { AddMyKeys } from "./add-my-keys.tsx";
 import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
+import { MoveForm } from "./move-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { DescriptionForm } from "./description-form.tsx";
 import { ProtectionToggle } from "./protection-toggle.tsx";
@@ -208,6 +209,8 @@ export function VmDetails({ id }: { id: string }) {
           <CloneForm vmId={vm.id} vmName={vm.name} />
         </section>
       ) : null}
+
+      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? <MoveForm vmId={vm.id} host={vm.host} /> : null}
 
       <section className="card" aria-labelledby="vm-snapshots-title">
         <h2 id="vm-snapshots-title">Snapshots</h2>

@@ -13,6 +13,7 @@ import { createRecorder } from "./audit/recorder.ts";
 import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
 import { clusterKey } from "./auth/cluster-secret.ts";
 import { createCluster } from "./cluster/cluster.ts";
+import { createMoves } from "./cluster/move.ts";
 import { databaseProvider } from "./database-url.ts";
 import { createHosts, postgresNow, sshAddressFor } from "./hosts.ts";
 import { createTerminalBridge } from "./terminal/bridge.ts";
@@ -123,6 +124,19 @@ export function createHangar({
     }),
     metrics,
   );
+  const consoles = createConsoleHub({ bus, driverFor: driver });
+  const moves = createMoves({
+    db,
+    hosts,
+    shared: cluster.shared,
+    lifecycle,
+    recorder,
+    stateDir: env.stateDir,
+    localImage: localImage ?? copies.ensureLocal,
+    clusterKey: key,
+    log,
+    onMovedAway: (vm, host) => consoles.movedAway(vm.id, `VM "${vm.name}" moved to host ${host}; open its console again.`),
+  });
   const reconciler = createReconciler({ db, lifecycle, driverFor: driver, log, ...reconcilerOptions });
   /** A host that beats; one whose row is gone does not. */
   const hostOnline = async (hostId: string) => {
@@ -162,7 +176,6 @@ export function createHangar({
       });
     },
   });
-  const consoles = createConsoleHub({ bus, driverFor: driver });
   const tickets = createTicketStore({ db });
   const services = {
     env,
@@ -183,6 +196,7 @@ export function createHangar({
     accel: decideAccel,
     clusterKey: key,
     copies,
+    moves,
   };
   const terminals = createTerminalBridge({ hangar: services, hub: consoles, tickets, allowedOrigins: env.allowedOrigins });
   return { ...services, terminals };

@@ -22,6 +22,7 @@ import type { Hangar } from "./hangar.ts";
 import { handleMetrics, isMetricsRequest } from "./metrics/http.ts";
 import { acceptedHosts, hostAllowed } from "./origins.ts";
 import { INTERNAL_IMAGES_PATH } from "./images/copies.ts";
+import { INTERNAL_VMS_PATH } from "./cluster/move.ts";
 import { TERMINAL_PATH } from "./terminal/bridge.ts";
 import { INTERNAL_TERMINAL_PATH } from "./terminal/proxy.ts";
 
@@ -166,6 +167,10 @@ export function createHttpServer({ hangar, pages, dev }: HttpServerOptions, serv
     setSecurityHeaders(res, policy);
     if (req.url?.startsWith(INTERNAL_IMAGES_PATH)) {
       hangar.copies.serve(req, res);
+      return;
+    }
+    if (req.url?.startsWith(INTERNAL_VMS_PATH)) {
+      hangar.moves.serve(req, res);
       return;
     }
     if (!hostAllowed(req.headers.host, hosts)) {

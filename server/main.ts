@@ -86,8 +86,11 @@ async function main(): Promise<void> {
   await confineGuests(env.HANGAR_QEMU_USER);
   void hangar.accel();
   await hangar.copies.registerStore();
-  // Images deleted on another host leave their copies here: swept now and every 10 minutes.
-  const sweepStore = () => void hangar.copies.sweep().catch((error: unknown) => log(`image store sweep: ${String(error)}`));
+  // Images deleted on another host leave their copies here, and VM moves cut short theirs: swept now and every 10 minutes.
+  const sweepStore = () => {
+    void hangar.copies.sweep().catch((error: unknown) => log(`image store sweep: ${String(error)}`));
+    void hangar.moves.sweep().catch((error: unknown) => log(`VM move sweep: ${String(error)}`));
+  };
   sweepStore();
   const storeSweeper = setInterval(sweepStore, 10 * 60_000);
   storeSweeper.unref();

@@ -92,6 +92,7 @@ beforeAll(async () => {
     "vm.stop": { id: target.id, timeoutSec: 0 },
     "vm.suspend": { id: target.id },
     "vm.clone": { id: target.id, name: "copy" },
+    "vm.move": { id: target.id, hostId: await t.hangar.hosts.selfId() },
     "vm.delete": { id: victim.id },
     "vm.exec": { id: target.id, command: ["echo", "hi"], timeoutSec: 5 },
     "vm.addMyKeys": { id: target.id },

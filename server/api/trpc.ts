@@ -103,6 +103,8 @@ export type Meta = {
   poolInput?: "id" | "poolId";
   /** A read that answers from the database here while the VM's host is offline, instead of refusing. */
   whenOffline?: "answer-here";
+  /** How long a forwarded call of it may take when its input has no timeoutSec (default 120 s). */
+  forwardBudgetSec?: number;
 };
 
 // 2. Initialisation
@@ -433,7 +435,7 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
     throw new HangarError("HOST_OFFLINE", cluster.offlineSentence(location, meta.runsOn === "pool" ? "That pool" : "That VM"));
   }
   const timeoutSec = typeof raw === "object" && raw !== null ? Reflect.get(raw, "timeoutSec") : undefined;
-  const budgetMs = (typeof timeoutSec === "number" ? timeoutSec * 1000 : 120_000) + FORWARD_SLACK_MS;
+  const budgetMs = (typeof timeoutSec === "number" ? timeoutSec : (meta.forwardBudgetSec ?? 120)) * 1000 + FORWARD_SLACK_MS;
   let data: unknown;
   try {
     data = await cluster.forward(location.host, encodeCall({ path, type, input: raw, principal: ctx.principal, actor: ctx.actor }), budgetMs);

@@ -140,6 +140,24 @@ export const vmRouter = router({
     .input(z.object({ id, name: vmName }))
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
+  /**
+   * Moves a Stopped VM to another host (several hosts on PostgreSQL): its disk with its
+   * snapshots, UEFI variables and SSH key go along; it starts there next time.
+   */
+  move: procedure
+    .meta({
+      permission: "vm.control",
+      runsOn: "vm",
+      // A disk of many GiB takes minutes to copy.
+      forwardBudgetSec: 3600,
+      openapi: rest("POST", "/vms/{id}/move", "Move a Stopped VM to another host"),
+    })
+    .input(z.object({ id, hostId: id }))
+    .output(vmOutput)
+    .mutation(async ({ ctx, input }) => {
+      await ctx.hangar.moves.moveVm(input.id, input.hostId, ctx.actor);
+      return forCaller(ctx, await getVm(ctx.hangar, input.id));
+    }),
   delete: procedure
     .meta({ permission: "vm.control", runsOn: "vm", openapi: rest("POST", "/vms/{id}/delete", "Delete a VM and its disk") })
     .input(z.object({ id }))

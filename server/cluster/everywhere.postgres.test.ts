@@ -10,6 +10,7 @@ import { execa } from "execa";
 import superjson from "superjson";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { z } from "zod";
 import type { AppRouter } from "../api/root.ts";
 import { TRPC_WS_PATH } from "../api/ws.ts";
 import { storeName } from "../images/copies.ts";
@@ -105,6 +106,43 @@ describe("a cluster of two hosts", () => {
     ws.send(Buffer.from("echo $((6*7))x\n"), { binary: true });
     await until("the guest's answer", () => text.includes("42x"), 30_000);
     ws.close();
+  });
+
+  it("moves beta's Stopped VM to alpha: disk, snapshots and key go along, and it runs there", async () => {
+    await beta().api.vm.wait.query({ id: vmId, for: "ready", timeoutSec: 300 });
+    const wrote = await beta().api.vm.exec.mutate({ id: vmId, command: ["sh", "-c", "echo came-along > /data/marker && sync"], asRoot: true });
+    expect(wrote.exitCode, wrote.stderr).toBe(0);
+    const refusal = (call: Promise<unknown>) =>
+      call.then(
+        () => "moved",
+        (error: unknown) => (error instanceof Error ? error.message : String(error)),
+      );
+    expect(await refusal(alpha().api.vm.move.mutate({ id: vmId, hostId: alpha().id }))).toContain("needs it Stopped");
+    await beta().api.vm.stop.mutate({ id: vmId });
+    await beta().api.snapshot.create.mutate({ id: vmId, name: "before-move" });
+    expect(await refusal(alpha().api.vm.move.mutate({ id: vmId, hostId: beta().id }))).toContain("is on host beta already");
+    expect(await refusal(alpha().api.vm.move.mutate({ id: vmId, hostId: "nosuchhost" }))).toContain(`No host with id "nosuchhost"`);
+
+    // Asked on alpha, run by beta (the VM's host), taken by alpha.
+    const moved = await alpha().api.vm.move.mutate({ id: vmId, hostId: alpha().id });
+    expect(moved).toMatchObject({ id: vmId, state: "Stopped", hostId: alpha().id });
+    expect(existsSync(path.join(beta().stateDir, "vms", vmId))).toBe(false);
+    const disk = path.join(alpha().stateDir, "vms", vmId, "disk.qcow2");
+    const { stdout } = await execa("qemu-img", ["info", "--output=json", "--", disk]);
+    const info = z.object({ "backing-filename": z.string(), snapshots: z.array(z.object({ name: z.string() })) }).parse(JSON.parse(stdout));
+    // On alpha's own copy of the image, with its snapshot.
+    expect(path.dirname(info["backing-filename"])).toBe(path.join(alpha().stateDir, "images"));
+    expect(info.snapshots.map((s) => s.name)).toEqual(["before-move"]);
+    await until("the move's marker gone", () => !existsSync(path.join(alpha().stateDir, "vms", vmId, "moved-from")), 30_000);
+    const { events } = await beta().api.vm.events.query({ vmId, limit: 1 });
+    expect(events[0]).toMatchObject({ action: "move", ok: true });
+    expect(events[0]?.message).toMatch(/^Moved from host beta to host alpha \(\d+ MiB in [\d.]+ s\)$/);
+
+    // Started through beta, it runs on alpha with what its guest wrote on beta, reached with the key it had there.
+    expect((await beta().api.vm.start.mutate({ id: vmId })).state).toBe("Running");
+    expect(existsSync(path.join(alpha().stateDir, "vms", vmId, "qemu.pid"))).toBe(true);
+    await alpha().api.vm.wait.query({ id: vmId, for: "ready", timeoutSec: 300 });
+    expect((await alpha().api.vm.exec.mutate({ id: vmId, command: ["cat", "/data/marker"] })).stdout).toBe("came-along\n");
   });
 
   it("fetches an image only alpha holds when a VM on beta needs it", async () => {

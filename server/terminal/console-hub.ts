@@ -228,6 +228,13 @@ export function createConsoleHub(deps: ConsoleHubDeps) {
 
   return {
     attach,
+    /** VM `vmId` moved to another host: its serial console is there now, so its viewers here are told to open it again. */
+    movedAway(vmId: string, message: string): void {
+      const vmConsole = consoles.get(vmId);
+      if (!vmConsole) return;
+      release(vmId, vmConsole);
+      for (const viewer of vmConsole.viewers) viewer.close(message);
+    },
     /** Viewers attached per VM, for tests and the status page. */
     viewerCounts(): Record<string, number> {
       return Object.fromEntries([...consoles].map(([id, c]) => [id, c.viewers.size]));

@@ -54,6 +54,15 @@ export interface VmFiles {
   socketDir: string;
 }
 
+/**
+ * What a Stopped VM is, as a move to another host carries it: its disk (with its snapshots),
+ * UEFI variables, SSH key pair and console log. The rest is runtime, or written again at
+ * its next start (the cidata seed).
+ */
+export function movedFiles(files: VmFiles): string[] {
+  return [files.disk, files.uefiVars, files.sshKey, files.sshPublicKey, files.serialLog];
+}
+
 export function vmDir(stateDir: string, id: string): string {
   return path.join(stateDir, "vms", id);
 }

@@ -1,0 +1,75 @@
+// A VM move cut short (a kill -9 of either host at any step) leaves markers in VM
+// directories; the sweep settles each from the row alone, on SQLite and PostgreSQL alike.
+// The move between two real processes is in everywhere.postgres.test.ts.
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FakeDriver } from "../testing/fake-driver.ts";
+import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+
+let t: TestHangar;
+
+beforeEach(async () => {
+  t = await createTestHangar({ driverFor: new FakeDriver().managerFor });
+});
+afterEach(() => t.cleanup());
+
+describe("the sweep of moves cut short", () => {
+  it("keeps the copy the row names, removes the other, and leaves moves under way and other VMs alone", async () => {
+    const { db } = t.hangar;
+    const self = await t.hangar.hosts.selfId();
+    const peer = await db.host.create({
+      data: { name: "peer", apiAddress: "http://127.0.0.1:9", heartbeatAt: new Date(), accelerator: "tcg", freeMemoryMiB: 0 },
+    });
+    const image = await db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const api = await callerFor(t.hangar);
+    const vmsDir = path.join(t.env.stateDir, "vms");
+    /** A VM whose row names `hostId`, with a directory here holding `markers`. */
+    async function vm(name: string, hostId: string, markers: Record<string, string>) {
+      const { id } = await api.vm.create({ name, imageId: image.id, cpus: 1, memoryMiB: 128 });
+      await db.vm.update({ where: { id }, data: { hostId } });
+      const dir = path.join(vmsDir, id);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "disk.qcow2"), "disk");
+      for (const [marker, content] of Object.entries(markers)) writeFileSync(path.join(dir, marker), content);
+      return { id, dir };
+    }
+    const failedAway = await vm("failed-away", self, { "moving-to": peer.id });
+    const movedAway = await vm("moved-away", peer.id, { "moving-to": peer.id });
+    const taken = await vm("taken", self, { "moved-from": peer.id });
+    const beingHanded = await vm("being-handed", peer.id, { "moved-from": peer.id });
+    const neverHanded = await vm("never-handed", peer.id, { "moved-from": peer.id });
+    const longAgo = new Date(Date.now() - 11 * 60_000);
+    utimesSync(path.join(neverHanded.dir, "moved-from"), longAgo, longAgo);
+    const unrelated = await vm("unrelated", peer.id, {});
+    const halfFetched = path.join(vmsDir, ".incoming-abc");
+    mkdirSync(halfFetched);
+
+    await t.hangar.moves.sweep();
+
+    // The source: the row stayed here (the move failed) or went to the target (its copy is stale).
+    expect(existsSync(path.join(failedAway.dir, "disk.qcow2"))).toBe(true);
+    expect(existsSync(path.join(failedAway.dir, "moving-to"))).toBe(false);
+    expect(existsSync(movedAway.dir)).toBe(false);
+    // The target: the row came (its copy is the VM), is perhaps coming now, or never came.
+    expect(existsSync(path.join(taken.dir, "disk.qcow2"))).toBe(true);
+    expect(existsSync(path.join(taken.dir, "moved-from"))).toBe(false);
+    expect(existsSync(path.join(beingHanded.dir, "moved-from"))).toBe(true);
+    expect(existsSync(neverHanded.dir)).toBe(false);
+    expect(existsSync(halfFetched)).toBe(false);
+    // No marker, no move: what another host's VM has here is not the sweep's to judge.
+    expect(existsSync(unrelated.dir)).toBe(true);
+  });
+
+  it("refuses a move to the VM's own host with a sentence: on SQLite there is no other", async () => {
+    const image = await t.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const api = await callerFor(t.hangar);
+    const { id } = await api.vm.create({ name: "alone", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    await expect(api.vm.move({ id, hostId: await t.hangar.hosts.selfId() })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: t.hangar.cluster.shared
+        ? `VM "alone" is on host ${t.hangar.hosts.name} already.`
+        : "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
+    });
+  });
+});
