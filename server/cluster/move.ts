@@ -187,7 +187,12 @@ export function createMoves({
       }).catch((error: unknown) => {
         throw gone.signal.aborted ? gone.signal.reason : new HangarError("HOST_OFFLINE", `host ${target.name} could not be reached`, { cause: error });
       });
-      const lines = (await response.text()).split("\n").filter(Boolean);
+      const body = await response.text().catch((error: unknown) => {
+        throw gone.signal.aborted
+          ? gone.signal.reason
+          : new HangarError("HOST_OFFLINE", `host ${target.name} stopped answering before it had taken the VM`, { cause: error });
+      });
+      const lines = body.split("\n").filter(Boolean);
       const parsed = answer.safeParse(parseJson(lines.at(-1)));
       if (!parsed.success) throw new Error(`host ${target.name} answered ${response.status} without a readable outcome`);
       if (!parsed.data.ok) throw new HangarError(isErrorCode(parsed.data.code) ? parsed.data.code : "DRIVER_FAILED", parsed.data.message);
