@@ -275,6 +275,15 @@ describe("console hub", () => {
     attached.detach();
   });
 
+  it("closes viewers, saying where, when the VM moved to another host", async () => {
+    const { serial, hub, watcher } = await hubWithViewer("moved");
+    hub.movedAway("vm1", 'VM "mover" moved to host beta; open its console again.');
+    expect(watcher.closed).toEqual(['VM "mover" moved to host beta; open its console again.']);
+    expect(hub.viewerCounts()).toEqual({});
+    await expect.poll(() => serial.clients[0]?.readableEnded || serial.clients[0]?.destroyed).toBe(true);
+    hub.closeAll();
+  });
+
   it("closes viewers when the VM is deleted, and undoes a connect that finishes after everyone left", async () => {
     const { serial, bus, hub, watcher } = await hubWithViewer("gone");
     bus.publish({ vmId: "vm1", vmName: "doomed", state: "Gone", eventId: "" });
