@@ -1,7 +1,7 @@
 /**
  * Two hosts on one PostgreSQL database, as a team runs Hangar on two machines: a person on
- * alpha's dashboard watches a VM that lives on beta change as beta changes it, and opens its
- * console. The spec starts (and stops) its own two servers (server/testing/cluster.ts), so
+ * alpha's dashboard watches a VM that lives on beta change as beta changes it, opens its
+ * console, and moves it to alpha. The spec starts (and stops) its own two servers (server/testing/cluster.ts), so
  * it needs PostgreSQL at HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { expect, test } from "@playwright/test";
@@ -29,7 +29,7 @@ test.afterAll(async () => {
   await cluster.close({ stopVms: false });
 });
 
-test("alpha's dashboard shows a VM of beta change live, and opens its console", async ({ browser }) => {
+test("alpha's dashboard shows a VM of beta change live, opens its console and moves it to alpha", async ({ browser }) => {
   if (!cluster) throw new Error("the cluster did not start");
   const alpha = cluster.host("alpha");
   const beta = cluster.host("beta");
@@ -69,5 +69,14 @@ test("alpha's dashboard shows a VM of beta change live, and opens its console", 
   await expect(row.getByTestId("vm-state")).toHaveText("Running", LONG);
   await beta.api.vm.stop.mutate({ id: vm.id, timeoutSec: 5 });
   await expect(row.getByTestId("vm-state")).toHaveText("Stopped", LONG);
+
+  // Stopped, it moves to alpha from its page: the Host card says where it is.
+  await row.getByRole("link", { name }).click();
+  const hostCard = page.getByRole("region", { name: "Host" });
+  await expect(hostCard).toContainText("On host beta.", LONG);
+  await hostCard.getByRole("combobox", { name: "To host" }).selectOption({ label: "alpha" });
+  await hostCard.getByRole("button", { name: "Move" }).click();
+  await expect(hostCard).toContainText("On host alpha.", LONG);
+  expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(alpha.id);
   await context.close();
 });
