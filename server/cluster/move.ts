@@ -11,14 +11,12 @@
  * kill -9 cuts short is settled from the row alone (sweep): the side the row does not name
  * removes its copy, the side it names keeps it.
  */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { execa } from "execa";
 import { z } from "zod";
 import type { Recorder } from "../audit/recorder.ts";
@@ -30,6 +28,7 @@ import { bridgesOf, type Hosts } from "../hosts.ts";
 import type { ImageFiles, LocalImage } from "../images/copies.ts";
 import { storeName } from "../images/copies.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
+import { downloadFromPeer } from "./peer-download.ts";
 
 /** Where a host serves a VM it is moving away (GET …/<id>/<file>) and takes one in (POST …/<id>). */
 export const INTERNAL_VMS_PATH = "/internal/vms/";
@@ -245,29 +244,11 @@ export function createMoves({
   }
 
   async function fetchFile(source: { name: string; apiAddress: string }, vmId: string, file: { name: string; size: number }, to: string): Promise<void> {
-    const idle = new AbortController();
-    let timer = setTimeout(() => idle.abort(), IDLE_TIMEOUT_MS);
-    try {
-      const url = new URL(`${INTERNAL_VMS_PATH}${encodeURIComponent(vmId)}/${encodeURIComponent(file.name)}`, source.apiAddress);
-      const response = await fetch(url, { headers: { [CLUSTER_HEADER]: issuePass(clusterKey, passPurpose(vmId)) }, signal: idle.signal });
-      if (!response.ok || !response.body)
-        throw new HangarError("DRIVER_FAILED", `host ${source.name} did not send the VM's ${file.name} (it answered ${response.status})`);
-      let received = 0;
-      const body = Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>);
-      body.on("data", (chunk: Buffer) => {
-        received += chunk.length;
-        clearTimeout(timer);
-        timer = setTimeout(() => idle.abort(), IDLE_TIMEOUT_MS);
-      });
-      await pipeline(body, createWriteStream(to, { mode: 0o600 }));
-      if (received !== file.size)
-        throw new HangarError("DRIVER_FAILED", `host ${source.name} sent ${received} bytes of the VM's ${file.name}, not ${file.size}`);
-    } catch (error) {
-      if (isHangarError(error)) throw error;
+    const url = new URL(`${INTERNAL_VMS_PATH}${encodeURIComponent(vmId)}/${encodeURIComponent(file.name)}`, source.apiAddress);
+    const received = await downloadFromPeer(url, issuePass(clusterKey, passPurpose(vmId)), to, { idleTimeoutMs: IDLE_TIMEOUT_MS }).catch((error: unknown) => {
       throw new HangarError("DRIVER_FAILED", `fetching the VM's ${file.name} from host ${source.name} failed`, { cause: error });
-    } finally {
-      clearTimeout(timer);
-    }
+    });
+    if (received !== file.size) throw new HangarError("DRIVER_FAILED", `host ${source.name} sent ${received} bytes of the VM's ${file.name}, not ${file.size}`);
   }
 
   /**

@@ -8,14 +8,13 @@
  * it read-only in its own store.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { chmod, mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { CLUSTER_HEADER, issuePass, verifyPass } from "../auth/cluster-secret.ts";
+import { downloadFromPeer } from "../cluster/peer-download.ts";
 import type { Db } from "../db.ts";
 import { HangarError, errorMessage } from "../errors.ts";
 
@@ -128,31 +127,19 @@ export function createImageCopies({ db, imagesDir, hostId, clusterKey, log = () 
 
   /** Streams `name` from `apiAddress` into the store, checking its sha256. */
   async function fetchFrom(apiAddress: string, name: string, sha256: string): Promise<void> {
-    const url = new URL(`${INTERNAL_IMAGES_PATH}${name}`, apiAddress);
-    const idle = new AbortController();
-    let timer = setTimeout(() => idle.abort(), idleTimeoutMs);
-    const response = await fetch(url, { headers: { [CLUSTER_HEADER]: issuePass(clusterKey, passPurpose(name)) }, signal: idle.signal });
-    if (!response.ok || !response.body) throw new Error(`it answered ${response.status}`);
     await mkdir(imagesDir, { recursive: true });
     const part = path.join(imagesDir, `.fetch-${randomBytes(6).toString("hex")}.${name}.part`);
     const hash = createHash("sha256");
-    const tee = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        clearTimeout(timer);
-        timer = setTimeout(() => idle.abort(), idleTimeoutMs);
-        hash.update(chunk);
-        callback(null, chunk);
-      },
-    });
     try {
-      // The DOM and Node typings of a fetch body differ; at run time it is Node's stream.
-      await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), tee, createWriteStream(part, { mode: 0o600 }));
+      await downloadFromPeer(new URL(`${INTERNAL_IMAGES_PATH}${name}`, apiAddress), issuePass(clusterKey, passPurpose(name)), part, {
+        idleTimeoutMs,
+        onChunk: (chunk) => hash.update(chunk),
+      });
       const got = hash.digest("hex");
       if (got !== sha256) throw new Error(`what arrived has sha256 ${got}, not ${sha256}`);
       await chmod(part, 0o444);
       await rename(part, path.join(imagesDir, name));
     } finally {
-      clearTimeout(timer);
       await rm(part, { force: true });
     }
   }
