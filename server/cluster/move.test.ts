@@ -1,11 +1,15 @@
 // A VM move cut short (a kill -9 of either host at any step) leaves markers in VM
 // directories; the sweep settles each from the row alone, on SQLite and PostgreSQL alike.
+// The internal route gives nothing without a pass, nor any file of a VM not being moved.
 // The move between two real processes is in everywhere.postgres.test.ts.
 import { existsSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CLUSTER_HEADER, clusterKey, issuePass } from "../auth/cluster-secret.ts";
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
+import { startPeers } from "../testing/peers.ts";
+import { INTERNAL_VMS_PATH } from "./move.ts";
 
 let t: TestHangar;
 
@@ -71,5 +75,34 @@ describe("the sweep of moves cut short", () => {
         ? `VM "alone" is on host ${t.hangar.hosts.name} already.`
         : "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
     });
+  });
+});
+
+describe("the internal route of moves", () => {
+  it("sends no file without a pass for that VM, nor any file of a VM this host is not moving", async () => {
+    const peers = await startPeers(["alpha"], () => new FakeDriver().managerFor);
+    try {
+      const alpha = peers.peer("alpha");
+      const image = await alpha.hangar.db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+      const { id } = await (await callerFor(alpha.hangar)).vm.create({ name: "resting", imageId: image.id, cpus: 1, memoryMiB: 128 });
+      const dir = path.join(alpha.hangar.env.stateDir, "vms", id);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, "id_ed25519"), "the VM's private key");
+      const key = alpha.hangar.clusterKey;
+      const get = (file: string, pass?: string, vmId = id) =>
+        fetch(`${alpha.url}${INTERNAL_VMS_PATH}${vmId}/${file}`, { headers: pass ? { [CLUSTER_HEADER]: pass } : {} }).then((r) => r.status);
+
+      expect(await get("id_ed25519")).toBe(403);
+      expect(await get("id_ed25519", issuePass(key, "vm-move:another"))).toBe(403);
+      expect(await get("id_ed25519", issuePass(clusterKey("another cluster's secret of 32+ chars"), `vm-move:${id}`))).toBe(403);
+      // A valid pass, but no move of it under way here: nothing, not even a file it has.
+      expect(await get("id_ed25519", issuePass(key, `vm-move:${id}`))).toBe(404);
+      expect(await get(encodeURIComponent("../../hangar.db"), issuePass(key, `vm-move:${id}`))).toBe(404);
+      expect(await get("x", undefined, "%E0%A4%A")).toBe(400);
+      const post = await fetch(`${alpha.url}${INTERNAL_VMS_PATH}${id}`, { method: "POST" });
+      expect(post.status).toBe(403);
+    } finally {
+      await peers.close();
+    }
   });
 });
