@@ -8,7 +8,7 @@ import { TRPC_ERROR_CODES_BY_KEY, type TRPC_ERROR_CODE_KEY } from "@trpc/server/
 import superjson from "superjson";
 import { z } from "zod";
 import { ROLES, type Principal } from "../auth/permissions.ts";
-import { ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { isErrorCode } from "../errors.ts";
 
 const principal = z.object({
   userId: z.string(),
@@ -33,10 +33,6 @@ export type ForwardedCall = z.infer<typeof forwardedCall>;
 
 function isTrpcCode(code: string): code is TRPC_ERROR_CODE_KEY {
   return Object.hasOwn(TRPC_ERROR_CODES_BY_KEY, code);
-}
-
-function isErrorCode(code: string): code is ErrorCode {
-  return Object.hasOwn(ERROR_CODES, code);
 }
 
 export const callOutcome = z.discriminatedUnion("ok", [

@@ -23,10 +23,9 @@ import type { Recorder } from "../audit/recorder.ts";
 import { CLUSTER_HEADER, issuePass, verifyPass } from "../auth/cluster-secret.ts";
 import type { Db } from "../db.ts";
 import { movedFiles, vmDir, vmFiles } from "../driver/qemu/paths.ts";
-import { ERROR_CODES, HangarError, errorDetail, isHangarError, userMessage, type ErrorCode } from "../errors.ts";
+import { HangarError, errorDetail, isErrorCode, isHangarError, userMessage } from "../errors.ts";
 import { bridgesOf, type Hosts } from "../hosts.ts";
-import type { ImageFiles, LocalImage } from "../images/copies.ts";
-import { storeName } from "../images/copies.ts";
+import { storeName, type ImageFiles, type LocalImage } from "../images/copies.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { downloadFromPeer } from "./peer-download.ts";
 
@@ -54,10 +53,6 @@ function parseJson(text: string | undefined): unknown {
   } catch {
     return undefined;
   }
-}
-
-function isErrorCode(code: string): code is ErrorCode {
-  return Object.hasOwn(ERROR_CODES, code);
 }
 
 export interface MovesOptions {
