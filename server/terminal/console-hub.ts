@@ -187,15 +187,17 @@ export function createConsoleHub(deps: ConsoleHubDeps) {
     if (consoles.get(vmId) === vmConsole) consoles.delete(vmId);
   }
 
+  /** Lets go of the VM's console for good, telling its viewers why in `message`. */
+  function end(vmId: string, vmConsole: VmConsole, message: string): void {
+    release(vmId, vmConsole);
+    for (const viewer of vmConsole.viewers) viewer.close(message);
+  }
+
   // Viewers stay attached across a stop and start: tell them, and reconnect once it runs.
   const unsubscribe = deps.bus.subscribe((change) => {
     const vmConsole = consoles.get(change.vmId);
     if (!vmConsole) return;
-    if (change.state === "Gone") {
-      release(change.vmId, vmConsole);
-      for (const viewer of vmConsole.viewers) viewer.close(`VM "${change.vmName}" was deleted.`);
-      return;
-    }
+    if (change.state === "Gone") return end(change.vmId, vmConsole, `VM "${change.vmName}" was deleted.`);
     vmConsole.lastState = change.state;
     for (const viewer of vmConsole.viewers) viewer.sendStatus(change.state);
     if (change.state === "Running") void vmConsole.connect();
@@ -231,9 +233,7 @@ export function createConsoleHub(deps: ConsoleHubDeps) {
     /** VM `vmId` moved to another host: its serial console is there now, so its viewers here are told to open it again. */
     movedAway(vmId: string, message: string): void {
       const vmConsole = consoles.get(vmId);
-      if (!vmConsole) return;
-      release(vmId, vmConsole);
-      for (const viewer of vmConsole.viewers) viewer.close(message);
+      if (vmConsole) end(vmId, vmConsole, message);
     },
     /** Viewers attached per VM, for tests and the status page. */
     viewerCounts(): Record<string, number> {
