@@ -228,7 +228,9 @@ export function createMoves({
     try {
       await writeFile(path.join(dir, MOVED_FROM), from);
       for (const file of files) await fetchFile(source, vmId, file, path.join(dir, file.name));
-      await rebaseOnLocalImage(path.join(dir, path.basename(vmFiles(stateDir, vmId).disk)), image.path);
+      const disk = path.join(dir, path.basename(vmFiles(stateDir, vmId).disk));
+      await rebaseOnLocalImage(disk, image.path);
+      await checkDisk(disk);
       // Left by an earlier move of this VM away from here: the row names another host, so it is stale.
       await rm(place, { recursive: true, force: true });
       await rename(dir, place);
@@ -259,6 +261,13 @@ export function createMoves({
       throw new HangarError("INVALID_INPUT", "The VM's disk stands on another file than its image; it cannot be moved.");
     const format = info["backing-filename-format"] === "raw" ? "raw" : "qcow2";
     await execa("qemu-img", ["rebase", "-q", "-u", "-f", "qcow2", "-b", localBase, "-F", format, "--", disk]);
+  }
+
+  /** A copy cut short or garbled on the way has qcow2 metadata that does not add up: qemu-img check says so (3 is only leaked clusters). */
+  async function checkDisk(disk: string): Promise<void> {
+    const check = await execa("qemu-img", ["check", "-q", "-f", "qcow2", "--", disk], { reject: false });
+    if (check.exitCode !== 0 && check.exitCode !== 3)
+      throw new HangarError("DRIVER_FAILED", "the VM's disk arrived damaged (qemu-img check found errors); try the move again");
   }
 
   /**
