@@ -10,9 +10,9 @@ import { useEffect } from "react";
 import { AddMyKeys } from "./add-my-keys.tsx";
 import { AutostartToggle } from "./autostart-toggle.tsx";
 import { CloneForm } from "./clone-form.tsx";
-import { MoveForm } from "./move-form.tsx";
 import { CopyCommand } from "./copy-command.tsx";
 import { DescriptionForm } from "./description-form.tsx";
+import { HostCard } from "./host-card.tsx";
 import { ProtectionToggle } from "./protection-toggle.tsx";
 import { TagChips } from "./tag-chips.tsx";
 import { TagsForm } from "./tags-form.tsx";
@@ -210,7 +210,7 @@ export function VmDetails({ id }: { id: string }) {
         </section>
       ) : null}
 
-      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? <MoveForm vmId={vm.id} host={vm.host} /> : null}
+      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? <HostCard vmId={vm.id} host={vm.host} /> : null}
 
       <section className="card" aria-labelledby="vm-snapshots-title">
         <h2 id="vm-snapshots-title">Snapshots</h2>

@@ -1,8 +1,9 @@
 /**
  * Two hosts on one PostgreSQL database, as a team runs Hangar on two machines: a person on
  * alpha's dashboard watches a VM that lives on beta change as beta changes it, opens its
- * console, and moves it to alpha. The spec starts (and stops) its own two servers (server/testing/cluster.ts), so
- * it needs PostgreSQL at HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
+ * console, and moves it to alpha and back. The spec starts (and stops) its own two servers
+ * (server/testing/cluster.ts), so it needs PostgreSQL at HANGAR_TEST_POSTGRES (default
+ * postgres://postgres@127.0.0.1:5432/test).
  */
 import { expect, test } from "@playwright/test";
 import { CLUSTER_ADMIN, startCluster, type Cluster } from "../server/testing/cluster.ts";
@@ -29,7 +30,7 @@ test.afterAll(async () => {
   await cluster.close({ stopVms: false });
 });
 
-test("alpha's dashboard shows a VM of beta change live, opens its console and moves it to alpha", async ({ browser }) => {
+test("alpha's dashboard shows a VM of beta change live, opens its console and moves it to alpha and back", async ({ browser }) => {
   if (!cluster) throw new Error("the cluster did not start");
   const alpha = cluster.host("alpha");
   const beta = cluster.host("beta");
@@ -78,5 +79,9 @@ test("alpha's dashboard shows a VM of beta change live, opens its console and mo
   await hostCard.getByRole("button", { name: "Move" }).click();
   await expect(hostCard).toContainText("On host alpha.", LONG);
   expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(alpha.id);
+  // And back: the card offers beta now, not alpha, the host picked before.
+  await expect(hostCard.getByRole("combobox", { name: "To host" })).toHaveValue(beta.id);
+  await hostCard.getByRole("button", { name: "Move" }).click();
+  await expect(hostCard).toContainText("On host beta.", LONG);
   await context.close();
 });

@@ -1,7 +1,8 @@
 "use client";
 /**
- * Move a Stopped VM to another host (Incus' move, Proxmox's offline migration): its disk,
- * snapshots and key are copied there. Only hosts that are online are offered.
+ * A Stopped VM's Host card: where it is, and a move to another host (Incus' move, Proxmox's
+ * offline migration) that copies its disk, snapshots and key there. Only online hosts are
+ * offered; on a single host there is no card.
  */
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState, type FormEvent } from "react";
@@ -9,18 +10,18 @@ import { ErrorAlert } from "./error-alert.tsx";
 import { useSingleFlight } from "./use-single-flight.ts";
 import { useVmChange } from "./use-vm-change.ts";
 
-/** The VM page's Host card: none on a single host. */
-export function MoveForm({ vmId, host }: { vmId: string; host: { id: string; name: string } | null }) {
+export function HostCard({ vmId, host }: { vmId: string; host: { id: string; name: string } | null }) {
   const { trpc, error, clearError, callbacks } = useVmChange(vmId);
   const hosts = useQuery(trpc.host.list.queryOptions());
   const move = useMutation(trpc.vm.move.mutationOptions(callbacks));
   const once = useSingleFlight();
   const [target, setTarget] = useState("");
   const others = (hosts.data ?? []).filter((h) => h.id !== host?.id && h.online);
+  // The host picked last may be the VM's own by now (it moved there), or gone offline.
+  const chosen = others.some((h) => h.id === target) ? target : others[0]?.id;
 
   function submit(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
-    const chosen = target || others[0]?.id;
     if (chosen) once(() => move.mutateAsync({ id: vmId, hostId: chosen }));
   }
 
@@ -36,7 +37,7 @@ export function MoveForm({ vmId, host }: { vmId: string; host: { id: string; nam
           <div className="port-row">
             <label>
               To host
-              <select value={target || others[0]?.id} onChange={(e) => setTarget(e.target.value)} disabled={move.isPending}>
+              <select value={chosen} onChange={(e) => setTarget(e.target.value)} disabled={move.isPending}>
                 {others.map((h) => (
                   <option key={h.id} value={h.id}>
                     {h.name}
