@@ -359,6 +359,8 @@ export function createMoves({
       const movedFrom = await stat(path.join(dir, MOVED_FROM)).catch(() => undefined);
       if (movingTo === undefined && movedFrom === undefined) continue;
       const row = await db.vm.findUnique({ where: { id: entry }, select: { name: true, hostId: true } });
+      // A move of it may have begun while the files and the row were read.
+      if (outgoing.has(entry) || incoming.has(entry)) continue;
       if (row?.hostId === self) {
         await rm(path.join(dir, movingTo === undefined ? MOVED_FROM : MOVING_TO), { force: true });
       } else if (movingTo !== undefined ? !row || row.hostId === movingTo : !row || Date.now() - (movedFrom?.mtimeMs ?? 0) > UNCLAIMED_AFTER_MS) {
