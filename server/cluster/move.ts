@@ -22,7 +22,7 @@ import { z } from "zod";
 import type { Recorder } from "../audit/recorder.ts";
 import { CLUSTER_HEADER, issuePass, verifyPass } from "../auth/cluster-secret.ts";
 import type { Db } from "../db.ts";
-import { movedFiles, vmDir, vmFiles } from "../driver/qemu/paths.ts";
+import { movedFiles, removeVmFiles, vmDir, vmFiles } from "../driver/qemu/paths.ts";
 import { HangarError, errorDetail, isErrorCode, isHangarError, userMessage } from "../errors.ts";
 import { bridgesOf, type Hosts } from "../hosts.ts";
 import { storeName, type ImageFiles, type LocalImage } from "../images/copies.ts";
@@ -37,6 +37,8 @@ const MOVING_TO = "moving-to";
 const MOVED_FROM = "moved-from";
 /** A target's copy the row never came to name is removed after this long (the source hands the row over at once). */
 const UNCLAIMED_AFTER_MS = 10 * 60_000;
+/** A target fetches a VM's files into `<vms>/.incoming-<id>`, then renames it into place. */
+const INCOMING_PREFIX = ".incoming-";
 /** A peer that sends nothing for this long has gone. */
 const IDLE_TIMEOUT_MS = 60_000;
 /** How often the target says it is still at work on a move. */
@@ -89,7 +91,7 @@ export function createMoves({
   /** VMs this host is taking in. */
   const incoming = new Set<string>();
   const vmsDir = path.join(path.resolve(stateDir), "vms");
-  const incomingDir = (vmId: string) => path.join(vmsDir, `.incoming-${vmId}`);
+  const incomingDir = (vmId: string) => path.join(vmsDir, `${INCOMING_PREFIX}${vmId}`);
 
   /** Moves Stopped VM `vmId`, of this host, to host `targetId`; returns once the row names the target. */
   async function moveVm(vmId: string, targetId: string, actor: string): Promise<void> {
@@ -195,12 +197,8 @@ export function createMoves({
     }
   }
 
-  /** Removes this host's copy of a VM the row no longer names (its sockets too, should a deep state dir have put them apart). */
-  async function removeCopy(vmId: string): Promise<void> {
-    const files = vmFiles(stateDir, vmId);
-    await rm(files.dir, { recursive: true, force: true });
-    if (files.socketDir !== files.dir) await rm(files.socketDir, { recursive: true, force: true });
-  }
+  /** Removes this host's copy of a VM the row no longer names. */
+  const removeCopy = (vmId: string) => removeVmFiles(vmFiles(stateDir, vmId));
 
   /** The target's side: fetches the offered files into a directory of its own, then puts it in place. */
   async function take(vmId: string, from: string, files: { name: string; size: number }[]): Promise<void> {
@@ -216,7 +214,8 @@ export function createMoves({
     if ((await readFile(path.join(place, MOVING_TO), "utf8").catch(() => undefined)) === self) {
       throw new HangarError("INVALID_INPUT", "The two hosts share one state directory; give each host its own HANGAR_STATE_DIR.");
     }
-    const allowed = new Set(movedFiles(vmFiles(stateDir, vmId)).map((file) => path.basename(file)));
+    const vmFilesHere = vmFiles(stateDir, vmId);
+    const allowed = new Set(movedFiles(vmFilesHere).map((file) => path.basename(file)));
     if (files.some((f) => !allowed.has(f.name)))
       throw new HangarError("INVALID_INPUT", "The move offered a file that is not part of a VM; the hosts may run different Hangar versions.");
     // Its image first: a disk is an overlay on it, and the image may be on the source only.
@@ -228,7 +227,7 @@ export function createMoves({
     try {
       await writeFile(path.join(dir, MOVED_FROM), from);
       for (const file of files) await fetchFile(source, vmId, file, path.join(dir, file.name));
-      const disk = path.join(dir, path.basename(vmFiles(stateDir, vmId).disk));
+      const disk = path.join(dir, path.basename(vmFilesHere.disk));
       await rebaseOnLocalImage(disk, image.path);
       await checkDisk(disk);
       // Left by an earlier move of this VM away from here: the row names another host, so it is stale.
@@ -349,8 +348,8 @@ export function createMoves({
   async function sweep(): Promise<void> {
     const self = await hosts.selfId();
     for (const entry of await readdir(vmsDir).catch(() => [])) {
-      if (entry.startsWith(".incoming-")) {
-        if (!incoming.has(entry.slice(".incoming-".length))) await rm(path.join(vmsDir, entry), { recursive: true, force: true });
+      if (entry.startsWith(INCOMING_PREFIX)) {
+        if (!incoming.has(entry.slice(INCOMING_PREFIX.length))) await rm(path.join(vmsDir, entry), { recursive: true, force: true });
         continue;
       }
       if (outgoing.has(entry) || incoming.has(entry)) continue;

@@ -41,7 +41,7 @@ import { queryBlockStats } from "./blockstats.ts";
 import { queryGuestMemory } from "./guest-stats.ts";
 import { writeCidataIso } from "./cidata.ts";
 import { findOvmf } from "./firmware.ts";
-import { vmFiles, type VmFiles } from "./paths.ts";
+import { removeVmFiles, vmFiles, type VmFiles } from "./paths.ts";
 import { connectAddress, greetsWithSshBanner, isPortFree, parseUsernetForwards, refusedForward } from "./ports.ts";
 import { withQmp, type QmpClient } from "./qmp.ts";
 import { generateSshKeyPair } from "./sshkey.ts";
@@ -502,8 +502,7 @@ export class QemuManager implements Manager {
 
   async delete(): Promise<void> {
     if (await this.running()) throw new AlreadyRunningError(`VM ${this.id} is running; stop it before deleting`);
-    await rm(this.files.dir, { recursive: true, force: true });
-    if (this.files.socketDir !== this.files.dir) await rm(this.files.socketDir, { recursive: true, force: true });
+    await removeVmFiles(this.files);
   }
 
   async pause(): Promise<void> {

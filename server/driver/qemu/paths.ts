@@ -3,6 +3,7 @@
  * `<stateDir>/vms/<id>/`, mode 0700: its sockets are the keys to the VM.
  */
 import { createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 
@@ -61,6 +62,12 @@ export interface VmFiles {
  */
 export function movedFiles(files: VmFiles): string[] {
   return [files.disk, files.uefiVars, files.sshKey, files.sshPublicKey, files.serialLog];
+}
+
+/** Removes a VM's files: its directory, and its sockets' where a deep state dir put them apart. */
+export async function removeVmFiles(files: VmFiles): Promise<void> {
+  await rm(files.dir, { recursive: true, force: true });
+  if (files.socketDir !== files.dir) await rm(files.socketDir, { recursive: true, force: true });
 }
 
 export function vmDir(stateDir: string, id: string): string {
