@@ -6,6 +6,7 @@ import { createTRPCClient, httpLink, TRPCClientError, type TRPCClient } from "@t
 import { readFile } from "node:fs/promises";
 import type { inferRouterOutputs } from "@trpc/server";
 import superjson from "superjson";
+import { Agent } from "undici";
 import type { AppRouter } from "../server/api/root.ts";
 import { loadConfig, type Config } from "./config.ts";
 import { defaultImage } from "../lib/vocabulary.ts";
@@ -118,8 +119,17 @@ export function hangarOrigin(raw: string): string {
 }
 
 export type Client = TRPCClient<AppRouter>;
+/** Where an evacuation or restore took each VM, as host.evacuate answers it. */
+export type Relocation = inferRouterOutputs<AppRouter>["host"]["evacuate"];
 /** One usage sample of a VM, as metrics.vm answers it. */
 export type VmUsagePoint = inferRouterOutputs<AppRouter>["metrics"]["vm"]["points"][number];
+
+/**
+ * Waits for an answer as long as the server takes: a move, an evacuation or a long wait answers
+ * only when done, and fetch's own limit (300 s for the response to begin) would cut it off.
+ * The server bounds every call itself.
+ */
+const patient = new Agent({ headersTimeout: 0 });
 
 export function clientFor(config: Config): Client {
   const origin = new URL(config.url).origin;
@@ -130,7 +140,8 @@ export function clientFor(config: Config): Client {
         transformer: superjson,
         headers: { authorization: `Bearer ${config.token}` },
         fetch: async (input, init) => {
-          const response = await fetch(input, init).catch((error: unknown) => {
+          const patiently: RequestInit & { dispatcher: Agent } = { ...init, dispatcher: patient };
+          const response = await fetch(input, patiently).catch((error: unknown) => {
             throw unreachable(origin, error);
           });
           // Another web server at that address answers with a page, which tRPC reports as bad
