@@ -34,6 +34,7 @@ import {
   table,
   toJson,
   usageText,
+  type Relocation,
 } from "./api.ts";
 import { BUILTIN_IMAGE, FIRMWARES, STAGING_STATES, VM_STATES, splitTags, type Firmware } from "../lib/vocabulary.ts";
 import { completionScript } from "./completion.ts";
@@ -755,7 +756,7 @@ host
           ["NAME", "STATUS", "ACCEL", "VCPUS", "MEMORY", "SSH ADDRESS", "BRIDGES", "LAST HEARTBEAT"],
           list.map((h) => [
             h.name,
-            h.online ? "online" : "offline",
+            `${h.online ? "online" : "offline"}${h.maintenanceSince ? ", maintenance" : ""}`,
             h.accelerator,
             `${h.allocatedCpus}/${h.cpus}`,
             // What running VMs take of what VMs may take (the host's memory x overcommit, less the reserve).
@@ -766,6 +767,39 @@ host
           ]),
         ),
       );
+    }),
+  );
+
+/** Where each VM went or why it stayed; exit 6 when any stayed or did not start again. */
+function relocated(verb: string, result: Relocation, asJson: boolean): number {
+  output(asJson, result, (r) =>
+    [
+      `${verb} host ${r.host}: ${r.moved.length} VM${r.moved.length === 1 ? "" : "s"} moved, ${r.stayed.length} stayed`,
+      ...r.moved.map((vm) => `  ${vm.name} -> ${vm.to}${vm.restarted ? " (running again)" : ""}${vm.problem ? `: ${vm.problem}` : ""}`),
+      ...r.stayed.map((vm) => `  ${vm.name} stayed: ${vm.reason}`),
+    ].join("\n"),
+  );
+  return result.stayed.length > 0 || result.moved.some((vm) => vm.problem !== null) ? EXIT.CONFLICT : EXIT.OK;
+}
+host
+  .command("evacuate")
+  .description("keep new VMs off a host and move its VMs to the others (Running ones are stopped, moved and started there)")
+  .argument("<host>", "the host (`hangar host ls`)")
+  .addHelpText("after", examples("hangar host evacuate beta", "hangar host restore beta"))
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      return relocated("Evacuated", await api.host.evacuate.mutate({ id: await resolveHost(api, name) }), json(command));
+    }),
+  );
+host
+  .command("restore")
+  .description("end a host's maintenance and bring back the VMs its evacuation moved away")
+  .argument("<host>", "the host (`hangar host ls`)")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      return relocated("Restored", await api.host.restore.mutate({ id: await resolveHost(api, name) }), json(command));
     }),
   );
 

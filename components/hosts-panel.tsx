@@ -1,12 +1,14 @@
 "use client";
 /**
- * Every host: online or offline by its heartbeat's age, its VMs, and capacity bars for CPU,
- * memory and the state directory's disk. Read again at each sample (metrics.onUsage).
+ * Every host: online or offline by its heartbeat's age, in maintenance or not (admins evacuate
+ * and restore), its VMs, and capacity bars for CPU, memory and the state directory's disk. Read again at each sample (metrics.onUsage).
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";
 import { ErrorAlert, errorText } from "./error-alert.tsx";
 import { formatBytes } from "./format.ts";
+import { HostMaintenance } from "./host-maintenance.tsx";
+import { useMe } from "./session.tsx";
 import { useTRPC } from "./trpc.ts";
 import { useNow } from "./use-now.ts";
 
@@ -38,6 +40,7 @@ export function HostsPanel() {
   const queryClient = useQueryClient();
   const hosts = useQuery(trpc.metrics.hosts.queryOptions());
   const now = useNow(1000);
+  const admin = useMe()?.role === "admin";
   useSubscription(trpc.metrics.onUsage.subscriptionOptions(undefined, { onData: () => void queryClient.invalidateQueries(trpc.metrics.hosts.queryFilter()) }));
 
   if (hosts.isPending) return <p className="muted">Loading hosts…</p>;
@@ -55,14 +58,23 @@ export function HostsPanel() {
               <h2>
                 {host.name} {host.self ? <span className="muted">(this host)</span> : null}
               </h2>
-              <span className={host.online ? "host-online" : "host-offline"} data-testid="host-status">
-                {host.online ? "online" : "offline"}
+              <span>
+                {host.maintenanceSince ? (
+                  <span className="badge badge-busy" data-testid="host-maintenance" title={`since ${host.maintenanceSince.toLocaleString()}`}>
+                    maintenance
+                  </span>
+                ) : null}{" "}
+                <span className={host.online ? "host-online" : "host-offline"} data-testid="host-status">
+                  {host.online ? "online" : "offline"}
+                </span>
               </span>
             </div>
             <p className="muted">
               Heartbeat {age} s ago · {host.vmCount} VM{host.vmCount === 1 ? "" : "s"} · accelerator {host.accelerator}
               {host.bridges.length > 0 ? ` · bridges ${host.bridges.join(", ")}` : ""}
             </p>
+            {host.maintenanceSince ? <p className="muted">In maintenance: no new VM goes to this host until an admin restores it.</p> : null}
+            {admin && hosts.data.length > 1 ? <HostMaintenance host={host} /> : null}
             {u ? (
               <div className="capacity">
                 <Bar

@@ -1,7 +1,7 @@
 /**
  * Two hosts on one PostgreSQL database, as a team runs Hangar on two machines: a person on
  * alpha's dashboard watches a VM that lives on beta change as beta changes it, opens its
- * console, and moves it to alpha and back. The spec starts (and stops) its own two servers
+ * console, moves it to alpha and back, and evacuates and restores beta. The spec starts (and stops) its own two servers
  * (server/testing/cluster.ts), so it needs PostgreSQL at HANGAR_TEST_POSTGRES (default
  * postgres://postgres@127.0.0.1:5432/test).
  */
@@ -83,5 +83,18 @@ test("alpha's dashboard shows a VM of beta change live, opens its console and mo
   await expect(hostCard.getByRole("combobox", { name: "To host" })).toHaveValue(beta.id);
   await hostCard.getByRole("button", { name: "Move" }).click();
   await expect(hostCard).toContainText("On host beta.", LONG);
+
+  // Beta evacuated from the Hosts page: its VM goes to alpha, and Restore brings it back.
+  await page.goto("/hosts");
+  const betaCard = page.locator('[data-testid="host-card"][data-host-name="beta"]');
+  page.on("dialog", (dialog) => void dialog.accept());
+  await betaCard.getByRole("button", { name: "Evacuate" }).click();
+  await expect(betaCard.getByTestId("relocation")).toContainText(`${name} → alpha`, LONG);
+  await expect(betaCard.getByTestId("host-maintenance")).toHaveText("maintenance");
+  expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(alpha.id);
+  await betaCard.getByRole("button", { name: "Restore" }).click();
+  await expect(betaCard.getByTestId("relocation")).toContainText(`${name} → beta`, LONG);
+  await expect(betaCard.getByTestId("host-maintenance")).toHaveCount(0);
+  expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(beta.id);
   await context.close();
 });

@@ -49,6 +49,8 @@ export const ERROR_CODES = {
   HOST_OFFLINE: "PRECONDITION_FAILED",
   /** The host's memory for VMs (HANGAR_MEMORY_OVERCOMMIT, HANGAR_MEMORY_RESERVE_MIB) would be exceeded. */
   HOST_FULL: "PRECONDITION_FAILED",
+  /** An admin keeps VMs off the host (host.evacuate): no VM is placed or moved there until host.restore. */
+  HOST_IN_MAINTENANCE: "PRECONDITION_FAILED",
   /** Too many attempts of something guessable (a current password) in a short time. */
   RATE_LIMITED: "TOO_MANY_REQUESTS",
 } as const;

@@ -71,6 +71,11 @@ export function bridgesOf(host: { bridges: string }): string[] {
   return host.bridges.split(",").filter(Boolean);
 }
 
+/** Why host `name`, in maintenance (host.evacuate), takes no VM now. */
+export function inMaintenanceSentence(name: string): string {
+  return `Host ${name} is in maintenance (evacuated by an admin) and takes no VMs; pick another host, or end its maintenance first (host.restore, hangar host restore ${name}).`;
+}
+
 /** Whether the process `pid` of this machine still exists. */
 function processExists(pid: number): boolean {
   try {

@@ -147,6 +147,8 @@ beforeAll(async () => {
     "audit.list": { stream: "vm", vmId: target.id, action: "start", limit: 10 },
     "audit.vmNames": undefined,
     "host.list": undefined,
+    "host.evacuate": { id: await t.hangar.hosts.selfId() },
+    "host.restore": { id: await t.hangar.hosts.selfId() },
     "terminal.sessions": undefined,
     "terminal.ticket": { vmId: target.id, kind: "console" },
     "metrics.vm": { id: target.id, range: "1h" },

@@ -1,7 +1,11 @@
 /** The hosts of this Hangar: the machines VMs run on (one on SQLite). */
+import { z } from "zod";
+import { relocateAll, relocationSummary, type EvacuatedVm } from "../cluster/evacuate.ts";
+import { HangarError } from "../errors.ts";
 import type { Hosts } from "../hosts.ts";
-import { hostListOutput } from "./outputs.ts";
-import { procedure, restRoutes, router } from "./trpc.ts";
+import { hostListOutput, relocationOutput } from "./outputs.ts";
+import { id } from "./schemas.ts";
+import { auditChange, IN_PROCESS, procedure, restRoutes, router, type Context } from "./trpc.ts";
 
 const rest = restRoutes("host");
 
@@ -16,6 +20,60 @@ export function hostView(host: HostRow, isAdmin: boolean) {
   return { ...host, apiAddress: isAdmin ? host.apiAddress : null, bootId: isAdmin ? host.bootId : null };
 }
 
+/** Evacuating every VM of a host takes as long as their disks' copies and their guests' boots. */
+const RELOCATION_BUDGET_SEC = 6 * 3600;
+
+const relocatedVm = {
+  id: true,
+  name: true,
+  state: true,
+  memoryMiB: true,
+  imageId: true,
+  network: true,
+  bridge: true,
+  acquiredAt: true,
+  pool: { select: { name: true } },
+} as const;
+
+type RelocatedRow = EvacuatedVm & { imageId: string; network: string; bridge: string | null };
+
+async function hostOrNotFound(ctx: Context, hostId: string) {
+  if (!ctx.hangar.cluster.shared) {
+    throw new HangarError(
+      "INVALID_INPUT",
+      "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to take its VMs.",
+    );
+  }
+  const host = await ctx.hangar.db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true } });
+  if (!host) throw new HangarError("NOT_FOUND", `No host with id "${hostId}"; host.list (hangar host ls) names them.`);
+  return host;
+}
+
+async function vmsWhere(ctx: Context, where: { hostId: string } | { evacuatedFrom: string; hostId: { not: string } }): Promise<RelocatedRow[]> {
+  const rows = await ctx.hangar.db.vm.findMany({ where, orderBy: { name: "asc" }, select: relocatedVm });
+  return rows.map(({ pool, acquiredAt, ...vm }) => ({ ...vm, waitsInPool: pool && !acquiredAt ? pool.name : null }));
+}
+
+/**
+ * Calls as the caller: a stop, start or move is the caller's own call, routed to the VM's host
+ * like any other (and recorded as theirs). Made here, not imported at the top: the app router
+ * imports this one.
+ */
+async function asCaller(ctx: Context) {
+  const { createCaller } = await import("./root.ts");
+  const caller = createCaller({ ...ctx, transport: IN_PROCESS });
+  return {
+    stop: async (vmId: string) => void (await caller.vm.stop({ id: vmId })),
+    start: async (vmId: string) => void (await caller.vm.start({ id: vmId })),
+    move: async (vmId: string, hostId: string) => void (await caller.vm.move({ id: vmId, hostId })),
+  };
+}
+
+/** Where `vm` would go: a Stopped VM takes no memory there; a Running one starts at once. */
+function placementOf(vm: RelocatedRow, running: boolean) {
+  return { memoryMiB: running ? vm.memoryMiB : 0, imageId: vm.imageId, bridge: vm.network === "bridge" && vm.bridge ? vm.bridge : undefined };
+}
+
 export const hostRouter = router({
   list: procedure
     .meta({ permission: "read", openapi: rest("GET", "/hosts", "Every host: online or not, and what its VMs take of it") })
@@ -23,5 +81,69 @@ export const hostRouter = router({
     .query(async ({ ctx }) => {
       const isAdmin = ctx.principal?.role === "admin";
       return (await ctx.hangar.hosts.list()).map((host) => hostView(host, isAdmin));
+    }),
+  /**
+   * Puts a host in maintenance (no VM is placed or moved there) and moves its VMs to the
+   * others: a Stopped VM moves, a Running one is stopped, moved and started there. Runs on that
+   * host, which serves the disks; answers once each VM has gone or stayed (with the reason).
+   */
+  evacuate: procedure
+    .meta({
+      permission: "admin",
+      runsOn: "host",
+      forwardBudgetSec: RELOCATION_BUDGET_SEC,
+      openapi: rest("POST", "/hosts/{id}/evacuate", "Keep VMs off a host and move its VMs to the others (admins)"),
+    })
+    .input(z.object({ id }))
+    .output(relocationOutput)
+    .mutation(async ({ ctx, input }) => {
+      const host = await hostOrNotFound(ctx, input.id);
+      const { db, cluster, moves } = ctx.hangar;
+      const others = (await ctx.hangar.hosts.list()).filter((h) => h.id !== host.id && h.online && h.maintenanceSince === null);
+      if (others.length === 0) {
+        throw new HangarError(
+          "HOST_OFFLINE",
+          `No other host is online and out of maintenance to take host ${host.name}'s VMs; start Hangar on another host first.`,
+        );
+      }
+      await db.host.updateMany({ where: { id: host.id, maintenanceSince: null }, data: { maintenanceSince: new Date() } });
+      const calls = await asCaller(ctx);
+      const outcome = await relocateAll(await vmsWhere(ctx, { hostId: host.id }), {
+        ...calls,
+        target: (vm, running) => cluster.place(placementOf(vm, running)),
+        // Here, on the VM's host: the move remembers where the VM came from.
+        move: (vmId, hostId) => moves.moveVm(vmId, hostId, ctx.actor, { evacuation: true }),
+      });
+      await auditChange(ctx, { action: "host-evacuate", target: host.name, message: `Evacuated host ${host.name}: ${relocationSummary(outcome)}` });
+      return { host: host.name, ...outcome };
+    }),
+  /**
+   * Ends a host's maintenance and brings back the VMs its evacuation moved away (those moved
+   * by hand since stay where they are), each as it went: Running ones stopped, moved and
+   * started again.
+   */
+  restore: procedure
+    .meta({
+      permission: "admin",
+      runsOn: "host",
+      forwardBudgetSec: RELOCATION_BUDGET_SEC,
+      openapi: rest("POST", "/hosts/{id}/restore", "End a host's maintenance and bring back its evacuated VMs (admins)"),
+    })
+    .input(z.object({ id }))
+    .output(relocationOutput)
+    .mutation(async ({ ctx, input }) => {
+      const host = await hostOrNotFound(ctx, input.id);
+      const { db, cluster } = ctx.hangar;
+      await db.host.update({ where: { id: host.id }, data: { maintenanceSince: null } });
+      const outcome = await relocateAll(await vmsWhere(ctx, { evacuatedFrom: host.id, hostId: { not: host.id } }), {
+        ...(await asCaller(ctx)),
+        target: (vm, running) => cluster.place({ ...placementOf(vm, running), hostId: host.id }),
+      });
+      await auditChange(ctx, {
+        action: "host-restore",
+        target: host.name,
+        message: `Ended the maintenance of host ${host.name}: ${relocationSummary(outcome)}`,
+      });
+      return { host: host.name, ...outcome };
     }),
 });

@@ -55,7 +55,10 @@ export const metricsRouter = router({
     const { db, metrics, env } = ctx.hangar;
     const self = await ctx.hangar.hosts.selfId();
     const [hosts, counts] = await Promise.all([
-      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, accelerator: true, bridges: true } }),
+      db.host.findMany({
+        orderBy: { name: "asc" },
+        select: { id: true, name: true, heartbeatAt: true, accelerator: true, bridges: true, maintenanceSince: true },
+      }),
       db.vm.groupBy({ by: ["hostId"], _count: { _all: true } }),
     ]);
     const stored = await metrics.history.latestStored(

@@ -259,10 +259,26 @@ export const hostListOutput = documented<ReturnType<typeof hostView>[]>(
         sshAddress: z.string().meta({ description: "Where its VMs' forwarded ports are reached" }),
         bridges: z.array(z.string()).meta({ description: "Host bridges its VMs may join" }),
         apiAddress: z.string().nullable().meta({ description: "Where other hosts call it (admins; null for others)" }),
+        maintenanceSince: z.date().nullable().meta({ format: "date-time", description: "Since when it takes no VMs (host.evacuate); null: it takes VMs" }),
       })
       .meta({ id: "Host" }),
   ),
 );
+export const relocationOutput = z
+  .object({
+    host: z.string().meta({ description: "The host evacuated or restored" }),
+    moved: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string(),
+        to: z.string().meta({ description: "The host it went to" }),
+        restarted: z.boolean().meta({ description: "It ran before and runs again there" }),
+        problem: z.string().nullable().meta({ description: "What went wrong after it moved, or null" }),
+      }),
+    ),
+    stayed: z.array(z.object({ id: z.string(), name: z.string(), reason: z.string() })),
+  })
+  .meta({ id: "Relocation" });
 export const acquiredOutput = z
   .object({
     vmId: z.string(),

@@ -96,9 +96,10 @@ export type Meta = {
   /**
    * Where the procedure runs when several hosts share the database: on the host of the VM
    * (`vmInput`) or of the pool (`poolInput`), or on the host placement picks for a new VM or
-   * pool (input `hostId` and `memoryMiB`). Without it, on the host that was called.
+   * pool (input `hostId` and `memoryMiB`), or on the host input `id` names. Without it, on the
+   * host that was called.
    */
-  runsOn?: "vm" | "pool" | "placement";
+  runsOn?: "vm" | "pool" | "placement" | "host";
   /** For runsOn "pool": the input field that holds the pool's id (default "id"). */
   poolInput?: "id" | "poolId";
   /** A read that answers from the database here while the VM's host is offline, instead of refusing. */
@@ -420,6 +421,9 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
   } else if (meta.runsOn === "pool") {
     const poolId = idIn(raw, meta.poolInput ?? "id");
     if (poolId) location = await cluster.locatePool(poolId);
+  } else if (meta.runsOn === "host") {
+    const hostId = idIn(raw, "id");
+    if (hostId) location = await cluster.locateHost(hostId);
   } else {
     const input = placementInput.safeParse(raw);
     if (input.success) {
@@ -432,7 +436,10 @@ const onOwningHost = t.middleware(async ({ ctx, meta, path, type, getRawInput, n
   if (location.kind === "here") return next();
   if (location.kind === "offline") {
     if (meta.whenOffline === "answer-here") return next();
-    throw new HangarError("HOST_OFFLINE", cluster.offlineSentence(location, meta.runsOn === "pool" ? "That pool" : "That VM"));
+    throw new HangarError(
+      "HOST_OFFLINE",
+      meta.runsOn === "host" ? cluster.hostOfflineSentence(location) : cluster.offlineSentence(location, meta.runsOn === "pool" ? "That pool" : "That VM"),
+    );
   }
   const timeoutSec = typeof raw === "object" && raw !== null ? Reflect.get(raw, "timeoutSec") : undefined;
   const budgetMs = (typeof timeoutSec === "number" ? timeoutSec : (meta.forwardBudgetSec ?? 120)) * 1000 + FORWARD_SLACK_MS;

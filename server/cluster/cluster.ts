@@ -13,7 +13,7 @@ import type { Recorder } from "../audit/recorder.ts";
 import type { Db } from "../db.ts";
 import { databaseProvider } from "../database-url.ts";
 import { HangarError, type ErrorCode } from "../errors.ts";
-import { bridgesOf, type Hosts } from "../hosts.ts";
+import { bridgesOf, inMaintenanceSentence, type Hosts } from "../hosts.ts";
 import type { VmChange } from "../vms/bus.ts";
 import { isState } from "../vms/state.ts";
 import { choosePlacement, HOLDS_MEMORY, noRoom, type HostLoad } from "./capacity.ts";
@@ -98,6 +98,12 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     return pool ? locate(pool.hostId) : { kind: "here" };
   }
 
+  /** Where host `hostId` runs: a missing one is the procedure's NOT_FOUND to report, here. */
+  async function locateHost(hostId: string): Promise<Location> {
+    const host = await db.host.findUnique({ where: { id: hostId }, select: { id: true } });
+    return host ? locate(host.id) : { kind: "here" };
+  }
+
   /** Why no host in `hosts` takes a VM on host bridge `bridge`, with the bridges they do offer. */
   function noBridgeSentence(bridge: string, hosts: { name: string; bridges: string }[]): string {
     const offered = [...new Set(hosts.flatMap(bridgesOf))].sort();
@@ -112,6 +118,11 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     return `${what} is on host ${location.host.name}, which is offline (${offlineReason(location)}); nothing acts on its VMs until that host's Hangar runs again.`;
   }
 
+  /** The sentence for a call about a host (host.evacuate) refused because that host is offline. */
+  function hostOfflineSentence(location: OfflineHost): string {
+    return `Host ${location.host.name} is offline (${offlineReason(location)}); this needs its Hangar running.`;
+  }
+
   function offlineReason(location: OfflineHost): string {
     return location.unreachable
       ? "this Hangar runs on SQLite, which is one host; run every host on one PostgreSQL database"
@@ -121,9 +132,12 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
   }
 
   /** Each host's load: memory for VMs, what its running VMs take, whether it holds the image. */
-  async function loads(imageId: string | undefined): Promise<(HostLoad & { heartbeatAt: Date; bridges: string })[]> {
+  async function loads(imageId: string | undefined): Promise<(HostLoad & { heartbeatAt: Date; bridges: string; maintenanceSince: Date | null })[]> {
     const [rows, running, holders] = await Promise.all([
-      db.host.findMany({ orderBy: { name: "asc" }, select: { id: true, name: true, heartbeatAt: true, memoryLimitMiB: true, bridges: true } }),
+      db.host.findMany({
+        orderBy: { name: "asc" },
+        select: { id: true, name: true, heartbeatAt: true, memoryLimitMiB: true, bridges: true, maintenanceSince: true },
+      }),
       db.vm.groupBy({ by: ["hostId"], where: { state: { in: [...HOLDS_MEMORY] } }, _sum: { memoryMiB: true } }),
       imageId && imageHolders ? imageHolders(imageId) : Promise.resolve(undefined),
     ]);
@@ -139,18 +153,19 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
   /**
    * The host a new VM (or pool) of `memoryMiB` goes to: `hostId` when given, if it is online
    * and has room (refused with a sentence otherwise), else the live host with room that
-   * placement prefers. On SQLite only this host.
+   * placement prefers. On SQLite only this host. A host in maintenance takes none.
    */
   async function place(input: { hostId?: string; memoryMiB: number; imageId?: string; bridge?: string }): Promise<HostRef & { here: boolean }> {
     const self = await hosts.selfId();
     const all = await loads(input.imageId);
-    let candidates = jobs ? all : all.filter((h) => h.id === self);
+    let candidates = (jobs ? all : all.filter((h) => h.id === self)).filter((h) => h.maintenanceSince === null);
     // A VM on a host bridge goes where that bridge is open to VMs.
     const { bridge } = input;
     const offers = (host: { bridges: string }) => bridge === undefined || bridgesOf(host).includes(bridge);
     if (input.hostId !== undefined) {
       const host = all.find((h) => h.id === input.hostId);
       if (!host) throw new HangarError("NOT_FOUND", `No host with id "${input.hostId}"; host.list names the hosts.`);
+      if (host.maintenanceSince !== null) throw new HangarError("HOST_IN_MAINTENANCE", inMaintenanceSentence(host.name));
       if (!host.online || !candidates.includes(host)) {
         const location = host.online ? { ...offline(host), unreachable: true as const } : offline(host);
         throw new HangarError("HOST_OFFLINE", `Host ${host.name} is offline (${offlineReason(location)}); pick another host, or leave hostId out.`);
@@ -159,6 +174,12 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
       const full = noRoom(host, input.memoryMiB);
       if (full) throw new HangarError("HOST_FULL", full);
       return { id: host.id, name: host.name, here: host.id === self };
+    }
+    if (candidates.length === 0 && all.some((h) => h.maintenanceSince !== null)) {
+      throw new HangarError(
+        "HOST_IN_MAINTENANCE",
+        "Every host is in maintenance (evacuated by an admin); end one's maintenance first (host.restore, hangar host restore).",
+      );
     }
     if (bridge !== undefined) {
       const bridged = candidates.filter(offers);
@@ -283,7 +304,9 @@ export function createCluster({ db, databaseUrl, hosts, log = () => undefined, i
     locate,
     locateVm,
     locatePool,
+    locateHost,
     offlineSentence,
+    hostOfflineSentence,
     place,
     noRoomHere,
     forward,

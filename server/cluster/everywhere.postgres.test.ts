@@ -145,6 +145,50 @@ describe("a cluster of two hosts", () => {
     expect((await alpha().api.vm.exec.mutate({ id: vmId, command: ["cat", "/data/marker"] })).stdout).toBe("came-along\n");
   });
 
+  it("evacuates alpha: its Running VM runs on beta, a Stopped one moves, nothing new goes to alpha; restore brings them back", async () => {
+    const parked = await alpha().api.vm.create.mutate({ name: "parked", imageId: await tinyImageId(), cpus: 1, memoryMiB: 256, hostId: alpha().id });
+
+    // Asked on beta, run by alpha (the host evacuated).
+    const evacuated = await beta().api.host.evacuate.mutate({ id: alpha().id });
+    const name = (await alpha().api.vm.get.query({ id: vmId })).name;
+    expect(evacuated).toEqual({
+      host: "alpha",
+      moved: [
+        { id: vmId, name, to: "beta", restarted: true, problem: null },
+        { id: parked.id, name: "parked", to: "beta", restarted: false, problem: null },
+      ].sort((a, b) => a.name.localeCompare(b.name)),
+      stayed: [],
+    });
+    const rows = await cluster.db.vm.findMany({ where: { id: { in: [vmId, parked.id] } }, select: { hostId: true, evacuatedFrom: true, state: true } });
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ hostId: beta().id, evacuatedFrom: alpha().id, state: "Running" })]));
+    expect(rows.every((r) => r.hostId === beta().id && r.evacuatedFrom === alpha().id)).toBe(true);
+    const hosts = await alpha().api.host.list.query();
+    expect(hosts.find((h) => h.name === "alpha")?.maintenanceSince).toBeInstanceOf(Date);
+    expect(hosts.find((h) => h.name === "beta")?.maintenanceSince).toBeNull();
+    await expect(
+      beta().api.vm.create.mutate({ name: "not-on-alpha", imageId: await tinyImageId(), cpus: 1, memoryMiB: 256, hostId: alpha().id }),
+    ).rejects.toThrow("Host alpha is in maintenance");
+    await expect(alpha().api.vm.move.mutate({ id: parked.id, hostId: alpha().id })).rejects.toThrow("Host alpha is in maintenance");
+    await beta().api.vm.wait.query({ id: vmId, for: "ready", timeoutSec: 300 });
+    expect((await beta().api.vm.exec.mutate({ id: vmId, command: ["cat", "/data/marker"] })).stdout).toBe("came-along\n");
+    const audit = await alpha().api.audit.list.query({ action: "host-evacuate" });
+    expect(audit.events[0]?.message).toBe("Evacuated host alpha: 2 VMs moved (1 started again there), 0 stayed");
+
+    const restored = await beta().api.host.restore.mutate({ id: alpha().id });
+    expect(restored.moved.map((m) => [m.id, m.to, m.restarted]).sort()).toEqual(
+      [
+        [vmId, "alpha", true],
+        [parked.id, "alpha", false],
+      ].sort(),
+    );
+    expect(await cluster.db.vm.findMany({ where: { id: { in: [vmId, parked.id] } }, select: { hostId: true, evacuatedFrom: true } })).toEqual([
+      { hostId: alpha().id, evacuatedFrom: null },
+      { hostId: alpha().id, evacuatedFrom: null },
+    ]);
+    expect((await alpha().api.host.list.query()).find((h) => h.name === "alpha")?.maintenanceSince).toBeNull();
+    await alpha().api.vm.delete.mutate({ id: parked.id });
+  });
+
   it("fetches an image only alpha holds when a VM on beta needs it", async () => {
     // A disk only alpha has: the tiny guest recompressed (other bytes, another sha256).
     const guestDir = alpha().env.HANGAR_GUEST_DIR ?? "";

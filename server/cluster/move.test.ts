@@ -76,6 +76,41 @@ describe("the sweep of moves cut short", () => {
         : "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
     });
   });
+
+  it("refuses to evacuate the only host, and leaves it taking VMs", async () => {
+    const api = await callerFor(t.hangar);
+    const self = await t.hangar.hosts.selfId();
+    await expect(api.host.evacuate({ id: self })).rejects.toMatchObject({
+      message: t.hangar.cluster.shared
+        ? `No other host is online and out of maintenance to take host ${t.hangar.hosts.name}'s VMs; start Hangar on another host first.`
+        : "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to take its VMs.",
+    });
+    await expect(api.host.restore({ id: "nosuchhost" })).rejects.toMatchObject({ code: t.hangar.cluster.shared ? "NOT_FOUND" : "BAD_REQUEST" });
+    expect((await api.host.list()).map((h) => h.maintenanceSince)).toEqual([null]);
+  });
+
+  it("places no new VM, pool or clone on a host in maintenance", async () => {
+    const image = await t.hangar.db.image.create({ data: { name: "maint", path: "/m.qcow2" } });
+    const api = await callerFor(t.hangar);
+    const spec = { imageId: image.id, cpus: 1, memoryMiB: 128 };
+    const { id } = await api.vm.create({ name: "before-maintenance", ...spec });
+    const self = await t.hangar.hosts.selfId();
+    await t.hangar.db.host.update({ where: { id: self }, data: { maintenanceSince: new Date() } });
+    try {
+      const everyHost = "Every host is in maintenance (evacuated by an admin); end one's maintenance first (host.restore, hangar host restore).";
+      await expect(api.vm.create({ name: "during-maintenance", ...spec })).rejects.toMatchObject({ code: "PRECONDITION_FAILED", message: everyHost });
+      await expect(api.pool.create({ name: "during-maintenance", ...spec, size: 0, staging: "Stopped" })).rejects.toMatchObject({ message: everyHost });
+      await expect(api.vm.create({ name: "during-maintenance", ...spec, hostId: self })).rejects.toMatchObject({
+        message: expect.stringContaining(`Host ${t.hangar.hosts.name} is in maintenance`),
+      });
+      await expect(api.vm.clone({ id, name: "clone-in-maintenance" })).rejects.toMatchObject({
+        code: "PRECONDITION_FAILED",
+        message: expect.stringContaining(`Host ${t.hangar.hosts.name} is in maintenance`),
+      });
+    } finally {
+      await t.hangar.db.host.update({ where: { id: self }, data: { maintenanceSince: null } });
+    }
+  });
 });
 
 describe("the internal route of moves", () => {

@@ -24,7 +24,7 @@ import { CLUSTER_HEADER, issuePass, verifyPass } from "../auth/cluster-secret.ts
 import type { Db } from "../db.ts";
 import { movedFiles, removeVmFiles, vmDir, vmFiles } from "../driver/qemu/paths.ts";
 import { HangarError, errorDetail, isErrorCode, isHangarError, userMessage } from "../errors.ts";
-import { bridgesOf, type Hosts } from "../hosts.ts";
+import { bridgesOf, inMaintenanceSentence, type Hosts } from "../hosts.ts";
 import { storeName, type ImageFiles, type LocalImage } from "../images/copies.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import { downloadFromPeer } from "./peer-download.ts";
@@ -93,8 +93,12 @@ export function createMoves({
   const vmsDir = path.join(path.resolve(stateDir), "vms");
   const incomingDir = (vmId: string) => path.join(vmsDir, `${INCOMING_PREFIX}${vmId}`);
 
-  /** Moves Stopped VM `vmId`, of this host, to host `targetId`; returns once the row names the target. */
-  async function moveVm(vmId: string, targetId: string, actor: string): Promise<void> {
+  /**
+   * Moves Stopped VM `vmId`, of this host, to host `targetId`; returns once the row names the
+   * target. An evacuation's move remembers this host on the VM (host.restore brings it back);
+   * any other move forgets where an evacuation took it from.
+   */
+  async function moveVm(vmId: string, targetId: string, actor: string, { evacuation = false } = {}): Promise<void> {
     const vm = await db.vm.findUnique({ where: { id: vmId } });
     if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}".`);
     if (!shared)
@@ -108,6 +112,7 @@ export function createMoves({
     if (!target) throw new HangarError("NOT_FOUND", `No host with id "${targetId}"; host.list (hangar host ls) names them.`);
     if (target.id === self) throw new HangarError("INVALID_INPUT", `VM "${vm.name}" is on host ${target.name} already.`);
     if (!hosts.isOnline(target)) throw new HangarError("HOST_OFFLINE", `Host ${target.name} is offline; move VM "${vm.name}" once its Hangar runs again.`);
+    if (target.maintenanceSince) throw new HangarError("HOST_IN_MAINTENANCE", inMaintenanceSentence(target.name));
     if (vm.poolId && !vm.acquiredAt) {
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" waits in a pool, which places its VMs itself; acquire it first, or move nothing.`);
     }
@@ -137,7 +142,9 @@ export function createMoves({
       }
       // Only here does the row change host: the target holds a whole copy by now, or the move failed.
       const handed =
-        failure === undefined && (await db.vm.updateMany({ where: { id: vmId, hostId: self, state: "Stopped" }, data: { hostId: target.id } })).count === 1;
+        failure === undefined &&
+        (await db.vm.updateMany({ where: { id: vmId, hostId: self, state: "Stopped" }, data: { hostId: target.id, evacuatedFrom: evacuation ? self : null } }))
+          .count === 1;
       if (!handed) {
         await rm(path.join(files.dir, MOVING_TO), { force: true });
         const why = failure === undefined ? "it changed meanwhile" : userMessage(failure);

@@ -7,6 +7,7 @@ import { isIso9660 } from "../images/iso.ts";
 import { assertWithinQuota } from "../auth/users.ts";
 import { authorizedKeysOf, INSTALL_KEYS_COMMAND } from "../auth/ssh-keys.ts";
 import type { Hangar } from "../hangar.ts";
+import { inMaintenanceSentence } from "../hosts.ts";
 import { diskOf } from "./disks.ts";
 import { checkNetwork, type NetworkMode } from "./forwards.ts";
 import { announceRowChange } from "./bus.ts";
@@ -74,8 +75,8 @@ function withActions<T extends { state: string }>(vm: T): T & { state: State; ac
 /** A restart or release under way: the lifecycle's and the reconciler's, in no answer. */
 const internal = { restartPending: true, releasePending: true } as const;
 
-/** What a list row leaves out: user-data can be long and is only on vm.get. */
-const slim = { omit: { userData: true, description: true, ...internal } } as const;
+/** What a list row leaves out: user-data can be long; it and where an evacuation took the VM from are only on vm.get. */
+const slim = { omit: { userData: true, description: true, evacuatedFrom: true, ...internal } } as const;
 
 /**
  * The inventory: every VM with its image, ports, owner and host (vm.list pages it, list.ts).
@@ -261,6 +262,9 @@ export async function cloneExistingVm(hangar: Hangar, input: { id: string; name:
     throw new HangarError("ALREADY_EXISTS", `A VM named "${input.name}" already exists; pick another name.`);
   }
   if (ownerId) await assertWithinQuota(db, ownerId, source.cpus, source.memoryMiB);
+  // A clone is made beside its source: on a host being emptied, it would be one more VM to move.
+  const host = source.hostId ? await db.host.findUnique({ where: { id: source.hostId }, select: { name: true, maintenanceSince: true } }) : null;
+  if (host?.maintenanceSince) throw new HangarError("HOST_IN_MAINTENANCE", inMaintenanceSentence(host.name));
   const cloneInfo: CloneInfo = { sourceVmId: source.id, sourceName: source.name };
   const vm = await db.vm.create({
     data: {
