@@ -15,7 +15,7 @@ type Relocation = RouterOutputs["host"]["evacuate"];
 
 function RelocationResult({ result, verb }: { result: Relocation; verb: string }) {
   return (
-    <div className="stack" role="status" data-testid="relocation">
+    <div className="notice relocation" role="status" data-testid="relocation">
       <p>
         {verb} host {result.host}: {result.moved.length} VM{result.moved.length === 1 ? "" : "s"} moved, {result.stayed.length} stayed.
       </p>
@@ -71,7 +71,7 @@ export function HostMaintenance({ host }: { host: { id: string; name: string; on
   }
 
   return (
-    <div className="stack">
+    <div className="stack tight host-maintenance">
       <div className="buttons">
         {host.maintenanceSince ? (
           <button type="button" disabled={busy || !host.online} onClick={onRestore}>

@@ -52,7 +52,7 @@ describe("relocateAll", () => {
   });
 
   it.each([
-    ["Suspended", "its saved state loads only on this host"],
+    ["Suspended", "its saved state loads only on the host that saved it"],
     ["Paused", "it is Paused; resume or stop it"],
     ["Starting", "it is Starting; try again once it is Running or Stopped"],
     ["ErrorUnknown", "it is ErrorUnknown"],
