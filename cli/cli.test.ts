@@ -420,6 +420,12 @@ describe("hangar CLI", () => {
         ? `hangar: VM "placed" is on host ${here} already.`
         : "hangar: This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
     ]);
+    const evacuated = await asBoss(["host", "evacuate", here]);
+    expect([evacuated.exitCode, evacuated.stderr.trim()]).toEqual(
+      t.hangar.cluster.shared
+        ? [6, `hangar: No other host is online and out of maintenance to take host ${here}'s VMs; start Hangar on another host first.`]
+        : [2, "hangar: This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to take its VMs."],
+    );
     // One host: no HOST column. A VM on a second host, offline since an hour: the column
     // shows, and `get` answers from the database without asking the guest through its host.
     expect((await asBoss(["ls"])).stdout).not.toMatch(/HOST/);

@@ -58,13 +58,31 @@ async function vmsWhere(ctx: Context, where: { hostId: string } | { evacuatedFro
  * Calls as the caller: a stop, start or move is the caller's own call, routed to the VM's host
  * like any other (and recorded as theirs). Made here, not imported at the top: the app router
  * imports this one.
+ *
+ * A Running VM is marked before its stop, as vm.restart marks it: if Hangar ends before the
+ * VM runs again (where it went, or where it was), the reconciler of whichever host then has
+ * it starts it. That reconciler may also start it first while all goes well: so be it.
  */
 async function asCaller(ctx: Context) {
   const { createCaller } = await import("./root.ts");
   const caller = createCaller({ ...ctx, transport: IN_PROCESS });
+  const { db } = ctx.hangar;
+  const mark = (vmId: string, restartPending: boolean) => db.vm.updateMany({ where: { id: vmId }, data: { restartPending } });
   return {
-    stop: async (vmId: string) => void (await caller.vm.stop({ id: vmId })),
-    start: async (vmId: string) => void (await caller.vm.start({ id: vmId })),
+    stop: async (vmId: string) => {
+      await mark(vmId, true);
+      await caller.vm.stop({ id: vmId });
+    },
+    start: async (vmId: string) => {
+      try {
+        await caller.vm.start({ id: vmId });
+      } catch (error) {
+        const row = await db.vm.findUnique({ where: { id: vmId }, select: { state: true } });
+        if (row?.state !== "Running" && row?.state !== "Starting") throw error;
+      } finally {
+        await mark(vmId, false);
+      }
+    },
     move: async (vmId: string, hostId: string) => void (await caller.vm.move({ id: vmId, hostId })),
   };
 }
