@@ -526,7 +526,7 @@ program
 
 program
   .command("move")
-  .description("move a Stopped VM to another host, with its disk, snapshots and SSH key")
+  .description("move a Stopped or Suspended VM to another host, with its disk, snapshots, SSH key and saved state")
   .addHelpText("after", examples("hangar move web-1 beta"))
   .argument("<vm>", "name")
   .argument("<host>", "the host to move it to (`hangar host ls`)")
@@ -753,11 +753,12 @@ host
       const hosts = await api.host.list.query();
       output(json(command), hosts, (list) =>
         table(
-          ["NAME", "STATUS", "ACCEL", "VCPUS", "MEMORY", "SSH ADDRESS", "BRIDGES", "LAST HEARTBEAT"],
+          ["NAME", "STATUS", "ACCEL", "QEMU", "VCPUS", "MEMORY", "SSH ADDRESS", "BRIDGES", "LAST HEARTBEAT"],
           list.map((h) => [
             h.name,
             `${h.online ? "online" : "offline"}${h.maintenanceSince ? ", maintenance" : ""}`,
             h.accelerator,
+            h.qemuVersion,
             `${h.allocatedCpus}/${h.cpus}`,
             // What running VMs take of what VMs may take (the host's memory x overcommit, less the reserve).
             `${h.allocatedMemoryMiB}/${h.memoryLimitMiB} MiB`,

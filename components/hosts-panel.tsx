@@ -71,6 +71,7 @@ export function HostsPanel() {
             </div>
             <p className="muted">
               Heartbeat {age} s ago · {host.vmCount} VM{host.vmCount === 1 ? "" : "s"} · accelerator {host.accelerator}
+              {host.qemuVersion ? ` · qemu ${host.qemuVersion}` : ""}
               {host.bridges.length > 0 ? ` · bridges ${host.bridges.join(", ")}` : ""}
             </p>
             {host.maintenanceSince ? <p className="muted">In maintenance: no new VM goes to this host until an admin restores it.</p> : null}

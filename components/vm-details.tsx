@@ -210,7 +210,9 @@ export function VmDetails({ id }: { id: string }) {
         </section>
       ) : null}
 
-      {canControl(me, vm) && vm.state === "Stopped" && (!vm.poolId || vm.acquiredAt) ? <HostCard vmId={vm.id} host={vm.host} /> : null}
+      {canControl(me, vm) && (vm.state === "Stopped" || vm.state === "Suspended") && (!vm.poolId || vm.acquiredAt) ? (
+        <HostCard vmId={vm.id} host={vm.host} suspended={vm.state === "Suspended"} />
+      ) : null}
 
       <section className="card" aria-labelledby="vm-snapshots-title">
         <h2 id="vm-snapshots-title">Snapshots</h2>

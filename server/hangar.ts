@@ -7,7 +7,7 @@ import { createDb, type Db } from "./db.ts";
 import type { Manager } from "./driver/manager.ts";
 import type { Accel } from "./driver/qemu/args.ts";
 import { chooseAccel } from "./driver/qemu/accel.ts";
-import { QemuManager } from "./driver/qemu/manager.ts";
+import { QemuManager, qemuVersion } from "./driver/qemu/manager.ts";
 import { importSettings, type Env } from "./env.ts";
 import { createRecorder } from "./audit/recorder.ts";
 import { createAuth, stateDirSecret } from "./auth/better-auth.ts";
@@ -73,6 +73,8 @@ export function createHangar({
     });
     return accel;
   };
+  let qemuVersionKnown = "";
+  void qemuVersion().then((version) => (qemuVersionKnown = version));
   const driver =
     driverFor ??
     ((vmId: string) =>
@@ -89,6 +91,7 @@ export function createHangar({
     // Peers call this address (forwarded terminals, image copies): 0.0.0.0 is no place to call.
     apiAddress: `http://${sshAddressFor(env.HOST)}:${env.PORT}`,
     accelerator: () => accelDecided ?? "undecided",
+    qemuVersion: () => qemuVersionKnown,
     offlineAfterMs: env.HANGAR_HOST_OFFLINE_AFTER_SEC * 1000,
     memory: { overcommit: env.HANGAR_MEMORY_OVERCOMMIT, reserveMiB: env.HANGAR_MEMORY_RESERVE_MIB },
     forwardAddress: env.HANGAR_FORWARD_ADDRESS,

@@ -25,6 +25,8 @@ export interface HostsOptions {
   apiAddress: string;
   /** The accelerator in use, once the probe decided (never waits for it). */
   accelerator: () => string;
+  /** qemu's version, once known (never waits for it); "" until then. */
+  qemuVersion?: () => string;
   /** A heartbeat older than this means the host is offline (HANGAR_HOST_OFFLINE_AFTER_SEC). */
   offlineAfterMs?: number;
   /** HANGAR_MEMORY_OVERCOMMIT and HANGAR_MEMORY_RESERVE_MIB. */
@@ -92,6 +94,7 @@ export function createHosts({
   name = os.hostname(),
   apiAddress,
   accelerator,
+  qemuVersion = () => "",
   offlineAfterMs = 15_000,
   memory = { overcommit: 1, reserveMiB: 1024 },
   forwardAddress = "127.0.0.1",
@@ -130,8 +133,10 @@ export function createHosts({
       apiAddress,
       heartbeatAt: now(),
       accelerator: accelerator(),
+      qemuVersion: qemuVersion(),
       freeMemoryMiB: Math.floor(os.freemem() / MIB),
       cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model.trim() ?? "",
       memoryMiB,
       memoryLimitMiB: memoryLimitMiB(memoryMiB, memory.overcommit, memory.reserveMiB),
       sshAddress: sshAddressFor(forwardAddress),

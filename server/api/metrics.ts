@@ -57,7 +57,7 @@ export const metricsRouter = router({
     const [hosts, counts] = await Promise.all([
       db.host.findMany({
         orderBy: { name: "asc" },
-        select: { id: true, name: true, heartbeatAt: true, accelerator: true, bridges: true, maintenanceSince: true },
+        select: { id: true, name: true, heartbeatAt: true, accelerator: true, qemuVersion: true, bridges: true, maintenanceSince: true },
       }),
       db.vm.groupBy({ by: ["hostId"], _count: { _all: true } }),
     ]);

@@ -251,6 +251,9 @@ export const hostListOutput = documented<ReturnType<typeof hostView>[]>(
         online: z.boolean().meta({ description: "It has beaten within HANGAR_HOST_OFFLINE_AFTER_SEC" }),
         heartbeatAt: z.date().meta({ format: "date-time" }),
         accelerator: z.string().meta({ description: "kvm or tcg; undecided while its start-up probe runs" }),
+        qemuVersion: z
+          .string()
+          .meta({ description: "Its qemu's version; empty until known. A Suspended VM moves only between hosts of one version and accelerator" }),
         cpus: z.number().int(),
         memoryMiB: z.number().int(),
         memoryLimitMiB: z.number().int().meta({ description: "The memory its VMs may take in all" }),

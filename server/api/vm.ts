@@ -141,8 +141,9 @@ export const vmRouter = router({
     .output(vmOutput)
     .mutation(async ({ ctx, input }) => forCaller(ctx, await cloneExistingVm(ctx.hangar, input, ctx.actor, ctx.principal?.userId))),
   /**
-   * Moves a Stopped VM to another host (several hosts on PostgreSQL): its disk with its
-   * snapshots, UEFI variables and SSH key go along; it starts there next time.
+   * Moves a Stopped or Suspended VM to another host (several hosts on PostgreSQL; a Suspended
+   * one to a host of the same qemu and accelerator): its disk with its snapshots, UEFI
+   * variables, SSH key and saved state go along; it starts (or resumes) there next time.
    */
   move: procedure
     .meta({
@@ -150,7 +151,7 @@ export const vmRouter = router({
       runsOn: "vm",
       // A disk of many GiB takes minutes to copy.
       forwardBudgetSec: 3600,
-      openapi: rest("POST", "/vms/{id}/move", "Move a Stopped VM to another host"),
+      openapi: rest("POST", "/vms/{id}/move", "Move a Stopped or Suspended VM to another host"),
     })
     .input(z.object({ id, hostId: id }))
     .output(vmOutput)

@@ -35,24 +35,25 @@ function fakeSteps(fail: string[] = []) {
 }
 
 describe("relocateAll", () => {
-  it("moves a Stopped VM, and stops, moves and starts a Running one", async () => {
+  it("moves a Stopped and a Suspended VM, and stops, moves and starts a Running one", async () => {
     const { steps, log } = fakeSteps();
-    const outcome = await relocateAll([vm("db", "Stopped"), vm("web", "Running")], steps);
+    const outcome = await relocateAll([vm("db", "Stopped"), vm("web", "Running"), vm("cache", "Suspended")], steps);
     expect(outcome).toEqual({
       moved: [
+        { id: "id-cache", name: "cache", to: "beta", restarted: false, problem: null },
         { id: "id-db", name: "db", to: "beta", restarted: false, problem: null },
         { id: "id-web", name: "web", to: "beta", restarted: true, problem: null },
       ],
       stayed: [],
     });
+    expect(log.filter((l) => l.includes(":cache"))).toEqual(["target:cache:any", "move>beta-id:cache"]);
     expect(log.filter((l) => l.endsWith(":web"))).toEqual(["stop:web", "move>beta-id:web", "start:web"]);
     expect(log).toContain("target:web:room");
     expect(log).toContain("target:db:any");
-    expect(relocationSummary(outcome)).toBe("2 VMs moved (1 started again there), 0 stayed");
+    expect(relocationSummary(outcome)).toBe("3 VMs moved (1 started again there), 0 stayed");
   });
 
   it.each([
-    ["Suspended", "its saved state loads only on the host that saved it"],
     ["Paused", "it is Paused; resume or stop it"],
     ["Starting", "it is Starting; try again once it is Running or Stopped"],
     ["ErrorUnknown", "it is ErrorUnknown"],

@@ -52,16 +52,19 @@ export interface Relocation {
 /** VMs relocated at once: each move is mostly disk I/O, and each restart a guest's boot. */
 const AT_ONCE = 2;
 
-/** Why a VM in `state` is not relocated, or undefined when it is (Stopped, Running). */
+/** Why a VM in `state` is not relocated, or undefined when it is (Stopped, Suspended, Running). */
 function whyNot(vm: EvacuatedVm): string | undefined {
   if (vm.waitsInPool !== null) return `it waits in pool ${vm.waitsInPool}, whose VMs live on the pool's host; delete or shrink the pool to empty the host`;
-  if (vm.state === "Stopped" || vm.state === "Running") return undefined;
-  if (vm.state === "Suspended") return "it is Suspended, and its saved state loads only on the host that saved it; resume it, or stop it, then try again";
+  if (vm.state === "Stopped" || vm.state === "Suspended" || vm.state === "Running") return undefined;
   if (vm.state === "Paused") return "it is Paused; resume or stop it, then try again";
   return `it is ${vm.state}; try again once it is Running or Stopped`;
 }
 
-/** Relocates one VM: Stopped moves; Running stops, moves, and starts there (or again here if the move failed). */
+/**
+ * Relocates one VM: Stopped and Suspended move (a Suspended one with its saved state, where
+ * the move allows it); Running stops, moves, and starts there (or again where it was, if the
+ * move failed).
+ */
 async function relocate<V extends EvacuatedVm>(vm: V, steps: RelocationSteps<V>): Promise<Relocated | Stayed> {
   const not = whyNot(vm);
   if (not !== undefined) return { id: vm.id, name: vm.name, reason: not };

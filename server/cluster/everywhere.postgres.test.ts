@@ -189,6 +189,20 @@ describe("a cluster of two hosts", () => {
     await alpha().api.vm.delete.mutate({ id: parked.id });
   });
 
+  it("moves a Suspended VM with its saved state: it resumes on the other host where it was", async () => {
+    await alpha().api.vm.wait.query({ id: vmId, for: "ready", timeoutSec: 300 });
+    // Only in the guest's memory (its root is a RAM disk): a fresh boot would not have it.
+    expect((await alpha().api.vm.exec.mutate({ id: vmId, command: ["sh", "-c", "echo in-memory > /tmp/memory-marker"] })).exitCode).toBe(0);
+    await alpha().api.vm.suspend.mutate({ id: vmId });
+    const moved = await beta().api.vm.move.mutate({ id: vmId, hostId: beta().id });
+    expect(moved).toMatchObject({ state: "Suspended", hostId: beta().id });
+    expect(existsSync(path.join(alpha().stateDir, "vms", vmId))).toBe(false);
+    const { events } = await beta().api.vm.events.query({ vmId, limit: 1 });
+    expect(events[0]?.message).toMatch(/^Moved from host alpha to host beta \(\d+ MiB in [\d.]+ s\) with its saved state: a start resumes it there$/);
+    expect((await alpha().api.vm.start.mutate({ id: vmId })).state).toBe("Running");
+    expect((await beta().api.vm.exec.mutate({ id: vmId, command: ["cat", "/tmp/memory-marker", "/data/marker"] })).stdout).toBe("in-memory\ncame-along\n");
+  });
+
   it("fetches an image only alpha holds when a VM on beta needs it", async () => {
     // A disk only alpha has: the tiny guest recompressed (other bytes, another sha256).
     const guestDir = alpha().env.HANGAR_GUEST_DIR ?? "";

@@ -9,7 +9,7 @@ import { CLUSTER_HEADER, clusterKey, issuePass } from "../auth/cluster-secret.ts
 import { FakeDriver } from "../testing/fake-driver.ts";
 import { callerFor, createTestHangar, type TestHangar } from "../testing/fixtures.ts";
 import { startPeers } from "../testing/peers.ts";
-import { INTERNAL_VMS_PATH } from "./move.ts";
+import { INTERNAL_VMS_PATH, savedStateMismatch } from "./move.ts";
 
 let t: TestHangar;
 
@@ -110,6 +110,28 @@ describe("the sweep of moves cut short", () => {
     } finally {
       await t.hangar.db.host.update({ where: { id: self }, data: { maintenanceSince: null } });
     }
+  });
+});
+
+describe("savedStateMismatch", () => {
+  const host = (name: string, qemuVersion: string, accelerator: string, cpuModel = "AMD EPYC 7763") => ({ name, qemuVersion, accelerator, cpuModel });
+  it.each([
+    [host("a", "8.2.2", "tcg"), host("b", "8.2.2", "tcg"), undefined],
+    [host("a", "8.2.2", "tcg"), host("b", "8.2.2", "tcg", "Intel Xeon"), undefined],
+    [host("a", "8.2.2", "kvm"), host("b", "8.2.2", "kvm"), undefined],
+    [
+      host("a", "8.2.2", "kvm"),
+      host("b", "8.2.2", "kvm", "Intel Xeon"),
+      "host a runs qemu 8.2.2 with kvm on AMD EPYC 7763, host b runs qemu 8.2.2 with kvm on Intel Xeon",
+    ],
+    [host("a", "8.2.2", "tcg"), host("b", "9.0.0", "tcg"), "host a runs qemu 8.2.2 with tcg, host b runs qemu 9.0.0 with tcg"],
+    [host("a", "8.2.2", "tcg"), host("b", "8.2.2", "kvm"), "host a runs qemu 8.2.2 with tcg, host b runs qemu 8.2.2 with kvm"],
+    [host("a", "", "tcg"), host("b", "", "tcg"), "host a has not said which qemu it runs yet, host b has not said which qemu it runs yet"],
+    [host("a", "8.2.2", "undecided"), host("b", "8.2.2", "undecided"), "host a has not said which qemu it runs yet"],
+  ])("%o to %o", (here, target, mismatch) => {
+    const why = savedStateMismatch(here, target);
+    if (mismatch === undefined) expect(why).toBeUndefined();
+    else expect(why).toContain(mismatch);
   });
 });
 

@@ -27,6 +27,7 @@ import { HangarError, errorDetail, isErrorCode, isHangarError, userMessage } fro
 import { bridgesOf, inMaintenanceSentence, type Hosts } from "../hosts.ts";
 import { storeName, type ImageFiles, type LocalImage } from "../images/copies.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
+import type { State } from "../vms/state.ts";
 import { downloadFromPeer } from "./peer-download.ts";
 
 /** Where a host serves a VM it is moving away (GET …/<id>/<file>) and takes one in (POST …/<id>). */
@@ -45,6 +46,27 @@ const IDLE_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_MS = 20_000;
 
 const passPurpose = (vmId: string) => `vm-move:${vmId}`;
+/** A VM moves at rest: Stopped, or Suspended with its saved state (to a host that can load it). */
+const MOVABLE: readonly State[] = ["Stopped", "Suspended"];
+
+type QemuFacts = { name: string; qemuVersion: string; accelerator: string; cpuModel: string };
+
+/**
+ * Why a Suspended VM's saved state would not load on `target`, or undefined: it loads only in
+ * the same qemu with the same accelerator (a state saved under TCG with `-cpu max` does not load
+ * under KVM, nor one of qemu 8.2 in qemu 9), and under KVM (`-cpu host`) on the same CPU model.
+ */
+export function savedStateMismatch(here: QemuFacts, target: QemuFacts): string | undefined {
+  const known = (h: QemuFacts) => h.qemuVersion !== "" && h.accelerator !== "undecided";
+  const sameCpu = here.accelerator !== "kvm" || (here.cpuModel !== "" && here.cpuModel === target.cpuModel);
+  if (known(here) && here.qemuVersion === target.qemuVersion && here.accelerator === target.accelerator && sameCpu) return undefined;
+  const runs = (h: QemuFacts) =>
+    known(h)
+      ? `host ${h.name} runs qemu ${h.qemuVersion} with ${h.accelerator}${h.accelerator === "kvm" ? ` on ${h.cpuModel || "an unknown CPU"}` : ""}`
+      : `host ${h.name} has not said which qemu it runs yet`;
+  return `its saved state loads only in the same qemu with the same accelerator (and under KVM on the same CPU model), and ${runs(here)}, ${runs(target)}`;
+}
+
 /** What the source's pass tells the target: who sends, and which files with their sizes. */
 const offer = z.object({ from: z.string().min(1), files: z.array(z.object({ name: z.string(), size: z.number().int().nonnegative() })).max(16) });
 const answer = z.discriminatedUnion("ok", [z.object({ ok: z.literal(true) }), z.object({ ok: z.literal(false), code: z.string(), message: z.string() })]);
@@ -94,8 +116,8 @@ export function createMoves({
   const incomingDir = (vmId: string) => path.join(vmsDir, `${INCOMING_PREFIX}${vmId}`);
 
   /**
-   * Moves Stopped VM `vmId`, of this host, to host `targetId`; returns once the row names the
-   * target. An evacuation's move remembers this host on the VM (host.restore brings it back);
+   * Moves Stopped or Suspended VM `vmId`, of this host, to host `targetId`; returns once the
+   * row names the target. An evacuation's move remembers this host on the VM (host.restore brings it back);
    * any other move forgets where an evacuation took it from.
    */
   async function moveVm(vmId: string, targetId: string, actor: string, { evacuation = false } = {}): Promise<void> {
@@ -119,10 +141,15 @@ export function createMoves({
     if (vm.network === "bridge" && vm.bridge && !bridgesOf(target).includes(vm.bridge)) {
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" joins bridge ${vm.bridge}, which host ${target.name} does not offer (its HANGAR_BRIDGES).`);
     }
-    await lifecycle.withLock(vmId, `moving to host ${target.name}`, ["Stopped"], async () => {
+    const suspended = vm.state === "Suspended";
+    if (suspended) {
+      const mismatch = savedStateMismatch(await db.host.findUniqueOrThrow({ where: { id: self } }), target);
+      if (mismatch) throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is Suspended, and ${mismatch}; resume it and stop it, then move it.`);
+    }
+    await lifecycle.withLock(vmId, `moving to host ${target.name}`, MOVABLE, async () => {
       const files = vmFiles(stateDir, vmId);
       const present: { name: string; size: number }[] = [];
-      for (const file of movedFiles(files)) {
+      for (const file of movedFiles(files, { suspended })) {
         const info = await stat(file).catch(() => undefined);
         if (info?.isFile()) present.push({ name: path.basename(file), size: info.size });
       }
@@ -143,7 +170,7 @@ export function createMoves({
       // Only here does the row change host: the target holds a whole copy by now, or the move failed.
       const handed =
         failure === undefined &&
-        (await db.vm.updateMany({ where: { id: vmId, hostId: self, state: "Stopped" }, data: { hostId: target.id, evacuatedFrom: evacuation ? self : null } }))
+        (await db.vm.updateMany({ where: { id: vmId, hostId: self, state: vm.state }, data: { hostId: target.id, evacuatedFrom: evacuation ? self : null } }))
           .count === 1;
       if (!handed) {
         await rm(path.join(files.dir, MOVING_TO), { force: true });
@@ -163,7 +190,7 @@ export function createMoves({
         action: "move",
         ok: true,
         live: true,
-        message: `Moved from host ${source} to host ${target.name} (${mib} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s)`,
+        message: `Moved from host ${source} to host ${target.name} (${mib} MiB in ${((Date.now() - started) / 1000).toFixed(1)} s)${suspended ? " with its saved state: a start resumes it there" : ""}`,
       });
     });
   }
@@ -212,9 +239,12 @@ export function createMoves({
     const vm = await db.vm.findUnique({ where: { id: vmId }, include: { image: true } });
     if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}".`);
     const source = await db.host.findUnique({ where: { id: from } });
-    if (!source || vm.hostId !== from || vm.state !== "Stopped") {
-      throw new HangarError("VM_BUSY", `VM "${vm.name}" is not a Stopped VM of the host that offered it; try again once it settles.`);
+    if (!source || vm.hostId !== from || !MOVABLE.some((state) => state === vm.state)) {
+      throw new HangarError("VM_BUSY", `VM "${vm.name}" is not a Stopped or Suspended VM of the host that offered it; try again once it settles.`);
     }
+    const suspended = vm.state === "Suspended";
+    const mismatch = suspended ? savedStateMismatch(source, await db.host.findUniqueOrThrow({ where: { id: await hosts.selfId() } })) : undefined;
+    if (mismatch) throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is Suspended, and ${mismatch}; resume it and stop it, then move it.`);
     const place = vmDir(stateDir, vmId);
     // Two hosts on one state directory would each remove the copy the other holds.
     const self = await hosts.selfId();
@@ -222,7 +252,7 @@ export function createMoves({
       throw new HangarError("INVALID_INPUT", "The two hosts share one state directory; give each host its own HANGAR_STATE_DIR.");
     }
     const vmFilesHere = vmFiles(stateDir, vmId);
-    const allowed = new Set(movedFiles(vmFilesHere).map((file) => path.basename(file)));
+    const allowed = new Set(movedFiles(vmFilesHere, { suspended }).map((file) => path.basename(file)));
     if (files.some((f) => !allowed.has(f.name)))
       throw new HangarError("INVALID_INPUT", "The move offered a file that is not part of a VM; the hosts may run different Hangar versions.");
     // Its image first: a disk is an overlay on it, and the image may be on the source only.

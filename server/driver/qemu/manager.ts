@@ -102,6 +102,12 @@ export async function qemuRunAs(user = DEFAULT_QEMU_USER): Promise<string | unde
   return user;
 }
 
+/** The version qemu-system reports ("8.2.2"), or "" when it does not run. */
+export async function qemuVersion(): Promise<string> {
+  const result = await execa(QEMU, ["--version"], { reject: false, timeout: 10_000 });
+  return /version (\S+)/.exec(result.stdout)?.[1] ?? "";
+}
+
 export class QemuManager implements Manager {
   readonly files: VmFiles;
   private output: Writable | undefined;

@@ -56,12 +56,13 @@ export interface VmFiles {
 }
 
 /**
- * What a Stopped VM is, as a move to another host carries it: its disk (with its snapshots),
- * UEFI variables, SSH key pair and console log. The rest is runtime, or written again at
- * its next start (the cidata seed).
+ * What a VM at rest is, as a move to another host carries it: its disk (with its snapshots,
+ * and a Suspended VM's saved devices), UEFI variables, SSH key pair and console log. The rest
+ * is runtime, or written again at its next start (the cidata seed), except for a Suspended
+ * VM: a resume keeps the seed the guest booted with, and its memory file is its saved memory.
  */
-export function movedFiles(files: VmFiles): string[] {
-  return [files.disk, files.uefiVars, files.sshKey, files.sshPublicKey, files.serialLog];
+export function movedFiles(files: VmFiles, { suspended }: { suspended: boolean }): string[] {
+  return [files.disk, files.uefiVars, files.sshKey, files.sshPublicKey, files.serialLog, ...(suspended ? [files.cidata, files.memory] : [])];
 }
 
 /** Removes a VM's files: its directory, and its sockets' where a deep state dir put them apart. */
