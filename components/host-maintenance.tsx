@@ -60,7 +60,7 @@ export function HostMaintenance({ host }: { host: { id: string; name: string; on
   function onEvacuate() {
     const question =
       `Evacuate host ${host.name}? No new VM goes there until it is restored. Its Stopped VMs move to other hosts; ` +
-      "its Running VMs are stopped, moved and started there, and its Suspended VMs move with their saved state where the other host runs the same qemu. Paused VMs and VMs waiting in a pool stay.";
+      "its Running VMs are stopped, moved and started there, and its Suspended VMs move with their saved state where the other host runs the same qemu. VMs in the middle of an action and VMs waiting in a pool stay.";
     if (window.confirm(question)) once(() => evacuate.mutateAsync({ id: host.id }));
   }
 

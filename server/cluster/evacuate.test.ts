@@ -54,8 +54,8 @@ describe("relocateAll", () => {
   });
 
   it.each([
-    ["Paused", "it is Paused; resume or stop it"],
-    ["Starting", "it is Starting; try again once it is Running or Stopped"],
+    ["Starting", "it is Starting; try again once it is Running, Stopped or Suspended"],
+    ["Stopping", "it is Stopping"],
     ["ErrorUnknown", "it is ErrorUnknown"],
   ])("leaves a %s VM where it is, saying why", async (state, reason) => {
     const { steps, log } = fakeSteps();

@@ -56,8 +56,7 @@ const AT_ONCE = 2;
 function whyNot(vm: EvacuatedVm): string | undefined {
   if (vm.waitsInPool !== null) return `it waits in pool ${vm.waitsInPool}, whose VMs live on the pool's host; delete or shrink the pool to empty the host`;
   if (vm.state === "Stopped" || vm.state === "Suspended" || vm.state === "Running") return undefined;
-  if (vm.state === "Paused") return "it is Paused; resume or stop it, then try again";
-  return `it is ${vm.state}; try again once it is Running or Stopped`;
+  return `it is ${vm.state}; try again once it is Running, Stopped or Suspended`;
 }
 
 /**
