@@ -1,7 +1,8 @@
 "use client";
 /**
  * Every host: online or offline by its heartbeat's age, in maintenance or not (admins evacuate
- * and restore), its VMs, and capacity bars for CPU, memory and the state directory's disk. Read again at each sample (metrics.onUsage).
+ * and restore), its VMs, and capacity bars for CPU, memory and the state directory's disk.
+ * Read again at each sample (metrics.onUsage).
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useSubscription } from "@trpc/tanstack-react-query";

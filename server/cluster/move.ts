@@ -117,8 +117,8 @@ export function createMoves({
 
   /**
    * Moves Stopped or Suspended VM `vmId`, of this host, to host `targetId`; returns once the
-   * row names the target. An evacuation's move remembers this host on the VM (host.restore brings it back);
-   * any other move forgets where an evacuation took it from.
+   * row names the target. An evacuation's move remembers this host on the VM (host.restore
+   * brings it back); any other move forgets where an evacuation took it from.
    */
   async function moveVm(vmId: string, targetId: string, actor: string, { evacuation = false } = {}): Promise<void> {
     const vm = await db.vm.findUnique({ where: { id: vmId } });
