@@ -156,7 +156,18 @@ export function createHangar({
     hostOnline,
   });
   const pools = timedPools(
-    createPools({ db, lifecycle, recorder, bus, driverFor: driver, log, noRoom: cluster.noRoomHere, sshAddress: () => hosts.sshAddress, ...pool }),
+    createPools({
+      db,
+      lifecycle,
+      recorder,
+      bus,
+      driverFor: driver,
+      log,
+      noRoom: cluster.noRoomHere,
+      inMaintenance: hosts.inMaintenance,
+      sshAddress: () => hosts.sshAddress,
+      ...pool,
+    }),
     metrics,
     db,
   );

@@ -278,5 +278,24 @@ export function createHosts({
     return hosts.map((host) => ({ ...host, bridges: bridgesOf(host), online: isOnline(host) }));
   }
 
-  return { name, selfId, claim, release, beat, startHeartbeat, isOnline, now, list, offlineAfterMs, sshAddress: sshAddressFor(forwardAddress) };
+  /** Whether an admin has put this host in maintenance (host.evacuate) and not ended it yet. */
+  async function inMaintenance(): Promise<boolean> {
+    const self = await db.host.findUnique({ where: { id: await selfId() }, select: { maintenanceSince: true } });
+    return Boolean(self?.maintenanceSince);
+  }
+
+  return {
+    name,
+    selfId,
+    claim,
+    release,
+    beat,
+    startHeartbeat,
+    isOnline,
+    now,
+    list,
+    inMaintenance,
+    offlineAfterMs,
+    sshAddress: sshAddressFor(forwardAddress),
+  };
 }

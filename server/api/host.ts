@@ -151,8 +151,13 @@ export const hostRouter = router({
     .output(relocationOutput)
     .mutation(async ({ ctx, input }) => {
       const host = await hostOrNotFound(ctx, input.id);
-      const { db, cluster } = ctx.hangar;
+      const { db, cluster, pools } = ctx.hangar;
       await db.host.update({ where: { id: host.id }, data: { maintenanceSince: null } });
+      // Here, on that host: its pools make the members they did not make meanwhile (a pool
+      // this fails for is filled again at its next change).
+      for (const pool of await db.pool.findMany({ where: { hostId: host.id, deletingAt: null }, select: { id: true } })) {
+        void pools.kick(pool.id).catch(() => undefined);
+      }
       const outcome = await relocateAll(await vmsWhere(ctx, { evacuatedFrom: host.id, hostId: { not: host.id } }), {
         ...(await asCaller(ctx)),
         target: (vm, running) => cluster.place({ ...placementOf(vm, running), hostId: host.id }),

@@ -89,14 +89,19 @@ describe("the sweep of moves cut short", () => {
     expect((await api.host.list()).map((h) => h.maintenanceSince)).toEqual([null]);
   });
 
-  it("places no new VM, pool or clone on a host in maintenance", async () => {
+  it("places no new VM, pool, clone or pool member on a host in maintenance", async () => {
     const image = await t.hangar.db.image.create({ data: { name: "maint", path: "/m.qcow2" } });
     const api = await callerFor(t.hangar);
     const spec = { imageId: image.id, cpus: 1, memoryMiB: 128 };
     const { id } = await api.vm.create({ name: "before-maintenance", ...spec });
+    const pool = await api.pool.create({ name: "kept", ...spec, size: 0, staging: "Stopped" });
     const self = await t.hangar.hosts.selfId();
     await t.hangar.db.host.update({ where: { id: self }, data: { maintenanceSince: new Date() } });
     try {
+      // A pool of the host waits: a member made now would be one more VM to move away.
+      await api.pool.resize({ id: pool.id, size: 1 });
+      await t.hangar.pools.kick(pool.id);
+      expect(await t.hangar.db.vm.count({ where: { poolId: pool.id } })).toBe(0);
       const everyHost = "Every host is in maintenance (evacuated by an admin); end one's maintenance first (host.restore, hangar host restore).";
       await expect(api.vm.create({ name: "during-maintenance", ...spec })).rejects.toMatchObject({ code: "PRECONDITION_FAILED", message: everyHost });
       await expect(api.pool.create({ name: "during-maintenance", ...spec, size: 0, staging: "Stopped" })).rejects.toMatchObject({ message: everyHost });
@@ -110,6 +115,8 @@ describe("the sweep of moves cut short", () => {
     } finally {
       await t.hangar.db.host.update({ where: { id: self }, data: { maintenanceSince: null } });
     }
+    await t.hangar.pools.kick(pool.id);
+    expect(await t.hangar.db.vm.count({ where: { poolId: pool.id } })).toBe(1);
   });
 });
 

@@ -76,6 +76,8 @@ export interface PoolDeps {
   readyTimeoutMs?: number;
   /** Why this host cannot run one more VM of `memoryMiB` now, or undefined (server/cluster/). */
   noRoom?: (memoryMiB: number) => Promise<string | undefined>;
+  /** Whether this host is in maintenance: its pools make no new member until it ends (host.restore kicks them). */
+  inMaintenance?: () => Promise<boolean>;
   /** Where other machines reach this host's VM forwards (what acquire reports as `host`). */
   sshAddress?: () => string;
   /**
@@ -104,6 +106,7 @@ export function createPools({
   backoffMs = { first: 1000, max: 60_000 },
   readyTimeoutMs = 120_000,
   noRoom,
+  inMaintenance = async () => false,
   sshAddress,
   refillDelayMs = 2000,
 }: PoolDeps) {
@@ -294,6 +297,8 @@ export function createPools({
           if (again.has(poolId)) continue;
           return;
         }
+        // A new member would be one more VM on a host being emptied.
+        if (await inMaintenance()) return;
         try {
           if (!(await addMember(pool))) return;
           failures.delete(poolId);
