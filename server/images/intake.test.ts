@@ -110,12 +110,13 @@ describe("intake", () => {
       yield whole.subarray(0, 1000);
       await held;
     }
-    const result = intake(stalled(), path.join(dir, "killed.out"), 64 * MiB);
+    // Caught from the start: it fails while the kill below is still being awaited.
+    const result = intake(stalled(), path.join(dir, "killed.out"), 64 * MiB).catch((caught: unknown) => caught);
     // The tool is a child of this test's own process: nothing else's zstd is touched.
     let pid = "";
     while (!pid) pid = (await execa("pgrep", ["-P", String(process.pid), "-x", "zstd"], { reject: false })).stdout.trim();
     await execa("kill", ["-KILL", "--", pid]);
-    const error: unknown = await result.catch((caught: unknown) => caught);
+    const error: unknown = await result;
     release();
     expect(error).toMatchObject({
       code: "DRIVER_FAILED",
