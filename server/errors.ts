@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   HOST_FULL: "PRECONDITION_FAILED",
   /** An admin keeps VMs off the host (host.evacuate): no VM is placed or moved there until host.restore. */
   HOST_IN_MAINTENANCE: "PRECONDITION_FAILED",
+  /** An evacuation or restore of the host is under way already. */
+  HOST_BUSY: "CONFLICT",
   /** Too many attempts of something guessable (a current password) in a short time. */
   RATE_LIMITED: "TOO_MANY_REQUESTS",
 } as const;

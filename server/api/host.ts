@@ -87,9 +87,66 @@ async function asCaller(ctx: Context) {
   };
 }
 
+/** Hosts whose evacuation or restore runs in this process (each runs on the host it is about), with which. */
+const relocating = new Map<string, string>();
+
+/** Runs `work` as the one evacuation or restore of `host` under way; a second is refused. */
+async function alone<T>(host: { id: string; name: string }, doing: string, work: () => Promise<T>): Promise<T> {
+  const under = relocating.get(host.id);
+  if (under) throw new HangarError("HOST_BUSY", `Host ${host.name} is being ${under} already; try again once that is done.`);
+  relocating.set(host.id, doing);
+  try {
+    return await work();
+  } finally {
+    relocating.delete(host.id);
+  }
+}
+
 /** Where `vm` would go: a Stopped VM takes no memory there; a Running one starts at once. */
 function placementOf(vm: RelocatedRow, running: boolean) {
   return { memoryMiB: running ? vm.memoryMiB : 0, imageId: vm.imageId, bridge: vm.network === "bridge" && vm.bridge ? vm.bridge : undefined };
+}
+
+/** host.evacuate, here on that host: maintenance on, then each VM relocated. */
+async function evacuate(ctx: Context, host: { id: string; name: string }) {
+  const { db, cluster, moves } = ctx.hangar;
+  const others = (await ctx.hangar.hosts.list()).filter((h) => h.id !== host.id && h.online && h.maintenanceSince === null);
+  if (others.length === 0) {
+    throw new HangarError(
+      "HOST_OFFLINE",
+      `No other host is online and out of maintenance to take host ${host.name}'s VMs; start Hangar on another host first.`,
+    );
+  }
+  await db.host.updateMany({ where: { id: host.id, maintenanceSince: null }, data: { maintenanceSince: new Date() } });
+  const outcome = await relocateAll(await vmsWhere(ctx, { hostId: host.id }), {
+    ...(await asCaller(ctx)),
+    target: (vm, running) => cluster.place(placementOf(vm, running)),
+    // Here, on the VM's host: the move remembers where the VM came from.
+    move: (vmId, hostId) => moves.moveVm(vmId, hostId, ctx.actor, { evacuation: true }),
+  });
+  await auditChange(ctx, { action: "host-evacuate", target: host.name, message: `Evacuated host ${host.name}: ${relocationSummary(outcome)}` });
+  return { host: host.name, ...outcome };
+}
+
+/** host.restore, here on that host: maintenance off, its pools filled, its evacuated VMs brought back. */
+async function restore(ctx: Context, host: { id: string; name: string }) {
+  const { db, cluster, pools } = ctx.hangar;
+  await db.host.update({ where: { id: host.id }, data: { maintenanceSince: null } });
+  // Here, on that host: its pools make the members they did not make meanwhile (a pool
+  // this fails for is filled again at its next change).
+  for (const pool of await db.pool.findMany({ where: { hostId: host.id, deletingAt: null }, select: { id: true } })) {
+    void pools.kick(pool.id).catch(() => undefined);
+  }
+  const outcome = await relocateAll(await vmsWhere(ctx, { evacuatedFrom: host.id, hostId: { not: host.id } }), {
+    ...(await asCaller(ctx)),
+    target: (vm, running) => cluster.place({ ...placementOf(vm, running), hostId: host.id }),
+  });
+  await auditChange(ctx, {
+    action: "host-restore",
+    target: host.name,
+    message: `Ended the maintenance of host ${host.name}: ${relocationSummary(outcome)}`,
+  });
+  return { host: host.name, ...outcome };
 }
 
 export const hostRouter = router({
@@ -116,24 +173,7 @@ export const hostRouter = router({
     .output(relocationOutput)
     .mutation(async ({ ctx, input }) => {
       const host = await hostOrNotFound(ctx, input.id);
-      const { db, cluster, moves } = ctx.hangar;
-      const others = (await ctx.hangar.hosts.list()).filter((h) => h.id !== host.id && h.online && h.maintenanceSince === null);
-      if (others.length === 0) {
-        throw new HangarError(
-          "HOST_OFFLINE",
-          `No other host is online and out of maintenance to take host ${host.name}'s VMs; start Hangar on another host first.`,
-        );
-      }
-      await db.host.updateMany({ where: { id: host.id, maintenanceSince: null }, data: { maintenanceSince: new Date() } });
-      const calls = await asCaller(ctx);
-      const outcome = await relocateAll(await vmsWhere(ctx, { hostId: host.id }), {
-        ...calls,
-        target: (vm, running) => cluster.place(placementOf(vm, running)),
-        // Here, on the VM's host: the move remembers where the VM came from.
-        move: (vmId, hostId) => moves.moveVm(vmId, hostId, ctx.actor, { evacuation: true }),
-      });
-      await auditChange(ctx, { action: "host-evacuate", target: host.name, message: `Evacuated host ${host.name}: ${relocationSummary(outcome)}` });
-      return { host: host.name, ...outcome };
+      return alone(host, "evacuated", () => evacuate(ctx, host));
     }),
   /**
    * Ends a host's maintenance and brings back the VMs its evacuation moved away (those moved
@@ -151,22 +191,6 @@ export const hostRouter = router({
     .output(relocationOutput)
     .mutation(async ({ ctx, input }) => {
       const host = await hostOrNotFound(ctx, input.id);
-      const { db, cluster, pools } = ctx.hangar;
-      await db.host.update({ where: { id: host.id }, data: { maintenanceSince: null } });
-      // Here, on that host: its pools make the members they did not make meanwhile (a pool
-      // this fails for is filled again at its next change).
-      for (const pool of await db.pool.findMany({ where: { hostId: host.id, deletingAt: null }, select: { id: true } })) {
-        void pools.kick(pool.id).catch(() => undefined);
-      }
-      const outcome = await relocateAll(await vmsWhere(ctx, { evacuatedFrom: host.id, hostId: { not: host.id } }), {
-        ...(await asCaller(ctx)),
-        target: (vm, running) => cluster.place({ ...placementOf(vm, running), hostId: host.id }),
-      });
-      await auditChange(ctx, {
-        action: "host-restore",
-        target: host.name,
-        message: `Ended the maintenance of host ${host.name}: ${relocationSummary(outcome)}`,
-      });
-      return { host: host.name, ...outcome };
+      return alone(host, "restored", () => restore(ctx, host));
     }),
 });

@@ -148,8 +148,14 @@ describe("a cluster of two hosts", () => {
   it("evacuates alpha: its Running VM runs on beta, a Stopped one moves, nothing new goes to alpha; restore brings them back", async () => {
     const parked = await alpha().api.vm.create.mutate({ name: "parked", imageId: await tinyImageId(), cpus: 1, memoryMiB: 256, hostId: alpha().id });
 
-    // Asked on beta, run by alpha (the host evacuated).
-    const evacuated = await beta().api.host.evacuate.mutate({ id: alpha().id });
+    // Asked on beta, run by alpha (the host evacuated); a second evacuation meanwhile is refused.
+    const [evacuation, again] = await Promise.allSettled([
+      beta().api.host.evacuate.mutate({ id: alpha().id }),
+      sleep(500).then(() => alpha().api.host.evacuate.mutate({ id: alpha().id })),
+    ]);
+    expect(again).toMatchObject({ status: "rejected", reason: { message: "Host alpha is being evacuated already; try again once that is done." } });
+    if (evacuation.status === "rejected") throw evacuation.reason;
+    const evacuated = evacuation.value;
     const name = (await alpha().api.vm.get.query({ id: vmId })).name;
     expect(evacuated).toEqual({
       host: "alpha",
