@@ -22,8 +22,8 @@ export function CreateVmForm({ onCreated, onCancel }: { onCreated: (name: string
   const trpc = useTRPC();
   const images = useQuery(trpc.image.list.queryOptions());
   const hosts = useQuery(trpc.host.list.queryOptions());
-  // The bridges some online host opens to VMs (HANGAR_BRIDGES): the only ones a VM may join.
-  const bridges = [...new Set((hosts.data ?? []).filter((h) => h.online).flatMap((h) => h.bridges))].sort();
+  // The bridges some online host out of maintenance opens to VMs (HANGAR_BRIDGES): the only ones a new VM may join.
+  const bridges = [...new Set((hosts.data ?? []).filter((h) => h.online && h.maintenanceSince === null).flatMap((h) => h.bridges))].sort();
   const id = useId();
   const [name, setName] = useState("");
   const [imageId, setImageId] = useState("");
