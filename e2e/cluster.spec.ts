@@ -1,9 +1,9 @@
 /**
  * Two hosts on one PostgreSQL database, as a team runs Hangar on two machines: a person on
  * alpha's dashboard watches a VM that lives on beta change as beta changes it, opens its
- * console, moves it to alpha and back, and evacuates and restores beta. The spec starts (and stops) its own two servers
- * (server/testing/cluster.ts), so it needs PostgreSQL at HANGAR_TEST_POSTGRES (default
- * postgres://postgres@127.0.0.1:5432/test).
+ * console, moves it to alpha and back, and evacuates and restores beta. The spec starts (and
+ * stops) its own two servers (server/testing/cluster.ts), so it needs PostgreSQL at
+ * HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { expect, test } from "@playwright/test";
 import { CLUSTER_ADMIN, startCluster, type Cluster } from "../server/testing/cluster.ts";
