@@ -426,6 +426,13 @@ describe("hangar CLI", () => {
         ? [6, `hangar: No other host is online and out of maintenance to take host ${here}'s VMs; start Hangar on another host first.`]
         : [2, "hangar: This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to take its VMs."],
     );
+    const removed = await asBoss(["host", "rm", here]);
+    expect([removed.exitCode, removed.stderr.trim()]).toEqual([
+      2,
+      t.hangar.cluster.shared
+        ? `hangar: Host ${here} is online; stop its Hangar first, then remove it (a Hangar started there later registers it anew).`
+        : "hangar: This Hangar is a single host (several hosts share one PostgreSQL database); it has no other host to remove.",
+    ]);
     // One host: no HOST column. A VM on a second host, offline since an hour: the column
     // shows, and `get` answers from the database without asking the guest through its host.
     expect((await asBoss(["ls"])).stdout).not.toMatch(/HOST/);

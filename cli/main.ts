@@ -804,6 +804,18 @@ host
     }),
   );
 
+host
+  .command("rm")
+  .description("remove a host that has gone for good: offline, with no VMs or pools left")
+  .argument("<host>", "the host (`hangar host ls`)")
+  .action(
+    run(async (name: string, _options: unknown, command: Command) => {
+      const { api } = await connect();
+      const removed = await api.host.remove.mutate({ id: await resolveHost(api, name) });
+      output(json(command), removed, (r) => `${r.name} removed`);
+    }),
+  );
+
 const pool = program.command("pool").description("warm pools");
 pool
   .command("ls")

@@ -3,7 +3,7 @@
  * A host's maintenance, for admins when there are several hosts (as Proxmox's maintenance
  * mode and Incus' evacuate): Evacuate keeps new VMs off the host and moves its VMs to the
  * others; Restore ends that and brings them back. Each answers with where every VM went, or
- * why it stayed.
+ * why it stayed. An offline host offers Remove instead (Incus' `cluster remove`).
  */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
@@ -52,10 +52,11 @@ export function HostMaintenance({ host }: { host: { id: string; name: string; on
     onError: (e: unknown) => setError(errorText(e)),
     onSettled: () => Promise.all([queryClient.invalidateQueries(trpc.metrics.hosts.queryFilter()), queryClient.invalidateQueries(trpc.host.pathFilter())]),
   };
+  const remove = useMutation(trpc.host.remove.mutationOptions(settle));
   const evacuate = useMutation(trpc.host.evacuate.mutationOptions({ ...settle, onSuccess: (relocation) => setResult({ verb: "Evacuated", relocation }) }));
   const restore = useMutation(trpc.host.restore.mutationOptions({ ...settle, onSuccess: (relocation) => setResult({ verb: "Restored", relocation }) }));
   const once = useSingleFlight();
-  const busy = evacuate.isPending || restore.isPending;
+  const busy = evacuate.isPending || restore.isPending || remove.isPending;
 
   function onEvacuate() {
     const question =
@@ -70,15 +71,37 @@ export function HostMaintenance({ host }: { host: { id: string; name: string; on
     }
   }
 
+  function onRemove() {
+    if (
+      window.confirm(`Remove host ${host.name} from this Hangar? Do this for a machine that has gone for good; a Hangar started there again registers it anew.`)
+    ) {
+      once(() => remove.mutateAsync({ id: host.id }));
+    }
+  }
+
+  // An offline host cannot be evacuated (it serves its disks); one gone for good can be removed.
+  if (!host.online) {
+    return (
+      <div className="stack tight host-maintenance">
+        <div className="buttons">
+          <button type="button" disabled={busy} onClick={onRemove}>
+            {remove.isPending ? "Removing…" : "Remove"}
+          </button>
+        </div>
+        <ErrorAlert message={error} onDismiss={() => setError(undefined)} />
+      </div>
+    );
+  }
+
   return (
     <div className="stack tight host-maintenance">
       <div className="buttons">
         {host.maintenanceSince ? (
-          <button type="button" disabled={busy || !host.online} onClick={onRestore}>
+          <button type="button" disabled={busy} onClick={onRestore}>
             {restore.isPending ? "Restoring…" : "Restore"}
           </button>
         ) : null}
-        <button type="button" disabled={busy || !host.online} onClick={onEvacuate}>
+        <button type="button" disabled={busy} onClick={onEvacuate}>
           {evacuate.isPending ? "Evacuating…" : host.maintenanceSince ? "Evacuate again" : "Evacuate"}
         </button>
       </div>

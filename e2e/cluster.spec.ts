@@ -1,9 +1,9 @@
 /**
  * Two hosts on one PostgreSQL database, as a team runs Hangar on two machines: a person on
  * alpha's dashboard watches a VM that lives on beta change as beta changes it, opens its
- * console, moves it to alpha and back, and evacuates and restores beta. The spec starts (and
- * stops) its own two servers (server/testing/cluster.ts), so it needs PostgreSQL at
- * HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
+ * console, moves it to alpha and back, evacuates and restores beta, and removes a host gone
+ * for good. The spec starts (and stops) its own two servers (server/testing/cluster.ts), so
+ * it needs PostgreSQL at HANGAR_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test).
  */
 import { expect, test } from "@playwright/test";
 import { CLUSTER_ADMIN, startCluster, type Cluster } from "../server/testing/cluster.ts";
@@ -96,5 +96,15 @@ test("alpha's dashboard shows a VM of beta change live, opens its console and mo
   await expect(betaCard.getByTestId("relocation")).toContainText(`${name} → beta`, LONG);
   await expect(betaCard.getByTestId("host-maintenance")).toHaveCount(0);
   expect((await cluster.db.vm.findUniqueOrThrow({ where: { id: vm.id } })).hostId).toBe(beta.id);
+
+  // A machine gone for good (offline an hour, nothing on it) is removed from the list.
+  const heartbeatAt = new Date(Date.now() - 3_600_000);
+  await cluster.db.host.create({ data: { name: "gamma", apiAddress: "http://127.0.0.1:9", heartbeatAt, accelerator: "tcg", freeMemoryMiB: 0 } });
+  await page.reload();
+  const gammaCard = page.locator('[data-testid="host-card"][data-host-name="gamma"]');
+  await expect(gammaCard.getByTestId("host-status")).toHaveText("offline", LONG);
+  await gammaCard.getByRole("button", { name: "Remove" }).click();
+  await expect(gammaCard).toHaveCount(0, LONG);
+  expect(await cluster.db.host.count({ where: { name: "gamma" } })).toBe(0);
   await context.close();
 });

@@ -149,6 +149,7 @@ beforeAll(async () => {
     "host.list": undefined,
     "host.evacuate": { id: await t.hangar.hosts.selfId() },
     "host.restore": { id: await t.hangar.hosts.selfId() },
+    "host.remove": { id: await t.hangar.hosts.selfId() },
     "terminal.sessions": undefined,
     "terminal.ticket": { vmId: target.id, kind: "console" },
     "metrics.vm": { id: target.id, range: "1h" },

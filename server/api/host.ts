@@ -149,6 +149,32 @@ async function restore(ctx: Context, host: { id: string; name: string }) {
   return { host: host.name, ...outcome };
 }
 
+/** host.remove: a host that has gone for good leaves the list, with what only it held. */
+async function removeHost(ctx: Context, hostId: string) {
+  const { db, hosts, cluster } = ctx.hangar;
+  if (!cluster.shared)
+    throw new HangarError("INVALID_INPUT", "This Hangar is a single host (several hosts share one PostgreSQL database); it has no other host to remove.");
+  const host = await hostOrNotFound(ctx, hostId);
+  const row = await db.host.findUniqueOrThrow({ where: { id: host.id } });
+  if (hosts.isOnline(row)) {
+    throw new HangarError(
+      "INVALID_INPUT",
+      `Host ${host.name} is online; stop its Hangar first, then remove it (a Hangar started there later registers it anew).`,
+    );
+  }
+  const [vms, pools] = await Promise.all([db.vm.count({ where: { hostId: host.id } }), db.pool.count({ where: { hostId: host.id } })]);
+  if (vms > 0 || pools > 0) {
+    throw new HangarError(
+      "INVALID_INPUT",
+      `Host ${host.name} still has ${vms} VM${vms === 1 ? "" : "s"} and ${pools} pool${pools === 1 ? "" : "s"}; start its Hangar and evacuate it (and delete its pools) first.`,
+    );
+  }
+  // Its image copies go with the row; its usage history is of no host any more.
+  await db.$transaction([db.metricPoint.deleteMany({ where: { kind: "host", subjectId: host.id } }), db.host.delete({ where: { id: host.id } })]);
+  await auditChange(ctx, { action: "host-remove", target: host.name, message: `Removed host ${host.name}` });
+  return { id: host.id, name: host.name };
+}
+
 export const hostRouter = router({
   list: procedure
     .meta({ permission: "read", openapi: rest("GET", "/hosts", "Every host: online or not, and what its VMs take of it") })
@@ -193,4 +219,13 @@ export const hostRouter = router({
       const host = await hostOrNotFound(ctx, input.id);
       return alone(host, "restored", () => restore(ctx, host));
     }),
+  /**
+   * Removes a host that has gone for good (Incus' `cluster remove`): offline, with no VM and no
+   * pool left. Its image copies and usage history go with it.
+   */
+  remove: procedure
+    .meta({ permission: "admin", openapi: rest("POST", "/hosts/{id}/delete", "Remove an offline host that has no VMs or pools left (admins)") })
+    .input(z.object({ id }))
+    .output(z.object({ id: z.string(), name: z.string() }))
+    .mutation(({ ctx, input }) => removeHost(ctx, input.id)),
 });

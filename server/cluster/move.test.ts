@@ -89,6 +89,39 @@ describe("the sweep of moves cut short", () => {
     expect((await api.host.list()).map((h) => h.maintenanceSince)).toEqual([null]);
   });
 
+  it("removes an offline host with nothing left on it, and no other", async () => {
+    const api = await callerFor(t.hangar);
+    const { db } = t.hangar;
+    const self = await t.hangar.hosts.selfId();
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    const gone = await db.host.create({ data: { name: "gone", apiAddress: "http://127.0.0.1:9", heartbeatAt: hourAgo, accelerator: "tcg", freeMemoryMiB: 0 } });
+    const busy = await db.host.create({ data: { name: "busy", apiAddress: "http://127.0.0.1:9", heartbeatAt: hourAgo, accelerator: "tcg", freeMemoryMiB: 0 } });
+    const image = await db.image.create({ data: { name: "base", path: "/b.qcow2" } });
+    const { id } = await api.vm.create({ name: "left-behind", imageId: image.id, cpus: 1, memoryMiB: 128 });
+    await db.vm.update({ where: { id }, data: { hostId: busy.id } });
+    await db.imageCopy.create({ data: { imageId: image.id, hostId: gone.id } });
+    await db.metricPoint.create({ data: { kind: "host", subjectId: gone.id, at: hourAgo, data: "{}" } });
+    if (!t.hangar.cluster.shared) {
+      await expect(api.host.remove({ id: gone.id })).rejects.toMatchObject({
+        code: "BAD_REQUEST",
+        message: "This Hangar is a single host (several hosts share one PostgreSQL database); it has no other host to remove.",
+      });
+      return;
+    }
+    await expect(api.host.remove({ id: self })).rejects.toMatchObject({
+      code: "BAD_REQUEST",
+      message: expect.stringContaining("is online; stop its Hangar first"),
+    });
+    await expect(api.host.remove({ id: busy.id })).rejects.toMatchObject({
+      message: "Host busy still has 1 VM and 0 pools; start its Hangar and evacuate it (and delete its pools) first.",
+    });
+    expect(await api.host.remove({ id: gone.id })).toEqual({ id: gone.id, name: "gone" });
+    expect((await api.host.list()).map((h) => h.name).sort()).toEqual(["busy", t.hangar.hosts.name].sort());
+    expect(await db.imageCopy.count({ where: { hostId: gone.id } })).toBe(0);
+    expect(await db.metricPoint.count({ where: { subjectId: gone.id } })).toBe(0);
+    await expect(api.host.remove({ id: gone.id })).rejects.toMatchObject({ code: "NOT_FOUND" });
+  });
+
   it("places no new VM, pool, clone or pool member on a host in maintenance", async () => {
     const image = await t.hangar.db.image.create({ data: { name: "maint", path: "/m.qcow2" } });
     const api = await callerFor(t.hangar);
