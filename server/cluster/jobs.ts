@@ -322,6 +322,9 @@ export function createJobs({ databaseUrl, pickupMs, log }: JobsOptions) {
       }, budgetMs);
       waiters.set(id, waiter);
     });
+    // It may fail (an abort, shutting down) while the job is still being sent, before the caller
+    // holds it: handled here so that is no unhandled rejection; the caller still gets the error.
+    outcome.catch(() => undefined);
     try {
       await boss.send(queue, { call: data, pickupMs }, { id, retryLimit: 0, expireInSeconds: Math.ceil(budgetMs / 1000) });
     } catch (error) {
