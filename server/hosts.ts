@@ -73,6 +73,11 @@ export function bridgesOf(host: { bridges: string }): string[] {
   return host.bridges.split(",").filter(Boolean);
 }
 
+/** Why a call about another host is refused on SQLite; `rest` says what is missing (", so there is no other host to …"). */
+export function singleHostSentence(rest: string): string {
+  return `This Hangar is a single host (several hosts share one PostgreSQL database)${rest}`;
+}
+
 /** Why host `name`, in maintenance (host.evacuate), takes no VM now. */
 export function inMaintenanceSentence(name: string): string {
   return `Host ${name} is in maintenance (evacuated by an admin) and takes no VMs; pick another host, or end its maintenance first (host.restore, hangar host restore ${name}).`;

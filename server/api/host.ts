@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { relocateAll, relocationSummary, type EvacuatedVm } from "../cluster/evacuate.ts";
 import { HangarError } from "../errors.ts";
-import type { Hosts } from "../hosts.ts";
+import { singleHostSentence, type Hosts } from "../hosts.ts";
 import { hostListOutput, relocationOutput } from "./outputs.ts";
 import { id } from "./schemas.ts";
 import { auditChange, IN_PROCESS, procedure, restRoutes, router, type Context } from "./trpc.ts";
@@ -37,13 +37,12 @@ const relocatedVm = {
 
 type RelocatedRow = EvacuatedVm & { imageId: string; network: string; bridge: string | null };
 
-async function hostOrNotFound(ctx: Context, hostId: string) {
-  if (!ctx.hangar.cluster.shared) {
-    throw new HangarError(
-      "INVALID_INPUT",
-      "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to take its VMs.",
-    );
-  }
+/** Where an evacuation or restore is refused on SQLite. */
+const TAKES_ITS_VMS = ", so there is no other host to take its VMs.";
+
+/** Host `hostId`, on a Hangar of several hosts; `onSqlite` ends the sentence that refuses the call on one. */
+async function hostOrNotFound(ctx: Context, hostId: string, onSqlite: string) {
+  if (!ctx.hangar.cluster.shared) throw new HangarError("INVALID_INPUT", singleHostSentence(onSqlite));
   const host = await ctx.hangar.db.host.findUnique({ where: { id: hostId }, select: { id: true, name: true } });
   if (!host) throw new HangarError("NOT_FOUND", `No host with id "${hostId}"; host.list (hangar host ls) names them.`);
   return host;
@@ -151,10 +150,8 @@ async function restore(ctx: Context, host: { id: string; name: string }) {
 
 /** host.remove: a host that has gone for good leaves the list, with what only it held. */
 async function removeHost(ctx: Context, hostId: string) {
-  const { db, hosts, cluster } = ctx.hangar;
-  if (!cluster.shared)
-    throw new HangarError("INVALID_INPUT", "This Hangar is a single host (several hosts share one PostgreSQL database); it has no other host to remove.");
-  const host = await hostOrNotFound(ctx, hostId);
+  const { db, hosts } = ctx.hangar;
+  const host = await hostOrNotFound(ctx, hostId, "; it has no other host to remove.");
   const row = await db.host.findUniqueOrThrow({ where: { id: host.id } });
   if (hosts.isOnline(row)) {
     throw new HangarError(
@@ -198,7 +195,7 @@ export const hostRouter = router({
     .input(z.object({ id }))
     .output(relocationOutput)
     .mutation(async ({ ctx, input }) => {
-      const host = await hostOrNotFound(ctx, input.id);
+      const host = await hostOrNotFound(ctx, input.id, TAKES_ITS_VMS);
       return alone(host, "evacuated", () => evacuate(ctx, host));
     }),
   /**
@@ -216,7 +213,7 @@ export const hostRouter = router({
     .input(z.object({ id }))
     .output(relocationOutput)
     .mutation(async ({ ctx, input }) => {
-      const host = await hostOrNotFound(ctx, input.id);
+      const host = await hostOrNotFound(ctx, input.id, TAKES_ITS_VMS);
       return alone(host, "restored", () => restore(ctx, host));
     }),
   /**

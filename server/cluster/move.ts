@@ -24,7 +24,7 @@ import { CLUSTER_HEADER, issuePass, verifyPass } from "../auth/cluster-secret.ts
 import type { Db } from "../db.ts";
 import { movedFiles, removeVmFiles, vmDir, vmFiles } from "../driver/qemu/paths.ts";
 import { HangarError, errorDetail, isErrorCode, isHangarError, userMessage } from "../errors.ts";
-import { bridgesOf, inMaintenanceSentence, type Hosts } from "../hosts.ts";
+import { bridgesOf, inMaintenanceSentence, singleHostSentence, type Hosts } from "../hosts.ts";
 import { storeName, type ImageFiles, type LocalImage } from "../images/copies.ts";
 import type { Lifecycle } from "../vms/lifecycle.ts";
 import type { State } from "../vms/state.ts";
@@ -65,6 +65,12 @@ export function savedStateMismatch(here: QemuFacts, target: QemuFacts): string |
       ? `host ${h.name} runs qemu ${h.qemuVersion} with ${h.accelerator}${h.accelerator === "kvm" ? ` on ${h.cpuModel || "an unknown CPU"}` : ""}`
       : `host ${h.name} has not said which qemu it runs yet`;
   return `its saved state loads only in the same qemu with the same accelerator (and under KVM on the same CPU model), and ${runs(here)}, ${runs(target)}`;
+}
+
+/** Refuses the move of Suspended VM `vmName` from `here` to `target` when its saved state would not load there (both sides check). */
+function assertSavedStateLoads(vmName: string, here: QemuFacts, target: QemuFacts): void {
+  const mismatch = savedStateMismatch(here, target);
+  if (mismatch) throw new HangarError("VM_INVALID_TRANSITION", `VM "${vmName}" is Suspended, and ${mismatch}; resume it and stop it, then move it.`);
 }
 
 /** What the source's pass tells the target: who sends, and which files with their sizes. */
@@ -123,11 +129,7 @@ export function createMoves({
   async function moveVm(vmId: string, targetId: string, actor: string, { evacuation = false } = {}): Promise<void> {
     const vm = await db.vm.findUnique({ where: { id: vmId } });
     if (!vm) throw new HangarError("NOT_FOUND", `No VM with id "${vmId}".`);
-    if (!shared)
-      throw new HangarError(
-        "INVALID_INPUT",
-        "This Hangar is a single host (several hosts share one PostgreSQL database), so there is no other host to move a VM to.",
-      );
+    if (!shared) throw new HangarError("INVALID_INPUT", singleHostSentence(", so there is no other host to move a VM to."));
     const self = await hosts.selfId();
     const source = hosts.name;
     const target = await db.host.findUnique({ where: { id: targetId } });
@@ -142,10 +144,7 @@ export function createMoves({
       throw new HangarError("INVALID_INPUT", `VM "${vm.name}" joins bridge ${vm.bridge}, which host ${target.name} does not offer (its HANGAR_BRIDGES).`);
     }
     const suspended = vm.state === "Suspended";
-    if (suspended) {
-      const mismatch = savedStateMismatch(await db.host.findUniqueOrThrow({ where: { id: self } }), target);
-      if (mismatch) throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is Suspended, and ${mismatch}; resume it and stop it, then move it.`);
-    }
+    if (suspended) assertSavedStateLoads(vm.name, await db.host.findUniqueOrThrow({ where: { id: self } }), target);
     await lifecycle.withLock(vmId, `moving to host ${target.name}`, MOVABLE, async () => {
       const files = vmFiles(stateDir, vmId);
       const present: { name: string; size: number }[] = [];
@@ -243,8 +242,7 @@ export function createMoves({
       throw new HangarError("VM_BUSY", `VM "${vm.name}" is not a Stopped or Suspended VM of the host that offered it; try again once it settles.`);
     }
     const suspended = vm.state === "Suspended";
-    const mismatch = suspended ? savedStateMismatch(source, await db.host.findUniqueOrThrow({ where: { id: await hosts.selfId() } })) : undefined;
-    if (mismatch) throw new HangarError("VM_INVALID_TRANSITION", `VM "${vm.name}" is Suspended, and ${mismatch}; resume it and stop it, then move it.`);
+    if (suspended) assertSavedStateLoads(vm.name, source, await db.host.findUniqueOrThrow({ where: { id: await hosts.selfId() } }));
     const place = vmDir(stateDir, vmId);
     // Two hosts on one state directory would each remove the copy the other holds.
     const self = await hosts.selfId();
